@@ -1,0 +1,1 @@
+//! Audit events, records and the hash chain.
