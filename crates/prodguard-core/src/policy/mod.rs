@@ -9,6 +9,71 @@ use serde::Serialize;
 
 use crate::Tier;
 
+mod duration;
+mod evaluate;
+mod glob;
+mod json;
+mod render;
+mod toml_src;
+mod tree;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use duration::{DURATION_FORM, format_duration, parse_duration};
+pub use evaluate::Evaluation;
+pub use glob::{MAX_OPERATION_LEN, glob_matches, validate_operation_name};
+
+/// The marker file's default path.
+pub const DEFAULT_MARKER_FILE: &str = "/etc/prodguard/environment";
+
+/// How long an approval token may live when `[approval] max_ttl` is not set: 15 minutes.
+pub const DEFAULT_MAX_TTL_SECONDS: u64 = 900;
+
+/// The built-in default policy, as TOML (what `prodguard policy show --default`
+/// prints, and what [`Policy::builtin_default`] parses).
+///
+/// It guards every operation in the protected tiers (production, and an
+/// environment nobody declared) with a confirmation and the audit log.
+pub const DEFAULT_POLICY_TOML: &str = r#"# prodguard built-in default policy.
+#
+# Used when neither PRODGUARD_POLICY nor ./prodguard.toml names a policy file.
+# Copy it to prodguard.toml and edit it to make your own policy.
+
+[environment]
+# An environment that no signal declares is guarded like production (fail closed).
+# Set a tier name instead (e.g. "development") to treat it as that tier.
+unknown = "protected"
+# A file whose content names the environment, e.g. "production".
+marker_file = "/etc/prodguard/environment"
+# Names of your own environments, mapped to tiers:
+# aliases = { "prod-eu" = "production" }
+
+[audit]
+# Each audit record is on disk (fdatasync) before the operation may run.
+# log = "/var/log/prodguard/audit.jsonl"
+durability = "fdatasync"
+
+[approval]
+# Approval tokens (confirmation without a terminal, `prodguard approve`)
+# live at most 15 minutes.
+# key_file = "/etc/prodguard/approval.key"
+max_ttl = "15m"
+# Set to true to require that the approver is not the requester.
+four_eyes = false
+
+# In production, and wherever the environment is unknown, every guarded
+# operation needs a confirmation (typed at a terminal, or an approval token)
+# and is recorded in the audit log.
+[[rule]]
+name = "default: protected tiers"
+operations = ["*"]
+tiers = ["production", "unknown"]
+require = ["confirm", "audit"]
+confirm = { mode = "either" }
+"#;
+
 /// A policy error: where it is and what was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}:{line}:{column}: {message}")]
@@ -19,7 +84,7 @@ pub struct PolicyError {
     pub line: u32,
     /// 1-based column (in characters).
     pub column: u32,
-    /// What is wrong and what was expected, e.g. "unknown key `requre` in [[rule]]; did you mean `require`?".
+    /// What is wrong and what was expected, e.g. "unknown key `requre` in \[\[rule\]\]; did you mean `require`?".
     pub message: String,
 }
 
@@ -66,6 +131,16 @@ pub enum Durability {
     None,
 }
 
+impl Durability {
+    /// The policy's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Fdatasync => "fdatasync",
+            Durability::None => "none",
+        }
+    }
+}
+
 /// `[audit]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditConfig {
@@ -91,7 +166,9 @@ pub struct ApprovalConfig {
 }
 
 /// A requirement a rule can name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Requirement {
     /// A person confirms this operation on this target here.
@@ -125,8 +202,19 @@ pub enum ConfirmMode {
     Either,
 }
 
+impl ConfirmMode {
+    /// The policy's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfirmMode::Typed => "typed",
+            ConfirmMode::Approval => "approval",
+            ConfirmMode::Either => "either",
+        }
+    }
+}
+
 /// Who may act.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ActorKind {
     /// A person at a terminal.
@@ -137,6 +225,18 @@ pub enum ActorKind {
     Agent,
     /// A service with nobody at a terminal.
     Service,
+}
+
+impl ActorKind {
+    /// The policy's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorKind::Human => "human",
+            ActorKind::Ci => "ci",
+            ActorKind::Agent => "agent",
+            ActorKind::Service => "service",
+        }
+    }
 }
 
 /// `backup = { … }` in a rule.
@@ -189,13 +289,70 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// The built-in default policy (what `policy show --default` prints).
+    /// Parses a policy file's text, choosing the format by its name: JSON
+    /// when `file` ends in `.json`, or when the text starts with `{` and is
+    /// not valid TOML; TOML otherwise.
+    ///
+    /// `file` is used for messages and as [`Policy::source`].
+    pub fn parse(text: &str, file: &str) -> Result<Policy, PolicyError> {
+        if file.to_ascii_lowercase().ends_with(".json") {
+            return Policy::parse_json(text, file);
+        }
+        let starts_like_json = text
+            .trim_start_matches('\u{feff}')
+            .trim_start()
+            .starts_with('{');
+        match Policy::parse_toml(text, file) {
+            Err(_) if starts_like_json => Policy::parse_json(text, file),
+            result => result,
+        }
+    }
+
+    /// Parses and validates a TOML policy.
+    ///
+    /// Errors give the file, the 1-based line and column (in characters) of
+    /// the offending key or value, what is wrong and what was expected.
+    ///
+    /// ```
+    /// use prodguard_core::Policy;
+    /// let err = Policy::parse_toml("[[rule]]\noperations = [\"db.*\"]\nrequre = [\"audit\"]\n", "p.toml")
+    ///     .unwrap_err();
+    /// assert_eq!((err.line, err.column), (3, 1));
+    /// assert!(err.message.contains("did you mean `require`?"));
+    /// ```
+    pub fn parse_toml(text: &str, file: &str) -> Result<Policy, PolicyError> {
+        let locator = tree::Locator::new(text, file);
+        let root = toml_src::parse(text, &locator)?;
+        validate::policy_from_tree(&root, &locator, tree::Format::Toml, file)
+    }
+
+    /// Parses and validates a JSON policy: the same keys as TOML, with
+    /// `"rule"` an array of objects.
+    ///
+    /// Errors give positions just as [`Policy::parse_toml`] does.
+    pub fn parse_json(text: &str, file: &str) -> Result<Policy, PolicyError> {
+        let locator = tree::Locator::new(text, file);
+        let root = json::parse(text, &locator)?;
+        validate::policy_from_tree(&root, &locator, tree::Format::Json, file)
+    }
+
+    /// The built-in default policy (what `policy show --default` prints):
+    /// [`DEFAULT_POLICY_TOML`] parsed, with source `<default>`.
     pub fn builtin_default() -> Policy {
+        // The text is a constant that a test proves parses to exactly
+        // `hand_built_default()`; the fallback only avoids a panic path.
+        Policy::parse_toml(DEFAULT_POLICY_TOML, "<default>")
+            .unwrap_or_else(|_| Policy::hand_built_default())
+    }
+
+    /// The default policy built without parsing (the fallback of
+    /// [`Policy::builtin_default`]; tests prove both are equal).
+    fn hand_built_default() -> Policy {
         Policy {
             source: "<default>".into(),
             environment: EnvironmentConfig {
                 unknown: UnknownEnvironment::Protected,
-                marker_file: "/etc/prodguard/environment".into(),
+                marker_file: DEFAULT_MARKER_FILE.into(),
                 aliases: BTreeMap::new(),
                 hostnames: Vec::new(),
             },
@@ -207,7 +364,7 @@ impl Policy {
             },
             approval: ApprovalConfig {
                 key_file: None,
-                max_ttl_seconds: 900,
+                max_ttl_seconds: DEFAULT_MAX_TTL_SECONDS,
                 four_eyes: false,
             },
             rules: vec![Rule {
@@ -222,9 +379,4 @@ impl Policy {
             }],
         }
     }
-}
-
-/// Whether a dotted operation name matches a glob (`*` any run of characters, dots included; `?` one character).
-pub fn glob_matches(pattern: &str, name: &str) -> bool {
-    pattern == name || pattern == "*"
 }

@@ -1,0 +1,189 @@
+//! What a policy asks of one operation in one tier.
+
+use serde::Serialize;
+
+use super::{ActorKind, BackupSpec, ConfirmMode, Policy, Requirement, Rule, glob_matches};
+use crate::Tier;
+
+/// What the policy asks of one operation in one tier: the combined effect of
+/// **every** matching rule (not the first match).
+///
+/// - any matching `deny` rule denies (the first one in file order is named);
+/// - requirements are the union over the matching rules, each named with the
+///   first rule that asked for it;
+/// - the confirmation mode is the most restrictive one asked for;
+/// - the allowed actors are the intersection of every restricting rule's list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Evaluation {
+    /// `(rule name, reason)` when a rule refuses the operation here.
+    ///
+    /// Also set when matching rules restrict `actors` to lists with nothing
+    /// in common: nobody could ever act, so the operation is refused.
+    pub denied_by: Option<(String, String)>,
+    /// Each requirement once, with the first rule (in file order) that asks
+    /// for it; sorted confirm, backup, audit.
+    pub requirements: Vec<(Requirement, String)>,
+    /// How a confirmation may be given, when one is required: `Typed` if any
+    /// matching rule asks for typed; else `Approval` if any asks for an
+    /// approval token; else `Either`. `Typed` wins over `Approval` because a
+    /// person present at a terminal is the stronger evidence. `Either` when no
+    /// confirmation is required.
+    pub confirm_mode: ConfirmMode,
+    /// The backup specification of the first matching rule that requires a backup.
+    pub backup: Option<BackupSpec>,
+    /// Who may act: the intersection of the non-empty `actors` lists of the
+    /// matching rules, in the order human, ci, agent, service; empty when no
+    /// matching rule restricts actors (anyone may act).
+    pub actors: Vec<ActorKind>,
+    /// The names of every matching rule, in file order.
+    pub matched_rules: Vec<String>,
+}
+
+impl Evaluation {
+    /// Whether a rule refuses the operation.
+    pub fn is_denied(&self) -> bool {
+        self.denied_by.is_some()
+    }
+
+    /// Whether `requirement` applies.
+    pub fn requires(&self, requirement: Requirement) -> bool {
+        self.requirements.iter().any(|(r, _)| *r == requirement)
+    }
+
+    /// The rule that asked for `requirement`, if it applies.
+    pub fn rule_for(&self, requirement: Requirement) -> Option<&str> {
+        self.requirements
+            .iter()
+            .find(|(r, _)| *r == requirement)
+            .map(|(_, name)| name.as_str())
+    }
+
+    /// Whether `actor` may act (always true when no rule restricts actors).
+    pub fn allows_actor(&self, actor: ActorKind) -> bool {
+        self.actors.is_empty() || self.actors.contains(&actor)
+    }
+
+    /// Whether no rule matched: the operation is not guarded here.
+    pub fn is_unguarded(&self) -> bool {
+        self.matched_rules.is_empty()
+    }
+}
+
+const ACTOR_ORDER: [ActorKind; 4] = [
+    ActorKind::Human,
+    ActorKind::Ci,
+    ActorKind::Agent,
+    ActorKind::Service,
+];
+
+impl Rule {
+    /// Whether this rule applies to `operation` in `tier`: any of its
+    /// operation globs matches and its tier list is empty or names `tier`.
+    pub fn matches(&self, tier: Tier, operation: &str) -> bool {
+        (self.tiers.is_empty() || self.tiers.contains(&tier))
+            && self.operations.iter().any(|g| glob_matches(g, operation))
+    }
+}
+
+impl Policy {
+    /// What this policy asks of `operation` in `tier`. Every matching rule
+    /// applies; see [`Evaluation`] for how they combine.
+    ///
+    /// The operation name is matched as given: check it first with
+    /// [`validate_operation_name`](super::validate_operation_name).
+    ///
+    /// ```
+    /// use prodguard_core::{Policy, Tier};
+    /// use prodguard_core::policy::Requirement;
+    ///
+    /// let policy = Policy::builtin_default();
+    /// let production = policy.evaluate(Tier::Production, "db.migrate");
+    /// assert!(production.requires(Requirement::Confirm));
+    /// assert!(policy.evaluate(Tier::Development, "db.migrate").is_unguarded());
+    /// ```
+    pub fn evaluate(&self, tier: Tier, operation: &str) -> Evaluation {
+        let mut evaluation = Evaluation {
+            denied_by: None,
+            requirements: Vec::new(),
+            confirm_mode: ConfirmMode::Either,
+            backup: None,
+            actors: Vec::new(),
+            matched_rules: Vec::new(),
+        };
+        // `None` until a rule restricts actors.
+        let mut allowed: Option<Vec<ActorKind>> = None;
+        let mut restricting: Vec<&Rule> = Vec::new();
+        let mut typed = false;
+        let mut approval = false;
+        for rule in self.rules.iter().filter(|r| r.matches(tier, operation)) {
+            evaluation.matched_rules.push(rule.name.clone());
+            if let Some(reason) = &rule.deny
+                && evaluation.denied_by.is_none()
+            {
+                evaluation.denied_by = Some((rule.name.clone(), reason.clone()));
+            }
+            for &requirement in &rule.require {
+                if !evaluation.requires(requirement) {
+                    evaluation
+                        .requirements
+                        .push((requirement, rule.name.clone()));
+                }
+            }
+            if rule.require.contains(&Requirement::Confirm) {
+                typed |= rule.confirm_mode == ConfirmMode::Typed;
+                approval |= rule.confirm_mode == ConfirmMode::Approval;
+            }
+            if rule.require.contains(&Requirement::Backup) && evaluation.backup.is_none() {
+                evaluation.backup = rule.backup.clone();
+            }
+            if !rule.actors.is_empty() {
+                restricting.push(rule);
+                allowed = Some(match allowed {
+                    None => rule.actors.clone(),
+                    Some(list) => list
+                        .into_iter()
+                        .filter(|a| rule.actors.contains(a))
+                        .collect(),
+                });
+            }
+        }
+        evaluation.requirements.sort_by_key(|(r, _)| *r);
+        evaluation.confirm_mode = if typed {
+            ConfirmMode::Typed
+        } else if approval {
+            ConfirmMode::Approval
+        } else {
+            ConfirmMode::Either
+        };
+        if let Some(allowed) = allowed {
+            if allowed.is_empty() && evaluation.denied_by.is_none() {
+                let lists: Vec<String> = restricting
+                    .iter()
+                    .map(|r| {
+                        let names: Vec<String> = r
+                            .actors
+                            .iter()
+                            .map(|a| format!("{a:?}").to_lowercase())
+                            .collect();
+                        format!("{} allows only {}", r.name, names.join(", "))
+                    })
+                    .collect();
+                let name = restricting
+                    .last()
+                    .map_or_else(String::new, |r| r.name.clone());
+                evaluation.denied_by = Some((
+                    name,
+                    format!(
+                        "no kind of actor may run this operation: {}; make the matching rules' `actors` lists overlap",
+                        lists.join("; ")
+                    ),
+                ));
+            }
+            evaluation.actors = ACTOR_ORDER
+                .into_iter()
+                .filter(|a| allowed.contains(a))
+                .collect();
+        }
+        evaluation
+    }
+}

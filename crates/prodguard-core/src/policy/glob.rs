@@ -1,0 +1,197 @@
+//! Operation names, operation globs and glob matching.
+
+/// The longest operation name or glob accepted, in bytes.
+pub const MAX_OPERATION_LEN: usize = 200;
+
+/// Whether a name matches a glob: `*` matches any run of characters, dots
+/// included (so `db.*` matches `db.delete.users`: over-matching is the
+/// fail-safe choice for a guard), `?` matches exactly one character, every
+/// other character matches itself. Case-sensitive.
+///
+/// Runs in O(pattern × name) time at worst, never exponential.
+///
+/// ```
+/// use prodguard_core::policy::glob_matches;
+/// assert!(glob_matches("db.*", "db.delete.users"));
+/// assert!(glob_matches("db.delete.?", "db.delete.x"));
+/// assert!(!glob_matches("db.*", "cache.flush"));
+/// ```
+pub fn glob_matches(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let (mut pi, mut ni) = (0usize, 0usize);
+    // Where the last `*` was, and the name position it currently absorbs up to.
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, ni));
+                pi += 1;
+            }
+            Some(&c) if c == '?' || c == n[ni] => {
+                pi += 1;
+                ni += 1;
+            }
+            _ => match star {
+                // Let the last star absorb one more character and retry.
+                Some((star_pi, star_ni)) => {
+                    star = Some((star_pi, star_ni + 1));
+                    pi = star_pi + 1;
+                    ni = star_ni + 1;
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// Checks an operation name such as `db.migrate` or `cache.flush-all`:
+/// dot-separated segments of lowercase ASCII letters, digits, `_` and `-`.
+///
+/// Callers validate names before evaluating a policy against them; the
+/// error says what is wrong and what is expected.
+///
+/// ```
+/// use prodguard_core::policy::validate_operation_name;
+/// assert!(validate_operation_name("db.delete.users").is_ok());
+/// assert!(validate_operation_name("DB.Migrate").is_err());
+/// assert!(validate_operation_name("db.*").is_err());
+/// ```
+pub fn validate_operation_name(name: &str) -> Result<(), String> {
+    check(name, false)
+}
+
+/// Checks an operation glob: like an operation name, plus `*` and `?`.
+pub(crate) fn validate_operation_glob(glob: &str) -> Result<(), String> {
+    check(glob, true)
+}
+
+const FORM: &str = "dot-separated segments of lowercase letters, digits, `_` and `-`";
+
+fn check(text: &str, wildcards: bool) -> Result<(), String> {
+    let what = if wildcards {
+        "an operation glob"
+    } else {
+        "an operation name"
+    };
+    let example = if wildcards {
+        "e.g. \"db.migrate\" or \"db.delete.*\""
+    } else {
+        "e.g. \"db.migrate\" or \"db.delete.users\""
+    };
+    if text.is_empty() {
+        return Err(format!(
+            "{what} must not be empty; expected {FORM}, {example}"
+        ));
+    }
+    if text.len() > MAX_OPERATION_LEN {
+        return Err(format!(
+            "{what} must be at most {MAX_OPERATION_LEN} bytes long, found {} bytes",
+            text.len()
+        ));
+    }
+    for c in text.chars() {
+        let ok = c.is_ascii_lowercase()
+            || c.is_ascii_digit()
+            || matches!(c, '_' | '-' | '.')
+            || (wildcards && matches!(c, '*' | '?'));
+        if ok {
+            continue;
+        }
+        let problem = if c.is_ascii_uppercase() {
+            format!(
+                "uppercase letter `{c}` in {what} `{text}`; names are lowercase (use `{}`)",
+                text.to_ascii_lowercase()
+            )
+        } else if c.is_whitespace() {
+            format!("whitespace in {what} {text:?}; expected {FORM}, {example}")
+        } else if !wildcards && matches!(c, '*' | '?') {
+            format!(
+                "wildcard `{c}` in {what} `{text}`; wildcards are only for policy rules, name the exact operation, {example}"
+            )
+        } else {
+            format!("character {c:?} is not allowed in {what} `{text}`; expected {FORM}, {example}")
+        };
+        return Err(problem);
+    }
+    if text.split('.').any(str::is_empty) {
+        return Err(format!(
+            "empty segment in {what} `{text}` (a leading, trailing or doubled dot); expected {FORM}, {example}"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn star_matches_any_run_including_dots() {
+        assert!(glob_matches("*", ""));
+        assert!(glob_matches("*", "db.migrate"));
+        assert!(glob_matches("db.*", "db.delete.users"));
+        assert!(glob_matches("db.*", "db.x"));
+        assert!(!glob_matches("db.*", "db"));
+        assert!(!glob_matches("db.*", "dbx.delete"));
+        assert!(glob_matches("*.flush", "cache.redis.flush"));
+        assert!(!glob_matches("*.flush", "cache.flushall"));
+        assert!(glob_matches("db.*.users", "db.delete.users"));
+        assert!(glob_matches("db.*.users", "db.a.b.users"));
+        assert!(!glob_matches("db.*.users", "db.delete.user"));
+        assert!(glob_matches("a*b*c", "abc"));
+        assert!(glob_matches("a*b*c", "aXbYbZc"));
+        assert!(!glob_matches("a*b*c", "aXbYbZ"));
+        assert!(glob_matches("**", "x"));
+    }
+
+    #[test]
+    fn question_mark_matches_exactly_one_character() {
+        assert!(glob_matches("db.v?", "db.v1"));
+        assert!(!glob_matches("db.v?", "db.v"));
+        assert!(!glob_matches("db.v?", "db.v12"));
+        assert!(glob_matches("db?migrate", "db.migrate"));
+        assert!(glob_matches("?", "é"));
+    }
+
+    #[test]
+    fn literals_are_exact_and_case_sensitive() {
+        assert!(glob_matches("db.migrate", "db.migrate"));
+        assert!(!glob_matches("db.migrate", "db.migrate2"));
+        assert!(!glob_matches("db.migrate", "db.migrat"));
+        assert!(!glob_matches("db.migrate", "DB.migrate"));
+        assert!(!glob_matches("", "x"));
+        assert!(glob_matches("", ""));
+    }
+
+    #[test]
+    fn pathological_patterns_finish_quickly() {
+        // Exponential backtracking would never finish on this input.
+        let pattern = "a*".repeat(50) + "b";
+        let name = "a".repeat(5000);
+        assert!(!glob_matches(&pattern, &name));
+        assert!(glob_matches(&("a*".repeat(50) + "a"), &name));
+    }
+
+    #[test]
+    fn operation_names_are_checked() {
+        assert_eq!(validate_operation_name("db.migrate"), Ok(()));
+        assert_eq!(validate_operation_name("cache.flush-all_2"), Ok(()));
+        let err = |s: &str| validate_operation_name(s).err().unwrap_or_default();
+        assert!(err("").contains("must not be empty"), "{}", err(""));
+        assert!(err("DB.migrate").contains("uppercase letter `D`"));
+        assert!(err("db migrate").contains("whitespace"));
+        assert!(err("db.*").contains("wildcard `*`"));
+        assert!(err("db..migrate").contains("empty segment"));
+        assert!(err(".db").contains("empty segment"));
+        assert!(err("db.").contains("empty segment"));
+        assert!(err("db/migrate").contains("character '/' is not allowed"));
+        assert!(err(&"a".repeat(201)).contains("at most 200 bytes"));
+        assert_eq!(validate_operation_glob("db.*"), Ok(()));
+        assert_eq!(validate_operation_glob("*"), Ok(()));
+        assert_eq!(validate_operation_glob("db.v?.*"), Ok(()));
+        assert!(validate_operation_glob("db.*.").is_err());
+        assert!(validate_operation_glob("Db.*").is_err());
+    }
+}

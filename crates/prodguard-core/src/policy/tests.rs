@@ -1,0 +1,1146 @@
+//! Policy parsing, validation, evaluation and rendering.
+
+use super::*;
+
+/// The example policy of the design document ("Policy file (TOML)"), verbatim.
+const DESIGN_EXAMPLE: &str = r#"[environment]
+unknown = "protected"                # or a tier name; default: protected (fail closed)
+marker_file = "/etc/prodguard/environment"
+aliases = { "prod-eu" = "production" }
+
+[audit]
+log = "/var/log/prodguard/audit.jsonl"
+durability = "fdatasync"             # "none" only for tests
+seal_every = 1000
+seal_key_file = "/etc/prodguard/seal.key"
+
+[approval]
+key_file = "/etc/prodguard/approval.key"
+max_ttl = "15m"
+four_eyes = false
+
+[[rule]]
+operations = ["db.migrate", "db.delete.*"]   # globs over dotted names
+tiers = ["production", "unknown"]
+require = ["confirm", "backup", "audit"]
+confirm = { mode = "either" }                # typed | approval | either
+backup = { command = "cp {target} {path}", verify = "sqlite3 {path} 'PRAGMA integrity_check'", max_age = "1h" }
+
+[[rule]]
+operations = ["db.drop"]
+tiers = ["production"]
+deny = "dropping a production database is never done by an application"
+"#;
+
+fn toml_err(text: &str) -> PolicyError {
+    match Policy::parse_toml(text, "p.toml") {
+        Ok(p) => panic!("expected an error for:\n{text}\ngot {p:#?}"),
+        Err(e) => e,
+    }
+}
+
+fn json_err(text: &str) -> PolicyError {
+    match Policy::parse_json(text, "p.json") {
+        Ok(p) => panic!("expected an error for:\n{text}\ngot {p:#?}"),
+        Err(e) => e,
+    }
+}
+
+/// Asserts the error's position and that its message contains every fragment.
+#[track_caller]
+fn assert_err(err: &PolicyError, line: u32, column: u32, fragments: &[&str]) {
+    assert_eq!(
+        (err.line, err.column),
+        (line, column),
+        "wrong position for: {err}"
+    );
+    for fragment in fragments {
+        assert!(
+            err.message.contains(fragment),
+            "message lacks {fragment:?}: {err}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------- malformed (TOML)
+
+#[test]
+fn toml_unknown_top_level_key_suggests_the_nearest() {
+    let err = toml_err("[enviroment]\nunknown = \"protected\"\n");
+    assert_err(
+        &err,
+        1,
+        2,
+        &["unknown key `enviroment` at the top level; did you mean `environment`?"],
+    );
+    assert_eq!(err.file, "p.toml");
+    assert!(
+        err.to_string().starts_with("p.toml:1:2: unknown key"),
+        "{err}"
+    );
+}
+
+#[test]
+fn toml_top_level_key_of_a_section_says_where_it_belongs() {
+    let err = toml_err("operations = [\"db.migrate\"]\n");
+    assert_err(
+        &err,
+        1,
+        1,
+        &["unknown key `operations` at the top level; `operations` belongs in [[rule]]"],
+    );
+}
+
+#[test]
+fn toml_unknown_key_in_section_suggests_the_nearest() {
+    let err = toml_err("[audit]\nlog = \"a.jsonl\"\ndurabilty = \"none\"\n");
+    assert_err(
+        &err,
+        3,
+        1,
+        &["unknown key `durabilty` in [audit]; did you mean `durability`?"],
+    );
+}
+
+#[test]
+fn toml_unknown_key_without_a_near_one_lists_the_valid_keys() {
+    let err = toml_err("[approval]\n  zzz = 1\n");
+    assert_err(
+        &err,
+        2,
+        3,
+        &["unknown key `zzz` in [approval]; valid keys are `key_file`, `max_ttl`, `four_eyes`"],
+    );
+}
+
+#[test]
+fn toml_unknown_key_in_rule_suggests_the_nearest() {
+    let err = toml_err("[[rule]]\noperations = [\"db.*\"]\nrequre = [\"audit\"]\n");
+    assert_err(
+        &err,
+        3,
+        1,
+        &["unknown key `requre` in [[rule]]; did you mean `require`?"],
+    );
+}
+
+#[test]
+fn toml_unknown_key_in_nested_tables() {
+    let err = toml_err(
+        "[[rule]]\noperations = [\"db.*\"]\nrequire = [\"confirm\"]\nconfirm = { mood = \"typed\" }\n",
+    );
+    assert_err(
+        &err,
+        4,
+        13,
+        &["unknown key `mood` in `confirm` of [[rule]]; did you mean `mode`?"],
+    );
+    let err = toml_err(
+        "[[rule]]\noperations = [\"db.*\"]\nrequire = [\"backup\"]\n[rule.backup]\ncommand = \"x\"\nmaxage = \"1h\"\n",
+    );
+    assert_err(
+        &err,
+        6,
+        1,
+        &["unknown key `maxage` in `backup` of [[rule]]; did you mean `max_age`?"],
+    );
+}
+
+#[test]
+fn toml_wrong_type_names_expected_and_found() {
+    let err = toml_err("[approval]\nfour_eyes = \"yes\"\n");
+    assert_err(
+        &err,
+        2,
+        13,
+        &["`four_eyes` must be a boolean (true or false), found a string"],
+    );
+    let err = toml_err("[audit]\nseal_every = \"1000\"\n");
+    assert_err(
+        &err,
+        2,
+        14,
+        &["`seal_every` must be a positive integer, found a string"],
+    );
+    let err = toml_err("[audit]\nseal_every = 0\n");
+    assert_err(&err, 2, 14, &["positive integer (1 or more), found 0"]);
+    let err = toml_err("environment = 5\n");
+    assert_err(
+        &err,
+        1,
+        15,
+        &["`environment` must be a table, found an integer"],
+    );
+    let err = toml_err("[[rule]]\noperations = \"db.*\"\nrequire = [\"audit\"]\n");
+    assert_err(
+        &err,
+        2,
+        14,
+        &["`operations` must be an array of operation globs, found a string"],
+    );
+}
+
+#[test]
+fn toml_single_rule_table_must_be_an_array_of_tables() {
+    let err = toml_err("[rule]\noperations = [\"db.*\"]\nrequire = [\"audit\"]\n");
+    assert_err(
+        &err,
+        1,
+        1,
+        &[
+            "`rule` must be an array of rules (write each rule under its own [[rule]] header), found a table",
+        ],
+    );
+}
+
+#[test]
+fn toml_bad_tier_in_rule_suggests_a_tier() {
+    let err = toml_err(
+        "[[rule]]\noperations = [\"db.*\"]\ntiers = [\"production\", \"prodution\"]\nrequire = [\"audit\"]\n",
+    );
+    assert_err(
+        &err,
+        3,
+        24,
+        &[
+            "unknown tier \"prodution\" in `tiers`; expected production, staging",
+            "did you mean `production`?",
+        ],
+    );
+}
+
+#[test]
+fn toml_environment_name_in_rule_tiers_says_to_use_the_tier() {
+    let err = toml_err(
+        "[[rule]]\noperations = [\"*\"]\ntiers = [\"prod-eu\"]\nrequire = [\"audit\"]\n\n[environment]\naliases = { \"prod-eu\" = \"production\" }\n",
+    );
+    assert_err(
+        &err,
+        3,
+        10,
+        &[
+            "\"prod-eu\" in `tiers` is an environment name ([environment] aliases maps it to production); rules name tiers: write \"production\"",
+        ],
+    );
+}
+
+#[test]
+fn toml_bad_tier_in_aliases_counts_columns_in_characters() {
+    // `ø` is two bytes: a byte count would say column 23.
+    let err = toml_err("[environment]\naliases = { \"prød\" = \"prodution\" }\n");
+    assert_err(
+        &err,
+        2,
+        22,
+        &[
+            "unknown tier \"prodution\" in `aliases.prød`",
+            "did you mean `production`?",
+        ],
+    );
+}
+
+#[test]
+fn toml_alias_cannot_remap_a_builtin_name() {
+    let err = toml_err("[environment]\naliases = { prod = \"staging\" }\n");
+    assert_err(
+        &err,
+        2,
+        20,
+        &["alias `prod` is a built-in name for production; it cannot be mapped to staging"],
+    );
+    let err = toml_err(
+        "[environment]\naliases = { \"Prod-EU\" = \"production\", \"prod-eu \" = \"staging\" }\n",
+    );
+    assert_err(&err, 2, 39, &["is the same name as `Prod-EU`"]);
+}
+
+#[test]
+fn toml_unknown_environment_setting() {
+    let err = toml_err("[environment]\nunknown = \"prodd\"\n");
+    assert_err(
+        &err,
+        2,
+        11,
+        &["`unknown` must be \"protected\"", "found \"prodd\""],
+    );
+}
+
+#[test]
+fn toml_bad_durations_say_the_accepted_form() {
+    let cases = [
+        ("\"15\"", "the number 15 has no unit"),
+        ("\"15x\"", "unknown unit `x`"),
+        ("\"m\"", "the unit `m` has no number before it"),
+        ("\"0s\"", "the duration must be longer than zero"),
+        ("\"1h 30m\"", "must not contain whitespace"),
+        ("\"99999999999999999999d\"", "too long"),
+    ];
+    for (value, fragment) in cases {
+        let err = toml_err(&format!("[approval]\nmax_ttl = {value}\n"));
+        assert_err(
+            &err,
+            2,
+            11,
+            &[
+                "`max_ttl`: ",
+                fragment,
+                "expected a duration such as \"90s\", \"15m\", \"1h\", \"2d\" or \"1h30m\"",
+            ],
+        );
+    }
+    let err = toml_err("[approval]\nmax_ttl = 900\n");
+    assert_err(
+        &err,
+        2,
+        11,
+        &["`max_ttl` must be a duration string such as \"15m\" (in quotes), found an integer"],
+    );
+    let err = toml_err(
+        "[[rule]]\noperations = [\"db.*\"]\nrequire = [\"backup\"]\nbackup = { path = \"/b\", max_age = \"1y\" }\n",
+    );
+    assert_err(&err, 4, 35, &["`backup.max_age`: unknown unit `y`"]);
+}
+
+#[test]
+fn toml_bad_operation_globs() {
+    let cases = [
+        (
+            "\"DB.Drop\"",
+            "uppercase letter `D` in an operation glob `DB.Drop`",
+        ),
+        (
+            "\"db migrate\"",
+            "whitespace in an operation glob \"db migrate\"",
+        ),
+        (
+            "\"db..drop\"",
+            "empty segment in an operation glob `db..drop`",
+        ),
+        ("\"\"", "an operation glob must not be empty"),
+        ("\"db/drop\"", "character '/' is not allowed"),
+    ];
+    for (value, fragment) in cases {
+        let err = toml_err(&format!(
+            "[[rule]]\noperations = [\"db.migrate\", {value}]\nrequire = [\"audit\"]\n"
+        ));
+        assert_err(&err, 2, 29, &["invalid entry in `operations`: ", fragment]);
+    }
+    let err = toml_err("[[rule]]\noperations = []\nrequire = [\"audit\"]\n");
+    assert_err(
+        &err,
+        2,
+        14,
+        &["`operations` must list at least one operation glob"],
+    );
+    let err = toml_err("[[rule]]\nrequire = [\"audit\"]\n");
+    assert_err(
+        &err,
+        1,
+        1,
+        &["rule #1 (line 1) has no `operations`; add operations = ["],
+    );
+}
+
+#[test]
+fn toml_unknown_requirement_and_duplicates() {
+    let err = toml_err("[[rule]]\noperations = [\"db.*\"]\nrequire = [\"confirm\", \"backups\"]\n");
+    assert_err(
+        &err,
+        3,
+        23,
+        &[
+            "unknown requirement \"backups\" in `require`; expected \"confirm\", \"backup\" or \"audit\"",
+            "did you mean `backup`?",
+        ],
+    );
+    let err = toml_err("[[rule]]\noperations = [\"db.*\"]\nrequire = [\"audit\", \"audit\"]\n");
+    assert_err(&err, 3, 21, &["\"audit\" is listed twice in `require`"]);
+    let err = toml_err("[[rule]]\noperations = [\"db.*\"]\nrequire = []\n");
+    assert_err(&err, 3, 11, &["`require` must list at least one of"]);
+    let err = toml_err("[[rule]]\noperations = [\"db.*\"]\nrequire = [\"deny\"]\n");
+    assert_err(
+        &err,
+        3,
+        12,
+        &["to refuse the operation write deny = \"why\""],
+    );
+}
+
+#[test]
+fn toml_rule_with_neither_require_nor_deny_names_its_line() {
+    let err = toml_err(
+        "[environment]\nunknown = \"protected\"\n\n[[rule]]\noperations = [\"db.*\"]\ntiers = [\"production\"]\n",
+    );
+    assert_err(
+        &err,
+        4,
+        1,
+        &["rule #1 (line 4) has neither `require` nor `deny`; add require = ["],
+    );
+    let err = toml_err(
+        "[[rule]]\nname = \"first\"\noperations = [\"a\"]\nrequire = [\"audit\"]\n\n[[rule]]\nname = \"second\"\noperations = [\"b\"]\n",
+    );
+    assert_err(
+        &err,
+        6,
+        1,
+        &["rule \"second\" has neither `require` nor `deny`"],
+    );
+}
+
+#[test]
+fn toml_rule_with_both_deny_and_require() {
+    let err =
+        toml_err("[[rule]]\noperations = [\"db.drop\"]\nrequire = [\"audit\"]\ndeny = \"never\"\n");
+    assert_err(
+        &err,
+        4,
+        1,
+        &[
+            "rule #1 (line 1) has both `require` and `deny`",
+            "split it into two rules",
+        ],
+    );
+}
+
+#[test]
+fn toml_backup_required_without_a_way_to_get_one() {
+    let err =
+        toml_err("[[rule]]\noperations = [\"db.migrate\"]\nrequire = [\"confirm\", \"backup\"]\n");
+    assert_err(
+        &err,
+        3,
+        23,
+        &[
+            "`require` lists \"backup\" but rule #1 (line 1) does not say how to get one",
+            "add backup = { command = ",
+            "backup = { path = \"/backups/db.dump\", max_age = \"1h\" }",
+        ],
+    );
+    // A path alone is not enough: without max_age any old file would count.
+    let err = toml_err(
+        "[[rule]]\noperations = [\"db.migrate\"]\nrequire = [\"backup\"]\nbackup = { path = \"/b/x\" }\n",
+    );
+    assert_err(&err, 3, 12, &["does not say how to get one"]);
+    // A path with a max age, or a command, is.
+    for backup in [
+        "{ path = \"/b/x\", max_age = \"1h\" }",
+        "{ command = \"cp {target} {path}\" }",
+    ] {
+        let text = format!(
+            "[[rule]]\noperations = [\"db.migrate\"]\nrequire = [\"backup\"]\nbackup = {backup}\n"
+        );
+        assert!(Policy::parse_toml(&text, "p.toml").is_ok(), "{text}");
+    }
+}
+
+#[test]
+fn toml_settings_without_their_requirement_are_refused() {
+    let err = toml_err(
+        "[[rule]]\noperations = [\"db.*\"]\nrequire = [\"audit\"]\nconfirm = { mode = \"typed\" }\n",
+    );
+    assert_err(
+        &err,
+        4,
+        1,
+        &[
+            "`confirm` has no effect in rule #1 (line 1) because its `require` does not list \"confirm\"",
+        ],
+    );
+    let err = toml_err(
+        "[[rule]]\noperations = [\"db.*\"]\nrequire = [\"audit\"]\nbackup = { command = \"x\" }\n",
+    );
+    assert_err(&err, 4, 1, &["`backup` has no effect"]);
+    let err = toml_err("[[rule]]\noperations = [\"db.*\"]\ndeny = \"no\"\nactors = [\"agent\"]\n");
+    assert_err(
+        &err,
+        4,
+        1,
+        &["`actors` has no effect in rule #1 (line 1) because it denies"],
+    );
+}
+
+#[test]
+fn toml_actors_and_confirm_modes_are_checked() {
+    let err = toml_err(
+        "[[rule]]\noperations = [\"db.*\"]\nrequire = [\"audit\"]\nactors = [\"humans\"]\n",
+    );
+    assert_err(
+        &err,
+        4,
+        11,
+        &[
+            "unknown actor kind \"humans\" in `actors`",
+            "did you mean `human`?",
+        ],
+    );
+    let err = toml_err("[[rule]]\noperations = [\"db.*\"]\nrequire = [\"audit\"]\nactors = []\n");
+    assert_err(&err, 4, 10, &["remove `actors` to let anyone act"]);
+    let err = toml_err(
+        "[[rule]]\noperations = [\"db.*\"]\nrequire = [\"confirm\"]\nconfirm = { mode = \"yes\" }\n",
+    );
+    assert_err(
+        &err,
+        4,
+        20,
+        &[
+            "`confirm.mode` must be \"typed\" (at a terminal), \"approval\" (a pre-issued token) or \"either\", found \"yes\"",
+        ],
+    );
+}
+
+#[test]
+fn toml_duplicate_rule_names_are_refused() {
+    let err = toml_err(
+        "[[rule]]\nname = \"db\"\noperations = [\"a\"]\nrequire = [\"audit\"]\n[[rule]]\nname = \"db\"\noperations = [\"b\"]\nrequire = [\"audit\"]\n",
+    );
+    assert_err(
+        &err,
+        6,
+        8,
+        &["rule name \"db\" is already used by the rule at line 1"],
+    );
+}
+
+#[test]
+fn toml_syntax_errors_have_positions() {
+    let err = toml_err("[audit]\nlog = \"a\"\n[rule\n");
+    assert_err(&err, 3, 6, &["invalid TOML: unclosed table, expected `]`"]);
+    let err = toml_err("[audit]\nlog = \n");
+    assert_err(&err, 2, 7, &["invalid TOML: "]);
+    let err = toml_err("[audit]\nlog = \"a\"\nlog = \"b\"\n");
+    assert_err(&err, 3, 1, &["invalid TOML: duplicate key `log`"]);
+}
+
+// ---------------------------------------------------------------- malformed (JSON)
+
+#[test]
+fn json_syntax_errors_have_positions() {
+    let err = json_err("{\n  \"audit\": {\"log\": \"x\",}\n}\n");
+    assert_err(
+        &err,
+        2,
+        24,
+        &["invalid JSON: a trailing comma is not allowed before `}`"],
+    );
+    let err = json_err("{\n  \"audit\": {\"log\" \"x\"}\n}");
+    assert_err(
+        &err,
+        2,
+        19,
+        &["invalid JSON: expected `:` after the key `log`, found `\"`"],
+    );
+    let err = json_err("{\"rule\": [\n  {\"operations\": [\"a\"]}\n  {}\n]}");
+    assert_err(
+        &err,
+        3,
+        3,
+        &["invalid JSON: expected `,` or `]` after an array element, found `{`"],
+    );
+    let err = json_err("{\"audit\": {\"log\": \"x}}\n");
+    assert_err(&err, 1, 19, &["invalid JSON: unterminated string"]);
+    let err = json_err("{\"audit\": {\"log\": \"x}}");
+    assert_err(
+        &err,
+        1,
+        19,
+        &["invalid JSON: unterminated string; expected a closing"],
+    );
+    let err = json_err("{\"audit\": {\"log\": \"x\ty\"}}");
+    assert_err(&err, 1, 21, &["control characters must be escaped"]);
+    let err = json_err("");
+    assert_err(&err, 1, 1, &["invalid JSON: the document is empty"]);
+    let err = json_err("{} {}");
+    assert_err(&err, 1, 4, &["after the end of the document"]);
+    let err = json_err("{\n  // note\n}");
+    assert_err(&err, 2, 3, &["comments are not allowed in JSON"]);
+    let err = json_err("{\"audit\": {\"log\": 'x'}}");
+    assert_err(&err, 1, 19, &["expected a value"]);
+    let err = json_err("{\"audit\": {\"seal_every\": 01}}");
+    assert_err(&err, 1, 26, &["leading zeros"]);
+    let err = json_err("{\"audit\": {\"log\": \"a\\qb\"}}");
+    assert_err(&err, 1, 21, &["invalid escape"]);
+    let err = json_err(&format!("{}{}", "[".repeat(100), "]".repeat(100)));
+    assert!(err.message.contains("nested more than 64 levels"), "{err}");
+}
+
+#[test]
+fn json_unknown_key_in_rule_has_its_position() {
+    let err = json_err(
+        "{\n  \"rule\": [\n    {\"operations\": [\"db.*\"], \"requre\": [\"audit\"]}\n  ]\n}\n",
+    );
+    assert_err(
+        &err,
+        3,
+        30,
+        &["unknown key `requre` in [[rule]]; did you mean `require`?"],
+    );
+    let err = json_err("{\"rules\": []}");
+    assert_err(
+        &err,
+        1,
+        2,
+        &["unknown key `rules` at the top level; did you mean `rule`?"],
+    );
+}
+
+#[test]
+fn json_wrong_types_use_json_words() {
+    let err = json_err("{\"approval\": {\"four_eyes\": \"yes\"}}");
+    assert_err(
+        &err,
+        1,
+        28,
+        &["`four_eyes` must be a boolean (true or false), found a string"],
+    );
+    let err = json_err("{\"rule\": {\"operations\": [\"x\"]}}");
+    assert_err(
+        &err,
+        1,
+        10,
+        &["`rule` must be an array of rules (write \"rule\": [ { … }, { … } ]), found an object"],
+    );
+    let err = json_err("{\"audit\": {\"log\": null}}");
+    assert_err(
+        &err,
+        1,
+        19,
+        &["`log` must be a string, found null; remove the key to use the default"],
+    );
+    let err = json_err("[1]");
+    assert_err(
+        &err,
+        1,
+        1,
+        &["the policy must be a JSON object", "found an array"],
+    );
+    let err = json_err("{\"audit\": {\"seal_every\": 1.5}}");
+    assert_err(&err, 1, 26, &["found a floating-point number"]);
+}
+
+#[test]
+fn json_duplicate_keys_and_semantic_errors_have_positions() {
+    let err = json_err("{\"audit\": {\"log\": \"a\",\n \"log\": \"b\"}}");
+    assert_err(&err, 2, 2, &["invalid JSON: duplicate key `log`"]);
+    let err = json_err(
+        "{\"rule\": [{\"operations\": [\"db.migrate\"],\n            \"require\": [\"backup\"]}]}",
+    );
+    assert_err(
+        &err,
+        2,
+        25,
+        &["`require` lists \"backup\" but rule #1 (line 1)"],
+    );
+    let err = json_err("{\"approval\": {\"max_ttl\": \"15\"}}");
+    assert_err(&err, 1, 26, &["the number 15 has no unit"]);
+    let err = json_err("{\"rule\": [\n\n  {\"operations\": [\"a\"]}]}");
+    assert_err(
+        &err,
+        3,
+        3,
+        &["rule #1 (line 3) has neither `require` nor `deny`"],
+    );
+}
+
+// ---------------------------------------------------------------- well-formed
+
+#[test]
+fn design_document_example_parses() {
+    let policy =
+        Policy::parse_toml(DESIGN_EXAMPLE, "prodguard.toml").expect("the example is valid");
+    assert_eq!(policy.source, "prodguard.toml");
+    assert_eq!(policy.environment.unknown, UnknownEnvironment::Protected);
+    assert_eq!(policy.environment.marker_file, "/etc/prodguard/environment");
+    assert_eq!(
+        policy.environment.aliases.get("prod-eu"),
+        Some(&Tier::Production)
+    );
+    assert_eq!(
+        policy.audit,
+        AuditConfig {
+            log: Some("/var/log/prodguard/audit.jsonl".into()),
+            durability: Durability::Fdatasync,
+            seal_every: Some(1000),
+            seal_key_file: Some("/etc/prodguard/seal.key".into()),
+        }
+    );
+    assert_eq!(
+        policy.approval,
+        ApprovalConfig {
+            key_file: Some("/etc/prodguard/approval.key".into()),
+            max_ttl_seconds: 900,
+            four_eyes: false,
+        }
+    );
+    assert_eq!(policy.rules.len(), 2);
+    let first = &policy.rules[0];
+    assert_eq!(first.name, "rule #1 (line 17)");
+    assert_eq!(first.operations, ["db.migrate", "db.delete.*"]);
+    assert_eq!(first.tiers, [Tier::Production, Tier::Unknown]);
+    assert_eq!(
+        first.require,
+        [
+            Requirement::Confirm,
+            Requirement::Backup,
+            Requirement::Audit
+        ]
+    );
+    assert_eq!(first.confirm_mode, ConfirmMode::Either);
+    assert_eq!(
+        first.backup,
+        Some(BackupSpec {
+            command: Some("cp {target} {path}".into()),
+            verify: Some("sqlite3 {path} 'PRAGMA integrity_check'".into()),
+            path: None,
+            max_age_seconds: Some(3600),
+        })
+    );
+    let second = &policy.rules[1];
+    assert_eq!(second.name, "rule #2 (line 24)");
+    assert_eq!(
+        second.deny.as_deref(),
+        Some("dropping a production database is never done by an application")
+    );
+    assert!(second.require.is_empty());
+}
+
+const EQUIVALENT_TOML: &str = r#"
+[environment]
+unknown = "development"
+marker_file = "/srv/env"
+aliases = { "Prod-EU" = "prod", " qa " = "staging" }
+hostnames = { "*-prod-*" = "production", "db?.stage.*" = "staging" }
+
+[audit]
+log = "/var/log/pg.jsonl"
+durability = "none"
+seal_every = 50
+
+[approval]
+max_ttl = "1h30m"
+four_eyes = true
+
+[[rule]]
+name = "migrations"
+operations = ["db.migrate", "db.delete.*"]
+tiers = ["PROD", "staging"]
+require = ["audit", "backup", "confirm"]
+confirm = { mode = "typed" }
+backup = { command = "pg_dump -Fc -f {path}", verify = "pg_restore --list {path}", path = "/b/{target}-{ts}.dump", max_age = "2d" }
+actors = ["human", "ci"]
+
+[[rule]]
+name = "no drops"
+operations = ["db.drop"]
+deny = "never \"drop\" here\nask the DBA"
+"#;
+
+const EQUIVALENT_JSON: &str = r#"{
+  "environment": {
+    "unknown": "development",
+    "marker_file": "/srv/env",
+    "aliases": {"Prod-EU": "prod", " qa ": "staging"},
+    "hostnames": {"*-prod-*": "production", "db?.stage.*": "staging"}
+  },
+  "audit": {"log": "/var/log/pg.jsonl", "durability": "none", "seal_every": 50},
+  "approval": {"max_ttl": "1h30m", "four_eyes": true},
+  "rule": [
+    {
+      "name": "migrations",
+      "operations": ["db.migrate", "db.delete.*"],
+      "tiers": ["PROD", "staging"],
+      "require": ["audit", "backup", "confirm"],
+      "confirm": {"mode": "typed"},
+      "backup": {"command": "pg_dump -Fc -f {path}", "verify": "pg_restore --list {path}",
+                 "path": "/b/{target}-{ts}.dump", "max_age": "2d"},
+      "actors": ["human", "ci"]
+    },
+    {"name": "no drops", "operations": ["db.drop"], "deny": "never \"drop\" here\nask the DBA"}
+  ]
+}"#;
+
+#[test]
+fn toml_and_json_give_the_same_policy() {
+    let from_toml = Policy::parse_toml(EQUIVALENT_TOML, "p").expect("valid TOML policy");
+    let from_json = Policy::parse_json(EQUIVALENT_JSON, "p").expect("valid JSON policy");
+    assert_eq!(from_toml, from_json);
+
+    let p = from_toml;
+    assert_eq!(
+        p.environment.unknown,
+        UnknownEnvironment::Tier(Tier::Development)
+    );
+    assert_eq!(
+        p.environment.aliases.iter().collect::<Vec<_>>(),
+        [
+            (&"prod-eu".to_string(), &Tier::Production),
+            (&"qa".to_string(), &Tier::Staging)
+        ]
+    );
+    assert_eq!(
+        p.environment.hostnames,
+        [
+            HostnameHint {
+                pattern: "*-prod-*".into(),
+                tier: Tier::Production
+            },
+            HostnameHint {
+                pattern: "db?.stage.*".into(),
+                tier: Tier::Staging
+            },
+        ]
+    );
+    assert_eq!(p.audit.durability, Durability::None);
+    assert_eq!(p.approval.max_ttl_seconds, 5400);
+    assert!(p.approval.four_eyes);
+    let rule = &p.rules[0];
+    assert_eq!(rule.tiers, [Tier::Production, Tier::Staging]);
+    // Requirements are kept in canonical order whatever the file's order.
+    assert_eq!(
+        rule.require,
+        [
+            Requirement::Confirm,
+            Requirement::Backup,
+            Requirement::Audit
+        ]
+    );
+    assert_eq!(rule.confirm_mode, ConfirmMode::Typed);
+    assert_eq!(rule.actors, [ActorKind::Human, ActorKind::Ci]);
+    assert_eq!(
+        rule.backup.as_ref().and_then(|b| b.max_age_seconds),
+        Some(172_800)
+    );
+    assert_eq!(
+        p.rules[1].deny.as_deref(),
+        Some("never \"drop\" here\nask the DBA")
+    );
+}
+
+#[test]
+fn missing_sections_take_the_documented_defaults() {
+    let p = Policy::parse_toml("", "empty.toml").expect("an empty policy is valid");
+    assert_eq!(p.environment.unknown, UnknownEnvironment::Protected);
+    assert_eq!(p.environment.marker_file, DEFAULT_MARKER_FILE);
+    assert_eq!(p.audit.durability, Durability::Fdatasync);
+    assert_eq!(p.audit.log, None);
+    assert_eq!(p.approval.max_ttl_seconds, 900);
+    assert!(!p.approval.four_eyes);
+    assert!(p.rules.is_empty());
+    assert_eq!(Policy::parse_json("{}", "empty.toml"), Ok(p));
+}
+
+#[test]
+fn parse_chooses_the_format() {
+    let json = r#"{"approval": {"four_eyes": true}}"#;
+    assert!(Policy::parse(json, "policy.json").is_ok_and(|p| p.approval.four_eyes));
+    assert!(Policy::parse(json, "policy.JSON").is_ok_and(|p| p.approval.four_eyes));
+    // No .json name, but it starts with `{` and is not TOML.
+    assert!(Policy::parse(json, "prodguard.toml").is_ok_and(|p| p.approval.four_eyes));
+    assert!(Policy::parse(&format!("\u{feff}  \n{json}"), "x").is_ok());
+    // JSON errors are reported as JSON errors for such text.
+    let err = Policy::parse("{\"approval\": {\"four_eyes\": 1}}", "p").unwrap_err();
+    assert_err(&err, 1, 28, &["`four_eyes` must be a boolean"]);
+    // TOML otherwise, even in a file named .toml with JSON-looking values.
+    let toml = "[approval]\nfour_eyes = true\n";
+    assert!(Policy::parse(toml, "p.toml").is_ok_and(|p| p.approval.four_eyes));
+    let err = Policy::parse(toml, "p.json").unwrap_err();
+    assert_err(&err, 1, 2, &["invalid JSON"]);
+}
+
+#[test]
+fn byte_order_mark_takes_no_column() {
+    let err = toml_err("\u{feff}[audit]\nfoo = 1\n");
+    assert_err(&err, 2, 1, &["unknown key `foo`"]);
+    let err = toml_err("\u{feff}foo = 1\n");
+    assert_err(&err, 1, 1, &["unknown key `foo`"]);
+    let err = json_err("\u{feff}{\"foo\": 1}");
+    assert_err(&err, 1, 2, &["unknown key `foo`"]);
+}
+
+#[test]
+fn json_strings_decode_escapes() {
+    let p = Policy::parse_json(
+        r#"{"rule": [{"operations": ["a"], "deny": "tab\there \u00e9 \ud83d\ude00 \/ \\ \""}]}"#,
+        "p",
+    )
+    .expect("valid");
+    assert_eq!(p.rules[0].deny.as_deref(), Some("tab\there é 😀 / \\ \""));
+    let err = json_err(r#"{"rule": [{"operations": ["a"], "deny": "\ud83d"}]}"#);
+    assert!(err.message.contains("unpaired surrogate"), "{err}");
+}
+
+#[test]
+fn truncated_and_garbled_input_never_panics() {
+    for text in [DESIGN_EXAMPLE, EQUIVALENT_JSON, EQUIVALENT_TOML] {
+        let mut cut = 0;
+        while cut <= text.len() {
+            if text.is_char_boundary(cut) {
+                let prefix = &text[..cut];
+                for result in [
+                    Policy::parse_toml(prefix, "p"),
+                    Policy::parse_json(prefix, "p"),
+                    Policy::parse(prefix, "p"),
+                ] {
+                    if let Err(e) = result {
+                        let lines = u32::try_from(prefix.lines().count().max(1)).unwrap_or(0);
+                        assert!(e.line >= 1 && e.line <= lines + 1, "{e}");
+                        assert!(e.column >= 1, "{e}");
+                    }
+                }
+            }
+            cut += 1;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- the default policy
+
+#[test]
+fn default_policy_text_parses_to_builtin_default() {
+    let parsed = Policy::parse_toml(DEFAULT_POLICY_TOML, "<default>");
+    assert_eq!(parsed, Ok(Policy::hand_built_default()));
+    assert_eq!(Policy::builtin_default(), Policy::hand_built_default());
+    let p = Policy::builtin_default();
+    assert_eq!(p.source, "<default>");
+    assert_eq!(p.rules.len(), 1);
+    assert_eq!(p.rules[0].name, "default: protected tiers");
+    assert_eq!(p.rules[0].operations, ["*"]);
+    assert_eq!(p.rules[0].tiers, [Tier::Production, Tier::Unknown]);
+    assert_eq!(p.approval.max_ttl_seconds, 900);
+}
+
+// ---------------------------------------------------------------- evaluate
+
+fn policy(text: &str) -> Policy {
+    match Policy::parse_toml(text, "p.toml") {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn evaluate_no_match_is_unguarded() {
+    let p = Policy::builtin_default();
+    for tier in [Tier::Staging, Tier::Development, Tier::Test, Tier::Local] {
+        let e = p.evaluate(tier, "db.migrate");
+        assert!(e.is_unguarded(), "{tier}: {e:?}");
+        assert!(e.requirements.is_empty());
+        assert!(!e.is_denied());
+    }
+    for tier in [Tier::Production, Tier::Unknown] {
+        let e = p.evaluate(tier, "cache.flush");
+        assert_eq!(e.matched_rules, ["default: protected tiers"]);
+        assert_eq!(
+            e.requirements,
+            [
+                (Requirement::Confirm, "default: protected tiers".to_string()),
+                (Requirement::Audit, "default: protected tiers".to_string()),
+            ]
+        );
+        assert_eq!(e.confirm_mode, ConfirmMode::Either);
+    }
+    let p = policy(DESIGN_EXAMPLE);
+    assert!(p.evaluate(Tier::Production, "db.seed").is_unguarded());
+    assert!(p.evaluate(Tier::Production, "db.deletex").is_unguarded());
+}
+
+#[test]
+fn evaluate_deny_wins_over_requirements() {
+    let p = policy(DESIGN_EXAMPLE);
+    let e = p.evaluate(Tier::Production, "db.drop");
+    assert_eq!(
+        e.denied_by,
+        Some((
+            "rule #2 (line 24)".to_string(),
+            "dropping a production database is never done by an application".to_string()
+        ))
+    );
+    // In unknown, the deny rule (production only) does not match.
+    let e = p.evaluate(Tier::Unknown, "db.drop");
+    assert!(e.is_unguarded());
+
+    let p = policy(
+        "[[rule]]\nname = \"guard\"\noperations = [\"*\"]\nrequire = [\"confirm\"]\n\n[[rule]]\nname = \"no\"\noperations = [\"db.drop\"]\ndeny = \"never\"\n",
+    );
+    let e = p.evaluate(Tier::Local, "db.drop");
+    assert!(e.is_denied());
+    assert_eq!(e.denied_by.as_ref().map(|(n, _)| n.as_str()), Some("no"));
+    assert_eq!(e.matched_rules, ["guard", "no"]);
+    assert!(e.requires(Requirement::Confirm));
+}
+
+#[test]
+fn evaluate_unions_requirements_across_rules() {
+    let p = policy(
+        r#"
+[[rule]]
+name = "all"
+operations = ["*"]
+require = ["audit"]
+
+[[rule]]
+name = "db"
+operations = ["db.*"]
+tiers = ["production"]
+require = ["confirm", "audit"]
+confirm = { mode = "approval" }
+
+[[rule]]
+name = "deletes"
+operations = ["db.delete.*"]
+require = ["backup", "confirm"]
+confirm = { mode = "typed" }
+backup = { command = "dump {path}" }
+actors = ["human", "ci"]
+
+[[rule]]
+name = "humans"
+operations = ["db.delete.users"]
+require = ["confirm"]
+actors = ["agent", "human"]
+"#,
+    );
+    let e = p.evaluate(Tier::Production, "db.delete.users");
+    assert_eq!(e.matched_rules, ["all", "db", "deletes", "humans"]);
+    assert_eq!(
+        e.requirements,
+        [
+            (Requirement::Confirm, "db".to_string()),
+            (Requirement::Backup, "deletes".to_string()),
+            (Requirement::Audit, "all".to_string()),
+        ]
+    );
+    // Typed beats approval beats either.
+    assert_eq!(e.confirm_mode, ConfirmMode::Typed);
+    assert_eq!(
+        e.backup.as_ref().and_then(|b| b.command.as_deref()),
+        Some("dump {path}")
+    );
+    // Intersection of the restricting rules.
+    assert_eq!(e.actors, [ActorKind::Human]);
+    assert!(e.allows_actor(ActorKind::Human));
+    assert!(!e.allows_actor(ActorKind::Agent));
+    assert_eq!(e.rule_for(Requirement::Backup), Some("deletes"));
+
+    let e = p.evaluate(Tier::Production, "db.migrate");
+    assert_eq!(e.matched_rules, ["all", "db"]);
+    assert_eq!(e.confirm_mode, ConfirmMode::Approval);
+    assert!(e.actors.is_empty());
+    assert!(e.allows_actor(ActorKind::Agent));
+    assert_eq!(e.backup, None);
+}
+
+#[test]
+fn evaluate_filters_by_tier() {
+    let p = policy(
+        "[[rule]]\nname = \"prod\"\noperations = [\"db.*\"]\ntiers = [\"prod\", \"unknown\"]\nrequire = [\"confirm\"]\n\n[[rule]]\nname = \"everywhere\"\noperations = [\"db.migrate\"]\nrequire = [\"audit\"]\n",
+    );
+    let e = p.evaluate(Tier::Production, "db.migrate");
+    assert_eq!(e.matched_rules, ["prod", "everywhere"]);
+    let e = p.evaluate(Tier::Unknown, "db.migrate");
+    assert_eq!(e.matched_rules, ["prod", "everywhere"]);
+    let e = p.evaluate(Tier::Staging, "db.migrate");
+    assert_eq!(e.matched_rules, ["everywhere"]);
+    assert!(!e.requires(Requirement::Confirm));
+    assert!(e.requires(Requirement::Audit));
+    assert!(p.evaluate(Tier::Staging, "db.drop").is_unguarded());
+}
+
+#[test]
+fn evaluate_refuses_when_actor_lists_do_not_overlap() {
+    let p = policy(
+        "[[rule]]\nname = \"a\"\noperations = [\"*\"]\nrequire = [\"audit\"]\nactors = [\"human\"]\n[[rule]]\nname = \"b\"\noperations = [\"x\"]\nrequire = [\"audit\"]\nactors = [\"ci\", \"service\"]\n",
+    );
+    let e = p.evaluate(Tier::Local, "x");
+    let (rule, reason) = e.denied_by.clone().unwrap_or_default();
+    assert_eq!(rule, "b");
+    assert!(
+        reason.contains("a allows only human; b allows only ci, service"),
+        "{reason}"
+    );
+    assert!(!p.evaluate(Tier::Local, "y").is_denied());
+}
+
+// ---------------------------------------------------------------- rendering
+
+#[test]
+fn to_toml_string_round_trips() {
+    let mut policies = vec![
+        Policy::builtin_default(),
+        policy(DESIGN_EXAMPLE),
+        policy(EQUIVALENT_TOML),
+    ];
+    let mut odd = policy(EQUIVALENT_TOML);
+    odd.source = "p.toml".into();
+    odd.environment
+        .aliases
+        .insert("bare key".into(), Tier::Test);
+    odd.environment
+        .aliases
+        .insert("quo\"te\\".into(), Tier::Local);
+    odd.audit.seal_key_file = Some("C:\\keys\\seal\u{1}.key".into());
+    odd.approval.key_file = Some("/k/é😀".into());
+    odd.rules[1].deny = Some("tab\t cr\r del\u{7f} \"q\"".into());
+    policies.push(odd);
+    for original in policies {
+        let text = original.to_toml_string();
+        let reparsed = Policy::parse_toml(&text, &original.source);
+        assert_eq!(reparsed, Ok(original), "rendered:\n{text}");
+    }
+}
+
+#[test]
+fn to_toml_string_writes_every_setting() {
+    let text = Policy::builtin_default().to_toml_string();
+    for line in [
+        "[environment]\nunknown = \"protected\"\nmarker_file = \"/etc/prodguard/environment\"\n",
+        "[audit]\ndurability = \"fdatasync\"\n",
+        "[approval]\nmax_ttl = \"15m\"\nfour_eyes = false\n",
+        "[[rule]]\nname = \"default: protected tiers\"\noperations = [\"*\"]\ntiers = [\"production\", \"unknown\"]\nrequire = [\"confirm\", \"audit\"]\nconfirm = { mode = \"either\" }\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+}
+
+// ---------------------------------------------------------------- fixtures
+
+#[test]
+fn workspace_fixtures_parse() {
+    let toml = include_str!("../../../../tests/policies/example.toml");
+    let json = include_str!("../../../../tests/policies/example.json");
+    let from_toml = Policy::parse(toml, "example").expect("example.toml is valid");
+    let from_json = Policy::parse(json, "example").expect("example.json is valid");
+    assert_eq!(from_toml, from_json);
+    assert_eq!(
+        Policy::parse_toml(
+            include_str!("../../../../tests/policies/default.toml"),
+            "<default>"
+        ),
+        Ok(Policy::builtin_default())
+    );
+}
+
+#[test]
+fn invalid_fixtures_report_the_documented_error() {
+    // Each fixture's first line is `# expect: LINE:COLUMN: FRAGMENT`.
+    let fixtures = [
+        include_str!("../../../../tests/policies/invalid/unknown-key.toml"),
+        include_str!("../../../../tests/policies/invalid/bad-duration.toml"),
+        include_str!("../../../../tests/policies/invalid/backup-without-command.toml"),
+        include_str!("../../../../tests/policies/invalid/neither-require-nor-deny.toml"),
+        include_str!("../../../../tests/policies/invalid/bad-tier.toml"),
+    ];
+    for text in fixtures {
+        let expect = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .expect("fixture starts with # expect:");
+        let mut parts = expect.splitn(3, ':');
+        let line: u32 = parts.next().and_then(|s| s.parse().ok()).expect("line");
+        let column: u32 = parts.next().and_then(|s| s.parse().ok()).expect("column");
+        let fragment = parts.next().expect("fragment").trim();
+        let err = toml_err(text);
+        assert_err(&err, line, column, &[fragment]);
+    }
+}

@@ -1,0 +1,960 @@
+//! One validator for both formats: walks the spanned tree, builds a
+//! [`Policy`], and reports the first problem with its position, what is
+//! wrong and what was expected.
+
+use std::collections::BTreeMap;
+
+use super::duration::parse_duration;
+use super::glob::validate_operation_glob;
+use super::tree::{Entry, Format, Kind, Locator, Node};
+use super::{
+    ActorKind, ApprovalConfig, AuditConfig, BackupSpec, ConfirmMode, Durability, EnvironmentConfig,
+    HostnameHint, Policy, PolicyError, Requirement, Rule, UnknownEnvironment,
+};
+use crate::Tier;
+
+const TOP_KEYS: &[&str] = &["environment", "audit", "approval", "rule"];
+const ENVIRONMENT_KEYS: &[&str] = &["unknown", "marker_file", "aliases", "hostnames"];
+const AUDIT_KEYS: &[&str] = &["log", "durability", "seal_every", "seal_key_file"];
+const APPROVAL_KEYS: &[&str] = &["key_file", "max_ttl", "four_eyes"];
+const RULE_KEYS: &[&str] = &[
+    "name",
+    "operations",
+    "tiers",
+    "require",
+    "confirm",
+    "backup",
+    "deny",
+    "actors",
+];
+const CONFIRM_KEYS: &[&str] = &["mode"];
+const BACKUP_KEYS: &[&str] = &["command", "verify", "path", "max_age"];
+
+const TIER_NAMES: &[&str] = &[
+    "production",
+    "staging",
+    "development",
+    "test",
+    "local",
+    "unknown",
+];
+const TIER_EXPECTED: &str = "production, staging, development, test, local or unknown \
+     (or a built-in alias such as prod, stage, dev)";
+
+type Result<T> = std::result::Result<T, PolicyError>;
+
+/// Builds a policy from a parsed document.
+pub(crate) fn policy_from_tree(
+    root: &Node,
+    locator: &Locator<'_>,
+    format: Format,
+    source: &str,
+) -> Result<Policy> {
+    let v = Validator {
+        loc: locator,
+        format,
+        root,
+    };
+    v.policy(source)
+}
+
+struct Validator<'a> {
+    loc: &'a Locator<'a>,
+    format: Format,
+    root: &'a Node,
+}
+
+/// Where a key sits, for "unknown key … in …".
+#[derive(Clone, Copy)]
+enum Place {
+    Top,
+    Environment,
+    Audit,
+    Approval,
+    Rule,
+    Confirm,
+    Backup,
+}
+
+impl Place {
+    fn phrase(self) -> &'static str {
+        match self {
+            Place::Top => "at the top level",
+            Place::Environment => "in [environment]",
+            Place::Audit => "in [audit]",
+            Place::Approval => "in [approval]",
+            Place::Rule => "in [[rule]]",
+            Place::Confirm => "in `confirm` of [[rule]]",
+            Place::Backup => "in `backup` of [[rule]]",
+        }
+    }
+}
+
+impl Validator<'_> {
+    fn err(&self, offset: usize, message: impl Into<String>) -> PolicyError {
+        self.loc.error(offset, message)
+    }
+
+    fn type_err(&self, label: &str, node: &Node, expected: &str) -> PolicyError {
+        let found = node.describe(self.format);
+        let mut message = format!("`{label}` must be {expected}, found {found}");
+        if matches!(node.kind, Kind::Null) {
+            message.push_str("; remove the key to use the default");
+        }
+        self.err(node.span.start, message)
+    }
+
+    fn table_word(&self) -> &'static str {
+        match self.format {
+            Format::Toml => "a table",
+            Format::Json => "an object",
+        }
+    }
+
+    fn table<'n>(&self, label: &str, node: &'n Node) -> Result<&'n [Entry]> {
+        match &node.kind {
+            Kind::Table(entries) => Ok(entries),
+            _ => Err(self.type_err(label, node, self.table_word())),
+        }
+    }
+
+    fn array<'n>(&self, label: &str, node: &'n Node, of: &str) -> Result<&'n [Node]> {
+        match &node.kind {
+            Kind::Array(items) => Ok(items),
+            _ => Err(self.type_err(label, node, &format!("an array of {of}"))),
+        }
+    }
+
+    fn string<'n>(&self, label: &str, node: &'n Node) -> Result<&'n str> {
+        match &node.kind {
+            Kind::String(s) => Ok(s),
+            _ => Err(self.type_err(label, node, "a string")),
+        }
+    }
+
+    /// A string that is not empty or blank.
+    fn text(&self, label: &str, node: &Node) -> Result<String> {
+        let s = self.string(label, node)?;
+        if s.trim().is_empty() {
+            return Err(self.err(
+                node.span.start,
+                format!(
+                    "`{label}` must not be empty; remove the key to use the default or give a value"
+                ),
+            ));
+        }
+        Ok(s.to_string())
+    }
+
+    fn bool(&self, label: &str, node: &Node) -> Result<bool> {
+        match node.kind {
+            Kind::Bool(b) => Ok(b),
+            _ => Err(self.type_err(label, node, "a boolean (true or false)")),
+        }
+    }
+
+    fn duration(&self, label: &str, node: &Node) -> Result<u64> {
+        let s = match &node.kind {
+            Kind::String(s) => s,
+            _ => {
+                return Err(self.type_err(
+                    label,
+                    node,
+                    "a duration string such as \"15m\" (in quotes)",
+                ));
+            }
+        };
+        parse_duration(s).map_err(|why| self.err(node.span.start, format!("`{label}`: {why}")))
+    }
+
+    /// Rejects keys not in `valid`, suggesting the nearest valid one.
+    fn check_keys(&self, entries: &[Entry], valid: &[&str], place: Place) -> Result<()> {
+        for entry in entries {
+            if valid.contains(&entry.key.as_str()) {
+                continue;
+            }
+            let key = &entry.key;
+            let mut message = format!("unknown key `{key}` {}", place.phrase());
+            if let Some(near) = suggest(key, valid) {
+                message.push_str(&format!("; did you mean `{near}`?"));
+            } else if let Some(home) = matches!(place, Place::Top)
+                .then(|| section_of(key))
+                .flatten()
+            {
+                message.push_str(&format!("; `{key}` belongs in {home}"));
+            } else {
+                let list: Vec<String> = valid.iter().map(|k| format!("`{k}`")).collect();
+                message.push_str(&format!("; valid keys are {}", list.join(", ")));
+            }
+            return Err(self.err(entry.key_span.start, message));
+        }
+        Ok(())
+    }
+
+    fn policy(&self, source: &str) -> Result<Policy> {
+        let Kind::Table(top) = &self.root.kind else {
+            return Err(self.err(
+                self.root.span.start,
+                format!(
+                    "the policy must be {} with the keys `environment`, `audit`, `approval` and `rule`, found {}",
+                    match self.format {
+                        Format::Toml => "a TOML document",
+                        Format::Json => "a JSON object",
+                    },
+                    self.root.describe(self.format)
+                ),
+            ));
+        };
+        self.check_keys(top, TOP_KEYS, Place::Top)?;
+        let mut policy = Policy {
+            source: source.to_string(),
+            environment: EnvironmentConfig {
+                unknown: UnknownEnvironment::Protected,
+                marker_file: super::DEFAULT_MARKER_FILE.to_string(),
+                aliases: BTreeMap::new(),
+                hostnames: Vec::new(),
+            },
+            audit: AuditConfig {
+                log: None,
+                durability: Durability::Fdatasync,
+                seal_every: None,
+                seal_key_file: None,
+            },
+            approval: ApprovalConfig {
+                key_file: None,
+                max_ttl_seconds: super::DEFAULT_MAX_TTL_SECONDS,
+                four_eyes: false,
+            },
+            rules: Vec::new(),
+        };
+        for entry in top {
+            match entry.key.as_str() {
+                "environment" => policy.environment = self.environment(&entry.value)?,
+                "audit" => policy.audit = self.audit(&entry.value)?,
+                "approval" => policy.approval = self.approval(&entry.value)?,
+                _ => policy.rules = self.rules(&entry.value)?,
+            }
+        }
+        Ok(policy)
+    }
+
+    fn environment(&self, node: &Node) -> Result<EnvironmentConfig> {
+        let entries = self.table("environment", node)?;
+        self.check_keys(entries, ENVIRONMENT_KEYS, Place::Environment)?;
+        let mut config = EnvironmentConfig {
+            unknown: UnknownEnvironment::Protected,
+            marker_file: super::DEFAULT_MARKER_FILE.to_string(),
+            aliases: BTreeMap::new(),
+            hostnames: Vec::new(),
+        };
+        for Entry { key, value, .. } in entries {
+            match key.as_str() {
+                "unknown" => {
+                    let s = self.string("unknown", value)?;
+                    config.unknown = if s.trim().eq_ignore_ascii_case("protected") {
+                        UnknownEnvironment::Protected
+                    } else if let Some(tier) = Tier::from_name(s) {
+                        UnknownEnvironment::Tier(tier)
+                    } else {
+                        return Err(self.err(
+                            value.span.start,
+                            format!(
+                                "`unknown` must be \"protected\" (guard an undeclared environment like production) or a tier name: {TIER_EXPECTED}; found {s:?}"
+                            ),
+                        ));
+                    };
+                }
+                "marker_file" => config.marker_file = self.text("marker_file", value)?,
+                "aliases" => config.aliases = self.aliases(value)?,
+                _ => config.hostnames = self.hostnames(value)?,
+            }
+        }
+        Ok(config)
+    }
+
+    /// A tier name (canonical or built-in alias) in `value`.
+    fn tier(&self, label: &str, value: &Node) -> Result<Tier> {
+        let s = self.string(label, value)?;
+        Tier::from_name(s).ok_or_else(|| {
+            let mut message = format!("unknown tier {s:?} in `{label}`; expected {TIER_EXPECTED}");
+            if let Some(near) = suggest(&s.trim().to_ascii_lowercase(), TIER_NAMES) {
+                message.push_str(&format!("; did you mean `{near}`?"));
+            }
+            self.err(value.span.start, message)
+        })
+    }
+
+    fn aliases(&self, node: &Node) -> Result<BTreeMap<String, Tier>> {
+        let entries = self.table("aliases", node)?;
+        let mut aliases = BTreeMap::new();
+        let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+        for entry in entries {
+            let name = entry.key.trim().to_ascii_lowercase();
+            if name.is_empty() {
+                return Err(self.err(
+                    entry.key_span.start,
+                    "an alias name in `aliases` must not be empty; write the environment's name, e.g. \"prod-eu\" = \"production\"",
+                ));
+            }
+            if let Some(first) = seen.get(&name) {
+                return Err(self.err(
+                    entry.key_span.start,
+                    format!(
+                        "alias `{}` in `aliases` is the same name as `{first}` (names are trimmed and case-folded); keep only one",
+                        entry.key
+                    ),
+                ));
+            }
+            let tier = self.tier(&format!("aliases.{}", entry.key), &entry.value)?;
+            if let Some(builtin) = Tier::from_name(&name)
+                && builtin != tier
+            {
+                return Err(self.err(
+                    entry.value.span.start,
+                    format!(
+                        "alias `{name}` is a built-in name for {builtin}; it cannot be mapped to {tier}: rename the environment or map it to {builtin}"
+                    ),
+                ));
+            }
+            seen.insert(name.clone(), &entry.key);
+            aliases.insert(name, tier);
+        }
+        Ok(aliases)
+    }
+
+    fn hostnames(&self, node: &Node) -> Result<Vec<HostnameHint>> {
+        let entries = self.table("hostnames", node)?;
+        let mut hints: Vec<HostnameHint> = Vec::new();
+        for entry in entries {
+            let pattern = &entry.key;
+            let valid = !pattern.is_empty()
+                && pattern
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '*' | '?'));
+            if !valid {
+                return Err(self.err(
+                    entry.key_span.start,
+                    format!(
+                        "invalid host name pattern {pattern:?} in `hostnames`; expected letters, digits, `.`, `-`, `_` and the wildcards `*` (any run) and `?` (one character), e.g. \"*-prod-*\" = \"production\""
+                    ),
+                ));
+            }
+            if hints
+                .iter()
+                .any(|h| h.pattern.eq_ignore_ascii_case(pattern))
+            {
+                return Err(self.err(
+                    entry.key_span.start,
+                    format!(
+                        "host name pattern `{pattern}` appears twice in `hostnames` (host names are matched without regard to case); keep only one"
+                    ),
+                ));
+            }
+            let tier = self.tier(&format!("hostnames.{pattern}"), &entry.value)?;
+            hints.push(HostnameHint {
+                pattern: pattern.clone(),
+                tier,
+            });
+        }
+        Ok(hints)
+    }
+
+    fn audit(&self, node: &Node) -> Result<AuditConfig> {
+        let entries = self.table("audit", node)?;
+        self.check_keys(entries, AUDIT_KEYS, Place::Audit)?;
+        let mut config = AuditConfig {
+            log: None,
+            durability: Durability::Fdatasync,
+            seal_every: None,
+            seal_key_file: None,
+        };
+        for Entry { key, value, .. } in entries {
+            match key.as_str() {
+                "log" => config.log = Some(self.text("log", value)?),
+                "durability" => {
+                    config.durability = match self.string("durability", value)? {
+                        "fdatasync" => Durability::Fdatasync,
+                        "none" => Durability::None,
+                        other => {
+                            return Err(self.err(
+                                value.span.start,
+                                format!(
+                                    "`durability` must be \"fdatasync\" (the default: each record is on disk before the operation runs) or \"none\" (only for tests), found {other:?}"
+                                ),
+                            ));
+                        }
+                    }
+                }
+                "seal_every" => config.seal_every = Some(self.positive("seal_every", value)?),
+                _ => config.seal_key_file = Some(self.text("seal_key_file", value)?),
+            }
+        }
+        Ok(config)
+    }
+
+    fn positive(&self, label: &str, node: &Node) -> Result<u64> {
+        match node.kind {
+            Kind::Integer(Some(n)) if n > 0 => u64::try_from(n).map_err(|_| {
+                self.err(
+                    node.span.start,
+                    format!(
+                        "`{label}` is too large; the largest accepted value is {}",
+                        u64::MAX
+                    ),
+                )
+            }),
+            Kind::Integer(Some(n)) => Err(self.err(
+                node.span.start,
+                format!("`{label}` must be a positive integer (1 or more), found {n}"),
+            )),
+            Kind::Integer(None) => Err(self.err(
+                node.span.start,
+                format!(
+                    "`{label}` is too large; the largest accepted value is {}",
+                    u64::MAX
+                ),
+            )),
+            _ => Err(self.type_err(label, node, "a positive integer")),
+        }
+    }
+
+    fn approval(&self, node: &Node) -> Result<ApprovalConfig> {
+        let entries = self.table("approval", node)?;
+        self.check_keys(entries, APPROVAL_KEYS, Place::Approval)?;
+        let mut config = ApprovalConfig {
+            key_file: None,
+            max_ttl_seconds: super::DEFAULT_MAX_TTL_SECONDS,
+            four_eyes: false,
+        };
+        for Entry { key, value, .. } in entries {
+            match key.as_str() {
+                "key_file" => config.key_file = Some(self.text("key_file", value)?),
+                "max_ttl" => config.max_ttl_seconds = self.duration("max_ttl", value)?,
+                _ => config.four_eyes = self.bool("four_eyes", value)?,
+            }
+        }
+        Ok(config)
+    }
+
+    fn rules(&self, node: &Node) -> Result<Vec<Rule>> {
+        let Kind::Array(items) = &node.kind else {
+            let hint = match self.format {
+                Format::Toml => "write each rule under its own [[rule]] header",
+                Format::Json => "write \"rule\": [ { … }, { … } ]",
+            };
+            return Err(self.type_err("rule", node, &format!("an array of rules ({hint})")));
+        };
+        let mut rules: Vec<Rule> = Vec::with_capacity(items.len());
+        // Explicit names seen so far, with their line, to refuse duplicates.
+        let mut names: BTreeMap<String, u32> = BTreeMap::new();
+        for (index, item) in items.iter().enumerate() {
+            let rule = self.rule(index + 1, item, &mut names)?;
+            rules.push(rule);
+        }
+        Ok(rules)
+    }
+
+    fn rule(&self, number: usize, node: &Node, names: &mut BTreeMap<String, u32>) -> Result<Rule> {
+        let Kind::Table(entries) = &node.kind else {
+            return Err(self.err(
+                node.span.start,
+                format!(
+                    "each rule must be {}, found {}",
+                    self.table_word(),
+                    node.describe(self.format)
+                ),
+            ));
+        };
+        self.check_keys(entries, RULE_KEYS, Place::Rule)?;
+        let (line, _) = self.loc.position(node.span.start);
+        let get = |key: &str| entries.iter().find(|e| e.key == key);
+
+        let name = match get("name") {
+            Some(entry) => {
+                let name = self.text("name", &entry.value)?;
+                if let Some(first) = names.get(&name) {
+                    return Err(self.err(
+                        entry.value.span.start,
+                        format!(
+                            "rule name {name:?} is already used by the rule at line {first}; rule names must be unique (they appear in refusals and in the audit log)"
+                        ),
+                    ));
+                }
+                names.insert(name.clone(), line);
+                name
+            }
+            None => format!("rule #{number} (line {line})"),
+        };
+        // How messages refer to the rule: `rule "migrations"` or `rule #2 (line 7)`.
+        let label = if get("name").is_some() {
+            format!("rule {name:?}")
+        } else {
+            name.clone()
+        };
+
+        let operations = match get("operations") {
+            Some(entry) => self.operations(&entry.value)?,
+            None => {
+                return Err(self.err(
+                    node.span.start,
+                    format!(
+                        "{label} has no `operations`; add operations = [\"db.migrate\", \"db.delete.*\"] (globs over dotted operation names; \"*\" for every operation)"
+                    ),
+                ));
+            }
+        };
+
+        let tiers = match get("tiers") {
+            Some(entry) => self.rule_tiers(&entry.value)?,
+            None => Vec::new(),
+        };
+
+        let require_entry = get("require");
+        let require = match require_entry {
+            Some(entry) => self.require(&entry.value)?,
+            None => Vec::new(),
+        };
+
+        let deny_entry = get("deny");
+        let deny = match deny_entry {
+            Some(entry) => {
+                let s = self.string("deny", &entry.value)?;
+                if s.trim().is_empty() {
+                    return Err(self.err(
+                        entry.value.span.start,
+                        "`deny` must not be empty; say why the operation is refused, e.g. deny = \"dropping a production database is never done by an application\"",
+                    ));
+                }
+                Some(s.to_string())
+            }
+            None => None,
+        };
+
+        match (require_entry, deny_entry) {
+            (None, None) => {
+                return Err(self.err(
+                    node.span.start,
+                    format!(
+                        "{label} has neither `require` nor `deny`; add require = [\"confirm\", \"backup\", \"audit\"] (what must happen before the operation runs) or deny = \"why\" (it never runs)"
+                    ),
+                ));
+            }
+            (Some(_), Some(deny)) => {
+                return Err(self.err(
+                    deny.key_span.start,
+                    format!(
+                        "{label} has both `require` and `deny`; a rule either refuses the operation or names what it requires: split it into two rules"
+                    ),
+                ));
+            }
+            _ => {}
+        }
+
+        let confirm_mode = match get("confirm") {
+            Some(entry) => {
+                if !require.contains(&Requirement::Confirm) {
+                    return Err(self.err(
+                        entry.key_span.start,
+                        format!(
+                            "`confirm` has no effect in {label} because its `require` does not list \"confirm\"; add \"confirm\" to `require` or remove `confirm`"
+                        ),
+                    ));
+                }
+                self.confirm(&entry.value)?
+            }
+            None => ConfirmMode::Either,
+        };
+
+        let backup = match get("backup") {
+            Some(entry) => {
+                if !require.contains(&Requirement::Backup) {
+                    return Err(self.err(
+                        entry.key_span.start,
+                        format!(
+                            "`backup` has no effect in {label} because its `require` does not list \"backup\"; add \"backup\" to `require` or remove `backup`"
+                        ),
+                    ));
+                }
+                Some(self.backup(&entry.value)?)
+            }
+            None => None,
+        };
+
+        if require.contains(&Requirement::Backup) {
+            let usable = backup.as_ref().is_some_and(|b| {
+                b.command.is_some() || (b.path.is_some() && b.max_age_seconds.is_some())
+            });
+            if !usable {
+                let at = require_entry
+                    .and_then(|e| match &e.value.kind {
+                        Kind::Array(items) => items
+                            .iter()
+                            .find(|n| matches!(&n.kind, Kind::String(s) if s == "backup"))
+                            .map(|n| n.span.start),
+                        _ => None,
+                    })
+                    .unwrap_or(node.span.start);
+                return Err(self.err(
+                    at,
+                    format!(
+                        "`require` lists \"backup\" but {label} does not say how to get one; add backup = {{ command = \"pg_dump -Fc -f {{path}}\" }} to make a backup before the operation, or backup = {{ path = \"/backups/db.dump\", max_age = \"1h\" }} to accept a recent existing file"
+                    ),
+                ));
+            }
+        }
+
+        let actors = match get("actors") {
+            Some(entry) => {
+                if deny.is_some() {
+                    return Err(self.err(
+                        entry.key_span.start,
+                        format!(
+                            "`actors` has no effect in {label} because it denies the operation to everyone; remove `actors`, or use `require` with `actors` to say who may act"
+                        ),
+                    ));
+                }
+                self.actors(&entry.value)?
+            }
+            None => Vec::new(),
+        };
+
+        Ok(Rule {
+            name,
+            operations,
+            tiers,
+            require,
+            confirm_mode,
+            backup,
+            deny,
+            actors,
+        })
+    }
+
+    fn operations(&self, node: &Node) -> Result<Vec<String>> {
+        let items = self.array("operations", node, "operation globs")?;
+        if items.is_empty() {
+            return Err(self.err(
+                node.span.start,
+                "`operations` must list at least one operation glob, e.g. [\"db.migrate\", \"db.delete.*\"] (\"*\" for every operation)",
+            ));
+        }
+        let mut out: Vec<String> = Vec::with_capacity(items.len());
+        for item in items {
+            let glob = match &item.kind {
+                Kind::String(s) => s,
+                _ => {
+                    return Err(self.type_err(
+                        "operations",
+                        item,
+                        "an array of strings (operation globs such as \"db.migrate\")",
+                    ));
+                }
+            };
+            if let Err(why) = validate_operation_glob(glob) {
+                return Err(self.err(
+                    item.span.start,
+                    format!("invalid entry in `operations`: {why}"),
+                ));
+            }
+            if out.contains(glob) {
+                return Err(self.err(
+                    item.span.start,
+                    format!("`{glob}` is listed twice in `operations`; list it once"),
+                ));
+            }
+            out.push(glob.clone());
+        }
+        Ok(out)
+    }
+
+    fn rule_tiers(&self, node: &Node) -> Result<Vec<Tier>> {
+        let items = self.array("tiers", node, "tier names")?;
+        let mut out: Vec<Tier> = Vec::with_capacity(items.len());
+        for item in items {
+            let s = match &item.kind {
+                Kind::String(s) => s,
+                _ => return Err(self.type_err("tiers", item, "an array of tier names (strings)")),
+            };
+            let tier = match Tier::from_name(s) {
+                Some(tier) => tier,
+                None => {
+                    let folded = s.trim().to_ascii_lowercase();
+                    let mut message =
+                        format!("unknown tier {s:?} in `tiers`; expected {TIER_EXPECTED}");
+                    if let Some(mapped) = self.policy_alias(&folded) {
+                        message = format!(
+                            "{s:?} in `tiers` is an environment name ([environment] aliases maps it to {mapped}); rules name tiers: write \"{mapped}\""
+                        );
+                    } else if let Some(near) = suggest(&folded, TIER_NAMES) {
+                        message.push_str(&format!("; did you mean `{near}`?"));
+                    }
+                    return Err(self.err(item.span.start, message));
+                }
+            };
+            if out.contains(&tier) {
+                return Err(self.err(
+                    item.span.start,
+                    format!("{s:?} in `tiers` repeats the tier {tier}; list each tier once"),
+                ));
+            }
+            out.push(tier);
+        }
+        Ok(out)
+    }
+
+    /// What the document's `[environment] aliases` maps `folded` to, if
+    /// anything (read straight from the tree, whatever the section order).
+    fn policy_alias(&self, folded: &str) -> Option<String> {
+        let Kind::Table(top) = &self.root.kind else {
+            return None;
+        };
+        let env = top.iter().find(|e| e.key == "environment")?;
+        let Kind::Table(env) = &env.value.kind else {
+            return None;
+        };
+        let aliases = env.iter().find(|e| e.key == "aliases")?;
+        let Kind::Table(aliases) = &aliases.value.kind else {
+            return None;
+        };
+        aliases
+            .iter()
+            .find(|e| e.key.trim().to_ascii_lowercase() == folded)
+            .and_then(|e| match &e.value.kind {
+                Kind::String(s) => Tier::from_name(s).map(|t| t.as_str().to_string()),
+                _ => None,
+            })
+    }
+
+    fn require(&self, node: &Node) -> Result<Vec<Requirement>> {
+        const EXPECTED: &str = "\"confirm\", \"backup\" or \"audit\"";
+        let items = self.array("require", node, "requirements")?;
+        if items.is_empty() {
+            return Err(self.err(
+                node.span.start,
+                format!(
+                    "`require` must list at least one of {EXPECTED}; to refuse the operation use deny = \"why\" instead"
+                ),
+            ));
+        }
+        let mut out: Vec<Requirement> = Vec::with_capacity(items.len());
+        for item in items {
+            let s = match &item.kind {
+                Kind::String(s) => s.as_str(),
+                _ => {
+                    return Err(self.type_err(
+                        "require",
+                        item,
+                        &format!("an array of requirement names ({EXPECTED})"),
+                    ));
+                }
+            };
+            let requirement = match s {
+                "confirm" => Requirement::Confirm,
+                "backup" => Requirement::Backup,
+                "audit" => Requirement::Audit,
+                other => {
+                    let mut message =
+                        format!("unknown requirement {other:?} in `require`; expected {EXPECTED}");
+                    if other == "deny" {
+                        message.push_str(
+                            "; to refuse the operation write deny = \"why\" instead of `require`",
+                        );
+                    } else if let Some(near) = suggest(other, &["confirm", "backup", "audit"]) {
+                        message.push_str(&format!("; did you mean `{near}`?"));
+                    }
+                    return Err(self.err(item.span.start, message));
+                }
+            };
+            if out.contains(&requirement) {
+                return Err(self.err(
+                    item.span.start,
+                    format!("\"{s}\" is listed twice in `require`; list each requirement once"),
+                ));
+            }
+            out.push(requirement);
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn confirm(&self, node: &Node) -> Result<ConfirmMode> {
+        let entries = self.table("confirm", node)?;
+        self.check_keys(entries, CONFIRM_KEYS, Place::Confirm)?;
+        let mut mode = ConfirmMode::Either;
+        for Entry { value, .. } in entries {
+            mode = match self.string("confirm.mode", value)? {
+                "typed" => ConfirmMode::Typed,
+                "approval" => ConfirmMode::Approval,
+                "either" => ConfirmMode::Either,
+                other => {
+                    return Err(self.err(
+                        value.span.start,
+                        format!(
+                            "`confirm.mode` must be \"typed\" (at a terminal), \"approval\" (a pre-issued token) or \"either\", found {other:?}"
+                        ),
+                    ));
+                }
+            };
+        }
+        Ok(mode)
+    }
+
+    fn backup(&self, node: &Node) -> Result<BackupSpec> {
+        let entries = self.table("backup", node)?;
+        self.check_keys(entries, BACKUP_KEYS, Place::Backup)?;
+        let mut spec = BackupSpec {
+            command: None,
+            verify: None,
+            path: None,
+            max_age_seconds: None,
+        };
+        for Entry { key, value, .. } in entries {
+            match key.as_str() {
+                "command" => spec.command = Some(self.text("backup.command", value)?),
+                "verify" => spec.verify = Some(self.text("backup.verify", value)?),
+                "path" => spec.path = Some(self.text("backup.path", value)?),
+                _ => spec.max_age_seconds = Some(self.duration("backup.max_age", value)?),
+            }
+        }
+        Ok(spec)
+    }
+
+    fn actors(&self, node: &Node) -> Result<Vec<ActorKind>> {
+        const EXPECTED: &str = "\"human\", \"ci\", \"agent\" or \"service\"";
+        let items = self.array("actors", node, "actor kinds")?;
+        if items.is_empty() {
+            return Err(self.err(
+                node.span.start,
+                format!(
+                    "`actors` must list at least one of {EXPECTED}; remove `actors` to let anyone act"
+                ),
+            ));
+        }
+        let mut out: Vec<ActorKind> = Vec::with_capacity(items.len());
+        for item in items {
+            let s = match &item.kind {
+                Kind::String(s) => s.as_str(),
+                _ => {
+                    return Err(self.type_err(
+                        "actors",
+                        item,
+                        &format!("an array of actor kinds ({EXPECTED})"),
+                    ));
+                }
+            };
+            let actor = match s {
+                "human" => ActorKind::Human,
+                "ci" => ActorKind::Ci,
+                "agent" => ActorKind::Agent,
+                "service" => ActorKind::Service,
+                other => {
+                    let mut message =
+                        format!("unknown actor kind {other:?} in `actors`; expected {EXPECTED}");
+                    if let Some(near) = suggest(other, &["human", "ci", "agent", "service"]) {
+                        message.push_str(&format!("; did you mean `{near}`?"));
+                    }
+                    return Err(self.err(item.span.start, message));
+                }
+            };
+            if out.contains(&actor) {
+                return Err(self.err(
+                    item.span.start,
+                    format!("\"{s}\" is listed twice in `actors`; list each actor kind once"),
+                ));
+            }
+            out.push(actor);
+        }
+        Ok(out)
+    }
+}
+
+/// Which section a misplaced top-level key belongs to.
+fn section_of(key: &str) -> Option<&'static str> {
+    if ENVIRONMENT_KEYS.contains(&key) {
+        Some("[environment]")
+    } else if AUDIT_KEYS.contains(&key) {
+        Some("[audit]")
+    } else if APPROVAL_KEYS.contains(&key) {
+        Some("[approval]")
+    } else if RULE_KEYS.contains(&key) {
+        Some("[[rule]]")
+    } else {
+        None
+    }
+}
+
+/// The candidate nearest to `word`: edit distance (with transpositions) of
+/// at most 2, or one being a prefix of the other; `None` if none is near.
+pub(crate) fn suggest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
+    let lower = word.to_lowercase();
+    let mut best: Option<(usize, &'c str)> = None;
+    for &candidate in candidates {
+        let d = distance(&lower, candidate);
+        let near = d <= 2 && d < candidate.chars().count();
+        let prefix = lower.chars().count() >= 2
+            && (candidate.starts_with(lower.as_str()) || lower.starts_with(candidate));
+        if !(near || prefix) {
+            continue;
+        }
+        // Prefix matches rank after close edits of the same distance.
+        let score = if near { d * 2 } else { 5 };
+        if best.is_none_or(|(s, _)| score < s) {
+            best = Some((score, candidate));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
+/// Optimal-string-alignment distance (Levenshtein plus adjacent transpositions).
+fn distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let width = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * width];
+    for (i, cell) in d.iter_mut().step_by(width).enumerate() {
+        *cell = i;
+    }
+    for (j, cell) in d.iter_mut().take(width).enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[(i - 1) * width + j] + 1)
+                .min(d[i * width + j - 1] + 1)
+                .min(d[(i - 1) * width + j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[(i - 2) * width + j - 2] + 1);
+            }
+            d[i * width + j] = v;
+        }
+    }
+    d[a.len() * width + b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distances() {
+        assert_eq!(distance("requre", "require"), 1);
+        assert_eq!(distance("reqiure", "require"), 1);
+        assert_eq!(distance("", "abc"), 3);
+        assert_eq!(distance("abc", "abc"), 0);
+        assert_eq!(distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(suggest("requre", RULE_KEYS), Some("require"));
+        assert_eq!(suggest("Require", RULE_KEYS), Some("require"));
+        assert_eq!(suggest("rules", TOP_KEYS), Some("rule"));
+        assert_eq!(suggest("operation", RULE_KEYS), Some("operations"));
+        assert_eq!(suggest("ops", RULE_KEYS), None);
+        assert_eq!(suggest("oper", RULE_KEYS), Some("operations"));
+        assert_eq!(suggest("zzz", RULE_KEYS), None);
+        assert_eq!(suggest("x", AUDIT_KEYS), None);
+        assert_eq!(suggest("prodution", TIER_NAMES), Some("production"));
+    }
+}
