@@ -1,1 +1,577 @@
-//! Audit events, records and the hash chain.
+//! Audit events, records and the SHA-256 hash chain.
+//!
+//! A record is one JSON line. Its `hash` is
+//! `SHA-256(CHAIN_DOMAIN ‖ prev ‖ body)` where `body` is the record's bytes
+//! exactly as written, minus the trailing `,"hash":"…"` member. Verification
+//! hashes the bytes as they are on disk and never re-serialises, so any change
+//! to a record — a flipped bit, a reordered key — breaks the chain.
+//!
+//! ```
+//! use prodguard_core::audit::{AuditEvent, ChainVerifier, Envelope, EventKind, encode_record, GENESIS_PREV};
+//! use prodguard_core::Timestamp;
+//!
+//! let envelope = Envelope { log_id: "demo".into(), seq: 1, ts: Timestamp(0), host: "h".into(), pid: 7 };
+//! let event = AuditEvent::note("deploy started");
+//! let (line, hash) = encode_record(&envelope, &event, GENESIS_PREV).unwrap();
+//! let mut verifier = ChainVerifier::new();
+//! let record = verifier.push(&line).unwrap();
+//! assert_eq!(record.hash.as_deref(), Some(hash.as_str()));
+//! ```
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::policy::{ActorKind, Requirement};
+use crate::{Tier, Timestamp};
+
+/// The domain tag mixed into every record hash, so a prodguard chain hash
+/// can never be confused with a hash of the same bytes made for another purpose.
+pub const CHAIN_DOMAIN: &[u8] = b"prodguard.audit.chain.v1\0";
+
+/// The `prev` of the first record of a log.
+pub const GENESIS_PREV: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The record format version written in `v`.
+pub const RECORD_VERSION: u32 = 1;
+
+const HASH_SUFFIX_PREFIX: &[u8] = b",\"hash\":\"";
+// `,"hash":"` + 64 hex digits + `"}`
+const HASH_SUFFIX_LEN: usize = HASH_SUFFIX_PREFIX.len() + 64 + 2;
+
+/// What kind of record this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    /// Before a guarded operation runs: the decision and its evidence.
+    Intent,
+    /// After it ran: status and duration.
+    Outcome,
+    /// A guarded operation that was refused.
+    Refusal,
+    /// A free-form event added by a script (`prodguard audit record`).
+    Note,
+    /// A repair cut a torn tail.
+    Recovery,
+}
+
+/// Who acted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// The person or account.
+    pub user: String,
+    /// Human, CI, agent or service.
+    pub kind: ActorKind,
+}
+
+/// The operation and where it ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationRecord {
+    /// Dotted operation name, e.g. `db.migrate`.
+    pub kind: String,
+    /// The target's name, e.g. a database.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub target: Option<String>,
+    /// The environment's own name.
+    pub env: String,
+    /// Its tier.
+    pub tier: Tier,
+    /// The signal that decided the environment.
+    pub decided_by: String,
+}
+
+/// The guard's decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// `allow`, `deny` or `require` (as decided by the policy), or the
+    /// final `refused`/`proceed` for refusal and intent records.
+    pub result: String,
+    /// The rule that decided, if any.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rule: Option<String>,
+    /// What was required.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub requirements: Vec<Requirement>,
+    /// Why, for people.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub reasons: Vec<String>,
+    /// The exit code of a refusal.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub exit_code: Option<i32>,
+}
+
+/// Evidence that a backup exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupEvidence {
+    /// Where the backup is (a path or URL).
+    pub location: String,
+    /// Hex SHA-256 of its bytes.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// When it was made.
+    pub created: Timestamp,
+    /// Whether a verification step passed (`false` when none ran).
+    pub verified: bool,
+    /// What verified it, e.g. the verify command.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub verification: Option<String>,
+}
+
+/// How the operation was confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfirmEvidence {
+    /// `typed`, `approval` or `break-glass`.
+    pub method: String,
+    /// Who confirmed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub approver: Option<String>,
+    /// The approval token's id.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub token_id: Option<String>,
+    /// When the approval expires.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub exp: Option<Timestamp>,
+}
+
+/// How the operation ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeRecord {
+    /// `ok`, `failed` or `panicked`.
+    pub status: String,
+    /// How long it ran.
+    pub duration_ms: u64,
+    /// The error, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+    /// A wrapped command's exit code (or 128 + signal).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub exit_code: Option<i32>,
+}
+
+/// The content of a record, before the writer adds the envelope and the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// What kind of record.
+    pub kind: EventKind,
+    /// Ties an intent to its outcome.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub attempt_id: Option<String>,
+    /// Who acted.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub actor: Option<Actor>,
+    /// What and where.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub op: Option<OperationRecord>,
+    /// The decision.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub decision: Option<DecisionRecord>,
+    /// Backup evidence.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub backup: Option<BackupEvidence>,
+    /// Confirmation evidence.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub confirm: Option<ConfirmEvidence>,
+    /// The outcome.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub outcome: Option<OutcomeRecord>,
+    /// Free text (notes, recovery details).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub message: Option<String>,
+}
+
+impl AuditEvent {
+    /// An empty event of `kind`.
+    pub fn new(kind: EventKind) -> Self {
+        AuditEvent {
+            kind,
+            attempt_id: None,
+            actor: None,
+            op: None,
+            decision: None,
+            backup: None,
+            confirm: None,
+            outcome: None,
+            message: None,
+        }
+    }
+
+    /// A free-form note.
+    pub fn note(message: impl Into<String>) -> Self {
+        AuditEvent {
+            message: Some(message.into()),
+            ..AuditEvent::new(EventKind::Note)
+        }
+    }
+}
+
+/// What the writer adds around an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// The log's identity, fixed by its first record.
+    pub log_id: String,
+    /// 1-based position in the log.
+    pub seq: u64,
+    /// When it was written.
+    pub ts: Timestamp,
+    /// The writing host.
+    pub host: String,
+    /// The writing process.
+    pub pid: u32,
+}
+
+/// One record as it stands in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Format version.
+    pub v: u32,
+    /// The log's identity.
+    pub log_id: String,
+    /// Position in the log, from 1.
+    pub seq: u64,
+    /// RFC 3339 UTC with microseconds.
+    pub ts: String,
+    /// Writing host.
+    pub host: String,
+    /// Writing process.
+    pub pid: u32,
+    /// The event.
+    #[serde(flatten)]
+    pub event: AuditEvent,
+    /// The previous record's hash ([`GENESIS_PREV`] for the first).
+    pub prev: String,
+    /// This record's hash.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub hash: Option<String>,
+}
+
+/// Why a record does not continue the chain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    /// Not a JSON record of the expected shape.
+    #[error("record is malformed: {0}")]
+    Malformed(String),
+    /// The stored hash is not the hash of the bytes.
+    #[error("hash mismatch: the record's bytes were changed after it was written")]
+    HashMismatch,
+    /// `prev` does not name the previous record.
+    #[error(
+        "chain broken: prev is {found}, expected {expected} (a record was removed, reordered or spliced in)"
+    )]
+    PrevMismatch {
+        /// What the previous record's hash was.
+        expected: String,
+        /// What this record names.
+        found: String,
+    },
+    /// `seq` is not the next number.
+    #[error("sequence broken: seq is {found}, expected {expected}")]
+    SeqMismatch {
+        /// The next number.
+        expected: u64,
+        /// What the record says.
+        found: u64,
+    },
+    /// A record from another log.
+    #[error("log_id is {found}, expected {expected} (records from another log were spliced in)")]
+    LogIdMismatch {
+        /// The log's id.
+        expected: String,
+        /// What the record says.
+        found: String,
+    },
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
+}
+
+/// The chain hash of a record body (its bytes without the hash member).
+pub fn chain_hash(prev: &str, body: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(CHAIN_DOMAIN);
+    hasher.update(prev.as_bytes());
+    hasher.update(body);
+    hex(&hasher.finalize())
+}
+
+/// Builds the exact line (with its trailing newline) for `event`, chained to `prev`.
+///
+/// Returns the line and its hash. Fails only if the event cannot be
+/// serialised, which does not happen for events built from these types.
+pub fn encode_record(
+    envelope: &Envelope,
+    event: &AuditEvent,
+    prev: &str,
+) -> Result<(Vec<u8>, String), ChainError> {
+    let record = Record {
+        v: RECORD_VERSION,
+        log_id: envelope.log_id.clone(),
+        seq: envelope.seq,
+        ts: envelope.ts.to_rfc3339(),
+        host: envelope.host.clone(),
+        pid: envelope.pid,
+        event: event.clone(),
+        prev: prev.to_owned(),
+        hash: None,
+    };
+    let mut body = serde_json::to_vec(&record).map_err(|e| ChainError::Malformed(e.to_string()))?;
+    let hash = chain_hash(prev, &body);
+    // Replace the closing brace with the hash member: the body hashed is
+    // exactly the line minus that member.
+    body.pop();
+    body.extend_from_slice(HASH_SUFFIX_PREFIX);
+    body.extend_from_slice(hash.as_bytes());
+    body.extend_from_slice(b"\"}\n");
+    Ok((body, hash))
+}
+
+/// Splits a line (without its newline) into the hashed body and the stored hash.
+fn split_hash(line: &[u8]) -> Result<(Vec<u8>, &str), ChainError> {
+    if line.len() < HASH_SUFFIX_LEN + 2 {
+        return Err(ChainError::Malformed("too short to be a record".into()));
+    }
+    let (head, suffix) = line.split_at(line.len() - HASH_SUFFIX_LEN);
+    let Some(rest) = suffix.strip_prefix(HASH_SUFFIX_PREFIX) else {
+        return Err(ChainError::Malformed(
+            "the line does not end with its \"hash\" member".into(),
+        ));
+    };
+    let (digits, close) = rest.split_at(64);
+    if close != b"\"}"
+        || !digits
+            .iter()
+            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return Err(ChainError::Malformed(
+            "the \"hash\" member is not 64 lowercase hex digits".into(),
+        ));
+    }
+    let stored = std::str::from_utf8(digits)
+        .map_err(|_| ChainError::Malformed("hash is not UTF-8".into()))?;
+    let mut body = Vec::with_capacity(head.len() + 1);
+    body.extend_from_slice(head);
+    body.push(b'}');
+    Ok((body, stored))
+}
+
+/// Checks records one after another: each must hash correctly and continue the chain.
+///
+/// Feed it lines in file order (with or without their trailing newline).
+#[derive(Debug, Clone)]
+pub struct ChainVerifier {
+    prev: String,
+    next_seq: u64,
+    log_id: Option<String>,
+}
+
+impl Default for ChainVerifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ChainVerifier {
+    /// A verifier for a log from its first record.
+    pub fn new() -> Self {
+        ChainVerifier {
+            prev: GENESIS_PREV.to_owned(),
+            next_seq: 1,
+            log_id: None,
+        }
+    }
+
+    /// A verifier that continues after a known head (e.g. a previous file).
+    pub fn resume(prev: String, next_seq: u64, log_id: Option<String>) -> Self {
+        ChainVerifier {
+            prev,
+            next_seq,
+            log_id,
+        }
+    }
+
+    /// The hash of the last accepted record.
+    pub fn head_hash(&self) -> &str {
+        &self.prev
+    }
+
+    /// The seq the next record must carry.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// The log id fixed by the first record, once seen.
+    pub fn log_id(&self) -> Option<&str> {
+        self.log_id.as_deref()
+    }
+
+    /// Verifies `line` as the next record and advances.
+    pub fn push(&mut self, line: &[u8]) -> Result<Record, ChainError> {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let (body, stored) = split_hash(line)?;
+        if chain_hash(&self.prev, &body) != stored {
+            // Tell a broken link apart from edited bytes when the record still parses.
+            if let Ok(record) = serde_json::from_slice::<Record>(line)
+                && record.prev != self.prev
+            {
+                return Err(ChainError::PrevMismatch {
+                    expected: self.prev.clone(),
+                    found: record.prev,
+                });
+            }
+            return Err(ChainError::HashMismatch);
+        }
+        let record: Record =
+            serde_json::from_slice(line).map_err(|e| ChainError::Malformed(e.to_string()))?;
+        if record.prev != self.prev {
+            return Err(ChainError::PrevMismatch {
+                expected: self.prev.clone(),
+                found: record.prev,
+            });
+        }
+        if record.seq != self.next_seq {
+            return Err(ChainError::SeqMismatch {
+                expected: self.next_seq,
+                found: record.seq,
+            });
+        }
+        match &self.log_id {
+            Some(id) if *id != record.log_id => {
+                return Err(ChainError::LogIdMismatch {
+                    expected: id.clone(),
+                    found: record.log_id,
+                });
+            }
+            Some(_) => {}
+            None => self.log_id = Some(record.log_id.clone()),
+        }
+        self.prev = stored.to_owned();
+        self.next_seq += 1;
+        Ok(record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(seq: u64) -> Envelope {
+        Envelope {
+            log_id: "log-a".into(),
+            seq,
+            ts: Timestamp(1_700_000_000_000_000 + seq as i64),
+            host: "host".into(),
+            pid: 42,
+        }
+    }
+
+    fn chain(n: u64) -> Vec<Vec<u8>> {
+        let mut prev = GENESIS_PREV.to_owned();
+        (1..=n)
+            .map(|seq| {
+                let (line, hash) =
+                    encode_record(&envelope(seq), &AuditEvent::note(format!("n{seq}")), &prev)
+                        .unwrap();
+                prev = hash;
+                line
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_chain_verifies_and_its_hash_covers_the_bytes_as_written() {
+        let lines = chain(5);
+        let mut v = ChainVerifier::new();
+        for (i, line) in lines.iter().enumerate() {
+            let r = v.push(line).unwrap();
+            assert_eq!(r.seq, i as u64 + 1);
+            assert!(line.ends_with(b"\"}\n"));
+        }
+        assert_eq!(v.next_seq(), 6);
+        assert_eq!(v.log_id(), Some("log-a"));
+    }
+
+    #[test]
+    fn every_single_bit_flip_is_detected() {
+        let lines = chain(3);
+        for target in 0..lines.len() {
+            for byte in 0..lines[target].len() - 1 {
+                for bit in 0..8 {
+                    let mut tampered = lines.clone();
+                    tampered[target][byte] ^= 1 << bit;
+                    let mut v = ChainVerifier::new();
+                    let ok = tampered.iter().all(|l| v.push(l).is_ok());
+                    assert!(
+                        !ok,
+                        "flip at record {target} byte {byte} bit {bit} undetected"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn deletion_reordering_and_splicing_are_detected() {
+        let lines = chain(4);
+        let mut v = ChainVerifier::new();
+        v.push(&lines[0]).unwrap();
+        assert!(matches!(
+            v.push(&lines[2]),
+            Err(ChainError::PrevMismatch { .. })
+        ));
+
+        let mut v = ChainVerifier::new();
+        v.push(&lines[0]).unwrap();
+        v.push(&lines[1]).unwrap();
+        assert!(
+            v.push(&lines[1]).is_err(),
+            "a duplicated record must not verify"
+        );
+
+        // A record from another log with the same shape.
+        let other = encode_record(
+            &Envelope {
+                log_id: "log-b".into(),
+                ..envelope(2)
+            },
+            &AuditEvent::note("x"),
+            &chain_hash(GENESIS_PREV, b"nothing"),
+        )
+        .unwrap()
+        .0;
+        let mut v = ChainVerifier::new();
+        v.push(&lines[0]).unwrap();
+        assert!(v.push(&other).is_err());
+    }
+
+    #[test]
+    fn a_recomputed_hash_still_breaks_the_next_link() {
+        let lines = chain(2);
+        let first = String::from_utf8(lines[0].clone()).unwrap();
+        let edited = first.replace("n1", "n9");
+        let (body, _) = split_hash(edited.trim_end().as_bytes()).unwrap();
+        let forged_hash = chain_hash(GENESIS_PREV, &body);
+        let mut forged = body;
+        forged.pop();
+        forged.extend_from_slice(format!(",\"hash\":\"{forged_hash}\"}}").as_bytes());
+        let mut v = ChainVerifier::new();
+        v.push(&forged).unwrap();
+        assert!(matches!(
+            v.push(&lines[1]),
+            Err(ChainError::PrevMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_lines_are_rejected_not_panicked_on() {
+        for junk in [&b""[..], b"{}", b"not json at all", &[0xff; 200][..]] {
+            assert!(ChainVerifier::new().push(junk).is_err());
+        }
+    }
+}

@@ -1,1 +1,1084 @@
-//! The guard session state machine.
+//! The guard session: one guarded attempt as a state machine.
+//!
+//! The driver (the runtime, the C ABI, a Wasm host) calls [`Session::next_step`]
+//! and performs what it asks — take a backup, ask for a confirmation, append
+//! an audit record — then reports the answer back. The session never touches
+//! the world itself, so every face makes the same decision from the same
+//! answers.
+//!
+//! ```
+//! use prodguard_core::session::{Session, SessionInput, Step, Operation, ConfirmationAnswer};
+//! use prodguard_core::audit::{Actor, ConfirmEvidence};
+//! use prodguard_core::policy::ActorKind;
+//! use prodguard_core::{classify, Facts, Policy, Timestamp};
+//!
+//! let policy = Policy::builtin_default();
+//! let mut facts = Facts::default();
+//! facts.env.insert("APP_ENV".into(), "production".into());
+//! let detection = classify(&facts, &policy.environment);
+//! let mut session = Session::begin(SessionInput {
+//!     policy: &policy,
+//!     detection: &detection,
+//!     operation: Operation::new("db.migrate").with_target("orders"),
+//!     actor: Actor { user: "ana".into(), kind: ActorKind::Human },
+//!     attempt_id: "a1".into(),
+//!     now: Timestamp(0),
+//! });
+//! assert!(matches!(session.next_step(), Step::NeedConfirmation(_)));
+//! session.answer_confirmation(ConfirmationAnswer::Declined("typed `order`".into()));
+//! assert!(matches!(session.next_step(), Step::Append(_)));
+//! session.appended(Ok(()));
+//! let Step::Deny(denial) = session.next_step() else { unreachable!() };
+//! assert_eq!(denial.exit_code, 121);
+//! ```
+
+use serde::Serialize;
+
+use crate::audit::{
+    Actor, AuditEvent, BackupEvidence, ConfirmEvidence, DecisionRecord, EventKind, OperationRecord,
+    OutcomeRecord,
+};
+use crate::detect::Detection;
+use crate::exit;
+use crate::policy::{self, ActorKind, BackupSpec, ConfirmMode, Policy, Requirement};
+use crate::{Tier, Timestamp};
+
+// Approval tokens (`prodguard approve`) are not issued by this version yet; a
+// rule that accepts nothing else can only refuse, and says so.
+const APPROVAL_UNAVAILABLE: &str = "this rule accepts only an approval token (confirm.mode = \"approval\"), \
+     which this version cannot issue yet; set confirm.mode to \"typed\" or \"either\"";
+
+/// The operation a program wants to run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Operation {
+    /// Dotted name, e.g. `db.migrate`.
+    pub kind: String,
+    /// What it acts on, e.g. a database name.
+    pub target: Option<String>,
+}
+
+impl Operation {
+    /// An operation of `kind` with no target.
+    pub fn new(kind: impl Into<String>) -> Self {
+        Operation {
+            kind: kind.into(),
+            target: None,
+        }
+    }
+
+    /// The same operation on `target`.
+    pub fn with_target(mut self, target: impl Into<String>) -> Self {
+        self.target = Some(target.into());
+        self
+    }
+}
+
+/// The policy's verdict before any evidence is gathered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Runs without further input.
+    Allow,
+    /// Never runs here.
+    Deny,
+    /// Runs once the requirements are met.
+    Require,
+}
+
+/// One requirement and the rule that asks for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RequirementView {
+    /// `confirm`, `backup` or `audit`.
+    pub kind: Requirement,
+    /// The rule that requires it.
+    pub rule: String,
+    /// What satisfies it, for people.
+    pub how: String,
+}
+
+/// What the policy says about an operation here (a dry run: `prodguard check`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// Allow, deny or require.
+    pub result: Verdict,
+    /// The deciding rule (the deny rule, or the first requiring rule).
+    pub rule: Option<String>,
+    /// What must be satisfied.
+    pub requirements: Vec<RequirementView>,
+    /// What a run without a terminal and without evidence would exit with:
+    /// 0, 120 (denied) or 121 (needs confirmation).
+    pub exit_code: i32,
+    /// Why, for people.
+    pub reasons: Vec<String>,
+    /// How a confirmation may be given.
+    #[serde(skip)]
+    pub confirm_mode: ConfirmMode,
+    /// The backup the policy asks for.
+    #[serde(skip)]
+    pub backup: Option<BackupSpec>,
+    /// Who may act (empty: anyone).
+    #[serde(skip)]
+    pub actors: Vec<ActorKind>,
+}
+
+impl Decision {
+    /// Whether `requirement` applies.
+    pub fn requires(&self, requirement: Requirement) -> bool {
+        self.requirements.iter().any(|r| r.kind == requirement)
+    }
+}
+
+fn why_protected(detection: &Detection) -> String {
+    if detection.decided_by == "default" {
+        format!(
+            "the environment is unknown ({}), so it is guarded like production",
+            detection.hint.as_deref().unwrap_or("nothing declares it")
+        )
+    } else {
+        format!(
+            "the environment is {} (tier {}), decided by {}",
+            detection.environment, detection.tier, detection.decided_by
+        )
+    }
+}
+
+/// Evaluates the policy for `operation` in the detected environment.
+///
+/// An invalid operation name yields a deny with exit code 125.
+pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> Decision {
+    if let Err(problem) = policy::validate_operation_name(&operation.kind) {
+        return Decision {
+            result: Verdict::Deny,
+            rule: None,
+            requirements: Vec::new(),
+            exit_code: exit::POLICY_ERROR,
+            reasons: vec![format!(
+                "invalid operation name `{}`: {problem}",
+                operation.kind
+            )],
+            confirm_mode: ConfirmMode::Either,
+            backup: None,
+            actors: Vec::new(),
+        };
+    }
+    let evaluation = policy.evaluate(detection.tier, &operation.kind);
+    let place = why_protected(detection);
+    if let Some((rule, reason)) = evaluation.denied_by {
+        return Decision {
+            result: Verdict::Deny,
+            reasons: vec![
+                format!(
+                    "{} is denied here by rule `{rule}`: {reason}",
+                    operation.kind
+                ),
+                place,
+            ],
+            rule: Some(rule),
+            requirements: Vec::new(),
+            exit_code: exit::DENIED,
+            confirm_mode: evaluation.confirm_mode,
+            backup: None,
+            actors: evaluation.actors,
+        };
+    }
+    let confirm_object = match &operation.target {
+        Some(target) => format!("the target's name `{target}`"),
+        None => format!("the environment's name `{}`", detection.environment),
+    };
+    let requirements: Vec<RequirementView> = evaluation
+        .requirements
+        .into_iter()
+        .map(|(kind, rule)| {
+            let how = match kind {
+                Requirement::Confirm => match evaluation.confirm_mode {
+                    ConfirmMode::Typed | ConfirmMode::Either => {
+                        format!("type {confirm_object} at a terminal")
+                    }
+                    ConfirmMode::Approval => APPROVAL_UNAVAILABLE.to_owned(),
+                },
+                Requirement::Backup => {
+                    "a fresh, verified backup (the guard takes it with the rule's backup command)"
+                        .to_owned()
+                }
+                Requirement::Audit => {
+                    "intent and outcome durably recorded in the audit log".to_owned()
+                }
+            };
+            RequirementView { kind, rule, how }
+        })
+        .collect();
+    let (result, exit_code) = if requirements.is_empty() {
+        (Verdict::Allow, 0)
+    } else if requirements.iter().any(|r| r.kind == Requirement::Confirm) {
+        (Verdict::Require, exit::NOT_CONFIRMED)
+    } else {
+        (Verdict::Require, 0)
+    };
+    let mut reasons = Vec::new();
+    if requirements.is_empty() {
+        reasons.push(format!(
+            "no rule guards {} in tier {}",
+            operation.kind, detection.tier
+        ));
+    } else {
+        let names: Vec<&str> = requirements.iter().map(|r| r.kind.as_str()).collect();
+        reasons.push(format!(
+            "{} requires {} here (rule `{}`)",
+            operation.kind,
+            names.join(" + "),
+            requirements[0].rule
+        ));
+    }
+    reasons.push(place);
+    Decision {
+        result,
+        rule: requirements.first().map(|r| r.rule.clone()),
+        requirements,
+        exit_code,
+        reasons,
+        confirm_mode: evaluation.confirm_mode,
+        backup: evaluation.backup,
+        actors: evaluation.actors,
+    }
+}
+
+/// What a person must confirm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Challenge {
+    /// The operation.
+    pub operation: String,
+    /// Its target.
+    pub target: Option<String>,
+    /// The environment's name.
+    pub environment: String,
+    /// Its tier.
+    pub tier: Tier,
+    /// Why it is protected, for the prompt.
+    pub why: String,
+    /// What must be typed: the target's name, or the environment's when there is no target.
+    pub expected: String,
+    /// Typed, approval or either.
+    pub mode: ConfirmMode,
+}
+
+/// The driver's answer to a [`Challenge`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfirmationAnswer {
+    /// Confirmed, with evidence of how.
+    Confirmed(ConfirmEvidence),
+    /// The person declined or typed something else.
+    Declined(String),
+    /// Nobody could be asked (no terminal, no token).
+    Unavailable(String),
+}
+
+/// A backup the session needs before the operation may run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackupRequest {
+    /// The operation's target.
+    pub target: Option<String>,
+    /// What the policy says about it.
+    pub spec: BackupSpec,
+}
+
+/// Why the session refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Denial {
+    /// 120–125.
+    pub exit_code: i32,
+    /// The rule that refused, when one did.
+    pub rule: Option<String>,
+    /// What is missing.
+    pub missing: String,
+    /// The next step that would satisfy it.
+    pub next_step: String,
+    /// Whether the refusal itself reached the audit log.
+    pub recorded: bool,
+}
+
+impl std::fmt::Display for Denial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.rule {
+            Some(rule) => write!(f, "refused by rule `{rule}`: {}", self.missing)?,
+            None => write!(f, "refused: {}", self.missing)?,
+        }
+        write!(f, "\n  next step: {}", self.next_step)?;
+        if !self.recorded {
+            write!(
+                f,
+                "\n  (this refusal could not be written to the audit log)"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// What the session asks of its driver.
+// A step is made a handful of times per guarded operation; boxing the large
+// variants would cost an allocation each for nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Obtain backup evidence, then call [`Session::answer_backup`].
+    NeedBackup(BackupRequest),
+    /// Ask for confirmation, then call [`Session::answer_confirmation`].
+    NeedConfirmation(Challenge),
+    /// Durably append this event, then call [`Session::appended`].
+    Append(AuditEvent),
+    /// Run the operation, then call [`Session::finish`].
+    Proceed,
+    /// Do not run the operation.
+    Deny(Denial),
+    /// The attempt is over (after the outcome was recorded).
+    Done,
+}
+
+/// The inputs of one guarded attempt.
+#[derive(Debug, Clone)]
+pub struct SessionInput<'a> {
+    /// The policy in force.
+    pub policy: &'a Policy,
+    /// Where we are.
+    pub detection: &'a Detection,
+    /// What is asked for.
+    pub operation: Operation,
+    /// Who asks.
+    pub actor: Actor,
+    /// A unique id tying intent and outcome records together.
+    pub attempt_id: String,
+    /// The current time.
+    pub now: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    Start,
+    AwaitConfirmation,
+    AwaitBackup,
+    AwaitRefusalAppend(Denial),
+    AwaitIntentAppend,
+    Proceeding,
+    AwaitOutcomeAppend,
+    Denied(Denial),
+    Finished,
+}
+
+/// One guarded attempt. See the module docs.
+#[derive(Debug, Clone)]
+pub struct Session {
+    decision: Decision,
+    operation: Operation,
+    op_record: OperationRecord,
+    challenge: Challenge,
+    actor: Actor,
+    attempt_id: String,
+    now: Timestamp,
+    state: State,
+    confirm: Option<ConfirmEvidence>,
+    backup: Option<BackupEvidence>,
+    pending: Option<Step>,
+    audit_failed: Option<String>,
+}
+
+impl Session {
+    /// Starts an attempt: the policy is evaluated now.
+    pub fn begin(input: SessionInput<'_>) -> Session {
+        let decision = decide(input.policy, input.detection, &input.operation);
+        let detection = input.detection;
+        let challenge = Challenge {
+            operation: input.operation.kind.clone(),
+            target: input.operation.target.clone(),
+            environment: detection.environment.clone(),
+            tier: detection.tier,
+            why: why_protected(detection),
+            expected: input
+                .operation
+                .target
+                .clone()
+                .unwrap_or_else(|| detection.environment.clone()),
+            mode: decision.confirm_mode,
+        };
+        Session {
+            op_record: OperationRecord {
+                kind: input.operation.kind.clone(),
+                target: input.operation.target.clone(),
+                env: detection.environment.clone(),
+                tier: detection.tier,
+                decided_by: detection.decided_by.clone(),
+            },
+            operation: input.operation,
+            decision,
+            challenge,
+            actor: input.actor,
+            attempt_id: input.attempt_id,
+            now: input.now,
+            state: State::Start,
+            confirm: None,
+            backup: None,
+            pending: None,
+            audit_failed: None,
+        }
+    }
+
+    /// The policy's verdict for this attempt.
+    pub fn decision(&self) -> &Decision {
+        &self.decision
+    }
+
+    /// Set when an audit append failed where audit was not required
+    /// (the attempt went on; the driver should warn).
+    pub fn audit_failure(&self) -> Option<&str> {
+        self.audit_failed.as_deref()
+    }
+
+    fn event(&self, kind: EventKind) -> AuditEvent {
+        AuditEvent {
+            attempt_id: Some(self.attempt_id.clone()),
+            actor: Some(self.actor.clone()),
+            op: Some(self.op_record.clone()),
+            confirm: self.confirm.clone(),
+            backup: self.backup.clone(),
+            ..AuditEvent::new(kind)
+        }
+    }
+
+    fn decision_record(&self, result: &str, exit_code: Option<i32>) -> DecisionRecord {
+        DecisionRecord {
+            result: result.to_owned(),
+            rule: self.decision.rule.clone(),
+            requirements: self.decision.requirements.iter().map(|r| r.kind).collect(),
+            reasons: self.decision.reasons.clone(),
+            exit_code,
+        }
+    }
+
+    fn refuse(&mut self, exit_code: i32, rule: Option<String>, missing: String, next_step: String) {
+        let denial = Denial {
+            exit_code,
+            rule,
+            missing,
+            next_step,
+            recorded: false,
+        };
+        // Usage errors are not attempts at an operation: nothing to record.
+        if exit_code == exit::POLICY_ERROR {
+            self.state = State::Denied(denial);
+            return;
+        }
+        let mut event = self.event(EventKind::Refusal);
+        let mut decision = self.decision_record("refused", Some(exit_code));
+        decision.rule.clone_from(&denial.rule);
+        decision.reasons.insert(0, denial.missing.clone());
+        event.decision = Some(decision);
+        self.pending = Some(Step::Append(event));
+        self.state = State::AwaitRefusalAppend(denial);
+    }
+
+    fn rule_for(&self, requirement: Requirement) -> Option<String> {
+        self.decision
+            .requirements
+            .iter()
+            .find(|r| r.kind == requirement)
+            .map(|r| r.rule.clone())
+    }
+
+    /// Advances past `Start` through the checks that need no answer.
+    fn start(&mut self) {
+        match self.decision.result {
+            Verdict::Deny => {
+                let exit_code = self.decision.exit_code;
+                let missing = self.decision.reasons.first().cloned().unwrap_or_default();
+                let next = if exit_code == exit::POLICY_ERROR {
+                    "use a dotted lowercase name such as `db.migrate`".to_owned()
+                } else {
+                    "this operation does not run in this environment; do it through the \
+                     process your team set up for it, or change the policy"
+                        .to_owned()
+                };
+                self.refuse(exit_code, self.decision.rule.clone(), missing, next);
+            }
+            Verdict::Allow | Verdict::Require => {
+                let actors = &self.decision.actors;
+                if !actors.is_empty() && !actors.contains(&self.actor.kind) {
+                    let allowed: Vec<String> = actors
+                        .iter()
+                        .map(|a| format!("{a:?}").to_lowercase())
+                        .collect();
+                    let missing = format!(
+                        "this operation here may only be done by: {}; you act as {} ({:?})",
+                        allowed.join(", "),
+                        self.actor.user,
+                        self.actor.kind
+                    );
+                    let rule = self.decision.rule.clone();
+                    self.refuse(
+                        exit::NOT_CONFIRMED,
+                        rule,
+                        missing.to_lowercase(),
+                        "ask a person to run it from a terminal".to_owned(),
+                    );
+                } else {
+                    self.after_actor_check();
+                }
+            }
+        }
+    }
+
+    fn after_actor_check(&mut self) {
+        if self.decision.requires(Requirement::Confirm) && self.confirm.is_none() {
+            self.state = State::AwaitConfirmation;
+            self.pending = Some(Step::NeedConfirmation(self.challenge.clone()));
+        } else {
+            self.after_confirmation();
+        }
+    }
+
+    fn after_confirmation(&mut self) {
+        if self.decision.requires(Requirement::Backup) && self.backup.is_none() {
+            match self.decision.backup.clone() {
+                Some(spec) => {
+                    self.state = State::AwaitBackup;
+                    self.pending = Some(Step::NeedBackup(BackupRequest {
+                        target: self.operation.target.clone(),
+                        spec,
+                    }));
+                }
+                None => {
+                    let rule = self.rule_for(Requirement::Backup);
+                    self.refuse(
+                        exit::BACKUP_FAILED,
+                        rule,
+                        "a backup is required but the rule names no way to make one".into(),
+                        "add `backup = { command = \"…\" }` to the rule".into(),
+                    );
+                }
+            }
+        } else {
+            self.write_intent();
+        }
+    }
+
+    fn write_intent(&mut self) {
+        let mut event = self.event(EventKind::Intent);
+        event.decision = Some(self.decision_record("proceed", None));
+        self.state = State::AwaitIntentAppend;
+        self.pending = Some(Step::Append(event));
+    }
+
+    /// The next thing to do. Repeats the same step until it is answered.
+    pub fn next_step(&mut self) -> Step {
+        if self.state == State::Start {
+            self.start();
+        }
+        if let Some(step) = &self.pending {
+            return step.clone();
+        }
+        match &self.state {
+            State::Proceeding => Step::Proceed,
+            State::Denied(denial) => Step::Deny(denial.clone()),
+            State::Finished => Step::Done,
+            // Every awaiting state sets `pending`; reaching here means the
+            // driver skipped a step. Refuse rather than guess.
+            _ => Step::Deny(Denial {
+                exit_code: exit::AUDIT_UNAVAILABLE,
+                rule: None,
+                missing: "the guard session was driven out of order".into(),
+                next_step: "this is a bug in the driver; report it".into(),
+                recorded: false,
+            }),
+        }
+    }
+
+    /// Answers a [`Step::NeedConfirmation`].
+    pub fn answer_confirmation(&mut self, answer: ConfirmationAnswer) {
+        if self.state != State::AwaitConfirmation {
+            return;
+        }
+        self.pending = None;
+        let rule = self.rule_for(Requirement::Confirm);
+        let how = match self.decision.confirm_mode {
+            ConfirmMode::Typed | ConfirmMode::Either => format!(
+                "run it from a terminal and type `{}` when asked",
+                self.challenge.expected
+            ),
+            ConfirmMode::Approval => APPROVAL_UNAVAILABLE.to_owned(),
+        };
+        match answer {
+            ConfirmationAnswer::Confirmed(evidence) => {
+                self.confirm = Some(evidence);
+                self.after_confirmation();
+            }
+            ConfirmationAnswer::Declined(why) => self.refuse(
+                exit::NOT_CONFIRMED,
+                rule,
+                format!("confirmation declined: {why}"),
+                how,
+            ),
+            ConfirmationAnswer::Unavailable(why) => self.refuse(
+                exit::NOT_CONFIRMED,
+                rule,
+                format!("confirmation required but none could be given: {why}"),
+                how,
+            ),
+        }
+    }
+
+    /// Answers a [`Step::NeedBackup`] with evidence or the reason it failed.
+    pub fn answer_backup(&mut self, answer: Result<BackupEvidence, String>) {
+        if self.state != State::AwaitBackup {
+            return;
+        }
+        self.pending = None;
+        let rule = self.rule_for(Requirement::Backup);
+        let spec = self.decision.backup.clone();
+        let problem = match answer {
+            Err(why) => Some(format!("the backup failed: {why}")),
+            Ok(evidence) => {
+                let max_age = spec.as_ref().and_then(|s| s.max_age_seconds);
+                let has_verify = spec.as_ref().is_some_and(|s| s.verify.is_some());
+                let age = self.now.seconds_since(evidence.created);
+                let problem = if evidence.bytes == 0 {
+                    Some(format!("the backup at {} is empty", evidence.location))
+                } else if (has_verify || evidence.verification.is_some()) && !evidence.verified {
+                    Some(format!(
+                        "the backup at {} did not pass its verify command",
+                        evidence.location
+                    ))
+                } else if let Some(max) =
+                    max_age.filter(|m| age > i64::try_from(*m).unwrap_or(i64::MAX))
+                {
+                    Some(format!(
+                        "the backup at {} is {age}s old; the rule accepts at most {max}s",
+                        evidence.location
+                    ))
+                } else {
+                    None
+                };
+                if problem.is_none() {
+                    self.backup = Some(evidence);
+                }
+                problem
+            }
+        };
+        match problem {
+            None => self.write_intent(),
+            Some(missing) => self.refuse(
+                exit::BACKUP_FAILED,
+                rule,
+                missing,
+                "fix the backup command (run it by hand to see its error) or make a fresh \
+                 backup, then retry"
+                    .to_owned(),
+            ),
+        }
+    }
+
+    /// Reports the result of a [`Step::Append`].
+    pub fn appended(&mut self, result: Result<(), String>) {
+        self.pending = None;
+        match std::mem::replace(&mut self.state, State::Finished) {
+            State::AwaitRefusalAppend(mut denial) => {
+                match result {
+                    Ok(()) => denial.recorded = true,
+                    Err(e) => self.audit_failed = Some(e),
+                }
+                self.state = State::Denied(denial);
+            }
+            State::AwaitIntentAppend => match result {
+                Ok(()) => self.state = State::Proceeding,
+                Err(e) if self.decision.requires(Requirement::Audit) => {
+                    self.state = State::Denied(Denial {
+                        exit_code: exit::AUDIT_UNAVAILABLE,
+                        rule: self.rule_for(Requirement::Audit),
+                        missing: format!("the audit log is unavailable: {e}"),
+                        next_step: "make the audit log writable (PRODGUARD_AUDIT_LOG or [audit] \
+                                    log), or run `prodguard audit verify` to see what is wrong"
+                            .into(),
+                        recorded: false,
+                    });
+                }
+                Err(e) => {
+                    self.audit_failed = Some(e);
+                    self.state = State::Proceeding;
+                }
+            },
+            State::AwaitOutcomeAppend => {
+                if let Err(e) = result {
+                    self.audit_failed = Some(e);
+                }
+                self.state = State::Finished;
+            }
+            other => self.state = other,
+        }
+    }
+
+    /// Reports how the operation ended (after [`Step::Proceed`]).
+    pub fn finish(&mut self, outcome: OutcomeRecord) {
+        if self.state != State::Proceeding {
+            return;
+        }
+        let mut event = self.event(EventKind::Outcome);
+        event.outcome = Some(outcome);
+        // The outcome repeats neither evidence nor decision: the intent has them.
+        event.backup = None;
+        event.confirm = None;
+        self.state = State::AwaitOutcomeAppend;
+        self.pending = Some(Step::Append(event));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{BackupSpec, Rule};
+
+    fn detection(tier: Tier) -> Detection {
+        Detection {
+            environment: tier.as_str().to_owned(),
+            tier,
+            protected: matches!(tier, Tier::Production | Tier::Unknown),
+            decided_by: "env:APP_ENV".into(),
+            evidence: Vec::new(),
+            conflicts: Vec::new(),
+            hint: None,
+        }
+    }
+
+    fn rule(name: &str, ops: &[&str], require: &[Requirement]) -> Rule {
+        Rule {
+            name: name.into(),
+            operations: ops.iter().map(|s| (*s).to_owned()).collect(),
+            tiers: vec![Tier::Production],
+            require: require.to_vec(),
+            confirm_mode: ConfirmMode::Either,
+            backup: None,
+            deny: None,
+            actors: Vec::new(),
+        }
+    }
+
+    fn policy(rules: Vec<Rule>) -> Policy {
+        Policy {
+            rules,
+            ..Policy::builtin_default()
+        }
+    }
+
+    fn human() -> Actor {
+        Actor {
+            user: "ana".into(),
+            kind: ActorKind::Human,
+        }
+    }
+
+    fn start(policy: &Policy, tier: Tier, actor: Actor) -> Session {
+        Session::begin(SessionInput {
+            policy,
+            detection: &detection(tier),
+            operation: Operation::new("db.migrate").with_target("orders"),
+            actor,
+            attempt_id: "attempt-1".into(),
+            now: Timestamp(10_000_000_000),
+        })
+    }
+
+    fn typed() -> ConfirmationAnswer {
+        ConfirmationAnswer::Confirmed(ConfirmEvidence {
+            method: "typed".into(),
+            approver: Some("ana".into()),
+            token_id: None,
+            exp: None,
+        })
+    }
+
+    fn evidence(created: Timestamp, verified: bool) -> BackupEvidence {
+        BackupEvidence {
+            location: "/b/orders.bak".into(),
+            sha256: "ab".repeat(32),
+            bytes: 10,
+            created,
+            verified,
+            verification: verified.then(|| "integrity_check".to_owned()),
+        }
+    }
+
+    /// Takes the next step, which must be an append, and acknowledges it.
+    fn expect_append(
+        session: &mut Session,
+        kind: EventKind,
+        result: Result<(), String>,
+    ) -> AuditEvent {
+        match session.next_step() {
+            Step::Append(event) => {
+                assert_eq!(event.kind, kind);
+                session.appended(result);
+                event
+            }
+            other => panic!("expected an append of {kind:?}, got {other:?}"),
+        }
+    }
+
+    fn expect_denial(session: &mut Session, code: i32) -> Denial {
+        match session.next_step() {
+            Step::Deny(denial) => {
+                assert_eq!(denial.exit_code, code, "{denial}");
+                denial
+            }
+            other => panic!("expected a denial {code}, got {other:?}"),
+        }
+    }
+
+    fn finish_ok(session: &mut Session) {
+        assert_eq!(session.next_step(), Step::Proceed);
+        session.finish(OutcomeRecord {
+            status: "ok".into(),
+            duration_ms: 1,
+            error: None,
+            exit_code: None,
+        });
+        let outcome = expect_append(session, EventKind::Outcome, Ok(()));
+        assert_eq!(outcome.attempt_id.as_deref(), Some("attempt-1"));
+        assert_eq!(session.next_step(), Step::Done);
+    }
+
+    #[test]
+    fn allow_path_records_intent_and_outcome() {
+        let p = policy(vec![rule("r", &["db.*"], &[Requirement::Confirm])]);
+        let mut s = start(&p, Tier::Development, human());
+        assert_eq!(s.decision().result, Verdict::Allow);
+        let intent = expect_append(&mut s, EventKind::Intent, Ok(()));
+        assert_eq!(intent.decision.unwrap().result, "proceed");
+        finish_ok(&mut s);
+    }
+
+    #[test]
+    fn allow_path_proceeds_when_optional_audit_fails() {
+        let p = policy(vec![]);
+        let mut s = start(&p, Tier::Development, human());
+        expect_append(&mut s, EventKind::Intent, Err("disk full".into()));
+        assert_eq!(s.audit_failure(), Some("disk full"));
+        assert_eq!(s.next_step(), Step::Proceed);
+    }
+
+    #[test]
+    fn deny_rule_refuses_with_120_and_records_it() {
+        let mut r = rule("no drops", &["db.migrate"], &[]);
+        r.deny = Some("never here".into());
+        let p = policy(vec![r]);
+        let mut s = start(&p, Tier::Production, human());
+        let event = expect_append(&mut s, EventKind::Refusal, Ok(()));
+        assert_eq!(event.decision.unwrap().exit_code, Some(120));
+        let denial = expect_denial(&mut s, 120);
+        assert_eq!(denial.rule.as_deref(), Some("no drops"));
+        assert!(denial.recorded);
+        assert!(denial.missing.contains("never here"), "{}", denial.missing);
+    }
+
+    #[test]
+    fn unrecorded_refusal_still_refuses() {
+        let mut r = rule("no drops", &["db.migrate"], &[]);
+        r.deny = Some("never".into());
+        let p = policy(vec![r]);
+        let mut s = start(&p, Tier::Production, human());
+        expect_append(&mut s, EventKind::Refusal, Err("log gone".into()));
+        assert!(!expect_denial(&mut s, 120).recorded);
+    }
+
+    #[test]
+    fn confirmation_satisfied_proceeds_with_evidence_in_intent() {
+        let p = policy(vec![rule(
+            "r",
+            &["db.migrate"],
+            &[Requirement::Confirm, Requirement::Audit],
+        )]);
+        let mut s = start(&p, Tier::Production, human());
+        let Step::NeedConfirmation(challenge) = s.next_step() else {
+            panic!("no challenge")
+        };
+        assert_eq!(challenge.expected, "orders");
+        assert_eq!(challenge.tier, Tier::Production);
+        s.answer_confirmation(typed());
+        let intent = expect_append(&mut s, EventKind::Intent, Ok(()));
+        assert_eq!(intent.confirm.unwrap().method, "typed");
+        finish_ok(&mut s);
+    }
+
+    #[test]
+    fn confirmation_declined_or_unavailable_refuses_with_121() {
+        let p = policy(vec![rule("r", &["db.migrate"], &[Requirement::Confirm])]);
+        for answer in [
+            ConfirmationAnswer::Declined("typed `order`".into()),
+            ConfirmationAnswer::Unavailable("no terminal".into()),
+        ] {
+            let mut s = start(&p, Tier::Production, human());
+            assert!(matches!(s.next_step(), Step::NeedConfirmation(_)));
+            s.answer_confirmation(answer);
+            expect_append(&mut s, EventKind::Refusal, Ok(()));
+            let denial = expect_denial(&mut s, 121);
+            assert!(denial.next_step.contains("orders"), "{}", denial.next_step);
+        }
+    }
+
+    #[test]
+    fn missing_backup_spec_refuses_with_122() {
+        let p = policy(vec![rule("r", &["db.migrate"], &[Requirement::Backup])]);
+        let mut s = start(&p, Tier::Production, human());
+        expect_append(&mut s, EventKind::Refusal, Ok(()));
+        expect_denial(&mut s, 122);
+    }
+
+    fn backup_policy(verify: bool, max_age: Option<u64>) -> Policy {
+        let mut r = rule(
+            "b",
+            &["db.migrate"],
+            &[Requirement::Backup, Requirement::Audit],
+        );
+        r.backup = Some(BackupSpec {
+            command: Some("cp {target} {path}".into()),
+            verify: verify.then(|| "check {path}".to_owned()),
+            path: None,
+            max_age_seconds: max_age,
+        });
+        policy(vec![r])
+    }
+
+    #[test]
+    fn backup_satisfied_puts_evidence_in_intent() {
+        let p = backup_policy(true, Some(3600));
+        let mut s = start(&p, Tier::Production, human());
+        let Step::NeedBackup(request) = s.next_step() else {
+            panic!("no backup step")
+        };
+        assert_eq!(request.target.as_deref(), Some("orders"));
+        s.answer_backup(Ok(evidence(Timestamp(10_000_000_000), true)));
+        let intent = expect_append(&mut s, EventKind::Intent, Ok(()));
+        assert_eq!(intent.backup.unwrap().sha256, "ab".repeat(32));
+        finish_ok(&mut s);
+    }
+
+    #[test]
+    fn failed_unverified_stale_or_empty_backups_refuse_with_122() {
+        let now = Timestamp(10_000_000_000);
+        let cases: Vec<(Policy, Result<BackupEvidence, String>, &str)> = vec![
+            (
+                backup_policy(false, None),
+                Err("pg_dump: connection refused".into()),
+                "connection refused",
+            ),
+            (
+                backup_policy(true, None),
+                Ok(evidence(now, false)),
+                "did not pass",
+            ),
+            (
+                backup_policy(false, Some(60)),
+                Ok(evidence(now.plus_seconds(-120), false)),
+                "120s old",
+            ),
+            (
+                backup_policy(false, None),
+                Ok(BackupEvidence {
+                    bytes: 0,
+                    ..evidence(now, false)
+                }),
+                "empty",
+            ),
+        ];
+        for (p, answer, needle) in cases {
+            let mut s = start(&p, Tier::Production, human());
+            assert!(matches!(s.next_step(), Step::NeedBackup(_)));
+            s.answer_backup(answer);
+            expect_append(&mut s, EventKind::Refusal, Ok(()));
+            let denial = expect_denial(&mut s, 122);
+            assert!(
+                denial.missing.contains(needle),
+                "{} lacks {needle}",
+                denial.missing
+            );
+        }
+    }
+
+    #[test]
+    fn required_audit_unavailable_refuses_with_123() {
+        let p = policy(vec![rule("r", &["db.migrate"], &[Requirement::Audit])]);
+        let mut s = start(&p, Tier::Production, human());
+        expect_append(&mut s, EventKind::Intent, Err("EIO".into()));
+        let denial = expect_denial(&mut s, 123);
+        assert!(denial.missing.contains("EIO"));
+    }
+
+    #[test]
+    fn a_rule_requiring_a_human_refuses_an_agent() {
+        let mut r = rule("humans only", &["db.migrate"], &[Requirement::Confirm]);
+        r.actors = vec![ActorKind::Human];
+        let p = policy(vec![r]);
+        let agent = Actor {
+            user: "bot".into(),
+            kind: ActorKind::Agent,
+        };
+        let mut s = start(&p, Tier::Production, agent);
+        expect_append(&mut s, EventKind::Refusal, Ok(()));
+        expect_denial(&mut s, 121);
+        // The same rule lets a human through to the confirmation.
+        let mut s = start(&p, Tier::Production, human());
+        assert!(matches!(s.next_step(), Step::NeedConfirmation(_)));
+    }
+
+    #[test]
+    fn invalid_operation_names_are_usage_errors_and_not_recorded() {
+        let p = Policy::builtin_default();
+        let mut s = Session::begin(SessionInput {
+            policy: &p,
+            detection: &detection(Tier::Production),
+            operation: Operation::new("DROP TABLE"),
+            actor: human(),
+            attempt_id: "x".into(),
+            now: Timestamp(0),
+        });
+        expect_denial(&mut s, 125);
+    }
+
+    #[test]
+    fn confirmation_comes_before_backup_and_both_before_intent() {
+        let mut p = backup_policy(false, None);
+        p.rules[0].require.push(Requirement::Confirm);
+        let mut s = start(&p, Tier::Production, human());
+        assert!(matches!(s.next_step(), Step::NeedConfirmation(_)));
+        // An answer of the wrong kind is ignored: the session keeps asking.
+        s.answer_backup(Ok(evidence(Timestamp(0), true)));
+        assert!(matches!(s.next_step(), Step::NeedConfirmation(_)));
+        s.answer_confirmation(typed());
+        assert!(matches!(s.next_step(), Step::NeedBackup(_)));
+        s.answer_backup(Ok(evidence(Timestamp(10_000_000_000), false)));
+        let intent = expect_append(&mut s, EventKind::Intent, Ok(()));
+        assert!(intent.confirm.is_some() && intent.backup.is_some());
+    }
+
+    #[test]
+    fn nothing_proceeds_before_the_intent_is_acknowledged() {
+        let p = policy(vec![rule("r", &["db.migrate"], &[Requirement::Audit])]);
+        let mut s = start(&p, Tier::Production, human());
+        let first = s.next_step();
+        assert!(matches!(first, Step::Append(_)));
+        // Asking again without answering repeats the step; it never skips to Proceed.
+        assert_eq!(s.next_step(), first);
+        s.finish(OutcomeRecord {
+            status: "ok".into(),
+            duration_ms: 0,
+            error: None,
+            exit_code: None,
+        });
+        assert_eq!(s.next_step(), first);
+    }
+
+    #[test]
+    fn check_reports_exit_codes_for_scripts() {
+        let p = policy(vec![rule("r", &["db.migrate"], &[Requirement::Confirm])]);
+        let op = Operation::new("db.migrate");
+        assert_eq!(decide(&p, &detection(Tier::Production), &op).exit_code, 121);
+        assert_eq!(decide(&p, &detection(Tier::Development), &op).exit_code, 0);
+        let audit_only = policy(vec![rule("r", &["db.migrate"], &[Requirement::Audit])]);
+        let d = decide(&audit_only, &detection(Tier::Production), &op);
+        assert_eq!((d.result, d.exit_code), (Verdict::Require, 0));
+    }
+}

@@ -1,8 +1,10 @@
 //! Time as a value: the core never reads a clock, callers pass `now` in.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A UTC instant with microsecond precision, as microseconds since the Unix epoch.
+///
+/// It serialises as RFC 3339 text (what audit records and the JSON faces carry).
 ///
 /// ```
 /// use prodguard_core::Timestamp;
@@ -10,9 +12,25 @@ use serde::{Deserialize, Serialize};
 /// assert_eq!(t.to_rfc3339(), "2026-11-27T03:04:05.123456Z");
 /// assert_eq!(t.plus_seconds(60).to_rfc3339(), "2026-11-27T03:05:05.123456Z");
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub i64);
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_rfc3339())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Timestamp::parse_rfc3339(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not an RFC 3339 time (e.g. 2026-11-27T03:04:05Z)"
+            ))
+        })
+    }
+}
 
 const MICROS_PER_SECOND: i64 = 1_000_000;
 const SECONDS_PER_DAY: i64 = 86_400;
@@ -118,8 +136,8 @@ impl Timestamp {
             }
         };
         let days = days_from_civil(year, month, day);
-        let seconds = days * SECONDS_PER_DAY + hour * 3600 + minute * 60 + second.min(59)
-            - offset_seconds;
+        let seconds =
+            days * SECONDS_PER_DAY + hour * 3600 + minute * 60 + second.min(59) - offset_seconds;
         Some(Timestamp(seconds * MICROS_PER_SECOND + micros))
     }
 }
@@ -170,6 +188,15 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serde_uses_rfc3339_text() {
+        let t = Timestamp(1_500_000);
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(json, "\"1970-01-01T00:00:01.500000Z\"");
+        assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), t);
+        assert!(serde_json::from_str::<Timestamp>("\"yesterday\"").is_err());
+    }
 
     #[test]
     fn epoch_and_known_instants() {
