@@ -1,1 +1,73 @@
-//! The prodguard runtime.
+//! prodguard: know when you are in production, and guard what could hurt it.
+//!
+//! Two things, both trustworthy:
+//!
+//! 1. **Where am I?** [`detect()`] classifies the environment once per process
+//!    from `PRODGUARD_ENV`, the marker file and the conventions of every
+//!    ecosystem (`APP_ENV`, `RAILS_ENV`, `NODE_ENV`, …), with the evidence.
+//!    Anything undetermined is treated like production.
+//! 2. **Guarded operations.** A [`Guard`] wraps dangerous operations in the
+//!    policy's requirements — a typed confirmation, a verified backup, a
+//!    durable audit record before and after — and refuses with a clear
+//!    [`GuardError`] when one is not met.
+//!
+//! ```no_run
+//! use prodguard::Guard;
+//!
+//! if prodguard::is_production() {
+//!     // e.g. disable debug endpoints
+//! }
+//! let guard = Guard::from_env()?;
+//! guard
+//!     .operation("db.migrate")
+//!     .target("orders.db")
+//!     .run(|| { /* apply the migration */ })?;
+//! # Ok::<(), prodguard::GuardError>(())
+//! ```
+//!
+//! The decisions themselves come from [`prodguard_core`], which does no I/O;
+//! this crate reads the real process and drives it.
+
+pub mod audit;
+pub mod backup;
+pub mod config;
+pub mod confirm;
+mod error;
+pub mod facts;
+mod guard;
+
+use std::sync::OnceLock;
+
+pub use error::GuardError;
+pub use guard::{Guard, GuardBuilder, GuardedOperation, Permit};
+pub use prodguard_core::session::{Decision, Operation};
+pub use prodguard_core::{Detection, Policy, Tier};
+
+static DETECTION: OnceLock<Detection> = OnceLock::new();
+
+/// Where this process runs, with the evidence; computed once and cached.
+///
+/// Uses the discovered policy's `[environment]` settings; if that policy is
+/// invalid, the built-in defaults (which can only be more cautious) and a
+/// warning.
+///
+/// ```
+/// let detection = prodguard::detect();
+/// println!("{} (tier {}), decided by {}", detection.environment, detection.tier, detection.decided_by);
+/// ```
+pub fn detect() -> &'static Detection {
+    DETECTION.get_or_init(|| {
+        let policy = config::discover_policy().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "invalid policy; detecting with the built-in defaults");
+            Policy::builtin_default()
+        });
+        let facts = facts::gather_facts(&policy.environment.marker_file);
+        prodguard_core::classify(&facts, &policy.environment)
+    })
+}
+
+/// Whether guards apply here: the environment is production, or nobody
+/// declared it (unknown fails closed). Cached after the first call.
+pub fn is_production() -> bool {
+    detect().protected
+}

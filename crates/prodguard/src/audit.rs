@@ -1,0 +1,406 @@
+//! The audit log: a JSON Lines file, chained, appended durably by many
+//! threads and processes at once.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use prodguard_core::audit::{
+    AuditEvent, ChainVerifier, Envelope, GENESIS_PREV, Record, encode_record,
+};
+use prodguard_core::policy::Durability;
+
+use crate::facts;
+
+/// Where a durable append landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendReceipt {
+    /// The record's position in the log.
+    pub seq: u64,
+    /// The record's chain hash.
+    pub hash: String,
+}
+
+/// Why the audit log could not take a record. Every guarded operation that
+/// requires audit refuses (exit 123) on any of these.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The log could not be opened or created.
+    #[error(
+        "cannot open audit log {path}: {source}; check that the directory exists and is writable, or set PRODGUARD_AUDIT_LOG"
+    )]
+    Open {
+        /// The log's path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A read, write, lock or sync failed.
+    #[error("audit log {path}: {op} failed: {source}")]
+    Io {
+        /// The log's path.
+        path: PathBuf,
+        /// What was being done.
+        op: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// An earlier write or sync failed; this writer takes no more records.
+    #[error(
+        "audit log {path} is poisoned by an earlier failure ({cause}); nothing more is written by this process — check the disk, run `prodguard audit verify --log {path}`, then restart"
+    )]
+    Poisoned {
+        /// The log's path.
+        path: PathBuf,
+        /// The first failure.
+        cause: String,
+    },
+    /// The last record is incomplete (a crash mid-write).
+    #[error(
+        "audit log {path} ends with an incomplete record (a crash during a write?); run `prodguard audit verify --log {path}` and repair it before guarded operations can run"
+    )]
+    TornTail {
+        /// The log's path.
+        path: PathBuf,
+    },
+    /// The last record does not verify.
+    #[error(
+        "audit log {path}: the last record does not verify ({detail}); run `prodguard audit verify --log {path}` to find the damage"
+    )]
+    Corrupt {
+        /// The log's path.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+/// Somewhere audit records go. Implement it to send records elsewhere; the
+/// guard calls `append` and proceeds only on `Ok`.
+pub trait AuditSink: Send + Sync {
+    /// Appends `event` durably, returning only once it is on stable storage.
+    fn append(&self, event: &AuditEvent) -> Result<AppendReceipt, AuditError>;
+}
+
+#[derive(Debug, Clone)]
+struct Head {
+    seq: u64,
+    hash: String,
+    log_id: String,
+}
+
+#[derive(Debug)]
+struct Writer {
+    file: File,
+    /// The file's length after this writer's last append; another writer
+    /// has appended when the length differs.
+    known_len: u64,
+    head: Option<Head>,
+    /// The file was created by us and its directory entry is not yet synced.
+    sync_directory: bool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    writer: Option<Writer>,
+    poisoned: Option<String>,
+}
+
+/// The JSON Lines file sink (format v1).
+///
+/// Each append takes an exclusive `flock` on the file, re-reads the tail
+/// only if another writer appended since, writes the whole line with one
+/// `write_all` on an `O_APPEND` descriptor, and `fdatasync`s before
+/// returning. A failed write or sync poisons the sink: fsync errors are
+/// never retried, because the kernel may already have dropped the dirty
+/// pages.
+///
+/// ```no_run
+/// use prodguard::audit::{AuditSink, FileSink};
+/// use prodguard_core::audit::AuditEvent;
+/// let sink = FileSink::new("/var/log/prodguard/audit.jsonl");
+/// let receipt = sink.append(&AuditEvent::note("maintenance window opened"))?;
+/// println!("durable as seq {}", receipt.seq);
+/// # Ok::<(), prodguard::audit::AuditError>(())
+/// ```
+#[derive(Debug)]
+pub struct FileSink {
+    path: PathBuf,
+    durability: Durability,
+    host: String,
+    state: Mutex<State>,
+}
+
+impl FileSink {
+    /// A sink appending to `path` with fdatasync durability. Nothing is
+    /// opened until the first append.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self::with_durability(path, Durability::Fdatasync)
+    }
+
+    /// A sink with the given durability (`None` is only for tests).
+    pub fn with_durability(path: impl Into<PathBuf>, durability: Durability) -> Self {
+        FileSink {
+            path: path.into(),
+            durability,
+            host: facts::hostname().unwrap_or_else(|| "unknown".into()),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// The log's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn io(&self, op: &'static str, source: std::io::Error) -> AuditError {
+        AuditError::Io {
+            path: self.path.clone(),
+            op,
+            source,
+        }
+    }
+
+    fn open(&self) -> Result<Writer, AuditError> {
+        let open_err = |source| AuditError::Open {
+            path: self.path.clone(),
+            source,
+        };
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(open_err)?;
+        }
+        let mut options = OpenOptions::new();
+        options.read(true).append(true);
+        let (file, created) = match options.clone().create_new(true).open(&self.path) {
+            Ok(file) => (file, true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                (options.open(&self.path).map_err(open_err)?, false)
+            }
+            Err(e) => return Err(open_err(e)),
+        };
+        Ok(Writer {
+            file,
+            known_len: u64::MAX,
+            head: None,
+            sync_directory: created,
+        })
+    }
+
+    /// Reads the last record to learn the chain's head; `None` for an empty log.
+    fn read_head(&self, file: &File, len: u64) -> Result<Option<Head>, AuditError> {
+        if len == 0 {
+            return Ok(None);
+        }
+        let line = last_line(file, len).map_err(|e| self.io("read the last record", e))?;
+        let Some(line) = line else {
+            return Err(AuditError::TornTail {
+                path: self.path.clone(),
+            });
+        };
+        let corrupt = |detail: String| AuditError::Corrupt {
+            path: self.path.clone(),
+            detail,
+        };
+        let record: Record = serde_json::from_slice(&line).map_err(|e| corrupt(e.to_string()))?;
+        let mut verifier = ChainVerifier::resume(record.prev.clone(), record.seq, None);
+        let record = verifier.push(&line).map_err(|e| corrupt(e.to_string()))?;
+        Ok(Some(Head {
+            seq: record.seq,
+            hash: verifier.head_hash().to_owned(),
+            log_id: record.log_id,
+        }))
+    }
+
+    fn append_locked(
+        &self,
+        writer: &mut Writer,
+        event: &AuditEvent,
+    ) -> Result<AppendReceipt, Failure> {
+        let len = writer
+            .file
+            .metadata()
+            .map_err(|e| Failure::Clean(self.io("stat", e)))?
+            .len();
+        if writer.known_len != len {
+            writer.head = self.read_head(&writer.file, len).map_err(Failure::Clean)?;
+        }
+        let (seq, prev, log_id) = match &writer.head {
+            Some(head) => (head.seq + 1, head.hash.clone(), head.log_id.clone()),
+            None => (1, GENESIS_PREV.to_owned(), facts::random_id()),
+        };
+        let envelope = Envelope {
+            log_id: log_id.clone(),
+            seq,
+            ts: facts::now(),
+            host: self.host.clone(),
+            pid: std::process::id(),
+        };
+        let (line, hash) = encode_record(&envelope, event, &prev).map_err(|e| {
+            Failure::Clean(AuditError::Corrupt {
+                path: self.path.clone(),
+                detail: e.to_string(),
+            })
+        })?;
+        writer
+            .file
+            .write_all(&line)
+            .map_err(|e| Failure::Poison(self.io("write", e)))?;
+        if self.durability == Durability::Fdatasync {
+            writer
+                .file
+                .sync_data()
+                .map_err(|e| Failure::Poison(self.io("fdatasync", e)))?;
+            if writer.sync_directory {
+                sync_parent(&self.path)
+                    .map_err(|e| Failure::Poison(self.io("fsync directory", e)))?;
+                writer.sync_directory = false;
+            }
+        }
+        writer.known_len = len + line.len() as u64;
+        writer.head = Some(Head {
+            seq,
+            hash: hash.clone(),
+            log_id,
+        });
+        tracing::info!(
+            target: "prodguard::audit",
+            seq,
+            kind = ?event.kind,
+            record = %String::from_utf8_lossy(line.trim_ascii_end()),
+            "audit record appended"
+        );
+        Ok(AppendReceipt { seq, hash })
+    }
+}
+
+/// An append failure: `Clean` wrote nothing; `Poison` may have written part.
+enum Failure {
+    Clean(AuditError),
+    Poison(AuditError),
+}
+
+impl AuditSink for FileSink {
+    fn append(&self, event: &AuditEvent) -> Result<AppendReceipt, AuditError> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(cause) = &state.poisoned {
+            return Err(AuditError::Poisoned {
+                path: self.path.clone(),
+                cause: cause.clone(),
+            });
+        }
+        if state.writer.is_none() {
+            state.writer = Some(self.open()?);
+        }
+        let State { writer, poisoned } = &mut *state;
+        let Some(writer) = writer.as_mut() else {
+            return Err(self.io("open", std::io::Error::other("writer missing")));
+        };
+        writer.file.lock().map_err(|e| self.io("lock (flock)", e))?;
+        let result = self.append_locked(writer, event);
+        // Unlocking cannot lose data; closing the descriptor would unlock too.
+        let _ = writer.file.unlock();
+        match result {
+            Ok(receipt) => Ok(receipt),
+            Err(Failure::Clean(e)) => Err(e),
+            Err(Failure::Poison(e)) => {
+                tracing::error!(target: "prodguard::audit", error = %e, "audit writer poisoned");
+                *poisoned = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+}
+
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
+}
+
+/// The last complete line of the file (without its newline); `None` when
+/// the file does not end with a newline (a torn tail).
+fn last_line(file: &File, len: u64) -> std::io::Result<Option<Vec<u8>>> {
+    const LIMIT: u64 = 1 << 20;
+    let mut last = [0u8; 1];
+    file.read_exact_at(&mut last, len - 1)?;
+    if last[0] != b'\n' {
+        return Ok(None);
+    }
+    let end = len - 1;
+    let mut chunk = 4096u64;
+    loop {
+        let start = end.saturating_sub(chunk);
+        let mut buf = vec![0u8; usize::try_from(end - start).unwrap_or(0)];
+        file.read_exact_at(&mut buf, start)?;
+        if let Some(pos) = buf.iter().rposition(|&b| b == b'\n') {
+            return Ok(Some(buf.split_off(pos + 1)));
+        }
+        if start == 0 {
+            return Ok(Some(buf));
+        }
+        if chunk >= LIMIT {
+            return Err(std::io::Error::other(
+                "the last record is longer than 1 MiB",
+            ));
+        }
+        chunk *= 4;
+    }
+}
+
+/// The result of checking a whole log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Complete records that verified.
+    pub records: u64,
+    /// The hash of the last good record.
+    pub head_hash: String,
+    /// The first bad record: (1-based line, what is wrong).
+    pub damage: Option<(u64, String)>,
+    /// Bytes after the last newline (an incomplete final record).
+    pub torn_tail_bytes: u64,
+}
+
+impl VerifyReport {
+    /// Whether every record verified and nothing trails.
+    pub fn intact(&self) -> bool {
+        self.damage.is_none() && self.torn_tail_bytes == 0
+    }
+}
+
+/// Verifies the chain of the log at `path`, streaming.
+pub fn verify_file(path: &Path) -> std::io::Result<VerifyReport> {
+    let mut reader = BufReader::new(File::open(path)?);
+    let mut verifier = ChainVerifier::new();
+    let mut report = VerifyReport {
+        records: 0,
+        head_hash: GENESIS_PREV.to_owned(),
+        damage: None,
+        torn_tail_bytes: 0,
+    };
+    let mut line = Vec::new();
+    let mut line_no = 0u64;
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        line_no += 1;
+        if line.last() != Some(&b'\n') {
+            report.torn_tail_bytes = line.len() as u64;
+            break;
+        }
+        if report.damage.is_some() {
+            continue;
+        }
+        match verifier.push(&line) {
+            Ok(_) => report.records += 1,
+            Err(e) => report.damage = Some((line_no, e.to_string())),
+        }
+    }
+    report.head_hash = verifier.head_hash().to_owned();
+    Ok(report)
+}

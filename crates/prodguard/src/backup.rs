@@ -1,0 +1,208 @@
+//! Backup evidence: the provider trait, the command provider, file hashing.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use prodguard_core::Timestamp;
+use prodguard_core::audit::{BackupEvidence, hex};
+use prodguard_core::session::BackupRequest;
+use sha2::{Digest, Sha256};
+
+use crate::facts;
+
+/// Produces backup evidence for a guarded operation.
+///
+/// Return `Err` with a sentence saying what went wrong; the guard refuses
+/// with exit code 122 and the operation does not run.
+pub trait BackupProvider: Send + Sync {
+    /// Makes (or finds) a backup for `request` and returns its evidence.
+    fn backup(&self, request: &BackupRequest) -> Result<BackupEvidence, String>;
+}
+
+impl<F> BackupProvider for F
+where
+    F: Fn(&BackupRequest) -> Result<BackupEvidence, String> + Send + Sync,
+{
+    fn backup(&self, request: &BackupRequest) -> Result<BackupEvidence, String> {
+        self(request)
+    }
+}
+
+/// Runs the rule's backup command (`sh -c`), then checks and hashes the result.
+///
+/// `{target}` and `{path}` in `command` and `verify` are replaced by the
+/// shell-quoted target and backup path (write them unquoted in the policy).
+/// The command must exit 0 and leave a non-empty file at `{path}`; the
+/// optional verify command must exit 0 for the backup to count as verified.
+/// Without a command, the file at the rule's `path` must already exist
+/// (checked against `max_age` by the guard).
+#[derive(Debug, Clone)]
+pub struct CommandBackup {
+    backup_dir: PathBuf,
+}
+
+impl CommandBackup {
+    /// Backups without an explicit `path` go to `backup_dir`.
+    pub fn new(backup_dir: impl Into<PathBuf>) -> Self {
+        CommandBackup {
+            backup_dir: backup_dir.into(),
+        }
+    }
+
+    fn backup_path(&self, request: &BackupRequest, now: Timestamp) -> PathBuf {
+        let target_name = request
+            .target
+            .as_deref()
+            .and_then(|t| Path::new(t).file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "backup".into());
+        let stamp: String = now
+            .to_rfc3339()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
+        match &request.spec.path {
+            Some(template) => PathBuf::from(
+                template
+                    .replace("{target}", &target_name)
+                    .replace("{ts}", &stamp),
+            ),
+            None => self
+                .backup_dir
+                .join(format!("{target_name}.{stamp}.backup")),
+        }
+    }
+}
+
+/// Quotes `s` for `sh`: one single-quoted word.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn substitute(template: &str, target: &str, path: &Path) -> String {
+    template
+        .replace("{target}", &shell_quote(target))
+        .replace("{path}", &shell_quote(&path.to_string_lossy()))
+}
+
+fn run_shell(command: &str) -> Result<(), String> {
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot start `sh -c {command}`: {e}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let tail: String = stderr
+        .trim()
+        .chars()
+        .rev()
+        .take(400)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    Err(format!(
+        "`{command}` failed ({}){}",
+        output.status,
+        if tail.is_empty() {
+            String::new()
+        } else {
+            format!(": {tail}")
+        }
+    ))
+}
+
+impl BackupProvider for CommandBackup {
+    fn backup(&self, request: &BackupRequest) -> Result<BackupEvidence, String> {
+        let now = facts::now();
+        let path = self.backup_path(request, now);
+        let target = request.target.as_deref().unwrap_or("");
+        let created = match &request.spec.command {
+            Some(template) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                }
+                run_shell(&substitute(template, target, &path))?;
+                now
+            }
+            None => modified_time(&path)?,
+        };
+        let (sha256, bytes) = sha256_file(&path)
+            .map_err(|e| format!("no backup at {} after the command: {e}", path.display()))?;
+        if bytes == 0 {
+            return Err(format!("the backup at {} is empty", path.display()));
+        }
+        let (verified, verification) = match &request.spec.verify {
+            Some(template) => {
+                let command = substitute(template, target, &path);
+                match run_shell(&command) {
+                    Ok(()) => (true, Some(command)),
+                    Err(e) => return Err(format!("the backup did not verify: {e}")),
+                }
+            }
+            None => (false, None),
+        };
+        Ok(BackupEvidence {
+            location: path.to_string_lossy().into_owned(),
+            sha256,
+            bytes,
+            created,
+            verified,
+            verification,
+        })
+    }
+}
+
+fn modified_time(path: &Path) -> Result<Timestamp, String> {
+    let modified = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map_err(|e| format!("no backup at {}: {e}", path.display()))?;
+    let micros = modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    Ok(Timestamp::from_unix_micros(micros))
+}
+
+/// The hex SHA-256 and the size of the file at `path`, streamed.
+pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok((hex(&hasher.finalize()), total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_hostile_names() {
+        let cmd = substitute(
+            "printf %s {target}",
+            "a'; rm -rf /tmp/x; echo '",
+            Path::new("p"),
+        );
+        let out = Command::new("sh").arg("-c").arg(&cmd).output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "a'; rm -rf /tmp/x; echo '"
+        );
+    }
+}

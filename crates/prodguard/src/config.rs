@@ -1,0 +1,74 @@
+//! Finding the policy and the audit log, as the design's interface says.
+
+use std::path::{Path, PathBuf};
+
+use prodguard_core::Policy;
+
+use crate::GuardError;
+
+/// The policy file used when `PRODGUARD_POLICY` is unset and it exists.
+pub const LOCAL_POLICY_FILE: &str = "prodguard.toml";
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var_os(name)
+        .map(|v| v.to_string_lossy().into_owned())
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// Reads and parses the policy file at `path`.
+///
+/// Errors name the file, and for bad content its line and column.
+pub fn load_policy_file(path: &Path) -> Result<Policy, GuardError> {
+    let name = path.to_string_lossy();
+    let bytes = std::fs::read(path).map_err(|e| {
+        GuardError::Policy(format!(
+            "cannot read policy file {name}: {e}; fix the path (PRODGUARD_POLICY) or create the file"
+        ))
+    })?;
+    let text = match std::str::from_utf8(&bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let valid = &bytes[..e.valid_up_to()];
+            let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+            let line_start = valid.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+            let column = String::from_utf8_lossy(&valid[line_start..])
+                .chars()
+                .count()
+                + 1;
+            return Err(GuardError::Policy(format!(
+                "{name}:{line}:{column}: the policy is not valid UTF-8; save it as UTF-8"
+            )));
+        }
+    };
+    Policy::parse(text, &name).map_err(|e| GuardError::Policy(e.to_string()))
+}
+
+/// The policy in force: `PRODGUARD_POLICY`, else `./prodguard.toml` if
+/// present, else the built-in default. A named file that cannot be read or
+/// parsed is an error, never a silent fallback.
+pub fn discover_policy() -> Result<Policy, GuardError> {
+    if let Some(path) = non_empty_env("PRODGUARD_POLICY") {
+        return load_policy_file(Path::new(&path));
+    }
+    let local = Path::new(LOCAL_POLICY_FILE);
+    if local.exists() {
+        return load_policy_file(local);
+    }
+    Ok(Policy::builtin_default())
+}
+
+/// The audit log's path: `PRODGUARD_AUDIT_LOG`, else the policy's
+/// `[audit] log`, else `$XDG_STATE_HOME/prodguard/audit.jsonl` (or
+/// `~/.local/state/prodguard/audit.jsonl`). `None` when none of these exist.
+pub fn audit_log_path(policy: &Policy) -> Option<PathBuf> {
+    if let Some(path) = non_empty_env("PRODGUARD_AUDIT_LOG") {
+        return Some(PathBuf::from(path));
+    }
+    if let Some(path) = &policy.audit.log {
+        return Some(PathBuf::from(path));
+    }
+    let state = non_empty_env("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| non_empty_env("HOME").map(|h| Path::new(&h).join(".local/state")))?;
+    Some(state.join("prodguard").join("audit.jsonl"))
+}

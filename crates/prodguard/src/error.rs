@@ -1,0 +1,75 @@
+//! The errors a guarded operation can end with, one per exit code.
+
+use prodguard_core::exit;
+use prodguard_core::session::Denial;
+
+/// Why a guarded operation did not run.
+///
+/// Each variant maps to one exit code of the CLI (and status code of the C
+/// and Wasm faces); its message says what is missing and what to do.
+///
+/// ```
+/// use prodguard::GuardError;
+/// let err = GuardError::Policy("prodguard.toml:3:1: unknown key `requre`".into());
+/// assert_eq!(err.exit_code(), 125);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GuardError {
+    /// 120: a policy rule forbids this operation here.
+    #[error("{0}")]
+    Denied(Denial),
+    /// 121: confirmation missing or declined.
+    #[error("{0}")]
+    NotConfirmed(Denial),
+    /// 122: the backup requirement is not met.
+    #[error("{0}")]
+    BackupFailed(Denial),
+    /// 123: the audit log is unavailable, so nothing may run.
+    #[error("{0}")]
+    AuditUnavailable(Denial),
+    /// 124: the target's environment stamp disagrees with the detected environment.
+    #[error("{0}")]
+    EnvironmentMismatch(Denial),
+    /// 125: the policy or the request is invalid.
+    #[error("{0}")]
+    Policy(String),
+}
+
+impl GuardError {
+    /// The exit code (120–125) shared by every face.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            GuardError::Denied(_) => exit::DENIED,
+            GuardError::NotConfirmed(_) => exit::NOT_CONFIRMED,
+            GuardError::BackupFailed(_) => exit::BACKUP_FAILED,
+            GuardError::AuditUnavailable(_) => exit::AUDIT_UNAVAILABLE,
+            GuardError::EnvironmentMismatch(_) => exit::ENV_MISMATCH,
+            GuardError::Policy(_) => exit::POLICY_ERROR,
+        }
+    }
+
+    /// The session's refusal, when there was one.
+    pub fn denial(&self) -> Option<&Denial> {
+        match self {
+            GuardError::Denied(d)
+            | GuardError::NotConfirmed(d)
+            | GuardError::BackupFailed(d)
+            | GuardError::AuditUnavailable(d)
+            | GuardError::EnvironmentMismatch(d) => Some(d),
+            GuardError::Policy(_) => None,
+        }
+    }
+
+    pub(crate) fn from_denial(denial: Denial) -> GuardError {
+        match denial.exit_code {
+            exit::DENIED => GuardError::Denied(denial),
+            exit::NOT_CONFIRMED => GuardError::NotConfirmed(denial),
+            exit::BACKUP_FAILED => GuardError::BackupFailed(denial),
+            exit::ENV_MISMATCH => GuardError::EnvironmentMismatch(denial),
+            exit::POLICY_ERROR => GuardError::Policy(format!("{denial}")),
+            // Anything unexpected is treated as the audit being unavailable:
+            // the operation must not run.
+            _ => GuardError::AuditUnavailable(denial),
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Reading the real process: environment, marker file, host name, clock, actor.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prodguard_core::audit::Actor;
+use prodguard_core::policy::ActorKind;
+use prodguard_core::{Facts, Timestamp};
+
+/// The marker file is a name, not a document: read at most this much of it.
+const MARKER_MAX_BYTES: u64 = 4096;
+
+/// Variables set by CI systems; any of them makes the actor `ci`.
+const CI_VARIABLES: &[&str] = &[
+    "CI",
+    "GITHUB_ACTIONS",
+    "GITLAB_CI",
+    "BUILDKITE",
+    "CIRCLECI",
+    "JENKINS_URL",
+    "TF_BUILD",
+    "TRAVIS",
+    "TEAMCITY_VERSION",
+    "BITBUCKET_BUILD_NUMBER",
+    "CODEBUILD_BUILD_ID",
+];
+
+/// Variables set by AI coding agents (the ones Prisma and std-env look at);
+/// any of them makes the actor `agent`.
+const AGENT_VARIABLES: &[&str] = &[
+    "AI_AGENT",
+    "CLAUDECODE",
+    "CLAUDE_CODE",
+    "CURSOR_AGENT",
+    "CURSOR_TRACE_ID",
+    "GEMINI_CLI",
+    "CODEX_SANDBOX",
+    "CODEX_CI",
+    "AUGMENT_AGENT",
+    "OPENCODE",
+    "REPLIT_AGENT",
+    "GOOSE_TERMINAL",
+    "AMP_AGENT",
+];
+
+/// The current time from the system clock.
+pub fn now() -> Timestamp {
+    let micros = match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_micros()).unwrap_or(i64::MAX),
+    };
+    Timestamp::from_unix_micros(micros)
+}
+
+/// A snapshot of this process's facts, reading the marker file at `marker_file`.
+///
+/// Variables whose names or values are not UTF-8 are kept lossily: a
+/// mangled value maps to no tier, so it can only make the answer more
+/// cautious.
+pub fn gather_facts(marker_file: &str) -> Facts {
+    let env: BTreeMap<String, String> = std::env::vars_os()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    let mut files = BTreeMap::new();
+    if let Some(content) = read_marker(marker_file) {
+        files.insert(marker_file.to_owned(), content);
+    }
+    Facts {
+        explicit: None,
+        env,
+        files,
+        hostname: hostname(),
+    }
+}
+
+fn read_marker(path: &str) -> Option<String> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            // A marker we cannot read is not the same as no marker: give
+            // detection a value that maps to no tier, so it fails closed.
+            tracing::warn!(path, error = %e, "marker file exists but cannot be read");
+            return Some(format!("<unreadable: {e}>"));
+        }
+    };
+    let mut content = String::new();
+    let mut bytes = Vec::new();
+    match file.take(MARKER_MAX_BYTES).read_to_end(&mut bytes) {
+        Ok(_) => content.push_str(&String::from_utf8_lossy(&bytes)),
+        Err(e) => content.push_str(&format!("<unreadable: {e}>")),
+    }
+    Some(content)
+}
+
+/// The host's name, if the system gives one.
+pub fn hostname() -> Option<String> {
+    nix::unistd::gethostname()
+        .ok()
+        .map(|h| h.to_string_lossy().into_owned())
+        .filter(|h| !h.is_empty())
+}
+
+fn non_empty_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Who is acting: `PRODGUARD_ACTOR`, else `SUDO_USER`, else `USER`/`LOGNAME`,
+/// else the name of the process's uid; and as what kind of actor.
+pub fn current_actor() -> Actor {
+    let user = non_empty_var("PRODGUARD_ACTOR")
+        .or_else(|| non_empty_var("SUDO_USER"))
+        .or_else(|| non_empty_var("USER"))
+        .or_else(|| non_empty_var("LOGNAME"))
+        .unwrap_or_else(uid_name);
+    Actor {
+        user,
+        kind: actor_kind(),
+    }
+}
+
+fn uid_name() -> String {
+    let uid = nix::unistd::getuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) => user.name,
+        _ => format!("uid:{uid}"),
+    }
+}
+
+fn is_set_truthy(name: &str) -> bool {
+    non_empty_var(name).is_some_and(|v| {
+        let v = v.trim().to_ascii_lowercase();
+        v != "0" && v != "false"
+    })
+}
+
+/// Agent beats CI beats human: an agent inside a terminal is still an agent.
+fn actor_kind() -> ActorKind {
+    if AGENT_VARIABLES.iter().any(|v| is_set_truthy(v)) {
+        ActorKind::Agent
+    } else if CI_VARIABLES.iter().any(|v| is_set_truthy(v)) {
+        ActorKind::Ci
+    } else if std::io::stdin().is_terminal() || std::fs::File::open("/dev/tty").is_ok() {
+        ActorKind::Human
+    } else {
+        ActorKind::Service
+    }
+}
+
+/// A fresh random identifier (128 bits, hex) for attempts and logs.
+pub fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    let from_os = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if from_os.is_err() {
+        // No /dev/urandom (a sandbox): unique, not secret, is all an id needs.
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let seed = format!(
+            "{}:{}:{}",
+            now().unix_micros(),
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(seed.as_bytes());
+        bytes.copy_from_slice(&digest[..16]);
+    }
+    prodguard_core::audit::hex(&bytes)
+}

@@ -1,0 +1,460 @@
+//! The guard: drives the core's session against the real world.
+
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use prodguard_core::audit::{Actor, AuditEvent, OutcomeRecord};
+use prodguard_core::session::{
+    ConfirmationAnswer, Decision, Operation, Session, SessionInput, Step, decide,
+};
+use prodguard_core::{Detection, Facts, Policy, classify};
+
+use crate::audit::{AppendReceipt, AuditError, AuditSink, FileSink};
+use crate::backup::{BackupProvider, CommandBackup};
+use crate::confirm::{Confirmer, TerminalConfirmer};
+use crate::{GuardError, config, facts};
+
+/// A sink for when no audit log can be located: every append fails, so
+/// operations that require audit refuse.
+struct NoAuditLog;
+
+impl AuditSink for NoAuditLog {
+    fn append(&self, _: &AuditEvent) -> Result<AppendReceipt, AuditError> {
+        Err(AuditError::Open {
+            path: PathBuf::from("<none>"),
+            source: std::io::Error::other(
+                "no audit log is configured and neither XDG_STATE_HOME nor HOME is set; \
+                 set PRODGUARD_AUDIT_LOG",
+            ),
+        })
+    }
+}
+
+/// Guards dangerous operations: detection, policy, confirmation, backup, audit.
+///
+/// Build one per process (it is cheap to share: `Guard` is `Send + Sync`)
+/// and wrap each dangerous operation:
+///
+/// ```no_run
+/// let guard = prodguard::Guard::from_env()?;
+/// let rows = guard
+///     .operation("db.delete.users")
+///     .target("orders")
+///     .run(|| 42 /* delete … */)?;
+/// # Ok::<(), prodguard::GuardError>(())
+/// ```
+#[derive(Clone)]
+pub struct Guard {
+    policy: Arc<Policy>,
+    detection: Detection,
+    actor: Actor,
+    confirmer: Arc<dyn Confirmer>,
+    backup: Arc<dyn BackupProvider>,
+    sink: Arc<dyn AuditSink>,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("policy", &self.policy.source)
+            .field("environment", &self.detection.environment)
+            .field("tier", &self.detection.tier)
+            .field("actor", &self.actor)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`Guard`] in code. Anything not set comes from the process,
+/// as in [`Guard::from_env`].
+///
+/// ```
+/// use prodguard::Guard;
+/// use prodguard_core::Policy;
+///
+/// let guard = Guard::builder()
+///     .policy(Policy::builtin_default())
+///     .environment("development")
+///     .audit_log(std::env::temp_dir().join("prodguard-doc-audit.jsonl"))
+///     .build()?;
+/// assert!(!guard.detection().protected);
+/// # Ok::<(), prodguard::GuardError>(())
+/// ```
+#[derive(Default)]
+pub struct GuardBuilder {
+    policy: Option<Policy>,
+    environment: Option<String>,
+    facts: Option<Facts>,
+    actor: Option<Actor>,
+    confirmer: Option<Arc<dyn Confirmer>>,
+    backup: Option<Arc<dyn BackupProvider>>,
+    sink: Option<Arc<dyn AuditSink>>,
+    audit_log: Option<PathBuf>,
+}
+
+impl GuardBuilder {
+    /// Uses this policy instead of discovering one.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Declares the environment from the program (the strongest signal;
+    /// a conflicting declaration elsewhere still wins if it is more sensitive).
+    pub fn environment(mut self, name: impl Into<String>) -> Self {
+        self.environment = Some(name.into());
+        self
+    }
+
+    /// Uses these facts instead of reading the process (tests, hosts).
+    pub fn facts(mut self, facts: Facts) -> Self {
+        self.facts = Some(facts);
+        self
+    }
+
+    /// Acts as this actor instead of the detected one.
+    pub fn actor(mut self, actor: Actor) -> Self {
+        self.actor = Some(actor);
+        self
+    }
+
+    /// Asks for confirmation with this confirmer (default: the terminal).
+    pub fn confirmer(mut self, confirmer: impl Confirmer + 'static) -> Self {
+        self.confirmer = Some(Arc::new(confirmer));
+        self
+    }
+
+    /// Makes backups with this provider (default: the rule's command).
+    pub fn backup_provider(mut self, provider: impl BackupProvider + 'static) -> Self {
+        self.backup = Some(Arc::new(provider));
+        self
+    }
+
+    /// Sends audit records to this sink.
+    pub fn audit_sink(mut self, sink: impl AuditSink + 'static) -> Self {
+        self.sink = Some(Arc::new(sink));
+        self
+    }
+
+    /// Appends audit records to the JSON Lines file at `path`.
+    pub fn audit_log(mut self, path: impl Into<PathBuf>) -> Self {
+        self.audit_log = Some(path.into());
+        self
+    }
+
+    /// Builds the guard; fails only when a policy must be discovered and is invalid.
+    pub fn build(self) -> Result<Guard, GuardError> {
+        let policy = match self.policy {
+            Some(policy) => policy,
+            None => config::discover_policy()?,
+        };
+        let mut facts = self
+            .facts
+            .unwrap_or_else(|| facts::gather_facts(&policy.environment.marker_file));
+        if self.environment.is_some() {
+            facts.explicit = self.environment;
+        }
+        let detection = classify(&facts, &policy.environment);
+        let log_path = self.audit_log.or_else(|| config::audit_log_path(&policy));
+        let backup_dir = log_path
+            .as_deref()
+            .and_then(|p| p.parent())
+            .map(|d| d.join("backups"))
+            .unwrap_or_else(|| PathBuf::from("prodguard-backups"));
+        let sink: Arc<dyn AuditSink> = match (self.sink, log_path) {
+            (Some(sink), _) => sink,
+            (None, Some(path)) => {
+                Arc::new(FileSink::with_durability(path, policy.audit.durability))
+            }
+            (None, None) => Arc::new(NoAuditLog),
+        };
+        tracing::debug!(
+            environment = %detection.environment,
+            tier = %detection.tier,
+            protected = detection.protected,
+            decided_by = %detection.decided_by,
+            policy = %policy.source,
+            "guard built"
+        );
+        Ok(Guard {
+            policy: Arc::new(policy),
+            detection,
+            actor: self.actor.unwrap_or_else(facts::current_actor),
+            confirmer: self
+                .confirmer
+                .unwrap_or_else(|| Arc::new(TerminalConfirmer::new())),
+            backup: self
+                .backup
+                .unwrap_or_else(|| Arc::new(CommandBackup::new(backup_dir))),
+            sink,
+        })
+    }
+}
+
+impl Guard {
+    /// A guard configured from the process: the policy from
+    /// `PRODGUARD_POLICY` or `./prodguard.toml` (else the built-in default),
+    /// the environment from its variables and marker file, the audit log from
+    /// `PRODGUARD_AUDIT_LOG` or the policy.
+    pub fn from_env() -> Result<Guard, GuardError> {
+        GuardBuilder::default().build()
+    }
+
+    /// Configure a guard in code.
+    pub fn builder() -> GuardBuilder {
+        GuardBuilder::default()
+    }
+
+    /// Where this guard believes it runs, with the evidence.
+    pub fn detection(&self) -> &Detection {
+        &self.detection
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Who acts through this guard.
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+
+    /// The audit sink (to add notes to the same chain).
+    pub fn audit_sink(&self) -> &dyn AuditSink {
+        &*self.sink
+    }
+
+    /// What the guard would require for `operation` here; nothing is run or recorded.
+    pub fn check(&self, operation: &Operation) -> Decision {
+        decide(&self.policy, &self.detection, operation)
+    }
+
+    /// Starts describing a guarded operation of `kind` (a dotted name such as `db.migrate`).
+    pub fn operation(&self, kind: impl Into<String>) -> GuardedOperation<'_> {
+        GuardedOperation {
+            guard: self,
+            operation: Operation::new(kind),
+        }
+    }
+
+    /// Passes every guard for `operation`, or returns why not; see [`GuardedOperation::begin`].
+    pub fn begin(&self, operation: Operation) -> Result<Permit<'_>, GuardError> {
+        let span = tracing::info_span!(
+            "prodguard.guard",
+            op = %operation.kind,
+            target = operation.target.as_deref().unwrap_or(""),
+            env = %self.detection.environment,
+            tier = %self.detection.tier,
+        );
+        let entered = span.clone();
+        let _enter = entered.enter();
+        let mut session = Session::begin(SessionInput {
+            policy: &self.policy,
+            detection: &self.detection,
+            operation,
+            actor: self.actor.clone(),
+            attempt_id: facts::random_id(),
+            now: facts::now(),
+        });
+        loop {
+            match session.next_step() {
+                Step::NeedConfirmation(challenge) => {
+                    let mut answer = self.confirmer.confirm(&challenge);
+                    if let ConfirmationAnswer::Confirmed(evidence) = &mut answer
+                        && evidence.approver.is_none()
+                    {
+                        evidence.approver = Some(self.actor.user.clone());
+                    }
+                    tracing::info!(answer = ?answer, "confirmation answered");
+                    session.answer_confirmation(answer);
+                }
+                Step::NeedBackup(request) => {
+                    let result = self.backup.backup(&request);
+                    match &result {
+                        Ok(evidence) => tracing::info!(
+                            location = %evidence.location,
+                            sha256 = %evidence.sha256,
+                            bytes = evidence.bytes,
+                            "backup taken"
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "backup failed"),
+                    }
+                    session.answer_backup(result);
+                }
+                Step::Append(event) => {
+                    let result = self
+                        .sink
+                        .append(&event)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string());
+                    session.appended(result);
+                }
+                Step::Proceed => {
+                    if let Some(problem) = session.audit_failure() {
+                        tracing::warn!(error = %problem, "audit not required here and unavailable; proceeding");
+                    }
+                    tracing::info!(decision = ?session.decision().result, "guarded operation proceeds");
+                    return Ok(Permit {
+                        guard: self,
+                        session,
+                        span,
+                        started: Instant::now(),
+                        finished: false,
+                    });
+                }
+                Step::Deny(denial) => {
+                    tracing::info!(exit_code = denial.exit_code, reason = %denial.missing, "guarded operation refused");
+                    return Err(GuardError::from_denial(denial));
+                }
+                Step::Done => {
+                    // Unreachable for a well-driven session; refuse rather than run.
+                    return Err(GuardError::Policy(
+                        "the guard session ended before the operation was admitted".into(),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// A guarded operation being described; see [`Guard::operation`].
+#[derive(Debug)]
+#[must_use = "a guarded operation does nothing until `run` or `begin` is called"]
+pub struct GuardedOperation<'g> {
+    guard: &'g Guard,
+    operation: Operation,
+}
+
+impl<'g> GuardedOperation<'g> {
+    /// The operation's target (a database, a table, a bucket…): confirmations ask for it by name.
+    pub fn target(mut self, target: impl Into<String>) -> Self {
+        self.operation.target = Some(target.into());
+        self
+    }
+
+    /// Passes every guard, or returns why not; the operation is then yours
+    /// to run, and [`Permit::finish`] records its outcome.
+    pub fn begin(self) -> Result<Permit<'g>, GuardError> {
+        self.guard.begin(self.operation)
+    }
+
+    /// Runs `f` once every guard passes, and records its outcome.
+    ///
+    /// A panic in `f` is recorded as `panicked` and then resumed.
+    pub fn run<T>(self, f: impl FnOnce() -> T) -> Result<T, GuardError> {
+        let permit = self.begin()?;
+        let _enter = permit.span.clone().entered();
+        match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(value) => {
+                permit.finish(Ok(()));
+                Ok(value)
+            }
+            Err(panic) => {
+                permit.finish_with("panicked", Some("the operation panicked".into()), None);
+                resume_unwind(panic)
+            }
+        }
+    }
+
+    /// Like [`run`](Self::run) for a fallible operation: an `Err` from `f`
+    /// is recorded as `failed` with its message and handed back inside `Ok`.
+    pub fn try_run<T, E: std::fmt::Display>(
+        self,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Result<T, E>, GuardError> {
+        let permit = self.begin()?;
+        let _enter = permit.span.clone().entered();
+        match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(result) => {
+                permit.finish(result.as_ref().map(|_| ()).map_err(ToString::to_string));
+                Ok(result)
+            }
+            Err(panic) => {
+                permit.finish_with("panicked", Some("the operation panicked".into()), None);
+                resume_unwind(panic)
+            }
+        }
+    }
+}
+
+/// Permission to run one guarded operation: its intent is already durable.
+/// Call [`finish`](Permit::finish) when it is done; a permit dropped
+/// unfinished records the outcome `abandoned`.
+#[must_use = "record the outcome with `finish`"]
+pub struct Permit<'g> {
+    guard: &'g Guard,
+    session: Session,
+    span: tracing::Span,
+    started: Instant,
+    finished: bool,
+}
+
+impl std::fmt::Debug for Permit<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Permit")
+            .field("decision", self.session.decision())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Permit<'_> {
+    /// The policy's decision that admitted this operation.
+    pub fn decision(&self) -> &Decision {
+        self.session.decision()
+    }
+
+    /// Records the outcome: `Ok(())` or the error's message.
+    pub fn finish(self, result: Result<(), String>) {
+        match result {
+            Ok(()) => self.finish_with("ok", None, None),
+            Err(e) => self.finish_with("failed", Some(e), None),
+        }
+    }
+
+    /// Records the outcome of a wrapped command that exited with `code`
+    /// (`128 + signal` when killed), with an error message if it could not run.
+    pub fn finish_exit_code(self, code: i32, error: Option<String>) {
+        let status = if code == 0 { "ok" } else { "failed" };
+        self.finish_with(status, error, Some(code));
+    }
+
+    fn finish_with(mut self, status: &str, error: Option<String>, exit_code: Option<i32>) {
+        self.record(status, error, exit_code);
+    }
+
+    fn record(&mut self, status: &str, error: Option<String>, exit_code: Option<i32>) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let _enter = self.span.enter();
+        self.session.finish(OutcomeRecord {
+            status: status.to_owned(),
+            duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            error,
+            exit_code,
+        });
+        while let Step::Append(event) = self.session.next_step() {
+            let result = self.guard.sink.append(&event).map(|_| ());
+            if let Err(e) = &result {
+                // The operation already ran; the writer is poisoned, so the
+                // next guarded operation will refuse.
+                tracing::error!(error = %e, "the outcome record could not be written");
+            }
+            self.session.appended(result.map_err(|e| e.to_string()));
+        }
+        tracing::info!(status, "guarded operation finished");
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        self.record(
+            "abandoned",
+            Some("the permit was dropped without an outcome".into()),
+            None,
+        );
+    }
+}
