@@ -1,1 +1,358 @@
-fn main() {}
+//! `prodguard`: detect the environment, check and run guarded operations.
+// Printing is this binary's job; the libraries never print.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod exec;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use prodguard::{Guard, GuardError, Operation, config};
+use prodguard_core::detect::Detection;
+use prodguard_core::{Policy, exit};
+
+const AFTER_HELP: &str = "\
+Exit codes (exec passes the command's own code through when it ran):
+  120  denied by a policy rule           123  audit log unavailable
+  121  confirmation missing or declined  124  environment mismatch with the target's stamp
+  122  backup requirement not met        125  usage or policy error
+  126  command not executable            127  command not found
+
+Environment:
+  PRODGUARD_ENV        declare the environment (e.g. production, staging, development)
+  PRODGUARD_POLICY     policy file (default: ./prodguard.toml if present, else built-in)
+  PRODGUARD_AUDIT_LOG  audit log path (overrides the policy)
+  PRODGUARD_ACTOR      who is acting (default: SUDO_USER, USER, LOGNAME, the uid's name)
+  PRODGUARD_LOG        diagnostics level for stderr (e.g. info, debug; default warn)
+
+Examples:
+  prodguard detect --explain
+  prodguard check --op db.migrate --target orders.db
+  prodguard exec --op db.migrate --target orders.db -- ./migrate.sh";
+
+/// prodguard — know when you are in production, and guard what could hurt it.
+///
+/// Wraps dangerous commands (migrations, bulk deletes, drops, resets) in the
+/// policy's guards: typed confirmation, verified backup, durable audit log.
+/// Anything undetermined is treated like production.
+#[derive(Debug, Parser)]
+#[command(name = "prodguard", version, after_help = AFTER_HELP)]
+struct Cli {
+    /// Policy file to use (overrides PRODGUARD_POLICY and ./prodguard.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Say which environment this is, why, and whether guards apply.
+    Detect {
+        /// Print the detection as JSON (always includes the evidence).
+        #[arg(long)]
+        json: bool,
+        /// List every signal looked at and what it meant.
+        #[arg(long)]
+        explain: bool,
+    },
+    /// Show what the guard would require for an operation here; runs nothing.
+    ///
+    /// Exits 0 when the operation would run without further input, 120 when
+    /// a rule denies it, 121 when it needs a confirmation.
+    Check {
+        #[command(flatten)]
+        op: OpArgs,
+        /// Print the decision as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command under the guards; exits with the command's own code.
+    Exec {
+        #[command(flatten)]
+        op: OpArgs,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<std::ffi::OsString>,
+    },
+    /// Check or show policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Inspect the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Args)]
+struct OpArgs {
+    /// The operation's dotted name, e.g. db.migrate, db.delete.users.
+    #[arg(long = "op", value_name = "KIND")]
+    kind: String,
+    /// What it acts on (a database, a table); confirmation asks for this name.
+    #[arg(long, value_name = "NAME")]
+    target: Option<String>,
+}
+
+impl OpArgs {
+    fn operation(&self) -> Operation {
+        let op = Operation::new(self.kind.clone());
+        match &self.target {
+            Some(target) => op.with_target(target.clone()),
+            None => op,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Validate a policy file; errors name the line and column.
+    Check {
+        /// The policy file (TOML, or JSON by its .json extension).
+        file: PathBuf,
+    },
+    /// Print the policy in force (or the built-in default) as TOML.
+    Show {
+        /// Print the built-in default policy.
+        #[arg(long)]
+        default: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Verify the audit log's hash chain: exit 0 intact, 1 tampered, 2 torn tail.
+    Verify {
+        /// The log (default: PRODGUARD_AUDIT_LOG, the policy's, or the state directory's).
+        #[arg(long, value_name = "PATH")]
+        log: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    init_tracing();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp
+                | clap::error::ErrorKind::DisplayVersion
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    ExitCode::SUCCESS
+                }
+                _ => code(exit::POLICY_ERROR),
+            };
+        }
+    };
+    match run(cli) {
+        Ok(status) => code(status),
+        Err(e) => {
+            eprintln!("prodguard: {e}");
+            code(e.exit_code())
+        }
+    }
+}
+
+fn code(status: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(status).unwrap_or(1))
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PRODGUARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn load_policy(explicit: Option<&PathBuf>) -> Result<Policy, GuardError> {
+    match explicit {
+        Some(path) => config::load_policy_file(path),
+        None => config::discover_policy(),
+    }
+}
+
+fn guard(explicit_policy: Option<&PathBuf>) -> Result<Guard, GuardError> {
+    Guard::builder()
+        .policy(load_policy(explicit_policy)?)
+        .build()
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<(), GuardError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| GuardError::Policy(format!("cannot render JSON: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<i32, GuardError> {
+    match cli.command {
+        Command::Detect { json, explain } => {
+            let guard = guard(cli.policy.as_ref())?;
+            let detection = guard.detection();
+            if json {
+                print_json(detection)?;
+            } else {
+                print_detection(detection, explain);
+            }
+            Ok(0)
+        }
+        Command::Check { op, json } => {
+            let guard = guard(cli.policy.as_ref())?;
+            let operation = op.operation();
+            let decision = guard.check(&operation);
+            if json {
+                print_json(&serde_json::json!({
+                    "operation": operation,
+                    "environment": guard.detection().environment,
+                    "tier": guard.detection().tier,
+                    "protected": guard.detection().protected,
+                    "decision": decision,
+                }))?;
+            } else {
+                print_decision(&operation, guard.detection(), &decision);
+            }
+            Ok(decision.exit_code)
+        }
+        Command::Exec { op, command } => {
+            let guard = guard(cli.policy.as_ref())?;
+            exec::run(&guard, op.operation(), &command)
+        }
+        Command::Policy(PolicyCommand::Check { file }) => {
+            let policy = config::load_policy_file(&file)?;
+            println!(
+                "{}: ok ({} rule{})",
+                file.display(),
+                policy.rules.len(),
+                if policy.rules.len() == 1 { "" } else { "s" }
+            );
+            Ok(0)
+        }
+        Command::Policy(PolicyCommand::Show { default }) => {
+            if default {
+                print!("{}", prodguard_core::policy::DEFAULT_POLICY_TOML);
+            } else {
+                let policy = load_policy(cli.policy.as_ref())?;
+                println!("# effective policy, from {}", policy.source);
+                print!("{}", policy.to_toml_string());
+            }
+            Ok(0)
+        }
+        Command::Audit(AuditCommand::Verify { log }) => {
+            let path = match log {
+                Some(path) => path,
+                None => {
+                    let policy = load_policy(cli.policy.as_ref())?;
+                    config::audit_log_path(&policy).ok_or_else(|| {
+                        GuardError::Policy("no audit log is configured; pass --log PATH".into())
+                    })?
+                }
+            };
+            let report = prodguard::audit::verify_file(&path).map_err(|e| {
+                GuardError::Policy(format!("cannot read audit log {}: {e}", path.display()))
+            })?;
+            if let Some((line, problem)) = &report.damage {
+                println!(
+                    "{}: TAMPERED at line {line}: {problem} ({} records verified before it)",
+                    path.display(),
+                    report.records
+                );
+                return Ok(1);
+            }
+            if report.torn_tail_bytes > 0 {
+                println!(
+                    "{}: {} records verified, then an incomplete final record of {} bytes (a crash mid-write)",
+                    path.display(),
+                    report.records,
+                    report.torn_tail_bytes
+                );
+                return Ok(2);
+            }
+            println!(
+                "{}: intact, {} records, head {}",
+                path.display(),
+                report.records,
+                report.head_hash
+            );
+            Ok(0)
+        }
+    }
+}
+
+fn print_detection(detection: &Detection, explain: bool) {
+    let guarded = if detection.protected {
+        "protected: guarded operations need the policy's confirmation, backup and audit"
+    } else {
+        "not protected"
+    };
+    println!(
+        "environment: {} (tier {})\n{guarded}\ndecided by:  {}",
+        detection.environment, detection.tier, detection.decided_by
+    );
+    if let Some(hint) = &detection.hint {
+        println!("hint:        {hint}");
+    }
+    for conflict in &detection.conflicts {
+        let pairs: Vec<String> = conflict
+            .sources
+            .iter()
+            .zip(&conflict.tiers)
+            .map(|(s, t)| format!("{s} says {t}"))
+            .collect();
+        println!(
+            "conflict:    {}; the most sensitive, {}, wins",
+            pairs.join(", "),
+            conflict.resolved
+        );
+    }
+    if explain {
+        println!("evidence:");
+        for e in &detection.evidence {
+            let mark = if e.used { "*" } else { " " };
+            println!("  {mark} {:<38} {}", e.source, e.meaning);
+        }
+        println!("  (* = took part in the decision)");
+    }
+}
+
+fn print_decision(operation: &Operation, detection: &Detection, decision: &prodguard::Decision) {
+    let target = operation
+        .target
+        .as_deref()
+        .map(|t| format!(" on {t}"))
+        .unwrap_or_default();
+    let verdict = match decision.result {
+        prodguard_core::session::Verdict::Allow => "allowed".to_owned(),
+        prodguard_core::session::Verdict::Deny => "DENIED".to_owned(),
+        prodguard_core::session::Verdict::Require => {
+            let names: Vec<&str> = decision
+                .requirements
+                .iter()
+                .map(|r| r.kind.as_str())
+                .collect();
+            format!("requires {}", names.join(" + "))
+        }
+    };
+    println!(
+        "{}{target} in {} (tier {}): {verdict}",
+        operation.kind, detection.environment, detection.tier
+    );
+    for requirement in &decision.requirements {
+        println!(
+            "  - {}: {} (rule `{}`)",
+            requirement.kind.as_str(),
+            requirement.how,
+            requirement.rule
+        );
+    }
+    for reason in &decision.reasons {
+        println!("  why: {reason}");
+    }
+    println!(
+        "  exit code without a terminal or evidence: {}",
+        decision.exit_code
+    );
+}

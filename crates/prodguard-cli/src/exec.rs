@@ -1,0 +1,113 @@
+//! `prodguard exec`: run a command under the guards.
+
+use std::ffi::OsString;
+use std::io::ErrorKind;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
+use std::sync::mpsc;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use prodguard::{Guard, GuardError, Operation};
+use prodguard_core::exit;
+use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+use signal_hook::iterator::Signals;
+
+const FORWARDED: [i32; 6] = [SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2];
+
+/// Admits the operation, runs the command, records its outcome, and returns
+/// the exit code to leave with.
+pub(crate) fn run(
+    guard: &Guard,
+    operation: Operation,
+    command: &[OsString],
+) -> Result<i32, GuardError> {
+    let Some((program, args)) = command.split_first() else {
+        return Err(GuardError::Policy("exec needs a command after `--`".into()));
+    };
+    let permit = match guard.begin(operation.clone()) {
+        Ok(permit) => permit,
+        Err(e) => {
+            let d = guard.detection();
+            eprintln!("prodguard: {e}");
+            if e.denial().is_some() {
+                eprintln!(
+                    "  environment: {} (tier {}), decided by {}",
+                    d.environment, d.tier, d.decided_by
+                );
+                eprintln!(
+                    "  exit code {}; `prodguard check --op {}` shows what is required",
+                    e.exit_code(),
+                    operation.kind
+                );
+            }
+            return Ok(e.exit_code());
+        }
+    };
+
+    // Register before spawning so no signal meant for the child is lost;
+    // pending signals wait in the iterator until the child's pid is known.
+    let mut signals = Signals::new(FORWARDED)
+        .map_err(|e| GuardError::Policy(format!("cannot install signal handlers: {e}")))?;
+    let handle = signals.handle();
+    let (pid_tx, pid_rx) = mpsc::channel::<Pid>();
+    let forwarder = std::thread::spawn(move || {
+        let Ok(child) = pid_rx.recv() else { return };
+        for signal in signals.forever() {
+            if terminal_already_delivered(signal) {
+                continue;
+            }
+            if let Ok(signal) = Signal::try_from(signal) {
+                let _ = kill(child, signal);
+            }
+        }
+    });
+
+    let spawned = Command::new(program).args(args).spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            handle.close();
+            drop(pid_tx);
+            let _ = forwarder.join();
+            let code = match e.kind() {
+                ErrorKind::NotFound => exit::NOT_FOUND,
+                _ => exit::NOT_EXECUTABLE,
+            };
+            let message = format!("cannot run {}: {e}", program.to_string_lossy());
+            eprintln!("prodguard: {message}");
+            permit.finish_exit_code(code, Some(message));
+            return Ok(code);
+        }
+    };
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = pid_tx.send(Pid::from_raw(pid));
+    }
+    let status = child.wait();
+    handle.close();
+    let _ = forwarder.join();
+    let code = match status {
+        Ok(status) => status
+            .code()
+            .or_else(|| status.signal().map(|s| 128 + s))
+            .unwrap_or(1),
+        Err(e) => {
+            eprintln!("prodguard: lost track of the command: {e}");
+            1
+        }
+    };
+    permit.finish_exit_code(code, None);
+    Ok(code)
+}
+
+/// SIGINT and SIGQUIT typed at our terminal already reached the child, which
+/// shares our foreground process group: forwarding them would deliver twice.
+fn terminal_already_delivered(signal: i32) -> bool {
+    if signal != SIGINT && signal != SIGQUIT {
+        return false;
+    }
+    match nix::unistd::tcgetpgrp(std::io::stdin()) {
+        Ok(foreground) => foreground == nix::unistd::getpgrp(),
+        Err(_) => false,
+    }
+}

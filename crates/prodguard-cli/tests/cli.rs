@@ -1,0 +1,397 @@
+//! The `prodguard` binary, run for real with a clean environment.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_prodguard");
+
+struct Sandbox {
+    dir: PathBuf,
+}
+
+impl Sandbox {
+    fn new(name: &str) -> Sandbox {
+        let dir = std::env::temp_dir().join(format!("prodguard-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Sandbox { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn audit_log(&self) -> PathBuf {
+        self.path("audit.jsonl")
+    }
+
+    /// `prodguard ARGS` in a new session (no controlling terminal), with
+    /// only the given variables set, in the sandbox directory.
+    fn command(&self, vars: &[(&str, &str)], args: &[&str]) -> Command {
+        let mut cmd = Command::new("setsid");
+        cmd.arg("-w")
+            .arg(BIN)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .env("HOME", &self.dir)
+            .env("PRODGUARD_AUDIT_LOG", self.audit_log())
+            .env("PRODGUARD_ACTOR", "tester")
+            .current_dir(&self.dir)
+            .stdin(Stdio::null());
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    fn run(&self, vars: &[(&str, &str)], args: &[&str]) -> Output {
+        self.command(vars, args).output().unwrap()
+    }
+
+    fn records(&self) -> Vec<serde_json::Value> {
+        match std::fs::read_to_string(self.audit_log()) {
+            Ok(text) => text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().expect("exited normally")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn touch_cmd(path: &Path) -> Vec<String> {
+    vec!["touch".into(), path.to_string_lossy().into_owned()]
+}
+
+fn exec_args<'a>(op: &'a str, target: &'a str, cmd: &'a [String]) -> Vec<&'a str> {
+    let mut args = vec!["exec", "--op", op, "--target", target, "--"];
+    args.extend(cmd.iter().map(String::as_str));
+    args
+}
+
+#[test]
+fn development_runs_the_command_and_passes_its_exit_code_through() {
+    let sb = Sandbox::new("dev");
+    let cmd = vec!["sh".to_owned(), "-c".into(), "echo ran; exit 7".into()];
+    let out = sb.run(
+        &[("PRODGUARD_ENV", "development")],
+        &exec_args("db.migrate", "orders", &cmd),
+    );
+    assert_eq!(code(&out), 7, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "ran\n");
+    let records = sb.records();
+    assert_eq!(records.len(), 2, "intent and outcome");
+    assert_eq!(records[0]["kind"], "intent");
+    assert_eq!(records[0]["op"]["env"], "development");
+    assert_eq!(records[1]["kind"], "outcome");
+    assert_eq!(records[1]["outcome"]["exit_code"], 7);
+    assert_eq!(records[1]["outcome"]["status"], "failed");
+    assert_eq!(records[0]["attempt_id"], records[1]["attempt_id"]);
+    assert_eq!(records[0]["actor"]["user"], "tester");
+}
+
+#[test]
+fn production_without_a_terminal_refuses_with_121_and_records_it() {
+    let sb = Sandbox::new("prod-notty");
+    let marker = sb.path("ran");
+    let out = sb.run(
+        &[("APP_ENV", "production")],
+        &exec_args("db.migrate", "orders", &touch_cmd(&marker)),
+    );
+    assert_eq!(code(&out), 121, "{}", stderr(&out));
+    assert!(!marker.exists(), "the command must not run");
+    let err = stderr(&out);
+    assert!(err.contains("no terminal"), "{err}");
+    assert!(
+        err.contains("default: protected tiers"),
+        "names the rule: {err}"
+    );
+    assert!(err.contains("type `orders`"), "says what to do: {err}");
+    assert!(err.contains("env:APP_ENV"), "says why: {err}");
+    let records = sb.records();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["kind"], "refusal");
+    assert_eq!(records[0]["decision"]["exit_code"], 121);
+}
+
+#[test]
+fn an_undeclared_environment_is_guarded_like_production() {
+    let sb = Sandbox::new("unknown");
+    let marker = sb.path("ran");
+    let out = sb.run(&[], &exec_args("cache.flush", "redis", &touch_cmd(&marker)));
+    assert_eq!(code(&out), 121, "{}", stderr(&out));
+    assert!(!marker.exists());
+    let detect = sb.run(&[], &["detect"]);
+    assert!(
+        stdout(&detect).contains("PRODGUARD_ENV"),
+        "names what would declare it: {}",
+        stdout(&detect)
+    );
+}
+
+#[test]
+fn a_dev_declaration_does_not_override_a_production_one() {
+    let sb = Sandbox::new("conflict");
+    let marker = sb.path("ran");
+    let vars = [("PRODGUARD_ENV", "development"), ("APP_ENV", "production")];
+    let out = sb.run(
+        &vars,
+        &exec_args("db.migrate", "orders", &touch_cmd(&marker)),
+    );
+    assert_eq!(code(&out), 121);
+    assert!(!marker.exists());
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&sb.run(&vars, &["detect", "--json"]))).unwrap();
+    assert_eq!(json["tier"], "production");
+    assert_eq!(json["protected"], true);
+    assert_eq!(json["conflicts"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn missing_and_unexecutable_commands_exit_127_and_126() {
+    let sb = Sandbox::new("127");
+    let vars = [("PRODGUARD_ENV", "development")];
+    let missing = vec!["/nonexistent/definitely-not-here".to_owned()];
+    let out = sb.run(&vars, &exec_args("db.migrate", "t", &missing));
+    assert_eq!(code(&out), 127, "{}", stderr(&out));
+    let script = sb.path("not-executable.sh");
+    std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
+    let cmd = vec![script.to_string_lossy().into_owned()];
+    let out = sb.run(&vars, &exec_args("db.migrate", "t", &cmd));
+    assert_eq!(code(&out), 126, "{}", stderr(&out));
+    let records = sb.records();
+    assert_eq!(records.last().unwrap()["outcome"]["exit_code"], 126);
+}
+
+#[test]
+fn a_broken_policy_is_a_125_naming_line_and_column() {
+    let sb = Sandbox::new("badpolicy");
+    std::fs::write(
+        sb.path("prodguard.toml"),
+        "[[rule]]\noperations = [\"db.migrate\"]\nrequre = [\"confirm\"]\n",
+    )
+    .unwrap();
+    let marker = sb.path("ran");
+    let out = sb.run(
+        &[("PRODGUARD_ENV", "development")],
+        &exec_args("db.migrate", "t", &touch_cmd(&marker)),
+    );
+    assert_eq!(code(&out), 125);
+    assert!(!marker.exists());
+    let err = stderr(&out);
+    assert!(err.contains("prodguard.toml:3:1"), "{err}");
+    assert!(err.contains("require"), "suggests the key: {err}");
+
+    let check = sb.run(&[], &["policy", "check", "prodguard.toml"]);
+    assert_eq!(code(&check), 125);
+    std::fs::write(
+        sb.path("bad.toml"),
+        b"[environment]\nunknown = \"prot\xffected\"\n",
+    )
+    .unwrap();
+    let out = sb.run(&[], &["policy", "check", "bad.toml"]);
+    assert_eq!(code(&out), 125);
+    assert!(stderr(&out).contains("bad.toml:2:16"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_deny_rule_refuses_with_120() {
+    let sb = Sandbox::new("deny");
+    std::fs::write(
+        sb.path("prodguard.toml"),
+        "[[rule]]\noperations = [\"db.drop\"]\ntiers = [\"production\"]\ndeny = \"never from an app\"\n",
+    )
+    .unwrap();
+    let marker = sb.path("ran");
+    let out = sb.run(
+        &[("APP_ENV", "prod")],
+        &exec_args("db.drop", "orders", &touch_cmd(&marker)),
+    );
+    assert_eq!(code(&out), 120, "{}", stderr(&out));
+    assert!(stderr(&out).contains("never from an app"));
+    assert!(!marker.exists());
+    assert_eq!(sb.records()[0]["decision"]["exit_code"], 120);
+}
+
+#[test]
+fn an_unwritable_audit_log_refuses_with_123_where_audit_is_required() {
+    let sb = Sandbox::new("noaudit");
+    std::fs::write(sb.path("blocker"), b"x").unwrap();
+    let log = sb.path("blocker").join("audit.jsonl");
+    std::fs::write(
+        sb.path("prodguard.toml"),
+        "[[rule]]\noperations = [\"*\"]\ntiers = [\"development\"]\nrequire = [\"audit\"]\n",
+    )
+    .unwrap();
+    let marker = sb.path("ran");
+    let vars = [
+        ("PRODGUARD_ENV", "development"),
+        ("PRODGUARD_AUDIT_LOG", log.to_str().unwrap()),
+    ];
+    let out = sb.run(&vars, &exec_args("db.migrate", "t", &touch_cmd(&marker)));
+    assert_eq!(code(&out), 123, "{}", stderr(&out));
+    assert!(!marker.exists());
+    assert!(stderr(&out).contains("audit"), "{}", stderr(&out));
+}
+
+#[test]
+fn check_is_a_dry_run_with_script_friendly_codes() {
+    let sb = Sandbox::new("check");
+    let prod = sb.run(
+        &[("APP_ENV", "production")],
+        &["check", "--op", "db.migrate", "--target", "orders"],
+    );
+    assert_eq!(code(&prod), 121);
+    assert!(
+        stdout(&prod).contains("requires confirm + audit"),
+        "{}",
+        stdout(&prod)
+    );
+    let dev = sb.run(
+        &[("APP_ENV", "development")],
+        &["check", "--op", "db.migrate", "--json"],
+    );
+    assert_eq!(code(&dev), 0);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&dev)).unwrap();
+    assert_eq!(json["decision"]["result"], "allow");
+    assert!(sb.records().is_empty(), "check records nothing");
+    let bad = sb.run(&[], &["check", "--op", "DROP TABLE"]);
+    assert_eq!(code(&bad), 125);
+}
+
+#[test]
+fn usage_errors_exit_125_and_help_exits_0() {
+    let sb = Sandbox::new("usage");
+    assert_eq!(code(&sb.run(&[], &["exec", "--op", "x"])), 125);
+    assert_eq!(code(&sb.run(&[], &["frobnicate"])), 125);
+    let help = sb.run(&[], &["--help"]);
+    assert_eq!(code(&help), 0);
+    assert!(stdout(&help).contains("121  confirmation missing or declined"));
+}
+
+#[test]
+fn detect_explain_lists_every_signal() {
+    let sb = Sandbox::new("explain");
+    let out = sb.run(&[("RAILS_ENV", "staging")], &["detect", "--explain"]);
+    assert_eq!(code(&out), 0);
+    let text = stdout(&out);
+    assert!(
+        text.contains("environment: staging (tier staging)"),
+        "{text}"
+    );
+    for signal in [
+        "env:PRODGUARD_ENV",
+        "env:APP_ENV",
+        "env:RAILS_ENV",
+        "env:NODE_ENV",
+        "/etc/prodguard/environment",
+    ] {
+        assert!(text.contains(signal), "{signal} missing from:\n{text}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&stdout(
+        &sb.run(&[("RAILS_ENV", "staging")], &["detect", "--json"]),
+    ))
+    .unwrap();
+    for key in [
+        "environment",
+        "tier",
+        "protected",
+        "decided_by",
+        "evidence",
+        "conflicts",
+    ] {
+        assert!(json.get(key).is_some(), "{key} missing: {json}");
+    }
+}
+
+#[test]
+fn signals_reach_the_child_and_its_code_comes_back() {
+    let sb = Sandbox::new("signals");
+    let ready = sb.path("ready");
+    let script = format!(
+        "trap 'exit 42' TERM; touch {}; while true; do sleep 0.05; done",
+        ready.display()
+    );
+    let cmd = vec!["sh".to_owned(), "-c".into(), script];
+    let mut child = sb
+        .command(
+            &[("PRODGUARD_ENV", "development")],
+            &exec_args("svc.restart", "t", &cmd),
+        )
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ready.exists() {
+        assert!(std::time::Instant::now() < deadline, "child never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // `setsid -w` forks: signal the prodguard process, its child.
+    let pgrep = Command::new("pgrep")
+        .args(["-P", &child.id().to_string()])
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&pgrep.stdout).trim().to_owned();
+    assert!(!pid.is_empty(), "prodguard process not found");
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(42));
+    assert_eq!(sb.records().last().unwrap()["outcome"]["exit_code"], 42);
+}
+
+#[test]
+fn concurrent_processes_share_one_intact_chain() {
+    let sb = Sandbox::new("procs");
+    let cmd = vec!["true".to_owned()];
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            let args: Vec<String> = exec_args("db.migrate", "t", &cmd)
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect();
+            let mut c = Command::new("sh");
+            let mut script = String::new();
+            for _ in 0..10 {
+                script.push_str(&format!("{BIN} {} || exit 1\n", args.join(" ")));
+            }
+            c.arg("-c")
+                .arg(script)
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap())
+                .env("PRODGUARD_ENV", "development")
+                .env("PRODGUARD_AUDIT_LOG", sb.audit_log())
+                .current_dir(&sb.dir)
+                .stdin(Stdio::null());
+            c.spawn().unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    assert_eq!(sb.records().len(), 80, "40 intents + 40 outcomes");
+    let verify = sb.run(
+        &[],
+        &["audit", "verify", "--log", sb.audit_log().to_str().unwrap()],
+    );
+    assert_eq!(code(&verify), 0, "{}", stdout(&verify));
+    assert!(stdout(&verify).contains("intact, 80 records"));
+}
