@@ -31,7 +31,7 @@ operations = ["db.migrate", "db.delete.*"]
 tiers = ["production", "unknown"]
 require = ["confirm", "backup", "audit"]
 confirm = { mode = "typed" }
-backup = { max_age = "1h", path = "sqlite-online-backup" }
+backup = { provider = "program" }            # the online backup below
 
 [[rule]]
 name = "no drops from an application"

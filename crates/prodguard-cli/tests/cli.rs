@@ -395,3 +395,33 @@ fn concurrent_processes_share_one_intact_chain() {
     assert_eq!(code(&verify), 0, "{}", stdout(&verify));
     assert!(stdout(&verify).contains("intact, 80 records"));
 }
+
+#[test]
+fn policy_show_prints_policies_that_parse_back() {
+    let sb = Sandbox::new("show");
+    let default = sb.run(&[], &["policy", "show", "--default"]);
+    assert_eq!(code(&default), 0);
+    std::fs::write(sb.path("default.toml"), default.stdout).unwrap();
+    let check = sb.run(&[], &["policy", "check", "default.toml"]);
+    assert_eq!(code(&check), 0, "{}", stderr(&check));
+    assert!(stdout(&check).contains("ok (1 rule)"), "{}", stdout(&check));
+
+    std::fs::write(
+        sb.path("prodguard.toml"),
+        "[environment]\naliases = { \"prod-eu\" = \"production\" }\n[[rule]]\noperations = [\"db.*\"]\nrequire = [\"audit\"]\n",
+    )
+    .unwrap();
+    let shown = sb.run(&[], &["policy", "show"]);
+    assert_eq!(code(&shown), 0);
+    let text = stdout(&shown);
+    assert!(text.contains("prod-eu"), "{text}");
+    std::fs::write(sb.path("shown.toml"), &text).unwrap();
+    assert_eq!(code(&sb.run(&[], &["policy", "check", "shown.toml"])), 0);
+    // The local policy's alias is what detection uses.
+    let json: serde_json::Value = serde_json::from_str(&stdout(
+        &sb.run(&[("APP_ENV", "prod-eu")], &["detect", "--json"]),
+    ))
+    .unwrap();
+    assert_eq!(json["tier"], "production");
+    assert_eq!(json["environment"], "prod-eu");
+}

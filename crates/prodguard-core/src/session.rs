@@ -934,6 +934,7 @@ mod tests {
             &[Requirement::Backup, Requirement::Audit],
         );
         r.backup = Some(BackupSpec {
+            source: crate::policy::BackupSource::Command,
             command: Some("cp {target} {path}".into()),
             verify: verify.then(|| "check {path}".to_owned()),
             path: None,

@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 
 use prodguard_core::Timestamp;
 use prodguard_core::audit::{BackupEvidence, hex};
+use prodguard_core::policy::BackupSource;
 use prodguard_core::session::BackupRequest;
 use sha2::{Digest, Sha256};
 
@@ -30,7 +31,8 @@ where
     }
 }
 
-/// Runs the rule's backup command (`sh -c`), then checks and hashes the result.
+/// The default provider: runs the rule's backup command (`sh -c`), or finds
+/// the recent file the rule names, then checks and hashes the result.
 ///
 /// `{target}` and `{path}` in `command` and `verify` are replaced by the
 /// shell-quoted target and backup path (write them unquoted in the policy).
@@ -123,7 +125,18 @@ impl BackupProvider for CommandBackup {
         let now = facts::now();
         let path = self.backup_path(request, now);
         let target = request.target.as_deref().unwrap_or("");
-        let created = match &request.spec.command {
+        let command = match request.spec.source {
+            BackupSource::Program => {
+                return Err(
+                    "the rule expects this program to supply its own backup (provider = \"program\"), \
+                     but it registered no backup provider"
+                        .into(),
+                );
+            }
+            BackupSource::Command => request.spec.command.as_ref(),
+            BackupSource::Recent => None,
+        };
+        let created = match command {
             Some(template) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir)

@@ -242,6 +242,8 @@ impl ActorKind {
 /// `backup = { … }` in a rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BackupSpec {
+    /// Where the evidence comes from.
+    pub source: BackupSource,
     /// A shell command; `{target}` and `{path}` are substituted.
     pub command: Option<String>,
     /// A command run on the copy; non-zero exit = not verified.
@@ -250,6 +252,30 @@ pub struct BackupSpec {
     pub path: Option<String>,
     /// Existing evidence older than this does not count, in seconds.
     pub max_age_seconds: Option<u64>,
+}
+
+/// Where a rule's backup evidence comes from (`backup.provider`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupSource {
+    /// `command` makes a fresh backup (the default when `command` is set).
+    Command,
+    /// An existing file at `path`, no older than `max_age` (the default otherwise).
+    Recent,
+    /// The program embedding prodguard registers its own backup provider
+    /// (a Rust closure, a C callback); without one the guard refuses.
+    Program,
+}
+
+impl BackupSource {
+    /// The policy's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupSource::Command => "command",
+            BackupSource::Recent => "recent",
+            BackupSource::Program => "program",
+        }
+    }
 }
 
 /// One `[[rule]]`.

@@ -97,7 +97,8 @@ impl Policy {
                 line(&mut out, "confirm", &inline_table(mode.into_iter()));
             }
             if let Some(backup) = &rule.backup {
-                let mut pairs: Vec<(&str, String)> = Vec::new();
+                let mut pairs: Vec<(&str, String)> =
+                    vec![("provider", quote(backup.source.as_str()))];
                 if let Some(command) = &backup.command {
                     pairs.push(("command", quote(command)));
                 }

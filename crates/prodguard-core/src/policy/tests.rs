@@ -689,6 +689,7 @@ fn design_document_example_parses() {
     assert_eq!(
         first.backup,
         Some(BackupSpec {
+            source: BackupSource::Command,
             command: Some("cp {target} {path}".into()),
             verify: Some("sqlite3 {path} 'PRAGMA integrity_check'".into()),
             path: None,
@@ -1143,4 +1144,47 @@ fn invalid_fixtures_report_the_documented_error() {
         let err = toml_err(text);
         assert_err(&err, line, column, &[fragment]);
     }
+}
+
+#[test]
+fn backup_provider_names_where_evidence_comes_from() {
+    let program = Policy::parse_toml(
+        "[[rule]]\noperations = [\"db.migrate\"]\nrequire = [\"backup\"]\nbackup = { provider = \"program\" }\n",
+        "p.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        program.rules[0].backup.as_ref().unwrap().source,
+        BackupSource::Program
+    );
+    let inferred = Policy::parse_toml(
+        "[[rule]]\noperations = [\"db.migrate\"]\nrequire = [\"backup\"]\nbackup = { command = \"cp {target} {path}\" }\n",
+        "p.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        inferred.rules[0].backup.as_ref().unwrap().source,
+        BackupSource::Command
+    );
+    let round_trip = Policy::parse_toml(&program.to_toml_string(), "p.toml").unwrap();
+    assert_eq!(round_trip.rules, program.rules);
+
+    let err = Policy::parse_toml(
+        "[[rule]]\noperations = [\"db.migrate\"]\nrequire = [\"backup\"]\nbackup = { provider = \"tape\" }\n",
+        "p.toml",
+    )
+    .unwrap_err();
+    assert_eq!((err.line, err.column), (4, 23), "{err}");
+    assert!(
+        err.message
+            .contains("\"command\", \"recent\" or \"program\""),
+        "{err}"
+    );
+
+    let err = Policy::parse_toml(
+        "[[rule]]\noperations = [\"db.migrate\"]\nrequire = [\"backup\"]\nbackup = { provider = \"command\" }\n",
+        "p.toml",
+    )
+    .unwrap_err();
+    assert!(err.message.contains("does not say how to get one"), "{err}");
 }

@@ -8,8 +8,8 @@ use super::duration::parse_duration;
 use super::glob::validate_operation_glob;
 use super::tree::{Entry, Format, Kind, Locator, Node};
 use super::{
-    ActorKind, ApprovalConfig, AuditConfig, BackupSpec, ConfirmMode, Durability, EnvironmentConfig,
-    HostnameHint, Policy, PolicyError, Requirement, Rule, UnknownEnvironment,
+    ActorKind, ApprovalConfig, AuditConfig, BackupSource, BackupSpec, ConfirmMode, Durability,
+    EnvironmentConfig, HostnameHint, Policy, PolicyError, Requirement, Rule, UnknownEnvironment,
 };
 use crate::Tier;
 
@@ -28,7 +28,7 @@ const RULE_KEYS: &[&str] = &[
     "actors",
 ];
 const CONFIRM_KEYS: &[&str] = &["mode"];
-const BACKUP_KEYS: &[&str] = &["command", "verify", "path", "max_age"];
+const BACKUP_KEYS: &[&str] = &["provider", "command", "verify", "path", "max_age"];
 
 const TIER_NAMES: &[&str] = &[
     "production",
@@ -581,8 +581,10 @@ impl Validator<'_> {
         };
 
         if require.contains(&Requirement::Backup) {
-            let usable = backup.as_ref().is_some_and(|b| {
-                b.command.is_some() || (b.path.is_some() && b.max_age_seconds.is_some())
+            let usable = backup.as_ref().is_some_and(|b| match b.source {
+                BackupSource::Command => b.command.is_some(),
+                BackupSource::Recent => b.path.is_some() && b.max_age_seconds.is_some(),
+                BackupSource::Program => true,
             });
             if !usable {
                 let at = require_entry
@@ -597,7 +599,7 @@ impl Validator<'_> {
                 return Err(self.err(
                     at,
                     format!(
-                        "`require` lists \"backup\" but {label} does not say how to get one; add backup = {{ command = \"pg_dump -Fc -f {{path}}\" }} to make a backup before the operation, or backup = {{ path = \"/backups/db.dump\", max_age = \"1h\" }} to accept a recent existing file"
+                        "`require` lists \"backup\" but {label} does not say how to get one; add backup = {{ command = \"pg_dump -Fc -f {{path}}\" }} to make a backup before the operation, backup = {{ path = \"/backups/db.dump\", max_age = \"1h\" }} to accept a recent existing file, or backup = {{ provider = \"program\" }} when the program supplies its own backup"
                     ),
                 ));
             }
@@ -803,19 +805,42 @@ impl Validator<'_> {
         let entries = self.table("backup", node)?;
         self.check_keys(entries, BACKUP_KEYS, Place::Backup)?;
         let mut spec = BackupSpec {
+            source: BackupSource::Recent,
             command: None,
             verify: None,
             path: None,
             max_age_seconds: None,
         };
+        let mut provider = None;
         for Entry { key, value, .. } in entries {
             match key.as_str() {
+                "provider" => {
+                    let name = self.text("backup.provider", value)?;
+                    provider = Some(match name.as_str() {
+                        "command" => BackupSource::Command,
+                        "recent" => BackupSource::Recent,
+                        "program" => BackupSource::Program,
+                        other => {
+                            return Err(self.err(
+                                value.span.start,
+                                format!(
+                                    "`backup.provider` must be \"command\", \"recent\" or \"program\", found \"{other}\""
+                                ),
+                            ));
+                        }
+                    });
+                }
                 "command" => spec.command = Some(self.text("backup.command", value)?),
                 "verify" => spec.verify = Some(self.text("backup.verify", value)?),
                 "path" => spec.path = Some(self.text("backup.path", value)?),
                 _ => spec.max_age_seconds = Some(self.duration("backup.max_age", value)?),
             }
         }
+        spec.source = provider.unwrap_or(if spec.command.is_some() {
+            BackupSource::Command
+        } else {
+            BackupSource::Recent
+        });
         Ok(spec)
     }
 

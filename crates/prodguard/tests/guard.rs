@@ -1,0 +1,423 @@
+//! The Rust API end to end: real files, real shell commands, real audit log.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use prodguard::backup::sha256_file;
+use prodguard::{Guard, GuardError, Policy};
+use prodguard_core::audit::{Actor, BackupEvidence, ConfirmEvidence};
+use prodguard_core::policy::ActorKind;
+use prodguard_core::session::{BackupRequest, Challenge, ConfirmationAnswer};
+use prodguard_core::{Facts, Timestamp};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("prodguard-guard-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn facts(vars: &[(&str, &str)]) -> Facts {
+    let mut facts = Facts::default();
+    for (k, v) in vars {
+        facts.env.insert((*k).into(), (*v).into());
+    }
+    facts
+}
+
+fn records(log: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn ana() -> Actor {
+    Actor {
+        user: "ana".into(),
+        kind: ActorKind::Human,
+    }
+}
+
+fn typed(_: &Challenge) -> ConfirmationAnswer {
+    ConfirmationAnswer::Confirmed(ConfirmEvidence {
+        method: "typed".into(),
+        approver: None,
+        token_id: None,
+        exp: None,
+    })
+}
+
+fn production_guard(dir: &Path, policy: Policy) -> prodguard::GuardBuilder {
+    Guard::builder()
+        .policy(policy)
+        .facts(facts(&[("APP_ENV", "production")]))
+        .actor(ana())
+        .audit_log(dir.join("audit.jsonl"))
+}
+
+#[test]
+fn a_confirmed_operation_runs_and_returns_its_value() {
+    let dir = temp_dir("confirmed");
+    let guard = production_guard(&dir, Policy::builtin_default())
+        .confirmer(typed)
+        .build()
+        .unwrap();
+    let value = guard
+        .operation("db.migrate")
+        .target("orders")
+        .run(|| 42)
+        .unwrap();
+    assert_eq!(value, 42);
+    let records = records(&dir.join("audit.jsonl"));
+    assert_eq!(records[0]["kind"], "intent");
+    assert_eq!(
+        records[0]["confirm"]["approver"], "ana",
+        "the actor confirmed"
+    );
+    assert_eq!(records[1]["outcome"]["status"], "ok");
+}
+
+#[test]
+fn a_declined_confirmation_never_runs_the_operation() {
+    let dir = temp_dir("declined");
+    let guard = production_guard(&dir, Policy::builtin_default())
+        .confirmer(|c: &Challenge| {
+            ConfirmationAnswer::Declined(format!("typed `x`, expected `{}`", c.expected))
+        })
+        .build()
+        .unwrap();
+    let ran = AtomicBool::new(false);
+    let err = guard
+        .operation("db.migrate")
+        .target("orders")
+        .run(|| ran.store(true, Ordering::SeqCst))
+        .unwrap_err();
+    assert!(!ran.load(Ordering::SeqCst));
+    assert_eq!(err.exit_code(), 121);
+    assert!(matches!(err, GuardError::NotConfirmed(_)));
+    assert!(err.to_string().contains("expected `orders`"), "{err}");
+    assert_eq!(records(&dir.join("audit.jsonl"))[0]["kind"], "refusal");
+}
+
+fn backup_policy(backup: &str) -> Policy {
+    Policy::parse_toml(
+        &format!(
+            "[[rule]]\noperations = [\"db.*\"]\ntiers = [\"production\"]\nrequire = [\"backup\", \"audit\"]\nbackup = {backup}\n"
+        ),
+        "test.toml",
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_command_backup_is_hashed_verified_and_recorded_before_the_operation() {
+    let dir = temp_dir("backup");
+    let db = dir.join("orders.db");
+    std::fs::write(&db, b"precious rows").unwrap();
+    let backup_path = dir.join("copy.bak");
+    let policy = backup_policy(&format!(
+        "{{ command = \"cp {{target}} {{path}}\", verify = \"test -s {{path}}\", path = \"{}\" }}",
+        backup_path.display()
+    ));
+    let guard = production_guard(&dir, policy).build().unwrap();
+    let seen_backup = guard
+        .operation("db.delete.rows")
+        .target(db.to_str().unwrap())
+        .run(|| backup_path.exists())
+        .unwrap();
+    assert!(seen_backup, "the backup existed before the operation ran");
+    let (sha, bytes) = sha256_file(&backup_path).unwrap();
+    let intent = &records(&dir.join("audit.jsonl"))[0];
+    assert_eq!(intent["backup"]["sha256"], sha.as_str());
+    assert_eq!(intent["backup"]["bytes"], bytes);
+    assert_eq!(intent["backup"]["verified"], true);
+    assert_eq!(intent["backup"]["location"], backup_path.to_str().unwrap());
+}
+
+#[test]
+fn failed_or_unverified_backups_refuse_with_122() {
+    let dir = temp_dir("badbackup");
+    let db = dir.join("orders.db");
+    std::fs::write(&db, b"rows").unwrap();
+    for (spec, needle) in [
+        (
+            "{ command = \"echo disk on fire >&2; exit 3\" }",
+            "disk on fire",
+        ),
+        ("{ command = \"true\" }", "no backup at"),
+        (
+            "{ command = \"cp {target} {path}\", verify = \"false\" }",
+            "did not verify",
+        ),
+        (
+            "{ provider = \"program\" }",
+            "registered no backup provider",
+        ),
+        (
+            "{ path = \"/nonexistent/backup.dump\", max_age = \"1h\" }",
+            "no backup at",
+        ),
+    ] {
+        let guard = production_guard(&dir, backup_policy(spec)).build().unwrap();
+        let ran = AtomicBool::new(false);
+        let err = guard
+            .operation("db.migrate")
+            .target(db.to_str().unwrap())
+            .run(|| ran.store(true, Ordering::SeqCst))
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 122, "{spec}: {err}");
+        assert!(err.to_string().contains(needle), "{spec}: {err}");
+        assert!(
+            !ran.load(Ordering::SeqCst),
+            "{spec}: the operation must not run"
+        );
+    }
+}
+
+#[test]
+fn a_stale_existing_backup_refuses_and_a_program_provider_satisfies() {
+    let dir = temp_dir("program");
+    let guard = production_guard(&dir, backup_policy("{ provider = \"program\" }"))
+        .backup_provider(|_: &BackupRequest| {
+            Ok(BackupEvidence {
+                location: "s3://backups/orders.dump".into(),
+                sha256: "cd".repeat(32),
+                bytes: 99,
+                created: prodguard::facts::now(),
+                verified: true,
+                verification: Some("pg_restore --list".into()),
+            })
+        })
+        .build()
+        .unwrap();
+    guard
+        .operation("db.migrate")
+        .target("orders")
+        .run(|| ())
+        .unwrap();
+    assert_eq!(
+        records(&dir.join("audit.jsonl"))[0]["backup"]["location"],
+        "s3://backups/orders.dump"
+    );
+
+    let old = dir.join("old.dump");
+    std::fs::write(&old, b"x").unwrap();
+    let guard = production_guard(
+        &dir,
+        backup_policy(&format!(
+            "{{ path = \"{}\", max_age = \"1s\" }}",
+            old.display()
+        )),
+    )
+    .build()
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let err = guard
+        .operation("db.migrate")
+        .target("orders")
+        .run(|| ())
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 122);
+    assert!(err.to_string().contains("accepts at most 1s"), "{err}");
+}
+
+#[test]
+fn a_failing_operation_is_recorded_with_its_error() {
+    let dir = temp_dir("failing");
+    let guard = production_guard(&dir, Policy::builtin_default())
+        .confirmer(typed)
+        .build()
+        .unwrap();
+    let result = guard
+        .operation("db.migrate")
+        .target("orders")
+        .try_run(|| Err::<(), _>("duplicate column shipped_at"))
+        .unwrap();
+    assert_eq!(result, Err("duplicate column shipped_at"));
+    let outcome = &records(&dir.join("audit.jsonl"))[1]["outcome"];
+    assert_eq!(outcome["status"], "failed");
+    assert_eq!(outcome["error"], "duplicate column shipped_at");
+}
+
+#[test]
+fn a_panicking_operation_is_recorded_and_the_panic_continues() {
+    let dir = temp_dir("panic");
+    let guard = production_guard(&dir, Policy::builtin_default())
+        .confirmer(typed)
+        .build()
+        .unwrap();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        guard
+            .operation("db.migrate")
+            .target("orders")
+            .run(|| panic!("boom"))
+    }));
+    assert!(caught.is_err(), "the panic reaches the caller");
+    assert_eq!(
+        records(&dir.join("audit.jsonl"))[1]["outcome"]["status"],
+        "panicked"
+    );
+}
+
+#[test]
+fn a_dropped_permit_records_an_abandoned_outcome() {
+    let dir = temp_dir("abandoned");
+    let guard = production_guard(&dir, Policy::builtin_default())
+        .confirmer(typed)
+        .build()
+        .unwrap();
+    let permit = guard
+        .operation("db.migrate")
+        .target("orders")
+        .begin()
+        .unwrap();
+    drop(permit);
+    let records = records(&dir.join("audit.jsonl"));
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[1]["outcome"]["status"], "abandoned");
+}
+
+#[test]
+fn no_audit_log_where_audit_is_required_refuses_with_123() {
+    let dir = temp_dir("noaudit");
+    std::fs::write(dir.join("file"), b"x").unwrap();
+    let guard = Guard::builder()
+        .policy(Policy::builtin_default())
+        .facts(facts(&[("APP_ENV", "production")]))
+        .actor(ana())
+        .confirmer(typed)
+        .audit_log(dir.join("file").join("audit.jsonl"))
+        .build()
+        .unwrap();
+    let ran = AtomicBool::new(false);
+    let err = guard
+        .operation("db.migrate")
+        .target("orders")
+        .run(|| ran.store(true, Ordering::SeqCst))
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 123, "{err}");
+    assert!(!ran.load(Ordering::SeqCst));
+}
+
+#[test]
+fn a_deny_rule_refuses_with_120_and_the_check_agrees() {
+    let dir = temp_dir("deny");
+    let policy = Policy::parse_toml(
+        "[[rule]]\noperations = [\"db.drop\"]\ntiers = [\"production\"]\ndeny = \"not from an app\"\n",
+        "t.toml",
+    )
+    .unwrap();
+    let guard = production_guard(&dir, policy).build().unwrap();
+    let op = prodguard::Operation::new("db.drop").with_target("orders");
+    assert_eq!(guard.check(&op).exit_code, 120);
+    let err = guard
+        .operation("db.drop")
+        .target("orders")
+        .run(|| ())
+        .unwrap_err();
+    assert!(matches!(err, GuardError::Denied(_)), "{err}");
+}
+
+#[test]
+fn development_runs_without_asking() {
+    let dir = temp_dir("dev");
+    let guard = Guard::builder()
+        .policy(Policy::builtin_default())
+        .facts(facts(&[("APP_ENV", "development")]))
+        .confirmer(|_: &Challenge| -> ConfirmationAnswer {
+            panic!("nobody is asked in development")
+        })
+        .audit_log(dir.join("audit.jsonl"))
+        .build()
+        .unwrap();
+    assert!(!guard.detection().protected);
+    guard.operation("db.migrate").run(|| ()).unwrap();
+    assert_eq!(records(&dir.join("audit.jsonl")).len(), 2, "still audited");
+}
+
+#[test]
+fn an_explicit_environment_cannot_downgrade_a_declared_production() {
+    let guard = Guard::builder()
+        .policy(Policy::builtin_default())
+        .facts(facts(&[("APP_ENV", "production")]))
+        .environment("development")
+        .build()
+        .unwrap();
+    assert!(guard.detection().protected);
+    assert_eq!(guard.detection().conflicts.len(), 1);
+}
+
+#[test]
+fn timestamps_in_records_are_rfc3339() {
+    let dir = temp_dir("ts");
+    let guard = production_guard(&dir, Policy::builtin_default())
+        .confirmer(typed)
+        .build()
+        .unwrap();
+    guard
+        .operation("db.migrate")
+        .target("orders")
+        .run(|| ())
+        .unwrap();
+    let ts = records(&dir.join("audit.jsonl"))[0]["ts"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(Timestamp::parse_rfc3339(&ts).is_some(), "{ts}");
+}
+
+/// `is_production()` reads the real process once; run in a child process
+/// with a known environment.
+#[test]
+fn is_production_reads_the_process_environment() {
+    if std::env::var_os("PRODGUARD_TEST_CHILD").is_some() {
+        return;
+    }
+    for (vars, expected) in [
+        (vec![("APP_ENV", "production")], "true env:APP_ENV"),
+        (
+            vec![("PRODGUARD_ENV", "staging")],
+            "false env:PRODGUARD_ENV",
+        ),
+        (vec![], "true default"),
+    ] {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "--exact",
+            "child_reports_detection",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env_clear()
+        .env("PRODGUARD_TEST_CHILD", "1")
+        .current_dir(std::env::temp_dir());
+        for (k, v) in &vars {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}");
+        assert!(
+            stdout.contains(&format!("DETECTED {expected}")),
+            "{vars:?}: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn child_reports_detection() {
+    if std::env::var_os("PRODGUARD_TEST_CHILD").is_none() {
+        return;
+    }
+    let first = prodguard::detect();
+    let again = prodguard::detect();
+    assert!(std::ptr::eq(first, again), "cached once per process");
+    println!(
+        "DETECTED {} {}",
+        prodguard::is_production(),
+        first.decided_by
+    );
+}
