@@ -19,7 +19,7 @@ fn example_binary() -> PathBuf {
         .join("examples/guarded_migration");
     assert!(
         path.exists(),
-        "build the example first: cargo test --all-targets ({})",
+        "build the example first: cargo test (or cargo build --examples) ({})",
         path.display()
     );
     path
