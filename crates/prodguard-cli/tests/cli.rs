@@ -425,3 +425,19 @@ fn policy_show_prints_policies_that_parse_back() {
     assert_eq!(json["tier"], "production");
     assert_eq!(json["environment"], "prod-eu");
 }
+
+#[test]
+fn the_readme_policy_is_valid() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let start = readme
+        .find("## A policy")
+        .expect("README has a policy section");
+    let block = &readme[start..];
+    let toml_start = block.find("```toml\n").unwrap() + "```toml\n".len();
+    let toml_end = toml_start + block[toml_start..].find("```").unwrap();
+    let sb = Sandbox::new("readme");
+    std::fs::write(sb.path("readme.toml"), &block[toml_start..toml_end]).unwrap();
+    let out = sb.run(&[], &["policy", "check", "readme.toml"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}

@@ -101,7 +101,8 @@ pub struct RequirementView {
 pub struct Decision {
     /// Allow, deny or require.
     pub result: Verdict,
-    /// The deciding rule (the deny rule, or the first requiring rule).
+    /// The deciding rule: the deny rule, or the rule behind the first
+    /// requirement in the order confirm, backup, audit.
     pub rule: Option<String>,
     /// What must be satisfied.
     pub requirements: Vec<RequirementView>,

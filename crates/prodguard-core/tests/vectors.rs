@@ -37,8 +37,14 @@ fn report(file: &str, total: usize, failures: &[String]) {
 fn assert_unique_names<'a>(file: &str, names: impl Iterator<Item = &'a str>) {
     let mut seen = std::collections::BTreeSet::new();
     for name in names {
-        assert!(!name.trim().is_empty(), "{file}: a vector has an empty name");
-        assert!(seen.insert(name), "{file}: vector name {name:?} is used twice");
+        assert!(
+            !name.trim().is_empty(),
+            "{file}: a vector has an empty name"
+        );
+        assert!(
+            seen.insert(name),
+            "{file}: vector name {name:?} is used twice"
+        );
     }
 }
 
@@ -144,7 +150,10 @@ impl DecisionVector {
         );
 
         // Shape the faces rely on, whatever the case.
-        let requirements = decision["requirements"].as_array().cloned().unwrap_or_default();
+        let requirements = decision["requirements"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         for r in &requirements {
             let named = r["rule"].as_str().is_some_and(|s| !s.is_empty());
             let how = r["how"].as_str().is_some_and(|s| !s.is_empty());
@@ -153,7 +162,10 @@ impl DecisionVector {
             }
         }
         let reasons = decision["reasons"].as_array().cloned().unwrap_or_default();
-        if reasons.is_empty() || !reasons.iter().all(|r| r.as_str().is_some_and(|s| !s.is_empty()))
+        if reasons.is_empty()
+            || !reasons
+                .iter()
+                .all(|r| r.as_str().is_some_and(|s| !s.is_empty()))
         {
             out.push(format!(
                 "`reasons` must be a non-empty array of sentences, got {}",
@@ -167,7 +179,11 @@ impl DecisionVector {
 #[test]
 fn decision_vectors() {
     let vectors: Vec<DecisionVector> = load(DECISIONS);
-    assert!(vectors.len() >= 20, "only {} decision vectors", vectors.len());
+    assert!(
+        vectors.len() >= 20,
+        "only {} decision vectors",
+        vectors.len()
+    );
     assert_unique_names(DECISIONS, vectors.iter().map(|v| v.name.as_str()));
     let failures: Vec<String> = vectors
         .iter()
@@ -221,7 +237,11 @@ struct DetectionExpect {
 #[test]
 fn detection_vectors() {
     let vectors: Vec<DetectionVector> = load(DETECTION);
-    assert!(vectors.len() >= 20, "only {} detection vectors", vectors.len());
+    assert!(
+        vectors.len() >= 20,
+        "only {} detection vectors",
+        vectors.len()
+    );
     assert_unique_names(DETECTION, vectors.iter().map(|v| v.name.as_str()));
     // Detection vectors run under the built-in default policy's [environment].
     let config = Policy::builtin_default().environment;

@@ -79,9 +79,15 @@ const ACTOR_ORDER: [ActorKind; 4] = [
 impl Rule {
     /// Whether this rule applies to `operation` in `tier`: any of its
     /// operation globs matches and its tier list is empty or names `tier`.
+    ///
+    /// An `unknown` environment is guarded like production: rules naming
+    /// `production` apply to it too (a policy that wants otherwise maps
+    /// unknown to a tier with `[environment] unknown`).
     pub fn matches(&self, tier: Tier, operation: &str) -> bool {
-        (self.tiers.is_empty() || self.tiers.contains(&tier))
-            && self.operations.iter().any(|g| glob_matches(g, operation))
+        let tier_applies = self.tiers.is_empty()
+            || self.tiers.contains(&tier)
+            || (tier == Tier::Unknown && self.tiers.contains(&Tier::Production));
+        tier_applies && self.operations.iter().any(|g| glob_matches(g, operation))
     }
 }
 

@@ -956,8 +956,11 @@ fn evaluate_deny_wins_over_requirements() {
             "dropping a production database is never done by an application".to_string()
         ))
     );
-    // In unknown, the deny rule (production only) does not match.
+    // Unknown is guarded like production: the production-only deny applies.
     let e = p.evaluate(Tier::Unknown, "db.drop");
+    assert!(e.is_denied());
+    // Staging is not production: it does not.
+    let e = p.evaluate(Tier::Staging, "db.drop");
     assert!(e.is_unguarded());
 
     let p = policy(
