@@ -31,6 +31,10 @@ pub const CHAIN_DOMAIN: &[u8] = b"prodguard.audit.chain.v1\0";
 /// The `prev` of the first record of a log.
 pub const GENESIS_PREV: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// The longest record line (newline included) a writer produces; readers
+/// may rely on it when scanning for the last record.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
+
 /// The record format version written in `v`.
 pub const RECORD_VERSION: u32 = 1;
 
@@ -322,6 +326,12 @@ pub fn encode_record(
         hash: None,
     };
     let mut body = serde_json::to_vec(&record).map_err(|e| ChainError::Malformed(e.to_string()))?;
+    if body.len() + HASH_SUFFIX_LEN + 1 > MAX_RECORD_BYTES {
+        return Err(ChainError::Malformed(format!(
+            "the record would be {} bytes; records are at most {MAX_RECORD_BYTES}",
+            body.len()
+        )));
+    }
     let hash = chain_hash(prev, &body);
     // Replace the closing brace with the hash member: the body hashed is
     // exactly the line minus that member.
@@ -452,7 +462,9 @@ impl ChainVerifier {
             None => self.log_id = Some(record.log_id.clone()),
         }
         self.prev = stored.to_owned();
-        self.next_seq += 1;
+        self.next_seq = self.next_seq.checked_add(1).ok_or_else(|| {
+            ChainError::Malformed("seq is at its maximum; the log cannot continue".into())
+        })?;
         Ok(record)
     }
 }
@@ -566,6 +578,15 @@ mod tests {
             v.push(&lines[1]),
             Err(ChainError::PrevMismatch { .. })
         ));
+    }
+
+    #[test]
+    fn oversized_records_are_refused_and_seq_cannot_overflow() {
+        let huge = AuditEvent::note("x".repeat(MAX_RECORD_BYTES));
+        assert!(encode_record(&envelope(1), &huge, GENESIS_PREV).is_err());
+        let (line, _) = encode_record(&envelope(u64::MAX), &AuditEvent::note("last"), GENESIS_PREV).unwrap();
+        let mut v = ChainVerifier::resume(GENESIS_PREV.to_owned(), u64::MAX, None);
+        assert!(v.push(&line).is_err(), "no seq after u64::MAX");
     }
 
     #[test]

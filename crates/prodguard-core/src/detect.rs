@@ -684,14 +684,20 @@ fn ci_signal(facts: &Facts, var: &str) -> Evidence {
             let meaning = format!("{var}={} says this is not a CI run", normalise(raw));
             unset(source, Some(raw.clone()), Strength::Hint, &meaning)
         }
+        // Deploys run from CI as often as test suites do: a CI variable is
+        // evidence (and makes the actor `ci`), never a reason to lower
+        // protection.
         Some(raw) => Evidence {
             source,
             value: Some(raw.clone()),
-            environment: Some("ci".to_string()),
-            tier: Some(Tier::Test),
+            environment: None,
+            tier: None,
             strength: Strength::Hint,
             used: false,
-            meaning: format!("{var} is set: running in CI, which hints at test"),
+            meaning: format!(
+                "{var} is set: a CI run; deploys run from CI too, so this does not lower \
+                 protection (a test suite declares PRODGUARD_ENV=test)"
+            ),
         },
     }
 }
@@ -1310,33 +1316,26 @@ mod tests {
     }
 
     #[test]
-    fn ci_hints_at_test() {
+    fn ci_never_lowers_protection() {
+        // A deploy job runs in CI: being in CI says nothing about the target.
         let d = detect(&[("CI", "true")]);
-        assert_eq!(
-            (d.environment.as_str(), d.tier, d.decided_by.as_str()),
-            ("ci", Tier::Test, "env:CI")
-        );
-        assert!(!d.protected);
-
-        let d = detect(&[
-            ("GITHUB_ACTIONS", "true"),
-            ("CI", "true"),
-            ("JENKINS_URL", "https://ci"),
-        ]);
-        assert_eq!(d.decided_by, "env:CI");
-        assert!(d.conflicts.is_empty());
-        let used = d.evidence.iter().filter(|e| e.used).count();
-        assert_eq!(used, 3, "one entry per CI variable present");
-
+        assert_eq!((d.tier, d.decided_by.as_str()), (Tier::Unknown, "default"));
+        assert!(d.protected);
+        let ci = evidence(&d, "env:CI");
+        assert_eq!((ci.tier, ci.used), (None, false));
+        assert!(ci.meaning.contains("does not lower protection"), "{}", ci.meaning);
+        for var in CI_VARIABLES {
+            let d = detect(&[(var, "1")]);
+            assert!(d.protected, "{var}");
+            assert_eq!(evidence(&d, &format!("env:{var}")).value.as_deref(), Some("1"));
+        }
+        // A test suite declares itself.
+        let d = detect(&[("CI", "true"), ("PRODGUARD_ENV", "test")]);
+        assert_eq!((d.tier, d.protected), (Tier::Test, false));
         for falsy in ["false", "0", "FALSE", " "] {
             let d = detect(&[("CI", falsy)]);
             assert_eq!(d.decided_by, "default", "CI={falsy:?}");
             assert_eq!(evidence(&d, "env:CI").tier, None);
-        }
-        for var in CI_VARIABLES {
-            let d = detect(&[(var, "1")]);
-            assert_eq!(d.tier, Tier::Test, "{var}");
-            assert_eq!(d.decided_by, format!("env:{var}"));
         }
     }
 
@@ -1360,14 +1359,24 @@ mod tests {
 
     #[test]
     fn conflicting_hints_fail_safe() {
-        let d = detect(&[("CI", "true"), ("KUBERNETES_SERVICE_HOST", "10.96.0.1")]);
+        let mut config = default_config();
+        config.hostnames = vec![HostnameHint {
+            pattern: "build-*".into(),
+            tier: Tier::Test,
+        }];
+        let facts = Facts {
+            env: [("KUBERNETES_SERVICE_HOST".to_owned(), "10.96.0.1".to_owned())].into(),
+            hostname: Some("build-7".into()),
+            ..Facts::default()
+        };
+        let d = classify(&facts, &config);
         assert_eq!(d.tier, Tier::Production);
         assert_eq!(d.environment, "kubernetes");
         assert_eq!(d.decided_by, "env:KUBERNETES_SERVICE_HOST");
         assert_eq!(
             d.conflicts,
             vec![Conflict {
-                sources: vec!["env:KUBERNETES_SERVICE_HOST".into(), "env:CI".into()],
+                sources: vec!["env:KUBERNETES_SERVICE_HOST".into(), "hostname".into()],
                 tiers: vec![Tier::Production, Tier::Test],
                 resolved: Tier::Production,
             }]

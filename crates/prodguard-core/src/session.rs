@@ -24,6 +24,8 @@
 //!     attempt_id: "a1".into(),
 //!     now: Timestamp(0),
 //! });
+//! assert_eq!(session.next_step(), Step::CheckAudit);
+//! session.audit_checked(Ok(()));
 //! assert!(matches!(session.next_step(), Step::NeedConfirmation(_)));
 //! session.answer_confirmation(ConfirmationAnswer::Declined("typed `order`".into()));
 //! assert!(matches!(session.next_step(), Step::Append(_)));
@@ -143,6 +145,32 @@ fn why_protected(detection: &Detection) -> String {
     }
 }
 
+/// How far in the future backup evidence may be dated (clock skew between
+/// the host that made it and this one).
+pub const MAX_CLOCK_SKEW_SECONDS: i64 = 60;
+
+/// The longest target name accepted, in bytes.
+pub const MAX_TARGET_BYTES: usize = 256;
+
+/// Why `target` cannot be confirmed by typing its name, if it cannot.
+///
+/// An empty name would be confirmed by pressing Enter; surrounding spaces
+/// cannot be typed back reliably; control characters could forge lines of
+/// the prompt.
+fn target_problem(target: &str) -> Option<&'static str> {
+    if target.is_empty() {
+        Some("it is empty; name what the operation acts on, or leave --target out")
+    } else if target.trim() != target {
+        Some("it has leading or trailing whitespace")
+    } else if target.chars().any(char::is_control) {
+        Some("it contains control characters")
+    } else if target.len() > MAX_TARGET_BYTES {
+        Some("it is longer than 256 bytes")
+    } else {
+        None
+    }
+}
+
 /// Evaluates the policy for `operation` in the detected environment.
 ///
 /// An invalid operation name yields a deny with exit code 125.
@@ -156,6 +184,21 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
             reasons: vec![format!(
                 "invalid operation name `{}`: {problem}",
                 operation.kind
+            )],
+            confirm_mode: ConfirmMode::Either,
+            backup: None,
+            actors: Vec::new(),
+        };
+    }
+    if let Some(problem) = operation.target.as_deref().and_then(target_problem) {
+        return Decision {
+            result: Verdict::Deny,
+            rule: None,
+            requirements: Vec::new(),
+            exit_code: exit::POLICY_ERROR,
+            reasons: vec![format!(
+                "invalid target {:?}: {problem}",
+                operation.target.as_deref().unwrap_or("")
             )],
             confirm_mode: ConfirmMode::Either,
             backup: None,
@@ -304,11 +347,9 @@ impl std::fmt::Display for Denial {
             None => write!(f, "refused: {}", self.missing)?,
         }
         write!(f, "\n  next step: {}", self.next_step)?;
-        if !self.recorded {
-            write!(
-                f,
-                "\n  (this refusal could not be written to the audit log)"
-            )?;
+        // Usage errors are not attempts, so they are never recorded.
+        if !self.recorded && self.exit_code != exit::POLICY_ERROR {
+            write!(f, "\n  (this refusal could not be written to the audit log)")?;
         }
         Ok(())
     }
@@ -320,6 +361,9 @@ impl std::fmt::Display for Denial {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
+    /// Check that the audit log can take records (open, lock, tail intact)
+    /// before anyone is asked anything, then call [`Session::audit_checked`].
+    CheckAudit,
     /// Obtain backup evidence, then call [`Session::answer_backup`].
     NeedBackup(BackupRequest),
     /// Ask for confirmation, then call [`Session::answer_confirmation`].
@@ -354,6 +398,7 @@ pub struct SessionInput<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
     Start,
+    AwaitAuditCheck,
     AwaitConfirmation,
     AwaitBackup,
     AwaitRefusalAppend(Denial),
@@ -498,31 +543,60 @@ impl Session {
                 };
                 self.refuse(exit_code, self.decision.rule.clone(), missing, next);
             }
-            Verdict::Allow | Verdict::Require => {
-                let actors = &self.decision.actors;
-                if !actors.is_empty() && !actors.contains(&self.actor.kind) {
-                    let allowed: Vec<String> = actors
-                        .iter()
-                        .map(|a| format!("{a:?}").to_lowercase())
-                        .collect();
-                    let missing = format!(
-                        "this operation here may only be done by: {}; you act as {} ({:?})",
-                        allowed.join(", "),
-                        self.actor.user,
-                        self.actor.kind
-                    );
-                    let rule = self.decision.rule.clone();
-                    self.refuse(
-                        exit::NOT_CONFIRMED,
-                        rule,
-                        missing.to_lowercase(),
-                        "ask a person to run it from a terminal".to_owned(),
-                    );
-                } else {
-                    self.after_actor_check();
-                }
+            Verdict::Allow | Verdict::Require if self.decision.requires(Requirement::Audit) => {
+                // Nobody types a confirmation or waits for a backup only to
+                // learn that the log cannot take the record.
+                self.state = State::AwaitAuditCheck;
+                self.pending = Some(Step::CheckAudit);
             }
+            Verdict::Allow | Verdict::Require => self.check_actor(),
         }
+    }
+
+    /// Answers a [`Step::CheckAudit`].
+    pub fn audit_checked(&mut self, result: Result<(), String>) {
+        if self.state != State::AwaitAuditCheck {
+            return;
+        }
+        self.pending = None;
+        match result {
+            Ok(()) => self.check_actor(),
+            Err(e) => self.state = State::Denied(self.audit_unavailable(e)),
+        }
+    }
+
+    fn audit_unavailable(&self, problem: String) -> Denial {
+        Denial {
+            exit_code: exit::AUDIT_UNAVAILABLE,
+            rule: self.rule_for(Requirement::Audit),
+            missing: format!("the audit log is unavailable: {problem}"),
+            next_step: "make the audit log writable (PRODGUARD_AUDIT_LOG or [audit] log), or run \
+                        `prodguard audit verify` to see what is wrong with it"
+                .into(),
+            recorded: false,
+        }
+    }
+
+    fn check_actor(&mut self) {
+        let actors = &self.decision.actors;
+        if actors.is_empty() || actors.contains(&self.actor.kind) {
+            self.after_actor_check();
+            return;
+        }
+        let allowed: Vec<&str> = actors.iter().map(|a| a.as_str()).collect();
+        let missing = format!(
+            "this operation may only be done here by: {}; {} acts as {}",
+            allowed.join(", "),
+            self.actor.user,
+            self.actor.kind.as_str()
+        );
+        let next_step = if actors.contains(&ActorKind::Human) {
+            "ask a person to run it from a terminal".to_owned()
+        } else {
+            format!("run it as one of: {}", allowed.join(", "))
+        };
+        let rule = self.decision.rule.clone();
+        self.refuse(exit::NOT_CONFIRMED, rule, missing, next_step);
     }
 
     fn after_actor_check(&mut self) {
@@ -645,6 +719,12 @@ impl Session {
                         "the backup at {} did not pass its verify command",
                         evidence.location
                     ))
+                } else if age < -MAX_CLOCK_SKEW_SECONDS {
+                    // A future date would never go stale: refuse it.
+                    Some(format!(
+                        "the backup at {} is dated {}s in the future; check the clocks",
+                        evidence.location, -age
+                    ))
                 } else if let Some(max) =
                     max_age.filter(|m| age > i64::try_from(*m).unwrap_or(i64::MAX))
                 {
@@ -688,15 +768,7 @@ impl Session {
             State::AwaitIntentAppend => match result {
                 Ok(()) => self.state = State::Proceeding,
                 Err(e) if self.decision.requires(Requirement::Audit) => {
-                    self.state = State::Denied(Denial {
-                        exit_code: exit::AUDIT_UNAVAILABLE,
-                        rule: self.rule_for(Requirement::Audit),
-                        missing: format!("the audit log is unavailable: {e}"),
-                        next_step: "make the audit log writable (PRODGUARD_AUDIT_LOG or [audit] \
-                                    log), or run `prodguard audit verify` to see what is wrong"
-                            .into(),
-                        recorded: false,
-                    });
+                    self.state = State::Denied(self.audit_unavailable(e));
                 }
                 Err(e) => {
                     self.audit_failed = Some(e);
@@ -772,15 +844,57 @@ mod tests {
         }
     }
 
+    /// A session past its audit check (when it has one).
     fn start(policy: &Policy, tier: Tier, actor: Actor) -> Session {
-        Session::begin(SessionInput {
+        let mut session = Session::begin(SessionInput {
             policy,
             detection: &detection(tier),
             operation: Operation::new("db.migrate").with_target("orders"),
             actor,
             attempt_id: "attempt-1".into(),
             now: Timestamp(10_000_000_000),
-        })
+        });
+        if session.next_step() == Step::CheckAudit {
+            session.audit_checked(Ok(()));
+        }
+        session
+    }
+
+    #[test]
+    fn an_unusable_audit_log_refuses_before_anyone_is_asked() {
+        let p = policy(vec![rule(
+            "r",
+            &["db.migrate"],
+            &[Requirement::Confirm, Requirement::Audit],
+        )]);
+        let mut s = Session::begin(SessionInput {
+            policy: &p,
+            detection: &detection(Tier::Production),
+            operation: Operation::new("db.migrate").with_target("orders"),
+            actor: human(),
+            attempt_id: "a".into(),
+            now: Timestamp(0),
+        });
+        assert_eq!(s.next_step(), Step::CheckAudit);
+        // Other answers do not skip the check.
+        s.answer_confirmation(typed());
+        assert_eq!(s.next_step(), Step::CheckAudit);
+        s.audit_checked(Err("torn tail".into()));
+        let denial = expect_denial(&mut s, 123);
+        assert!(denial.missing.contains("torn tail"));
+    }
+
+    #[test]
+    fn targets_that_cannot_be_typed_back_are_usage_errors() {
+        let p = Policy::builtin_default();
+        for target in ["", " orders", "orders\n", "a\u{1b}[2Jb", &"x".repeat(300)] {
+            let d = decide(
+                &p,
+                &detection(Tier::Production),
+                &Operation::new("db.migrate").with_target(target),
+            );
+            assert_eq!((d.result, d.exit_code), (Verdict::Deny, 125), "{target:?}");
+        }
     }
 
     fn typed() -> ConfirmationAnswer {
@@ -976,6 +1090,11 @@ mod tests {
                 backup_policy(false, Some(60)),
                 Ok(evidence(now.plus_seconds(-120), false)),
                 "120s old",
+            ),
+            (
+                backup_policy(false, Some(60)),
+                Ok(evidence(now.plus_seconds(3600), false)),
+                "3600s in the future",
             ),
             (
                 backup_policy(false, None),

@@ -818,21 +818,33 @@ fn toml_and_json_give_the_same_policy() {
 }
 
 #[test]
+fn a_policy_without_rules_is_refused() {
+    for (text, name) in [("", "empty.toml"), ("{}", "empty.json"), ("[audit]\nlog = \"/x\"\n", "p.toml")] {
+        let err = Policy::parse(text, name).unwrap_err();
+        assert_eq!((err.line, err.column), (1, 1), "{err}");
+        assert!(err.message.contains("nothing would be guarded"), "{err}");
+    }
+}
+
+#[test]
 fn missing_sections_take_the_documented_defaults() {
-    let p = Policy::parse_toml("", "empty.toml").expect("an empty policy is valid");
+    let p = Policy::parse_toml(MINIMAL_RULE, "minimal.toml").expect("one rule is enough");
     assert_eq!(p.environment.unknown, UnknownEnvironment::Protected);
     assert_eq!(p.environment.marker_file, DEFAULT_MARKER_FILE);
     assert_eq!(p.audit.durability, Durability::Fdatasync);
     assert_eq!(p.audit.log, None);
     assert_eq!(p.approval.max_ttl_seconds, 900);
     assert!(!p.approval.four_eyes);
-    assert!(p.rules.is_empty());
-    assert_eq!(Policy::parse_json("{}", "empty.toml"), Ok(p));
+    assert_eq!(p.rules.len(), 1);
+    let json = r#"{"rule": [{"name": "r", "operations": ["*"], "require": ["audit"]}]}"#;
+    assert_eq!(Policy::parse_json(json, "minimal.toml"), Ok(p));
 }
+
+const MINIMAL_RULE: &str = "[[rule]]\nname = \"r\"\noperations = [\"*\"]\nrequire = [\"audit\"]\n";
 
 #[test]
 fn parse_chooses_the_format() {
-    let json = r#"{"approval": {"four_eyes": true}}"#;
+    let json = r#"{"approval": {"four_eyes": true}, "rule": [{"operations": ["*"], "require": ["audit"]}]}"#;
     assert!(Policy::parse(json, "policy.json").is_ok_and(|p| p.approval.four_eyes));
     assert!(Policy::parse(json, "policy.JSON").is_ok_and(|p| p.approval.four_eyes));
     // No .json name, but it starts with `{` and is not TOML.
@@ -842,7 +854,8 @@ fn parse_chooses_the_format() {
     let err = Policy::parse("{\"approval\": {\"four_eyes\": 1}}", "p").unwrap_err();
     assert_err(&err, 1, 28, &["`four_eyes` must be a boolean"]);
     // TOML otherwise, even in a file named .toml with JSON-looking values.
-    let toml = "[approval]\nfour_eyes = true\n";
+    let toml = format!("[approval]\nfour_eyes = true\n{MINIMAL_RULE}");
+    let toml = toml.as_str();
     assert!(Policy::parse(toml, "p.toml").is_ok_and(|p| p.approval.four_eyes));
     let err = Policy::parse(toml, "p.json").unwrap_err();
     assert_err(&err, 1, 2, &["invalid JSON"]);

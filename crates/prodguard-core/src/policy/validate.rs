@@ -235,6 +235,15 @@ impl Validator<'_> {
                 _ => policy.rules = self.rules(&entry.value)?,
             }
         }
+        if policy.rules.is_empty() {
+            // A file without rules would silently guard nothing, production included.
+            return Err(self.err(
+                0,
+                "the policy has no [[rule]], so nothing would be guarded, not even in production; \
+                 add rules (start from `prodguard policy show --default`)"
+                    .to_string(),
+            ));
+        }
         Ok(policy)
     }
 
