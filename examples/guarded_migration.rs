@@ -155,12 +155,7 @@ fn migrate(db: &Connection) -> rusqlite::Result<bool> {
 fn online_backup(db_path: &Path, backups: &Path) -> Result<BackupEvidence, String> {
     std::fs::create_dir_all(backups).map_err(|e| format!("{}: {e}", backups.display()))?;
     let now = prodguard::facts::now();
-    let stamp: String = now
-        .to_rfc3339()
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .collect();
-    let copy_path = backups.join(format!("{TARGET}.{stamp}.db"));
+    let copy_path = backups.join(format!("{TARGET}.{}.db", now.to_compact()));
     let source = Connection::open(db_path).map_err(|e| e.to_string())?;
     let mut copy = Connection::open(&copy_path).map_err(|e| e.to_string())?;
     Backup::new(&source, &mut copy)

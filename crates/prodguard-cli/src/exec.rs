@@ -11,7 +11,9 @@ use nix::unistd::Pid;
 use prodguard::{Guard, GuardError, Operation};
 use prodguard_core::exit;
 use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
-use signal_hook::iterator::Signals;
+use signal_hook::iterator::SignalsInfo;
+use signal_hook::iterator::exfiltrator::WithOrigin;
+use signal_hook::low_level::siginfo::{Cause, Origin};
 
 const FORWARDED: [i32; 6] = [SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2];
 
@@ -35,8 +37,13 @@ pub(crate) fn run(
                     "  environment: {} (tier {}), decided by {}",
                     d.environment, d.tier, d.decided_by
                 );
+                let target = operation
+                    .target
+                    .as_deref()
+                    .map(|t| format!(" --target {t}"))
+                    .unwrap_or_default();
                 eprintln!(
-                    "  exit code {}; `prodguard check --op {}` shows what is required",
+                    "  exit code {}; `prodguard check --op {}{target}` shows what is required",
                     e.exit_code(),
                     operation.kind
                 );
@@ -47,17 +54,17 @@ pub(crate) fn run(
 
     // Register before spawning so no signal meant for the child is lost;
     // pending signals wait in the iterator until the child's pid is known.
-    let mut signals = Signals::new(FORWARDED)
+    let mut signals = SignalsInfo::<WithOrigin>::new(FORWARDED)
         .map_err(|e| GuardError::Policy(format!("cannot install signal handlers: {e}")))?;
     let handle = signals.handle();
     let (pid_tx, pid_rx) = mpsc::channel::<Pid>();
     let forwarder = std::thread::spawn(move || {
         let Ok(child) = pid_rx.recv() else { return };
-        for signal in signals.forever() {
-            if terminal_already_delivered(signal) {
+        for origin in signals.forever() {
+            if typed_at_the_terminal(&origin) {
                 continue;
             }
-            if let Ok(signal) = Signal::try_from(signal) {
+            if let Ok(signal) = Signal::try_from(origin.signal) {
                 let _ = kill(child, signal);
             }
         }
@@ -100,14 +107,9 @@ pub(crate) fn run(
     Ok(code)
 }
 
-/// SIGINT and SIGQUIT typed at our terminal already reached the child, which
-/// shares our foreground process group: forwarding them would deliver twice.
-fn terminal_already_delivered(signal: i32) -> bool {
-    if signal != SIGINT && signal != SIGQUIT {
-        return false;
-    }
-    match nix::unistd::tcgetpgrp(std::io::stdin()) {
-        Ok(foreground) => foreground == nix::unistd::getpgrp(),
-        Err(_) => false,
-    }
+/// Ctrl-C and Ctrl-\\ at the terminal reach the whole foreground process
+/// group, the child included (the kernel sends them); forwarding them would
+/// deliver them twice. Signals sent by a process (`kill`) reach only us.
+fn typed_at_the_terminal(origin: &Origin) -> bool {
+    (origin.signal == SIGINT || origin.signal == SIGQUIT) && matches!(origin.cause, Cause::Kernel)
 }

@@ -2,6 +2,17 @@
 // Printing is this binary's job; the libraries never print.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+/// `println!` that survives a closed pipe (`prodguard detect | head -1`):
+/// the reader left, so stop quietly instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => { $crate::emit(&format!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `print!` with the same care.
+macro_rules! say_raw {
+    ($($arg:tt)*) => { $crate::emit(&format!($($arg)*)) };
+}
+
 mod exec;
 
 use std::path::PathBuf;
@@ -154,6 +165,22 @@ fn main() -> ExitCode {
     }
 }
 
+fn emit(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            // 128 + SIGPIPE, as if the signal had ended us.
+            std::process::exit(141);
+        }
+        eprintln!("prodguard: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
 fn code(status: i32) -> ExitCode {
     ExitCode::from(u8::try_from(status).unwrap_or(1))
 }
@@ -184,7 +211,7 @@ fn guard(explicit_policy: Option<&PathBuf>) -> Result<Guard, GuardError> {
 fn print_json(value: &impl serde::Serialize) -> Result<(), GuardError> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| GuardError::Policy(format!("cannot render JSON: {e}")))?;
-    println!("{text}");
+    say!("{text}");
     Ok(())
 }
 
@@ -223,7 +250,7 @@ fn run(cli: Cli) -> Result<i32, GuardError> {
         }
         Command::Policy(PolicyCommand::Check { file }) => {
             let policy = config::load_policy_file(&file)?;
-            println!(
+            say!(
                 "{}: ok ({} rule{})",
                 file.display(),
                 policy.rules.len(),
@@ -233,11 +260,11 @@ fn run(cli: Cli) -> Result<i32, GuardError> {
         }
         Command::Policy(PolicyCommand::Show { default }) => {
             if default {
-                print!("{}", prodguard_core::policy::DEFAULT_POLICY_TOML);
+                say_raw!("{}", prodguard_core::policy::DEFAULT_POLICY_TOML);
             } else {
                 let policy = load_policy(cli.policy.as_ref())?;
-                println!("# effective policy, from {}", policy.source);
-                print!("{}", policy.to_toml_string());
+                say!("# effective policy, from {}", policy.source);
+                say_raw!("{}", policy.to_toml_string());
             }
             Ok(0)
         }
@@ -251,11 +278,15 @@ fn run(cli: Cli) -> Result<i32, GuardError> {
                     })?
                 }
             };
-            let report = prodguard::audit::verify_file(&path).map_err(|e| {
-                GuardError::Policy(format!("cannot read audit log {}: {e}", path.display()))
-            })?;
+            let report = match prodguard::audit::verify_file(&path) {
+                Ok(report) => report,
+                Err(e) => {
+                    eprintln!("prodguard: cannot read audit log {}: {e}", path.display());
+                    return Ok(exit::AUDIT_UNAVAILABLE);
+                }
+            };
             if let Some((line, problem)) = &report.damage {
-                println!(
+                say!(
                     "{}: TAMPERED at line {line}: {problem} ({} records verified before it)",
                     path.display(),
                     report.records
@@ -263,7 +294,7 @@ fn run(cli: Cli) -> Result<i32, GuardError> {
                 return Ok(1);
             }
             if report.torn_tail_bytes > 0 {
-                println!(
+                say!(
                     "{}: {} records verified, then an incomplete final record of {} bytes (a crash mid-write)",
                     path.display(),
                     report.records,
@@ -271,7 +302,7 @@ fn run(cli: Cli) -> Result<i32, GuardError> {
                 );
                 return Ok(2);
             }
-            println!(
+            say!(
                 "{}: intact, {} records, head {}",
                 path.display(),
                 report.records,
@@ -284,16 +315,19 @@ fn run(cli: Cli) -> Result<i32, GuardError> {
 
 fn print_detection(detection: &Detection, explain: bool) {
     let guarded = if detection.protected {
-        "protected: guarded operations need the policy's confirmation, backup and audit"
+        "protected: guarded operations must meet the policy's rules here \
+         (`prodguard check --op KIND` shows them)"
     } else {
         "not protected"
     };
-    println!(
+    say!(
         "environment: {} (tier {})\n{guarded}\ndecided by:  {}",
-        detection.environment, detection.tier, detection.decided_by
+        detection.environment,
+        detection.tier,
+        detection.decided_by
     );
     if let Some(hint) = &detection.hint {
-        println!("hint:        {hint}");
+        say!("hint:        {hint}");
     }
     for conflict in &detection.conflicts {
         let pairs: Vec<String> = conflict
@@ -302,19 +336,19 @@ fn print_detection(detection: &Detection, explain: bool) {
             .zip(&conflict.tiers)
             .map(|(s, t)| format!("{s} says {t}"))
             .collect();
-        println!(
+        say!(
             "conflict:    {}; the most sensitive, {}, wins",
             pairs.join(", "),
             conflict.resolved
         );
     }
     if explain {
-        println!("evidence:");
+        say!("evidence:");
         for e in &detection.evidence {
             let mark = if e.used { "*" } else { " " };
-            println!("  {mark} {:<38} {}", e.source, e.meaning);
+            say!("  {mark} {:<38} {}", e.source, e.meaning);
         }
-        println!("  (* = took part in the decision)");
+        say!("  (* = took part in the decision)");
     }
 }
 
@@ -336,12 +370,14 @@ fn print_decision(operation: &Operation, detection: &Detection, decision: &prodg
             format!("requires {}", names.join(" + "))
         }
     };
-    println!(
+    say!(
         "{}{target} in {} (tier {}): {verdict}",
-        operation.kind, detection.environment, detection.tier
+        operation.kind,
+        detection.environment,
+        detection.tier
     );
     for requirement in &decision.requirements {
-        println!(
+        say!(
             "  - {}: {} (rule `{}`)",
             requirement.kind.as_str(),
             requirement.how,
@@ -349,9 +385,9 @@ fn print_decision(operation: &Operation, detection: &Detection, decision: &prodg
         );
     }
     for reason in &decision.reasons {
-        println!("  why: {reason}");
+        say!("  why: {reason}");
     }
-    println!(
+    say!(
         "  exit code without a terminal or evidence: {}",
         decision.exit_code
     );

@@ -441,3 +441,130 @@ fn the_readme_policy_is_valid() {
     let out = sb.run(&[], &["policy", "check", "readme.toml"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
+
+#[test]
+fn ci_alone_does_not_turn_the_guards_off() {
+    let sb = Sandbox::new("ci");
+    let marker = sb.path("ran");
+    let out = sb.run(
+        &[("CI", "true"), ("GITHUB_ACTIONS", "true")],
+        &exec_args("db.drop", "orders", &touch_cmd(&marker)),
+    );
+    assert_eq!(code(&out), 121, "{}", stderr(&out));
+    assert!(!marker.exists());
+    assert_eq!(sb.records()[0]["actor"]["kind"], "ci");
+    // A test suite says what it is.
+    let out = sb.run(
+        &[("CI", "true"), ("PRODGUARD_ENV", "test")],
+        &exec_args("db.drop", "orders", &touch_cmd(&marker)),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(marker.exists());
+}
+
+#[test]
+fn targets_that_cannot_be_typed_are_refused_with_125() {
+    let sb = Sandbox::new("badtarget");
+    let marker = sb.path("ran");
+    for target in ["", " orders", "orders\u{1b}[1A"] {
+        let out = sb.run(
+            &[("APP_ENV", "production")],
+            &exec_args("db.migrate", target, &touch_cmd(&marker)),
+        );
+        assert_eq!(code(&out), 125, "{target:?}: {}", stderr(&out));
+        assert!(
+            !stderr(&out).contains("could not be written"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert!(!marker.exists());
+}
+
+#[test]
+fn a_policy_without_rules_is_refused() {
+    let sb = Sandbox::new("norules");
+    std::fs::write(sb.path("prodguard.toml"), "").unwrap();
+    let marker = sb.path("ran");
+    let out = sb.run(
+        &[("APP_ENV", "production")],
+        &exec_args("db.drop", "orders", &touch_cmd(&marker)),
+    );
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nothing would be guarded"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!marker.exists());
+}
+
+#[test]
+fn an_unwritable_log_in_production_refuses_with_123_before_asking() {
+    let sb = Sandbox::new("prod-noaudit");
+    std::fs::write(sb.path("blocker"), b"x").unwrap();
+    let log = sb.path("blocker").join("audit.jsonl");
+    let marker = sb.path("ran");
+    let vars = [
+        ("APP_ENV", "production"),
+        ("PRODGUARD_AUDIT_LOG", log.to_str().unwrap()),
+    ];
+    let out = sb.run(
+        &vars,
+        &exec_args("db.migrate", "orders", &touch_cmd(&marker)),
+    );
+    assert_eq!(
+        code(&out),
+        123,
+        "not 121: the log is checked first: {}",
+        stderr(&out)
+    );
+    assert!(!marker.exists());
+}
+
+#[test]
+fn a_signal_sent_to_prodguard_is_forwarded_even_at_a_terminal() {
+    // Under script(1) prodguard is in the terminal's foreground group; a
+    // `kill` from another process must still reach the child.
+    let sb = Sandbox::new("sigpty");
+    let ready = sb.path("ready");
+    let inner = format!(
+        "{BIN} exec --op svc.restart -- sh -c 'trap \"exit 42\" INT; touch {}; while true; do sleep 0.05; done'",
+        ready.display()
+    );
+    let mut child = Command::new("setsid")
+        .args(["-w", "script", "-qec", &inner, "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("PRODGUARD_ENV", "development")
+        .env("PRODGUARD_AUDIT_LOG", sb.audit_log())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ready.exists() {
+        assert!(std::time::Instant::now() < deadline, "child never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pgrep = Command::new("pgrep")
+        .args(["-f", "-x", &format!("{BIN} exec --op svc.restart.*")])
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&pgrep.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!pid.is_empty(), "prodguard process not found");
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(42));
+    drop(child.stdin.take());
+}

@@ -584,7 +584,8 @@ mod tests {
     fn oversized_records_are_refused_and_seq_cannot_overflow() {
         let huge = AuditEvent::note("x".repeat(MAX_RECORD_BYTES));
         assert!(encode_record(&envelope(1), &huge, GENESIS_PREV).is_err());
-        let (line, _) = encode_record(&envelope(u64::MAX), &AuditEvent::note("last"), GENESIS_PREV).unwrap();
+        let (line, _) =
+            encode_record(&envelope(u64::MAX), &AuditEvent::note("last"), GENESIS_PREV).unwrap();
         let mut v = ChainVerifier::resume(GENESIS_PREV.to_owned(), u64::MAX, None);
         assert!(v.push(&line).is_err(), "no seq after u64::MAX");
     }

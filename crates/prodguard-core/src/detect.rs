@@ -1323,11 +1323,18 @@ mod tests {
         assert!(d.protected);
         let ci = evidence(&d, "env:CI");
         assert_eq!((ci.tier, ci.used), (None, false));
-        assert!(ci.meaning.contains("does not lower protection"), "{}", ci.meaning);
+        assert!(
+            ci.meaning.contains("does not lower protection"),
+            "{}",
+            ci.meaning
+        );
         for var in CI_VARIABLES {
             let d = detect(&[(var, "1")]);
             assert!(d.protected, "{var}");
-            assert_eq!(evidence(&d, &format!("env:{var}")).value.as_deref(), Some("1"));
+            assert_eq!(
+                evidence(&d, &format!("env:{var}")).value.as_deref(),
+                Some("1")
+            );
         }
         // A test suite declares itself.
         let d = detect(&[("CI", "true"), ("PRODGUARD_ENV", "test")]);

@@ -349,7 +349,10 @@ impl std::fmt::Display for Denial {
         write!(f, "\n  next step: {}", self.next_step)?;
         // Usage errors are not attempts, so they are never recorded.
         if !self.recorded && self.exit_code != exit::POLICY_ERROR {
-            write!(f, "\n  (this refusal could not be written to the audit log)")?;
+            write!(
+                f,
+                "\n  (this refusal could not be written to the audit log)"
+            )?;
         }
         Ok(())
     }

@@ -74,6 +74,14 @@ impl Timestamp {
         )
     }
 
+    /// The RFC 3339 form without separators, for file names: `20261127T030405123456Z`.
+    pub fn to_compact(self) -> String {
+        self.to_rfc3339()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect()
+    }
+
     /// Parses RFC 3339 (`YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`); `None` when malformed.
     pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
         let b = text.as_bytes();

@@ -59,7 +59,7 @@ pub enum AuditError {
     },
     /// The last record is incomplete (a crash mid-write).
     #[error(
-        "audit log {path} ends with an incomplete record (a crash during a write?); run `prodguard audit verify --log {path}` and repair it before guarded operations can run"
+        "audit log {path} ends with an incomplete record (a crash during a write?), so nothing more is appended to it; run `prodguard audit verify --log {path}` to see it, then move the log aside (keep it as evidence) so a new one starts"
     )]
     TornTail {
         /// The log's path.
@@ -82,6 +82,12 @@ pub enum AuditError {
 pub trait AuditSink: Send + Sync {
     /// Appends `event` durably, returning only once it is on stable storage.
     fn append(&self, event: &AuditEvent) -> Result<AppendReceipt, AuditError>;
+
+    /// Checks that an append could succeed now (the log opens, locks and its
+    /// tail verifies), so a guard can refuse before asking anyone anything.
+    fn check(&self) -> Result<(), AuditError> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -218,16 +224,18 @@ impl FileSink {
         writer: &mut Writer,
         event: &AuditEvent,
     ) -> Result<AppendReceipt, Failure> {
-        let len = writer
-            .file
-            .metadata()
-            .map_err(|e| Failure::Clean(self.io("stat", e)))?
-            .len();
-        if writer.known_len != len {
-            writer.head = self.read_head(&writer.file, len).map_err(Failure::Clean)?;
-        }
+        let len = self.refresh_head(writer).map_err(Failure::Clean)?;
         let (seq, prev, log_id) = match &writer.head {
-            Some(head) => (head.seq + 1, head.hash.clone(), head.log_id.clone()),
+            Some(head) => (
+                head.seq.checked_add(1).ok_or_else(|| {
+                    Failure::Clean(AuditError::Corrupt {
+                        path: self.path.clone(),
+                        detail: "seq is at its maximum".into(),
+                    })
+                })?,
+                head.hash.clone(),
+                head.log_id.clone(),
+            ),
             None => (1, GENESIS_PREV.to_owned(), facts::random_id()),
         };
         let envelope = Envelope {
@@ -281,8 +289,15 @@ enum Failure {
     Poison(AuditError),
 }
 
-impl AuditSink for FileSink {
-    fn append(&self, event: &AuditEvent) -> Result<AppendReceipt, AuditError> {
+impl FileSink {
+    /// Runs `f` with this process's writer holding the file's exclusive
+    /// lock, on the file that is at the path now: a log that was rotated or
+    /// deleted since the last append is reopened, so no record goes to an
+    /// unlinked file.
+    fn with_locked_writer<T>(
+        &self,
+        f: impl FnOnce(&mut Writer) -> Result<T, Failure>,
+    ) -> Result<T, AuditError> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(cause) = &state.poisoned {
             return Err(AuditError::Poisoned {
@@ -290,19 +305,33 @@ impl AuditSink for FileSink {
                 cause: cause.clone(),
             });
         }
-        if state.writer.is_none() {
-            state.writer = Some(self.open()?);
-        }
         let State { writer, poisoned } = &mut *state;
-        let Some(writer) = writer.as_mut() else {
-            return Err(self.io("open", std::io::Error::other("writer missing")));
+        let mut reopened = 0;
+        let writer = loop {
+            let current = match writer.take() {
+                Some(open) => open,
+                None => self.open()?,
+            };
+            let open = writer.insert(current);
+            open.file.lock().map_err(|e| self.io("lock (flock)", e))?;
+            if self.is_current(&open.file) {
+                break open;
+            }
+            let _ = open.file.unlock();
+            *writer = None;
+            reopened += 1;
+            if reopened > 3 {
+                return Err(self.io(
+                    "reopen",
+                    std::io::Error::other("the log keeps being replaced while it is opened"),
+                ));
+            }
         };
-        writer.file.lock().map_err(|e| self.io("lock (flock)", e))?;
-        let result = self.append_locked(writer, event);
+        let result = f(writer);
         // Unlocking cannot lose data; closing the descriptor would unlock too.
         let _ = writer.file.unlock();
         match result {
-            Ok(receipt) => Ok(receipt),
+            Ok(value) => Ok(value),
             Err(Failure::Clean(e)) => Err(e),
             Err(Failure::Poison(e)) => {
                 tracing::error!(target: "prodguard::audit", error = %e, "audit writer poisoned");
@@ -310,6 +339,43 @@ impl AuditSink for FileSink {
                 Err(e)
             }
         }
+    }
+
+    /// Whether `file` is still the file at the log's path.
+    fn is_current(&self, file: &File) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), std::fs::metadata(&self.path)) {
+            (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+            _ => false,
+        }
+    }
+
+    /// The file's length, with the chain's head re-read if another writer appended.
+    fn refresh_head(&self, writer: &mut Writer) -> Result<u64, AuditError> {
+        let len = writer
+            .file
+            .metadata()
+            .map_err(|e| self.io("stat", e))?
+            .len();
+        if writer.known_len != len {
+            writer.head = self.read_head(&writer.file, len)?;
+            writer.known_len = len;
+        }
+        Ok(len)
+    }
+}
+
+impl AuditSink for FileSink {
+    fn append(&self, event: &AuditEvent) -> Result<AppendReceipt, AuditError> {
+        self.with_locked_writer(|writer| self.append_locked(writer, event))
+    }
+
+    fn check(&self) -> Result<(), AuditError> {
+        self.with_locked_writer(|writer| {
+            self.refresh_head(writer)
+                .map(|_| ())
+                .map_err(Failure::Clean)
+        })
     }
 }
 

@@ -60,11 +60,7 @@ impl CommandBackup {
             .and_then(|t| Path::new(t).file_name())
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "backup".into());
-        let stamp: String = now
-            .to_rfc3339()
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .collect();
+        let stamp = now.to_compact();
         match &request.spec.path {
             Some(template) => PathBuf::from(
                 template
@@ -77,6 +73,10 @@ impl CommandBackup {
         }
     }
 }
+
+/// File systems with coarse timestamps may date a fresh file up to this
+/// much before the clock reading taken when the command started.
+const MTIME_SLACK_SECONDS: i64 = 2;
 
 /// Quotes `s` for `sh`: one single-quoted word.
 fn shell_quote(s: &str) -> String {
@@ -143,7 +143,18 @@ impl BackupProvider for CommandBackup {
                         .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
                 }
                 run_shell(&substitute(template, target, &path))?;
-                now
+                // The command must have written the file now: an old file
+                // left at the path by an earlier run is no evidence.
+                let written = modified_time(&path)?;
+                if written.seconds_since(now) < -MTIME_SLACK_SECONDS {
+                    return Err(format!(
+                        "the backup command succeeded but {} was last written at {written}, \
+                         before the command ran; make the command write a new file there \
+                         (or put {{ts}} in the path)",
+                        path.display()
+                    ));
+                }
+                written
             }
             None => modified_time(&path)?,
         };

@@ -9,10 +9,11 @@ use crate::GuardError;
 /// The policy file used when `PRODGUARD_POLICY` is unset and it exists.
 pub const LOCAL_POLICY_FILE: &str = "prodguard.toml";
 
-fn non_empty_env(name: &str) -> Option<String> {
+/// A path from the environment, byte for byte (paths need not be UTF-8).
+fn env_path(name: &str) -> Option<PathBuf> {
     std::env::var_os(name)
-        .map(|v| v.to_string_lossy().into_owned())
-        .filter(|v| !v.trim().is_empty())
+        .filter(|v| !v.to_string_lossy().trim().is_empty())
+        .map(PathBuf::from)
 }
 
 /// Reads and parses the policy file at `path`.
@@ -47,8 +48,8 @@ pub fn load_policy_file(path: &Path) -> Result<Policy, GuardError> {
 /// present, else the built-in default. A named file that cannot be read or
 /// parsed is an error, never a silent fallback.
 pub fn discover_policy() -> Result<Policy, GuardError> {
-    if let Some(path) = non_empty_env("PRODGUARD_POLICY") {
-        return load_policy_file(Path::new(&path));
+    if let Some(path) = env_path("PRODGUARD_POLICY") {
+        return load_policy_file(&path);
     }
     let local = Path::new(LOCAL_POLICY_FILE);
     if local.exists() {
@@ -61,14 +62,13 @@ pub fn discover_policy() -> Result<Policy, GuardError> {
 /// `[audit] log`, else `$XDG_STATE_HOME/prodguard/audit.jsonl` (or
 /// `~/.local/state/prodguard/audit.jsonl`). `None` when none of these exist.
 pub fn audit_log_path(policy: &Policy) -> Option<PathBuf> {
-    if let Some(path) = non_empty_env("PRODGUARD_AUDIT_LOG") {
-        return Some(PathBuf::from(path));
+    if let Some(path) = env_path("PRODGUARD_AUDIT_LOG") {
+        return Some(path);
     }
     if let Some(path) = &policy.audit.log {
         return Some(PathBuf::from(path));
     }
-    let state = non_empty_env("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| non_empty_env("HOME").map(|h| Path::new(&h).join(".local/state")))?;
+    let state =
+        env_path("XDG_STATE_HOME").or_else(|| env_path("HOME").map(|h| h.join(".local/state")))?;
     Some(state.join("prodguard").join("audit.jsonl"))
 }

@@ -6,26 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use prodguard_core::audit::Actor;
+use prodguard_core::detect::{CI_VARIABLES, is_truthy};
 use prodguard_core::policy::ActorKind;
 use prodguard_core::{Facts, Timestamp};
 
 /// The marker file is a name, not a document: read at most this much of it.
 const MARKER_MAX_BYTES: u64 = 4096;
-
-/// Variables set by CI systems; any of them makes the actor `ci`.
-const CI_VARIABLES: &[&str] = &[
-    "CI",
-    "GITHUB_ACTIONS",
-    "GITLAB_CI",
-    "BUILDKITE",
-    "CIRCLECI",
-    "JENKINS_URL",
-    "TF_BUILD",
-    "TRAVIS",
-    "TEAMCITY_VERSION",
-    "BITBUCKET_BUILD_NUMBER",
-    "CODEBUILD_BUILD_ID",
-];
 
 /// Variables set by AI coding agents (the ones Prisma and std-env look at);
 /// any of them makes the actor `agent`.
@@ -135,10 +121,7 @@ fn uid_name() -> String {
 }
 
 fn is_set_truthy(name: &str) -> bool {
-    non_empty_var(name).is_some_and(|v| {
-        let v = v.trim().to_ascii_lowercase();
-        v != "0" && v != "false"
-    })
+    non_empty_var(name).is_some_and(|v| is_truthy(&v))
 }
 
 /// Agent beats CI beats human: an agent inside a terminal is still an agent.

@@ -260,6 +260,9 @@ impl Guard {
         });
         loop {
             match session.next_step() {
+                Step::CheckAudit => {
+                    session.audit_checked(self.sink.check().map_err(|e| e.to_string()));
+                }
                 Step::NeedConfirmation(challenge) => {
                     let mut answer = self.confirmer.confirm(&challenge);
                     if let ConfirmationAnswer::Confirmed(evidence) = &mut answer

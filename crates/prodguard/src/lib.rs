@@ -47,22 +47,32 @@ static DETECTION: OnceLock<Detection> = OnceLock::new();
 
 /// Where this process runs, with the evidence; computed once and cached.
 ///
-/// Uses the discovered policy's `[environment]` settings; if that policy is
-/// invalid, the built-in defaults (which can only be more cautious) and a
-/// warning.
+/// Uses the discovered policy's `[environment]` settings. If that policy is
+/// invalid, the answer is `unknown` (protected) and the error is logged:
+/// its aliases and marker file cannot be trusted, so nothing is assumed.
 ///
 /// ```
 /// let detection = prodguard::detect();
 /// println!("{} (tier {}), decided by {}", detection.environment, detection.tier, detection.decided_by);
 /// ```
 pub fn detect() -> &'static Detection {
-    DETECTION.get_or_init(|| {
-        let policy = config::discover_policy().unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "invalid policy; detecting with the built-in defaults");
-            Policy::builtin_default()
-        });
-        let facts = facts::gather_facts(&policy.environment.marker_file);
-        prodguard_core::classify(&facts, &policy.environment)
+    DETECTION.get_or_init(|| match config::discover_policy() {
+        Ok(policy) => {
+            let facts = facts::gather_facts(&policy.environment.marker_file);
+            prodguard_core::classify(&facts, &policy.environment)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "invalid policy: the environment counts as unknown");
+            Detection {
+                environment: "unknown".into(),
+                tier: Tier::Unknown,
+                protected: true,
+                decided_by: "invalid policy".into(),
+                evidence: Vec::new(),
+                conflicts: Vec::new(),
+                hint: Some(format!("fix the policy first: {e}")),
+            }
+        }
     })
 }
 

@@ -101,7 +101,7 @@ fn a_torn_tail_refuses_further_appends() {
         .append(&AuditEvent::note("after"))
         .unwrap_err();
     assert!(matches!(err, AuditError::TornTail { .. }), "{err}");
-    assert!(err.to_string().contains("repair"), "{err}");
+    assert!(err.to_string().contains("move the log aside"), "{err}");
     let report = verify_file(&path).unwrap();
     assert_eq!(
         (report.records, report.torn_tail_bytes),
@@ -164,4 +164,19 @@ fn lines_verify_with_the_core_verifier_byte_for_byte() {
         verifier.push(line).unwrap();
     }
     assert_eq!(verifier.next_seq(), 3);
+}
+
+#[test]
+fn a_rotated_or_deleted_log_is_reopened_not_written_into_the_void() {
+    let dir = temp_dir("rotated");
+    let path = dir.join("audit.jsonl");
+    let sink = FileSink::new(&path);
+    sink.append(&AuditEvent::note("before")).unwrap();
+    std::fs::rename(&path, dir.join("audit.jsonl.1")).unwrap();
+    let receipt = sink.append(&AuditEvent::note("after rotation")).unwrap();
+    assert_eq!(receipt.seq, 1, "a new log starts");
+    assert_eq!(records(&path)[0]["message"], "after rotation");
+    std::fs::remove_file(&path).unwrap();
+    sink.append(&AuditEvent::note("after deletion")).unwrap();
+    assert_eq!(records(&path)[0]["message"], "after deletion");
 }

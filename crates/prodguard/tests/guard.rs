@@ -421,3 +421,51 @@ fn child_reports_detection() {
         first.decided_by
     );
 }
+
+#[test]
+fn a_backup_command_that_leaves_an_old_file_is_no_evidence() {
+    let dir = temp_dir("stale-command");
+    let old = dir.join("old.bak");
+    std::fs::write(&old, b"last year's rows").unwrap();
+    let status = std::process::Command::new("touch")
+        .args(["-d", "2020-01-01", old.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let policy = backup_policy(&format!(
+        "{{ command = \"true\", path = \"{}\" }}",
+        old.display()
+    ));
+    let guard = production_guard(&dir, policy).build().unwrap();
+    let err = guard
+        .operation("db.migrate")
+        .target("orders")
+        .run(|| ())
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 122, "{err}");
+    assert!(err.to_string().contains("before the command ran"), "{err}");
+}
+
+#[test]
+fn an_existing_backup_dated_in_the_future_is_refused() {
+    let dir = temp_dir("future");
+    let file = dir.join("future.dump");
+    std::fs::write(&file, b"rows").unwrap();
+    let status = std::process::Command::new("touch")
+        .args(["-d", "2035-01-01", file.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let policy = backup_policy(&format!(
+        "{{ path = \"{}\", max_age = \"1h\" }}",
+        file.display()
+    ));
+    let guard = production_guard(&dir, policy).build().unwrap();
+    let err = guard
+        .operation("db.migrate")
+        .target("orders")
+        .run(|| ())
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 122, "{err}");
+    assert!(err.to_string().contains("in the future"), "{err}");
+}

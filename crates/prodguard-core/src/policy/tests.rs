@@ -819,7 +819,11 @@ fn toml_and_json_give_the_same_policy() {
 
 #[test]
 fn a_policy_without_rules_is_refused() {
-    for (text, name) in [("", "empty.toml"), ("{}", "empty.json"), ("[audit]\nlog = \"/x\"\n", "p.toml")] {
+    for (text, name) in [
+        ("", "empty.toml"),
+        ("{}", "empty.json"),
+        ("[audit]\nlog = \"/x\"\n", "p.toml"),
+    ] {
         let err = Policy::parse(text, name).unwrap_err();
         assert_eq!((err.line, err.column), (1, 1), "{err}");
         assert!(err.message.contains("nothing would be guarded"), "{err}");
