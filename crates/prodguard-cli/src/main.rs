@@ -13,6 +13,7 @@ macro_rules! say_raw {
     ($($arg:tt)*) => { $crate::emit(&format!($($arg)*)) };
 }
 
+mod audit;
 mod exec;
 
 use std::path::PathBuf;
@@ -132,12 +133,49 @@ enum PolicyCommand {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Verify the audit log's hash chain: exit 0 intact, 1 tampered, 2 torn tail.
+    /// Verify the hash chain: exit 0 intact, 1 tampered, 2 torn tail that
+    /// `repair` can cut, 3 the anchor is not reached (truncated or rolled back).
     Verify {
-        /// The log (default: PRODGUARD_AUDIT_LOG, the policy's, or the state directory's).
-        #[arg(long, value_name = "PATH")]
-        log: Option<PathBuf>,
+        #[command(flatten)]
+        log: LogArg,
+        /// An anchor from `prodguard audit head`, kept off the host.
+        #[arg(long, value_name = "FILE")]
+        anchor: Option<PathBuf>,
     },
+    /// Cut an incomplete final record (saved beside the log) and record the recovery;
+    /// refuses (exit 1) when any complete record is damaged.
+    Repair {
+        #[command(flatten)]
+        log: LogArg,
+    },
+    /// Print the records (as JSON Lines with --json).
+    Show {
+        #[command(flatten)]
+        log: LogArg,
+        /// Print the records exactly as stored.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the head as a JSON anchor to store off the host.
+    Head {
+        #[command(flatten)]
+        log: LogArg,
+    },
+    /// Append a note to the chain; prints its seq once it is durable.
+    Record {
+        #[command(flatten)]
+        log: LogArg,
+        /// The note.
+        #[arg(long, value_name = "TEXT")]
+        message: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct LogArg {
+    /// The log (default: PRODGUARD_AUDIT_LOG, the policy's [audit] log, or the state directory's).
+    #[arg(long, value_name = "PATH")]
+    log: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -195,7 +233,7 @@ fn init_tracing() {
         .init();
 }
 
-fn load_policy(explicit: Option<&PathBuf>) -> Result<Policy, GuardError> {
+pub(crate) fn load_policy(explicit: Option<&PathBuf>) -> Result<Policy, GuardError> {
     match explicit {
         Some(path) => config::load_policy_file(path),
         None => config::discover_policy(),
@@ -268,48 +306,7 @@ fn run(cli: Cli) -> Result<i32, GuardError> {
             }
             Ok(0)
         }
-        Command::Audit(AuditCommand::Verify { log }) => {
-            let path = match log {
-                Some(path) => path,
-                None => {
-                    let policy = load_policy(cli.policy.as_ref())?;
-                    config::audit_log_path(&policy).ok_or_else(|| {
-                        GuardError::Policy("no audit log is configured; pass --log PATH".into())
-                    })?
-                }
-            };
-            let report = match prodguard::audit::verify_file(&path) {
-                Ok(report) => report,
-                Err(e) => {
-                    eprintln!("prodguard: cannot read audit log {}: {e}", path.display());
-                    return Ok(exit::AUDIT_UNAVAILABLE);
-                }
-            };
-            if let Some((line, problem)) = &report.damage {
-                say!(
-                    "{}: TAMPERED at line {line}: {problem} ({} records verified before it)",
-                    path.display(),
-                    report.records
-                );
-                return Ok(1);
-            }
-            if report.torn_tail_bytes > 0 {
-                say!(
-                    "{}: {} records verified, then an incomplete final record of {} bytes (a crash mid-write)",
-                    path.display(),
-                    report.records,
-                    report.torn_tail_bytes
-                );
-                return Ok(2);
-            }
-            say!(
-                "{}: intact, {} records, head {}",
-                path.display(),
-                report.records,
-                report.head_hash
-            );
-            Ok(0)
-        }
+        Command::Audit(command) => audit::run(command, cli.policy.as_ref()),
     }
 }
 

@@ -568,3 +568,96 @@ fn a_signal_sent_to_prodguard_is_forwarded_even_at_a_terminal() {
     assert_eq!(status.code(), Some(42));
     drop(child.stdin.take());
 }
+
+#[test]
+fn audit_commands_cover_record_show_head_verify_and_repair() {
+    let sb = Sandbox::new("auditcmds");
+    let log = sb.audit_log();
+    let log_arg = log.to_str().unwrap();
+    for i in 1..=3 {
+        let out = sb.run(
+            &[],
+            &["audit", "record", "--message", &format!("deploy step {i}")],
+        );
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        assert_eq!(stdout(&out).trim(), i.to_string(), "prints the durable seq");
+    }
+    let show = sb.run(&[], &["audit", "show", "--log", log_arg]);
+    assert!(
+        stdout(&show).contains("\"deploy step 2\""),
+        "{}",
+        stdout(&show)
+    );
+    assert!(
+        stdout(&show).contains("tester (service)"),
+        "{}",
+        stdout(&show)
+    );
+    let json = sb.run(&[], &["audit", "show", "--json"]);
+    assert_eq!(
+        stdout(&json),
+        std::fs::read_to_string(&log).unwrap(),
+        "records exactly as stored"
+    );
+
+    let head = sb.run(&[], &["audit", "head"]);
+    assert_eq!(code(&head), 0);
+    let anchor: serde_json::Value = serde_json::from_str(&stdout(&head)).unwrap();
+    assert_eq!(anchor["seq"], 3);
+    std::fs::write(sb.path("anchor.json"), stdout(&head)).unwrap();
+    let verify = sb.run(&[], &["audit", "verify", "--anchor", "anchor.json"]);
+    assert_eq!(code(&verify), 0, "{}", stdout(&verify));
+    assert!(stdout(&verify).contains("anchor reached"));
+
+    // A torn tail: exit 2, repair cuts it, verify passes again.
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes.extend_from_slice(b"{\"v\":1,\"log_id\":\"");
+    std::fs::write(&log, &bytes).unwrap();
+    assert_eq!(code(&sb.run(&[], &["audit", "verify"])), 2);
+    let repair = sb.run(&[], &["audit", "repair"]);
+    assert_eq!(code(&repair), 0, "{}", stderr(&repair));
+    assert!(
+        stdout(&repair).contains("recovery recorded as seq 4"),
+        "{}",
+        stdout(&repair)
+    );
+    assert_eq!(
+        code(&sb.run(&[], &["audit", "verify", "--anchor", "anchor.json"])),
+        0
+    );
+
+    // Rolled back to two records: the anchor is not reached.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let kept: Vec<&str> = text.lines().take(2).collect();
+    std::fs::write(&log, kept.join("\n") + "\n").unwrap();
+    assert_eq!(
+        code(&sb.run(&[], &["audit", "verify"])),
+        0,
+        "the chain alone cannot tell"
+    );
+    assert_eq!(
+        code(&sb.run(&[], &["audit", "verify", "--anchor", "anchor.json"])),
+        3
+    );
+
+    // An edit: exit 1, and repair refuses.
+    std::fs::write(
+        &log,
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .replace("step 1", "step 9"),
+    )
+    .unwrap();
+    let verify = sb.run(&[], &["audit", "verify"]);
+    assert_eq!(code(&verify), 1);
+    assert!(stdout(&verify).contains("line 1"), "{}", stdout(&verify));
+    let repair = sb.run(&[], &["audit", "repair"]);
+    assert_eq!(code(&repair), 1);
+    assert!(stderr(&repair).contains("evidence"), "{}", stderr(&repair));
+
+    let missing = sb.run(
+        &[],
+        &["audit", "verify", "--log", "/nonexistent/audit.jsonl"],
+    );
+    assert_eq!(code(&missing), 123);
+}

@@ -32,7 +32,7 @@ fn appends_chain_and_verify() {
         let receipt = sink.append(&AuditEvent::note(format!("note {i}"))).unwrap();
         assert_eq!(receipt.seq, i);
     }
-    let report = verify_file(&path).unwrap();
+    let report = verify_file(&path, None).unwrap();
     assert!(report.intact(), "{report:?}");
     assert_eq!(report.records, 5);
     let all = records(&path);
@@ -50,7 +50,7 @@ fn a_second_writer_continues_the_same_chain() {
     b.append(&AuditEvent::note("b1")).unwrap();
     a.append(&AuditEvent::note("a2")).unwrap();
     assert_eq!(a.append(&AuditEvent::note("a3")).unwrap().seq, 4);
-    assert!(verify_file(&path).unwrap().intact());
+    assert!(verify_file(&path, None).unwrap().intact());
 }
 
 #[test]
@@ -71,7 +71,7 @@ fn many_threads_lose_nothing() {
     for t in threads {
         t.join().unwrap();
     }
-    let report = verify_file(&path).unwrap();
+    let report = verify_file(&path, None).unwrap();
     assert!(report.intact(), "{report:?}");
     assert_eq!(report.records, 200);
     let mut messages: Vec<String> = records(&path)
@@ -102,7 +102,7 @@ fn a_torn_tail_refuses_further_appends() {
         .unwrap_err();
     assert!(matches!(err, AuditError::TornTail { .. }), "{err}");
     assert!(err.to_string().contains("move the log aside"), "{err}");
-    let report = verify_file(&path).unwrap();
+    let report = verify_file(&path, None).unwrap();
     assert_eq!(
         (report.records, report.torn_tail_bytes),
         (1, torn.len() as u64)
@@ -124,7 +124,7 @@ fn an_edited_last_record_refuses_further_appends() {
         .append(&AuditEvent::note("next"))
         .unwrap_err();
     assert!(matches!(err, AuditError::Corrupt { .. }), "{err}");
-    assert!(verify_file(&path).unwrap().damage.is_some());
+    assert!(verify_file(&path, None).unwrap().damage.is_some());
 }
 
 #[test]

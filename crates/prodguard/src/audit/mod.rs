@@ -2,7 +2,7 @@
 //! threads and processes at once.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -13,6 +13,11 @@ use prodguard_core::audit::{
 use prodguard_core::policy::Durability;
 
 use crate::facts;
+
+mod verify;
+pub use verify::{
+    Anchor, AnchorCheck, Damage, RepairError, RepairOutcome, VerifyReport, repair_file, verify_file,
+};
 
 /// Where a durable append landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -415,58 +420,4 @@ fn last_line(file: &File, len: u64) -> std::io::Result<Option<Vec<u8>>> {
         }
         chunk *= 4;
     }
-}
-
-/// The result of checking a whole log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifyReport {
-    /// Complete records that verified.
-    pub records: u64,
-    /// The hash of the last good record.
-    pub head_hash: String,
-    /// The first bad record: (1-based line, what is wrong).
-    pub damage: Option<(u64, String)>,
-    /// Bytes after the last newline (an incomplete final record).
-    pub torn_tail_bytes: u64,
-}
-
-impl VerifyReport {
-    /// Whether every record verified and nothing trails.
-    pub fn intact(&self) -> bool {
-        self.damage.is_none() && self.torn_tail_bytes == 0
-    }
-}
-
-/// Verifies the chain of the log at `path`, streaming.
-pub fn verify_file(path: &Path) -> std::io::Result<VerifyReport> {
-    let mut reader = BufReader::new(File::open(path)?);
-    let mut verifier = ChainVerifier::new();
-    let mut report = VerifyReport {
-        records: 0,
-        head_hash: GENESIS_PREV.to_owned(),
-        damage: None,
-        torn_tail_bytes: 0,
-    };
-    let mut line = Vec::new();
-    let mut line_no = 0u64;
-    loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
-            break;
-        }
-        line_no += 1;
-        if line.last() != Some(&b'\n') {
-            report.torn_tail_bytes = line.len() as u64;
-            break;
-        }
-        if report.damage.is_some() {
-            continue;
-        }
-        match verifier.push(&line) {
-            Ok(_) => report.records += 1,
-            Err(e) => report.damage = Some((line_no, e.to_string())),
-        }
-    }
-    report.head_hash = verifier.head_hash().to_owned();
-    Ok(report)
 }

@@ -1,0 +1,239 @@
+//! `prodguard audit …`: verify, repair, show, head, record.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use prodguard::audit::{
+    Anchor, AnchorCheck, AuditSink, FileSink, RepairError, RepairOutcome, VerifyReport,
+    repair_file, verify_file,
+};
+use prodguard::{GuardError, config};
+use prodguard_core::audit::{AuditEvent, Record};
+use prodguard_core::exit;
+
+use crate::{AuditCommand, LogArg, load_policy};
+
+fn log_path(log: &LogArg, policy: Option<&PathBuf>) -> Result<PathBuf, GuardError> {
+    if let Some(path) = &log.log {
+        return Ok(path.clone());
+    }
+    let policy = load_policy(policy)?;
+    config::audit_log_path(&policy)
+        .ok_or_else(|| GuardError::Policy("no audit log is configured; pass --log PATH".into()))
+}
+
+fn verify(path: &Path, anchor: Option<&Anchor>) -> Result<VerifyReport, i32> {
+    verify_file(path, anchor).map_err(|e| {
+        eprintln!("prodguard: cannot read audit log {}: {e}", path.display());
+        exit::AUDIT_UNAVAILABLE
+    })
+}
+
+fn read_anchor(path: &Path) -> Result<Anchor, GuardError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| GuardError::Policy(format!("cannot read anchor {}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| {
+        GuardError::Policy(format!(
+            "{}: not an anchor from `prodguard audit head`: {e}",
+            path.display()
+        ))
+    })
+}
+
+pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32, GuardError> {
+    match command {
+        AuditCommand::Verify { log, anchor } => {
+            let path = log_path(&log, policy)?;
+            let anchor = anchor.as_deref().map(read_anchor).transpose()?;
+            let report = match verify(&path, anchor.as_ref()) {
+                Ok(report) => report,
+                Err(code) => return Ok(code),
+            };
+            print_report(&path, &report);
+            Ok(report.exit_code())
+        }
+        AuditCommand::Repair { log } => {
+            let path = log_path(&log, policy)?;
+            match repair_file(&path) {
+                Ok(RepairOutcome::Intact) => {
+                    say!("{}: nothing to repair", path.display());
+                    Ok(0)
+                }
+                Ok(RepairOutcome::Cut {
+                    bytes,
+                    saved_to,
+                    recovery_seq,
+                }) => {
+                    say!(
+                        "{}: cut an incomplete final record of {bytes} bytes (saved at {}); recovery recorded as seq {recovery_seq}",
+                        path.display(),
+                        saved_to.display()
+                    );
+                    Ok(0)
+                }
+                Err(e @ RepairError::Damaged(_)) => {
+                    eprintln!("prodguard: {}: {e}", path.display());
+                    Ok(1)
+                }
+                Err(e) => {
+                    eprintln!("prodguard: {}: {e}", path.display());
+                    Ok(exit::AUDIT_UNAVAILABLE)
+                }
+            }
+        }
+        AuditCommand::Show { log, json } => {
+            let path = log_path(&log, policy)?;
+            let file = match std::fs::File::open(&path) {
+                Ok(file) => file,
+                Err(e) => {
+                    eprintln!("prodguard: cannot read audit log {}: {e}", path.display());
+                    return Ok(exit::AUDIT_UNAVAILABLE);
+                }
+            };
+            for line in BufReader::new(file).split(b'\n') {
+                let line = line
+                    .map_err(|e| GuardError::Policy(format!("reading {}: {e}", path.display())))?;
+                if json {
+                    say!("{}", String::from_utf8_lossy(&line));
+                } else {
+                    say!("{}", summarize(&line));
+                }
+            }
+            Ok(0)
+        }
+        AuditCommand::Head { log } => {
+            let path = log_path(&log, policy)?;
+            let report = match verify(&path, None) {
+                Ok(report) => report,
+                Err(code) => return Ok(code),
+            };
+            if !report.intact() {
+                print_report(&path, &report);
+                eprintln!("prodguard: no anchor for a log that does not verify");
+                return Ok(report.exit_code());
+            }
+            match report.head_anchor() {
+                Some(anchor) => {
+                    let text = serde_json::to_string(&anchor)
+                        .map_err(|e| GuardError::Policy(e.to_string()))?;
+                    say!("{text}");
+                    Ok(0)
+                }
+                None => {
+                    eprintln!("prodguard: {} has no records yet", path.display());
+                    Ok(exit::AUDIT_UNAVAILABLE)
+                }
+            }
+        }
+        AuditCommand::Record { log, message } => {
+            let path = log_path(&log, policy)?;
+            let mut event = AuditEvent::note(message);
+            event.actor = Some(prodguard::facts::current_actor());
+            match FileSink::new(&path).append(&event) {
+                Ok(receipt) => {
+                    say!("{}", receipt.seq);
+                    Ok(0)
+                }
+                Err(e) => {
+                    eprintln!("prodguard: {e}");
+                    Ok(exit::AUDIT_UNAVAILABLE)
+                }
+            }
+        }
+    }
+}
+
+fn print_report(path: &Path, report: &VerifyReport) {
+    let path = path.display();
+    if let Some(damage) = &report.damage {
+        say!(
+            "{path}: TAMPERED: line {} (byte {}, expected seq {}): {}; {} records verified before it",
+            damage.line,
+            damage.offset,
+            damage.expected_seq,
+            damage.problem,
+            report.records
+        );
+        return;
+    }
+    if let Some(AnchorCheck::Mismatch(why)) = &report.anchor {
+        say!("{path}: TAMPERED: {why}");
+        return;
+    }
+    if report.torn_tail_bytes > 0 {
+        say!(
+            "{path}: {} records verified, then an incomplete final record of {} bytes (a crash mid-write); `prodguard audit repair` cuts it",
+            report.records,
+            report.torn_tail_bytes
+        );
+        return;
+    }
+    if report.anchor == Some(AnchorCheck::NotReached) {
+        say!(
+            "{path}: {} records verify, but the log ends before the anchor: it was truncated or rolled back",
+            report.records
+        );
+        return;
+    }
+    say!(
+        "{path}: intact, {} records, head {}{}",
+        report.records,
+        report.head_hash,
+        if report.anchor.is_some() {
+            ", anchor reached"
+        } else {
+            ""
+        }
+    );
+}
+
+/// One line per record for people: seq, time, kind, who, what, result.
+fn summarize(line: &[u8]) -> String {
+    let Ok(record) = serde_json::from_slice::<Record>(line) else {
+        return format!("(unreadable) {}", String::from_utf8_lossy(line));
+    };
+    let event = &record.event;
+    let mut parts = vec![
+        format!("{:>6}", record.seq),
+        record.ts.clone(),
+        format!("{:<8}", format!("{:?}", event.kind).to_lowercase()),
+    ];
+    if let Some(actor) = &event.actor {
+        parts.push(format!("{} ({})", actor.user, actor.kind.as_str()));
+    }
+    if let Some(op) = &event.op {
+        let target = op
+            .target
+            .as_deref()
+            .map(|t| format!(" on {t}"))
+            .unwrap_or_default();
+        parts.push(format!("{}{target} in {}", op.kind, op.env));
+    }
+    if let Some(decision) = &event.decision {
+        let code = decision
+            .exit_code
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default();
+        parts.push(format!("{}{code}", decision.result));
+    }
+    if let Some(outcome) = &event.outcome {
+        let code = outcome
+            .exit_code
+            .map(|c| format!(" exit {c}"))
+            .unwrap_or_default();
+        parts.push(format!(
+            "{}{code} in {} ms",
+            outcome.status, outcome.duration_ms
+        ));
+    }
+    if let Some(backup) = &event.backup {
+        parts.push(format!(
+            "backup {} sha256:{}",
+            backup.location, &backup.sha256
+        ));
+    }
+    if let Some(message) = &event.message {
+        parts.push(format!("{message:?}"));
+    }
+    parts.join("  ")
+}

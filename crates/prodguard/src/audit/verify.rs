@@ -1,0 +1,276 @@
+//! Checking a whole log (verify), anchoring its head, and cutting a torn tail (repair).
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use prodguard_core::audit::{AuditEvent, ChainVerifier, EventKind, GENESIS_PREV};
+use serde::{Deserialize, Serialize};
+
+use super::{AuditError, AuditSink, FileSink};
+use crate::facts;
+
+/// A small record of a log's head, meant to be stored off the host: a later
+/// `verify --anchor` proves the log still reaches it, which catches
+/// truncation and rollback that the chain alone cannot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchor {
+    /// The log's identity.
+    pub log_id: String,
+    /// The head record's seq.
+    pub seq: u64,
+    /// The head record's hash.
+    pub hash: String,
+    /// The log's length in bytes up to and including the head record.
+    pub bytes: u64,
+}
+
+/// How a log relates to an anchor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnchorCheck {
+    /// The record at the anchor's seq has its hash and ends at its byte length.
+    Reached,
+    /// The log ends before the anchor: truncated or rolled back.
+    NotReached,
+    /// The record at the anchor's seq differs from the anchor: rewritten.
+    Mismatch(String),
+}
+
+/// The first record that does not verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// 1-based line number.
+    pub line: u64,
+    /// Byte offset where the line starts.
+    pub offset: u64,
+    /// The seq the chain expected there.
+    pub expected_seq: u64,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+/// The result of checking a whole log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Complete records that verified, from the first.
+    pub records: u64,
+    /// The log's identity (from its first record).
+    pub log_id: Option<String>,
+    /// The last good record's hash ([`GENESIS_PREV`] for an empty log).
+    pub head_hash: String,
+    /// Bytes up to the end of the last good record.
+    pub good_bytes: u64,
+    /// The first bad record, if any.
+    pub damage: Option<Damage>,
+    /// Bytes after the last newline (an incomplete final record).
+    pub torn_tail_bytes: u64,
+    /// How the log relates to the anchor given, if one was.
+    pub anchor: Option<AnchorCheck>,
+}
+
+impl VerifyReport {
+    /// Whether every record verified, nothing trails, and any anchor was reached.
+    pub fn intact(&self) -> bool {
+        self.damage.is_none()
+            && self.torn_tail_bytes == 0
+            && matches!(self.anchor, None | Some(AnchorCheck::Reached))
+    }
+
+    /// The head as an anchor, once at least one record verified.
+    pub fn head_anchor(&self) -> Option<Anchor> {
+        Some(Anchor {
+            log_id: self.log_id.clone()?,
+            seq: self.records,
+            hash: self.head_hash.clone(),
+            bytes: self.good_bytes,
+        })
+    }
+
+    /// The `prodguard audit verify` exit code: 0 intact, 1 tampered, 2 torn
+    /// tail that repair can cut, 3 anchor not reached.
+    pub fn exit_code(&self) -> i32 {
+        if self.damage.is_some() || matches!(self.anchor, Some(AnchorCheck::Mismatch(_))) {
+            1
+        } else if self.torn_tail_bytes > 0 {
+            2
+        } else if matches!(self.anchor, Some(AnchorCheck::NotReached)) {
+            3
+        } else {
+            0
+        }
+    }
+}
+
+/// Verifies the chain of the log at `path`, streaming, against `anchor` if given.
+pub fn verify_file(path: &Path, anchor: Option<&Anchor>) -> std::io::Result<VerifyReport> {
+    let mut reader = BufReader::with_capacity(256 * 1024, File::open(path)?);
+    let mut verifier = ChainVerifier::new();
+    let mut report = VerifyReport {
+        records: 0,
+        log_id: None,
+        head_hash: GENESIS_PREV.to_owned(),
+        good_bytes: 0,
+        damage: None,
+        torn_tail_bytes: 0,
+        anchor: anchor.map(|_| AnchorCheck::NotReached),
+    };
+    let mut line = Vec::new();
+    let mut line_no = 0u64;
+    let mut offset = 0u64;
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line)?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        if line.last() != Some(&b'\n') {
+            report.torn_tail_bytes = n as u64;
+            break;
+        }
+        let start = offset;
+        offset += n as u64;
+        if report.damage.is_some() {
+            continue;
+        }
+        match verifier.push(&line) {
+            Ok(record) => {
+                report.records += 1;
+                report.good_bytes = offset;
+                if let Some(anchor) = anchor
+                    && record.seq == anchor.seq
+                {
+                    report.anchor = Some(check_anchor(
+                        anchor,
+                        &record.log_id,
+                        verifier.head_hash(),
+                        offset,
+                    ));
+                }
+            }
+            Err(e) => {
+                report.damage = Some(Damage {
+                    line: line_no,
+                    offset: start,
+                    expected_seq: verifier.next_seq(),
+                    problem: e.to_string(),
+                })
+            }
+        }
+    }
+    report.head_hash = verifier.head_hash().to_owned();
+    report.log_id = verifier.log_id().map(str::to_owned);
+    Ok(report)
+}
+
+fn check_anchor(anchor: &Anchor, log_id: &str, hash: &str, bytes: u64) -> AnchorCheck {
+    if anchor.log_id != log_id {
+        AnchorCheck::Mismatch(format!(
+            "the anchor is for log {}, this log is {log_id}",
+            anchor.log_id
+        ))
+    } else if anchor.hash != hash {
+        AnchorCheck::Mismatch(format!(
+            "record {} has hash {hash}, the anchor says {}: the log was rewritten",
+            anchor.seq, anchor.hash
+        ))
+    } else if anchor.bytes != bytes {
+        AnchorCheck::Mismatch(format!(
+            "record {} ends at byte {bytes}, the anchor says {}",
+            anchor.seq, anchor.bytes
+        ))
+    } else {
+        AnchorCheck::Reached
+    }
+}
+
+/// What `repair_file` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepairOutcome {
+    /// Nothing to repair.
+    Intact,
+    /// An incomplete final record was cut, saved aside, and a `recovery`
+    /// record appended.
+    Cut {
+        /// How many bytes were cut.
+        bytes: u64,
+        /// Where they were saved.
+        saved_to: PathBuf,
+        /// The recovery record's seq.
+        recovery_seq: u64,
+    },
+}
+
+/// Why a repair was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RepairError {
+    /// Damage that is not an incomplete final record: evidence, never "fixed".
+    #[error("line {} (byte {}) does not verify: {}; only an incomplete final record can be repaired, so this log is left as it is (it is evidence)", .0.line, .0.offset, .0.problem)]
+    Damaged(Damage),
+    /// Reading, saving, truncating or appending failed.
+    #[error("{0}")]
+    Io(String),
+    /// The recovery record could not be appended.
+    #[error("the torn tail was cut but the recovery record failed: {0}")]
+    Audit(#[from] AuditError),
+}
+
+/// Cuts an incomplete final record from the log at `path`, keeping a copy of
+/// the cut bytes beside the log, then appends a `recovery` record.
+///
+/// Refuses when any complete record fails to verify: only a crash's torn
+/// write is ever cut (the etcd WAL rule).
+pub fn repair_file(path: &Path) -> Result<RepairOutcome, RepairError> {
+    let io =
+        |what: &str, e: std::io::Error| RepairError::Io(format!("{what} {}: {e}", path.display()));
+    // Hold the writers' lock for the whole repair so no append interleaves.
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| io("cannot open", e))?;
+    file.lock().map_err(|e| io("cannot lock", e))?;
+    let report = verify_file(path, None).map_err(|e| io("cannot read", e))?;
+    if let Some(damage) = report.damage {
+        return Err(RepairError::Damaged(damage));
+    }
+    if report.torn_tail_bytes == 0 {
+        return Ok(RepairOutcome::Intact);
+    }
+    let mut tail = vec![0u8; usize::try_from(report.torn_tail_bytes).unwrap_or(0)];
+    std::os::unix::fs::FileExt::read_exact_at(&file, &mut tail, report.good_bytes)
+        .map_err(|e| io("cannot read the tail of", e))?;
+    let saved_to = PathBuf::from(format!(
+        "{}.torn-{}",
+        path.display(),
+        facts::now().to_compact()
+    ));
+    let mut saved = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&saved_to)
+        .map_err(|e| io("cannot save the torn tail beside", e))?;
+    saved
+        .write_all(&tail)
+        .and_then(|()| saved.sync_all())
+        .map_err(|e| io("cannot save the torn tail beside", e))?;
+    file.set_len(report.good_bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io("cannot cut the torn tail of", e))?;
+    file.unlock().map_err(|e| io("cannot unlock", e))?;
+    drop(file);
+    let mut event = AuditEvent::new(EventKind::Recovery);
+    event.actor = Some(facts::current_actor());
+    event.message = Some(format!(
+        "cut an incomplete final record of {} bytes at byte {}; saved at {}",
+        tail.len(),
+        report.good_bytes,
+        saved_to.display()
+    ));
+    let receipt = FileSink::new(path).append(&event)?;
+    Ok(RepairOutcome::Cut {
+        bytes: tail.len() as u64,
+        saved_to,
+        recovery_seq: receipt.seq,
+    })
+}
