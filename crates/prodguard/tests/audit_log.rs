@@ -180,3 +180,129 @@ fn a_rotated_or_deleted_log_is_reopened_not_written_into_the_void() {
     sink.append(&AuditEvent::note("after deletion")).unwrap();
     assert_eq!(records(&path)[0]["message"], "after deletion");
 }
+
+mod faults {
+    use super::*;
+    use prodguard::audit::FileOps;
+    use prodguard_core::policy::Durability;
+    use std::fs::File;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// Fails the `n`th write or sync (counting both, from 1), once or from then on.
+    struct Faulty {
+        calls: Arc<AtomicU64>,
+        fail_at: u64,
+        persistent: bool,
+        fault: Fault,
+        eio_next: bool,
+    }
+
+    #[derive(Clone, Copy, PartialEq)]
+    enum Fault {
+        /// The write stores half the bytes; the rest goes through.
+        Short,
+        /// The write stores half the bytes, then the next call fails with EIO.
+        ShortThenEio,
+        /// The write fails with EIO, nothing written.
+        Eio,
+        /// The sync fails with ENOSPC (the bytes are in the page cache).
+        SyncEnospc,
+    }
+
+    impl Faulty {
+        fn hit(&self) -> bool {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            n == self.fail_at || (self.persistent && n > self.fail_at)
+        }
+    }
+
+    impl FileOps for Faulty {
+        fn write(&mut self, file: &File, buf: &[u8]) -> std::io::Result<usize> {
+            let mut f = file;
+            if std::mem::take(&mut self.eio_next) {
+                return Err(std::io::Error::from_raw_os_error(5));
+            }
+            if self.fault != Fault::SyncEnospc && self.hit() {
+                return match self.fault {
+                    Fault::Short | Fault::ShortThenEio => {
+                        self.eio_next = self.fault == Fault::ShortThenEio;
+                        f.write(&buf[..buf.len().div_ceil(2)])
+                    }
+                    _ => Err(std::io::Error::from_raw_os_error(5)),
+                };
+            }
+            f.write(buf)
+        }
+
+        fn sync_data(&mut self, file: &File) -> std::io::Result<()> {
+            if matches!(self.fault, Fault::SyncEnospc) && self.hit() {
+                return Err(std::io::Error::from_raw_os_error(28));
+            }
+            file.sync_data()
+        }
+    }
+
+    fn run(name: &str, fault: Fault, fail_at: u64, persistent: bool) {
+        let dir = temp_dir(&format!("fault-{name}-{fail_at}-{persistent}"));
+        let path = dir.join("audit.jsonl");
+        let ops = Faulty {
+            calls: Arc::new(AtomicU64::new(0)),
+            fail_at,
+            persistent,
+            fault,
+            eio_next: false,
+        };
+        let sink = FileSink::with_file_ops(&path, Durability::Fdatasync, ops);
+        let mut acknowledged = Vec::new();
+        let mut failed = false;
+        for i in 0..8 {
+            match sink.append(&AuditEvent::note(format!("n{i}"))) {
+                Ok(receipt) => {
+                    assert!(
+                        !failed,
+                        "{name}: an append succeeded after the writer failed"
+                    );
+                    acknowledged.push((receipt.seq, format!("n{i}")));
+                }
+                Err(e) => {
+                    if failed {
+                        assert!(matches!(e, AuditError::Poisoned { .. }), "{name}: {e}");
+                    }
+                    failed = true;
+                }
+            }
+        }
+        if fault == Fault::Short {
+            assert!(!failed, "{name}: a short write is finished, not a failure");
+            assert_eq!(acknowledged.len(), 8);
+        } else {
+            assert!(failed, "{name}: the fault fired");
+        }
+        // The log stays repairable, and every acknowledged record is in it.
+        let _ = prodguard::audit::repair_file(&path).unwrap();
+        let report = verify_file(&path, None).unwrap();
+        assert!(report.intact(), "{name}: {report:?}");
+        let on_disk = records(&path);
+        for (seq, message) in &acknowledged {
+            let record = &on_disk[usize::try_from(*seq - 1).unwrap()];
+            assert_eq!(record["message"], message.as_str(), "{name}: seq {seq}");
+        }
+        // A fresh writer (a restarted process) continues the chain.
+        FileSink::new(&path)
+            .append(&AuditEvent::note("after restart"))
+            .unwrap();
+        assert!(verify_file(&path, None).unwrap().intact());
+    }
+
+    #[test]
+    fn short_writes_eio_and_enospc_never_acknowledge_what_is_not_durable() {
+        for fail_at in [1, 2, 3, 5] {
+            for persistent in [false, true] {
+                run("short", Fault::Short, fail_at, persistent);
+                run("short-eio", Fault::ShortThenEio, fail_at, persistent);
+                run("eio", Fault::Eio, fail_at, persistent);
+                run("enospc", Fault::SyncEnospc, fail_at, persistent);
+            }
+        }
+    }
+}

@@ -1,11 +1,12 @@
 //! The audit log: a JSON Lines file, chained, appended durably by many
 //! threads and processes at once.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 use prodguard_core::audit::{
     AuditEvent, ChainVerifier, Envelope, GENESIS_PREV, Record, encode_record,
@@ -70,6 +71,14 @@ pub enum AuditError {
         /// The log's path.
         path: PathBuf,
     },
+    /// The shared write this record was part of failed.
+    #[error("audit log {path}: the append failed: {cause}")]
+    Batch {
+        /// The log's path.
+        path: PathBuf,
+        /// What failed.
+        cause: String,
+    },
     /// The last record does not verify.
     #[error(
         "audit log {path}: the last record does not verify ({detail}); run `prodguard audit verify --log {path}` to find the damage"
@@ -113,20 +122,52 @@ struct Writer {
     sync_directory: bool,
 }
 
-#[derive(Debug, Default)]
 struct State {
     writer: Option<Writer>,
     poisoned: Option<String>,
+    ops: Box<dyn FileOps>,
+}
+
+/// The file operations an append performs, overridable to inject faults
+/// (short writes, `EIO`, `ENOSPC`) in tests. The defaults are the real calls.
+pub trait FileOps: Send {
+    /// One `write(2)` on the log's `O_APPEND` descriptor; may write fewer
+    /// bytes than given.
+    fn write(&mut self, file: &File, buf: &[u8]) -> std::io::Result<usize> {
+        let mut file = file;
+        file.write(buf)
+    }
+
+    /// `fdatasync(2)` on the log.
+    fn sync_data(&mut self, file: &File) -> std::io::Result<()> {
+        file.sync_data()
+    }
+}
+
+/// The real file operations.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RealFileOps;
+
+impl FileOps for RealFileOps {}
+
+/// Appenders waiting for a shared write and flush (group commit).
+#[derive(Default)]
+struct Group {
+    next_ticket: u64,
+    queue: Vec<(u64, AuditEvent)>,
+    leader_active: bool,
+    done: HashMap<u64, Result<AppendReceipt, String>>,
 }
 
 /// The JSON Lines file sink (format v1).
 ///
 /// Each append takes an exclusive `flock` on the file, re-reads the tail
-/// only if another writer appended since, writes the whole line with one
+/// only if another writer appended since, writes whole lines with one
 /// `write_all` on an `O_APPEND` descriptor, and `fdatasync`s before
-/// returning. A failed write or sync poisons the sink: fsync errors are
-/// never retried, because the kernel may already have dropped the dirty
-/// pages.
+/// returning. Threads appending at the same time share one write and one
+/// flush (group commit); each is acknowledged only after that flush. A
+/// failed write or sync poisons the sink: fsync errors are never retried,
+/// because the kernel may already have dropped the dirty pages.
 ///
 /// ```no_run
 /// use prodguard::audit::{AuditSink, FileSink};
@@ -136,12 +177,22 @@ struct State {
 /// println!("durable as seq {}", receipt.seq);
 /// # Ok::<(), prodguard::audit::AuditError>(())
 /// ```
-#[derive(Debug)]
 pub struct FileSink {
     path: PathBuf,
     durability: Durability,
     host: String,
     state: Mutex<State>,
+    group: Mutex<Group>,
+    turn: Condvar,
+}
+
+impl std::fmt::Debug for FileSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSink")
+            .field("path", &self.path)
+            .field("durability", &self.durability)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FileSink {
@@ -153,11 +204,26 @@ impl FileSink {
 
     /// A sink with the given durability (`None` is only for tests).
     pub fn with_durability(path: impl Into<PathBuf>, durability: Durability) -> Self {
+        Self::with_file_ops(path, durability, RealFileOps)
+    }
+
+    /// A sink whose writes and syncs go through `ops` (fault injection).
+    pub fn with_file_ops(
+        path: impl Into<PathBuf>,
+        durability: Durability,
+        ops: impl FileOps + 'static,
+    ) -> Self {
         FileSink {
             path: path.into(),
             durability,
             host: facts::hostname().unwrap_or_else(|| "unknown".into()),
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                writer: None,
+                poisoned: None,
+                ops: Box::new(ops),
+            }),
+            group: Mutex::new(Group::default()),
+            turn: Condvar::new(),
         }
     }
 
@@ -224,46 +290,51 @@ impl FileSink {
         }))
     }
 
-    fn append_locked(
+    /// Writes `events` as consecutive records with one write and one sync.
+    fn append_batch_locked(
         &self,
         writer: &mut Writer,
-        event: &AuditEvent,
-    ) -> Result<AppendReceipt, Failure> {
+        ops: &mut dyn FileOps,
+        events: &[AuditEvent],
+    ) -> Result<Vec<AppendReceipt>, Failure> {
         let len = self.refresh_head(writer).map_err(Failure::Clean)?;
-        let (seq, prev, log_id) = match &writer.head {
-            Some(head) => (
-                head.seq.checked_add(1).ok_or_else(|| {
-                    Failure::Clean(AuditError::Corrupt {
-                        path: self.path.clone(),
-                        detail: "seq is at its maximum".into(),
-                    })
-                })?,
-                head.hash.clone(),
-                head.log_id.clone(),
-            ),
-            None => (1, GENESIS_PREV.to_owned(), facts::random_id()),
+        let (mut seq, mut prev, log_id) = match &writer.head {
+            Some(head) => (head.seq, head.hash.clone(), head.log_id.clone()),
+            None => (0, GENESIS_PREV.to_owned(), facts::random_id()),
         };
-        let envelope = Envelope {
-            log_id: log_id.clone(),
-            seq,
-            ts: facts::now(),
-            host: self.host.clone(),
-            pid: std::process::id(),
-        };
-        let (line, hash) = encode_record(&envelope, event, &prev).map_err(|e| {
-            Failure::Clean(AuditError::Corrupt {
-                path: self.path.clone(),
-                detail: e.to_string(),
-            })
-        })?;
-        writer
-            .file
-            .write_all(&line)
-            .map_err(|e| Failure::Poison(self.io("write", e)))?;
+        let ts = facts::now();
+        let mut buf = Vec::new();
+        let mut receipts = Vec::with_capacity(events.len());
+        for event in events {
+            seq = seq.checked_add(1).ok_or_else(|| {
+                Failure::Clean(AuditError::Corrupt {
+                    path: self.path.clone(),
+                    detail: "seq is at its maximum".into(),
+                })
+            })?;
+            let envelope = Envelope {
+                log_id: log_id.clone(),
+                seq,
+                ts,
+                host: self.host.clone(),
+                pid: std::process::id(),
+            };
+            let (line, hash) = encode_record(&envelope, event, &prev).map_err(|e| {
+                Failure::Clean(AuditError::Corrupt {
+                    path: self.path.clone(),
+                    detail: e.to_string(),
+                })
+            })?;
+            buf.extend_from_slice(&line);
+            receipts.push(AppendReceipt {
+                seq,
+                hash: hash.clone(),
+            });
+            prev = hash;
+        }
+        write_all(ops, &writer.file, &buf).map_err(|e| Failure::Poison(self.io("write", e)))?;
         if self.durability == Durability::Fdatasync {
-            writer
-                .file
-                .sync_data()
+            ops.sync_data(&writer.file)
                 .map_err(|e| Failure::Poison(self.io("fdatasync", e)))?;
             if writer.sync_directory {
                 sync_parent(&self.path)
@@ -271,21 +342,35 @@ impl FileSink {
                 writer.sync_directory = false;
             }
         }
-        writer.known_len = len + line.len() as u64;
+        writer.known_len = len + buf.len() as u64;
         writer.head = Some(Head {
             seq,
-            hash: hash.clone(),
+            hash: prev,
             log_id,
         });
-        tracing::info!(
-            target: "prodguard::audit",
-            seq,
-            kind = ?event.kind,
-            record = %String::from_utf8_lossy(line.trim_ascii_end()),
-            "audit record appended"
-        );
-        Ok(AppendReceipt { seq, hash })
+        for line in buf.split_inclusive(|&b| b == b'\n') {
+            tracing::info!(
+                target: "prodguard::audit",
+                record = %String::from_utf8_lossy(line.trim_ascii_end()),
+                "audit record appended"
+            );
+        }
+        Ok(receipts)
     }
+}
+
+/// `write_all` through `ops`: a short write continues with the rest; an
+/// error leaves whatever was written (a torn tail that repair can cut).
+fn write_all(ops: &mut dyn FileOps, file: &File, mut buf: &[u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match ops.write(file, buf) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = buf.get(n..).unwrap_or_default(),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// An append failure: `Clean` wrote nothing; `Poison` may have written part.
@@ -301,7 +386,7 @@ impl FileSink {
     /// unlinked file.
     fn with_locked_writer<T>(
         &self,
-        f: impl FnOnce(&mut Writer) -> Result<T, Failure>,
+        f: impl FnOnce(&mut Writer, &mut dyn FileOps) -> Result<T, Failure>,
     ) -> Result<T, AuditError> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(cause) = &state.poisoned {
@@ -310,7 +395,11 @@ impl FileSink {
                 cause: cause.clone(),
             });
         }
-        let State { writer, poisoned } = &mut *state;
+        let State {
+            writer,
+            poisoned,
+            ops,
+        } = &mut *state;
         let mut reopened = 0;
         let writer = loop {
             let current = match writer.take() {
@@ -332,7 +421,7 @@ impl FileSink {
                 ));
             }
         };
-        let result = f(writer);
+        let result = f(writer, ops.as_mut());
         // Unlocking cannot lose data; closing the descriptor would unlock too.
         let _ = writer.file.unlock();
         match result {
@@ -372,11 +461,58 @@ impl FileSink {
 
 impl AuditSink for FileSink {
     fn append(&self, event: &AuditEvent) -> Result<AppendReceipt, AuditError> {
-        self.with_locked_writer(|writer| self.append_locked(writer, event))
+        let mut group = self.group.lock().unwrap_or_else(|p| p.into_inner());
+        let ticket = group.next_ticket;
+        group.next_ticket += 1;
+        group.queue.push((ticket, event.clone()));
+        loop {
+            if let Some(result) = group.done.remove(&ticket) {
+                return result.map_err(|cause| AuditError::Batch {
+                    path: self.path.clone(),
+                    cause,
+                });
+            }
+            if group.leader_active {
+                group = self.turn.wait(group).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            // Lead: write everything queued so far with one write and one sync.
+            group.leader_active = true;
+            let batch = std::mem::take(&mut group.queue);
+            drop(group);
+            let (tickets, events): (Vec<u64>, Vec<AuditEvent>) = batch.into_iter().unzip();
+            let result = self
+                .with_locked_writer(|writer, ops| self.append_batch_locked(writer, ops, &events));
+            group = self.group.lock().unwrap_or_else(|p| p.into_inner());
+            group.leader_active = false;
+            let mine = match result {
+                Ok(receipts) => {
+                    let mut mine = None;
+                    for (t, receipt) in tickets.into_iter().zip(receipts) {
+                        if t == ticket {
+                            mine = Some(Ok(receipt));
+                        } else {
+                            group.done.insert(t, Ok(receipt));
+                        }
+                    }
+                    mine
+                }
+                Err(e) => {
+                    for &t in tickets.iter().filter(|&&t| t != ticket) {
+                        group.done.insert(t, Err(e.to_string()));
+                    }
+                    Some(Err(e))
+                }
+            };
+            self.turn.notify_all();
+            if let Some(result) = mine {
+                return result;
+            }
+        }
     }
 
     fn check(&self) -> Result<(), AuditError> {
-        self.with_locked_writer(|writer| {
+        self.with_locked_writer(|writer, _| {
             self.refresh_head(writer)
                 .map(|_| ())
                 .map_err(Failure::Clean)
