@@ -14,8 +14,8 @@
 //! let event = AuditEvent::note("deploy started");
 //! let (line, hash) = encode_record(&envelope, &event, GENESIS_PREV).unwrap();
 //! let mut verifier = ChainVerifier::new();
-//! let record = verifier.push(&line).unwrap();
-//! assert_eq!(record.hash.as_deref(), Some(hash.as_str()));
+//! let link = verifier.push(&line).unwrap();
+//! assert_eq!(link.hash, hash);
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -298,10 +298,17 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// The chain hash of a record body (its bytes without the hash member).
 pub fn chain_hash(prev: &str, body: &[u8]) -> String {
+    hash_parts(prev, &[body])
+}
+
+/// The chain hash of a body given in consecutive parts (no copy needed).
+fn hash_parts(prev: &str, parts: &[&[u8]]) -> String {
     let mut hasher = Sha256::new();
     hasher.update(CHAIN_DOMAIN);
     hasher.update(prev.as_bytes());
-    hasher.update(body);
+    for part in parts {
+        hasher.update(part);
+    }
     hex(&hasher.finalize())
 }
 
@@ -342,8 +349,9 @@ pub fn encode_record(
     Ok((body, hash))
 }
 
-/// Splits a line (without its newline) into the hashed body and the stored hash.
-fn split_hash(line: &[u8]) -> Result<(Vec<u8>, &str), ChainError> {
+/// Splits a line (without its newline) into the body before the hash
+/// member (the hashed body is this plus a closing `}`) and the stored hash.
+fn split_hash(line: &[u8]) -> Result<(&[u8], &str), ChainError> {
     if line.len() < HASH_SUFFIX_LEN + 2 {
         return Err(ChainError::Malformed("too short to be a record".into()));
     }
@@ -365,10 +373,7 @@ fn split_hash(line: &[u8]) -> Result<(Vec<u8>, &str), ChainError> {
     }
     let stored = std::str::from_utf8(digits)
         .map_err(|_| ChainError::Malformed("hash is not UTF-8".into()))?;
-    let mut body = Vec::with_capacity(head.len() + 1);
-    body.extend_from_slice(head);
-    body.push(b'}');
-    Ok((body, stored))
+    Ok((head, stored))
 }
 
 /// Checks records one after another: each must hash correctly and continue the chain.
@@ -422,51 +427,76 @@ impl ChainVerifier {
     }
 
     /// Verifies `line` as the next record and advances.
-    pub fn push(&mut self, line: &[u8]) -> Result<Record, ChainError> {
+    pub fn push(&mut self, line: &[u8]) -> Result<Link, ChainError> {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
-        let (body, stored) = split_hash(line)?;
-        if chain_hash(&self.prev, &body) != stored {
+        let (head, stored) = split_hash(line)?;
+        let parsed = serde_json::from_slice::<LinkFields<'_>>(line);
+        if hash_parts(&self.prev, &[head, b"}"]) != stored {
             // Tell a broken link apart from edited bytes when the record still parses.
-            if let Ok(record) = serde_json::from_slice::<Record>(line)
-                && record.prev != self.prev
+            if let Ok(fields) = &parsed
+                && fields.prev != self.prev
             {
                 return Err(ChainError::PrevMismatch {
                     expected: self.prev.clone(),
-                    found: record.prev,
+                    found: fields.prev.clone().into_owned(),
                 });
             }
             return Err(ChainError::HashMismatch);
         }
-        let record: Record =
-            serde_json::from_slice(line).map_err(|e| ChainError::Malformed(e.to_string()))?;
-        if record.prev != self.prev {
+        let fields = parsed.map_err(|e| ChainError::Malformed(e.to_string()))?;
+        if fields.prev != self.prev {
             return Err(ChainError::PrevMismatch {
                 expected: self.prev.clone(),
-                found: record.prev,
+                found: fields.prev.into_owned(),
             });
         }
-        if record.seq != self.next_seq {
+        if fields.seq != self.next_seq {
             return Err(ChainError::SeqMismatch {
                 expected: self.next_seq,
-                found: record.seq,
+                found: fields.seq,
             });
         }
         match &self.log_id {
-            Some(id) if *id != record.log_id => {
+            Some(id) if *id != fields.log_id => {
                 return Err(ChainError::LogIdMismatch {
                     expected: id.clone(),
-                    found: record.log_id,
+                    found: fields.log_id.into_owned(),
                 });
             }
             Some(_) => {}
-            None => self.log_id = Some(record.log_id.clone()),
+            None => self.log_id = Some(fields.log_id.clone().into_owned()),
         }
         self.prev = stored.to_owned();
         self.next_seq = self.next_seq.checked_add(1).ok_or_else(|| {
             ChainError::Malformed("seq is at its maximum; the log cannot continue".into())
         })?;
-        Ok(record)
+        Ok(Link {
+            seq: fields.seq,
+            log_id: fields.log_id.into_owned(),
+            hash: stored.to_owned(),
+        })
     }
+}
+
+/// What the chain needs of a record; everything else is skipped unparsed.
+#[derive(Deserialize)]
+struct LinkFields<'a> {
+    seq: u64,
+    #[serde(borrow)]
+    log_id: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    prev: std::borrow::Cow<'a, str>,
+}
+
+/// A record that continued the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// Its seq.
+    pub seq: u64,
+    /// Its log's id.
+    pub log_id: String,
+    /// Its hash.
+    pub hash: String,
 }
 
 #[cfg(test)]
@@ -567,7 +597,9 @@ mod tests {
         let lines = chain(2);
         let first = String::from_utf8(lines[0].clone()).unwrap();
         let edited = first.replace("n1", "n9");
-        let (body, _) = split_hash(edited.trim_end().as_bytes()).unwrap();
+        let (head, _) = split_hash(edited.trim_end().as_bytes()).unwrap();
+        let mut body = head.to_vec();
+        body.push(b'}');
         let forged_hash = chain_hash(GENESIS_PREV, &body);
         let mut forged = body;
         forged.pop();
