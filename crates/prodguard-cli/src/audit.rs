@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 use prodguard::audit::{
     Anchor, AnchorCheck, AuditSink, FileSink, RepairError, RepairOutcome, VerifyReport,
-    repair_file, verify_file,
+    init_key_file, key_to_text, read_key_file, repair_file, verify_file_sealed,
 };
 use prodguard::{GuardError, config};
-use prodguard_core::audit::{AuditEvent, Record};
+use prodguard_core::audit::{AuditEvent, Record, SealKey};
 use prodguard_core::exit;
 
 use crate::{AuditCommand, LogArg, load_policy};
@@ -22,8 +22,12 @@ fn log_path(log: &LogArg, policy: Option<&PathBuf>) -> Result<PathBuf, GuardErro
         .ok_or_else(|| GuardError::Policy("no audit log is configured; pass --log PATH".into()))
 }
 
-fn verify(path: &Path, anchor: Option<&Anchor>) -> Result<VerifyReport, i32> {
-    verify_file(path, anchor).map_err(|e| {
+fn verify(
+    path: &Path,
+    anchor: Option<&Anchor>,
+    key: Option<&SealKey>,
+) -> Result<VerifyReport, i32> {
+    verify_file_sealed(path, anchor, key).map_err(|e| {
         eprintln!("prodguard: cannot read audit log {}: {e}", path.display());
         exit::AUDIT_UNAVAILABLE
     })
@@ -42,10 +46,19 @@ fn read_anchor(path: &Path) -> Result<Anchor, GuardError> {
 
 pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32, GuardError> {
     match command {
-        AuditCommand::Verify { log, anchor } => {
+        AuditCommand::Verify {
+            log,
+            anchor,
+            seal_key,
+        } => {
             let path = log_path(&log, policy)?;
             let anchor = anchor.as_deref().map(read_anchor).transpose()?;
-            let report = match verify(&path, anchor.as_ref()) {
+            let seal_key = seal_key
+                .as_deref()
+                .map(read_key_file)
+                .transpose()
+                .map_err(|e| GuardError::Policy(e.to_string()))?;
+            let report = match verify(&path, anchor.as_ref(), seal_key.as_ref()) {
                 Ok(report) => report,
                 Err(code) => return Ok(code),
             };
@@ -103,7 +116,7 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
         }
         AuditCommand::Head { log } => {
             let path = log_path(&log, policy)?;
-            let report = match verify(&path, None) {
+            let report = match verify(&path, None, None) {
                 Ok(report) => report,
                 Err(code) => return Ok(code),
             };
@@ -125,11 +138,54 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
                 }
             }
         }
+        AuditCommand::SealInit { key_file } => {
+            let key_file = match key_file {
+                Some(path) => path,
+                None => load_policy(policy)?
+                    .audit
+                    .seal_key_file
+                    .map(PathBuf::from)
+                    .ok_or_else(|| {
+                        GuardError::Policy(
+                            "no seal key file: pass --key-file or set [audit] seal_key_file".into(),
+                        )
+                    })?,
+            };
+            match init_key_file(&key_file) {
+                Ok(key) => {
+                    say_raw!("{}", key_to_text(&key));
+                    eprintln!(
+                        "prodguard: seal key created at {}; the line above is the verification key: \
+                         store it off this host and check seals with `prodguard audit verify --seal-key FILE`",
+                        key_file.display()
+                    );
+                    Ok(0)
+                }
+                Err(e) => {
+                    eprintln!("prodguard: {e}");
+                    Ok(exit::AUDIT_UNAVAILABLE)
+                }
+            }
+        }
+        AuditCommand::Seal { log } => {
+            let path = log_path(&log, policy)?;
+            let policy = load_policy(policy)?;
+            match FileSink::from_policy(&path, &policy).seal_now() {
+                Ok(seq) => {
+                    say!("{seq}");
+                    Ok(0)
+                }
+                Err(e) => {
+                    eprintln!("prodguard: {e}");
+                    Ok(exit::AUDIT_UNAVAILABLE)
+                }
+            }
+        }
         AuditCommand::Record { log, message } => {
             let path = log_path(&log, policy)?;
             let mut event = AuditEvent::note(message);
             event.actor = Some(prodguard::facts::current_actor());
-            match FileSink::new(&path).append(&event) {
+            match FileSink::from_policy(&path, &load_policy(policy)?).append(&event) {
                 Ok(receipt) => {
                     say!("{}", receipt.seq);
                     Ok(0)
@@ -168,6 +224,15 @@ fn print_report(path: &Path, report: &VerifyReport) {
         );
         return;
     }
+    if let Some(unsealed) = report.unsealed_tail.filter(|&n| n > 0) {
+        say!(
+            "{path}: {} records verify with {} seals, but the last {unsealed} are not sealed yet \
+             (`prodguard audit seal` seals them)",
+            report.records,
+            report.seals
+        );
+        return;
+    }
     if report.anchor == Some(AnchorCheck::NotReached) {
         say!(
             "{path}: {} records verify, but the log ends before the anchor: it was truncated or rolled back",
@@ -175,15 +240,20 @@ fn print_report(path: &Path, report: &VerifyReport) {
         );
         return;
     }
+    let seals = if report.unsealed_tail.is_some() {
+        format!(", {} seals verified", report.seals)
+    } else {
+        String::new()
+    };
+    let anchor = if report.anchor.is_some() {
+        ", anchor reached"
+    } else {
+        ""
+    };
     say!(
-        "{path}: intact, {} records, head {}{}",
+        "{path}: intact, {} records, head {}{anchor}{seals}",
         report.records,
-        report.head_hash,
-        if report.anchor.is_some() {
-            ", anchor reached"
-        } else {
-            ""
-        }
+        report.head_hash
     );
 }
 

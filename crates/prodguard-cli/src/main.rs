@@ -141,6 +141,9 @@ enum AuditCommand {
         /// An anchor from `prodguard audit head`, kept off the host.
         #[arg(long, value_name = "FILE")]
         anchor: Option<PathBuf>,
+        /// The verification key from `prodguard audit seal-init`: checks every seal.
+        #[arg(long, value_name = "FILE")]
+        seal_key: Option<PathBuf>,
     },
     /// Cut an incomplete final record (saved beside the log) and record the recovery;
     /// refuses (exit 1) when any complete record is damaged.
@@ -158,6 +161,18 @@ enum AuditCommand {
     },
     /// Print the head as a JSON anchor to store off the host.
     Head {
+        #[command(flatten)]
+        log: LogArg,
+    },
+    /// Create the seal key ([audit] seal_key_file) and print the verification
+    /// key, which belongs off the host.
+    SealInit {
+        /// Where the key goes (default: the policy's [audit] seal_key_file).
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+    },
+    /// Append a seal record now (the policy also seals every seal_every records).
+    Seal {
         #[command(flatten)]
         log: LogArg,
     },

@@ -661,3 +661,74 @@ fn audit_commands_cover_record_show_head_verify_and_repair() {
     );
     assert_eq!(code(&missing), 123);
 }
+
+#[test]
+fn seal_init_seal_and_verify_with_the_off_host_key() {
+    let sb = Sandbox::new("seals");
+    let key_file = sb.path("seal.key");
+    std::fs::write(
+        sb.path("prodguard.toml"),
+        format!(
+            "[audit]\nseal_every = 2\nseal_key_file = \"{}\"\n[[rule]]\noperations = [\"*\"]\ntiers = [\"production\"]\nrequire = [\"audit\"]\n",
+            key_file.display()
+        ),
+    )
+    .unwrap();
+    let init = sb.run(&[], &["audit", "seal-init"]);
+    assert_eq!(code(&init), 0, "{}", stderr(&init));
+    std::fs::write(sb.path("verify.key"), stdout(&init)).unwrap();
+    assert!(stderr(&init).contains("off this host"), "{}", stderr(&init));
+    assert_eq!(
+        code(&sb.run(&[], &["audit", "seal-init"])),
+        123,
+        "created once"
+    );
+
+    let out = sb.run(
+        &[("APP_ENV", "production")],
+        &["exec", "--op", "db.migrate", "--", "true"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // Every second record is a seal: intent 1, seal 2, outcome 3, seal 4.
+    let verify = sb.run(&[], &["audit", "verify", "--seal-key", "verify.key"]);
+    assert_eq!(code(&verify), 0, "{}", stdout(&verify));
+    assert!(
+        stdout(&verify).contains("2 seals verified"),
+        "{}",
+        stdout(&verify)
+    );
+    // A note written without sealing (another policy) leaves an unsealed tail.
+    std::fs::write(
+        sb.path("plain.toml"),
+        "[[rule]]\noperations = [\"*\"]\nrequire = [\"audit\"]\n",
+    )
+    .unwrap();
+    let note = sb.run(
+        &[],
+        &[
+            "--policy",
+            "plain.toml",
+            "audit",
+            "record",
+            "--message",
+            "unsealed",
+        ],
+    );
+    assert_eq!(stdout(&note).trim(), "5");
+    let verify = sb.run(&[], &["audit", "verify", "--seal-key", "verify.key"]);
+    assert_eq!(code(&verify), 3, "{}", stdout(&verify));
+    assert_eq!(stdout(&sb.run(&[], &["audit", "seal"])).trim(), "6");
+    let verify = sb.run(&[], &["audit", "verify", "--seal-key", "verify.key"]);
+    assert_eq!(code(&verify), 0, "{}", stdout(&verify));
+    assert!(
+        stdout(&verify).contains("3 seals verified"),
+        "{}",
+        stdout(&verify)
+    );
+    // The key now on the host cannot verify the first seal.
+    let verify = sb.run(
+        &[],
+        &["audit", "verify", "--seal-key", key_file.to_str().unwrap()],
+    );
+    assert_eq!(code(&verify), 1, "{}", stdout(&verify));
+}

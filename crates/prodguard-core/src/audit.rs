@@ -56,6 +56,8 @@ pub enum EventKind {
     Note,
     /// A repair cut a torn tail.
     Recovery,
+    /// A MAC over the chain's head with the current epoch's seal key.
+    Seal,
 }
 
 /// Who acted.
@@ -181,6 +183,187 @@ pub struct AuditEvent {
     /// Free text (notes, recovery details).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub message: Option<String>,
+    /// A seal's epoch and MAC.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub seal: Option<SealInfo>,
+}
+
+/// What a seal record carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealInfo {
+    /// The key's epoch.
+    pub epoch: u64,
+    /// Hex HMAC-SHA256 of (domain, log id, seq, prev) under the epoch's key.
+    pub mac: String,
+}
+
+/// The domain tag of seal MACs.
+pub const SEAL_DOMAIN: &[u8] = b"prodguard.audit.seal.v1\0";
+const EVOLVE_DOMAIN: &[u8] = b"prodguard.audit.seal.evolve.v1\0";
+
+/// A forward-secure seal key: each epoch's key is the hash of the one
+/// before, and a writer erases the old key once it has sealed with it, so a
+/// host compromised later cannot forge seals of earlier epochs. Whoever
+/// holds an epoch's key (kept off the host) can check every later seal.
+///
+/// ```
+/// use prodguard_core::audit::SealKey;
+/// let k0 = SealKey { epoch: 0, key: [7; 32] };
+/// let k2 = k0.evolve().evolve();
+/// assert_eq!(k0.at_epoch(2), Some(k2.clone()));
+/// assert_eq!(k2.at_epoch(0), None, "keys only evolve forward");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealKey {
+    /// Which epoch this key belongs to.
+    pub epoch: u64,
+    /// The key.
+    pub key: [u8; 32],
+}
+
+impl std::fmt::Debug for SealKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealKey")
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SealKey {
+    /// The next epoch's key: `K(e+1) = SHA-256(domain ‖ K(e))`.
+    pub fn evolve(&self) -> SealKey {
+        let mut hasher = Sha256::new();
+        hasher.update(EVOLVE_DOMAIN);
+        hasher.update(self.key);
+        SealKey {
+            epoch: self.epoch.saturating_add(1),
+            key: hasher.finalize().into(),
+        }
+    }
+
+    /// This key evolved to `epoch`; `None` for an earlier epoch.
+    pub fn at_epoch(&self, epoch: u64) -> Option<SealKey> {
+        if epoch < self.epoch || epoch - self.epoch > 100_000_000 {
+            return None;
+        }
+        let mut key = self.clone();
+        while key.epoch < epoch {
+            key = key.evolve();
+        }
+        Some(key)
+    }
+
+    /// HMAC-SHA256 over the seal's input; `None` never happens (HMAC takes
+    /// keys of any length), and callers fail closed if it did.
+    fn mac_of(&self, log_id: &str, seq: u64, prev: &str) -> Option<hmac::Hmac<Sha256>> {
+        use hmac::{KeyInit, Mac};
+        let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&self.key).ok()?;
+        mac.update(SEAL_DOMAIN);
+        mac.update(log_id.as_bytes());
+        mac.update(b"\0");
+        mac.update(seq.to_string().as_bytes());
+        mac.update(b"\0");
+        mac.update(prev.as_bytes());
+        Some(mac)
+    }
+
+    /// The seal for the record at `seq` of `log_id` whose `prev` is the head.
+    pub fn seal(&self, log_id: &str, seq: u64, prev: &str) -> SealInfo {
+        use hmac::Mac;
+        SealInfo {
+            epoch: self.epoch,
+            mac: self
+                .mac_of(log_id, seq, prev)
+                .map(|mac| hex(&mac.finalize().into_bytes()))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Whether `mac` (hex) is this key's seal of (`log_id`, `seq`, `prev`), in constant time.
+    pub fn verify(&self, log_id: &str, seq: u64, prev: &str, mac: &str) -> bool {
+        use hmac::Mac;
+        match (unhex32(mac), self.mac_of(log_id, seq, prev)) {
+            (Some(bytes), Some(expected)) => expected.verify_slice(&bytes).is_ok(),
+            _ => false,
+        }
+    }
+}
+
+/// Decodes 64 hex digits.
+pub fn unhex32(text: &str) -> Option<[u8; 32]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        out[i] = (digit(pair[0])? << 4) | digit(pair[1])?;
+    }
+    Some(out)
+}
+
+/// Checks the seals of a log in order, with a verification key kept off the host.
+#[derive(Debug, Clone)]
+pub struct SealChecker {
+    key: SealKey,
+    last_epoch: Option<u64>,
+    last_sealed_seq: u64,
+}
+
+impl SealChecker {
+    /// A checker that accepts seals from `key`'s epoch on.
+    pub fn new(key: SealKey) -> Self {
+        SealChecker {
+            key,
+            last_epoch: None,
+            last_sealed_seq: 0,
+        }
+    }
+
+    /// The seq of the last seal that checked out (0 before any).
+    pub fn last_sealed_seq(&self) -> u64 {
+        self.last_sealed_seq
+    }
+
+    /// Checks a seal record at `seq` whose `prev` was the chain's head.
+    pub fn check(
+        &mut self,
+        log_id: &str,
+        seq: u64,
+        prev: &str,
+        seal: &SealInfo,
+    ) -> Result<(), String> {
+        if let Some(last) = self.last_epoch
+            && seal.epoch != last.saturating_add(1)
+        {
+            return Err(format!(
+                "seal epoch {} follows epoch {last}: epochs must be continuous",
+                seal.epoch
+            ));
+        }
+        let Some(key) = self.key.at_epoch(seal.epoch) else {
+            return Err(format!(
+                "seal epoch {} is before the verification key's epoch {}",
+                seal.epoch, self.key.epoch
+            ));
+        };
+        if !key.verify(log_id, seq, prev, &seal.mac) {
+            return Err(format!(
+                "the seal of epoch {} does not verify: the records before it were changed, or the seal was forged",
+                seal.epoch
+            ));
+        }
+        // Later seals can only be of later epochs: keep the evolved key.
+        self.key = key;
+        self.last_epoch = Some(seal.epoch);
+        self.last_sealed_seq = seq;
+        Ok(())
+    }
 }
 
 impl AuditEvent {
@@ -196,6 +379,7 @@ impl AuditEvent {
             confirm: None,
             outcome: None,
             message: None,
+            seal: None,
         }
     }
 
@@ -473,7 +657,9 @@ impl ChainVerifier {
         Ok(Link {
             seq: fields.seq,
             log_id: fields.log_id.into_owned(),
+            prev: fields.prev.into_owned(),
             hash: stored.to_owned(),
+            seal: fields.seal,
         })
     }
 }
@@ -486,6 +672,8 @@ struct LinkFields<'a> {
     log_id: std::borrow::Cow<'a, str>,
     #[serde(borrow)]
     prev: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    seal: Option<SealInfo>,
 }
 
 /// A record that continued the chain.
@@ -495,8 +683,12 @@ pub struct Link {
     pub seq: u64,
     /// Its log's id.
     pub log_id: String,
+    /// The hash it chains to.
+    pub prev: String,
     /// Its hash.
     pub hash: String,
+    /// Its seal, when it is a seal record.
+    pub seal: Option<SealInfo>,
 }
 
 #[cfg(test)]
@@ -620,6 +812,54 @@ mod tests {
             encode_record(&envelope(u64::MAX), &AuditEvent::note("last"), GENESIS_PREV).unwrap();
         let mut v = ChainVerifier::resume(GENESIS_PREV.to_owned(), u64::MAX, None);
         assert!(v.push(&line).is_err(), "no seq after u64::MAX");
+    }
+
+    #[test]
+    fn seals_verify_only_with_the_right_epoch_key_and_head() {
+        let k0 = SealKey {
+            epoch: 0,
+            key: [3; 32],
+        };
+        let seal0 = k0.seal("log", 10, "aa");
+        let seal1 = k0.evolve().seal("log", 20, "bb");
+        let mut checker = SealChecker::new(k0.clone());
+        checker.check("log", 10, "aa", &seal0).unwrap();
+        checker.check("log", 20, "bb", &seal1).unwrap();
+        assert_eq!(checker.last_sealed_seq(), 20);
+        // A changed head, seq or log id breaks the MAC.
+        for (log, seq, prev) in [("log", 10, "ab"), ("log", 11, "aa"), ("other", 10, "aa")] {
+            assert!(
+                SealChecker::new(k0.clone())
+                    .check(log, seq, prev, &seal0)
+                    .is_err()
+            );
+        }
+        // A skipped or repeated epoch is refused.
+        let mut checker = SealChecker::new(k0.clone());
+        checker.check("log", 10, "aa", &seal0).unwrap();
+        assert!(
+            checker
+                .check("log", 20, "bb", &k0.evolve().evolve().seal("log", 20, "bb"))
+                .is_err()
+        );
+        // A later epoch's key (what a compromised host holds) cannot forge an earlier seal.
+        let stolen = k0.evolve();
+        let forged = SealInfo {
+            epoch: 0,
+            ..stolen.seal("log", 10, "aa")
+        };
+        assert!(
+            SealChecker::new(k0.clone())
+                .check("log", 10, "aa", &forged)
+                .is_err()
+        );
+        assert!(
+            SealChecker::new(stolen)
+                .check("log", 10, "aa", &seal0)
+                .is_err(),
+            "epoch before the key"
+        );
+        assert!(!k0.verify("log", 10, "aa", "zz"));
     }
 
     #[test]

@@ -164,9 +164,7 @@ impl GuardBuilder {
             .unwrap_or_else(|| PathBuf::from("prodguard-backups"));
         let sink: Arc<dyn AuditSink> = match (self.sink, log_path) {
             (Some(sink), _) => sink,
-            (None, Some(path)) => {
-                Arc::new(FileSink::with_durability(path, policy.audit.durability))
-            }
+            (None, Some(path)) => Arc::new(FileSink::from_policy(path, &policy)),
             (None, None) => Arc::new(NoAuditLog),
         };
         tracing::debug!(

@@ -148,9 +148,9 @@ pub struct AuditConfig {
     pub log: Option<String>,
     /// How appends reach the disk.
     pub durability: Durability,
-    /// A seal every N records (used by later versions).
+    /// Every N-th record is a seal (default 1000 when `seal_key_file` is set).
     pub seal_every: Option<u64>,
-    /// The seal key's path (used by later versions).
+    /// The seal key's path (`prodguard audit seal-init` creates it); sealing is on when set.
     pub seal_key_file: Option<String>,
 }
 

@@ -9,15 +9,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 
 use prodguard_core::audit::{
-    AuditEvent, ChainVerifier, Envelope, GENESIS_PREV, Record, encode_record,
+    AuditEvent, ChainVerifier, Envelope, EventKind, GENESIS_PREV, Record, SealKey, encode_record,
 };
 use prodguard_core::policy::Durability;
 
 use crate::facts;
 
+mod seal;
 mod verify;
+pub use seal::{SealKeyError, init_key_file, key_to_text, read_key_file, write_key_file};
 pub use verify::{
-    Anchor, AnchorCheck, Damage, RepairError, RepairOutcome, VerifyReport, repair_file, verify_file,
+    Anchor, AnchorCheck, Damage, RepairError, RepairOutcome, VerifyReport, repair_file,
+    verify_file, verify_file_sealed,
 };
 
 /// Where a durable append landed.
@@ -79,6 +82,9 @@ pub enum AuditError {
         /// What failed.
         cause: String,
     },
+    /// Sealing is configured but the key cannot be used.
+    #[error("{0}")]
+    Seal(#[from] SealKeyError),
     /// The last record does not verify.
     #[error(
         "audit log {path}: the last record does not verify ({detail}); run `prodguard audit verify --log {path}` to find the damage"
@@ -180,6 +186,7 @@ struct Group {
 pub struct FileSink {
     path: PathBuf,
     durability: Durability,
+    seal: Option<SealConfig>,
     host: String,
     state: Mutex<State>,
     group: Mutex<Group>,
@@ -216,6 +223,7 @@ impl FileSink {
         FileSink {
             path: path.into(),
             durability,
+            seal: None,
             host: facts::hostname().unwrap_or_else(|| "unknown".into()),
             state: Mutex::new(State {
                 writer: None,
@@ -227,9 +235,63 @@ impl FileSink {
         }
     }
 
+    /// A sink for `path` with the policy's `[audit]` durability and sealing
+    /// (`seal_key_file`, every `seal_every` records, default 1000).
+    pub fn from_policy(path: impl Into<PathBuf>, policy: &prodguard_core::Policy) -> Self {
+        let sink = Self::with_durability(path, policy.audit.durability);
+        match &policy.audit.seal_key_file {
+            Some(key_file) => sink.sealed(key_file, policy.audit.seal_every.unwrap_or(1000)),
+            None => sink,
+        }
+    }
+
+    /// Seals the log every `every` records with the key in `key_file`
+    /// (`[audit] seal_every`, `seal_key_file`).
+    pub fn sealed(mut self, key_file: impl Into<PathBuf>, every: u64) -> Self {
+        self.seal = Some(SealConfig {
+            key_file: key_file.into(),
+            every,
+        });
+        self
+    }
+
     /// The log's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Appends a seal record now (`prodguard audit seal`); returns its seq.
+    pub fn seal_now(&self) -> Result<u64, AuditError> {
+        if self.seal.is_none() {
+            return Err(AuditError::Seal(SealKeyError {
+                path: PathBuf::from("<none>"),
+                problem: "no seal key is configured ([audit] seal_key_file)".into(),
+            }));
+        }
+        let receipts = self
+            .with_locked_writer(|writer, ops| self.append_batch_locked(writer, ops, &[], true))?;
+        receipts
+            .last()
+            .map(|r| r.seq)
+            .ok_or_else(|| self.io("seal", std::io::Error::other("no seal record was written")))
+    }
+
+    /// The key for the next seal: the key file's, moved past the last seal
+    /// in the log (a crash after a seal but before the key evolved leaves
+    /// the file one epoch behind).
+    fn next_seal_key(
+        &self,
+        config: &SealConfig,
+        file: &File,
+        len: u64,
+    ) -> Result<SealKey, Failure> {
+        let key = read_key_file(&config.key_file).map_err(|e| Failure::Clean(e.into()))?;
+        let last = last_seal_epoch(file, len)
+            .map_err(|e| Failure::Clean(self.io("read the last seal", e)))?;
+        Ok(match last {
+            Some(epoch) if epoch >= key.epoch => key.at_epoch(epoch + 1).unwrap_or(key),
+            _ => key,
+        })
     }
 
     fn io(&self, op: &'static str, source: std::io::Error) -> AuditError {
@@ -290,12 +352,14 @@ impl FileSink {
         }))
     }
 
-    /// Writes `events` as consecutive records with one write and one sync.
+    /// Writes `events` as consecutive records with one write and one sync,
+    /// with seal records where they are due (and at the end when `seal_now`).
     fn append_batch_locked(
         &self,
         writer: &mut Writer,
         ops: &mut dyn FileOps,
         events: &[AuditEvent],
+        seal_now: bool,
     ) -> Result<Vec<AppendReceipt>, Failure> {
         let len = self.refresh_head(writer).map_err(Failure::Clean)?;
         let (mut seq, mut prev, log_id) = match &writer.head {
@@ -305,32 +369,64 @@ impl FileSink {
         let ts = facts::now();
         let mut buf = Vec::new();
         let mut receipts = Vec::with_capacity(events.len());
-        for event in events {
-            seq = seq.checked_add(1).ok_or_else(|| {
-                Failure::Clean(AuditError::Corrupt {
-                    path: self.path.clone(),
-                    detail: "seq is at its maximum".into(),
-                })
-            })?;
-            let envelope = Envelope {
-                log_id: log_id.clone(),
-                seq,
-                ts,
-                host: self.host.clone(),
-                pid: std::process::id(),
+        let mut seal_key: Option<SealKey> = None;
+        let mut push =
+            |event: &AuditEvent, seq: &mut u64, prev: &mut String| -> Result<(), Failure> {
+                *seq = seq.checked_add(1).ok_or_else(|| {
+                    Failure::Clean(AuditError::Corrupt {
+                        path: self.path.clone(),
+                        detail: "seq is at its maximum".into(),
+                    })
+                })?;
+                let envelope = Envelope {
+                    log_id: log_id.clone(),
+                    seq: *seq,
+                    ts,
+                    host: self.host.clone(),
+                    pid: std::process::id(),
+                };
+                let (line, hash) = encode_record(&envelope, event, prev).map_err(|e| {
+                    Failure::Clean(AuditError::Corrupt {
+                        path: self.path.clone(),
+                        detail: e.to_string(),
+                    })
+                })?;
+                buf.extend_from_slice(&line);
+                receipts.push(AppendReceipt {
+                    seq: *seq,
+                    hash: hash.clone(),
+                });
+                *prev = hash;
+                Ok(())
             };
-            let (line, hash) = encode_record(&envelope, event, &prev).map_err(|e| {
-                Failure::Clean(AuditError::Corrupt {
-                    path: self.path.clone(),
-                    detail: e.to_string(),
-                })
-            })?;
-            buf.extend_from_slice(&line);
-            receipts.push(AppendReceipt {
-                seq,
-                hash: hash.clone(),
-            });
-            prev = hash;
+        let mut seal =
+            |seq: &mut u64,
+             prev: &mut String,
+             push: &mut dyn FnMut(&AuditEvent, &mut u64, &mut String) -> Result<(), Failure>|
+             -> Result<(), Failure> {
+                let Some(config) = &self.seal else {
+                    return Ok(());
+                };
+                let key = match seal_key.take() {
+                    Some(key) => key,
+                    None => self.next_seal_key(config, &writer.file, len)?,
+                };
+                let mut event = AuditEvent::new(EventKind::Seal);
+                event.seal = Some(key.seal(&log_id, *seq + 1, prev));
+                push(&event, seq, prev)?;
+                seal_key = Some(key.evolve());
+                Ok(())
+            };
+        let every = self.seal.as_ref().map_or(0, |c| c.every);
+        for event in events {
+            push(event, &mut seq, &mut prev)?;
+            // Every `every`-th record of the log is a seal.
+            if every > 0 && (seq + 1) % every == 0 {
+                seal(&mut seq, &mut prev, &mut push)?;
+            }
+        }
+        if seal_now {
+            seal(&mut seq, &mut prev, &mut push)?;
         }
         write_all(ops, &writer.file, &buf).map_err(|e| Failure::Poison(self.io("write", e)))?;
         if self.durability == Durability::Fdatasync {
@@ -340,6 +436,13 @@ impl FileSink {
                 sync_parent(&self.path)
                     .map_err(|e| Failure::Poison(self.io("fsync directory", e)))?;
                 writer.sync_directory = false;
+            }
+        }
+        if let (Some(config), Some(next)) = (&self.seal, &seal_key) {
+            // The seal is durable; now erase the key that made it. If this
+            // fails the next seal still moves past it (see next_seal_key).
+            if let Err(e) = write_key_file(&config.key_file, next) {
+                tracing::error!(target: "prodguard::audit", error = %e, "the used seal key could not be erased");
             }
         }
         writer.known_len = len + buf.len() as u64;
@@ -357,6 +460,39 @@ impl FileSink {
         }
         Ok(receipts)
     }
+}
+
+/// Where and how often to seal.
+#[derive(Debug, Clone)]
+struct SealConfig {
+    key_file: PathBuf,
+    every: u64,
+}
+
+/// The epoch of the last seal record in the file, scanning back at most 16 MiB.
+fn last_seal_epoch(file: &File, len: u64) -> std::io::Result<Option<u64>> {
+    const NEEDLE: &[u8] = b"\"kind\":\"seal\"";
+    const LIMIT: u64 = 16 << 20;
+    let start = len.saturating_sub(LIMIT);
+    let mut tail = vec![0u8; usize::try_from(len - start).unwrap_or(0)];
+    file.read_exact_at(&mut tail, start)?;
+    let Some(at) = tail.windows(NEEDLE.len()).rposition(|w| w == NEEDLE) else {
+        return Ok(None);
+    };
+    let line_start = tail[..at]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let line_end = tail[at..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(tail.len(), |p| at + p);
+    #[derive(serde::Deserialize)]
+    struct SealOnly {
+        seal: Option<prodguard_core::audit::SealInfo>,
+    }
+    let parsed: Result<SealOnly, _> = serde_json::from_slice(&tail[line_start..line_end]);
+    Ok(parsed.ok().and_then(|r| r.seal).map(|s| s.epoch))
 }
 
 /// `write_all` through `ops`: a short write continues with the rest; an
@@ -481,8 +617,9 @@ impl AuditSink for FileSink {
             let batch = std::mem::take(&mut group.queue);
             drop(group);
             let (tickets, events): (Vec<u64>, Vec<AuditEvent>) = batch.into_iter().unzip();
-            let result = self
-                .with_locked_writer(|writer, ops| self.append_batch_locked(writer, ops, &events));
+            let result = self.with_locked_writer(|writer, ops| {
+                self.append_batch_locked(writer, ops, &events, false)
+            });
             group = self.group.lock().unwrap_or_else(|p| p.into_inner());
             group.leader_active = false;
             let mine = match result {

@@ -4,7 +4,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use prodguard_core::audit::{AuditEvent, ChainVerifier, EventKind, GENESIS_PREV};
+use prodguard_core::audit::{
+    AuditEvent, ChainVerifier, EventKind, GENESIS_PREV, SealChecker, SealKey,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{AuditError, AuditSink, FileSink};
@@ -66,6 +68,10 @@ pub struct VerifyReport {
     pub torn_tail_bytes: u64,
     /// How the log relates to the anchor given, if one was.
     pub anchor: Option<AnchorCheck>,
+    /// Seal records that verified (only counted with a seal key).
+    pub seals: u64,
+    /// With a seal key: records after the last valid seal.
+    pub unsealed_tail: Option<u64>,
 }
 
 impl VerifyReport {
@@ -74,6 +80,7 @@ impl VerifyReport {
         self.damage.is_none()
             && self.torn_tail_bytes == 0
             && matches!(self.anchor, None | Some(AnchorCheck::Reached))
+            && self.unsealed_tail.unwrap_or(0) == 0
     }
 
     /// The head as an anchor, once at least one record verified.
@@ -86,14 +93,17 @@ impl VerifyReport {
         })
     }
 
-    /// The `prodguard audit verify` exit code: 0 intact, 1 tampered, 2 torn
-    /// tail that repair can cut, 3 anchor not reached.
+    /// The `prodguard audit verify` exit code: 0 intact, 1 tampered (an
+    /// edit, deletion, reorder, splice, bad seal), 2 torn tail that repair
+    /// can cut, 3 records after the last seal or the anchor not reached.
     pub fn exit_code(&self) -> i32 {
         if self.damage.is_some() || matches!(self.anchor, Some(AnchorCheck::Mismatch(_))) {
             1
         } else if self.torn_tail_bytes > 0 {
             2
-        } else if matches!(self.anchor, Some(AnchorCheck::NotReached)) {
+        } else if matches!(self.anchor, Some(AnchorCheck::NotReached))
+            || self.unsealed_tail.unwrap_or(0) > 0
+        {
             3
         } else {
             0
@@ -103,6 +113,18 @@ impl VerifyReport {
 
 /// Verifies the chain of the log at `path`, streaming, against `anchor` if given.
 pub fn verify_file(path: &Path, anchor: Option<&Anchor>) -> std::io::Result<VerifyReport> {
+    verify_file_sealed(path, anchor, None)
+}
+
+/// Like [`verify_file`], also checking every seal with `seal_key` (an
+/// epoch's key kept off the host): epochs must be continuous and each MAC
+/// valid; records after the last seal are reported as an unsealed tail.
+pub fn verify_file_sealed(
+    path: &Path,
+    anchor: Option<&Anchor>,
+    seal_key: Option<&SealKey>,
+) -> std::io::Result<VerifyReport> {
+    let mut seals = seal_key.map(|k| SealChecker::new(k.clone()));
     let mut reader = BufReader::with_capacity(256 * 1024, File::open(path)?);
     let mut verifier = ChainVerifier::new();
     let mut report = VerifyReport {
@@ -113,6 +135,8 @@ pub fn verify_file(path: &Path, anchor: Option<&Anchor>) -> std::io::Result<Veri
         damage: None,
         torn_tail_bytes: 0,
         anchor: anchor.map(|_| AnchorCheck::NotReached),
+        seals: 0,
+        unsealed_tail: None,
     };
     let mut line = Vec::new();
     let mut line_no = 0u64;
@@ -133,8 +157,20 @@ pub fn verify_file(path: &Path, anchor: Option<&Anchor>) -> std::io::Result<Veri
         if report.damage.is_some() {
             continue;
         }
-        match verifier.push(&line) {
+        let checked = verifier
+            .push(&line)
+            .map_err(|e| e.to_string())
+            .and_then(|link| match (&mut seals, &link.seal) {
+                (Some(checker), Some(seal)) => checker
+                    .check(&link.log_id, link.seq, &link.prev, seal)
+                    .map(|()| link),
+                _ => Ok(link),
+            });
+        match checked {
             Ok(record) => {
+                if record.seal.is_some() && seals.is_some() {
+                    report.seals += 1;
+                }
                 report.records += 1;
                 report.good_bytes = offset;
                 if let Some(anchor) = anchor
@@ -153,13 +189,16 @@ pub fn verify_file(path: &Path, anchor: Option<&Anchor>) -> std::io::Result<Veri
                     line: line_no,
                     offset: start,
                     expected_seq: verifier.next_seq(),
-                    problem: e.to_string(),
+                    problem: e,
                 })
             }
         }
     }
     report.head_hash = verifier.head_hash().to_owned();
     report.log_id = verifier.log_id().map(str::to_owned);
+    if let Some(checker) = &seals {
+        report.unsealed_tail = Some(report.records - checker.last_sealed_seq().min(report.records));
+    }
     Ok(report)
 }
 
