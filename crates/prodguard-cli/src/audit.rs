@@ -203,7 +203,8 @@ fn print_report(path: &Path, report: &VerifyReport) {
     let path = path.display();
     if let Some(damage) = &report.damage {
         say!(
-            "{path}: TAMPERED: line {} (byte {}, expected seq {}): {}; {} records verified before it",
+            "{path}: TAMPERED: {} line {} (byte {}, expected seq {}): {}; {} records verified before it",
+            damage.file.display(),
             damage.line,
             damage.offset,
             damage.expected_seq,

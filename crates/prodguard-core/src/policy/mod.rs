@@ -152,6 +152,9 @@ pub struct AuditConfig {
     pub seal_every: Option<u64>,
     /// The seal key's path (`prodguard audit seal-init` creates it); sealing is on when set.
     pub seal_key_file: Option<String>,
+    /// Start a new file once the log reaches this many bytes; the new
+    /// file's first record chains to the old file's last.
+    pub rotate_bytes: Option<u64>,
 }
 
 /// `[approval]`.
@@ -387,6 +390,7 @@ impl Policy {
                 durability: Durability::Fdatasync,
                 seal_every: None,
                 seal_key_file: None,
+                rotate_bytes: None,
             },
             approval: ApprovalConfig {
                 key_file: None,

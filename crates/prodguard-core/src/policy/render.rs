@@ -51,6 +51,9 @@ impl Policy {
             line(&mut out, "log", &quote(log));
         }
         line(&mut out, "durability", &quote(audit.durability.as_str()));
+        if let Some(n) = audit.rotate_bytes {
+            line(&mut out, "rotate_bytes", &n.to_string());
+        }
         if let Some(n) = audit.seal_every {
             line(&mut out, "seal_every", &n.to_string());
         }

@@ -662,6 +662,7 @@ fn design_document_example_parses() {
             durability: Durability::Fdatasync,
             seal_every: Some(1000),
             seal_key_file: Some("/etc/prodguard/seal.key".into()),
+            rotate_bytes: None,
         }
     );
     assert_eq!(
@@ -1207,4 +1208,26 @@ fn backup_provider_names_where_evidence_comes_from() {
     )
     .unwrap_err();
     assert!(err.message.contains("does not say how to get one"), "{err}");
+}
+
+#[test]
+fn rotate_bytes_is_a_positive_byte_count() {
+    let p = Policy::parse_toml(
+        "[audit]\nrotate_bytes = 1048576\n[[rule]]\noperations = [\"*\"]\nrequire = [\"audit\"]\n",
+        "p.toml",
+    )
+    .unwrap();
+    assert_eq!(p.audit.rotate_bytes, Some(1_048_576));
+    assert_eq!(
+        Policy::parse_toml(&p.to_toml_string(), "p.toml")
+            .unwrap()
+            .audit,
+        p.audit
+    );
+    let err = Policy::parse_toml(
+        "[audit]\nrotate_bytes = \"64M\"\n[[rule]]\noperations = [\"*\"]\nrequire = [\"audit\"]\n",
+        "p.toml",
+    )
+    .unwrap_err();
+    assert_eq!((err.line, err.column), (2, 16), "{err}");
 }

@@ -15,7 +15,13 @@ use crate::Tier;
 
 const TOP_KEYS: &[&str] = &["environment", "audit", "approval", "rule"];
 const ENVIRONMENT_KEYS: &[&str] = &["unknown", "marker_file", "aliases", "hostnames"];
-const AUDIT_KEYS: &[&str] = &["log", "durability", "seal_every", "seal_key_file"];
+const AUDIT_KEYS: &[&str] = &[
+    "log",
+    "durability",
+    "seal_every",
+    "seal_key_file",
+    "rotate_bytes",
+];
 const APPROVAL_KEYS: &[&str] = &["key_file", "max_ttl", "four_eyes"];
 const RULE_KEYS: &[&str] = &[
     "name",
@@ -219,6 +225,7 @@ impl Validator<'_> {
                 durability: Durability::Fdatasync,
                 seal_every: None,
                 seal_key_file: None,
+                rotate_bytes: None,
             },
             approval: ApprovalConfig {
                 key_file: None,
@@ -376,6 +383,7 @@ impl Validator<'_> {
             durability: Durability::Fdatasync,
             seal_every: None,
             seal_key_file: None,
+            rotate_bytes: None,
         };
         for Entry { key, value, .. } in entries {
             match key.as_str() {
@@ -395,6 +403,9 @@ impl Validator<'_> {
                     }
                 }
                 "seal_every" => config.seal_every = Some(self.positive("seal_every", value)?),
+                "rotate_bytes" => {
+                    config.rotate_bytes = Some(self.positive("rotate_bytes", value)?);
+                }
                 _ => config.seal_key_file = Some(self.text("seal_key_file", value)?),
             }
         }

@@ -20,7 +20,7 @@ mod verify;
 pub use seal::{SealKeyError, init_key_file, key_to_text, read_key_file, write_key_file};
 pub use verify::{
     Anchor, AnchorCheck, Damage, RepairError, RepairOutcome, VerifyReport, repair_file,
-    verify_file, verify_file_sealed,
+    rotated_files, verify_file, verify_file_sealed, verify_single_file,
 };
 
 /// Where a durable append landed.
@@ -187,6 +187,7 @@ pub struct FileSink {
     path: PathBuf,
     durability: Durability,
     seal: Option<SealConfig>,
+    rotate_bytes: Option<u64>,
     host: String,
     state: Mutex<State>,
     group: Mutex<Group>,
@@ -224,6 +225,7 @@ impl FileSink {
             path: path.into(),
             durability,
             seal: None,
+            rotate_bytes: None,
             host: facts::hostname().unwrap_or_else(|| "unknown".into()),
             state: Mutex::new(State {
                 writer: None,
@@ -238,7 +240,8 @@ impl FileSink {
     /// A sink for `path` with the policy's `[audit]` durability and sealing
     /// (`seal_key_file`, every `seal_every` records, default 1000).
     pub fn from_policy(path: impl Into<PathBuf>, policy: &prodguard_core::Policy) -> Self {
-        let sink = Self::with_durability(path, policy.audit.durability);
+        let mut sink = Self::with_durability(path, policy.audit.durability);
+        sink.rotate_bytes = policy.audit.rotate_bytes;
         match &policy.audit.seal_key_file {
             Some(key_file) => sink.sealed(key_file, policy.audit.seal_every.unwrap_or(1000)),
             None => sink,
@@ -252,6 +255,14 @@ impl FileSink {
             key_file: key_file.into(),
             every,
         });
+        self
+    }
+
+    /// Starts a new file once the log reaches `bytes` (`[audit] rotate_bytes`):
+    /// the old file becomes `PATH.N` and the new file's first record chains
+    /// to its last.
+    pub fn rotating(mut self, bytes: u64) -> Self {
+        self.rotate_bytes = Some(bytes);
         self
     }
 
@@ -428,15 +439,14 @@ impl FileSink {
         if seal_now {
             seal(&mut seq, &mut prev, &mut push)?;
         }
-        write_all(ops, &writer.file, &buf).map_err(|e| Failure::Poison(self.io("write", e)))?;
-        if self.durability == Durability::Fdatasync {
-            ops.sync_data(&writer.file)
-                .map_err(|e| Failure::Poison(self.io("fdatasync", e)))?;
-            if writer.sync_directory {
-                sync_parent(&self.path)
-                    .map_err(|e| Failure::Poison(self.io("fsync directory", e)))?;
-                writer.sync_directory = false;
-            }
+        if self
+            .rotate_bytes
+            .is_some_and(|limit| len > 0 && len >= limit)
+        {
+            self.rotate(writer, ops, &buf)?;
+        } else {
+            self.write_and_sync(writer, ops, &buf)?;
+            writer.known_len = len + buf.len() as u64;
         }
         if let (Some(config), Some(next)) = (&self.seal, &seal_key) {
             // The seal is durable; now erase the key that made it. If this
@@ -445,7 +455,6 @@ impl FileSink {
                 tracing::error!(target: "prodguard::audit", error = %e, "the used seal key could not be erased");
             }
         }
-        writer.known_len = len + buf.len() as u64;
         writer.head = Some(Head {
             seq,
             hash: prev,
@@ -459,6 +468,85 @@ impl FileSink {
             );
         }
         Ok(receipts)
+    }
+
+    fn write_and_sync(
+        &self,
+        writer: &mut Writer,
+        ops: &mut dyn FileOps,
+        buf: &[u8],
+    ) -> Result<(), Failure> {
+        write_all(ops, &writer.file, buf).map_err(|e| Failure::Poison(self.io("write", e)))?;
+        if self.durability == Durability::Fdatasync {
+            ops.sync_data(&writer.file)
+                .map_err(|e| Failure::Poison(self.io("fdatasync", e)))?;
+            if writer.sync_directory {
+                sync_parent(&self.path)
+                    .map_err(|e| Failure::Poison(self.io("fsync directory", e)))?;
+                writer.sync_directory = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the full log aside as `PATH.N` and puts a new file holding
+    /// `buf` (the next records, chained to the old head) in its place. The
+    /// path always names a complete log: the new file is written and synced
+    /// under a temporary name, the old one hard-linked to `PATH.N`, then the
+    /// new one renamed over the path.
+    fn rotate(
+        &self,
+        writer: &mut Writer,
+        ops: &mut dyn FileOps,
+        buf: &[u8],
+    ) -> Result<(), Failure> {
+        let rotated = rotated_files(&self.path)
+            .map_err(|e| Failure::Clean(self.io("list rotated files", e)))?;
+        let next = rotated
+            .last()
+            .and_then(|p| p.extension())
+            .and_then(|e| e.to_string_lossy().parse::<u64>().ok())
+            .map_or(1, |n| n + 1);
+        let aside = PathBuf::from(format!("{}.{next}", self.path.display()));
+        let fresh = PathBuf::from(format!("{}.rotating", self.path.display()));
+        // A leftover from a rotation that failed half-way holds nothing acknowledged.
+        let _ = std::fs::remove_file(&fresh);
+        let new_file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create_new(true)
+            .open(&fresh)
+            .map_err(|e| Failure::Clean(self.io("create the next log file", e)))?;
+        let staged = write_all(ops, &new_file, buf)
+            .and_then(|()| ops.sync_data(&new_file))
+            .and_then(|()| std::fs::hard_link(&self.path, &aside));
+        if let Err(e) = staged {
+            let _ = std::fs::remove_file(&fresh);
+            return Err(Failure::Clean(self.io("stage the next log file", e)));
+        }
+        // Lock the new file before it appears at the path, so no other
+        // writer appends to it before we are done.
+        let _ = new_file.lock();
+        if let Err(e) = std::fs::rename(&fresh, &self.path) {
+            let _ = std::fs::remove_file(&aside);
+            let _ = std::fs::remove_file(&fresh);
+            return Err(Failure::Clean(self.io("rotate", e)));
+        }
+        sync_parent(&self.path).map_err(|e| Failure::Poison(self.io("fsync directory", e)))?;
+        // Other writers hold the old file: they see it is no longer at the
+        // path and reopen. The old file's lock goes with its descriptor.
+        let old = std::mem::replace(
+            writer,
+            Writer {
+                file: new_file,
+                known_len: buf.len() as u64,
+                head: None,
+                sync_directory: false,
+            },
+        );
+        let _ = old.file.unlock();
+        tracing::info!(target: "prodguard::audit", rotated_to = %aside.display(), "audit log rotated");
+        Ok(())
     }
 }
 

@@ -41,7 +41,9 @@ pub enum AnchorCheck {
 /// The first record that does not verify.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Damage {
-    /// 1-based line number.
+    /// The file it is in.
+    pub file: PathBuf,
+    /// 1-based line number in that file.
     pub line: u64,
     /// Byte offset where the line starts.
     pub offset: u64,
@@ -56,11 +58,15 @@ pub struct Damage {
 pub struct VerifyReport {
     /// Complete records that verified, from the first.
     pub records: u64,
+    /// The last good record's seq.
+    pub head_seq: u64,
+    /// Bytes of the whole set (rotated files included) up to the last good record.
+    pub total_bytes: u64,
     /// The log's identity (from its first record).
     pub log_id: Option<String>,
     /// The last good record's hash ([`GENESIS_PREV`] for an empty log).
     pub head_hash: String,
-    /// Bytes up to the end of the last good record.
+    /// Bytes of the current (last) file up to the end of its last good record.
     pub good_bytes: u64,
     /// The first bad record, if any.
     pub damage: Option<Damage>,
@@ -87,9 +93,9 @@ impl VerifyReport {
     pub fn head_anchor(&self) -> Option<Anchor> {
         Some(Anchor {
             log_id: self.log_id.clone()?,
-            seq: self.records,
+            seq: self.head_seq,
             hash: self.head_hash.clone(),
-            bytes: self.good_bytes,
+            bytes: self.total_bytes,
         })
     }
 
@@ -111,7 +117,8 @@ impl VerifyReport {
     }
 }
 
-/// Verifies the chain of the log at `path`, streaming, against `anchor` if given.
+/// Verifies the chain of the log at `path` — its rotated files first
+/// (`path.1`, `path.2`, …), then `path` — streaming, against `anchor` if given.
 pub fn verify_file(path: &Path, anchor: Option<&Anchor>) -> std::io::Result<VerifyReport> {
     verify_file_sealed(path, anchor, None)
 }
@@ -124,11 +131,73 @@ pub fn verify_file_sealed(
     anchor: Option<&Anchor>,
     seal_key: Option<&SealKey>,
 ) -> std::io::Result<VerifyReport> {
+    let mut files = rotated_files(path)?;
+    files.push(path.to_owned());
+    verify_paths(&files, anchor, seal_key, None)
+}
+
+/// The rotated files of the log at `path` (`path.N`), oldest first.
+pub fn rotated_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Ok(Vec::new());
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let prefix = format!("{name}.");
+    let mut numbered: Vec<(u64, PathBuf)> = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(n) = file_name
+            .strip_prefix(&prefix)
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            numbered.push((n, entry.path()));
+        }
+    }
+    numbered.sort();
+    Ok(numbered.into_iter().map(|(_, p)| p).collect())
+}
+
+/// Verifies one file on its own terms: its first record's `prev` and `seq`
+/// are taken as given (it may continue a rotated file), the rest must chain.
+pub fn verify_single_file(path: &Path) -> std::io::Result<VerifyReport> {
+    let start = {
+        let mut first = Vec::new();
+        BufReader::new(File::open(path)?).read_until(b'\n', &mut first)?;
+        #[derive(Deserialize)]
+        struct Start {
+            seq: u64,
+            prev: String,
+        }
+        serde_json::from_slice::<Start>(first.strip_suffix(b"\n").unwrap_or(&first)).ok()
+    };
+    let verifier = match start {
+        Some(start) => ChainVerifier::resume(start.prev, start.seq, None),
+        None => ChainVerifier::new(),
+    };
+    verify_paths(&[path.to_owned()], None, None, Some(verifier))
+}
+
+fn verify_paths(
+    files: &[PathBuf],
+    anchor: Option<&Anchor>,
+    seal_key: Option<&SealKey>,
+    verifier: Option<ChainVerifier>,
+) -> std::io::Result<VerifyReport> {
     let mut seals = seal_key.map(|k| SealChecker::new(k.clone()));
-    let mut reader = BufReader::with_capacity(256 * 1024, File::open(path)?);
-    let mut verifier = ChainVerifier::new();
+    let mut verifier = verifier.unwrap_or_default();
     let mut report = VerifyReport {
         records: 0,
+        head_seq: 0,
+        total_bytes: 0,
         log_id: None,
         head_hash: GENESIS_PREV.to_owned(),
         good_bytes: 0,
@@ -139,65 +208,85 @@ pub fn verify_file_sealed(
         unsealed_tail: None,
     };
     let mut line = Vec::new();
-    let mut line_no = 0u64;
     let mut offset = 0u64;
-    loop {
-        line.clear();
-        let n = reader.read_until(b'\n', &mut line)?;
-        if n == 0 {
-            break;
-        }
-        line_no += 1;
-        if line.last() != Some(&b'\n') {
-            report.torn_tail_bytes = n as u64;
-            break;
-        }
-        let start = offset;
-        offset += n as u64;
-        if report.damage.is_some() {
-            continue;
-        }
-        let checked = verifier
-            .push(&line)
-            .map_err(|e| e.to_string())
-            .and_then(|link| match (&mut seals, &link.seal) {
-                (Some(checker), Some(seal)) => checker
-                    .check(&link.log_id, link.seq, &link.prev, seal)
-                    .map(|()| link),
-                _ => Ok(link),
-            });
-        match checked {
-            Ok(record) => {
-                if record.seal.is_some() && seals.is_some() {
-                    report.seals += 1;
-                }
-                report.records += 1;
-                report.good_bytes = offset;
-                if let Some(anchor) = anchor
-                    && record.seq == anchor.seq
-                {
-                    report.anchor = Some(check_anchor(
-                        anchor,
-                        &record.log_id,
-                        verifier.head_hash(),
-                        offset,
-                    ));
-                }
+    'files: for (index, path) in files.iter().enumerate() {
+        let last_file = index + 1 == files.len();
+        let mut reader = BufReader::with_capacity(256 * 1024, File::open(path)?);
+        let mut line_no = 0u64;
+        let mut file_offset = 0u64;
+        loop {
+            line.clear();
+            let n = reader.read_until(b'\n', &mut line)?;
+            if n == 0 {
+                break;
             }
-            Err(e) => {
-                report.damage = Some(Damage {
-                    line: line_no,
-                    offset: start,
-                    expected_seq: verifier.next_seq(),
-                    problem: e,
-                })
+            line_no += 1;
+            let start = file_offset;
+            file_offset += n as u64;
+            if line.last() != Some(&b'\n') {
+                if last_file {
+                    report.torn_tail_bytes = n as u64;
+                } else if report.damage.is_none() {
+                    report.damage = Some(Damage {
+                        file: path.clone(),
+                        line: line_no,
+                        offset: start,
+                        expected_seq: verifier.next_seq(),
+                        problem: "a rotated file ends with an incomplete record".into(),
+                    });
+                }
+                break 'files;
+            }
+            offset += n as u64;
+            if report.damage.is_some() {
+                continue;
+            }
+            let checked = verifier
+                .push(&line)
+                .map_err(|e| e.to_string())
+                .and_then(|link| match (&mut seals, &link.seal) {
+                    (Some(checker), Some(seal)) => checker
+                        .check(&link.log_id, link.seq, &link.prev, seal)
+                        .map(|()| link),
+                    _ => Ok(link),
+                });
+            match checked {
+                Ok(link) => {
+                    if link.seal.is_some() && seals.is_some() {
+                        report.seals += 1;
+                    }
+                    report.records += 1;
+                    report.head_seq = link.seq;
+                    report.good_bytes = if last_file { file_offset } else { 0 };
+                    report.total_bytes = offset;
+                    if let Some(anchor) = anchor
+                        && link.seq == anchor.seq
+                    {
+                        report.anchor = Some(check_anchor(
+                            anchor,
+                            &link.log_id,
+                            verifier.head_hash(),
+                            offset,
+                        ));
+                    }
+                }
+                Err(problem) => {
+                    report.damage = Some(Damage {
+                        file: path.clone(),
+                        line: line_no,
+                        offset: start,
+                        expected_seq: verifier.next_seq(),
+                        problem,
+                    })
+                }
             }
         }
     }
     report.head_hash = verifier.head_hash().to_owned();
     report.log_id = verifier.log_id().map(str::to_owned);
     if let Some(checker) = &seals {
-        report.unsealed_tail = Some(report.records - checker.last_sealed_seq().min(report.records));
+        let sealed = checker.last_sealed_seq();
+        report.unsealed_tail = Some(report.head_seq.saturating_sub(sealed));
     }
     Ok(report)
 }
@@ -269,7 +358,7 @@ pub fn repair_file(path: &Path) -> Result<RepairOutcome, RepairError> {
         .open(path)
         .map_err(|e| io("cannot open", e))?;
     file.lock().map_err(|e| io("cannot lock", e))?;
-    let report = verify_file(path, None).map_err(|e| io("cannot read", e))?;
+    let report = verify_single_file(path).map_err(|e| io("cannot read", e))?;
     if let Some(damage) = report.damage {
         return Err(RepairError::Damaged(damage));
     }
