@@ -297,6 +297,10 @@ fn summarize(line: &[u8]) -> String {
             outcome.status, outcome.duration_ms
         ));
     }
+    if let Some(confirm) = &event.confirm {
+        let by = confirm.approver.as_deref().unwrap_or("?");
+        parts.push(format!("confirmed by {by} ({})", confirm.method));
+    }
     if let Some(backup) = &event.backup {
         parts.push(format!(
             "backup {} sha256:{}",

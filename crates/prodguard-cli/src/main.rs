@@ -13,6 +13,7 @@ macro_rules! say_raw {
     ($($arg:tt)*) => { $crate::emit(&format!($($arg)*)) };
 }
 
+mod approve;
 mod audit;
 mod exec;
 
@@ -84,9 +85,41 @@ enum Command {
     Exec {
         #[command(flatten)]
         op: OpArgs,
+        /// An approval token from `prodguard approve` (default: PRODGUARD_APPROVAL).
+        #[arg(long, value_name = "TOKEN")]
+        approval: Option<String>,
         /// The command and its arguments, after `--`.
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<std::ffi::OsString>,
+    },
+    /// Issue an approval token for one operation on one target; prints it.
+    ///
+    /// The token binds the operation, target, environment, an optional
+    /// fingerprint, you as the approver, an expiry (at most [approval] max_ttl)
+    /// and a nonce that is spent by the first run that uses it.
+    Approve {
+        /// The operation's dotted name.
+        #[arg(long = "op", value_name = "KIND")]
+        kind: String,
+        /// The target it may act on.
+        #[arg(long, value_name = "NAME")]
+        target: String,
+        /// The environment it may run in (default: the one detected here).
+        #[arg(long, value_name = "NAME")]
+        env: Option<String>,
+        /// How long it is valid, e.g. 10m (default and maximum: [approval] max_ttl).
+        #[arg(long, value_name = "DURATION")]
+        ttl: Option<String>,
+        /// What exactly is approved, e.g. a migration's checksum.
+        #[arg(long, value_name = "TEXT")]
+        fingerprint: Option<String>,
+    },
+    /// Create a key file: 32 random bytes as hex, readable by its owner only
+    /// (for [approval] key_file).
+    Keygen {
+        /// Where to write it (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
     /// Check or show policies.
     #[command(subcommand)]
@@ -104,15 +137,17 @@ struct OpArgs {
     /// What it acts on (a database, a table); confirmation asks for this name.
     #[arg(long, value_name = "NAME")]
     target: Option<String>,
+    /// What exactly is done, e.g. a migration's checksum; an approval must name the same.
+    #[arg(long, value_name = "TEXT")]
+    fingerprint: Option<String>,
 }
 
 impl OpArgs {
     fn operation(&self) -> Operation {
-        let op = Operation::new(self.kind.clone());
-        match &self.target {
-            Some(target) => op.with_target(target.clone()),
-            None => op,
-        }
+        let mut op = Operation::new(self.kind.clone());
+        op.target.clone_from(&self.target);
+        op.fingerprint.clone_from(&self.fingerprint);
+        op
     }
 }
 
@@ -297,10 +332,39 @@ fn run(cli: Cli) -> Result<i32, GuardError> {
             }
             Ok(decision.exit_code)
         }
-        Command::Exec { op, command } => {
-            let guard = guard(cli.policy.as_ref())?;
-            exec::run(&guard, op.operation(), &command)
+        Command::Exec {
+            op,
+            approval,
+            command,
+        } => {
+            let mut builder = Guard::builder().policy(load_policy(cli.policy.as_ref())?);
+            if let Some(token) = approval {
+                builder = builder.approval(token);
+            }
+            exec::run(&builder.build()?, op.operation(), &command)
         }
+        Command::Approve {
+            kind,
+            target,
+            env,
+            ttl,
+            fingerprint,
+        } => {
+            let guard = guard(cli.policy.as_ref())?;
+            let token = approve::issue(&guard, &kind, &target, env, ttl.as_deref(), fingerprint)?;
+            say!("{token}");
+            Ok(0)
+        }
+        Command::Keygen { out } => match prodguard::approval::generate_key(&out) {
+            Ok(()) => {
+                eprintln!("prodguard: wrote a new key to {}", out.display());
+                Ok(0)
+            }
+            Err(e) => {
+                eprintln!("prodguard: {e}");
+                Ok(exit::POLICY_ERROR)
+            }
+        },
         Command::Policy(PolicyCommand::Check { file }) => {
             let policy = config::load_policy_file(&file)?;
             say!(

@@ -83,6 +83,10 @@ pub struct OperationRecord {
     pub tier: Tier,
     /// The signal that decided the environment.
     pub decided_by: String,
+    /// What the caller says identifies the operation's content (e.g. a
+    /// migration checksum); approvals bind it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub fingerprint: Option<String>,
 }
 
 /// The guard's decision.

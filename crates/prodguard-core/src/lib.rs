@@ -19,6 +19,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod approval;
 pub mod audit;
 pub mod detect;
 pub mod policy;

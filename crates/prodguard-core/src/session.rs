@@ -45,10 +45,9 @@ use crate::exit;
 use crate::policy::{self, ActorKind, BackupSpec, ConfirmMode, Policy, Requirement};
 use crate::{Tier, Timestamp};
 
-// Approval tokens (`prodguard approve`) are not issued by this version yet; a
-// rule that accepts nothing else can only refuse, and says so.
-const APPROVAL_UNAVAILABLE: &str = "this rule accepts only an approval token (confirm.mode = \"approval\"), \
-     which this version cannot issue yet; set confirm.mode to \"typed\" or \"either\"";
+/// How to get and pass an approval token.
+const HOW_TO_APPROVE: &str = "an approval token from someone who may approve \
+     (`prodguard approve --op … --target …`), passed with --approval or PRODGUARD_APPROVAL";
 
 /// The operation a program wants to run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -57,6 +56,9 @@ pub struct Operation {
     pub kind: String,
     /// What it acts on, e.g. a database name.
     pub target: Option<String>,
+    /// What identifies its content (e.g. a migration checksum); approvals bind it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 impl Operation {
@@ -65,6 +67,7 @@ impl Operation {
         Operation {
             kind: kind.into(),
             target: None,
+            fingerprint: None,
         }
     }
 
@@ -235,10 +238,11 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
         .map(|(kind, rule)| {
             let how = match kind {
                 Requirement::Confirm => match evaluation.confirm_mode {
-                    ConfirmMode::Typed | ConfirmMode::Either => {
-                        format!("type {confirm_object} at a terminal")
+                    ConfirmMode::Typed => format!("type {confirm_object} at a terminal"),
+                    ConfirmMode::Either => {
+                        format!("type {confirm_object} at a terminal, or {HOW_TO_APPROVE}")
                     }
-                    ConfirmMode::Approval => APPROVAL_UNAVAILABLE.to_owned(),
+                    ConfirmMode::Approval => HOW_TO_APPROVE.to_owned(),
                 },
                 Requirement::Backup => {
                     "a fresh, verified backup (the guard takes it with the rule's backup command)"
@@ -454,6 +458,7 @@ impl Session {
                 env: detection.environment.clone(),
                 tier: detection.tier,
                 decided_by: detection.decided_by.clone(),
+                fingerprint: input.operation.fingerprint.clone(),
             },
             operation: input.operation,
             decision,
@@ -675,11 +680,15 @@ impl Session {
         self.pending = None;
         let rule = self.rule_for(Requirement::Confirm);
         let how = match self.decision.confirm_mode {
-            ConfirmMode::Typed | ConfirmMode::Either => format!(
+            ConfirmMode::Typed => format!(
                 "run it from a terminal and type `{}` when asked",
                 self.challenge.expected
             ),
-            ConfirmMode::Approval => APPROVAL_UNAVAILABLE.to_owned(),
+            ConfirmMode::Either => format!(
+                "run it from a terminal and type `{}` when asked, or get {HOW_TO_APPROVE}",
+                self.challenge.expected
+            ),
+            ConfirmMode::Approval => format!("get {HOW_TO_APPROVE}"),
         };
         match answer {
             ConfirmationAnswer::Confirmed(evidence) => {
@@ -786,6 +795,25 @@ impl Session {
             }
             other => self.state = other,
         }
+    }
+
+    /// Reports that the intent could not be appended because its approval
+    /// token cannot be spent: another run spent it first, or the log cannot
+    /// record the spending (an approval is never used without that record).
+    pub fn approval_refused(&mut self, why: String) {
+        if self.state != State::AwaitIntentAppend {
+            return;
+        }
+        self.pending = None;
+        // The token was not ours to spend: the refusal carries no confirmation.
+        self.confirm = None;
+        let rule = self.rule_for(Requirement::Confirm);
+        self.refuse(
+            exit::NOT_CONFIRMED,
+            rule,
+            format!("the approval token cannot be used: {why}"),
+            "an approval token is good for one run; ask for a new one (`prodguard approve`)".into(),
+        );
     }
 
     /// Reports how the operation ended (after [`Step::Proceed`]).
@@ -1193,6 +1221,36 @@ mod tests {
             exit_code: None,
         });
         assert_eq!(s.next_step(), first);
+    }
+
+    #[test]
+    fn a_spent_approval_refuses_with_121_and_is_not_recorded_as_confirmed() {
+        let p = policy(vec![rule(
+            "r",
+            &["db.migrate"],
+            &[Requirement::Confirm, Requirement::Audit],
+        )]);
+        let mut s = start(&p, Tier::Production, human());
+        assert!(matches!(s.next_step(), Step::NeedConfirmation(_)));
+        s.answer_confirmation(ConfirmationAnswer::Confirmed(ConfirmEvidence {
+            method: "approval".into(),
+            approver: Some("bob".into()),
+            token_id: Some("n1".into()),
+            exp: None,
+        }));
+        let Step::Append(intent) = s.next_step() else {
+            panic!("no intent")
+        };
+        assert_eq!(intent.confirm.unwrap().token_id.as_deref(), Some("n1"));
+        s.approval_refused("it was spent by audit record 7".into());
+        let refusal = expect_append(&mut s, EventKind::Refusal, Ok(()));
+        assert!(refusal.confirm.is_none());
+        let denial = expect_denial(&mut s, 121);
+        assert!(
+            denial.missing.contains("spent by audit record 7"),
+            "{}",
+            denial.missing
+        );
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! The guard: drives the core's session against the real world.
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use prodguard_core::audit::{Actor, AuditEvent, OutcomeRecord};
+use prodguard_core::Timestamp;
+use prodguard_core::approval::Expected;
+use prodguard_core::audit::{Actor, AuditEvent, ConfirmEvidence, EventKind, OutcomeRecord};
+use prodguard_core::policy::ConfirmMode;
 use prodguard_core::session::{
     ConfirmationAnswer, Decision, Operation, Session, SessionInput, Step, decide,
 };
@@ -14,7 +17,7 @@ use prodguard_core::{Detection, Facts, Policy, classify};
 use crate::audit::{AppendReceipt, AuditError, AuditSink, FileSink};
 use crate::backup::{BackupProvider, CommandBackup};
 use crate::confirm::{Confirmer, TerminalConfirmer};
-use crate::{GuardError, config, facts};
+use crate::{GuardError, approval, config, facts};
 
 /// A sink for when no audit log can be located: every append fails, so
 /// operations that require audit refuse.
@@ -53,6 +56,7 @@ pub struct Guard {
     confirmer: Arc<dyn Confirmer>,
     backup: Arc<dyn BackupProvider>,
     sink: Arc<dyn AuditSink>,
+    approval: Option<String>,
 }
 
 impl std::fmt::Debug for Guard {
@@ -91,6 +95,7 @@ pub struct GuardBuilder {
     backup: Option<Arc<dyn BackupProvider>>,
     sink: Option<Arc<dyn AuditSink>>,
     audit_log: Option<PathBuf>,
+    approval: Option<String>,
 }
 
 impl GuardBuilder {
@@ -134,6 +139,13 @@ impl GuardBuilder {
     /// Sends audit records to this sink.
     pub fn audit_sink(mut self, sink: impl AuditSink + 'static) -> Self {
         self.sink = Some(Arc::new(sink));
+        self
+    }
+
+    /// Uses this approval token for guarded operations that need a
+    /// confirmation (default: `PRODGUARD_APPROVAL`).
+    pub fn approval(mut self, token: impl Into<String>) -> Self {
+        self.approval = Some(token.into());
         self
     }
 
@@ -186,6 +198,11 @@ impl GuardBuilder {
                 .backup
                 .unwrap_or_else(|| Arc::new(CommandBackup::new(backup_dir))),
             sink,
+            approval: self.approval.or_else(|| {
+                std::env::var("PRODGUARD_APPROVAL")
+                    .ok()
+                    .filter(|t| !t.trim().is_empty())
+            }),
         })
     }
 }
@@ -234,11 +251,72 @@ impl Guard {
         GuardedOperation {
             guard: self,
             operation: Operation::new(kind),
+            approval: None,
         }
     }
 
     /// Passes every guard for `operation`, or returns why not; see [`GuardedOperation::begin`].
     pub fn begin(&self, operation: Operation) -> Result<Permit<'_>, GuardError> {
+        self.begin_with(operation, self.approval.as_deref())
+    }
+
+    /// Checks `token` for `operation`: the answer to its confirmation
+    /// challenge, with the time the token was issued (for spending it).
+    fn check_approval(
+        &self,
+        token: &str,
+        operation: &Operation,
+    ) -> (ConfirmationAnswer, Option<Timestamp>) {
+        let refuse = |why: String| {
+            (
+                ConfirmationAnswer::Declined(format!("approval token refused: {why}")),
+                None,
+            )
+        };
+        let Some(target) = operation.target.as_deref() else {
+            return refuse("approval tokens bind a target, and this operation names none".into());
+        };
+        let Some(key_file) = &self.policy.approval.key_file else {
+            return refuse("the policy names no approval key ([approval] key_file)".into());
+        };
+        let key = match approval::read_key(Path::new(key_file)) {
+            Ok(key) => key,
+            Err(e) => return refuse(e),
+        };
+        let expected = Expected {
+            op: &operation.kind,
+            target,
+            env: &self.detection.environment,
+            tier: self.detection.tier,
+            fingerprint: operation.fingerprint.as_deref(),
+        };
+        match prodguard_core::approval::verify(
+            &key,
+            token,
+            &expected,
+            facts::now(),
+            &self.actor.user,
+            self.policy.approval.four_eyes,
+        ) {
+            Ok(claims) => (
+                ConfirmationAnswer::Confirmed(ConfirmEvidence {
+                    method: "approval".into(),
+                    approver: Some(claims.approver),
+                    token_id: Some(claims.nonce),
+                    exp: Some(claims.exp),
+                }),
+                Some(claims.iat),
+            ),
+            Err(e) => refuse(e.to_string()),
+        }
+    }
+
+    fn begin_with(
+        &self,
+        operation: Operation,
+        approval: Option<&str>,
+    ) -> Result<Permit<'_>, GuardError> {
+        let mut approval_issued = None;
         let span = tracing::info_span!(
             "prodguard.guard",
             op = %operation.kind,
@@ -251,7 +329,7 @@ impl Guard {
         let mut session = Session::begin(SessionInput {
             policy: &self.policy,
             detection: &self.detection,
-            operation,
+            operation: operation.clone(),
             actor: self.actor.clone(),
             attempt_id: facts::random_id(),
             now: facts::now(),
@@ -262,7 +340,18 @@ impl Guard {
                     session.audit_checked(self.sink.check().map_err(|e| e.to_string()));
                 }
                 Step::NeedConfirmation(challenge) => {
-                    let mut answer = self.confirmer.confirm(&challenge);
+                    let mut answer = match (challenge.mode, approval) {
+                        (ConfirmMode::Typed, _) => self.confirmer.confirm(&challenge),
+                        (_, Some(token)) => {
+                            let (answer, issued) = self.check_approval(token, &operation);
+                            approval_issued = issued;
+                            answer
+                        }
+                        (ConfirmMode::Approval, None) => ConfirmationAnswer::Unavailable(
+                            "this rule accepts only an approval token, and none was given".into(),
+                        ),
+                        (ConfirmMode::Either, None) => self.confirmer.confirm(&challenge),
+                    };
                     if let ConfirmationAnswer::Confirmed(evidence) = &mut answer
                         && evidence.approver.is_none()
                     {
@@ -285,12 +374,27 @@ impl Guard {
                     session.answer_backup(result);
                 }
                 Step::Append(event) => {
-                    let result = self
-                        .sink
-                        .append(&event)
-                        .map(|_| ())
-                        .map_err(|e| e.to_string());
-                    session.appended(result);
+                    let spending = event
+                        .confirm
+                        .as_ref()
+                        .filter(|c| event.kind == EventKind::Intent && c.method == "approval")
+                        .and_then(|c| c.token_id.clone());
+                    match (spending, approval_issued) {
+                        (Some(token_id), Some(issued)) => {
+                            match self.sink.append_spending(&event, &token_id, issued) {
+                                Ok(_) => session.appended(Ok(())),
+                                Err(e) => session.approval_refused(e.to_string()),
+                            }
+                        }
+                        _ => {
+                            let result = self
+                                .sink
+                                .append(&event)
+                                .map(|_| ())
+                                .map_err(|e| e.to_string());
+                            session.appended(result);
+                        }
+                    }
                 }
                 Step::Proceed => {
                     if let Some(problem) = session.audit_failure() {
@@ -326,6 +430,7 @@ impl Guard {
 pub struct GuardedOperation<'g> {
     guard: &'g Guard,
     operation: Operation,
+    approval: Option<String>,
 }
 
 impl<'g> GuardedOperation<'g> {
@@ -335,10 +440,25 @@ impl<'g> GuardedOperation<'g> {
         self
     }
 
+    /// Binds a fingerprint of what is being done (e.g. a migration's
+    /// checksum): an approval token must name the same one.
+    pub fn fingerprint(mut self, fingerprint: impl Into<String>) -> Self {
+        self.operation.fingerprint = Some(fingerprint.into());
+        self
+    }
+
+    /// Confirms with this approval token (instead of the guard's, or
+    /// `PRODGUARD_APPROVAL`).
+    pub fn approval(mut self, token: impl Into<String>) -> Self {
+        self.approval = Some(token.into());
+        self
+    }
+
     /// Passes every guard, or returns why not; the operation is then yours
     /// to run, and [`Permit::finish`] records its outcome.
     pub fn begin(self) -> Result<Permit<'g>, GuardError> {
-        self.guard.begin(self.operation)
+        let approval = self.approval.as_deref().or(self.guard.approval.as_deref());
+        self.guard.begin_with(self.operation, approval)
     }
 
     /// Runs `f` once every guard passes, and records its outcome.

@@ -28,6 +28,7 @@
 //! The decisions themselves come from [`prodguard_core`], which does no I/O;
 //! this crate reads the real process and drives it.
 
+pub mod approval;
 pub mod audit;
 pub mod backup;
 pub mod config;

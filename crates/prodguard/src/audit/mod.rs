@@ -8,6 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 
+use prodguard_core::Timestamp;
 use prodguard_core::audit::{
     AuditEvent, ChainVerifier, Envelope, EventKind, GENESIS_PREV, Record, SealKey, encode_record,
 };
@@ -108,6 +109,38 @@ pub trait AuditSink: Send + Sync {
     fn check(&self) -> Result<(), AuditError> {
         Ok(())
     }
+
+    /// Appends an intent that spends approval token `token_id` (issued at
+    /// `issued`), atomically: if an earlier intent already spent it, nothing
+    /// is appended. A sink that cannot tell refuses (the default).
+    fn append_spending(
+        &self,
+        event: &AuditEvent,
+        token_id: &str,
+        issued: Timestamp,
+    ) -> Result<AppendReceipt, SpendError> {
+        let _ = (event, token_id, issued);
+        Err(SpendError::Unsupported)
+    }
+}
+
+/// Why an intent that spends an approval token was not appended.
+#[derive(Debug, thiserror::Error)]
+pub enum SpendError {
+    /// An earlier intent spent the token.
+    #[error("it was spent by audit record {seq} of {file}")]
+    Spent {
+        /// The record that spent it.
+        seq: u64,
+        /// The log file it is in.
+        file: PathBuf,
+    },
+    /// This sink cannot record spent tokens.
+    #[error("this audit sink cannot record spent approval tokens; use the file sink")]
+    Unsupported,
+    /// The log is unavailable.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }
 
 #[derive(Debug, Clone)]
@@ -659,6 +692,47 @@ impl FileSink {
         }
     }
 
+    /// The intent record that spent `token_id`, searching the log's files
+    /// newest first and stopping at a file that began before the token was
+    /// issued (nothing older can hold it). Called under the log's lock.
+    fn find_spent(
+        &self,
+        token_id: &str,
+        issued: Timestamp,
+    ) -> std::io::Result<Option<(u64, PathBuf)>> {
+        let needle = format!("\"token_id\":\"{token_id}\"");
+        let mut files = rotated_files(&self.path)?;
+        files.push(self.path.clone());
+        for file in files.iter().rev() {
+            let text = match std::fs::read(file) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let mut began_before = false;
+            for (index, line) in text.split(|&b| b == b'\n').enumerate() {
+                if index == 0 {
+                    began_before = serde_json::from_slice::<Record>(line)
+                        .ok()
+                        .and_then(|r| Timestamp::parse_rfc3339(&r.ts))
+                        .is_some_and(|ts| ts < issued);
+                }
+                let has = line.windows(needle.len()).any(|w| w == needle.as_bytes());
+                const INTENT: &[u8] = b"\"kind\":\"intent\"";
+                if has && line.windows(INTENT.len()).any(|w| w == INTENT) {
+                    let seq = serde_json::from_slice::<Record>(line)
+                        .map(|r| r.seq)
+                        .unwrap_or(0);
+                    return Ok(Some((seq, file.clone())));
+                }
+            }
+            if began_before {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
     /// Whether `file` is still the file at the log's path.
     fn is_current(&self, file: &File) -> bool {
         use std::os::unix::fs::MetadataExt;
@@ -734,6 +808,32 @@ impl AuditSink for FileSink {
                 return result;
             }
         }
+    }
+
+    fn append_spending(
+        &self,
+        event: &AuditEvent,
+        token_id: &str,
+        issued: Timestamp,
+    ) -> Result<AppendReceipt, SpendError> {
+        let mut spent = None;
+        let result = self.with_locked_writer(|writer, ops| {
+            self.refresh_head(writer).map_err(Failure::Clean)?;
+            spent = self
+                .find_spent(token_id, issued)
+                .map_err(|e| Failure::Clean(self.io("search for the approval's nonce", e)))?;
+            if spent.is_some() {
+                return Ok(None);
+            }
+            self.append_batch_locked(writer, ops, std::slice::from_ref(event), false)
+                .map(|receipts| receipts.into_iter().next())
+        })?;
+        if let Some((seq, file)) = spent {
+            return Err(SpendError::Spent { seq, file });
+        }
+        result.ok_or_else(|| {
+            SpendError::Audit(self.io("append", std::io::Error::other("no receipt")))
+        })
     }
 
     fn check(&self) -> Result<(), AuditError> {

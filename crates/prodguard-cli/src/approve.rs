@@ -1,0 +1,70 @@
+//! `prodguard approve`: issue an approval token.
+
+use std::path::Path;
+
+use prodguard::{Guard, GuardError, approval, facts};
+use prodguard_core::Tier;
+use prodguard_core::approval::{Claims, issue as sign};
+use prodguard_core::detect::resolve_name;
+use prodguard_core::policy::{format_duration, parse_duration, validate_operation_name};
+
+/// Builds and signs a token for `kind` on `target`, approved by this actor.
+pub(crate) fn issue(
+    guard: &Guard,
+    kind: &str,
+    target: &str,
+    env: Option<String>,
+    ttl: Option<&str>,
+    fingerprint: Option<String>,
+) -> Result<String, GuardError> {
+    let usage = |message: String| GuardError::Policy(message);
+    validate_operation_name(kind).map_err(|e| usage(format!("invalid operation `{kind}`: {e}")))?;
+    if target.is_empty() || target.trim() != target || target.chars().any(char::is_control) {
+        return Err(usage(format!(
+            "invalid target {target:?}: name it exactly as the operation will"
+        )));
+    }
+    let policy = guard.policy();
+    let key_file = policy.approval.key_file.as_deref().ok_or_else(|| {
+        usage("the policy names no approval key: set [approval] key_file (create one with `prodguard keygen --out FILE`)".into())
+    })?;
+    let key = approval::read_key(Path::new(key_file)).map_err(usage)?;
+    let max = policy.approval.max_ttl_seconds;
+    let seconds = match ttl {
+        Some(text) => parse_duration(text).map_err(|e| usage(format!("--ttl {text}: {e}")))?,
+        None => max,
+    };
+    if seconds > max {
+        return Err(usage(format!(
+            "--ttl {} is longer than the policy allows ([approval] max_ttl = {})",
+            format_duration(seconds),
+            format_duration(max)
+        )));
+    }
+    let (env, tier) = match env {
+        Some(name) => {
+            let folded = name.trim().to_ascii_lowercase();
+            let tier = resolve_name(&folded, &policy.environment).unwrap_or(Tier::Unknown);
+            (folded, tier)
+        }
+        None => (
+            guard.detection().environment.clone(),
+            guard.detection().tier,
+        ),
+    };
+    let now = facts::now();
+    let claims = Claims {
+        v: 1,
+        op: kind.to_owned(),
+        target: target.to_owned(),
+        env,
+        tier,
+        fingerprint,
+        approver: guard.actor().user.clone(),
+        iat: now,
+        exp: now.plus_seconds(i64::try_from(seconds).unwrap_or(i64::MAX)),
+        nonce: facts::random_id(),
+    };
+    tracing::info!(op = kind, target, approver = %claims.approver, exp = %claims.exp, "approval issued");
+    Ok(sign(&key, &claims))
+}
