@@ -1,0 +1,291 @@
+//! Approval tokens and backups through the real CLI, on a real SQLite database.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_prodguard");
+
+struct Env {
+    dir: PathBuf,
+}
+
+impl Env {
+    fn new(name: &str, four_eyes: bool, backup: &str) -> Env {
+        let dir =
+            std::env::temp_dir().join(format!("prodguard-approval-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let env = Env { dir };
+        assert!(
+            env.run("ana", &[], &["keygen", "--out", "approval.key"])
+                .status
+                .success()
+        );
+        std::fs::write(
+            env.dir.join("prodguard.toml"),
+            format!(
+                "[approval]\nkey_file = \"approval.key\"\nmax_ttl = \"15m\"\nfour_eyes = {four_eyes}\n\n\
+                 [[rule]]\nname = \"migrations\"\noperations = [\"db.*\"]\ntiers = [\"production\"]\n\
+                 require = [\"confirm\", \"backup\", \"audit\"]\nconfirm = {{ mode = \"approval\" }}\nbackup = {backup}\n\n\
+                 [[rule]]\nname = \"humans only\"\noperations = [\"db.drop\"]\ntiers = [\"production\"]\n\
+                 require = [\"confirm\"]\nactors = [\"human\"]\n"
+            ),
+        )
+        .unwrap();
+        let db = env.db();
+        let status = Command::new("sqlite3")
+            .arg(&db)
+            .arg("CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT); INSERT INTO orders (item) VALUES ('widget');")
+            .status()
+            .expect("sqlite3 is installed (.ci/run installs it)");
+        assert!(status.success());
+        env
+    }
+
+    fn db(&self) -> PathBuf {
+        self.dir.join("orders.db")
+    }
+
+    fn run(&self, actor: &str, vars: &[(&str, &str)], args: &[&str]) -> Output {
+        let mut cmd = Command::new("setsid");
+        cmd.arg("-w")
+            .arg(BIN)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .env("PRODGUARD_ACTOR", actor)
+            .env("PRODGUARD_AUDIT_LOG", self.dir.join("audit.jsonl"))
+            .current_dir(&self.dir)
+            .stdin(Stdio::null());
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    fn approve(&self, approver: &str, args: &[&str]) -> String {
+        let mut all = vec!["approve", "--op", "db.migrate", "--target", "orders.db"];
+        if !args.contains(&"--env") {
+            all.extend_from_slice(&["--env", "production"]);
+        }
+        all.extend_from_slice(args);
+        let out = self.run(approver, &[], &all);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// `exec` in production: inserts a row into the real database.
+    fn migrate(&self, actor: &str, token: &str, target: &str) -> Output {
+        self.run(
+            actor,
+            &[("APP_ENV", "production")],
+            &[
+                "exec",
+                "--op",
+                "db.migrate",
+                "--target",
+                target,
+                "--approval",
+                token,
+                "--",
+                "sqlite3",
+                "orders.db",
+                "INSERT INTO orders (item) VALUES ('migrated');",
+            ],
+        )
+    }
+
+    fn rows(&self) -> usize {
+        let out = Command::new("sqlite3")
+            .arg(self.db())
+            .arg("SELECT count(*) FROM orders;")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    }
+
+    fn records(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.join("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn verify(&self) {
+        let out = self.run("ana", &[], &["audit", "verify"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+fn sha256(path: &Path) -> String {
+    prodguard::backup::sha256_file(path).unwrap().0
+}
+
+const COPY_BACKUP: &str = "{ command = \"cp {target} {path}\", verify = \"sqlite3 {path} 'PRAGMA integrity_check'\", path = \"backups/orders.{ts}.db\" }";
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn an_approved_operation_runs_once_with_its_backup_recorded() {
+    let env = Env::new("approved", true, COPY_BACKUP);
+    let token = env.approve("bob", &[]);
+    let out = env.migrate("ana", &token, "orders.db");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(env.rows(), 2);
+    let intent = &env.records()[0];
+    assert_eq!(intent["kind"], "intent");
+    assert_eq!(intent["confirm"]["method"], "approval");
+    assert_eq!(intent["confirm"]["approver"], "bob");
+    let backup = env.dir.join(intent["backup"]["location"].as_str().unwrap());
+    assert_eq!(
+        intent["backup"]["sha256"],
+        sha256(&backup).as_str(),
+        "the real backup's SHA-256"
+    );
+    assert_eq!(intent["backup"]["verified"], true);
+
+    // Spent: the same token again refuses and changes nothing.
+    let again = env.migrate("ana", &token, "orders.db");
+    assert_eq!(again.status.code(), Some(121));
+    assert!(stderr(&again).contains("spent"), "{}", stderr(&again));
+    assert_eq!(env.rows(), 2);
+    env.verify();
+}
+
+#[test]
+fn every_broken_binding_refuses_with_121_and_names_it() {
+    let env = Env::new("bindings", true, COPY_BACKUP);
+    let good = env.approve("bob", &[]);
+    let mut forged = good.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == '0' { '1' } else { '0' });
+    let short = env.approve("bob", &["--ttl", "1s"]);
+    let mine = env.approve("ana", &[]);
+    let staging = env.approve("bob", &["--env", "staging"]);
+    let fingerprinted = env.approve("bob", &["--fingerprint", "sha256:abc"]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    for (token, target, needle) in [
+        (forged.as_str(), "orders.db", "forged"),
+        (
+            good.as_str(),
+            "users.db",
+            "target `orders.db`, not `users.db`",
+        ),
+        (short.as_str(), "orders.db", "expired"),
+        (mine.as_str(), "orders.db", "four_eyes"),
+        (staging.as_str(), "orders.db", "environment `staging`"),
+        (fingerprinted.as_str(), "orders.db", "fingerprint"),
+        ("not-a-token", "orders.db", "malformed"),
+    ] {
+        let out = env.migrate("ana", token, target);
+        assert_eq!(out.status.code(), Some(121), "{needle}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{needle}: {}", stderr(&out));
+    }
+    assert_eq!(env.rows(), 1, "the database is unchanged");
+    // Every refusal was recorded, and the log verifies.
+    assert_eq!(
+        env.records()
+            .iter()
+            .filter(|r| r["kind"] == "refusal")
+            .count(),
+        7
+    );
+    env.verify();
+}
+
+#[test]
+fn a_failing_backup_refuses_with_122_and_leaves_the_token_unspent() {
+    let env = Env::new("badbackup", false, "{ command = \"exit 7\" }");
+    let token = env.approve("bob", &[]);
+    let out = env.migrate("ana", &token, "orders.db");
+    assert_eq!(out.status.code(), Some(122), "{}", stderr(&out));
+    assert_eq!(env.rows(), 1);
+    // The operation never ran, so the approval is still good once the backup works.
+    std::fs::write(
+        env.dir.join("prodguard.toml"),
+        std::fs::read_to_string(env.dir.join("prodguard.toml"))
+            .unwrap()
+            .replace("{ command = \"exit 7\" }", COPY_BACKUP),
+    )
+    .unwrap();
+    let out = env.migrate("ana", &token, "orders.db");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(env.rows(), 2);
+}
+
+#[test]
+fn an_agent_is_refused_where_a_human_is_required() {
+    let env = Env::new("agent", false, COPY_BACKUP);
+    let out = env.run(
+        "claude",
+        &[("APP_ENV", "production"), ("CLAUDECODE", "1")],
+        &[
+            "exec",
+            "--op",
+            "db.drop",
+            "--target",
+            "orders.db",
+            "--",
+            "rm",
+            "orders.db",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(121), "{}", stderr(&out));
+    assert!(stderr(&out).contains("agent"), "{}", stderr(&out));
+    assert!(env.db().exists());
+    assert_eq!(env.records()[0]["actor"]["kind"], "agent");
+}
+
+#[test]
+fn a_replayed_token_runs_exactly_once_across_processes() {
+    let env = Env::new("race", false, COPY_BACKUP);
+    let token = env.approve("bob", &[]);
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            let mut cmd = Command::new(BIN);
+            cmd.args([
+                "exec",
+                "--op",
+                "db.migrate",
+                "--target",
+                "orders.db",
+                "--approval",
+                &token,
+                "--",
+                "sqlite3",
+                "orders.db",
+                "INSERT INTO orders (item) VALUES ('raced');",
+            ])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .env("APP_ENV", "production")
+            .env("PRODGUARD_ACTOR", "ana")
+            .env("PRODGUARD_AUDIT_LOG", env.dir.join("audit.jsonl"))
+            .current_dir(&env.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    let codes: Vec<i32> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap().status.code().unwrap())
+        .collect();
+    assert_eq!(codes.iter().filter(|&&c| c == 0).count(), 1, "{codes:?}");
+    assert_eq!(codes.iter().filter(|&&c| c == 121).count(), 7, "{codes:?}");
+    assert_eq!(env.rows(), 2);
+    env.verify();
+}
