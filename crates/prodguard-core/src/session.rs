@@ -26,6 +26,8 @@
 //! });
 //! assert_eq!(session.next_step(), Step::CheckAudit);
 //! session.audit_checked(Ok(()));
+//! assert!(matches!(session.next_step(), Step::CheckStamp { .. }));
+//! session.stamp_checked(Ok(None)); // the target carries no environment stamp
 //! assert!(matches!(session.next_step(), Step::NeedConfirmation(_)));
 //! session.answer_confirmation(ConfirmationAnswer::Declined("typed `order`".into()));
 //! assert!(matches!(session.next_step(), Step::Append(_)));
@@ -151,6 +153,25 @@ fn why_protected(detection: &Detection) -> String {
 /// How far in the future backup evidence may be dated (clock skew between
 /// the host that made it and this one).
 pub const MAX_CLOCK_SKEW_SECONDS: i64 = 60;
+
+/// The operation `prodguard stamp` runs: it is not itself refused by the
+/// stamp it corrects.
+pub const STAMP_OPERATION: &str = "prodguard.stamp";
+
+/// What a target says about the environment it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Stamp {
+    /// The environment's name.
+    pub environment: String,
+    /// Its tier.
+    pub tier: Tier,
+    /// When it was stamped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamped_at: Option<String>,
+    /// Who stamped it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamped_by: Option<String>,
+}
 
 /// The longest target name accepted, in bytes.
 pub const MAX_TARGET_BYTES: usize = 256;
@@ -371,6 +392,12 @@ pub enum Step {
     /// Check that the audit log can take records (open, lock, tail intact)
     /// before anyone is asked anything, then call [`Session::audit_checked`].
     CheckAudit,
+    /// Read the target's environment stamp (e.g. the `prodguard_stamp` table
+    /// of a SQLite database), then call [`Session::stamp_checked`].
+    CheckStamp {
+        /// The target to read.
+        target: String,
+    },
     /// Obtain backup evidence, then call [`Session::answer_backup`].
     NeedBackup(BackupRequest),
     /// Ask for confirmation, then call [`Session::answer_confirmation`].
@@ -406,6 +433,7 @@ pub struct SessionInput<'a> {
 enum State {
     Start,
     AwaitAuditCheck,
+    AwaitStamp,
     AwaitConfirmation,
     AwaitBackup,
     AwaitRefusalAppend(Denial),
@@ -557,7 +585,7 @@ impl Session {
                 self.state = State::AwaitAuditCheck;
                 self.pending = Some(Step::CheckAudit);
             }
-            Verdict::Allow | Verdict::Require => self.check_actor(),
+            Verdict::Allow | Verdict::Require => self.check_stamp(),
         }
     }
 
@@ -568,7 +596,7 @@ impl Session {
         }
         self.pending = None;
         match result {
-            Ok(()) => self.check_actor(),
+            Ok(()) => self.check_stamp(),
             Err(e) => self.state = State::Denied(self.audit_unavailable(e)),
         }
     }
@@ -582,6 +610,64 @@ impl Session {
                         `prodguard audit verify` to see what is wrong with it"
                 .into(),
             recorded: false,
+        }
+    }
+
+    /// Asks for the target's stamp, unless there is no target or this is the
+    /// stamping operation itself (which exists to correct a stamp).
+    fn check_stamp(&mut self) {
+        match &self.operation.target {
+            Some(target) if self.operation.kind != STAMP_OPERATION => {
+                self.state = State::AwaitStamp;
+                self.pending = Some(Step::CheckStamp {
+                    target: target.clone(),
+                });
+            }
+            _ => self.check_actor(),
+        }
+    }
+
+    /// Answers a [`Step::CheckStamp`]: the target's stamp, `None` when it has
+    /// none (or is not a stampable target), `Err` when it cannot be read.
+    pub fn stamp_checked(&mut self, stamp: Result<Option<Stamp>, String>) {
+        if self.state != State::AwaitStamp {
+            return;
+        }
+        self.pending = None;
+        let target = self.operation.target.clone().unwrap_or_default();
+        let here = format!(
+            "this environment is `{}` (tier {}), decided by {}",
+            self.challenge.environment, self.challenge.tier, self.op_record.decided_by
+        );
+        match stamp {
+            Ok(None) => self.check_actor(),
+            Ok(Some(stamp))
+                if stamp
+                    .environment
+                    .eq_ignore_ascii_case(&self.challenge.environment) =>
+            {
+                self.check_actor()
+            }
+            Ok(Some(stamp)) => self.refuse(
+                exit::ENV_MISMATCH,
+                None,
+                format!(
+                    "target `{target}` is stamped `{}` (tier {}), but {here}",
+                    stamp.environment, stamp.tier
+                ),
+                format!(
+                    "if this is the wrong machine, stop here; if `{target}` was copied here on \
+                     purpose (say a production dump restored for development), re-stamp it: \
+                     prodguard stamp --target {target} --env {}",
+                    self.challenge.environment
+                ),
+            ),
+            Err(e) => self.refuse(
+                exit::ENV_MISMATCH,
+                None,
+                format!("cannot read the environment stamp of `{target}`: {e}"),
+                "make the target readable, then retry".into(),
+            ),
         }
     }
 
@@ -887,6 +973,9 @@ mod tests {
         });
         if session.next_step() == Step::CheckAudit {
             session.audit_checked(Ok(()));
+        }
+        if matches!(session.next_step(), Step::CheckStamp { .. }) {
+            session.stamp_checked(Ok(None));
         }
         session
     }
@@ -1251,6 +1340,73 @@ mod tests {
             "{}",
             denial.missing
         );
+    }
+
+    #[test]
+    fn a_stamp_from_another_environment_refuses_with_124() {
+        let p = policy(vec![]);
+        let stamp = |env: &str, tier| Stamp {
+            environment: env.into(),
+            tier,
+            stamped_at: None,
+            stamped_by: None,
+        };
+        let begin = || {
+            Session::begin(SessionInput {
+                policy: &p,
+                detection: &detection(Tier::Development),
+                operation: Operation::new("db.migrate").with_target("orders.db"),
+                actor: human(),
+                attempt_id: "a".into(),
+                now: Timestamp(0),
+            })
+        };
+        // A production dump restored to development.
+        let mut s = begin();
+        assert_eq!(
+            s.next_step(),
+            Step::CheckStamp {
+                target: "orders.db".into()
+            }
+        );
+        s.stamp_checked(Ok(Some(stamp("production", Tier::Production))));
+        expect_append(&mut s, EventKind::Refusal, Ok(()));
+        let denial = expect_denial(&mut s, 124);
+        assert!(
+            denial.missing.contains("stamped `production`"),
+            "{}",
+            denial.missing
+        );
+        assert!(
+            denial.missing.contains("this environment is `development`"),
+            "{}",
+            denial.missing
+        );
+        assert!(
+            denial
+                .next_step
+                .contains("prodguard stamp --target orders.db --env development")
+        );
+        // A matching stamp (any case) proceeds; an unreadable one refuses.
+        let mut s = begin();
+        s.next_step();
+        s.stamp_checked(Ok(Some(stamp("Development", Tier::Development))));
+        assert!(matches!(s.next_step(), Step::Append(_)));
+        let mut s = begin();
+        s.next_step();
+        s.stamp_checked(Err("database is locked".into()));
+        expect_append(&mut s, EventKind::Refusal, Ok(()));
+        expect_denial(&mut s, 124);
+        // The stamping operation itself is not refused by the stamp it corrects.
+        let mut s = Session::begin(SessionInput {
+            policy: &p,
+            detection: &detection(Tier::Development),
+            operation: Operation::new(STAMP_OPERATION).with_target("orders.db"),
+            actor: human(),
+            attempt_id: "a".into(),
+            now: Timestamp(0),
+        });
+        assert!(matches!(s.next_step(), Step::Append(_)));
     }
 
     #[test]

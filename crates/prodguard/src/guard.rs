@@ -17,6 +17,7 @@ use prodguard_core::{Detection, Facts, Policy, classify};
 use crate::audit::{AppendReceipt, AuditError, AuditSink, FileSink};
 use crate::backup::{BackupProvider, CommandBackup};
 use crate::confirm::{Confirmer, TerminalConfirmer};
+use crate::stamp::StampReader;
 use crate::{GuardError, approval, config, facts};
 
 /// A sink for when no audit log can be located: every append fails, so
@@ -33,6 +34,16 @@ impl AuditSink for NoAuditLog {
             ),
         })
     }
+}
+
+#[cfg(feature = "sqlite")]
+fn default_stamps() -> Arc<dyn StampReader> {
+    Arc::new(crate::stamp::SqliteStamps)
+}
+
+#[cfg(not(feature = "sqlite"))]
+fn default_stamps() -> Arc<dyn StampReader> {
+    Arc::new(crate::stamp::NoStamps)
 }
 
 /// Guards dangerous operations: detection, policy, confirmation, backup, audit.
@@ -56,6 +67,7 @@ pub struct Guard {
     confirmer: Arc<dyn Confirmer>,
     backup: Arc<dyn BackupProvider>,
     sink: Arc<dyn AuditSink>,
+    stamps: Arc<dyn StampReader>,
     approval: Option<String>,
 }
 
@@ -96,6 +108,7 @@ pub struct GuardBuilder {
     sink: Option<Arc<dyn AuditSink>>,
     audit_log: Option<PathBuf>,
     approval: Option<String>,
+    stamps: Option<Arc<dyn StampReader>>,
 }
 
 impl GuardBuilder {
@@ -139,6 +152,12 @@ impl GuardBuilder {
     /// Sends audit records to this sink.
     pub fn audit_sink(mut self, sink: impl AuditSink + 'static) -> Self {
         self.sink = Some(Arc::new(sink));
+        self
+    }
+
+    /// Reads target stamps with this reader (default: SQLite files' `prodguard_stamp` table).
+    pub fn stamp_reader(mut self, reader: impl StampReader + 'static) -> Self {
+        self.stamps = Some(Arc::new(reader));
         self
     }
 
@@ -198,6 +217,7 @@ impl GuardBuilder {
                 .backup
                 .unwrap_or_else(|| Arc::new(CommandBackup::new(backup_dir))),
             sink,
+            stamps: self.stamps.unwrap_or_else(default_stamps),
             approval: self.approval.or_else(|| {
                 std::env::var("PRODGUARD_APPROVAL")
                     .ok()
@@ -336,6 +356,9 @@ impl Guard {
         });
         loop {
             match session.next_step() {
+                Step::CheckStamp { target } => {
+                    session.stamp_checked(self.stamps.read(&target));
+                }
                 Step::CheckAudit => {
                     session.audit_checked(self.sink.check().map_err(|e| e.to_string()));
                 }

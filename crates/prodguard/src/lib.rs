@@ -36,6 +36,7 @@ pub mod confirm;
 mod error;
 pub mod facts;
 mod guard;
+pub mod stamp;
 
 use std::sync::OnceLock;
 
