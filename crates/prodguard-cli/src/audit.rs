@@ -72,6 +72,13 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
                     say!("{}: nothing to repair", path.display());
                     Ok(0)
                 }
+                Ok(RepairOutcome::NewlineRestored { recovery_seq }) => {
+                    say!(
+                        "{}: the final record was whole but had lost its newline; restored it, nothing cut; recovery recorded as seq {recovery_seq}",
+                        path.display()
+                    );
+                    Ok(0)
+                }
                 Ok(RepairOutcome::Cut {
                     bytes,
                     saved_to,

@@ -168,8 +168,9 @@ enum PolicyCommand {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Verify the hash chain: exit 0 intact, 1 tampered, 2 torn tail that
-    /// `repair` can cut, 3 the anchor is not reached (truncated or rolled back).
+    /// Verify the hash chain (rotated files included): exit 0 intact, 1 tampered,
+    /// 2 torn tail that `repair` can cut, 3 records after the last seal (with
+    /// --seal-key) or the anchor not reached (truncated or rolled back).
     Verify {
         #[command(flatten)]
         log: LogArg,

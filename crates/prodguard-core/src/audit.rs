@@ -342,11 +342,14 @@ impl SealChecker {
         prev: &str,
         seal: &SealInfo,
     ) -> Result<(), String> {
-        if let Some(last) = self.last_epoch
-            && seal.epoch != last.saturating_add(1)
-        {
+        // The first seal must be made with the verification key's own epoch:
+        // a later epoch's key (what a compromised host holds) cannot start a chain of seals.
+        let expected = self
+            .last_epoch
+            .map_or(self.key.epoch, |last| last.saturating_add(1));
+        if seal.epoch != expected {
             return Err(format!(
-                "seal epoch {} follows epoch {last}: epochs must be continuous",
+                "seal epoch {} where epoch {expected} was expected: epochs must be continuous from the verification key's",
                 seal.epoch
             ));
         }
@@ -632,6 +635,9 @@ impl ChainVerifier {
             return Err(ChainError::HashMismatch);
         }
         let fields = parsed.map_err(|e| ChainError::Malformed(e.to_string()))?;
+        if let Some(problem) = fields.seal_shape_problem() {
+            return Err(ChainError::Malformed(problem.into()));
+        }
         if fields.prev != self.prev {
             return Err(ChainError::PrevMismatch {
                 expected: self.prev.clone(),
@@ -676,8 +682,48 @@ struct LinkFields<'a> {
     log_id: std::borrow::Cow<'a, str>,
     #[serde(borrow)]
     prev: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    kind: std::borrow::Cow<'a, str>,
     #[serde(default)]
     seal: Option<SealInfo>,
+    // A seal's MAC covers the chain before it, not its own record: a seal
+    // record may carry nothing else, so nothing in it can be forged.
+    #[serde(default)]
+    attempt_id: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    actor: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    op: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    decision: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    backup: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    confirm: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    outcome: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    message: Option<serde::de::IgnoredAny>,
+}
+
+impl LinkFields<'_> {
+    fn seal_shape_problem(&self) -> Option<&'static str> {
+        let is_seal = self.kind == "seal";
+        let carries_event = self.attempt_id.is_some()
+            || self.actor.is_some()
+            || self.op.is_some()
+            || self.decision.is_some()
+            || self.backup.is_some()
+            || self.confirm.is_some()
+            || self.outcome.is_some()
+            || self.message.is_some();
+        match (is_seal, self.seal.is_some()) {
+            (true, false) => Some("a seal record without its seal"),
+            (false, true) => Some("a seal member on a record that is not a seal"),
+            (true, true) if carries_event => Some("a seal record carrying event fields"),
+            _ => None,
+        }
+    }
 }
 
 /// A record that continued the chain.
@@ -858,10 +904,17 @@ mod tests {
                 .is_err()
         );
         assert!(
-            SealChecker::new(stolen)
+            SealChecker::new(stolen.clone())
                 .check("log", 10, "aa", &seal0)
                 .is_err(),
             "epoch before the key"
+        );
+        // A forger holding epoch 1's key cannot start a fresh log whose seals verify from epoch 0's.
+        let fresh = stolen.seal("log", 3, "cc");
+        assert!(
+            SealChecker::new(k0.clone())
+                .check("log", 3, "cc", &fresh)
+                .is_err()
         );
         assert!(!k0.verify("log", 10, "aa", "zz"));
     }

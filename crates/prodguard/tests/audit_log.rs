@@ -101,7 +101,7 @@ fn a_torn_tail_refuses_further_appends() {
         .append(&AuditEvent::note("after"))
         .unwrap_err();
     assert!(matches!(err, AuditError::TornTail { .. }), "{err}");
-    assert!(err.to_string().contains("move the log aside"), "{err}");
+    assert!(err.to_string().contains("audit repair"), "{err}");
     let report = verify_file(&path, None).unwrap();
     assert_eq!(
         (report.records, report.torn_tail_bytes),

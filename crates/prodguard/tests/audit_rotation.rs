@@ -90,3 +90,43 @@ fn concurrent_writers_across_rotations_lose_nothing() {
     assert_eq!(report.records, 200);
     assert!(rotated_files(&log).unwrap().len() >= 5);
 }
+
+#[test]
+fn a_crash_mid_rotation_does_not_read_the_live_file_twice() {
+    let dir = temp_dir("midrotation");
+    let log = dir.join("audit.jsonl");
+    let sink = FileSink::new(&log).rotating(1000);
+    for i in 0..10 {
+        sink.append(&AuditEvent::note(format!("n{i}"))).unwrap();
+    }
+    let next = rotated_files(&log).unwrap().len() + 1;
+    // As if a rotation died after linking the full log aside, before the rename.
+    std::fs::hard_link(&log, dir.join(format!("audit.jsonl.{next}"))).unwrap();
+    assert!(verify_file(&log, None).unwrap().intact());
+    // The next rotation does not link it a second time.
+    for i in 10..20 {
+        sink.append(&AuditEvent::note(format!("n{i}"))).unwrap();
+    }
+    let report = verify_file(&log, None).unwrap();
+    assert!(report.intact(), "{report:?}");
+    assert_eq!(report.records, 20);
+}
+
+#[test]
+fn repair_refuses_when_a_rotated_file_is_damaged() {
+    let dir = temp_dir("repairset");
+    let log = dir.join("audit.jsonl");
+    let sink = FileSink::new(&log).rotating(800);
+    for i in 0..12 {
+        sink.append(&AuditEvent::note(format!("n{i}"))).unwrap();
+    }
+    let first = &rotated_files(&log).unwrap()[0];
+    let text = std::fs::read_to_string(first).unwrap();
+    std::fs::write(first, text.replacen("\"n0\"", "\"x0\"", 1)).unwrap();
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes.extend_from_slice(b"{\"torn");
+    std::fs::write(&log, &bytes).unwrap();
+    let before = std::fs::read(&log).unwrap();
+    assert!(prodguard::audit::repair_file(&log).is_err());
+    assert_eq!(std::fs::read(&log).unwrap(), before, "nothing cut");
+}

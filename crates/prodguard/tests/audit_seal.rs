@@ -70,7 +70,7 @@ fn forge(log: &Path, seq: usize, message: &str) {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let mut record: Record = serde_json::from_str(line).unwrap();
-        if i + 1 == seq {
+        if seq > 0 && i + 1 == seq {
             record.event.message = Some(message.into());
         }
         let envelope = Envelope {
@@ -143,4 +143,66 @@ fn a_configured_but_missing_key_refuses_the_append() {
         !log.exists() || std::fs::read(&log).unwrap().is_empty(),
         "nothing written"
     );
+}
+
+#[test]
+fn receipts_name_their_own_records_when_seals_share_a_batch() {
+    let dir = temp_dir("receipts");
+    let key_file = dir.join("seal.key");
+    init_key_file(&key_file).unwrap();
+    let log = dir.join("audit.jsonl");
+    let sink = std::sync::Arc::new(FileSink::new(&log).sealed(&key_file, 3));
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let sink = std::sync::Arc::clone(&sink);
+            std::thread::spawn(move || {
+                (0..30)
+                    .map(|i| {
+                        let message = format!("t{t}-{i}");
+                        (
+                            sink.append(&AuditEvent::note(message.clone())).unwrap().seq,
+                            message,
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let acked: Vec<(u64, String)> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (seq, message) in acked {
+        assert_eq!(
+            lines[seq as usize - 1]["message"],
+            message.as_str(),
+            "seq {seq}"
+        );
+    }
+}
+
+#[test]
+fn a_forged_final_seal_record_does_not_verify() {
+    let dir = temp_dir("lastseal");
+    let key_file = dir.join("seal.key");
+    let k0 = init_key_file(&key_file).unwrap();
+    let log = dir.join("audit.jsonl");
+    let sink = FileSink::new(&log).sealed(&key_file, 0);
+    sink.append(&AuditEvent::note("a")).unwrap();
+    sink.seal_now().unwrap();
+    // Turn the final seal into an intent that never happened, keeping its seal member.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let forged = text.replace(
+        "\"kind\":\"seal\",",
+        "\"kind\":\"intent\",\"message\":\"db.drop approved\",",
+    );
+    std::fs::write(&log, &forged).unwrap();
+    forge(&log, 0, "");
+    let report = verify_file_sealed(&log, None, Some(&k0)).unwrap();
+    assert_eq!(report.exit_code(), 1, "{report:?}");
 }

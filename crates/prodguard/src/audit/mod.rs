@@ -69,7 +69,7 @@ pub enum AuditError {
     },
     /// The last record is incomplete (a crash mid-write).
     #[error(
-        "audit log {path} ends with an incomplete record (a crash during a write?), so nothing more is appended to it; run `prodguard audit verify --log {path}` to see it, then move the log aside (keep it as evidence) so a new one starts"
+        "audit log {path} ends with an incomplete record (a crash during a write?), so nothing more is appended to it; `prodguard audit repair --log {path}` cuts it (keeping a copy) and records the recovery"
     )]
     TornTail {
         /// The log's path.
@@ -308,16 +308,13 @@ impl FileSink {
     pub fn seal_now(&self) -> Result<u64, AuditError> {
         if self.seal.is_none() {
             return Err(AuditError::Seal(SealKeyError {
-                path: PathBuf::from("<none>"),
-                problem: "no seal key is configured ([audit] seal_key_file)".into(),
+                path: self.path.clone(),
+                problem: "this log has no seal key: set [audit] seal_key_file (create it with `prodguard audit seal-init`)".into(),
             }));
         }
-        let receipts = self
+        let (_, seq) = self
             .with_locked_writer(|writer, ops| self.append_batch_locked(writer, ops, &[], true))?;
-        receipts
-            .last()
-            .map(|r| r.seq)
-            .ok_or_else(|| self.io("seal", std::io::Error::other("no seal record was written")))
+        Ok(seq)
     }
 
     /// The key for the next seal: the key file's, moved past the last seal
@@ -363,11 +360,14 @@ impl FileSink {
             }
             Err(e) => return Err(open_err(e)),
         };
+        // Whoever first writes to an empty log syncs its directory entry:
+        // the creator may not have got that far before another process did.
+        let empty = file.metadata().map(|m| m.len() == 0).unwrap_or(true);
         Ok(Writer {
             file,
             known_len: u64::MAX,
             head: None,
-            sync_directory: created,
+            sync_directory: created || empty,
         })
     }
 
@@ -404,7 +404,7 @@ impl FileSink {
         ops: &mut dyn FileOps,
         events: &[AuditEvent],
         seal_now: bool,
-    ) -> Result<Vec<AppendReceipt>, Failure> {
+    ) -> Result<(Vec<AppendReceipt>, u64), Failure> {
         let len = self.refresh_head(writer).map_err(Failure::Clean)?;
         let (mut seq, mut prev, log_id) = match &writer.head {
             Some(head) => (head.seq, head.hash.clone(), head.log_id.clone()),
@@ -414,56 +414,58 @@ impl FileSink {
         let mut buf = Vec::new();
         let mut receipts = Vec::with_capacity(events.len());
         let mut seal_key: Option<SealKey> = None;
-        let mut push =
-            |event: &AuditEvent, seq: &mut u64, prev: &mut String| -> Result<(), Failure> {
-                *seq = seq.checked_add(1).ok_or_else(|| {
-                    Failure::Clean(AuditError::Corrupt {
-                        path: self.path.clone(),
-                        detail: "seq is at its maximum".into(),
-                    })
-                })?;
-                let envelope = Envelope {
-                    log_id: log_id.clone(),
-                    seq: *seq,
-                    ts,
-                    host: self.host.clone(),
-                    pid: std::process::id(),
-                };
-                let (line, hash) = encode_record(&envelope, event, prev).map_err(|e| {
-                    Failure::Clean(AuditError::Corrupt {
-                        path: self.path.clone(),
-                        detail: e.to_string(),
-                    })
-                })?;
-                buf.extend_from_slice(&line);
-                receipts.push(AppendReceipt {
-                    seq: *seq,
-                    hash: hash.clone(),
-                });
-                *prev = hash;
-                Ok(())
+        let mut push = |event: &AuditEvent,
+                        seq: &mut u64,
+                        prev: &mut String|
+         -> Result<AppendReceipt, Failure> {
+            *seq = seq.checked_add(1).ok_or_else(|| {
+                Failure::Clean(AuditError::Corrupt {
+                    path: self.path.clone(),
+                    detail: "seq is at its maximum".into(),
+                })
+            })?;
+            let envelope = Envelope {
+                log_id: log_id.clone(),
+                seq: *seq,
+                ts,
+                host: self.host.clone(),
+                pid: std::process::id(),
             };
-        let mut seal =
-            |seq: &mut u64,
-             prev: &mut String,
-             push: &mut dyn FnMut(&AuditEvent, &mut u64, &mut String) -> Result<(), Failure>|
-             -> Result<(), Failure> {
-                let Some(config) = &self.seal else {
-                    return Ok(());
-                };
-                let key = match seal_key.take() {
-                    Some(key) => key,
-                    None => self.next_seal_key(config, &writer.file, len)?,
-                };
-                let mut event = AuditEvent::new(EventKind::Seal);
-                event.seal = Some(key.seal(&log_id, *seq + 1, prev));
-                push(&event, seq, prev)?;
-                seal_key = Some(key.evolve());
-                Ok(())
+            let (line, hash) = encode_record(&envelope, event, prev).map_err(|e| {
+                Failure::Clean(AuditError::Corrupt {
+                    path: self.path.clone(),
+                    detail: e.to_string(),
+                })
+            })?;
+            buf.extend_from_slice(&line);
+            *prev = hash.clone();
+            Ok(AppendReceipt { seq: *seq, hash })
+        };
+        let mut seal = |seq: &mut u64,
+                        prev: &mut String,
+                        push: &mut dyn FnMut(
+            &AuditEvent,
+            &mut u64,
+            &mut String,
+        ) -> Result<AppendReceipt, Failure>|
+         -> Result<(), Failure> {
+            let Some(config) = &self.seal else {
+                return Ok(());
             };
+            let key = match seal_key.take() {
+                Some(key) => key,
+                None => self.next_seal_key(config, &writer.file, len)?,
+            };
+            let mut event = AuditEvent::new(EventKind::Seal);
+            event.seal = Some(key.seal(&log_id, *seq + 1, prev));
+            // A seal's receipt is nobody's: only the events' are returned.
+            push(&event, seq, prev)?;
+            seal_key = Some(key.evolve());
+            Ok(())
+        };
         let every = self.seal.as_ref().map_or(0, |c| c.every);
         for event in events {
-            push(event, &mut seq, &mut prev)?;
+            receipts.push(push(event, &mut seq, &mut prev)?);
             // Every `every`-th record of the log is a seal.
             if every > 0 && (seq + 1) % every == 0 {
                 seal(&mut seq, &mut prev, &mut push)?;
@@ -482,11 +484,10 @@ impl FileSink {
             writer.known_len = len + buf.len() as u64;
         }
         if let (Some(config), Some(next)) = (&self.seal, &seal_key) {
-            // The seal is durable; now erase the key that made it. If this
-            // fails the next seal still moves past it (see next_seal_key).
-            if let Err(e) = write_key_file(&config.key_file, next) {
-                tracing::error!(target: "prodguard::audit", error = %e, "the used seal key could not be erased");
-            }
+            // The seal is durable; now erase the key that made it.
+            // The seal is on disk, but a used key still on the host would
+            // let a later intruder forge it: stop here (fail closed).
+            write_key_file(&config.key_file, next).map_err(|e| Failure::Poison(e.into()))?;
         }
         writer.head = Some(Head {
             seq,
@@ -500,7 +501,7 @@ impl FileSink {
                 "audit record appended"
             );
         }
-        Ok(receipts)
+        Ok((receipts, seq))
     }
 
     fn write_and_sync(
@@ -550,9 +551,27 @@ impl FileSink {
             .create_new(true)
             .open(&fresh)
             .map_err(|e| Failure::Clean(self.io("create the next log file", e)))?;
+        // A crash after an earlier link but before its rename left the full
+        // log already linked aside: do not give it a second name.
+        let already_aside = {
+            use std::os::unix::fs::MetadataExt;
+            let current = writer.file.metadata();
+            rotated
+                .iter()
+                .any(|p| match (std::fs::metadata(p), &current) {
+                    (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+                    _ => false,
+                })
+        };
         let staged = write_all(ops, &new_file, buf)
             .and_then(|()| ops.sync_data(&new_file))
-            .and_then(|()| std::fs::hard_link(&self.path, &aside));
+            .and_then(|()| {
+                if already_aside {
+                    Ok(())
+                } else {
+                    std::fs::hard_link(&self.path, &aside)
+                }
+            });
         if let Err(e) = staged {
             let _ = std::fs::remove_file(&fresh);
             return Err(Failure::Clean(self.io("stage the next log file", e)));
@@ -592,7 +611,9 @@ struct SealConfig {
 
 /// The epoch of the last seal record in the file, scanning back at most 16 MiB.
 fn last_seal_epoch(file: &File, len: u64) -> std::io::Result<Option<u64>> {
-    const NEEDLE: &[u8] = b"\"kind\":\"seal\"";
+    // The record's own kind follows `"pid":N,`; an operation named `seal`
+    // would appear as `{"kind":"seal"` inside `op`.
+    const NEEDLE: &[u8] = b",\"kind\":\"seal\",";
     const LIMIT: u64 = 16 << 20;
     let start = len.saturating_sub(LIMIT);
     let mut tail = vec![0u8; usize::try_from(len - start).unwrap_or(0)];
@@ -779,11 +800,30 @@ impl AuditSink for FileSink {
             let batch = std::mem::take(&mut group.queue);
             drop(group);
             let (tickets, events): (Vec<u64>, Vec<AuditEvent>) = batch.into_iter().unzip();
-            let result = self.with_locked_writer(|writer, ops| {
-                self.append_batch_locked(writer, ops, &events, false)
-            });
+            // A panic while leading (say in a tracing layer) must not leave
+            // the followers waiting for a leader that is gone.
+            let led = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.with_locked_writer(|writer, ops| {
+                    self.append_batch_locked(writer, ops, &events, false)
+                        .map(|(receipts, _)| receipts)
+                })
+            }));
             group = self.group.lock().unwrap_or_else(|p| p.into_inner());
             group.leader_active = false;
+            let result = match led {
+                Ok(result) => result,
+                Err(panic) => {
+                    for &t in &tickets {
+                        group
+                            .done
+                            .insert(t, Err("the appending thread panicked".into()));
+                    }
+                    group.done.remove(&ticket);
+                    drop(group);
+                    self.turn.notify_all();
+                    std::panic::resume_unwind(panic);
+                }
+            };
             let mine = match result {
                 Ok(receipts) => {
                     let mut mine = None;
@@ -826,7 +866,7 @@ impl AuditSink for FileSink {
                 return Ok(None);
             }
             self.append_batch_locked(writer, ops, std::slice::from_ref(event), false)
-                .map(|receipts| receipts.into_iter().next())
+                .map(|(receipts, _)| receipts.into_iter().next())
         })?;
         if let Some((seq, file)) = spent {
             return Err(SpendError::Spent { seq, file });

@@ -1,11 +1,11 @@
 //! Checking a whole log (verify), anchoring its head, and cutting a torn tail (repair).
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use prodguard_core::audit::{
-    AuditEvent, ChainVerifier, EventKind, GENESIS_PREV, SealChecker, SealKey,
+    AuditEvent, ChainVerifier, EventKind, GENESIS_PREV, MAX_RECORD_BYTES, SealChecker, SealKey,
 };
 use serde::{Deserialize, Serialize};
 
@@ -72,6 +72,8 @@ pub struct VerifyReport {
     pub damage: Option<Damage>,
     /// Bytes after the last newline (an incomplete final record).
     pub torn_tail_bytes: u64,
+    /// Those bytes are a whole record that lost only its newline.
+    pub torn_tail_is_record: bool,
     /// How the log relates to the anchor given, if one was.
     pub anchor: Option<AnchorCheck>,
     /// Seal records that verified (only counted with a seal key).
@@ -131,9 +133,34 @@ pub fn verify_file_sealed(
     anchor: Option<&Anchor>,
     seal_key: Option<&SealKey>,
 ) -> std::io::Result<VerifyReport> {
-    let mut files = rotated_files(path)?;
-    files.push(path.to_owned());
-    verify_paths(&files, anchor, seal_key, None)
+    // Open the current file before listing the rotated ones: a rotation in
+    // between then only adds a name for the file already open (skipped below).
+    let current = File::open(path)?;
+    verify_set(path, current, anchor, seal_key)
+}
+
+/// Verifies the rotated files of `path` and then `current`, the file open at `path`.
+fn verify_set(
+    path: &Path,
+    current: File,
+    anchor: Option<&Anchor>,
+    seal_key: Option<&SealKey>,
+) -> std::io::Result<VerifyReport> {
+    use std::os::unix::fs::MetadataExt;
+    let here = current.metadata()?;
+    let mut files = Vec::new();
+    for rotated in rotated_files(path)? {
+        let file = File::open(&rotated)?;
+        let meta = file.metadata()?;
+        // A crash between linking the full log aside and renaming its
+        // successor into place leaves two names for one file: read it once.
+        if meta.dev() == here.dev() && meta.ino() == here.ino() {
+            continue;
+        }
+        files.push((rotated, file));
+    }
+    files.push((path.to_owned(), current));
+    verify_files(files, anchor, seal_key, None)
 }
 
 /// The rotated files of the log at `path` (`path.N`), oldest first.
@@ -171,7 +198,9 @@ pub fn rotated_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
 pub fn verify_single_file(path: &Path) -> std::io::Result<VerifyReport> {
     let start = {
         let mut first = Vec::new();
-        BufReader::new(File::open(path)?).read_until(b'\n', &mut first)?;
+        BufReader::new(File::open(path)?)
+            .take(MAX_RECORD_BYTES as u64)
+            .read_until(b'\n', &mut first)?;
         #[derive(Deserialize)]
         struct Start {
             seq: u64,
@@ -183,11 +212,16 @@ pub fn verify_single_file(path: &Path) -> std::io::Result<VerifyReport> {
         Some(start) => ChainVerifier::resume(start.prev, start.seq, None),
         None => ChainVerifier::new(),
     };
-    verify_paths(&[path.to_owned()], None, None, Some(verifier))
+    verify_files(
+        vec![(path.to_owned(), File::open(path)?)],
+        None,
+        None,
+        Some(verifier),
+    )
 }
 
-fn verify_paths(
-    files: &[PathBuf],
+fn verify_files(
+    files: Vec<(PathBuf, File)>,
     anchor: Option<&Anchor>,
     seal_key: Option<&SealKey>,
     verifier: Option<ChainVerifier>,
@@ -203,20 +237,26 @@ fn verify_paths(
         good_bytes: 0,
         damage: None,
         torn_tail_bytes: 0,
+        torn_tail_is_record: false,
         anchor: anchor.map(|_| AnchorCheck::NotReached),
         seals: 0,
         unsealed_tail: None,
     };
     let mut line = Vec::new();
     let mut offset = 0u64;
-    'files: for (index, path) in files.iter().enumerate() {
-        let last_file = index + 1 == files.len();
-        let mut reader = BufReader::with_capacity(256 * 1024, File::open(path)?);
+    let count = files.len();
+    'files: for (index, (path, file)) in files.into_iter().enumerate() {
+        let last_file = index + 1 == count;
+        let mut reader = BufReader::with_capacity(256 * 1024, file);
         let mut line_no = 0u64;
         let mut file_offset = 0u64;
         loop {
             line.clear();
-            let n = reader.read_until(b'\n', &mut line)?;
+            // No line is longer than a record may be: a huge one is damage,
+            // not a reason to read the whole file into memory.
+            let n = (&mut reader)
+                .take(MAX_RECORD_BYTES as u64 + 1)
+                .read_until(b'\n', &mut line)?;
             if n == 0 {
                 break;
             }
@@ -224,8 +264,24 @@ fn verify_paths(
             let start = file_offset;
             file_offset += n as u64;
             if line.last() != Some(&b'\n') {
-                if last_file {
+                if n > MAX_RECORD_BYTES {
+                    if report.damage.is_none() {
+                        report.damage = Some(Damage {
+                            file: path.clone(),
+                            line: line_no,
+                            offset: start,
+                            expected_seq: verifier.next_seq(),
+                            problem: format!(
+                                "a line longer than any record ({MAX_RECORD_BYTES} bytes)"
+                            ),
+                        });
+                    }
+                } else if last_file {
                     report.torn_tail_bytes = n as u64;
+                    // A record that lost only its newline is whole: repair
+                    // restores the newline instead of cutting it.
+                    report.torn_tail_is_record =
+                        report.damage.is_none() && verifier.clone().push(&line).is_ok();
                 } else if report.damage.is_none() {
                     report.damage = Some(Damage {
                         file: path.clone(),
@@ -317,6 +373,12 @@ fn check_anchor(anchor: &Anchor, log_id: &str, hash: &str, bytes: u64) -> Anchor
 pub enum RepairOutcome {
     /// Nothing to repair.
     Intact,
+    /// The final record was whole but had lost its newline; the newline was
+    /// restored and a `recovery` record appended.
+    NewlineRestored {
+        /// The recovery record's seq.
+        recovery_seq: u64,
+    },
     /// An incomplete final record was cut, saved aside, and a `recovery`
     /// record appended.
     Cut {
@@ -351,19 +413,36 @@ pub enum RepairError {
 pub fn repair_file(path: &Path) -> Result<RepairOutcome, RepairError> {
     let io =
         |what: &str, e: std::io::Error| RepairError::Io(format!("{what} {}: {e}", path.display()));
-    // Hold the writers' lock for the whole repair so no append interleaves.
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| io("cannot open", e))?;
-    file.lock().map_err(|e| io("cannot lock", e))?;
-    let report = verify_single_file(path).map_err(|e| io("cannot read", e))?;
+    // Hold the writers' lock on the file at the path for the whole repair, so
+    // no append or rotation interleaves; reopen if it was rotated meanwhile.
+    let file = lock_current(path).map_err(|e| io("cannot open and lock", e))?;
+    let reader = file.try_clone().map_err(|e| io("cannot read", e))?;
+    // The whole set must verify: damage anywhere is evidence, never repaired.
+    let report = verify_set(path, reader, None, None).map_err(|e| io("cannot read", e))?;
     if let Some(damage) = report.damage {
         return Err(RepairError::Damaged(damage));
     }
     if report.torn_tail_bytes == 0 {
         return Ok(RepairOutcome::Intact);
+    }
+    if report.torn_tail_is_record {
+        let mut append = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|e| io("cannot open", e))?;
+        append
+            .write_all(b"\n")
+            .and_then(|()| append.sync_data())
+            .map_err(|e| io("cannot restore the final newline of", e))?;
+        file.unlock().map_err(|e| io("cannot unlock", e))?;
+        drop(file);
+        let mut event = AuditEvent::new(EventKind::Recovery);
+        event.actor = Some(facts::current_actor());
+        event.message = Some("restored the newline after the final record; nothing was cut".into());
+        let receipt = FileSink::new(path).append(&event)?;
+        return Ok(RepairOutcome::NewlineRestored {
+            recovery_seq: receipt.seq,
+        });
     }
     let mut tail = vec![0u8; usize::try_from(report.torn_tail_bytes).unwrap_or(0)];
     std::os::unix::fs::FileExt::read_exact_at(&file, &mut tail, report.good_bytes)
@@ -401,4 +480,19 @@ pub fn repair_file(path: &Path) -> Result<RepairOutcome, RepairError> {
         saved_to,
         recovery_seq: receipt.seq,
     })
+}
+
+/// Opens and exclusively locks the file at `path`, reopening until the
+/// locked file is still the one at the path (it may be rotated meanwhile).
+fn lock_current(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::MetadataExt;
+    for _ in 0..4 {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        file.lock()?;
+        let (open, named) = (file.metadata()?, std::fs::metadata(path)?);
+        if open.dev() == named.dev() && open.ino() == named.ino() {
+            return Ok(file);
+        }
+    }
+    Err(std::io::Error::other("the log keeps being replaced; retry"))
 }
