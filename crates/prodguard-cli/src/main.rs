@@ -16,6 +16,7 @@ macro_rules! say_raw {
 mod approve;
 mod audit;
 mod exec;
+mod stamp;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -113,6 +114,19 @@ enum Command {
         /// What exactly is approved, e.g. a migration's checksum.
         #[arg(long, value_name = "TEXT")]
         fingerprint: Option<String>,
+    },
+    /// Write the environment into a SQLite database (a guarded, audited
+    /// operation); guarded operations on it then refuse with 124 anywhere else.
+    ///
+    /// Re-stamping a database stamped for a more sensitive environment is
+    /// guarded as that environment.
+    Stamp {
+        /// The SQLite database file.
+        #[arg(long, value_name = "DB")]
+        target: String,
+        /// The environment it belongs to.
+        #[arg(long, value_name = "NAME")]
+        env: String,
     },
     /// Create a key file: 32 random bytes as hex, readable by its owner only
     /// (for [approval] key_file).
@@ -355,6 +369,9 @@ fn run(cli: Cli) -> Result<i32, GuardError> {
             let token = approve::issue(&guard, &kind, &target, env, ttl.as_deref(), fingerprint)?;
             say!("{token}");
             Ok(0)
+        }
+        Command::Stamp { target, env } => {
+            stamp::run(load_policy(cli.policy.as_ref())?, &target, &env)
         }
         Command::Keygen { out } => match prodguard::approval::generate_key(&out) {
             Ok(()) => {

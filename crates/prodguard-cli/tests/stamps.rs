@@ -1,0 +1,138 @@
+//! Environment stamps on a real SQLite database, through the CLI.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_prodguard");
+
+fn sandbox() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("prodguard-stamps-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let status = Command::new("sqlite3")
+        .arg(dir.join("app.db"))
+        .arg("CREATE TABLE t (x INTEGER);")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    dir
+}
+
+fn prodguard(dir: &PathBuf, env: &str, args: &[&str], typed: Option<&str>) -> Output {
+    let mut cmd = Command::new("setsid");
+    cmd.arg("-w");
+    match typed {
+        Some(_) => {
+            let line = std::iter::once(BIN.to_owned())
+                .chain(args.iter().map(|a| (*a).to_owned()))
+                .collect::<Vec<_>>()
+                .join(" ");
+            cmd.args(["script", "-qec", &line, "/dev/null"]);
+        }
+        None => {
+            cmd.arg(BIN).args(args);
+        }
+    }
+    let mut child = cmd
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("PRODGUARD_ENV", env)
+        .env("PRODGUARD_ACTOR", "ana")
+        .env("PRODGUARD_AUDIT_LOG", dir.join("audit.jsonl"))
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(answer) = typed {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{answer}\n").as_bytes())
+            .unwrap();
+    } else {
+        drop(child.stdin.take());
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn stamps_refuse_the_wrong_environment_and_restamping_is_guarded() {
+    let dir = sandbox();
+    let migrate = [
+        "exec",
+        "--op",
+        "db.migrate",
+        "--target",
+        "app.db",
+        "--",
+        "true",
+    ];
+
+    let out = prodguard(
+        &dir,
+        "development",
+        &["stamp", "--target", "app.db", "--env", "development"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("stamped development"));
+    assert_eq!(
+        prodguard(&dir, "development", &migrate, None).status.code(),
+        Some(0)
+    );
+
+    // Run against it from production: refused before anyone is asked.
+    let out = prodguard(&dir, "production", &migrate, None);
+    assert_eq!(out.status.code(), Some(124), "{}", text(&out));
+    assert!(
+        text(&out).contains("stamped `development`"),
+        "{}",
+        text(&out)
+    );
+
+    // A production dump restored on a laptop.
+    let status = Command::new("sqlite3")
+        .arg(dir.join("app.db"))
+        .arg(
+            "UPDATE prodguard_stamp SET value = 'production' WHERE key IN ('environment', 'tier');",
+        )
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = prodguard(&dir, "development", &migrate, None);
+    assert_eq!(out.status.code(), Some(124), "{}", text(&out));
+    assert!(
+        text(&out).contains("prodguard stamp --target app.db --env development"),
+        "{}",
+        text(&out)
+    );
+
+    // Re-stamping it is guarded like production: no terminal, no re-stamp.
+    let restamp = ["stamp", "--target", "app.db", "--env", "development"];
+    let out = prodguard(&dir, "development", &restamp, None);
+    assert_eq!(out.status.code(), Some(121), "{}", text(&out));
+    // At a terminal, typing the database's name re-stamps it.
+    let out = prodguard(&dir, "development", &restamp, Some("app.db"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("(was production)"), "{}", text(&out));
+    assert_eq!(
+        prodguard(&dir, "development", &migrate, None).status.code(),
+        Some(0)
+    );
+
+    let verify = prodguard(&dir, "development", &["audit", "verify"], None);
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+}
