@@ -89,6 +89,10 @@ enum Command {
         /// An approval token from `prodguard approve` (default: PRODGUARD_APPROVAL).
         #[arg(long, value_name = "TOKEN")]
         approval: Option<String>,
+        /// Emergency: skip confirmation and backup for this one run where the
+        /// policy allows it (break_glass = true); the reason is recorded.
+        #[arg(long, value_name = "REASON")]
+        break_glass: Option<String>,
         /// The command and its arguments, after `--`.
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<std::ffi::OsString>,
@@ -350,13 +354,16 @@ fn run(cli: Cli) -> Result<i32, GuardError> {
         Command::Exec {
             op,
             approval,
+            break_glass,
             command,
         } => {
+            let mut operation = op.operation();
+            operation.break_glass = break_glass;
             let mut builder = Guard::builder().policy(load_policy(cli.policy.as_ref())?);
             if let Some(token) = approval {
                 builder = builder.approval(token);
             }
-            exec::run(&builder.build()?, op.operation(), &command)
+            exec::run(&builder.build()?, operation, &command)
         }
         Command::Approve {
             kind,

@@ -289,3 +289,94 @@ fn a_replayed_token_runs_exactly_once_across_processes() {
     assert_eq!(env.rows(), 2);
     env.verify();
 }
+
+#[test]
+fn the_sqlite_provider_backs_up_online_and_checks_the_copy() {
+    let env = Env::new(
+        "sqliteprovider",
+        false,
+        "{ provider = \"sqlite\", path = \"backups/{target}.{ts}.db\" }",
+    );
+    let token = env.approve("bob", &[]);
+    let out = env.migrate("ana", &token, "orders.db");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let intent = &env.records()[0];
+    let backup = env.dir.join(intent["backup"]["location"].as_str().unwrap());
+    assert_eq!(intent["backup"]["sha256"], sha256(&backup).as_str());
+    assert_eq!(
+        intent["backup"]["verification"],
+        "PRAGMA integrity_check = ok"
+    );
+    // The copy is the database as it was before the operation.
+    let rows = Command::new("sqlite3")
+        .arg(&backup)
+        .arg("SELECT count(*) FROM orders;")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&rows.stdout).trim(), "1");
+    assert_eq!(env.rows(), 2);
+}
+
+#[test]
+fn break_glass_runs_only_where_allowed_with_its_reason_recorded() {
+    let env = Env::new("breakglass", false, "{ command = \"exit 3\" }");
+    let policy = env.dir.join("prodguard.toml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    let reason = "INC-1234: orders table locked, restoring service";
+    let exec = |env: &Env, reason: &str| {
+        env.run(
+            "ana",
+            &[("APP_ENV", "production")],
+            &[
+                "exec",
+                "--op",
+                "db.migrate",
+                "--target",
+                "orders.db",
+                "--break-glass",
+                reason,
+                "--",
+                "sqlite3",
+                "orders.db",
+                "INSERT INTO orders (item) VALUES ('hotfix');",
+            ],
+        )
+    };
+    // Not allowed by the policy: refused, even with a reason.
+    let out = exec(&env, reason);
+    assert_eq!(out.status.code(), Some(121), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("break_glass = true"),
+        "{}",
+        stderr(&out)
+    );
+    // Allowed: no approval, no (failing) backup, the reason in the intent.
+    std::fs::write(
+        &policy,
+        text.replacen(
+            "name = \"migrations\"",
+            "name = \"migrations\"\nbreak_glass = true",
+            1,
+        ),
+    )
+    .unwrap();
+    let out = exec(&env, "because");
+    assert_eq!(
+        out.status.code(),
+        Some(125),
+        "a real reason is mandatory: {}",
+        stderr(&out)
+    );
+    let out = exec(&env, reason);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(env.rows(), 2);
+    let intent = env
+        .records()
+        .into_iter()
+        .find(|r| r["kind"] == "intent")
+        .unwrap();
+    assert_eq!(intent["decision"]["result"], "break-glass");
+    assert_eq!(intent["confirm"]["method"], "break-glass");
+    assert!(intent["message"].as_str().unwrap().contains(reason));
+    env.verify();
+}

@@ -61,6 +61,10 @@ pub struct Operation {
     /// What identifies its content (e.g. a migration checksum); approvals bind it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+    /// Break-glass: the reason this one run may skip confirmation and backup
+    /// where the policy allows it (`break_glass = true`). Always audited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub break_glass: Option<String>,
 }
 
 impl Operation {
@@ -70,6 +74,7 @@ impl Operation {
             kind: kind.into(),
             target: None,
             fingerprint: None,
+            break_glass: None,
         }
     }
 
@@ -127,6 +132,9 @@ pub struct Decision {
     /// Who may act (empty: anyone).
     #[serde(skip)]
     pub actors: Vec<ActorKind>,
+    /// Whether break-glass may skip confirmation and backup here.
+    #[serde(skip)]
+    pub break_glass_allowed: bool,
 }
 
 impl Decision {
@@ -173,6 +181,9 @@ pub struct Stamp {
     pub stamped_by: Option<String>,
 }
 
+/// The shortest break-glass reason accepted, in characters.
+const MIN_BREAK_GLASS_REASON: usize = 10;
+
 /// The longest target name accepted, in bytes.
 pub const MAX_TARGET_BYTES: usize = 256;
 
@@ -212,6 +223,7 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
             confirm_mode: ConfirmMode::Either,
             backup: None,
             actors: Vec::new(),
+            break_glass_allowed: false,
         };
     }
     if let Some(problem) = operation.target.as_deref().and_then(target_problem) {
@@ -227,6 +239,7 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
             confirm_mode: ConfirmMode::Either,
             backup: None,
             actors: Vec::new(),
+            break_glass_allowed: false,
         };
     }
     let evaluation = policy.evaluate(detection.tier, &operation.kind);
@@ -247,6 +260,7 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
             confirm_mode: evaluation.confirm_mode,
             backup: None,
             actors: evaluation.actors,
+            break_glass_allowed: evaluation.break_glass_allowed,
         };
     }
     let confirm_object = match &operation.target {
@@ -308,6 +322,7 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
         confirm_mode: evaluation.confirm_mode,
         backup: evaluation.backup,
         actors: evaluation.actors,
+        break_glass_allowed: evaluation.break_glass_allowed,
     }
 }
 
@@ -459,6 +474,7 @@ pub struct Session {
     backup: Option<BackupEvidence>,
     pending: Option<Step>,
     audit_failed: Option<String>,
+    broke_glass: Option<String>,
 }
 
 impl Session {
@@ -499,6 +515,7 @@ impl Session {
             backup: None,
             pending: None,
             audit_failed: None,
+            broke_glass: None,
         }
     }
 
@@ -579,7 +596,7 @@ impl Session {
                 };
                 self.refuse(exit_code, self.decision.rule.clone(), missing, next);
             }
-            Verdict::Allow | Verdict::Require if self.decision.requires(Requirement::Audit) => {
+            Verdict::Allow | Verdict::Require if self.audit_required() => {
                 // Nobody types a confirmation or waits for a backup only to
                 // learn that the log cannot take the record.
                 self.state = State::AwaitAuditCheck;
@@ -693,7 +710,17 @@ impl Session {
         self.refuse(exit::NOT_CONFIRMED, rule, missing, next_step);
     }
 
+    /// Audit is required by the policy, and always for break-glass: an
+    /// emergency bypass that leaves no record is not allowed.
+    fn audit_required(&self) -> bool {
+        self.decision.requires(Requirement::Audit) || self.operation.break_glass.is_some()
+    }
+
     fn after_actor_check(&mut self) {
+        if let Some(reason) = self.operation.break_glass.clone() {
+            self.break_glass(reason);
+            return;
+        }
         if self.decision.requires(Requirement::Confirm) && self.confirm.is_none() {
             self.state = State::AwaitConfirmation;
             self.pending = Some(Step::NeedConfirmation(self.challenge.clone()));
@@ -727,9 +754,58 @@ impl Session {
         }
     }
 
+    /// Skips confirmation and backup, where the policy allows it, for one
+    /// operation on one target, with a reason recorded as its own decision.
+    fn break_glass(&mut self, reason: String) {
+        let rule = self
+            .rule_for(Requirement::Confirm)
+            .or_else(|| self.rule_for(Requirement::Backup));
+        if reason.trim().chars().count() < MIN_BREAK_GLASS_REASON {
+            self.refuse(
+                exit::POLICY_ERROR,
+                None,
+                "break-glass needs a reason of at least 10 characters (what is on fire)".into(),
+                "say why, e.g. --break-glass \"INC-1234: orders table locked, restoring service\""
+                    .into(),
+            );
+        } else if self.operation.target.is_none() {
+            self.refuse(
+                exit::POLICY_ERROR,
+                None,
+                "break-glass is scoped to one target, and this operation names none".into(),
+                "name the target with --target".into(),
+            );
+        } else if !self.decision.break_glass_allowed {
+            self.refuse(
+                exit::NOT_CONFIRMED,
+                rule,
+                format!(
+                    "break-glass is not allowed for {} here: a matching rule does not say break_glass = true",
+                    self.operation.kind
+                ),
+                "confirm it the usual way, or ask for the policy to allow break-glass for it".into(),
+            );
+        } else {
+            self.confirm = Some(ConfirmEvidence {
+                method: "break-glass".into(),
+                approver: Some(self.actor.user.clone()),
+                token_id: None,
+                exp: None,
+            });
+            self.broke_glass = Some(reason);
+            self.write_intent();
+        }
+    }
+
     fn write_intent(&mut self) {
         let mut event = self.event(EventKind::Intent);
-        event.decision = Some(self.decision_record("proceed", None));
+        let mut decision = self.decision_record("proceed", None);
+        if let Some(reason) = &self.broke_glass {
+            decision.result = "break-glass".into();
+            decision.reasons.insert(0, format!("break-glass: {reason}"));
+            event.message = Some(format!("break-glass by {}: {reason}", self.actor.user));
+        }
+        event.decision = Some(decision);
         self.state = State::AwaitIntentAppend;
         self.pending = Some(Step::Append(event));
     }
@@ -865,7 +941,7 @@ impl Session {
             }
             State::AwaitIntentAppend => match result {
                 Ok(()) => self.state = State::Proceeding,
-                Err(e) if self.decision.requires(Requirement::Audit) => {
+                Err(e) if self.audit_required() => {
                     self.state = State::Denied(self.audit_unavailable(e));
                 }
                 Err(e) => {
@@ -944,6 +1020,7 @@ mod tests {
             backup: None,
             deny: None,
             actors: Vec::new(),
+            break_glass: false,
         }
     }
 
@@ -1407,6 +1484,74 @@ mod tests {
             now: Timestamp(0),
         });
         assert!(matches!(s.next_step(), Step::Append(_)));
+    }
+
+    #[test]
+    fn break_glass_skips_confirm_and_backup_only_where_allowed_and_is_always_audited() {
+        let with = |allowed: bool| {
+            let mut r = rule(
+                "emergency",
+                &["db.migrate"],
+                &[Requirement::Confirm, Requirement::Backup],
+            );
+            r.break_glass = allowed;
+            r.backup = Some(BackupSpec {
+                source: crate::policy::BackupSource::Command,
+                command: Some("false".into()),
+                verify: None,
+                path: None,
+                max_age_seconds: None,
+            });
+            policy(vec![r])
+        };
+        let begin = |p: &Policy, reason: &str, target: Option<&str>| {
+            let mut op = Operation::new("db.migrate");
+            op.target = target.map(str::to_owned);
+            op.break_glass = Some(reason.into());
+            Session::begin(SessionInput {
+                policy: p,
+                detection: &detection(Tier::Production),
+                operation: op,
+                actor: human(),
+                attempt_id: "a".into(),
+                now: Timestamp(0),
+            })
+        };
+        let reason = "INC-42: orders table locked, restoring service";
+        // Allowed: audit is checked even though the rule does not require it,
+        // then straight to the intent, which records the reason as its own decision.
+        let p = with(true);
+        let mut s = begin(&p, reason, Some("orders"));
+        assert_eq!(s.next_step(), Step::CheckAudit);
+        s.audit_checked(Ok(()));
+        s.next_step();
+        s.stamp_checked(Ok(None));
+        let Step::Append(intent) = s.next_step() else {
+            panic!("no intent")
+        };
+        assert_eq!(intent.decision.as_ref().unwrap().result, "break-glass");
+        assert_eq!(intent.confirm.as_ref().unwrap().method, "break-glass");
+        assert!(intent.message.unwrap().contains(reason));
+        s.appended(Err("disk full".into()));
+        expect_denial(&mut s, 123);
+        // Not allowed by the rule: 121. No reason or no target: 125.
+        for (p, why, target, code) in [
+            (with(false), reason, Some("orders"), 121),
+            (with(true), "because", Some("orders"), 125),
+            (with(true), reason, None, 125),
+        ] {
+            let mut s = begin(&p, why, target);
+            if s.next_step() == Step::CheckAudit {
+                s.audit_checked(Ok(()));
+            }
+            if matches!(s.next_step(), Step::CheckStamp { .. }) {
+                s.stamp_checked(Ok(None));
+            }
+            if matches!(s.next_step(), Step::Append(_)) {
+                s.appended(Ok(()));
+            }
+            expect_denial(&mut s, code);
+        }
     }
 
     #[test]

@@ -123,8 +123,14 @@ fn run_shell(command: &str) -> Result<(), String> {
 impl BackupProvider for CommandBackup {
     fn backup(&self, request: &BackupRequest) -> Result<BackupEvidence, String> {
         let now = facts::now();
-        let path = self.backup_path(request, now);
+        let mut path = self.backup_path(request, now);
         let target = request.target.as_deref().unwrap_or("");
+        if request.spec.source == BackupSource::Sqlite {
+            return sqlite_backup(Path::new(target), &path, now);
+        }
+        if request.spec.source == BackupSource::Recent {
+            path = newest_match(&path)?;
+        }
         let command = match request.spec.source {
             BackupSource::Program => {
                 return Err(
@@ -134,7 +140,7 @@ impl BackupProvider for CommandBackup {
                 );
             }
             BackupSource::Command => request.spec.command.as_ref(),
-            BackupSource::Recent => None,
+            BackupSource::Recent | BackupSource::Sqlite => None,
         };
         let created = match command {
             Some(template) => {
@@ -182,6 +188,88 @@ impl BackupProvider for CommandBackup {
             verification,
         })
     }
+}
+
+/// For `recent` backups: `path` itself, or the newest file whose name
+/// matches it when its file name has `*` or `?` (e.g. `/backups/orders-*.dump`).
+fn newest_match(path: &Path) -> Result<PathBuf, String> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !name.contains(['*', '?']) {
+        return Ok(path.to_owned());
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        if !prodguard_core::policy::glob_matches(&name, &file_name) {
+            continue;
+        }
+        let Ok(modified) = entry.metadata().and_then(|m| m.modified()) else {
+            continue;
+        };
+        if newest.as_ref().is_none_or(|(t, _)| modified > *t) {
+            newest = Some((modified, entry.path()));
+        }
+    }
+    newest
+        .map(|(_, p)| p)
+        .ok_or_else(|| format!("no backup matches {}", path.display()))
+}
+
+/// SQLite's online backup API from the database at `source` to `dest`, then
+/// `PRAGMA integrity_check` on the copy (evidence `verified` only if "ok").
+#[cfg(feature = "sqlite")]
+fn sqlite_backup(source: &Path, dest: &Path, now: Timestamp) -> Result<BackupEvidence, String> {
+    use rusqlite::{Connection, OpenFlags, backup::Backup};
+    if !crate::stamp::is_sqlite(source) {
+        return Err(format!(
+            "provider = \"sqlite\" needs the target to be a SQLite database file; {} is not",
+            source.display()
+        ));
+    }
+    if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let from = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| format!("cannot open {}: {e}", source.display()))?;
+    let mut to =
+        Connection::open(dest).map_err(|e| format!("cannot create {}: {e}", dest.display()))?;
+    Backup::new(&from, &mut to)
+        .and_then(|b| b.run_to_completion(256, std::time::Duration::from_millis(5), None))
+        .map_err(|e| format!("the online backup of {} failed: {e}", source.display()))?;
+    let check: String = to
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .map_err(|e| format!("integrity_check on {} failed: {e}", dest.display()))?;
+    drop(to);
+    if check != "ok" {
+        return Err(format!(
+            "the copy at {} fails PRAGMA integrity_check: {check}",
+            dest.display()
+        ));
+    }
+    let (sha256, bytes) = sha256_file(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+    Ok(BackupEvidence {
+        location: dest.to_string_lossy().into_owned(),
+        sha256,
+        bytes,
+        created: now,
+        verified: true,
+        verification: Some("PRAGMA integrity_check = ok".into()),
+    })
+}
+
+#[cfg(not(feature = "sqlite"))]
+fn sqlite_backup(_: &Path, _: &Path, _: Timestamp) -> Result<BackupEvidence, String> {
+    Err("provider = \"sqlite\" needs prodguard built with its `sqlite` feature".into())
 }
 
 fn modified_time(path: &Path) -> Result<Timestamp, String> {

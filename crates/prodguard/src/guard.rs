@@ -470,6 +470,15 @@ impl<'g> GuardedOperation<'g> {
         self
     }
 
+    /// Break-glass: in an emergency, skip the confirmation and backup for
+    /// this one run, where every matching rule says `break_glass = true`.
+    /// The reason is mandatory and goes into the audit log, which must be
+    /// writable.
+    pub fn break_glass(mut self, reason: impl Into<String>) -> Self {
+        self.operation.break_glass = Some(reason.into());
+        self
+    }
+
     /// Confirms with this approval token (instead of the guard's, or
     /// `PRODGUARD_APPROVAL`).
     pub fn approval(mut self, token: impl Into<String>) -> Self {

@@ -469,3 +469,53 @@ fn an_existing_backup_dated_in_the_future_is_refused() {
     assert_eq!(err.exit_code(), 122, "{err}");
     assert!(err.to_string().contains("in the future"), "{err}");
 }
+
+#[test]
+fn a_recent_backup_may_be_named_by_a_glob_and_the_newest_counts() {
+    let dir = temp_dir("glob");
+    for (name, date) in [
+        ("orders-1.dump", "2020-01-01"),
+        ("orders-2.dump", "2020-06-01"),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, name).unwrap();
+        let status = std::process::Command::new("touch")
+            .args(["-d", date, path.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let spec = format!(
+        "{{ path = \"{}/orders-*.dump\", max_age = \"1h\" }}",
+        dir.display()
+    );
+    let guard = production_guard(&dir, backup_policy(&spec))
+        .build()
+        .unwrap();
+    let err = guard
+        .operation("db.migrate")
+        .target("orders")
+        .run(|| ())
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 122);
+    assert!(
+        err.to_string().contains("orders-2.dump"),
+        "the newest is judged: {err}"
+    );
+    std::fs::write(dir.join("orders-3.dump"), b"fresh").unwrap();
+    guard
+        .operation("db.migrate")
+        .target("orders")
+        .run(|| ())
+        .unwrap();
+    let intent = records(&dir.join("audit.jsonl"))
+        .into_iter()
+        .find(|r| r["kind"] == "intent")
+        .unwrap();
+    assert!(
+        intent["backup"]["location"]
+            .as_str()
+            .unwrap()
+            .ends_with("orders-3.dump")
+    );
+}

@@ -37,6 +37,9 @@ pub struct Evaluation {
     pub actors: Vec<ActorKind>,
     /// The names of every matching rule, in file order.
     pub matched_rules: Vec<String>,
+    /// Whether break-glass may skip the confirmation and backup here: every
+    /// matching rule that requires either says `break_glass = true`.
+    pub break_glass_allowed: bool,
 }
 
 impl Evaluation {
@@ -115,6 +118,7 @@ impl Policy {
             backup: None,
             actors: Vec::new(),
             matched_rules: Vec::new(),
+            break_glass_allowed: true,
         };
         // `None` until a rule restricts actors.
         let mut allowed: Option<Vec<ActorKind>> = None;
@@ -134,6 +138,11 @@ impl Policy {
                         .requirements
                         .push((requirement, rule.name.clone()));
                 }
+            }
+            let skippable = rule.require.contains(&Requirement::Confirm)
+                || rule.require.contains(&Requirement::Backup);
+            if skippable && !rule.break_glass {
+                evaluation.break_glass_allowed = false;
             }
             if rule.require.contains(&Requirement::Confirm) {
                 typed |= rule.confirm_mode == ConfirmMode::Typed;

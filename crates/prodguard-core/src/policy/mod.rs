@@ -268,6 +268,9 @@ pub enum BackupSource {
     /// The program embedding prodguard registers its own backup provider
     /// (a Rust closure, a C callback); without one the guard refuses.
     Program,
+    /// SQLite's online backup API from the target database to `path`, then
+    /// `PRAGMA integrity_check` on the copy.
+    Sqlite,
 }
 
 impl BackupSource {
@@ -277,6 +280,7 @@ impl BackupSource {
             BackupSource::Command => "command",
             BackupSource::Recent => "recent",
             BackupSource::Program => "program",
+            BackupSource::Sqlite => "sqlite",
         }
     }
 }
@@ -300,6 +304,10 @@ pub struct Rule {
     pub deny: Option<String>,
     /// `actors = ["human"]`: who may act; empty = anyone.
     pub actors: Vec<ActorKind>,
+    /// `break_glass = true`: in an emergency, a named person may skip this
+    /// rule's confirmation and backup with a mandatory reason, scoped to one
+    /// operation on one target, recorded as its own decision. Never audit.
+    pub break_glass: bool,
 }
 
 /// A whole policy.
@@ -406,6 +414,7 @@ impl Policy {
                 backup: None,
                 deny: None,
                 actors: Vec::new(),
+                break_glass: false,
             }],
         }
     }

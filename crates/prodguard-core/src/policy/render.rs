@@ -116,6 +116,9 @@ impl Policy {
                 }
                 line(&mut out, "backup", &inline_table(pairs.into_iter()));
             }
+            if rule.break_glass {
+                line(&mut out, "break_glass", "true");
+            }
             if let Some(reason) = &rule.deny {
                 line(&mut out, "deny", &quote(reason));
             }

@@ -1198,7 +1198,7 @@ fn backup_provider_names_where_evidence_comes_from() {
     assert_eq!((err.line, err.column), (4, 23), "{err}");
     assert!(
         err.message
-            .contains("\"command\", \"recent\" or \"program\""),
+            .contains("\"command\", \"recent\", \"sqlite\" or \"program\""),
         "{err}"
     );
 

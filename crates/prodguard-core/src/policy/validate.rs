@@ -32,6 +32,7 @@ const RULE_KEYS: &[&str] = &[
     "backup",
     "deny",
     "actors",
+    "break_glass",
 ];
 const CONFIRM_KEYS: &[&str] = &["mode"];
 const BACKUP_KEYS: &[&str] = &["provider", "command", "verify", "path", "max_age"];
@@ -604,7 +605,7 @@ impl Validator<'_> {
             let usable = backup.as_ref().is_some_and(|b| match b.source {
                 BackupSource::Command => b.command.is_some(),
                 BackupSource::Recent => b.path.is_some() && b.max_age_seconds.is_some(),
-                BackupSource::Program => true,
+                BackupSource::Program | BackupSource::Sqlite => true,
             });
             if !usable {
                 let at = require_entry
@@ -640,6 +641,21 @@ impl Validator<'_> {
             None => Vec::new(),
         };
 
+        let break_glass = match get("break_glass") {
+            Some(entry) => {
+                if deny.is_some() {
+                    return Err(self.err(
+                        entry.key_span.start,
+                        format!(
+                            "`break_glass` has no effect in {label}: break-glass never overrides a deny rule"
+                        ),
+                    ));
+                }
+                self.bool("break_glass", &entry.value)?
+            }
+            None => false,
+        };
+
         Ok(Rule {
             name,
             operations,
@@ -649,6 +665,7 @@ impl Validator<'_> {
             backup,
             deny,
             actors,
+            break_glass,
         })
     }
 
@@ -840,11 +857,12 @@ impl Validator<'_> {
                         "command" => BackupSource::Command,
                         "recent" => BackupSource::Recent,
                         "program" => BackupSource::Program,
+                        "sqlite" => BackupSource::Sqlite,
                         other => {
                             return Err(self.err(
                                 value.span.start,
                                 format!(
-                                    "`backup.provider` must be \"command\", \"recent\" or \"program\", found \"{other}\""
+                                    "`backup.provider` must be \"command\", \"recent\", \"sqlite\" or \"program\", found \"{other}\""
                                 ),
                             ));
                         }
