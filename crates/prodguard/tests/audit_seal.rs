@@ -206,3 +206,19 @@ fn a_forged_final_seal_record_does_not_verify() {
     let report = verify_file_sealed(&log, None, Some(&k0)).unwrap();
     assert_eq!(report.exit_code(), 1, "{report:?}");
 }
+
+#[test]
+fn one_seal_key_seals_one_log() {
+    let dir = temp_dir("onekey");
+    let key_file = dir.join("seal.key");
+    init_key_file(&key_file).unwrap();
+    let a = FileSink::new(dir.join("a.jsonl")).sealed(&key_file, 0);
+    a.append(&AuditEvent::note("a")).unwrap();
+    a.seal_now().unwrap();
+    let b = FileSink::new(dir.join("b.jsonl")).sealed(&key_file, 0);
+    b.append(&AuditEvent::note("b")).unwrap();
+    let err = b.seal_now().unwrap_err();
+    assert!(err.to_string().contains("its own seal key"), "{err}");
+    // The first log keeps sealing.
+    a.seal_now().unwrap();
+}

@@ -325,8 +325,20 @@ impl FileSink {
         config: &SealConfig,
         file: &File,
         len: u64,
+        log_id: &str,
     ) -> Result<SealKey, Failure> {
-        let key = read_key_file(&config.key_file).map_err(|e| Failure::Clean(e.into()))?;
+        let (key, bound_to) =
+            seal::read_bound_key_file(&config.key_file).map_err(|e| Failure::Clean(e.into()))?;
+        if let Some(bound) = &bound_to
+            && bound != log_id
+        {
+            return Err(Failure::Clean(AuditError::Seal(SealKeyError {
+                path: config.key_file.clone(),
+                problem: format!(
+                    "it seals log {bound}, not this log ({log_id}); give each log its own seal key"
+                ),
+            })));
+        }
         let last = last_seal_epoch(file, len)
             .map_err(|e| Failure::Clean(self.io("read the last seal", e)))?;
         Ok(match last {
@@ -454,7 +466,7 @@ impl FileSink {
             };
             let key = match seal_key.take() {
                 Some(key) => key,
-                None => self.next_seal_key(config, &writer.file, len)?,
+                None => self.next_seal_key(config, &writer.file, len, &log_id)?,
             };
             let mut event = AuditEvent::new(EventKind::Seal);
             event.seal = Some(key.seal(&log_id, *seq + 1, prev));
@@ -487,7 +499,8 @@ impl FileSink {
             // The seal is durable; now erase the key that made it.
             // The seal is on disk, but a used key still on the host would
             // let a later intruder forge it: stop here (fail closed).
-            write_key_file(&config.key_file, next).map_err(|e| Failure::Poison(e.into()))?;
+            seal::write_bound_key_file(&config.key_file, next, Some(&log_id))
+                .map_err(|e| Failure::Poison(e.into()))?;
         }
         writer.head = Some(Head {
             seq,

@@ -23,6 +23,9 @@ pub struct SealKeyError {
 struct KeyFile {
     epoch: u64,
     key: String,
+    /// The log this key seals, fixed by its first seal: one key, one log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    log_id: Option<String>,
 }
 
 fn error(path: &Path, problem: impl Into<String>) -> SealKeyError {
@@ -34,6 +37,11 @@ fn error(path: &Path, problem: impl Into<String>) -> SealKeyError {
 
 /// Reads a key file (`{"epoch": N, "key": "<64 hex>"}`).
 pub fn read_key_file(path: &Path) -> Result<SealKey, SealKeyError> {
+    read_bound_key_file(path).map(|(key, _)| key)
+}
+
+/// Reads a key file and the log id it is bound to, if it has sealed one yet.
+pub(crate) fn read_bound_key_file(path: &Path) -> Result<(SealKey, Option<String>), SealKeyError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         error(
             path,
@@ -47,16 +55,20 @@ pub fn read_key_file(path: &Path) -> Result<SealKey, SealKeyError> {
         serde_json::from_str(&text).map_err(|e| error(path, format!("not a seal key ({e})")))?;
     let key =
         unhex32(&file.key).ok_or_else(|| error(path, "the key is not 64 lowercase hex digits"))?;
-    Ok(SealKey {
-        epoch: file.epoch,
-        key,
-    })
+    Ok((
+        SealKey {
+            epoch: file.epoch,
+            key,
+        },
+        file.log_id,
+    ))
 }
 
-fn render(key: &SealKey) -> String {
+fn render(key: &SealKey, log_id: Option<&str>) -> String {
     let file = KeyFile {
         epoch: key.epoch,
         key: hex(&key.key),
+        log_id: log_id.map(str::to_owned),
     };
     serde_json::to_string(&file).unwrap_or_default() + "\n"
 }
@@ -64,6 +76,15 @@ fn render(key: &SealKey) -> String {
 /// Replaces the key file with `key` atomically (temp file, fsync, rename,
 /// fsync of the directory), so the previous epoch's key is gone.
 pub fn write_key_file(path: &Path, key: &SealKey) -> Result<(), SealKeyError> {
+    write_bound_key_file(path, key, None)
+}
+
+/// Like [`write_key_file`], binding the key to the log it seals.
+pub(crate) fn write_bound_key_file(
+    path: &Path,
+    key: &SealKey,
+    log_id: Option<&str>,
+) -> Result<(), SealKeyError> {
     let tmp = PathBuf::from(format!("{}.tmp", path.display()));
     let io = |what: &str, e: std::io::Error| error(path, format!("cannot {what}: {e}"));
     let mut file = OpenOptions::new()
@@ -73,7 +94,7 @@ pub fn write_key_file(path: &Path, key: &SealKey) -> Result<(), SealKeyError> {
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| io("write the new key", e))?;
-    file.write_all(render(key).as_bytes())
+    file.write_all(render(key, log_id).as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|e| io("write the new key", e))?;
     std::fs::rename(&tmp, path).map_err(|e| io("replace the key", e))?;
@@ -104,5 +125,5 @@ pub fn init_key_file(path: &Path) -> Result<SealKey, SealKeyError> {
 
 /// The key's file form, for printing the verification key.
 pub fn key_to_text(key: &SealKey) -> String {
-    render(key)
+    render(key, None)
 }
