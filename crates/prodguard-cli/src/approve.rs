@@ -2,11 +2,11 @@
 
 use std::path::Path;
 
-use prodguard::{Guard, GuardError, approval, facts};
+use prodguard::{Guard, GuardError, Policy, approval, facts};
 use prodguard_core::Tier;
 use prodguard_core::approval::{Claims, issue as sign};
 use prodguard_core::detect::resolve_name;
-use prodguard_core::policy::{format_duration, parse_duration, validate_operation_name};
+use prodguard_core::policy::{ActorKind, format_duration, parse_duration, validate_operation_name};
 
 /// Builds and signs a token for `kind` on `target`, approved by this actor.
 pub(crate) fn issue(
@@ -42,16 +42,18 @@ pub(crate) fn issue(
         )));
     }
     let (env, tier) = match env {
-        Some(name) => {
-            let folded = name.trim().to_ascii_lowercase();
-            let tier = resolve_name(&folded, &policy.environment).unwrap_or(Tier::Unknown);
-            (folded, tier)
-        }
+        Some(name) => resolve_environment(&name, policy)?,
         None => (
             guard.detection().environment.clone(),
             guard.detection().tier,
         ),
     };
+    if guard.actor().kind == ActorKind::Agent {
+        return Err(usage(format!(
+            "{} acts as an AI agent; an approval is a person's decision",
+            guard.actor().user
+        )));
+    }
     let now = facts::now();
     let claims = Claims {
         v: 1,
@@ -61,10 +63,32 @@ pub(crate) fn issue(
         tier,
         fingerprint,
         approver: guard.actor().user.clone(),
+        approver_kind: Some(guard.actor().kind),
         iat: now,
         exp: now.plus_seconds(i64::try_from(seconds).unwrap_or(i64::MAX)),
         nonce: facts::random_id(),
     };
     tracing::info!(op = kind, target, approver = %claims.approver, exp = %claims.exp, "approval issued");
     Ok(sign(&key, &claims))
+}
+
+/// An environment name as the user typed it, checked and in canonical form:
+/// built-in aliases become the tier's name (`prod` → `production`), policy
+/// aliases stay as they are, anything else is refused (a typo would make a
+/// token or stamp that never matches, or worse, an unknown one).
+pub(crate) fn resolve_environment(
+    name: &str,
+    policy: &Policy,
+) -> Result<(String, Tier), GuardError> {
+    let folded = name.trim().to_ascii_lowercase();
+    if let Some(tier) = Tier::from_name(&folded) {
+        return Ok((tier.as_str().to_owned(), tier));
+    }
+    match resolve_name(&folded, &policy.environment) {
+        Some(tier) => Ok((folded, tier)),
+        None => Err(GuardError::Policy(format!(
+            "unknown environment `{name}`: use production, staging, development, test or local, \
+             or a name from the policy's [environment] aliases"
+        ))),
+    }
 }

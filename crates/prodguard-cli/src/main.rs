@@ -38,6 +38,7 @@ Environment:
   PRODGUARD_POLICY     policy file (default: ./prodguard.toml if present, else built-in)
   PRODGUARD_AUDIT_LOG  audit log path (overrides the policy)
   PRODGUARD_ACTOR      who is acting (default: SUDO_USER, USER, LOGNAME, the uid's name)
+  PRODGUARD_APPROVAL   an approval token for the next guarded operation (as exec --approval)
   PRODGUARD_LOG        diagnostics level for stderr (e.g. info, debug; default warn)
 
 Examples:

@@ -4,8 +4,6 @@ use std::path::Path;
 
 use prodguard::stamp::{is_sqlite, read_sqlite_stamp, write_sqlite_stamp};
 use prodguard::{Guard, GuardError, Policy, facts};
-use prodguard_core::Tier;
-use prodguard_core::detect::resolve_name;
 use prodguard_core::session::{STAMP_OPERATION, Stamp};
 
 pub(crate) fn run(policy: Policy, target: &str, env: &str) -> Result<i32, GuardError> {
@@ -15,11 +13,7 @@ pub(crate) fn run(policy: Policy, target: &str, env: &str) -> Result<i32, GuardE
             "{target} is not a SQLite database; stamps are written into SQLite files"
         )));
     }
-    let name = env.trim().to_ascii_lowercase();
-    if name.is_empty() {
-        return Err(GuardError::Policy("--env needs an environment name".into()));
-    }
-    let tier = resolve_name(&name, &policy.environment).unwrap_or(Tier::Unknown);
+    let (name, tier) = crate::approve::resolve_environment(env, &policy)?;
     let existing = read_sqlite_stamp(path).map_err(|e| {
         GuardError::Policy(format!("cannot read the current stamp of {target}: {e}"))
     })?;

@@ -131,7 +131,7 @@ fn sha256(path: &Path) -> String {
     prodguard::backup::sha256_file(path).unwrap().0
 }
 
-const COPY_BACKUP: &str = "{ command = \"cp {target} {path}\", verify = \"sqlite3 {path} 'PRAGMA integrity_check'\", path = \"backups/orders.{ts}.db\" }";
+const COPY_BACKUP: &str = "{ command = \"cp {target} {path}\", verify = \"test \\\"$(sqlite3 {path} 'PRAGMA integrity_check')\\\" = ok\", path = \"backups/orders.{ts}.db\" }";
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -265,6 +265,8 @@ fn a_replayed_token_runs_exactly_once_across_processes() {
                 &token,
                 "--",
                 "sqlite3",
+                "-cmd",
+                ".timeout 5000",
                 "orders.db",
                 "INSERT INTO orders (item) VALUES ('raced');",
             ])
@@ -379,4 +381,119 @@ fn break_glass_runs_only_where_allowed_with_its_reason_recorded() {
     assert_eq!(intent["confirm"]["method"], "break-glass");
     assert!(intent["message"].as_str().unwrap().contains(reason));
     env.verify();
+}
+
+#[test]
+fn approvals_resist_the_obvious_workarounds() {
+    let env = Env::new("workarounds", true, COPY_BACKUP);
+    // An agent cannot issue an approval.
+    let out = env.run(
+        "bot",
+        &[("CLAUDECODE", "1")],
+        &[
+            "approve",
+            "--op",
+            "db.migrate",
+            "--target",
+            "orders.db",
+            "--env",
+            "production",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(stderr(&out).contains("AI agent"), "{}", stderr(&out));
+    // A misspelled environment is refused, an alias is canonical.
+    let out = env.run(
+        "bob",
+        &[],
+        &[
+            "approve",
+            "--op",
+            "db.migrate",
+            "--target",
+            "orders.db",
+            "--env",
+            "prodution",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    let token = env.approve("bob", &["--env", "prod"]);
+    // Spending happens in the policy's log: pointing the run elsewhere is refused.
+    let policy = env.dir.join("prodguard.toml");
+    let log = env.dir.join("audit.jsonl");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(
+        &policy,
+        format!("[audit]\nlog = \"{}\"\n{text}", log.display()),
+    )
+    .unwrap();
+    let other = env.dir.join("elsewhere.jsonl");
+    let out = env.run(
+        "ana",
+        &[
+            ("APP_ENV", "production"),
+            ("PRODGUARD_AUDIT_LOG", other.to_str().unwrap()),
+        ],
+        &[
+            "exec",
+            "--op",
+            "db.migrate",
+            "--target",
+            "orders.db",
+            "--approval",
+            &token,
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(121), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unset PRODGUARD_AUDIT_LOG"),
+        "{}",
+        stderr(&out)
+    );
+    // The token (env `prod`, canonical `production`) works in production, once.
+    assert_eq!(
+        env.migrate("ana", &token, "orders.db").status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        env.migrate("ana", &token, "orders.db").status.code(),
+        Some(121)
+    );
+}
+
+#[test]
+fn four_eyes_does_not_accept_the_requesters_own_typing() {
+    let env = Env::new("foureyes-typed", true, COPY_BACKUP);
+    let policy = env.dir.join("prodguard.toml");
+    let text = std::fs::read_to_string(&policy)
+        .unwrap()
+        .replace("mode = \"approval\"", "mode = \"either\"");
+    std::fs::write(&policy, text).unwrap();
+    let line = format!(
+        "{BIN} exec --op db.migrate --target orders.db -- sqlite3 orders.db \"INSERT INTO orders (item) VALUES ('typed');\""
+    );
+    let mut child = Command::new("setsid")
+        .args(["-w", "script", "-qec", &line, "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("APP_ENV", "production")
+        .env("PRODGUARD_ACTOR", "ana")
+        .env("PRODGUARD_AUDIT_LOG", env.dir.join("audit.jsonl"))
+        .current_dir(&env.dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"orders.db\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(121),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("four_eyes"));
+    assert_eq!(env.rows(), 1);
 }

@@ -21,6 +21,7 @@
 //!     tier: Tier::Production,
 //!     fingerprint: None,
 //!     approver: "ana".into(),
+//!     approver_kind: None,
 //!     iat: now,
 //!     exp: now.plus_seconds(900),
 //!     nonce: "00112233445566778899aabbccddeeff".into(),
@@ -59,6 +60,9 @@ pub struct Claims {
     pub fingerprint: Option<String>,
     /// Who approved.
     pub approver: String,
+    /// What kind of actor approved (an agent's approval is refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approver_kind: Option<crate::policy::ActorKind>,
     /// Issued at.
     pub iat: Timestamp,
     /// Expires at.
@@ -144,6 +148,12 @@ pub enum ApprovalError {
     NotYetValid {
         /// When.
         iat: Timestamp,
+    },
+    /// An AI agent approved: an agent cannot confirm a dangerous action.
+    #[error("the approval token was issued by {approver}, an AI agent; a person must approve")]
+    AgentApproved {
+        /// Who.
+        approver: String,
     },
     /// Four eyes: the approver is the requester.
     #[error(
@@ -231,7 +241,8 @@ pub fn verify(
             actual: expected.target.into(),
         });
     }
-    if claims.env != expected.env || claims.tier != expected.tier {
+    if !crate::session::same_environment(&claims.env, expected.env) || claims.tier != expected.tier
+    {
         return Err(ApprovalError::WrongEnvironment {
             token: claims.env,
             token_tier: claims.tier,
@@ -250,6 +261,11 @@ pub fn verify(
     }
     if claims.iat.seconds_since(now) > MAX_SKEW_SECONDS {
         return Err(ApprovalError::NotYetValid { iat: claims.iat });
+    }
+    if claims.approver_kind == Some(crate::policy::ActorKind::Agent) {
+        return Err(ApprovalError::AgentApproved {
+            approver: claims.approver,
+        });
     }
     if four_eyes && claims.approver == requester {
         return Err(ApprovalError::SelfApproved {
@@ -309,6 +325,7 @@ mod tests {
             tier: Tier::Production,
             fingerprint: Some("sha256:abc".into()),
             approver: "ana".into(),
+            approver_kind: None,
             iat: now,
             exp: now.plus_seconds(600),
             nonce: "ff".repeat(16),

@@ -181,6 +181,16 @@ pub struct Stamp {
     pub stamped_by: Option<String>,
 }
 
+/// Whether two environment names mean the same environment: equal after
+/// case folding, or built-in aliases of one tier (`prod` and `production`).
+pub fn same_environment(a: &str, b: &str) -> bool {
+    let canonical = |name: &str| match Tier::from_name(name) {
+        Some(tier) => tier.as_str().to_owned(),
+        None => name.trim().to_ascii_lowercase(),
+    };
+    canonical(a) == canonical(b)
+}
+
 /// The shortest break-glass reason accepted, in characters.
 const MIN_BREAK_GLASS_REASON: usize = 10;
 
@@ -659,9 +669,7 @@ impl Session {
         match stamp {
             Ok(None) => self.check_actor(),
             Ok(Some(stamp))
-                if stamp
-                    .environment
-                    .eq_ignore_ascii_case(&self.challenge.environment) =>
+                if same_environment(&stamp.environment, &self.challenge.environment) =>
             {
                 self.check_actor()
             }
@@ -904,6 +912,13 @@ impl Session {
                 {
                     Some(format!(
                         "the backup at {} is {age}s old; the rule accepts at most {max}s",
+                        evidence.location
+                    ))
+                } else if !evidence.verified {
+                    // A copy nobody checked is not evidence that a restore would work.
+                    Some(format!(
+                        "the backup at {} was not verified; add a verify command to the rule's \
+                         backup (e.g. verify = \"test \\\"$(sqlite3 {{path}} 'PRAGMA integrity_check')\\\" = ok\")",
                         evidence.location
                     ))
                 } else {
@@ -1367,7 +1382,7 @@ mod tests {
         assert!(matches!(s.next_step(), Step::NeedConfirmation(_)));
         s.answer_confirmation(typed());
         assert!(matches!(s.next_step(), Step::NeedBackup(_)));
-        s.answer_backup(Ok(evidence(Timestamp(10_000_000_000), false)));
+        s.answer_backup(Ok(evidence(Timestamp(10_000_000_000), true)));
         let intent = expect_append(&mut s, EventKind::Intent, Ok(()));
         assert!(intent.confirm.is_some() && intent.backup.is_some());
     }

@@ -149,6 +149,10 @@ impl BackupProvider for CommandBackup {
                         .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
                 }
                 run_shell(&substitute(template, target, &path))?;
+                // Evidence of a backup the kernel could still lose is no evidence.
+                File::open(&path).and_then(|f| f.sync_all()).map_err(|e| {
+                    format!("no backup at {} after the command: {e}", path.display())
+                })?;
                 // The command must have written the file now: an old file
                 // left at the path by an earlier run is no evidence.
                 let written = modified_time(&path)?;
@@ -239,17 +243,53 @@ fn sqlite_backup(source: &Path, dest: &Path, now: Timestamp) -> Result<BackupEvi
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
+    if same_file(source, dest) {
+        return Err(format!(
+            "the backup path {} is the database itself; put backups elsewhere",
+            dest.display()
+        ));
+    }
     let from = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| format!("cannot open {}: {e}", source.display()))?;
     let mut to =
         Connection::open(dest).map_err(|e| format!("cannot create {}: {e}", dest.display()))?;
-    Backup::new(&from, &mut to)
-        .and_then(|b| b.run_to_completion(256, std::time::Duration::from_millis(5), None))
-        .map_err(|e| format!("the online backup of {} failed: {e}", source.display()))?;
+    // Copy in steps, giving up after a deadline: a database kept busy by
+    // writers must not hang the guard (and the operation does not run).
+    {
+        use rusqlite::backup::StepResult;
+        let backup = Backup::new(&from, &mut to)
+            .map_err(|e| format!("the online backup of {} failed: {e}", source.display()))?;
+        let deadline = std::time::Instant::now() + SQLITE_BACKUP_DEADLINE;
+        loop {
+            match backup.step(256) {
+                Ok(StepResult::Done) => break,
+                Ok(StepResult::More) => {}
+                Ok(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Ok(_) => {
+                    return Err(format!(
+                        "the online backup of {} did not finish within {}s (the database stayed busy)",
+                        source.display(),
+                        SQLITE_BACKUP_DEADLINE.as_secs()
+                    ));
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "the online backup of {} failed: {e}",
+                        source.display()
+                    ));
+                }
+            }
+        }
+    }
     let check: String = to
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .map_err(|e| format!("integrity_check on {} failed: {e}", dest.display()))?;
     drop(to);
+    File::open(dest)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| format!("cannot sync {}: {e}", dest.display()))?;
     if check != "ok" {
         return Err(format!(
             "the copy at {} fails PRAGMA integrity_check: {check}",
@@ -265,6 +305,25 @@ fn sqlite_backup(source: &Path, dest: &Path, now: Timestamp) -> Result<BackupEvi
         verified: true,
         verification: Some("PRAGMA integrity_check = ok".into()),
     })
+}
+
+/// How long the SQLite online backup may wait for a busy database.
+#[cfg(feature = "sqlite")]
+const SQLITE_BACKUP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether `a` and `b` name the same file (`b` may not exist yet).
+#[cfg(feature = "sqlite")]
+fn same_file(a: &Path, b: &Path) -> bool {
+    let canonical = |p: &Path| {
+        std::fs::canonicalize(p).ok().or_else(|| {
+            let dir = p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            Some(std::fs::canonicalize(dir).ok()?.join(p.file_name()?))
+        })
+    };
+    matches!((canonical(a), canonical(b)), (Some(x), Some(y)) if x == y)
 }
 
 #[cfg(not(feature = "sqlite"))]

@@ -67,6 +67,8 @@ pub struct Guard {
     confirmer: Arc<dyn Confirmer>,
     backup: Arc<dyn BackupProvider>,
     sink: Arc<dyn AuditSink>,
+    /// The file the sink appends to, when it is the file sink.
+    audit_path: Option<PathBuf>,
     stamps: Arc<dyn StampReader>,
     approval: Option<String>,
 }
@@ -193,6 +195,11 @@ impl GuardBuilder {
             .and_then(|p| p.parent())
             .map(|d| d.join("backups"))
             .unwrap_or_else(|| PathBuf::from("prodguard-backups"));
+        let audit_path = if self.sink.is_none() {
+            log_path.clone()
+        } else {
+            None
+        };
         let sink: Arc<dyn AuditSink> = match (self.sink, log_path) {
             (Some(sink), _) => sink,
             (None, Some(path)) => Arc::new(FileSink::from_policy(path, &policy)),
@@ -217,6 +224,7 @@ impl GuardBuilder {
                 .backup
                 .unwrap_or_else(|| Arc::new(CommandBackup::new(backup_dir))),
             sink,
+            audit_path,
             stamps: self.stamps.unwrap_or_else(default_stamps),
             approval: self.approval.or_else(|| {
                 std::env::var("PRODGUARD_APPROVAL")
@@ -289,13 +297,22 @@ impl Guard {
     ) -> (ConfirmationAnswer, Option<Timestamp>) {
         let refuse = |why: String| {
             (
-                ConfirmationAnswer::Declined(format!("approval token refused: {why}")),
+                ConfirmationAnswer::Declined(format!("approval token rejected: {why}")),
                 None,
             )
         };
         let Some(target) = operation.target.as_deref() else {
             return refuse("approval tokens bind a target, and this operation names none".into());
         };
+        if let (Some(policy_log), Some(in_use)) = (&self.policy.audit.log, &self.audit_path)
+            && Path::new(policy_log) != in_use.as_path()
+        {
+            return refuse(format!(
+                "approval tokens are spent in the policy's audit log ({policy_log}), but this run \
+                 writes to {}; unset PRODGUARD_AUDIT_LOG",
+                in_use.display()
+            ));
+        }
         let Some(key_file) = &self.policy.approval.key_file else {
             return refuse("the policy names no approval key ([approval] key_file)".into());
         };
@@ -363,7 +380,14 @@ impl Guard {
                     session.audit_checked(self.sink.check().map_err(|e| e.to_string()));
                 }
                 Step::NeedConfirmation(challenge) => {
+                    let four_eyes = self.policy.approval.four_eyes;
                     let mut answer = match (challenge.mode, approval) {
+                        // Four eyes: the requester typing the name is one pair of eyes.
+                        (ConfirmMode::Typed, _) if four_eyes => ConfirmationAnswer::Unavailable(
+                            "four_eyes needs an approval token from someone else, but this rule \
+                             accepts only typed confirmation (confirm.mode = \"typed\")"
+                                .into(),
+                        ),
                         (ConfirmMode::Typed, _) => self.confirmer.confirm(&challenge),
                         (_, Some(token)) => {
                             let (answer, issued) = self.check_approval(token, &operation);
@@ -373,6 +397,13 @@ impl Guard {
                         (ConfirmMode::Approval, None) => ConfirmationAnswer::Unavailable(
                             "this rule accepts only an approval token, and none was given".into(),
                         ),
+                        (ConfirmMode::Either, None) if four_eyes => {
+                            ConfirmationAnswer::Unavailable(
+                                "four_eyes needs an approval token from someone else \
+                             (`prodguard approve`, then --approval or PRODGUARD_APPROVAL)"
+                                    .into(),
+                            )
+                        }
                         (ConfirmMode::Either, None) => self.confirmer.confirm(&challenge),
                     };
                     if let ConfirmationAnswer::Confirmed(evidence) = &mut answer

@@ -486,7 +486,7 @@ fn a_recent_backup_may_be_named_by_a_glob_and_the_newest_counts() {
         assert!(status.success());
     }
     let spec = format!(
-        "{{ path = \"{}/orders-*.dump\", max_age = \"1h\" }}",
+        "{{ path = \"{}/orders-*.dump\", max_age = \"1h\", verify = \"test -s {{path}}\" }}",
         dir.display()
     );
     let guard = production_guard(&dir, backup_policy(&spec))

@@ -136,7 +136,9 @@ pub enum SpendError {
         file: PathBuf,
     },
     /// This sink cannot record spent tokens.
-    #[error("this audit sink cannot record spent approval tokens; use the file sink")]
+    #[error(
+        "no audit log can record the approval as spent (approval tokens need one); set PRODGUARD_AUDIT_LOG or [audit] log"
+    )]
     Unsupported,
     /// The log is unavailable.
     #[error(transparent)]
@@ -749,7 +751,8 @@ impl FileSink {
                     began_before = serde_json::from_slice::<Record>(line)
                         .ok()
                         .and_then(|r| Timestamp::parse_rfc3339(&r.ts))
-                        .is_some_and(|ts| ts < issued);
+                        // Allow for the clock skew approvals tolerate.
+                        .is_some_and(|ts| ts < issued.plus_seconds(-120));
                 }
                 let has = line.windows(needle.len()).any(|w| w == needle.as_bytes());
                 const INTENT: &[u8] = b"\"kind\":\"intent\"";
