@@ -310,6 +310,42 @@ pub struct Rule {
     pub break_glass: bool,
 }
 
+impl Default for EnvironmentConfig {
+    /// Unknown is protected; the marker file is `/etc/prodguard/environment`.
+    fn default() -> Self {
+        EnvironmentConfig {
+            unknown: UnknownEnvironment::Protected,
+            marker_file: DEFAULT_MARKER_FILE.into(),
+            aliases: BTreeMap::new(),
+            hostnames: Vec::new(),
+        }
+    }
+}
+
+impl Default for AuditConfig {
+    /// No log named (the runtime's default), fdatasync, no seals, no rotation.
+    fn default() -> Self {
+        AuditConfig {
+            log: None,
+            durability: Durability::Fdatasync,
+            seal_every: None,
+            seal_key_file: None,
+            rotate_bytes: None,
+        }
+    }
+}
+
+impl Default for ApprovalConfig {
+    /// No key, tokens live at most 15 minutes, no four eyes.
+    fn default() -> Self {
+        ApprovalConfig {
+            key_file: None,
+            max_ttl_seconds: DEFAULT_MAX_TTL_SECONDS,
+            four_eyes: false,
+        }
+    }
+}
+
 /// A whole policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Policy {
@@ -387,24 +423,9 @@ impl Policy {
     fn hand_built_default() -> Policy {
         Policy {
             source: "<default>".into(),
-            environment: EnvironmentConfig {
-                unknown: UnknownEnvironment::Protected,
-                marker_file: DEFAULT_MARKER_FILE.into(),
-                aliases: BTreeMap::new(),
-                hostnames: Vec::new(),
-            },
-            audit: AuditConfig {
-                log: None,
-                durability: Durability::Fdatasync,
-                seal_every: None,
-                seal_key_file: None,
-                rotate_bytes: None,
-            },
-            approval: ApprovalConfig {
-                key_file: None,
-                max_ttl_seconds: DEFAULT_MAX_TTL_SECONDS,
-                four_eyes: false,
-            },
+            environment: EnvironmentConfig::default(),
+            audit: AuditConfig::default(),
+            approval: ApprovalConfig::default(),
             rules: vec![Rule {
                 name: "default: protected tiers".into(),
                 operations: vec!["*".into()],

@@ -215,24 +215,9 @@ impl Validator<'_> {
         self.check_keys(top, TOP_KEYS, Place::Top)?;
         let mut policy = Policy {
             source: source.to_string(),
-            environment: EnvironmentConfig {
-                unknown: UnknownEnvironment::Protected,
-                marker_file: super::DEFAULT_MARKER_FILE.to_string(),
-                aliases: BTreeMap::new(),
-                hostnames: Vec::new(),
-            },
-            audit: AuditConfig {
-                log: None,
-                durability: Durability::Fdatasync,
-                seal_every: None,
-                seal_key_file: None,
-                rotate_bytes: None,
-            },
-            approval: ApprovalConfig {
-                key_file: None,
-                max_ttl_seconds: super::DEFAULT_MAX_TTL_SECONDS,
-                four_eyes: false,
-            },
+            environment: EnvironmentConfig::default(),
+            audit: AuditConfig::default(),
+            approval: ApprovalConfig::default(),
             rules: Vec::new(),
         };
         for entry in top {
@@ -258,12 +243,7 @@ impl Validator<'_> {
     fn environment(&self, node: &Node) -> Result<EnvironmentConfig> {
         let entries = self.table("environment", node)?;
         self.check_keys(entries, ENVIRONMENT_KEYS, Place::Environment)?;
-        let mut config = EnvironmentConfig {
-            unknown: UnknownEnvironment::Protected,
-            marker_file: super::DEFAULT_MARKER_FILE.to_string(),
-            aliases: BTreeMap::new(),
-            hostnames: Vec::new(),
-        };
+        let mut config = EnvironmentConfig::default();
         for Entry { key, value, .. } in entries {
             match key.as_str() {
                 "unknown" => {
@@ -379,13 +359,7 @@ impl Validator<'_> {
     fn audit(&self, node: &Node) -> Result<AuditConfig> {
         let entries = self.table("audit", node)?;
         self.check_keys(entries, AUDIT_KEYS, Place::Audit)?;
-        let mut config = AuditConfig {
-            log: None,
-            durability: Durability::Fdatasync,
-            seal_every: None,
-            seal_key_file: None,
-            rotate_bytes: None,
-        };
+        let mut config = AuditConfig::default();
         for Entry { key, value, .. } in entries {
             match key.as_str() {
                 "log" => config.log = Some(self.text("log", value)?),
@@ -442,11 +416,7 @@ impl Validator<'_> {
     fn approval(&self, node: &Node) -> Result<ApprovalConfig> {
         let entries = self.table("approval", node)?;
         self.check_keys(entries, APPROVAL_KEYS, Place::Approval)?;
-        let mut config = ApprovalConfig {
-            key_file: None,
-            max_ttl_seconds: super::DEFAULT_MAX_TTL_SECONDS,
-            four_eyes: false,
-        };
+        let mut config = ApprovalConfig::default();
         for Entry { key, value, .. } in entries {
             match key.as_str() {
                 "key_file" => config.key_file = Some(self.text("key_file", value)?),
