@@ -24,6 +24,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use prodguard::{Guard, GuardError, Operation, config};
 use prodguard_core::detect::Detection;
+use prodguard_core::session::{STAMP_OPERATION, same_environment};
 use prodguard_core::{Policy, exit};
 
 const AFTER_HELP: &str = "\
@@ -75,7 +76,8 @@ enum Command {
     /// Show what the guard would require for an operation here; runs nothing.
     ///
     /// Exits 0 when the operation would run without further input, 120 when
-    /// a rule denies it, 121 when it needs a confirmation.
+    /// a rule denies it, 121 when it needs a confirmation, 124 when the
+    /// target's stamp names another environment.
     Check {
         #[command(flatten)]
         op: OpArgs,
@@ -339,6 +341,21 @@ fn run(cli: Cli) -> Result<i32, GuardError> {
             let guard = guard(cli.policy.as_ref())?;
             let operation = op.operation();
             let decision = guard.check(&operation);
+            // exec reads the target's stamp before anything else; so does check.
+            let stamp = match &operation.target {
+                Some(target) if operation.kind != STAMP_OPERATION => guard.stamp_of(target),
+                _ => Ok(None),
+            };
+            let mismatch = match &stamp {
+                Ok(Some(s)) => !same_environment(&s.environment, &guard.detection().environment),
+                Ok(None) => false,
+                Err(_) => true,
+            };
+            let exit_code = if mismatch && decision.exit_code != exit::POLICY_ERROR {
+                exit::ENV_MISMATCH
+            } else {
+                decision.exit_code
+            };
             if json {
                 print_json(&serde_json::json!({
                     "operation": operation,
@@ -346,11 +363,22 @@ fn run(cli: Cli) -> Result<i32, GuardError> {
                     "tier": guard.detection().tier,
                     "protected": guard.detection().protected,
                     "decision": decision,
+                    "stamp": stamp.as_ref().ok(),
+                    "exit_code": exit_code,
                 }))?;
             } else {
                 print_decision(&operation, guard.detection(), &decision);
+                match &stamp {
+                    Ok(Some(s)) if mismatch => say!(
+                        "  stamp: the target is stamped `{}` (tier {}); exec would refuse with 124",
+                        s.environment,
+                        s.tier
+                    ),
+                    Err(e) => say!("  stamp: cannot be read ({e}); exec would refuse with 124"),
+                    _ => {}
+                }
             }
-            Ok(decision.exit_code)
+            Ok(exit_code)
         }
         Command::Exec {
             op,

@@ -94,9 +94,21 @@ fn stamps_refuse_the_wrong_environment_and_restamping_is_guarded() {
         Some(0)
     );
 
-    // Run against it from production: refused before anyone is asked.
+    // Run against it from production: refused before anyone is asked, and check agrees.
     let out = prodguard(&dir, "production", &migrate, None);
     assert_eq!(out.status.code(), Some(124), "{}", text(&out));
+    let check = prodguard(
+        &dir,
+        "production",
+        &["check", "--op", "db.migrate", "--target", "app.db"],
+        None,
+    );
+    assert_eq!(check.status.code(), Some(124), "{}", text(&check));
+    assert!(
+        text(&check).contains("stamped `development`"),
+        "{}",
+        text(&check)
+    );
     assert!(
         text(&out).contains("stamped `development`"),
         "{}",

@@ -269,6 +269,11 @@ impl Guard {
         &*self.sink
     }
 
+    /// The environment stamp `target` carries, read as a guarded operation would.
+    pub fn stamp_of(&self, target: &str) -> Result<Option<prodguard_core::session::Stamp>, String> {
+        self.stamps.read(target)
+    }
+
     /// What the guard would require for `operation` here; nothing is run or recorded.
     pub fn check(&self, operation: &Operation) -> Decision {
         decide(&self.policy, &self.detection, operation)
