@@ -1,7 +1,9 @@
 //! The policy model: what each operation requires in each tier.
 //!
-//! OWNED BY HELPER (policy): parsing (TOML, JSON), validation with line and
-//! column, glob matching, durations, the built-in default.
+//! Policies are TOML (or JSON) files parsed into one spanned tree and checked
+//! by one validator, so every error names file, line and column and what was
+//! expected; unknown keys suggest the nearest valid key. Rules match dotted
+//! operation names by glob and tiers; every matching rule applies.
 
 use std::collections::BTreeMap;
 
