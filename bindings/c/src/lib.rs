@@ -1,0 +1,402 @@
+//! The C ABI of prodguard: `libprodguard` and `include/prodguard.h`.
+//!
+//! Conventions (in the style of rustls-ffi): opaque handles made by `_new`
+//! and released by `_free` (`_free(NULL)` does nothing); fallible functions
+//! return a [`prodguard_status`] and write results through out-pointers
+//! only on success; strings are NUL-terminated UTF-8, and strings the
+//! library returns are freed with [`prodguard_string_free`]; after a
+//! failure, [`prodguard_last_error`] describes it on the calling thread.
+//! Every export runs inside one boundary that turns panics into
+//! `PRODGUARD_PANIC` and NULL or invalid UTF-8 into
+//! `PRODGUARD_INVALID_ARGUMENT`: nothing unwinds into C.
+#![allow(non_camel_case_types)]
+
+use std::cell::RefCell;
+use std::ffi::{CStr, CString, c_char, c_void};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+
+use runtime::{Guard, GuardError, config};
+
+/// The outcome of a call; the same numbers as the CLI's exit codes for 120–125.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum prodguard_status {
+    /// Success.
+    PRODGUARD_OK = 0,
+    /// The guarded operation ran and its callback returned non-zero.
+    PRODGUARD_OPERATION_FAILED = 1,
+    /// A required pointer was NULL or a string was not UTF-8.
+    PRODGUARD_INVALID_ARGUMENT = 2,
+    /// prodguard failed internally (a bug); the host is unharmed.
+    PRODGUARD_PANIC = 3,
+    /// An I/O error outside the guard's own refusals.
+    PRODGUARD_IO_ERROR = 4,
+    /// 120: denied by a policy rule.
+    PRODGUARD_DENIED = 120,
+    /// 121: confirmation missing or declined.
+    PRODGUARD_NOT_CONFIRMED = 121,
+    /// 122: backup requirement not met.
+    PRODGUARD_BACKUP_FAILED = 122,
+    /// 123: audit log unavailable.
+    PRODGUARD_AUDIT_UNAVAILABLE = 123,
+    /// 124: the target's stamp names another environment.
+    PRODGUARD_ENV_MISMATCH = 124,
+    /// 125: usage or policy error.
+    PRODGUARD_POLICY_ERROR = 125,
+}
+
+/// A guard: the policy, the detected environment, and the audit log. Made
+/// by [`prodguard_guard_new`], released by [`prodguard_guard_free`]. One
+/// guard may be used from many threads at once.
+pub struct prodguard_guard {
+    inner: Guard,
+}
+
+/// A guarded operation: returns 0 on success, anything else on failure.
+pub type prodguard_operation_fn = Option<unsafe extern "C" fn(user_data: *mut c_void) -> i32>;
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+struct Failure {
+    status: prodguard_status,
+    message: String,
+}
+
+impl Failure {
+    fn invalid(message: impl Into<String>) -> Failure {
+        Failure {
+            status: prodguard_status::PRODGUARD_INVALID_ARGUMENT,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<GuardError> for Failure {
+    fn from(e: GuardError) -> Failure {
+        use prodguard_status::*;
+        let status = match e.exit_code() {
+            120 => PRODGUARD_DENIED,
+            121 => PRODGUARD_NOT_CONFIRMED,
+            122 => PRODGUARD_BACKUP_FAILED,
+            123 => PRODGUARD_AUDIT_UNAVAILABLE,
+            124 => PRODGUARD_ENV_MISMATCH,
+            _ => PRODGUARD_POLICY_ERROR,
+        };
+        Failure {
+            status,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn set_last_error(message: &str) {
+    // Interior NULs cannot cross into C; show them as spaces.
+    let text = CString::new(message.replace('\0', " ")).unwrap_or_default();
+    LAST_ERROR.with(|slot| *slot.borrow_mut() = text);
+}
+
+/// Runs `f`, turning its failure or panic into a status and the thread's last error.
+fn boundary(f: impl FnOnce() -> Result<(), Failure>) -> prodguard_status {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => prodguard_status::PRODGUARD_OK,
+        Ok(Err(failure)) => {
+            set_last_error(&failure.message);
+            failure.status
+        }
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown".into());
+            set_last_error(&format!(
+                "prodguard panicked (a bug; please report it): {what}"
+            ));
+            prodguard_status::PRODGUARD_PANIC
+        }
+    }
+}
+
+/// Reads a required C string argument.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string that stays valid for `'a`.
+unsafe fn required_str<'a>(ptr: *const c_char, name: &str) -> Result<&'a str, Failure> {
+    if ptr.is_null() {
+        return Err(Failure::invalid(format!("{name} is NULL")));
+    }
+    // SAFETY: not NULL, and the caller promises a NUL-terminated string
+    // that outlives this call (the header documents it).
+    let bytes = unsafe { CStr::from_ptr(ptr) };
+    bytes
+        .to_str()
+        .map_err(|_| Failure::invalid(format!("{name} is not valid UTF-8")))
+}
+
+/// Reads an optional C string argument (NULL = absent).
+///
+/// # Safety
+/// As [`required_str`].
+unsafe fn optional_str<'a>(ptr: *const c_char, name: &str) -> Result<Option<&'a str>, Failure> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: forwarded; the same promise holds.
+    unsafe { required_str(ptr, name) }.map(Some)
+}
+
+/// The library's version, e.g. `"0.1.0"`. Static: never free it.
+#[unsafe(no_mangle)]
+pub extern "C" fn prodguard_version() -> *const c_char {
+    static VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+    VERSION.as_ptr().cast()
+}
+
+/// This thread's last error message: valid until the next prodguard call on
+/// this thread; never NULL (empty when there was none). Do not free it.
+#[unsafe(no_mangle)]
+pub extern "C" fn prodguard_last_error() -> *const c_char {
+    LAST_ERROR.with(|slot| slot.borrow().as_ptr())
+}
+
+/// Makes a guard from the policy at `policy_path`, or, when it is NULL, the
+/// discovered one (`PRODGUARD_POLICY`, `./prodguard.toml`, the built-in
+/// default). Writes the new guard to `*out` on success only.
+///
+/// # Safety
+/// `policy_path` is NULL or a NUL-terminated string; `out` is NULL or valid
+/// for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn prodguard_guard_new(
+    policy_path: *const c_char,
+    out: *mut *mut prodguard_guard,
+) -> prodguard_status {
+    boundary(|| {
+        if out.is_null() {
+            return Err(Failure::invalid("out is NULL"));
+        }
+        // SAFETY: the caller promises a NUL-terminated string or NULL.
+        let path = unsafe { optional_str(policy_path, "policy_path") }?;
+        let policy = match path {
+            Some(path) => config::load_policy_file(Path::new(path))?,
+            None => config::discover_policy()?,
+        };
+        let guard = Guard::builder().policy(policy).build()?;
+        let handle = Box::into_raw(Box::new(prodguard_guard { inner: guard }));
+        // SAFETY: `out` is not NULL and the caller promises it is writable.
+        unsafe { out.write(handle) };
+        Ok(())
+    })
+}
+
+/// Releases a guard. `prodguard_guard_free(NULL)` does nothing.
+///
+/// # Safety
+/// `guard` is NULL or came from [`prodguard_guard_new`] and is not used again.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn prodguard_guard_free(guard: *mut prodguard_guard) {
+    let _ = boundary(|| {
+        if !guard.is_null() {
+            // SAFETY: made by Box::into_raw in prodguard_guard_new and, by
+            // the caller's promise, freed once.
+            drop(unsafe { Box::from_raw(guard) });
+        }
+        Ok(())
+    });
+}
+
+/// The detected environment as JSON (`environment`, `tier`, `protected`,
+/// `decided_by`, `evidence`, `conflicts`), written to `*out_json` on
+/// success; free it with [`prodguard_string_free`].
+///
+/// # Safety
+/// `guard` is NULL or a live guard; `out_json` is NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn prodguard_detect_json(
+    guard: *const prodguard_guard,
+    out_json: *mut *mut c_char,
+) -> prodguard_status {
+    boundary(|| {
+        if out_json.is_null() {
+            return Err(Failure::invalid("out_json is NULL"));
+        }
+        // SAFETY: NULL or a live guard, by the caller's promise.
+        let guard = unsafe { guard.as_ref() }.ok_or_else(|| Failure::invalid("guard is NULL"))?;
+        let json = serde_json::to_string(guard.inner.detection()).map_err(|e| Failure {
+            status: prodguard_status::PRODGUARD_PANIC,
+            message: e.to_string(),
+        })?;
+        let text = CString::new(json).map_err(|e| Failure::invalid(e.to_string()))?;
+        // SAFETY: not NULL and writable, by the caller's promise.
+        unsafe { out_json.write(text.into_raw()) };
+        Ok(())
+    })
+}
+
+/// Runs `operation_fn(user_data)` as the guarded operation `operation` on
+/// `target` (NULL: none) once every guard passes, and records its outcome.
+/// Returns `PRODGUARD_OK` when it ran and returned 0,
+/// `PRODGUARD_OPERATION_FAILED` when it ran and returned non-zero, or the
+/// refusal (120–125) when it did not run.
+///
+/// # Safety
+/// `guard` is NULL or a live guard; `operation` and `target` are NULL or
+/// NUL-terminated strings; `operation_fn` may be called once with `user_data`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn prodguard_run(
+    guard: *mut prodguard_guard,
+    operation: *const c_char,
+    target: *const c_char,
+    operation_fn: prodguard_operation_fn,
+    user_data: *mut c_void,
+) -> prodguard_status {
+    boundary(|| {
+        // SAFETY: NULL or a live guard, by the caller's promise.
+        let guard = unsafe { guard.as_ref() }.ok_or_else(|| Failure::invalid("guard is NULL"))?;
+        // SAFETY: NULL or NUL-terminated, by the caller's promise.
+        let operation = unsafe { required_str(operation, "operation") }?;
+        // SAFETY: as above.
+        let target = unsafe { optional_str(target, "target") }?;
+        let callback = operation_fn.ok_or_else(|| Failure::invalid("operation_fn is NULL"))?;
+        let mut guarded = guard.inner.operation(operation);
+        if let Some(target) = target {
+            guarded = guarded.target(target);
+        }
+        let permit = guarded.begin()?;
+        // SAFETY: the caller supplied this function for exactly this call,
+        // with the user_data it expects.
+        let code = unsafe { callback(user_data) };
+        if code == 0 {
+            permit.finish(Ok(()));
+            Ok(())
+        } else {
+            let message = format!("the guarded operation `{operation}` returned {code}");
+            permit.finish(Err(message.clone()));
+            Err(Failure {
+                status: prodguard_status::PRODGUARD_OPERATION_FAILED,
+                message,
+            })
+        }
+    })
+}
+
+/// Frees a string the library returned. `prodguard_string_free(NULL)` does nothing.
+///
+/// # Safety
+/// `s` is NULL or a string from this library, not freed before.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn prodguard_string_free(s: *mut c_char) {
+    let _ = boundary(|| {
+        if !s.is_null() {
+            // SAFETY: made by CString::into_raw here and freed once, by the
+            // caller's promise.
+            drop(unsafe { CString::from_raw(s) });
+        }
+        Ok(())
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ptr::{null, null_mut};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn last_error() -> String {
+        // SAFETY: prodguard_last_error never returns NULL and the string
+        // lives until the next call on this thread.
+        unsafe { CStr::from_ptr(prodguard_last_error()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    fn development_guard() -> *mut prodguard_guard {
+        let dir = std::env::temp_dir().join(format!("prodguard-ffi-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let policy = dir.join("policy.toml");
+        std::fs::write(
+            &policy,
+            format!(
+                "[environment]\nunknown = \"development\"\n[audit]\nlog = \"{}\"\n[[rule]]\noperations = [\"*\"]\ntiers = [\"production\"]\nrequire = [\"confirm\", \"audit\"]\n",
+                dir.join("audit.jsonl").display()
+            ),
+        )
+        .unwrap();
+        let path = CString::new(policy.to_str().unwrap()).unwrap();
+        let mut guard = null_mut();
+        // SAFETY: valid string and out-pointer.
+        let status = unsafe { prodguard_guard_new(path.as_ptr(), &mut guard) };
+        assert_eq!(status, prodguard_status::PRODGUARD_OK, "{}", last_error());
+        guard
+    }
+
+    unsafe extern "C" fn count(user_data: *mut c_void) -> i32 {
+        // SAFETY: the tests pass a pointer to a live AtomicUsize.
+        let counter = unsafe { &*(user_data as *const AtomicUsize) };
+        counter.fetch_add(1, Ordering::SeqCst);
+        0
+    }
+
+    #[test]
+    fn null_and_invalid_utf8_are_status_codes() {
+        // SAFETY: every pointer is NULL or valid; that is the point.
+        unsafe {
+            assert_eq!(
+                prodguard_guard_new(null(), null_mut()),
+                prodguard_status::PRODGUARD_INVALID_ARGUMENT
+            );
+            let mut out = null_mut();
+            assert_eq!(
+                prodguard_detect_json(null(), &mut out),
+                prodguard_status::PRODGUARD_INVALID_ARGUMENT
+            );
+            assert!(out.is_null());
+            let bad = [0xffu8 as c_char, 0];
+            let mut guard = null_mut();
+            assert_eq!(
+                prodguard_guard_new(bad.as_ptr(), &mut guard),
+                prodguard_status::PRODGUARD_INVALID_ARGUMENT
+            );
+            assert!(guard.is_null());
+            assert!(last_error().contains("UTF-8"), "{}", last_error());
+            prodguard_guard_free(null_mut());
+            prodguard_string_free(null_mut());
+        }
+    }
+
+    #[test]
+    fn many_threads_share_one_guard() {
+        let guard = development_guard() as usize;
+        let counter = std::sync::Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let counter = std::sync::Arc::clone(&counter);
+                std::thread::spawn(move || {
+                    let op = CString::new("db.migrate").unwrap();
+                    for _ in 0..10 {
+                        // SAFETY: the guard outlives the threads; the counter is live.
+                        let status = unsafe {
+                            prodguard_run(
+                                guard as *mut prodguard_guard,
+                                op.as_ptr(),
+                                null(),
+                                Some(count),
+                                std::sync::Arc::as_ptr(&counter) as *mut c_void,
+                            )
+                        };
+                        assert_eq!(status, prodguard_status::PRODGUARD_OK, "{}", last_error());
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(counter.load(Ordering::SeqCst), 80);
+        // SAFETY: made by prodguard_guard_new, freed once.
+        unsafe { prodguard_guard_free(guard as *mut prodguard_guard) };
+    }
+}

@@ -1,0 +1,83 @@
+/* The C ABI from C: compiled with -std=c11 -Wall -Wextra -Werror against the
+ * committed header, run directly and under valgrind. Exits non-zero on the
+ * first broken expectation. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "prodguard.h"
+
+static int failures = 0;
+
+#define EXPECT(cond, what)                                                        \
+    do {                                                                          \
+        if (!(cond)) {                                                            \
+            fprintf(stderr, "FAIL %s:%d: %s (last error: %s)\n", __FILE__,        \
+                    __LINE__, what, prodguard_last_error());                      \
+            failures++;                                                           \
+        }                                                                         \
+    } while (0)
+
+static int migrate(void *user_data) {
+    int *runs = (int *)user_data;
+    *runs += 1;
+    return 0;
+}
+
+static int failing(void *user_data) {
+    (void)user_data;
+    return 7;
+}
+
+int main(void) {
+    char macros[32];
+    snprintf(macros, sizeof macros, "%d.%d.%d", PRODGUARD_VERSION_MAJOR, PRODGUARD_VERSION_MINOR,
+             PRODGUARD_VERSION_PATCH);
+    EXPECT(strcmp(prodguard_version(), macros) == 0, "the version macros match the library");
+
+    /* NULL everywhere is an error, never a crash. */
+    EXPECT(prodguard_guard_new(NULL, NULL) == PRODGUARD_INVALID_ARGUMENT, "NULL out");
+    EXPECT(strstr(prodguard_last_error(), "out is NULL") != NULL, "last error names it");
+    prodguard_guard_free(NULL);
+    prodguard_string_free(NULL);
+    char *json = NULL;
+    EXPECT(prodguard_detect_json(NULL, &json) == PRODGUARD_INVALID_ARGUMENT, "NULL guard");
+    EXPECT(json == NULL, "out untouched on failure");
+
+    prodguard_guard *guard = NULL;
+    EXPECT(prodguard_guard_new("/nonexistent/policy.toml", &guard) == PRODGUARD_POLICY_ERROR,
+           "missing policy file is a policy error");
+    EXPECT(guard == NULL, "no guard on failure");
+
+    /* PRODGUARD_ENV=development is set by the test runner. */
+    EXPECT(prodguard_guard_new(NULL, &guard) == PRODGUARD_OK, "guard from the environment");
+    EXPECT(prodguard_detect_json(guard, &json) == PRODGUARD_OK, "detect");
+    EXPECT(json != NULL && strstr(json, "\"tier\":\"development\"") != NULL, "development");
+    prodguard_string_free(json);
+
+    int runs = 0;
+    EXPECT(prodguard_run(guard, "db.migrate", "orders", migrate, &runs) == PRODGUARD_OK,
+           "runs in development");
+    EXPECT(runs == 1, "the callback ran once");
+    EXPECT(prodguard_run(guard, "db.migrate", "orders", failing, NULL) ==
+               PRODGUARD_OPERATION_FAILED,
+           "a failing callback is reported");
+    EXPECT(prodguard_run(guard, NULL, "orders", migrate, &runs) == PRODGUARD_INVALID_ARGUMENT,
+           "NULL operation");
+    EXPECT(prodguard_run(guard, "db.migrate", "orders", NULL, &runs) ==
+               PRODGUARD_INVALID_ARGUMENT,
+           "NULL callback");
+    EXPECT(prodguard_run(guard, "\xff\xfe", "orders", migrate, &runs) ==
+               PRODGUARD_INVALID_ARGUMENT,
+           "invalid UTF-8");
+    EXPECT(prodguard_run(guard, "DROP TABLE", "orders", migrate, &runs) ==
+               PRODGUARD_POLICY_ERROR,
+           "invalid operation name");
+    EXPECT(runs == 1, "refused operations never ran");
+    prodguard_guard_free(guard);
+
+    if (failures == 0) {
+        printf("c api: all expectations held\n");
+    }
+    return failures == 0 ? 0 : 1;
+}

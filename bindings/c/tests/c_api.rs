@@ -1,0 +1,158 @@
+//! The C test programs, compiled by the system compiler against the
+//! committed header and run plain, under AddressSanitizer + UBSan, and under
+//! valgrind.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The directory holding libprodguard.so: the test binary's profile directory.
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().to_owned();
+    assert!(
+        dir.join("libprodguard.so").exists(),
+        "build the cdylib first: {}",
+        dir.display()
+    );
+    dir
+}
+
+fn compile(source: &str, out: &Path, extra: &[&str]) {
+    let status = Command::new("cc")
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g"])
+        .args(extra)
+        .arg("-I")
+        .arg(crate_dir().join("include"))
+        .arg(crate_dir().join("tests/c").join(source))
+        .arg("-L")
+        .arg(lib_dir())
+        .arg(format!("-Wl,-rpath,{}", lib_dir().display()))
+        .arg("-lprodguard")
+        .arg("-o")
+        .arg(out)
+        .status()
+        .expect("a C compiler (cc)");
+    assert!(
+        status.success(),
+        "{source} does not compile with -Wall -Wextra -Werror"
+    );
+}
+
+fn run(program: &Path, wrapper: &[&str], log: &Path) -> std::process::Output {
+    let (cmd, args) = match wrapper.split_first() {
+        Some((cmd, rest)) => (
+            *cmd,
+            rest.iter()
+                .map(|s| s.to_string())
+                .chain([program.display().to_string()])
+                .collect::<Vec<_>>(),
+        ),
+        None => (program.to_str().unwrap(), Vec::new()),
+    };
+    Command::new(cmd)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("PRODGUARD_ENV", "development")
+        .env("PRODGUARD_AUDIT_LOG", log)
+        .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        .output()
+        .unwrap()
+}
+
+fn workdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("prodguard-c-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn the_c_test_passes_plain() {
+    let dir = workdir("plain");
+    let program = dir.join("basic");
+    compile("basic.c", &program, &[]);
+    let out = run(&program, &[], &dir.join("audit.jsonl"));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Two runs reached the audit log: intent + outcome each.
+    let log = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 4);
+}
+
+#[test]
+fn the_c_test_passes_under_asan_and_ubsan() {
+    let dir = workdir("asan");
+    let program = dir.join("basic-asan");
+    compile(
+        "basic.c",
+        &program,
+        &[
+            "-fsanitize=address,undefined",
+            "-fno-omit-frame-pointer",
+            "-fno-sanitize-recover=all",
+        ],
+    );
+    let out = run(&program, &[], &dir.join("audit.jsonl"));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_c_test_passes_under_valgrind() {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        panic!("valgrind is missing: .ci/run installs it (apt-get install valgrind)");
+    }
+    let dir = workdir("valgrind");
+    let program = dir.join("basic");
+    compile("basic.c", &program, &[]);
+    let out = run(
+        &program,
+        &[
+            "valgrind",
+            "--error-exitcode=99",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+        ],
+        &dir.join("audit.jsonl"),
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_header_compiles_as_cpp_and_twice() {
+    let dir = workdir("cpp");
+    let source = dir.join("twice.cpp");
+    std::fs::write(&source, "#include \"prodguard.h\"\n#include \"prodguard.h\"\nint main() { return prodguard_version() == nullptr; }\n").unwrap();
+    let status = Command::new("c++")
+        .args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-I"])
+        .arg(crate_dir().join("include"))
+        .arg(&source)
+        .arg("-L")
+        .arg(lib_dir())
+        .arg(format!("-Wl,-rpath,{}", lib_dir().display()))
+        .arg("-lprodguard")
+        .arg("-o")
+        .arg(dir.join("twice"))
+        .status()
+        .expect("a C++ compiler (c++)");
+    assert!(status.success());
+}
