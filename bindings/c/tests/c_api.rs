@@ -156,3 +156,98 @@ fn the_header_compiles_as_cpp_and_twice() {
         .expect("a C++ compiler (c++)");
     assert!(status.success());
 }
+
+fn shipped_at(db: &Path) -> bool {
+    let out = Command::new("sqlite3")
+        .arg(db)
+        .arg("SELECT name FROM pragma_table_info('orders');")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l == "shipped_at")
+}
+
+#[test]
+fn the_python_example_runs_in_development_and_is_refused_in_production() {
+    let dir = workdir("python");
+    let script = crate_dir().join("../../examples/python/guarded_migration.py");
+    let run = |env: &str, db: &str| {
+        Command::new("setsid")
+            .arg("-w")
+            .arg("python3")
+            .arg(&script)
+            .arg(dir.join(db))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .env("PRODGUARD_ENV", env)
+            .env("PRODGUARD_AUDIT_LOG", dir.join("audit.jsonl"))
+            .env("PRODGUARD_LIB", lib_dir().join("libprodguard.so"))
+            .output()
+            .unwrap()
+    };
+    let out = run("development", "dev.db");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(shipped_at(&dir.join("dev.db")));
+    let out = run("production", "prod.db");
+    assert_eq!(
+        out.status.code(),
+        Some(121),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no controlling terminal"));
+    assert!(!dir.join("prod.db").exists(), "the migration never ran");
+}
+
+#[test]
+fn the_c_example_migrates_in_development_and_is_refused_in_production() {
+    let dir = workdir("example");
+    let program = dir.join("guarded_migration");
+    let status = Command::new("cc")
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror"])
+        .arg(crate_dir().join("../../examples/c/guarded_migration.c"))
+        .arg("-I")
+        .arg(crate_dir().join("include"))
+        .arg("-L")
+        .arg(lib_dir())
+        .arg(format!("-Wl,-rpath,{}", lib_dir().display()))
+        .args(["-lprodguard", "-lsqlite3", "-o"])
+        .arg(&program)
+        .status()
+        .expect("a C compiler (cc) and libsqlite3-dev");
+    assert!(status.success());
+    let run = |env: &str, db: &str| {
+        Command::new("setsid")
+            .arg("-w")
+            .arg(&program)
+            .arg(dir.join(db))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .env("PRODGUARD_ENV", env)
+            .env("PRODGUARD_AUDIT_LOG", dir.join("audit.jsonl"))
+            .output()
+            .unwrap()
+    };
+    let out = run("development", "dev.db");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(shipped_at(&dir.join("dev.db")));
+    // Applied once: running it again fails inside the migration (exit 1).
+    assert_eq!(run("development", "dev.db").status.code(), Some(1));
+    let out = run("production", "prod.db");
+    assert_eq!(
+        out.status.code(),
+        Some(121),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.join("prod.db").exists());
+}
