@@ -73,6 +73,36 @@ typedef enum prodguard_status {
 } prodguard_status;
 
 /**
+ * An environment tier.
+ */
+typedef enum prodguard_tier {
+  /**
+   * Real users, live data.
+   */
+  PRODGUARD_TIER_PRODUCTION = 0,
+  /**
+   * Production-like, for final checks.
+   */
+  PRODGUARD_TIER_STAGING = 1,
+  /**
+   * Shared development.
+   */
+  PRODGUARD_TIER_DEVELOPMENT = 2,
+  /**
+   * Automated tests.
+   */
+  PRODGUARD_TIER_TEST = 3,
+  /**
+   * A developer's machine.
+   */
+  PRODGUARD_TIER_LOCAL = 4,
+  /**
+   * Not determined: guarded like production by default.
+   */
+  PRODGUARD_TIER_UNKNOWN = 5,
+} prodguard_tier;
+
+/**
  * A guard: the policy, the detected environment, and the audit log. Made
  * by [`prodguard_guard_new`], released by [`prodguard_guard_free`]. One
  * guard may be used from many threads at once.
@@ -127,6 +157,29 @@ void prodguard_guard_free(struct prodguard_guard *guard);
  * `guard` is NULL or a live guard; `out_json` is NULL or valid for a write.
  */
 enum prodguard_status prodguard_detect_json(const struct prodguard_guard *guard, char **out_json);
+
+/**
+ * The detected tier and whether guards apply (production, or unknown by
+ * default), without parsing JSON. Either out-pointer may be NULL when the
+ * caller does not want that field; they are written on success only.
+ *
+ * # Safety
+ * `guard` is NULL or a live guard; `out_tier` and `out_protected` are NULL
+ * or valid for a write.
+ */
+enum prodguard_status prodguard_detect_tier(const struct prodguard_guard *guard,
+                                            enum prodguard_tier *out_tier,
+                                            bool *out_protected);
+
+/**
+ * The detected environment's own name (e.g. `prod-eu`), written to
+ * `*out_name` on success; free it with [`prodguard_string_free`].
+ *
+ * # Safety
+ * `guard` is NULL or a live guard; `out_name` is NULL or valid for a write.
+ */
+enum prodguard_status prodguard_detect_environment(const struct prodguard_guard *guard,
+                                                   char **out_name);
 
 /**
  * Runs `operation_fn(user_data)` as the guarded operation `operation` on

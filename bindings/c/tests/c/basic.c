@@ -55,6 +55,17 @@ int main(void) {
     EXPECT(json != NULL && strstr(json, "\"tier\":\"development\"") != NULL, "development");
     prodguard_string_free(json);
 
+    prodguard_tier tier = PRODGUARD_TIER_UNKNOWN;
+    bool protected_here = true;
+    EXPECT(prodguard_detect_tier(guard, &tier, &protected_here) == PRODGUARD_OK, "tier");
+    EXPECT(tier == PRODGUARD_TIER_DEVELOPMENT && !protected_here, "development, not protected");
+    EXPECT(prodguard_detect_tier(guard, NULL, NULL) == PRODGUARD_OK, "fields are optional");
+    char *name = NULL;
+    EXPECT(prodguard_detect_environment(guard, &name) == PRODGUARD_OK, "environment name");
+    EXPECT(name != NULL && strcmp(name, "development") == 0, "named development");
+    prodguard_string_free(name);
+    EXPECT(prodguard_detect_environment(guard, NULL) == PRODGUARD_INVALID_ARGUMENT, "NULL out");
+
     int runs = 0;
     EXPECT(prodguard_run(guard, "db.migrate", "orders", migrate, &runs) == PRODGUARD_OK,
            "runs in development");
