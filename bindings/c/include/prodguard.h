@@ -103,11 +103,36 @@ typedef enum prodguard_tier {
 } prodguard_tier;
 
 /**
+ * Which field [`prodguard_operation_set`] sets.
+ */
+typedef enum prodguard_operation_field {
+  /**
+   * What it acts on; confirmations ask for this name.
+   */
+  PRODGUARD_FIELD_TARGET = 0,
+  /**
+   * What exactly is done (e.g. a migration's checksum); approvals bind it.
+   */
+  PRODGUARD_FIELD_FINGERPRINT = 1,
+  /**
+   * An approval token from `prodguard approve`.
+   */
+  PRODGUARD_FIELD_APPROVAL = 2,
+} prodguard_operation_field;
+
+/**
  * A guard: the policy, the detected environment, and the audit log. Made
  * by [`prodguard_guard_new`], released by [`prodguard_guard_free`]. One
  * guard may be used from many threads at once.
  */
 typedef struct prodguard_guard prodguard_guard;
+
+/**
+ * A guarded operation being described: kind, target, fingerprint and
+ * approval token. Made by [`prodguard_operation_new`], released by
+ * [`prodguard_operation_free`]; run with [`prodguard_operation_run`].
+ */
+typedef struct prodguard_operation prodguard_operation;
 
 /**
  * A guarded operation: returns 0 on success, anything else on failure.
@@ -197,6 +222,57 @@ enum prodguard_status prodguard_run(struct prodguard_guard *guard,
                                     const char *target,
                                     prodguard_operation_fn operation_fn,
                                     void *user_data);
+
+/**
+ * Starts describing a guarded operation of `kind` (a dotted name such as
+ * `db.migrate`), written to `*out` on success.
+ *
+ * # Safety
+ * `kind` is NULL or NUL-terminated; `out` is NULL or valid for a write.
+ */
+enum prodguard_status prodguard_operation_new(const char *kind, struct prodguard_operation **out);
+
+/**
+ * Sets a field of `op` to `value` (NULL clears it).
+ *
+ * # Safety
+ * `op` is NULL or a live operation; `value` is NULL or NUL-terminated.
+ */
+enum prodguard_status prodguard_operation_set(struct prodguard_operation *op,
+                                              enum prodguard_operation_field field,
+                                              const char *value);
+
+/**
+ * Releases an operation. `prodguard_operation_free(NULL)` does nothing.
+ *
+ * # Safety
+ * `op` is NULL or came from [`prodguard_operation_new`] and is not used again.
+ */
+void prodguard_operation_free(struct prodguard_operation *op);
+
+/**
+ * Runs `operation_fn(user_data)` as `op` under `guard`: as [`prodguard_run`],
+ * with the operation's fingerprint and approval token.
+ *
+ * # Safety
+ * `guard` and `op` are NULL or live handles; `operation_fn` may be called
+ * once with `user_data`.
+ */
+enum prodguard_status prodguard_operation_run(struct prodguard_guard *guard,
+                                              const struct prodguard_operation *op,
+                                              prodguard_operation_fn operation_fn,
+                                              void *user_data);
+
+/**
+ * Verifies the audit log at `log_path` (rotated files included) and
+ * writes `prodguard audit verify`'s exit code to `*out_code`: 0 intact,
+ * 1 tampered, 2 torn tail, 3 anchor/seal gap. `PRODGUARD_IO_ERROR` when the
+ * log cannot be read (see [`prodguard_last_error`]).
+ *
+ * # Safety
+ * `log_path` is NULL or NUL-terminated; `out_code` is NULL or valid for a write.
+ */
+enum prodguard_status prodguard_audit_verify(const char *log_path, int32_t *out_code);
 
 /**
  * Frees a string the library returned. `prodguard_string_free(NULL)` does nothing.

@@ -344,21 +344,183 @@ pub unsafe extern "C" fn prodguard_run(
         if let Some(target) = target {
             guarded = guarded.target(target);
         }
-        let permit = guarded.begin()?;
-        // SAFETY: the caller supplied this function for exactly this call,
-        // with the user_data it expects.
-        let code = unsafe { callback(user_data) };
-        if code == 0 {
-            permit.finish(Ok(()));
-            Ok(())
-        } else {
-            let message = format!("the guarded operation `{operation}` returned {code}");
-            permit.finish(Err(message.clone()));
-            Err(Failure {
-                status: prodguard_status::PRODGUARD_OPERATION_FAILED,
-                message,
-            })
+        run_permit(guarded.begin()?, operation, callback, user_data)
+    })
+}
+
+/// A guarded operation being described: kind, target, fingerprint and
+/// approval token. Made by [`prodguard_operation_new`], released by
+/// [`prodguard_operation_free`]; run with [`prodguard_operation_run`].
+pub struct prodguard_operation {
+    kind: String,
+    target: Option<String>,
+    fingerprint: Option<String>,
+    approval: Option<String>,
+}
+
+/// Starts describing a guarded operation of `kind` (a dotted name such as
+/// `db.migrate`), written to `*out` on success.
+///
+/// # Safety
+/// `kind` is NULL or NUL-terminated; `out` is NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn prodguard_operation_new(
+    kind: *const c_char,
+    out: *mut *mut prodguard_operation,
+) -> prodguard_status {
+    boundary(|| {
+        if out.is_null() {
+            return Err(Failure::invalid("out is NULL"));
         }
+        // SAFETY: NULL or NUL-terminated, by the caller's promise.
+        let kind = unsafe { required_str(kind, "kind") }?.to_owned();
+        let op = Box::new(prodguard_operation {
+            kind,
+            target: None,
+            fingerprint: None,
+            approval: None,
+        });
+        // SAFETY: not NULL and writable, by the caller's promise.
+        unsafe { out.write(Box::into_raw(op)) };
+        Ok(())
+    })
+}
+
+/// Which field [`prodguard_operation_set`] sets.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum prodguard_operation_field {
+    /// What it acts on; confirmations ask for this name.
+    PRODGUARD_FIELD_TARGET = 0,
+    /// What exactly is done (e.g. a migration's checksum); approvals bind it.
+    PRODGUARD_FIELD_FINGERPRINT = 1,
+    /// An approval token from `prodguard approve`.
+    PRODGUARD_FIELD_APPROVAL = 2,
+}
+
+/// Sets a field of `op` to `value` (NULL clears it).
+///
+/// # Safety
+/// `op` is NULL or a live operation; `value` is NULL or NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn prodguard_operation_set(
+    op: *mut prodguard_operation,
+    field: prodguard_operation_field,
+    value: *const c_char,
+) -> prodguard_status {
+    boundary(|| {
+        // SAFETY: NULL or a live operation, by the caller's promise.
+        let op = unsafe { op.as_mut() }.ok_or_else(|| Failure::invalid("op is NULL"))?;
+        // SAFETY: NULL or NUL-terminated, by the caller's promise.
+        let value = unsafe { optional_str(value, "value") }?.map(str::to_owned);
+        match field {
+            prodguard_operation_field::PRODGUARD_FIELD_TARGET => op.target = value,
+            prodguard_operation_field::PRODGUARD_FIELD_FINGERPRINT => op.fingerprint = value,
+            prodguard_operation_field::PRODGUARD_FIELD_APPROVAL => op.approval = value,
+        }
+        Ok(())
+    })
+}
+
+/// Releases an operation. `prodguard_operation_free(NULL)` does nothing.
+///
+/// # Safety
+/// `op` is NULL or came from [`prodguard_operation_new`] and is not used again.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn prodguard_operation_free(op: *mut prodguard_operation) {
+    let _ = boundary(|| {
+        if !op.is_null() {
+            // SAFETY: made by Box::into_raw in prodguard_operation_new, freed once.
+            drop(unsafe { Box::from_raw(op) });
+        }
+        Ok(())
+    });
+}
+
+/// Runs `operation_fn(user_data)` as `op` under `guard`: as [`prodguard_run`],
+/// with the operation's fingerprint and approval token.
+///
+/// # Safety
+/// `guard` and `op` are NULL or live handles; `operation_fn` may be called
+/// once with `user_data`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn prodguard_operation_run(
+    guard: *mut prodguard_guard,
+    op: *const prodguard_operation,
+    operation_fn: prodguard_operation_fn,
+    user_data: *mut c_void,
+) -> prodguard_status {
+    boundary(|| {
+        // SAFETY: NULL or live handles, by the caller's promise.
+        let guard = unsafe { guard.as_ref() }.ok_or_else(|| Failure::invalid("guard is NULL"))?;
+        // SAFETY: as above.
+        let op = unsafe { op.as_ref() }.ok_or_else(|| Failure::invalid("op is NULL"))?;
+        let callback = operation_fn.ok_or_else(|| Failure::invalid("operation_fn is NULL"))?;
+        let mut guarded = guard.inner.operation(op.kind.clone());
+        if let Some(target) = &op.target {
+            guarded = guarded.target(target.clone());
+        }
+        if let Some(fingerprint) = &op.fingerprint {
+            guarded = guarded.fingerprint(fingerprint.clone());
+        }
+        if let Some(token) = &op.approval {
+            guarded = guarded.approval(token.clone());
+        }
+        run_permit(guarded.begin()?, &op.kind, callback, user_data)
+    })
+}
+
+/// Runs the callback under a permit and records its outcome.
+fn run_permit(
+    permit: runtime::Permit<'_>,
+    kind: &str,
+    callback: unsafe extern "C" fn(*mut c_void) -> i32,
+    user_data: *mut c_void,
+) -> Result<(), Failure> {
+    // SAFETY: the caller supplied this function for exactly this call, with
+    // the user_data it expects.
+    let code = unsafe { callback(user_data) };
+    if code == 0 {
+        permit.finish(Ok(()));
+        Ok(())
+    } else {
+        let message = format!("the guarded operation `{kind}` returned {code}");
+        permit.finish(Err(message.clone()));
+        Err(Failure {
+            status: prodguard_status::PRODGUARD_OPERATION_FAILED,
+            message,
+        })
+    }
+}
+
+/// Verifies the audit log at `log_path` (rotated files included) and
+/// writes `prodguard audit verify`'s exit code to `*out_code`: 0 intact,
+/// 1 tampered, 2 torn tail, 3 anchor/seal gap. `PRODGUARD_IO_ERROR` when the
+/// log cannot be read (see [`prodguard_last_error`]).
+///
+/// # Safety
+/// `log_path` is NULL or NUL-terminated; `out_code` is NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn prodguard_audit_verify(
+    log_path: *const c_char,
+    out_code: *mut i32,
+) -> prodguard_status {
+    boundary(|| {
+        if out_code.is_null() {
+            return Err(Failure::invalid("out_code is NULL"));
+        }
+        // SAFETY: NULL or NUL-terminated, by the caller's promise.
+        let path = unsafe { required_str(log_path, "log_path") }?;
+        let report = runtime::audit::verify_file(Path::new(path), None).map_err(|e| Failure {
+            status: prodguard_status::PRODGUARD_IO_ERROR,
+            message: format!("cannot read audit log {path}: {e}"),
+        })?;
+        if let Some(damage) = &report.damage {
+            set_last_error(&format!("line {}: {}", damage.line, damage.problem));
+        }
+        // SAFETY: not NULL and writable, by the caller's promise.
+        unsafe { out_code.write(report.exit_code()) };
+        Ok(())
     })
 }
 

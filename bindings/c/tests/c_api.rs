@@ -84,9 +84,9 @@ fn the_c_test_passes_plain() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    // Two runs reached the audit log: intent + outcome each.
+    // Three runs reached the audit log: intent + outcome each.
     let log = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
-    assert_eq!(log.lines().count(), 4);
+    assert_eq!(log.lines().count(), 6);
 }
 
 #[test]

@@ -85,6 +85,28 @@ int main(void) {
                PRODGUARD_POLICY_ERROR,
            "invalid operation name");
     EXPECT(runs == 1, "refused operations never ran");
+
+    /* The builder: fingerprint and approval ride along. */
+    prodguard_operation *op = NULL;
+    EXPECT(prodguard_operation_new(NULL, &op) == PRODGUARD_INVALID_ARGUMENT, "NULL kind");
+    EXPECT(prodguard_operation_new("db.migrate", &op) == PRODGUARD_OK, "operation");
+    EXPECT(prodguard_operation_set(op, PRODGUARD_FIELD_TARGET, "orders") == PRODGUARD_OK, "target");
+    EXPECT(prodguard_operation_set(op, PRODGUARD_FIELD_FINGERPRINT, "sha256:abc") == PRODGUARD_OK,
+           "fingerprint");
+    EXPECT(prodguard_operation_set(NULL, PRODGUARD_FIELD_TARGET, "x") == PRODGUARD_INVALID_ARGUMENT,
+           "NULL op");
+    EXPECT(prodguard_operation_run(guard, op, migrate, &runs) == PRODGUARD_OK, "builder runs");
+    EXPECT(runs == 2, "ran once more");
+    prodguard_operation_free(op);
+    prodguard_operation_free(NULL);
+
+    /* The audit log those runs wrote verifies. */
+    int32_t code = -1;
+    const char *log = getenv("PRODGUARD_AUDIT_LOG");
+    EXPECT(log != NULL && prodguard_audit_verify(log, &code) == PRODGUARD_OK, "verify");
+    EXPECT(code == 0, "intact");
+    EXPECT(prodguard_audit_verify("/nonexistent/audit.jsonl", &code) == PRODGUARD_IO_ERROR,
+           "unreadable log");
     prodguard_guard_free(guard);
 
     if (failures == 0) {
