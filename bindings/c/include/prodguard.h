@@ -135,6 +135,75 @@ typedef struct prodguard_guard prodguard_guard;
 typedef struct prodguard_operation prodguard_operation;
 
 /**
+ * Asks a person to confirm: return 0 when they confirmed, anything else
+ * when they did not (or nobody could be asked). `expected` is what they
+ * must type: the target's name, or the environment's.
+ */
+typedef int32_t (*prodguard_confirm_fn)(void *user_data,
+                                        const char *operation,
+                                        const char *target,
+                                        const char *environment,
+                                        const char *expected);
+
+/**
+ * What a backup callback reports; the strings are the callback's and only
+ * need to live until it returns (the library copies them).
+ */
+typedef struct prodguard_backup_evidence {
+  /**
+   * Where the backup is (a path or URL). Required.
+   */
+  const char *location;
+  /**
+   * Lowercase hex SHA-256 of its bytes. Required.
+   */
+  const char *sha256;
+  /**
+   * Its size in bytes; 0 is refused.
+   */
+  uint64_t bytes;
+  /**
+   * When it was made, microseconds since the Unix epoch.
+   */
+  int64_t created_unix_micros;
+  /**
+   * Whether a verification step passed; an unverified backup is refused.
+   */
+  bool verified;
+  /**
+   * What verified it (may be NULL).
+   */
+  const char *verification;
+} prodguard_backup_evidence;
+
+/**
+ * Makes a backup of `target` and fills `*evidence`; return 0 on success,
+ * anything else when it failed (the operation then does not run, 122).
+ */
+typedef int32_t (*prodguard_backup_fn)(void *user_data,
+                                       const char *target,
+                                       struct prodguard_backup_evidence *evidence);
+
+/**
+ * The host's callbacks for [`prodguard_guard_new_with`]; either may be NULL
+ * (the terminal prompt and the policy's backup command are used then).
+ */
+typedef struct prodguard_callbacks {
+  /**
+   * Confirmation.
+   */
+  prodguard_confirm_fn confirm;
+  /**
+   * Backups (for rules with `backup = { provider = "program" }`, or any).
+   */
+  prodguard_backup_fn backup;
+  /**
+   * Passed to both, untouched.
+   */
+  void *user_data;
+} prodguard_callbacks;
+
+/**
  * A guarded operation: returns 0 on success, anything else on failure.
  */
 typedef int32_t (*prodguard_operation_fn)(void *user_data);
@@ -164,6 +233,18 @@ const char *prodguard_last_error(void);
  * for a write.
  */
 enum prodguard_status prodguard_guard_new(const char *policy_path, struct prodguard_guard **out);
+
+/**
+ * Like [`prodguard_guard_new`], with the host's confirmation and backup
+ * callbacks. They may be called from any thread that uses the guard.
+ *
+ * # Safety
+ * As [`prodguard_guard_new`]; `callbacks` is NULL or points to a struct
+ * whose functions and user_data stay valid while the guard lives.
+ */
+enum prodguard_status prodguard_guard_new_with(const char *policy_path,
+                                               const struct prodguard_callbacks *callbacks,
+                                               struct prodguard_guard **out);
 
 /**
  * Releases a guard. `prodguard_guard_free(NULL)` does nothing.

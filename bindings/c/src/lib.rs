@@ -192,6 +192,207 @@ pub unsafe extern "C" fn prodguard_guard_new(
     })
 }
 
+/// Asks a person to confirm: return 0 when they confirmed, anything else
+/// when they did not (or nobody could be asked). `expected` is what they
+/// must type: the target's name, or the environment's.
+pub type prodguard_confirm_fn = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        operation: *const c_char,
+        target: *const c_char,
+        environment: *const c_char,
+        expected: *const c_char,
+    ) -> i32,
+>;
+
+/// What a backup callback reports; the strings are the callback's and only
+/// need to live until it returns (the library copies them).
+#[repr(C)]
+pub struct prodguard_backup_evidence {
+    /// Where the backup is (a path or URL). Required.
+    pub location: *const c_char,
+    /// Lowercase hex SHA-256 of its bytes. Required.
+    pub sha256: *const c_char,
+    /// Its size in bytes; 0 is refused.
+    pub bytes: u64,
+    /// When it was made, microseconds since the Unix epoch.
+    pub created_unix_micros: i64,
+    /// Whether a verification step passed; an unverified backup is refused.
+    pub verified: bool,
+    /// What verified it (may be NULL).
+    pub verification: *const c_char,
+}
+
+/// Makes a backup of `target` and fills `*evidence`; return 0 on success,
+/// anything else when it failed (the operation then does not run, 122).
+pub type prodguard_backup_fn = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        target: *const c_char,
+        evidence: *mut prodguard_backup_evidence,
+    ) -> i32,
+>;
+
+/// The host's callbacks for [`prodguard_guard_new_with`]; either may be NULL
+/// (the terminal prompt and the policy's backup command are used then).
+#[repr(C)]
+pub struct prodguard_callbacks {
+    /// Confirmation.
+    pub confirm: prodguard_confirm_fn,
+    /// Backups (for rules with `backup = { provider = "program" }`, or any).
+    pub backup: prodguard_backup_fn,
+    /// Passed to both, untouched.
+    pub user_data: *mut c_void,
+}
+
+/// A C callback and its user data, shared with the guard's threads.
+#[derive(Clone, Copy)]
+struct HostCallbacks {
+    confirm: prodguard_confirm_fn,
+    backup: prodguard_backup_fn,
+    user_data: *mut c_void,
+}
+
+// SAFETY: the header documents that a guard made with callbacks may call
+// them from any thread that uses the guard; the host promises its
+// callbacks and user_data are safe to call that way.
+unsafe impl Send for HostCallbacks {}
+// SAFETY: as above; the library never mutates user_data itself.
+unsafe impl Sync for HostCallbacks {}
+
+fn c_string(text: &str) -> CString {
+    CString::new(text.replace('\0', " ")).unwrap_or_default()
+}
+
+impl HostCallbacks {
+    fn confirm(
+        &self,
+        challenge: &prodguard_core::session::Challenge,
+    ) -> prodguard_core::session::ConfirmationAnswer {
+        use prodguard_core::session::ConfirmationAnswer;
+        let Some(confirm) = self.confirm else {
+            return ConfirmationAnswer::Unavailable("no confirmation callback".into());
+        };
+        let operation = c_string(&challenge.operation);
+        let target = challenge.target.as_deref().map(c_string);
+        let environment = c_string(&challenge.environment);
+        let expected = c_string(&challenge.expected);
+        // SAFETY: every pointer is a live NUL-terminated string (or NULL for
+        // no target) for the duration of the call; user_data is the host's.
+        let code = unsafe {
+            confirm(
+                self.user_data,
+                operation.as_ptr(),
+                target.as_ref().map_or(std::ptr::null(), |t| t.as_ptr()),
+                environment.as_ptr(),
+                expected.as_ptr(),
+            )
+        };
+        if code == 0 {
+            ConfirmationAnswer::Confirmed(prodguard_core::audit::ConfirmEvidence {
+                method: "callback".into(),
+                approver: None,
+                token_id: None,
+                exp: None,
+            })
+        } else {
+            ConfirmationAnswer::Declined(format!(
+                "the host's confirmation callback returned {code}"
+            ))
+        }
+    }
+
+    fn backup(
+        &self,
+        request: &prodguard_core::session::BackupRequest,
+    ) -> Result<prodguard_core::audit::BackupEvidence, String> {
+        let Some(backup) = self.backup else {
+            return Err("no backup callback".into());
+        };
+        let target = c_string(request.target.as_deref().unwrap_or(""));
+        let mut evidence = prodguard_backup_evidence {
+            location: std::ptr::null(),
+            sha256: std::ptr::null(),
+            bytes: 0,
+            created_unix_micros: 0,
+            verified: false,
+            verification: std::ptr::null(),
+        };
+        // SAFETY: target is a live NUL-terminated string, evidence a live
+        // struct the callback may fill; user_data is the host's.
+        let code = unsafe { backup(self.user_data, target.as_ptr(), &mut evidence) };
+        if code != 0 {
+            return Err(format!("the host's backup callback returned {code}"));
+        }
+        let text = |ptr: *const c_char, name: &str| {
+            // SAFETY: the callback promises these are NULL or NUL-terminated
+            // strings that live until now (it has just returned).
+            unsafe { optional_str(ptr, name) }
+                .map_err(|f| f.message)
+                .map(|s| s.map(str::to_owned))
+        };
+        let location = text(evidence.location, "evidence.location")?
+            .ok_or("the backup callback gave no location")?;
+        let sha256 = text(evidence.sha256, "evidence.sha256")?
+            .filter(|h| prodguard_core::audit::unhex32(h).is_some())
+            .ok_or("the backup callback gave no SHA-256 (64 lowercase hex digits)")?;
+        Ok(prodguard_core::audit::BackupEvidence {
+            location,
+            sha256,
+            bytes: evidence.bytes,
+            created: prodguard_core::Timestamp::from_unix_micros(evidence.created_unix_micros),
+            verified: evidence.verified,
+            verification: text(evidence.verification, "evidence.verification")?,
+        })
+    }
+}
+
+/// Like [`prodguard_guard_new`], with the host's confirmation and backup
+/// callbacks. They may be called from any thread that uses the guard.
+///
+/// # Safety
+/// As [`prodguard_guard_new`]; `callbacks` is NULL or points to a struct
+/// whose functions and user_data stay valid while the guard lives.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn prodguard_guard_new_with(
+    policy_path: *const c_char,
+    callbacks: *const prodguard_callbacks,
+    out: *mut *mut prodguard_guard,
+) -> prodguard_status {
+    boundary(|| {
+        if out.is_null() {
+            return Err(Failure::invalid("out is NULL"));
+        }
+        // SAFETY: NULL or a live struct, by the caller's promise.
+        let callbacks =
+            unsafe { callbacks.as_ref() }.ok_or_else(|| Failure::invalid("callbacks is NULL"))?;
+        // SAFETY: NULL or NUL-terminated, by the caller's promise.
+        let path = unsafe { optional_str(policy_path, "policy_path") }?;
+        let policy = match path {
+            Some(path) => config::load_policy_file(Path::new(path))?,
+            None => config::discover_policy()?,
+        };
+        let host = HostCallbacks {
+            confirm: callbacks.confirm,
+            backup: callbacks.backup,
+            user_data: callbacks.user_data,
+        };
+        let mut builder = Guard::builder().policy(policy);
+        if host.confirm.is_some() {
+            builder =
+                builder.confirmer(move |c: &prodguard_core::session::Challenge| host.confirm(c));
+        }
+        if host.backup.is_some() {
+            builder = builder
+                .backup_provider(move |r: &prodguard_core::session::BackupRequest| host.backup(r));
+        }
+        let guard = builder.build()?;
+        // SAFETY: not NULL and writable, by the caller's promise.
+        unsafe { out.write(Box::into_raw(Box::new(prodguard_guard { inner: guard }))) };
+        Ok(())
+    })
+}
+
 /// Releases a guard. `prodguard_guard_free(NULL)` does nothing.
 ///
 /// # Safety

@@ -251,3 +251,67 @@ fn the_c_example_migrates_in_development_and_is_refused_in_production() {
     );
     assert!(!dir.join("prod.db").exists());
 }
+
+fn run_callbacks(wrapper: &[&str], name: &str) {
+    let dir = workdir(name);
+    let program = dir.join("callbacks");
+    compile("callbacks.c", &program, &[]);
+    let policy = dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[[rule]]\noperations = [\"db.*\"]\ntiers = [\"development\"]\nrequire = [\"confirm\", \"backup\", \"audit\"]\nbackup = { provider = \"program\" }\n",
+    )
+    .unwrap();
+    let log = dir.join("audit.jsonl");
+    let (cmd, mut args): (&str, Vec<String>) = match wrapper.split_first() {
+        Some((cmd, rest)) => (
+            *cmd,
+            rest.iter()
+                .map(|s| s.to_string())
+                .chain([program.display().to_string()])
+                .collect(),
+        ),
+        None => (program.to_str().unwrap(), Vec::new()),
+    };
+    args.push(policy.display().to_string());
+    let out = Command::new(cmd)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("PRODGUARD_ENV", "development")
+        .env("PRODGUARD_AUDIT_LOG", &log)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let intent = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(intent.contains("\"method\":\"callback\""), "{intent}");
+    assert!(intent.contains("s3://backups/orders.dump"), "{intent}");
+}
+
+#[test]
+fn callbacks_from_c_confirm_and_back_up() {
+    run_callbacks(&[], "callbacks");
+}
+
+#[test]
+fn callbacks_from_c_pass_under_valgrind() {
+    run_callbacks(
+        &[
+            "valgrind",
+            "--error-exitcode=99",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+        ],
+        "callbacks-vg",
+    );
+}
