@@ -315,3 +315,49 @@ fn callbacks_from_c_pass_under_valgrind() {
         "callbacks-vg",
     );
 }
+
+#[test]
+fn pkg_config_finds_an_installed_libprodguard() {
+    let dir = workdir("pkgconfig");
+    let prefix = dir.join("prefix");
+    for sub in ["lib", "include", "lib/pkgconfig"] {
+        std::fs::create_dir_all(prefix.join(sub)).unwrap();
+    }
+    std::fs::copy(
+        lib_dir().join("libprodguard.so"),
+        prefix.join("lib/libprodguard.so"),
+    )
+    .unwrap();
+    std::fs::copy(
+        crate_dir().join("include/prodguard.h"),
+        prefix.join("include/prodguard.h"),
+    )
+    .unwrap();
+    let pc = std::fs::read_to_string(crate_dir().join("prodguard.pc.in"))
+        .unwrap()
+        .replace("@PREFIX@", prefix.to_str().unwrap())
+        .replace("@VERSION@", env!("CARGO_PKG_VERSION"));
+    std::fs::write(prefix.join("lib/pkgconfig/prodguard.pc"), pc).unwrap();
+    let flags = Command::new("pkg-config")
+        .args(["--cflags", "--libs", "prodguard"])
+        .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"))
+        .output()
+        .expect("pkg-config");
+    assert!(
+        flags.status.success(),
+        "{}",
+        String::from_utf8_lossy(&flags.stderr)
+    );
+    let flags = String::from_utf8(flags.stdout).unwrap();
+    let program = dir.join("basic");
+    let status = Command::new("cc")
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror"])
+        .arg(crate_dir().join("tests/c/basic.c"))
+        .args(flags.split_whitespace())
+        .arg(format!("-Wl,-rpath,{}", prefix.join("lib").display()))
+        .arg("-o")
+        .arg(&program)
+        .status()
+        .unwrap();
+    assert!(status.success(), "compiles with pkg-config's flags");
+}
