@@ -356,6 +356,19 @@ enum prodguard_status prodguard_operation_run(struct prodguard_guard *guard,
 enum prodguard_status prodguard_audit_verify(const char *log_path, int32_t *out_code);
 
 /**
+ * Evaluates a JSON request without touching the process: `{"facts":
+ * {"env", "files", "hostname", "explicit"}, "policy": "<TOML>" | null,
+ * "operation": {"kind", "target"}}` (the Wasm module's `prodguard_evaluate`
+ * request). On success writes `{"detection", "decision"}` to `*out_json`
+ * (free it with [`prodguard_string_free`]); a bad request or policy is
+ * `PRODGUARD_POLICY_ERROR` with the reason in [`prodguard_last_error`].
+ *
+ * # Safety
+ * `request_json` is NULL or NUL-terminated; `out_json` is NULL or valid for a write.
+ */
+enum prodguard_status prodguard_evaluate_json(const char *request_json, char **out_json);
+
+/**
  * Frees a string the library returned. `prodguard_string_free(NULL)` does nothing.
  *
  * # Safety

@@ -725,6 +725,40 @@ pub unsafe extern "C" fn prodguard_audit_verify(
     })
 }
 
+/// Evaluates a JSON request without touching the process: `{"facts":
+/// {"env", "files", "hostname", "explicit"}, "policy": "<TOML>" | null,
+/// "operation": {"kind", "target"}}` (the Wasm module's `prodguard_evaluate`
+/// request). On success writes `{"detection", "decision"}` to `*out_json`
+/// (free it with [`prodguard_string_free`]); a bad request or policy is
+/// `PRODGUARD_POLICY_ERROR` with the reason in [`prodguard_last_error`].
+///
+/// # Safety
+/// `request_json` is NULL or NUL-terminated; `out_json` is NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn prodguard_evaluate_json(
+    request_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> prodguard_status {
+    boundary(|| {
+        if out_json.is_null() {
+            return Err(Failure::invalid("out_json is NULL"));
+        }
+        // SAFETY: NULL or NUL-terminated, by the caller's promise.
+        let request = unsafe { required_str(request_json, "request_json") }?;
+        let response = prodguard_core::api::evaluate_json(request);
+        if response.status != 0 {
+            return Err(Failure {
+                status: prodguard_status::PRODGUARD_POLICY_ERROR,
+                message: response.body,
+            });
+        }
+        let text = CString::new(response.body).map_err(|e| Failure::invalid(e.to_string()))?;
+        // SAFETY: not NULL and writable, by the caller's promise.
+        unsafe { out_json.write(text.into_raw()) };
+        Ok(())
+    })
+}
+
 /// Frees a string the library returned. `prodguard_string_free(NULL)` does nothing.
 ///
 /// # Safety

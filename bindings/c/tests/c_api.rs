@@ -361,3 +361,20 @@ fn pkg_config_finds_an_installed_libprodguard() {
         .unwrap();
     assert!(status.success(), "compiles with pkg-config's flags");
 }
+
+#[test]
+fn the_shared_vectors_pass_through_the_c_abi() {
+    let out = Command::new("python3")
+        .arg(crate_dir().join("tests/vectors.py"))
+        .arg(lib_dir().join("libprodguard.so"))
+        .arg(crate_dir().join("../../tests/vectors"))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(report.contains(" passed, 0 failed"), "{report}");
+}

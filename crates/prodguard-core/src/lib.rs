@@ -19,6 +19,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod approval;
 pub mod audit;
 pub mod detect;
