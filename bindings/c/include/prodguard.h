@@ -205,6 +205,8 @@ typedef struct prodguard_callbacks {
 
 /**
  * A guarded operation: returns 0 on success, anything else on failure.
+ * (The "C-unwind" ABI is the C ABI; it also lets a Rust callback that
+ * panics be caught at the boundary instead of aborting the host.)
  */
 typedef int32_t (*prodguard_operation_fn)(void *user_data);
 

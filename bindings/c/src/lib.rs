@@ -54,7 +54,10 @@ pub struct prodguard_guard {
 }
 
 /// A guarded operation: returns 0 on success, anything else on failure.
-pub type prodguard_operation_fn = Option<unsafe extern "C" fn(user_data: *mut c_void) -> i32>;
+/// (The "C-unwind" ABI is the C ABI; it also lets a Rust callback that
+/// panics be caught at the boundary instead of aborting the host.)
+pub type prodguard_operation_fn =
+    Option<unsafe extern "C-unwind" fn(user_data: *mut c_void) -> i32>;
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
@@ -196,7 +199,7 @@ pub unsafe extern "C" fn prodguard_guard_new(
 /// when they did not (or nobody could be asked). `expected` is what they
 /// must type: the target's name, or the environment's.
 pub type prodguard_confirm_fn = Option<
-    unsafe extern "C" fn(
+    unsafe extern "C-unwind" fn(
         user_data: *mut c_void,
         operation: *const c_char,
         target: *const c_char,
@@ -226,7 +229,7 @@ pub struct prodguard_backup_evidence {
 /// Makes a backup of `target` and fills `*evidence`; return 0 on success,
 /// anything else when it failed (the operation then does not run, 122).
 pub type prodguard_backup_fn = Option<
-    unsafe extern "C" fn(
+    unsafe extern "C-unwind" fn(
         user_data: *mut c_void,
         target: *const c_char,
         evidence: *mut prodguard_backup_evidence,
@@ -675,7 +678,7 @@ pub unsafe extern "C" fn prodguard_operation_run(
 fn run_permit(
     permit: runtime::Permit<'_>,
     kind: &str,
-    callback: unsafe extern "C" fn(*mut c_void) -> i32,
+    callback: unsafe extern "C-unwind" fn(*mut c_void) -> i32,
     user_data: *mut c_void,
 ) -> Result<(), Failure> {
     // SAFETY: the caller supplied this function for exactly this call, with
@@ -790,7 +793,12 @@ mod tests {
     }
 
     fn development_guard() -> *mut prodguard_guard {
-        let dir = std::env::temp_dir().join(format!("prodguard-ffi-{}", std::process::id()));
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "prodguard-ffi-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let policy = dir.join("policy.toml");
         std::fs::write(
@@ -809,7 +817,7 @@ mod tests {
         guard
     }
 
-    unsafe extern "C" fn count(user_data: *mut c_void) -> i32 {
+    unsafe extern "C-unwind" fn count(user_data: *mut c_void) -> i32 {
         // SAFETY: the tests pass a pointer to a live AtomicUsize.
         let counter = unsafe { &*(user_data as *const AtomicUsize) };
         counter.fetch_add(1, Ordering::SeqCst);
@@ -841,6 +849,39 @@ mod tests {
             prodguard_guard_free(null_mut());
             prodguard_string_free(null_mut());
         }
+    }
+
+    unsafe extern "C-unwind" fn panics(_: *mut c_void) -> i32 {
+        panic!("a Rust callback that panics");
+    }
+
+    #[test]
+    fn a_panicking_callback_becomes_prodguard_panic() {
+        let guard = development_guard();
+        let op = CString::new("db.migrate").unwrap();
+        // SAFETY: live guard and strings; the callback ignores user_data.
+        let status = unsafe { prodguard_run(guard, op.as_ptr(), null(), Some(panics), null_mut()) };
+        assert_eq!(status, prodguard_status::PRODGUARD_PANIC);
+        assert!(
+            last_error().contains("a Rust callback that panics"),
+            "{}",
+            last_error()
+        );
+        // The guard still works afterwards.
+        let counter = AtomicUsize::new(0);
+        // SAFETY: as above; the counter is live.
+        let status = unsafe {
+            prodguard_run(
+                guard,
+                op.as_ptr(),
+                null(),
+                Some(count),
+                &counter as *const AtomicUsize as *mut c_void,
+            )
+        };
+        assert_eq!(status, prodguard_status::PRODGUARD_OK);
+        // SAFETY: made by prodguard_guard_new, freed once.
+        unsafe { prodguard_guard_free(guard) };
     }
 
     #[test]
