@@ -885,6 +885,138 @@ mod tests {
     }
 
     #[test]
+    fn every_pointer_argument_may_be_null_without_harm() {
+        use prodguard_status::PRODGUARD_INVALID_ARGUMENT as INVALID;
+        let guard = development_guard();
+        let op_name = CString::new("db.migrate").unwrap();
+        let mut op = null_mut();
+        let mut text = null_mut();
+        let mut code = -1i32;
+        let callbacks = prodguard_callbacks {
+            confirm: None,
+            backup: None,
+            user_data: null_mut(),
+        };
+        // SAFETY: every non-NULL pointer is valid; the NULLs are the point.
+        unsafe {
+            assert_eq!(
+                prodguard_operation_new(op_name.as_ptr(), &mut op),
+                prodguard_status::PRODGUARD_OK
+            );
+            let cases: Vec<(&str, prodguard_status)> = vec![
+                ("guard_new out", prodguard_guard_new(null(), null_mut())),
+                (
+                    "guard_new_with callbacks",
+                    prodguard_guard_new_with(null(), null(), &mut null_mut()),
+                ),
+                (
+                    "guard_new_with out",
+                    prodguard_guard_new_with(null(), &callbacks, null_mut()),
+                ),
+                (
+                    "detect_json guard",
+                    prodguard_detect_json(null(), &mut text),
+                ),
+                ("detect_json out", prodguard_detect_json(guard, null_mut())),
+                (
+                    "detect_tier guard",
+                    prodguard_detect_tier(null(), null_mut(), null_mut()),
+                ),
+                (
+                    "detect_environment guard",
+                    prodguard_detect_environment(null(), &mut text),
+                ),
+                (
+                    "detect_environment out",
+                    prodguard_detect_environment(guard, null_mut()),
+                ),
+                (
+                    "run guard",
+                    prodguard_run(
+                        null_mut(),
+                        op_name.as_ptr(),
+                        null(),
+                        Some(count),
+                        null_mut(),
+                    ),
+                ),
+                (
+                    "run operation",
+                    prodguard_run(guard, null(), null(), Some(count), null_mut()),
+                ),
+                (
+                    "run fn",
+                    prodguard_run(guard, op_name.as_ptr(), null(), None, null_mut()),
+                ),
+                (
+                    "operation_new kind",
+                    prodguard_operation_new(null(), &mut null_mut()),
+                ),
+                (
+                    "operation_new out",
+                    prodguard_operation_new(op_name.as_ptr(), null_mut()),
+                ),
+                (
+                    "operation_set op",
+                    prodguard_operation_set(
+                        null_mut(),
+                        prodguard_operation_field::PRODGUARD_FIELD_TARGET,
+                        null(),
+                    ),
+                ),
+                (
+                    "operation_run guard",
+                    prodguard_operation_run(null_mut(), op, Some(count), null_mut()),
+                ),
+                (
+                    "operation_run op",
+                    prodguard_operation_run(guard, null(), Some(count), null_mut()),
+                ),
+                (
+                    "operation_run fn",
+                    prodguard_operation_run(guard, op, None, null_mut()),
+                ),
+                (
+                    "audit_verify path",
+                    prodguard_audit_verify(null(), &mut code),
+                ),
+                (
+                    "audit_verify out",
+                    prodguard_audit_verify(op_name.as_ptr(), null_mut()),
+                ),
+                (
+                    "evaluate_json request",
+                    prodguard_evaluate_json(null(), &mut text),
+                ),
+                (
+                    "evaluate_json out",
+                    prodguard_evaluate_json(op_name.as_ptr(), null_mut()),
+                ),
+            ];
+            for (what, status) in cases {
+                assert_eq!(status, INVALID, "{what}");
+                assert!(last_error().contains("NULL"), "{what}: {}", last_error());
+            }
+            assert!(text.is_null(), "no out-pointer written on failure");
+            assert_eq!(code, -1);
+            // A NULL value clears a field; freeing NULL does nothing.
+            assert_eq!(
+                prodguard_operation_set(
+                    op,
+                    prodguard_operation_field::PRODGUARD_FIELD_TARGET,
+                    null()
+                ),
+                prodguard_status::PRODGUARD_OK
+            );
+            prodguard_operation_free(op);
+            prodguard_operation_free(null_mut());
+            prodguard_guard_free(guard);
+            prodguard_guard_free(null_mut());
+            prodguard_string_free(null_mut());
+        }
+    }
+
+    #[test]
     fn many_threads_share_one_guard() {
         let guard = development_guard() as usize;
         let counter = std::sync::Arc::new(AtomicUsize::new(0));
