@@ -23,6 +23,11 @@
 
 
 /**
+ * The size of the answer buffer given to a confirmation callback.
+ */
+#define PRODGUARD_ANSWER_LEN 256
+
+/**
  * The outcome of a call; the same numbers as the CLI's exit codes for 120–125.
  */
 typedef enum prodguard_status {
@@ -135,15 +140,23 @@ typedef struct prodguard_guard prodguard_guard;
 typedef struct prodguard_operation prodguard_operation;
 
 /**
- * Asks a person to confirm: return 0 when they confirmed, anything else
- * when they did not (or nobody could be asked). `expected` is what they
- * must type: the target's name, or the environment's.
+ * Asks a person to confirm `operation` on `target` (NULL when it has none)
+ * in `environment`: write what they typed, NUL-terminated, into `answer`
+ * (`answer_len` bytes) and return 0; return anything else when nobody could
+ * be asked. The library compares the answer with `expected` (the target's
+ * name, or the environment's) itself: only an exact match confirms, so a
+ * callback that fails or returns garbage never confirms.
+ *
+ * Called on the thread that runs the guarded operation, possibly on several
+ * threads at once; it must not unwind (C++ exceptions) or longjmp out.
  */
 typedef int32_t (*prodguard_confirm_fn)(void *user_data,
                                         const char *operation,
                                         const char *target,
                                         const char *environment,
-                                        const char *expected);
+                                        const char *expected,
+                                        char *answer,
+                                        size_t answer_len);
 
 /**
  * What a backup callback reports; the strings are the callback's and only
@@ -167,9 +180,9 @@ typedef struct prodguard_backup_evidence {
    */
   int64_t created_unix_micros;
   /**
-   * Whether a verification step passed; an unverified backup is refused.
+   * 1 when a verification step passed; anything else is unverified and refused.
    */
-  bool verified;
+  uint8_t verified;
   /**
    * What verified it (may be NULL).
    */
@@ -186,7 +199,11 @@ typedef int32_t (*prodguard_backup_fn)(void *user_data,
 
 /**
  * The host's callbacks for [`prodguard_guard_new_with`]; either may be NULL
- * (the terminal prompt and the policy's backup command are used then).
+ * (the terminal prompt and the policy's backup providers are used then).
+ * The backup callback serves rules with `backup = { provider = "program" }`.
+ * Both may be called on any thread that uses the guard, several at once:
+ * they and `user_data` must be thread-safe, must not unwind (C++
+ * exceptions) or longjmp out, and must not free the handles in use.
  */
 typedef struct prodguard_callbacks {
   /**
@@ -316,13 +333,14 @@ enum prodguard_status prodguard_run(struct prodguard_guard *guard,
 enum prodguard_status prodguard_operation_new(const char *kind, struct prodguard_operation **out);
 
 /**
- * Sets a field of `op` to `value` (NULL clears it).
+ * Sets field `field` (a [`prodguard_operation_field`]) of `op` to `value`
+ * (NULL clears it). Operations are not thread-safe: use one per thread.
  *
  * # Safety
  * `op` is NULL or a live operation; `value` is NULL or NUL-terminated.
  */
 enum prodguard_status prodguard_operation_set(struct prodguard_operation *op,
-                                              enum prodguard_operation_field field,
+                                              uint32_t field,
                                               const char *value);
 
 /**

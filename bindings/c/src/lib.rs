@@ -98,7 +98,9 @@ impl From<GuardError> for Failure {
 fn set_last_error(message: &str) {
     // Interior NULs cannot cross into C; show them as spaces.
     let text = CString::new(message.replace('\0', " ")).unwrap_or_default();
-    LAST_ERROR.with(|slot| *slot.borrow_mut() = text);
+    // During thread or process teardown the slot may be gone: drop the
+    // message rather than panic inside an extern "C" function.
+    let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = text);
 }
 
 /// Runs `f`, turning its failure or panic into a status and the thread's last error.
@@ -162,7 +164,10 @@ pub extern "C" fn prodguard_version() -> *const c_char {
 /// this thread; never NULL (empty when there was none). Do not free it.
 #[unsafe(no_mangle)]
 pub extern "C" fn prodguard_last_error() -> *const c_char {
-    LAST_ERROR.with(|slot| slot.borrow().as_ptr())
+    static EMPTY: &[u8] = b"\0";
+    LAST_ERROR
+        .try_with(|slot| slot.borrow().as_ptr())
+        .unwrap_or(EMPTY.as_ptr().cast())
 }
 
 /// Makes a guard from the policy at `policy_path`, or, when it is NULL, the
@@ -195,9 +200,15 @@ pub unsafe extern "C" fn prodguard_guard_new(
     })
 }
 
-/// Asks a person to confirm: return 0 when they confirmed, anything else
-/// when they did not (or nobody could be asked). `expected` is what they
-/// must type: the target's name, or the environment's.
+/// Asks a person to confirm `operation` on `target` (NULL when it has none)
+/// in `environment`: write what they typed, NUL-terminated, into `answer`
+/// (`answer_len` bytes) and return 0; return anything else when nobody could
+/// be asked. The library compares the answer with `expected` (the target's
+/// name, or the environment's) itself: only an exact match confirms, so a
+/// callback that fails or returns garbage never confirms.
+///
+/// Called on the thread that runs the guarded operation, possibly on several
+/// threads at once; it must not unwind (C++ exceptions) or longjmp out.
 pub type prodguard_confirm_fn = Option<
     unsafe extern "C-unwind" fn(
         user_data: *mut c_void,
@@ -205,8 +216,13 @@ pub type prodguard_confirm_fn = Option<
         target: *const c_char,
         environment: *const c_char,
         expected: *const c_char,
+        answer: *mut c_char,
+        answer_len: usize,
     ) -> i32,
 >;
+
+/// The size of the answer buffer given to a confirmation callback.
+pub const PRODGUARD_ANSWER_LEN: usize = 256;
 
 /// What a backup callback reports; the strings are the callback's and only
 /// need to live until it returns (the library copies them).
@@ -220,8 +236,8 @@ pub struct prodguard_backup_evidence {
     pub bytes: u64,
     /// When it was made, microseconds since the Unix epoch.
     pub created_unix_micros: i64,
-    /// Whether a verification step passed; an unverified backup is refused.
-    pub verified: bool,
+    /// 1 when a verification step passed; anything else is unverified and refused.
+    pub verified: u8,
     /// What verified it (may be NULL).
     pub verification: *const c_char,
 }
@@ -237,7 +253,11 @@ pub type prodguard_backup_fn = Option<
 >;
 
 /// The host's callbacks for [`prodguard_guard_new_with`]; either may be NULL
-/// (the terminal prompt and the policy's backup command are used then).
+/// (the terminal prompt and the policy's backup providers are used then).
+/// The backup callback serves rules with `backup = { provider = "program" }`.
+/// Both may be called on any thread that uses the guard, several at once:
+/// they and `user_data` must be thread-safe, must not unwind (C++
+/// exceptions) or longjmp out, and must not free the handles in use.
 #[repr(C)]
 pub struct prodguard_callbacks {
     /// Confirmation.
@@ -280,8 +300,10 @@ impl HostCallbacks {
         let target = challenge.target.as_deref().map(c_string);
         let environment = c_string(&challenge.environment);
         let expected = c_string(&challenge.expected);
+        let mut answer = [0u8; PRODGUARD_ANSWER_LEN];
         // SAFETY: every pointer is a live NUL-terminated string (or NULL for
-        // no target) for the duration of the call; user_data is the host's.
+        // no target) for the duration of the call; `answer` is a live buffer
+        // of PRODGUARD_ANSWER_LEN bytes; user_data is the host's.
         let code = unsafe {
             confirm(
                 self.user_data,
@@ -289,9 +311,20 @@ impl HostCallbacks {
                 target.as_ref().map_or(std::ptr::null(), |t| t.as_ptr()),
                 environment.as_ptr(),
                 expected.as_ptr(),
+                answer.as_mut_ptr().cast(),
+                answer.len(),
             )
         };
-        if code == 0 {
+        if code != 0 {
+            return ConfirmationAnswer::Unavailable(format!(
+                "the host's confirmation callback returned {code}"
+            ));
+        }
+        let typed = CStr::from_bytes_until_nul(&answer)
+            .ok()
+            .and_then(|t| t.to_str().ok())
+            .map(str::trim);
+        if typed == Some(challenge.expected.as_str()) {
             ConfirmationAnswer::Confirmed(prodguard_core::audit::ConfirmEvidence {
                 method: "callback".into(),
                 approver: None,
@@ -300,7 +333,8 @@ impl HostCallbacks {
             })
         } else {
             ConfirmationAnswer::Declined(format!(
-                "the host's confirmation callback returned {code}"
+                "the answer given does not match `{}`",
+                challenge.expected
             ))
         }
     }
@@ -318,7 +352,7 @@ impl HostCallbacks {
             sha256: std::ptr::null(),
             bytes: 0,
             created_unix_micros: 0,
-            verified: false,
+            verified: 0,
             verification: std::ptr::null(),
         };
         // SAFETY: target is a live NUL-terminated string, evidence a live
@@ -339,12 +373,15 @@ impl HostCallbacks {
         let sha256 = text(evidence.sha256, "evidence.sha256")?
             .filter(|h| prodguard_core::audit::unhex32(h).is_some())
             .ok_or("the backup callback gave no SHA-256 (64 lowercase hex digits)")?;
+        if evidence.created_unix_micros <= 0 {
+            return Err("the backup callback gave no creation time".into());
+        }
         Ok(prodguard_core::audit::BackupEvidence {
             location,
             sha256,
             bytes: evidence.bytes,
             created: prodguard_core::Timestamp::from_unix_micros(evidence.created_unix_micros),
-            verified: evidence.verified,
+            verified: evidence.verified == 1,
             verification: text(evidence.verification, "evidence.verification")?,
         })
     }
@@ -380,14 +417,27 @@ pub unsafe extern "C" fn prodguard_guard_new_with(
             backup: callbacks.backup,
             user_data: callbacks.user_data,
         };
+        // The host's backup callback serves rules that ask the program for a
+        // backup (provider = "program"); the others keep their command,
+        // recent-file or SQLite provider and its verify step.
+        let backup_dir = config::audit_log_path(&policy)
+            .and_then(|log| log.parent().map(|dir| dir.join("backups")))
+            .unwrap_or_else(|| std::path::PathBuf::from("prodguard-backups"));
+        let fallback = runtime::backup::CommandBackup::new(backup_dir);
         let mut builder = Guard::builder().policy(policy);
         if host.confirm.is_some() {
             builder =
                 builder.confirmer(move |c: &prodguard_core::session::Challenge| host.confirm(c));
         }
         if host.backup.is_some() {
-            builder = builder
-                .backup_provider(move |r: &prodguard_core::session::BackupRequest| host.backup(r));
+            builder = builder.backup_provider(move |r: &prodguard_core::session::BackupRequest| {
+                use runtime::backup::BackupProvider;
+                if r.spec.source == prodguard_core::policy::BackupSource::Program {
+                    host.backup(r)
+                } else {
+                    fallback.backup(r)
+                }
+            });
         }
         let guard = builder.build()?;
         // SAFETY: not NULL and writable, by the caller's promise.
@@ -602,14 +652,15 @@ pub enum prodguard_operation_field {
     PRODGUARD_FIELD_APPROVAL = 2,
 }
 
-/// Sets a field of `op` to `value` (NULL clears it).
+/// Sets field `field` (a [`prodguard_operation_field`]) of `op` to `value`
+/// (NULL clears it). Operations are not thread-safe: use one per thread.
 ///
 /// # Safety
 /// `op` is NULL or a live operation; `value` is NULL or NUL-terminated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn prodguard_operation_set(
     op: *mut prodguard_operation,
-    field: prodguard_operation_field,
+    field: u32,
     value: *const c_char,
 ) -> prodguard_status {
     boundary(|| {
@@ -617,10 +668,16 @@ pub unsafe extern "C" fn prodguard_operation_set(
         let op = unsafe { op.as_mut() }.ok_or_else(|| Failure::invalid("op is NULL"))?;
         // SAFETY: NULL or NUL-terminated, by the caller's promise.
         let value = unsafe { optional_str(value, "value") }?.map(str::to_owned);
+        // A plain integer, checked: an out-of-range enum from C would be UB.
         match field {
-            prodguard_operation_field::PRODGUARD_FIELD_TARGET => op.target = value,
-            prodguard_operation_field::PRODGUARD_FIELD_FINGERPRINT => op.fingerprint = value,
-            prodguard_operation_field::PRODGUARD_FIELD_APPROVAL => op.approval = value,
+            0 => op.target = value,
+            1 => op.fingerprint = value,
+            2 => op.approval = value,
+            other => {
+                return Err(Failure::invalid(format!(
+                    "field {other} is not a prodguard_operation_field"
+                )));
+            }
         }
         Ok(())
     })
@@ -681,9 +738,19 @@ fn run_permit(
     callback: unsafe extern "C-unwind" fn(*mut c_void) -> i32,
     user_data: *mut c_void,
 ) -> Result<(), Failure> {
-    // SAFETY: the caller supplied this function for exactly this call, with
-    // the user_data it expects.
-    let code = unsafe { callback(user_data) };
+    let called = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the caller supplied this function for exactly this call,
+        // with the user_data it expects.
+        unsafe { callback(user_data) }
+    }));
+    let code = match called {
+        Ok(code) => code,
+        Err(panic) => {
+            // Recorded as the Rust API records it; the boundary reports it.
+            permit.finish_panicked();
+            std::panic::resume_unwind(panic);
+        }
+    };
     if code == 0 {
         permit.finish(Ok(()));
         Ok(())
@@ -750,9 +817,13 @@ pub unsafe extern "C" fn prodguard_evaluate_json(
         let request = unsafe { required_str(request_json, "request_json") }?;
         let response = prodguard_core::api::evaluate_json(request);
         if response.status != 0 {
+            let message = serde_json::from_str::<serde_json::Value>(&response.body)
+                .ok()
+                .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+                .unwrap_or(response.body);
             return Err(Failure {
                 status: prodguard_status::PRODGUARD_POLICY_ERROR,
-                message: response.body,
+                message,
             });
         }
         let text = CString::new(response.body).map_err(|e| Failure::invalid(e.to_string()))?;
@@ -960,7 +1031,7 @@ mod tests {
                     "operation_set op",
                     prodguard_operation_set(
                         null_mut(),
-                        prodguard_operation_field::PRODGUARD_FIELD_TARGET,
+                        prodguard_operation_field::PRODGUARD_FIELD_TARGET as u32,
                         null(),
                     ),
                 ),
@@ -1001,11 +1072,7 @@ mod tests {
             assert_eq!(code, -1);
             // A NULL value clears a field; freeing NULL does nothing.
             assert_eq!(
-                prodguard_operation_set(
-                    op,
-                    prodguard_operation_field::PRODGUARD_FIELD_TARGET,
-                    null()
-                ),
+                prodguard_operation_set(op, 0, null()),
                 prodguard_status::PRODGUARD_OK
             );
             prodguard_operation_free(op);

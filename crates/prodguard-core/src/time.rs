@@ -56,7 +56,9 @@ impl Timestamp {
 
     /// Whole seconds from `earlier` to `self` (negative when `earlier` is later).
     pub fn seconds_since(self, earlier: Timestamp) -> i64 {
-        (self.0 - earlier.0).div_euclid(MICROS_PER_SECOND)
+        self.0
+            .saturating_sub(earlier.0)
+            .div_euclid(MICROS_PER_SECOND)
     }
 
     /// RFC 3339 in UTC with exactly six fractional digits, e.g. `2026-11-27T03:04:05.000000Z`.

@@ -602,6 +602,11 @@ impl Permit<'_> {
         }
     }
 
+    /// Records that the operation panicked (the caller then resumes the panic).
+    pub fn finish_panicked(self) {
+        self.finish_with("panicked", Some("the operation panicked".into()), None);
+    }
+
     /// Records the outcome of a wrapped command that exited with `code`
     /// (`128 + signal` when killed), with an error message if it could not run.
     pub fn finish_exit_code(self, code: i32, error: Option<String>) {

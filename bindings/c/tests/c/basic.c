@@ -95,6 +95,7 @@ int main(void) {
            "fingerprint");
     EXPECT(prodguard_operation_set(NULL, PRODGUARD_FIELD_TARGET, "x") == PRODGUARD_INVALID_ARGUMENT,
            "NULL op");
+    EXPECT(prodguard_operation_set(op, 7, "x") == PRODGUARD_INVALID_ARGUMENT, "no field 7");
     EXPECT(prodguard_operation_run(guard, op, migrate, &runs) == PRODGUARD_OK, "builder runs");
     EXPECT(runs == 2, "ran once more");
     prodguard_operation_free(op);

@@ -23,14 +23,22 @@ struct host {
 };
 
 static int32_t confirm(void *user_data, const char *operation, const char *target,
-                       const char *environment, const char *expected) {
+                       const char *environment, const char *expected, char *answer,
+                       size_t answer_len) {
     struct host *h = (struct host *)user_data;
     h->confirmations++;
     if (strcmp(operation, "db.migrate") != 0 || target == NULL || strcmp(target, "orders") != 0 ||
-        strcmp(environment, "development") != 0 || strcmp(expected, "orders") != 0) {
+        strcmp(environment, "development") != 0 || strcmp(expected, "orders") != 0 ||
+        answer_len != PRODGUARD_ANSWER_LEN) {
         return 9;
     }
-    return h->answer;
+    /* answer: 0 types the right name, 1 a wrong one, 2 returns 0 having typed nothing. */
+    if (h->answer == 0) {
+        snprintf(answer, answer_len, "%s", expected);
+    } else if (h->answer == 1) {
+        snprintf(answer, answer_len, "order");
+    }
+    return 0;
 }
 
 static int32_t backup(void *user_data, const char *target, prodguard_backup_evidence *evidence) {
@@ -44,8 +52,8 @@ static int32_t backup(void *user_data, const char *target, prodguard_backup_evid
                            ? "not-a-hash"
                            : "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
     evidence->bytes = 4096;
-    evidence->created_unix_micros = 0;
-    evidence->verified = h->backup_mode != 3;
+    evidence->created_unix_micros = h->backup_mode == 4 ? 0 : 1700000000000000;
+    evidence->verified = h->backup_mode == 3 ? 7 : 1; /* garbage is not "verified" */
     evidence->verification = "pg_restore --list";
     return 0;
 }
@@ -67,15 +75,16 @@ int main(int argc, char **argv) {
            "NULL callbacks");
     EXPECT(prodguard_guard_new_with(policy, &callbacks, &guard) == PRODGUARD_OK, "guard");
 
-    /* Recent backup evidence: created now-ish is required by max_age; the
-     * policy has none, so created = 0 is fine. */
     EXPECT(prodguard_run(guard, "db.migrate", "orders", noop, NULL) == PRODGUARD_OK,
            "confirmed and backed up");
     EXPECT(h.confirmations == 1, "asked once");
 
     h.answer = 1;
     EXPECT(prodguard_run(guard, "db.migrate", "orders", noop, NULL) == PRODGUARD_NOT_CONFIRMED,
-           "declined");
+           "a wrong name");
+    h.answer = 2;
+    EXPECT(prodguard_run(guard, "db.migrate", "orders", noop, NULL) == PRODGUARD_NOT_CONFIRMED,
+           "returning 0 without an answer does not confirm");
     h.answer = 0;
     h.backup_mode = 1;
     EXPECT(prodguard_run(guard, "db.migrate", "orders", noop, NULL) == PRODGUARD_BACKUP_FAILED,
@@ -85,7 +94,10 @@ int main(int argc, char **argv) {
            "garbage evidence");
     h.backup_mode = 3;
     EXPECT(prodguard_run(guard, "db.migrate", "orders", noop, NULL) == PRODGUARD_BACKUP_FAILED,
-           "unverified");
+           "unverified (garbage flag)");
+    h.backup_mode = 4;
+    EXPECT(prodguard_run(guard, "db.migrate", "orders", noop, NULL) == PRODGUARD_BACKUP_FAILED,
+           "no creation time");
     prodguard_guard_free(guard);
     if (failures == 0) {
         printf("callbacks: all expectations held\n");
