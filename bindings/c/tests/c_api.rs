@@ -43,19 +43,14 @@ fn compile(source: &str, out: &Path, extra: &[&str]) {
     );
 }
 
-fn run(program: &Path, wrapper: &[&str], log: &Path) -> std::process::Output {
-    let (cmd, args) = match wrapper.split_first() {
-        Some((cmd, rest)) => (
-            *cmd,
-            rest.iter()
-                .map(|s| s.to_string())
-                .chain([program.display().to_string()])
-                .collect::<Vec<_>>(),
-        ),
-        None => (program.to_str().unwrap(), Vec::new()),
-    };
-    Command::new(cmd)
-        .args(args)
+/// Runs `program ARGS` (under `wrapper`, e.g. valgrind, when given) in
+/// development with a clean environment and the audit log at `log`.
+fn run_with(program: &Path, args: &[&str], wrapper: &[&str], log: &Path) -> std::process::Output {
+    let mut argv: Vec<String> = wrapper.iter().map(|s| s.to_string()).collect();
+    argv.push(program.display().to_string());
+    argv.extend(args.iter().map(|s| s.to_string()));
+    Command::new(&argv[0])
+        .args(&argv[1..])
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap())
         .env("PRODGUARD_ENV", "development")
@@ -63,6 +58,10 @@ fn run(program: &Path, wrapper: &[&str], log: &Path) -> std::process::Output {
         .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         .output()
         .unwrap()
+}
+
+fn run(program: &Path, wrapper: &[&str], log: &Path) -> std::process::Output {
+    run_with(program, &[], wrapper, log)
 }
 
 fn workdir(name: &str) -> PathBuf {
@@ -263,25 +262,7 @@ fn run_callbacks(wrapper: &[&str], name: &str, flags: &[&str]) {
     )
     .unwrap();
     let log = dir.join("audit.jsonl");
-    let (cmd, mut args): (&str, Vec<String>) = match wrapper.split_first() {
-        Some((cmd, rest)) => (
-            *cmd,
-            rest.iter()
-                .map(|s| s.to_string())
-                .chain([program.display().to_string()])
-                .collect(),
-        ),
-        None => (program.to_str().unwrap(), Vec::new()),
-    };
-    args.push(policy.display().to_string());
-    let out = Command::new(cmd)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap())
-        .env("PRODGUARD_ENV", "development")
-        .env("PRODGUARD_AUDIT_LOG", &log)
-        .output()
-        .unwrap();
+    let out = run_with(&program, &[policy.to_str().unwrap()], wrapper, &log);
     assert!(
         out.status.success(),
         "{}{}",
