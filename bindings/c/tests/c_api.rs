@@ -64,6 +64,15 @@ fn run(program: &Path, wrapper: &[&str], log: &Path) -> std::process::Output {
     run_with(program, &[], wrapper, log)
 }
 
+fn assert_succeeded(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn workdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("prodguard-c-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -77,12 +86,7 @@ fn the_c_test_passes_plain() {
     let program = dir.join("basic");
     compile("basic.c", &program, &[]);
     let out = run(&program, &[], &dir.join("audit.jsonl"));
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     // Three runs reached the audit log: intent + outcome each.
     let log = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 6);
@@ -102,12 +106,7 @@ fn the_c_test_passes_under_asan_and_ubsan() {
         ],
     );
     let out = run(&program, &[], &dir.join("audit.jsonl"));
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
 }
 
 #[test]
@@ -128,12 +127,7 @@ fn the_c_test_passes_under_valgrind() {
         ],
         &dir.join("audit.jsonl"),
     );
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
 }
 
 #[test]
@@ -263,12 +257,7 @@ fn run_callbacks(wrapper: &[&str], name: &str, flags: &[&str]) {
     .unwrap();
     let log = dir.join("audit.jsonl");
     let out = run_with(&program, &[policy.to_str().unwrap()], wrapper, &log);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let intent = std::fs::read_to_string(&log)
         .unwrap()
         .lines()

@@ -34,6 +34,16 @@ fn records(log: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Writes `contents` to `path` and dates it `date` (YYYY-MM-DD) with touch(1).
+fn write_dated(path: &Path, contents: impl AsRef<[u8]>, date: &str) {
+    std::fs::write(path, contents).unwrap();
+    let status = std::process::Command::new("touch")
+        .args(["-d", date, path.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 fn ana() -> Actor {
     Actor {
         user: "ana".into(),
@@ -426,12 +436,7 @@ fn child_reports_detection() {
 fn a_backup_command_that_leaves_an_old_file_is_no_evidence() {
     let dir = temp_dir("stale-command");
     let old = dir.join("old.bak");
-    std::fs::write(&old, b"last year's rows").unwrap();
-    let status = std::process::Command::new("touch")
-        .args(["-d", "2020-01-01", old.to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    write_dated(&old, b"last year's rows", "2020-01-01");
     let policy = backup_policy(&format!(
         "{{ command = \"true\", path = \"{}\" }}",
         old.display()
@@ -450,12 +455,7 @@ fn a_backup_command_that_leaves_an_old_file_is_no_evidence() {
 fn an_existing_backup_dated_in_the_future_is_refused() {
     let dir = temp_dir("future");
     let file = dir.join("future.dump");
-    std::fs::write(&file, b"rows").unwrap();
-    let status = std::process::Command::new("touch")
-        .args(["-d", "2035-01-01", file.to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    write_dated(&file, b"rows", "2035-01-01");
     let policy = backup_policy(&format!(
         "{{ path = \"{}\", max_age = \"1h\" }}",
         file.display()
@@ -477,13 +477,7 @@ fn a_recent_backup_may_be_named_by_a_glob_and_the_newest_counts() {
         ("orders-1.dump", "2020-01-01"),
         ("orders-2.dump", "2020-06-01"),
     ] {
-        let path = dir.join(name);
-        std::fs::write(&path, name).unwrap();
-        let status = std::process::Command::new("touch")
-            .args(["-d", date, path.to_str().unwrap()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        write_dated(&dir.join(name), name, date);
     }
     let spec = format!(
         "{{ path = \"{}/orders-*.dump\", max_age = \"1h\", verify = \"test -s {{path}}\" }}",
