@@ -14,8 +14,16 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::session::{Decision, Operation, decide};
-use crate::{Detection, Facts, Policy, classify, exit};
+use crate::approval::{self, Claims, Expected};
+use crate::audit::{
+    Actor, AuditEvent, BackupEvidence, ConfirmEvidence, Envelope, encode_record, unhex32,
+};
+use crate::policy::ConfirmMode;
+use crate::session::{
+    Challenge, ConfirmationAnswer, Decision, Denial, Operation, Session, SessionInput, Stamp, Step,
+    decide,
+};
+use crate::{Detection, Facts, Policy, Tier, Timestamp, classify, exit};
 
 /// What `evaluate` takes.
 #[derive(Debug, Deserialize)]
@@ -29,8 +37,12 @@ pub struct Request {
     pub policy: Option<String>,
     /// What is asked for.
     pub operation: RequestOperation,
-    /// The current time (RFC 3339); accepted for the faces' sake, unused by
-    /// a decision without evidence.
+    /// What the host gathered (answers, backup, stamp): when present, the
+    /// whole guard session runs and the answer says whether to proceed.
+    #[serde(default)]
+    pub evidence: Option<Evidence>,
+    /// The current time (RFC 3339); required with `evidence` (backup age,
+    /// approval expiry), unused without it.
     #[serde(default)]
     pub now: Option<String>,
 }
@@ -44,6 +56,54 @@ pub struct RequestOperation {
     /// Target, if any.
     #[serde(default)]
     pub target: Option<String>,
+    /// What identifies its content (approvals bind it).
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+}
+
+/// What a host gathered for one attempt. Anything missing counts as not
+/// given, and a requirement it would satisfy refuses.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Evidence {
+    /// Who acts.
+    pub actor: Actor,
+    /// A unique id the host made for this attempt (ties intent and outcome).
+    pub attempt_id: String,
+    /// Set when the host's audit log cannot take records.
+    #[serde(default)]
+    pub audit_error: Option<String>,
+    /// The target's environment stamp, when it has one.
+    #[serde(default)]
+    pub stamp: Option<Stamp>,
+    /// Set when the target's stamp could not be read.
+    #[serde(default)]
+    pub stamp_error: Option<String>,
+    /// What the person typed when asked to confirm.
+    #[serde(default)]
+    pub typed: Option<String>,
+    /// An approval token and the key (64 hex digits) to check it with.
+    #[serde(default)]
+    pub approval: Option<ApprovalEvidence>,
+    /// The backup the host made.
+    #[serde(default)]
+    pub backup: Option<BackupEvidence>,
+    /// Set when the host's backup failed.
+    #[serde(default)]
+    pub backup_error: Option<String>,
+    /// A break-glass reason.
+    #[serde(default)]
+    pub break_glass: Option<String>,
+}
+
+/// An approval token offered as confirmation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalEvidence {
+    /// The `pga1.…` token.
+    pub token: String,
+    /// The approval key, 64 hex digits.
+    pub key: String,
 }
 
 /// What `evaluate` answers.
@@ -53,49 +113,396 @@ pub struct Evaluation {
     pub detection: Detection,
     /// As `prodguard check --json`'s decision.
     pub decision: Decision,
+    /// The guard session's verdict, when the request carried evidence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionVerdict>,
 }
 
-/// A status (0 evaluated, 125 bad request or policy) and a JSON body:
-/// `{"detection", "decision"}` on 0, `{"error": {"code", "message"}}` otherwise.
+/// Whether to run the operation, given the evidence.
+#[derive(Debug, Serialize)]
+pub struct SessionVerdict {
+    /// `proceed` or `deny`.
+    pub step: &'static str,
+    /// 0 to proceed, otherwise 120–125.
+    pub exit_code: i32,
+    /// Why not, and what to do next.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub denial: Option<Denial>,
+    /// What to confirm, when a confirmation was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<Challenge>,
+    /// The event to append to the audit log (the intent before proceeding,
+    /// or the refusal); proceed only once it is durable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<AuditEvent>,
+}
+
+/// A status (0 done, otherwise the table's code) and a JSON body: the answer
+/// on 0, `{"error": {"code", "message"}}` otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
-    /// 0 or 125.
+    /// 0, 121 (an approval that does not verify) or 125 (bad request or policy).
     pub status: i32,
     /// The JSON body.
     pub body: String,
 }
 
-fn error(message: String) -> Response {
-    let body = serde_json::json!({ "error": { "code": exit::POLICY_ERROR, "message": message } });
-    Response {
-        status: exit::POLICY_ERROR,
-        body: body.to_string(),
+impl Response {
+    /// An error response with `status` and `message`.
+    pub fn error(status: i32, message: impl std::fmt::Display) -> Response {
+        let body =
+            serde_json::json!({ "error": { "code": status, "message": message.to_string() } });
+        Response {
+            status,
+            body: body.to_string(),
+        }
     }
+
+    fn ok(value: &impl Serialize) -> Response {
+        match serde_json::to_string(value) {
+            Ok(body) => Response { status: 0, body },
+            Err(e) => Response::error(exit::POLICY_ERROR, format!("cannot render the answer: {e}")),
+        }
+    }
+}
+
+fn bad_request(message: impl std::fmt::Display) -> Response {
+    Response::error(exit::POLICY_ERROR, format!("invalid request: {message}"))
+}
+
+fn parse_now(now: Option<&str>) -> Result<Timestamp, Response> {
+    let text = now.ok_or_else(|| bad_request("`now` (RFC 3339) is required here"))?;
+    Timestamp::parse_rfc3339(text)
+        .ok_or_else(|| bad_request(format!("`now` is not an RFC 3339 time: {text:?}")))
+}
+
+fn parse_key(hex: &str) -> Result<[u8; 32], Response> {
+    unhex32(hex).ok_or_else(|| bad_request("the approval key must be 64 hex digits"))
 }
 
 /// Evaluates a JSON [`Request`].
 pub fn evaluate_json(request: &str) -> Response {
     let request: Request = match serde_json::from_str(request) {
         Ok(request) => request,
-        Err(e) => return error(format!("invalid request: {e}")),
+        Err(e) => return bad_request(e),
     };
     let policy = match &request.policy {
         Some(text) => match Policy::parse_toml(text, "<request policy>") {
             Ok(policy) => policy,
-            Err(e) => return error(e.to_string()),
+            Err(e) => return Response::error(exit::POLICY_ERROR, e),
         },
         None => Policy::builtin_default(),
     };
     let detection = classify(&request.facts, &policy.environment);
     let mut operation = Operation::new(request.operation.kind);
     operation.target = request.operation.target;
+    operation.fingerprint = request.operation.fingerprint;
     let decision = decide(&policy, &detection, &operation);
-    match serde_json::to_string(&Evaluation {
+    let session = match request.evidence {
+        None => None,
+        Some(evidence) => {
+            let now = match parse_now(request.now.as_deref()) {
+                Ok(now) => now,
+                Err(response) => return response,
+            };
+            match run_session(&policy, &detection, operation, evidence, now) {
+                Ok(verdict) => Some(verdict),
+                Err(response) => return response,
+            }
+        }
+    };
+    Response::ok(&Evaluation {
         detection,
         decision,
-    }) {
-        Ok(body) => Response { status: 0, body },
-        Err(e) => error(format!("cannot render the answer: {e}")),
+        session,
+    })
+}
+
+/// Drives a [`Session`] to proceed or deny with the host's evidence.
+fn run_session(
+    policy: &Policy,
+    detection: &Detection,
+    mut operation: Operation,
+    evidence: Evidence,
+    now: Timestamp,
+) -> Result<SessionVerdict, Response> {
+    operation.break_glass = evidence.break_glass.clone();
+    let mut session = Session::begin(SessionInput {
+        policy,
+        detection,
+        operation: operation.clone(),
+        actor: evidence.actor.clone(),
+        attempt_id: evidence.attempt_id.clone(),
+        now,
+    });
+    let mut challenge = None;
+    let mut record = None;
+    // Each step is answered once, so a session ends within a handful of
+    // steps; the bound only turns a state-machine bug into a refusal.
+    for _ in 0..16 {
+        match session.next_step() {
+            Step::CheckAudit => {
+                session.audit_checked(evidence.audit_error.clone().map_or(Ok(()), Err));
+            }
+            Step::CheckStamp { .. } => session.stamp_checked(match &evidence.stamp_error {
+                Some(e) => Err(e.clone()),
+                None => Ok(evidence.stamp.clone()),
+            }),
+            Step::NeedConfirmation(asked) => {
+                let answer = confirmation(&asked, &operation, detection, &evidence, policy, now)?;
+                challenge = Some(asked);
+                session.answer_confirmation(answer);
+            }
+            Step::NeedBackup(_) => {
+                session.answer_backup(match (&evidence.backup, &evidence.backup_error) {
+                    (_, Some(e)) => Err(e.clone()),
+                    (Some(backup), None) => Ok(backup.clone()),
+                    (None, None) => {
+                        Err("the host gave no backup evidence (evidence.backup)".into())
+                    }
+                })
+            }
+            Step::Append(event) => {
+                record = Some(event);
+                session.appended(Ok(()));
+            }
+            Step::Proceed => {
+                return Ok(SessionVerdict {
+                    step: "proceed",
+                    exit_code: 0,
+                    denial: None,
+                    challenge,
+                    record,
+                });
+            }
+            Step::Deny(denial) => {
+                return Ok(SessionVerdict {
+                    step: "deny",
+                    exit_code: denial.exit_code,
+                    denial: Some(denial),
+                    challenge,
+                    record,
+                });
+            }
+            Step::Done => break,
+        }
+    }
+    Err(Response::error(
+        exit::POLICY_ERROR,
+        "the guard session did not reach a verdict; nothing may run (please report this)",
+    ))
+}
+/// The answer to a confirmation challenge from the host's evidence: a typed
+/// name or an approval token, as the policy's mode allows.
+fn confirmation(
+    asked: &Challenge,
+    operation: &Operation,
+    detection: &Detection,
+    evidence: &Evidence,
+    policy: &Policy,
+    now: Timestamp,
+) -> Result<ConfirmationAnswer, Response> {
+    if let Some(offered) = &evidence.approval
+        && asked.mode != ConfirmMode::Typed
+    {
+        let key = parse_key(&offered.key)?;
+        let Some(target) = operation.target.as_deref() else {
+            return Ok(ConfirmationAnswer::Declined(
+                "approval tokens bind a target, and this operation names none".into(),
+            ));
+        };
+        let expected = Expected {
+            op: &operation.kind,
+            target,
+            env: &detection.environment,
+            tier: detection.tier,
+            fingerprint: operation.fingerprint.as_deref(),
+        };
+        return Ok(
+            match approval::verify(
+                &key,
+                &offered.token,
+                &expected,
+                now,
+                &evidence.actor.user,
+                policy.approval.four_eyes,
+            ) {
+                Ok(claims) => ConfirmationAnswer::Confirmed(ConfirmEvidence {
+                    method: "approval".into(),
+                    approver: Some(claims.approver),
+                    token_id: Some(claims.nonce),
+                    exp: Some(claims.exp),
+                }),
+                Err(e) => ConfirmationAnswer::Declined(format!("approval token rejected: {e}")),
+            },
+        );
+    }
+    Ok(match &evidence.typed {
+        Some(typed) if asked.mode != ConfirmMode::Approval => {
+            if typed.trim() == asked.expected {
+                ConfirmationAnswer::Confirmed(ConfirmEvidence {
+                    method: "typed".into(),
+                    approver: None,
+                    token_id: None,
+                    exp: None,
+                })
+            } else {
+                ConfirmationAnswer::Declined(format!(
+                    "typed `{}`, expected `{}`",
+                    typed.trim(),
+                    asked.expected
+                ))
+            }
+        }
+        _ => ConfirmationAnswer::Unavailable(format!(
+            "the host gave no {} (evidence.{})",
+            match asked.mode {
+                ConfirmMode::Typed => "typed answer",
+                ConfirmMode::Approval => "approval token",
+                ConfirmMode::Either => "typed answer or approval token",
+            },
+            match asked.mode {
+                ConfirmMode::Typed => "typed",
+                ConfirmMode::Approval => "approval",
+                ConfirmMode::Either => "typed or evidence.approval",
+            }
+        )),
+    })
+}
+
+/// What `audit_record_json` takes: the envelope, the chain's previous hash
+/// and the event.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordRequest {
+    /// The log's identity (the first record's choice, kept by every later one).
+    pub log_id: String,
+    /// This record's position, from 1.
+    pub seq: u64,
+    /// When it is written (RFC 3339).
+    pub ts: String,
+    /// The writing host.
+    pub host: String,
+    /// The writing process.
+    pub pid: u32,
+    /// The previous record's hash, or 64 zeros for the first record.
+    pub prev: String,
+    /// The event (as in the `record` of an evaluation's session).
+    pub event: AuditEvent,
+}
+
+/// The record line `audit_record_json` made.
+#[derive(Debug, Serialize)]
+pub struct RecordLine {
+    /// The exact line to append, with its trailing newline.
+    pub line: String,
+    /// Its hash: the next record's `prev`.
+    pub hash: String,
+}
+
+/// Turns an audit event into the exact line the Rust file sink writes,
+/// chained to `prev`, so a host keeps the same tamper-evident log (and
+/// `prodguard audit verify` checks it).
+pub fn audit_record_json(request: &str) -> Response {
+    let request: RecordRequest = match serde_json::from_str(request) {
+        Ok(request) => request,
+        Err(e) => return bad_request(e),
+    };
+    if request.seq == 0 {
+        return bad_request("`seq` starts at 1");
+    }
+    if request.log_id.is_empty() {
+        return bad_request("`log_id` is empty");
+    }
+    let lower_hex = |b: u8| matches!(b, b'0'..=b'9' | b'a'..=b'f');
+    if request.prev.len() != 64 || !request.prev.bytes().all(lower_hex) {
+        return bad_request(
+            "`prev` must be 64 lowercase hex digits (64 zeros for the first record)",
+        );
+    }
+    let ts = match Timestamp::parse_rfc3339(&request.ts) {
+        Some(ts) => ts,
+        None => return bad_request(format!("`ts` is not an RFC 3339 time: {:?}", request.ts)),
+    };
+    let envelope = Envelope {
+        log_id: request.log_id,
+        seq: request.seq,
+        ts,
+        host: request.host,
+        pid: request.pid,
+    };
+    match encode_record(&envelope, &request.event, &request.prev) {
+        Ok((line, hash)) => match String::from_utf8(line) {
+            Ok(line) => Response::ok(&RecordLine { line, hash }),
+            Err(e) => bad_request(e),
+        },
+        Err(e) => bad_request(e),
+    }
+}
+
+/// What `verify_approval_json` takes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalRequest {
+    /// The `pga1.…` token.
+    pub token: String,
+    /// The approval key, 64 hex digits.
+    pub key: String,
+    /// The operation at hand.
+    pub operation: RequestOperation,
+    /// The detected environment's name.
+    pub environment: String,
+    /// Its tier.
+    pub tier: Tier,
+    /// Who asks (four-eyes refuses a token they approved themselves).
+    pub requester: String,
+    /// Whether the requester may not be the approver.
+    #[serde(default)]
+    pub four_eyes: bool,
+    /// The current time (RFC 3339).
+    pub now: String,
+}
+
+/// Checks an approval token for an operation: 0 with its claims, 121 with
+/// the binding that failed, 125 for a malformed request. The host still
+/// spends the token's `nonce` (once, in its audit log or ledger).
+pub fn verify_approval_json(request: &str) -> Response {
+    let request: ApprovalRequest = match serde_json::from_str(request) {
+        Ok(request) => request,
+        Err(e) => return bad_request(e),
+    };
+    let key = match parse_key(&request.key) {
+        Ok(key) => key,
+        Err(response) => return response,
+    };
+    let now = match parse_now(Some(&request.now)) {
+        Ok(now) => now,
+        Err(response) => return response,
+    };
+    let Some(target) = request.operation.target.as_deref() else {
+        return Response::error(
+            exit::NOT_CONFIRMED,
+            "approval tokens bind a target, and this operation names none",
+        );
+    };
+    let expected = Expected {
+        op: &request.operation.kind,
+        target,
+        env: &request.environment,
+        tier: request.tier,
+        fingerprint: request.operation.fingerprint.as_deref(),
+    };
+    let verified: Result<Claims, _> = approval::verify(
+        &key,
+        &request.token,
+        &expected,
+        now,
+        &request.requester,
+        request.four_eyes,
+    );
+    match verified {
+        Ok(claims) => Response::ok(&claims),
+        Err(e) => Response::error(exit::NOT_CONFIRMED, e),
     }
 }
 
