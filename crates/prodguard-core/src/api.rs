@@ -510,6 +510,206 @@ pub fn verify_approval_json(request: &str) -> Response {
 mod tests {
     use super::*;
 
+    use serde_json::{Value, json};
+
+    const NOW: &str = "2026-11-27T10:00:00Z";
+
+    fn evaluate(request: Value) -> Value {
+        let response = evaluate_json(&request.to_string());
+        assert_eq!(response.status, 0, "{}", response.body);
+        serde_json::from_str(&response.body).unwrap()
+    }
+
+    fn attempt(policy: Option<&str>, evidence: Value) -> Value {
+        let mut evidence = evidence;
+        evidence["actor"] = json!({"user": "alice", "kind": "human"});
+        evidence["attempt_id"] = json!("a-1");
+        let answer = evaluate(json!({
+            "facts": {"env": {"APP_ENV": "production"}},
+            "policy": policy,
+            "operation": {"kind": "db.migrate", "target": "orders"},
+            "evidence": evidence,
+            "now": NOW,
+        }));
+        answer["session"].clone()
+    }
+
+    const BACKUP_POLICY: &str = "[[rule]]\noperations = [\"db.*\"]\ntiers = [\"production\"]\n\
+        require = [\"confirm\", \"backup\", \"audit\"]\nbackup = { provider = \"program\" }\n";
+
+    #[test]
+    fn without_evidence_there_is_no_session() {
+        let answer = evaluate(json!({"operation": {"kind": "db.migrate"}}));
+        assert!(answer.get("session").is_none(), "{answer}");
+        assert_eq!(answer["decision"]["exit_code"], 121);
+    }
+
+    #[test]
+    fn evidence_needs_now() {
+        let response = evaluate_json(
+            &json!({"operation": {"kind": "db.migrate"},
+                    "evidence": {"actor": {"user": "a", "kind": "human"}, "attempt_id": "x"}})
+            .to_string(),
+        );
+        assert_eq!(response.status, 125);
+        assert!(response.body.contains("now"), "{}", response.body);
+    }
+
+    #[test]
+    fn a_typed_name_confirms_and_the_intent_is_to_be_recorded() {
+        let denied = attempt(None, json!({}));
+        assert_eq!(denied["step"], "deny");
+        assert_eq!(denied["exit_code"], 121);
+        assert_eq!(denied["challenge"]["expected"], "orders");
+        assert_eq!(denied["record"]["kind"], "refusal");
+
+        let wrong = attempt(None, json!({"typed": "order"}));
+        assert_eq!(wrong["exit_code"], 121, "{wrong}");
+
+        let session = attempt(None, json!({"typed": " orders\n"}));
+        assert_eq!(session["step"], "proceed", "{session}");
+        assert_eq!(session["exit_code"], 0);
+        assert_eq!(session["record"]["kind"], "intent");
+        assert_eq!(session["record"]["attempt_id"], "a-1");
+        assert_eq!(session["record"]["confirm"]["method"], "typed");
+    }
+
+    #[test]
+    fn every_unmet_requirement_refuses_with_its_code() {
+        let typed = json!({"typed": "orders"});
+        let mut no_backup = typed.clone();
+        assert_eq!(
+            attempt(Some(BACKUP_POLICY), no_backup.clone())["exit_code"],
+            122
+        );
+        no_backup["backup_error"] = json!("disk full");
+        let failed = attempt(Some(BACKUP_POLICY), no_backup);
+        assert_eq!(failed["exit_code"], 122);
+        assert!(
+            failed["denial"]["missing"]
+                .as_str()
+                .unwrap()
+                .contains("disk full")
+        );
+
+        let mut with_backup = typed.clone();
+        with_backup["backup"] = json!({"location": "/b/orders.bak", "sha256": "ab".repeat(32),
+            "bytes": 4096, "created": "2026-11-27T09:59:00Z", "verified": true});
+        let session = attempt(Some(BACKUP_POLICY), with_backup.clone());
+        assert_eq!(session["step"], "proceed", "{session}");
+        assert_eq!(session["record"]["backup"]["location"], "/b/orders.bak");
+
+        let mut stale = with_backup;
+        stale["backup"]["bytes"] = json!(0);
+        assert_eq!(attempt(Some(BACKUP_POLICY), stale)["exit_code"], 122);
+
+        let mut audit = typed.clone();
+        audit["audit_error"] = json!("read-only file system");
+        assert_eq!(attempt(None, audit)["exit_code"], 123);
+
+        let mut stamp = typed.clone();
+        stamp["stamp"] = json!({"environment": "staging", "tier": "staging"});
+        assert_eq!(attempt(None, stamp)["exit_code"], 124);
+        let mut unreadable = typed;
+        unreadable["stamp_error"] = json!("permission denied");
+        assert_ne!(attempt(None, unreadable)["step"], "proceed");
+    }
+
+    fn token(key: &[u8; 32], approver: &str) -> String {
+        let now = Timestamp::parse_rfc3339(NOW).unwrap();
+        approval::issue(
+            key,
+            &Claims {
+                v: 1,
+                op: "db.migrate".into(),
+                target: "orders".into(),
+                env: "production".into(),
+                tier: Tier::Production,
+                fingerprint: None,
+                approver: approver.into(),
+                approver_kind: None,
+                iat: now.plus_seconds(-60),
+                exp: now.plus_seconds(600),
+                nonce: "n-1".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn approval_tokens_confirm_only_with_their_key() {
+        let key = [7u8; 32];
+        let good =
+            json!({"approval": {"token": token(&key, "bob"), "key": crate::audit::hex(&key)}});
+        let session = attempt(None, good);
+        assert_eq!(session["step"], "proceed", "{session}");
+        assert_eq!(session["record"]["confirm"]["token_id"], "n-1");
+
+        let other = json!({"approval": {"token": token(&[8u8; 32], "bob"), "key": crate::audit::hex(&key)}});
+        let refused = attempt(None, other);
+        assert_eq!(refused["exit_code"], 121);
+        assert!(
+            refused["denial"]["missing"]
+                .as_str()
+                .unwrap()
+                .contains("forged"),
+            "{refused}"
+        );
+
+        let request = |token: String, four_eyes: bool| {
+            json!({"token": token, "key": crate::audit::hex(&key),
+                   "operation": {"kind": "db.migrate", "target": "orders"},
+                   "environment": "production", "tier": "production",
+                   "requester": "alice", "four_eyes": four_eyes, "now": NOW})
+            .to_string()
+        };
+        let ok = verify_approval_json(&request(token(&key, "bob"), true));
+        assert_eq!(ok.status, 0, "{}", ok.body);
+        assert!(ok.body.contains("\"nonce\":\"n-1\""));
+        assert_eq!(
+            verify_approval_json(&request(token(&key, "alice"), true)).status,
+            121
+        );
+        assert_eq!(
+            verify_approval_json(&request("pga1.x.y".into(), false)).status,
+            121
+        );
+        assert_eq!(verify_approval_json("{}").status, 125);
+    }
+
+    #[test]
+    fn record_lines_chain_like_the_file_sink() {
+        let mut prev = crate::audit::GENESIS_PREV.to_owned();
+        let mut verifier = crate::audit::ChainVerifier::new();
+        for (seq, event) in [
+            json!({"kind": "note", "message": "one"}),
+            json!({"kind": "outcome", "attempt_id": "a-1", "outcome": {"status": "ok", "duration_ms": 3}}),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let response = audit_record_json(
+                &json!({"log_id": "L", "seq": seq + 1, "ts": NOW, "host": "h", "pid": 1,
+                        "prev": prev, "event": event})
+                .to_string(),
+            );
+            assert_eq!(response.status, 0, "{}", response.body);
+            let answer: Value = serde_json::from_str(&response.body).unwrap();
+            let line = answer["line"].as_str().unwrap();
+            assert!(line.ends_with('\n'));
+            let link = verifier.push(line.as_bytes()).unwrap();
+            assert_eq!(link.hash, answer["hash"].as_str().unwrap());
+            prev = link.hash;
+        }
+        for bad in [
+            json!({"log_id": "L", "seq": 0, "ts": NOW, "host": "h", "pid": 1, "prev": prev, "event": {"kind": "note"}}),
+            json!({"log_id": "L", "seq": 3, "ts": NOW, "host": "h", "pid": 1, "prev": "ABC", "event": {"kind": "note"}}),
+            json!({"log_id": "L", "seq": 3, "ts": "yesterday", "host": "h", "pid": 1, "prev": prev, "event": {"kind": "note"}}),
+            json!({"log_id": "L", "seq": 3, "ts": NOW, "host": "h", "pid": 1, "prev": prev, "event": {"kind": "gossip"}}),
+        ] {
+            assert_eq!(audit_record_json(&bad.to_string()).status, 125, "{bad}");
+        }
+    }
+
     #[test]
     fn bad_requests_and_policies_are_125_with_a_message() {
         for (request, needle) in [
