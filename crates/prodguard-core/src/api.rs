@@ -12,6 +12,8 @@
 //! assert_eq!(value["decision"]["exit_code"], 121);
 //! ```
 
+use std::sync::{Arc, Mutex};
+
 use serde::{Deserialize, Serialize};
 
 use crate::approval::{self, Claims, Expected};
@@ -23,7 +25,7 @@ use crate::session::{
     Challenge, ConfirmationAnswer, Decision, Denial, Operation, Session, SessionInput, Stamp, Step,
     decide,
 };
-use crate::{Detection, Facts, Policy, Tier, Timestamp, classify, exit};
+use crate::{Detection, Facts, Policy, PolicyError, Tier, Timestamp, classify, exit};
 
 /// What `evaluate` takes.
 #[derive(Debug, Deserialize)]
@@ -45,6 +47,11 @@ pub struct Request {
     /// approval expiry), unused without it.
     #[serde(default)]
     pub now: Option<String>,
+    /// List every signal detection looked at, unset ones included (as
+    /// `prodguard detect --json`); by default the answer lists only the
+    /// signals that were set, which keeps it small and fast.
+    #[serde(default)]
+    pub explain: bool,
 }
 
 /// The operation in a [`Request`].
@@ -186,18 +193,25 @@ pub fn evaluate_json(request: &str) -> Response {
         Ok(request) => request,
         Err(e) => return bad_request(e),
     };
+    let parsed;
     let policy = match &request.policy {
-        Some(text) => match Policy::parse_toml(text, "<request policy>") {
-            Ok(policy) => policy,
+        Some(text) => match parse_policy(text) {
+            Ok(policy) => {
+                parsed = policy;
+                &*parsed
+            }
             Err(e) => return Response::error(exit::POLICY_ERROR, e),
         },
-        None => Policy::builtin_default(),
+        None => Policy::builtin_default_ref(),
     };
-    let detection = classify(&request.facts, &policy.environment);
+    let mut detection = classify(&request.facts, &policy.environment);
+    if !request.explain {
+        detection.evidence.retain(|signal| signal.value.is_some());
+    }
     let mut operation = Operation::new(request.operation.kind);
     operation.target = request.operation.target;
     operation.fingerprint = request.operation.fingerprint;
-    let decision = decide(&policy, &detection, &operation);
+    let decision = decide(policy, &detection, &operation);
     let session = match request.evidence {
         None => None,
         Some(evidence) => {
@@ -205,7 +219,7 @@ pub fn evaluate_json(request: &str) -> Response {
                 Ok(now) => now,
                 Err(response) => return response,
             };
-            match run_session(&policy, &detection, operation, evidence, now) {
+            match run_session(policy, &detection, operation, evidence, now) {
                 Ok(verdict) => Some(verdict),
                 Err(response) => return response,
             }
@@ -216,6 +230,24 @@ pub fn evaluate_json(request: &str) -> Response {
         decision,
         session,
     })
+}
+
+/// Parses a request's policy text, reusing the last parse when the text is
+/// the same: a plugin host sends one policy with every request, and parsing
+/// it costs more than the decision itself.
+fn parse_policy(text: &str) -> Result<Arc<Policy>, PolicyError> {
+    static LAST: Mutex<Option<(String, Arc<Policy>)>> = Mutex::new(None);
+    if let Ok(last) = LAST.lock()
+        && let Some((cached_text, policy)) = last.as_ref()
+        && cached_text == text
+    {
+        return Ok(Arc::clone(policy));
+    }
+    let policy = Arc::new(Policy::parse_toml(text, "<request policy>")?);
+    if let Ok(mut last) = LAST.lock() {
+        *last = Some((text.to_owned(), Arc::clone(&policy)));
+    }
+    Ok(policy)
 }
 
 /// Drives a [`Session`] to proceed or deny with the host's evidence.

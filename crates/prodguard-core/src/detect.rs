@@ -31,6 +31,7 @@
 //! assert_eq!(detection.conflicts.len(), 1);
 //! ```
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -72,7 +73,7 @@ pub enum Strength {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
     /// Where it came from, e.g. `env:APP_ENV`, `file:/etc/prodguard/environment`, `hostname`.
-    pub source: String,
+    pub source: Cow<'static, str>,
     /// The raw value seen (`None` when unset or missing).
     pub value: Option<String>,
     /// The environment name it declares, after trimming and case folding.
@@ -84,7 +85,7 @@ pub struct Evidence {
     /// Whether it took part in the decision.
     pub used: bool,
     /// A sentence for people: what this signal meant.
-    pub meaning: String,
+    pub meaning: Cow<'static, str>,
 }
 
 /// Two signals that disagreed.
@@ -151,6 +152,37 @@ pub const CI_VARIABLES: [&str; 11] = [
     "CODEBUILD_BUILD_ID",
 ];
 
+/// `env:` + each of [`CONVENTIONS`], so that classifying allocates no
+/// source names (a test proves the two lists agree).
+const CONVENTION_SOURCES: [&str; 11] = [
+    "env:APP_ENV",
+    "env:RAILS_ENV",
+    "env:RACK_ENV",
+    "env:WP_ENVIRONMENT_TYPE",
+    "env:ASPNETCORE_ENVIRONMENT",
+    "env:DOTNET_ENVIRONMENT",
+    "env:MIX_ENV",
+    "env:SPRING_PROFILES_ACTIVE",
+    "env:DEPLOYMENT_ENVIRONMENT",
+    "env:OTEL_RESOURCE_ATTRIBUTES",
+    "env:ENVIRONMENT",
+];
+
+/// `env:` + each of [`CI_VARIABLES`].
+const CI_SOURCES: [&str; 11] = [
+    "env:CI",
+    "env:GITHUB_ACTIONS",
+    "env:GITLAB_CI",
+    "env:BUILDKITE",
+    "env:CIRCLECI",
+    "env:JENKINS_URL",
+    "env:TF_BUILD",
+    "env:TRAVIS",
+    "env:TEAMCITY_VERSION",
+    "env:BITBUCKET_BUILD_NUMBER",
+    "env:CODEBUILD_BUILD_ID",
+];
+
 /// The variable Kubernetes sets in every pod.
 pub const KUBERNETES_VARIABLE: &str = "KUBERNETES_SERVICE_HOST";
 
@@ -188,20 +220,27 @@ pub fn classify(facts: &Facts, config: &EnvironmentConfig) -> Detection {
     evidence.push(named_env_signal(
         facts,
         PRODGUARD_ENV,
+        "env:PRODGUARD_ENV",
         Strength::Declared,
         config,
     ));
     evidence.push(marker_signal(facts, config));
-    for var in CONVENTIONS {
+    for (var, source) in CONVENTIONS.into_iter().zip(CONVENTION_SOURCES) {
         evidence.push(match var {
             SPRING => spring_signal(facts, config),
             OTEL => otel_signal(facts, config),
-            _ => named_env_signal(facts, var, Strength::Declared, config),
+            _ => named_env_signal(facts, var, source, Strength::Declared, config),
         });
     }
-    evidence.push(named_env_signal(facts, "NODE_ENV", Strength::Hint, config));
-    for var in CI_VARIABLES {
-        evidence.push(ci_signal(facts, var));
+    evidence.push(named_env_signal(
+        facts,
+        "NODE_ENV",
+        "env:NODE_ENV",
+        Strength::Hint,
+        config,
+    ));
+    for (var, source) in CI_VARIABLES.into_iter().zip(CI_SOURCES) {
+        evidence.push(ci_signal(facts, var, source));
     }
     evidence.push(kubernetes_signal(facts));
     evidence.push(hostname_signal(facts, config));
@@ -224,10 +263,10 @@ pub fn classify(facts: &Facts, config: &EnvironmentConfig) -> Detection {
     } else {
         for &(i, _) in &hints {
             if let Some(e) = evidence.get_mut(i) {
-                e.meaning = if e.source == format!("env:{KUBERNETES_VARIABLE}") {
-                    format!("running in a Kubernetes cluster; {IGNORED}")
+                e.meaning = if e.source == "env:KUBERNETES_SERVICE_HOST" {
+                    format!("running in a Kubernetes cluster; {IGNORED}").into()
                 } else {
-                    format!("{}; {IGNORED}", e.meaning)
+                    format!("{}; {IGNORED}", e.meaning).into()
                 };
             }
         }
@@ -316,12 +355,14 @@ fn decide(evidence: &mut [Evidence], group: &[(usize, Tier)]) -> Option<Decided>
                     e.meaning = format!(
                         "{}; it decides: the signals disagree and the most sensitive tier wins",
                         e.meaning
-                    );
+                    )
+                    .into();
                 } else if tier != win_tier {
                     e.meaning = format!(
                         "{}; overruled: {decided_by} says {win_tier}, and the most sensitive tier wins",
                         e.meaning
-                    );
+                    )
+                    .into();
                 }
             }
         }
@@ -333,7 +374,7 @@ fn decide(evidence: &mut [Evidence], group: &[(usize, Tier)]) -> Option<Decided>
         Some(Conflict {
             sources: ordered
                 .iter()
-                .filter_map(|&(i, _)| evidence.get(i).map(|e| e.source.clone()))
+                .filter_map(|&(i, _)| evidence.get(i).map(|e| e.source.to_string()))
                 .collect(),
             tiers: ordered.iter().map(|&(_, t)| t).collect(),
             resolved: win_tier,
@@ -345,7 +386,7 @@ fn decide(evidence: &mut [Evidence], group: &[(usize, Tier)]) -> Option<Decided>
     Some(Decided {
         environment,
         tier: win_tier,
-        decided_by,
+        decided_by: decided_by.to_string(),
         conflict,
     })
 }
@@ -401,22 +442,27 @@ fn verb(strength: Strength) -> &'static str {
     }
 }
 
-fn unset(source: String, value: Option<String>, strength: Strength, meaning: &str) -> Evidence {
+fn unset(
+    source: impl Into<Cow<'static, str>>,
+    value: Option<String>,
+    strength: Strength,
+    meaning: impl Into<Cow<'static, str>>,
+) -> Evidence {
     Evidence {
-        source,
+        source: source.into(),
         value,
         environment: None,
         tier: None,
         strength,
         used: false,
-        meaning: meaning.to_string(),
+        meaning: meaning.into(),
     }
 }
 
 /// A signal that names an environment: `subject` is the start of its sentence,
 /// e.g. `APP_ENV=prod`, and `name` the folded, non-empty name.
 fn named(
-    source: String,
+    source: impl Into<Cow<'static, str>>,
     raw: String,
     subject: &str,
     name: String,
@@ -430,18 +476,18 @@ fn named(
         describe(&name, tier, mapping)
     );
     Evidence {
-        source,
+        source: source.into(),
         value: Some(raw),
         environment: Some(name),
         tier: Some(tier),
         strength,
         used: false,
-        meaning,
+        meaning: meaning.into(),
     }
 }
 
 fn explicit_signal(facts: &Facts, config: &EnvironmentConfig) -> Evidence {
-    let source = "explicit".to_string();
+    let source = "explicit";
     match &facts.explicit {
         None => unset(source, None, Strength::Explicit, NOT_SET),
         Some(raw) => {
@@ -465,10 +511,10 @@ fn explicit_signal(facts: &Facts, config: &EnvironmentConfig) -> Evidence {
 fn named_env_signal(
     facts: &Facts,
     var: &str,
+    source: &'static str,
     strength: Strength,
     config: &EnvironmentConfig,
 ) -> Evidence {
-    let source = format!("env:{var}");
     match facts.env.get(var) {
         None => unset(source, None, strength, NOT_SET),
         Some(raw) => {
@@ -524,7 +570,7 @@ fn marker_signal(facts: &Facts, config: &EnvironmentConfig) -> Evidence {
 
 /// `SPRING_PROFILES_ACTIVE=a,b,c`: the most sensitive profile that names a tier.
 fn spring_signal(facts: &Facts, config: &EnvironmentConfig) -> Evidence {
-    let source = format!("env:{SPRING}");
+    let source = "env:SPRING_PROFILES_ACTIVE";
     let Some(raw) = facts.env.get(SPRING) else {
         return unset(source, None, Strength::Declared, NOT_SET);
     };
@@ -576,19 +622,19 @@ fn spring_signal(facts: &Facts, config: &EnvironmentConfig) -> Evidence {
         ),
     };
     Evidence {
-        source,
+        source: source.into(),
         value: Some(raw.clone()),
         environment: Some(environment),
         tier: Some(tier),
         strength: Strength::Declared,
         used: false,
-        meaning,
+        meaning: meaning.into(),
     }
 }
 
 /// `OTEL_RESOURCE_ATTRIBUTES=k=v,…`: `deployment.environment.name`, else `deployment.environment`.
 fn otel_signal(facts: &Facts, config: &EnvironmentConfig) -> Evidence {
-    let source = format!("env:{OTEL}");
+    let source = "env:OTEL_RESOURCE_ATTRIBUTES";
     let Some(raw) = facts.env.get(OTEL) else {
         return unset(source, None, Strength::Declared, NOT_SET);
     };
@@ -673,8 +719,7 @@ fn hex_value(byte: u8) -> Option<u8> {
     }
 }
 
-fn ci_signal(facts: &Facts, var: &str) -> Evidence {
-    let source = format!("env:{var}");
+fn ci_signal(facts: &Facts, var: &str, source: &'static str) -> Evidence {
     match facts.env.get(var) {
         None => unset(source, None, Strength::Hint, NOT_SET),
         Some(raw) if raw.trim().is_empty() => {
@@ -682,13 +727,13 @@ fn ci_signal(facts: &Facts, var: &str) -> Evidence {
         }
         Some(raw) if !is_truthy(raw) => {
             let meaning = format!("{var}={} says this is not a CI run", normalise(raw));
-            unset(source, Some(raw.clone()), Strength::Hint, &meaning)
+            unset(source, Some(raw.clone()), Strength::Hint, meaning)
         }
         // Deploys run from CI as often as test suites do: a CI variable is
         // evidence (and makes the actor `ci`), never a reason to lower
         // protection.
         Some(raw) => Evidence {
-            source,
+            source: source.into(),
             value: Some(raw.clone()),
             environment: None,
             tier: None,
@@ -697,31 +742,32 @@ fn ci_signal(facts: &Facts, var: &str) -> Evidence {
             meaning: format!(
                 "{var} is set: a CI run; deploys run from CI too, so this does not lower \
                  protection (a test suite declares PRODGUARD_ENV=test)"
-            ),
+            )
+            .into(),
         },
     }
 }
 
 fn kubernetes_signal(facts: &Facts) -> Evidence {
-    let source = format!("env:{KUBERNETES_VARIABLE}");
+    let source = "env:KUBERNETES_SERVICE_HOST";
     match facts.env.get(KUBERNETES_VARIABLE) {
         None => unset(source, None, Strength::Hint, NOT_SET),
         Some(raw) if raw.trim().is_empty() => unset(source, Some(raw.clone()), Strength::Hint, EMPTY),
         Some(raw) => Evidence {
-            source,
+            source: source.into(),
             value: Some(raw.clone()),
             environment: Some("kubernetes".to_string()),
             tier: Some(Tier::Production),
             strength: Strength::Hint,
             used: false,
             meaning: "running in a Kubernetes cluster with no declared environment: treated as production"
-                .to_string(),
+                .into(),
         },
     }
 }
 
 fn hostname_signal(facts: &Facts, config: &EnvironmentConfig) -> Evidence {
-    let source = "hostname".to_string();
+    let source = "hostname";
     let Some(raw) = &facts.hostname else {
         return unset(source, None, Strength::Hint, NOT_SET);
     };
@@ -743,7 +789,7 @@ fn hostname_signal(facts: &Facts, config: &EnvironmentConfig) -> Evidence {
         .find(|hint| glob_matches_ci(&hint.pattern, &host))
     {
         Some(hint) => Evidence {
-            source,
+            source: source.into(),
             value: Some(raw.clone()),
             environment: Some(hint.tier.as_str().to_string()),
             tier: Some(hint.tier),
@@ -752,12 +798,13 @@ fn hostname_signal(facts: &Facts, config: &EnvironmentConfig) -> Evidence {
             meaning: format!(
                 "host name {host} matches the policy's pattern \"{}\", which hints at {}",
                 hint.pattern, hint.tier
-            ),
+            )
+            .into(),
         },
         None => {
             let meaning =
                 format!("host name {host} matches none of the policy's hostname patterns");
-            unset(source, Some(raw.clone()), Strength::Hint, &meaning)
+            unset(source, Some(raw.clone()), Strength::Hint, meaning)
         }
     }
 }
@@ -855,7 +902,7 @@ mod tests {
     #[test]
     fn every_convention_is_looked_at_in_precedence_order() {
         let d = detect(&[]);
-        let sources: Vec<&str> = d.evidence.iter().map(|e| e.source.as_str()).collect();
+        let sources: Vec<&str> = d.evidence.iter().map(|e| &*e.source).collect();
         let mut expected = vec![
             "explicit".to_string(),
             "env:PRODGUARD_ENV".to_string(),
@@ -960,6 +1007,19 @@ mod tests {
     }
 
     #[test]
+    fn static_source_tables_match_the_variable_lists() {
+        for (var, source) in CONVENTIONS.iter().zip(CONVENTION_SOURCES) {
+            assert_eq!(source, format!("env:{var}"));
+        }
+        for (var, source) in CI_VARIABLES.iter().zip(CI_SOURCES) {
+            assert_eq!(source, format!("env:{var}"));
+        }
+        assert_eq!(SPRING, "SPRING_PROFILES_ACTIVE");
+        assert_eq!(OTEL, "OTEL_RESOURCE_ATTRIBUTES");
+        assert_eq!(KUBERNETES_VARIABLE, "KUBERNETES_SERVICE_HOST");
+    }
+
+    #[test]
     fn unset_signals_are_recorded_as_evidence() {
         let d = detect(&[("APP_ENV", "staging")]);
         let e = evidence(&d, "env:RAILS_ENV");
@@ -977,7 +1037,7 @@ mod tests {
             .evidence
             .iter()
             .filter(|e| e.used)
-            .map(|e| e.source.as_str())
+            .map(|e| &*e.source)
             .collect();
         assert_eq!(used, ["env:APP_ENV"]);
         assert_eq!(

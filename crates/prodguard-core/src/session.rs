@@ -216,6 +216,49 @@ fn target_problem(target: &str) -> Option<&'static str> {
     }
 }
 
+/// The verdict of [`decide`] alone: the same `result`, without the
+/// explanation, and without allocating. For hot paths that only need to know
+/// whether an operation runs freely here (a program asking before every
+/// statement); anything but [`Verdict::Allow`] deserves the full [`decide`].
+///
+/// ```
+/// use prodguard_core::session::{Verdict, verdict};
+/// use prodguard_core::{Policy, Tier};
+///
+/// let policy = Policy::builtin_default_ref();
+/// assert_eq!(verdict(policy, Tier::Development, "db.migrate", Some("orders")), Verdict::Allow);
+/// assert_eq!(verdict(policy, Tier::Production, "db.migrate", Some("orders")), Verdict::Require);
+/// assert_eq!(verdict(policy, Tier::Development, "DB.Migrate", None), Verdict::Deny);
+/// ```
+pub fn verdict(policy: &Policy, tier: Tier, operation: &str, target: Option<&str>) -> Verdict {
+    if policy::validate_operation_name(operation).is_err()
+        || target.is_some_and(|t| target_problem(t).is_some())
+    {
+        return Verdict::Deny;
+    }
+    let mut requires = false;
+    // The actor kinds every restricting rule allows, as a bit set; `None`
+    // until a rule restricts actors (as in `Policy::evaluate`).
+    let mut actors: Option<u8> = None;
+    for rule in policy.rules.iter().filter(|r| r.matches(tier, operation)) {
+        if rule.deny.is_some() {
+            return Verdict::Deny;
+        }
+        requires |= !rule.require.is_empty();
+        if !rule.actors.is_empty() {
+            let allowed = rule.actors.iter().fold(0u8, |set, a| set | (1 << *a as u8));
+            actors = Some(actors.map_or(allowed, |set| set & allowed));
+        }
+    }
+    if actors == Some(0) {
+        Verdict::Deny
+    } else if requires {
+        Verdict::Require
+    } else {
+        Verdict::Allow
+    }
+}
+
 /// Evaluates the policy for `operation` in the detected environment.
 ///
 /// An invalid operation name yields a deny with exit code 125.
@@ -1011,6 +1054,74 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verdict_agrees_with_decide_everywhere() {
+        let policies = [
+            Policy::builtin_default(),
+            Policy::parse_toml(
+                "[[rule]]\noperations = [\"db.*\"]\ntiers = [\"production\", \"staging\"]\n\
+                 require = [\"audit\"]\nactors = [\"human\", \"ci\"]\n\
+                 [[rule]]\noperations = [\"db.drop\"]\ndeny = \"never\"\n\
+                 [[rule]]\noperations = [\"db.delete.?\"]\nactors = [\"agent\"]\nrequire = [\"confirm\"]\n\
+                 [[rule]]\noperations = [\"cache.*\", \"db.migrate\"]\ntiers = [\"development\"]\nrequire = [\"audit\"]\nactors = [\"service\"]\n",
+                "grid.toml",
+            )
+            .unwrap(),
+        ];
+        let tiers = [
+            Tier::Production,
+            Tier::Staging,
+            Tier::Development,
+            Tier::Test,
+            Tier::Local,
+            Tier::Unknown,
+        ];
+        let operations = [
+            "db.migrate",
+            "db.drop",
+            "db.delete.x",
+            "db.delete.xy",
+            "cache.flush",
+            "app",
+            "DB.Migrate",
+            "",
+            "db..x",
+            "db.*",
+        ];
+        let targets = [
+            None,
+            Some("orders"),
+            Some(""),
+            Some(" padded"),
+            Some("a\u{7}b"),
+        ];
+        for policy in &policies {
+            for tier in tiers {
+                let detection = Detection {
+                    environment: tier.to_string(),
+                    tier,
+                    protected: matches!(tier, Tier::Production | Tier::Unknown),
+                    decided_by: "explicit".into(),
+                    evidence: Vec::new(),
+                    conflicts: Vec::new(),
+                    hint: None,
+                };
+                for kind in operations {
+                    for target in targets {
+                        let mut operation = Operation::new(kind);
+                        operation.target = target.map(str::to_owned);
+                        assert_eq!(
+                            verdict(policy, tier, kind, target),
+                            decide(policy, &detection, &operation).result,
+                            "{kind} {target:?} in {tier} under {}",
+                            policy.source
+                        );
+                    }
+                }
+            }
+        }
+    }
     use crate::policy::{BackupSpec, Rule};
 
     fn detection(tier: Tier) -> Detection {

@@ -5,7 +5,7 @@
 //! Each runner collects every failing case and reports them all, by name,
 //! in one panic message.
 
-use prodguard_core::session::{Operation, decide};
+use prodguard_core::session::{Operation, decide, verdict};
 use prodguard_core::{Facts, Policy, Tier, classify};
 use serde::Deserialize;
 use serde_json::Value;
@@ -100,11 +100,24 @@ impl DecisionVector {
         let mut operation = Operation::new(self.operation.kind.clone());
         operation.target.clone_from(&self.operation.target);
         // Compare the decision as the faces see it: its JSON.
-        let decision = serde_json::to_value(decide(&policy, &detection, &operation))
+        let decided = decide(&policy, &detection, &operation);
+        let quick = verdict(
+            &policy,
+            detection.tier,
+            &operation.kind,
+            operation.target.as_deref(),
+        );
+        let decision = serde_json::to_value(&decided)
             .unwrap_or_else(|e| panic!("decision does not serialise: {e}"));
 
         let want = &self.expect;
         let mut out = Vec::new();
+        if quick != decided.result {
+            out.push(format!(
+                "verdict() says {quick:?}, decide() says {:?}",
+                decided.result
+            ));
+        }
         let mut check = |field: &str, got: String, expected: String| {
             if got != expected {
                 out.push(format!("{field}: got {got}, expected {expected}"));

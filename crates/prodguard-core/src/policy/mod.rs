@@ -414,10 +414,18 @@ impl Policy {
     /// The built-in default policy (what `policy show --default` prints):
     /// [`DEFAULT_POLICY_TOML`] parsed, with source `<default>`.
     pub fn builtin_default() -> Policy {
-        // The text is a constant that a test proves parses to exactly
-        // `hand_built_default()`; the fallback only avoids a panic path.
-        Policy::parse_toml(DEFAULT_POLICY_TOML, "<default>")
-            .unwrap_or_else(|_| Policy::hand_built_default())
+        Policy::builtin_default_ref().clone()
+    }
+
+    /// The built-in default policy, parsed once per process.
+    pub fn builtin_default_ref() -> &'static Policy {
+        static DEFAULT: std::sync::LazyLock<Policy> = std::sync::LazyLock::new(|| {
+            // The text is a constant that a test proves parses to exactly
+            // `hand_built_default()`; the fallback only avoids a panic path.
+            Policy::parse_toml(DEFAULT_POLICY_TOML, "<default>")
+                .unwrap_or_else(|_| Policy::hand_built_default())
+        });
+        &DEFAULT
     }
 
     /// The default policy built without parsing (the fallback of
