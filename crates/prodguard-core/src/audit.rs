@@ -619,30 +619,74 @@ impl ChainVerifier {
 
     /// Verifies `line` as the next record and advances.
     pub fn push(&mut self, line: &[u8]) -> Result<Link, ChainError> {
+        self.advance(ChainVerifier::precheck(line))
+    }
+
+    /// The part of verifying `line` that does not depend on the records
+    /// before it: parsing it and checking its hash against the `prev` it
+    /// names. Lines can be prechecked in any order, on any thread; then
+    /// [`ChainVerifier::advance`] takes the results in file order.
+    pub fn precheck(line: &[u8]) -> Prechecked<'_> {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
-        let (head, stored) = split_hash(line)?;
-        let parsed = serde_json::from_slice::<LinkFields<'_>>(line);
-        if hash_parts(&self.prev, &[head, b"}"]) != stored {
-            // Tell a broken link apart from edited bytes when the record still parses.
-            if let Ok(fields) = &parsed
-                && fields.prev != self.prev
-            {
-                return Err(ChainError::PrevMismatch {
-                    expected: self.prev.clone(),
-                    found: fields.prev.clone().into_owned(),
+        let (head, stored) = match split_hash(line) {
+            Ok(parts) => parts,
+            Err(e) => return Prechecked(Pre::Malformed(e)),
+        };
+        match serde_json::from_slice::<LinkFields<'_>>(line) {
+            Ok(fields) => {
+                let hash_ok = hash_parts(&fields.prev, &[head, b"}"]) == stored;
+                Prechecked(Pre::Parsed {
+                    fields,
+                    stored,
+                    hash_ok,
+                })
+            }
+            Err(e) => Prechecked(Pre::Unparsed {
+                head,
+                stored,
+                error: e.to_string(),
+            }),
+        }
+    }
+
+    /// Verifies a prechecked line as the next record and advances.
+    pub fn advance(&mut self, line: Prechecked<'_>) -> Result<Link, ChainError> {
+        let (fields, stored) = match line.0 {
+            Pre::Malformed(e) => return Err(e),
+            // Tell edited bytes apart from a record that hashes right but
+            // does not parse.
+            Pre::Unparsed {
+                head,
+                stored,
+                error,
+            } => {
+                return Err(if hash_parts(&self.prev, &[head, b"}"]) != stored {
+                    ChainError::HashMismatch
+                } else {
+                    ChainError::Malformed(error)
                 });
             }
-            return Err(ChainError::HashMismatch);
-        }
-        let fields = parsed.map_err(|e| ChainError::Malformed(e.to_string()))?;
+            Pre::Parsed {
+                fields,
+                stored,
+                hash_ok,
+            } => {
+                // A broken link, rather than edited bytes, when the record
+                // names another predecessor.
+                if fields.prev != self.prev {
+                    return Err(ChainError::PrevMismatch {
+                        expected: self.prev.clone(),
+                        found: fields.prev.into_owned(),
+                    });
+                }
+                if !hash_ok {
+                    return Err(ChainError::HashMismatch);
+                }
+                (fields, stored)
+            }
+        };
         if let Some(problem) = fields.seal_shape_problem() {
             return Err(ChainError::Malformed(problem.into()));
-        }
-        if fields.prev != self.prev {
-            return Err(ChainError::PrevMismatch {
-                expected: self.prev.clone(),
-                found: fields.prev.into_owned(),
-            });
         }
         if fields.seq != self.next_seq {
             return Err(ChainError::SeqMismatch {
@@ -674,8 +718,28 @@ impl ChainVerifier {
     }
 }
 
+/// A line checked on its own (see [`ChainVerifier::precheck`]), waiting for
+/// [`ChainVerifier::advance`] to check it against the chain.
+#[derive(Debug)]
+pub struct Prechecked<'a>(Pre<'a>);
+
+#[derive(Debug)]
+enum Pre<'a> {
+    Malformed(ChainError),
+    Unparsed {
+        head: &'a [u8],
+        stored: &'a str,
+        error: String,
+    },
+    Parsed {
+        fields: LinkFields<'a>,
+        stored: &'a str,
+        hash_ok: bool,
+    },
+}
+
 /// What the chain needs of a record; everything else is skipped unparsed.
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct LinkFields<'a> {
     seq: u64,
     #[serde(borrow)]

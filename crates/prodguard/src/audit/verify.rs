@@ -5,7 +5,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use prodguard_core::audit::{
-    AuditEvent, ChainVerifier, EventKind, GENESIS_PREV, MAX_RECORD_BYTES, SealChecker, SealKey,
+    AuditEvent, ChainVerifier, EventKind, GENESIS_PREV, MAX_RECORD_BYTES, Prechecked, SealChecker,
+    SealKey,
 };
 use serde::{Deserialize, Serialize};
 
@@ -242,99 +243,109 @@ fn verify_files(
         seals: 0,
         unsealed_tail: None,
     };
-    let mut line = Vec::new();
     let mut offset = 0u64;
     let count = files.len();
+    let mut batch = Vec::new();
+    let mut lines: Vec<(usize, usize)> = Vec::new();
     'files: for (index, (path, file)) in files.into_iter().enumerate() {
         let last_file = index + 1 == count;
         let mut reader = BufReader::with_capacity(256 * 1024, file);
         let mut line_no = 0u64;
         let mut file_offset = 0u64;
         loop {
-            line.clear();
-            // No line is longer than a record may be: a huge one is damage,
-            // not a reason to read the whole file into memory.
-            let n = (&mut reader)
-                .take(MAX_RECORD_BYTES as u64 + 1)
-                .read_until(b'\n', &mut line)?;
-            if n == 0 {
-                break;
+            let end_of_file = read_batch(&mut reader, &mut batch, &mut lines)?;
+            // Each line is parsed and hashed on its own, spread over the
+            // cores; the chain itself is then checked in order.
+            let mut prechecked = if report.damage.is_none() {
+                precheck_all(&batch, &lines)
+            } else {
+                Vec::new()
             }
-            line_no += 1;
-            let start = file_offset;
-            file_offset += n as u64;
-            if line.last() != Some(&b'\n') {
-                if n > MAX_RECORD_BYTES {
-                    if report.damage.is_none() {
+            .into_iter();
+            for &(begin, n) in &lines {
+                let line = &batch[begin..begin + n];
+                line_no += 1;
+                let start = file_offset;
+                file_offset += n as u64;
+                if line.last() != Some(&b'\n') {
+                    if n > MAX_RECORD_BYTES {
+                        if report.damage.is_none() {
+                            report.damage = Some(Damage {
+                                file: path.clone(),
+                                line: line_no,
+                                offset: start,
+                                expected_seq: verifier.next_seq(),
+                                problem: format!(
+                                    "a line longer than any record ({MAX_RECORD_BYTES} bytes)"
+                                ),
+                            });
+                        }
+                    } else if last_file {
+                        report.torn_tail_bytes = n as u64;
+                        // A record that lost only its newline is whole: repair
+                        // restores the newline instead of cutting it.
+                        report.torn_tail_is_record =
+                            report.damage.is_none() && verifier.clone().push(line).is_ok();
+                    } else if report.damage.is_none() {
                         report.damage = Some(Damage {
                             file: path.clone(),
                             line: line_no,
                             offset: start,
                             expected_seq: verifier.next_seq(),
-                            problem: format!(
-                                "a line longer than any record ({MAX_RECORD_BYTES} bytes)"
-                            ),
+                            problem: "a rotated file ends with an incomplete record".into(),
                         });
                     }
-                } else if last_file {
-                    report.torn_tail_bytes = n as u64;
-                    // A record that lost only its newline is whole: repair
-                    // restores the newline instead of cutting it.
-                    report.torn_tail_is_record =
-                        report.damage.is_none() && verifier.clone().push(&line).is_ok();
-                } else if report.damage.is_none() {
-                    report.damage = Some(Damage {
-                        file: path.clone(),
-                        line: line_no,
-                        offset: start,
-                        expected_seq: verifier.next_seq(),
-                        problem: "a rotated file ends with an incomplete record".into(),
+                    break 'files;
+                }
+                offset += n as u64;
+                if report.damage.is_some() {
+                    continue;
+                }
+                let Some(line) = prechecked.next() else {
+                    continue;
+                };
+                let checked = verifier
+                    .advance(line)
+                    .map_err(|e| e.to_string())
+                    .and_then(|link| match (&mut seals, &link.seal) {
+                        (Some(checker), Some(seal)) => checker
+                            .check(&link.log_id, link.seq, &link.prev, seal)
+                            .map(|()| link),
+                        _ => Ok(link),
                     });
-                }
-                break 'files;
-            }
-            offset += n as u64;
-            if report.damage.is_some() {
-                continue;
-            }
-            let checked = verifier
-                .push(&line)
-                .map_err(|e| e.to_string())
-                .and_then(|link| match (&mut seals, &link.seal) {
-                    (Some(checker), Some(seal)) => checker
-                        .check(&link.log_id, link.seq, &link.prev, seal)
-                        .map(|()| link),
-                    _ => Ok(link),
-                });
-            match checked {
-                Ok(link) => {
-                    if link.seal.is_some() && seals.is_some() {
-                        report.seals += 1;
+                match checked {
+                    Ok(link) => {
+                        if link.seal.is_some() && seals.is_some() {
+                            report.seals += 1;
+                        }
+                        report.records += 1;
+                        report.head_seq = link.seq;
+                        report.good_bytes = if last_file { file_offset } else { 0 };
+                        report.total_bytes = offset;
+                        if let Some(anchor) = anchor
+                            && link.seq == anchor.seq
+                        {
+                            report.anchor = Some(check_anchor(
+                                anchor,
+                                &link.log_id,
+                                verifier.head_hash(),
+                                offset,
+                            ));
+                        }
                     }
-                    report.records += 1;
-                    report.head_seq = link.seq;
-                    report.good_bytes = if last_file { file_offset } else { 0 };
-                    report.total_bytes = offset;
-                    if let Some(anchor) = anchor
-                        && link.seq == anchor.seq
-                    {
-                        report.anchor = Some(check_anchor(
-                            anchor,
-                            &link.log_id,
-                            verifier.head_hash(),
-                            offset,
-                        ));
+                    Err(problem) => {
+                        report.damage = Some(Damage {
+                            file: path.clone(),
+                            line: line_no,
+                            offset: start,
+                            expected_seq: verifier.next_seq(),
+                            problem,
+                        })
                     }
                 }
-                Err(problem) => {
-                    report.damage = Some(Damage {
-                        file: path.clone(),
-                        line: line_no,
-                        offset: start,
-                        expected_seq: verifier.next_seq(),
-                        problem,
-                    })
-                }
+            }
+            if end_of_file {
+                break;
             }
         }
     }
@@ -345,6 +356,76 @@ fn verify_files(
         report.unsealed_tail = Some(report.head_seq.saturating_sub(sealed));
     }
     Ok(report)
+}
+
+/// How much of a file is read and prechecked at once.
+const BATCH_BYTES: usize = 4 << 20;
+
+/// Reads whole lines into `batch` (their starts and lengths into `lines`)
+/// until it holds about [`BATCH_BYTES`]; returns whether the file ended. A
+/// line without its newline is always the batch's last.
+fn read_batch(
+    reader: &mut impl BufRead,
+    batch: &mut Vec<u8>,
+    lines: &mut Vec<(usize, usize)>,
+) -> std::io::Result<bool> {
+    batch.clear();
+    lines.clear();
+    while batch.len() < BATCH_BYTES {
+        let begin = batch.len();
+        // No line is longer than a record may be: a huge one is damage,
+        // not a reason to read the whole file into memory.
+        let n = reader
+            .take(MAX_RECORD_BYTES as u64 + 1)
+            .read_until(b'\n', batch)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        lines.push((begin, n));
+        if batch.last() != Some(&b'\n') {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Prechecks the complete lines of a batch, in order, on up to four threads.
+fn precheck_all<'a>(batch: &'a [u8], lines: &[(usize, usize)]) -> Vec<Prechecked<'a>> {
+    let complete: Vec<&[u8]> = lines
+        .iter()
+        .map(|&(begin, n)| &batch[begin..begin + n])
+        .filter(|line| line.last() == Some(&b'\n'))
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    if threads < 2 || complete.len() < 256 {
+        return complete.into_iter().map(ChainVerifier::precheck).collect();
+    }
+    let chunk = complete.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let mut chunks = complete.chunks(chunk);
+        let first = chunks.next().unwrap_or_default();
+        let others: Vec<_> = chunks
+            .map(|lines| {
+                scope.spawn(move || {
+                    lines
+                        .iter()
+                        .map(|line| ChainVerifier::precheck(line))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut all: Vec<Prechecked<'a>> = first
+            .iter()
+            .map(|line| ChainVerifier::precheck(line))
+            .collect();
+        for handle in others {
+            match handle.join() {
+                Ok(part) => all.extend(part),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        all
+    })
 }
 
 fn check_anchor(anchor: &Anchor, log_id: &str, hash: &str, bytes: u64) -> AnchorCheck {
