@@ -187,12 +187,38 @@ fn parse_key(hex: &str) -> Result<[u8; 32], Response> {
     unhex32(hex).ok_or_else(|| bad_request("the approval key must be 64 hex digits"))
 }
 
+/// The longest fact value read (a variable, a file, a host name). Real
+/// ones are short; a huge one would be echoed in the answer several times.
+pub const MAX_FACT_BYTES: usize = 64 * 1024;
+
+fn oversized_fact(facts: &Facts) -> Option<String> {
+    let values = facts
+        .env
+        .iter()
+        .chain(facts.files.iter())
+        .map(|(name, value)| (name.as_str(), value.len().max(name.len())))
+        .chain(facts.hostname.as_deref().map(|h| ("hostname", h.len())))
+        .chain(facts.explicit.as_deref().map(|e| ("explicit", e.len())));
+    for (name, len) in values {
+        if len > MAX_FACT_BYTES {
+            let name: String = name.chars().take(64).collect();
+            return Some(format!(
+                "the fact {name:?} is {len} bytes; facts are at most {MAX_FACT_BYTES} bytes"
+            ));
+        }
+    }
+    None
+}
+
 /// Evaluates a JSON [`Request`].
 pub fn evaluate_json(request: &str) -> Response {
     let request: Request = match serde_json::from_str(request) {
         Ok(request) => request,
         Err(e) => return bad_request(e),
     };
+    if let Some(problem) = oversized_fact(&request.facts) {
+        return bad_request(problem);
+    }
     let parsed;
     let policy = match &request.policy {
         Some(text) => match parse_policy(text) {
@@ -740,6 +766,30 @@ mod tests {
         ] {
             assert_eq!(audit_record_json(&bad.to_string()).status, 125, "{bad}");
         }
+    }
+
+    #[test]
+    fn oversized_facts_are_refused() {
+        let big = "p".repeat(MAX_FACT_BYTES + 1);
+        for facts in [
+            json!({"env": {"APP_ENV": big}}),
+            json!({"files": {"/etc/prodguard/environment": big}}),
+            json!({"hostname": big}),
+        ] {
+            let response =
+                evaluate_json(&json!({"facts": facts, "operation": {"kind": "x"}}).to_string());
+            assert_eq!(response.status, 125);
+            assert!(
+                response.body.contains("at most 65536 bytes"),
+                "{}",
+                response.body
+            );
+        }
+        let fits = "p".repeat(MAX_FACT_BYTES);
+        let response = evaluate_json(
+            &json!({"facts": {"env": {"APP_ENV": fits}}, "operation": {"kind": "x"}}).to_string(),
+        );
+        assert_eq!(response.status, 0);
     }
 
     #[test]

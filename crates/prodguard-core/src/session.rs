@@ -216,6 +216,15 @@ fn target_problem(target: &str) -> Option<&'static str> {
     }
 }
 
+/// An invalid name as quoted back in a reason: at most 80 characters, so
+/// a huge one is not echoed whole.
+fn shorten(name: &str) -> std::borrow::Cow<'_, str> {
+    match name.char_indices().nth(80) {
+        None => name.into(),
+        Some((end, _)) => format!("{}… ({} bytes)", &name[..end], name.len()).into(),
+    }
+}
+
 /// The verdict of [`decide`] alone: the same `result`, without the
 /// explanation, and without allocating. For hot paths that only need to know
 /// whether an operation runs freely here (a program asking before every
@@ -271,7 +280,7 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
             exit_code: exit::POLICY_ERROR,
             reasons: vec![format!(
                 "invalid operation name `{}`: {problem}",
-                operation.kind
+                shorten(&operation.kind)
             )],
             confirm_mode: ConfirmMode::Either,
             backup: None,
@@ -287,7 +296,7 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
             exit_code: exit::POLICY_ERROR,
             reasons: vec![format!(
                 "invalid target {:?}: {problem}",
-                operation.target.as_deref().unwrap_or("")
+                shorten(operation.target.as_deref().unwrap_or(""))
             )],
             confirm_mode: ConfirmMode::Either,
             backup: None,

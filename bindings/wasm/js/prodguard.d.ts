@@ -1,0 +1,340 @@
+// Types of @prodguard/wasm (prodguard.mjs). The JSON shapes are those of
+// bindings/wasm/ABI.md, version 1.x. Answers may carry fields added by a
+// later minor version; these types name the ones ABI 1.0 defines.
+
+/** The ABI major this loader speaks. */
+export declare const ABI_MAJOR: 1;
+
+/** The status codes of ABI.md (the CLI's exit codes, the C `prodguard_status`). */
+export declare const Status: {
+  /** Done: the answer is `{"ok": …}`. */
+  readonly OK: 0;
+  /** `out` or the request lies outside memory, or the request is not UTF-8. */
+  readonly INVALID_ARGUMENT: 2;
+  /** The module could not allocate (its answer, or the request). */
+  readonly OUT_OF_MEMORY: 4;
+  /** `verifyApproval`: the token does not approve this operation. */
+  readonly NOT_CONFIRMED: 121;
+  /** The request or the policy is invalid (malformed JSON, wrong types, unknown fields, a policy error, over 8 MiB). */
+  readonly INVALID_REQUEST: 125;
+};
+export type StatusCode = (typeof Status)[keyof typeof Status];
+/** A status that is not OK: the `code` of a ProdguardError. */
+export type ErrorCode = Exclude<StatusCode, 0>;
+
+/** The exports of prodguard.wasm. */
+export interface ProdguardExports {
+  readonly memory: WebAssembly.Memory;
+  prodguard_abi_version(): number;
+  prodguard_alloc(len: number): number;
+  prodguard_dealloc(ptr: number, len: number): void;
+  prodguard_evaluate(reqPtr: number, reqLen: number, out: number): number;
+  prodguard_audit_record(reqPtr: number, reqLen: number, out: number): number;
+  prodguard_verify_approval(reqPtr: number, reqLen: number, out: number): number;
+}
+export type ExportName = keyof ProdguardExports;
+/** The exports that take a JSON request. */
+export type CallName = 'prodguard_evaluate' | 'prodguard_audit_record' | 'prodguard_verify_approval';
+
+/** The exports of ABI 1.0 and their kinds. */
+export declare const EXPORTS: Readonly<{ memory: 'memory' } & Record<Exclude<ExportName, 'memory'>, 'function'>>;
+/** The names `callJson` accepts. */
+export declare const CALLS: readonly CallName[];
+
+/** A non-zero status from prodguard.wasm. */
+export declare class ProdguardError extends Error {
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions);
+  readonly name: 'ProdguardError';
+  /** The status (2, 4, 121 or 125). */
+  readonly code: ErrorCode;
+}
+
+/** What `load` takes: bytes, a compiled module, a Response (or a promise of one), or a path / URL. */
+export type LoadSource =
+  | ArrayBuffer
+  | ArrayBufferView
+  | WebAssembly.Module
+  | Response
+  | PromiseLike<Response>
+  | string
+  | URL;
+
+/**
+ * Loads prodguard.wasm and checks it: no imports, the ABI 1.0 exports, ABI
+ * major 1. A string or URL is a file in Node (a path or a `file:` URL) and
+ * is fetched elsewhere.
+ */
+export declare function load(source: LoadSource): Promise<Prodguard>;
+
+/** The raw answer of `callJson`. */
+export interface RawAnswer {
+  status: StatusCode;
+  /** The answer's JSON text; '' when the module wrote none (status 4). */
+  text: string;
+}
+
+/** One instance of prodguard.wasm. Calls are synchronous, so they run one at a time. */
+export interface Prodguard {
+  readonly abiVersion: Readonly<{ major: 1; minor: number }>;
+  /** The raw exports, for hosts that manage memory themselves. */
+  readonly exports: ProdguardExports;
+  /** The module's linear memory. */
+  readonly memory: WebAssembly.Memory;
+  /** Detection, decision and (with `evidence`) the session's verdict. A request may also be its JSON text. */
+  evaluate(request: EvaluateRequest | string): Evaluation;
+  /** An audit event chained to `prev` → the exact line to append and its hash. */
+  auditRecord(request: AuditRecordRequest | string): RecordLine;
+  /** An approval token's claims; throws a ProdguardError with code 121 when it does not approve. */
+  verifyApproval(request: VerifyApprovalRequest | string): Claims;
+  /**
+   * Calls an export with a request (JSON text, or UTF-8 bytes sent as they
+   * are) and answers the status and the answer's text. Frees everything it
+   * allocated. A trap (WebAssembly.RuntimeError) is rethrown, and the
+   * instance refuses further calls.
+   */
+  callJson(name: CallName, request: string | Uint8Array): RawAnswer;
+}
+
+// ---- requests -------------------------------------------------------------
+
+export type Tier = 'production' | 'staging' | 'development' | 'test' | 'local' | 'unknown';
+export type ActorKind = 'human' | 'ci' | 'agent' | 'service';
+export type RequirementKind = 'confirm' | 'backup' | 'audit';
+export type ConfirmMode = 'typed' | 'approval' | 'either';
+
+/** The snapshot detection looks at; the host gathers it (see `nodeFacts` in `@prodguard/wasm/node`). */
+export interface Facts {
+  /** Environment variables; a name not listed is unset. */
+  env?: Record<string, string>;
+  /** File contents by path; only the policy's marker file is looked at. */
+  files?: Record<string, string>;
+  hostname?: string | null;
+  /** An environment the program names itself. */
+  explicit?: string | null;
+}
+
+export interface Operation {
+  /** The dotted name, e.g. `db.migrate`. */
+  kind: string;
+  /** What it acts on, e.g. a database name. */
+  target?: string | null;
+  /** What identifies its content; approval tokens bind it. */
+  fingerprint?: string | null;
+}
+
+export interface Actor {
+  user: string;
+  kind: ActorKind;
+}
+
+/** A target's environment stamp. */
+export interface Stamp {
+  environment: string;
+  tier: Tier;
+  stamped_at?: string;
+  stamped_by?: string;
+}
+
+/** The backup the host made. */
+export interface BackupEvidence {
+  location: string;
+  /** Hex SHA-256 of its bytes. */
+  sha256: string;
+  bytes: number;
+  /** RFC 3339. */
+  created: string;
+  verified: boolean;
+  verification?: string | null;
+}
+
+/** What the host gathered for one attempt; anything missing counts as not given. */
+export interface Evidence {
+  actor: Actor;
+  /** A unique id for this attempt; it ties the intent to the outcome. */
+  attempt_id: string;
+  audit_error?: string | null;
+  stamp?: Stamp | null;
+  stamp_error?: string | null;
+  /** What the person typed when asked to confirm. */
+  typed?: string | null;
+  approval?: { token: string; key: string } | null;
+  backup?: BackupEvidence | null;
+  backup_error?: string | null;
+  /** At least 10 characters, where the policy allows break-glass. */
+  break_glass?: string | null;
+}
+
+interface EvaluateRequestBase {
+  facts?: Facts;
+  /** The policy as TOML text; absent or null: the built-in default policy. */
+  policy?: string | null;
+  operation: Operation;
+}
+
+/** A dry run (no evidence), or a whole guard session (evidence and `now`, RFC 3339). */
+export type EvaluateRequest = EvaluateRequestBase &
+  ({ evidence?: null; now?: string | null } | { evidence: Evidence; now: string });
+
+export interface AuditRecordRequest {
+  /** The log's identity, chosen by its first record. */
+  log_id: string;
+  /** 1 for the first record, then +1. */
+  seq: number;
+  /** RFC 3339. */
+  ts: string;
+  host: string;
+  pid: number;
+  /** The previous record's hash, or 64 zeros for the first record. */
+  prev: string;
+  event: AuditEvent;
+}
+
+export interface VerifyApprovalRequest {
+  /** `pga1.…` */
+  token: string;
+  /** 64 hex digits. */
+  key: string;
+  operation: Operation;
+  environment: string;
+  tier: Tier;
+  requester: string;
+  four_eyes?: boolean;
+  /** RFC 3339. */
+  now: string;
+}
+
+// ---- answers --------------------------------------------------------------
+
+/** One signal detection looked at. */
+export interface Signal {
+  /** e.g. `env:APP_ENV`, `file:/etc/prodguard/environment`, `hostname`. */
+  source: string;
+  value: string | null;
+  environment: string | null;
+  tier: Tier | null;
+  strength: 'explicit' | 'declared' | 'hint';
+  used: boolean;
+  meaning: string;
+}
+
+export interface Conflict {
+  sources: string[];
+  tiers: Tier[];
+  resolved: Tier;
+}
+
+/** What `prodguard detect --json` prints. */
+export interface Detection {
+  environment: string;
+  tier: Tier;
+  protected: boolean;
+  /** e.g. `explicit`, `env:APP_ENV`, `file:…`, `hostname`, `default`, `policy:environment.unknown`. */
+  decided_by: string;
+  evidence: Signal[];
+  conflicts: Conflict[];
+  hint?: string | null;
+}
+
+export interface RequirementView {
+  kind: RequirementKind;
+  rule: string;
+  /** For people. */
+  how: string;
+}
+
+/** What `prodguard check --json` prints. */
+export interface Decision {
+  result: 'allow' | 'deny' | 'require';
+  /** null when no rule decided (allow, or an invalid operation name). */
+  rule: string | null;
+  /** In the order confirm, backup, audit. */
+  requirements: RequirementView[];
+  /** What a run without a terminal and without evidence would exit with. */
+  exit_code: 0 | 120 | 121 | 125;
+  /** For people. */
+  reasons: string[];
+}
+
+/** What a person must confirm. */
+export interface Challenge {
+  operation: string;
+  target: string | null;
+  environment: string;
+  tier: Tier;
+  /** Why it is protected, for the prompt. */
+  why: string;
+  /** What they must type: the target's name, or the environment's. */
+  expected: string;
+  mode: ConfirmMode;
+}
+
+export interface Denial {
+  exit_code: DenialExitCode;
+  rule: string | null;
+  missing: string;
+  next_step: string;
+  /** Whether the refusal reached the audit log. */
+  recorded: boolean;
+}
+export type DenialExitCode = 120 | 121 | 122 | 123 | 124 | 125;
+
+/** Whether the operation may run now. Append `record` durably before running it. */
+export type SessionVerdict =
+  | { step: 'proceed'; exit_code: 0; challenge?: Challenge; record?: AuditEvent }
+  | { step: 'deny'; exit_code: DenialExitCode; denial: Denial; challenge?: Challenge; record?: AuditEvent };
+
+/** The answer of `evaluate`. */
+export interface Evaluation {
+  detection: Detection;
+  decision: Decision;
+  /** Present when the request carried evidence. */
+  session?: SessionVerdict;
+}
+
+export type EventKind = 'intent' | 'outcome' | 'refusal' | 'note' | 'recovery' | 'seal';
+
+/** An audit event: the `record` of a session, an outcome, a note, …. */
+export interface AuditEvent {
+  kind: EventKind;
+  attempt_id?: string;
+  actor?: Actor;
+  op?: { kind: string; target?: string; env: string; tier: Tier; decided_by: string; fingerprint?: string };
+  decision?: {
+    /** `allow`, `deny`, `require`, or the final `refused` / `proceed`. */
+    result: string;
+    rule?: string;
+    requirements?: RequirementKind[];
+    reasons?: string[];
+    exit_code?: number;
+  };
+  backup?: BackupEvidence;
+  confirm?: { method: 'typed' | 'approval' | 'break-glass'; approver?: string; token_id?: string; exp?: string };
+  outcome?: { status: 'ok' | 'failed' | 'panicked'; duration_ms: number; error?: string; exit_code?: number };
+  message?: string;
+  seal?: { epoch: number; mac: string };
+}
+
+/** The answer of `auditRecord`. */
+export interface RecordLine {
+  /** The exact record to append, ending in a newline. */
+  line: string;
+  /** 64 hex digits: the next record's `prev`. */
+  hash: string;
+}
+
+/** The claims of a token that approves the operation. Spend `nonce` once. */
+export interface Claims {
+  v: 1;
+  op: string;
+  target: string;
+  env: string;
+  tier: Tier;
+  fingerprint?: string;
+  approver: string;
+  approver_kind?: ActorKind;
+  /** RFC 3339. */
+  iat: string;
+  /** RFC 3339. */
+  exp: string;
+  nonce: string;
+}
