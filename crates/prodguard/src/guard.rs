@@ -10,7 +10,7 @@ use prodguard_core::approval::Expected;
 use prodguard_core::audit::{Actor, AuditEvent, ConfirmEvidence, EventKind, OutcomeRecord};
 use prodguard_core::policy::ConfirmMode;
 use prodguard_core::session::{
-    ConfirmationAnswer, Decision, Operation, Session, SessionInput, Step, decide,
+    self, ConfirmationAnswer, Decision, Operation, Session, SessionInput, Step, Verdict, decide,
 };
 use prodguard_core::{Detection, Facts, Policy, classify};
 
@@ -262,6 +262,22 @@ impl Guard {
     /// Who acts through this guard.
     pub fn actor(&self) -> &Actor {
         &self.actor
+    }
+
+    /// Whether `operation` on `target` would run freely here (`Allow`), is
+    /// refused (`Deny`) or has requirements (`Require`): the policy's verdict
+    /// alone, without allocating, for a program that asks before every
+    /// statement. Running it still goes through [`Guard::operation`].
+    ///
+    /// ```
+    /// use prodguard::{Guard, Verdict};
+    ///
+    /// let guard = Guard::builder().environment("development").build()?;
+    /// assert_eq!(guard.verdict("db.migrate", Some("orders")), Verdict::Allow);
+    /// # Ok::<(), prodguard::GuardError>(())
+    /// ```
+    pub fn verdict(&self, operation: &str, target: Option<&str>) -> Verdict {
+        session::verdict(&self.policy, self.detection.tier, operation, target)
     }
 
     /// The audit sink (to add notes to the same chain).

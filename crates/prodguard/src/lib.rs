@@ -42,7 +42,7 @@ use std::sync::OnceLock;
 
 pub use error::GuardError;
 pub use guard::{Guard, GuardBuilder, GuardedOperation, Permit};
-pub use prodguard_core::session::{Decision, Operation};
+pub use prodguard_core::session::{Decision, Operation, Verdict};
 pub use prodguard_core::{Detection, Policy, Tier};
 
 static DETECTION: OnceLock<Detection> = OnceLock::new();
