@@ -75,11 +75,21 @@ impl Node {
 pub(crate) struct Locator<'a> {
     text: &'a str,
     file: &'a str,
+    /// Where each line starts: found once, so locating every rule of a
+    /// long policy stays linear.
+    line_starts: Vec<usize>,
 }
 
 impl<'a> Locator<'a> {
     pub(crate) fn new(text: &'a str, file: &'a str) -> Self {
-        Locator { text, file }
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(at, _)| at + 1))
+            .collect();
+        Locator {
+            text,
+            file,
+            line_starts,
+        }
     }
 
     /// The 1-based line and column (in characters) of byte `offset`.
@@ -92,10 +102,14 @@ impl<'a> Locator<'a> {
         while !self.text.is_char_boundary(offset) {
             offset -= 1;
         }
-        let before = &self.text[..offset];
-        let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |p| p + 1);
-        let mut line_text = &before[line_start..];
+        // The number of line starts at or before `offset` is the line.
+        let line = self.line_starts.partition_point(|&start| start <= offset);
+        let line_start = self
+            .line_starts
+            .get(line.saturating_sub(1))
+            .copied()
+            .unwrap_or(0);
+        let mut line_text = self.text.get(line_start..offset).unwrap_or("");
         if line_start == 0 {
             line_text = line_text.strip_prefix('\u{feff}').unwrap_or(line_text);
         }
