@@ -1,0 +1,206 @@
+//! Finding (and building) what the faces' measurements run: the C
+//! library, the CLI and the Wasm module.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+use crate::{BenchError, Budget};
+
+/// The workspace's root directory (where `Cargo.toml` lists the members).
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .and_then(Path::parent)
+        .map_or_else(|| manifest.to_path_buf(), Path::to_path_buf)
+}
+
+/// `CARGO_TARGET_DIR` (relative to the workspace root when relative), else
+/// the workspace's `target/`.
+pub fn default_target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()) {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            if dir.is_absolute() {
+                dir
+            } else {
+                workspace_root().join(dir)
+            }
+        }
+        None => workspace_root().join("target"),
+    }
+}
+
+/// `debug` or `release`: the profile directory of this build's artifacts.
+pub fn this_profile() -> &'static str {
+    if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    }
+}
+
+/// `target/<profile>/`.
+pub fn profile_dir(budget: &Budget) -> PathBuf {
+    budget.target_dir.join(&budget.profile)
+}
+
+/// The directory holding `prodguard.h`.
+pub fn c_include_dir() -> PathBuf {
+    workspace_root().join("bindings/c/include")
+}
+
+fn cargo() -> std::ffi::OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+/// The last lines of a command's stderr, for an error message.
+fn tail(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+/// Runs `command`; `Ok(false)` when the program itself could not be
+/// started (no cargo here), an error when it ran and failed.
+fn run_build(mut command: Command, what: &str) -> Result<bool, BenchError> {
+    let output = match command
+        .current_dir(workspace_root())
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(output) => output,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(BenchError::io(format!("run `{what}`"), e)),
+    };
+    if output.status.success() {
+        Ok(true)
+    } else {
+        Err(BenchError::new(format!(
+            "`{what}` failed ({}):\n{}",
+            output.status,
+            tail(&output.stderr)
+        )))
+    }
+}
+
+/// The packages the faces' measurements need, built in one command (as
+/// the test setup builds them: the same feature unification, so nothing is
+/// rebuilt).
+pub const FACE_PACKAGES: [&str; 2] = ["prodguard-ffi", "prodguard-cli"];
+
+/// What has been built in this process, by (target dir, profile or
+/// "wasm"), with how it went.
+type Built = Vec<((PathBuf, String), Result<(), BenchError>)>;
+static BUILT: Mutex<Built> = Mutex::new(Vec::new());
+
+/// Runs `build` once per process for `key` when the budget builds
+/// prerequisites; later calls get the first call's result.
+fn once(
+    budget: &Budget,
+    key: &str,
+    build: impl FnOnce() -> Result<bool, BenchError>,
+) -> Result<(), BenchError> {
+    if !budget.build_prerequisites {
+        return Ok(());
+    }
+    let entry = (budget.target_dir.clone(), key.to_owned());
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, result)) = built.iter().find(|(k, _)| *k == entry) {
+        return result.clone();
+    }
+    let result = build().map(|_| ());
+    built.push((entry, result.clone()));
+    result
+}
+
+fn face_build_command(budget: &Budget) -> String {
+    let mut what = String::from("cargo build");
+    for package in FACE_PACKAGES {
+        what.push_str(" -p ");
+        what.push_str(package);
+    }
+    if budget.profile == "release" {
+        what.push_str(" --release");
+    }
+    what
+}
+
+/// Builds the C library and the CLI for this profile (`cargo build -p
+/// prodguard-ffi -p prodguard-cli [--release]`), once per process, when
+/// the budget builds prerequisites: a no-op when they are fresh.
+pub fn build_faces(budget: &Budget) -> Result<(), BenchError> {
+    once(budget, &budget.profile, || {
+        let mut command = Command::new(cargo());
+        command.args(["build", "-q"]);
+        for package in FACE_PACKAGES {
+            command.args(["-p", package]);
+        }
+        command.arg("--target-dir").arg(&budget.target_dir);
+        if budget.profile == "release" {
+            command.arg("--release");
+        }
+        run_build(command, &face_build_command(budget))
+    })
+}
+
+fn face_artifact(budget: &Budget, artifact: PathBuf) -> Result<PathBuf, BenchError> {
+    build_faces(budget)?;
+    if artifact.exists() {
+        Ok(artifact)
+    } else {
+        Err(BenchError::new(format!(
+            "{} is missing: build it with `{}` (from the workspace root)",
+            artifact.display(),
+            face_build_command(budget)
+        )))
+    }
+}
+
+/// `target/<profile>/libprodguard.so`, the C library (`prodguard-ffi`).
+pub fn libprodguard(budget: &Budget) -> Result<PathBuf, BenchError> {
+    face_artifact(budget, profile_dir(budget).join("libprodguard.so"))
+}
+
+/// `target/<profile>/prodguard`, the CLI (`prodguard-cli`).
+pub fn prodguard_cli(budget: &Budget) -> Result<PathBuf, BenchError> {
+    face_artifact(budget, profile_dir(budget).join("prodguard"))
+}
+
+/// `target/prodguard.wasm`, after `scripts/build-wasm` (once per process)
+/// when the budget builds prerequisites.
+pub fn prodguard_wasm(budget: &Budget) -> Result<PathBuf, BenchError> {
+    let artifact = budget.target_dir.join("prodguard.wasm");
+    once(budget, "wasm", || {
+        let mut command = Command::new("bash");
+        command
+            .arg(workspace_root().join("scripts/build-wasm"))
+            .env("CARGO_TARGET_DIR", &budget.target_dir);
+        run_build(command, "scripts/build-wasm")
+    })?;
+    if artifact.exists() {
+        Ok(artifact)
+    } else {
+        Err(BenchError::new(format!(
+            "{} is missing: build it with `scripts/build-wasm` (from the workspace root)",
+            artifact.display()
+        )))
+    }
+}
+
+/// Builds (or checks) every prerequisite the measurements in `names` need,
+/// so that their own timers do not include a build.
+pub fn prepare(budget: &Budget, names: &[&str]) -> Result<(), BenchError> {
+    use crate::{C_CALL_VS_RUST, EXEC_OVERHEAD_MS, WASM_DECISION_US};
+    if names
+        .iter()
+        .any(|n| [C_CALL_VS_RUST, EXEC_OVERHEAD_MS].contains(n))
+    {
+        build_faces(budget)?;
+    }
+    if names.contains(&WASM_DECISION_US) {
+        prodguard_wasm(budget)?;
+    }
+    Ok(())
+}
