@@ -36,6 +36,8 @@ pub mod confirm;
 mod error;
 pub mod facts;
 mod guard;
+#[cfg(feature = "postgres")]
+pub mod pg;
 pub mod stamp;
 
 use std::sync::OnceLock;

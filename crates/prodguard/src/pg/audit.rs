@@ -1,0 +1,519 @@
+//! The audit trail in PostgreSQL: one hash chain shared by every host.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use postgres::{Client, IsolationLevel};
+use prodguard_core::Timestamp;
+use prodguard_core::audit::{
+    AuditEvent, ChainVerifier, Envelope, GENESIS_PREV, Record, encode_record,
+};
+use prodguard_core::policy::Durability;
+
+use super::{PgError, PgServer, describe};
+use crate::audit::{
+    Anchor, AnchorCheck, AppendReceipt, AuditError, AuditSink, Damage, SpendError, VerifyReport,
+};
+use crate::facts;
+
+/// The advisory lock (transaction-scoped) that serialises appends to
+/// `prodguard_audit` across every host.
+pub(crate) const AUDIT_LOCK_KEY: i64 = 0x7067_6400_0000_0002;
+
+/// How long an append waits for the audit lock before giving up (another
+/// host's append holds it for milliseconds; minutes mean something is stuck).
+const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The audit sink of fleet mode: records go to the table `prodguard_audit`
+/// of one PostgreSQL server, chained exactly as in a file.
+///
+/// Each append is one transaction: take `pg_advisory_xact_lock` (so appends
+/// from every host are serialised), read and check the last row, build the
+/// record chained to it with [`encode_record`], insert it, commit with
+/// `synchronous_commit = on`. The receipt is returned only after the commit.
+/// The first record of an empty table starts a new log (a fresh `log_id`,
+/// `prev` = [`GENESIS_PREV`]).
+///
+/// An intent that spends an approval token inserts the token's nonce into
+/// `prodguard_spent` in the same transaction; a nonce already there means the
+/// token was used (on any host) and nothing is appended.
+///
+/// The server is connected on first use (creating the tables if needed) and
+/// reconnected after a broken connection; an append that fails is never
+/// retried, and every failure is an [`AuditError`], so a guard that requires
+/// audit refuses (exit 123). Messages name the server, never its password.
+///
+/// ```no_run
+/// use prodguard::audit::AuditSink;
+/// use prodguard::pg::PgAuditSink;
+/// use prodguard_core::audit::AuditEvent;
+/// let sink = PgAuditSink::new("postgresql://prodguard@db.internal/fleet")?;
+/// let receipt = sink.append(&AuditEvent::note("maintenance window opened"))?;
+/// println!("committed as seq {}", receipt.seq);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct PgAuditSink {
+    server: PgServer,
+    host: String,
+    durability: Durability,
+    lock_timeout: Duration,
+    client: Mutex<Option<Client>>,
+}
+
+impl std::fmt::Debug for PgAuditSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgAuditSink")
+            .field("server", &self.server.name())
+            .field("durability", &self.durability)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A failure inside an append's transaction.
+enum Fail {
+    Pg(&'static str, postgres::Error),
+    Corrupt(String),
+}
+
+/// What an append did.
+enum Appended {
+    Done(AppendReceipt),
+    AlreadySpent { seq: u64, by: String },
+}
+
+/// The chain's head as the last row says.
+struct Head {
+    seq: u64,
+    hash: String,
+    log_id: String,
+}
+
+impl PgAuditSink {
+    /// A sink for the server at `url`; nothing is connected until the first
+    /// append or check.
+    pub fn new(url: &str) -> Result<Self, PgError> {
+        PgServer::parse(url).map(Self::for_server)
+    }
+
+    /// A sink for `server`.
+    pub fn for_server(server: PgServer) -> Self {
+        PgAuditSink {
+            server,
+            host: facts::hostname().unwrap_or_else(|| "unknown".into()),
+            durability: Durability::Fdatasync,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            client: Mutex::new(None),
+        }
+    }
+
+    /// A sink with the policy's `[audit] durability`: `fdatasync` commits
+    /// with `synchronous_commit = on` (the default), `none` (tests only)
+    /// with it off.
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// How long an append waits for another host's append (default 30 s).
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// The server, as messages name it.
+    pub fn server(&self) -> &PgServer {
+        &self.server
+    }
+
+    fn unavailable(&self, op: &'static str, detail: String) -> AuditError {
+        unavailable(&self.server, op, detail)
+    }
+
+    fn pg_error(&self, e: PgError) -> AuditError {
+        pg_to_audit(&self.server, e, "[audit] sink")
+    }
+
+    fn fail(&self, fail: Fail) -> AuditError {
+        match fail {
+            Fail::Pg(op, source) if source.is_closed() => self.unavailable(
+                op,
+                format!(
+                    "{}; the connection to the server was lost, so the record may not have been written",
+                    describe(&source)
+                ),
+            ),
+            Fail::Pg(op, source) => self.unavailable(op, describe(&source)),
+            Fail::Corrupt(detail) => AuditError::Corrupt {
+                path: PathBuf::from(format!("{} (table prodguard_audit)", self.server.name())),
+                detail,
+            },
+        }
+    }
+
+    /// Runs `f` on this sink's connection, connecting (and creating the
+    /// tables) first if there is none; a connection that broke is dropped,
+    /// so the next call reconnects.
+    fn with_client<T>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, Fail>,
+    ) -> Result<T, AuditError> {
+        let mut slot = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.as_ref().is_some_and(Client::is_closed) {
+            *slot = None;
+        }
+        let client = match &mut *slot {
+            Some(client) => client,
+            None => {
+                let client = self
+                    .server
+                    .connect_initialized()
+                    .map_err(|e| self.pg_error(e))?;
+                slot.insert(client)
+            }
+        };
+        let result = f(client);
+        if result.is_err() && client.is_closed() {
+            *slot = None;
+        }
+        result.map_err(|e| self.fail(e))
+    }
+
+    fn append_tx(
+        &self,
+        client: &mut Client,
+        event: &AuditEvent,
+        spend: Option<(&str, Timestamp)>,
+    ) -> Result<Appended, Fail> {
+        let pg = |op| move |e| Fail::Pg(op, e);
+        // Read committed whatever the server's default: the last row must be
+        // read with a snapshot taken after the lock is granted.
+        let mut tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::ReadCommitted)
+            .start()
+            .map_err(pg("begin a transaction"))?;
+        let sync = match self.durability {
+            Durability::Fdatasync => "on",
+            Durability::None => "off",
+        };
+        let timeout_ms = self.lock_timeout.as_millis().clamp(1, i32::MAX as u128);
+        tx.batch_execute(&format!(
+            "SET LOCAL lock_timeout = {timeout_ms}; SET LOCAL synchronous_commit = {sync}"
+        ))
+        .map_err(pg("configure the transaction"))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK_KEY])
+            .map_err(pg("take the audit lock"))?;
+        let row = tx
+            .query_opt(
+                "SELECT seq, hash, log_id, record FROM prodguard_audit ORDER BY id DESC LIMIT 1",
+                &[],
+            )
+            .map_err(pg("read the last record"))?;
+        let head = match row {
+            Some(row) => Some(check_head(
+                row.try_get(0).map_err(pg("read the last record"))?,
+                row.try_get(1).map_err(pg("read the last record"))?,
+                row.try_get(2).map_err(pg("read the last record"))?,
+                row.try_get(3).map_err(pg("read the last record"))?,
+            )?),
+            None => None,
+        };
+        let (seq, prev, log_id) = match head {
+            Some(head) => (head.seq, head.hash, head.log_id),
+            None => (0, GENESIS_PREV.to_owned(), facts::random_id()),
+        };
+        let seq = seq
+            .checked_add(1)
+            .filter(|&s| i64::try_from(s).is_ok())
+            .ok_or_else(|| Fail::Corrupt("seq is at its maximum".into()))?;
+        let seq_db = i64::try_from(seq).map_err(|e| Fail::Corrupt(e.to_string()))?;
+        if let Some((token_id, issued)) = spend {
+            let issued_secs = issued.unix_micros() as f64 / 1e6;
+            let inserted = tx
+                .execute(
+                    "INSERT INTO prodguard_spent (token_id, log_id, seq, host, issued) \
+                     VALUES ($1, $2, $3, $4, to_timestamp($5)) ON CONFLICT (token_id) DO NOTHING",
+                    &[&token_id, &log_id, &seq_db, &self.host, &issued_secs],
+                )
+                .map_err(pg("record the approval as spent"))?;
+            if inserted == 0 {
+                let row = tx
+                    .query_one(
+                        "SELECT seq, coalesce(host, ''), \
+                         to_char(spent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
+                         FROM prodguard_spent WHERE token_id = $1",
+                        &[&token_id],
+                    )
+                    .map_err(pg("read the spent approval"))?;
+                let seq: Option<i64> = row.try_get(0).map_err(pg("read the spent approval"))?;
+                let host: String = row.try_get(1).map_err(pg("read the spent approval"))?;
+                let at: String = row.try_get(2).map_err(pg("read the spent approval"))?;
+                // Nothing was written: let the transaction roll back.
+                drop(tx);
+                return Ok(Appended::AlreadySpent {
+                    seq: seq.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                    by: format!("host {host} at {at}"),
+                });
+            }
+        }
+        let envelope = Envelope {
+            log_id: log_id.clone(),
+            seq,
+            ts: facts::now(),
+            host: self.host.clone(),
+            pid: std::process::id(),
+        };
+        let (line, hash) =
+            encode_record(&envelope, event, &prev).map_err(|e| Fail::Corrupt(e.to_string()))?;
+        let line = line.strip_suffix(b"\n").unwrap_or(&line);
+        let record = std::str::from_utf8(line).map_err(|e| Fail::Corrupt(e.to_string()))?;
+        tx.execute(
+            "INSERT INTO prodguard_audit (log_id, seq, hash, record) VALUES ($1, $2, $3, $4)",
+            &[&log_id, &seq_db, &hash, &record],
+        )
+        .map_err(pg("insert the record"))?;
+        tx.commit().map_err(pg("commit"))?;
+        tracing::info!(target: "prodguard::audit", %record, server = %self.server, "audit record appended");
+        Ok(Appended::Done(AppendReceipt { seq, hash }))
+    }
+}
+
+/// An [`AuditError`] naming `server`: any of them makes a guard that
+/// requires audit refuse (exit 123).
+pub(super) fn unavailable(server: &PgServer, op: &'static str, detail: String) -> AuditError {
+    AuditError::Io {
+        path: PathBuf::from(server.name()),
+        op,
+        source: std::io::Error::other(detail),
+    }
+}
+
+/// `e` as an [`AuditError`]; `key` names the policy key that gave the URL.
+pub(super) fn pg_to_audit(server: &PgServer, e: PgError, key: &str) -> AuditError {
+    match e {
+        PgError::Connect { source, .. } => unavailable(
+            server,
+            "connect",
+            format!(
+                "{}; check that the PostgreSQL server is running and reachable from this \
+                 host, and the URL ({key})",
+                describe(&source)
+            ),
+        ),
+        PgError::Query { op, source, .. } => unavailable(server, op, describe(&source)),
+        PgError::Schema { source, .. } => {
+            unavailable(server, "set up the prodguard tables", source.to_string())
+        }
+        PgError::BadUrl { detail } => unavailable(server, "parse the URL", detail),
+    }
+}
+
+/// Checks the last row: its record must hash correctly, and its columns
+/// must agree with it; the chain continues from the record's own hash.
+fn check_head(seq: i64, hash: String, log_id: String, record: String) -> Result<Head, Fail> {
+    let corrupt = |detail: String| {
+        Fail::Corrupt(format!(
+            "the last row (seq {seq}) does not verify: {detail}; run `prodguard audit verify --postgres URL` to find the damage"
+        ))
+    };
+    let parsed: Record = serde_json::from_str(&record).map_err(|e| corrupt(e.to_string()))?;
+    let mut verifier = ChainVerifier::resume(parsed.prev.clone(), parsed.seq, None);
+    let link = verifier
+        .push(record.as_bytes())
+        .map_err(|e| corrupt(e.to_string()))?;
+    if i64::try_from(link.seq).ok() != Some(seq) || link.hash != hash || link.log_id != log_id {
+        return Err(corrupt(
+            "its seq, hash or log_id column differs from its record".into(),
+        ));
+    }
+    Ok(Head {
+        seq: link.seq,
+        hash: link.hash,
+        log_id: link.log_id,
+    })
+}
+
+impl AuditSink for PgAuditSink {
+    fn append(&self, event: &AuditEvent) -> Result<AppendReceipt, AuditError> {
+        match self.with_client(|client| self.append_tx(client, event, None))? {
+            Appended::Done(receipt) => Ok(receipt),
+            // Only spending appends can find a token spent.
+            Appended::AlreadySpent { .. } => Err(self.unavailable(
+                "append",
+                "an append without an approval found one spent".into(),
+            )),
+        }
+    }
+
+    fn append_spending(
+        &self,
+        event: &AuditEvent,
+        token_id: &str,
+        issued: Timestamp,
+    ) -> Result<AppendReceipt, SpendError> {
+        match self.with_client(|client| self.append_tx(client, event, Some((token_id, issued))))? {
+            Appended::Done(receipt) => Ok(receipt),
+            Appended::AlreadySpent { seq, by } => Err(SpendError::Spent {
+                seq,
+                file: PathBuf::from(format!("{} ({by})", self.server.name())),
+            }),
+        }
+    }
+
+    fn check(&self) -> Result<(), AuditError> {
+        self.with_client(|client| {
+            let row = client
+                .query_opt(
+                    "SELECT seq, hash, log_id, record FROM prodguard_audit ORDER BY id DESC LIMIT 1",
+                    &[],
+                )
+                .map_err(|e| Fail::Pg("read the last record", e))?;
+            if let Some(row) = row {
+                let get = |e| Fail::Pg("read the last record", e);
+                check_head(
+                    row.try_get(0).map_err(get)?,
+                    row.try_get(1).map_err(get)?,
+                    row.try_get(2).map_err(get)?,
+                    row.try_get(3).map_err(get)?,
+                )?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Verifies the whole audit trail in `prodguard_audit` of `server` (rows in
+/// `id` order) with the same chain verifier as a file: an edited, deleted,
+/// reordered or spliced row is damage; so is a row whose `seq`, `hash` or
+/// `log_id` column disagrees with its record. Bytes count each record plus a
+/// newline, as in a file, so [`Anchor`]s work the same way.
+///
+/// The report's [`VerifyReport::exit_code`] is `prodguard audit verify`'s:
+/// 0 intact, 1 tampered, 3 the anchor not reached (a table has no torn tail).
+pub fn verify(server: &PgServer, anchor: Option<&Anchor>) -> Result<VerifyReport, PgError> {
+    let mut client = server.connect()?;
+    verify_client(&mut client, server.name(), anchor)
+        .map_err(|e| server.query_error("read the audit trail", e))
+}
+
+/// [`verify`] on an open connection; `name` names the server in the report.
+pub fn verify_client(
+    client: &mut Client,
+    name: &str,
+    anchor: Option<&Anchor>,
+) -> Result<VerifyReport, postgres::Error> {
+    let mut report = VerifyReport {
+        records: 0,
+        head_seq: 0,
+        total_bytes: 0,
+        log_id: None,
+        head_hash: GENESIS_PREV.to_owned(),
+        good_bytes: 0,
+        damage: None,
+        torn_tail_bytes: 0,
+        torn_tail_is_record: false,
+        anchor: anchor.map(|_| AnchorCheck::NotReached),
+        seals: 0,
+        unsealed_tail: None,
+    };
+    let mut verifier = ChainVerifier::new();
+    // One consistent snapshot, read in batches.
+    let mut tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()?;
+    let portal = tx.bind(
+        "SELECT id, seq, hash, log_id, record FROM prodguard_audit ORDER BY id",
+        &[],
+    )?;
+    let mut ordinal = 0u64;
+    let mut offset = 0u64;
+    'rows: loop {
+        let rows = tx.query_portal(&portal, 1000)?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in rows {
+            let id: i64 = row.try_get(0)?;
+            let seq: i64 = row.try_get(1)?;
+            let hash: String = row.try_get(2)?;
+            let log_id: String = row.try_get(3)?;
+            let record: String = row.try_get(4)?;
+            ordinal += 1;
+            let start = offset;
+            offset += record.len() as u64 + 1;
+            let expected_seq = verifier.next_seq();
+            let checked = verifier
+                .push(record.as_bytes())
+                .map_err(|e| e.to_string())
+                .and_then(|link| {
+                    if i64::try_from(link.seq).ok() != Some(seq)
+                        || link.hash != hash
+                        || link.log_id != log_id
+                    {
+                        Err(format!(
+                            "the row's columns (seq {seq}, hash {hash}, log_id {log_id}) differ from its record: the row was edited"
+                        ))
+                    } else {
+                        Ok(link)
+                    }
+                });
+            match checked {
+                Ok(link) => {
+                    report.records += 1;
+                    report.head_seq = link.seq;
+                    report.total_bytes = offset;
+                    report.good_bytes = offset;
+                    if let Some(anchor) = anchor
+                        && link.seq == anchor.seq
+                    {
+                        report.anchor = Some(check_anchor(
+                            anchor,
+                            &link.log_id,
+                            verifier.head_hash(),
+                            offset,
+                        ));
+                    }
+                }
+                Err(problem) => {
+                    // After the first damage nothing downstream can verify.
+                    report.damage = Some(Damage {
+                        file: PathBuf::from(format!("{name} prodguard_audit (row id {id})")),
+                        line: ordinal,
+                        offset: start,
+                        expected_seq,
+                        problem,
+                    });
+                    break 'rows;
+                }
+            }
+        }
+    }
+    drop(tx);
+    report.head_hash = verifier.head_hash().to_owned();
+    report.log_id = verifier.log_id().map(str::to_owned);
+    Ok(report)
+}
+
+fn check_anchor(anchor: &Anchor, log_id: &str, hash: &str, bytes: u64) -> AnchorCheck {
+    if anchor.log_id != log_id {
+        AnchorCheck::Mismatch(format!(
+            "the anchor is for log {}, this log is {log_id}",
+            anchor.log_id
+        ))
+    } else if anchor.hash != hash {
+        AnchorCheck::Mismatch(format!(
+            "record {} has hash {hash}, the anchor says {}: the trail was rewritten",
+            anchor.seq, anchor.hash
+        ))
+    } else if anchor.bytes != bytes {
+        AnchorCheck::Mismatch(format!(
+            "record {} ends at byte {bytes}, the anchor says {}",
+            anchor.seq, anchor.bytes
+        ))
+    } else {
+        AnchorCheck::Reached
+    }
+}

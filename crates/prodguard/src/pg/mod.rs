@@ -1,0 +1,369 @@
+//! Fleet mode on PostgreSQL: guards on many hosts agree through one server.
+//!
+//! When an application runs on many hosts, its guards share:
+//!
+//! - **one audit trail** ([`PgAuditSink`]): the table `prodguard_audit`, whose
+//!   `record` column holds each record's exact bytes, so the same hash chain
+//!   and the same verifier ([`verify`]) apply as for a file. Appends are
+//!   serialised by a transaction-scoped advisory lock and each continues the
+//!   chain from the last row; a record is acknowledged only once committed.
+//! - **single-use approvals** (the table `prodguard_spent`, whose primary key
+//!   is the token's nonce): [`PgAuditSink`] spends a token in the same
+//!   transaction as the intent record that uses it, and [`PgLedger`] spends
+//!   it on its own (for an audit log kept elsewhere). A replay on any host
+//!   is refused.
+//! - **one operation at a time** ([`FleetLock`]): a session advisory lock
+//!   keyed by (operation, target) held on a dedicated connection for the
+//!   operation's whole run, with a row in `prodguard_lock_holders` saying
+//!   who holds it.
+//! - **target stamps** ([`PgStamps`], [`read_stamp`], [`write_stamp`]): the
+//!   table `prodguard_stamp` inside the guarded database itself, so a
+//!   production dump restored elsewhere still says it is production.
+//!
+//! The tables are created on first use (or by [`init`]); `prodguard_schema`
+//! records the schema version for later migrations.
+//!
+//! Servers are named by URL (`postgresql://user@host:port/dbname`, or the
+//! key-value form `host=… dbname=…`). Every error names the server as
+//! [`PgServer::name`] shows it: host, port, database and user, never the
+//! password. A server that cannot be reached is an error, never a pass: the
+//! guard refuses (exit 123).
+//!
+//! Backups of a PostgreSQL target (the target named by its URL) use the
+//! command provider with PostgreSQL's own tools: a custom-format dump,
+//! verified by listing its table of contents.
+//!
+//! ```toml
+//! [[rule]]
+//! operations = ["db.migrate", "db.delete.*"]
+//! tiers = ["production", "unknown"]
+//! require = ["confirm", "backup", "audit"]
+//! backup = { command = "pg_dump -Fc -f {path} {target}", verify = "pg_restore --list {path}" }
+//! ```
+//!
+//! Keep passwords out of target URLs (they would reach the audit trail and
+//! the process list): use `~/.pgpass`, `PGPASSFILE` or `PGSERVICE`.
+//!
+//! Limits worth knowing:
+//! - Connections do not use TLS (`sslmode=require` fails with a clear
+//!   error): use a Unix socket, the loopback, or a network you trust.
+//! - Session advisory locks need a real session: connect directly or through
+//!   a pooler in session mode, not PgBouncer's transaction mode.
+//! - The client is synchronous (rust-postgres runs a small runtime of its
+//!   own): from async code call the guard in a blocking context, e.g.
+//!   `tokio::task::spawn_blocking`.
+
+use std::time::Duration;
+
+use postgres::config::Host;
+use postgres::{Client, Config, NoTls};
+
+mod audit;
+mod ledger;
+mod lock;
+mod schema;
+mod stamp;
+
+pub use audit::{PgAuditSink, verify, verify_client};
+pub use ledger::{LedgerSink, PgLedger};
+pub use lock::{FleetGuard, FleetLock, Holder, LockError, lock_key};
+pub use schema::{SCHEMA_VERSION, SchemaError, init, schema_version};
+pub use stamp::{DATABASE_STAMP, PgStamps, read_stamp, write_stamp};
+
+/// How long a connection attempt may take unless the URL says otherwise
+/// (`connect_timeout`): an unreachable server must fail the guard promptly.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether `text` names a PostgreSQL server by URL (`postgresql://` or
+/// `postgres://`), as the policy's `sink`, `ledger` and `lock` keys and
+/// stamp targets do.
+pub fn is_postgres_url(text: &str) -> bool {
+    let lower = text
+        .trim_start()
+        .get(..13)
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    lower.starts_with("postgresql://") || lower.starts_with("postgres://")
+}
+
+/// Why a PostgreSQL server could not be used. Each names the server without
+/// its password.
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    /// The URL does not parse.
+    #[error(
+        "not a valid PostgreSQL URL ({detail}); write postgresql://USER@HOST:PORT/DBNAME (the password in ~/.pgpass or the URL)"
+    )]
+    BadUrl {
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The server could not be reached or refused the connection.
+    #[error(
+        "cannot connect to PostgreSQL at {server}: {}; check that the server is running and reachable from this host, and the URL's user, database and password",
+        describe(.source)
+    )]
+    Connect {
+        /// The server, without password.
+        server: String,
+        /// The client's error.
+        source: postgres::Error,
+    },
+    /// A statement failed (or the connection broke during it).
+    #[error("PostgreSQL at {server}: {op} failed: {}", describe(.source))]
+    Query {
+        /// The server, without password.
+        server: String,
+        /// What was being done.
+        op: &'static str,
+        /// The client's error.
+        source: postgres::Error,
+    },
+    /// The prodguard tables could not be created or are of another version.
+    #[error("PostgreSQL at {server}: {source}")]
+    Schema {
+        /// The server, without password.
+        server: String,
+        /// What went wrong.
+        source: SchemaError,
+    },
+}
+
+impl PgError {
+    /// The server this error is about, without password (empty for a bad URL).
+    pub fn server(&self) -> &str {
+        match self {
+            PgError::BadUrl { .. } => "",
+            PgError::Connect { server, .. }
+            | PgError::Query { server, .. }
+            | PgError::Schema { server, .. } => server,
+        }
+    }
+}
+
+/// A PostgreSQL server named by a URL, ready to connect to.
+///
+/// ```
+/// let server = prodguard::pg::PgServer::parse("postgresql://app:secret@db.internal:5433/fleet")?;
+/// assert_eq!(server.name(), "postgresql://app@db.internal:5433/fleet");
+/// # Ok::<(), prodguard::pg::PgError>(())
+/// ```
+#[derive(Clone)]
+pub struct PgServer {
+    config: Config,
+    name: String,
+}
+
+impl std::fmt::Debug for PgServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The config holds the password: show only the name.
+        f.debug_struct("PgServer")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Display for PgServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl PgServer {
+    /// Parses `url` (`postgresql://…`, `postgres://…` or `key=value …`).
+    /// Without a `connect_timeout` in it, connecting gives up after
+    /// [`DEFAULT_CONNECT_TIMEOUT`]; without an `application_name`, the
+    /// server shows connections as `prodguard`.
+    pub fn parse(url: &str) -> Result<PgServer, PgError> {
+        let mut config: Config = url.parse().map_err(|e: postgres::Error| PgError::BadUrl {
+            // The client's parse errors never echo the password.
+            detail: e.to_string(),
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("prodguard");
+        }
+        let name = display_name(&config);
+        Ok(PgServer { config, name })
+    }
+
+    /// The server as messages name it: `postgresql://USER@HOST:PORT/DBNAME`,
+    /// never with the password.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Opens a new connection (no TLS). Its transactions are read committed
+    /// whatever the server's default: prodguard reads the chain's head and
+    /// spent approvals after taking a lock, and must see what the holder
+    /// before it committed.
+    pub fn connect(&self) -> Result<Client, PgError> {
+        let mut client = self
+            .config
+            .connect(NoTls)
+            .map_err(|source| PgError::Connect {
+                server: self.name.clone(),
+                source,
+            })?;
+        client
+            .batch_execute(
+                "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            )
+            .map_err(|source| self.query_error("set the isolation level", source))?;
+        Ok(client)
+    }
+
+    /// Opens a new connection and makes sure the prodguard tables exist.
+    pub fn connect_initialized(&self) -> Result<Client, PgError> {
+        let mut client = self.connect()?;
+        init(&mut client).map_err(|e| self.schema_error(e))?;
+        Ok(client)
+    }
+
+    /// Creates the prodguard tables if they are missing (`prodguard fleet
+    /// init`); returns the schema version now in place.
+    pub fn init_schema(&self) -> Result<i32, PgError> {
+        let mut client = self.connect()?;
+        init(&mut client).map_err(|e| self.schema_error(e))?;
+        schema_version(&mut client)
+            .map_err(|e| self.schema_error(e))
+            .map(|v| v.unwrap_or(SCHEMA_VERSION))
+    }
+
+    pub(crate) fn query_error(&self, op: &'static str, source: postgres::Error) -> PgError {
+        PgError::Query {
+            server: self.name.clone(),
+            op,
+            source,
+        }
+    }
+
+    pub(crate) fn schema_error(&self, source: SchemaError) -> PgError {
+        match source {
+            // A broken connection is a connection problem, whatever was being done.
+            SchemaError::Sql(source) if source.is_closed() => PgError::Connect {
+                server: self.name.clone(),
+                source,
+            },
+            source => PgError::Schema {
+                server: self.name.clone(),
+                source,
+            },
+        }
+    }
+}
+
+/// A client error with what the server or the OS said: the client's own
+/// `Display` says only "db error" or "error connecting to server".
+pub fn describe(error: &postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        let mut text = format!(
+            "{}: {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        );
+        if let Some(detail) = db.detail() {
+            text.push_str("; ");
+            text.push_str(detail);
+        }
+        if let Some(hint) = db.hint() {
+            text.push_str("; hint: ");
+            text.push_str(hint);
+        }
+        return text;
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// `postgresql://user@host:port/dbname` from a parsed config, without password.
+fn display_name(config: &Config) -> String {
+    let hosts: Vec<String> = if config.get_hosts().is_empty() {
+        config
+            .get_hostaddrs()
+            .iter()
+            .map(|a| match a {
+                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                std::net::IpAddr::V4(v4) => v4.to_string(),
+            })
+            .collect()
+    } else {
+        config
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                Host::Tcp(name) if name.contains(':') => format!("[{name}]"),
+                Host::Tcp(name) => name.clone(),
+                Host::Unix(path) => path.display().to_string(),
+            })
+            .collect()
+    };
+    let ports = config.get_ports();
+    let with_ports: Vec<String> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            format!("{host}:{port}")
+        })
+        .collect();
+    let user = config
+        .get_user()
+        .map(|u| format!("{u}@"))
+        .unwrap_or_default();
+    let db = config.get_dbname().or(config.get_user()).unwrap_or("");
+    let hosts = if with_ports.is_empty() {
+        "localhost".to_owned()
+    } else {
+        with_ports.join(",")
+    };
+    format!("postgresql://{user}{hosts}/{db}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_never_show_the_password() {
+        for (url, name) in [
+            (
+                "postgresql://app:s3cret@db.example:5433/fleet",
+                "postgresql://app@db.example:5433/fleet",
+            ),
+            (
+                "postgres://postgres@127.0.0.1/postgres",
+                "postgresql://postgres@127.0.0.1:5432/postgres",
+            ),
+            (
+                "host=/run/postgresql port=5999 user=u password=s3cret dbname=d",
+                "postgresql://u@/run/postgresql:5999/d",
+            ),
+        ] {
+            let server = PgServer::parse(url).unwrap_or_else(|e| unreachable!("{url}: {e}"));
+            assert_eq!(server.name(), name);
+            assert!(!format!("{server:?}").contains("s3cret"));
+        }
+        assert!(matches!(
+            PgServer::parse("postgresql://h/d?sslmode=bogus"),
+            Err(PgError::BadUrl { .. })
+        ));
+    }
+
+    #[test]
+    fn postgres_urls_are_recognised() {
+        assert!(is_postgres_url("postgresql://h/d"));
+        assert!(is_postgres_url("POSTGRES://h/d"));
+        assert!(!is_postgres_url("/var/log/prodguard/audit.jsonl"));
+        assert!(!is_postgres_url("postgres"));
+    }
+}

@@ -1,0 +1,150 @@
+//! Helpers for the PostgreSQL tests: a fresh database per test on the
+//! throwaway cluster of `scripts/pg-cluster`, and child processes (this test
+//! binary run again in a role) for the races between hosts.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The environment variable naming a child's role.
+pub const ROLE: &str = "PRODGUARD_PGTEST_ROLE";
+/// The database URL a child uses.
+pub const URL: &str = "PRODGUARD_PGTEST_URL";
+/// When children start racing (unix µs), so they start together.
+pub const START_AT: &str = "PRODGUARD_PGTEST_START_AT";
+
+/// The cluster's URL from `PRODGUARD_TEST_PG`; the tests fail without it.
+pub fn base_url() -> String {
+    match std::env::var("PRODGUARD_TEST_PG") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => panic!(
+            "PRODGUARD_TEST_PG is not set: the `postgres` feature's tests need a real server; \
+             run `eval $(scripts/pg-cluster start)` first (and `scripts/pg-cluster stop` after)"
+        ),
+    }
+}
+
+/// `base` with its database replaced by `db`.
+pub fn url_with_db(base: &str, db: &str) -> String {
+    if let Some(scheme_end) = base.find("://") {
+        let rest = &base[scheme_end + 3..];
+        let (before_query, query) = match rest.find('?') {
+            Some(q) => (&rest[..q], &rest[q..]),
+            None => (rest, ""),
+        };
+        let authority = before_query.split('/').next().unwrap_or("");
+        format!("{}{authority}/{db}{query}", &base[..scheme_end + 3])
+    } else {
+        format!("{base} dbname={db}")
+    }
+}
+
+/// A connection to the cluster's own database (to create test databases).
+pub fn admin() -> postgres::Client {
+    postgres::Client::connect(&base_url(), postgres::NoTls).unwrap_or_else(|e| {
+        panic!(
+            "cannot connect to PRODGUARD_TEST_PG ({e}); is the cluster running? \
+             `eval $(scripts/pg-cluster start)`"
+        )
+    })
+}
+
+/// A new, empty database for one test (dropped first if a previous run left
+/// it), and its URL. Tests run in parallel, each in its own database.
+pub fn fresh_db(name: &str) -> String {
+    let db = format!("pgtest_{name}_{}", std::process::id());
+    let mut admin = admin();
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .unwrap();
+    // template0: CREATE DATABASE from template1 fails while anyone is connected to it.
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db} TEMPLATE template0"))
+        .unwrap();
+    url_with_db(&base_url(), &db)
+}
+
+/// A plain connection to `url`.
+pub fn connect(url: &str) -> postgres::Client {
+    postgres::Client::connect(url, postgres::NoTls).unwrap()
+}
+
+/// Microseconds since the Unix epoch.
+pub fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+}
+
+/// The role this process plays, when it is a child.
+pub fn child_role() -> Option<String> {
+    std::env::var(ROLE).ok()
+}
+
+/// Waits until the common start time of the race.
+pub fn wait_for_start() {
+    if let Ok(at) = std::env::var(START_AT) {
+        let at: i64 = at.parse().unwrap();
+        let now = now_micros();
+        if at > now {
+            std::thread::sleep(Duration::from_micros((at - now) as u64));
+        }
+    }
+}
+
+/// Starts this test binary as a child in `role` (running only the test
+/// named `child`), with `url` and extra `envs`.
+pub fn spawn_child(role: &str, url: &str, envs: &[(&str, String)]) -> Child {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env(ROLE, role)
+        .env(URL, url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    command.spawn().unwrap()
+}
+
+/// The `RESULT …` lines a child printed (without the prefix), once it exited.
+pub fn results(child: Child) -> Vec<String> {
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "child failed: {:?}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(result_of)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// What follows `RESULT ` in a line (the harness may print `test child ... `
+/// before it on the same line).
+fn result_of(line: &str) -> Option<&str> {
+    line.find("RESULT ").map(|at| line[at + 7..].trim_end())
+}
+
+/// Reads a running child's stdout until a `RESULT` line starting with `what`.
+pub fn wait_for_line(child: &mut Child, what: &str) -> String {
+    let stdout = child.stdout.as_mut().unwrap();
+    let mut reader = BufReader::new(stdout);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line).unwrap();
+        assert!(n > 0, "the child ended before printing `RESULT {what}`");
+        if let Some(rest) = result_of(&line)
+            && rest.starts_with(what)
+        {
+            return rest.to_owned();
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Fleet locks against a real PostgreSQL server: processes taking the lock
+//! of one (operation, target) never hold it at the same time; a refusal names
+//! the holder; a holder that dies frees the lock.
+//!
+//! Needs `eval $(scripts/pg-cluster start)` first (PRODGUARD_TEST_PG).
+#![cfg(feature = "postgres")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod pg_common;
+
+use std::time::{Duration, Instant};
+
+use pg_common::*;
+use prodguard::pg::{FleetLock, LockError};
+
+const ROUNDS: &str = "PRODGUARD_PGTEST_ROUNDS";
+
+#[test]
+fn child() {
+    let Some(role) = child_role() else {
+        return;
+    };
+    let url = std::env::var(URL).unwrap();
+    let locks = FleetLock::new(&url)
+        .unwrap()
+        .holder(format!("child {}", std::process::id()));
+    match role.as_str() {
+        // Takes the lock `rounds` times, holding it 100 ms each time, and
+        // prints the interval it held it (µs since the epoch).
+        "hold" => {
+            let rounds: usize = std::env::var(ROUNDS).unwrap().parse().unwrap();
+            wait_for_start();
+            for _ in 0..rounds {
+                let held = locks
+                    .acquire("db.migrate", "orders", Some(Duration::from_secs(60)))
+                    .unwrap();
+                let from = now_micros();
+                std::thread::sleep(Duration::from_millis(100));
+                let to = now_micros();
+                held.release().unwrap();
+                println!("RESULT {from} {to}");
+            }
+        }
+        // Takes the lock and keeps it until killed.
+        "hold-and-die" => {
+            let _held = locks.acquire("db.reset", "cache", None).unwrap();
+            println!("RESULT held");
+            std::thread::sleep(Duration::from_secs(120));
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+#[test]
+fn two_processes_on_the_same_operation_and_target_never_overlap() {
+    let url = fresh_db("lock_overlap");
+    let rounds = 4;
+    let start_at = now_micros() + 2_000_000;
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            spawn_child(
+                "hold",
+                &url,
+                &[
+                    (ROUNDS, rounds.to_string()),
+                    (START_AT, start_at.to_string()),
+                ],
+            )
+        })
+        .collect();
+    let mut intervals: Vec<(i64, i64, usize)> = Vec::new();
+    for (who, child) in children.into_iter().enumerate() {
+        let lines = results(child);
+        assert_eq!(lines.len(), rounds, "{lines:?}");
+        for line in lines {
+            let (from, to) = line.split_once(' ').unwrap();
+            intervals.push((from.parse().unwrap(), to.parse().unwrap(), who));
+        }
+    }
+    intervals.sort();
+    for pair in intervals.windows(2) {
+        let ((_, end, a), (start, _, b)) = (pair[0], pair[1]);
+        assert!(
+            start >= end,
+            "process {a} held the lock until {end} but process {b} got it at {start}: {intervals:?}"
+        );
+    }
+    // Both really competed: the holders alternate at least once.
+    assert!(
+        intervals.windows(2).any(|p| p[0].2 != p[1].2),
+        "{intervals:?}"
+    );
+}
+
+#[test]
+fn a_second_acquire_refuses_naming_the_holder_or_waits_for_it() {
+    let url = fresh_db("lock_refuse");
+    let first = FleetLock::new(&url).unwrap().holder("deploy 42 on web-3");
+    let second = FleetLock::new(&url).unwrap().holder("deploy 43 on web-7");
+    let held = first.acquire("db.migrate", "orders", None).unwrap();
+
+    // Not waiting: refused at once, naming who holds it.
+    let err = second.acquire("db.migrate", "orders", None).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, LockError::Held { .. }), "{text}");
+    assert!(text.contains("deploy 42 on web-3 since "), "{text}");
+    assert!(text.contains("`db.migrate` on `orders`"), "{text}");
+
+    // Waiting a while: refused once the wait is over.
+    let started = Instant::now();
+    let err = second
+        .acquire("db.migrate", "orders", Some(Duration::from_millis(400)))
+        .unwrap_err();
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    assert!(err.to_string().contains("deploy 42 on web-3"), "{err}");
+    assert!(err.to_string().contains("waited"), "{err}");
+
+    // Another target or operation is not blocked.
+    drop(second.acquire("db.migrate", "users", None).unwrap());
+    drop(second.acquire("db.seed", "orders", None).unwrap());
+
+    // Waiting for a holder that finishes meanwhile: acquired.
+    let waiter = std::thread::spawn(move || {
+        second
+            .acquire("db.migrate", "orders", Some(Duration::from_secs(30)))
+            .map(|g| g.operation().to_owned())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    drop(held);
+    assert_eq!(waiter.join().unwrap().unwrap(), "db.migrate");
+
+    // The holder row is gone once released.
+    let rows: i64 = connect(&url)
+        .query_one("SELECT count(*) FROM prodguard_lock_holders", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0);
+}
+
+#[test]
+fn a_holder_that_dies_frees_the_lock() {
+    let url = fresh_db("lock_die");
+    let mut child = spawn_child("hold-and-die", &url, &[]);
+    wait_for_line(&mut child, "held");
+    let locks = FleetLock::new(&url).unwrap();
+    let err = locks.acquire("db.reset", "cache", None).unwrap_err();
+    assert!(
+        err.to_string().contains(&format!("child {}", child.id())),
+        "{err}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The server ends the dead process's session and with it the lock.
+    let mut held = locks
+        .acquire("db.reset", "cache", Some(Duration::from_secs(20)))
+        .unwrap();
+    assert!(held.still_held().unwrap());
+    // The stale holder row was replaced by ours.
+    let holder: String = connect(&url)
+        .query_one("SELECT holder FROM prodguard_lock_holders", &[])
+        .unwrap()
+        .get(0);
+    assert!(
+        holder.contains(&format!("pid {}", std::process::id())),
+        "{holder}"
+    );
+}

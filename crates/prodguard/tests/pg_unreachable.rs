@@ -1,0 +1,134 @@
+//! A PostgreSQL server that is down or unreachable: every fleet block fails
+//! closed, names the server (never its password), and a guard that requires
+//! audit refuses with 123 without running anything.
+//!
+//! Needs `eval $(scripts/pg-cluster start)` first (PRODGUARD_TEST_PG) like
+//! the other PostgreSQL tests, though it talks only to a closed port.
+#![cfg(feature = "postgres")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod pg_common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use prodguard::audit::{AuditError, AuditSink, SpendError};
+use prodguard::pg::{FleetLock, LockError, PgAuditSink, PgError, PgLedger, PgServer, PgStamps};
+use prodguard::stamp::StampReader;
+use prodguard::{Guard, GuardError, Policy};
+use prodguard_core::audit::{Actor, AuditEvent, ConfirmEvidence};
+use prodguard_core::policy::ActorKind;
+use prodguard_core::session::{Challenge, ConfirmationAnswer};
+use prodguard_core::{Facts, Timestamp};
+
+/// A URL (with a password) of a port on the loopback where nothing listens.
+fn closed_url() -> (String, String) {
+    // Keep the helper's contract: the suite runs against a configured cluster.
+    let _ = pg_common::base_url();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    (
+        format!("postgresql://fleet:hunter2@127.0.0.1:{port}/fleet?connect_timeout=5"),
+        format!("127.0.0.1:{port}"),
+    )
+}
+
+#[test]
+fn the_audit_sink_fails_closed_and_names_the_server() {
+    let (url, server) = closed_url();
+    let sink = PgAuditSink::new(&url).unwrap();
+    let started = Instant::now();
+    for err in [
+        sink.append(&AuditEvent::note("x")).unwrap_err(),
+        sink.check().unwrap_err(),
+    ] {
+        let text = err.to_string();
+        assert!(
+            matches!(err, AuditError::Io { op: "connect", .. }),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("postgresql://fleet@{server}/fleet")),
+            "{text}"
+        );
+        assert!(
+            text.contains("check that the PostgreSQL server is running"),
+            "{text}"
+        );
+        assert!(text.contains("Connection refused"), "says why: {text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+    let err = sink
+        .append_spending(&AuditEvent::note("x"), "n", Timestamp(0))
+        .unwrap_err();
+    assert!(matches!(err, SpendError::Audit(_)), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "refused promptly"
+    );
+}
+
+#[test]
+fn a_guard_auditing_to_an_unreachable_server_refuses_with_123_and_runs_nothing() {
+    let (url, server) = closed_url();
+    let mut facts = Facts::default();
+    facts.env.insert("APP_ENV".into(), "production".into());
+    let guard = Guard::builder()
+        .policy(Policy::builtin_default())
+        .facts(facts)
+        .actor(Actor {
+            user: "ana".into(),
+            kind: ActorKind::Human,
+        })
+        .confirmer(|_: &Challenge| {
+            ConfirmationAnswer::Confirmed(ConfirmEvidence {
+                method: "typed".into(),
+                approver: None,
+                token_id: None,
+                exp: None,
+            })
+        })
+        .audit_sink(PgAuditSink::new(&url).unwrap())
+        .build()
+        .unwrap();
+    let ran = AtomicBool::new(false);
+    let err = guard
+        .operation("db.migrate")
+        .target("orders")
+        .run(|| ran.store(true, Ordering::SeqCst))
+        .unwrap_err();
+    assert!(!ran.load(Ordering::SeqCst), "nothing ran");
+    assert_eq!(err.exit_code(), 123, "{err}");
+    assert!(matches!(err, GuardError::AuditUnavailable(_)), "{err}");
+    assert!(err.to_string().contains(&server), "{err}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+#[test]
+fn the_ledger_the_fleet_lock_and_the_stamp_fail_closed_too() {
+    let (url, server) = closed_url();
+    let err = PgLedger::new(&url)
+        .unwrap()
+        .spend("n", Timestamp(0))
+        .unwrap_err();
+    assert!(matches!(err, SpendError::Audit(_)), "{err}");
+    assert!(err.to_string().contains(&server), "{err}");
+
+    let err = FleetLock::new(&url)
+        .unwrap()
+        .acquire("db.migrate", "orders", Some(Duration::from_secs(1)))
+        .unwrap_err();
+    assert!(
+        matches!(err, LockError::Unavailable(PgError::Connect { .. })),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&server), "{err}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+
+    let err = PgStamps.read(&url).unwrap_err();
+    assert!(err.contains(&server) && !err.contains("hunter2"), "{err}");
+
+    let err = PgServer::parse(&url).unwrap().init_schema().unwrap_err();
+    assert_eq!(err.server(), format!("postgresql://fleet@{server}/fleet"));
+}
