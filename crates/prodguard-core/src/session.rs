@@ -305,7 +305,6 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
         };
     }
     let evaluation = policy.evaluate(detection.tier, &operation.kind);
-    let place = why_protected(detection);
     if let Some((rule, reason)) = evaluation.denied_by {
         return Decision {
             result: Verdict::Deny,
@@ -314,7 +313,7 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
                     "{} is denied here by rule `{rule}`: {reason}",
                     operation.kind
                 ),
-                place,
+                why_protected(detection),
             ],
             rule: Some(rule),
             requirements: Vec::new(),
@@ -325,7 +324,7 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
             break_glass_allowed: evaluation.break_glass_allowed,
         };
     }
-    let confirm_object = match &operation.target {
+    let confirm_object = || match &operation.target {
         Some(target) => format!("the target's name `{target}`"),
         None => format!("the environment's name `{}`", detection.environment),
     };
@@ -335,9 +334,12 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
         .map(|(kind, rule)| {
             let how = match kind {
                 Requirement::Confirm => match evaluation.confirm_mode {
-                    ConfirmMode::Typed => format!("type {confirm_object} at a terminal"),
+                    ConfirmMode::Typed => format!("type {} at a terminal", confirm_object()),
                     ConfirmMode::Either => {
-                        format!("type {confirm_object} at a terminal, or {HOW_TO_APPROVE}")
+                        format!(
+                            "type {} at a terminal, or {HOW_TO_APPROVE}",
+                            confirm_object()
+                        )
                     }
                     ConfirmMode::Approval => HOW_TO_APPROVE.to_owned(),
                 },
@@ -374,7 +376,7 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
             requirements[0].rule
         ));
     }
-    reasons.push(place);
+    reasons.push(why_protected(detection));
     Decision {
         result,
         rule: requirements.first().map(|r| r.rule.clone()),

@@ -17,6 +17,16 @@ pub const MAX_OPERATION_LEN: usize = 200;
 /// assert!(!glob_matches("db.*", "cache.flush"));
 /// ```
 pub fn glob_matches(pattern: &str, name: &str) -> bool {
+    // The common shapes first: a plain name, `prefix.*`, `*`.
+    let literal = |text: &str| !text.contains(['*', '?']);
+    if literal(pattern) {
+        return pattern == name;
+    }
+    if let Some(prefix) = pattern.strip_suffix('*')
+        && literal(prefix)
+    {
+        return name.starts_with(prefix);
+    }
     // Validated names and globs are ASCII: match their bytes without
     // allocating (this runs for every rule of every decision).
     if pattern.is_ascii() && name.is_ascii() {

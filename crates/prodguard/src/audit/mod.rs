@@ -197,6 +197,9 @@ struct Group {
     next_ticket: u64,
     queue: Vec<(u64, AuditEvent)>,
     leader_active: bool,
+    /// Appenders blocked on `turn`: a lone writer wakes nobody (saving a
+    /// futex call per append).
+    waiting: usize,
     done: HashMap<u64, Result<AppendReceipt, String>>,
 }
 
@@ -808,7 +811,9 @@ impl AuditSink for FileSink {
                 });
             }
             if group.leader_active {
+                group.waiting += 1;
                 group = self.turn.wait(group).unwrap_or_else(|p| p.into_inner());
+                group.waiting -= 1;
                 continue;
             }
             // Lead: write everything queued so far with one write and one sync.
@@ -859,7 +864,9 @@ impl AuditSink for FileSink {
                     Some(Err(e))
                 }
             };
-            self.turn.notify_all();
+            if group.waiting > 0 {
+                self.turn.notify_all();
+            }
             if let Some(result) = mine {
                 return result;
             }
