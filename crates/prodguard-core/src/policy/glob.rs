@@ -17,15 +17,17 @@ pub const MAX_OPERATION_LEN: usize = 200;
 /// assert!(!glob_matches("db.*", "cache.flush"));
 /// ```
 pub fn glob_matches(pattern: &str, name: &str) -> bool {
-    // The common shapes first: a plain name, `prefix.*`, `*`.
-    let literal = |text: &str| !text.contains(['*', '?']);
-    if literal(pattern) {
+    // Most rules do not match: settle the common shapes, and reject on the
+    // literal text before the first wildcard, without the general walk.
+    let Some(first_wildcard) = pattern.bytes().position(|b| b == b'*' || b == b'?') else {
         return pattern == name;
+    };
+    let (prefix, rest) = pattern.split_at(first_wildcard);
+    if !name.starts_with(prefix) {
+        return false;
     }
-    if let Some(prefix) = pattern.strip_suffix('*')
-        && literal(prefix)
-    {
-        return name.starts_with(prefix);
+    if rest == "*" {
+        return true;
     }
     // Validated names and globs are ASCII: match their bytes without
     // allocating (this runs for every rule of every decision).
