@@ -50,9 +50,23 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
             log,
             anchor,
             seal_key,
+            postgres,
         } => {
-            let path = log_path(&log, policy)?;
             let anchor = anchor.as_deref().map(read_anchor).transpose()?;
+            if let Some(url) = postgres {
+                let server = prodguard::pg::PgServer::parse(&url)
+                    .map_err(|e| GuardError::Policy(e.to_string()))?;
+                let report = match prodguard::pg::verify(&server, anchor.as_ref()) {
+                    Ok(report) => report,
+                    Err(e) => {
+                        eprintln!("prodguard: cannot read the audit trail: {e}");
+                        return Ok(exit::AUDIT_UNAVAILABLE);
+                    }
+                };
+                print_report(Path::new(server.name()), &report);
+                return Ok(report.exit_code());
+            }
+            let path = log_path(&log, policy)?;
             let seal_key = seal_key
                 .as_deref()
                 .map(read_key_file)

@@ -122,13 +122,14 @@ enum Command {
         #[arg(long, value_name = "TEXT")]
         fingerprint: Option<String>,
     },
-    /// Write the environment into a SQLite database (a guarded, audited
-    /// operation); guarded operations on it then refuse with 124 anywhere else.
+    /// Write the environment into a SQLite database or a PostgreSQL database
+    /// (a guarded, audited operation); guarded operations on it then refuse
+    /// with 124 anywhere else.
     ///
     /// Re-stamping a database stamped for a more sensitive environment is
     /// guarded as that environment.
     Stamp {
-        /// The SQLite database file.
+        /// The SQLite database file, or a postgresql:// URL.
         #[arg(long, value_name = "DB")]
         target: String,
         /// The environment it belongs to.
@@ -148,6 +149,9 @@ enum Command {
     /// Inspect the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Fleet mode: prepare the PostgreSQL database that hosts share.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
 }
 
 #[derive(Debug, Args)]
@@ -187,6 +191,18 @@ enum PolicyCommand {
     },
 }
 
+/// `prodguard fleet …`: the PostgreSQL tables fleet mode shares.
+#[derive(Debug, Subcommand)]
+enum FleetCommand {
+    /// Create prodguard's tables (audit trail, spent approvals, locks,
+    /// stamps) with their version row; does nothing when they exist.
+    Init {
+        /// The server: a postgresql:// URL (keep passwords in ~/.pgpass).
+        #[arg(value_name = "URL")]
+        url: String,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
     /// Verify the hash chain (rotated files included): exit 0 intact, 1 tampered,
@@ -201,6 +217,9 @@ enum AuditCommand {
         /// The verification key from `prodguard audit seal-init`: checks every seal.
         #[arg(long, value_name = "FILE")]
         seal_key: Option<PathBuf>,
+        /// Verify the trail in PostgreSQL (table prodguard_audit) instead of a file.
+        #[arg(long, value_name = "URL", conflicts_with_all = ["log", "seal_key"])]
+        postgres: Option<String>,
     },
     /// Cut an incomplete final record (saved beside the log) and record the recovery;
     /// refuses (exit 1) when any complete record is damaged.
@@ -440,6 +459,23 @@ fn run(cli: Cli) -> Result<i32, GuardError> {
             Ok(0)
         }
         Command::Audit(command) => audit::run(command, cli.policy.as_ref()),
+        Command::Fleet(FleetCommand::Init { url }) => {
+            let server = prodguard::pg::PgServer::parse(&url)
+                .map_err(|e| GuardError::Policy(e.to_string()))?;
+            match server.init_schema() {
+                Ok(version) => {
+                    say!(
+                        "{}: prodguard tables ready (schema version {version})",
+                        server.name()
+                    );
+                    Ok(0)
+                }
+                Err(e) => {
+                    eprintln!("prodguard: {e}");
+                    Ok(exit::AUDIT_UNAVAILABLE)
+                }
+            }
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! `prodguard stamp`: write the environment into a SQLite database.
+//! `prodguard stamp`: write the environment into a SQLite or PostgreSQL database.
 
 use std::path::Path;
 
@@ -6,15 +6,52 @@ use prodguard::stamp::{is_sqlite, read_sqlite_stamp, write_sqlite_stamp};
 use prodguard::{Guard, GuardError, Policy, facts};
 use prodguard_core::session::{STAMP_OPERATION, Stamp};
 
-pub(crate) fn run(policy: Policy, target: &str, env: &str) -> Result<i32, GuardError> {
-    let path = Path::new(target);
-    if !is_sqlite(path) {
-        return Err(GuardError::Policy(format!(
-            "{target} is not a SQLite database; stamps are written into SQLite files"
-        )));
+/// Where a stamp lives: a SQLite file, or a PostgreSQL database (named
+/// without its password wherever the name is shown or recorded).
+enum Target<'a> {
+    Sqlite(&'a Path),
+    Postgres { url: &'a str, name: String },
+}
+
+impl Target<'_> {
+    fn read(&self) -> Result<Option<Stamp>, String> {
+        match self {
+            Target::Sqlite(path) => read_sqlite_stamp(path).map_err(|e| e.to_string()),
+            Target::Postgres { url, .. } => prodguard::pg::read_stamp(url),
+        }
     }
+
+    fn write(&self, stamp: &Stamp) -> Result<(), String> {
+        match self {
+            Target::Sqlite(path) => write_sqlite_stamp(path, stamp).map_err(|e| e.to_string()),
+            Target::Postgres { url, .. } => prodguard::pg::write_stamp(url, stamp),
+        }
+    }
+}
+
+pub(crate) fn run(policy: Policy, target: &str, env: &str) -> Result<i32, GuardError> {
+    let place = if prodguard::pg::is_postgres_url(target) {
+        let server = prodguard::pg::PgServer::parse(target)
+            .map_err(|e| GuardError::Policy(e.to_string()))?;
+        Target::Postgres {
+            url: target,
+            name: server.name().to_owned(),
+        }
+    } else if is_sqlite(Path::new(target)) {
+        Target::Sqlite(Path::new(target))
+    } else {
+        return Err(GuardError::Policy(format!(
+            "{target} is neither a SQLite database nor a postgresql:// URL; stamps are written \
+             into those"
+        )));
+    };
+    let target = match &place {
+        Target::Sqlite(_) => target.to_owned(),
+        Target::Postgres { name, .. } => name.clone(),
+    };
+    let target = target.as_str();
     let (name, tier) = crate::approve::resolve_environment(env, &policy)?;
-    let existing = read_sqlite_stamp(path).map_err(|e| {
+    let existing = place.read().map_err(|e| {
         GuardError::Policy(format!("cannot read the current stamp of {target}: {e}"))
     })?;
     // The database's own word counts as a declaration: re-stamping a
@@ -33,7 +70,7 @@ pub(crate) fn run(policy: Policy, target: &str, env: &str) -> Result<i32, GuardE
     let written = guard
         .operation(STAMP_OPERATION)
         .target(target)
-        .try_run(|| write_sqlite_stamp(path, &stamp));
+        .try_run(|| place.write(&stamp));
     match written {
         Ok(Ok(())) => {
             let was = existing

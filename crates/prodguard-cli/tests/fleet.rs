@@ -1,0 +1,171 @@
+//! Fleet mode through the CLI against a real PostgreSQL server
+//! (`eval "$(scripts/pg-cluster start)"` sets PRODGUARD_TEST_PG).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use prodguard::audit::AuditSink;
+use prodguard_core::audit::AuditEvent;
+
+const BIN: &str = env!("CARGO_BIN_EXE_prodguard");
+
+/// A fresh database on the test server, dropped when the test ends.
+struct Database {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl Database {
+    fn new(tag: &str) -> Database {
+        let admin = std::env::var("PRODGUARD_TEST_PG").expect(
+            "PRODGUARD_TEST_PG is not set: run `eval \"$(scripts/pg-cluster start)\"` first",
+        );
+        let name = format!("cli_{tag}_{}", std::process::id());
+        let base = admin.rsplit_once('/').expect("a URL with a database").0;
+        let db = Database {
+            url: format!("{base}/{name}"),
+            admin,
+            name,
+        };
+        db.admin_sql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name));
+        db.admin_sql(&format!("CREATE DATABASE {}", db.name));
+        db
+    }
+
+    fn admin_sql(&self, sql: &str) -> String {
+        psql(&self.admin, sql)
+    }
+
+    fn sql(&self, sql: &str) -> String {
+        psql(&self.url, sql)
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                &self.admin,
+                "-qAtc",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .output();
+    }
+}
+
+fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql])
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn prodguard(dir: &PathBuf, env: &str, args: &[&str]) -> Output {
+    Command::new("setsid")
+        .arg("-w")
+        .arg(BIN)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("PRODGUARD_ENV", env)
+        .env("PRODGUARD_ACTOR", "ana")
+        .env("PRODGUARD_AUDIT_LOG", dir.join("audit.jsonl"))
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn sandbox(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("prodguard-fleet-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn fleet_init_creates_the_tables_once() {
+    let db = Database::new("init");
+    let dir = sandbox("init");
+    for _ in 0..2 {
+        let out = prodguard(&dir, "development", &["fleet", "init", &db.url]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert!(text(&out).contains("schema version 1"), "{}", text(&out));
+    }
+    assert_eq!(db.sql("SELECT max(version) FROM prodguard_schema"), "1");
+    assert_eq!(db.sql("SELECT count(*) FROM prodguard_audit"), "0");
+}
+
+#[test]
+fn audit_verify_postgres_accepts_the_trail_and_catches_an_edit() {
+    let db = Database::new("verify");
+    let dir = sandbox("verify");
+    let sink = prodguard::pg::PgAuditSink::new(&db.url).unwrap();
+    for message in ["one", "two", "three"] {
+        sink.append(&AuditEvent::note(message)).unwrap();
+    }
+    let verify = |dir: &PathBuf| {
+        prodguard(
+            dir,
+            "development",
+            &["audit", "verify", "--postgres", &db.url],
+        )
+    };
+    let out = verify(&dir);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    db.sql(
+        "UPDATE prodguard_audit SET record = replace(record, '\"two\"', '\"2wo\"') WHERE seq = 2",
+    );
+    let out = verify(&dir);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+}
+
+#[test]
+fn an_unreachable_server_is_123_and_the_password_is_never_shown() {
+    let dir = sandbox("down");
+    let url = "postgresql://postgres:hunter2@127.0.0.1:1/nowhere";
+    for args in [
+        vec!["audit", "verify", "--postgres", url],
+        vec!["fleet", "init", url],
+    ] {
+        let out = prodguard(&dir, "production", &args);
+        assert_eq!(out.status.code(), Some(123), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains("127.0.0.1:1"), "{}", text(&out));
+        assert!(!text(&out).contains("hunter2"), "{}", text(&out));
+    }
+}
+
+#[test]
+fn stamping_a_postgres_database_records_its_environment() {
+    let db = Database::new("stamp");
+    let dir = sandbox("stamp");
+    let out = prodguard(
+        &dir,
+        "staging",
+        &["stamp", "--target", &db.url, "--env", "staging"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        db.sql("SELECT environment || ' ' || tier FROM prodguard_stamp"),
+        "staging staging"
+    );
+    let stamp = prodguard::pg::read_stamp(&db.url).unwrap().unwrap();
+    assert_eq!(stamp.environment, "staging");
+    assert_eq!(stamp.stamped_by.as_deref(), Some("ana"));
+}
