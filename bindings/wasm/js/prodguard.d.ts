@@ -273,7 +273,7 @@ export interface Denial {
   rule: string | null;
   missing: string;
   next_step: string;
-  /** Whether the refusal reached the audit log. */
+  /** Whether the refusal reached the audit log: always false from the module (the host appends `record`). */
   recorded: boolean;
 }
 export type DenialExitCode = 120 | 121 | 122 | 123 | 124 | 125;

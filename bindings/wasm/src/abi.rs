@@ -106,15 +106,16 @@ pub extern "C" fn prodguard_verify_approval(req_ptr: u32, req_len: u32, out: u32
     call(req_ptr, req_len, out, api::verify_approval_json)
 }
 
-/// The bytes of linear memory in use now.
-fn memory_bytes() -> usize {
-    core::arch::wasm32::memory_size(0) * 65536
+/// The bytes of linear memory in use now (u64: a full 4 GiB memory does
+/// not fit a wasm32 usize).
+fn memory_bytes() -> u64 {
+    core::arch::wasm32::memory_size(0) as u64 * 65536
 }
 
 /// Whether `[ptr, ptr + len)` lies inside linear memory (and is not the null
 /// address, which Rust may not read through).
 fn in_bounds(ptr: u32, len: u32) -> bool {
-    ptr != 0 && (ptr as usize).saturating_add(len as usize) <= memory_bytes()
+    ptr != 0 && u64::from(ptr) + u64::from(len) <= memory_bytes()
 }
 
 fn call(req_ptr: u32, req_len: u32, out: u32, handler: fn(&str) -> Response) -> u32 {

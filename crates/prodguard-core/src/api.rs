@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::approval::{self, Claims, Expected};
 use crate::audit::{
-    Actor, AuditEvent, BackupEvidence, ConfirmEvidence, Envelope, encode_record, unhex32,
+    Actor, AuditEvent, BackupEvidence, ConfirmEvidence, Envelope, EventKind, encode_record, unhex32,
 };
 use crate::policy::ConfirmMode;
 use crate::session::{
@@ -321,8 +321,16 @@ fn run_session(
                 })
             }
             Step::Append(event) => {
+                // The host appends it. An intent must be durable before the
+                // operation runs (ABI.md says so); a refusal stays marked as
+                // not recorded, since nothing is written yet.
+                let refusal = event.kind == EventKind::Refusal;
                 record = Some(event);
-                session.appended(Ok(()));
+                session.appended(if refusal {
+                    Err("the host appends it".into())
+                } else {
+                    Ok(())
+                });
             }
             Step::Proceed => {
                 return Ok(SessionVerdict {
@@ -360,6 +368,18 @@ fn confirmation(
     policy: &Policy,
     now: Timestamp,
 ) -> Result<ConfirmationAnswer, Response> {
+    // Four eyes, as the Rust guard has it: the requester typing the name is
+    // one pair of eyes, so only someone else's approval token confirms.
+    if policy.approval.four_eyes
+        && (asked.mode == ConfirmMode::Typed
+            || (asked.mode == ConfirmMode::Either && evidence.approval.is_none()))
+    {
+        return Ok(ConfirmationAnswer::Unavailable(
+            "four_eyes needs an approval token from someone else (evidence.approval); a typed \
+             answer from the requester does not count"
+                .into(),
+        ));
+    }
     if let Some(offered) = &evidence.approval
         && asked.mode != ConfirmMode::Typed
     {
@@ -400,7 +420,7 @@ fn confirmation(
             if typed.trim() == asked.expected {
                 ConfirmationAnswer::Confirmed(ConfirmEvidence {
                     method: "typed".into(),
-                    approver: None,
+                    approver: Some(evidence.actor.user.clone()),
                     token_id: None,
                     exp: None,
                 })
@@ -620,6 +640,10 @@ mod tests {
         assert_eq!(denied["exit_code"], 121);
         assert_eq!(denied["challenge"]["expected"], "orders");
         assert_eq!(denied["record"]["kind"], "refusal");
+        assert_eq!(
+            denied["denial"]["recorded"], false,
+            "the host has not written it yet"
+        );
 
         let wrong = attempt(None, json!({"typed": "order"}));
         assert_eq!(wrong["exit_code"], 121, "{wrong}");
@@ -630,6 +654,7 @@ mod tests {
         assert_eq!(session["record"]["kind"], "intent");
         assert_eq!(session["record"]["attempt_id"], "a-1");
         assert_eq!(session["record"]["confirm"]["method"], "typed");
+        assert_eq!(session["record"]["confirm"]["approver"], "alice");
     }
 
     #[test]
@@ -790,6 +815,35 @@ mod tests {
             &json!({"facts": {"env": {"APP_ENV": fits}}, "operation": {"kind": "x"}}).to_string(),
         );
         assert_eq!(response.status, 0);
+    }
+
+    #[test]
+    fn four_eyes_refuses_a_typed_confirmation_as_the_guard_does() {
+        for mode in ["typed", "either"] {
+            let policy = format!(
+                "[approval]\nfour_eyes = true\n[[rule]]\noperations = [\"db.*\"]\n\
+                 tiers = [\"production\"]\nrequire = [\"confirm\"]\nconfirm = {{ mode = \"{mode}\" }}\n"
+            );
+            let session = attempt(Some(&policy), json!({"typed": "orders"}));
+            assert_eq!(session["exit_code"], 121, "{mode}: {session}");
+            assert!(
+                session["denial"]["missing"]
+                    .as_str()
+                    .unwrap()
+                    .contains("four_eyes"),
+                "{session}"
+            );
+        }
+        // Someone else's token still confirms under four eyes.
+        let key = [7u8; 32];
+        let policy = "[approval]\nfour_eyes = true\n[[rule]]\noperations = [\"db.*\"]\n\
+                      tiers = [\"production\"]\nrequire = [\"confirm\"]\n";
+        let session = attempt(
+            Some(policy),
+            json!({"approval": {"token": token(&key, "bob"), "key": crate::audit::hex(&key)}}),
+        );
+        assert_eq!(session["step"], "proceed", "{session}");
+        assert_eq!(session["record"]["confirm"]["approver"], "bob");
     }
 
     #[test]

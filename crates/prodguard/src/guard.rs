@@ -264,10 +264,12 @@ impl Guard {
         &self.actor
     }
 
-    /// Whether `operation` on `target` would run freely here (`Allow`), is
-    /// refused (`Deny`) or has requirements (`Require`): the policy's verdict
-    /// alone, without allocating, for a program that asks before every
-    /// statement. Running it still goes through [`Guard::operation`].
+    /// Whether the policy lets `operation` on `target` run freely here
+    /// (`Allow`), refuses it (`Deny`) or has requirements (`Require`): the
+    /// policy's verdict alone, without allocating, for a program that asks
+    /// before every statement. It reads no target, so it does not include
+    /// the target's environment stamp (124): running the operation still
+    /// goes through [`Guard::operation`].
     ///
     /// ```
     /// use prodguard::{Guard, Verdict};

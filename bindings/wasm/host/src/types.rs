@@ -586,7 +586,8 @@ pub struct Denial {
     pub missing: String,
     /// The next step that would satisfy it.
     pub next_step: String,
-    /// Whether the refusal itself is to be recorded (`record` is its event).
+    /// Whether the refusal was recorded: always false from the module, which
+    /// writes nothing (the host appends `record`).
     pub recorded: bool,
 }
 

@@ -218,3 +218,45 @@ mod tests {
         assert!(validate_operation_glob("Db.*").is_err());
     }
 }
+
+#[cfg(test)]
+mod exhaustive {
+    use super::glob_matches;
+
+    /// The definition, recursively: what every fast path must agree with.
+    fn reference(p: &[char], n: &[char]) -> bool {
+        match p.split_first() {
+            None => n.is_empty(),
+            Some(('*', rest)) => (0..=n.len()).any(|i| reference(rest, &n[i..])),
+            Some((&c, rest)) => n
+                .split_first()
+                .is_some_and(|(&m, tail)| (c == '?' || c == m) && reference(rest, tail)),
+        }
+    }
+
+    fn all_strings(alphabet: &[char], max: usize) -> Vec<String> {
+        let mut out = vec![String::new()];
+        let mut layer = vec![String::new()];
+        for _ in 0..max {
+            layer = layer
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            out.extend(layer.iter().cloned());
+        }
+        out
+    }
+
+    #[test]
+    fn every_short_pattern_agrees_with_the_definition() {
+        let patterns = all_strings(&['a', 'b', '.', '*', '?', 'é'], 4);
+        let names = all_strings(&['a', 'b', '.', 'é'], 4);
+        for p in &patterns {
+            let pc: Vec<char> = p.chars().collect();
+            for n in &names {
+                let nc: Vec<char> = n.chars().collect();
+                assert_eq!(glob_matches(p, n), reference(&pc, &nc), "{p:?} vs {n:?}");
+            }
+        }
+    }
+}

@@ -404,24 +404,31 @@ fn precheck_all<'a>(batch: &'a [u8], lines: &[(usize, usize)]) -> Vec<Prechecked
     std::thread::scope(|scope| {
         let mut chunks = complete.chunks(chunk);
         let first = chunks.next().unwrap_or_default();
-        let others: Vec<_> = chunks
+        // A thread that cannot be started (process limits, a sandbox) only
+        // means its chunk is checked here, later.
+        let others: Vec<Result<_, &[&[u8]]>> = chunks
             .map(|lines| {
-                scope.spawn(move || {
-                    lines
-                        .iter()
-                        .map(|line| ChainVerifier::precheck(line))
-                        .collect::<Vec<_>>()
-                })
+                std::thread::Builder::new()
+                    .spawn_scoped(scope, move || {
+                        lines
+                            .iter()
+                            .map(|line| ChainVerifier::precheck(line))
+                            .collect::<Vec<_>>()
+                    })
+                    .map_err(|_| lines)
             })
             .collect();
         let mut all: Vec<Prechecked<'a>> = first
             .iter()
             .map(|line| ChainVerifier::precheck(line))
             .collect();
-        for handle in others {
-            match handle.join() {
-                Ok(part) => all.extend(part),
-                Err(panic) => std::panic::resume_unwind(panic),
+        for other in others {
+            match other {
+                Ok(handle) => match handle.join() {
+                    Ok(part) => all.extend(part),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                },
+                Err(lines) => all.extend(lines.iter().map(|line| ChainVerifier::precheck(line))),
             }
         }
         all
