@@ -158,6 +158,9 @@ struct Writer {
     /// The file's length after this writer's last append; another writer
     /// has appended when the length differs.
     known_len: u64,
+    /// The file's length as read when its lock was taken (one `statx`
+    /// saved per append); consumed by the next `refresh_head`.
+    locked_len: Option<u64>,
     head: Option<Head>,
     /// The file was created by us and its directory entry is not yet synced.
     sync_directory: bool,
@@ -383,6 +386,7 @@ impl FileSink {
         Ok(Writer {
             file,
             known_len: u64::MAX,
+            locked_len: None,
             head: None,
             sync_directory: created || empty,
         })
@@ -610,6 +614,7 @@ impl FileSink {
             Writer {
                 file: new_file,
                 known_len: buf.len() as u64,
+                locked_len: None,
                 head: None,
                 sync_directory: false,
             },
@@ -704,7 +709,8 @@ impl FileSink {
             };
             let open = writer.insert(current);
             open.file.lock().map_err(|e| self.io("lock (flock)", e))?;
-            if self.is_current(&open.file) {
+            if let Some(len) = self.current_len(&open.file) {
+                open.locked_len = Some(len);
                 break open;
             }
             let _ = open.file.unlock();
@@ -718,6 +724,8 @@ impl FileSink {
             }
         };
         let result = f(writer, ops.as_mut());
+        // A length read under this lock means nothing once it is released.
+        writer.locked_len = None;
         // Unlocking cannot lose data; closing the descriptor would unlock too.
         let _ = writer.file.unlock();
         match result {
@@ -773,22 +781,27 @@ impl FileSink {
         Ok(None)
     }
 
-    /// Whether `file` is still the file at the log's path.
-    fn is_current(&self, file: &File) -> bool {
+    /// The length of `file` if it is still the file at the log's path.
+    fn current_len(&self, file: &File) -> Option<u64> {
         use std::os::unix::fs::MetadataExt;
         match (file.metadata(), std::fs::metadata(&self.path)) {
-            (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
-            _ => false,
+            (Ok(open), Ok(named)) if open.dev() == named.dev() && open.ino() == named.ino() => {
+                Some(open.len())
+            }
+            _ => None,
         }
     }
 
     /// The file's length, with the chain's head re-read if another writer appended.
     fn refresh_head(&self, writer: &mut Writer) -> Result<u64, AuditError> {
-        let len = writer
-            .file
-            .metadata()
-            .map_err(|e| self.io("stat", e))?
-            .len();
+        let len = match writer.locked_len.take() {
+            Some(len) => len,
+            None => writer
+                .file
+                .metadata()
+                .map_err(|e| self.io("stat", e))?
+                .len(),
+        };
         if writer.known_len != len {
             writer.head = self.read_head(&writer.file, len)?;
             writer.known_len = len;
