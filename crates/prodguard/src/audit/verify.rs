@@ -435,7 +435,9 @@ fn precheck_all<'a>(batch: &'a [u8], lines: &[(usize, usize)]) -> Vec<Prechecked
     })
 }
 
-fn check_anchor(anchor: &Anchor, log_id: &str, hash: &str, bytes: u64) -> AnchorCheck {
+/// Whether the log reaches `anchor` at record `anchor.seq` (shared with the
+/// PostgreSQL trail's verifier).
+pub(crate) fn check_anchor(anchor: &Anchor, log_id: &str, hash: &str, bytes: u64) -> AnchorCheck {
     if anchor.log_id != log_id {
         AnchorCheck::Mismatch(format!(
             "the anchor is for log {}, this log is {log_id}",

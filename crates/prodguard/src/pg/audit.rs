@@ -14,6 +14,7 @@ use prodguard_core::policy::Durability;
 use super::{PgError, PgServer, describe};
 use crate::audit::{
     Anchor, AnchorCheck, AppendReceipt, AuditError, AuditSink, Damage, SpendError, VerifyReport,
+    check_anchor,
 };
 use crate::facts;
 
@@ -495,25 +496,4 @@ pub fn verify_client(
     report.head_hash = verifier.head_hash().to_owned();
     report.log_id = verifier.log_id().map(str::to_owned);
     Ok(report)
-}
-
-fn check_anchor(anchor: &Anchor, log_id: &str, hash: &str, bytes: u64) -> AnchorCheck {
-    if anchor.log_id != log_id {
-        AnchorCheck::Mismatch(format!(
-            "the anchor is for log {}, this log is {log_id}",
-            anchor.log_id
-        ))
-    } else if anchor.hash != hash {
-        AnchorCheck::Mismatch(format!(
-            "record {} has hash {hash}, the anchor says {}: the trail was rewritten",
-            anchor.seq, anchor.hash
-        ))
-    } else if anchor.bytes != bytes {
-        AnchorCheck::Mismatch(format!(
-            "record {} ends at byte {bytes}, the anchor says {}",
-            anchor.seq, anchor.bytes
-        ))
-    } else {
-        AnchorCheck::Reached
-    }
 }
