@@ -19,9 +19,9 @@ use prodguard::pg::{PgAuditSink, PgStamps, read_stamp, write_stamp};
 use prodguard::stamp::StampReader;
 use prodguard::{Guard, Policy, Tier};
 use prodguard_core::Facts;
-use prodguard_core::audit::{Actor, AuditEvent, ConfirmEvidence};
+use prodguard_core::audit::{Actor, AuditEvent};
 use prodguard_core::policy::{ActorKind, BackupSource, BackupSpec};
-use prodguard_core::session::{BackupRequest, Challenge, ConfirmationAnswer, Stamp};
+use prodguard_core::session::{BackupRequest, Stamp};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("prodguard-pg-{name}-{}", std::process::id()));
@@ -179,23 +179,7 @@ fn a_database_stamped_like_the_environment_runs() {
     let url = fresh_db("stamp_agrees");
     write_stamp(&url, &production()).unwrap();
     let dir = temp_dir("stamp-agrees");
-    let mut facts = Facts::default();
-    facts.env.insert("APP_ENV".into(), "production".into());
-    let guard = Guard::builder()
-        .policy(Policy::builtin_default())
-        .facts(facts)
-        .actor(Actor {
-            user: "ana".into(),
-            kind: ActorKind::Human,
-        })
-        .confirmer(|_: &Challenge| {
-            ConfirmationAnswer::Confirmed(ConfirmEvidence {
-                method: "typed".into(),
-                approver: None,
-                token_id: None,
-                exp: None,
-            })
-        })
+    let guard = confirmed_production_guard()
         .audit_sink(FileSink::new(dir.join("audit.jsonl")))
         .stamp_reader(PgStamps)
         .build()

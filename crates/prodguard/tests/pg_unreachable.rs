@@ -9,17 +9,17 @@
 
 mod pg_common;
 
+use pg_common::confirmed_production_guard;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use prodguard::GuardError;
 use prodguard::audit::{AuditError, AuditSink, SpendError};
 use prodguard::pg::{FleetLock, LockError, PgAuditSink, PgError, PgLedger, PgServer, PgStamps};
 use prodguard::stamp::StampReader;
-use prodguard::{Guard, GuardError, Policy};
-use prodguard_core::audit::{Actor, AuditEvent, ConfirmEvidence};
-use prodguard_core::policy::ActorKind;
-use prodguard_core::session::{Challenge, ConfirmationAnswer};
-use prodguard_core::{Facts, Timestamp};
+use prodguard_core::Timestamp;
+use prodguard_core::audit::AuditEvent;
 
 /// A URL (with a password) of a port on the loopback where nothing listens.
 fn closed_url() -> (String, String) {
@@ -72,23 +72,7 @@ fn the_audit_sink_fails_closed_and_names_the_server() {
 #[test]
 fn a_guard_auditing_to_an_unreachable_server_refuses_with_123_and_runs_nothing() {
     let (url, server) = closed_url();
-    let mut facts = Facts::default();
-    facts.env.insert("APP_ENV".into(), "production".into());
-    let guard = Guard::builder()
-        .policy(Policy::builtin_default())
-        .facts(facts)
-        .actor(Actor {
-            user: "ana".into(),
-            kind: ActorKind::Human,
-        })
-        .confirmer(|_: &Challenge| {
-            ConfirmationAnswer::Confirmed(ConfirmEvidence {
-                method: "typed".into(),
-                approver: None,
-                token_id: None,
-                exp: None,
-            })
-        })
+    let guard = confirmed_production_guard()
         .audit_sink(PgAuditSink::new(&url).unwrap())
         .build()
         .unwrap();

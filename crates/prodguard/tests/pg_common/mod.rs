@@ -148,3 +148,30 @@ pub fn wait_for_line(child: &mut Child, what: &str) -> String {
         }
     }
 }
+
+/// A guard in production (`APP_ENV=production`, the default policy) whose
+/// confirmations are given, acting as the human `ana`; add the sink and
+/// stamp reader under test.
+pub fn confirmed_production_guard() -> prodguard::GuardBuilder {
+    use prodguard_core::audit::{Actor, ConfirmEvidence};
+    use prodguard_core::policy::ActorKind;
+    use prodguard_core::session::{Challenge, ConfirmationAnswer};
+
+    let mut facts = prodguard_core::Facts::default();
+    facts.env.insert("APP_ENV".into(), "production".into());
+    prodguard::Guard::builder()
+        .policy(prodguard::Policy::builtin_default())
+        .facts(facts)
+        .actor(Actor {
+            user: "ana".into(),
+            kind: ActorKind::Human,
+        })
+        .confirmer(|_: &Challenge| {
+            ConfirmationAnswer::Confirmed(ConfirmEvidence {
+                method: "typed".into(),
+                approver: None,
+                token_id: None,
+                exp: None,
+            })
+        })
+}
