@@ -19,6 +19,7 @@ use crate::facts;
 mod seal;
 mod verify;
 pub use seal::{SealKeyError, init_key_file, key_to_text, read_key_file, write_key_file};
+#[cfg(feature = "postgres")]
 pub(crate) use verify::check_anchor;
 pub use verify::{
     Anchor, AnchorCheck, Damage, RepairError, RepairOutcome, VerifyReport, repair_file,
