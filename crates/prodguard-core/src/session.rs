@@ -1047,6 +1047,29 @@ impl Session {
         );
     }
 
+    /// Reports that the intent spending an approval token could not be
+    /// appended because the log (or the approval ledger) is unavailable:
+    /// 123, whether or not the rule requires audit — an approval is never
+    /// used without the record that spends it.
+    pub fn spending_unavailable(&mut self, why: String) {
+        if self.state != State::AwaitIntentAppend {
+            return;
+        }
+        self.pending = None;
+        self.state = State::Denied(self.audit_unavailable(why));
+    }
+
+    /// Refuses the attempt before its first step, for a reason the driver
+    /// found (e.g. another host holds the fleet lock of this operation and
+    /// target): the refusal is recorded like any other, without a rule.
+    /// Does nothing once the session has started.
+    pub fn refuse_at_start(&mut self, exit_code: i32, missing: String, next_step: String) {
+        if self.state != State::Start {
+            return;
+        }
+        self.refuse(exit_code, None, missing, next_step);
+    }
+
     /// Reports how the operation ended (after [`Step::Proceed`]).
     pub fn finish(&mut self, outcome: OutcomeRecord) {
         if self.state != State::Proceeding {
@@ -1554,6 +1577,58 @@ mod tests {
             "{}",
             denial.missing
         );
+    }
+
+    #[test]
+    fn an_approval_whose_spending_cannot_be_recorded_refuses_with_123() {
+        // Confirmation only, no audit requirement: a failed plain append
+        // would proceed, a failed spending must not.
+        let p = policy(vec![rule("r", &["db.migrate"], &[Requirement::Confirm])]);
+        let mut s = start(&p, Tier::Production, human());
+        assert!(matches!(s.next_step(), Step::NeedConfirmation(_)));
+        s.answer_confirmation(ConfirmationAnswer::Confirmed(ConfirmEvidence {
+            method: "approval".into(),
+            approver: Some("bob".into()),
+            token_id: Some("n1".into()),
+            exp: None,
+        }));
+        assert!(matches!(s.next_step(), Step::Append(_)));
+        s.spending_unavailable("postgresql://db/fleet: connection refused".into());
+        let denial = expect_denial(&mut s, 123);
+        assert!(
+            denial.missing.contains("connection refused"),
+            "{}",
+            denial.missing
+        );
+    }
+
+    #[test]
+    fn a_refusal_at_start_is_recorded_and_nothing_proceeds() {
+        let p = policy(vec![rule(
+            "r",
+            &["db.migrate"],
+            &[Requirement::Confirm, Requirement::Audit],
+        )]);
+        let mut s = Session::begin(SessionInput {
+            policy: &p,
+            detection: &detection(Tier::Production),
+            operation: Operation::new("db.migrate").with_target("orders"),
+            actor: human(),
+            attempt_id: "a".into(),
+            now: Timestamp(0),
+        });
+        s.refuse_at_start(120, "held by bob@web-2".into(), "wait".into());
+        let refusal = expect_append(&mut s, EventKind::Refusal, Ok(()));
+        let decision = refusal.decision.unwrap();
+        assert_eq!(decision.exit_code, Some(120));
+        assert_eq!(decision.reasons[0], "held by bob@web-2");
+        let denial = expect_denial(&mut s, 120);
+        assert!(denial.recorded);
+        assert_eq!(denial.rule, None);
+        // Once started, the session ignores it.
+        let mut started = start(&p, Tier::Production, human());
+        started.refuse_at_start(120, "late".into(), "x".into());
+        assert!(matches!(started.next_step(), Step::NeedConfirmation(_)));
     }
 
     #[test]

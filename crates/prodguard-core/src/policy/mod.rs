@@ -27,6 +27,9 @@ pub use duration::{DURATION_FORM, format_duration, parse_duration};
 pub use evaluate::Evaluation;
 pub use glob::{MAX_OPERATION_LEN, glob_matches, validate_operation_name};
 
+/// The URL schemes fleet mode's PostgreSQL keys accept.
+pub const POSTGRES_URL_SCHEMES: [&str; 2] = ["postgresql://", "postgres://"];
+
 /// The marker file's default path.
 pub const DEFAULT_MARKER_FILE: &str = "/etc/prodguard/environment";
 
@@ -157,6 +160,10 @@ pub struct AuditConfig {
     /// Start a new file once the log reaches this many bytes; the new
     /// file's first record chains to the old file's last.
     pub rotate_bytes: Option<u64>,
+    /// `sink = "postgresql://…"`: fleet mode's shared audit trail. Every
+    /// record goes there (and also to `log` when one is set or
+    /// `PRODGUARD_AUDIT_LOG` names a file).
+    pub sink: Option<String>,
 }
 
 /// `[approval]`.
@@ -168,6 +175,20 @@ pub struct ApprovalConfig {
     pub max_ttl_seconds: u64,
     /// Whether the approver must differ from the requester.
     pub four_eyes: bool,
+    /// `ledger = "postgresql://…"`: spent approval tokens are recorded on
+    /// this server, so a token spent on one host is spent on every host.
+    pub ledger: Option<String>,
+}
+
+/// `[fleet]`: coordination between hosts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct FleetConfig {
+    /// `lock = "postgresql://…"`: a guarded operation holds a lock on
+    /// (operation, target) on this server for its whole run.
+    pub lock: Option<String>,
+    /// `wait = "30s"`: how long to wait for a lock another host holds
+    /// before refusing; 0 (the default) refuses at once.
+    pub wait_seconds: u64,
 }
 
 /// A requirement a rule can name.
@@ -333,6 +354,7 @@ impl Default for AuditConfig {
             seal_every: None,
             seal_key_file: None,
             rotate_bytes: None,
+            sink: None,
         }
     }
 }
@@ -344,6 +366,7 @@ impl Default for ApprovalConfig {
             key_file: None,
             max_ttl_seconds: DEFAULT_MAX_TTL_SECONDS,
             four_eyes: false,
+            ledger: None,
         }
     }
 }
@@ -359,6 +382,8 @@ pub struct Policy {
     pub audit: AuditConfig,
     /// `[approval]`.
     pub approval: ApprovalConfig,
+    /// `[fleet]`.
+    pub fleet: FleetConfig,
     /// `[[rule]]`, in file order.
     pub rules: Vec<Rule>,
 }
@@ -436,6 +461,7 @@ impl Policy {
             environment: EnvironmentConfig::default(),
             audit: AuditConfig::default(),
             approval: ApprovalConfig::default(),
+            fleet: FleetConfig::default(),
             rules: vec![Rule {
                 name: "default: protected tiers".into(),
                 operations: vec!["*".into()],

@@ -60,6 +60,9 @@ impl Policy {
         if let Some(file) = &audit.seal_key_file {
             line(&mut out, "seal_key_file", &quote(file));
         }
+        if let Some(url) = &audit.sink {
+            line(&mut out, "sink", &quote(url));
+        }
 
         let approval = &self.approval;
         out.push_str("\n[approval]\n");
@@ -72,6 +75,24 @@ impl Policy {
             &quote(&format_duration(approval.max_ttl_seconds)),
         );
         line(&mut out, "four_eyes", &approval.four_eyes.to_string());
+        if let Some(url) = &approval.ledger {
+            line(&mut out, "ledger", &quote(url));
+        }
+
+        let fleet = &self.fleet;
+        if fleet.lock.is_some() || fleet.wait_seconds > 0 {
+            out.push_str("\n[fleet]\n");
+            if let Some(url) = &fleet.lock {
+                line(&mut out, "lock", &quote(url));
+            }
+            if fleet.wait_seconds > 0 {
+                line(
+                    &mut out,
+                    "wait",
+                    &quote(&format_duration(fleet.wait_seconds)),
+                );
+            }
+        }
 
         for rule in &self.rules {
             out.push_str("\n[[rule]]\n");

@@ -663,6 +663,7 @@ fn design_document_example_parses() {
             seal_every: Some(1000),
             seal_key_file: Some("/etc/prodguard/seal.key".into()),
             rotate_bytes: None,
+            sink: None,
         }
     );
     assert_eq!(
@@ -671,6 +672,7 @@ fn design_document_example_parses() {
             key_file: Some("/etc/prodguard/approval.key".into()),
             max_ttl_seconds: 900,
             four_eyes: false,
+            ledger: None,
         }
     );
     assert_eq!(policy.rules.len(), 2);
@@ -1083,6 +1085,108 @@ fn evaluate_refuses_when_actor_lists_do_not_overlap() {
     assert!(!p.evaluate(Tier::Local, "y").is_denied());
 }
 
+// ---------------------------------------------------------------- fleet mode
+
+const FLEET_TOML: &str = r#"
+[audit]
+log = "/var/log/prodguard/audit.jsonl"
+sink = "postgresql://prodguard@db.internal/fleet"
+
+[approval]
+ledger = "postgres://prodguard@db.internal:5433/fleet"
+
+[fleet]
+lock = "postgresql://prodguard@db.internal/fleet"
+wait = "2m"
+
+[[rule]]
+operations = ["*"]
+tiers = ["production"]
+require = ["audit"]
+"#;
+
+#[test]
+fn fleet_keys_parse_in_toml_and_json() {
+    let p = policy(FLEET_TOML);
+    assert_eq!(
+        p.audit.sink.as_deref(),
+        Some("postgresql://prodguard@db.internal/fleet")
+    );
+    assert_eq!(
+        p.audit.log.as_deref(),
+        Some("/var/log/prodguard/audit.jsonl")
+    );
+    assert_eq!(
+        p.approval.ledger.as_deref(),
+        Some("postgres://prodguard@db.internal:5433/fleet")
+    );
+    assert_eq!(
+        p.fleet,
+        FleetConfig {
+            lock: Some("postgresql://prodguard@db.internal/fleet".into()),
+            wait_seconds: 120,
+        }
+    );
+    let json = Policy::parse_json(
+        r#"{"fleet": {"lock": "postgresql://h/db", "wait": "0"},
+            "rule": [{"operations": ["*"], "require": ["audit"]}]}"#,
+        "p.json",
+    )
+    .unwrap();
+    assert_eq!(json.fleet.lock.as_deref(), Some("postgresql://h/db"));
+    assert_eq!(json.fleet.wait_seconds, 0);
+    // Without the keys nothing changes: no sink, no ledger, no lock.
+    let plain = Policy::builtin_default();
+    assert_eq!((plain.audit.sink, plain.approval.ledger), (None, None));
+    assert_eq!(plain.fleet, FleetConfig::default());
+}
+
+#[test]
+fn fleet_keys_refuse_what_is_not_postgresql() {
+    let rule = "\n[[rule]]\noperations = [\"*\"]\nrequire = [\"audit\"]\n";
+    for (text, column) in [
+        ("[audit]\nsink = \"mysql://db/fleet\"", 8),
+        ("[audit]\nsink = \"/var/log/audit.jsonl\"", 8),
+        ("[approval]\nledger = \"db.internal\"", 10),
+        ("[fleet]\nlock = \"redis://locks\"", 8),
+    ] {
+        let err = toml_err(&format!("{text}{rule}"));
+        assert_err(
+            &err,
+            2,
+            column,
+            &["must be a PostgreSQL URL", "postgresql://"],
+        );
+    }
+    let err = toml_err(&format!("[fleet]\nlock = \"\"{rule}"));
+    assert_err(&err, 2, 8, &["`lock` must not be empty"]);
+    let err = toml_err(&format!("[fleet]\nlock = 5{rule}"));
+    assert_err(&err, 2, 8, &["`lock` must be a string"]);
+}
+
+#[test]
+fn fleet_section_checks_its_keys_and_wait() {
+    let rule = "\n[[rule]]\noperations = [\"*\"]\nrequire = [\"audit\"]\n";
+    let err = toml_err(&format!("[fleet]\nlocks = \"postgresql://h/db\"{rule}"));
+    assert_err(
+        &err,
+        2,
+        1,
+        &["unknown key `locks` in [fleet]", "did you mean `lock`?"],
+    );
+    let err = toml_err(&format!(
+        "[fleet]\nlock = \"postgresql://h/db\"\nwait = \"soon\"{rule}"
+    ));
+    assert_err(&err, 3, 8, &["`wait`", "15m"]);
+    let err = toml_err(&format!("[fleet]\nwait = \"30s\"{rule}"));
+    assert_err(&err, 2, 8, &["names no `lock`"]);
+    // A fleet key at the top level says where it belongs.
+    let err = toml_err(&format!("lock = \"postgresql://h/db\"{rule}"));
+    assert_err(&err, 1, 1, &["`lock` belongs in [fleet]"]);
+    let err = toml_err(&format!("ledger = \"postgresql://h/db\"{rule}"));
+    assert_err(&err, 1, 1, &["`ledger` belongs in [approval]"]);
+}
+
 // ---------------------------------------------------------------- rendering
 
 #[test]
@@ -1104,6 +1208,12 @@ fn to_toml_string_round_trips() {
     odd.approval.key_file = Some("/k/é😀".into());
     odd.rules[1].deny = Some("tab\t cr\r del\u{7f} \"q\"".into());
     policies.push(odd);
+    let mut fleet = policy(EQUIVALENT_TOML);
+    fleet.audit.sink = Some("postgresql://prodguard@db.internal/fleet".into());
+    fleet.approval.ledger = Some("postgres://ledger@db.internal:5433/fleet".into());
+    fleet.fleet.lock = Some("postgresql://locks@db.internal/fleet?sslmode=disable".into());
+    fleet.fleet.wait_seconds = 90;
+    policies.push(fleet);
     for original in policies {
         let text = original.to_toml_string();
         let reparsed = Policy::parse_toml(&text, &original.source);

@@ -9,11 +9,12 @@ use super::glob::validate_operation_glob;
 use super::tree::{Entry, Format, Kind, Locator, Node};
 use super::{
     ActorKind, ApprovalConfig, AuditConfig, BackupSource, BackupSpec, ConfirmMode, Durability,
-    EnvironmentConfig, HostnameHint, Policy, PolicyError, Requirement, Rule, UnknownEnvironment,
+    EnvironmentConfig, FleetConfig, HostnameHint, POSTGRES_URL_SCHEMES, Policy, PolicyError,
+    Requirement, Rule, UnknownEnvironment,
 };
 use crate::Tier;
 
-const TOP_KEYS: &[&str] = &["environment", "audit", "approval", "rule"];
+const TOP_KEYS: &[&str] = &["environment", "audit", "approval", "fleet", "rule"];
 const ENVIRONMENT_KEYS: &[&str] = &["unknown", "marker_file", "aliases", "hostnames"];
 const AUDIT_KEYS: &[&str] = &[
     "log",
@@ -21,8 +22,10 @@ const AUDIT_KEYS: &[&str] = &[
     "seal_every",
     "seal_key_file",
     "rotate_bytes",
+    "sink",
 ];
-const APPROVAL_KEYS: &[&str] = &["key_file", "max_ttl", "four_eyes"];
+const APPROVAL_KEYS: &[&str] = &["key_file", "max_ttl", "four_eyes", "ledger"];
+const FLEET_KEYS: &[&str] = &["lock", "wait"];
 const RULE_KEYS: &[&str] = &[
     "name",
     "operations",
@@ -78,6 +81,7 @@ enum Place {
     Environment,
     Audit,
     Approval,
+    Fleet,
     Rule,
     Confirm,
     Backup,
@@ -90,6 +94,7 @@ impl Place {
             Place::Environment => "in [environment]",
             Place::Audit => "in [audit]",
             Place::Approval => "in [approval]",
+            Place::Fleet => "in [fleet]",
             Place::Rule => "in [[rule]]",
             Place::Confirm => "in `confirm` of [[rule]]",
             Place::Backup => "in `backup` of [[rule]]",
@@ -203,7 +208,7 @@ impl Validator<'_> {
             return Err(self.err(
                 self.root.span.start,
                 format!(
-                    "the policy must be {} with the keys `environment`, `audit`, `approval` and `rule`, found {}",
+                    "the policy must be {} with the keys `environment`, `audit`, `approval`, `fleet` and `rule`, found {}",
                     match self.format {
                         Format::Toml => "a TOML document",
                         Format::Json => "a JSON object",
@@ -218,6 +223,7 @@ impl Validator<'_> {
             environment: EnvironmentConfig::default(),
             audit: AuditConfig::default(),
             approval: ApprovalConfig::default(),
+            fleet: FleetConfig::default(),
             rules: Vec::new(),
         };
         for entry in top {
@@ -225,6 +231,7 @@ impl Validator<'_> {
                 "environment" => policy.environment = self.environment(&entry.value)?,
                 "audit" => policy.audit = self.audit(&entry.value)?,
                 "approval" => policy.approval = self.approval(&entry.value)?,
+                "fleet" => policy.fleet = self.fleet(&entry.value)?,
                 _ => policy.rules = self.rules(&entry.value)?,
             }
         }
@@ -381,6 +388,7 @@ impl Validator<'_> {
                 "rotate_bytes" => {
                     config.rotate_bytes = Some(self.positive("rotate_bytes", value)?);
                 }
+                "sink" => config.sink = Some(self.postgres_url("sink", value)?),
                 _ => config.seal_key_file = Some(self.text("seal_key_file", value)?),
             }
         }
@@ -421,10 +429,56 @@ impl Validator<'_> {
             match key.as_str() {
                 "key_file" => config.key_file = Some(self.text("key_file", value)?),
                 "max_ttl" => config.max_ttl_seconds = self.duration("max_ttl", value)?,
+                "ledger" => config.ledger = Some(self.postgres_url("ledger", value)?),
                 _ => config.four_eyes = self.bool("four_eyes", value)?,
             }
         }
         Ok(config)
+    }
+
+    fn fleet(&self, node: &Node) -> Result<FleetConfig> {
+        let entries = self.table("fleet", node)?;
+        self.check_keys(entries, FLEET_KEYS, Place::Fleet)?;
+        let mut config = FleetConfig::default();
+        for Entry { key, value, .. } in entries {
+            match key.as_str() {
+                "lock" => config.lock = Some(self.postgres_url("lock", value)?),
+                _ => {
+                    // "0" is the natural way to say "never wait".
+                    config.wait_seconds = match &value.kind {
+                        Kind::String(s) if s == "0" => 0,
+                        _ => self.duration("wait", value)?,
+                    }
+                }
+            }
+        }
+        if config.wait_seconds > 0 && config.lock.is_none() {
+            let at = entries
+                .iter()
+                .find(|e| e.key == "wait")
+                .map_or(node.span.start, |e| e.value.span.start);
+            return Err(self.err(
+                at,
+                "`wait` says how long to wait for a fleet lock, but [fleet] names no `lock`; \
+                 add lock = \"postgresql://…\" or remove `wait`",
+            ));
+        }
+        Ok(config)
+    }
+
+    /// A fleet-mode server: a `postgresql://` URL (the only engine there is).
+    fn postgres_url(&self, label: &str, node: &Node) -> Result<String> {
+        let url = self.text(label, node)?;
+        if POSTGRES_URL_SCHEMES.iter().any(|s| url.starts_with(s)) {
+            return Ok(url);
+        }
+        Err(self.err(
+            node.span.start,
+            format!(
+                "`{label}` must be a PostgreSQL URL such as \"postgresql://prodguard@db.internal/fleet\" \
+                 (fleet mode keeps its state in PostgreSQL), found {url:?}"
+            ),
+        ))
     }
 
     fn rules(&self, node: &Node) -> Result<Vec<Rule>> {
@@ -909,6 +963,8 @@ fn section_of(key: &str) -> Option<&'static str> {
         Some("[audit]")
     } else if APPROVAL_KEYS.contains(&key) {
         Some("[approval]")
+    } else if FLEET_KEYS.contains(&key) {
+        Some("[fleet]")
     } else if RULE_KEYS.contains(&key) {
         Some("[[rule]]")
     } else {
