@@ -60,13 +60,18 @@ pub fn discover_policy() -> Result<Policy, GuardError> {
 
 /// The audit log's path: `PRODGUARD_AUDIT_LOG`, else the policy's
 /// `[audit] log`, else `$XDG_STATE_HOME/prodguard/audit.jsonl` (or
-/// `~/.local/state/prodguard/audit.jsonl`). `None` when none of these exist.
+/// `~/.local/state/prodguard/audit.jsonl`). `None` when none of these exist,
+/// and when the policy's `[audit] sink` keeps the trail in PostgreSQL and no
+/// file is named (the file is then a local copy, only when asked for).
 pub fn audit_log_path(policy: &Policy) -> Option<PathBuf> {
     if let Some(path) = env_path("PRODGUARD_AUDIT_LOG") {
         return Some(path);
     }
     if let Some(path) = &policy.audit.log {
         return Some(PathBuf::from(path));
+    }
+    if policy.audit.sink.is_some() {
+        return None;
     }
     let state =
         env_path("XDG_STATE_HOME").or_else(|| env_path("HOME").map(|h| h.join(".local/state")))?;

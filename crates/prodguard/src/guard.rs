@@ -14,15 +14,15 @@ use prodguard_core::session::{
 };
 use prodguard_core::{Detection, Facts, Policy, classify};
 
-use crate::audit::{AppendReceipt, AuditError, AuditSink, FileSink};
+use crate::audit::{AppendReceipt, AuditError, AuditSink, FileSink, SpendError};
 use crate::backup::{BackupProvider, CommandBackup};
 use crate::confirm::{Confirmer, TerminalConfirmer};
 use crate::stamp::StampReader;
-use crate::{GuardError, approval, config, facts};
+use crate::{GuardError, approval, config, facts, fleet};
 
 /// A sink for when no audit log can be located: every append fails, so
 /// operations that require audit refuse.
-struct NoAuditLog;
+pub(crate) struct NoAuditLog;
 
 impl AuditSink for NoAuditLog {
     fn append(&self, _: &AuditEvent) -> Result<AppendReceipt, AuditError> {
@@ -36,14 +36,21 @@ impl AuditSink for NoAuditLog {
     }
 }
 
-#[cfg(feature = "sqlite")]
-fn default_stamps() -> Arc<dyn StampReader> {
-    Arc::new(crate::stamp::SqliteStamps)
-}
+/// Reads the stamps of the targets this build can open: SQLite files
+/// (feature `sqlite`) and PostgreSQL databases (feature `postgres`).
+struct DefaultStamps;
 
-#[cfg(not(feature = "sqlite"))]
-fn default_stamps() -> Arc<dyn StampReader> {
-    Arc::new(crate::stamp::NoStamps)
+impl StampReader for DefaultStamps {
+    fn read(&self, target: &str) -> Result<Option<prodguard_core::session::Stamp>, String> {
+        #[cfg(feature = "postgres")]
+        if crate::pg::is_postgres_url(target) {
+            return crate::pg::PgStamps.read(target);
+        }
+        #[cfg(feature = "sqlite")]
+        return crate::stamp::SqliteStamps.read(target);
+        #[cfg(not(feature = "sqlite"))]
+        crate::stamp::NoStamps.read(target)
+    }
 }
 
 /// Guards dangerous operations: detection, policy, confirmation, backup, audit.
@@ -71,6 +78,8 @@ pub struct Guard {
     audit_path: Option<PathBuf>,
     stamps: Arc<dyn StampReader>,
     approval: Option<String>,
+    /// `[fleet] lock`, when the policy names one.
+    locks: Option<Arc<fleet::Locks>>,
 }
 
 impl std::fmt::Debug for Guard {
@@ -200,11 +209,21 @@ impl GuardBuilder {
         } else {
             None
         };
-        let sink: Arc<dyn AuditSink> = match (self.sink, log_path) {
-            (Some(sink), _) => sink,
-            (None, Some(path)) => Arc::new(FileSink::from_policy(path, &policy)),
-            (None, None) => Arc::new(NoAuditLog),
+        let local: Option<Arc<dyn AuditSink>> = match (self.sink, log_path) {
+            (Some(sink), _) => Some(sink),
+            (None, Some(path)) => Some(Arc::new(FileSink::from_policy(path, &policy))),
+            (None, None) => None,
         };
+        // Fleet mode: the shared trail first, the local sink a copy.
+        let sink = fleet::audit_sink(&policy, local)?.unwrap_or_else(|| Arc::new(NoAuditLog));
+        let actor = self.actor.unwrap_or_else(facts::current_actor);
+        let holder = format!(
+            "{}@{} pid {}",
+            actor.user,
+            facts::hostname().unwrap_or_else(|| "unknown".into()),
+            std::process::id()
+        );
+        let locks = fleet::Locks::from_policy(&policy, &holder)?.map(Arc::new);
         tracing::debug!(
             environment = %detection.environment,
             tier = %detection.tier,
@@ -216,7 +235,7 @@ impl GuardBuilder {
         Ok(Guard {
             policy: Arc::new(policy),
             detection,
-            actor: self.actor.unwrap_or_else(facts::current_actor),
+            actor,
             confirmer: self
                 .confirmer
                 .unwrap_or_else(|| Arc::new(TerminalConfirmer::new())),
@@ -225,12 +244,13 @@ impl GuardBuilder {
                 .unwrap_or_else(|| Arc::new(CommandBackup::new(backup_dir))),
             sink,
             audit_path,
-            stamps: self.stamps.unwrap_or_else(default_stamps),
+            stamps: self.stamps.unwrap_or_else(|| Arc::new(DefaultStamps)),
             approval: self.approval.or_else(|| {
                 std::env::var("PRODGUARD_APPROVAL")
                     .ok()
                     .filter(|t| !t.trim().is_empty())
             }),
+            locks,
         })
     }
 }
@@ -327,7 +347,9 @@ impl Guard {
         let Some(target) = operation.target.as_deref() else {
             return refuse("approval tokens bind a target, and this operation names none".into());
         };
+        // Spent in the policy's file log: only that file knows every spent token.
         if let (Some(policy_log), Some(in_use)) = (&self.policy.audit.log, &self.audit_path)
+            && !fleet::spends_in_postgres(&self.policy)
             && Path::new(policy_log) != in_use.as_path()
         {
             return refuse(format!(
@@ -373,9 +395,15 @@ impl Guard {
 
     fn begin_with(
         &self,
-        operation: Operation,
+        mut operation: Operation,
         approval: Option<&str>,
     ) -> Result<Permit<'_>, GuardError> {
+        // A database URL's password never reaches records, prompts, tokens
+        // or lock keys; only the stamp reader connects with it.
+        let mut stamp_target = None;
+        if let Some(redacted) = operation.target.as_deref().and_then(fleet::redact_password) {
+            stamp_target = operation.target.replace(redacted);
+        }
         let mut approval_issued = None;
         let span = tracing::info_span!(
             "prodguard.guard",
@@ -394,10 +422,25 @@ impl Guard {
             attempt_id: facts::random_id(),
             now: facts::now(),
         });
+        // The fleet lock is held from before anyone is asked until the
+        // outcome is recorded; operations that are free here take none.
+        let mut lock = None;
+        if let Some(locks) = &self.locks
+            && session.decision().result == Verdict::Require
+        {
+            let target = operation.target.as_deref().unwrap_or("");
+            match locks.acquire(&operation.kind, target) {
+                Ok(hold) => lock = Some(hold),
+                Err((exit_code, missing, next_step)) => {
+                    session.refuse_at_start(exit_code, missing, next_step);
+                }
+            }
+        }
         loop {
             match session.next_step() {
                 Step::CheckStamp { target } => {
-                    session.stamp_checked(self.stamps.read(&target));
+                    let target = stamp_target.as_deref().unwrap_or(&target);
+                    session.stamp_checked(self.stamps.read(target));
                 }
                 Step::CheckAudit => {
                     session.audit_checked(self.sink.check().map_err(|e| e.to_string()));
@@ -460,6 +503,9 @@ impl Guard {
                         (Some(token_id), Some(issued)) => {
                             match self.sink.append_spending(&event, &token_id, issued) {
                                 Ok(_) => session.appended(Ok(())),
+                                Err(SpendError::Audit(e)) => {
+                                    session.spending_unavailable(e.to_string());
+                                }
                                 Err(e) => session.approval_refused(e.to_string()),
                             }
                         }
@@ -484,6 +530,7 @@ impl Guard {
                         span,
                         started: Instant::now(),
                         finished: false,
+                        lock,
                     });
                 }
                 Step::Deny(denial) => {
@@ -596,6 +643,8 @@ pub struct Permit<'g> {
     span: tracing::Span,
     started: Instant,
     finished: bool,
+    /// The fleet lock, released once the outcome is recorded.
+    lock: Option<fleet::LockHold>,
 }
 
 impl std::fmt::Debug for Permit<'_> {
@@ -656,6 +705,9 @@ impl Permit<'_> {
                 tracing::error!(error = %e, "the outcome record could not be written");
             }
             self.session.appended(result.map_err(|e| e.to_string()));
+        }
+        if let Some(lock) = self.lock.take() {
+            fleet::release(lock);
         }
         tracing::info!(status, "guarded operation finished");
     }

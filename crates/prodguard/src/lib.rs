@@ -35,6 +35,7 @@ pub mod config;
 pub mod confirm;
 mod error;
 pub mod facts;
+mod fleet;
 mod guard;
 #[cfg(feature = "postgres")]
 pub mod pg;
@@ -43,6 +44,7 @@ pub mod stamp;
 use std::sync::OnceLock;
 
 pub use error::GuardError;
+pub use fleet::redact_password;
 pub use guard::{Guard, GuardBuilder, GuardedOperation, Permit};
 pub use prodguard_core::session::{Decision, Operation, Verdict};
 pub use prodguard_core::{Detection, Policy, Tier};

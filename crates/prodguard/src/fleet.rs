@@ -1,0 +1,387 @@
+//! Fleet mode's policy keys, wired into the guard: `[audit] sink` (the
+//! shared audit trail), `[approval] ledger` (spent approvals) and
+//! `[fleet] lock` (one operation per target at a time), all on PostgreSQL.
+//!
+//! A build without the `postgres` feature refuses a policy that names any
+//! of them: a key that is accepted but not honoured would let operations
+//! through that the policy meant to coordinate.
+
+use std::sync::Arc;
+
+use prodguard_core::Policy;
+use prodguard_core::Timestamp;
+use prodguard_core::audit::AuditEvent;
+
+use crate::GuardError;
+use crate::audit::{AppendReceipt, AuditError, AuditSink, SpendError};
+
+/// The fleet keys `policy` sets, for messages.
+#[cfg(not(feature = "postgres"))]
+fn fleet_keys(policy: &Policy) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    if policy.audit.sink.is_some() {
+        keys.push("[audit] sink");
+    }
+    if policy.approval.ledger.is_some() {
+        keys.push("[approval] ledger");
+    }
+    if policy.fleet.lock.is_some() {
+        keys.push("[fleet] lock");
+    }
+    keys
+}
+
+/// Whether approvals are spent outside the local audit log (in PostgreSQL).
+pub(crate) fn spends_in_postgres(policy: &Policy) -> bool {
+    policy.audit.sink.is_some() || policy.approval.ledger.is_some()
+}
+
+/// `sink`, with the policy's `[audit] sink` and `[approval] ledger` around
+/// it: every record goes to the shared trail first and `local` (the file
+/// log or the program's own sink, if any) gets a copy; approvals are spent
+/// in the ledger when one is named.
+pub(crate) fn audit_sink(
+    policy: &Policy,
+    local: Option<Arc<dyn AuditSink>>,
+) -> Result<Option<Arc<dyn AuditSink>>, GuardError> {
+    if policy.audit.sink.is_none() && policy.approval.ledger.is_none() {
+        return Ok(local);
+    }
+    postgres_sink(policy, local).map(Some)
+}
+
+#[cfg(feature = "postgres")]
+fn postgres_sink(
+    policy: &Policy,
+    local: Option<Arc<dyn AuditSink>>,
+) -> Result<Arc<dyn AuditSink>, GuardError> {
+    use crate::pg::{LedgerSink, PgAuditSink, PgLedger};
+
+    let mut sink = local;
+    let mut trail_server = None;
+    if let Some(url) = &policy.audit.sink {
+        let server = parse_server("[audit] sink", url)?;
+        trail_server = Some(server.name().to_owned());
+        let trail = PgAuditSink::for_server(server).with_durability(policy.audit.durability);
+        sink = Some(match sink {
+            Some(copy) => Arc::new(TeeSink {
+                primary: trail,
+                copy,
+            }),
+            None => Arc::new(trail),
+        });
+    }
+    // Without a sink so far there is no log to record anything in: the
+    // sink refuses every append, so audited operations refuse.
+    let sink = sink.unwrap_or_else(|| Arc::new(crate::guard::NoAuditLog));
+    match &policy.approval.ledger {
+        Some(url) => {
+            let server = parse_server("[approval] ledger", url)?;
+            // The trail's own table spends approvals in the same
+            // transaction as the intent: no second server to consult.
+            if trail_server.as_deref() == Some(server.name()) {
+                return Ok(sink);
+            }
+            Ok(Arc::new(LedgerSink::new(
+                PgLedger::for_server(server),
+                sink,
+            )))
+        }
+        None => Ok(sink),
+    }
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres_sink(
+    policy: &Policy,
+    _: Option<Arc<dyn AuditSink>>,
+) -> Result<Arc<dyn AuditSink>, GuardError> {
+    Err(without_postgres(policy))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn without_postgres(policy: &Policy) -> GuardError {
+    GuardError::Policy(format!(
+        "{}: the policy sets {}, which keeps fleet state in PostgreSQL, but this build of \
+         prodguard has no PostgreSQL support; build it with the `postgres` feature (the \
+         prodguard CLI has it), or remove the key",
+        policy.source,
+        fleet_keys(policy).join(", ")
+    ))
+}
+
+#[cfg(feature = "postgres")]
+fn parse_server(key: &str, url: &str) -> Result<crate::pg::PgServer, GuardError> {
+    crate::pg::PgServer::parse(url).map_err(|e| {
+        GuardError::Policy(format!(
+            "{key} is not a usable PostgreSQL URL: {e}; fix it in the policy"
+        ))
+    })
+}
+
+/// Lets a shared sink be wrapped (the ledger around the trail).
+impl<T: AuditSink + ?Sized> AuditSink for Arc<T> {
+    fn append(&self, event: &AuditEvent) -> Result<AppendReceipt, AuditError> {
+        (**self).append(event)
+    }
+
+    fn check(&self) -> Result<(), AuditError> {
+        (**self).check()
+    }
+
+    fn append_spending(
+        &self,
+        event: &AuditEvent,
+        token_id: &str,
+        issued: Timestamp,
+    ) -> Result<AppendReceipt, SpendError> {
+        (**self).append_spending(event, token_id, issued)
+    }
+}
+
+/// Every record to `primary` (the shared trail, which also spends
+/// approvals), then a copy to `copy` (the local log). Either failing fails
+/// the append: an audited operation runs only once both hold its intent.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+struct TeeSink<P> {
+    primary: P,
+    copy: Arc<dyn AuditSink>,
+}
+
+impl<P: AuditSink> AuditSink for TeeSink<P> {
+    fn append(&self, event: &AuditEvent) -> Result<AppendReceipt, AuditError> {
+        let receipt = self.primary.append(event)?;
+        self.copy.append(event)?;
+        Ok(receipt)
+    }
+
+    fn check(&self) -> Result<(), AuditError> {
+        self.primary.check()?;
+        self.copy.check()
+    }
+
+    fn append_spending(
+        &self,
+        event: &AuditEvent,
+        token_id: &str,
+        issued: Timestamp,
+    ) -> Result<AppendReceipt, SpendError> {
+        let receipt = self.primary.append_spending(event, token_id, issued)?;
+        self.copy.append(event)?;
+        Ok(receipt)
+    }
+}
+
+/// The policy's `[fleet] lock`, ready to take.
+#[cfg(feature = "postgres")]
+pub(crate) struct Locks {
+    locks: crate::pg::FleetLock,
+    wait: std::time::Duration,
+}
+
+/// Without PostgreSQL there are no fleet locks (a policy naming one is refused).
+#[cfg(not(feature = "postgres"))]
+pub(crate) enum Locks {}
+
+/// A fleet lock held for one guarded operation; dropping it releases it.
+#[cfg(feature = "postgres")]
+pub(crate) type LockHold = crate::pg::FleetGuard;
+
+/// Without PostgreSQL no lock is ever held.
+#[cfg(not(feature = "postgres"))]
+pub(crate) enum LockHold {}
+
+/// Why a fleet lock was not taken: the exit code, what is missing, the next step.
+pub(crate) type LockRefusal = (i32, String, String);
+
+impl Locks {
+    /// The policy's fleet locks, held as `holder`; `None` without `[fleet] lock`.
+    pub(crate) fn from_policy(policy: &Policy, holder: &str) -> Result<Option<Locks>, GuardError> {
+        let Some(url) = &policy.fleet.lock else {
+            return Ok(None);
+        };
+        #[cfg(feature = "postgres")]
+        {
+            let server = parse_server("[fleet] lock", url)?;
+            Ok(Some(Locks {
+                locks: crate::pg::FleetLock::for_server(server).holder(holder),
+                wait: std::time::Duration::from_secs(policy.fleet.wait_seconds),
+            }))
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            let _ = (url, holder);
+            Err(without_postgres(policy))
+        }
+    }
+
+    /// Takes the lock of (`operation`, `target`), waiting as the policy says.
+    pub(crate) fn acquire(&self, operation: &str, target: &str) -> Result<LockHold, LockRefusal> {
+        #[cfg(feature = "postgres")]
+        {
+            use crate::pg::LockError;
+            use prodguard_core::exit;
+
+            tracing::debug!(operation, target, wait = ?self.wait, "taking the fleet lock");
+            self.locks
+                .acquire(operation, target, Some(self.wait))
+                .map_err(|e| match e {
+                    LockError::Held { .. } => (
+                        exit::DENIED,
+                        e.to_string(),
+                        "wait until it finishes and run again, or set [fleet] wait to queue \
+                         behind it"
+                            .to_owned(),
+                    ),
+                    LockError::Unavailable(pg) => (
+                        exit::AUDIT_UNAVAILABLE,
+                        format!("the fleet lock cannot be taken: {pg}"),
+                        "make the server named in [fleet] lock reachable (`prodguard fleet \
+                         init URL` checks it); nothing guarded runs until it answers"
+                            .to_owned(),
+                    ),
+                })
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            let _ = (operation, target);
+            match *self {}
+        }
+    }
+}
+
+/// Releases a fleet lock after the outcome is recorded.
+pub(crate) fn release(hold: LockHold) {
+    #[cfg(feature = "postgres")]
+    if let Err(e) = hold.release() {
+        // The server frees it when the connection closes anyway.
+        tracing::warn!(error = %e, "the fleet lock could not be released cleanly");
+    }
+    #[cfg(not(feature = "postgres"))]
+    match hold {}
+}
+
+/// `target` without its password, when it is a PostgreSQL URL that
+/// carries one (`postgresql://app:secret@db/orders` →
+/// `postgresql://app@db/orders`, `?password=…` dropped): targets go into
+/// audit records, prompts, approval tokens and lock keys, passwords never
+/// do. `None` when there is nothing to remove.
+///
+/// ```
+/// assert_eq!(
+///     prodguard::redact_password("postgresql://app:secret@db.internal/orders").as_deref(),
+///     Some("postgresql://app@db.internal/orders")
+/// );
+/// assert_eq!(prodguard::redact_password("orders.db"), None);
+/// ```
+pub fn redact_password(target: &str) -> Option<String> {
+    let scheme = prodguard_core::policy::POSTGRES_URL_SCHEMES
+        .iter()
+        .find(|s| target.starts_with(**s))?;
+    let rest = &target[scheme.len()..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let mut out = String::with_capacity(target.len());
+    out.push_str(scheme);
+    let mut changed = false;
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => {
+                changed = true;
+                out.push_str(user);
+                out.push('@');
+                out.push_str(host);
+            }
+            None => out.push_str(authority),
+        },
+        None => out.push_str(authority),
+    }
+    let (path, fragment) = match path.find('#') {
+        Some(i) => path.split_at(i),
+        None => (path, ""),
+    };
+    match path.split_once('?') {
+        Some((before, query)) => {
+            out.push_str(before);
+            let kept: Vec<&str> = query
+                .split('&')
+                .filter(|pair| {
+                    let secret = pair
+                        .split('=')
+                        .next()
+                        .is_some_and(|k| k.eq_ignore_ascii_case("password"));
+                    changed |= secret;
+                    !secret
+                })
+                .collect();
+            if !kept.is_empty() {
+                out.push('?');
+                out.push_str(&kept.join("&"));
+            }
+        }
+        None => out.push_str(path),
+    }
+    out.push_str(fragment);
+    changed.then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_password;
+
+    /// Run by `cargo test -p prodguard --lib` (scripts/test), which builds
+    /// without the feature.
+    #[cfg(not(feature = "postgres"))]
+    #[test]
+    fn without_postgres_a_policy_with_fleet_keys_is_refused() {
+        for key in [
+            "[audit]\nsink = \"postgresql://db/fleet\"",
+            "[approval]\nledger = \"postgresql://db/fleet\"",
+            "[fleet]\nlock = \"postgresql://db/fleet\"",
+        ] {
+            let text = format!("{key}\n[[rule]]\noperations = [\"*\"]\nrequire = [\"audit\"]\n");
+            let policy = prodguard_core::Policy::parse_toml(&text, "p.toml").unwrap();
+            let err = crate::Guard::builder()
+                .policy(policy)
+                .facts(prodguard_core::Facts::default())
+                .audit_log(std::env::temp_dir().join("prodguard-unused.jsonl"))
+                .build()
+                .unwrap_err();
+            assert_eq!(err.exit_code(), 125);
+            let name = key.lines().next().unwrap();
+            assert!(err.to_string().contains(name), "{err}");
+            assert!(err.to_string().contains("`postgres` feature"), "{err}");
+        }
+    }
+
+    #[test]
+    fn passwords_are_removed_from_postgresql_targets() {
+        for (target, expected) in [
+            (
+                "postgresql://app:s3cr%40t@db.internal:5433/orders",
+                Some("postgresql://app@db.internal:5433/orders"),
+            ),
+            (
+                "postgres://app:pw@db/orders?sslmode=disable",
+                Some("postgres://app@db/orders?sslmode=disable"),
+            ),
+            (
+                "postgresql://app@db/orders?password=pw&sslmode=disable",
+                Some("postgresql://app@db/orders?sslmode=disable"),
+            ),
+            (
+                "postgresql://db/orders?PASSWORD=pw",
+                Some("postgresql://db/orders"),
+            ),
+            ("postgresql://a:b@c@db/x", Some("postgresql://a@db/x")),
+            ("postgresql://app:pw@db", Some("postgresql://app@db")),
+            ("postgresql://app@db/orders", None),
+            ("postgresql://db/orders?sslmode=require", None),
+            ("orders.db", None),
+            ("mysql://app:pw@db/orders", None),
+            ("", None),
+        ] {
+            assert_eq!(redact_password(target).as_deref(), expected, "{target}");
+        }
+    }
+}

@@ -1,0 +1,445 @@
+//! Fleet mode configured by the policy alone — `[audit] sink`, `[approval]
+//! ledger`, `[fleet] lock` — driven through whole guarded operations against
+//! a real PostgreSQL server.
+//!
+//! Needs `eval $(scripts/pg-cluster start)` first (PRODGUARD_TEST_PG).
+#![cfg(feature = "postgres")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod pg_common;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use pg_common::*;
+use prodguard::audit::verify_file;
+use prodguard::pg::{PgServer, verify};
+use prodguard::{Guard, GuardBuilder, GuardError, Policy};
+use prodguard_core::audit::{Actor, ConfirmEvidence};
+use prodguard_core::policy::ActorKind;
+use prodguard_core::session::{Challenge, ConfirmationAnswer, Stamp};
+use prodguard_core::{Facts, Tier};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("prodguard-pgpol-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `text` plus a rule guarding every operation in production with a
+/// confirmation and the audit log.
+fn policy(text: &str) -> Policy {
+    let text = format!(
+        "{text}\n[[rule]]\noperations = [\"*\"]\ntiers = [\"production\", \"unknown\"]\n\
+         require = [\"confirm\", \"audit\"]\n"
+    );
+    Policy::parse_toml(&text, "prodguard.toml").unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+/// A guard in `env` under `policy`, acting as `user`, whose typed
+/// confirmations are given.
+fn guard(policy: Policy, env: &str, user: &str) -> GuardBuilder {
+    let mut facts = Facts::default();
+    facts.env.insert("APP_ENV".into(), env.into());
+    Guard::builder()
+        .policy(policy)
+        .facts(facts)
+        .actor(Actor {
+            user: user.into(),
+            kind: ActorKind::Human,
+        })
+        .confirmer(|_: &Challenge| {
+            ConfirmationAnswer::Confirmed(ConfirmEvidence {
+                method: "typed".into(),
+                approver: None,
+                token_id: None,
+                exp: None,
+            })
+        })
+}
+
+/// The records of the trail at `url`, parsed, in order.
+fn trail(url: &str) -> Vec<serde_json::Value> {
+    connect(url)
+        .query("SELECT record FROM prodguard_audit ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|row| serde_json::from_str(&row.get::<_, String>(0)).unwrap())
+        .collect()
+}
+
+fn file_records(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+fn kinds(records: &[serde_json::Value]) -> Vec<&str> {
+    records
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect()
+}
+
+/// A URL (with a password) of a loopback port where nothing listens.
+fn closed_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("postgresql://fleet:hunter2@127.0.0.1:{port}/fleet?connect_timeout=5")
+}
+
+/// `url` with `password` inserted for its user (the test cluster trusts
+/// local connections, so any password connects).
+fn with_password(url: &str, password: &str) -> String {
+    let at = url.find('@').unwrap();
+    format!("{}:{password}{}", &url[..at], &url[at..])
+}
+
+#[test]
+fn the_policy_sink_takes_every_record_and_the_log_keeps_a_copy() {
+    let url = fresh_db("policy_sink");
+    let dir = temp_dir("sink");
+    let log = dir.join("audit.jsonl");
+    let policy = policy(&format!(
+        "[audit]\nsink = {url:?}\nlog = {:?}\n",
+        log.display().to_string()
+    ));
+    let guard = guard(policy, "production", "ana").build().unwrap();
+    let ran = guard.operation("db.migrate").target("orders").run(|| 7);
+    assert_eq!(ran, Ok(7));
+
+    let shared = trail(&url);
+    assert_eq!(kinds(&shared), ["intent", "outcome"]);
+    assert_eq!(shared[0]["op"]["target"], "orders");
+    assert!(
+        verify(&PgServer::parse(&url).unwrap(), None)
+            .unwrap()
+            .intact()
+    );
+    // The local copy holds the same events, in its own chain.
+    let local = file_records(&log);
+    assert_eq!(kinds(&local), ["intent", "outcome"]);
+    assert_eq!(local[0]["attempt_id"], shared[0]["attempt_id"]);
+    assert_eq!(local[1]["outcome"]["status"], "ok");
+    assert!(verify_file(&log, None).unwrap().intact());
+}
+
+#[test]
+fn the_policy_sink_alone_is_the_trail() {
+    let url = fresh_db("policy_sink_alone");
+    let policy = policy(&format!("[audit]\nsink = {url:?}\n"));
+    assert_eq!(prodguard::config::audit_log_path(&policy), None);
+    let guard = guard(policy, "production", "ana").build().unwrap();
+    guard
+        .operation("db.migrate")
+        .target("orders")
+        .run(|| ())
+        .unwrap();
+    guard
+        .operation("db.seed")
+        .target("orders")
+        .run(|| ())
+        .unwrap();
+    assert_eq!(
+        kinds(&trail(&url)),
+        ["intent", "outcome", "intent", "outcome"]
+    );
+}
+
+#[test]
+fn an_unreachable_policy_sink_refuses_with_123_naming_the_server() {
+    let url = closed_url();
+    let guard = guard(
+        policy(&format!("[audit]\nsink = {url:?}\n")),
+        "production",
+        "ana",
+    )
+    .build()
+    .unwrap();
+    let ran = AtomicBool::new(false);
+    let err = guard
+        .operation("db.migrate")
+        .target("orders")
+        .run(|| ran.store(true, Ordering::SeqCst))
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 123, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("postgresql://fleet@127.0.0.1:"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(!ran.load(Ordering::SeqCst), "nothing ran");
+}
+
+/// A policy whose `db.*` rule in production requires `require` with an
+/// approval token as the confirmation, and its fresh key file.
+fn approval_policy(dir: &Path, require: &str) -> (Policy, PathBuf) {
+    let key_file = dir.join("approval.key");
+    prodguard::approval::generate_key(&key_file).unwrap();
+    let text = format!(
+        "[approval]\nkey_file = {:?}\n\n[[rule]]\noperations = [\"db.*\"]\n\
+         tiers = [\"production\"]\nrequire = {require}\nconfirm = {{ mode = \"approval\" }}\n",
+        key_file.display().to_string()
+    );
+    (
+        Policy::parse_toml(&text, "prodguard.toml").unwrap(),
+        key_file,
+    )
+}
+
+fn issue_token(key_file: &Path, op: &str, target: &str) -> String {
+    let key = prodguard::approval::read_key(key_file).unwrap();
+    let now = prodguard::facts::now();
+    prodguard_core::approval::issue(
+        &key,
+        &prodguard_core::approval::Claims {
+            v: 1,
+            op: op.into(),
+            target: target.into(),
+            env: "production".into(),
+            tier: Tier::Production,
+            fingerprint: None,
+            approver: "bob".into(),
+            approver_kind: Some(ActorKind::Human),
+            iat: now,
+            exp: now.plus_seconds(600),
+            nonce: prodguard::facts::random_id(),
+        },
+    )
+}
+
+#[test]
+fn the_policy_ledger_makes_a_token_single_use_across_hosts_with_their_own_logs() {
+    let url = fresh_db("policy_ledger");
+    let dir = temp_dir("ledger");
+    let (mut policy, key_file) = approval_policy(&dir, "[\"confirm\", \"audit\"]");
+    policy.approval.ledger = Some(url.clone());
+    let token = issue_token(&key_file, "db.migrate", "orders");
+    let host = |log: &str| {
+        guard(policy.clone(), "production", "ana")
+            .audit_log(dir.join(log))
+            .approval(token.clone())
+            .build()
+            .unwrap()
+    };
+    let (host_a, host_b) = (host("a.jsonl"), host("b.jsonl"));
+    host_a
+        .operation("db.migrate")
+        .target("orders")
+        .run(|| ())
+        .unwrap();
+    let ran = AtomicBool::new(false);
+    let err = host_b
+        .operation("db.migrate")
+        .target("orders")
+        .run(|| ran.store(true, Ordering::SeqCst))
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 121, "{err}");
+    assert!(err.to_string().contains("spent by host"), "{err}");
+    assert!(!ran.load(Ordering::SeqCst));
+    // Host B's own log records the refusal, not an intent.
+    assert_eq!(kinds(&file_records(&dir.join("b.jsonl"))), ["refusal"]);
+    let spent: i64 = connect(&url)
+        .query_one("SELECT count(*) FROM prodguard_spent", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(spent, 1);
+}
+
+#[test]
+fn an_approval_whose_ledger_is_down_never_runs_even_without_an_audit_requirement() {
+    let dir = temp_dir("ledger-down");
+    // Only a confirmation is required: a plain append failure would not
+    // stop this operation, but an approval must never be used unrecorded.
+    let (mut policy, key_file) = approval_policy(&dir, "[\"confirm\"]");
+    policy.approval.ledger = Some(closed_url());
+    let token = issue_token(&key_file, "db.migrate", "orders");
+    let guard = guard(policy, "production", "ana")
+        .audit_log(dir.join("audit.jsonl"))
+        .approval(token)
+        .build()
+        .unwrap();
+    let ran = AtomicBool::new(false);
+    let err = guard
+        .operation("db.migrate")
+        .target("orders")
+        .run(|| ran.store(true, Ordering::SeqCst))
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 123, "{err}");
+    assert!(err.to_string().contains("127.0.0.1"), "{err}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    assert!(!ran.load(Ordering::SeqCst));
+}
+
+#[test]
+fn the_policy_lock_refuses_a_second_run_naming_the_holder() {
+    let url = fresh_db("policy_lock");
+    let dir = temp_dir("lock");
+    let policy = policy(&format!("[fleet]\nlock = {url:?}\n"));
+    let ana = guard(policy.clone(), "production", "ana")
+        .audit_log(dir.join("ana.jsonl"))
+        .build()
+        .unwrap();
+    let bob = guard(policy, "production", "bob")
+        .audit_log(dir.join("bob.jsonl"))
+        .build()
+        .unwrap();
+    let permit = ana
+        .operation("db.migrate")
+        .target("orders")
+        .begin()
+        .unwrap();
+    let ran = AtomicBool::new(false);
+    let err = bob
+        .operation("db.migrate")
+        .target("orders")
+        .run(|| ran.store(true, Ordering::SeqCst))
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 120, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("already running"), "{text}");
+    assert!(text.contains("ana@"), "names the holder: {text}");
+    assert!(!ran.load(Ordering::SeqCst));
+    // The refusal is in bob's log like any other.
+    let refused = file_records(&dir.join("bob.jsonl"));
+    assert_eq!(kinds(&refused), ["refusal"]);
+    assert_eq!(refused[0]["decision"]["exit_code"], 120);
+    // Another target, or the same one once ana is done, runs.
+    bob.operation("db.migrate")
+        .target("users")
+        .run(|| ())
+        .unwrap();
+    permit.finish(Ok(()));
+    bob.operation("db.migrate")
+        .target("orders")
+        .run(|| ())
+        .unwrap();
+}
+
+#[test]
+fn with_wait_the_second_run_queues_and_the_lock_covers_intent_to_outcome() {
+    let url = fresh_db("policy_lock_wait");
+    let policy = policy(&format!(
+        "[audit]\nsink = {url:?}\n\n[fleet]\nlock = {url:?}\nwait = \"30s\"\n"
+    ));
+    let ana = guard(policy.clone(), "production", "ana").build().unwrap();
+    let bob = guard(policy, "production", "bob").build().unwrap();
+    let permit = ana
+        .operation("db.migrate")
+        .target("orders")
+        .begin()
+        .unwrap();
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let started = Instant::now();
+            bob.operation("db.migrate")
+                .target("orders")
+                .run(|| ())
+                .unwrap();
+            started.elapsed()
+        });
+        std::thread::sleep(Duration::from_millis(700));
+        permit.finish(Ok(()));
+        let waited = waiter.join().unwrap();
+        assert!(
+            waited >= Duration::from_millis(600),
+            "bob waited {waited:?}"
+        );
+    });
+    // ana's outcome is in the trail before bob's intent: the lock was held
+    // from before the intent until after the outcome.
+    let records = trail(&url);
+    let order: Vec<(String, &str)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["actor"]["user"].as_str().unwrap().to_owned(),
+                r["kind"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("ana".to_owned(), "intent"),
+            ("ana".to_owned(), "outcome"),
+            ("bob".to_owned(), "intent"),
+            ("bob".to_owned(), "outcome"),
+        ]
+    );
+}
+
+#[test]
+fn an_unreachable_lock_server_refuses_with_123_and_free_operations_take_no_lock() {
+    let dir = temp_dir("lock-down");
+    let policy = policy(&format!("[fleet]\nlock = {:?}\n", closed_url()));
+    let production = guard(policy.clone(), "production", "ana")
+        .audit_log(dir.join("audit.jsonl"))
+        .build()
+        .unwrap();
+    let ran = AtomicBool::new(false);
+    let err = production
+        .operation("db.migrate")
+        .target("orders")
+        .run(|| ran.store(true, Ordering::SeqCst))
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 123, "{err}");
+    assert!(err.to_string().contains("[fleet] lock"), "{err}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    assert!(!ran.load(Ordering::SeqCst));
+    // In development the rule requires nothing, so no lock is taken.
+    let development = guard(policy, "development", "ana")
+        .audit_log(dir.join("audit.jsonl"))
+        .build()
+        .unwrap();
+    assert_eq!(
+        development
+            .operation("db.migrate")
+            .target("orders")
+            .run(|| 1),
+        Ok(1)
+    );
+}
+
+#[test]
+fn a_database_url_password_never_reaches_a_record_or_a_message() {
+    let url = fresh_db("policy_target");
+    let dir = temp_dir("target");
+    let log = dir.join("audit.jsonl");
+    prodguard::pg::write_stamp(
+        &url,
+        &Stamp {
+            environment: "production".into(),
+            tier: Tier::Production,
+            stamped_at: None,
+            stamped_by: None,
+        },
+    )
+    .unwrap();
+    let secret = with_password(&url, "hunter2");
+    let policy = policy(&format!("[audit]\nlog = {:?}\n", log.display().to_string()));
+    // Production: the stamp (read with the password) agrees, so it runs.
+    let production = guard(policy.clone(), "production", "ana").build().unwrap();
+    production
+        .operation("db.migrate")
+        .target(&secret)
+        .run(|| ())
+        .unwrap();
+    // Staging: the stamp says production, so 124 — the stamp was read.
+    let staging = guard(policy, "staging", "ana").build().unwrap();
+    let err = staging
+        .operation("db.migrate")
+        .target(&secret)
+        .run(|| ())
+        .unwrap_err();
+    assert!(matches!(err, GuardError::EnvironmentMismatch(_)), "{err}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("hunter2"), "{text}");
+    let records = file_records(&log);
+    assert_eq!(kinds(&records), ["intent", "outcome", "refusal"]);
+    assert_eq!(records[0]["op"]["target"], url.as_str());
+}
