@@ -7,19 +7,29 @@ use prodguard::audit::{
     Anchor, AnchorCheck, AuditSink, FileSink, RepairError, RepairOutcome, VerifyReport,
     init_key_file, key_to_text, read_key_file, repair_file, verify_file_sealed,
 };
-use prodguard::{GuardError, config};
+use prodguard::{Guard, GuardError, config};
 use prodguard_core::audit::{AuditEvent, Record, SealKey};
 use prodguard_core::exit;
 
 use crate::{AuditCommand, LogArg, load_policy};
+use prodguard::Policy;
 
 fn log_path(log: &LogArg, policy: Option<&PathBuf>) -> Result<PathBuf, GuardError> {
-    if let Some(path) = &log.log {
-        return Ok(path.clone());
+    match &log.log {
+        Some(path) => Ok(path.clone()),
+        None => policy_log_path(&load_policy(policy)?),
     }
-    let policy = load_policy(policy)?;
-    config::audit_log_path(&policy)
-        .ok_or_else(|| GuardError::Policy("no audit log is configured; pass --log PATH".into()))
+}
+
+fn policy_log_path(policy: &Policy) -> Result<PathBuf, GuardError> {
+    config::audit_log_path(policy).ok_or_else(|| {
+        let why = if policy.audit.sink.is_some() {
+            "the policy keeps the audit trail in PostgreSQL ([audit] sink) and names no file"
+        } else {
+            "no audit log is configured"
+        };
+        GuardError::Policy(format!("{why}; pass --log PATH"))
+    })
 }
 
 fn verify(
@@ -53,6 +63,13 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
             postgres,
         } => {
             let anchor = anchor.as_deref().map(read_anchor).transpose()?;
+            // In fleet mode the policy's trail is what `verify` checks,
+            // unless a file is named.
+            let postgres = match (postgres, &log.log, &seal_key) {
+                (Some(url), _, _) => Some(url),
+                (None, None, None) => load_policy(policy)?.audit.sink,
+                _ => None,
+            };
             if let Some(url) = postgres {
                 let server = prodguard::pg::PgServer::parse(&url)
                     .map_err(|e| GuardError::Policy(e.to_string()))?;
@@ -203,10 +220,24 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
             }
         }
         AuditCommand::Record { log, message } => {
-            let path = log_path(&log, policy)?;
             let mut event = AuditEvent::note(message);
             event.actor = Some(prodguard::facts::current_actor());
-            match FileSink::from_policy(&path, &load_policy(policy)?).append(&event) {
+            let policy = load_policy(policy)?;
+            let appended = if policy.audit.sink.is_some() {
+                // Fleet mode: the shared trail, and the file too if one is named.
+                let mut builder = Guard::builder().policy(policy);
+                if let Some(path) = log.log {
+                    builder = builder.audit_log(path);
+                }
+                builder.build()?.audit_sink().append(&event)
+            } else {
+                let path = match log.log {
+                    Some(path) => path,
+                    None => policy_log_path(&policy)?,
+                };
+                FileSink::from_policy(&path, &policy).append(&event)
+            };
+            match appended {
                 Ok(receipt) => {
                     say!("{}", receipt.seq);
                     Ok(0)

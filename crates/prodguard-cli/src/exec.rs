@@ -40,7 +40,10 @@ pub(crate) fn run(
                 let target = operation
                     .target
                     .as_deref()
-                    .map(|t| format!(" --target {t}"))
+                    .map(|t| {
+                        let t = prodguard::redact_password(t).unwrap_or_else(|| t.to_owned());
+                        format!(" --target {t}")
+                    })
                     .unwrap_or_default();
                 eprintln!(
                     "  exit code {}; `prodguard check --op {}{target}` shows what is required",

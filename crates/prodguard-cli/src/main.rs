@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use prodguard::{Guard, GuardError, Operation, config};
+use prodguard::{Guard, GuardError, Operation, config, redact_password};
 use prodguard_core::detect::Detection;
 use prodguard_core::session::{STAMP_OPERATION, same_environment};
 use prodguard_core::{Policy, exit};
@@ -217,7 +217,8 @@ enum AuditCommand {
         /// The verification key from `prodguard audit seal-init`: checks every seal.
         #[arg(long, value_name = "FILE")]
         seal_key: Option<PathBuf>,
-        /// Verify the trail in PostgreSQL (table prodguard_audit) instead of a file.
+        /// Verify the trail in PostgreSQL (table prodguard_audit) instead of a file
+        /// (the default when the policy sets [audit] sink and no --log is given).
         #[arg(long, value_name = "URL", conflicts_with_all = ["log", "seal_key"])]
         postgres: Option<String>,
     },
@@ -252,7 +253,8 @@ enum AuditCommand {
         #[command(flatten)]
         log: LogArg,
     },
-    /// Append a note to the chain; prints its seq once it is durable.
+    /// Append a note to the chain; prints its seq once it is durable. With the
+    /// policy's [audit] sink, the note goes to the PostgreSQL trail (and to --log).
     Record {
         #[command(flatten)]
         log: LogArg,
@@ -375,6 +377,11 @@ fn run(cli: Cli) -> Result<i32, GuardError> {
             } else {
                 decision.exit_code
             };
+            // Shown without a database URL's password (the stamp was read with it).
+            let mut operation = operation;
+            if let Some(redacted) = operation.target.as_deref().and_then(redact_password) {
+                operation.target = Some(redacted);
+            }
             if json {
                 print_json(&serde_json::json!({
                     "operation": operation,

@@ -169,3 +169,148 @@ fn stamping_a_postgres_database_records_its_environment() {
     assert_eq!(stamp.environment, "staging");
     assert_eq!(stamp.stamped_by.as_deref(), Some("ana"));
 }
+
+/// A policy file in `dir` with `fleet` (TOML) and one rule: every operation
+/// in production requires the audit log (no confirmation, so no terminal).
+fn fleet_policy(dir: &std::path::Path, fleet: &str) -> String {
+    let path = dir.join("prodguard.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{fleet}\n[[rule]]\noperations = [\"*\"]\ntiers = [\"production\"]\nrequire = [\"audit\"]\n"
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn with_a_policy_sink_exec_record_and_verify_use_the_postgresql_trail() {
+    let db = Database::new("policy_sink");
+    let dir = sandbox("policy-sink");
+    let policy = fleet_policy(&dir, &format!("[audit]\nsink = {:?}\n", db.url));
+    let run = |args: &[&str]| {
+        let mut all = vec!["--policy", policy.as_str()];
+        all.extend_from_slice(args);
+        prodguard(&dir, "production", &all)
+    };
+    let out = run(&[
+        "exec", "--op", "app.noop", "--target", "orders", "--", "true",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&["audit", "record", "--message", "window opened"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3");
+    assert_eq!(
+        db.sql("SELECT string_agg(record::json->>'kind', ',' ORDER BY id) FROM prodguard_audit"),
+        "intent,outcome,note"
+    );
+    // PRODGUARD_AUDIT_LOG names a file: it keeps a copy.
+    let copy = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+    assert_eq!(copy.lines().count(), 3, "{copy}");
+    // `audit verify` checks the policy's trail; an edit is caught.
+    let out = run(&["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("postgresql://"), "{}", text(&out));
+    db.sql("UPDATE prodguard_audit SET record = replace(record, 'window', 'door') WHERE seq = 3");
+    let out = run(&["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    // The file copy is still intact, and --log verifies it.
+    let log = dir.join("audit.jsonl").display().to_string();
+    let out = run(&["audit", "verify", "--log", &log]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn with_a_policy_lock_exec_refuses_while_another_host_holds_it() {
+    let db = Database::new("policy_lock");
+    let dir = sandbox("policy-lock");
+    let policy = fleet_policy(&dir, &format!("[fleet]\nlock = {:?}\n", db.url));
+    let exec = || {
+        prodguard(
+            &dir,
+            "production",
+            &[
+                "--policy",
+                &policy,
+                "exec",
+                "--op",
+                "db.migrate",
+                "--target",
+                "orders",
+                "--",
+                "touch",
+                "ran",
+            ],
+        )
+    };
+    let held = prodguard::pg::FleetLock::new(&db.url)
+        .unwrap()
+        .holder("deploy 42 on web-3")
+        .acquire("db.migrate", "orders", None)
+        .unwrap();
+    let out = exec();
+    assert_eq!(out.status.code(), Some(120), "{}", text(&out));
+    assert!(text(&out).contains("deploy 42 on web-3"), "{}", text(&out));
+    assert!(!dir.join("ran").exists(), "the command did not run");
+    held.release().unwrap();
+    let out = exec();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(dir.join("ran").exists());
+}
+
+#[test]
+fn a_target_url_password_is_never_printed_or_recorded() {
+    let db = Database::new("target_password");
+    let dir = sandbox("target-password");
+    prodguard::pg::write_stamp(
+        &db.url,
+        &prodguard_core::session::Stamp {
+            environment: "production".into(),
+            tier: prodguard_core::Tier::Production,
+            stamped_at: None,
+            stamped_by: None,
+        },
+    )
+    .unwrap();
+    let at = db.url.find('@').unwrap();
+    let secret = format!("{}:hunter2{}", &db.url[..at], &db.url[at..]);
+    let policy = fleet_policy(&dir, "");
+    // check reads the stamp with the password; staging disagrees: 124.
+    let out = prodguard(
+        &dir,
+        "staging",
+        &[
+            "--policy",
+            &policy,
+            "check",
+            "--json",
+            "--op",
+            "db.migrate",
+            "--target",
+            &secret,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(124), "{}", text(&out));
+    assert!(!text(&out).contains("hunter2"), "{}", text(&out));
+    assert!(text(&out).contains(&db.url), "{}", text(&out));
+    let out = prodguard(
+        &dir,
+        "production",
+        &[
+            "--policy",
+            &policy,
+            "exec",
+            "--op",
+            "db.migrate",
+            "--target",
+            &secret,
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let log = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+    assert!(!log.contains("hunter2"), "{log}");
+    assert!(log.contains(&db.url), "{log}");
+}
