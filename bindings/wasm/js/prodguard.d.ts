@@ -162,6 +162,13 @@ export interface Evidence {
   backup_error?: string | null;
   /** At least 10 characters, where the policy allows break-glass. */
   break_glass?: string | null;
+  /**
+   * The host honours the policy's fleet keys (ABI 1.1): it holds the
+   * `[fleet] lock` until the outcome is appended, appends records to the
+   * `[audit] sink` and spends approvals in the `[approval] ledger`. A policy
+   * with fleet keys refuses (125) without it.
+   */
+  fleet?: boolean;
 }
 
 interface EvaluateRequestBase {

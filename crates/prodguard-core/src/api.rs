@@ -101,6 +101,12 @@ pub struct Evidence {
     /// A break-glass reason.
     #[serde(default)]
     pub break_glass: Option<String>,
+    /// The host honours the policy's fleet keys: it holds the `[fleet]
+    /// lock` of (operation, target) until the outcome is appended, appends
+    /// records to the `[audit] sink` and spends approvals in the
+    /// `[approval] ledger`. A policy with fleet keys refuses (125) without it.
+    #[serde(default)]
+    pub fleet: bool,
 }
 
 /// An approval token offered as confirmation.
@@ -285,6 +291,30 @@ fn run_session(
     now: Timestamp,
 ) -> Result<SessionVerdict, Response> {
     operation.break_glass = evidence.break_glass.clone();
+    let fleet_keys = policy.fleet_keys();
+    if !evidence.fleet && !fleet_keys.is_empty() {
+        // The module takes no locks and writes nothing: running without
+        // the fleet's coordination would be running unguarded.
+        let denial = Denial {
+            exit_code: exit::POLICY_ERROR,
+            rule: None,
+            missing: format!(
+                "the policy uses fleet mode ({}), which only the host can provide",
+                fleet_keys.join(", ")
+            ),
+            next_step: "take the fleet lock, append to the sink and spend approvals in the \
+                        ledger in the host, and say so with evidence.fleet = true"
+                .into(),
+            recorded: false,
+        };
+        return Ok(SessionVerdict {
+            step: "deny",
+            exit_code: denial.exit_code,
+            denial: Some(denial),
+            challenge: None,
+            record: None,
+        });
+    }
     let mut session = Session::begin(SessionInput {
         policy,
         detection,
@@ -655,6 +685,28 @@ mod tests {
         assert_eq!(session["record"]["attempt_id"], "a-1");
         assert_eq!(session["record"]["confirm"]["method"], "typed");
         assert_eq!(session["record"]["confirm"]["approver"], "alice");
+    }
+
+    #[test]
+    fn a_fleet_policy_needs_a_host_that_provides_the_fleet() {
+        let fleet = "[fleet]\nlock = \"postgresql://db/fleet\"\n\n[audit]\nsink = \"postgresql://db/fleet\"\n\
+                     [[rule]]\noperations = [\"db.*\"]\ntiers = [\"production\"]\nrequire = [\"confirm\"]\n";
+        let refused = attempt(Some(fleet), json!({"typed": "orders"}));
+        assert_eq!(refused["step"], "deny", "{refused}");
+        assert_eq!(refused["exit_code"], 125);
+        let missing = refused["denial"]["missing"].as_str().unwrap();
+        assert!(missing.contains("[audit] sink, [fleet] lock"), "{missing}");
+        assert!(
+            refused.get("record").is_none_or(|r| r.is_null()),
+            "{refused}"
+        );
+        let declared = attempt(Some(fleet), json!({"typed": "orders", "fleet": true}));
+        assert_eq!(declared["step"], "proceed", "{declared}");
+        // Without fleet keys the flag changes nothing.
+        assert_eq!(
+            attempt(None, json!({"typed": "orders", "fleet": true}))["step"],
+            "proceed"
+        );
     }
 
     #[test]

@@ -15,22 +15,6 @@ use prodguard_core::audit::AuditEvent;
 use crate::GuardError;
 use crate::audit::{AppendReceipt, AuditError, AuditSink, SpendError};
 
-/// The fleet keys `policy` sets, for messages.
-#[cfg(not(feature = "postgres"))]
-fn fleet_keys(policy: &Policy) -> Vec<&'static str> {
-    let mut keys = Vec::new();
-    if policy.audit.sink.is_some() {
-        keys.push("[audit] sink");
-    }
-    if policy.approval.ledger.is_some() {
-        keys.push("[approval] ledger");
-    }
-    if policy.fleet.lock.is_some() {
-        keys.push("[fleet] lock");
-    }
-    keys
-}
-
 /// Whether approvals are spent outside the local audit log (in PostgreSQL).
 pub(crate) fn spends_in_postgres(policy: &Policy) -> bool {
     policy.audit.sink.is_some() || policy.approval.ledger.is_some()
@@ -106,7 +90,7 @@ fn without_postgres(policy: &Policy) -> GuardError {
          prodguard has no PostgreSQL support; build it with the `postgres` feature (the \
          prodguard CLI has it), or remove the key",
         policy.source,
-        fleet_keys(policy).join(", ")
+        policy.fleet_keys().join(", ")
     ))
 }
 

@@ -339,6 +339,12 @@ pub struct Evidence {
     /// A break-glass reason (at least 10 characters), where the policy allows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub break_glass: Option<String>,
+    /// The host honours the policy's fleet keys: it holds the `[fleet]
+    /// lock` until the outcome is appended, appends records to the
+    /// `[audit] sink` and spends approvals in the `[approval] ledger`
+    /// (ABI 1.1). A policy with fleet keys refuses (125) without it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fleet: bool,
 }
 
 impl Evidence {
@@ -355,6 +361,7 @@ impl Evidence {
             backup: None,
             backup_error: None,
             break_glass: None,
+            fleet: false,
         }
     }
 

@@ -436,6 +436,25 @@ impl Policy {
         validate::policy_from_tree(&root, &locator, tree::Format::Json, file)
     }
 
+    /// The fleet-mode keys this policy sets (`[audit] sink`, `[approval]
+    /// ledger`, `[fleet] lock`), as their names: a driver that cannot honour
+    /// them must refuse rather than run without them.
+    ///
+    /// ```
+    /// use prodguard_core::Policy;
+    /// assert!(Policy::builtin_default().fleet_keys().is_empty());
+    /// ```
+    pub fn fleet_keys(&self) -> Vec<&'static str> {
+        [
+            (self.audit.sink.is_some(), "[audit] sink"),
+            (self.approval.ledger.is_some(), "[approval] ledger"),
+            (self.fleet.lock.is_some(), "[fleet] lock"),
+        ]
+        .into_iter()
+        .filter_map(|(set, key)| set.then_some(key))
+        .collect()
+    }
+
     /// The built-in default policy (what `policy show --default` prints):
     /// [`DEFAULT_POLICY_TOML`] parsed, with source `<default>`.
     pub fn builtin_default() -> Policy {

@@ -255,3 +255,27 @@ fn an_approval_token_confirms_in_the_session_and_verifies_on_its_own() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_fleet_policy_proceeds_only_when_the_host_provides_the_fleet() {
+    let fleet = "[fleet]\nlock = \"postgresql://prodguard@db.internal/fleet\"\n\n\
+                 [[rule]]\noperations = [\"db.*\"]\ntiers = [\"production\"]\nrequire = [\"confirm\", \"audit\"]\n";
+    let mut instance = instance();
+    let mut typed = evidence();
+    typed.typed = Some("orders".into());
+    let session = attempt(&mut instance, Some(fleet), typed.clone());
+    assert_eq!((session.step, session.exit_code), (Step::Deny, 125));
+    let denial = session.denial.as_ref().unwrap();
+    assert!(
+        denial.missing.contains("[fleet] lock"),
+        "{}",
+        denial.missing
+    );
+    assert!(
+        session.record.is_none(),
+        "nothing to append: no attempt was made"
+    );
+    typed.fleet = true;
+    let session = attempt(&mut instance, Some(fleet), typed);
+    assert_eq!(session.step, Step::Proceed, "{session:?}");
+}
