@@ -314,3 +314,51 @@ fn a_target_url_password_is_never_printed_or_recorded() {
     assert!(!log.contains("hunter2"), "{log}");
     assert!(log.contains(&db.url), "{log}");
 }
+
+#[test]
+fn a_password_comes_from_pgpassword_or_the_password_file() {
+    let db = Database::new("pgpass");
+    let dir = sandbox("pgpass");
+    // scripts/pg-cluster makes this role authenticate with a password.
+    db.admin_sql("DROP ROLE IF EXISTS prodguard_pw");
+    db.admin_sql("CREATE ROLE prodguard_pw LOGIN SUPERUSER PASSWORD 's3cret-pw'");
+    let (_, rest) = db.url.split_once('@').unwrap();
+    let url = format!("postgresql://prodguard_pw@{rest}");
+    let init = |envs: &[(&str, String)]| {
+        let mut command = Command::new(BIN);
+        command
+            .args(["fleet", "init", &url])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .env("HOME", &dir)
+            .current_dir(&dir);
+        for (k, v) in envs {
+            command.env(k, v);
+        }
+        command.output().unwrap()
+    };
+    let out = init(&[]);
+    assert_eq!(out.status.code(), Some(123), "{}", text(&out));
+    let out = init(&[("PGPASSWORD", "s3cret-pw".into())]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // ~/.pgpass, used only when no one else can read it.
+    let pgpass = dir.join(".pgpass");
+    let host_port = rest.split('/').next().unwrap();
+    let (host, port) = host_port.rsplit_once(':').unwrap();
+    std::fs::write(&pgpass, format!("{host}:{port}:*:prodguard_pw:s3cret-pw\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = init(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(123),
+        "a world-readable file is ignored: {}",
+        text(&out)
+    );
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = init(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("s3cret"), "{}", text(&out));
+    db.admin_sql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name));
+    db.admin_sql("DROP ROLE IF EXISTS prodguard_pw");
+}

@@ -41,8 +41,10 @@
 //! backup = { command = "pg_dump -Fc -f {path} {target}", verify = "pg_restore --list {path}" }
 //! ```
 //!
-//! Keep passwords out of target URLs (they would reach the audit trail and
-//! the process list): use `~/.pgpass`, `PGPASSFILE` or `PGSERVICE`.
+//! Keep passwords out of policies and URLs: a URL without one takes it from
+//! `PGPASSWORD` or the password file (`PGPASSFILE`, default `~/.pgpass`,
+//! mode 600), as libpq does. A password in a target URL is removed before
+//! the target reaches a record, a prompt or a lock key.
 //!
 //! Limits worth knowing:
 //! - Connections do not use TLS (`sslmode=require` fails with a clear
@@ -61,6 +63,7 @@ use postgres::{Client, Config, NoTls};
 mod audit;
 mod ledger;
 mod lock;
+mod password;
 mod schema;
 mod stamp;
 
@@ -173,7 +176,9 @@ impl PgServer {
     /// Parses `url` (`postgresql://…`, `postgres://…` or `key=value …`).
     /// Without a `connect_timeout` in it, connecting gives up after
     /// [`DEFAULT_CONNECT_TIMEOUT`]; without an `application_name`, the
-    /// server shows connections as `prodguard`.
+    /// server shows connections as `prodguard`; without a password, it
+    /// comes from `PGPASSWORD` or the password file (`PGPASSFILE`, default
+    /// `~/.pgpass`, used only when no one else can read it).
     pub fn parse(url: &str) -> Result<PgServer, PgError> {
         let mut config: Config = url.parse().map_err(|e: postgres::Error| PgError::BadUrl {
             // The client's parse errors never echo the password.
@@ -184,6 +189,11 @@ impl PgServer {
         }
         if config.get_application_name().is_none() {
             config.application_name("prodguard");
+        }
+        if config.get_password().is_none()
+            && let Some(password) = password::from_environment(&config)
+        {
+            config.password(password);
         }
         let name = display_name(&config);
         Ok(PgServer { config, name })
