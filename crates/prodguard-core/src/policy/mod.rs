@@ -59,6 +59,9 @@ marker_file = "/etc/prodguard/environment"
 # Each audit record is on disk (fdatasync) before the operation may run.
 # log = "/var/log/prodguard/audit.jsonl"
 durability = "fdatasync"
+# Fleet mode: every host appends to one trail in PostgreSQL (the password
+# comes from PGPASSWORD or ~/.pgpass, never from here).
+# sink = "postgresql://prodguard@db.internal/fleet"
 
 [approval]
 # Approval tokens (confirmation without a terminal, `prodguard approve`)
@@ -67,6 +70,14 @@ durability = "fdatasync"
 max_ttl = "15m"
 # Set to true to require that the approver is not the requester.
 four_eyes = false
+# Fleet mode: a token spent on one host is spent on all of them.
+# ledger = "postgresql://prodguard@db.internal/fleet"
+
+# Fleet mode: one run of an operation on a target at a time, across hosts;
+# another host refuses at once (naming the holder) or waits up to `wait`.
+# [fleet]
+# lock = "postgresql://prodguard@db.internal/fleet"
+# wait = "0"
 
 # In production, and wherever the environment is unknown, every guarded
 # operation needs a confirmation (typed at a terminal, or an approval token)
