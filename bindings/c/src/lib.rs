@@ -420,9 +420,7 @@ pub unsafe extern "C" fn prodguard_guard_new_with(
         // The host's backup callback serves rules that ask the program for a
         // backup (provider = "program"); the others keep their command,
         // recent-file or SQLite provider and its verify step.
-        let backup_dir = config::audit_log_path(&policy)
-            .and_then(|log| log.parent().map(|dir| dir.join("backups")))
-            .unwrap_or_else(|| std::path::PathBuf::from("prodguard-backups"));
+        let backup_dir = config::backup_dir(config::audit_log_path(&policy).as_deref());
         let fallback = runtime::backup::CommandBackup::new(backup_dir);
         let mut builder = Guard::builder().policy(policy);
         if host.confirm.is_some() {

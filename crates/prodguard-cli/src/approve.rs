@@ -18,6 +18,10 @@ pub(crate) fn issue(
     fingerprint: Option<String>,
 ) -> Result<String, GuardError> {
     let usage = |message: String| GuardError::Policy(message);
+    // Tokens are readable and bind the target as guards see it: without a
+    // database URL's password.
+    let redacted = prodguard::redact_password(target);
+    let target = redacted.as_deref().unwrap_or(target);
     validate_operation_name(kind).map_err(|e| usage(format!("invalid operation `{kind}`: {e}")))?;
     if target.is_empty() || target.trim() != target || target.chars().any(char::is_control) {
         return Err(usage(format!(

@@ -360,10 +360,16 @@ fn run(cli: Cli) -> Result<i32, GuardError> {
         }
         Command::Check { op, json } => {
             let guard = guard(cli.policy.as_ref())?;
-            let operation = op.operation();
+            let mut operation = op.operation();
+            // The stamp is read with a database URL's password; nothing
+            // shown carries it.
+            let secret_target = operation.target.clone();
+            if let Some(redacted) = operation.target.as_deref().and_then(redact_password) {
+                operation.target = Some(redacted);
+            }
             let decision = guard.check(&operation);
             // exec reads the target's stamp before anything else; so does check.
-            let stamp = match &operation.target {
+            let stamp = match &secret_target {
                 Some(target) if operation.kind != STAMP_OPERATION => guard.stamp_of(target),
                 _ => Ok(None),
             };
@@ -377,11 +383,6 @@ fn run(cli: Cli) -> Result<i32, GuardError> {
             } else {
                 decision.exit_code
             };
-            // Shown without a database URL's password (the stamp was read with it).
-            let mut operation = operation;
-            if let Some(redacted) = operation.target.as_deref().and_then(redact_password) {
-                operation.target = Some(redacted);
-            }
             if json {
                 print_json(&serde_json::json!({
                     "operation": operation,

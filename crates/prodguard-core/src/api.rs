@@ -23,7 +23,7 @@ use crate::audit::{
 use crate::policy::ConfirmMode;
 use crate::session::{
     Challenge, ConfirmationAnswer, Decision, Denial, Operation, Session, SessionInput, Stamp, Step,
-    decide,
+    Verdict, decide,
 };
 use crate::{Detection, Facts, Policy, PolicyError, Tier, Timestamp, classify, exit};
 
@@ -292,7 +292,17 @@ fn run_session(
 ) -> Result<SessionVerdict, Response> {
     operation.break_glass = evidence.break_glass.clone();
     let fleet_keys = policy.fleet_keys();
-    if !evidence.fleet && !fleet_keys.is_empty() {
+    // As in the Rust guard, only operations with requirements here need
+    // the fleet (the lock, the shared trail of what is guarded).
+    let guarded = || {
+        crate::session::verdict(
+            policy,
+            detection.tier,
+            &operation.kind,
+            operation.target.as_deref(),
+        ) == Verdict::Require
+    };
+    if !evidence.fleet && !fleet_keys.is_empty() && guarded() {
         // The module takes no locks and writes nothing: running without
         // the fleet's coordination would be running unguarded.
         let denial = Denial {
@@ -702,6 +712,15 @@ mod tests {
         );
         let declared = attempt(Some(fleet), json!({"typed": "orders", "fleet": true}));
         assert_eq!(declared["step"], "proceed", "{declared}");
+        // Where the policy requires nothing, the module needs no fleet.
+        let evaluation = evaluate(json!({
+            "facts": {"env": {"APP_ENV": "development"}},
+            "policy": fleet,
+            "operation": {"kind": "db.migrate", "target": "orders"},
+            "evidence": {"actor": {"user": "alice", "kind": "human"}, "attempt_id": "a-2"},
+            "now": NOW,
+        }));
+        assert_eq!(evaluation["session"]["step"], "proceed", "{evaluation}");
         // Without fleet keys the flag changes nothing.
         assert_eq!(
             attempt(None, json!({"typed": "orders", "fleet": true}))["step"],

@@ -24,6 +24,7 @@ pub mod approval;
 pub mod audit;
 pub mod detect;
 pub mod policy;
+pub mod secret;
 pub mod session;
 mod tier;
 mod time;

@@ -543,7 +543,16 @@ pub struct Session {
 
 impl Session {
     /// Starts an attempt: the policy is evaluated now.
-    pub fn begin(input: SessionInput<'_>) -> Session {
+    pub fn begin(mut input: SessionInput<'_>) -> Session {
+        // A database URL's password reaches no record, prompt or reason.
+        if let Some(redacted) = input
+            .operation
+            .target
+            .as_deref()
+            .and_then(crate::secret::redact_password)
+        {
+            input.operation.target = Some(redacted);
+        }
         let decision = decide(input.policy, input.detection, &input.operation);
         let detection = input.detection;
         let challenge = Challenge {
@@ -678,7 +687,16 @@ impl Session {
         self.pending = None;
         match result {
             Ok(()) => self.check_stamp(),
-            Err(e) => self.state = State::Denied(self.audit_unavailable(e)),
+            // Still offered to the log: a sink with a local copy may take it.
+            Err(e) => {
+                let denial = self.audit_unavailable(e);
+                self.refuse(
+                    denial.exit_code,
+                    denial.rule,
+                    denial.missing,
+                    denial.next_step,
+                );
+            }
         }
     }
 
@@ -1011,7 +1029,15 @@ impl Session {
             State::AwaitIntentAppend => match result {
                 Ok(()) => self.state = State::Proceeding,
                 Err(e) if self.audit_required() => {
-                    self.state = State::Denied(self.audit_unavailable(e));
+                    // Recorded where it still can be (a sink with a local
+                    // copy may have taken the intent in one place only).
+                    let denial = self.audit_unavailable(e);
+                    self.refuse(
+                        denial.exit_code,
+                        denial.rule,
+                        denial.missing,
+                        denial.next_step,
+                    );
                 }
                 Err(e) => {
                     self.audit_failed = Some(e);
@@ -1056,17 +1082,28 @@ impl Session {
             return;
         }
         self.pending = None;
-        self.state = State::Denied(self.audit_unavailable(why));
+        self.confirm = None;
+        let rule = self.rule_for(Requirement::Confirm);
+        self.refuse(
+            exit::AUDIT_UNAVAILABLE,
+            rule,
+            format!("the approval cannot be recorded as spent: {why}"),
+            "make the audit trail or approval ledger named above reachable, then run again \
+             (if the token is then refused as spent, ask for a new one)"
+                .into(),
+        );
     }
 
-    /// Refuses the attempt before its first step, for a reason the driver
-    /// found (e.g. another host holds the fleet lock of this operation and
-    /// target): the refusal is recorded like any other, without a rule.
-    /// Does nothing once the session has started.
-    pub fn refuse_at_start(&mut self, exit_code: i32, missing: String, next_step: String) {
-        if self.state != State::Start {
+    /// Refuses the attempt for a reason the driver found, before its first
+    /// step (e.g. another host holds the fleet lock of this operation and
+    /// target) or instead of appending its intent (e.g. that lock was lost
+    /// meanwhile): the refusal is recorded like any other, without a rule.
+    /// Does nothing at any other point.
+    pub fn refuse_before_running(&mut self, exit_code: i32, missing: String, next_step: String) {
+        if !matches!(self.state, State::Start | State::AwaitIntentAppend) {
             return;
         }
+        self.pending = None;
         self.refuse(exit_code, None, missing, next_step);
     }
 
@@ -1237,6 +1274,7 @@ mod tests {
         s.answer_confirmation(typed());
         assert_eq!(s.next_step(), Step::CheckAudit);
         s.audit_checked(Err("torn tail".into()));
+        expect_append(&mut s, EventKind::Refusal, Err("torn tail".into()));
         let denial = expect_denial(&mut s, 123);
         assert!(denial.missing.contains("torn tail"));
     }
@@ -1481,8 +1519,13 @@ mod tests {
         let p = policy(vec![rule("r", &["db.migrate"], &[Requirement::Audit])]);
         let mut s = start(&p, Tier::Production, human());
         expect_append(&mut s, EventKind::Intent, Err("EIO".into()));
+        // The refusal is still offered to the log (a sink with a local copy
+        // may take it in one place); here it fails too.
+        let refusal = expect_append(&mut s, EventKind::Refusal, Err("EIO".into()));
+        assert_eq!(refusal.decision.unwrap().exit_code, Some(123));
         let denial = expect_denial(&mut s, 123);
         assert!(denial.missing.contains("EIO"));
+        assert!(!denial.recorded);
     }
 
     #[test]
@@ -1594,6 +1637,8 @@ mod tests {
         }));
         assert!(matches!(s.next_step(), Step::Append(_)));
         s.spending_unavailable("postgresql://db/fleet: connection refused".into());
+        let refusal = expect_append(&mut s, EventKind::Refusal, Ok(()));
+        assert!(refusal.confirm.is_none(), "the token was not used");
         let denial = expect_denial(&mut s, 123);
         assert!(
             denial.missing.contains("connection refused"),
@@ -1617,7 +1662,7 @@ mod tests {
             attempt_id: "a".into(),
             now: Timestamp(0),
         });
-        s.refuse_at_start(120, "held by bob@web-2".into(), "wait".into());
+        s.refuse_before_running(120, "held by bob@web-2".into(), "wait".into());
         let refusal = expect_append(&mut s, EventKind::Refusal, Ok(()));
         let decision = refusal.decision.unwrap();
         assert_eq!(decision.exit_code, Some(120));
@@ -1625,10 +1670,17 @@ mod tests {
         let denial = expect_denial(&mut s, 120);
         assert!(denial.recorded);
         assert_eq!(denial.rule, None);
-        // Once started, the session ignores it.
+        // While asking, the session ignores it.
         let mut started = start(&p, Tier::Production, human());
-        started.refuse_at_start(120, "late".into(), "x".into());
+        started.refuse_before_running(120, "late".into(), "x".into());
         assert!(matches!(started.next_step(), Step::NeedConfirmation(_)));
+        // Instead of the intent, it refuses.
+        started.answer_confirmation(typed());
+        assert!(matches!(started.next_step(), Step::Append(_)));
+        started.refuse_before_running(123, "lock lost".into(), "retry".into());
+        let refusal = expect_append(&mut started, EventKind::Refusal, Ok(()));
+        assert_eq!(refusal.decision.unwrap().exit_code, Some(123));
+        expect_denial(&mut started, 123);
     }
 
     #[test]
@@ -1745,6 +1797,7 @@ mod tests {
         assert_eq!(intent.confirm.as_ref().unwrap().method, "break-glass");
         assert!(intent.message.unwrap().contains(reason));
         s.appended(Err("disk full".into()));
+        expect_append(&mut s, EventKind::Refusal, Err("disk full".into()));
         expect_denial(&mut s, 123);
         // Not allowed by the rule: 121. No reason or no target: 125.
         for (p, why, target, code) in [

@@ -73,7 +73,24 @@ pub fn audit_log_path(policy: &Policy) -> Option<PathBuf> {
     if policy.audit.sink.is_some() {
         return None;
     }
+    Some(state_dir()?.join("audit.jsonl"))
+}
+
+/// prodguard's state directory: `$XDG_STATE_HOME/prodguard`, else
+/// `~/.local/state/prodguard`.
+fn state_dir() -> Option<PathBuf> {
     let state =
         env_path("XDG_STATE_HOME").or_else(|| env_path("HOME").map(|h| h.join(".local/state")))?;
-    Some(state.join("prodguard").join("audit.jsonl"))
+    Some(state.join("prodguard"))
+}
+
+/// Where backups go when a rule names no `path`: `backups/` beside the
+/// audit log at `log`, else in the state directory, else
+/// `./prodguard-backups`.
+pub fn backup_dir(log: Option<&Path>) -> PathBuf {
+    log.and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .or_else(state_dir)
+        .map(|dir| dir.join("backups"))
+        .unwrap_or_else(|| PathBuf::from("prodguard-backups"))
 }

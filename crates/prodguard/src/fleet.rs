@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use prodguard_core::Policy;
 use prodguard_core::Timestamp;
-use prodguard_core::audit::AuditEvent;
+use prodguard_core::audit::{AuditEvent, EventKind};
 
 use crate::GuardError;
 use crate::audit::{AppendReceipt, AuditError, AuditSink, SpendError};
@@ -124,8 +124,12 @@ impl<T: AuditSink + ?Sized> AuditSink for Arc<T> {
 }
 
 /// Every record to `primary` (the shared trail, which also spends
-/// approvals), then a copy to `copy` (the local log). Either failing fails
+/// approvals) and a copy to `copy` (the local log). Either failing fails
 /// the append: an audited operation runs only once both hold its intent.
+/// Outcomes, refusals and notes are written to both whatever happens to
+/// the other, so a server outage loses none of them; an intent is copied
+/// only once the trail holds it (the copy never claims an attempt the
+/// trail lacks; the refusal that follows is written to both).
 #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 struct TeeSink<P> {
     primary: P,
@@ -134,8 +138,13 @@ struct TeeSink<P> {
 
 impl<P: AuditSink> AuditSink for TeeSink<P> {
     fn append(&self, event: &AuditEvent) -> Result<AppendReceipt, AuditError> {
-        let receipt = self.primary.append(event)?;
-        self.copy.append(event)?;
+        let primary = self.primary.append(event);
+        if primary.is_err() && event.kind == EventKind::Intent {
+            return primary;
+        }
+        let copy = self.copy.append(event);
+        let receipt = primary?;
+        copy?;
         Ok(receipt)
     }
 
@@ -206,6 +215,9 @@ impl Locks {
             use crate::pg::LockError;
             use prodguard_core::exit;
 
+            // One database, one lock, however each host spells its URL.
+            let database = crate::pg::database_of(target);
+            let target = database.as_deref().unwrap_or(target);
             tracing::debug!(operation, target, wait = ?self.wait, "taking the fleet lock");
             self.locks
                 .acquire(operation, target, Some(self.wait))
@@ -234,6 +246,33 @@ impl Locks {
     }
 }
 
+/// Checks that `hold` is still held (its connection may have closed while
+/// a person typed or a backup ran, and the server then freed the lock).
+pub(crate) fn still_held(hold: &mut LockHold) -> Result<(), LockRefusal> {
+    #[cfg(feature = "postgres")]
+    {
+        let (operation, target) = (hold.operation().to_owned(), hold.target().to_owned());
+        let lost = |why: String| {
+            (
+                prodguard_core::exit::AUDIT_UNAVAILABLE,
+                format!(
+                    "the fleet lock of `{operation}` on `{target}` was lost before the operation \
+                     started ({why}); another host may be running it now"
+                ),
+                "check the connection to the server named in [fleet] lock, then run again"
+                    .to_owned(),
+            )
+        };
+        match hold.still_held() {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(lost("the server no longer shows it held".into())),
+            Err(e) => Err(lost(e.to_string())),
+        }
+    }
+    #[cfg(not(feature = "postgres"))]
+    match *hold {}
+}
+
 /// Releases a fleet lock after the outcome is recorded.
 pub(crate) fn release(hold: LockHold) {
     #[cfg(feature = "postgres")]
@@ -245,74 +284,8 @@ pub(crate) fn release(hold: LockHold) {
     match hold {}
 }
 
-/// `target` without its password, when it is a PostgreSQL URL that
-/// carries one (`postgresql://app:secret@db/orders` →
-/// `postgresql://app@db/orders`, `?password=…` dropped): targets go into
-/// audit records, prompts, approval tokens and lock keys, passwords never
-/// do. `None` when there is nothing to remove.
-///
-/// ```
-/// assert_eq!(
-///     prodguard::redact_password("postgresql://app:secret@db.internal/orders").as_deref(),
-///     Some("postgresql://app@db.internal/orders")
-/// );
-/// assert_eq!(prodguard::redact_password("orders.db"), None);
-/// ```
-pub fn redact_password(target: &str) -> Option<String> {
-    let scheme = prodguard_core::policy::POSTGRES_URL_SCHEMES
-        .iter()
-        .find(|s| target.starts_with(**s))?;
-    let rest = &target[scheme.len()..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    let mut out = String::with_capacity(target.len());
-    out.push_str(scheme);
-    let mut changed = false;
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => {
-                changed = true;
-                out.push_str(user);
-                out.push('@');
-                out.push_str(host);
-            }
-            None => out.push_str(authority),
-        },
-        None => out.push_str(authority),
-    }
-    let (path, fragment) = match path.find('#') {
-        Some(i) => path.split_at(i),
-        None => (path, ""),
-    };
-    match path.split_once('?') {
-        Some((before, query)) => {
-            out.push_str(before);
-            let kept: Vec<&str> = query
-                .split('&')
-                .filter(|pair| {
-                    let secret = pair
-                        .split('=')
-                        .next()
-                        .is_some_and(|k| k.eq_ignore_ascii_case("password"));
-                    changed |= secret;
-                    !secret
-                })
-                .collect();
-            if !kept.is_empty() {
-                out.push('?');
-                out.push_str(&kept.join("&"));
-            }
-        }
-        None => out.push_str(path),
-    }
-    out.push_str(fragment);
-    changed.then_some(out)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::redact_password;
-
     /// Run by `cargo test -p prodguard --lib` (scripts/test), which builds
     /// without the feature.
     #[cfg(not(feature = "postgres"))]
@@ -335,37 +308,6 @@ mod tests {
             let name = key.lines().next().unwrap();
             assert!(err.to_string().contains(name), "{err}");
             assert!(err.to_string().contains("`postgres` feature"), "{err}");
-        }
-    }
-
-    #[test]
-    fn passwords_are_removed_from_postgresql_targets() {
-        for (target, expected) in [
-            (
-                "postgresql://app:s3cr%40t@db.internal:5433/orders",
-                Some("postgresql://app@db.internal:5433/orders"),
-            ),
-            (
-                "postgres://app:pw@db/orders?sslmode=disable",
-                Some("postgres://app@db/orders?sslmode=disable"),
-            ),
-            (
-                "postgresql://app@db/orders?password=pw&sslmode=disable",
-                Some("postgresql://app@db/orders?sslmode=disable"),
-            ),
-            (
-                "postgresql://db/orders?PASSWORD=pw",
-                Some("postgresql://db/orders"),
-            ),
-            ("postgresql://a:b@c@db/x", Some("postgresql://a@db/x")),
-            ("postgresql://app:pw@db", Some("postgresql://app@db")),
-            ("postgresql://app@db/orders", None),
-            ("postgresql://db/orders?sslmode=require", None),
-            ("orders.db", None),
-            ("mysql://app:pw@db/orders", None),
-            ("", None),
-        ] {
-            assert_eq!(redact_password(target).as_deref(), expected, "{target}");
         }
     }
 }

@@ -199,11 +199,7 @@ impl GuardBuilder {
         }
         let detection = classify(&facts, &policy.environment);
         let log_path = self.audit_log.or_else(|| config::audit_log_path(&policy));
-        let backup_dir = log_path
-            .as_deref()
-            .and_then(|p| p.parent())
-            .map(|d| d.join("backups"))
-            .unwrap_or_else(|| PathBuf::from("prodguard-backups"));
+        let backup_dir = config::backup_dir(log_path.as_deref());
         let audit_path = if self.sink.is_none() {
             log_path.clone()
         } else {
@@ -401,7 +397,7 @@ impl Guard {
         // A database URL's password never reaches records, prompts, tokens
         // or lock keys; only the stamp reader connects with it.
         let mut stamp_target = None;
-        if let Some(redacted) = operation.target.as_deref().and_then(fleet::redact_password) {
+        if let Some(redacted) = operation.target.as_deref().and_then(crate::redact_password) {
             stamp_target = operation.target.replace(redacted);
         }
         let mut approval_issued = None;
@@ -432,7 +428,7 @@ impl Guard {
             match locks.acquire(&operation.kind, target) {
                 Ok(hold) => lock = Some(hold),
                 Err((exit_code, missing, next_step)) => {
-                    session.refuse_at_start(exit_code, missing, next_step);
+                    session.refuse_before_running(exit_code, missing, next_step);
                 }
             }
         }
@@ -494,6 +490,15 @@ impl Guard {
                     session.answer_backup(result);
                 }
                 Step::Append(event) => {
+                    // The lock may have gone with its connection while a
+                    // person typed or a backup ran: check before the intent.
+                    if event.kind == EventKind::Intent
+                        && let Some(hold) = lock.as_mut()
+                        && let Err((code, missing, next_step)) = fleet::still_held(hold)
+                    {
+                        session.refuse_before_running(code, missing, next_step);
+                        continue;
+                    }
                     let spending = event
                         .confirm
                         .as_ref()

@@ -44,8 +44,8 @@ pub mod stamp;
 use std::sync::OnceLock;
 
 pub use error::GuardError;
-pub use fleet::redact_password;
 pub use guard::{Guard, GuardBuilder, GuardedOperation, Permit};
+pub use prodguard_core::secret::redact_password;
 pub use prodguard_core::session::{Decision, Operation, Verdict};
 pub use prodguard_core::{Detection, Policy, Tier};
 

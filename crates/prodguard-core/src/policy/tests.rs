@@ -1158,6 +1158,15 @@ fn fleet_keys_refuse_what_is_not_postgresql() {
             &["must be a PostgreSQL URL", "postgresql://"],
         );
     }
+    let err = toml_err(&format!(
+        "[audit]\nsink = \"postgresql://app:hunter2@db/fleet\"{rule}"
+    ));
+    assert_err(&err, 2, 8, &["`sink` holds a password", "PGPASSWORD"]);
+    assert!(!err.message.contains("hunter2"), "{err}");
+    let err = toml_err(&format!(
+        "[fleet]\nlock = \"postgresql://db/fleet?password=hunter2\"{rule}"
+    ));
+    assert_err(&err, 2, 8, &["`lock` holds a password"]);
     let err = toml_err(&format!("[fleet]\nlock = \"\"{rule}"));
     assert_err(&err, 2, 8, &["`lock` must not be empty"]);
     let err = toml_err(&format!("[fleet]\nlock = 5{rule}"));

@@ -469,16 +469,26 @@ impl Validator<'_> {
     /// A fleet-mode server: a `postgresql://` URL (the only engine there is).
     fn postgres_url(&self, label: &str, node: &Node) -> Result<String> {
         let url = self.text(label, node)?;
-        if POSTGRES_URL_SCHEMES.iter().any(|s| url.starts_with(s)) {
-            return Ok(url);
+        if !POSTGRES_URL_SCHEMES.iter().any(|s| url.starts_with(s)) {
+            // Not echoed: a mistyped URL may still hold a password.
+            return Err(self.err(
+                node.span.start,
+                format!(
+                    "`{label}` must be a PostgreSQL URL such as \"postgresql://prodguard@db.internal/fleet\" \
+                     (fleet mode keeps its state in PostgreSQL)"
+                ),
+            ));
         }
-        Err(self.err(
-            node.span.start,
-            format!(
-                "`{label}` must be a PostgreSQL URL such as \"postgresql://prodguard@db.internal/fleet\" \
-                 (fleet mode keeps its state in PostgreSQL), found {url:?}"
-            ),
-        ))
+        if crate::secret::has_password(&url) {
+            return Err(self.err(
+                node.span.start,
+                format!(
+                    "`{label}` holds a password; policies are shared and shown, passwords are not: \
+                     remove it from the URL and give it in PGPASSWORD or ~/.pgpass"
+                ),
+            ));
+        }
+        Ok(url)
     }
 
     fn rules(&self, node: &Node) -> Result<Vec<Rule>> {

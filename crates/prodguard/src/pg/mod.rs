@@ -295,6 +295,35 @@ pub fn describe(error: &postgres::Error) -> String {
     text
 }
 
+/// The database a PostgreSQL URL names, spelled one way whatever way the
+/// URL spells it: `postgresql://HOST:PORT/DBNAME` (no user, password or
+/// parameters). Fleet locks are keyed by it, so `postgres://app@db/orders`
+/// and `postgresql://ops@db:5432/orders` share one lock. `None` when `url`
+/// is not a PostgreSQL URL that parses.
+///
+/// ```
+/// use prodguard::pg::database_of;
+/// assert_eq!(
+///     database_of("postgres://app:pw@db.internal/orders?sslmode=disable").as_deref(),
+///     Some("postgresql://db.internal:5432/orders")
+/// );
+/// assert_eq!(database_of("orders.db"), None);
+/// ```
+pub fn database_of(url: &str) -> Option<String> {
+    if !is_postgres_url(url) {
+        return None;
+    }
+    let config: Config = url.parse().ok()?;
+    let name = display_name(&config);
+    // Drop the `user@` that display_name puts after the scheme.
+    let rest = name.strip_prefix("postgresql://")?;
+    let rest = match (config.get_user(), rest.split_once('@')) {
+        (Some(_), Some((_, after))) => after,
+        _ => rest,
+    };
+    Some(format!("postgresql://{rest}"))
+}
+
 /// `postgresql://user@host:port/dbname` from a parsed config, without password.
 fn display_name(config: &Config) -> String {
     let hosts: Vec<String> = if config.get_hosts().is_empty() {
