@@ -113,10 +113,14 @@ pub fn current_actor() -> Actor {
 }
 
 fn uid_name() -> String {
-    let uid = nix::unistd::getuid();
-    match nix::unistd::User::from_uid(uid) {
-        Ok(Some(user)) => user.name,
-        _ => format!("uid:{uid}"),
+    os_user().unwrap_or_else(|| format!("uid:{}", nix::unistd::getuid()))
+}
+
+/// The name of the process's uid, as the system's user database has it.
+pub fn os_user() -> Option<String> {
+    match nix::unistd::User::from_uid(nix::unistd::getuid()) {
+        Ok(Some(user)) => Some(user.name),
+        _ => None,
     }
 }
 
