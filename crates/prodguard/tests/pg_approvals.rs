@@ -71,8 +71,8 @@ fn child() {
             .unwrap();
             let mut facts = Facts::default();
             facts.env.insert("APP_ENV".into(), "production".into());
-            let sink = PgAuditSink::new(&url).unwrap();
-            sink.check().unwrap();
+            // The policy's [audit] sink is the trail (and spends the token).
+            assert_eq!(policy.audit.sink.as_deref(), Some(url.as_str()));
             let guard = Guard::builder()
                 .policy(policy)
                 .facts(facts)
@@ -80,7 +80,6 @@ fn child() {
                     user: "ana".into(),
                     kind: ActorKind::Ci,
                 })
-                .audit_sink(sink)
                 .approval(token)
                 .build()
                 .unwrap();
@@ -166,9 +165,9 @@ fn one_approval_token_eight_guarded_processes_exactly_one_operation_runs() {
     std::fs::write(
         &policy_file,
         format!(
-            "[approval]\nkey_file = {:?}\n\n[[rule]]\noperations = [\"db.*\"]\n\
-             tiers = [\"production\", \"unknown\"]\nrequire = [\"confirm\", \"audit\"]\n\
-             confirm = {{ mode = \"approval\" }}\n",
+            "[audit]\nsink = {url:?}\n\n[approval]\nkey_file = {:?}\n\n[[rule]]\n\
+             operations = [\"db.*\"]\ntiers = [\"production\", \"unknown\"]\n\
+             require = [\"confirm\", \"audit\"]\nconfirm = {{ mode = \"approval\" }}\n",
             key_file.display().to_string()
         ),
     )
