@@ -7,7 +7,7 @@
 
 mod pg_common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use pg_common::*;
 use prodguard::audit::{AuditSink, FileSink, SpendError};
@@ -15,7 +15,7 @@ use prodguard::pg::{LedgerSink, PgAuditSink, PgLedger, PgServer, verify};
 use prodguard::{Guard, Policy};
 use prodguard_core::audit::{Actor, AuditEvent, ConfirmEvidence, EventKind};
 use prodguard_core::policy::ActorKind;
-use prodguard_core::{Facts, Tier, Timestamp};
+use prodguard_core::{Facts, Timestamp};
 
 const TOKEN: &str = "PRODGUARD_PGTEST_TOKEN";
 const POLICY: &str = "PRODGUARD_PGTEST_POLICY";
@@ -237,27 +237,6 @@ fn one_approval_token_eight_guarded_processes_exactly_one_operation_runs() {
             .unwrap()
             .intact()
     );
-}
-
-fn issue_token(key_file: &Path, op: &str, target: &str) -> String {
-    let key = prodguard::approval::read_key(key_file).unwrap();
-    let now = prodguard::facts::now();
-    prodguard_core::approval::issue(
-        &key,
-        &prodguard_core::approval::Claims {
-            v: 1,
-            op: op.into(),
-            target: target.into(),
-            env: "production".into(),
-            tier: Tier::Production,
-            fingerprint: None,
-            approver: "bob".into(),
-            approver_kind: Some(ActorKind::Human),
-            iat: now,
-            exp: now.plus_seconds(600),
-            nonce: prodguard::facts::random_id(),
-        },
-    )
 }
 
 #[test]

@@ -16,10 +16,9 @@ use pg_common::*;
 use prodguard::audit::verify_file;
 use prodguard::pg::{PgServer, verify};
 use prodguard::{Guard, GuardBuilder, GuardError, Policy};
-use prodguard_core::audit::{Actor, ConfirmEvidence};
-use prodguard_core::policy::ActorKind;
+use prodguard_core::Tier;
+use prodguard_core::audit::ConfirmEvidence;
 use prodguard_core::session::{Challenge, ConfirmationAnswer, Stamp};
-use prodguard_core::{Facts, Tier};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("prodguard-pgpol-{name}-{}", std::process::id()));
@@ -41,23 +40,22 @@ fn policy(text: &str) -> Policy {
 /// A guard in `env` under `policy`, acting as `user`, whose typed
 /// confirmations are given.
 fn guard(policy: Policy, env: &str, user: &str) -> GuardBuilder {
-    let mut facts = Facts::default();
-    facts.env.insert("APP_ENV".into(), env.into());
-    Guard::builder()
-        .policy(policy)
-        .facts(facts)
-        .actor(Actor {
-            user: user.into(),
-            kind: ActorKind::Human,
-        })
-        .confirmer(|_: &Challenge| {
-            ConfirmationAnswer::Confirmed(ConfirmEvidence {
-                method: "typed".into(),
-                approver: None,
-                token_id: None,
-                exp: None,
-            })
-        })
+    confirmed_guard(policy, env, user)
+}
+
+/// Runs `db.migrate` on `orders` through `guard`, expecting a refusal with
+/// `code`; asserts the operation did not run and returns the message.
+#[track_caller]
+fn refused(guard: &Guard, code: i32) -> String {
+    let ran = AtomicBool::new(false);
+    let err = guard
+        .operation("db.migrate")
+        .target("orders")
+        .run(|| ran.store(true, Ordering::SeqCst))
+        .unwrap_err();
+    assert_eq!(err.exit_code(), code, "{err}");
+    assert!(!ran.load(Ordering::SeqCst), "the operation ran: {err}");
+    err.to_string()
 }
 
 /// The records of the trail at `url`, parsed, in order.
@@ -165,16 +163,8 @@ fn an_unreachable_policy_sink_refuses_with_123_naming_the_server() {
     .audit_log(&log)
     .build()
     .unwrap();
-    let ran = AtomicBool::new(false);
-    let err = guard
-        .operation("db.migrate")
-        .target("orders")
-        .run(|| ran.store(true, Ordering::SeqCst))
-        .unwrap_err();
-    assert_eq!(err.exit_code(), 123, "{err}");
-    let text = err.to_string();
+    let text = refused(&guard, 123);
     assert!(text.contains("postgresql://fleet@127.0.0.1:"), "{text}");
-    assert!(!ran.load(Ordering::SeqCst), "nothing ran");
     // The local copy still learns of the refusal; no intent claims a run.
     let local = file_records(&log);
     assert_eq!(kinds(&local), ["refusal"]);
@@ -194,27 +184,6 @@ fn approval_policy(dir: &Path, require: &str) -> (Policy, PathBuf) {
     (
         Policy::parse_toml(&text, "prodguard.toml").unwrap(),
         key_file,
-    )
-}
-
-fn issue_token(key_file: &Path, op: &str, target: &str) -> String {
-    let key = prodguard::approval::read_key(key_file).unwrap();
-    let now = prodguard::facts::now();
-    prodguard_core::approval::issue(
-        &key,
-        &prodguard_core::approval::Claims {
-            v: 1,
-            op: op.into(),
-            target: target.into(),
-            env: "production".into(),
-            tier: Tier::Production,
-            fingerprint: None,
-            approver: "bob".into(),
-            approver_kind: Some(ActorKind::Human),
-            iat: now,
-            exp: now.plus_seconds(600),
-            nonce: prodguard::facts::random_id(),
-        },
     )
 }
 
@@ -238,15 +207,8 @@ fn the_policy_ledger_makes_a_token_single_use_across_hosts_with_their_own_logs()
         .target("orders")
         .run(|| ())
         .unwrap();
-    let ran = AtomicBool::new(false);
-    let err = host_b
-        .operation("db.migrate")
-        .target("orders")
-        .run(|| ran.store(true, Ordering::SeqCst))
-        .unwrap_err();
-    assert_eq!(err.exit_code(), 121, "{err}");
-    assert!(err.to_string().contains("spent by host"), "{err}");
-    assert!(!ran.load(Ordering::SeqCst));
+    let err = refused(&host_b, 121);
+    assert!(err.contains("spent by host"), "{err}");
     // Host B's own log records the refusal, not an intent.
     assert_eq!(kinds(&file_records(&dir.join("b.jsonl"))), ["refusal"]);
     let spent: i64 = connect(&url)
@@ -269,16 +231,9 @@ fn an_approval_whose_ledger_is_down_never_runs_even_without_an_audit_requirement
         .approval(token)
         .build()
         .unwrap();
-    let ran = AtomicBool::new(false);
-    let err = guard
-        .operation("db.migrate")
-        .target("orders")
-        .run(|| ran.store(true, Ordering::SeqCst))
-        .unwrap_err();
-    assert_eq!(err.exit_code(), 123, "{err}");
-    assert!(err.to_string().contains("127.0.0.1"), "{err}");
-    assert!(!err.to_string().contains("hunter2"), "{err}");
-    assert!(!ran.load(Ordering::SeqCst));
+    let err = refused(&guard, 123);
+    assert!(err.contains("127.0.0.1"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
 }
 
 #[test]
@@ -299,17 +254,9 @@ fn the_policy_lock_refuses_a_second_run_naming_the_holder() {
         .target("orders")
         .begin()
         .unwrap();
-    let ran = AtomicBool::new(false);
-    let err = bob
-        .operation("db.migrate")
-        .target("orders")
-        .run(|| ran.store(true, Ordering::SeqCst))
-        .unwrap_err();
-    assert_eq!(err.exit_code(), 120, "{err}");
-    let text = err.to_string();
+    let text = refused(&bob, 120);
     assert!(text.contains("already running"), "{text}");
     assert!(text.contains("ana@"), "names the holder: {text}");
-    assert!(!ran.load(Ordering::SeqCst));
     // The refusal is in bob's log like any other.
     let refused = file_records(&dir.join("bob.jsonl"));
     assert_eq!(kinds(&refused), ["refusal"]);
@@ -426,15 +373,8 @@ fn a_lock_lost_while_confirming_refuses_before_the_intent() {
         })
         .build()
         .unwrap();
-    let ran = AtomicBool::new(false);
-    let err = guard
-        .operation("db.migrate")
-        .target("orders")
-        .run(|| ran.store(true, Ordering::SeqCst))
-        .unwrap_err();
-    assert_eq!(err.exit_code(), 123, "{err}");
-    assert!(err.to_string().contains("was lost"), "{err}");
-    assert!(!ran.load(Ordering::SeqCst));
+    let err = refused(&guard, 123);
+    assert!(err.contains("was lost"), "{err}");
     assert_eq!(kinds(&file_records(&log)), ["refusal"]);
 }
 
@@ -446,19 +386,9 @@ fn an_unreachable_lock_server_refuses_with_123_and_free_operations_take_no_lock(
         .audit_log(dir.join("audit.jsonl"))
         .build()
         .unwrap();
-    let ran = AtomicBool::new(false);
-    let err = production
-        .operation("db.migrate")
-        .target("orders")
-        .run(|| ran.store(true, Ordering::SeqCst))
-        .unwrap_err();
-    assert_eq!(err.exit_code(), 123, "{err}");
-    assert!(err.to_string().contains("[fleet] lock"), "{err}");
-    assert!(
-        err.to_string().contains("postgresql://fleet@127.0.0.1:"),
-        "{err}"
-    );
-    assert!(!ran.load(Ordering::SeqCst));
+    let err = refused(&production, 123);
+    assert!(err.contains("[fleet] lock"), "{err}");
+    assert!(err.contains("postgresql://fleet@127.0.0.1:"), "{err}");
     // In development the rule requires nothing, so no lock is taken.
     let development = guard(policy, "development", "ana")
         .audit_log(dir.join("audit.jsonl"))

@@ -153,17 +153,27 @@ pub fn wait_for_line(child: &mut Child, what: &str) -> String {
 /// confirmations are given, acting as the human `ana`; add the sink and
 /// stamp reader under test.
 pub fn confirmed_production_guard() -> prodguard::GuardBuilder {
+    confirmed_guard(prodguard::Policy::builtin_default(), "production", "ana")
+}
+
+/// A guard under `policy` in `env` (`APP_ENV`), acting as the human `user`,
+/// whose typed confirmations are given.
+pub fn confirmed_guard(
+    policy: prodguard::Policy,
+    env: &str,
+    user: &str,
+) -> prodguard::GuardBuilder {
     use prodguard_core::audit::{Actor, ConfirmEvidence};
     use prodguard_core::policy::ActorKind;
     use prodguard_core::session::{Challenge, ConfirmationAnswer};
 
     let mut facts = prodguard_core::Facts::default();
-    facts.env.insert("APP_ENV".into(), "production".into());
+    facts.env.insert("APP_ENV".into(), env.into());
     prodguard::Guard::builder()
-        .policy(prodguard::Policy::builtin_default())
+        .policy(policy)
         .facts(facts)
         .actor(Actor {
-            user: "ana".into(),
+            user: user.into(),
             kind: ActorKind::Human,
         })
         .confirmer(|_: &Challenge| {
@@ -174,4 +184,30 @@ pub fn confirmed_production_guard() -> prodguard::GuardBuilder {
                 exp: None,
             })
         })
+}
+
+/// An approval token from the key at `key_file` for `op` on `target` in
+/// production, approved by `bob`, valid for 10 minutes.
+pub fn issue_token(key_file: &std::path::Path, op: &str, target: &str) -> String {
+    use prodguard_core::Tier;
+    use prodguard_core::policy::ActorKind;
+
+    let key = prodguard::approval::read_key(key_file).unwrap();
+    let now = prodguard::facts::now();
+    prodguard_core::approval::issue(
+        &key,
+        &prodguard_core::approval::Claims {
+            v: 1,
+            op: op.into(),
+            target: target.into(),
+            env: "production".into(),
+            tier: Tier::Production,
+            fingerprint: None,
+            approver: "bob".into(),
+            approver_kind: Some(ActorKind::Human),
+            iat: now,
+            exp: now.plus_seconds(600),
+            nonce: prodguard::facts::random_id(),
+        },
+    )
 }
