@@ -21,6 +21,10 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+#[cfg(test)]
+mod differential;
+mod scan;
+
 use crate::policy::{ActorKind, Requirement};
 use crate::{Tier, Timestamp};
 
@@ -494,13 +498,30 @@ pub fn chain_hash(prev: &str, body: &[u8]) -> String {
 
 /// The chain hash of a body given in consecutive parts (no copy needed).
 fn hash_parts(prev: &str, parts: &[&[u8]]) -> String {
+    hex(&digest_parts(prev, parts))
+}
+
+fn digest_parts(prev: &str, parts: &[&[u8]]) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(CHAIN_DOMAIN);
     hasher.update(prev.as_bytes());
     for part in parts {
         hasher.update(part);
     }
-    hex(&hasher.finalize())
+    hasher.finalize().into()
+}
+
+/// Whether `stored` (hex) is the chain hash of the line whose body before
+/// the hash member is `head`, chained to `prev` (without allocating).
+fn hash_matches(prev: &str, head: &[u8], stored: &str) -> bool {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digest = digest_parts(prev, &[head, b"}"]);
+    let mut text = [0u8; 64];
+    for (pair, byte) in text.chunks_exact_mut(2).zip(digest) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0xf)];
+    }
+    text == stored.as_bytes()
 }
 
 /// Builds the exact line (with its trailing newline) for `event`, chained to `prev`.
@@ -575,7 +596,13 @@ pub struct ChainVerifier {
     prev: String,
     next_seq: u64,
     log_id: Option<String>,
+    /// The run and index (see [`ChainVerifier::precheck_run`]) of the last
+    /// record accepted, when it came from a run.
+    last_in_run: Option<(u64, usize)>,
 }
+
+/// Numbers the runs of [`ChainVerifier::precheck_run`], never twice in a process.
+static NEXT_RUN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl Default for ChainVerifier {
     fn default() -> Self {
@@ -590,6 +617,7 @@ impl ChainVerifier {
             prev: GENESIS_PREV.to_owned(),
             next_seq: 1,
             log_id: None,
+            last_in_run: None,
         }
     }
 
@@ -599,6 +627,7 @@ impl ChainVerifier {
             prev,
             next_seq,
             log_id,
+            last_in_run: None,
         }
     }
 
@@ -626,32 +655,143 @@ impl ChainVerifier {
     /// before it: parsing it and checking its hash against the `prev` it
     /// names. Lines can be prechecked in any order, on any thread; then
     /// [`ChainVerifier::advance`] takes the results in file order.
+    ///
+    /// A line in the layout [`encode_record`] writes is read by a scanner;
+    /// any other line by the strict JSON parser, with the same verdicts
+    /// (see [`ChainVerifier::precheck_strict`]).
     pub fn precheck(line: &[u8]) -> Prechecked<'_> {
+        Self::precheck_with(line, true)
+    }
+
+    /// [`ChainVerifier::precheck`] with every line parsed by the strict
+    /// JSON parser: the reference the scanner is tested against.
+    #[doc(hidden)]
+    pub fn precheck_strict(line: &[u8]) -> Prechecked<'_> {
+        Self::precheck_with(line, false)
+    }
+
+    fn precheck_with(line: &[u8], scan: bool) -> Prechecked<'_> {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         let (head, stored) = match split_hash(line) {
             Ok(parts) => parts,
-            Err(e) => return Prechecked(Pre::Malformed(e)),
+            Err(e) => return Prechecked(Pre::Malformed(e), None),
         };
-        match serde_json::from_slice::<LinkFields<'_>>(line) {
+        let scanned = if scan { scan::link_fields(line) } else { None };
+        match scanned.map_or_else(|| serde_json::from_slice::<LinkFields<'_>>(line), Ok) {
             Ok(fields) => {
-                let hash_ok = hash_parts(&fields.prev, &[head, b"}"]) == stored;
-                Prechecked(Pre::Parsed {
-                    fields,
-                    stored,
-                    hash_ok,
-                })
+                let hash_ok = hash_matches(&fields.prev, head, stored);
+                Prechecked(
+                    Pre::Parsed {
+                        fields,
+                        stored,
+                        hash_ok,
+                    },
+                    None,
+                )
             }
-            Err(e) => Prechecked(Pre::Unparsed {
-                head,
-                stored,
-                error: e.to_string(),
-            }),
+            Err(e) => Prechecked(
+                Pre::Unparsed {
+                    head,
+                    stored,
+                    error: e.to_string(),
+                },
+                None,
+            ),
         }
+    }
+
+    /// Prechecks consecutive lines of a log (see [`ChainVerifier::precheck`])
+    /// and, while their bytes are at hand, whether each continues the one
+    /// before it. [`ChainVerifier::advance`] then only moves the head past
+    /// a line that continues the line it has just accepted, with the same
+    /// verdict as a full check (every check it would make was made here,
+    /// against the record it accepted). Runs may be prechecked on several
+    /// threads at once; feed their results to `advance` in file order.
+    pub fn precheck_run<'a>(lines: &[&'a [u8]]) -> Vec<Prechecked<'a>> {
+        let run = NEXT_RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut out: Vec<Prechecked<'a>> = Vec::with_capacity(lines.len());
+        for (index, line) in lines.iter().enumerate() {
+            let mut checked = Self::precheck(line);
+            let follows = match (out.last(), &checked.0) {
+                (
+                    Some(Prechecked(
+                        Pre::Parsed {
+                            fields: before,
+                            stored: before_hash,
+                            ..
+                        },
+                        _,
+                    )),
+                    Pre::Parsed {
+                        fields,
+                        hash_ok: true,
+                        ..
+                    },
+                ) => {
+                    // What `advance` checks, given that it accepted `before`:
+                    // its head is then `before`'s hash, the next seq
+                    // `before.seq + 1`, the log id `before`'s.
+                    fields.prev.as_ref() == *before_hash
+                        && fields.seal_shape_problem().is_none()
+                        && before.seq.checked_add(1) == Some(fields.seq)
+                        && fields.seq != u64::MAX
+                        && fields.log_id == before.log_id
+                }
+                _ => false,
+            };
+            checked.1 = Some(InRun {
+                run,
+                index,
+                follows,
+            });
+            out.push(checked);
+        }
+        out
     }
 
     /// Verifies a prechecked line as the next record and advances.
     pub fn advance(&mut self, line: Prechecked<'_>) -> Result<Link, ChainError> {
-        let (fields, stored) = match line.0 {
+        self.advance_borrowed(line).map(LinkRef::into_owned)
+    }
+
+    /// [`ChainVerifier::advance`], with the record's fields borrowed from
+    /// its line instead of copied (what a verifier of many records wants).
+    pub fn advance_borrowed<'a>(
+        &mut self,
+        line: Prechecked<'a>,
+    ) -> Result<LinkRef<'a>, ChainError> {
+        let in_run = line.1;
+        // The line continues the record this verifier accepted last.
+        let follows = in_run.is_some_and(|r| {
+            r.follows && r.index.checked_sub(1).map(|i| (r.run, i)) == self.last_in_run
+        });
+        let result = match line.0 {
+            Pre::Parsed { fields, stored, .. } if follows => {
+                // Every check `advance_checked` makes was made by
+                // `precheck_run` against that record: prev, hash, seal
+                // shape, seq (and that it is not the last possible), log id.
+                self.prev.clear();
+                self.prev.push_str(stored);
+                self.next_seq = fields.seq.saturating_add(1);
+                Ok(LinkRef {
+                    seq: fields.seq,
+                    log_id: fields.log_id,
+                    prev: fields.prev,
+                    hash: stored,
+                    seal: fields.seal,
+                })
+            }
+            other => self.advance_checked(other),
+        };
+        self.last_in_run = match result {
+            Ok(_) => in_run.map(|r| (r.run, r.index)),
+            Err(_) => None,
+        };
+        result
+    }
+
+    fn advance_checked<'a>(&mut self, line: Pre<'a>) -> Result<LinkRef<'a>, ChainError> {
+        let (fields, stored) = match line {
             Pre::Malformed(e) => return Err(e),
             // Tell edited bytes apart from a record that hashes right but
             // does not parse.
@@ -660,7 +800,7 @@ impl ChainVerifier {
                 stored,
                 error,
             } => {
-                return Err(if hash_parts(&self.prev, &[head, b"}"]) != stored {
+                return Err(if !hash_matches(&self.prev, head, stored) {
                     ChainError::HashMismatch
                 } else {
                     ChainError::Malformed(error)
@@ -704,24 +844,65 @@ impl ChainVerifier {
             Some(_) => {}
             None => self.log_id = Some(fields.log_id.clone().into_owned()),
         }
-        self.prev = stored.to_owned();
+        // The head is kept in place: no allocation per record. (It moves
+        // even when seq cannot, as it always has: that record is the head.)
+        self.prev.clear();
+        self.prev.push_str(stored);
         self.next_seq = self.next_seq.checked_add(1).ok_or_else(|| {
             ChainError::Malformed("seq is at its maximum; the log cannot continue".into())
         })?;
-        Ok(Link {
+        Ok(LinkRef {
             seq: fields.seq,
-            log_id: fields.log_id.into_owned(),
-            prev: fields.prev.into_owned(),
-            hash: stored.to_owned(),
+            log_id: fields.log_id,
+            prev: fields.prev,
+            hash: stored,
             seal: fields.seal,
         })
+    }
+}
+
+/// A record that continued the chain, borrowing from its line (see
+/// [`ChainVerifier::advance_borrowed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkRef<'a> {
+    /// Its seq.
+    pub seq: u64,
+    /// Its log's id.
+    pub log_id: std::borrow::Cow<'a, str>,
+    /// The hash it chains to.
+    pub prev: std::borrow::Cow<'a, str>,
+    /// Its hash.
+    pub hash: &'a str,
+    /// Its seal, when it is a seal record.
+    pub seal: Option<SealInfo>,
+}
+
+impl LinkRef<'_> {
+    /// The same link, owning its fields.
+    pub fn into_owned(self) -> Link {
+        Link {
+            seq: self.seq,
+            log_id: self.log_id.into_owned(),
+            prev: self.prev.into_owned(),
+            hash: self.hash.to_owned(),
+            seal: self.seal,
+        }
     }
 }
 
 /// A line checked on its own (see [`ChainVerifier::precheck`]), waiting for
 /// [`ChainVerifier::advance`] to check it against the chain.
 #[derive(Debug)]
-pub struct Prechecked<'a>(Pre<'a>);
+pub struct Prechecked<'a>(Pre<'a>, Option<InRun>);
+
+/// Where a prechecked line stands in its run (see [`ChainVerifier::precheck_run`]).
+#[derive(Debug, Clone, Copy)]
+struct InRun {
+    run: u64,
+    index: usize,
+    /// It continues the line before it in the run.
+    follows: bool,
+}
 
 #[derive(Debug)]
 enum Pre<'a> {
