@@ -561,6 +561,138 @@ pub fn encode_record(
     Ok((body, hash))
 }
 
+/// An event serialised once: its JSON members without the braces, ready to
+/// be wrapped in an envelope by [`RecordEncoder::encode`] (possibly by
+/// another thread than the one that serialised it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedEvent(Vec<u8>);
+
+impl EncodedEvent {
+    /// Serialises `event`. Fails only if it cannot be serialised, which does
+    /// not happen for events built from these types.
+    pub fn new(event: &AuditEvent) -> Result<Self, ChainError> {
+        let mut json = Vec::with_capacity(1024);
+        serde_json::to_writer(&mut json, event)
+            .map_err(|e| ChainError::Malformed(e.to_string()))?;
+        // `{"kind":…}`: never empty, since `kind` is always there.
+        if json.len() < 2 || json.first() != Some(&b'{') || json.last() != Some(&b'}') {
+            return Err(ChainError::Malformed(
+                "an event is not a JSON object".into(),
+            ));
+        }
+        Ok(EncodedEvent(json))
+    }
+
+    /// The members, without the braces.
+    fn members(&self) -> &[u8] {
+        self.0.get(1..self.0.len() - 1).unwrap_or_default()
+    }
+}
+
+/// Builds record lines for one writer: the envelope members that do not
+/// change from record to record (`v`, `log_id`, `host`, `pid`) are
+/// serialised once. The lines are byte for byte those of [`encode_record`].
+///
+/// ```
+/// use prodguard_core::audit::{AuditEvent, EncodedEvent, Envelope, RecordEncoder, encode_record, GENESIS_PREV};
+/// use prodguard_core::Timestamp;
+///
+/// let encoder = RecordEncoder::new("demo", "h", 7).unwrap();
+/// let event = AuditEvent::note("deploy started");
+/// let mut line = Vec::new();
+/// let hash = encoder.encode(1, Timestamp(0), &EncodedEvent::new(&event).unwrap(), GENESIS_PREV, &mut line).unwrap();
+/// let envelope = Envelope { log_id: "demo".into(), seq: 1, ts: Timestamp(0), host: "h".into(), pid: 7 };
+/// assert_eq!((line, hash), encode_record(&envelope, &event, GENESIS_PREV).unwrap());
+/// ```
+#[derive(Debug, Clone)]
+pub struct RecordEncoder {
+    log_id: String,
+    host: String,
+    pid: u32,
+    /// `{"v":1,"log_id":"…","seq":`
+    start: Vec<u8>,
+    /// `,"host":"…","pid":N,`
+    host_pid: Vec<u8>,
+}
+
+impl RecordEncoder {
+    /// An encoder for records of log `log_id` written by process `pid` on `host`.
+    pub fn new(log_id: &str, host: &str, pid: u32) -> Result<Self, ChainError> {
+        let json = |value: &str| {
+            serde_json::to_vec(value).map_err(|e| ChainError::Malformed(e.to_string()))
+        };
+        let mut start = format!("{{\"v\":{RECORD_VERSION},\"log_id\":").into_bytes();
+        start.extend_from_slice(&json(log_id)?);
+        start.extend_from_slice(b",\"seq\":");
+        let mut host_pid = b",\"host\":".to_vec();
+        host_pid.extend_from_slice(&json(host)?);
+        host_pid.extend_from_slice(format!(",\"pid\":{pid},").as_bytes());
+        Ok(RecordEncoder {
+            log_id: log_id.to_owned(),
+            host: host.to_owned(),
+            pid,
+            start,
+            host_pid,
+        })
+    }
+
+    /// Whether this encoder writes records of `log_id` by `pid` on `host`.
+    pub fn is_for(&self, log_id: &str, host: &str, pid: u32) -> bool {
+        self.pid == pid && self.log_id == log_id && self.host == host
+    }
+
+    /// Appends the line (with its newline) of `event` as record `seq`,
+    /// written at `ts`, chained to `prev`, to `out`; returns its hash. On
+    /// an error nothing is appended.
+    pub fn encode(
+        &self,
+        seq: u64,
+        ts: Timestamp,
+        event: &EncodedEvent,
+        prev: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<String, ChainError> {
+        use std::io::Write as _;
+        let at = out.len();
+        out.extend_from_slice(&self.start);
+        // Digits, `-`, `:`, `T`, `.`, `Z`: nothing JSON escapes.
+        let written = write!(out, "{seq},\"ts\":\"{}\"", ts.to_rfc3339());
+        out.extend_from_slice(&self.host_pid);
+        out.extend_from_slice(event.members());
+        out.extend_from_slice(b",\"prev\":");
+        let quoted = if prev.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            out.push(b'"');
+            out.extend_from_slice(prev.as_bytes());
+            out.push(b'"');
+            Ok(())
+        } else {
+            serde_json::to_writer(&mut *out, prev)
+        };
+        out.push(b'}');
+        if let Err(e) = written {
+            out.truncate(at);
+            return Err(ChainError::Malformed(e.to_string()));
+        }
+        if let Err(e) = quoted {
+            out.truncate(at);
+            return Err(ChainError::Malformed(e.to_string()));
+        }
+        let body_len = out.len() - at;
+        if body_len + HASH_SUFFIX_LEN + 1 > MAX_RECORD_BYTES {
+            out.truncate(at);
+            return Err(ChainError::Malformed(format!(
+                "the record would be {body_len} bytes; records are at most {MAX_RECORD_BYTES}"
+            )));
+        }
+        let hash = chain_hash(prev, out.get(at..).unwrap_or_default());
+        out.pop();
+        out.extend_from_slice(HASH_SUFFIX_PREFIX);
+        out.extend_from_slice(hash.as_bytes());
+        out.extend_from_slice(b"\"}\n");
+        Ok(hash)
+    }
+}
+
 /// Splits a line (without its newline) into the body before the hash
 /// member (the hashed body is this plus a closing `}`) and the stored hash.
 fn split_hash(line: &[u8]) -> Result<(&[u8], &str), ChainError> {

@@ -423,3 +423,53 @@ fn a_run_does_not_vouch_for_a_line_whose_predecessor_was_not_accepted() {
     assert_eq!(got, expected);
     assert_eq!(verifier.head_hash(), one_by_one.head_hash());
 }
+
+#[test]
+fn the_record_encoder_writes_the_bytes_encode_record_writes() {
+    let mut events = events();
+    events.push(AuditEvent::note("x".repeat(MAX_RECORD_BYTES - 400)));
+    events.push(AuditEvent::note("x".repeat(MAX_RECORD_BYTES)));
+    let weird = "tab\t \"quote\" \\ ü \u{1}";
+    let mut out = Vec::new();
+    let mut compared = 0;
+    for log_id in ["log-1", weird, ""] {
+        for host in ["host", weird] {
+            for pid in [0, 42, u32::MAX] {
+                let encoder = RecordEncoder::new(log_id, host, pid).unwrap();
+                assert!(encoder.is_for(log_id, host, pid));
+                assert!(!encoder.is_for(log_id, host, pid ^ 1));
+                for (i, event) in events.iter().enumerate() {
+                    let seq = [1, 7, u64::MAX][i % 3];
+                    let ts = Timestamp([0, -1_234_567, 1_700_000_000_123_456][i % 3]);
+                    let hex = "ab".repeat(32);
+                    let prev = [GENESIS_PREV, &hex, weird][i % 3];
+                    let envelope = Envelope {
+                        log_id: log_id.into(),
+                        seq,
+                        ts,
+                        host: host.into(),
+                        pid,
+                    };
+                    let expected = encode_record(&envelope, event, prev);
+                    let encoded = EncodedEvent::new(event).unwrap();
+                    out.clear();
+                    out.extend_from_slice(b"before");
+                    let got = encoder.encode(seq, ts, &encoded, prev, &mut out);
+                    match expected {
+                        Ok((line, hash)) => {
+                            assert_eq!(got, Ok(hash));
+                            assert_eq!(&out[..6], b"before");
+                            assert_eq!(out[6..], line[..]);
+                        }
+                        Err(e) => {
+                            assert_eq!(got, Err(e));
+                            assert_eq!(out, b"before", "nothing appended on an error");
+                        }
+                    }
+                    compared += 1;
+                }
+            }
+        }
+    }
+    assert!(compared > 100);
+}
