@@ -304,7 +304,8 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
             break_glass_allowed: false,
         };
     }
-    let evaluation = policy.evaluate(detection.tier, &operation.kind);
+    // `matched_rules` is not part of a decision: not collected.
+    let evaluation = policy.evaluate_with(detection.tier, &operation.kind, false);
     if let Some((rule, reason)) = evaluation.denied_by {
         return Decision {
             result: Verdict::Deny,
@@ -324,9 +325,10 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
             break_glass_allowed: evaluation.break_glass_allowed,
         };
     }
-    let confirm_object = || match &operation.target {
-        Some(target) => format!("the target's name `{target}`"),
-        None => format!("the environment's name `{}`", detection.environment),
+    // What to type: "the target's name `…`" or "the environment's name `…`".
+    let (object, name) = match &operation.target {
+        Some(target) => ("target", target.as_str()),
+        None => ("environment", detection.environment.as_str()),
     };
     let requirements: Vec<RequirementView> = evaluation
         .requirements
@@ -334,13 +336,12 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
         .map(|(kind, rule)| {
             let how = match kind {
                 Requirement::Confirm => match evaluation.confirm_mode {
-                    ConfirmMode::Typed => format!("type {} at a terminal", confirm_object()),
-                    ConfirmMode::Either => {
-                        format!(
-                            "type {} at a terminal, or {HOW_TO_APPROVE}",
-                            confirm_object()
-                        )
+                    ConfirmMode::Typed => {
+                        format!("type the {object}'s name `{name}` at a terminal")
                     }
+                    ConfirmMode::Either => format!(
+                        "type the {object}'s name `{name}` at a terminal, or {HOW_TO_APPROVE}"
+                    ),
                     ConfirmMode::Approval => HOW_TO_APPROVE.to_owned(),
                 },
                 Requirement::Backup => {
@@ -361,20 +362,27 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
     } else {
         (Verdict::Require, 0)
     };
-    let mut reasons = Vec::new();
-    if requirements.is_empty() {
-        reasons.push(format!(
+    let mut reasons = Vec::with_capacity(2);
+    match requirements.first() {
+        None => reasons.push(format!(
             "no rule guards {} in tier {}",
             operation.kind, detection.tier
-        ));
-    } else {
-        let names: Vec<&str> = requirements.iter().map(|r| r.kind.as_str()).collect();
-        reasons.push(format!(
-            "{} requires {} here (rule `{}`)",
-            operation.kind,
-            names.join(" + "),
-            requirements[0].rule
-        ));
+        )),
+        Some(first) => {
+            // "{op} requires {a + b + c} here (rule `{first rule}`)", built in place.
+            use std::fmt::Write as _;
+            let mut reason = String::with_capacity(96);
+            reason.push_str(&operation.kind);
+            reason.push_str(" requires ");
+            for (i, r) in requirements.iter().enumerate() {
+                if i > 0 {
+                    reason.push_str(" + ");
+                }
+                reason.push_str(r.kind.as_str());
+            }
+            let _ = write!(reason, " here (rule `{}`)", first.rule);
+            reasons.push(reason);
+        }
     }
     reasons.push(why_protected(detection));
     Decision {
@@ -1061,6 +1069,9 @@ impl Session {
         self.pending = Some(Step::Append(event));
     }
 }
+
+#[cfg(test)]
+mod decide_reference;
 
 #[cfg(test)]
 mod tests {
