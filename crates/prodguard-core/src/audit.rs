@@ -514,14 +514,26 @@ fn digest_parts(prev: &str, parts: &[&[u8]]) -> [u8; 32] {
 /// Whether `stored` (hex) is the chain hash of the line whose body before
 /// the hash member is `head`, chained to `prev` (without allocating).
 fn hash_matches(prev: &str, head: &[u8], stored: &str) -> bool {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    /// Each byte's two lowercase hex digits.
+    const PAIRS: [[u8; 2]; 256] = {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut pairs = [[0u8; 2]; 256];
+        let mut i = 0;
+        while i < 256 {
+            pairs[i] = [DIGITS[i >> 4], DIGITS[i & 0xf]];
+            i += 1;
+        }
+        pairs
+    };
     let digest = digest_parts(prev, &[head, b"}"]);
-    let mut text = [0u8; 64];
-    for (pair, byte) in text.chunks_exact_mut(2).zip(digest) {
-        pair[0] = DIGITS[usize::from(byte >> 4)];
-        pair[1] = DIGITS[usize::from(byte & 0xf)];
-    }
-    text == stored.as_bytes()
+    let stored = stored.as_bytes();
+    stored.len() == 64
+        && digest
+            .iter()
+            .zip(stored.chunks_exact(2))
+            .fold(true, |same, (&byte, pair)| {
+                same & (PAIRS[usize::from(byte)] == pair)
+            })
 }
 
 /// Builds the exact line (with its trailing newline) for `event`, chained to `prev`.
@@ -706,11 +718,11 @@ fn split_hash(line: &[u8]) -> Result<(&[u8], &str), ChainError> {
         ));
     };
     let (digits, close) = rest.split_at(64);
-    if close != b"\"}"
-        || !digits
-            .iter()
-            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
-    {
+    // Every digit looked at (no early exit), which vectorises.
+    let hex = digits.iter().fold(true, |ok, &c| {
+        ok & (c.is_ascii_digit() | (c.wrapping_sub(b'a') < 6))
+    });
+    if close != b"\"}" || !hex {
         return Err(ChainError::Malformed(
             "the \"hash\" member is not 64 lowercase hex digits".into(),
         ));

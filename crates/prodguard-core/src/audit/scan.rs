@@ -54,16 +54,13 @@ pub(super) fn link_fields(line: &[u8]) -> Option<LinkFields<'_>> {
     // No control character anywhere (they may appear neither in strings nor,
     // in this layout, between tokens), and valid UTF-8 throughout, so every
     // string between quotes is too.
-    if !line.chunks(64).all(printable_ascii) {
-        if line.iter().any(|b| *b < 0x20) {
-            return None;
-        }
-        std::str::from_utf8(line).ok()?;
+    if !line.chunks(64).all(printable_ascii) && line.iter().any(|b| *b < 0x20) {
+        return None;
     }
+    let text = std::str::from_utf8(line).ok()?;
     let mut c = Cursor { b: line, i: 0 };
     c.eat(b'{')?;
     let mut seen = 0u32;
-    let mut guess = 0;
     let mut seq = None;
     let (mut log_id, mut prev, mut kind) = (None, None, None);
     let mut carries = [false; 8];
@@ -71,13 +68,7 @@ pub(super) fn link_fields(line: &[u8]) -> Option<LinkFields<'_>> {
         c.eat(b'"')?;
         let key = c.plain()?;
         c.eat(b':')?;
-        // The writer's order first; any order is accepted.
-        let index = if KEYS.get(guess) == Some(&key) {
-            guess
-        } else {
-            KEYS.iter().position(|k| *k == key)?
-        };
-        guess = index + 1;
+        let index = key_index(key)?;
         if seen & (1 << index) != 0 {
             // serde refuses some duplicates and ignores others: let it say.
             return None;
@@ -87,9 +78,10 @@ pub(super) fn link_fields(line: &[u8]) -> Option<LinkFields<'_>> {
             SEQ => seq = Some(c.uint()?),
             LOG_ID | PREV | KIND => {
                 c.eat(b'"')?;
-                // Between two quotes of a UTF-8 line: UTF-8 (checked
-                // again, cheaply, for a `&str`).
-                let value = Some(std::str::from_utf8(c.plain()?).ok()?);
+                // Between two quotes of a UTF-8 line: whole characters.
+                let start = c.i;
+                let end = start + c.plain()?.len();
+                let value = Some(text.get(start..end)?);
                 match index {
                     LOG_ID => log_id = value,
                     PREV => prev = value,
@@ -139,6 +131,37 @@ fn printable_ascii(chunk: &[u8]) -> bool {
         .iter()
         .fold(0u8, |bad, &b| bad | u8::from((b as i8) < 0x20))
         == 0
+}
+
+/// The position of `key` in [`KEYS`].
+fn key_index(key: &[u8]) -> Option<usize> {
+    // By length and first byte: no call per key.
+    let index = match (key.len(), key.first()?) {
+        (1, b'v') => 0,
+        (6, b'l') => 1,
+        (3, b's') => 2,
+        (2, b't') => 3,
+        (4, b'h') => {
+            if key == b"host" {
+                4
+            } else {
+                16
+            }
+        }
+        (3, b'p') => 5,
+        (4, b'k') => 6,
+        (10, b'a') => 7,
+        (5, b'a') => 8,
+        (2, b'o') => 9,
+        (8, b'd') => 10,
+        (6, b'b') => 11,
+        (7, b'c') => 12,
+        (7, b'o') => 13,
+        (7, b'm') => 14,
+        (4, b'p') => 15,
+        _ => return None,
+    };
+    (KEYS.get(index)? == &key).then_some(index)
 }
 
 struct Cursor<'a> {
