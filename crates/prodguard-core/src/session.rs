@@ -145,17 +145,32 @@ impl Decision {
 }
 
 fn why_protected(detection: &Detection) -> String {
+    // Concatenated rather than formatted: this is on every decision's path.
     if detection.decided_by == "default" {
-        format!(
-            "the environment is unknown ({}), so it is guarded like production",
-            detection.hint.as_deref().unwrap_or("nothing declares it")
-        )
+        concat(&[
+            "the environment is unknown (",
+            detection.hint.as_deref().unwrap_or("nothing declares it"),
+            "), so it is guarded like production",
+        ])
     } else {
-        format!(
-            "the environment is {} (tier {}), decided by {}",
-            detection.environment, detection.tier, detection.decided_by
-        )
+        concat(&[
+            "the environment is ",
+            &detection.environment,
+            " (tier ",
+            detection.tier.as_str(),
+            "), decided by ",
+            &detection.decided_by,
+        ])
     }
+}
+
+/// The pieces one after another, in one allocation.
+fn concat(pieces: &[&str]) -> String {
+    let mut out = String::with_capacity(pieces.iter().map(|p| p.len()).sum());
+    for piece in pieces {
+        out.push_str(piece);
+    }
+    out
 }
 
 /// How far in the future backup evidence may be dated (clock skew between
@@ -337,11 +352,16 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
             let how = match kind {
                 Requirement::Confirm => match evaluation.confirm_mode {
                     ConfirmMode::Typed => {
-                        format!("type the {object}'s name `{name}` at a terminal")
+                        concat(&["type the ", object, "'s name `", name, "` at a terminal"])
                     }
-                    ConfirmMode::Either => format!(
-                        "type the {object}'s name `{name}` at a terminal, or {HOW_TO_APPROVE}"
-                    ),
+                    ConfirmMode::Either => concat(&[
+                        "type the ",
+                        object,
+                        "'s name `",
+                        name,
+                        "` at a terminal, or ",
+                        HOW_TO_APPROVE,
+                    ]),
                     ConfirmMode::Approval => HOW_TO_APPROVE.to_owned(),
                 },
                 Requirement::Backup => {
@@ -370,8 +390,7 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
         )),
         Some(first) => {
             // "{op} requires {a + b + c} here (rule `{first rule}`)", built in place.
-            use std::fmt::Write as _;
-            let mut reason = String::with_capacity(96);
+            let mut reason = String::with_capacity(operation.kind.len() + first.rule.len() + 64);
             reason.push_str(&operation.kind);
             reason.push_str(" requires ");
             for (i, r) in requirements.iter().enumerate() {
@@ -380,7 +399,9 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
                 }
                 reason.push_str(r.kind.as_str());
             }
-            let _ = write!(reason, " here (rule `{}`)", first.rule);
+            reason.push_str(" here (rule `");
+            reason.push_str(&first.rule);
+            reason.push_str("`)");
             reasons.push(reason);
         }
     }
