@@ -21,6 +21,10 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+#[cfg(test)]
+mod differential;
+mod scan;
+
 use crate::policy::{ActorKind, Requirement};
 use crate::{Tier, Timestamp};
 
@@ -494,13 +498,42 @@ pub fn chain_hash(prev: &str, body: &[u8]) -> String {
 
 /// The chain hash of a body given in consecutive parts (no copy needed).
 fn hash_parts(prev: &str, parts: &[&[u8]]) -> String {
+    hex(&digest_parts(prev, parts))
+}
+
+fn digest_parts(prev: &str, parts: &[&[u8]]) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(CHAIN_DOMAIN);
     hasher.update(prev.as_bytes());
     for part in parts {
         hasher.update(part);
     }
-    hex(&hasher.finalize())
+    hasher.finalize().into()
+}
+
+/// Whether `stored` (hex) is the chain hash of the line whose body before
+/// the hash member is `head`, chained to `prev` (without allocating).
+fn hash_matches(prev: &str, head: &[u8], stored: &str) -> bool {
+    /// Each byte's two lowercase hex digits.
+    const PAIRS: [[u8; 2]; 256] = {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut pairs = [[0u8; 2]; 256];
+        let mut i = 0;
+        while i < 256 {
+            pairs[i] = [DIGITS[i >> 4], DIGITS[i & 0xf]];
+            i += 1;
+        }
+        pairs
+    };
+    let digest = digest_parts(prev, &[head, b"}"]);
+    let stored = stored.as_bytes();
+    stored.len() == 64
+        && digest
+            .iter()
+            .zip(stored.chunks_exact(2))
+            .fold(true, |same, (&byte, pair)| {
+                same & (PAIRS[usize::from(byte)] == pair)
+            })
 }
 
 /// Builds the exact line (with its trailing newline) for `event`, chained to `prev`.
@@ -540,6 +573,138 @@ pub fn encode_record(
     Ok((body, hash))
 }
 
+/// An event serialised once: its JSON members without the braces, ready to
+/// be wrapped in an envelope by [`RecordEncoder::encode`] (possibly by
+/// another thread than the one that serialised it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedEvent(Vec<u8>);
+
+impl EncodedEvent {
+    /// Serialises `event`. Fails only if it cannot be serialised, which does
+    /// not happen for events built from these types.
+    pub fn new(event: &AuditEvent) -> Result<Self, ChainError> {
+        let mut json = Vec::with_capacity(1024);
+        serde_json::to_writer(&mut json, event)
+            .map_err(|e| ChainError::Malformed(e.to_string()))?;
+        // `{"kind":…}`: never empty, since `kind` is always there.
+        if json.len() < 2 || json.first() != Some(&b'{') || json.last() != Some(&b'}') {
+            return Err(ChainError::Malformed(
+                "an event is not a JSON object".into(),
+            ));
+        }
+        Ok(EncodedEvent(json))
+    }
+
+    /// The members, without the braces.
+    fn members(&self) -> &[u8] {
+        self.0.get(1..self.0.len() - 1).unwrap_or_default()
+    }
+}
+
+/// Builds record lines for one writer: the envelope members that do not
+/// change from record to record (`v`, `log_id`, `host`, `pid`) are
+/// serialised once. The lines are byte for byte those of [`encode_record`].
+///
+/// ```
+/// use prodguard_core::audit::{AuditEvent, EncodedEvent, Envelope, RecordEncoder, encode_record, GENESIS_PREV};
+/// use prodguard_core::Timestamp;
+///
+/// let encoder = RecordEncoder::new("demo", "h", 7).unwrap();
+/// let event = AuditEvent::note("deploy started");
+/// let mut line = Vec::new();
+/// let hash = encoder.encode(1, Timestamp(0), &EncodedEvent::new(&event).unwrap(), GENESIS_PREV, &mut line).unwrap();
+/// let envelope = Envelope { log_id: "demo".into(), seq: 1, ts: Timestamp(0), host: "h".into(), pid: 7 };
+/// assert_eq!((line, hash), encode_record(&envelope, &event, GENESIS_PREV).unwrap());
+/// ```
+#[derive(Debug, Clone)]
+pub struct RecordEncoder {
+    log_id: String,
+    host: String,
+    pid: u32,
+    /// `{"v":1,"log_id":"…","seq":`
+    start: Vec<u8>,
+    /// `,"host":"…","pid":N,`
+    host_pid: Vec<u8>,
+}
+
+impl RecordEncoder {
+    /// An encoder for records of log `log_id` written by process `pid` on `host`.
+    pub fn new(log_id: &str, host: &str, pid: u32) -> Result<Self, ChainError> {
+        let json = |value: &str| {
+            serde_json::to_vec(value).map_err(|e| ChainError::Malformed(e.to_string()))
+        };
+        let mut start = format!("{{\"v\":{RECORD_VERSION},\"log_id\":").into_bytes();
+        start.extend_from_slice(&json(log_id)?);
+        start.extend_from_slice(b",\"seq\":");
+        let mut host_pid = b",\"host\":".to_vec();
+        host_pid.extend_from_slice(&json(host)?);
+        host_pid.extend_from_slice(format!(",\"pid\":{pid},").as_bytes());
+        Ok(RecordEncoder {
+            log_id: log_id.to_owned(),
+            host: host.to_owned(),
+            pid,
+            start,
+            host_pid,
+        })
+    }
+
+    /// Whether this encoder writes records of `log_id` by `pid` on `host`.
+    pub fn is_for(&self, log_id: &str, host: &str, pid: u32) -> bool {
+        self.pid == pid && self.log_id == log_id && self.host == host
+    }
+
+    /// Appends the line (with its newline) of `event` as record `seq`,
+    /// written at `ts`, chained to `prev`, to `out`; returns its hash. On
+    /// an error nothing is appended.
+    pub fn encode(
+        &self,
+        seq: u64,
+        ts: Timestamp,
+        event: &EncodedEvent,
+        prev: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<String, ChainError> {
+        use std::io::Write as _;
+        let at = out.len();
+        out.extend_from_slice(&self.start);
+        // Digits, `-`, `:`, `T`, `.`, `Z`: nothing JSON escapes.
+        let written = write!(out, "{seq},\"ts\":\"{}\"", ts.to_rfc3339());
+        out.extend_from_slice(&self.host_pid);
+        out.extend_from_slice(event.members());
+        out.extend_from_slice(b",\"prev\":");
+        let quoted = if prev.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            out.push(b'"');
+            out.extend_from_slice(prev.as_bytes());
+            out.push(b'"');
+            Ok(())
+        } else {
+            serde_json::to_writer(&mut *out, prev)
+        };
+        out.push(b'}');
+        if let Err(e) = written {
+            out.truncate(at);
+            return Err(ChainError::Malformed(e.to_string()));
+        }
+        if let Err(e) = quoted {
+            out.truncate(at);
+            return Err(ChainError::Malformed(e.to_string()));
+        }
+        let body_len = out.len() - at;
+        if body_len + HASH_SUFFIX_LEN + 1 > MAX_RECORD_BYTES {
+            out.truncate(at);
+            return Err(ChainError::Malformed(format!(
+                "the record would be {body_len} bytes; records are at most {MAX_RECORD_BYTES}"
+            )));
+        }
+        let hash = chain_hash(prev, out.get(at..).unwrap_or_default());
+        out.pop();
+        out.extend_from_slice(HASH_SUFFIX_PREFIX);
+        out.extend_from_slice(hash.as_bytes());
+        out.extend_from_slice(b"\"}\n");
+        Ok(hash)
+    }
+}
+
 /// Splits a line (without its newline) into the body before the hash
 /// member (the hashed body is this plus a closing `}`) and the stored hash.
 fn split_hash(line: &[u8]) -> Result<(&[u8], &str), ChainError> {
@@ -553,11 +718,11 @@ fn split_hash(line: &[u8]) -> Result<(&[u8], &str), ChainError> {
         ));
     };
     let (digits, close) = rest.split_at(64);
-    if close != b"\"}"
-        || !digits
-            .iter()
-            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
-    {
+    // Every digit looked at (no early exit), which vectorises.
+    let hex = digits.iter().fold(true, |ok, &c| {
+        ok & (c.is_ascii_digit() | (c.wrapping_sub(b'a') < 6))
+    });
+    if close != b"\"}" || !hex {
         return Err(ChainError::Malformed(
             "the \"hash\" member is not 64 lowercase hex digits".into(),
         ));
@@ -575,7 +740,13 @@ pub struct ChainVerifier {
     prev: String,
     next_seq: u64,
     log_id: Option<String>,
+    /// The run and index (see [`ChainVerifier::precheck_run`]) of the last
+    /// record accepted, when it came from a run.
+    last_in_run: Option<(u64, usize)>,
 }
+
+/// Numbers the runs of [`ChainVerifier::precheck_run`], never twice in a process.
+static NEXT_RUN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl Default for ChainVerifier {
     fn default() -> Self {
@@ -590,6 +761,7 @@ impl ChainVerifier {
             prev: GENESIS_PREV.to_owned(),
             next_seq: 1,
             log_id: None,
+            last_in_run: None,
         }
     }
 
@@ -599,6 +771,7 @@ impl ChainVerifier {
             prev,
             next_seq,
             log_id,
+            last_in_run: None,
         }
     }
 
@@ -626,32 +799,143 @@ impl ChainVerifier {
     /// before it: parsing it and checking its hash against the `prev` it
     /// names. Lines can be prechecked in any order, on any thread; then
     /// [`ChainVerifier::advance`] takes the results in file order.
+    ///
+    /// A line in the layout [`encode_record`] writes is read by a scanner;
+    /// any other line by the strict JSON parser, with the same verdicts
+    /// (see [`ChainVerifier::precheck_strict`]).
     pub fn precheck(line: &[u8]) -> Prechecked<'_> {
+        Self::precheck_with(line, true)
+    }
+
+    /// [`ChainVerifier::precheck`] with every line parsed by the strict
+    /// JSON parser: the reference the scanner is tested against.
+    #[doc(hidden)]
+    pub fn precheck_strict(line: &[u8]) -> Prechecked<'_> {
+        Self::precheck_with(line, false)
+    }
+
+    fn precheck_with(line: &[u8], scan: bool) -> Prechecked<'_> {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         let (head, stored) = match split_hash(line) {
             Ok(parts) => parts,
-            Err(e) => return Prechecked(Pre::Malformed(e)),
+            Err(e) => return Prechecked(Pre::Malformed(e), None),
         };
-        match serde_json::from_slice::<LinkFields<'_>>(line) {
+        let scanned = if scan { scan::link_fields(line) } else { None };
+        match scanned.map_or_else(|| serde_json::from_slice::<LinkFields<'_>>(line), Ok) {
             Ok(fields) => {
-                let hash_ok = hash_parts(&fields.prev, &[head, b"}"]) == stored;
-                Prechecked(Pre::Parsed {
-                    fields,
-                    stored,
-                    hash_ok,
-                })
+                let hash_ok = hash_matches(&fields.prev, head, stored);
+                Prechecked(
+                    Pre::Parsed {
+                        fields,
+                        stored,
+                        hash_ok,
+                    },
+                    None,
+                )
             }
-            Err(e) => Prechecked(Pre::Unparsed {
-                head,
-                stored,
-                error: e.to_string(),
-            }),
+            Err(e) => Prechecked(
+                Pre::Unparsed {
+                    head,
+                    stored,
+                    error: e.to_string(),
+                },
+                None,
+            ),
         }
+    }
+
+    /// Prechecks consecutive lines of a log (see [`ChainVerifier::precheck`])
+    /// and, while their bytes are at hand, whether each continues the one
+    /// before it. [`ChainVerifier::advance`] then only moves the head past
+    /// a line that continues the line it has just accepted, with the same
+    /// verdict as a full check (every check it would make was made here,
+    /// against the record it accepted). Runs may be prechecked on several
+    /// threads at once; feed their results to `advance` in file order.
+    pub fn precheck_run<'a>(lines: &[&'a [u8]]) -> Vec<Prechecked<'a>> {
+        let run = NEXT_RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut out: Vec<Prechecked<'a>> = Vec::with_capacity(lines.len());
+        for (index, line) in lines.iter().enumerate() {
+            let mut checked = Self::precheck(line);
+            let follows = match (out.last(), &checked.0) {
+                (
+                    Some(Prechecked(
+                        Pre::Parsed {
+                            fields: before,
+                            stored: before_hash,
+                            ..
+                        },
+                        _,
+                    )),
+                    Pre::Parsed {
+                        fields,
+                        hash_ok: true,
+                        ..
+                    },
+                ) => {
+                    // What `advance` checks, given that it accepted `before`:
+                    // its head is then `before`'s hash, the next seq
+                    // `before.seq + 1`, the log id `before`'s.
+                    fields.prev.as_ref() == *before_hash
+                        && fields.seal_shape_problem().is_none()
+                        && before.seq.checked_add(1) == Some(fields.seq)
+                        && fields.seq != u64::MAX
+                        && fields.log_id == before.log_id
+                }
+                _ => false,
+            };
+            checked.1 = Some(InRun {
+                run,
+                index,
+                follows,
+            });
+            out.push(checked);
+        }
+        out
     }
 
     /// Verifies a prechecked line as the next record and advances.
     pub fn advance(&mut self, line: Prechecked<'_>) -> Result<Link, ChainError> {
-        let (fields, stored) = match line.0 {
+        self.advance_borrowed(line).map(LinkRef::into_owned)
+    }
+
+    /// [`ChainVerifier::advance`], with the record's fields borrowed from
+    /// its line instead of copied (what a verifier of many records wants).
+    pub fn advance_borrowed<'a>(
+        &mut self,
+        line: Prechecked<'a>,
+    ) -> Result<LinkRef<'a>, ChainError> {
+        let in_run = line.1;
+        // The line continues the record this verifier accepted last.
+        let follows = in_run.is_some_and(|r| {
+            r.follows && r.index.checked_sub(1).map(|i| (r.run, i)) == self.last_in_run
+        });
+        let result = match line.0 {
+            Pre::Parsed { fields, stored, .. } if follows => {
+                // Every check `advance_checked` makes was made by
+                // `precheck_run` against that record: prev, hash, seal
+                // shape, seq (and that it is not the last possible), log id.
+                self.prev.clear();
+                self.prev.push_str(stored);
+                self.next_seq = fields.seq.saturating_add(1);
+                Ok(LinkRef {
+                    seq: fields.seq,
+                    log_id: fields.log_id,
+                    prev: fields.prev,
+                    hash: stored,
+                    seal: fields.seal,
+                })
+            }
+            other => self.advance_checked(other),
+        };
+        self.last_in_run = match result {
+            Ok(_) => in_run.map(|r| (r.run, r.index)),
+            Err(_) => None,
+        };
+        result
+    }
+
+    fn advance_checked<'a>(&mut self, line: Pre<'a>) -> Result<LinkRef<'a>, ChainError> {
+        let (fields, stored) = match line {
             Pre::Malformed(e) => return Err(e),
             // Tell edited bytes apart from a record that hashes right but
             // does not parse.
@@ -660,7 +944,7 @@ impl ChainVerifier {
                 stored,
                 error,
             } => {
-                return Err(if hash_parts(&self.prev, &[head, b"}"]) != stored {
+                return Err(if !hash_matches(&self.prev, head, stored) {
                     ChainError::HashMismatch
                 } else {
                     ChainError::Malformed(error)
@@ -704,24 +988,65 @@ impl ChainVerifier {
             Some(_) => {}
             None => self.log_id = Some(fields.log_id.clone().into_owned()),
         }
-        self.prev = stored.to_owned();
+        // The head is kept in place: no allocation per record. (It moves
+        // even when seq cannot, as it always has: that record is the head.)
+        self.prev.clear();
+        self.prev.push_str(stored);
         self.next_seq = self.next_seq.checked_add(1).ok_or_else(|| {
             ChainError::Malformed("seq is at its maximum; the log cannot continue".into())
         })?;
-        Ok(Link {
+        Ok(LinkRef {
             seq: fields.seq,
-            log_id: fields.log_id.into_owned(),
-            prev: fields.prev.into_owned(),
-            hash: stored.to_owned(),
+            log_id: fields.log_id,
+            prev: fields.prev,
+            hash: stored,
             seal: fields.seal,
         })
+    }
+}
+
+/// A record that continued the chain, borrowing from its line (see
+/// [`ChainVerifier::advance_borrowed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkRef<'a> {
+    /// Its seq.
+    pub seq: u64,
+    /// Its log's id.
+    pub log_id: std::borrow::Cow<'a, str>,
+    /// The hash it chains to.
+    pub prev: std::borrow::Cow<'a, str>,
+    /// Its hash.
+    pub hash: &'a str,
+    /// Its seal, when it is a seal record.
+    pub seal: Option<SealInfo>,
+}
+
+impl LinkRef<'_> {
+    /// The same link, owning its fields.
+    pub fn into_owned(self) -> Link {
+        Link {
+            seq: self.seq,
+            log_id: self.log_id.into_owned(),
+            prev: self.prev.into_owned(),
+            hash: self.hash.to_owned(),
+            seal: self.seal,
+        }
     }
 }
 
 /// A line checked on its own (see [`ChainVerifier::precheck`]), waiting for
 /// [`ChainVerifier::advance`] to check it against the chain.
 #[derive(Debug)]
-pub struct Prechecked<'a>(Pre<'a>);
+pub struct Prechecked<'a>(Pre<'a>, Option<InRun>);
+
+/// Where a prechecked line stands in its run (see [`ChainVerifier::precheck_run`]).
+#[derive(Debug, Clone, Copy)]
+struct InRun {
+    run: u64,
+    index: usize,
+    /// It continues the line before it in the run.
+    follows: bool,
+}
 
 #[derive(Debug)]
 enum Pre<'a> {

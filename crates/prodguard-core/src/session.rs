@@ -145,17 +145,32 @@ impl Decision {
 }
 
 fn why_protected(detection: &Detection) -> String {
+    // Concatenated rather than formatted: this is on every decision's path.
     if detection.decided_by == "default" {
-        format!(
-            "the environment is unknown ({}), so it is guarded like production",
-            detection.hint.as_deref().unwrap_or("nothing declares it")
-        )
+        concat(&[
+            "the environment is unknown (",
+            detection.hint.as_deref().unwrap_or("nothing declares it"),
+            "), so it is guarded like production",
+        ])
     } else {
-        format!(
-            "the environment is {} (tier {}), decided by {}",
-            detection.environment, detection.tier, detection.decided_by
-        )
+        concat(&[
+            "the environment is ",
+            &detection.environment,
+            " (tier ",
+            detection.tier.as_str(),
+            "), decided by ",
+            &detection.decided_by,
+        ])
     }
+}
+
+/// The pieces one after another, in one allocation.
+fn concat(pieces: &[&str]) -> String {
+    let mut out = String::with_capacity(pieces.iter().map(|p| p.len()).sum());
+    for piece in pieces {
+        out.push_str(piece);
+    }
+    out
 }
 
 /// How far in the future backup evidence may be dated (clock skew between
@@ -304,7 +319,8 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
             break_glass_allowed: false,
         };
     }
-    let evaluation = policy.evaluate(detection.tier, &operation.kind);
+    // `matched_rules` is not part of a decision: not collected.
+    let evaluation = policy.evaluate_with(detection.tier, &operation.kind, false);
     if let Some((rule, reason)) = evaluation.denied_by {
         return Decision {
             result: Verdict::Deny,
@@ -324,9 +340,10 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
             break_glass_allowed: evaluation.break_glass_allowed,
         };
     }
-    let confirm_object = || match &operation.target {
-        Some(target) => format!("the target's name `{target}`"),
-        None => format!("the environment's name `{}`", detection.environment),
+    // What to type: "the target's name `…`" or "the environment's name `…`".
+    let (object, name) = match &operation.target {
+        Some(target) => ("target", target.as_str()),
+        None => ("environment", detection.environment.as_str()),
     };
     let requirements: Vec<RequirementView> = evaluation
         .requirements
@@ -334,13 +351,17 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
         .map(|(kind, rule)| {
             let how = match kind {
                 Requirement::Confirm => match evaluation.confirm_mode {
-                    ConfirmMode::Typed => format!("type {} at a terminal", confirm_object()),
-                    ConfirmMode::Either => {
-                        format!(
-                            "type {} at a terminal, or {HOW_TO_APPROVE}",
-                            confirm_object()
-                        )
+                    ConfirmMode::Typed => {
+                        concat(&["type the ", object, "'s name `", name, "` at a terminal"])
                     }
+                    ConfirmMode::Either => concat(&[
+                        "type the ",
+                        object,
+                        "'s name `",
+                        name,
+                        "` at a terminal, or ",
+                        HOW_TO_APPROVE,
+                    ]),
                     ConfirmMode::Approval => HOW_TO_APPROVE.to_owned(),
                 },
                 Requirement::Backup => {
@@ -361,20 +382,28 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
     } else {
         (Verdict::Require, 0)
     };
-    let mut reasons = Vec::new();
-    if requirements.is_empty() {
-        reasons.push(format!(
+    let mut reasons = Vec::with_capacity(2);
+    match requirements.first() {
+        None => reasons.push(format!(
             "no rule guards {} in tier {}",
             operation.kind, detection.tier
-        ));
-    } else {
-        let names: Vec<&str> = requirements.iter().map(|r| r.kind.as_str()).collect();
-        reasons.push(format!(
-            "{} requires {} here (rule `{}`)",
-            operation.kind,
-            names.join(" + "),
-            requirements[0].rule
-        ));
+        )),
+        Some(first) => {
+            // "{op} requires {a + b + c} here (rule `{first rule}`)", built in place.
+            let mut reason = String::with_capacity(operation.kind.len() + first.rule.len() + 64);
+            reason.push_str(&operation.kind);
+            reason.push_str(" requires ");
+            for (i, r) in requirements.iter().enumerate() {
+                if i > 0 {
+                    reason.push_str(" + ");
+                }
+                reason.push_str(r.kind.as_str());
+            }
+            reason.push_str(" here (rule `");
+            reason.push_str(&first.rule);
+            reason.push_str("`)");
+            reasons.push(reason);
+        }
     }
     reasons.push(why_protected(detection));
     Decision {
@@ -1121,6 +1150,9 @@ impl Session {
         self.pending = Some(Step::Append(event));
     }
 }
+
+#[cfg(test)]
+mod decide_reference;
 
 #[cfg(test)]
 mod tests {

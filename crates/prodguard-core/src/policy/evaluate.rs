@@ -111,6 +111,18 @@ impl Policy {
     /// assert!(policy.evaluate(Tier::Development, "db.migrate").is_unguarded());
     /// ```
     pub fn evaluate(&self, tier: Tier, operation: &str) -> Evaluation {
+        self.evaluate_with(tier, operation, true)
+    }
+
+    /// [`Policy::evaluate`], with `matched_rules` left empty unless
+    /// `name_matches` (a decision does not list them: no copies of the
+    /// names it does not show).
+    pub(crate) fn evaluate_with(
+        &self,
+        tier: Tier,
+        operation: &str,
+        name_matches: bool,
+    ) -> Evaluation {
         let mut evaluation = Evaluation {
             denied_by: None,
             requirements: Vec::new(),
@@ -126,7 +138,9 @@ impl Policy {
         let mut typed = false;
         let mut approval = false;
         for rule in self.rules.iter().filter(|r| r.matches(tier, operation)) {
-            evaluation.matched_rules.push(rule.name.clone());
+            if name_matches {
+                evaluation.matched_rules.push(rule.name.clone());
+            }
             if let Some(reason) = &rule.deny
                 && evaluation.denied_by.is_none()
             {

@@ -17,16 +17,29 @@ pub const MAX_OPERATION_LEN: usize = 200;
 /// assert!(!glob_matches("db.*", "cache.flush"));
 /// ```
 pub fn glob_matches(pattern: &str, name: &str) -> bool {
-    // Most rules do not match: settle the common shapes, and reject on the
-    // literal text before the first wildcard, without the general walk.
-    let Some(first_wildcard) = pattern.bytes().position(|b| b == b'*' || b == b'?') else {
-        return pattern == name;
-    };
-    let (prefix, rest) = pattern.split_at(first_wildcard);
-    if !name.starts_with(prefix) {
-        return false;
+    // Most rules do not match: walk the literal text before the first
+    // wildcard and reject at the first byte that differs (usually the
+    // first), without the general walk. (Wildcards are ASCII, so the text
+    // before one is whole characters in both strings.)
+    let (p, n) = (pattern.as_bytes(), name.as_bytes());
+    let mut literal = 0;
+    loop {
+        match p.get(literal) {
+            None => return n.len() == literal,
+            Some(b'*' | b'?') => break,
+            Some(&c) if n.get(literal) == Some(&c) => literal += 1,
+            Some(_) => return false,
+        }
     }
-    if rest == "*" {
+    match (pattern.get(literal..), name.get(literal..)) {
+        (Some(pattern), Some(name)) => wildcards_match(pattern, name),
+        _ => false,
+    }
+}
+
+/// [`glob_matches`] past the literal text: `pattern` starts with a wildcard.
+fn wildcards_match(pattern: &str, name: &str) -> bool {
+    if pattern == "*" {
         return true;
     }
     // Validated names and globs are ASCII: match their bytes without

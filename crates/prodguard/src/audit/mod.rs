@@ -10,7 +10,8 @@ use std::sync::{Condvar, Mutex};
 
 use prodguard_core::Timestamp;
 use prodguard_core::audit::{
-    AuditEvent, ChainVerifier, Envelope, EventKind, GENESIS_PREV, Record, SealKey, encode_record,
+    AuditEvent, ChainVerifier, EncodedEvent, EventKind, GENESIS_PREV, Record, RecordEncoder,
+    SealKey,
 };
 use prodguard_core::policy::Durability;
 
@@ -166,6 +167,15 @@ struct Writer {
     head: Option<Head>,
     /// The file was created by us and its directory entry is not yet synced.
     sync_directory: bool,
+    /// The open file's device and inode (they never change for a
+    /// descriptor), so one `statx` of the path tells whether it is still the
+    /// file there; `None` if unknown (then the descriptor is asked too).
+    identity: Option<(u64, u64)>,
+    /// The envelope's constant members, serialised for this writer's log
+    /// id, host and process.
+    encoder: Option<RecordEncoder>,
+    /// The last append's buffer, kept for its capacity.
+    buf: Vec<u8>,
 }
 
 struct State {
@@ -200,7 +210,7 @@ impl FileOps for RealFileOps {}
 #[derive(Default)]
 struct Group {
     next_ticket: u64,
-    queue: Vec<(u64, AuditEvent)>,
+    queue: Vec<(u64, EncodedEvent)>,
     leader_active: bool,
     /// Appenders blocked on `turn`: a lone writer wakes nobody (saving a
     /// futex call per append).
@@ -384,13 +394,17 @@ impl FileSink {
         };
         // Whoever first writes to an empty log syncs its directory entry:
         // the creator may not have got that far before another process did.
-        let empty = file.metadata().map(|m| m.len() == 0).unwrap_or(true);
+        let meta = file.metadata();
+        let empty = meta.as_ref().map(|m| m.len() == 0).unwrap_or(true);
         Ok(Writer {
             file,
             known_len: u64::MAX,
             locked_len: None,
             head: None,
             sync_directory: created || empty,
+            identity: meta.ok().map(|m| identity(&m)),
+            encoder: None,
+            buf: Vec::new(),
         })
     }
 
@@ -425,7 +439,7 @@ impl FileSink {
         &self,
         writer: &mut Writer,
         ops: &mut dyn FileOps,
-        events: &[AuditEvent],
+        events: &[EncodedEvent],
         seal_now: bool,
     ) -> Result<(Vec<AppendReceipt>, u64), Failure> {
         let len = self.refresh_head(writer).map_err(Failure::Clean)?;
@@ -433,11 +447,25 @@ impl FileSink {
             Some(head) => (head.seq, head.hash.clone(), head.log_id.clone()),
             None => (0, GENESIS_PREV.to_owned(), facts::random_id()),
         };
+        let corrupt = |e: prodguard_core::audit::ChainError| {
+            Failure::Clean(AuditError::Corrupt {
+                path: self.path.clone(),
+                detail: e.to_string(),
+            })
+        };
+        // The pid is asked each time (a forked child writes its own).
+        let pid = std::process::id();
+        let encoder = match writer.encoder.take() {
+            Some(encoder) if encoder.is_for(&log_id, &self.host, pid) => encoder,
+            _ => RecordEncoder::new(&log_id, &self.host, pid).map_err(corrupt)?,
+        };
+        let encoder = &*writer.encoder.insert(encoder);
         let ts = facts::now();
-        let mut buf = Vec::new();
+        let mut buf = std::mem::take(&mut writer.buf);
+        buf.clear();
         let mut receipts = Vec::with_capacity(events.len());
         let mut seal_key: Option<SealKey> = None;
-        let mut push = |event: &AuditEvent,
+        let mut push = |event: &EncodedEvent,
                         seq: &mut u64,
                         prev: &mut String|
          -> Result<AppendReceipt, Failure> {
@@ -447,27 +475,16 @@ impl FileSink {
                     detail: "seq is at its maximum".into(),
                 })
             })?;
-            let envelope = Envelope {
-                log_id: log_id.clone(),
-                seq: *seq,
-                ts,
-                host: self.host.clone(),
-                pid: std::process::id(),
-            };
-            let (line, hash) = encode_record(&envelope, event, prev).map_err(|e| {
-                Failure::Clean(AuditError::Corrupt {
-                    path: self.path.clone(),
-                    detail: e.to_string(),
-                })
-            })?;
-            buf.extend_from_slice(&line);
-            *prev = hash.clone();
+            let hash = encoder
+                .encode(*seq, ts, event, prev, &mut buf)
+                .map_err(corrupt)?;
+            prev.clone_from(&hash);
             Ok(AppendReceipt { seq: *seq, hash })
         };
         let mut seal = |seq: &mut u64,
                         prev: &mut String,
                         push: &mut dyn FnMut(
-            &AuditEvent,
+            &EncodedEvent,
             &mut u64,
             &mut String,
         ) -> Result<AppendReceipt, Failure>|
@@ -482,7 +499,7 @@ impl FileSink {
             let mut event = AuditEvent::new(EventKind::Seal);
             event.seal = Some(key.seal(&log_id, *seq + 1, prev));
             // A seal's receipt is nobody's: only the events' are returned.
-            push(&event, seq, prev)?;
+            push(&EncodedEvent::new(&event).map_err(corrupt)?, seq, prev)?;
             seal_key = Some(key.evolve());
             Ok(())
         };
@@ -524,6 +541,10 @@ impl FileSink {
                 record = %String::from_utf8_lossy(line.trim_ascii_end()),
                 "audit record appended"
             );
+        }
+        // Kept for the next append, unless a large batch made it big.
+        if buf.capacity() <= 64 << 10 {
+            writer.buf = buf;
         }
         Ok((receipts, seq))
     }
@@ -614,11 +635,14 @@ impl FileSink {
         let old = std::mem::replace(
             writer,
             Writer {
+                identity: new_file.metadata().ok().map(|m| identity(&m)),
                 file: new_file,
                 known_len: buf.len() as u64,
                 locked_len: None,
                 head: None,
                 sync_directory: false,
+                encoder: None,
+                buf: Vec::new(),
             },
         );
         let _ = old.file.unlock();
@@ -711,7 +735,7 @@ impl FileSink {
             };
             let open = writer.insert(current);
             open.file.lock().map_err(|e| self.io("lock (flock)", e))?;
-            if let Some(len) = self.current_len(&open.file) {
+            if let Some(len) = self.current_len(open) {
                 open.locked_len = Some(len);
                 break open;
             }
@@ -783,13 +807,15 @@ impl FileSink {
         Ok(None)
     }
 
-    /// The length of `file` if it is still the file at the log's path.
-    fn current_len(&self, file: &File) -> Option<u64> {
-        use std::os::unix::fs::MetadataExt;
-        match (file.metadata(), std::fs::metadata(&self.path)) {
-            (Ok(open), Ok(named)) if open.dev() == named.dev() && open.ino() == named.ino() => {
-                Some(open.len())
-            }
+    /// The length of the writer's file if it is still the file at the log's
+    /// path (then the path's `statx` describes that very inode).
+    fn current_len(&self, writer: &Writer) -> Option<u64> {
+        match (writer.identity, std::fs::metadata(&self.path)) {
+            (Some(open), Ok(named)) if open == identity(&named) => Some(named.len()),
+            (None, Ok(named)) => match writer.file.metadata() {
+                Ok(open) if identity(&open) == identity(&named) => Some(open.len()),
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -814,10 +840,16 @@ impl FileSink {
 
 impl AuditSink for FileSink {
     fn append(&self, event: &AuditEvent) -> Result<AppendReceipt, AuditError> {
+        // Serialised here, outside the locks and once: the leader only
+        // wraps it in its envelope.
+        let event = EncodedEvent::new(event).map_err(|e| AuditError::Corrupt {
+            path: self.path.clone(),
+            detail: e.to_string(),
+        })?;
         let mut group = self.group.lock().unwrap_or_else(|p| p.into_inner());
         let ticket = group.next_ticket;
         group.next_ticket += 1;
-        group.queue.push((ticket, event.clone()));
+        group.queue.push((ticket, event));
         loop {
             if let Some(result) = group.done.remove(&ticket) {
                 return result.map_err(|cause| AuditError::Batch {
@@ -835,7 +867,7 @@ impl AuditSink for FileSink {
             group.leader_active = true;
             let batch = std::mem::take(&mut group.queue);
             drop(group);
-            let (tickets, events): (Vec<u64>, Vec<AuditEvent>) = batch.into_iter().unzip();
+            let (tickets, events): (Vec<u64>, Vec<EncodedEvent>) = batch.into_iter().unzip();
             // A panic while leading (say in a tracing layer) must not leave
             // the followers waiting for a leader that is gone.
             let led = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -894,6 +926,10 @@ impl AuditSink for FileSink {
         token_id: &str,
         issued: Timestamp,
     ) -> Result<AppendReceipt, SpendError> {
+        let event = EncodedEvent::new(event).map_err(|e| AuditError::Corrupt {
+            path: self.path.clone(),
+            detail: e.to_string(),
+        })?;
         let mut spent = None;
         let result = self.with_locked_writer(|writer, ops| {
             self.refresh_head(writer).map_err(Failure::Clean)?;
@@ -903,7 +939,7 @@ impl AuditSink for FileSink {
             if spent.is_some() {
                 return Ok(None);
             }
-            self.append_batch_locked(writer, ops, std::slice::from_ref(event), false)
+            self.append_batch_locked(writer, ops, std::slice::from_ref(&event), false)
                 .map(|(receipts, _)| receipts.into_iter().next())
         })?;
         if let Some((seq, file)) = spent {
@@ -921,6 +957,12 @@ impl AuditSink for FileSink {
                 .map_err(Failure::Clean)
         })
     }
+}
+
+/// A file's device and inode.
+fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
 }
 
 fn sync_parent(path: &Path) -> std::io::Result<()> {

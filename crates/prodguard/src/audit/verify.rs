@@ -245,23 +245,25 @@ fn verify_files(
     };
     let mut offset = 0u64;
     let count = files.len();
-    let mut batch = Vec::new();
+    let mut buffer = Vec::new();
     let mut lines: Vec<(usize, usize)> = Vec::new();
     'files: for (index, (path, file)) in files.into_iter().enumerate() {
         let last_file = index + 1 == count;
-        let mut reader = BufReader::with_capacity(256 * 1024, file);
+        let mut reader = BatchReader::new(file, &mut buffer);
         let mut line_no = 0u64;
         let mut file_offset = 0u64;
         loop {
-            let end_of_file = read_batch(&mut reader, &mut batch, &mut lines)?;
+            let end_of_file = reader.read_batch(&mut lines)?;
+            let batch = reader.batch();
             // Each line is parsed and hashed on its own, spread over the
             // cores; the chain itself is then checked in order.
             let mut prechecked = if report.damage.is_none() {
-                precheck_all(&batch, &lines)
+                precheck_all(batch, &lines)
             } else {
                 Vec::new()
             }
-            .into_iter();
+            .into_iter()
+            .flatten();
             for &(begin, n) in &lines {
                 let line = &batch[begin..begin + n];
                 line_no += 1;
@@ -305,7 +307,7 @@ fn verify_files(
                     continue;
                 };
                 let checked = verifier
-                    .advance(line)
+                    .advance_borrowed(line)
                     .map_err(|e| e.to_string())
                     .and_then(|link| match (&mut seals, &link.seal) {
                         (Some(checker), Some(seal)) => checker
@@ -358,47 +360,108 @@ fn verify_files(
     Ok(report)
 }
 
-/// How much of a file is read and prechecked at once.
-const BATCH_BYTES: usize = 4 << 20;
+/// How much of a file is read and prechecked at once (small in unit tests,
+/// so that small logs span batches).
+const BATCH_BYTES: usize = if cfg!(test) { 64 << 10 } else { 4 << 20 };
 
-/// Reads whole lines into `batch` (their starts and lengths into `lines`)
-/// until it holds about [`BATCH_BYTES`]; returns whether the file ended. A
-/// line without its newline is always the batch's last.
-fn read_batch(
-    reader: &mut impl BufRead,
-    batch: &mut Vec<u8>,
-    lines: &mut Vec<(usize, usize)>,
-) -> std::io::Result<bool> {
-    batch.clear();
-    lines.clear();
-    while batch.len() < BATCH_BYTES {
-        let begin = batch.len();
-        // No line is longer than a record may be: a huge one is damage,
-        // not a reason to read the whole file into memory.
-        let n = reader
-            .take(MAX_RECORD_BYTES as u64 + 1)
-            .read_until(b'\n', batch)?;
-        if n == 0 {
-            return Ok(true);
-        }
-        lines.push((begin, n));
-        if batch.last() != Some(&b'\n') {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+/// Fewer complete lines than this in a batch are prechecked on one thread.
+const PARALLEL_MIN_LINES: usize = if cfg!(test) { 16 } else { 256 };
+
+/// Reads a file in batches of whole lines, straight into one buffer (no
+/// copy through a `BufReader`).
+struct BatchReader<'b> {
+    file: File,
+    buf: &'b mut Vec<u8>,
+    /// The end of the last batch handed out: the bytes from here to `end`
+    /// belong to the next one.
+    start: usize,
+    /// The end of the bytes read.
+    end: usize,
+    eof: bool,
 }
 
-/// Prechecks the complete lines of a batch, in order, on up to four threads.
-fn precheck_all<'a>(batch: &'a [u8], lines: &[(usize, usize)]) -> Vec<Prechecked<'a>> {
+impl<'b> BatchReader<'b> {
+    fn new(file: File, buf: &'b mut Vec<u8>) -> Self {
+        // Room for a batch plus the longest line that may straddle its end.
+        buf.resize(BATCH_BYTES + MAX_RECORD_BYTES + 1, 0);
+        BatchReader {
+            file,
+            buf,
+            start: 0,
+            end: 0,
+            eof: false,
+        }
+    }
+
+    /// The bytes of the last batch (the positions in `lines` index them).
+    fn batch(&self) -> &[u8] {
+        self.buf.get(..self.start).unwrap_or_default()
+    }
+
+    /// Cuts the next batch into lines (their starts and lengths into
+    /// `lines`) until it holds about [`BATCH_BYTES`]; returns whether the
+    /// file ended. Lines are cut exactly as `read_until(b'\n')` over a
+    /// reader limited to `MAX_RECORD_BYTES + 1` bytes a line would: a line
+    /// without its newline (the file's end, or a line longer than any
+    /// record, cut after `MAX_RECORD_BYTES + 1` bytes) is always the
+    /// batch's last.
+    fn read_batch(&mut self, lines: &mut Vec<(usize, usize)>) -> std::io::Result<bool> {
+        lines.clear();
+        // What the last batch left (part of a line) moves to the front.
+        self.buf.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+        let mut pos = 0;
+        loop {
+            let window_end = self.end.min(pos + MAX_RECORD_BYTES + 1);
+            let window = self.buf.get(pos..window_end).unwrap_or_default();
+            if let Some(newline) = memchr::memchr(b'\n', window) {
+                lines.push((pos, newline + 1));
+                pos += newline + 1;
+                if pos >= BATCH_BYTES {
+                    self.start = pos;
+                    return Ok(false);
+                }
+                continue;
+            }
+            if window.len() == MAX_RECORD_BYTES + 1 || (self.eof && !window.is_empty()) {
+                lines.push((pos, window.len()));
+                self.start = pos + window.len();
+                return Ok(true);
+            }
+            if self.eof {
+                self.start = pos;
+                return Ok(true);
+            }
+            // The line is incomplete and shorter than a record may be: there
+            // is room after it (`pos` < BATCH_BYTES), so read on.
+            match self
+                .file
+                .read(self.buf.get_mut(self.end..).unwrap_or_default())
+            {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Prechecks the complete lines of a batch on up to four threads; the
+/// parts, in order, hold the lines in order.
+fn precheck_all<'a>(batch: &'a [u8], lines: &[(usize, usize)]) -> Vec<Vec<Prechecked<'a>>> {
     let complete: Vec<&[u8]> = lines
         .iter()
         .map(|&(begin, n)| &batch[begin..begin + n])
         .filter(|line| line.last() == Some(&b'\n'))
         .collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    if threads < 2 || complete.len() < 256 {
-        return complete.into_iter().map(ChainVerifier::precheck).collect();
+    // Each part is a run: its lines are also checked against each other
+    // while they are at hand, which leaves little to the ordered pass.
+    let precheck = ChainVerifier::precheck_run;
+    if threads < 2 || complete.len() < PARALLEL_MIN_LINES {
+        return vec![precheck(&complete)];
     }
     let chunk = complete.len().div_ceil(threads);
     std::thread::scope(|scope| {
@@ -409,29 +472,21 @@ fn precheck_all<'a>(batch: &'a [u8], lines: &[(usize, usize)]) -> Vec<Prechecked
         let others: Vec<Result<_, &[&[u8]]>> = chunks
             .map(|lines| {
                 std::thread::Builder::new()
-                    .spawn_scoped(scope, move || {
-                        lines
-                            .iter()
-                            .map(|line| ChainVerifier::precheck(line))
-                            .collect::<Vec<_>>()
-                    })
+                    .spawn_scoped(scope, move || precheck(lines))
                     .map_err(|_| lines)
             })
             .collect();
-        let mut all: Vec<Prechecked<'a>> = first
-            .iter()
-            .map(|line| ChainVerifier::precheck(line))
-            .collect();
+        let mut parts = vec![precheck(first)];
         for other in others {
             match other {
                 Ok(handle) => match handle.join() {
-                    Ok(part) => all.extend(part),
+                    Ok(part) => parts.push(part),
                     Err(panic) => std::panic::resume_unwind(panic),
                 },
-                Err(lines) => all.extend(lines.iter().map(|line| ChainVerifier::precheck(line))),
+                Err(lines) => parts.push(precheck(lines)),
             }
         }
-        all
+        parts
     })
 }
 
@@ -585,4 +640,164 @@ fn lock_current(path: &Path) -> std::io::Result<File> {
         }
     }
     Err(std::io::Error::other("the log keeps being replaced; retry"))
+}
+
+#[cfg(test)]
+mod reference;
+
+#[cfg(test)]
+mod tests {
+    //! The verifier against the one it replaced (`reference`): the same
+    //! report for randomly damaged logs and sets of rotated files.
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use prodguard_core::Timestamp;
+    use prodguard_core::audit::{Envelope, encode_record};
+
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    fn log(rng: &mut Rng, first_seq: u64, prev: &str, n: usize) -> (Vec<u8>, String) {
+        let mut prev = prev.to_owned();
+        let mut bytes = Vec::new();
+        for seq in first_seq..first_seq + n as u64 {
+            let envelope = Envelope {
+                log_id: "log-1".into(),
+                seq,
+                ts: Timestamp(1_700_000_000_000_000 + seq as i64),
+                host: "host".into(),
+                pid: 9,
+            };
+            let note = match rng.below(4) {
+                0 => "x".repeat(rng.below(3000)),
+                1 => "tab\there \"quoted\" ünï".into(),
+                _ => format!("note {seq}"),
+            };
+            let (line, hash) = encode_record(&envelope, &AuditEvent::note(note), &prev).unwrap();
+            prev = hash;
+            bytes.extend_from_slice(&line);
+        }
+        (bytes, prev)
+    }
+
+    fn damage(bytes: &mut Vec<u8>, rng: &mut Rng) {
+        if bytes.is_empty() {
+            return;
+        }
+        let at = rng.below(bytes.len());
+        match rng.below(9) {
+            0 => bytes[at] ^= 1 << rng.below(8),
+            1 => bytes.truncate(at),
+            2 => bytes.insert(at, b'\n'),
+            3 => {
+                // Two lines joined.
+                if let Some(nl) = bytes[at..].iter().position(|&b| b == b'\n') {
+                    bytes.remove(at + nl);
+                }
+            }
+            4 => bytes.insert(at, b' '),
+            5 => {
+                // Lines (and a final line) around the longest a record may be.
+                let start = bytes[..at]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1);
+                let mut long = vec![b'a'; MAX_RECORD_BYTES - 1 + rng.below(3)];
+                if rng.below(3) == 0 {
+                    bytes.truncate(start);
+                } else {
+                    long.push(b'\n');
+                }
+                bytes.splice(start..start, long);
+            }
+            6 => {
+                // A record repeated.
+                let start = bytes[..at]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1);
+                if let Some(end) = bytes[at..].iter().position(|&b| b == b'\n') {
+                    let line = bytes[start..at + end + 1].to_vec();
+                    bytes.splice(start..start, line);
+                }
+            }
+            7 => {
+                // The final newline lost.
+                if bytes.last() == Some(&b'\n') {
+                    bytes.pop();
+                }
+            }
+            _ => bytes.truncate(at.max(bytes.len().saturating_sub(40))),
+        }
+    }
+
+    #[test]
+    fn reports_match_the_previous_verifier_on_damaged_logs() {
+        let dir =
+            std::env::temp_dir().join(format!("prodguard-verify-diff-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut rng = Rng(0x5151_7e57);
+        for round in 0..150 {
+            // A rotated file and the current one, or only the current one.
+            let rotated = rng.below(3) == 0;
+            let n = 1 + rng.below(if round % 10 == 0 { 400 } else { 60 });
+            let (first, head) = log(&mut rng, 1, GENESIS_PREV, n);
+            let more = 1 + rng.below(40);
+            let (second, _) = log(&mut rng, n as u64 + 1, &head, more);
+            let mut files = if rotated {
+                vec![first, second]
+            } else {
+                vec![first]
+            };
+            for _ in 0..rng.below(3) {
+                let which = rng.below(files.len());
+                damage(&mut files[which], &mut rng);
+            }
+            let paths: Vec<PathBuf> = files
+                .iter()
+                .enumerate()
+                .map(|(i, bytes)| {
+                    let path = dir.join(format!("log-{round}-{i}"));
+                    std::fs::write(&path, bytes).unwrap();
+                    path
+                })
+                .collect();
+            let open = || -> Vec<(PathBuf, File)> {
+                paths
+                    .iter()
+                    .map(|p| (p.clone(), File::open(p).unwrap()))
+                    .collect()
+            };
+            let anchor = (rng.below(2) == 0).then(|| Anchor {
+                log_id: "log-1".into(),
+                seq: 1 + rng.below(n) as u64,
+                hash: GENESIS_PREV.into(),
+                bytes: rng.below(10_000) as u64,
+            });
+            let start =
+                (rng.below(4) == 0).then(|| ChainVerifier::resume(GENESIS_PREV.into(), 1, None));
+            let ours = verify_files(open(), anchor.as_ref(), None, start.clone()).unwrap();
+            let before =
+                reference::verify_files_reference(open(), anchor.as_ref(), None, start).unwrap();
+            assert_eq!(ours, before, "round {round}");
+            for path in &paths {
+                std::fs::remove_file(path).unwrap();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
