@@ -103,26 +103,6 @@ fn parse_server(key: &str, url: &str) -> Result<crate::pg::PgServer, GuardError>
     })
 }
 
-/// Lets a shared sink be wrapped (the ledger around the trail).
-impl<T: AuditSink + ?Sized> AuditSink for Arc<T> {
-    fn append(&self, event: &AuditEvent) -> Result<AppendReceipt, AuditError> {
-        (**self).append(event)
-    }
-
-    fn check(&self) -> Result<(), AuditError> {
-        (**self).check()
-    }
-
-    fn append_spending(
-        &self,
-        event: &AuditEvent,
-        token_id: &str,
-        issued: Timestamp,
-    ) -> Result<AppendReceipt, SpendError> {
-        (**self).append_spending(event, token_id, issued)
-    }
-}
-
 /// Every record to `primary` (the shared trail, which also spends
 /// approvals) and a copy to `copy` (the local log). Either failing fails
 /// the append: an audited operation runs only once both hold its intent.

@@ -6,7 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use prodguard_core::Timestamp;
 use prodguard_core::audit::{
@@ -124,6 +124,26 @@ pub trait AuditSink: Send + Sync {
     ) -> Result<AppendReceipt, SpendError> {
         let _ = (event, token_id, issued);
         Err(SpendError::Unsupported)
+    }
+}
+
+/// A shared sink is a sink (so one can be wrapped, e.g. in a ledger).
+impl<T: AuditSink + ?Sized> AuditSink for Arc<T> {
+    fn append(&self, event: &AuditEvent) -> Result<AppendReceipt, AuditError> {
+        (**self).append(event)
+    }
+
+    fn check(&self) -> Result<(), AuditError> {
+        (**self).check()
+    }
+
+    fn append_spending(
+        &self,
+        event: &AuditEvent,
+        token_id: &str,
+        issued: Timestamp,
+    ) -> Result<AppendReceipt, SpendError> {
+        (**self).append_spending(event, token_id, issued)
     }
 }
 
