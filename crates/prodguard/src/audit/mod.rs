@@ -20,8 +20,6 @@ use crate::facts;
 mod seal;
 mod verify;
 pub use seal::{SealKeyError, init_key_file, key_to_text, read_key_file, write_key_file};
-#[cfg(feature = "postgres")]
-pub(crate) use verify::check_anchor;
 pub use verify::{
     Anchor, AnchorCheck, Damage, RepairError, RepairOutcome, VerifyReport, repair_file,
     rotated_files, verify_file, verify_file_sealed, verify_single_file,

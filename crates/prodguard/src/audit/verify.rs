@@ -84,6 +84,51 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
+    /// The report before any record: with an anchor, not reached yet.
+    pub(crate) fn start(anchor: Option<&Anchor>) -> Self {
+        VerifyReport {
+            records: 0,
+            head_seq: 0,
+            total_bytes: 0,
+            log_id: None,
+            head_hash: GENESIS_PREV.to_owned(),
+            good_bytes: 0,
+            damage: None,
+            torn_tail_bytes: 0,
+            torn_tail_is_record: false,
+            anchor: anchor.map(|_| AnchorCheck::NotReached),
+            seals: 0,
+            unsealed_tail: None,
+        }
+    }
+
+    /// Counts record `seq` of log `log_id` as verified; the chain's head is
+    /// now `head_hash`, `total_bytes` into the set (`good_bytes` into its
+    /// last file). Checks the anchor when this is its record.
+    pub(crate) fn accept(
+        &mut self,
+        (seq, log_id, head_hash): (u64, &str, &str),
+        total_bytes: u64,
+        good_bytes: u64,
+        anchor: Option<&Anchor>,
+    ) {
+        self.records += 1;
+        self.head_seq = seq;
+        self.total_bytes = total_bytes;
+        self.good_bytes = good_bytes;
+        if let Some(anchor) = anchor
+            && seq == anchor.seq
+        {
+            self.anchor = Some(check_anchor(anchor, log_id, head_hash, total_bytes));
+        }
+    }
+
+    /// Records where the chain ended: its head and the log's identity.
+    pub(crate) fn finish(&mut self, verifier: &ChainVerifier) {
+        self.head_hash = verifier.head_hash().to_owned();
+        self.log_id = verifier.log_id().map(str::to_owned);
+    }
+
     /// Whether every record verified, nothing trails, and any anchor was reached.
     pub fn intact(&self) -> bool {
         self.damage.is_none()
@@ -229,20 +274,7 @@ fn verify_files(
 ) -> std::io::Result<VerifyReport> {
     let mut seals = seal_key.map(|k| SealChecker::new(k.clone()));
     let mut verifier = verifier.unwrap_or_default();
-    let mut report = VerifyReport {
-        records: 0,
-        head_seq: 0,
-        total_bytes: 0,
-        log_id: None,
-        head_hash: GENESIS_PREV.to_owned(),
-        good_bytes: 0,
-        damage: None,
-        torn_tail_bytes: 0,
-        torn_tail_is_record: false,
-        anchor: anchor.map(|_| AnchorCheck::NotReached),
-        seals: 0,
-        unsealed_tail: None,
-    };
+    let mut report = VerifyReport::start(anchor);
     let mut offset = 0u64;
     let count = files.len();
     let mut buffer = Vec::new();
@@ -320,20 +352,12 @@ fn verify_files(
                         if link.seal.is_some() && seals.is_some() {
                             report.seals += 1;
                         }
-                        report.records += 1;
-                        report.head_seq = link.seq;
-                        report.good_bytes = if last_file { file_offset } else { 0 };
-                        report.total_bytes = offset;
-                        if let Some(anchor) = anchor
-                            && link.seq == anchor.seq
-                        {
-                            report.anchor = Some(check_anchor(
-                                anchor,
-                                &link.log_id,
-                                verifier.head_hash(),
-                                offset,
-                            ));
-                        }
+                        report.accept(
+                            (link.seq, &link.log_id, verifier.head_hash()),
+                            offset,
+                            if last_file { file_offset } else { 0 },
+                            anchor,
+                        );
                     }
                     Err(problem) => {
                         report.damage = Some(Damage {
@@ -351,8 +375,7 @@ fn verify_files(
             }
         }
     }
-    report.head_hash = verifier.head_hash().to_owned();
-    report.log_id = verifier.log_id().map(str::to_owned);
+    report.finish(&verifier);
     if let Some(checker) = &seals {
         let sealed = checker.last_sealed_seq();
         report.unsealed_tail = Some(report.head_seq.saturating_sub(sealed));

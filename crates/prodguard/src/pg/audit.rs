@@ -13,8 +13,7 @@ use prodguard_core::policy::Durability;
 
 use super::{PgError, PgServer, describe};
 use crate::audit::{
-    Anchor, AnchorCheck, AppendReceipt, AuditError, AuditSink, Damage, SpendError, VerifyReport,
-    check_anchor,
+    Anchor, AppendReceipt, AuditError, AuditSink, Damage, SpendError, VerifyReport,
 };
 use crate::facts;
 
@@ -404,20 +403,7 @@ pub fn verify_client(
     name: &str,
     anchor: Option<&Anchor>,
 ) -> Result<VerifyReport, postgres::Error> {
-    let mut report = VerifyReport {
-        records: 0,
-        head_seq: 0,
-        total_bytes: 0,
-        log_id: None,
-        head_hash: GENESIS_PREV.to_owned(),
-        good_bytes: 0,
-        damage: None,
-        torn_tail_bytes: 0,
-        torn_tail_is_record: false,
-        anchor: anchor.map(|_| AnchorCheck::NotReached),
-        seals: 0,
-        unsealed_tail: None,
-    };
+    let mut report = VerifyReport::start(anchor);
     let mut verifier = ChainVerifier::new();
     // One consistent snapshot, read in batches.
     let mut tx = client
@@ -462,22 +448,12 @@ pub fn verify_client(
                     }
                 });
             match checked {
-                Ok(link) => {
-                    report.records += 1;
-                    report.head_seq = link.seq;
-                    report.total_bytes = offset;
-                    report.good_bytes = offset;
-                    if let Some(anchor) = anchor
-                        && link.seq == anchor.seq
-                    {
-                        report.anchor = Some(check_anchor(
-                            anchor,
-                            &link.log_id,
-                            verifier.head_hash(),
-                            offset,
-                        ));
-                    }
-                }
+                Ok(link) => report.accept(
+                    (link.seq, &link.log_id, verifier.head_hash()),
+                    offset,
+                    offset,
+                    anchor,
+                ),
                 Err(problem) => {
                     // After the first damage nothing downstream can verify.
                     report.damage = Some(Damage {
@@ -493,7 +469,6 @@ pub fn verify_client(
         }
     }
     drop(tx);
-    report.head_hash = verifier.head_hash().to_owned();
-    report.log_id = verifier.log_id().map(str::to_owned);
+    report.finish(&verifier);
     Ok(report)
 }
