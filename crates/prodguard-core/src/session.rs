@@ -1680,6 +1680,42 @@ mod tests {
     }
 
     #[test]
+    fn a_database_password_in_the_target_reaches_no_record_or_prompt() {
+        let p = policy(vec![rule(
+            "r",
+            &["db.migrate"],
+            &[Requirement::Confirm, Requirement::Audit],
+        )]);
+        let mut s = Session::begin(SessionInput {
+            policy: &p,
+            detection: &detection(Tier::Production),
+            operation: Operation::new("db.migrate")
+                .with_target("postgresql://app:hunter2@db/orders?password=x"),
+            actor: human(),
+            attempt_id: "a".into(),
+            now: Timestamp(0),
+        });
+        assert_eq!(s.next_step(), Step::CheckAudit);
+        s.audit_checked(Ok(()));
+        let Step::CheckStamp { target } = s.next_step() else {
+            panic!("no stamp check")
+        };
+        assert_eq!(target, "postgresql://app@db/orders");
+        s.stamp_checked(Ok(None));
+        let Step::NeedConfirmation(challenge) = s.next_step() else {
+            panic!("no confirmation")
+        };
+        assert_eq!(challenge.expected, "postgresql://app@db/orders");
+        s.answer_confirmation(typed());
+        let intent = expect_append(&mut s, EventKind::Intent, Ok(()));
+        let text = serde_json::to_string(&intent).unwrap();
+        assert!(
+            !text.contains("hunter2") && !text.contains("password"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn a_refusal_at_start_is_recorded_and_nothing_proceeds() {
         let p = policy(vec![rule(
             "r",
