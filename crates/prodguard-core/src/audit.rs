@@ -871,16 +871,7 @@ impl ChainVerifier {
                         hash_ok: true,
                         ..
                     },
-                ) => {
-                    // What `advance` checks, given that it accepted `before`:
-                    // its head is then `before`'s hash, the next seq
-                    // `before.seq + 1`, the log id `before`'s.
-                    fields.prev.as_ref() == *before_hash
-                        && fields.seal_shape_problem().is_none()
-                        && before.seq.checked_add(1) == Some(fields.seq)
-                        && fields.seq != u64::MAX
-                        && fields.log_id == before.log_id
-                }
+                ) => fields.continues(before, before_hash),
                 _ => false,
             };
             checked.1 = Some(InRun {
@@ -932,6 +923,92 @@ impl ChainVerifier {
             Err(_) => None,
         };
         result
+    }
+
+    /// Prechecks consecutive complete lines as one [`Span`]: `Some` when
+    /// every line parses, hashes right and (after the first) continues the
+    /// one before it, as [`ChainVerifier::precheck_run`] checks; `None`
+    /// when any does not (or there are no lines): those lines must then go
+    /// through [`ChainVerifier::advance`] one by one, which says what is
+    /// wrong. The line whose seq is `mark_seq`, if any, is marked (an
+    /// anchor's record, say). Spans may be prechecked on several threads at
+    /// once; feed them to [`ChainVerifier::advance_span`] in file order.
+    pub fn precheck_span<'a>(
+        lines: impl IntoIterator<Item = &'a [u8]>,
+        mark_seq: Option<u64>,
+    ) -> Option<Span> {
+        let parsed = |line| match Self::precheck(line).0 {
+            Pre::Parsed {
+                fields,
+                stored,
+                hash_ok: true,
+            } => Some((fields, stored)),
+            _ => None,
+        };
+        let mut lines = lines.into_iter().map(parsed);
+        let (first, first_hash) = lines.next()??;
+        let mut span = Span {
+            first: first.clone().into_owned(),
+            first_hash: first_hash.to_owned(),
+            records: 0,
+            last_seq: 0,
+            last_hash: String::new(),
+            seals: Vec::new(),
+            marked: None,
+        };
+        span.count(&first, first_hash, mark_seq);
+        let mut before = (first, first_hash);
+        for line in lines {
+            let (fields, stored) = line?;
+            if !fields.continues(&before.0, before.1) {
+                return None;
+            }
+            span.count(&fields, stored, mark_seq);
+            before = (fields, stored);
+        }
+        span.last_seq = before.0.seq;
+        span.last_hash = before.1.to_owned();
+        Some(span)
+    }
+
+    /// Accepts a whole [`Span`] as the next records, checking its seals
+    /// with `seals` when given: its first record is checked against the
+    /// head as [`ChainVerifier::advance`] checks it, the others were
+    /// checked against each other when it was prechecked. Returns `false`,
+    /// with this verifier and `seals` unchanged, when the span does not
+    /// continue the chain or a seal does not verify: its lines must then
+    /// go through [`ChainVerifier::advance`] one by one, which says where
+    /// and why.
+    #[must_use]
+    pub fn advance_span(&mut self, span: &Span, seals: Option<&mut SealChecker>) -> bool {
+        let mut next = self.clone();
+        let first = Pre::Parsed {
+            fields: span.first.clone(),
+            stored: &span.first_hash,
+            hash_ok: true,
+        };
+        if next.advance_checked(first).is_err() {
+            return false;
+        }
+        if let Some(checker) = seals {
+            let mut trial = checker.clone();
+            let log_id = &span.first.log_id;
+            if span
+                .seals
+                .iter()
+                .any(|(seq, prev, seal)| trial.check(log_id, *seq, prev, seal).is_err())
+            {
+                return false;
+            }
+            *checker = trial;
+        }
+        // What advancing through the rest one by one leaves: the last
+        // record is the head (its seq is not the last possible: checked).
+        next.prev.clone_from(&span.last_hash);
+        next.next_seq = span.last_seq.saturating_add(1);
+        next.last_in_run = None;
+        *self = next;
+        true
     }
 
     fn advance_checked<'a>(&mut self, line: Pre<'a>) -> Result<LinkRef<'a>, ChainError> {
@@ -1034,6 +1111,68 @@ impl LinkRef<'_> {
     }
 }
 
+/// Consecutive records that checked out among themselves (see
+/// [`ChainVerifier::precheck_span`]), waiting for
+/// [`ChainVerifier::advance_span`] to check the first against the chain.
+#[derive(Debug, Clone)]
+pub struct Span {
+    first: LinkFields<'static>,
+    first_hash: String,
+    records: u64,
+    last_seq: u64,
+    last_hash: String,
+    /// The seal records: seq, prev and seal.
+    seals: Vec<(u64, String, SealInfo)>,
+    /// The marked record: its index and hash.
+    marked: Option<(u64, String)>,
+}
+
+impl Span {
+    /// How many records it holds.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Its last record's seq.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Its last record's hash.
+    pub fn last_hash(&self) -> &str {
+        &self.last_hash
+    }
+
+    /// Its records' log id.
+    pub fn log_id(&self) -> &str {
+        &self.first.log_id
+    }
+
+    /// How many of its records are seals.
+    pub fn seals(&self) -> u64 {
+        self.seals.len() as u64
+    }
+
+    /// The record whose seq was marked, if it is here: its index in the
+    /// span (0 for the first) and its hash.
+    pub fn marked(&self) -> Option<(u64, &str)> {
+        self.marked
+            .as_ref()
+            .map(|(index, hash)| (*index, hash.as_str()))
+    }
+
+    fn count(&mut self, fields: &LinkFields<'_>, stored: &str, mark_seq: Option<u64>) {
+        if let Some(seal) = &fields.seal {
+            self.seals
+                .push((fields.seq, fields.prev.clone().into_owned(), seal.clone()));
+        }
+        if mark_seq == Some(fields.seq) {
+            self.marked = Some((self.records, stored.to_owned()));
+        }
+        self.records += 1;
+    }
+}
+
 /// A line checked on its own (see [`ChainVerifier::precheck`]), waiting for
 /// [`ChainVerifier::advance`] to check it against the chain.
 #[derive(Debug)]
@@ -1064,7 +1203,7 @@ enum Pre<'a> {
 }
 
 /// What the chain needs of a record; everything else is skipped unparsed.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct LinkFields<'a> {
     seq: u64,
     #[serde(borrow)]
@@ -1096,6 +1235,37 @@ struct LinkFields<'a> {
 }
 
 impl LinkFields<'_> {
+    /// Whether `advance`, having just accepted `before` (whose hash is
+    /// `before_hash`), accepts this record without a further check: its
+    /// head is then `before`'s hash, the next seq `before.seq + 1`, the log
+    /// id `before`'s. (This record's own hash was checked against its prev.)
+    fn continues(&self, before: &LinkFields<'_>, before_hash: &str) -> bool {
+        self.prev.as_ref() == before_hash
+            && self.seal_shape_problem().is_none()
+            && before.seq.checked_add(1) == Some(self.seq)
+            && self.seq != u64::MAX
+            && self.log_id == before.log_id
+    }
+
+    /// The same fields, owning their text.
+    fn into_owned(self) -> LinkFields<'static> {
+        LinkFields {
+            seq: self.seq,
+            log_id: self.log_id.into_owned().into(),
+            prev: self.prev.into_owned().into(),
+            kind: self.kind.into_owned().into(),
+            seal: self.seal,
+            attempt_id: self.attempt_id,
+            actor: self.actor,
+            op: self.op,
+            decision: self.decision,
+            backup: self.backup,
+            confirm: self.confirm,
+            outcome: self.outcome,
+            message: self.message,
+        }
+    }
+
     fn seal_shape_problem(&self) -> Option<&'static str> {
         let is_seal = self.kind == "seal";
         let carries_event = self.attempt_id.is_some()

@@ -312,6 +312,36 @@ fn run_results(lines: &[Vec<u8>], rng: &mut Rng) -> Vec<String> {
     out
 }
 
+/// Which lines `advance` accepts, and where the chain ends, when random
+/// spans of lines are offered whole first ([`ChainVerifier::advance_span`])
+/// and line by line when a span is not clean or not accepted.
+fn span_results(lines: &[Vec<u8>], rng: &mut Rng) -> (Vec<bool>, String) {
+    let mut verifier = ChainVerifier::new();
+    let mut accepted = Vec::new();
+    let mut rest = &lines[..];
+    while !rest.is_empty() {
+        let (span, after) = rest.split_at(1 + rng.below(rest.len()));
+        rest = after;
+        let before = format!("{verifier:?}");
+        if let Some(whole) = ChainVerifier::precheck_span(span.iter().map(Vec::as_slice), None)
+            && verifier.advance_span(&whole, None)
+        {
+            assert_eq!(whole.records(), span.len() as u64);
+            accepted.extend(span.iter().map(|_| true));
+            continue;
+        }
+        assert_eq!(format!("{verifier:?}"), before, "a refused span moves nothing");
+        accepted.extend(span.iter().map(|line| verifier.push(line).is_ok()));
+    }
+    let end = format!(
+        "{} {} {:?}",
+        verifier.head_hash(),
+        verifier.next_seq(),
+        verifier.log_id()
+    );
+    (accepted, end)
+}
+
 #[test]
 fn the_scanner_and_runs_agree_with_the_strict_parser_on_random_tamperings() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -357,6 +387,16 @@ fn the_scanner_and_runs_agree_with_the_strict_parser_on_random_tamperings() {
             run_results(&lines, &mut rng),
             strict,
             "round {round} (runs)"
+        );
+        let (accepted, end) = span_results(&lines, &mut rng);
+        let strict_accepted: Vec<bool> = strict[..lines.len()]
+            .iter()
+            .map(|r| r.starts_with("Ok"))
+            .collect();
+        assert_eq!(
+            (accepted, &end),
+            (strict_accepted, strict.last().unwrap()),
+            "round {round} (spans)"
         );
     }
     // Most untouched lines take the scanner's way.

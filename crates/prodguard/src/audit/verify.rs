@@ -1,12 +1,13 @@
 //! Checking a whole log (verify), anchoring its head, and cutting a torn tail (repair).
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use prodguard_core::audit::{
     AuditEvent, ChainVerifier, EventKind, GENESIS_PREV, MAX_RECORD_BYTES, Prechecked, SealChecker,
-    SealKey,
+    SealKey, Span,
 };
 use serde::{Deserialize, Serialize};
 
@@ -120,6 +121,25 @@ impl VerifyReport {
             && seq == anchor.seq
         {
             self.anchor = Some(check_anchor(anchor, log_id, head_hash, total_bytes));
+        }
+    }
+
+    /// Counts the records of `span` as verified, like [`VerifyReport::accept`]
+    /// for each; `marked` is the anchor and the set's bytes up to the end of
+    /// the span's record at its seq, when the span holds it.
+    fn accept_span(
+        &mut self,
+        span: &Span,
+        total_bytes: u64,
+        good_bytes: u64,
+        marked: Option<(&Anchor, u64)>,
+    ) {
+        self.records += span.records();
+        self.head_seq = span.last_seq();
+        self.total_bytes = total_bytes;
+        self.good_bytes = good_bytes;
+        if let (Some((anchor, bytes)), Some((_, hash))) = (marked, span.marked()) {
+            self.anchor = Some(check_anchor(anchor, span.log_id(), hash, bytes));
         }
     }
 
@@ -272,66 +292,231 @@ fn verify_files(
     seal_key: Option<&SealKey>,
     verifier: Option<ChainVerifier>,
 ) -> std::io::Result<VerifyReport> {
-    let mut seals = seal_key.map(|k| SealChecker::new(k.clone()));
-    let mut verifier = verifier.unwrap_or_default();
-    let mut report = VerifyReport::start(anchor);
-    let mut offset = 0u64;
-    let count = files.len();
+    let mut walk = Walk {
+        verifier: verifier.unwrap_or_default(),
+        report: VerifyReport::start(anchor),
+        seals: seal_key.map(|k| SealChecker::new(k.clone())),
+        anchor,
+        offset: 0,
+    };
     let mut buffer = Vec::new();
-    let mut lines: Vec<(usize, usize)> = Vec::new();
-    'files: for (index, (path, file)) in files.into_iter().enumerate() {
-        let last_file = index + 1 == count;
-        let mut reader = BatchReader::new(file, &mut buffer);
-        let mut line_no = 0u64;
-        let mut file_offset = 0u64;
+    let mut lines = Vec::new();
+    let count = files.len();
+    for (index, (path, mut file)) in files.into_iter().enumerate() {
+        let mut place = Place {
+            path,
+            last_file: index + 1 == count,
+            line_no: 0,
+            bytes: 0,
+        };
+        if walk.report.damage.is_none() {
+            walk.spans(&file, &mut place);
+        }
+        if place.bytes > 0 {
+            file.seek(SeekFrom::Start(place.bytes))?;
+        }
+        if !walk.lines(&mut place, file, &mut buffer, &mut lines)? {
+            break;
+        }
+    }
+    let Walk {
+        verifier,
+        mut report,
+        seals,
+        ..
+    } = walk;
+    report.finish(&verifier);
+    if let Some(checker) = &seals {
+        let sealed = checker.last_sealed_seq();
+        report.unsealed_tail = Some(report.head_seq.saturating_sub(sealed));
+    }
+    Ok(report)
+}
+
+/// Where checking a set of files stands.
+struct Walk<'a> {
+    verifier: ChainVerifier,
+    report: VerifyReport,
+    seals: Option<SealChecker>,
+    anchor: Option<&'a Anchor>,
+    /// Bytes of the set up to the end of the last complete line read.
+    offset: u64,
+}
+
+/// Where in one file of the set.
+struct Place {
+    path: PathBuf,
+    last_file: bool,
+    /// Lines read so far.
+    line_no: u64,
+    /// Bytes read so far: the end of the last complete line.
+    bytes: u64,
+}
+
+impl Walk<'_> {
+    /// Checks as much of `file` from its start as splits into clean
+    /// [`Span`]s: its chunks are read and prechecked on all cores, then
+    /// accepted in order. Stops before the first chunk that does not go
+    /// through whole (damage, a torn tail, a seal that does not verify):
+    /// from there [`Walk::lines`] checks line by line and says what is
+    /// wrong, so the report is the one the lines alone give.
+    fn spans(&mut self, file: &File, place: &mut Place) {
+        let Ok(len) = file.metadata().map(|m| m.len()) else {
+            return;
+        };
+        if len < SPANS_MIN_BYTES {
+            return;
+        }
+        let Ok(chunks) = usize::try_from(len.div_ceil(CHUNK_BYTES)) else {
+            return;
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let mark = self.anchor.map(|a| a.seq);
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let (sender, results) = std::sync::mpsc::channel();
+            let mut workers = 0;
+            for _ in 0..threads {
+                let sender = sender.clone();
+                let (next, stop) = (&next, &stop);
+                let worker = move || {
+                    let mut scratch = ChunkScratch::default();
+                    loop {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        if index >= chunks || stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let chunk = precheck_chunk(file, len, index as u64, mark, &mut scratch);
+                        if sender.send((index, chunk)).is_err() {
+                            break;
+                        }
+                    }
+                };
+                // A thread that cannot be started (process limits, a
+                // sandbox) leaves its chunks to the others, or to `lines`.
+                if std::thread::Builder::new()
+                    .spawn_scoped(scope, worker)
+                    .is_ok()
+                {
+                    workers += 1;
+                }
+            }
+            drop(sender);
+            if workers == 0 {
+                return;
+            }
+            let mut waiting: Vec<Option<Chunk>> = (0..chunks).map(|_| None).collect();
+            let mut wanted = 0;
+            for (index, chunk) in results {
+                if let Some(slot) = waiting.get_mut(index) {
+                    *slot = Some(chunk);
+                }
+                while let Some(chunk) = waiting.get_mut(wanted).and_then(Option::take) {
+                    if !self.accept_chunk(chunk, place) {
+                        // The rest is checked line by line: stop the workers.
+                        stop.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                    wanted += 1;
+                }
+            }
+        });
+    }
+
+    /// Accepts a prechecked chunk that continues exactly where the file's
+    /// checked part ends; `false` (and nothing changed) otherwise.
+    fn accept_chunk(&mut self, chunk: Chunk, place: &mut Place) -> bool {
+        let Chunk::Span {
+            start,
+            end,
+            span,
+            marked_end,
+        } = chunk
+        else {
+            return matches!(chunk, Chunk::NoLineStarts);
+        };
+        if start != place.bytes || !self.verifier.advance_span(&span, self.seals.as_mut()) {
+            return false;
+        }
+        if self.seals.is_some() {
+            self.report.seals += span.seals();
+        }
+        let set_start = self.offset - place.bytes;
+        self.offset = set_start + end;
+        place.line_no += span.records();
+        place.bytes = end;
+        self.report.accept_span(
+            &span,
+            self.offset,
+            if place.last_file { end } else { 0 },
+            self.anchor.zip(marked_end.map(|end| set_start + end)),
+        );
+        true
+    }
+
+    /// Checks the rest of `file` (from where it is read) line by line;
+    /// returns `false` when no later file should be read.
+    fn lines(
+        &mut self,
+        place: &mut Place,
+        file: File,
+        buffer: &mut Vec<u8>,
+        lines: &mut Vec<(usize, usize)>,
+    ) -> std::io::Result<bool> {
+        let Walk {
+            verifier,
+            report,
+            seals,
+            anchor,
+            offset,
+        } = self;
+        let mut reader = BatchReader::new(file, buffer);
         loop {
-            let end_of_file = reader.read_batch(&mut lines)?;
+            let end_of_file = reader.read_batch(lines)?;
             let batch = reader.batch();
             // Each line is parsed and hashed on its own, spread over the
             // cores; the chain itself is then checked in order.
             let mut prechecked = if report.damage.is_none() {
-                precheck_all(batch, &lines)
+                precheck_all(batch, lines)
             } else {
                 Vec::new()
             }
             .into_iter()
             .flatten();
-            for &(begin, n) in &lines {
+            for &(begin, n) in lines.iter() {
                 let line = &batch[begin..begin + n];
-                line_no += 1;
-                let start = file_offset;
-                file_offset += n as u64;
+                place.line_no += 1;
+                let start = place.bytes;
+                place.bytes += n as u64;
+                let damage = |problem: String| Damage {
+                    file: place.path.clone(),
+                    line: place.line_no,
+                    offset: start,
+                    expected_seq: verifier.next_seq(),
+                    problem,
+                };
                 if line.last() != Some(&b'\n') {
                     if n > MAX_RECORD_BYTES {
                         if report.damage.is_none() {
-                            report.damage = Some(Damage {
-                                file: path.clone(),
-                                line: line_no,
-                                offset: start,
-                                expected_seq: verifier.next_seq(),
-                                problem: format!(
-                                    "a line longer than any record ({MAX_RECORD_BYTES} bytes)"
-                                ),
-                            });
+                            report.damage = Some(damage(format!(
+                                "a line longer than any record ({MAX_RECORD_BYTES} bytes)"
+                            )));
                         }
-                    } else if last_file {
+                    } else if place.last_file {
                         report.torn_tail_bytes = n as u64;
                         // A record that lost only its newline is whole: repair
                         // restores the newline instead of cutting it.
                         report.torn_tail_is_record =
                             report.damage.is_none() && verifier.clone().push(line).is_ok();
                     } else if report.damage.is_none() {
-                        report.damage = Some(Damage {
-                            file: path.clone(),
-                            line: line_no,
-                            offset: start,
-                            expected_seq: verifier.next_seq(),
-                            problem: "a rotated file ends with an incomplete record".into(),
-                        });
+                        report.damage = Some(damage(
+                            "a rotated file ends with an incomplete record".into(),
+                        ));
                     }
-                    break 'files;
+                    return Ok(false);
                 }
-                offset += n as u64;
+                *offset += n as u64;
                 if report.damage.is_some() {
                     continue;
                 }
@@ -341,7 +526,7 @@ fn verify_files(
                 let checked = verifier
                     .advance_borrowed(line)
                     .map_err(|e| e.to_string())
-                    .and_then(|link| match (&mut seals, &link.seal) {
+                    .and_then(|link| match (&mut *seals, &link.seal) {
                         (Some(checker), Some(seal)) => checker
                             .check(&link.log_id, link.seq, &link.prev, seal)
                             .map(|()| link),
@@ -354,15 +539,15 @@ fn verify_files(
                         }
                         report.accept(
                             (link.seq, &link.log_id, verifier.head_hash()),
-                            offset,
-                            if last_file { file_offset } else { 0 },
-                            anchor,
+                            *offset,
+                            if place.last_file { place.bytes } else { 0 },
+                            *anchor,
                         );
                     }
                     Err(problem) => {
                         report.damage = Some(Damage {
-                            file: path.clone(),
-                            line: line_no,
+                            file: place.path.clone(),
+                            line: place.line_no,
                             offset: start,
                             expected_seq: verifier.next_seq(),
                             problem,
@@ -371,16 +556,125 @@ fn verify_files(
                 }
             }
             if end_of_file {
-                break;
+                return Ok(true);
             }
         }
     }
-    report.finish(&verifier);
-    if let Some(checker) = &seals {
-        let sealed = checker.last_sealed_seq();
-        report.unsealed_tail = Some(report.head_seq.saturating_sub(sealed));
+}
+
+/// How much of a file one worker prechecks as a span (small in unit tests,
+/// so that small logs span many chunks).
+const CHUNK_BYTES: u64 = if cfg!(test) { 16 << 10 } else { 1 << 20 };
+
+/// Smaller files are checked line by line only.
+const SPANS_MIN_BYTES: u64 = 2 * CHUNK_BYTES;
+
+/// A chunk of a file, prechecked.
+enum Chunk {
+    /// The lines that start in the chunk form a [`Span`]; `start` and
+    /// `end` are the file offsets of its first byte and of the byte after
+    /// its last line's newline; `marked_end` where the marked record ends.
+    Span {
+        start: u64,
+        end: u64,
+        span: Box<Span>,
+        marked_end: Option<u64>,
+    },
+    /// No line starts in it (a long line crosses it).
+    NoLineStarts,
+    /// Its lines must be checked one by one (or it could not be read).
+    Irregular,
+}
+
+/// A worker's buffers, reused from chunk to chunk.
+#[derive(Default)]
+struct ChunkScratch {
+    bytes: Vec<u8>,
+    lines: Vec<(usize, usize)>,
+}
+
+/// Reads and prechecks chunk `index` of a file `len` bytes long: the lines
+/// that start in it (a line starts at 0 and after each newline), the last
+/// one read on past the chunk's end up to its newline. Lines are cut as
+/// [`BatchReader`] cuts them; the chunk is irregular when one has no
+/// newline within `MAX_RECORD_BYTES + 1` bytes or before `len`.
+fn precheck_chunk(
+    file: &File,
+    len: u64,
+    index: u64,
+    mark: Option<u64>,
+    scratch: &mut ChunkScratch,
+) -> Chunk {
+    let ChunkScratch { bytes, lines } = scratch;
+    let begin = index * CHUNK_BYTES;
+    let end = (begin + CHUNK_BYTES).min(len);
+    // From the byte before the chunk: whether a line starts at `begin`.
+    let from = begin.saturating_sub(1);
+    bytes.clear();
+    lines.clear();
+    if !read_range(file, from, end, bytes) {
+        return Chunk::Irregular;
     }
-    Ok(report)
+    let chunk_end = bytes.len();
+    let mut pos = if begin == 0 {
+        0
+    } else {
+        match memchr::memchr(b'\n', bytes) {
+            Some(newline) if newline + 1 < chunk_end => newline + 1,
+            _ => return Chunk::NoLineStarts,
+        }
+    };
+    let first = pos;
+    while pos < chunk_end {
+        loop {
+            let window_end = bytes.len().min(pos + MAX_RECORD_BYTES + 1);
+            if let Some(newline) = memchr::memchr(b'\n', &bytes[pos..window_end]) {
+                lines.push((pos, newline + 1));
+                pos += newline + 1;
+                break;
+            }
+            let read_to = from + bytes.len() as u64;
+            if window_end == pos + MAX_RECORD_BYTES + 1
+                || read_to >= len
+                || !read_range(file, read_to, len.min(read_to + (64 << 10)), bytes)
+            {
+                return Chunk::Irregular;
+            }
+        }
+    }
+    let Some(span) = ChainVerifier::precheck_span(
+        lines.iter().map(|&(start, n)| &bytes[start..start + n]),
+        mark,
+    ) else {
+        return Chunk::Irregular;
+    };
+    let marked_end = span
+        .marked()
+        .and_then(|(i, _)| lines.get(usize::try_from(i).ok()?))
+        .map(|&(start, n)| from + (start + n) as u64);
+    Chunk::Span {
+        start: from + first as u64,
+        end: from + pos as u64,
+        span: Box::new(span),
+        marked_end,
+    }
+}
+
+/// Appends the bytes of `file` from `from` to `to` to `bytes`; `false` if
+/// they cannot all be read (the file shrank, or an error that the line by
+/// line check then meets and reports).
+fn read_range(file: &File, from: u64, to: u64, bytes: &mut Vec<u8>) -> bool {
+    use std::os::unix::fs::FileExt;
+    let Ok(want) = usize::try_from(to.saturating_sub(from)) else {
+        return false;
+    };
+    let start = bytes.len();
+    bytes.resize(start + want, 0);
+    let read = file.read_exact_at(&mut bytes[start..], from).is_ok();
+    if !read {
+        bytes.truncate(start);
+    }
+    read
 }
 
 /// How much of a file is read and prechecked at once (small in unit tests,
@@ -693,9 +987,21 @@ mod tests {
         }
     }
 
-    fn log(rng: &mut Rng, first_seq: u64, prev: &str, n: usize) -> (Vec<u8>, String) {
+    /// The head after each record: its seq, hash and the end of its line.
+    type Heads = Vec<(u64, String, u64)>;
+
+    /// `n` records from `first_seq` chained to `prev`; with a seal key,
+    /// some of them seals (the key evolving as a writer's does).
+    fn log(
+        rng: &mut Rng,
+        first_seq: u64,
+        prev: &str,
+        n: usize,
+        seal_key: &mut Option<SealKey>,
+    ) -> (Vec<u8>, String, Heads) {
         let mut prev = prev.to_owned();
         let mut bytes = Vec::new();
+        let mut heads = Vec::new();
         for seq in first_seq..first_seq + n as u64 {
             let envelope = Envelope {
                 log_id: "log-1".into(),
@@ -704,16 +1010,23 @@ mod tests {
                 host: "host".into(),
                 pid: 9,
             };
-            let note = match rng.below(4) {
-                0 => "x".repeat(rng.below(3000)),
-                1 => "tab\there \"quoted\" ünï".into(),
-                _ => format!("note {seq}"),
+            let event = match (seal_key.as_mut(), rng.below(8)) {
+                (Some(key), 0) => {
+                    let mut seal = AuditEvent::new(EventKind::Seal);
+                    seal.seal = Some(key.seal("log-1", seq, &prev));
+                    *key = key.evolve();
+                    seal
+                }
+                (_, 1 | 2) => AuditEvent::note("x".repeat(rng.below(3000))),
+                (_, 3) => AuditEvent::note("tab\there \"quoted\" ünï"),
+                _ => AuditEvent::note(format!("note {seq}")),
             };
-            let (line, hash) = encode_record(&envelope, &AuditEvent::note(note), &prev).unwrap();
-            prev = hash;
+            let (line, hash) = encode_record(&envelope, &event, &prev).unwrap();
             bytes.extend_from_slice(&line);
+            heads.push((seq, hash.clone(), bytes.len() as u64));
+            prev = hash;
         }
-        (bytes, prev)
+        (bytes, prev, heads)
     }
 
     fn damage(bytes: &mut Vec<u8>, rng: &mut Rng) {
@@ -774,14 +1087,25 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let mut rng = Rng(0x5151_7e57);
-        for round in 0..150 {
+        for round in 0..200 {
             // A rotated file and the current one, or only the current one.
             let rotated = rng.below(3) == 0;
-            let n = 1 + rng.below(if round % 10 == 0 { 400 } else { 60 });
-            let (first, head) = log(&mut rng, 1, GENESIS_PREV, n);
+            let n = 1 + rng.below(if round % 5 == 0 { 400 } else { 60 });
+            let first_key = SealKey {
+                epoch: 2,
+                key: [round as u8; 32],
+            };
+            let mut writer_key = (rng.below(3) == 0).then(|| first_key.clone());
+            let (first, head, mut heads) = log(&mut rng, 1, GENESIS_PREV, n, &mut writer_key);
             let more = 1 + rng.below(40);
-            let (second, _) = log(&mut rng, n as u64 + 1, &head, more);
+            let (second, _, more_heads) = log(&mut rng, n as u64 + 1, &head, more, &mut writer_key);
             let mut files = if rotated {
+                let before = first.len() as u64;
+                heads.extend(
+                    more_heads
+                        .into_iter()
+                        .map(|(s, h, end)| (s, h, before + end)),
+                );
                 vec![first, second]
             } else {
                 vec![first]
@@ -805,22 +1129,101 @@ mod tests {
                     .map(|p| (p.clone(), File::open(p).unwrap()))
                     .collect()
             };
-            let anchor = (rng.below(2) == 0).then(|| Anchor {
-                log_id: "log-1".into(),
-                seq: 1 + rng.below(n) as u64,
-                hash: GENESIS_PREV.into(),
-                bytes: rng.below(10_000) as u64,
-            });
+            // An anchor at a record as written (reached unless the damage
+            // came before it), a little off, or made up.
+            let (seq, hash, bytes) = heads[rng.below(heads.len())].clone();
+            let anchor = match rng.below(4) {
+                0 => None,
+                1 => Some(Anchor {
+                    log_id: "log-1".into(),
+                    seq,
+                    hash,
+                    bytes,
+                }),
+                2 => Some(Anchor {
+                    log_id: "log-1".into(),
+                    seq,
+                    hash,
+                    bytes: bytes + 1,
+                }),
+                _ => Some(Anchor {
+                    log_id: "log-1".into(),
+                    seq,
+                    hash: GENESIS_PREV.into(),
+                    bytes: rng.below(10_000) as u64,
+                }),
+            };
+            // The writer's first key, another epoch's, or none.
+            let seal_key = match rng.below(4) {
+                0 | 1 => Some(first_key.clone()),
+                2 => Some(first_key.evolve()),
+                _ => None,
+            };
             let start =
                 (rng.below(4) == 0).then(|| ChainVerifier::resume(GENESIS_PREV.into(), 1, None));
-            let ours = verify_files(open(), anchor.as_ref(), None, start.clone()).unwrap();
-            let before =
-                reference::verify_files_reference(open(), anchor.as_ref(), None, start).unwrap();
+            let ours =
+                verify_files(open(), anchor.as_ref(), seal_key.as_ref(), start.clone()).unwrap();
+            let before = reference::verify_files_reference(
+                open(),
+                anchor.as_ref(),
+                seal_key.as_ref(),
+                start,
+            )
+            .unwrap();
             assert_eq!(ours, before, "round {round}");
             for path in &paths {
                 std::fs::remove_file(path).unwrap();
             }
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_clean_log_is_checked_in_spans_to_its_last_line() {
+        let dir = std::env::temp_dir().join(format!("prodguard-spans-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log");
+        let mut rng = Rng(0x0dd_5eed);
+        let mut key = Some(SealKey {
+            epoch: 0,
+            key: [3; 32],
+        });
+        let (bytes, head, heads) = log(&mut rng, 1, GENESIS_PREV, 600, &mut key);
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(
+            bytes.len() as u64 > 8 * CHUNK_BYTES,
+            "the log spans many chunks"
+        );
+        let (seq, hash, end) = heads[heads.len() / 2].clone();
+        let anchor = Anchor {
+            log_id: "log-1".into(),
+            seq,
+            hash,
+            bytes: end,
+        };
+        let mut walk = Walk {
+            verifier: ChainVerifier::new(),
+            report: VerifyReport::start(Some(&anchor)),
+            seals: Some(SealChecker::new(SealKey {
+                epoch: 0,
+                key: [3; 32],
+            })),
+            anchor: Some(&anchor),
+            offset: 0,
+        };
+        let mut place = Place {
+            path: path.clone(),
+            last_file: true,
+            line_no: 0,
+            bytes: 0,
+        };
+        walk.spans(&File::open(&path).unwrap(), &mut place);
+        // Every line was accepted in spans: nothing was left to `lines`.
+        assert_eq!(place.bytes, bytes.len() as u64);
+        assert_eq!((place.line_no, walk.report.records), (600, 600));
+        assert_eq!(walk.verifier.head_hash(), head);
+        assert_eq!(walk.report.anchor, Some(AnchorCheck::Reached));
+        assert!(walk.report.seals > 0);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
