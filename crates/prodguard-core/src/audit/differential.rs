@@ -330,7 +330,11 @@ fn span_results(lines: &[Vec<u8>], rng: &mut Rng) -> (Vec<bool>, String) {
             accepted.extend(span.iter().map(|_| true));
             continue;
         }
-        assert_eq!(format!("{verifier:?}"), before, "a refused span moves nothing");
+        assert_eq!(
+            format!("{verifier:?}"),
+            before,
+            "a refused span moves nothing"
+        );
         accepted.extend(span.iter().map(|line| verifier.push(line).is_ok()));
     }
     let end = format!(
