@@ -25,6 +25,7 @@ mod tests;
 
 pub use duration::{DURATION_FORM, format_duration, parse_duration};
 pub use evaluate::Evaluation;
+pub(crate) use glob::is_valid_operation_name;
 pub use glob::{MAX_OPERATION_LEN, glob_matches, validate_operation_name};
 
 /// The URL schemes fleet mode's PostgreSQL keys accept.
