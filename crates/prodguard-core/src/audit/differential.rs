@@ -318,7 +318,7 @@ fn run_results(lines: &[Vec<u8>], rng: &mut Rng) -> Vec<String> {
 fn span_results(lines: &[Vec<u8>], rng: &mut Rng) -> (Vec<bool>, String) {
     let mut verifier = ChainVerifier::new();
     let mut accepted = Vec::new();
-    let mut rest = &lines[..];
+    let mut rest = lines;
     while !rest.is_empty() {
         let (span, after) = rest.split_at(1 + rng.below(rest.len()));
         rest = after;
