@@ -300,7 +300,9 @@ pub fn verdict(policy: &Policy, tier: Tier, operation: &str, target: Option<&str
 ///
 /// An invalid operation name yields a deny with exit code 125.
 pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> Decision {
-    if let Err(problem) = policy::validate_operation_name(&operation.kind) {
+    if !policy::is_valid_operation_name(&operation.kind)
+        && let Err(problem) = policy::validate_operation_name(&operation.kind)
+    {
         return Decision {
             result: Verdict::Deny,
             rule: None,
@@ -316,7 +318,12 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
             break_glass_allowed: false,
         };
     }
-    if let Some(problem) = operation.target.as_deref().and_then(target_problem) {
+    if let Some(problem) = operation
+        .target
+        .as_deref()
+        .filter(|t| !target_is_valid(t))
+        .and_then(target_problem)
+    {
         return Decision {
             result: Verdict::Deny,
             rule: None,
