@@ -20,12 +20,13 @@ use crate::approval::{self, Claims, Expected};
 use crate::audit::{
     Actor, AuditEvent, BackupEvidence, ConfirmEvidence, Envelope, EventKind, encode_record, unhex32,
 };
+use crate::detect::classify_with;
 use crate::policy::ConfirmMode;
 use crate::session::{
     Challenge, ConfirmationAnswer, Decision, Denial, Operation, Session, SessionInput, Stamp, Step,
     Verdict, decide,
 };
-use crate::{Detection, Facts, Policy, PolicyError, Tier, Timestamp, classify, exit};
+use crate::{Detection, Facts, Policy, PolicyError, Tier, Timestamp, exit};
 
 /// What `evaluate` takes.
 #[derive(Debug, Deserialize)]
@@ -172,7 +173,7 @@ impl Response {
     }
 
     fn ok(value: &impl Serialize) -> Response {
-        match serde_json::to_string(value) {
+        match crate::json::to_string(value) {
             Ok(body) => Response { status: 0, body },
             Err(e) => Response::error(exit::POLICY_ERROR, format!("cannot render the answer: {e}")),
         }
@@ -218,28 +219,26 @@ fn oversized_fact(facts: &Facts) -> Option<String> {
 
 /// Evaluates a JSON [`Request`].
 pub fn evaluate_json(request: &str) -> Response {
-    let request: Request = match serde_json::from_str(request) {
-        Ok(request) => request,
-        Err(e) => return bad_request(e),
-    };
+    match evaluate(request) {
+        Ok(evaluation) => Response::ok(&evaluation),
+        Err(response) => response,
+    }
+}
+
+fn evaluate(request: &str) -> Result<Evaluation, Response> {
+    let request: Request = serde_json::from_str(request).map_err(bad_request)?;
     if let Some(problem) = oversized_fact(&request.facts) {
-        return bad_request(problem);
+        return Err(bad_request(problem));
     }
     let parsed;
     let policy = match &request.policy {
-        Some(text) => match parse_policy(text) {
-            Ok(policy) => {
-                parsed = policy;
-                &*parsed
-            }
-            Err(e) => return Response::error(exit::POLICY_ERROR, e),
-        },
+        Some(text) => {
+            parsed = parse_policy(text).map_err(|e| Response::error(exit::POLICY_ERROR, e))?;
+            &*parsed
+        }
         None => Policy::builtin_default_ref(),
     };
-    let mut detection = classify(&request.facts, &policy.environment);
-    if !request.explain {
-        detection.evidence.retain(|signal| signal.value.is_some());
-    }
+    let detection = classify_with(&request.facts, &policy.environment, request.explain);
     let mut operation = Operation::new(request.operation.kind);
     operation.target = request.operation.target;
     operation.fingerprint = request.operation.fingerprint;
@@ -247,17 +246,11 @@ pub fn evaluate_json(request: &str) -> Response {
     let session = match request.evidence {
         None => None,
         Some(evidence) => {
-            let now = match parse_now(request.now.as_deref()) {
-                Ok(now) => now,
-                Err(response) => return response,
-            };
-            match run_session(policy, &detection, operation, evidence, now) {
-                Ok(verdict) => Some(verdict),
-                Err(response) => return response,
-            }
+            let now = parse_now(request.now.as_deref())?;
+            Some(run_session(policy, &detection, operation, evidence, now)?)
         }
     };
-    Response::ok(&Evaluation {
+    Ok(Evaluation {
         detection,
         decision,
         session,
@@ -633,9 +626,38 @@ mod tests {
     const NOW: &str = "2026-11-27T10:00:00Z";
 
     fn evaluate(request: Value) -> Value {
-        let response = evaluate_json(&request.to_string());
+        let text = request.to_string();
+        let response = evaluate_json(&text);
         assert_eq!(response.status, 0, "{}", response.body);
+        // The answer's bytes are the ones serde_json writes.
+        let evaluation = super::evaluate(&text).unwrap();
+        assert_eq!(response.body, serde_json::to_string(&evaluation).unwrap());
         serde_json::from_str(&response.body).unwrap()
+    }
+
+    #[test]
+    fn answers_with_any_text_in_them_are_written_as_serde_json_writes_them() {
+        let odd = [
+            "prod\"uction\\",
+            "tab\tnew\nline\r\u{1}\u{1f}\u{7f}",
+            "ünï 日本 \u{1F600}",
+            "",
+            " ",
+        ];
+        for (i, value) in odd.iter().enumerate() {
+            for explain in [false, true] {
+                let answer = evaluate(json!({
+                    "facts": {
+                        "env": {"APP_ENV": value, "NODE_ENV": "production", "CI": "true"},
+                        "files": {"/etc/prodguard/environment": format!("{value}\n")},
+                        "hostname": format!("db-{value}"),
+                    },
+                    "operation": {"kind": format!("db.{i}\"x"), "target": value},
+                    "explain": explain,
+                }));
+                assert!(answer["decision"]["reasons"].is_array());
+            }
+        }
     }
 
     fn attempt(policy: Option<&str>, evidence: Value) -> Value {

@@ -215,24 +215,50 @@ pub fn resolve_name(name: &str, config: &EnvironmentConfig) -> Option<Tier> {
 
 /// Classifies the environment described by `facts` under `config`.
 pub fn classify(facts: &Facts, config: &EnvironmentConfig) -> Detection {
-    let mut evidence = Vec::with_capacity(4 + CONVENTIONS.len() + CI_VARIABLES.len() + 2);
-    evidence.push(explicit_signal(facts, config));
-    evidence.push(named_env_signal(
+    classify_with(facts, config, true)
+}
+
+/// [`classify`], listing in `evidence` only the signals that were set
+/// (a value, even an empty one) unless `every_signal`: the same detection,
+/// without building the list of everything that was looked at.
+pub(crate) fn classify_with(
+    facts: &Facts,
+    config: &EnvironmentConfig,
+    every_signal: bool,
+) -> Detection {
+    let mut evidence = Vec::with_capacity(if every_signal {
+        4 + CONVENTIONS.len() + CI_VARIABLES.len() + 2
+    } else {
+        4
+    });
+    let mut look = |signal: Evidence| {
+        if every_signal || signal.value.is_some() {
+            evidence.push(signal);
+        }
+    };
+    // A signal read from a variable has a value exactly when it is set:
+    // an unset one need not be built only to be dropped.
+    let read = |var: &str| every_signal || facts.env.contains_key(var);
+    look(explicit_signal(facts, config));
+    look(named_env_signal(
         facts,
         PRODGUARD_ENV,
         "env:PRODGUARD_ENV",
         Strength::Declared,
         config,
     ));
-    evidence.push(marker_signal(facts, config));
+    look(marker_signal(facts, config));
     for (var, source) in CONVENTIONS.into_iter().zip(CONVENTION_SOURCES) {
-        evidence.push(match var {
+        if !read(var) {
+            continue;
+        }
+        look(match var {
             SPRING => spring_signal(facts, config),
             OTEL => otel_signal(facts, config),
             _ => named_env_signal(facts, var, source, Strength::Declared, config),
         });
     }
-    evidence.push(named_env_signal(
+    look(named_env_signal(
         facts,
         "NODE_ENV",
         "env:NODE_ENV",
@@ -240,10 +266,12 @@ pub fn classify(facts: &Facts, config: &EnvironmentConfig) -> Detection {
         config,
     ));
     for (var, source) in CI_VARIABLES.into_iter().zip(CI_SOURCES) {
-        evidence.push(ci_signal(facts, var, source));
+        if read(var) {
+            look(ci_signal(facts, var, source));
+        }
     }
-    evidence.push(kubernetes_signal(facts));
-    evidence.push(hostname_signal(facts, config));
+    look(kubernetes_signal(facts));
+    look(hostname_signal(facts, config));
 
     let declared: Vec<(usize, Tier)> = evidence
         .iter()
@@ -817,6 +845,70 @@ fn glob_matches_ci(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_set_signals_gives_the_same_detection_as_every_signal_filtered() {
+        let names = [
+            "",
+            " ",
+            "production",
+            "prod",
+            "staging",
+            "dev",
+            "nonsense",
+            "PRODUCTION",
+        ];
+        let vars: Vec<&str> = [
+            PRODGUARD_ENV,
+            "NODE_ENV",
+            SPRING,
+            OTEL,
+            "CI",
+            "KUBERNETES_SERVICE_HOST",
+        ]
+        .into_iter()
+        .chain(CONVENTIONS)
+        .chain(CI_VARIABLES)
+        .collect();
+        let mut config = EnvironmentConfig::default();
+        config.aliases.insert("nonsense".into(), Tier::Staging);
+        config.hostnames.push(HostnameHint {
+            pattern: "db-*".into(),
+            tier: Tier::Production,
+        });
+        let mut state = 0x853c_49e6_748f_ea9bu64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        for _ in 0..3000 {
+            let mut facts = Facts::default();
+            for _ in 0..next(4) {
+                let value = match vars[next(vars.len())] {
+                    OTEL => format!("deployment.environment={}", names[next(names.len())]),
+                    _ => names[next(names.len())].to_owned(),
+                };
+                facts.env.insert(vars[next(vars.len())].into(), value);
+            }
+            if next(4) == 0 {
+                facts.explicit = Some(names[next(names.len())].into());
+            }
+            if next(4) == 0 {
+                facts.hostname = Some(format!("db-{}", next(3)));
+            }
+            if next(4) == 0 {
+                facts.files.insert(
+                    crate::policy::DEFAULT_MARKER_FILE.into(),
+                    format!("# marker\n{}\n", names[next(names.len())]),
+                );
+            }
+            let mut every = classify(&facts, &config);
+            every.evidence.retain(|signal| signal.value.is_some());
+            assert_eq!(classify_with(&facts, &config, false), every, "{facts:?}");
+        }
+    }
     use crate::Policy;
     use crate::policy::HostnameHint;
 
