@@ -90,7 +90,14 @@ impl Rule {
         let tier_applies = self.tiers.is_empty()
             || self.tiers.contains(&tier)
             || (tier == Tier::Unknown && self.tiers.contains(&Tier::Production));
-        tier_applies && self.operations.iter().any(|g| glob_matches(g, operation))
+        // Most globs of a large policy start with another literal byte:
+        // settle those here, without the call.
+        let first = operation.as_bytes().first();
+        tier_applies
+            && self.operations.iter().any(|g| {
+                matches!(g.as_bytes().first(), Some(b'*' | b'?') | None)
+                    || g.as_bytes().first() == first
+            } && glob_matches(g, operation))
     }
 }
 
@@ -214,5 +221,57 @@ impl Policy {
                 .collect();
         }
         evaluation
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{ConfirmMode, Rule};
+
+    #[test]
+    fn a_rule_matches_exactly_the_names_its_globs_match() {
+        const PIECES: &[&str] = &["", "d", "b", "db", ".", "*", "?", "db.*", "*.m", "m", "x?"];
+        struct Rng(u64);
+        impl Rng {
+            fn below(&mut self, n: usize) -> usize {
+                self.0 ^= self.0 << 13;
+                self.0 ^= self.0 >> 7;
+                self.0 ^= self.0 << 17;
+                (self.0 % n as u64) as usize
+            }
+            fn text(&mut self, parts: usize) -> String {
+                (0..parts)
+                    .map(|_| PIECES[self.below(PIECES.len())])
+                    .collect()
+            }
+        }
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        for _ in 0..20_000 {
+            let globs: Vec<String> = (0..1 + rng.below(2))
+                .map(|_| {
+                    let parts = 1 + rng.below(3);
+                    rng.text(parts)
+                })
+                .collect();
+            let parts = rng.below(4);
+            let name = rng.text(parts);
+            let rule = Rule {
+                name: "r".into(),
+                operations: globs.clone(),
+                tiers: Vec::new(),
+                require: Vec::new(),
+                confirm_mode: ConfirmMode::Either,
+                backup: None,
+                deny: None,
+                actors: Vec::new(),
+                break_glass: false,
+            };
+            assert_eq!(
+                rule.matches(Tier::Production, &name),
+                globs.iter().any(|g| glob_matches(g, &name)),
+                "{globs:?} {name:?}"
+            );
+        }
     }
 }
