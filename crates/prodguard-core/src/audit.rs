@@ -1138,11 +1138,6 @@ impl Span {
         self.last_seq
     }
 
-    /// Its last record's hash.
-    pub fn last_hash(&self) -> &str {
-        &self.last_hash
-    }
-
     /// Its records' log id.
     pub fn log_id(&self) -> &str {
         &self.first.log_id
