@@ -1,12 +1,13 @@
-//! Compact JSON text for the answers of the JSON API (Wasm, C): the bytes
-//! `serde_json::to_string` writes, with less work per string.
+//! Compact JSON text on the hot paths — the answers of the JSON API (Wasm,
+//! C) and the events of audit records: the bytes `serde_json::to_string`
+//! writes, with less work per string.
 //!
-//! An answer is mostly sentences (reasons, what to do next), and
+//! Both are mostly sentences (reasons, what to do next, messages), and
 //! `serde_json` looks at a string a byte at a time; this writer looks for
 //! the bytes that need escaping eight at a time and copies the runs between
-//! them. The output is tested to equal `serde_json`'s for every answer shape
-//! and every byte a string may hold. Records whose bytes are hashed (the
-//! audit chain) keep using `serde_json` itself.
+//! them. The output is tested to equal `serde_json`'s for every shape and
+//! every character a string may hold, and the record encoder's lines to
+//! equal `encode_record`'s (which keeps `serde_json`) for every kind of event.
 
 use std::fmt::{Display, Write as _};
 

@@ -553,12 +553,15 @@ impl FileSink {
             hash: prev,
             log_id,
         });
-        for line in buf.split_inclusive(|&b| b == b'\n') {
-            tracing::info!(
-                target: "prodguard::audit",
-                record = %String::from_utf8_lossy(line.trim_ascii_end()),
-                "audit record appended"
-            );
+        // Cut into records only for a subscriber that listens.
+        if tracing::enabled!(target: "prodguard::audit", tracing::Level::INFO) {
+            for line in buf.split_inclusive(|&b| b == b'\n') {
+                tracing::info!(
+                    target: "prodguard::audit",
+                    record = %String::from_utf8_lossy(line.trim_ascii_end()),
+                    "audit record appended"
+                );
+            }
         }
         // Kept for the next append, unless a large batch made it big.
         if buf.capacity() <= 64 << 10 {
