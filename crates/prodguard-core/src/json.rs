@@ -495,8 +495,8 @@ impl ser::Serializer for MapKey<'_> {
     ) -> Result<(), Error> {
         value.serialize(self)
     }
-    fn serialize_some<T: Serialize + ?Sized>(self, _value: &T) -> Result<(), Error> {
-        Err(key_must_be_a_string())
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Error> {
+        value.serialize(self)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
@@ -680,6 +680,8 @@ mod tests {
         // A map key that is neither a string nor an integer is an error, as in serde_json.
         let bad: BTreeMap<(u8, u8), u8> = BTreeMap::from([((1, 2), 3)]);
         assert!(to_string(&bad).is_err() && serde_json::to_string(&bad).is_err());
+        // An optional key is written as what it holds, as in serde_json.
+        same_as_serde_json(&BTreeMap::from([(Some("k".to_owned()), 1)]));
         // Booleans, chars and finite floats are quoted, as in serde_json.
         same_as_serde_json(&BTreeMap::from([(true, 3), (false, 4)]));
         same_as_serde_json(&BTreeMap::from([('k', 3)]));
