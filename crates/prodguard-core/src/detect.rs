@@ -876,32 +876,26 @@ mod tests {
             pattern: "db-*".into(),
             tier: Tier::Production,
         });
-        let mut state = 0x853c_49e6_748f_ea9bu64;
-        let mut next = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut rng = crate::test_rng::Rng(0x853c_49e6_748f_ea9b);
         for _ in 0..3000 {
             let mut facts = Facts::default();
-            for _ in 0..next(4) {
-                let value = match vars[next(vars.len())] {
-                    OTEL => format!("deployment.environment={}", names[next(names.len())]),
-                    _ => names[next(names.len())].to_owned(),
+            for _ in 0..rng.below(4) {
+                let value = match vars[rng.below(vars.len())] {
+                    OTEL => format!("deployment.environment={}", names[rng.below(names.len())]),
+                    _ => names[rng.below(names.len())].to_owned(),
                 };
-                facts.env.insert(vars[next(vars.len())].into(), value);
+                facts.env.insert(vars[rng.below(vars.len())].into(), value);
             }
-            if next(4) == 0 {
-                facts.explicit = Some(names[next(names.len())].into());
+            if rng.below(4) == 0 {
+                facts.explicit = Some(names[rng.below(names.len())].into());
             }
-            if next(4) == 0 {
-                facts.hostname = Some(format!("db-{}", next(3)));
+            if rng.below(4) == 0 {
+                facts.hostname = Some(format!("db-{}", rng.below(3)));
             }
-            if next(4) == 0 {
+            if rng.below(4) == 0 {
                 facts.files.insert(
                     crate::policy::DEFAULT_MARKER_FILE.into(),
-                    format!("# marker\n{}\n", names[next(names.len())]),
+                    format!("# marker\n{}\n", names[rng.below(names.len())]),
                 );
             }
             let mut every = classify(&facts, &config);

@@ -27,6 +27,8 @@ mod json;
 pub mod policy;
 pub mod secret;
 pub mod session;
+#[cfg(test)]
+mod test_rng;
 mod tier;
 mod time;
 

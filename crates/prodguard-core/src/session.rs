@@ -1184,13 +1184,7 @@ mod tests {
             "a", " ", "\t", "\n", "\u{b}", "\u{7f}", "\u{0}", "é", "\u{85}", "\u{a0}", "\u{2028}",
             "\u{3000}", "日", "/", "orders",
         ];
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut rng = crate::test_rng::Rng(0x9e37_79b9_7f4a_7c15);
         let mut targets = vec![
             String::new(),
             "a".repeat(MAX_TARGET_BYTES),
@@ -1198,8 +1192,7 @@ mod tests {
             "é".repeat(MAX_TARGET_BYTES / 2 + 1),
         ];
         for _ in 0..20_000 {
-            let len = next(6);
-            targets.push((0..len).map(|_| PIECES[next(PIECES.len())]).collect());
+            targets.push(rng.text(PIECES, 5));
         }
         for target in targets {
             assert_eq!(

@@ -232,30 +232,10 @@ mod tests {
     #[test]
     fn a_rule_matches_exactly_the_names_its_globs_match() {
         const PIECES: &[&str] = &["", "d", "b", "db", ".", "*", "?", "db.*", "*.m", "m", "x?"];
-        struct Rng(u64);
-        impl Rng {
-            fn below(&mut self, n: usize) -> usize {
-                self.0 ^= self.0 << 13;
-                self.0 ^= self.0 >> 7;
-                self.0 ^= self.0 << 17;
-                (self.0 % n as u64) as usize
-            }
-            fn text(&mut self, parts: usize) -> String {
-                (0..parts)
-                    .map(|_| PIECES[self.below(PIECES.len())])
-                    .collect()
-            }
-        }
-        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let mut rng = crate::test_rng::Rng(0x2545_f491_4f6c_dd1d);
         for _ in 0..20_000 {
-            let globs: Vec<String> = (0..1 + rng.below(2))
-                .map(|_| {
-                    let parts = 1 + rng.below(3);
-                    rng.text(parts)
-                })
-                .collect();
-            let parts = rng.below(4);
-            let name = rng.text(parts);
+            let globs: Vec<String> = (0..1 + rng.below(2)).map(|_| rng.text(PIECES, 3)).collect();
+            let name = rng.text(PIECES, 3);
             let rule = Rule {
                 name: "r".into(),
                 operations: globs.clone(),

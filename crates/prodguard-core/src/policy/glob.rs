@@ -192,13 +192,7 @@ mod tests {
         const ALPHABET: &[char] = &[
             'a', 'z', '0', '9', '_', '-', '.', 'A', ' ', '*', '?', '/', 'é', '\u{0}',
         ];
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut rng = crate::test_rng::Rng(0x2545_f491_4f6c_dd1d);
         let mut names: Vec<String> = vec![
             String::new(),
             ".".into(),
@@ -210,8 +204,8 @@ mod tests {
             "a".repeat(MAX_OPERATION_LEN + 1),
         ];
         for _ in 0..20_000 {
-            let len = next(9);
-            names.push((0..len).map(|_| ALPHABET[next(ALPHABET.len())]).collect());
+            let len = rng.below(9);
+            names.push((0..len).map(|_| *rng.pick(ALPHABET)).collect());
         }
         for name in names {
             assert_eq!(
