@@ -912,13 +912,7 @@ impl ChainVerifier {
                 self.prev.clear();
                 self.prev.push_str(stored);
                 self.next_seq = fields.seq.saturating_add(1);
-                Ok(LinkRef {
-                    seq: fields.seq,
-                    log_id: fields.log_id,
-                    prev: fields.prev,
-                    hash: stored,
-                    seal: fields.seal,
-                })
+                Ok(fields.into_link(stored))
             }
             other => self.advance_checked(other),
         };
@@ -1076,13 +1070,7 @@ impl ChainVerifier {
         self.next_seq = self.next_seq.checked_add(1).ok_or_else(|| {
             ChainError::Malformed("seq is at its maximum; the log cannot continue".into())
         })?;
-        Ok(LinkRef {
-            seq: fields.seq,
-            log_id: fields.log_id,
-            prev: fields.prev,
-            hash: stored,
-            seal: fields.seal,
-        })
+        Ok(fields.into_link(stored))
     }
 }
 
@@ -1233,7 +1221,18 @@ struct LinkFields<'a> {
     message: Option<serde::de::IgnoredAny>,
 }
 
-impl LinkFields<'_> {
+impl<'a> LinkFields<'a> {
+    /// The link these fields make, with `stored` as its hash.
+    fn into_link(self, stored: &'a str) -> LinkRef<'a> {
+        LinkRef {
+            seq: self.seq,
+            log_id: self.log_id,
+            prev: self.prev,
+            hash: stored,
+            seal: self.seal,
+        }
+    }
+
     /// Whether `advance`, having just accepted `before` (whose hash is
     /// `before_hash`), accepts this record without a further check: its
     /// head is then `before`'s hash, the next seq `before.seq + 1`, the log

@@ -353,6 +353,19 @@ struct Place {
     bytes: u64,
 }
 
+impl Place {
+    /// The line just read (starting at byte `start`) does not verify.
+    fn damage(&self, start: u64, verifier: &ChainVerifier, problem: String) -> Damage {
+        Damage {
+            file: self.path.clone(),
+            line: self.line_no,
+            offset: start,
+            expected_seq: verifier.next_seq(),
+            problem,
+        }
+    }
+}
+
 impl Walk<'_> {
     /// Checks as much of `file` from its start as splits into clean
     /// [`Span`]s: its chunks are read and prechecked on all cores, then
@@ -489,19 +502,14 @@ impl Walk<'_> {
                 place.line_no += 1;
                 let start = place.bytes;
                 place.bytes += n as u64;
-                let damage = |problem: String| Damage {
-                    file: place.path.clone(),
-                    line: place.line_no,
-                    offset: start,
-                    expected_seq: verifier.next_seq(),
-                    problem,
-                };
                 if line.last() != Some(&b'\n') {
                     if n > MAX_RECORD_BYTES {
                         if report.damage.is_none() {
-                            report.damage = Some(damage(format!(
-                                "a line longer than any record ({MAX_RECORD_BYTES} bytes)"
-                            )));
+                            report.damage = Some(place.damage(
+                                start,
+                                verifier,
+                                format!("a line longer than any record ({MAX_RECORD_BYTES} bytes)"),
+                            ));
                         }
                     } else if place.last_file {
                         report.torn_tail_bytes = n as u64;
@@ -510,7 +518,9 @@ impl Walk<'_> {
                         report.torn_tail_is_record =
                             report.damage.is_none() && verifier.clone().push(line).is_ok();
                     } else if report.damage.is_none() {
-                        report.damage = Some(damage(
+                        report.damage = Some(place.damage(
+                            start,
+                            verifier,
                             "a rotated file ends with an incomplete record".into(),
                         ));
                     }
@@ -544,15 +554,7 @@ impl Walk<'_> {
                             *anchor,
                         );
                     }
-                    Err(problem) => {
-                        report.damage = Some(Damage {
-                            file: place.path.clone(),
-                            line: place.line_no,
-                            offset: start,
-                            expected_seq: verifier.next_seq(),
-                            problem,
-                        })
-                    }
+                    Err(problem) => report.damage = Some(place.damage(start, verifier, problem)),
                 }
             }
             if end_of_file {
