@@ -1181,6 +1181,50 @@ mod tests {
     }
 
     #[test]
+    fn a_log_cut_short_while_it_is_read_falls_back_to_the_line_by_line_walk() {
+        let dir = std::env::temp_dir().join(format!("prodguard-shrunk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log");
+        let mut rng = Rng(0x5eed_cafe);
+        let (bytes, _, _) = log(&mut rng, 1, GENESIS_PREV, 300, &mut None);
+        std::fs::write(&path, &bytes).unwrap();
+        let file = File::open(&path).unwrap();
+        let len = bytes.len() as u64;
+        // The log is cut (mid-record) after its length was read.
+        let cut = len / 2 + 7;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(cut)
+            .unwrap();
+        let past_the_cut = cut / CHUNK_BYTES + 1;
+        assert!(matches!(
+            precheck_chunk(&file, len, past_the_cut, None, &mut ChunkScratch::default()),
+            Chunk::Irregular
+        ));
+        // The chunk the cut runs through cannot be read whole either.
+        assert!(matches!(
+            precheck_chunk(
+                &file,
+                len,
+                cut / CHUNK_BYTES,
+                None,
+                &mut ChunkScratch::default()
+            ),
+            Chunk::Irregular | Chunk::NoLineStarts
+        ));
+        let open = || vec![(path.clone(), File::open(&path).unwrap())];
+        let ours = verify_files(open(), None, None, None).unwrap();
+        assert!(ours.torn_tail_bytes > 0 && ours.damage.is_none());
+        assert_eq!(
+            ours,
+            reference::verify_files_reference(open(), None, None, None).unwrap()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn a_clean_log_is_checked_in_spans_to_its_last_line() {
         let dir = std::env::temp_dir().join(format!("prodguard-spans-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
