@@ -5,7 +5,7 @@
 //!
 //! 1. **Declarations** decide when there are any: an explicit value from the
 //!    program, `PRODGUARD_ENV`, the marker file, then the ecosystem
-//!    conventions ([`CONVENTIONS`]). When they agree, the one with the highest
+//!    conventions ([`conventions`]). When they agree, the one with the highest
 //!    precedence names the environment. When they disagree, the most sensitive
 //!    tier wins and the conflict is reported: a `development` `PRODGUARD_ENV`
 //!    never overrides `APP_ENV=production`.
@@ -122,72 +122,112 @@ pub struct Detection {
 /// The variable that declares the environment for prodguard itself.
 pub const PRODGUARD_ENV: &str = "PRODGUARD_ENV";
 
-/// The ecosystem variables that declare an environment, in precedence order.
-pub const CONVENTIONS: [&str; 11] = [
-    "APP_ENV",
-    "RAILS_ENV",
-    "RACK_ENV",
-    "WP_ENVIRONMENT_TYPE",
-    "ASPNETCORE_ENVIRONMENT",
-    "DOTNET_ENVIRONMENT",
-    "MIX_ENV",
-    "SPRING_PROFILES_ACTIVE",
-    "DEPLOYMENT_ENVIRONMENT",
-    "OTEL_RESOURCE_ATTRIBUTES",
-    "ENVIRONMENT",
+/// One signal detection looks at.
+#[derive(Debug, Clone, Copy)]
+enum Signal {
+    /// The environment named by the program itself.
+    Explicit,
+    /// The marker file (`[environment] marker_file`).
+    Marker,
+    /// An environment variable.
+    Env(EnvSignal),
+    /// The host name, against the policy's patterns.
+    Hostname,
+}
+
+/// An environment variable detection reads, and how.
+#[derive(Debug, Clone, Copy)]
+struct EnvSignal {
+    var: &'static str,
+    /// `env:` + `var`, built at compile time so that classifying allocates no source names.
+    source: &'static str,
+    read: Read,
+}
+
+/// How a variable's value is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// The value names an environment, as a declaration.
+    Declares,
+    /// The value names an environment, as a hint (`NODE_ENV`).
+    Hints,
+    /// `SPRING_PROFILES_ACTIVE=a,b,c`: the most sensitive profile that names a tier.
+    SpringProfiles,
+    /// `OTEL_RESOURCE_ATTRIBUTES`: its `deployment.environment(.name)` attribute.
+    OtelAttributes,
+    /// A truthy value says "this is a CI run".
+    CiFlag,
+    /// Set in every Kubernetes pod.
+    Kubernetes,
+}
+
+macro_rules! env_signal {
+    ($var:literal, $read:ident) => {
+        Signal::Env(EnvSignal {
+            var: $var,
+            source: concat!("env:", $var),
+            read: Read::$read,
+        })
+    };
+}
+
+/// Every signal, in precedence order: this table is the whole list.
+const SIGNALS: [Signal; 28] = [
+    Signal::Explicit,
+    env_signal!("PRODGUARD_ENV", Declares),
+    Signal::Marker,
+    // The ecosystems' conventions.
+    env_signal!("APP_ENV", Declares),
+    env_signal!("RAILS_ENV", Declares),
+    env_signal!("RACK_ENV", Declares),
+    env_signal!("WP_ENVIRONMENT_TYPE", Declares),
+    env_signal!("ASPNETCORE_ENVIRONMENT", Declares),
+    env_signal!("DOTNET_ENVIRONMENT", Declares),
+    env_signal!("MIX_ENV", Declares),
+    env_signal!("SPRING_PROFILES_ACTIVE", SpringProfiles),
+    env_signal!("DEPLOYMENT_ENVIRONMENT", Declares),
+    env_signal!("OTEL_RESOURCE_ATTRIBUTES", OtelAttributes),
+    env_signal!("ENVIRONMENT", Declares),
+    // Hints.
+    env_signal!("NODE_ENV", Hints),
+    env_signal!("CI", CiFlag),
+    env_signal!("GITHUB_ACTIONS", CiFlag),
+    env_signal!("GITLAB_CI", CiFlag),
+    env_signal!("BUILDKITE", CiFlag),
+    env_signal!("CIRCLECI", CiFlag),
+    env_signal!("JENKINS_URL", CiFlag),
+    env_signal!("TF_BUILD", CiFlag),
+    env_signal!("TRAVIS", CiFlag),
+    env_signal!("TEAMCITY_VERSION", CiFlag),
+    env_signal!("BITBUCKET_BUILD_NUMBER", CiFlag),
+    env_signal!("CODEBUILD_BUILD_ID", CiFlag),
+    env_signal!("KUBERNETES_SERVICE_HOST", Kubernetes),
+    Signal::Hostname,
 ];
+
+fn env_signals(read: impl Fn(Read) -> bool) -> impl Iterator<Item = &'static str> {
+    SIGNALS.iter().filter_map(move |signal| match signal {
+        Signal::Env(s) if read(s.read) => Some(s.var),
+        _ => None,
+    })
+}
+
+/// The ecosystem variables that declare an environment, in precedence order.
+pub fn conventions() -> impl Iterator<Item = &'static str> {
+    env_signals(|read| {
+        matches!(
+            read,
+            Read::Declares | Read::SpringProfiles | Read::OtelAttributes
+        )
+    })
+    .filter(|&var| var != PRODGUARD_ENV)
+}
 
 /// The variables whose (truthy) presence says "this is a CI run".
-pub const CI_VARIABLES: [&str; 11] = [
-    "CI",
-    "GITHUB_ACTIONS",
-    "GITLAB_CI",
-    "BUILDKITE",
-    "CIRCLECI",
-    "JENKINS_URL",
-    "TF_BUILD",
-    "TRAVIS",
-    "TEAMCITY_VERSION",
-    "BITBUCKET_BUILD_NUMBER",
-    "CODEBUILD_BUILD_ID",
-];
+pub fn ci_variables() -> impl Iterator<Item = &'static str> {
+    env_signals(|read| read == Read::CiFlag)
+}
 
-/// `env:` + each of [`CONVENTIONS`], so that classifying allocates no
-/// source names (a test proves the two lists agree).
-const CONVENTION_SOURCES: [&str; 11] = [
-    "env:APP_ENV",
-    "env:RAILS_ENV",
-    "env:RACK_ENV",
-    "env:WP_ENVIRONMENT_TYPE",
-    "env:ASPNETCORE_ENVIRONMENT",
-    "env:DOTNET_ENVIRONMENT",
-    "env:MIX_ENV",
-    "env:SPRING_PROFILES_ACTIVE",
-    "env:DEPLOYMENT_ENVIRONMENT",
-    "env:OTEL_RESOURCE_ATTRIBUTES",
-    "env:ENVIRONMENT",
-];
-
-/// `env:` + each of [`CI_VARIABLES`].
-const CI_SOURCES: [&str; 11] = [
-    "env:CI",
-    "env:GITHUB_ACTIONS",
-    "env:GITLAB_CI",
-    "env:BUILDKITE",
-    "env:CIRCLECI",
-    "env:JENKINS_URL",
-    "env:TF_BUILD",
-    "env:TRAVIS",
-    "env:TEAMCITY_VERSION",
-    "env:BITBUCKET_BUILD_NUMBER",
-    "env:CODEBUILD_BUILD_ID",
-];
-
-/// The variable Kubernetes sets in every pod.
-pub const KUBERNETES_VARIABLE: &str = "KUBERNETES_SERVICE_HOST";
-
-const SPRING: &str = "SPRING_PROFILES_ACTIVE";
-const OTEL: &str = "OTEL_RESOURCE_ATTRIBUTES";
 const OTEL_KEY: &str = "deployment.environment.name";
 const OTEL_KEY_OLD: &str = "deployment.environment";
 
@@ -226,52 +266,21 @@ pub(crate) fn classify_with(
     config: &EnvironmentConfig,
     every_signal: bool,
 ) -> Detection {
-    let mut evidence = Vec::with_capacity(if every_signal {
-        4 + CONVENTIONS.len() + CI_VARIABLES.len() + 2
-    } else {
-        4
-    });
-    let mut look = |signal: Evidence| {
-        if every_signal || signal.value.is_some() {
-            evidence.push(signal);
-        }
-    };
-    // A signal read from a variable has a value exactly when it is set:
-    // an unset one need not be built only to be dropped.
-    let read = |var: &str| every_signal || facts.env.contains_key(var);
-    look(explicit_signal(facts, config));
-    look(named_env_signal(
-        facts,
-        PRODGUARD_ENV,
-        "env:PRODGUARD_ENV",
-        Strength::Declared,
-        config,
-    ));
-    look(marker_signal(facts, config));
-    for (var, source) in CONVENTIONS.into_iter().zip(CONVENTION_SOURCES) {
-        if !read(var) {
-            continue;
-        }
-        look(match var {
-            SPRING => spring_signal(facts, config),
-            OTEL => otel_signal(facts, config),
-            _ => named_env_signal(facts, var, source, Strength::Declared, config),
-        });
-    }
-    look(named_env_signal(
-        facts,
-        "NODE_ENV",
-        "env:NODE_ENV",
-        Strength::Hint,
-        config,
-    ));
-    for (var, source) in CI_VARIABLES.into_iter().zip(CI_SOURCES) {
-        if read(var) {
-            look(ci_signal(facts, var, source));
+    let mut evidence = Vec::with_capacity(if every_signal { SIGNALS.len() } else { 4 });
+    for signal in SIGNALS {
+        let seen = match signal {
+            Signal::Explicit => explicit_signal(facts, config),
+            Signal::Marker => marker_signal(facts, config),
+            // A variable's signal has a value exactly when it is set: an
+            // unset one need not be built only to be dropped.
+            Signal::Env(s) if !every_signal && !facts.env.contains_key(s.var) => continue,
+            Signal::Env(s) => env_signal(facts, s, config),
+            Signal::Hostname => hostname_signal(facts, config),
+        };
+        if every_signal || seen.value.is_some() {
+            evidence.push(seen);
         }
     }
-    look(kubernetes_signal(facts));
-    look(hostname_signal(facts, config));
 
     let declared: Vec<(usize, Tier)> = evidence
         .iter()
@@ -536,6 +545,18 @@ fn explicit_signal(facts: &Facts, config: &EnvironmentConfig) -> Evidence {
     }
 }
 
+fn env_signal(facts: &Facts, signal: EnvSignal, config: &EnvironmentConfig) -> Evidence {
+    let EnvSignal { var, source, read } = signal;
+    match read {
+        Read::Declares => named_env_signal(facts, var, source, Strength::Declared, config),
+        Read::Hints => named_env_signal(facts, var, source, Strength::Hint, config),
+        Read::SpringProfiles => spring_signal(facts, signal, config),
+        Read::OtelAttributes => otel_signal(facts, signal, config),
+        Read::CiFlag => ci_signal(facts, var, source),
+        Read::Kubernetes => kubernetes_signal(facts, signal),
+    }
+}
+
 fn named_env_signal(
     facts: &Facts,
     var: &str,
@@ -597,9 +618,9 @@ fn marker_signal(facts: &Facts, config: &EnvironmentConfig) -> Evidence {
 }
 
 /// `SPRING_PROFILES_ACTIVE=a,b,c`: the most sensitive profile that names a tier.
-fn spring_signal(facts: &Facts, config: &EnvironmentConfig) -> Evidence {
-    let source = "env:SPRING_PROFILES_ACTIVE";
-    let Some(raw) = facts.env.get(SPRING) else {
+fn spring_signal(facts: &Facts, signal: EnvSignal, config: &EnvironmentConfig) -> Evidence {
+    let EnvSignal { var, source, .. } = signal;
+    let Some(raw) = facts.env.get(var) else {
         return unset(source, None, Strength::Declared, NOT_SET);
     };
     let profiles: Vec<String> = raw
@@ -626,7 +647,7 @@ fn spring_signal(facts: &Facts, config: &EnvironmentConfig) -> Evidence {
     }
     let (environment, tier, meaning) = match best {
         Some((name, tier, mapping)) => {
-            let mut meaning = format!("{SPRING}={list} declares {}", describe(name, tier, mapping));
+            let mut meaning = format!("{var}={list} declares {}", describe(name, tier, mapping));
             if profiles.len() > 1 {
                 meaning.push_str(" (the most sensitive of its profiles that names a tier");
                 if !unmapped.is_empty() {
@@ -644,7 +665,7 @@ fn spring_signal(facts: &Facts, config: &EnvironmentConfig) -> Evidence {
             list.clone(),
             Tier::Unknown,
             format!(
-                "{SPRING}={list} has no profile that maps to a tier: treated as unknown and guarded like production; \
+                "{var}={list} has no profile that maps to a tier: treated as unknown and guarded like production; \
                  add an alias in [environment] aliases of the policy for the profile that names the environment"
             ),
         ),
@@ -661,9 +682,9 @@ fn spring_signal(facts: &Facts, config: &EnvironmentConfig) -> Evidence {
 }
 
 /// `OTEL_RESOURCE_ATTRIBUTES=k=v,…`: `deployment.environment.name`, else `deployment.environment`.
-fn otel_signal(facts: &Facts, config: &EnvironmentConfig) -> Evidence {
-    let source = "env:OTEL_RESOURCE_ATTRIBUTES";
-    let Some(raw) = facts.env.get(OTEL) else {
+fn otel_signal(facts: &Facts, signal: EnvSignal, config: &EnvironmentConfig) -> Evidence {
+    let EnvSignal { var, source, .. } = signal;
+    let Some(raw) = facts.env.get(var) else {
         return unset(source, None, Strength::Declared, NOT_SET);
     };
     if raw.trim().is_empty() {
@@ -691,7 +712,7 @@ fn otel_signal(facts: &Facts, config: &EnvironmentConfig) -> Evidence {
     };
     match chosen {
         Some((key, name)) => {
-            let subject = format!("{OTEL} {key}={name}");
+            let subject = format!("{var} {key}={name}");
             named(
                 source,
                 raw.clone(),
@@ -776,9 +797,9 @@ fn ci_signal(facts: &Facts, var: &str, source: &'static str) -> Evidence {
     }
 }
 
-fn kubernetes_signal(facts: &Facts) -> Evidence {
-    let source = "env:KUBERNETES_SERVICE_HOST";
-    match facts.env.get(KUBERNETES_VARIABLE) {
+fn kubernetes_signal(facts: &Facts, signal: EnvSignal) -> Evidence {
+    let EnvSignal { var, source, .. } = signal;
+    match facts.env.get(var) {
         None => unset(source, None, Strength::Hint, NOT_SET),
         Some(raw) if raw.trim().is_empty() => unset(source, Some(raw.clone()), Strength::Hint, EMPTY),
         Some(raw) => Evidence {
@@ -846,6 +867,35 @@ fn glob_matches_ci(pattern: &str, text: &str) -> bool {
 mod tests {
     use super::*;
 
+    const OTEL: &str = "OTEL_RESOURCE_ATTRIBUTES";
+    /// The conventions in the precedence order the design names.
+    const CONVENTION_NAMES: [&str; 11] = [
+        "APP_ENV",
+        "RAILS_ENV",
+        "RACK_ENV",
+        "WP_ENVIRONMENT_TYPE",
+        "ASPNETCORE_ENVIRONMENT",
+        "DOTNET_ENVIRONMENT",
+        "MIX_ENV",
+        "SPRING_PROFILES_ACTIVE",
+        "DEPLOYMENT_ENVIRONMENT",
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "ENVIRONMENT",
+    ];
+    const CI_NAMES: [&str; 11] = [
+        "CI",
+        "GITHUB_ACTIONS",
+        "GITLAB_CI",
+        "BUILDKITE",
+        "CIRCLECI",
+        "JENKINS_URL",
+        "TF_BUILD",
+        "TRAVIS",
+        "TEAMCITY_VERSION",
+        "BITBUCKET_BUILD_NUMBER",
+        "CODEBUILD_BUILD_ID",
+    ];
+
     #[test]
     fn only_the_set_signals_gives_the_same_detection_as_every_signal_filtered() {
         let names = [
@@ -861,14 +911,14 @@ mod tests {
         let vars: Vec<&str> = [
             PRODGUARD_ENV,
             "NODE_ENV",
-            SPRING,
+            "SPRING_PROFILES_ACTIVE",
             OTEL,
             "CI",
             "KUBERNETES_SERVICE_HOST",
         ]
         .into_iter()
-        .chain(CONVENTIONS)
-        .chain(CI_VARIABLES)
+        .chain(conventions())
+        .chain(ci_variables())
         .collect();
         let mut config = EnvironmentConfig::default();
         config.aliases.insert("nonsense".into(), Tier::Staging);
@@ -994,9 +1044,9 @@ mod tests {
             "env:PRODGUARD_ENV".to_string(),
             "file:/etc/prodguard/environment".to_string(),
         ];
-        expected.extend(CONVENTIONS.iter().map(|v| format!("env:{v}")));
+        expected.extend(CONVENTION_NAMES.iter().map(|v| format!("env:{v}")));
         expected.push("env:NODE_ENV".to_string());
-        expected.extend(CI_VARIABLES.iter().map(|v| format!("env:{v}")));
+        expected.extend(CI_NAMES.iter().map(|v| format!("env:{v}")));
         expected.push("env:KUBERNETES_SERVICE_HOST".to_string());
         expected.push("hostname".to_string());
         assert_eq!(sources, expected);
@@ -1093,16 +1143,14 @@ mod tests {
     }
 
     #[test]
-    fn static_source_tables_match_the_variable_lists() {
-        for (var, source) in CONVENTIONS.iter().zip(CONVENTION_SOURCES) {
-            assert_eq!(source, format!("env:{var}"));
+    fn the_public_variable_lists_come_from_the_signal_table() {
+        assert_eq!(conventions().collect::<Vec<_>>(), CONVENTION_NAMES);
+        assert_eq!(ci_variables().collect::<Vec<_>>(), CI_NAMES);
+        for signal in SIGNALS {
+            if let Signal::Env(s) = signal {
+                assert_eq!(s.source, format!("env:{}", s.var));
+            }
         }
-        for (var, source) in CI_VARIABLES.iter().zip(CI_SOURCES) {
-            assert_eq!(source, format!("env:{var}"));
-        }
-        assert_eq!(SPRING, "SPRING_PROFILES_ACTIVE");
-        assert_eq!(OTEL, "OTEL_RESOURCE_ATTRIBUTES");
-        assert_eq!(KUBERNETES_VARIABLE, "KUBERNETES_SERVICE_HOST");
     }
 
     #[test]
@@ -1128,7 +1176,7 @@ mod tests {
         assert_eq!(used, ["env:APP_ENV"]);
         assert_eq!(
             d.evidence.len(),
-            3 + CONVENTIONS.len() + 1 + CI_VARIABLES.len() + 2
+            3 + CONVENTION_NAMES.len() + 1 + CI_NAMES.len() + 2
         );
     }
 
@@ -1447,7 +1495,7 @@ mod tests {
             "{}",
             ci.meaning
         );
-        for var in CI_VARIABLES {
+        for var in ci_variables() {
             let d = detect(&[(var, "1")]);
             assert!(d.protected, "{var}");
             assert_eq!(

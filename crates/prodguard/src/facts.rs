@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use prodguard_core::audit::Actor;
-use prodguard_core::detect::{CI_VARIABLES, is_truthy};
+use prodguard_core::detect::{ci_variables, is_truthy};
 use prodguard_core::policy::ActorKind;
 use prodguard_core::{Facts, Timestamp};
 
@@ -132,7 +132,7 @@ fn is_set_truthy(name: &str) -> bool {
 fn actor_kind() -> ActorKind {
     if AGENT_VARIABLES.iter().any(|v| is_set_truthy(v)) {
         ActorKind::Agent
-    } else if CI_VARIABLES.iter().any(|v| is_set_truthy(v)) {
+    } else if ci_variables().any(is_set_truthy) {
         ActorKind::Ci
     } else if std::io::stdin().is_terminal() || std::fs::File::open("/dev/tty").is_ok() {
         ActorKind::Human
