@@ -11,8 +11,10 @@
 //! assert_eq!(response.status, 0);
 //! assert_eq!(value["decision"]["exit_code"], 121);
 //! ```
-
-use std::sync::{Arc, Mutex};
+//!
+//! A face that answers many requests keeps a [`JsonApi`]: it remembers the
+//! last policy it parsed (a plugin host sends the same policy with every
+//! request). The core holds no global state; the cache is the caller's.
 
 use serde::{Deserialize, Serialize};
 
@@ -217,25 +219,83 @@ fn oversized_fact(facts: &Facts) -> Option<String> {
     None
 }
 
-/// Evaluates a JSON [`Request`].
+/// Evaluates a JSON [`Request`], parsing its policy afresh; a caller with
+/// many requests keeps a [`JsonApi`] instead.
 pub fn evaluate_json(request: &str) -> Response {
-    match evaluate(request) {
-        Ok(evaluation) => Response::ok(&evaluation),
-        Err(response) => response,
+    JsonApi::new().evaluate_json(request)
+}
+
+/// The JSON API with the state it keeps between requests: the last policy
+/// it parsed. Each face owns one (the C library one per thread, the Wasm
+/// module one per instance); it is `Send`, and its methods take `&mut self`,
+/// so it needs no lock.
+///
+/// ```
+/// let mut api = prodguard_core::api::JsonApi::new();
+/// let request = r#"{"policy": "[[rule]]\noperations = [\"db.*\"]\ntiers = [\"production\"]\nrequire = [\"confirm\"]\n",
+///                   "facts": {"env": {"APP_ENV": "production"}}, "operation": {"kind": "db.migrate"}}"#;
+/// let first = api.evaluate_json(request);
+/// let again = api.evaluate_json(request); // the policy is parsed once
+/// assert_eq!(first, again);
+/// assert_eq!(first, prodguard_core::api::evaluate_json(request));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct JsonApi {
+    /// The text of the last policy parsed, and what it parsed to.
+    last_policy: Option<(String, Policy)>,
+}
+
+impl JsonApi {
+    /// An API that has parsed no policy yet.
+    pub fn new() -> JsonApi {
+        JsonApi::default()
+    }
+
+    /// Evaluates a JSON [`Request`], reusing the last policy parsed when the
+    /// request's policy text is the same.
+    pub fn evaluate_json(&mut self, request: &str) -> Response {
+        match evaluate(request, self) {
+            Ok(evaluation) => Response::ok(&evaluation),
+            Err(response) => response,
+        }
+    }
+
+    /// [`audit_record_json`], which keeps no state.
+    pub fn audit_record_json(&self, request: &str) -> Response {
+        audit_record_json(request)
+    }
+
+    /// [`verify_approval_json`], which keeps no state.
+    pub fn verify_approval_json(&self, request: &str) -> Response {
+        verify_approval_json(request)
+    }
+
+    /// Parses a request's policy text, reusing the last parse when the text
+    /// is the same: parsing costs more than the decision itself.
+    fn policy(&mut self, text: &str) -> Result<&Policy, PolicyError> {
+        let entry = match self.last_policy.take() {
+            Some(entry) if entry.0 == text => entry,
+            previous => match Policy::parse_toml(text, "<request policy>") {
+                Ok(policy) => (text.to_owned(), policy),
+                Err(e) => {
+                    self.last_policy = previous;
+                    return Err(e);
+                }
+            },
+        };
+        Ok(&self.last_policy.insert(entry).1)
     }
 }
 
-fn evaluate(request: &str) -> Result<Evaluation, Response> {
+fn evaluate(request: &str, api: &mut JsonApi) -> Result<Evaluation, Response> {
     let request: Request = serde_json::from_str(request).map_err(bad_request)?;
     if let Some(problem) = oversized_fact(&request.facts) {
         return Err(bad_request(problem));
     }
-    let parsed;
     let policy = match &request.policy {
-        Some(text) => {
-            parsed = parse_policy(text).map_err(|e| Response::error(exit::POLICY_ERROR, e))?;
-            &*parsed
-        }
+        Some(text) => api
+            .policy(text)
+            .map_err(|e| Response::error(exit::POLICY_ERROR, e))?,
         None => Policy::builtin_default_ref(),
     };
     let detection = classify_with(&request.facts, &policy.environment, request.explain);
@@ -255,24 +315,6 @@ fn evaluate(request: &str) -> Result<Evaluation, Response> {
         decision,
         session,
     })
-}
-
-/// Parses a request's policy text, reusing the last parse when the text is
-/// the same: a plugin host sends one policy with every request, and parsing
-/// it costs more than the decision itself.
-fn parse_policy(text: &str) -> Result<Arc<Policy>, PolicyError> {
-    static LAST: Mutex<Option<(String, Arc<Policy>)>> = Mutex::new(None);
-    if let Ok(last) = LAST.lock()
-        && let Some((cached_text, policy)) = last.as_ref()
-        && cached_text == text
-    {
-        return Ok(Arc::clone(policy));
-    }
-    let policy = Arc::new(Policy::parse_toml(text, "<request policy>")?);
-    if let Ok(mut last) = LAST.lock() {
-        *last = Some((text.to_owned(), Arc::clone(&policy)));
-    }
-    Ok(policy)
 }
 
 /// Drives a [`Session`] to proceed or deny with the host's evidence.
@@ -630,7 +672,7 @@ mod tests {
         let response = evaluate_json(&text);
         assert_eq!(response.status, 0, "{}", response.body);
         // The answer's bytes are the ones serde_json writes.
-        let evaluation = super::evaluate(&text).unwrap();
+        let evaluation = super::evaluate(&text, &mut JsonApi::new()).unwrap();
         assert_eq!(response.body, serde_json::to_string(&evaluation).unwrap());
         serde_json::from_str(&response.body).unwrap()
     }
