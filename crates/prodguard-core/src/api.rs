@@ -30,35 +30,39 @@ use crate::session::{
 };
 use crate::{Detection, Facts, Policy, PolicyError, Tier, Timestamp, exit};
 
-/// What `evaluate` takes.
-#[derive(Debug, Deserialize)]
+mod builders;
+
+/// What `evaluate` takes. It serialises to the same JSON (absent options
+/// left out), so a host written in Rust can build one (see its builder
+/// methods).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Request {
     /// The facts detection looks at.
     #[serde(default)]
     pub facts: Facts,
     /// The policy as TOML text; absent or null: the built-in default.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
     /// What is asked for.
     pub operation: RequestOperation,
     /// What the host gathered (answers, backup, stamp): when present, the
     /// whole guard session runs and the answer says whether to proceed.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<Evidence>,
     /// The current time (RFC 3339); required with `evidence` (backup age,
     /// approval expiry), unused without it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub now: Option<String>,
     /// List every signal detection looked at, unset ones included (as
     /// `prodguard detect --json`); by default the answer lists only the
     /// signals that were set, which keeps it small and fast.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub explain: bool,
 }
 
 /// The operation in a [`Request`].
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestOperation {
     /// Dotted name.
@@ -73,7 +77,7 @@ pub struct RequestOperation {
 
 /// What a host gathered for one attempt. Anything missing counts as not
 /// given, and a requirement it would satisfy refuses.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Evidence {
     /// Who acts.
@@ -81,39 +85,39 @@ pub struct Evidence {
     /// A unique id the host made for this attempt (ties intent and outcome).
     pub attempt_id: String,
     /// Set when the host's audit log cannot take records.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_error: Option<String>,
     /// The target's environment stamp, when it has one.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stamp: Option<Stamp>,
     /// Set when the target's stamp could not be read.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stamp_error: Option<String>,
     /// What the person typed when asked to confirm.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub typed: Option<String>,
     /// An approval token and the key (64 hex digits) to check it with.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalEvidence>,
     /// The backup the host made.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupEvidence>,
     /// Set when the host's backup failed.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_error: Option<String>,
     /// A break-glass reason.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub break_glass: Option<String>,
     /// The host honours the policy's fleet keys: it holds the `[fleet]
     /// lock` of (operation, target) until the outcome is appended, appends
     /// records to the `[audit] sink` and spends approvals in the
     /// `[approval] ledger`. A policy with fleet keys refuses (125) without it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fleet: bool,
 }
 
 /// An approval token offered as confirmation.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalEvidence {
     /// The `pga1.…` token.
@@ -122,35 +126,46 @@ pub struct ApprovalEvidence {
     pub key: String,
 }
 
-/// What `evaluate` answers.
-#[derive(Debug, Serialize)]
+/// What `evaluate` answers. A host reads it back with serde; it ignores
+/// fields it does not know, as ABI.md asks of hosts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evaluation {
     /// As `prodguard detect --json`.
     pub detection: Detection,
     /// As `prodguard check --json`'s decision.
     pub decision: Decision,
     /// The guard session's verdict, when the request carried evidence.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<SessionVerdict>,
 }
 
 /// Whether to run the operation, given the evidence.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionVerdict {
     /// `proceed` or `deny`.
-    pub step: &'static str,
+    pub step: SessionStep,
     /// 0 to proceed, otherwise 120–125.
     pub exit_code: i32,
     /// Why not, and what to do next.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub denial: Option<Denial>,
     /// What to confirm, when a confirmation was asked for.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub challenge: Option<Challenge>,
     /// The event to append to the audit log (the intent before proceeding,
     /// or the refusal); proceed only once it is durable.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<AuditEvent>,
+}
+
+/// The session's last step, as a [`SessionVerdict`] says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStep {
+    /// Run the operation (once the record is durable).
+    Proceed,
+    /// Do not run it.
+    Deny,
 }
 
 /// A status (0 done, otherwise the table's code) and a JSON body: the answer
@@ -353,7 +368,7 @@ fn run_session(
             recorded: false,
         };
         return Ok(SessionVerdict {
-            step: "deny",
+            step: SessionStep::Deny,
             exit_code: denial.exit_code,
             denial: Some(denial),
             challenge: None,
@@ -409,7 +424,7 @@ fn run_session(
             }
             Step::Proceed => {
                 return Ok(SessionVerdict {
-                    step: "proceed",
+                    step: SessionStep::Proceed,
                     exit_code: 0,
                     denial: None,
                     challenge,
@@ -418,7 +433,7 @@ fn run_session(
             }
             Step::Deny(denial) => {
                 return Ok(SessionVerdict {
-                    step: "deny",
+                    step: SessionStep::Deny,
                     exit_code: denial.exit_code,
                     denial: Some(denial),
                     challenge,
@@ -525,7 +540,7 @@ fn confirmation(
 
 /// What `audit_record_json` takes: the envelope, the chain's previous hash
 /// and the event.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecordRequest {
     /// The log's identity (the first record's choice, kept by every later one).
@@ -545,7 +560,7 @@ pub struct RecordRequest {
 }
 
 /// The record line `audit_record_json` made.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordLine {
     /// The exact line to append, with its trailing newline.
     pub line: String,
@@ -594,7 +609,7 @@ pub fn audit_record_json(request: &str) -> Response {
 }
 
 /// What `verify_approval_json` takes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalRequest {
     /// The `pga1.…` token.
