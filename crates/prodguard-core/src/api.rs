@@ -253,6 +253,15 @@ pub fn evaluate_json(request: &str) -> Response {
 /// let again = api.evaluate_json(request); // the policy is parsed once
 /// assert_eq!(first, again);
 /// assert_eq!(first, prodguard_core::api::evaluate_json(request));
+///
+/// // Another policy, or one that does not parse, is answered as it would
+/// // be afresh; the cache never changes an answer.
+/// let other = request.replace("confirm", "audit");
+/// let broken = request.replace("[[rule]]", "[[rule]");
+/// for request in [&other, &broken, request, &other] {
+///     assert_eq!(api.evaluate_json(request), prodguard_core::api::evaluate_json(request));
+/// }
+/// assert_eq!(api.evaluate_json(&broken).status, 125);
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct JsonApi {
