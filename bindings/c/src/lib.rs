@@ -61,6 +61,13 @@ pub type prodguard_operation_fn =
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+
+    /// `prodguard_evaluate_json`'s JSON API, one per calling thread: it
+    /// keeps the last policy parsed (a host sends the same one with every
+    /// request). The function takes no handle, so the thread is its owner;
+    /// threads never wait on each other for it.
+    static JSON_API: RefCell<prodguard_core::api::JsonApi> =
+        RefCell::new(prodguard_core::api::JsonApi::new());
 }
 
 struct Failure {
@@ -813,7 +820,11 @@ pub unsafe extern "C" fn prodguard_evaluate_json(
         }
         // SAFETY: NULL or NUL-terminated, by the caller's promise.
         let request = unsafe { required_str(request_json, "request_json") }?;
-        let response = prodguard_core::api::evaluate_json(request);
+        let response = JSON_API.with(|api| match api.try_borrow_mut() {
+            Ok(mut api) => api.evaluate_json(request),
+            // Never: nothing re-enters. Uncached is still right.
+            Err(_) => prodguard_core::api::evaluate_json(request),
+        });
         if response.status != 0 {
             let message = serde_json::from_str::<serde_json::Value>(&response.body)
                 .ok()

@@ -176,6 +176,11 @@ interface EvaluateRequestBase {
   /** The policy as TOML text; absent or null: the built-in default policy. */
   policy?: string | null;
   operation: Operation;
+  /**
+   * `true`: `detection.evidence` lists every signal looked at, unset ones
+   * included (as `prodguard detect --json`); by default only those that were set.
+   */
+  explain?: boolean;
 }
 
 /** A dry run (no evidence), or a whole guard session (evidence and `now`, RFC 3339). */

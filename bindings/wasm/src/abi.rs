@@ -10,7 +10,7 @@ use std::alloc::{Layout, alloc, dealloc};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-use prodguard_core::api::{self, Response};
+use prodguard_core::api::{self, JsonApi, Response};
 
 /// `major << 16 | minor`: a host refuses a major it does not know.
 const ABI_VERSION: u32 = 1 << 16 | 1;
@@ -29,6 +29,12 @@ thread_local! {
     /// here, so a double or wrong free is ignored instead of corrupting the
     /// heap.
     static LIVE: RefCell<BTreeMap<u32, u32>> = const { RefCell::new(BTreeMap::new()) };
+
+    /// The instance's JSON API: it keeps the last policy parsed, so a host
+    /// that sends the same policy with every request parses it once. A
+    /// wasm instance is single-threaded and its memory its own, so this is
+    /// the instance's state, not a process's.
+    static API: RefCell<JsonApi> = RefCell::new(JsonApi::new());
 }
 
 /// The ABI version, `major << 16 | minor`.
@@ -90,7 +96,13 @@ pub extern "C" fn prodguard_dealloc(ptr: u32, len: u32) {
 /// evidence the session's verdict.
 #[unsafe(no_mangle)]
 pub extern "C" fn prodguard_evaluate(req_ptr: u32, req_len: u32, out: u32) -> u32 {
-    call(req_ptr, req_len, out, api::evaluate_json)
+    call(req_ptr, req_len, out, |request| {
+        API.with(|api| match api.try_borrow_mut() {
+            Ok(mut api) => api.evaluate_json(request),
+            // Never: exports do not re-enter. Uncached is still right.
+            Err(_) => api::evaluate_json(request),
+        })
+    })
 }
 
 /// Turns an audit event and the previous hash into the exact record line
@@ -118,7 +130,7 @@ fn in_bounds(ptr: u32, len: u32) -> bool {
     ptr != 0 && u64::from(ptr) + u64::from(len) <= memory_bytes()
 }
 
-fn call(req_ptr: u32, req_len: u32, out: u32, handler: fn(&str) -> Response) -> u32 {
+fn call(req_ptr: u32, req_len: u32, out: u32, handler: impl FnOnce(&str) -> Response) -> u32 {
     if !in_bounds(out, 8) {
         // Nowhere to write an answer: the status alone says why.
         return INVALID_ARGUMENT;

@@ -11,8 +11,10 @@
 //! assert_eq!(response.status, 0);
 //! assert_eq!(value["decision"]["exit_code"], 121);
 //! ```
-
-use std::sync::{Arc, Mutex};
+//!
+//! A face that answers many requests keeps a [`JsonApi`]: it remembers the
+//! last policy it parsed (a plugin host sends the same policy with every
+//! request). The core holds no global state; the cache is the caller's.
 
 use serde::{Deserialize, Serialize};
 
@@ -28,35 +30,39 @@ use crate::session::{
 };
 use crate::{Detection, Facts, Policy, PolicyError, Tier, Timestamp, exit};
 
-/// What `evaluate` takes.
-#[derive(Debug, Deserialize)]
+mod builders;
+
+/// What `evaluate` takes. It serialises to the same JSON (absent options
+/// left out), so a host written in Rust can build one (see its builder
+/// methods).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Request {
     /// The facts detection looks at.
     #[serde(default)]
     pub facts: Facts,
     /// The policy as TOML text; absent or null: the built-in default.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
     /// What is asked for.
     pub operation: RequestOperation,
     /// What the host gathered (answers, backup, stamp): when present, the
     /// whole guard session runs and the answer says whether to proceed.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<Evidence>,
     /// The current time (RFC 3339); required with `evidence` (backup age,
     /// approval expiry), unused without it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub now: Option<String>,
     /// List every signal detection looked at, unset ones included (as
     /// `prodguard detect --json`); by default the answer lists only the
     /// signals that were set, which keeps it small and fast.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub explain: bool,
 }
 
 /// The operation in a [`Request`].
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestOperation {
     /// Dotted name.
@@ -71,7 +77,7 @@ pub struct RequestOperation {
 
 /// What a host gathered for one attempt. Anything missing counts as not
 /// given, and a requirement it would satisfy refuses.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Evidence {
     /// Who acts.
@@ -79,39 +85,39 @@ pub struct Evidence {
     /// A unique id the host made for this attempt (ties intent and outcome).
     pub attempt_id: String,
     /// Set when the host's audit log cannot take records.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_error: Option<String>,
     /// The target's environment stamp, when it has one.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stamp: Option<Stamp>,
     /// Set when the target's stamp could not be read.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stamp_error: Option<String>,
     /// What the person typed when asked to confirm.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub typed: Option<String>,
     /// An approval token and the key (64 hex digits) to check it with.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalEvidence>,
     /// The backup the host made.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupEvidence>,
     /// Set when the host's backup failed.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_error: Option<String>,
     /// A break-glass reason.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub break_glass: Option<String>,
     /// The host honours the policy's fleet keys: it holds the `[fleet]
     /// lock` of (operation, target) until the outcome is appended, appends
     /// records to the `[audit] sink` and spends approvals in the
     /// `[approval] ledger`. A policy with fleet keys refuses (125) without it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fleet: bool,
 }
 
 /// An approval token offered as confirmation.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalEvidence {
     /// The `pga1.…` token.
@@ -120,35 +126,46 @@ pub struct ApprovalEvidence {
     pub key: String,
 }
 
-/// What `evaluate` answers.
-#[derive(Debug, Serialize)]
+/// What `evaluate` answers. A host reads it back with serde; it ignores
+/// fields it does not know, as ABI.md asks of hosts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evaluation {
     /// As `prodguard detect --json`.
     pub detection: Detection,
     /// As `prodguard check --json`'s decision.
     pub decision: Decision,
     /// The guard session's verdict, when the request carried evidence.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<SessionVerdict>,
 }
 
 /// Whether to run the operation, given the evidence.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionVerdict {
     /// `proceed` or `deny`.
-    pub step: &'static str,
+    pub step: SessionStep,
     /// 0 to proceed, otherwise 120–125.
     pub exit_code: i32,
     /// Why not, and what to do next.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub denial: Option<Denial>,
     /// What to confirm, when a confirmation was asked for.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub challenge: Option<Challenge>,
     /// The event to append to the audit log (the intent before proceeding,
     /// or the refusal); proceed only once it is durable.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<AuditEvent>,
+}
+
+/// The session's last step, as a [`SessionVerdict`] says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStep {
+    /// Run the operation (once the record is durable).
+    Proceed,
+    /// Do not run it.
+    Deny,
 }
 
 /// A status (0 done, otherwise the table's code) and a JSON body: the answer
@@ -217,25 +234,92 @@ fn oversized_fact(facts: &Facts) -> Option<String> {
     None
 }
 
-/// Evaluates a JSON [`Request`].
+/// Evaluates a JSON [`Request`], parsing its policy afresh; a caller with
+/// many requests keeps a [`JsonApi`] instead.
 pub fn evaluate_json(request: &str) -> Response {
-    match evaluate(request) {
-        Ok(evaluation) => Response::ok(&evaluation),
-        Err(response) => response,
+    JsonApi::new().evaluate_json(request)
+}
+
+/// The JSON API with the state it keeps between requests: the last policy
+/// it parsed. Each face owns one (the C library one per thread, the Wasm
+/// module one per instance); it is `Send`, and its methods take `&mut self`,
+/// so it needs no lock.
+///
+/// ```
+/// let mut api = prodguard_core::api::JsonApi::new();
+/// let request = r#"{"policy": "[[rule]]\noperations = [\"db.*\"]\ntiers = [\"production\"]\nrequire = [\"confirm\"]\n",
+///                   "facts": {"env": {"APP_ENV": "production"}}, "operation": {"kind": "db.migrate"}}"#;
+/// let first = api.evaluate_json(request);
+/// let again = api.evaluate_json(request); // the policy is parsed once
+/// assert_eq!(first, again);
+/// assert_eq!(first, prodguard_core::api::evaluate_json(request));
+///
+/// // Another policy, or one that does not parse, is answered as it would
+/// // be afresh; the cache never changes an answer.
+/// let other = request.replace("confirm", "audit");
+/// let broken = request.replace("[[rule]]", "[[rule]");
+/// for request in [&other, &broken, request, &other] {
+///     assert_eq!(api.evaluate_json(request), prodguard_core::api::evaluate_json(request));
+/// }
+/// assert_eq!(api.evaluate_json(&broken).status, 125);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct JsonApi {
+    /// The text of the last policy parsed, and what it parsed to.
+    last_policy: Option<(String, Policy)>,
+}
+
+impl JsonApi {
+    /// An API that has parsed no policy yet.
+    pub fn new() -> JsonApi {
+        JsonApi::default()
+    }
+
+    /// Evaluates a JSON [`Request`], reusing the last policy parsed when the
+    /// request's policy text is the same.
+    pub fn evaluate_json(&mut self, request: &str) -> Response {
+        match evaluate(request, self) {
+            Ok(evaluation) => Response::ok(&evaluation),
+            Err(response) => response,
+        }
+    }
+
+    /// [`audit_record_json`], which keeps no state.
+    pub fn audit_record_json(&self, request: &str) -> Response {
+        audit_record_json(request)
+    }
+
+    /// [`verify_approval_json`], which keeps no state.
+    pub fn verify_approval_json(&self, request: &str) -> Response {
+        verify_approval_json(request)
+    }
+
+    /// Parses a request's policy text, reusing the last parse when the text
+    /// is the same: parsing costs more than the decision itself.
+    fn policy(&mut self, text: &str) -> Result<&Policy, PolicyError> {
+        let entry = match self.last_policy.take() {
+            Some(entry) if entry.0 == text => entry,
+            previous => match Policy::parse_toml(text, "<request policy>") {
+                Ok(policy) => (text.to_owned(), policy),
+                Err(e) => {
+                    self.last_policy = previous;
+                    return Err(e);
+                }
+            },
+        };
+        Ok(&self.last_policy.insert(entry).1)
     }
 }
 
-fn evaluate(request: &str) -> Result<Evaluation, Response> {
+fn evaluate(request: &str, api: &mut JsonApi) -> Result<Evaluation, Response> {
     let request: Request = serde_json::from_str(request).map_err(bad_request)?;
     if let Some(problem) = oversized_fact(&request.facts) {
         return Err(bad_request(problem));
     }
-    let parsed;
     let policy = match &request.policy {
-        Some(text) => {
-            parsed = parse_policy(text).map_err(|e| Response::error(exit::POLICY_ERROR, e))?;
-            &*parsed
-        }
+        Some(text) => api
+            .policy(text)
+            .map_err(|e| Response::error(exit::POLICY_ERROR, e))?,
         None => Policy::builtin_default_ref(),
     };
     let detection = classify_with(&request.facts, &policy.environment, request.explain);
@@ -255,24 +339,6 @@ fn evaluate(request: &str) -> Result<Evaluation, Response> {
         decision,
         session,
     })
-}
-
-/// Parses a request's policy text, reusing the last parse when the text is
-/// the same: a plugin host sends one policy with every request, and parsing
-/// it costs more than the decision itself.
-fn parse_policy(text: &str) -> Result<Arc<Policy>, PolicyError> {
-    static LAST: Mutex<Option<(String, Arc<Policy>)>> = Mutex::new(None);
-    if let Ok(last) = LAST.lock()
-        && let Some((cached_text, policy)) = last.as_ref()
-        && cached_text == text
-    {
-        return Ok(Arc::clone(policy));
-    }
-    let policy = Arc::new(Policy::parse_toml(text, "<request policy>")?);
-    if let Ok(mut last) = LAST.lock() {
-        *last = Some((text.to_owned(), Arc::clone(&policy)));
-    }
-    Ok(policy)
 }
 
 /// Drives a [`Session`] to proceed or deny with the host's evidence.
@@ -311,7 +377,7 @@ fn run_session(
             recorded: false,
         };
         return Ok(SessionVerdict {
-            step: "deny",
+            step: SessionStep::Deny,
             exit_code: denial.exit_code,
             denial: Some(denial),
             challenge: None,
@@ -367,7 +433,7 @@ fn run_session(
             }
             Step::Proceed => {
                 return Ok(SessionVerdict {
-                    step: "proceed",
+                    step: SessionStep::Proceed,
                     exit_code: 0,
                     denial: None,
                     challenge,
@@ -376,7 +442,7 @@ fn run_session(
             }
             Step::Deny(denial) => {
                 return Ok(SessionVerdict {
-                    step: "deny",
+                    step: SessionStep::Deny,
                     exit_code: denial.exit_code,
                     denial: Some(denial),
                     challenge,
@@ -483,7 +549,7 @@ fn confirmation(
 
 /// What `audit_record_json` takes: the envelope, the chain's previous hash
 /// and the event.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecordRequest {
     /// The log's identity (the first record's choice, kept by every later one).
@@ -503,7 +569,7 @@ pub struct RecordRequest {
 }
 
 /// The record line `audit_record_json` made.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordLine {
     /// The exact line to append, with its trailing newline.
     pub line: String,
@@ -552,7 +618,7 @@ pub fn audit_record_json(request: &str) -> Response {
 }
 
 /// What `verify_approval_json` takes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalRequest {
     /// The `pga1.…` token.
@@ -630,7 +696,7 @@ mod tests {
         let response = evaluate_json(&text);
         assert_eq!(response.status, 0, "{}", response.body);
         // The answer's bytes are the ones serde_json writes.
-        let evaluation = super::evaluate(&text).unwrap();
+        let evaluation = super::evaluate(&text, &mut JsonApi::new()).unwrap();
         assert_eq!(response.body, serde_json::to_string(&evaluation).unwrap());
         serde_json::from_str(&response.body).unwrap()
     }

@@ -86,7 +86,7 @@ impl Operation {
 }
 
 /// The policy's verdict before any evidence is gathered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// Runs without further input.
@@ -98,7 +98,7 @@ pub enum Verdict {
 }
 
 /// One requirement and the rule that asks for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RequirementView {
     /// `confirm`, `backup` or `audit`.
     pub kind: Requirement,
@@ -109,7 +109,11 @@ pub struct RequirementView {
 }
 
 /// What the policy says about an operation here (a dry run: `prodguard check`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// Its JSON (`prodguard check --json`, the JSON API's `decision`) carries
+/// the fields up to `reasons`; the rest are for the session, and a decision
+/// read back from JSON has their defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Decision {
     /// Allow, deny or require.
     pub result: Verdict,
@@ -440,7 +444,7 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
 }
 
 /// What a person must confirm.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Challenge {
     /// The operation.
     pub operation: String,
@@ -479,7 +483,7 @@ pub struct BackupRequest {
 }
 
 /// Why the session refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Denial {
     /// 120–125.
     pub exit_code: i32,

@@ -24,8 +24,8 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::time::Instant;
 
 use prodguard_wasmtime::{
-    AuditRecordRequest, EvaluateRequest, Evidence, Facts, GENESIS_PREV, ProdguardModule, Step,
-    now_rfc3339,
+    AuditRecordRequest, EvaluateRequest, GENESIS_PREV, ProdguardModule, Step,
+    evidence_from_process, gather_default_facts, now_rfc3339,
 };
 
 struct Args {
@@ -88,7 +88,7 @@ fn run() -> Result<i32, Box<dyn std::error::Error>> {
 
     let mut request = EvaluateRequest::new(&args.op)
         .target(&args.target)
-        .facts(Facts::gather_default());
+        .facts(gather_default_facts());
     if let Some(path) = std::env::var_os("PRODGUARD_POLICY") {
         request = request.policy(
             std::fs::read_to_string(&path)
@@ -144,7 +144,7 @@ fn run() -> Result<i32, Box<dyn std::error::Error>> {
     }
 
     // 2. The guard session: ask for what it needs, then ask it again.
-    let evidence = Evidence::from_process();
+    let evidence = evidence_from_process();
     let attempt = evidence.attempt_id.clone();
     let mut session = instance
         .evaluate(&request.clone().evidence(evidence.clone(), now_rfc3339()))?

@@ -407,10 +407,10 @@ impl ProdguardInstance {
     ///     host: "web-1".into(),
     ///     pid: 4242,
     ///     prev: GENESIS_PREV.into(),
-    ///     event: serde_json::json!({"kind": "note", "message": "plugin host started"}),
+    ///     event: serde_json::from_value(serde_json::json!({"kind": "note", "message": "plugin host started"}))?,
     /// })?;
     /// assert!(first.line.ends_with('\n'));
-    /// # Ok::<(), prodguard_wasmtime::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn audit_record<R: Serialize + ?Sized>(
         &mut self,

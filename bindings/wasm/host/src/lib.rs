@@ -18,22 +18,25 @@
 //!   [`audit_record`](ProdguardInstance::audit_record) and
 //!   [`verify_approval`](ProdguardInstance::verify_approval) are typed;
 //!   [`call_json`](ProdguardInstance::call_json) is byte-exact.
-//! - [`Facts::gather`] reads the real process's facts as the Rust runtime
+//! - [`gather_facts`] reads the real process's facts as the Rust runtime
 //!   does.
+//! - The requests and answers are the core's own types
+//!   (`prodguard_core::api` and the types it uses), so this crate, the
+//!   module and `prodguard.d.ts` share one schema.
 //!
 //! ```no_run
-//! use prodguard_wasmtime::{EvaluateRequest, Evidence, Facts, ProdguardModule, now_rfc3339};
+//! use prodguard_wasmtime::{EvaluateRequest, ProdguardModule, evidence_from_process, gather_default_facts, now_rfc3339};
 //!
 //! let module = ProdguardModule::from_file("target/prodguard.wasm")?;
 //! let mut instance = module.instantiate()?;
 //!
 //! // A dry run: what would the policy ask for here?
-//! let request = EvaluateRequest::new("db.migrate").target("orders").facts(Facts::gather_default());
+//! let request = EvaluateRequest::new("db.migrate").target("orders").facts(gather_default_facts());
 //! let evaluation = instance.evaluate(&request)?;
 //! println!("{} → {:?}", evaluation.detection.environment, evaluation.decision.result);
 //!
 //! // The guard session: may it run now, with what the person typed?
-//! let mut evidence = Evidence::from_process();
+//! let mut evidence = evidence_from_process();
 //! evidence.typed = Some("orders".into());
 //! let session = instance.evaluate(&request.evidence(evidence, now_rfc3339()))?.session;
 //! if let Some(session) = session {
@@ -59,10 +62,11 @@ pub use module::{
     AbiVersion, DEFAULT_FUEL_PER_CALL, DEFAULT_MAX_MEMORY_BYTES, EXPORTS, Limits, ProdguardModule,
     SUPPORTED_ABI_MAJOR,
 };
-pub use prodguard::{Detection, Tier};
 pub use types::{
-    Actor, ActorKind, ApprovalClaims, ApprovalEvidence, ApprovalRequest, AuditRecordRequest,
-    Backup, Challenge, ConfirmMode, DEFAULT_MARKER_FILE, Decision, Denial, EvaluateRequest,
-    Evaluation, Evidence, Facts, GENESIS_PREV, MAX_FACT_BYTES, Operation, RecordLine, Requirement,
-    RequirementKind, SessionVerdict, Stamp, Step, Verdict, now_rfc3339,
+    Actor, ActorKind, ApprovalClaims, ApprovalEvidence, ApprovalRequest, AuditEvent,
+    AuditRecordRequest, Backup, Challenge, ConfirmMode, DEFAULT_MARKER_FILE, Decision, Denial,
+    Detection, EvaluateRequest, Evaluation, Evidence, Facts, GENESIS_PREV, MAX_FACT_BYTES,
+    Operation, RecordLine, Requirement, RequirementKind, SessionVerdict, Stamp, Step, Tier,
+    Timestamp, Verdict, evidence_from_process, gather_default_facts, gather_facts, now,
+    now_rfc3339,
 };

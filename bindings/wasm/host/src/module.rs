@@ -168,12 +168,12 @@ impl fmt::Display for AbiVersion {
 /// or per plugin, each with its own wasmtime `Store`.
 ///
 /// ```no_run
-/// use prodguard_wasmtime::{EvaluateRequest, Facts, ProdguardModule};
+/// use prodguard_wasmtime::{EvaluateRequest, ProdguardModule, gather_default_facts};
 ///
 /// let module = ProdguardModule::from_file("target/prodguard.wasm")?;
 /// let mut instance = module.instantiate()?;
 /// let evaluation = instance.evaluate(
-///     &EvaluateRequest::new("db.migrate").target("orders").facts(Facts::gather_default()),
+///     &EvaluateRequest::new("db.migrate").target("orders").facts(gather_default_facts()),
 /// )?;
 /// println!("{:?} (exit code {})", evaluation.decision.result, evaluation.decision.exit_code);
 /// # Ok::<(), prodguard_wasmtime::Error>(())

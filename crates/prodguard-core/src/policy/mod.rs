@@ -229,7 +229,7 @@ impl Requirement {
 }
 
 /// How a confirmation may be given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConfirmMode {
     /// Typed at a terminal.
@@ -237,6 +237,7 @@ pub enum ConfirmMode {
     /// A pre-issued approval token.
     Approval,
     /// Either (the default).
+    #[default]
     Either,
 }
 

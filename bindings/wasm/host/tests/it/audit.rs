@@ -57,7 +57,7 @@ fn intent_event() -> Value {
         .evidence(evidence, NOW);
     let session = instance.evaluate(&request).unwrap().session.unwrap();
     assert!(session.proceeds(), "{session:?}");
-    session.record.unwrap()
+    serde_json::to_value(session.record.unwrap()).unwrap()
 }
 
 #[test]
@@ -81,7 +81,7 @@ fn records_chain_into_a_log_that_verifies_and_match_the_rust_sink() {
             host: "plugin-host-1".into(),
             pid: 4242,
             prev: prev.clone(),
-            event: event.clone(),
+            event: serde_json::from_value(event.clone()).unwrap(),
         };
         let RecordLine { line, hash, .. } = instance.audit_record(&request).unwrap();
         assert!(line.ends_with('\n'));
@@ -137,14 +137,15 @@ fn bad_chain_links_are_refused() {
         host: "h".into(),
         pid: 1,
         prev: GENESIS_PREV.into(),
-        event: json!({"kind": "note", "message": "m"}),
+        event: serde_json::from_value(json!({"kind": "note", "message": "m"})).unwrap(),
     };
     let mut zero = base.clone();
     zero.seq = 0;
     let mut bad_prev = base.clone();
     bad_prev.prev = "xyz".into();
     let mut huge = base;
-    huge.event = json!({"kind": "note", "message": "m".repeat(1 << 20)});
+    huge.event =
+        serde_json::from_value(json!({"kind": "note", "message": "m".repeat(1 << 20)})).unwrap();
     for request in [zero, bad_prev, huge] {
         let error = instance.audit_record(&request).unwrap_err();
         assert_eq!(error.status(), Some(125), "{error}");

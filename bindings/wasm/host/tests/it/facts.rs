@@ -12,12 +12,12 @@ use crate::common::instance;
 const CHILD: &str = "PRODGUARD_WASMTIME_FACTS_CHILD";
 const BEGIN: &str = "--- facts ---";
 
-/// In the child: prints what `Facts::gather` sees. In a normal run: nothing.
+/// In the child: prints what `gather_facts` sees. In a normal run: nothing.
 #[test]
 #[allow(clippy::print_stdout)]
 fn gather_in_a_child() {
     if let Some(marker) = std::env::var_os(CHILD) {
-        let facts = Facts::gather(marker.to_str().unwrap());
+        let facts = prodguard_wasmtime::gather_facts(marker.to_str().unwrap());
         println!("{BEGIN}\n{}", serde_json::to_string(&facts).unwrap());
     }
 }

@@ -9,6 +9,7 @@
 mod common;
 
 mod audit;
+mod dts;
 mod exports;
 mod facts;
 mod fuzz;

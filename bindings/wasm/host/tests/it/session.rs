@@ -63,7 +63,10 @@ fn without_a_typed_answer_production_denies_121_with_the_challenge() {
     assert_eq!(challenge.environment, "production");
     assert_eq!(challenge.tier, Tier::Production);
     assert!(!challenge.why.is_empty());
-    assert_eq!(session.record.as_ref().unwrap()["kind"], "refusal");
+    assert_eq!(
+        session.record.as_ref().unwrap().kind,
+        prodguard_core::audit::EventKind::Refusal
+    );
 
     let mut wrong = evidence();
     wrong.typed = Some("order".into());
@@ -81,7 +84,7 @@ fn the_typed_target_proceeds_with_an_intent_record() {
     assert_eq!(session.exit_code, 0);
     assert!(session.denial.is_none());
     assert_eq!(session.challenge.as_ref().unwrap().expected, "orders");
-    let record = session.record.unwrap();
+    let record = serde_json::to_value(session.record.unwrap()).unwrap();
     assert_eq!(record["kind"], "intent");
     assert_eq!(record["attempt_id"], ATTEMPT);
     assert_eq!(record["actor"]["user"], "alice");
@@ -116,14 +119,14 @@ fn each_unmet_requirement_refuses_with_its_code() {
         location: "/backups/orders.bak".into(),
         sha256: "ab".repeat(32),
         bytes: 4096,
-        created: "2026-11-27T09:59:00Z".into(),
+        created: Timestamp::parse_rfc3339("2026-11-27T09:59:00Z").unwrap(),
         verified: true,
         verification: None,
     });
     let session = attempt(&mut instance, Some(BACKUP_POLICY), backed_up);
     assert_eq!(session.step, Step::Proceed, "{session:?}");
     assert_eq!(
-        session.record.unwrap()["backup"]["location"],
+        session.record.unwrap().backup.unwrap().location,
         "/backups/orders.bak"
     );
 
@@ -194,7 +197,7 @@ fn an_approval_token_confirms_in_the_session_and_verifies_on_its_own() {
     });
     let session = attempt(&mut instance, None, approved);
     assert_eq!(session.step, Step::Proceed, "{session:?}");
-    let record = session.record.unwrap();
+    let record = serde_json::to_value(session.record.unwrap()).unwrap();
     assert_eq!(record["confirm"]["method"], "approval");
     assert_eq!(record["confirm"]["approver"], "bob");
     assert_eq!(record["confirm"]["token_id"], "nonce-1");

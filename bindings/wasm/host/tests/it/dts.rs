@@ -1,0 +1,733 @@
+//! `bindings/wasm/js/prodguard.d.ts` names exactly what the core writes
+//! and reads: the request and answer types this crate re-exports are the
+//! core's own, and this test keeps the TypeScript types in step with them.
+//!
+//! Every type is serialised from a value with every field set (so no
+//! `skip_serializing_if` hides one), and its field names must be the keys
+//! of the matching interface, both ways; every variant of every enum must
+//! be a member of the matching string union, and every member must parse
+//! as a variant. A field or variant added, renamed or removed on either
+//! side fails here, naming it. (The field *types* are not compared: only
+//! names.) The values are built with struct literals, so a field added to a
+//! core type also stops this test compiling until it is given a value.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use prodguard_core::api::{
+    ApprovalEvidence, ApprovalRequest, Evaluation, Evidence, RecordLine, RecordRequest, Request,
+    RequestOperation, SessionStep, SessionVerdict,
+};
+use prodguard_core::approval::Claims;
+use prodguard_core::audit::{
+    Actor, AuditEvent, BackupEvidence, ConfirmEvidence, DecisionRecord, EventKind, OperationRecord,
+    OutcomeRecord, SealInfo,
+};
+use prodguard_core::detect::{Conflict, Evidence as Signal, Strength};
+use prodguard_core::policy::{ActorKind, ConfirmMode, Requirement};
+use prodguard_core::session::{Challenge, Decision, Denial, RequirementView, Stamp, Verdict};
+use prodguard_core::{Detection, Facts, Tier, Timestamp, exit};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+const DTS: &str = include_str!("../../../js/prodguard.d.ts");
+
+// ---- a reader for the few TypeScript forms prodguard.d.ts uses -------------
+
+/// The declarations' text without comments.
+fn without_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix("/*") {
+            rest = after.find("*/").map_or("", |end| &after[end + 2..]);
+        } else if let Some(after) = rest.strip_prefix("//") {
+            rest = after.find('\n').map_or("", |end| &after[end..]);
+        } else {
+            let c = rest.chars().next().unwrap();
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    out
+}
+
+/// The text of `interface name { … }` (the braces' content) or of
+/// `type name = …;` (up to the `;` outside any brackets).
+fn declaration(dts: &str, name: &str) -> String {
+    for keyword in ["interface", "type"] {
+        let needle = format!("{keyword} {name} ");
+        let Some(at) = dts.find(&needle) else {
+            continue;
+        };
+        let body = &dts[at + needle.len()..];
+        if keyword == "interface" {
+            let open = body.find('{').unwrap();
+            return balanced(&body[open..]).to_owned();
+        }
+        let body = body.trim_start().strip_prefix('=').unwrap();
+        let mut depth = 0i32;
+        for (i, c) in body.char_indices() {
+            match c {
+                '{' | '(' | '[' | '<' => depth += 1,
+                '}' | ')' | ']' | '>' => depth -= 1,
+                ';' if depth == 0 => return body[..i].to_owned(),
+                _ => {}
+            }
+        }
+        panic!("`type {name}` has no end");
+    }
+    panic!("prodguard.d.ts declares no `{name}`");
+}
+
+/// The content of the brace block `text` starts with.
+fn balanced(text: &str) -> &str {
+    let mut depth = 0;
+    for (i, c) in text.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return &text[1..i];
+                }
+            }
+            _ => {}
+        }
+    }
+    panic!("unbalanced braces in {text:?}");
+}
+
+/// The members (name → type text) of an object type's content.
+fn members(body: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut depth = 0i32;
+    let mut start = 0;
+    let mut pieces = Vec::new();
+    for (i, c) in body.char_indices() {
+        match c {
+            '{' | '(' | '[' | '<' => depth += 1,
+            '}' | ')' | ']' | '>' => depth -= 1,
+            ';' | '\n' if depth == 0 => {
+                pieces.push(&body[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    pieces.push(&body[start..]);
+    for piece in pieces {
+        let piece = piece.trim();
+        if piece.is_empty() {
+            continue;
+        }
+        let colon = piece
+            .find(':')
+            .unwrap_or_else(|| panic!("member {piece:?}"));
+        let name = piece[..colon].trim();
+        let name = name.strip_prefix("readonly ").unwrap_or(name);
+        let name = name.trim_end_matches('?').trim();
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "unexpected member {piece:?}"
+        );
+        out.insert(name.to_owned(), piece[colon + 1..].trim().to_owned());
+    }
+    out
+}
+
+/// The members of every object literal `{ … }` at the top of `text` (a
+/// type alias's union or intersection of object types; named types in it
+/// are not followed).
+fn object_literals(text: &str) -> Vec<BTreeMap<String, String>> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let body = balanced(&rest[open..]);
+        out.push(members(body));
+        rest = &rest[open + body.len() + 2..];
+    }
+    out
+}
+
+/// The members of the shape a path names: `Name` (an interface, or a type
+/// alias of object literals, all of whose members count) or `Name.field`
+/// (the object literal that is the field's type).
+fn shape(dts: &str, path: &str) -> BTreeMap<String, String> {
+    let mut parts = path.split('.');
+    let name = parts.next().unwrap();
+    let text = declaration(dts, name);
+    let mut fields = if dts.contains(&format!("interface {name} ")) {
+        members(&text)
+    } else {
+        object_literals(&text).into_iter().flatten().collect()
+    };
+    for field in parts {
+        let ty = fields
+            .get(field)
+            .unwrap_or_else(|| panic!("{path}: no member `{field}`"))
+            .clone();
+        fields = object_literals(&ty).into_iter().flatten().collect();
+    }
+    fields
+}
+
+/// The string literals in a type's text (`'a' | 'b'`).
+fn string_literals(text: &str) -> BTreeSet<String> {
+    text.split('\'')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The number literals in a type's text (`120 | 121`).
+fn number_literals(text: &str) -> BTreeSet<i32> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect()
+}
+
+// ---- the core's side -------------------------------------------------------
+
+fn keys(value: &impl Serialize) -> BTreeSet<String> {
+    match serde_json::to_value(value).unwrap() {
+        Value::Object(map) => map.keys().cloned().collect(),
+        other => panic!("not an object: {other}"),
+    }
+}
+
+fn ts(text: &str) -> Timestamp {
+    Timestamp::parse_rfc3339(text).unwrap()
+}
+
+fn actor() -> Actor {
+    Actor {
+        user: "alice".into(),
+        kind: ActorKind::Human,
+    }
+}
+
+fn operation() -> RequestOperation {
+    RequestOperation {
+        kind: "db.migrate".into(),
+        target: Some("orders".into()),
+        fingerprint: Some("sha256:ab".into()),
+    }
+}
+
+fn facts() -> Facts {
+    Facts {
+        explicit: Some("production".into()),
+        env: [("APP_ENV".to_owned(), "production".to_owned())].into(),
+        files: [("/etc/prodguard/environment".to_owned(), "prod".to_owned())].into(),
+        hostname: Some("db-1".into()),
+    }
+}
+
+fn stamp() -> Stamp {
+    Stamp {
+        environment: "production".into(),
+        tier: Tier::Production,
+        stamped_at: Some("2026-11-27T09:00:00Z".into()),
+        stamped_by: Some("alice".into()),
+    }
+}
+
+fn backup() -> BackupEvidence {
+    BackupEvidence {
+        location: "/b/orders.bak".into(),
+        sha256: "ab".repeat(32),
+        bytes: 4096,
+        created: ts("2026-11-27T09:59:00Z"),
+        verified: true,
+        verification: Some("sqlite3 PRAGMA integrity_check".into()),
+    }
+}
+
+fn approval_evidence() -> ApprovalEvidence {
+    ApprovalEvidence {
+        token: "pga1.x.y".into(),
+        key: "00".repeat(32),
+    }
+}
+
+fn evidence() -> Evidence {
+    Evidence {
+        actor: actor(),
+        attempt_id: "a-1".into(),
+        audit_error: Some("read-only".into()),
+        stamp: Some(stamp()),
+        stamp_error: Some("unreadable".into()),
+        typed: Some("orders".into()),
+        approval: Some(approval_evidence()),
+        backup: Some(backup()),
+        backup_error: Some("disk full".into()),
+        break_glass: Some("the incident of today".into()),
+        fleet: true,
+    }
+}
+
+fn request() -> Request {
+    Request {
+        facts: facts(),
+        policy: Some("[[rule]]\n".into()),
+        operation: operation(),
+        evidence: Some(evidence()),
+        now: Some("2026-11-27T10:00:00Z".into()),
+        explain: true,
+    }
+}
+
+fn operation_record() -> OperationRecord {
+    OperationRecord {
+        kind: "db.migrate".into(),
+        target: Some("orders".into()),
+        env: "production".into(),
+        tier: Tier::Production,
+        decided_by: "env:APP_ENV".into(),
+        fingerprint: Some("sha256:ab".into()),
+    }
+}
+
+fn decision_record() -> DecisionRecord {
+    DecisionRecord {
+        result: "proceed".into(),
+        rule: Some("migrations".into()),
+        requirements: vec![Requirement::Confirm],
+        reasons: vec!["because".into()],
+        exit_code: Some(0),
+    }
+}
+
+fn confirm_evidence() -> ConfirmEvidence {
+    ConfirmEvidence {
+        method: "approval".into(),
+        approver: Some("bob".into()),
+        token_id: Some("n-1".into()),
+        exp: Some(ts("2026-11-27T10:10:00Z")),
+    }
+}
+
+fn outcome_record() -> OutcomeRecord {
+    OutcomeRecord {
+        status: "failed".into(),
+        duration_ms: 12,
+        error: Some("exit 1".into()),
+        exit_code: Some(1),
+    }
+}
+
+fn seal() -> SealInfo {
+    SealInfo {
+        epoch: 1,
+        mac: "ab".repeat(32),
+    }
+}
+
+fn event() -> AuditEvent {
+    AuditEvent {
+        kind: EventKind::Intent,
+        attempt_id: Some("a-1".into()),
+        actor: Some(actor()),
+        op: Some(operation_record()),
+        decision: Some(decision_record()),
+        backup: Some(backup()),
+        confirm: Some(confirm_evidence()),
+        outcome: Some(outcome_record()),
+        message: Some("m".into()),
+        seal: Some(seal()),
+    }
+}
+
+fn signal() -> Signal {
+    Signal {
+        source: "env:APP_ENV".into(),
+        value: Some("production".into()),
+        environment: Some("production".into()),
+        tier: Some(Tier::Production),
+        strength: Strength::Declared,
+        used: true,
+        meaning: "declares production".into(),
+    }
+}
+
+fn conflict() -> Conflict {
+    Conflict {
+        sources: vec!["env:APP_ENV".into(), "env:NODE_ENV".into()],
+        tiers: vec![Tier::Production, Tier::Development],
+        resolved: Tier::Production,
+    }
+}
+
+fn detection() -> Detection {
+    Detection {
+        environment: "production".into(),
+        tier: Tier::Production,
+        protected: true,
+        decided_by: "env:APP_ENV".into(),
+        evidence: vec![signal()],
+        conflicts: vec![conflict()],
+        hint: Some("set APP_ENV".into()),
+    }
+}
+
+fn requirement() -> RequirementView {
+    RequirementView {
+        kind: Requirement::Confirm,
+        rule: "migrations".into(),
+        how: "type the target's name".into(),
+    }
+}
+
+fn decision() -> Decision {
+    Decision {
+        result: Verdict::Require,
+        rule: Some("migrations".into()),
+        requirements: vec![requirement()],
+        exit_code: 121,
+        reasons: vec!["because".into()],
+        // Not part of the JSON.
+        confirm_mode: ConfirmMode::Either,
+        backup: None,
+        actors: Vec::new(),
+        break_glass_allowed: false,
+    }
+}
+
+fn challenge() -> Challenge {
+    Challenge {
+        operation: "db.migrate".into(),
+        target: Some("orders".into()),
+        environment: "production".into(),
+        tier: Tier::Production,
+        why: "production".into(),
+        expected: "orders".into(),
+        mode: ConfirmMode::Either,
+    }
+}
+
+fn denial() -> Denial {
+    Denial {
+        exit_code: 121,
+        rule: Some("migrations".into()),
+        missing: "a confirmation".into(),
+        next_step: "type it".into(),
+        recorded: false,
+    }
+}
+
+fn session() -> SessionVerdict {
+    SessionVerdict {
+        step: SessionStep::Deny,
+        exit_code: 121,
+        denial: Some(denial()),
+        challenge: Some(challenge()),
+        record: Some(event()),
+    }
+}
+
+fn evaluation() -> Evaluation {
+    Evaluation {
+        detection: detection(),
+        decision: decision(),
+        session: Some(session()),
+    }
+}
+
+fn record_request() -> RecordRequest {
+    RecordRequest {
+        log_id: "L".into(),
+        seq: 1,
+        ts: "2026-11-27T10:00:00Z".into(),
+        host: "h".into(),
+        pid: 1,
+        prev: "0".repeat(64),
+        event: event(),
+    }
+}
+
+fn approval_request() -> ApprovalRequest {
+    ApprovalRequest {
+        token: "pga1.x.y".into(),
+        key: "00".repeat(32),
+        operation: operation(),
+        environment: "production".into(),
+        tier: Tier::Production,
+        requester: "alice".into(),
+        four_eyes: true,
+        now: "2026-11-27T10:00:00Z".into(),
+    }
+}
+
+fn claims() -> Claims {
+    Claims {
+        v: 1,
+        op: "db.migrate".into(),
+        target: "orders".into(),
+        env: "production".into(),
+        tier: Tier::Production,
+        fingerprint: Some("sha256:ab".into()),
+        approver: "bob".into(),
+        approver_kind: Some(ActorKind::Human),
+        iat: ts("2026-11-27T09:59:00Z"),
+        exp: ts("2026-11-27T10:10:00Z"),
+        nonce: "n-1".into(),
+    }
+}
+
+fn record_line() -> RecordLine {
+    RecordLine {
+        line: "{}\n".into(),
+        hash: "ab".repeat(32),
+    }
+}
+
+/// Every (d.ts shape(s), the core type's field names). A shape list's
+/// members are united (the request's members are split over an interface
+/// and the alias that adds `evidence` and `now`).
+fn structs() -> Vec<(&'static [&'static str], BTreeSet<String>)> {
+    vec![
+        (&["Facts"], keys(&facts())),
+        (&["Operation"], keys(&operation())),
+        (&["Actor"], keys(&actor())),
+        (&["Stamp"], keys(&stamp())),
+        (&["BackupEvidence"], keys(&backup())),
+        (&["Evidence"], keys(&evidence())),
+        (&["Evidence.approval"], keys(&approval_evidence())),
+        (
+            &["EvaluateRequestBase", "EvaluateRequest"],
+            keys(&request()),
+        ),
+        (&["AuditRecordRequest"], keys(&record_request())),
+        (&["VerifyApprovalRequest"], keys(&approval_request())),
+        (&["Signal"], keys(&signal())),
+        (&["Conflict"], keys(&conflict())),
+        (&["Detection"], keys(&detection())),
+        (&["RequirementView"], keys(&requirement())),
+        (&["Decision"], keys(&decision())),
+        (&["Challenge"], keys(&challenge())),
+        (&["Denial"], keys(&denial())),
+        (&["SessionVerdict"], keys(&session())),
+        (&["Evaluation"], keys(&evaluation())),
+        (&["AuditEvent"], keys(&event())),
+        (&["AuditEvent.op"], keys(&operation_record())),
+        (&["AuditEvent.decision"], keys(&decision_record())),
+        (&["AuditEvent.confirm"], keys(&confirm_evidence())),
+        (&["AuditEvent.outcome"], keys(&outcome_record())),
+        (&["AuditEvent.seal"], keys(&seal())),
+        (&["RecordLine"], keys(&record_line())),
+        (&["Claims"], keys(&claims())),
+    ]
+}
+
+/// Every variant of an enum, as JSON strings; the `match` makes a variant
+/// added to the core fail to compile here until it is listed.
+macro_rules! variants {
+    ($ty:ident: $($variant:ident),+ $(,)?) => {{
+        fn _exhaustive(v: $ty) {
+            match v {
+                $($ty::$variant)|+ => {}
+            }
+        }
+        [$($ty::$variant),+]
+            .iter()
+            .map(|v| serde_json::to_value(v).unwrap().as_str().unwrap().to_owned())
+            .collect::<BTreeSet<String>>()
+    }};
+}
+
+fn parses_as<T: DeserializeOwned>(member: &str) -> bool {
+    serde_json::from_value::<T>(Value::String(member.to_owned())).is_ok()
+}
+
+/// Every (d.ts path of a string union, the core's variants, whether a
+/// member parses as a variant).
+type Union = (&'static str, BTreeSet<String>, fn(&str) -> bool);
+
+fn enums() -> Vec<Union> {
+    vec![
+        (
+            "Tier",
+            variants!(Tier: Production, Staging, Development, Test, Local, Unknown),
+            parses_as::<Tier>,
+        ),
+        (
+            "ActorKind",
+            variants!(ActorKind: Human, Ci, Agent, Service),
+            parses_as::<ActorKind>,
+        ),
+        (
+            "RequirementKind",
+            variants!(Requirement: Confirm, Backup, Audit),
+            parses_as::<Requirement>,
+        ),
+        (
+            "ConfirmMode",
+            variants!(ConfirmMode: Typed, Approval, Either),
+            parses_as::<ConfirmMode>,
+        ),
+        (
+            "EventKind",
+            variants!(EventKind: Intent, Outcome, Refusal, Note, Recovery, Seal),
+            parses_as::<EventKind>,
+        ),
+        (
+            "Decision.result",
+            variants!(Verdict: Allow, Deny, Require),
+            parses_as::<Verdict>,
+        ),
+        (
+            "SessionVerdict.step",
+            variants!(SessionStep: Proceed, Deny),
+            parses_as::<SessionStep>,
+        ),
+        (
+            "Signal.strength",
+            variants!(Strength: Explicit, Declared, Hint),
+            parses_as::<Strength>,
+        ),
+    ]
+}
+
+/// The text of a string union: a type alias, or `Name.field`'s type (for
+/// a type alias of object literals, every literal's `field`).
+fn union_text(dts: &str, path: &str) -> String {
+    match path.split_once('.') {
+        None => declaration(dts, path),
+        Some((name, field)) => {
+            let text = declaration(dts, name);
+            let shapes = if dts.contains(&format!("interface {name} ")) {
+                vec![members(&text)]
+            } else {
+                object_literals(&text)
+            };
+            shapes
+                .iter()
+                .filter_map(|shape| shape.get(field).cloned())
+                .collect::<Vec<_>>()
+                .join(" | ")
+        }
+    }
+}
+
+/// Every way `dts` and the core's types disagree, one per line.
+fn drift(dts: &str) -> Vec<String> {
+    let dts = without_comments(dts);
+    let mut problems = Vec::new();
+    for (paths, core) in structs() {
+        let ts: BTreeSet<String> = paths
+            .iter()
+            .flat_map(|path| shape(&dts, path).into_keys())
+            .collect();
+        let name = paths.join(" & ");
+        for field in core.difference(&ts) {
+            problems.push(format!(
+                "{name}: the core writes `{field}`, prodguard.d.ts lacks it"
+            ));
+        }
+        for field in ts.difference(&core) {
+            problems.push(format!(
+                "{name}: prodguard.d.ts has `{field}`, the core has no such field"
+            ));
+        }
+    }
+    for (path, core, parses) in enums() {
+        let ts = string_literals(&union_text(&dts, path));
+        for variant in core.difference(&ts) {
+            problems.push(format!(
+                "{path}: the core has '{variant}', prodguard.d.ts lacks it"
+            ));
+        }
+        for member in &ts {
+            if !parses(member) {
+                problems.push(format!(
+                    "{path}: prodguard.d.ts has '{member}', the core has no such variant"
+                ));
+            }
+        }
+    }
+    // The exit codes a denial and a decision carry, and the error statuses.
+    let denial_codes = number_literals(&declaration(&dts, "DenialExitCode"));
+    let core_denials = BTreeSet::from([
+        exit::DENIED,
+        exit::NOT_CONFIRMED,
+        exit::BACKUP_FAILED,
+        exit::AUDIT_UNAVAILABLE,
+        exit::ENV_MISMATCH,
+        exit::POLICY_ERROR,
+    ]);
+    if denial_codes != core_denials {
+        problems.push(format!(
+            "DenialExitCode: prodguard.d.ts has {denial_codes:?}, the core's denials exit with {core_denials:?}"
+        ));
+    }
+    let decision_codes = number_literals(&shape(&dts, "Decision")["exit_code"]);
+    let core_decisions = BTreeSet::from([0, exit::DENIED, exit::NOT_CONFIRMED, exit::POLICY_ERROR]);
+    if decision_codes != core_decisions {
+        problems.push(format!(
+            "Decision.exit_code: prodguard.d.ts has {decision_codes:?}, the core's decisions exit with {core_decisions:?}"
+        ));
+    }
+    let status = members(balanced(&dts[dts.find("const Status: {").unwrap() + 14..]));
+    for (name, code) in [
+        ("NOT_CONFIRMED", exit::NOT_CONFIRMED),
+        ("INVALID_REQUEST", exit::POLICY_ERROR),
+    ] {
+        let ts = status.get(name).map(|ty| number_literals(ty));
+        if ts != Some(BTreeSet::from([code])) {
+            problems.push(format!(
+                "Status.{name}: prodguard.d.ts has {ts:?}, the core's code is {code}"
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn prodguard_d_ts_names_what_the_core_writes() {
+    let problems = drift(DTS);
+    assert!(
+        problems.is_empty(),
+        "bindings/wasm/js/prodguard.d.ts has drifted from the core's types:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+#[test]
+fn the_drift_check_sees_a_field_or_variant_gone_or_added() {
+    // Each edit of the real file must be caught (and the edit must apply).
+    for (from, to, needle) in [
+        (
+            "  hint?: string | null;\n",
+            "",
+            "Detection: the core writes `hint`",
+        ),
+        (
+            "  next_step: string;\n",
+            "  next_step: string;\n  retry: boolean;\n",
+            "`retry`",
+        ),
+        ("| 'unknown'", "", "Tier: the core has 'unknown'"),
+        ("ConfirmMode = 'typed'", "ConfirmMode = 'typo'", "'typo'"),
+        ("nonce: string;", "nonse: string;", "`nonce`"),
+        (
+            "seal?: { epoch: number; mac: string }",
+            "seal?: { epoch: number }",
+            "`mac`",
+        ),
+        ("120 | 121 | 122", "120 | 121", "DenialExitCode"),
+    ] {
+        assert_eq!(
+            DTS.matches(from).count(),
+            1,
+            "{from:?} is in prodguard.d.ts once"
+        );
+        let problems = drift(&DTS.replacen(from, to, 1));
+        assert!(
+            problems.iter().any(|p| p.contains(needle)),
+            "replacing {from:?} with {to:?} should report {needle:?}: {problems:?}"
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! Constructors for the JSON API's requests, for hosts that build them in
+//! Rust (the wasmtime host re-exports these types).
+
+use super::{Evidence, Request, RequestOperation, SessionStep, SessionVerdict};
+use crate::Facts;
+use crate::audit::Actor;
+
+impl Request {
+    /// A dry run of an operation of `kind` with no facts (nothing declared:
+    /// the environment is unknown, guarded like production) under the
+    /// built-in default policy.
+    ///
+    /// ```
+    /// use prodguard_core::api::Request;
+    ///
+    /// let request = Request::new("db.migrate").target("orders").explain();
+    /// let json = serde_json::to_value(&request).unwrap();
+    /// assert_eq!(json["operation"]["kind"], "db.migrate");
+    /// assert_eq!(json["explain"], true);
+    /// assert!(json.get("evidence").is_none());
+    /// ```
+    pub fn new(kind: impl Into<String>) -> Request {
+        Request {
+            facts: Facts::default(),
+            policy: None,
+            operation: RequestOperation::new(kind),
+            evidence: None,
+            now: None,
+            explain: false,
+        }
+    }
+
+    /// The operation acts on `target`.
+    #[must_use]
+    pub fn target(mut self, target: impl Into<String>) -> Request {
+        self.operation.target = Some(target.into());
+        self
+    }
+
+    /// The operation's content fingerprint (approval tokens bind it).
+    #[must_use]
+    pub fn fingerprint(mut self, fingerprint: impl Into<String>) -> Request {
+        self.operation.fingerprint = Some(fingerprint.into());
+        self
+    }
+
+    /// Detection looks at `facts`.
+    #[must_use]
+    pub fn facts(mut self, facts: Facts) -> Request {
+        self.facts = facts;
+        self
+    }
+
+    /// Decide under this policy (TOML, the format of `prodguard.toml`).
+    #[must_use]
+    pub fn policy(mut self, toml: impl Into<String>) -> Request {
+        self.policy = Some(toml.into());
+        self
+    }
+
+    /// List every signal detection looked at in the answer, unset ones
+    /// included.
+    #[must_use]
+    pub fn explain(mut self) -> Request {
+        self.explain = true;
+        self
+    }
+
+    /// Run the guard session with `evidence` at time `now` (RFC 3339).
+    #[must_use]
+    pub fn evidence(mut self, evidence: Evidence, now: impl Into<String>) -> Request {
+        self.evidence = Some(evidence);
+        self.now = Some(now.into());
+        self
+    }
+}
+
+impl RequestOperation {
+    /// An operation of `kind` with no target and no fingerprint.
+    ///
+    /// ```
+    /// let operation = prodguard_core::api::RequestOperation::new("db.migrate").target("orders");
+    /// assert_eq!(operation.target.as_deref(), Some("orders"));
+    /// ```
+    pub fn new(kind: impl Into<String>) -> RequestOperation {
+        RequestOperation {
+            kind: kind.into(),
+            target: None,
+            fingerprint: None,
+        }
+    }
+
+    /// This operation acting on `target`.
+    #[must_use]
+    pub fn target(mut self, target: impl Into<String>) -> RequestOperation {
+        self.target = Some(target.into());
+        self
+    }
+
+    /// This operation with a content fingerprint (e.g. a migration's checksum).
+    #[must_use]
+    pub fn fingerprint(mut self, fingerprint: impl Into<String>) -> RequestOperation {
+        self.fingerprint = Some(fingerprint.into());
+        self
+    }
+}
+
+impl Evidence {
+    /// Evidence of `actor`'s attempt `attempt_id`, with nothing else given yet.
+    ///
+    /// ```
+    /// use prodguard_core::api::Evidence;
+    /// use prodguard_core::audit::Actor;
+    /// use prodguard_core::policy::ActorKind;
+    ///
+    /// let mut evidence = Evidence::new(Actor { user: "alice".into(), kind: ActorKind::Human }, "attempt-1");
+    /// evidence.typed = Some("orders".into());
+    /// let json = serde_json::to_value(&evidence).unwrap();
+    /// assert_eq!(json["typed"], "orders");
+    /// assert!(json.get("backup").is_none());
+    /// ```
+    pub fn new(actor: Actor, attempt_id: impl Into<String>) -> Evidence {
+        Evidence {
+            actor,
+            attempt_id: attempt_id.into(),
+            audit_error: None,
+            stamp: None,
+            stamp_error: None,
+            typed: None,
+            approval: None,
+            backup: None,
+            backup_error: None,
+            break_glass: None,
+            fleet: false,
+        }
+    }
+}
+
+impl SessionVerdict {
+    /// Whether the session says to proceed (once `record` is durable).
+    pub fn proceeds(&self) -> bool {
+        self.step == SessionStep::Proceed
+    }
+}
