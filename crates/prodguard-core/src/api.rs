@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::approval::{self, Claims, Expected};
 use crate::audit::{
-    Actor, AuditEvent, BackupEvidence, ConfirmEvidence, Envelope, EventKind, encode_record, unhex32,
+    Actor, AuditEvent, BackupEvidence, Envelope, EventKind, encode_record, unhex32,
 };
+use crate::confirm::{self, Route, Unconfirmable};
 use crate::detect::classify_with;
 use crate::policy::ConfirmMode;
 use crate::session::{
@@ -392,7 +393,7 @@ fn run_session(
     ))
 }
 /// The answer to a confirmation challenge from the host's evidence: a typed
-/// name or an approval token, as the policy's mode allows.
+/// name or an approval token, as [`crate::confirm::route`] allows.
 fn confirmation(
     asked: &Challenge,
     operation: &Operation,
@@ -401,83 +402,62 @@ fn confirmation(
     policy: &Policy,
     now: Timestamp,
 ) -> Result<ConfirmationAnswer, Response> {
-    // Four eyes, as the Rust guard has it: the requester typing the name is
-    // one pair of eyes, so only someone else's approval token confirms.
-    if policy.approval.four_eyes
-        && (asked.mode == ConfirmMode::Typed
-            || (asked.mode == ConfirmMode::Either && evidence.approval.is_none()))
-    {
-        return Ok(ConfirmationAnswer::Unavailable(
-            "four_eyes needs an approval token from someone else (evidence.approval); a typed \
-             answer from the requester does not count"
-                .into(),
-        ));
-    }
-    if let Some(offered) = &evidence.approval
-        && asked.mode != ConfirmMode::Typed
-    {
-        let key = parse_key(&offered.key)?;
-        let Some(target) = operation.target.as_deref() else {
-            return Ok(ConfirmationAnswer::Declined(
-                "approval tokens bind a target, and this operation names none".into(),
-            ));
-        };
-        let expected = Expected {
-            op: &operation.kind,
-            target,
-            env: &detection.environment,
-            tier: detection.tier,
-            fingerprint: operation.fingerprint.as_deref(),
-        };
-        return Ok(
-            match approval::verify(
+    // What the host did not give, in the words of its request.
+    let not_given = |mode: ConfirmMode| {
+        ConfirmationAnswer::Unavailable(format!(
+            "the host gave no {} (evidence.{})",
+            match mode {
+                ConfirmMode::Typed => "typed answer",
+                ConfirmMode::Approval => "approval token",
+                ConfirmMode::Either => "typed answer or approval token",
+            },
+            match mode {
+                ConfirmMode::Typed => "typed",
+                ConfirmMode::Approval => "approval",
+                ConfirmMode::Either => "typed or evidence.approval",
+            }
+        ))
+    };
+    let route = confirm::route(
+        asked.mode,
+        policy.approval.four_eyes,
+        evidence.approval.is_some(),
+    );
+    Ok(match (route, &evidence.approval, &evidence.typed) {
+        (Route::CheckToken, Some(offered), _) => {
+            let key = parse_key(&offered.key)?;
+            let expected = match Expected::of(operation, detection) {
+                Ok(expected) => expected,
+                Err(no_target) => return Ok(ConfirmationAnswer::Declined(no_target.to_string())),
+            };
+            match approval::verify_for(
                 &key,
                 &offered.token,
                 &expected,
                 now,
                 &evidence.actor.user,
-                policy.approval.four_eyes,
+                &policy.approval,
             ) {
-                Ok(claims) => ConfirmationAnswer::Confirmed(ConfirmEvidence {
-                    method: "approval".into(),
-                    approver: Some(claims.approver),
-                    token_id: Some(claims.nonce),
-                    exp: Some(claims.exp),
-                }),
+                Ok(claims) => ConfirmationAnswer::Confirmed(claims.confirm_evidence()),
                 Err(e) => ConfirmationAnswer::Declined(format!("approval token rejected: {e}")),
-            },
-        );
-    }
-    Ok(match &evidence.typed {
-        Some(typed) if asked.mode != ConfirmMode::Approval => {
-            if typed.trim() == asked.expected {
-                ConfirmationAnswer::Confirmed(ConfirmEvidence {
-                    method: "typed".into(),
-                    approver: Some(evidence.actor.user.clone()),
-                    token_id: None,
-                    exp: None,
-                })
-            } else {
-                ConfirmationAnswer::Declined(format!(
-                    "typed `{}`, expected `{}`",
-                    typed.trim(),
-                    asked.expected
-                ))
             }
         }
-        _ => ConfirmationAnswer::Unavailable(format!(
-            "the host gave no {} (evidence.{})",
-            match asked.mode {
-                ConfirmMode::Typed => "typed answer",
-                ConfirmMode::Approval => "approval token",
-                ConfirmMode::Either => "typed answer or approval token",
-            },
-            match asked.mode {
-                ConfirmMode::Typed => "typed",
-                ConfirmMode::Approval => "approval",
-                ConfirmMode::Either => "typed or evidence.approval",
-            }
-        )),
+        (Route::AskPerson, _, Some(typed)) => {
+            confirm::typed_answer(asked, typed, Some(evidence.actor.user.clone()))
+        }
+        (
+            Route::Unavailable(
+                Unconfirmable::FourEyesTypedOnly | Unconfirmable::FourEyesNeedsToken,
+            ),
+            _,
+            _,
+        ) => ConfirmationAnswer::Unavailable(
+            // The requester typing the name is one pair of eyes.
+            "four_eyes needs an approval token from someone else (evidence.approval); a typed \
+             answer from the requester does not count"
+                .into(),
+        ),
+        _ => not_given(asked.mode),
     })
 }
 

@@ -212,20 +212,42 @@ const MIN_BREAK_GLASS_REASON: usize = 10;
 /// The longest target name accepted, in bytes.
 pub const MAX_TARGET_BYTES: usize = 256;
 
-/// Why `target` cannot be confirmed by typing its name, if it cannot.
+/// Why a target cannot be confirmed by typing its name.
 ///
 /// An empty name would be confirmed by pressing Enter; surrounding spaces
 /// cannot be typed back reliably; control characters could forge lines of
 /// the prompt.
-fn target_problem(target: &str) -> Option<&'static str> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TargetProblem {
+    Empty,
+    Whitespace,
+    Control,
+    TooLong,
+}
+
+impl std::fmt::Display for TargetProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TargetProblem::Empty => {
+                "it is empty; name what the operation acts on, or leave --target out"
+            }
+            TargetProblem::Whitespace => "it has leading or trailing whitespace",
+            TargetProblem::Control => "it contains control characters",
+            TargetProblem::TooLong => "it is longer than 256 bytes",
+        })
+    }
+}
+
+/// Why `target` cannot be confirmed by typing its name, if it cannot.
+pub(crate) fn target_problem(target: &str) -> Option<TargetProblem> {
     if target.is_empty() {
-        Some("it is empty; name what the operation acts on, or leave --target out")
+        Some(TargetProblem::Empty)
     } else if target.trim() != target {
-        Some("it has leading or trailing whitespace")
+        Some(TargetProblem::Whitespace)
     } else if target.chars().any(char::is_control) {
-        Some("it contains control characters")
+        Some(TargetProblem::Control)
     } else if target.len() > MAX_TARGET_BYTES {
-        Some("it is longer than 256 bytes")
+        Some(TargetProblem::TooLong)
     } else {
         None
     }
@@ -248,7 +270,7 @@ fn target_is_valid(target: &str) -> bool {
 
 /// An invalid name as quoted back in a reason: at most 80 characters, so
 /// a huge one is not echoed whole.
-fn shorten(name: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn shorten(name: &str) -> std::borrow::Cow<'_, str> {
     match name.char_indices().nth(80) {
         None => name.into(),
         Some((end, _)) => format!("{}… ({} bytes)", &name[..end], name.len()).into(),

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use prodguard_core::Timestamp;
 use prodguard_core::approval::Expected;
-use prodguard_core::audit::{Actor, AuditEvent, ConfirmEvidence, EventKind, OutcomeRecord};
-use prodguard_core::policy::ConfirmMode;
+use prodguard_core::audit::{Actor, AuditEvent, EventKind, OutcomeRecord};
+use prodguard_core::confirm::{self, Route, Unconfirmable};
 use prodguard_core::session::{
     self, ConfirmationAnswer, Decision, Operation, Session, SessionInput, Step, Verdict, decide,
 };
@@ -340,8 +340,9 @@ impl Guard {
                 None,
             )
         };
-        let Some(target) = operation.target.as_deref() else {
-            return refuse("approval tokens bind a target, and this operation names none".into());
+        let expected = match Expected::of(operation, &self.detection) {
+            Ok(expected) => expected,
+            Err(no_target) => return refuse(no_target.to_string()),
         };
         // Spent in the policy's file log: only that file knows every spent token.
         if let (Some(policy_log), Some(in_use)) = (&self.policy.audit.log, &self.audit_path)
@@ -361,28 +362,16 @@ impl Guard {
             Ok(key) => key,
             Err(e) => return refuse(e),
         };
-        let expected = Expected {
-            op: &operation.kind,
-            target,
-            env: &self.detection.environment,
-            tier: self.detection.tier,
-            fingerprint: operation.fingerprint.as_deref(),
-        };
-        match prodguard_core::approval::verify(
+        match prodguard_core::approval::verify_for(
             &key,
             token,
             &expected,
             facts::now(),
             &self.actor.user,
-            self.policy.approval.four_eyes,
+            &self.policy.approval,
         ) {
             Ok(claims) => (
-                ConfirmationAnswer::Confirmed(ConfirmEvidence {
-                    method: "approval".into(),
-                    approver: Some(claims.approver),
-                    token_id: Some(claims.nonce),
-                    exp: Some(claims.exp),
-                }),
+                ConfirmationAnswer::Confirmed(claims.confirm_evidence()),
                 Some(claims.iat),
             ),
             Err(e) => refuse(e.to_string()),
@@ -442,31 +431,36 @@ impl Guard {
                     session.audit_checked(self.sink.check().map_err(|e| e.to_string()));
                 }
                 Step::NeedConfirmation(challenge) => {
-                    let four_eyes = self.policy.approval.four_eyes;
-                    let mut answer = match (challenge.mode, approval) {
-                        // Four eyes: the requester typing the name is one pair of eyes.
-                        (ConfirmMode::Typed, _) if four_eyes => ConfirmationAnswer::Unavailable(
-                            "four_eyes needs an approval token from someone else, but this rule \
-                             accepts only typed confirmation (confirm.mode = \"typed\")"
-                                .into(),
-                        ),
-                        (ConfirmMode::Typed, _) => self.confirmer.confirm(&challenge),
-                        (_, Some(token)) => {
+                    let route = confirm::route(
+                        challenge.mode,
+                        self.policy.approval.four_eyes,
+                        approval.is_some(),
+                    );
+                    let mut answer = match (route, approval) {
+                        (Route::CheckToken, Some(token)) => {
                             let (answer, issued) = self.check_approval(token, &operation);
                             approval_issued = issued;
                             answer
                         }
-                        (ConfirmMode::Approval, None) => ConfirmationAnswer::Unavailable(
-                            "this rule accepts only an approval token, and none was given".into(),
-                        ),
-                        (ConfirmMode::Either, None) if four_eyes => {
+                        (Route::Unavailable(Unconfirmable::FourEyesTypedOnly), _) => {
+                            ConfirmationAnswer::Unavailable(
+                                "four_eyes needs an approval token from someone else, but this \
+                                 rule accepts only typed confirmation (confirm.mode = \"typed\")"
+                                    .into(),
+                            )
+                        }
+                        (Route::Unavailable(Unconfirmable::FourEyesNeedsToken), _) => {
                             ConfirmationAnswer::Unavailable(
                                 "four_eyes needs an approval token from someone else \
                              (`prodguard approve`, then --approval or PRODGUARD_APPROVAL)"
                                     .into(),
                             )
                         }
-                        (ConfirmMode::Either, None) => self.confirmer.confirm(&challenge),
+                        (Route::AskPerson, _) => self.confirmer.confirm(&challenge),
+                        // Unconfirmable::TokenRequired (and no way this build knows of).
+                        _ => ConfirmationAnswer::Unavailable(
+                            "this rule accepts only an approval token, and none was given".into(),
+                        ),
                     };
                     if let ConfirmationAnswer::Confirmed(evidence) = &mut answer
                         && evidence.approver.is_none()
