@@ -58,11 +58,10 @@ pub(crate) fn run(policy: Policy, target: &str, env: &str) -> Result<i32, GuardE
     })?;
     // The database's own word counts as a declaration: re-stamping a
     // production database from a laptop is guarded like production.
-    let mut builder = Guard::builder().policy(policy);
-    if let Some(current) = &existing {
-        builder = builder.environment(current.environment.clone());
-    }
-    let guard = builder.build()?;
+    let guard = Guard::builder()
+        .policy(policy)
+        .restamping(existing.as_ref())
+        .build()?;
     let stamp = Stamp {
         environment: name.clone(),
         tier,

@@ -24,8 +24,8 @@ use crate::confirm::{self, Route, Unconfirmable};
 use crate::detect::classify_with;
 use crate::policy::ConfirmMode;
 use crate::session::{
-    Challenge, ConfirmationAnswer, Decision, Denial, Operation, Session, SessionInput, Stamp, Step,
-    Verdict, decide,
+    AuditFailure, BackupError, Challenge, ConfirmationAnswer, Decision, Denial, LockRefusal,
+    Operation, Session, SessionInput, Stamp, StampError, Step, decide,
 };
 use crate::{Detection, Facts, Policy, PolicyError, Tier, Timestamp, exit};
 
@@ -285,40 +285,6 @@ fn run_session(
     now: Timestamp,
 ) -> Result<SessionVerdict, Response> {
     operation.break_glass = evidence.break_glass.clone();
-    let fleet_keys = policy.fleet_keys();
-    // As in the Rust guard, only operations with requirements here need
-    // the fleet (the lock, the shared trail of what is guarded).
-    let guarded = || {
-        crate::session::verdict(
-            policy,
-            detection.tier,
-            &operation.kind,
-            operation.target.as_deref(),
-        ) == Verdict::Require
-    };
-    if !evidence.fleet && !fleet_keys.is_empty() && guarded() {
-        // The module takes no locks and writes nothing: running without
-        // the fleet's coordination would be running unguarded.
-        let denial = Denial {
-            exit_code: exit::POLICY_ERROR,
-            rule: None,
-            missing: format!(
-                "the policy uses fleet mode ({}), which only the host can provide",
-                fleet_keys.join(", ")
-            ),
-            next_step: "take the fleet lock, append to the sink and spend approvals in the \
-                        ledger in the host, and say so with evidence.fleet = true"
-                .into(),
-            recorded: false,
-        };
-        return Ok(SessionVerdict {
-            step: "deny",
-            exit_code: denial.exit_code,
-            denial: Some(denial),
-            challenge: None,
-            record: None,
-        });
-    }
     let mut session = Session::begin(SessionInput {
         policy,
         detection,
@@ -332,26 +298,44 @@ fn run_session(
     // Each step is answered once, so a session ends within a handful of
     // steps; the bound only turns a state-machine bug into a refusal.
     for _ in 0..16 {
-        match session.next_step() {
-            Step::CheckAudit => {
-                session.audit_checked(evidence.audit_error.clone().map_or(Ok(()), Err));
+        let answered = match session.next_step() {
+            Step::AcquireLock { .. } if evidence.fleet => session.lock_acquired(Ok(())),
+            Step::AcquireLock { .. } => {
+                // The module takes no locks and writes nothing: running
+                // without the fleet's coordination would be running unguarded.
+                session.lock_acquired(Err(LockRefusal {
+                    exit_code: exit::POLICY_ERROR,
+                    missing: format!(
+                        "the policy uses fleet mode ({}), which only the host can provide",
+                        policy.fleet_keys().join(", ")
+                    ),
+                    next_step: "take the fleet lock, append to the sink and spend approvals in \
+                                the ledger in the host, and say so with evidence.fleet = true"
+                        .into(),
+                }))
             }
+            // The host holds the lock until the outcome is appended.
+            Step::LockStillHeld => session.lock_checked(Ok(())),
+            Step::CheckAudit => session.audit_checked(match &evidence.audit_error {
+                Some(e) => Err(AuditFailure::new(e.clone())),
+                None => Ok(()),
+            }),
             Step::CheckStamp { .. } => session.stamp_checked(match &evidence.stamp_error {
-                Some(e) => Err(e.clone()),
+                Some(e) => Err(StampError::new(e.clone())),
                 None => Ok(evidence.stamp.clone()),
             }),
             Step::NeedConfirmation(asked) => {
                 let answer = confirmation(&asked, &operation, detection, &evidence, policy, now)?;
                 challenge = Some(asked);
-                session.answer_confirmation(answer);
+                session.answer_confirmation(answer)
             }
             Step::NeedBackup(_) => {
                 session.answer_backup(match (&evidence.backup, &evidence.backup_error) {
-                    (_, Some(e)) => Err(e.clone()),
+                    (_, Some(e)) => Err(BackupError::new(e.clone())),
                     (Some(backup), None) => Ok(backup.clone()),
-                    (None, None) => {
-                        Err("the host gave no backup evidence (evidence.backup)".into())
-                    }
+                    (None, None) => Err(BackupError::new(
+                        "the host gave no backup evidence (evidence.backup)",
+                    )),
                 })
             }
             Step::Append(event) => {
@@ -361,10 +345,10 @@ fn run_session(
                 let refusal = event.kind == EventKind::Refusal;
                 record = Some(event);
                 session.appended(if refusal {
-                    Err("the host appends it".into())
+                    Err(AuditFailure::new("the host appends it"))
                 } else {
                     Ok(())
-                });
+                })
             }
             Step::Proceed => {
                 return Ok(SessionVerdict {
@@ -385,6 +369,9 @@ fn run_session(
                 });
             }
             Step::Done => break,
+        };
+        if answered.is_err() {
+            break;
         }
     }
     Err(Response::error(
