@@ -2391,6 +2391,51 @@ mod tests {
     }
 
     #[test]
+    fn check_exits_124_where_the_stamp_would_refuse_the_run() {
+        let stamp = |env: &str| -> Result<Option<Stamp>, StampError> {
+            Ok(Some(Stamp {
+                environment: env.into(),
+                tier: Tier::from_name(env).unwrap_or(Tier::Unknown),
+                stamped_at: None,
+                stamped_by: None,
+            }))
+        };
+        assert_eq!(stamp_verdict(&Ok(None), "production"), StampVerdict::None);
+        assert_eq!(
+            stamp_verdict(&stamp("prod"), "production"),
+            StampVerdict::Agrees
+        );
+        assert_eq!(
+            stamp_verdict(&stamp("development"), "production"),
+            StampVerdict::Disagrees
+        );
+        assert_eq!(
+            stamp_verdict(&Err("locked".into()), "production"),
+            StampVerdict::Unreadable
+        );
+        let p = policy(vec![rule("r", &["db.migrate"], &[Requirement::Confirm])]);
+        let op = Operation::new("db.migrate").with_target("orders");
+        let decision = decide(&p, &detection(Tier::Production), &op);
+        for (verdict, code) in [
+            (StampVerdict::None, 121),
+            (StampVerdict::Agrees, 121),
+            (StampVerdict::Disagrees, 124),
+            (StampVerdict::Unreadable, 124),
+        ] {
+            assert_eq!(check_exit_code(&decision, verdict), code, "{verdict:?}");
+        }
+        // An invalid request stays one, whatever the stamp says.
+        let invalid = decide(&p, &detection(Tier::Production), &Operation::new("DB"));
+        assert_eq!(check_exit_code(&invalid, StampVerdict::Disagrees), 125);
+        // The stamp is read for a target, except by the stamping operation.
+        assert!(reads_stamp(&op));
+        assert!(!reads_stamp(&Operation::new("db.migrate")));
+        assert!(!reads_stamp(
+            &Operation::new(STAMP_OPERATION).with_target("orders")
+        ));
+    }
+
+    #[test]
     fn check_reports_exit_codes_for_scripts() {
         let p = policy(vec![rule("r", &["db.migrate"], &[Requirement::Confirm])]);
         let op = Operation::new("db.migrate");
