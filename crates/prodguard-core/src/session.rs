@@ -1436,10 +1436,11 @@ impl Session {
         Ok(())
     }
 
-    /// Refuses the attempt for a reason the driver found, before its first
-    /// step (e.g. another host holds the fleet lock of this operation and
-    /// target) or instead of appending its intent (e.g. that lock was lost
-    /// meanwhile): the refusal is recorded like any other, without a rule.
+    /// Refuses the attempt for a reason the driver found that the session
+    /// does not ask about, before its first step or instead of appending
+    /// its intent: the refusal is recorded like any other, without a rule.
+    /// (The fleet lock has its own steps: [`Step::AcquireLock`] and
+    /// [`Step::LockStillHeld`].)
     /// At any other point it is an error, and the session goes on asking.
     pub fn refuse_before_running(
         &mut self,
