@@ -820,6 +820,22 @@ mod tests {
     }
 
     #[test]
+    fn a_token_living_longer_than_the_policys_max_ttl_does_not_confirm() {
+        // The token lives 11 minutes; the policy lets tokens live 10.
+        let key = [7u8; 32];
+        let offered =
+            json!({"approval": {"token": token(&key, "bob"), "key": crate::audit::hex(&key)}});
+        let policy = "[approval]\nmax_ttl = \"10m\"\n[[rule]]\noperations = [\"db.*\"]\n\
+                      tiers = [\"production\"]\nrequire = [\"confirm\"]\n";
+        let refused = attempt(Some(policy), offered.clone());
+        assert_eq!(refused["exit_code"], 121, "{refused}");
+        let missing = refused["denial"]["missing"].as_str().unwrap();
+        assert!(missing.contains("max_ttl = 10m"), "{missing}");
+        let lenient = policy.replace("10m", "11m");
+        assert_eq!(attempt(Some(&lenient), offered)["step"], "proceed");
+    }
+
+    #[test]
     fn record_lines_chain_like_the_file_sink() {
         let mut prev = crate::audit::GENESIS_PREV.to_owned();
         let mut verifier = crate::audit::ChainVerifier::new();
