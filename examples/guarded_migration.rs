@@ -16,7 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use prodguard::backup::sha256_file;
+use prodguard::backup::{BackupError, sha256_file};
 use prodguard::{Guard, Policy};
 use prodguard_core::audit::BackupEvidence;
 use prodguard_core::session::BackupRequest;
@@ -94,7 +94,9 @@ fn run(dir: &Path) -> Result<(), Failure> {
     let guard = Guard::builder()
         .policy(policy)
         .audit_log(&audit_log)
-        .backup_provider(move |_: &BackupRequest| online_backup(&db_path, &backups))
+        .backup_provider(move |_: &BackupRequest| {
+            online_backup(&db_path, &backups).map_err(BackupError::from)
+        })
         .build()?;
 
     let d = guard.detection();

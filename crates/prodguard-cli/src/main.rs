@@ -22,9 +22,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use prodguard::{Guard, GuardError, Operation, config, redact_password};
+use prodguard::{Guard, GuardError, Operation, config};
 use prodguard_core::detect::Detection;
-use prodguard_core::session::{STAMP_OPERATION, same_environment};
 use prodguard_core::{Policy, exit};
 
 const AFTER_HELP: &str = "\
@@ -360,29 +359,15 @@ fn run(cli: Cli) -> Result<i32, GuardError> {
         }
         Command::Check { op, json } => {
             let guard = guard(cli.policy.as_ref())?;
-            let mut operation = op.operation();
-            // The stamp is read with a database URL's password; nothing
-            // shown carries it.
-            let secret_target = operation.target.clone();
-            if let Some(redacted) = operation.target.as_deref().and_then(redact_password) {
-                operation.target = Some(redacted);
-            }
-            let decision = guard.check(&operation);
             // exec reads the target's stamp before anything else; so does check.
-            let stamp = match &secret_target {
-                Some(target) if operation.kind != STAMP_OPERATION => guard.stamp_of(target),
-                _ => Ok(None),
-            };
-            let mismatch = match &stamp {
-                Ok(Some(s)) => !same_environment(&s.environment, &guard.detection().environment),
-                Ok(None) => false,
-                Err(_) => true,
-            };
-            let exit_code = if mismatch && decision.exit_code != exit::POLICY_ERROR {
-                exit::ENV_MISMATCH
-            } else {
-                decision.exit_code
-            };
+            let check = guard.check(&op.operation());
+            let (operation, decision, stamp, exit_code) = (
+                &check.operation,
+                &check.decision,
+                &check.stamp,
+                check.exit_code,
+            );
+            let mismatch = check.stamp_verdict.refuses();
             if json {
                 print_json(&serde_json::json!({
                     "operation": operation,
@@ -394,8 +379,8 @@ fn run(cli: Cli) -> Result<i32, GuardError> {
                     "exit_code": exit_code,
                 }))?;
             } else {
-                print_decision(&operation, guard.detection(), &decision);
-                match &stamp {
+                print_decision(operation, guard.detection(), decision);
+                match stamp {
                     Ok(Some(s)) if mismatch => say!(
                         "  stamp: the target is stamped `{}` (tier {}); exec would refuse with 124",
                         s.environment,

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use prodguard::stamp::{is_sqlite, read_sqlite_stamp, write_sqlite_stamp};
 use prodguard::{Guard, GuardError, Policy, facts};
+use prodguard_core::detect::canonical_environment;
 use prodguard_core::session::{STAMP_OPERATION, Stamp};
 
 /// Where a stamp lives: a SQLite file, or a PostgreSQL database (named
@@ -50,17 +51,17 @@ pub(crate) fn run(policy: Policy, target: &str, env: &str) -> Result<i32, GuardE
         Target::Postgres { name, .. } => name.clone(),
     };
     let target = target.as_str();
-    let (name, tier) = crate::approve::resolve_environment(env, &policy)?;
+    let (name, tier) = canonical_environment(env, &policy.environment)
+        .map_err(|e| GuardError::Policy(e.to_string()))?;
     let existing = place.read().map_err(|e| {
         GuardError::Policy(format!("cannot read the current stamp of {target}: {e}"))
     })?;
     // The database's own word counts as a declaration: re-stamping a
     // production database from a laptop is guarded like production.
-    let mut builder = Guard::builder().policy(policy);
-    if let Some(current) = &existing {
-        builder = builder.environment(current.environment.clone());
-    }
-    let guard = builder.build()?;
+    let guard = Guard::builder()
+        .policy(policy)
+        .restamping(existing.as_ref())
+        .build()?;
     let stamp = Stamp {
         environment: name.clone(),
         tier,

@@ -497,3 +497,60 @@ fn four_eyes_does_not_accept_the_requesters_own_typing() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("four_eyes"));
     assert_eq!(env.rows(), 1);
 }
+
+#[test]
+fn tokens_follow_the_policy_at_issuance_and_when_used() {
+    let env = Env::new("issuance", true, COPY_BACKUP);
+    // A target no guarded operation would accept is not approved either.
+    let long = "a".repeat(257);
+    let out = env.run(
+        "bob",
+        &[],
+        &[
+            "approve",
+            "--op",
+            "db.migrate",
+            "--target",
+            &long,
+            "--env",
+            "production",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(stderr(&out).contains("256 bytes"), "{}", stderr(&out));
+    // Longer than max_ttl is refused at issuance…
+    let out = env.run(
+        "bob",
+        &[],
+        &[
+            "approve",
+            "--op",
+            "db.migrate",
+            "--target",
+            "orders.db",
+            "--env",
+            "production",
+            "--ttl",
+            "16m",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--ttl 16m is longer than the policy allows"),
+        "{}",
+        stderr(&out)
+    );
+    // …and when used: a 15m token under a policy lowered to 5m.
+    let token = env.approve("bob", &[]);
+    let policy = env.dir.join("prodguard.toml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(
+        &policy,
+        text.replace("max_ttl = \"15m\"", "max_ttl = \"5m\""),
+    )
+    .unwrap();
+    let out = env.migrate("ana", &token, "orders.db");
+    assert_eq!(out.status.code(), Some(121), "{}", stderr(&out));
+    assert!(stderr(&out).contains("max_ttl = 5m"), "{}", stderr(&out));
+    assert_eq!(env.rows(), 1, "nothing ran");
+}

@@ -20,13 +20,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::approval::{self, Claims, Expected};
 use crate::audit::{
-    Actor, AuditEvent, BackupEvidence, ConfirmEvidence, Envelope, EventKind, encode_record, unhex32,
+    Actor, AuditEvent, BackupEvidence, Envelope, EventKind, encode_record, unhex32,
 };
+use crate::confirm::{self, Route, Unconfirmable};
 use crate::detect::classify_with;
 use crate::policy::ConfirmMode;
 use crate::session::{
-    Challenge, ConfirmationAnswer, Decision, Denial, Operation, Session, SessionInput, Stamp, Step,
-    Verdict, decide,
+    AuditFailure, BackupError, Challenge, ConfirmationAnswer, Decision, Denial, LockRefusal,
+    Operation, Session, SessionInput, Stamp, StampError, Step, decide,
 };
 use crate::{Detection, Facts, Policy, PolicyError, Tier, Timestamp, exit};
 
@@ -350,40 +351,6 @@ fn run_session(
     now: Timestamp,
 ) -> Result<SessionVerdict, Response> {
     operation.break_glass = evidence.break_glass.clone();
-    let fleet_keys = policy.fleet_keys();
-    // As in the Rust guard, only operations with requirements here need
-    // the fleet (the lock, the shared trail of what is guarded).
-    let guarded = || {
-        crate::session::verdict(
-            policy,
-            detection.tier,
-            &operation.kind,
-            operation.target.as_deref(),
-        ) == Verdict::Require
-    };
-    if !evidence.fleet && !fleet_keys.is_empty() && guarded() {
-        // The module takes no locks and writes nothing: running without
-        // the fleet's coordination would be running unguarded.
-        let denial = Denial {
-            exit_code: exit::POLICY_ERROR,
-            rule: None,
-            missing: format!(
-                "the policy uses fleet mode ({}), which only the host can provide",
-                fleet_keys.join(", ")
-            ),
-            next_step: "take the fleet lock, append to the sink and spend approvals in the \
-                        ledger in the host, and say so with evidence.fleet = true"
-                .into(),
-            recorded: false,
-        };
-        return Ok(SessionVerdict {
-            step: SessionStep::Deny,
-            exit_code: denial.exit_code,
-            denial: Some(denial),
-            challenge: None,
-            record: None,
-        });
-    }
     let mut session = Session::begin(SessionInput {
         policy,
         detection,
@@ -397,26 +364,44 @@ fn run_session(
     // Each step is answered once, so a session ends within a handful of
     // steps; the bound only turns a state-machine bug into a refusal.
     for _ in 0..16 {
-        match session.next_step() {
-            Step::CheckAudit => {
-                session.audit_checked(evidence.audit_error.clone().map_or(Ok(()), Err));
+        let answered = match session.next_step() {
+            Step::AcquireLock { .. } if evidence.fleet => session.lock_acquired(Ok(())),
+            Step::AcquireLock { .. } => {
+                // The module takes no locks and writes nothing: running
+                // without the fleet's coordination would be running unguarded.
+                session.lock_acquired(Err(LockRefusal {
+                    exit_code: exit::POLICY_ERROR,
+                    missing: format!(
+                        "the policy uses fleet mode ({}), which only the host can provide",
+                        policy.fleet_keys().join(", ")
+                    ),
+                    next_step: "take the fleet lock, append to the sink and spend approvals in \
+                                the ledger in the host, and say so with evidence.fleet = true"
+                        .into(),
+                }))
             }
+            // The host holds the lock until the outcome is appended.
+            Step::LockStillHeld => session.lock_checked(Ok(())),
+            Step::CheckAudit => session.audit_checked(match &evidence.audit_error {
+                Some(e) => Err(AuditFailure::new(e.clone())),
+                None => Ok(()),
+            }),
             Step::CheckStamp { .. } => session.stamp_checked(match &evidence.stamp_error {
-                Some(e) => Err(e.clone()),
+                Some(e) => Err(StampError::new(e.clone())),
                 None => Ok(evidence.stamp.clone()),
             }),
             Step::NeedConfirmation(asked) => {
                 let answer = confirmation(&asked, &operation, detection, &evidence, policy, now)?;
                 challenge = Some(asked);
-                session.answer_confirmation(answer);
+                session.answer_confirmation(answer)
             }
             Step::NeedBackup(_) => {
                 session.answer_backup(match (&evidence.backup, &evidence.backup_error) {
-                    (_, Some(e)) => Err(e.clone()),
+                    (_, Some(e)) => Err(BackupError::new(e.clone())),
                     (Some(backup), None) => Ok(backup.clone()),
-                    (None, None) => {
-                        Err("the host gave no backup evidence (evidence.backup)".into())
-                    }
+                    (None, None) => Err(BackupError::new(
+                        "the host gave no backup evidence (evidence.backup)",
+                    )),
                 })
             }
             Step::Append(event) => {
@@ -426,10 +411,10 @@ fn run_session(
                 let refusal = event.kind == EventKind::Refusal;
                 record = Some(event);
                 session.appended(if refusal {
-                    Err("the host appends it".into())
+                    Err(AuditFailure::new("the host appends it"))
                 } else {
                     Ok(())
-                });
+                })
             }
             Step::Proceed => {
                 return Ok(SessionVerdict {
@@ -450,6 +435,9 @@ fn run_session(
                 });
             }
             Step::Done => break,
+        };
+        if answered.is_err() {
+            break;
         }
     }
     Err(Response::error(
@@ -458,7 +446,7 @@ fn run_session(
     ))
 }
 /// The answer to a confirmation challenge from the host's evidence: a typed
-/// name or an approval token, as the policy's mode allows.
+/// name or an approval token, as [`crate::confirm::route`] allows.
 fn confirmation(
     asked: &Challenge,
     operation: &Operation,
@@ -467,83 +455,62 @@ fn confirmation(
     policy: &Policy,
     now: Timestamp,
 ) -> Result<ConfirmationAnswer, Response> {
-    // Four eyes, as the Rust guard has it: the requester typing the name is
-    // one pair of eyes, so only someone else's approval token confirms.
-    if policy.approval.four_eyes
-        && (asked.mode == ConfirmMode::Typed
-            || (asked.mode == ConfirmMode::Either && evidence.approval.is_none()))
-    {
-        return Ok(ConfirmationAnswer::Unavailable(
-            "four_eyes needs an approval token from someone else (evidence.approval); a typed \
-             answer from the requester does not count"
-                .into(),
-        ));
-    }
-    if let Some(offered) = &evidence.approval
-        && asked.mode != ConfirmMode::Typed
-    {
-        let key = parse_key(&offered.key)?;
-        let Some(target) = operation.target.as_deref() else {
-            return Ok(ConfirmationAnswer::Declined(
-                "approval tokens bind a target, and this operation names none".into(),
-            ));
-        };
-        let expected = Expected {
-            op: &operation.kind,
-            target,
-            env: &detection.environment,
-            tier: detection.tier,
-            fingerprint: operation.fingerprint.as_deref(),
-        };
-        return Ok(
-            match approval::verify(
+    // What the host did not give, in the words of its request.
+    let not_given = |mode: ConfirmMode| {
+        ConfirmationAnswer::Unavailable(format!(
+            "the host gave no {} (evidence.{})",
+            match mode {
+                ConfirmMode::Typed => "typed answer",
+                ConfirmMode::Approval => "approval token",
+                ConfirmMode::Either => "typed answer or approval token",
+            },
+            match mode {
+                ConfirmMode::Typed => "typed",
+                ConfirmMode::Approval => "approval",
+                ConfirmMode::Either => "typed or evidence.approval",
+            }
+        ))
+    };
+    let route = confirm::route(
+        asked.mode,
+        policy.approval.four_eyes,
+        evidence.approval.is_some(),
+    );
+    Ok(match (route, &evidence.approval, &evidence.typed) {
+        (Route::CheckToken, Some(offered), _) => {
+            let key = parse_key(&offered.key)?;
+            let expected = match Expected::of(operation, detection) {
+                Ok(expected) => expected,
+                Err(no_target) => return Ok(ConfirmationAnswer::Declined(no_target.to_string())),
+            };
+            match approval::verify_for(
                 &key,
                 &offered.token,
                 &expected,
                 now,
                 &evidence.actor.user,
-                policy.approval.four_eyes,
+                &policy.approval,
             ) {
-                Ok(claims) => ConfirmationAnswer::Confirmed(ConfirmEvidence {
-                    method: "approval".into(),
-                    approver: Some(claims.approver),
-                    token_id: Some(claims.nonce),
-                    exp: Some(claims.exp),
-                }),
+                Ok(claims) => ConfirmationAnswer::Confirmed(claims.confirm_evidence()),
                 Err(e) => ConfirmationAnswer::Declined(format!("approval token rejected: {e}")),
-            },
-        );
-    }
-    Ok(match &evidence.typed {
-        Some(typed) if asked.mode != ConfirmMode::Approval => {
-            if typed.trim() == asked.expected {
-                ConfirmationAnswer::Confirmed(ConfirmEvidence {
-                    method: "typed".into(),
-                    approver: Some(evidence.actor.user.clone()),
-                    token_id: None,
-                    exp: None,
-                })
-            } else {
-                ConfirmationAnswer::Declined(format!(
-                    "typed `{}`, expected `{}`",
-                    typed.trim(),
-                    asked.expected
-                ))
             }
         }
-        _ => ConfirmationAnswer::Unavailable(format!(
-            "the host gave no {} (evidence.{})",
-            match asked.mode {
-                ConfirmMode::Typed => "typed answer",
-                ConfirmMode::Approval => "approval token",
-                ConfirmMode::Either => "typed answer or approval token",
-            },
-            match asked.mode {
-                ConfirmMode::Typed => "typed",
-                ConfirmMode::Approval => "approval",
-                ConfirmMode::Either => "typed or evidence.approval",
-            }
-        )),
+        (Route::AskPerson, _, Some(typed)) => {
+            confirm::typed_answer(asked, typed, Some(evidence.actor.user.clone()))
+        }
+        (
+            Route::Unavailable(
+                Unconfirmable::FourEyesTypedOnly | Unconfirmable::FourEyesNeedsToken,
+            ),
+            _,
+            _,
+        ) => ConfirmationAnswer::Unavailable(
+            // The requester typing the name is one pair of eyes.
+            "four_eyes needs an approval token from someone else (evidence.approval); a typed \
+             answer from the requester does not count"
+                .into(),
+        ),
+        _ => not_given(asked.mode),
     })
 }
 
@@ -916,6 +883,22 @@ mod tests {
             121
         );
         assert_eq!(verify_approval_json("{}").status, 125);
+    }
+
+    #[test]
+    fn a_token_living_longer_than_the_policys_max_ttl_does_not_confirm() {
+        // The token lives 11 minutes; the policy lets tokens live 10.
+        let key = [7u8; 32];
+        let offered =
+            json!({"approval": {"token": token(&key, "bob"), "key": crate::audit::hex(&key)}});
+        let policy = "[approval]\nmax_ttl = \"10m\"\n[[rule]]\noperations = [\"db.*\"]\n\
+                      tiers = [\"production\"]\nrequire = [\"confirm\"]\n";
+        let refused = attempt(Some(policy), offered.clone());
+        assert_eq!(refused["exit_code"], 121, "{refused}");
+        let missing = refused["denial"]["missing"].as_str().unwrap();
+        assert!(missing.contains("max_ttl = 10m"), "{missing}");
+        let lenient = policy.replace("10m", "11m");
+        assert_eq!(attempt(Some(&lenient), offered)["step"], "proceed");
     }
 
     #[test]

@@ -35,7 +35,10 @@ use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::audit::{hex, unhex32};
+use crate::audit::{Actor, ConfirmEvidence, hex, unhex32};
+use crate::detect::{Detection, UnknownEnvironmentName, canonical_environment};
+use crate::policy::{ActorKind, ApprovalConfig, Policy, format_duration};
+use crate::session::{Operation, TargetProblem, target_problem};
 use crate::{Tier, Timestamp};
 
 const PREFIX: &str = "pga1.";
@@ -84,6 +87,39 @@ pub struct Expected<'a> {
     pub tier: Tier,
     /// The caller's fingerprint, if it gives one.
     pub fingerprint: Option<&'a str>,
+}
+
+/// An approval token was offered for an operation that names no target:
+/// tokens bind one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("approval tokens bind a target, and this operation names none")]
+pub struct NoTarget;
+
+impl<'a> Expected<'a> {
+    /// What a token must bind to approve `operation` in `detection`'s
+    /// environment; [`NoTarget`] when the operation names none.
+    pub fn of(operation: &'a Operation, detection: &'a Detection) -> Result<Self, NoTarget> {
+        Ok(Expected {
+            op: &operation.kind,
+            target: operation.target.as_deref().ok_or(NoTarget)?,
+            env: &detection.environment,
+            tier: detection.tier,
+            fingerprint: operation.fingerprint.as_deref(),
+        })
+    }
+}
+
+impl Claims {
+    /// The confirmation evidence a verified token gives: method `approval`,
+    /// its approver, its nonce as the token id and its expiry.
+    pub fn confirm_evidence(&self) -> ConfirmEvidence {
+        ConfirmEvidence {
+            method: "approval".into(),
+            approver: Some(self.approver.clone()),
+            token_id: Some(self.nonce.clone()),
+            exp: Some(self.exp),
+        }
+    }
 }
 
 /// Why a token does not approve this operation. Each says which binding failed.
@@ -163,6 +199,19 @@ pub enum ApprovalError {
         /// Who.
         approver: String,
     },
+    /// The token lives longer than the policy lets any token live (issued
+    /// under another policy, or by hand with the key).
+    #[error(
+        "the approval token is valid for {}, longer than the policy allows ([approval] max_ttl = {}); get a new one with `prodguard approve`",
+        format_duration(*lifetime_seconds),
+        format_duration(*max_ttl_seconds)
+    )]
+    TooLong {
+        /// From its `iat` to its `exp`, in whole seconds.
+        lifetime_seconds: u64,
+        /// The policy's `[approval] max_ttl`.
+        max_ttl_seconds: u64,
+    },
 }
 
 /// Clock skew allowed for `iat`.
@@ -206,8 +255,39 @@ fn parse_claims(payload: &str) -> Result<Claims, ApprovalError> {
     serde_json::from_slice(&json).map_err(|e| ApprovalError::Malformed(e.to_string()))
 }
 
+/// [`verify`] under the policy's `[approval]` rules: its `four_eyes`, and
+/// its `max_ttl` — a token whose lifetime (`exp` − `iat`) is longer than the
+/// policy lets any token live is refused ([`ApprovalError::TooLong`]), as
+/// it would have been refused at issuance. What the guarded faces call.
+pub fn verify_for(
+    key: &[u8; 32],
+    token: &str,
+    expected: &Expected<'_>,
+    now: Timestamp,
+    requester: &str,
+    rules: &ApprovalConfig,
+) -> Result<Claims, ApprovalError> {
+    let claims = verify(key, token, expected, now, requester, rules.four_eyes)?;
+    let max = rules.max_ttl_seconds;
+    if claims.exp
+        > claims
+            .iat
+            .plus_seconds(i64::try_from(max).unwrap_or(i64::MAX))
+    {
+        let lifetime = claims.exp.seconds_since(claims.iat);
+        return Err(ApprovalError::TooLong {
+            lifetime_seconds: u64::try_from(lifetime).unwrap_or(0),
+            max_ttl_seconds: max,
+        });
+    }
+    Ok(claims)
+}
+
 /// Checks `token` against the operation at hand, at `now`, requested by
 /// `requester`; returns its claims when every binding holds.
+///
+/// This checks the token alone; [`verify_for`] also applies the policy's
+/// `max_ttl`.
 pub fn verify(
     key: &[u8; 32],
     token: &str,
@@ -275,6 +355,146 @@ pub fn verify(
     Ok(claims)
 }
 
+/// What an approver asks to approve (`prodguard approve`): one operation
+/// on one target, in one environment, for a while.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueRequest<'a> {
+    /// The operation's dotted name.
+    pub op: &'a str,
+    /// The target it may act on, named as the operation will name it (a
+    /// database URL's password is left out of the token).
+    pub target: &'a str,
+    /// The environment it may run in, as typed (canonicalised: `prod` →
+    /// `production`); `None`: the detected one.
+    pub env: Option<&'a str>,
+    /// How long it is valid, in seconds; `None`: the policy's `max_ttl`.
+    pub ttl_seconds: Option<u64>,
+    /// What exactly is approved, e.g. a migration's checksum.
+    pub fingerprint: Option<String>,
+    /// A fresh random id (the core has no randomness): spent by the first run.
+    pub nonce: String,
+}
+
+/// Why an approval token cannot be issued. Each says what to change.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IssueError {
+    /// The operation's name is not a valid dotted name.
+    #[error("invalid operation `{op}`: {problem}")]
+    InvalidOperation {
+        /// As given.
+        op: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The target is empty, padded with whitespace or holds control characters.
+    #[error("invalid target {target:?}: name it exactly as the operation will")]
+    InvalidTarget {
+        /// As given (without a database URL's password).
+        target: String,
+    },
+    /// The target is longer than any guarded operation accepts.
+    #[error(
+        "invalid target ({bytes} bytes): it is longer than 256 bytes, which no guarded operation accepts; name it exactly as the operation will"
+    )]
+    TargetTooLong {
+        /// Its length.
+        bytes: usize,
+    },
+    /// The lifetime asked for is longer than the policy's `max_ttl`.
+    #[error(
+        "a lifetime of {} is longer than the policy allows ([approval] max_ttl = {})",
+        format_duration(*ttl_seconds),
+        format_duration(*max_ttl_seconds)
+    )]
+    TtlTooLong {
+        /// Asked for.
+        ttl_seconds: u64,
+        /// The policy's `[approval] max_ttl`.
+        max_ttl_seconds: u64,
+    },
+    /// The environment named is neither a built-in one nor a policy alias.
+    #[error(transparent)]
+    UnknownEnvironment(#[from] UnknownEnvironmentName),
+    /// The approver is an AI agent: an approval is a person's decision.
+    #[error("{user} acts as an AI agent; an approval is a person's decision")]
+    AgentApprover {
+        /// Who tried.
+        user: String,
+    },
+}
+
+/// The claims of a token approving `request`, by `approver`, issued at
+/// `now` under `policy`, in the environment `detection` found unless the
+/// request names one; sign them with [`issue`].
+///
+/// The rules every issuer follows: the operation is a valid dotted name;
+/// the target is one a guarded operation accepts (not empty, not padded,
+/// no control characters, at most 256 bytes) and carries no database
+/// password; the lifetime is at most the policy's `max_ttl` (the default);
+/// the environment is canonical (`prod` → `production`, policy aliases as
+/// they are, anything else refused); and an AI agent may not approve.
+pub fn claims_for(
+    request: IssueRequest<'_>,
+    policy: &Policy,
+    detection: &Detection,
+    approver: &Actor,
+    now: Timestamp,
+) -> Result<Claims, IssueError> {
+    let op = request.op;
+    crate::policy::validate_operation_name(op).map_err(|problem| IssueError::InvalidOperation {
+        op: op.to_owned(),
+        problem,
+    })?;
+    // Tokens are readable and bind the target as guards see it: without a
+    // database URL's password.
+    let redacted = crate::secret::redact_password(request.target);
+    let target = redacted.as_deref().unwrap_or(request.target);
+    match target_problem(target) {
+        None => {}
+        Some(TargetProblem::TooLong) => {
+            return Err(IssueError::TargetTooLong {
+                bytes: target.len(),
+            });
+        }
+        Some(_) => {
+            return Err(IssueError::InvalidTarget {
+                target: target.to_owned(),
+            });
+        }
+    }
+    let max = policy.approval.max_ttl_seconds;
+    let seconds = request.ttl_seconds.unwrap_or(max);
+    if seconds > max {
+        return Err(IssueError::TtlTooLong {
+            ttl_seconds: seconds,
+            max_ttl_seconds: max,
+        });
+    }
+    let (env, tier) = match request.env {
+        Some(name) => canonical_environment(name, &policy.environment)?,
+        None => (detection.environment.clone(), detection.tier),
+    };
+    if approver.kind == ActorKind::Agent {
+        return Err(IssueError::AgentApprover {
+            user: approver.user.clone(),
+        });
+    }
+    Ok(Claims {
+        v: 1,
+        op: op.to_owned(),
+        target: target.to_owned(),
+        env,
+        tier,
+        fingerprint: request.fingerprint,
+        approver: approver.user.clone(),
+        approver_kind: Some(approver.kind),
+        iat: now,
+        exp: now.plus_seconds(i64::try_from(seconds).unwrap_or(i64::MAX)),
+        nonce: request.nonce,
+    })
+}
+
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /// Base64url without padding.
@@ -315,6 +535,7 @@ fn base64url_decode(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::MAX_TARGET_BYTES;
 
     fn claims(now: Timestamp) -> Claims {
         Claims {
@@ -427,6 +648,202 @@ mod tests {
         assert!(matches!(
             verify(&[2u8; 32], &token, &expected(), now, "bob", true),
             Err(ApprovalError::Forged)
+        ));
+    }
+
+    fn rules(max_ttl_seconds: u64) -> ApprovalConfig {
+        ApprovalConfig {
+            max_ttl_seconds,
+            four_eyes: true,
+            ..Policy::builtin_default().approval
+        }
+    }
+
+    #[test]
+    fn a_token_living_longer_than_the_policys_max_ttl_is_refused() {
+        let key = [1u8; 32];
+        let now = Timestamp(1_800_000_000_000_000);
+        // Lives 600s (claims()); a policy allowing 600s or more accepts it.
+        let token = issue(&key, &claims(now));
+        for max in [600, 900] {
+            assert!(verify_for(&key, &token, &expected(), now, "bob", &rules(max)).is_ok());
+        }
+        let refused = verify_for(&key, &token, &expected(), now, "bob", &rules(599)).unwrap_err();
+        assert_eq!(
+            refused,
+            ApprovalError::TooLong {
+                lifetime_seconds: 600,
+                max_ttl_seconds: 599
+            }
+        );
+        assert!(refused.to_string().contains("max_ttl"), "{refused}");
+        // A fraction of a second too long is too long.
+        let mut long = claims(now);
+        long.exp.0 += 1;
+        let token = issue(&key, &long);
+        assert!(matches!(
+            verify_for(&key, &token, &expected(), now, "bob", &rules(600)),
+            Err(ApprovalError::TooLong { .. })
+        ));
+        // verify_for applies the policy's four eyes too.
+        let token = issue(&key, &claims(now));
+        assert!(matches!(
+            verify_for(&key, &token, &expected(), now, "ana", &rules(600)),
+            Err(ApprovalError::SelfApproved { .. })
+        ));
+        let mut lax = rules(600);
+        lax.four_eyes = false;
+        assert!(verify_for(&key, &token, &expected(), now, "ana", &lax).is_ok());
+    }
+
+    fn detection() -> Detection {
+        Detection {
+            environment: "production".into(),
+            tier: Tier::Production,
+            protected: true,
+            decided_by: "env:APP_ENV".into(),
+            evidence: Vec::new(),
+            conflicts: Vec::new(),
+            hint: None,
+        }
+    }
+
+    fn request(target: &str) -> IssueRequest<'_> {
+        IssueRequest {
+            op: "db.migrate",
+            target,
+            env: None,
+            ttl_seconds: None,
+            fingerprint: None,
+            nonce: "n1".into(),
+        }
+    }
+
+    fn ana(kind: ActorKind) -> Actor {
+        Actor {
+            user: "ana".into(),
+            kind,
+        }
+    }
+
+    #[test]
+    fn issued_claims_follow_the_policy() {
+        let policy = Policy::builtin_default();
+        let now = Timestamp(1_800_000_000_000_000);
+        let human = ana(ActorKind::Human);
+        let claims = claims_for(request("orders"), &policy, &detection(), &human, now).unwrap();
+        assert_eq!(
+            (
+                claims.op.as_str(),
+                claims.target.as_str(),
+                claims.env.as_str()
+            ),
+            ("db.migrate", "orders", "production")
+        );
+        assert_eq!(claims.approver_kind, Some(ActorKind::Human));
+        let max = policy.approval.max_ttl_seconds;
+        assert_eq!(
+            claims.exp,
+            now.plus_seconds(i64::try_from(max).unwrap()),
+            "the default lifetime is max_ttl"
+        );
+        // What was issued verifies under the same policy.
+        let key = [3u8; 32];
+        let expected = Expected {
+            op: "db.migrate",
+            target: "orders",
+            env: "production",
+            tier: Tier::Production,
+            fingerprint: None,
+        };
+        let token = issue(&key, &claims);
+        assert!(verify_for(&key, &token, &expected, now, "bob", &policy.approval).is_ok());
+        // A database URL's password stays out of the token.
+        let claims = claims_for(
+            request("postgresql://app:hunter2@db/orders"),
+            &policy,
+            &detection(),
+            &human,
+            now,
+        )
+        .unwrap();
+        assert_eq!(claims.target, "postgresql://app@db/orders");
+        // The environment is canonical.
+        let staging = IssueRequest {
+            env: Some(" Stage "),
+            ..request("orders")
+        };
+        let claims = claims_for(staging, &policy, &detection(), &human, now).unwrap();
+        assert_eq!(
+            (claims.env.as_str(), claims.tier),
+            ("staging", Tier::Staging)
+        );
+    }
+
+    #[test]
+    fn issuance_refuses_what_no_guard_would_accept() {
+        let policy = Policy::builtin_default();
+        let now = Timestamp(0);
+        let human = ana(ActorKind::Human);
+        let refuse = |request: IssueRequest<'_>, who: &Actor| {
+            claims_for(request, &policy, &detection(), who, now).unwrap_err()
+        };
+        // Longer than 256 bytes: a guarded operation would refuse the target.
+        let long = "a".repeat(MAX_TARGET_BYTES + 1);
+        assert_eq!(
+            refuse(request(&long), &human),
+            IssueError::TargetTooLong { bytes: 257 }
+        );
+        let longest = "a".repeat(MAX_TARGET_BYTES);
+        assert!(claims_for(request(&longest), &policy, &detection(), &human, now).is_ok());
+        for bad in ["", " orders", "orders\n", "a\u{7}b"] {
+            assert!(
+                matches!(
+                    refuse(request(bad), &human),
+                    IssueError::InvalidTarget { .. }
+                ),
+                "{bad:?}"
+            );
+        }
+        // An agent may not approve.
+        assert_eq!(
+            refuse(request("orders"), &ana(ActorKind::Agent)),
+            IssueError::AgentApprover { user: "ana".into() }
+        );
+        for kind in [ActorKind::Human, ActorKind::Ci, ActorKind::Service] {
+            assert!(claims_for(request("orders"), &policy, &detection(), &ana(kind), now).is_ok());
+        }
+        // No longer than max_ttl.
+        let max = policy.approval.max_ttl_seconds;
+        let too_long = IssueRequest {
+            ttl_seconds: Some(max + 1),
+            ..request("orders")
+        };
+        assert!(matches!(
+            refuse(too_long, &human),
+            IssueError::TtlTooLong { .. }
+        ));
+        let exactly = IssueRequest {
+            ttl_seconds: Some(max),
+            ..request("orders")
+        };
+        assert!(claims_for(exactly, &policy, &detection(), &human, now).is_ok());
+        // A valid name, a known environment.
+        let bad_op = IssueRequest {
+            op: "DB.Migrate",
+            ..request("orders")
+        };
+        assert!(matches!(
+            refuse(bad_op, &human),
+            IssueError::InvalidOperation { .. }
+        ));
+        let typo = IssueRequest {
+            env: Some("prodution"),
+            ..request("orders")
+        };
+        assert!(matches!(
+            refuse(typo, &human),
+            IssueError::UnknownEnvironment(_)
         ));
     }
 

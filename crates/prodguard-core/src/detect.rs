@@ -253,6 +253,46 @@ pub fn resolve_name(name: &str, config: &EnvironmentConfig) -> Option<Tier> {
         .or_else(|| Tier::from_name(&folded))
 }
 
+/// An environment name that is neither a built-in one nor a policy alias.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown environment `{name}`: use production, staging, development, test or local, or a name from the policy's [environment] aliases"
+)]
+pub struct UnknownEnvironmentName {
+    /// As given.
+    pub name: String,
+}
+
+/// An environment name as a person typed it, checked and in canonical
+/// form: built-in names and aliases become the tier's name (`prod` →
+/// `production`), policy aliases stay as they are (trimmed and case-folded),
+/// anything else is refused — a typo would make a token or stamp that never
+/// matches, or worse, an unknown one.
+///
+/// ```
+/// use prodguard_core::detect::canonical_environment;
+/// use prodguard_core::{Policy, Tier};
+///
+/// let config = &Policy::builtin_default_ref().environment;
+/// assert_eq!(canonical_environment(" Prod ", config).unwrap(), ("production".to_owned(), Tier::Production));
+/// assert!(canonical_environment("prodution", config).is_err());
+/// ```
+pub fn canonical_environment(
+    name: &str,
+    config: &EnvironmentConfig,
+) -> Result<(String, Tier), UnknownEnvironmentName> {
+    let folded = name.trim().to_ascii_lowercase();
+    if let Some(tier) = Tier::from_name(&folded) {
+        return Ok((tier.as_str().to_owned(), tier));
+    }
+    match resolve_name(&folded, config) {
+        Some(tier) => Ok((folded, tier)),
+        None => Err(UnknownEnvironmentName {
+            name: name.to_owned(),
+        }),
+    }
+}
+
 /// Classifies the environment described by `facts` under `config`.
 pub fn classify(facts: &Facts, config: &EnvironmentConfig) -> Detection {
     classify_with(facts, config, true)

@@ -22,6 +22,7 @@
 pub mod api;
 pub mod approval;
 pub mod audit;
+pub mod confirm;
 pub mod detect;
 mod json;
 pub mod policy;

@@ -25,15 +25,18 @@
 //!     now: Timestamp(0),
 //! });
 //! assert_eq!(session.next_step(), Step::CheckAudit);
-//! session.audit_checked(Ok(()));
+//! session.audit_checked(Ok(()))?;
 //! assert!(matches!(session.next_step(), Step::CheckStamp { .. }));
-//! session.stamp_checked(Ok(None)); // the target carries no environment stamp
+//! session.stamp_checked(Ok(None))?; // the target carries no environment stamp
 //! assert!(matches!(session.next_step(), Step::NeedConfirmation(_)));
-//! session.answer_confirmation(ConfirmationAnswer::Declined("typed `order`".into()));
+//! // Answering a step that was not asked is an error; the session keeps asking.
+//! assert!(session.answer_backup(Err("no backup".into())).is_err());
+//! session.answer_confirmation(ConfirmationAnswer::Declined("typed `order`".into()))?;
 //! assert!(matches!(session.next_step(), Step::Append(_)));
-//! session.appended(Ok(()));
+//! session.appended(Ok(()))?;
 //! let Step::Deny(denial) = session.next_step() else { unreachable!() };
 //! assert_eq!(denial.exit_code, 121);
+//! # Ok::<(), prodguard_core::session::SessionError>(())
 //! ```
 
 use serde::Serialize;
@@ -210,26 +213,98 @@ pub fn same_environment(a: &str, b: &str) -> bool {
     canonical(a) == canonical(b)
 }
 
+/// Whether a guarded `operation` reads its target's stamp first
+/// ([`Step::CheckStamp`]): when it names a target, unless it is the
+/// stamping operation itself (which exists to correct a stamp).
+pub fn reads_stamp(operation: &Operation) -> bool {
+    operation.target.is_some() && operation.kind != STAMP_OPERATION
+}
+
+/// What a target's stamp says about running here.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StampVerdict {
+    /// The target carries no stamp (or was not read: see [`reads_stamp`]).
+    None,
+    /// It is stamped for this environment.
+    Agrees,
+    /// It is stamped for another environment: a guarded run refuses with 124.
+    Disagrees,
+    /// The stamp cannot be read: a guarded run refuses with 124.
+    Unreadable,
+}
+
+impl StampVerdict {
+    /// Whether a guarded run refuses with 124 for it.
+    pub fn refuses(self) -> bool {
+        matches!(self, StampVerdict::Disagrees | StampVerdict::Unreadable)
+    }
+}
+
+/// The verdict of a stamp read for a target, in the environment named `here`.
+pub fn stamp_verdict(stamp: &Result<Option<Stamp>, StampError>, here: &str) -> StampVerdict {
+    match stamp {
+        Ok(None) => StampVerdict::None,
+        Ok(Some(stamp)) if same_environment(&stamp.environment, here) => StampVerdict::Agrees,
+        Ok(Some(_)) => StampVerdict::Disagrees,
+        Err(_) => StampVerdict::Unreadable,
+    }
+}
+
+/// What `prodguard check` exits with: the decision's code, or 124 when the
+/// target's stamp would refuse the run — unless the request itself is
+/// invalid (125), which no stamp changes.
+pub fn check_exit_code(decision: &Decision, stamp: StampVerdict) -> i32 {
+    if stamp.refuses() && decision.exit_code != exit::POLICY_ERROR {
+        exit::ENV_MISMATCH
+    } else {
+        decision.exit_code
+    }
+}
+
 /// The shortest break-glass reason accepted, in characters.
 const MIN_BREAK_GLASS_REASON: usize = 10;
 
 /// The longest target name accepted, in bytes.
 pub const MAX_TARGET_BYTES: usize = 256;
 
-/// Why `target` cannot be confirmed by typing its name, if it cannot.
+/// Why a target cannot be confirmed by typing its name.
 ///
 /// An empty name would be confirmed by pressing Enter; surrounding spaces
 /// cannot be typed back reliably; control characters could forge lines of
 /// the prompt.
-fn target_problem(target: &str) -> Option<&'static str> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TargetProblem {
+    Empty,
+    Whitespace,
+    Control,
+    TooLong,
+}
+
+impl std::fmt::Display for TargetProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TargetProblem::Empty => {
+                "it is empty; name what the operation acts on, or leave --target out"
+            }
+            TargetProblem::Whitespace => "it has leading or trailing whitespace",
+            TargetProblem::Control => "it contains control characters",
+            TargetProblem::TooLong => "it is longer than 256 bytes",
+        })
+    }
+}
+
+/// Why `target` cannot be confirmed by typing its name, if it cannot.
+pub(crate) fn target_problem(target: &str) -> Option<TargetProblem> {
     if target.is_empty() {
-        Some("it is empty; name what the operation acts on, or leave --target out")
+        Some(TargetProblem::Empty)
     } else if target.trim() != target {
-        Some("it has leading or trailing whitespace")
+        Some(TargetProblem::Whitespace)
     } else if target.chars().any(char::is_control) {
-        Some("it contains control characters")
+        Some(TargetProblem::Control)
     } else if target.len() > MAX_TARGET_BYTES {
-        Some("it is longer than 256 bytes")
+        Some(TargetProblem::TooLong)
     } else {
         None
     }
@@ -252,7 +327,7 @@ fn target_is_valid(target: &str) -> bool {
 
 /// An invalid name as quoted back in a reason: at most 80 characters, so
 /// a huge one is not echoed whole.
-fn shorten(name: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn shorten(name: &str) -> std::borrow::Cow<'_, str> {
     match name.char_indices().nth(80) {
         None => name.into(),
         Some((end, _)) => format!("{}… ({} bytes)", &name[..end], name.len()).into(),
@@ -515,12 +590,119 @@ impl std::fmt::Display for Denial {
     }
 }
 
+/// A failure a driver reports while performing a step: what went wrong,
+/// in words that say what to do (the session quotes it in its refusal).
+macro_rules! driver_failure {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+        #[error("{message}")]
+        pub struct $name {
+            /// What went wrong and what to do about it, for people.
+            pub message: String,
+        }
+
+        impl $name {
+            /// A failure that says `message`.
+            pub fn new(message: impl Into<String>) -> Self {
+                $name {
+                    message: message.into(),
+                }
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(message: String) -> Self {
+                $name { message }
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(message: &str) -> Self {
+                $name::new(message)
+            }
+        }
+    };
+}
+
+driver_failure!(
+    /// The audit log (or approval ledger) cannot take a record: the answer
+    /// to a failed [`Step::CheckAudit`] or [`Step::Append`]. Where audit is
+    /// required, the session refuses with 123.
+    AuditFailure
+);
+driver_failure!(
+    /// The target's environment stamp cannot be read: the answer to a
+    /// failed [`Step::CheckStamp`]. The session refuses with 124.
+    StampError
+);
+driver_failure!(
+    /// No backup could be made or found: the answer to a failed
+    /// [`Step::NeedBackup`]. The session refuses with 122.
+    BackupError
+);
+driver_failure!(
+    /// The approval token confirming this attempt cannot be spent (another
+    /// run spent it first). The session refuses with 121.
+    ApprovalUnusable
+);
+
+/// Why a fleet lock was not taken ([`Step::AcquireLock`]) or is no longer
+/// held ([`Step::LockStillHeld`]): the refusal the session records.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{missing}")]
+pub struct LockRefusal {
+    /// 120 (another host holds it) or 123 (the lock's server is unreachable,
+    /// or the lock was lost), or 125 (this driver cannot honour the fleet).
+    pub exit_code: i32,
+    /// What is missing, for people.
+    pub missing: String,
+    /// What to do about it.
+    pub next_step: String,
+}
+
+/// The session was answered out of order: the driver answered a step it
+/// was not asked, or asked nothing of it. A bug in the driver; the session
+/// is left as it was, still asking its step.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// An answer that does not answer the pending step.
+    #[error(
+        "the guard session got {answer} while it {awaiting}; answer the step `next_step` returns (this is a bug in the driver)"
+    )]
+    OutOfOrder {
+        /// The answer given (the method called).
+        answer: &'static str,
+        /// What the session was waiting for.
+        awaiting: &'static str,
+    },
+}
+
 /// What the session asks of its driver.
 // A step is made a handful of times per guarded operation; boxing the large
 // variants would cost an allocation each for nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
+    /// The operation has requirements here and the policy runs in fleet
+    /// mode (`[audit] sink`, `[approval] ledger`, `[fleet] lock`): take the
+    /// `[fleet] lock` of (`operation`, `target`) when the policy names one,
+    /// waiting as `[fleet] wait` says, and hold it until the outcome is
+    /// appended; then call [`Session::lock_acquired`]. A driver that cannot
+    /// honour the policy's fleet keys refuses here (125). Operations that
+    /// run freely here, or are denied, take no lock.
+    AcquireLock {
+        /// The operation's name.
+        operation: String,
+        /// Its target (without a database URL's password), if any.
+        target: Option<String>,
+    },
+    /// Check that the fleet lock taken at [`Step::AcquireLock`] is still
+    /// held (its connection may have closed while a person typed or a
+    /// backup ran), just before the intent is appended; then call
+    /// [`Session::lock_checked`].
+    LockStillHeld,
     /// Check that the audit log can take records (open, lock, tail intact)
     /// before anyone is asked anything, then call [`Session::audit_checked`].
     CheckAudit,
@@ -564,6 +746,8 @@ pub struct SessionInput<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
     Start,
+    AwaitLock,
+    AwaitLockCheck,
     AwaitAuditCheck,
     AwaitStamp,
     AwaitConfirmation,
@@ -592,6 +776,14 @@ pub struct Session {
     pending: Option<Step>,
     audit_failed: Option<String>,
     broke_glass: Option<String>,
+    /// The policy runs in fleet mode: an operation with requirements asks
+    /// for [`Step::AcquireLock`].
+    fleet: bool,
+    /// The policy names a `[fleet] lock`: once taken, it is checked before
+    /// the intent ([`Step::LockStillHeld`]).
+    fleet_lock: bool,
+    /// A lock was taken and not yet checked again.
+    lock_to_check: bool,
 }
 
 impl Session {
@@ -642,6 +834,9 @@ impl Session {
             pending: None,
             audit_failed: None,
             broke_glass: None,
+            fleet: !input.policy.fleet_keys().is_empty(),
+            fleet_lock: input.policy.fleet.lock.is_some(),
+            lock_to_check: false,
         }
     }
 
@@ -654,6 +849,42 @@ impl Session {
     /// (the attempt went on; the driver should warn).
     pub fn audit_failure(&self) -> Option<&str> {
         self.audit_failed.as_deref()
+    }
+
+    /// What the session is waiting for, for [`SessionError::OutOfOrder`].
+    fn awaiting(&self) -> &'static str {
+        match self.state {
+            State::Start => "has not been asked for its first step",
+            State::AwaitLock => "waits for the fleet lock (Step::AcquireLock)",
+            State::AwaitLockCheck => "waits for the fleet lock check (Step::LockStillHeld)",
+            State::AwaitAuditCheck => "waits for the audit check (Step::CheckAudit)",
+            State::AwaitStamp => "waits for the target's stamp (Step::CheckStamp)",
+            State::AwaitConfirmation => "waits for a confirmation (Step::NeedConfirmation)",
+            State::AwaitBackup => "waits for a backup (Step::NeedBackup)",
+            State::AwaitRefusalAppend(_) => "waits for its refusal to be appended (Step::Append)",
+            State::AwaitIntentAppend => "waits for its intent to be appended (Step::Append)",
+            State::Proceeding => "waits for the operation to finish (Step::Proceed)",
+            State::AwaitOutcomeAppend => "waits for its outcome to be appended (Step::Append)",
+            State::Denied(_) => "has refused (Step::Deny)",
+            State::Finished => "is done (Step::Done)",
+        }
+    }
+
+    /// `Ok` when the session is in `state`, the out-of-order error naming
+    /// `answer` otherwise.
+    fn expect(&self, state: &State, answer: &'static str) -> Result<(), SessionError> {
+        if self.state == *state {
+            Ok(())
+        } else {
+            Err(self.out_of_order(answer))
+        }
+    }
+
+    fn out_of_order(&self, answer: &'static str) -> SessionError {
+        SessionError::OutOfOrder {
+            answer,
+            awaiting: self.awaiting(),
+        }
     }
 
     fn event(&self, kind: EventKind) -> AuditEvent {
@@ -722,27 +953,73 @@ impl Session {
                 };
                 self.refuse(exit_code, self.decision.rule.clone(), missing, next);
             }
-            Verdict::Allow | Verdict::Require if self.audit_required() => {
-                // Nobody types a confirmation or waits for a backup only to
-                // learn that the log cannot take the record.
-                self.state = State::AwaitAuditCheck;
-                self.pending = Some(Step::CheckAudit);
+            // The fleet lock is held from before anyone is asked until the
+            // outcome is recorded; operations that are free here take none.
+            Verdict::Require if self.fleet => {
+                self.state = State::AwaitLock;
+                self.pending = Some(Step::AcquireLock {
+                    operation: self.operation.kind.clone(),
+                    target: self.operation.target.clone(),
+                });
             }
-            Verdict::Allow | Verdict::Require => self.check_stamp(),
+            Verdict::Allow | Verdict::Require => self.after_lock(),
+        }
+    }
+
+    /// Answers a [`Step::AcquireLock`]: `Ok` once the lock is held (or the
+    /// policy names no `[fleet] lock` to take), or why it cannot be.
+    pub fn lock_acquired(&mut self, result: Result<(), LockRefusal>) -> Result<(), SessionError> {
+        self.expect(&State::AwaitLock, "lock_acquired")?;
+        self.pending = None;
+        match result {
+            Ok(()) => {
+                self.lock_to_check = self.fleet_lock;
+                self.after_lock();
+            }
+            Err(refusal) => {
+                self.refuse(refusal.exit_code, None, refusal.missing, refusal.next_step);
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers a [`Step::LockStillHeld`]: `Ok` when the lock is still held,
+    /// or why it is not (the attempt is then refused before its intent).
+    pub fn lock_checked(&mut self, result: Result<(), LockRefusal>) -> Result<(), SessionError> {
+        self.expect(&State::AwaitLockCheck, "lock_checked")?;
+        self.pending = None;
+        self.lock_to_check = false;
+        match result {
+            Ok(()) => self.append_intent(),
+            Err(refusal) => {
+                self.refuse(refusal.exit_code, None, refusal.missing, refusal.next_step);
+            }
+        }
+        Ok(())
+    }
+
+    /// Past the fleet lock (or without one): the audit check first, where
+    /// audit is required.
+    fn after_lock(&mut self) {
+        if self.audit_required() {
+            // Nobody types a confirmation or waits for a backup only to
+            // learn that the log cannot take the record.
+            self.state = State::AwaitAuditCheck;
+            self.pending = Some(Step::CheckAudit);
+        } else {
+            self.check_stamp();
         }
     }
 
     /// Answers a [`Step::CheckAudit`].
-    pub fn audit_checked(&mut self, result: Result<(), String>) {
-        if self.state != State::AwaitAuditCheck {
-            return;
-        }
+    pub fn audit_checked(&mut self, result: Result<(), AuditFailure>) -> Result<(), SessionError> {
+        self.expect(&State::AwaitAuditCheck, "audit_checked")?;
         self.pending = None;
         match result {
             Ok(()) => self.check_stamp(),
             // Still offered to the log: a sink with a local copy may take it.
             Err(e) => {
-                let denial = self.audit_unavailable(e);
+                let denial = self.audit_unavailable(&e);
                 self.refuse(
                     denial.exit_code,
                     denial.rule,
@@ -751,9 +1028,10 @@ impl Session {
                 );
             }
         }
+        Ok(())
     }
 
-    fn audit_unavailable(&self, problem: String) -> Denial {
+    fn audit_unavailable(&self, problem: &AuditFailure) -> Denial {
         Denial {
             exit_code: exit::AUDIT_UNAVAILABLE,
             rule: self.rule_for(Requirement::Audit),
@@ -769,7 +1047,7 @@ impl Session {
     /// stamping operation itself (which exists to correct a stamp).
     fn check_stamp(&mut self) {
         match &self.operation.target {
-            Some(target) if self.operation.kind != STAMP_OPERATION => {
+            Some(target) if reads_stamp(&self.operation) => {
                 self.state = State::AwaitStamp;
                 self.pending = Some(Step::CheckStamp {
                     target: target.clone(),
@@ -781,24 +1059,20 @@ impl Session {
 
     /// Answers a [`Step::CheckStamp`]: the target's stamp, `None` when it has
     /// none (or is not a stampable target), `Err` when it cannot be read.
-    pub fn stamp_checked(&mut self, stamp: Result<Option<Stamp>, String>) {
-        if self.state != State::AwaitStamp {
-            return;
-        }
+    pub fn stamp_checked(
+        &mut self,
+        stamp: Result<Option<Stamp>, StampError>,
+    ) -> Result<(), SessionError> {
+        self.expect(&State::AwaitStamp, "stamp_checked")?;
         self.pending = None;
         let target = self.operation.target.clone().unwrap_or_default();
         let here = format!(
             "this environment is `{}` (tier {}), decided by {}",
             self.challenge.environment, self.challenge.tier, self.op_record.decided_by
         );
-        match stamp {
-            Ok(None) => self.check_actor(),
-            Ok(Some(stamp))
-                if same_environment(&stamp.environment, &self.challenge.environment) =>
-            {
-                self.check_actor()
-            }
-            Ok(Some(stamp)) => self.refuse(
+        match (stamp_verdict(&stamp, &self.challenge.environment), stamp) {
+            (StampVerdict::None | StampVerdict::Agrees, _) => self.check_actor(),
+            (_, Ok(Some(stamp))) => self.refuse(
                 exit::ENV_MISMATCH,
                 None,
                 format!(
@@ -812,13 +1086,15 @@ impl Session {
                     self.challenge.environment
                 ),
             ),
-            Err(e) => self.refuse(
+            (_, Ok(None)) => self.check_actor(),
+            (_, Err(e)) => self.refuse(
                 exit::ENV_MISMATCH,
                 None,
                 format!("cannot read the environment stamp of `{target}`: {e}"),
                 "make the target readable, then retry".into(),
             ),
         }
+        Ok(())
     }
 
     fn check_actor(&mut self) {
@@ -930,7 +1206,18 @@ impl Session {
         }
     }
 
+    /// The intent comes next: once the fleet lock, if one was taken, is
+    /// checked again.
     fn write_intent(&mut self) {
+        if self.lock_to_check {
+            self.state = State::AwaitLockCheck;
+            self.pending = Some(Step::LockStillHeld);
+        } else {
+            self.append_intent();
+        }
+    }
+
+    fn append_intent(&mut self) {
         let mut event = self.event(EventKind::Intent);
         let mut decision = self.decision_record("proceed", None);
         if let Some(reason) = &self.broke_glass {
@@ -968,10 +1255,8 @@ impl Session {
     }
 
     /// Answers a [`Step::NeedConfirmation`].
-    pub fn answer_confirmation(&mut self, answer: ConfirmationAnswer) {
-        if self.state != State::AwaitConfirmation {
-            return;
-        }
+    pub fn answer_confirmation(&mut self, answer: ConfirmationAnswer) -> Result<(), SessionError> {
+        self.expect(&State::AwaitConfirmation, "answer_confirmation")?;
         self.pending = None;
         let rule = self.rule_for(Requirement::Confirm);
         let how = match self.decision.confirm_mode {
@@ -1003,13 +1288,15 @@ impl Session {
                 how,
             ),
         }
+        Ok(())
     }
 
     /// Answers a [`Step::NeedBackup`] with evidence or the reason it failed.
-    pub fn answer_backup(&mut self, answer: Result<BackupEvidence, String>) {
-        if self.state != State::AwaitBackup {
-            return;
-        }
+    pub fn answer_backup(
+        &mut self,
+        answer: Result<BackupEvidence, BackupError>,
+    ) -> Result<(), SessionError> {
+        self.expect(&State::AwaitBackup, "answer_backup")?;
         self.pending = None;
         let rule = self.rule_for(Requirement::Backup);
         let spec = self.decision.backup.clone();
@@ -1066,16 +1353,23 @@ impl Session {
                     .to_owned(),
             ),
         }
+        Ok(())
     }
 
     /// Reports the result of a [`Step::Append`].
-    pub fn appended(&mut self, result: Result<(), String>) {
+    pub fn appended(&mut self, result: Result<(), AuditFailure>) -> Result<(), SessionError> {
+        if !matches!(
+            self.state,
+            State::AwaitRefusalAppend(_) | State::AwaitIntentAppend | State::AwaitOutcomeAppend
+        ) {
+            return Err(self.out_of_order("appended"));
+        }
         self.pending = None;
         match std::mem::replace(&mut self.state, State::Finished) {
             State::AwaitRefusalAppend(mut denial) => {
                 match result {
                     Ok(()) => denial.recorded = true,
-                    Err(e) => self.audit_failed = Some(e),
+                    Err(e) => self.audit_failed = Some(e.message),
                 }
                 self.state = State::Denied(denial);
             }
@@ -1084,7 +1378,7 @@ impl Session {
                 Err(e) if self.audit_required() => {
                     // Recorded where it still can be (a sink with a local
                     // copy may have taken the intent in one place only).
-                    let denial = self.audit_unavailable(e);
+                    let denial = self.audit_unavailable(&e);
                     self.refuse(
                         denial.exit_code,
                         denial.rule,
@@ -1093,27 +1387,26 @@ impl Session {
                     );
                 }
                 Err(e) => {
-                    self.audit_failed = Some(e);
+                    self.audit_failed = Some(e.message);
                     self.state = State::Proceeding;
                 }
             },
             State::AwaitOutcomeAppend => {
                 if let Err(e) = result {
-                    self.audit_failed = Some(e);
+                    self.audit_failed = Some(e.message);
                 }
                 self.state = State::Finished;
             }
             other => self.state = other,
         }
+        Ok(())
     }
 
     /// Reports that the intent could not be appended because its approval
     /// token cannot be spent: another run spent it first, or the log cannot
     /// record the spending (an approval is never used without that record).
-    pub fn approval_refused(&mut self, why: String) {
-        if self.state != State::AwaitIntentAppend {
-            return;
-        }
+    pub fn approval_refused(&mut self, why: ApprovalUnusable) -> Result<(), SessionError> {
+        self.expect(&State::AwaitIntentAppend, "approval_refused")?;
         self.pending = None;
         // The token was not ours to spend: the refusal carries no confirmation.
         self.confirm = None;
@@ -1124,16 +1417,15 @@ impl Session {
             format!("the approval token cannot be used: {why}"),
             "an approval token is good for one run; ask for a new one (`prodguard approve`)".into(),
         );
+        Ok(())
     }
 
     /// Reports that the intent spending an approval token could not be
     /// appended because the log (or the approval ledger) is unavailable:
     /// 123, whether or not the rule requires audit — an approval is never
     /// used without the record that spends it.
-    pub fn spending_unavailable(&mut self, why: String) {
-        if self.state != State::AwaitIntentAppend {
-            return;
-        }
+    pub fn spending_unavailable(&mut self, why: AuditFailure) -> Result<(), SessionError> {
+        self.expect(&State::AwaitIntentAppend, "spending_unavailable")?;
         self.pending = None;
         self.confirm = None;
         let rule = self.rule_for(Requirement::Confirm);
@@ -1145,26 +1437,32 @@ impl Session {
              (if the token is then refused as spent, ask for a new one)"
                 .into(),
         );
+        Ok(())
     }
 
-    /// Refuses the attempt for a reason the driver found, before its first
-    /// step (e.g. another host holds the fleet lock of this operation and
-    /// target) or instead of appending its intent (e.g. that lock was lost
-    /// meanwhile): the refusal is recorded like any other, without a rule.
-    /// Does nothing at any other point.
-    pub fn refuse_before_running(&mut self, exit_code: i32, missing: String, next_step: String) {
+    /// Refuses the attempt for a reason the driver found that the session
+    /// does not ask about, before its first step or instead of appending
+    /// its intent: the refusal is recorded like any other, without a rule.
+    /// (The fleet lock has its own steps: [`Step::AcquireLock`] and
+    /// [`Step::LockStillHeld`].)
+    /// At any other point it is an error, and the session goes on asking.
+    pub fn refuse_before_running(
+        &mut self,
+        exit_code: i32,
+        missing: String,
+        next_step: String,
+    ) -> Result<(), SessionError> {
         if !matches!(self.state, State::Start | State::AwaitIntentAppend) {
-            return;
+            return Err(self.out_of_order("refuse_before_running"));
         }
         self.pending = None;
         self.refuse(exit_code, None, missing, next_step);
+        Ok(())
     }
 
     /// Reports how the operation ended (after [`Step::Proceed`]).
-    pub fn finish(&mut self, outcome: OutcomeRecord) {
-        if self.state != State::Proceeding {
-            return;
-        }
+    pub fn finish(&mut self, outcome: OutcomeRecord) -> Result<(), SessionError> {
+        self.expect(&State::Proceeding, "finish")?;
         let mut event = self.event(EventKind::Outcome);
         event.outcome = Some(outcome);
         // The outcome repeats neither evidence nor decision: the intent has them.
@@ -1172,6 +1470,7 @@ impl Session {
         event.confirm = None;
         self.state = State::AwaitOutcomeAppend;
         self.pending = Some(Step::Append(event));
+        Ok(())
     }
 }
 
@@ -1327,10 +1626,10 @@ mod tests {
             now: Timestamp(10_000_000_000),
         });
         if session.next_step() == Step::CheckAudit {
-            session.audit_checked(Ok(()));
+            session.audit_checked(Ok(())).unwrap();
         }
         if matches!(session.next_step(), Step::CheckStamp { .. }) {
-            session.stamp_checked(Ok(None));
+            session.stamp_checked(Ok(None)).unwrap();
         }
         session
     }
@@ -1352,9 +1651,9 @@ mod tests {
         });
         assert_eq!(s.next_step(), Step::CheckAudit);
         // Other answers do not skip the check.
-        s.answer_confirmation(typed());
+        s.answer_confirmation(typed()).unwrap_err();
         assert_eq!(s.next_step(), Step::CheckAudit);
-        s.audit_checked(Err("torn tail".into()));
+        s.audit_checked(Err("torn tail".into())).unwrap();
         expect_append(&mut s, EventKind::Refusal, Err("torn tail".into()));
         let denial = expect_denial(&mut s, 123);
         assert!(denial.missing.contains("torn tail"));
@@ -1397,12 +1696,12 @@ mod tests {
     fn expect_append(
         session: &mut Session,
         kind: EventKind,
-        result: Result<(), String>,
+        result: Result<(), AuditFailure>,
     ) -> AuditEvent {
         match session.next_step() {
             Step::Append(event) => {
                 assert_eq!(event.kind, kind);
-                session.appended(result);
+                session.appended(result).unwrap();
                 event
             }
             other => panic!("expected an append of {kind:?}, got {other:?}"),
@@ -1421,12 +1720,14 @@ mod tests {
 
     fn finish_ok(session: &mut Session) {
         assert_eq!(session.next_step(), Step::Proceed);
-        session.finish(OutcomeRecord {
-            status: "ok".into(),
-            duration_ms: 1,
-            error: None,
-            exit_code: None,
-        });
+        session
+            .finish(OutcomeRecord {
+                status: "ok".into(),
+                duration_ms: 1,
+                error: None,
+                exit_code: None,
+            })
+            .unwrap();
         let outcome = expect_append(session, EventKind::Outcome, Ok(()));
         assert_eq!(outcome.attempt_id.as_deref(), Some("attempt-1"));
         assert_eq!(session.next_step(), Step::Done);
@@ -1488,7 +1789,7 @@ mod tests {
         };
         assert_eq!(challenge.expected, "orders");
         assert_eq!(challenge.tier, Tier::Production);
-        s.answer_confirmation(typed());
+        s.answer_confirmation(typed()).unwrap();
         let intent = expect_append(&mut s, EventKind::Intent, Ok(()));
         assert_eq!(intent.confirm.unwrap().method, "typed");
         finish_ok(&mut s);
@@ -1503,7 +1804,7 @@ mod tests {
         ] {
             let mut s = start(&p, Tier::Production, human());
             assert!(matches!(s.next_step(), Step::NeedConfirmation(_)));
-            s.answer_confirmation(answer);
+            s.answer_confirmation(answer).unwrap();
             expect_append(&mut s, EventKind::Refusal, Ok(()));
             let denial = expect_denial(&mut s, 121);
             assert!(denial.next_step.contains("orders"), "{}", denial.next_step);
@@ -1542,7 +1843,8 @@ mod tests {
             panic!("no backup step")
         };
         assert_eq!(request.target.as_deref(), Some("orders"));
-        s.answer_backup(Ok(evidence(Timestamp(10_000_000_000), true)));
+        s.answer_backup(Ok(evidence(Timestamp(10_000_000_000), true)))
+            .unwrap();
         let intent = expect_append(&mut s, EventKind::Intent, Ok(()));
         assert_eq!(intent.backup.unwrap().sha256, "ab".repeat(32));
         finish_ok(&mut s);
@@ -1551,7 +1853,7 @@ mod tests {
     #[test]
     fn failed_unverified_stale_or_empty_backups_refuse_with_122() {
         let now = Timestamp(10_000_000_000);
-        let cases: Vec<(Policy, Result<BackupEvidence, String>, &str)> = vec![
+        let cases: Vec<(Policy, Result<BackupEvidence, BackupError>, &str)> = vec![
             (
                 backup_policy(false, None),
                 Err("pg_dump: connection refused".into()),
@@ -1584,7 +1886,7 @@ mod tests {
         for (p, answer, needle) in cases {
             let mut s = start(&p, Tier::Production, human());
             assert!(matches!(s.next_step(), Step::NeedBackup(_)));
-            s.answer_backup(answer);
+            s.answer_backup(answer).unwrap();
             expect_append(&mut s, EventKind::Refusal, Ok(()));
             let denial = expect_denial(&mut s, 122);
             assert!(
@@ -1646,12 +1948,14 @@ mod tests {
         p.rules[0].require.push(Requirement::Confirm);
         let mut s = start(&p, Tier::Production, human());
         assert!(matches!(s.next_step(), Step::NeedConfirmation(_)));
-        // An answer of the wrong kind is ignored: the session keeps asking.
-        s.answer_backup(Ok(evidence(Timestamp(0), true)));
+        // An answer of the wrong kind is an error: the session keeps asking.
+        s.answer_backup(Ok(evidence(Timestamp(0), true)))
+            .unwrap_err();
         assert!(matches!(s.next_step(), Step::NeedConfirmation(_)));
-        s.answer_confirmation(typed());
+        s.answer_confirmation(typed()).unwrap();
         assert!(matches!(s.next_step(), Step::NeedBackup(_)));
-        s.answer_backup(Ok(evidence(Timestamp(10_000_000_000), true)));
+        s.answer_backup(Ok(evidence(Timestamp(10_000_000_000), true)))
+            .unwrap();
         let intent = expect_append(&mut s, EventKind::Intent, Ok(()));
         assert!(intent.confirm.is_some() && intent.backup.is_some());
     }
@@ -1669,7 +1973,8 @@ mod tests {
             duration_ms: 0,
             error: None,
             exit_code: None,
-        });
+        })
+        .unwrap_err();
         assert_eq!(s.next_step(), first);
     }
 
@@ -1687,12 +1992,14 @@ mod tests {
             approver: Some("bob".into()),
             token_id: Some("n1".into()),
             exp: None,
-        }));
+        }))
+        .unwrap();
         let Step::Append(intent) = s.next_step() else {
             panic!("no intent")
         };
         assert_eq!(intent.confirm.unwrap().token_id.as_deref(), Some("n1"));
-        s.approval_refused("it was spent by audit record 7".into());
+        s.approval_refused("it was spent by audit record 7".into())
+            .unwrap();
         let refusal = expect_append(&mut s, EventKind::Refusal, Ok(()));
         assert!(refusal.confirm.is_none());
         let denial = expect_denial(&mut s, 121);
@@ -1715,9 +2022,11 @@ mod tests {
             approver: Some("bob".into()),
             token_id: Some("n1".into()),
             exp: None,
-        }));
+        }))
+        .unwrap();
         assert!(matches!(s.next_step(), Step::Append(_)));
-        s.spending_unavailable("postgresql://db/fleet: connection refused".into());
+        s.spending_unavailable("postgresql://db/fleet: connection refused".into())
+            .unwrap();
         let refusal = expect_append(&mut s, EventKind::Refusal, Ok(()));
         assert!(refusal.confirm.is_none(), "the token was not used");
         let denial = expect_denial(&mut s, 123);
@@ -1745,17 +2054,17 @@ mod tests {
             now: Timestamp(0),
         });
         assert_eq!(s.next_step(), Step::CheckAudit);
-        s.audit_checked(Ok(()));
+        s.audit_checked(Ok(())).unwrap();
         let Step::CheckStamp { target } = s.next_step() else {
             panic!("no stamp check")
         };
         assert_eq!(target, "postgresql://app@db/orders");
-        s.stamp_checked(Ok(None));
+        s.stamp_checked(Ok(None)).unwrap();
         let Step::NeedConfirmation(challenge) = s.next_step() else {
             panic!("no confirmation")
         };
         assert_eq!(challenge.expected, "postgresql://app@db/orders");
-        s.answer_confirmation(typed());
+        s.answer_confirmation(typed()).unwrap();
         let intent = expect_append(&mut s, EventKind::Intent, Ok(()));
         let text = serde_json::to_string(&intent).unwrap();
         assert!(
@@ -1779,7 +2088,8 @@ mod tests {
             attempt_id: "a".into(),
             now: Timestamp(0),
         });
-        s.refuse_before_running(120, "held by bob@web-2".into(), "wait".into());
+        s.refuse_before_running(120, "held by bob@web-2".into(), "wait".into())
+            .unwrap();
         let refusal = expect_append(&mut s, EventKind::Refusal, Ok(()));
         let decision = refusal.decision.unwrap();
         assert_eq!(decision.exit_code, Some(120));
@@ -1789,12 +2099,16 @@ mod tests {
         assert_eq!(denial.rule, None);
         // While asking, the session ignores it.
         let mut started = start(&p, Tier::Production, human());
-        started.refuse_before_running(120, "late".into(), "x".into());
+        started
+            .refuse_before_running(120, "late".into(), "x".into())
+            .unwrap_err();
         assert!(matches!(started.next_step(), Step::NeedConfirmation(_)));
         // Instead of the intent, it refuses.
-        started.answer_confirmation(typed());
+        started.answer_confirmation(typed()).unwrap();
         assert!(matches!(started.next_step(), Step::Append(_)));
-        started.refuse_before_running(123, "lock lost".into(), "retry".into());
+        started
+            .refuse_before_running(123, "lock lost".into(), "retry".into())
+            .unwrap();
         let refusal = expect_append(&mut started, EventKind::Refusal, Ok(()));
         assert_eq!(refusal.decision.unwrap().exit_code, Some(123));
         expect_denial(&mut started, 123);
@@ -1827,7 +2141,8 @@ mod tests {
                 target: "orders.db".into()
             }
         );
-        s.stamp_checked(Ok(Some(stamp("production", Tier::Production))));
+        s.stamp_checked(Ok(Some(stamp("production", Tier::Production))))
+            .unwrap();
         expect_append(&mut s, EventKind::Refusal, Ok(()));
         let denial = expect_denial(&mut s, 124);
         assert!(
@@ -1848,11 +2163,12 @@ mod tests {
         // A matching stamp (any case) proceeds; an unreadable one refuses.
         let mut s = begin();
         s.next_step();
-        s.stamp_checked(Ok(Some(stamp("Development", Tier::Development))));
+        s.stamp_checked(Ok(Some(stamp("Development", Tier::Development))))
+            .unwrap();
         assert!(matches!(s.next_step(), Step::Append(_)));
         let mut s = begin();
         s.next_step();
-        s.stamp_checked(Err("database is locked".into()));
+        s.stamp_checked(Err("database is locked".into())).unwrap();
         expect_append(&mut s, EventKind::Refusal, Ok(()));
         expect_denial(&mut s, 124);
         // The stamping operation itself is not refused by the stamp it corrects.
@@ -1904,16 +2220,16 @@ mod tests {
         let p = with(true);
         let mut s = begin(&p, reason, Some("orders"));
         assert_eq!(s.next_step(), Step::CheckAudit);
-        s.audit_checked(Ok(()));
+        s.audit_checked(Ok(())).unwrap();
         s.next_step();
-        s.stamp_checked(Ok(None));
+        s.stamp_checked(Ok(None)).unwrap();
         let Step::Append(intent) = s.next_step() else {
             panic!("no intent")
         };
         assert_eq!(intent.decision.as_ref().unwrap().result, "break-glass");
         assert_eq!(intent.confirm.as_ref().unwrap().method, "break-glass");
         assert!(intent.message.unwrap().contains(reason));
-        s.appended(Err("disk full".into()));
+        s.appended(Err("disk full".into())).unwrap();
         expect_append(&mut s, EventKind::Refusal, Err("disk full".into()));
         expect_denial(&mut s, 123);
         // Not allowed by the rule: 121. No reason or no target: 125.
@@ -1924,16 +2240,204 @@ mod tests {
         ] {
             let mut s = begin(&p, why, target);
             if s.next_step() == Step::CheckAudit {
-                s.audit_checked(Ok(()));
+                s.audit_checked(Ok(())).unwrap();
             }
             if matches!(s.next_step(), Step::CheckStamp { .. }) {
-                s.stamp_checked(Ok(None));
+                s.stamp_checked(Ok(None)).unwrap();
             }
             if matches!(s.next_step(), Step::Append(_)) {
-                s.appended(Ok(()));
+                s.appended(Ok(())).unwrap();
             }
             expect_denial(&mut s, code);
         }
+    }
+
+    fn fleet_policy(lock: bool, sink: bool) -> Policy {
+        let mut p = policy(vec![rule(
+            "r",
+            &["db.migrate"],
+            &[Requirement::Confirm, Requirement::Audit],
+        )]);
+        if lock {
+            p.fleet.lock = Some("postgresql://db/fleet".into());
+        }
+        if sink {
+            p.audit.sink = Some("postgresql://db/fleet".into());
+        }
+        p
+    }
+
+    fn lock_refusal(exit_code: i32, missing: &str) -> LockRefusal {
+        LockRefusal {
+            exit_code,
+            missing: missing.into(),
+            next_step: "wait".into(),
+        }
+    }
+
+    fn begin(p: &Policy, tier: Tier) -> Session {
+        Session::begin(SessionInput {
+            policy: p,
+            detection: &detection(tier),
+            operation: Operation::new("db.migrate").with_target("orders"),
+            actor: human(),
+            attempt_id: "attempt-1".into(),
+            now: Timestamp(0),
+        })
+    }
+
+    #[test]
+    fn the_fleet_lock_is_taken_first_and_only_for_operations_with_requirements() {
+        let p = fleet_policy(true, false);
+        let mut s = begin(&p, Tier::Production);
+        assert_eq!(
+            s.next_step(),
+            Step::AcquireLock {
+                operation: "db.migrate".into(),
+                target: Some("orders".into())
+            }
+        );
+        // Nothing else answers it.
+        s.audit_checked(Ok(())).unwrap_err();
+        s.lock_checked(Ok(())).unwrap_err();
+        assert!(matches!(s.next_step(), Step::AcquireLock { .. }));
+        // Held elsewhere: refused and recorded, without a rule.
+        s.lock_acquired(Err(lock_refusal(120, "held by bob@web-2")))
+            .unwrap();
+        let refusal = expect_append(&mut s, EventKind::Refusal, Ok(()));
+        assert_eq!(refusal.decision.unwrap().reasons[0], "held by bob@web-2");
+        let denial = expect_denial(&mut s, 120);
+        assert!(denial.recorded && denial.rule.is_none());
+        // Free here (development: no rule), or denied: no lock.
+        let mut s = begin(&p, Tier::Development);
+        assert!(matches!(s.next_step(), Step::CheckStamp { .. }));
+        let mut denying = fleet_policy(true, false);
+        denying.rules[0].deny = Some("never".into());
+        let mut s = begin(&denying, Tier::Production);
+        expect_append(&mut s, EventKind::Refusal, Ok(()));
+        expect_denial(&mut s, 120);
+        // Without fleet keys there is no lock step at all.
+        let p = fleet_policy(false, false);
+        assert_eq!(begin(&p, Tier::Production).next_step(), Step::CheckAudit);
+    }
+
+    #[test]
+    fn a_lock_lost_before_the_intent_refuses_and_a_sink_alone_is_not_checked() {
+        let p = fleet_policy(true, false);
+        let mut s = begin(&p, Tier::Production);
+        assert!(matches!(s.next_step(), Step::AcquireLock { .. }));
+        s.lock_acquired(Ok(())).unwrap();
+        assert_eq!(s.next_step(), Step::CheckAudit);
+        s.audit_checked(Ok(())).unwrap();
+        s.next_step();
+        s.stamp_checked(Ok(None)).unwrap();
+        assert!(matches!(s.next_step(), Step::NeedConfirmation(_)));
+        s.answer_confirmation(typed()).unwrap();
+        assert_eq!(s.next_step(), Step::LockStillHeld);
+        s.appended(Ok(())).unwrap_err();
+        s.lock_checked(Err(lock_refusal(123, "the fleet lock was lost")))
+            .unwrap();
+        let refusal = expect_append(&mut s, EventKind::Refusal, Ok(()));
+        assert!(refusal.confirm.is_some(), "the refusal keeps the evidence");
+        assert_eq!(refusal.decision.unwrap().exit_code, Some(123));
+        expect_denial(&mut s, 123);
+        // Still held: the intent follows.
+        let mut s = begin(&p, Tier::Production);
+        s.next_step();
+        s.lock_acquired(Ok(())).unwrap();
+        s.next_step();
+        s.audit_checked(Ok(())).unwrap();
+        s.next_step();
+        s.stamp_checked(Ok(None)).unwrap();
+        s.next_step();
+        s.answer_confirmation(typed()).unwrap();
+        assert_eq!(s.next_step(), Step::LockStillHeld);
+        s.lock_checked(Ok(())).unwrap();
+        expect_append(&mut s, EventKind::Intent, Ok(()));
+        finish_ok(&mut s);
+        // A shared trail without a lock: the step is asked (a driver that
+        // cannot honour the fleet refuses there), but no lock is checked.
+        let p = fleet_policy(false, true);
+        let mut s = begin(&p, Tier::Production);
+        assert!(matches!(s.next_step(), Step::AcquireLock { .. }));
+        s.lock_acquired(Ok(())).unwrap();
+        s.next_step();
+        s.audit_checked(Ok(())).unwrap();
+        s.next_step();
+        s.stamp_checked(Ok(None)).unwrap();
+        s.next_step();
+        s.answer_confirmation(typed()).unwrap();
+        expect_append(&mut s, EventKind::Intent, Ok(()));
+    }
+
+    #[test]
+    fn answers_out_of_order_are_errors_that_name_both_sides() {
+        let p = policy(vec![rule("r", &["db.migrate"], &[Requirement::Confirm])]);
+        let mut s = start(&p, Tier::Production, human());
+        let err = s.answer_backup(Err("x".into())).unwrap_err();
+        assert_eq!(
+            err,
+            SessionError::OutOfOrder {
+                answer: "answer_backup",
+                awaiting: "waits for a confirmation (Step::NeedConfirmation)"
+            }
+        );
+        assert!(err.to_string().contains("bug in the driver"), "{err}");
+        for result in [
+            s.appended(Ok(())),
+            s.stamp_checked(Ok(None)),
+            s.approval_refused("x".into()),
+            s.spending_unavailable("x".into()),
+            s.lock_acquired(Ok(())),
+        ] {
+            assert!(matches!(result, Err(SessionError::OutOfOrder { .. })));
+        }
+        assert!(matches!(s.next_step(), Step::NeedConfirmation(_)));
+    }
+
+    #[test]
+    fn check_exits_124_where_the_stamp_would_refuse_the_run() {
+        let stamp = |env: &str| -> Result<Option<Stamp>, StampError> {
+            Ok(Some(Stamp {
+                environment: env.into(),
+                tier: Tier::from_name(env).unwrap_or(Tier::Unknown),
+                stamped_at: None,
+                stamped_by: None,
+            }))
+        };
+        assert_eq!(stamp_verdict(&Ok(None), "production"), StampVerdict::None);
+        assert_eq!(
+            stamp_verdict(&stamp("prod"), "production"),
+            StampVerdict::Agrees
+        );
+        assert_eq!(
+            stamp_verdict(&stamp("development"), "production"),
+            StampVerdict::Disagrees
+        );
+        assert_eq!(
+            stamp_verdict(&Err("locked".into()), "production"),
+            StampVerdict::Unreadable
+        );
+        let p = policy(vec![rule("r", &["db.migrate"], &[Requirement::Confirm])]);
+        let op = Operation::new("db.migrate").with_target("orders");
+        let decision = decide(&p, &detection(Tier::Production), &op);
+        for (verdict, code) in [
+            (StampVerdict::None, 121),
+            (StampVerdict::Agrees, 121),
+            (StampVerdict::Disagrees, 124),
+            (StampVerdict::Unreadable, 124),
+        ] {
+            assert_eq!(check_exit_code(&decision, verdict), code, "{verdict:?}");
+        }
+        // An invalid request stays one, whatever the stamp says.
+        let invalid = decide(&p, &detection(Tier::Production), &Operation::new("DB"));
+        assert_eq!(check_exit_code(&invalid, StampVerdict::Disagrees), 125);
+        // The stamp is read for a target, except by the stamping operation.
+        assert!(reads_stamp(&op));
+        assert!(!reads_stamp(&Operation::new("db.migrate")));
+        assert!(!reads_stamp(
+            &Operation::new(STAMP_OPERATION).with_target("orders")
+        ));
     }
 
     #[test]

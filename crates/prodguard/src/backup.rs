@@ -13,20 +13,23 @@ use sha2::{Digest, Sha256};
 
 use crate::facts;
 
+pub use prodguard_core::session::BackupError;
+
 /// Produces backup evidence for a guarded operation.
 ///
-/// Return `Err` with a sentence saying what went wrong; the guard refuses
-/// with exit code 122 and the operation does not run.
+/// Return a [`BackupError`] with a sentence saying what went wrong and what
+/// to do; the guard refuses with exit code 122 and the operation does not run.
 pub trait BackupProvider: Send + Sync {
     /// Makes (or finds) a backup for `request` and returns its evidence.
-    fn backup(&self, request: &BackupRequest) -> Result<BackupEvidence, String>;
+    fn backup(&self, request: &BackupRequest) -> Result<BackupEvidence, BackupError>;
 }
 
+/// A closure is a provider (`Err("…".into())` makes a [`BackupError`]).
 impl<F> BackupProvider for F
 where
-    F: Fn(&BackupRequest) -> Result<BackupEvidence, String> + Send + Sync,
+    F: Fn(&BackupRequest) -> Result<BackupEvidence, BackupError> + Send + Sync,
 {
-    fn backup(&self, request: &BackupRequest) -> Result<BackupEvidence, String> {
+    fn backup(&self, request: &BackupRequest) -> Result<BackupEvidence, BackupError> {
         self(request)
     }
 }
@@ -121,7 +124,14 @@ fn run_shell(command: &str) -> Result<(), String> {
 }
 
 impl BackupProvider for CommandBackup {
-    fn backup(&self, request: &BackupRequest) -> Result<BackupEvidence, String> {
+    fn backup(&self, request: &BackupRequest) -> Result<BackupEvidence, BackupError> {
+        self.make(request).map_err(BackupError::from)
+    }
+}
+
+impl CommandBackup {
+    /// Makes (or finds) the backup `request` asks for; `Err` says why not.
+    fn make(&self, request: &BackupRequest) -> Result<BackupEvidence, String> {
         let now = facts::now();
         let mut path = self.backup_path(request, now);
         let target = request.target.as_deref().unwrap_or("");

@@ -3,7 +3,6 @@
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Read, Write};
 
-use prodguard_core::audit::ConfirmEvidence;
 use prodguard_core::policy::ConfirmMode;
 use prodguard_core::session::{Challenge, ConfirmationAnswer};
 
@@ -131,21 +130,12 @@ impl Confirmer for TerminalConfirmer {
             }
         }
         let typed = String::from_utf8_lossy(&answer);
-        let typed = typed.trim();
-        if typed == challenge.expected {
-            let _ = out.write_all(b"prodguard: confirmed.\n");
-            ConfirmationAnswer::Confirmed(ConfirmEvidence {
-                method: "typed".into(),
-                approver: None,
-                token_id: None,
-                exp: None,
-            })
-        } else {
-            let _ = out.write_all(b"prodguard: that does not match; cancelled.\n");
-            ConfirmationAnswer::Declined(format!(
-                "typed `{typed}`, expected `{}`",
-                challenge.expected
-            ))
-        }
+        let answer = prodguard_core::confirm::typed_answer(challenge, &typed, None);
+        let said: &[u8] = match answer {
+            ConfirmationAnswer::Confirmed(_) => b"prodguard: confirmed.\n",
+            _ => b"prodguard: that does not match; cancelled.\n",
+        };
+        let _ = out.write_all(said);
+        answer
     }
 }

@@ -6,32 +6,51 @@
 //! of them: a key that is accepted but not honoured would let operations
 //! through that the policy meant to coordinate.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use prodguard_core::Policy;
 use prodguard_core::Timestamp;
 use prodguard_core::audit::{AuditEvent, EventKind};
+use prodguard_core::session::LockRefusal;
 
 use crate::GuardError;
 use crate::audit::{AppendReceipt, AuditError, AuditSink, SpendError};
+
+/// A sink for when no audit log can be located: every append fails, so
+/// operations that require audit refuse.
+pub(crate) struct NoAuditLog;
+
+impl AuditSink for NoAuditLog {
+    fn append(&self, _: &AuditEvent) -> Result<AppendReceipt, AuditError> {
+        Err(AuditError::Open {
+            path: PathBuf::from("<none>"),
+            source: std::io::Error::other(
+                "no audit log is configured and neither XDG_STATE_HOME nor HOME is set; \
+                 set PRODGUARD_AUDIT_LOG",
+            ),
+        })
+    }
+}
 
 /// Whether approvals are spent outside the local audit log (in PostgreSQL).
 pub(crate) fn spends_in_postgres(policy: &Policy) -> bool {
     policy.audit.sink.is_some() || policy.approval.ledger.is_some()
 }
 
-/// `sink`, with the policy's `[audit] sink` and `[approval] ledger` around
-/// it: every record goes to the shared trail first and `local` (the file
-/// log or the program's own sink, if any) gets a copy; approvals are spent
-/// in the ledger when one is named.
+/// `local` (the file log or the program's own sink, if any), with the
+/// policy's `[audit] sink` and `[approval] ledger` around it: every record
+/// goes to the shared trail first and `local` gets a copy; approvals are
+/// spent in the ledger when one is named. Without any of them, a sink that
+/// refuses every append ([`NoAuditLog`]).
 pub(crate) fn audit_sink(
     policy: &Policy,
     local: Option<Arc<dyn AuditSink>>,
-) -> Result<Option<Arc<dyn AuditSink>>, GuardError> {
+) -> Result<Arc<dyn AuditSink>, GuardError> {
     if policy.audit.sink.is_none() && policy.approval.ledger.is_none() {
-        return Ok(local);
+        return Ok(local.unwrap_or_else(|| Arc::new(NoAuditLog)));
     }
-    postgres_sink(policy, local).map(Some)
+    postgres_sink(policy, local)
 }
 
 #[cfg(feature = "postgres")]
@@ -57,7 +76,7 @@ fn postgres_sink(
     }
     // Without a sink so far there is no log to record anything in: the
     // sink refuses every append, so audited operations refuse.
-    let sink = sink.unwrap_or_else(|| Arc::new(crate::guard::NoAuditLog));
+    let sink = sink.unwrap_or_else(|| Arc::new(NoAuditLog));
     match &policy.approval.ledger {
         Some(url) => {
             let server = parse_server("[approval] ledger", url)?;
@@ -164,9 +183,6 @@ pub(crate) type LockHold = crate::pg::FleetGuard;
 #[cfg(not(feature = "postgres"))]
 pub(crate) enum LockHold {}
 
-/// Why a fleet lock was not taken: the exit code, what is missing, the next step.
-pub(crate) type LockRefusal = (i32, String, String);
-
 impl Locks {
     /// The policy's fleet locks, held as `holder`; `None` without `[fleet] lock`.
     pub(crate) fn from_policy(policy: &Policy, holder: &str) -> Result<Option<Locks>, GuardError> {
@@ -202,20 +218,21 @@ impl Locks {
             self.locks
                 .acquire(operation, target, Some(self.wait))
                 .map_err(|e| match e {
-                    LockError::Held { .. } => (
-                        exit::DENIED,
-                        e.to_string(),
-                        "wait until it finishes and run again, or set [fleet] wait to queue \
-                         behind it"
+                    LockError::Held { .. } => LockRefusal {
+                        exit_code: exit::DENIED,
+                        missing: e.to_string(),
+                        next_step: "wait until it finishes and run again, or set [fleet] wait \
+                                    to queue behind it"
                             .to_owned(),
-                    ),
-                    LockError::Unavailable(pg) => (
-                        exit::AUDIT_UNAVAILABLE,
-                        format!("the fleet lock cannot be taken: {pg}"),
-                        "make the server named in [fleet] lock reachable (`prodguard fleet \
-                         init URL` checks it); nothing guarded runs until it answers"
+                    },
+                    LockError::Unavailable(pg) => LockRefusal {
+                        exit_code: exit::AUDIT_UNAVAILABLE,
+                        missing: format!("the fleet lock cannot be taken: {pg}"),
+                        next_step: "make the server named in [fleet] lock reachable \
+                                    (`prodguard fleet init URL` checks it); nothing guarded \
+                                    runs until it answers"
                             .to_owned(),
-                    ),
+                    },
                 })
         }
         #[cfg(not(feature = "postgres"))]
@@ -232,16 +249,14 @@ pub(crate) fn still_held(hold: &mut LockHold) -> Result<(), LockRefusal> {
     #[cfg(feature = "postgres")]
     {
         let (operation, target) = (hold.operation().to_owned(), hold.target().to_owned());
-        let lost = |why: String| {
-            (
-                prodguard_core::exit::AUDIT_UNAVAILABLE,
-                format!(
-                    "the fleet lock of `{operation}` on `{target}` was lost before the operation \
-                     started ({why}); another host may be running it now"
-                ),
-                "check the connection to the server named in [fleet] lock, then run again"
-                    .to_owned(),
-            )
+        let lost = |why: String| LockRefusal {
+            exit_code: prodguard_core::exit::AUDIT_UNAVAILABLE,
+            missing: format!(
+                "the fleet lock of `{operation}` on `{target}` was lost before the operation \
+                 started ({why}); another host may be running it now"
+            ),
+            next_step: "check the connection to the server named in [fleet] lock, then run again"
+                .to_owned(),
         };
         match hold.still_held() {
             Ok(true) => Ok(()),

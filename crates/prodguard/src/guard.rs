@@ -7,41 +7,26 @@ use std::time::Instant;
 
 use prodguard_core::Timestamp;
 use prodguard_core::approval::Expected;
-use prodguard_core::audit::{Actor, AuditEvent, ConfirmEvidence, EventKind, OutcomeRecord};
-use prodguard_core::policy::ConfirmMode;
+use prodguard_core::audit::{Actor, EventKind, OutcomeRecord};
+use prodguard_core::confirm::{self, Route, Unconfirmable};
 use prodguard_core::session::{
-    self, ConfirmationAnswer, Decision, Operation, Session, SessionInput, Step, Verdict, decide,
+    self, ApprovalUnusable, AuditFailure, ConfirmationAnswer, Decision, Operation, Session,
+    SessionInput, Stamp, StampVerdict, Step, Verdict, decide,
 };
 use prodguard_core::{Detection, Facts, Policy, classify};
 
-use crate::audit::{AppendReceipt, AuditError, AuditSink, FileSink, SpendError};
+use crate::audit::{AuditSink, FileSink, SpendError};
 use crate::backup::{BackupProvider, CommandBackup};
 use crate::confirm::{Confirmer, TerminalConfirmer};
-use crate::stamp::StampReader;
+use crate::stamp::{StampError, StampReader};
 use crate::{GuardError, approval, config, facts, fleet};
-
-/// A sink for when no audit log can be located: every append fails, so
-/// operations that require audit refuse.
-pub(crate) struct NoAuditLog;
-
-impl AuditSink for NoAuditLog {
-    fn append(&self, _: &AuditEvent) -> Result<AppendReceipt, AuditError> {
-        Err(AuditError::Open {
-            path: PathBuf::from("<none>"),
-            source: std::io::Error::other(
-                "no audit log is configured and neither XDG_STATE_HOME nor HOME is set; \
-                 set PRODGUARD_AUDIT_LOG",
-            ),
-        })
-    }
-}
 
 /// Reads the stamps of the targets this build can open: SQLite files
 /// (feature `sqlite`) and PostgreSQL databases (feature `postgres`).
 struct DefaultStamps;
 
 impl StampReader for DefaultStamps {
-    fn read(&self, target: &str) -> Result<Option<prodguard_core::session::Stamp>, String> {
+    fn read(&self, target: &str) -> Result<Option<Stamp>, StampError> {
         #[cfg(feature = "postgres")]
         if crate::pg::is_postgres_url(target) {
             return crate::pg::PgStamps.read(target);
@@ -142,6 +127,17 @@ impl GuardBuilder {
         self
     }
 
+    /// Re-stamping a target: its current stamp counts as a declaration of
+    /// the environment, so re-stamping a production database from a laptop
+    /// is guarded like production (a conflicting declaration that is more
+    /// sensitive still wins).
+    pub fn restamping(self, current: Option<&Stamp>) -> Self {
+        match current {
+            Some(stamp) => self.environment(stamp.environment.clone()),
+            None => self,
+        }
+    }
+
     /// Acts as this actor instead of the detected one.
     pub fn actor(mut self, actor: Actor) -> Self {
         self.actor = Some(actor);
@@ -211,7 +207,7 @@ impl GuardBuilder {
             (None, None) => None,
         };
         // Fleet mode: the shared trail first, the local sink a copy.
-        let sink = fleet::audit_sink(&policy, local)?.unwrap_or_else(|| Arc::new(NoAuditLog));
+        let sink = fleet::audit_sink(&policy, local)?;
         let actor = self.actor.unwrap_or_else(facts::current_actor);
         let holder = format!(
             "{}@{} pid {}",
@@ -304,13 +300,34 @@ impl Guard {
     }
 
     /// The environment stamp `target` carries, read as a guarded operation would.
-    pub fn stamp_of(&self, target: &str) -> Result<Option<prodguard_core::session::Stamp>, String> {
+    pub fn stamp_of(&self, target: &str) -> Result<Option<Stamp>, StampError> {
         self.stamps.read(target)
     }
 
-    /// What the guard would require for `operation` here; nothing is run or recorded.
-    pub fn check(&self, operation: &Operation) -> Decision {
-        decide(&self.policy, &self.detection, operation)
+    /// What the guard would require for `operation` here, and what its
+    /// target's stamp says (read first, as a guarded run reads it); nothing
+    /// is run or recorded. [`Check::exit_code`] is what `prodguard check`
+    /// exits with.
+    pub fn check(&self, operation: &Operation) -> Check {
+        // The stamp is read with a database URL's password; nothing
+        // decided or shown carries it.
+        let mut shown = operation.clone();
+        if let Some(redacted) = operation.target.as_deref().and_then(crate::redact_password) {
+            shown.target = Some(redacted);
+        }
+        let decision = decide(&self.policy, &self.detection, &shown);
+        let stamp = match &operation.target {
+            Some(target) if session::reads_stamp(operation) => self.stamps.read(target),
+            _ => Ok(None),
+        };
+        let stamp_verdict = session::stamp_verdict(&stamp, &self.detection.environment);
+        Check {
+            exit_code: session::check_exit_code(&decision, stamp_verdict),
+            operation: shown,
+            decision,
+            stamp,
+            stamp_verdict,
+        }
     }
 
     /// Starts describing a guarded operation of `kind` (a dotted name such as `db.migrate`).
@@ -340,8 +357,9 @@ impl Guard {
                 None,
             )
         };
-        let Some(target) = operation.target.as_deref() else {
-            return refuse("approval tokens bind a target, and this operation names none".into());
+        let expected = match Expected::of(operation, &self.detection) {
+            Ok(expected) => expected,
+            Err(no_target) => return refuse(no_target.to_string()),
         };
         // Spent in the policy's file log: only that file knows every spent token.
         if let (Some(policy_log), Some(in_use)) = (&self.policy.audit.log, &self.audit_path)
@@ -359,30 +377,18 @@ impl Guard {
         };
         let key = match approval::read_key(Path::new(key_file)) {
             Ok(key) => key,
-            Err(e) => return refuse(e),
+            Err(e) => return refuse(e.to_string()),
         };
-        let expected = Expected {
-            op: &operation.kind,
-            target,
-            env: &self.detection.environment,
-            tier: self.detection.tier,
-            fingerprint: operation.fingerprint.as_deref(),
-        };
-        match prodguard_core::approval::verify(
+        match prodguard_core::approval::verify_for(
             &key,
             token,
             &expected,
             facts::now(),
             &self.actor.user,
-            self.policy.approval.four_eyes,
+            &self.policy.approval,
         ) {
             Ok(claims) => (
-                ConfirmationAnswer::Confirmed(ConfirmEvidence {
-                    method: "approval".into(),
-                    approver: Some(claims.approver),
-                    token_id: Some(claims.nonce),
-                    exp: Some(claims.exp),
-                }),
+                ConfirmationAnswer::Confirmed(claims.confirm_evidence()),
                 Some(claims.iat),
             ),
             Err(e) => refuse(e.to_string()),
@@ -418,55 +424,70 @@ impl Guard {
             attempt_id: facts::random_id(),
             now: facts::now(),
         });
-        // The fleet lock is held from before anyone is asked until the
-        // outcome is recorded; operations that are free here take none.
+        // The fleet lock, held from the session's first step until the
+        // outcome is recorded (the session asks only where it applies).
         let mut lock = None;
-        if let Some(locks) = &self.locks
-            && session.decision().result == Verdict::Require
-        {
-            let target = operation.target.as_deref().unwrap_or("");
-            match locks.acquire(&operation.kind, target) {
-                Ok(hold) => lock = Some(hold),
-                Err((exit_code, missing, next_step)) => {
-                    session.refuse_before_running(exit_code, missing, next_step);
-                }
-            }
-        }
         loop {
-            match session.next_step() {
+            let answered = match session.next_step() {
+                Step::AcquireLock { operation, target } => match &self.locks {
+                    Some(locks) => {
+                        match locks.acquire(&operation, target.as_deref().unwrap_or("")) {
+                            Ok(hold) => {
+                                lock = Some(hold);
+                                session.lock_acquired(Ok(()))
+                            }
+                            Err(refusal) => session.lock_acquired(Err(refusal)),
+                        }
+                    }
+                    // Fleet mode without `[fleet] lock`: nothing to take.
+                    None => session.lock_acquired(Ok(())),
+                },
+                // The lock may have gone with its connection while a
+                // person typed or a backup ran: checked before the intent.
+                Step::LockStillHeld => match lock.as_mut() {
+                    Some(hold) => session.lock_checked(fleet::still_held(hold)),
+                    None => session.lock_checked(Ok(())),
+                },
                 Step::CheckStamp { target } => {
                     let target = stamp_target.as_deref().unwrap_or(&target);
-                    session.stamp_checked(self.stamps.read(target));
+                    session.stamp_checked(self.stamps.read(target))
                 }
-                Step::CheckAudit => {
-                    session.audit_checked(self.sink.check().map_err(|e| e.to_string()));
-                }
+                Step::CheckAudit => session.audit_checked(
+                    self.sink
+                        .check()
+                        .map_err(|e| AuditFailure::new(e.to_string())),
+                ),
                 Step::NeedConfirmation(challenge) => {
-                    let four_eyes = self.policy.approval.four_eyes;
-                    let mut answer = match (challenge.mode, approval) {
-                        // Four eyes: the requester typing the name is one pair of eyes.
-                        (ConfirmMode::Typed, _) if four_eyes => ConfirmationAnswer::Unavailable(
-                            "four_eyes needs an approval token from someone else, but this rule \
-                             accepts only typed confirmation (confirm.mode = \"typed\")"
-                                .into(),
-                        ),
-                        (ConfirmMode::Typed, _) => self.confirmer.confirm(&challenge),
-                        (_, Some(token)) => {
+                    let route = confirm::route(
+                        challenge.mode,
+                        self.policy.approval.four_eyes,
+                        approval.is_some(),
+                    );
+                    let mut answer = match (route, approval) {
+                        (Route::CheckToken, Some(token)) => {
                             let (answer, issued) = self.check_approval(token, &operation);
                             approval_issued = issued;
                             answer
                         }
-                        (ConfirmMode::Approval, None) => ConfirmationAnswer::Unavailable(
-                            "this rule accepts only an approval token, and none was given".into(),
-                        ),
-                        (ConfirmMode::Either, None) if four_eyes => {
+                        (Route::Unavailable(Unconfirmable::FourEyesTypedOnly), _) => {
+                            ConfirmationAnswer::Unavailable(
+                                "four_eyes needs an approval token from someone else, but this \
+                                 rule accepts only typed confirmation (confirm.mode = \"typed\")"
+                                    .into(),
+                            )
+                        }
+                        (Route::Unavailable(Unconfirmable::FourEyesNeedsToken), _) => {
                             ConfirmationAnswer::Unavailable(
                                 "four_eyes needs an approval token from someone else \
                              (`prodguard approve`, then --approval or PRODGUARD_APPROVAL)"
                                     .into(),
                             )
                         }
-                        (ConfirmMode::Either, None) => self.confirmer.confirm(&challenge),
+                        (Route::AskPerson, _) => self.confirmer.confirm(&challenge),
+                        // Unconfirmable::TokenRequired (and no way this build knows of).
+                        _ => ConfirmationAnswer::Unavailable(
+                            "this rule accepts only an approval token, and none was given".into(),
+                        ),
                     };
                     if let ConfirmationAnswer::Confirmed(evidence) = &mut answer
                         && evidence.approver.is_none()
@@ -474,7 +495,7 @@ impl Guard {
                         evidence.approver = Some(self.actor.user.clone());
                     }
                     tracing::info!(answer = ?answer, "confirmation answered");
-                    session.answer_confirmation(answer);
+                    session.answer_confirmation(answer)
                 }
                 Step::NeedBackup(request) => {
                     let result = self.backup.backup(&request);
@@ -487,18 +508,9 @@ impl Guard {
                         ),
                         Err(e) => tracing::warn!(error = %e, "backup failed"),
                     }
-                    session.answer_backup(result);
+                    session.answer_backup(result)
                 }
                 Step::Append(event) => {
-                    // The lock may have gone with its connection while a
-                    // person typed or a backup ran: check before the intent.
-                    if event.kind == EventKind::Intent
-                        && let Some(hold) = lock.as_mut()
-                        && let Err((code, missing, next_step)) = fleet::still_held(hold)
-                    {
-                        session.refuse_before_running(code, missing, next_step);
-                        continue;
-                    }
                     let spending = event
                         .confirm
                         .as_ref()
@@ -509,9 +521,11 @@ impl Guard {
                             match self.sink.append_spending(&event, &token_id, issued) {
                                 Ok(_) => session.appended(Ok(())),
                                 Err(SpendError::Audit(e)) => {
-                                    session.spending_unavailable(e.to_string());
+                                    session.spending_unavailable(AuditFailure::new(e.to_string()))
                                 }
-                                Err(e) => session.approval_refused(e.to_string()),
+                                Err(e) => {
+                                    session.approval_refused(ApprovalUnusable::new(e.to_string()))
+                                }
                             }
                         }
                         _ => {
@@ -519,8 +533,8 @@ impl Guard {
                                 .sink
                                 .append(&event)
                                 .map(|_| ())
-                                .map_err(|e| e.to_string());
-                            session.appended(result);
+                                .map_err(|e| AuditFailure::new(e.to_string()));
+                            session.appended(result)
                         }
                     }
                 }
@@ -548,9 +562,31 @@ impl Guard {
                         "the guard session ended before the operation was admitted".into(),
                     ));
                 }
+            };
+            // A driver bug: refuse rather than run.
+            if let Err(e) = answered {
+                tracing::error!(error = %e, "the guard session was driven out of order");
+                return Err(GuardError::Policy(e.to_string()));
             }
         }
     }
+}
+
+/// What [`Guard::check`] found: the policy's decision and the target's stamp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Check {
+    /// The operation as decided (a database URL's password left out).
+    pub operation: Operation,
+    /// What the policy requires.
+    pub decision: Decision,
+    /// The target's stamp as read (`Ok(None)` when none, or not read).
+    pub stamp: Result<Option<Stamp>, StampError>,
+    /// What the stamp means here.
+    pub stamp_verdict: StampVerdict,
+    /// What a run without a terminal and without evidence would exit
+    /// with: the decision's code, or 124 when the stamp would refuse it.
+    pub exit_code: i32,
 }
 
 /// A guarded operation being described; see [`Guard::operation`].
@@ -696,12 +732,15 @@ impl Permit<'_> {
         }
         self.finished = true;
         let _enter = self.span.enter();
-        self.session.finish(OutcomeRecord {
+        let finished = self.session.finish(OutcomeRecord {
             status: status.to_owned(),
             duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             error,
             exit_code,
         });
+        if let Err(e) = finished {
+            tracing::error!(error = %e, "the outcome could not be recorded");
+        }
         while let Step::Append(event) = self.session.next_step() {
             let result = self.guard.sink.append(&event).map(|_| ());
             if let Err(e) = &result {
@@ -709,7 +748,11 @@ impl Permit<'_> {
                 // next guarded operation will refuse.
                 tracing::error!(error = %e, "the outcome record could not be written");
             }
-            self.session.appended(result.map_err(|e| e.to_string()));
+            let result = result.map_err(|e| AuditFailure::new(e.to_string()));
+            if let Err(e) = self.session.appended(result) {
+                tracing::error!(error = %e, "the outcome record was not taken");
+                break;
+            }
         }
         if let Some(lock) = self.lock.take() {
             fleet::release(lock);

@@ -44,9 +44,9 @@ pub mod stamp;
 use std::sync::OnceLock;
 
 pub use error::GuardError;
-pub use guard::{Guard, GuardBuilder, GuardedOperation, Permit};
+pub use guard::{Check, Guard, GuardBuilder, GuardedOperation, Permit};
 pub use prodguard_core::secret::redact_password;
-pub use prodguard_core::session::{Decision, Operation, Verdict};
+pub use prodguard_core::session::{Decision, Operation, StampVerdict, Verdict};
 pub use prodguard_core::{Detection, Policy, Tier};
 
 static DETECTION: OnceLock<Detection> = OnceLock::new();

@@ -5,12 +5,14 @@
 use std::path::Path;
 
 use prodguard_core::session::Stamp;
+pub use prodguard_core::session::StampError;
 
 /// Reads a target's stamp. `Ok(None)`: the target carries none (or is not
-/// something that can); `Err`: it should be readable but is not.
+/// something that can); `Err`: it should be readable but is not (the guard
+/// refuses with 124).
 pub trait StampReader: Send + Sync {
     /// The stamp of `target`.
-    fn read(&self, target: &str) -> Result<Option<Stamp>, String>;
+    fn read(&self, target: &str) -> Result<Option<Stamp>, StampError>;
 }
 
 /// Reads no stamps.
@@ -18,7 +20,7 @@ pub trait StampReader: Send + Sync {
 pub struct NoStamps;
 
 impl StampReader for NoStamps {
-    fn read(&self, _: &str) -> Result<Option<Stamp>, String> {
+    fn read(&self, _: &str) -> Result<Option<Stamp>, StampError> {
         Ok(None)
     }
 }
@@ -42,12 +44,12 @@ pub struct SqliteStamps;
 
 #[cfg(feature = "sqlite")]
 impl StampReader for SqliteStamps {
-    fn read(&self, target: &str) -> Result<Option<Stamp>, String> {
+    fn read(&self, target: &str) -> Result<Option<Stamp>, StampError> {
         let path = Path::new(target);
         if !is_sqlite(path) {
             return Ok(None);
         }
-        read_sqlite_stamp(path)
+        read_sqlite_stamp(path).map_err(StampError::from)
     }
 }
 

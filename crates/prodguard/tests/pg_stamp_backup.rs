@@ -169,7 +169,7 @@ fn pg_dump_custom_format_is_a_verified_backup() {
             spec,
         })
         .unwrap_err();
-    assert!(!err.is_empty());
+    assert!(!err.message.is_empty());
 }
 
 #[test]

@@ -110,7 +110,7 @@ fn the_ledger_the_fleet_lock_and_the_stamp_fail_closed_too() {
     assert!(err.to_string().contains(&server), "{err}");
     assert!(!err.to_string().contains("hunter2"), "{err}");
 
-    let err = PgStamps.read(&url).unwrap_err();
+    let err = PgStamps.read(&url).unwrap_err().to_string();
     assert!(err.contains(&server) && !err.contains("hunter2"), "{err}");
 
     let err = PgServer::parse(&url).unwrap().init_schema().unwrap_err();

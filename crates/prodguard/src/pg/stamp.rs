@@ -31,11 +31,11 @@ const CREATE_STAMP_TABLE: &str = "CREATE TABLE IF NOT EXISTS prodguard_stamp (
 pub struct PgStamps;
 
 impl StampReader for PgStamps {
-    fn read(&self, target: &str) -> Result<Option<Stamp>, String> {
+    fn read(&self, target: &str) -> Result<Option<Stamp>, crate::stamp::StampError> {
         if !is_postgres_url(target) {
             return Ok(None);
         }
-        read_stamp(target)
+        read_stamp(target).map_err(crate::stamp::StampError::from)
     }
 }
 

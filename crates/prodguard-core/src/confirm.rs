@@ -1,0 +1,155 @@
+//! Confirmation resolution: how a [`Challenge`] may be answered, given the
+//! rule's confirm mode, the policy's four eyes and whether an approval token
+//! was offered — one rule for every face (the Rust guard, the JSON API the
+//! C ABI and the Wasm module speak).
+//!
+//! ```
+//! use prodguard_core::confirm::{Route, Unconfirmable, route};
+//! use prodguard_core::policy::ConfirmMode;
+//!
+//! // Four eyes: the requester typing the name is one pair of eyes.
+//! assert_eq!(
+//!     route(ConfirmMode::Either, true, false),
+//!     Route::Unavailable(Unconfirmable::FourEyesNeedsToken)
+//! );
+//! assert_eq!(route(ConfirmMode::Either, true, true), Route::CheckToken);
+//! assert_eq!(route(ConfirmMode::Typed, false, true), Route::AskPerson);
+//! ```
+
+use crate::audit::ConfirmEvidence;
+use crate::policy::ConfirmMode;
+use crate::session::{Challenge, ConfirmationAnswer};
+
+/// How a confirmation challenge is to be answered.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Check the approval token that was offered (see
+    /// [`crate::approval::verify_for`]); its verdict is the answer.
+    CheckToken,
+    /// Ask the person to type the expected name (see [`typed_answer`]).
+    AskPerson,
+    /// Nobody can confirm it this way; answer
+    /// [`ConfirmationAnswer::Unavailable`] with the face's wording of why.
+    Unavailable(Unconfirmable),
+}
+
+/// Why a challenge cannot be confirmed with what was offered.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unconfirmable {
+    /// Four eyes needs someone else's approval token, but the rule accepts
+    /// only a typed confirmation (`confirm.mode = "typed"`).
+    FourEyesTypedOnly,
+    /// Four eyes needs someone else's approval token, and none was offered.
+    FourEyesNeedsToken,
+    /// The rule accepts only an approval token, and none was offered.
+    TokenRequired,
+}
+
+/// How to answer a challenge in `mode`, under `four_eyes`, when an
+/// approval token was (`token_offered`) or was not offered.
+///
+/// A token is checked only where the mode accepts one; a typed answer is
+/// asked for only where the mode accepts one and four eyes does not rule
+/// the requester's own answer out.
+pub fn route(mode: ConfirmMode, four_eyes: bool, token_offered: bool) -> Route {
+    match (mode, token_offered) {
+        (ConfirmMode::Typed, _) if four_eyes => {
+            Route::Unavailable(Unconfirmable::FourEyesTypedOnly)
+        }
+        (ConfirmMode::Typed, _) => Route::AskPerson,
+        (ConfirmMode::Approval | ConfirmMode::Either, true) => Route::CheckToken,
+        (ConfirmMode::Approval, false) => Route::Unavailable(Unconfirmable::TokenRequired),
+        (ConfirmMode::Either, false) if four_eyes => {
+            Route::Unavailable(Unconfirmable::FourEyesNeedsToken)
+        }
+        (ConfirmMode::Either, false) => Route::AskPerson,
+    }
+}
+
+/// The answer a person gave by typing `typed` for `challenge`: confirmed
+/// when it is the expected name (surrounding whitespace ignored), declined
+/// otherwise. `approver` is recorded as who confirmed (`None` leaves it to
+/// the driver, which fills in the actor).
+pub fn typed_answer(
+    challenge: &Challenge,
+    typed: &str,
+    approver: Option<String>,
+) -> ConfirmationAnswer {
+    let typed = typed.trim();
+    if typed == challenge.expected {
+        ConfirmationAnswer::Confirmed(ConfirmEvidence {
+            method: "typed".into(),
+            approver,
+            token_id: None,
+            exp: None,
+        })
+    } else {
+        ConfirmationAnswer::Declined(format!(
+            "typed `{typed}`, expected `{}`",
+            challenge.expected
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Tier;
+
+    #[test]
+    fn every_mode_four_eyes_and_offer_has_one_route() {
+        use ConfirmMode::{Approval, Either, Typed};
+        use Route::{AskPerson, CheckToken, Unavailable};
+        use Unconfirmable::{FourEyesNeedsToken, FourEyesTypedOnly, TokenRequired};
+        let table = [
+            // (mode, four_eyes, token offered) → route
+            ((Typed, false, false), AskPerson),
+            ((Typed, false, true), AskPerson),
+            ((Typed, true, false), Unavailable(FourEyesTypedOnly)),
+            ((Typed, true, true), Unavailable(FourEyesTypedOnly)),
+            ((Either, false, false), AskPerson),
+            ((Either, false, true), CheckToken),
+            ((Either, true, false), Unavailable(FourEyesNeedsToken)),
+            ((Either, true, true), CheckToken),
+            ((Approval, false, false), Unavailable(TokenRequired)),
+            ((Approval, false, true), CheckToken),
+            ((Approval, true, false), Unavailable(TokenRequired)),
+            ((Approval, true, true), CheckToken),
+        ];
+        for ((mode, four_eyes, offered), expected) in table {
+            assert_eq!(
+                route(mode, four_eyes, offered),
+                expected,
+                "{mode:?} four_eyes={four_eyes} offered={offered}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_typed_answer_confirms_only_the_expected_name() {
+        let challenge = Challenge {
+            operation: "db.migrate".into(),
+            target: Some("orders".into()),
+            environment: "production".into(),
+            tier: Tier::Production,
+            why: "why".into(),
+            expected: "orders".into(),
+            mode: ConfirmMode::Either,
+        };
+        let ConfirmationAnswer::Confirmed(evidence) =
+            typed_answer(&challenge, " orders\n", Some("ana".into()))
+        else {
+            panic!("not confirmed")
+        };
+        assert_eq!(
+            (evidence.method.as_str(), evidence.approver.as_deref()),
+            ("typed", Some("ana"))
+        );
+        assert_eq!(
+            typed_answer(&challenge, "order", None),
+            ConfirmationAnswer::Declined("typed `order`, expected `orders`".into())
+        );
+    }
+}
