@@ -52,7 +52,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Guard(e)) => {
             eprintln!("guarded_migration: {e}");
-            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+            e.exit_code().into()
         }
         Err(Failure::Other(e)) => {
             eprintln!("guarded_migration: {e}");

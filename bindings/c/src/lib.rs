@@ -86,13 +86,14 @@ impl Failure {
 
 impl From<GuardError> for Failure {
     fn from(e: GuardError) -> Failure {
+        use prodguard_core::ExitCode;
         use prodguard_status::*;
         let status = match e.exit_code() {
-            120 => PRODGUARD_DENIED,
-            121 => PRODGUARD_NOT_CONFIRMED,
-            122 => PRODGUARD_BACKUP_FAILED,
-            123 => PRODGUARD_AUDIT_UNAVAILABLE,
-            124 => PRODGUARD_ENV_MISMATCH,
+            ExitCode::Denied => PRODGUARD_DENIED,
+            ExitCode::NotConfirmed => PRODGUARD_NOT_CONFIRMED,
+            ExitCode::BackupFailed => PRODGUARD_BACKUP_FAILED,
+            ExitCode::AuditUnavailable => PRODGUARD_AUDIT_UNAVAILABLE,
+            ExitCode::EnvMismatch => PRODGUARD_ENV_MISMATCH,
             _ => PRODGUARD_POLICY_ERROR,
         };
         Failure {

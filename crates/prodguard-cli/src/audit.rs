@@ -8,8 +8,8 @@ use prodguard::audit::{
     init_key_file, key_to_text, read_key_file, repair_file, verify_file_sealed,
 };
 use prodguard::{Guard, GuardError, config};
+use prodguard_core::ExitCode as Refusal;
 use prodguard_core::audit::{AuditEvent, Record, SealKey};
-use prodguard_core::exit;
 
 use crate::{AuditCommand, LogArg, load_policy};
 use prodguard::Policy;
@@ -39,7 +39,7 @@ fn verify(
 ) -> Result<VerifyReport, i32> {
     verify_file_sealed(path, anchor, key).map_err(|e| {
         eprintln!("prodguard: cannot read audit log {}: {e}", path.display());
-        exit::AUDIT_UNAVAILABLE
+        Refusal::AuditUnavailable.code()
     })
 }
 
@@ -77,7 +77,7 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
                     Ok(report) => report,
                     Err(e) => {
                         eprintln!("prodguard: cannot read the audit trail: {e}");
-                        return Ok(exit::AUDIT_UNAVAILABLE);
+                        return Ok(Refusal::AuditUnavailable.code());
                     }
                 };
                 print_report(Path::new(server.name()), &report);
@@ -128,7 +128,7 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
                 }
                 Err(e) => {
                     eprintln!("prodguard: {}: {e}", path.display());
-                    Ok(exit::AUDIT_UNAVAILABLE)
+                    Ok(Refusal::AuditUnavailable.code())
                 }
             }
         }
@@ -138,7 +138,7 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
                 Ok(file) => file,
                 Err(e) => {
                     eprintln!("prodguard: cannot read audit log {}: {e}", path.display());
-                    return Ok(exit::AUDIT_UNAVAILABLE);
+                    return Ok(Refusal::AuditUnavailable.code());
                 }
             };
             for line in BufReader::new(file).split(b'\n') {
@@ -172,7 +172,7 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
                 }
                 None => {
                     eprintln!("prodguard: {} has no records yet", path.display());
-                    Ok(exit::AUDIT_UNAVAILABLE)
+                    Ok(Refusal::AuditUnavailable.code())
                 }
             }
         }
@@ -201,7 +201,7 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
                 }
                 Err(e) => {
                     eprintln!("prodguard: {e}");
-                    Ok(exit::AUDIT_UNAVAILABLE)
+                    Ok(Refusal::AuditUnavailable.code())
                 }
             }
         }
@@ -215,7 +215,7 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
                 }
                 Err(e) => {
                     eprintln!("prodguard: {e}");
-                    Ok(exit::AUDIT_UNAVAILABLE)
+                    Ok(Refusal::AuditUnavailable.code())
                 }
             }
         }
@@ -244,7 +244,7 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
                 }
                 Err(e) => {
                     eprintln!("prodguard: {e}");
-                    Ok(exit::AUDIT_UNAVAILABLE)
+                    Ok(Refusal::AuditUnavailable.code())
                 }
             }
         }

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use prodguard::{Guard, GuardError, Operation};
-use prodguard_core::exit;
+use prodguard_core::ExitCode as Refusal;
 use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithOrigin;
@@ -47,11 +47,11 @@ pub(crate) fn run(
                     .unwrap_or_default();
                 eprintln!(
                     "  exit code {}; `prodguard check --op {}{target}` shows what is required",
-                    e.exit_code(),
+                    e.exit_code().code(),
                     operation.kind
                 );
             }
-            return Ok(e.exit_code());
+            return Ok(e.exit_code().code());
         }
     };
 
@@ -81,8 +81,8 @@ pub(crate) fn run(
             drop(pid_tx);
             let _ = forwarder.join();
             let code = match e.kind() {
-                ErrorKind::NotFound => exit::NOT_FOUND,
-                _ => exit::NOT_EXECUTABLE,
+                ErrorKind::NotFound => Refusal::NotFound.code(),
+                _ => Refusal::NotExecutable.code(),
             };
             let message = format!("cannot run {}: {e}", program.to_string_lossy());
             eprintln!("prodguard: {message}");

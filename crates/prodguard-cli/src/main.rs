@@ -23,8 +23,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use prodguard::{Guard, GuardError, Operation, config};
+use prodguard_core::ExitCode as Refusal;
+use prodguard_core::Policy;
 use prodguard_core::detect::Detection;
-use prodguard_core::{Policy, exit};
 
 const AFTER_HELP: &str = "\
 Exit codes (exec passes the command's own code through when it ran):
@@ -282,7 +283,7 @@ fn main() -> ExitCode {
                 | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
                     ExitCode::SUCCESS
                 }
-                _ => code(exit::POLICY_ERROR),
+                _ => code(Refusal::PolicyError.code()),
             };
         }
     };
@@ -290,7 +291,7 @@ fn main() -> ExitCode {
         Ok(status) => code(status),
         Err(e) => {
             eprintln!("prodguard: {e}");
-            code(e.exit_code())
+            code(e.exit_code().code())
         }
     }
 }
@@ -428,7 +429,7 @@ fn run(cli: Cli) -> Result<i32, GuardError> {
             }
             Err(e) => {
                 eprintln!("prodguard: {e}");
-                Ok(exit::POLICY_ERROR)
+                Ok(Refusal::PolicyError.code())
             }
         },
         Command::Policy(PolicyCommand::Check { file }) => {
@@ -465,7 +466,7 @@ fn run(cli: Cli) -> Result<i32, GuardError> {
                 }
                 Err(e) => {
                     eprintln!("prodguard: {e}");
-                    Ok(exit::AUDIT_UNAVAILABLE)
+                    Ok(Refusal::AuditUnavailable.code())
                 }
             }
         }

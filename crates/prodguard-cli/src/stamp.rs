@@ -86,7 +86,7 @@ pub(crate) fn run(policy: Policy, target: &str, env: &str) -> Result<i32, GuardE
         }
         Err(e) => {
             eprintln!("prodguard: {e}");
-            Ok(e.exit_code())
+            Ok(e.exit_code().code())
         }
     }
 }

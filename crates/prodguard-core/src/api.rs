@@ -29,7 +29,7 @@ use crate::session::{
     AuditFailure, BackupError, Challenge, ConfirmationAnswer, Decision, Denial, LockRefusal,
     Operation, Session, SessionInput, Stamp, StampError, Step, decide,
 };
-use crate::{Detection, Facts, Policy, PolicyError, Tier, Timestamp, exit};
+use crate::{Detection, ExitCode, Facts, Policy, PolicyError, Tier, Timestamp};
 
 mod builders;
 
@@ -181,7 +181,8 @@ pub struct Response {
 
 impl Response {
     /// An error response with `status` and `message`.
-    pub fn error(status: i32, message: impl std::fmt::Display) -> Response {
+    pub fn error(status: impl Into<i32>, message: impl std::fmt::Display) -> Response {
+        let status = status.into();
         let body =
             serde_json::json!({ "error": { "code": status, "message": message.to_string() } });
         Response {
@@ -193,13 +194,16 @@ impl Response {
     fn ok(value: &impl Serialize) -> Response {
         match crate::json::to_string(value) {
             Ok(body) => Response { status: 0, body },
-            Err(e) => Response::error(exit::POLICY_ERROR, format!("cannot render the answer: {e}")),
+            Err(e) => Response::error(
+                ExitCode::PolicyError,
+                format!("cannot render the answer: {e}"),
+            ),
         }
     }
 }
 
 fn bad_request(message: impl std::fmt::Display) -> Response {
-    Response::error(exit::POLICY_ERROR, format!("invalid request: {message}"))
+    Response::error(ExitCode::PolicyError, format!("invalid request: {message}"))
 }
 
 fn parse_now(now: Option<&str>) -> Result<Timestamp, Response> {
@@ -320,7 +324,7 @@ fn evaluate(request: &str, api: &mut JsonApi) -> Result<Evaluation, Response> {
     let policy = match &request.policy {
         Some(text) => api
             .policy(text)
-            .map_err(|e| Response::error(exit::POLICY_ERROR, e))?,
+            .map_err(|e| Response::error(ExitCode::PolicyError, e))?,
         None => Policy::builtin_default_ref(),
     };
     let detection = classify_with(&request.facts, &policy.environment, request.explain);
@@ -370,7 +374,7 @@ fn run_session(
                 // The module takes no locks and writes nothing: running
                 // without the fleet's coordination would be running unguarded.
                 session.lock_acquired(Err(LockRefusal {
-                    exit_code: exit::POLICY_ERROR,
+                    exit_code: ExitCode::PolicyError,
                     missing: format!(
                         "the policy uses fleet mode ({}), which only the host can provide",
                         policy.fleet_keys().join(", ")
@@ -428,7 +432,7 @@ fn run_session(
             Step::Deny(denial) => {
                 return Ok(SessionVerdict {
                     step: SessionStep::Deny,
-                    exit_code: denial.exit_code,
+                    exit_code: denial.exit_code.code(),
                     denial: Some(denial),
                     challenge,
                     record,
@@ -441,7 +445,7 @@ fn run_session(
         }
     }
     Err(Response::error(
-        exit::POLICY_ERROR,
+        ExitCode::PolicyError,
         "the guard session did not reach a verdict; nothing may run (please report this)",
     ))
 }
@@ -625,7 +629,7 @@ pub fn verify_approval_json(request: &str) -> Response {
     };
     let Some(target) = request.operation.target.as_deref() else {
         return Response::error(
-            exit::NOT_CONFIRMED,
+            ExitCode::NotConfirmed,
             "approval tokens bind a target, and this operation names none",
         );
     };
@@ -646,7 +650,7 @@ pub fn verify_approval_json(request: &str) -> Response {
     );
     match verified {
         Ok(claims) => Response::ok(&claims),
-        Err(e) => Response::error(exit::NOT_CONFIRMED, e),
+        Err(e) => Response::error(ExitCode::NotConfirmed, e),
     }
 }
 

@@ -38,22 +38,102 @@ pub use policy::{Policy, PolicyError};
 pub use tier::Tier;
 pub use time::Timestamp;
 
-/// The exit codes (CLI) and status codes (C, Wasm) every face shares.
-pub mod exit {
-    /// Denied by a policy rule.
-    pub const DENIED: i32 = 120;
-    /// Confirmation missing or declined.
-    pub const NOT_CONFIRMED: i32 = 121;
-    /// Backup requirement not met.
-    pub const BACKUP_FAILED: i32 = 122;
-    /// Audit log unavailable.
-    pub const AUDIT_UNAVAILABLE: i32 = 123;
-    /// The target's environment stamp disagrees with the detected environment.
-    pub const ENV_MISMATCH: i32 = 124;
-    /// Usage or policy error.
-    pub const POLICY_ERROR: i32 = 125;
-    /// The wrapped command exists but could not be executed.
-    pub const NOT_EXECUTABLE: i32 = 126;
-    /// The wrapped command was not found.
-    pub const NOT_FOUND: i32 = 127;
+/// The exit codes (CLI) and status codes (C, Wasm) every face shares: the
+/// one table of what a refusal means.
+///
+/// It crosses every boundary as its number (`"exit_code": 121` in JSON).
+///
+/// ```
+/// use prodguard_core::ExitCode;
+///
+/// assert_eq!(ExitCode::NotConfirmed.code(), 121);
+/// assert_eq!(ExitCode::from_code(124), Some(ExitCode::EnvMismatch));
+/// assert_eq!(serde_json::to_string(&ExitCode::Denied).unwrap(), "120");
+/// ```
+#[repr(i32)]
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(into = "i32", try_from = "i32")]
+pub enum ExitCode {
+    /// 120: denied by a policy rule.
+    Denied = 120,
+    /// 121: confirmation missing or declined.
+    NotConfirmed = 121,
+    /// 122: backup requirement not met.
+    BackupFailed = 122,
+    /// 123: audit log unavailable.
+    AuditUnavailable = 123,
+    /// 124: the target's environment stamp disagrees with the detected environment.
+    EnvMismatch = 124,
+    /// 125: usage or policy error.
+    PolicyError = 125,
+    /// 126: the wrapped command exists but could not be executed.
+    NotExecutable = 126,
+    /// 127: the wrapped command was not found.
+    NotFound = 127,
+}
+
+impl ExitCode {
+    /// Every code, in numeric order.
+    pub const ALL: [ExitCode; 8] = [
+        ExitCode::Denied,
+        ExitCode::NotConfirmed,
+        ExitCode::BackupFailed,
+        ExitCode::AuditUnavailable,
+        ExitCode::EnvMismatch,
+        ExitCode::PolicyError,
+        ExitCode::NotExecutable,
+        ExitCode::NotFound,
+    ];
+
+    /// Its number.
+    pub const fn code(self) -> i32 {
+        self as i32
+    }
+
+    /// The code with this number, if there is one.
+    pub fn from_code(code: i32) -> Option<ExitCode> {
+        ExitCode::ALL.into_iter().find(|c| c.code() == code)
+    }
+}
+
+impl From<ExitCode> for i32 {
+    fn from(code: ExitCode) -> i32 {
+        code.code()
+    }
+}
+
+impl TryFrom<i32> for ExitCode {
+    type Error = String;
+
+    fn try_from(code: i32) -> Result<ExitCode, String> {
+        ExitCode::from_code(code)
+            .ok_or_else(|| format!("{code} is not a prodguard exit code (120-127)"))
+    }
+}
+
+/// A program ends with the same code: `return err.exit_code().into()` in `main`.
+impl From<ExitCode> for std::process::ExitCode {
+    fn from(code: ExitCode) -> std::process::ExitCode {
+        // Every code is in 120..=127.
+        std::process::ExitCode::from(code as u8)
+    }
+}
+
+impl PartialEq<i32> for ExitCode {
+    fn eq(&self, other: &i32) -> bool {
+        self.code() == *other
+    }
+}
+
+impl PartialEq<ExitCode> for i32 {
+    fn eq(&self, other: &ExitCode) -> bool {
+        *self == other.code()
+    }
+}
+
+impl std::fmt::Display for ExitCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.code())
+    }
 }

@@ -41,12 +41,12 @@
 
 use serde::Serialize;
 
+use crate::ExitCode;
 use crate::audit::{
     Actor, AuditEvent, BackupEvidence, ConfirmEvidence, DecisionRecord, EventKind, OperationRecord,
     OutcomeRecord,
 };
 use crate::detect::Detection;
-use crate::exit;
 use crate::policy::{self, ActorKind, BackupSpec, ConfirmMode, Policy, Requirement};
 use crate::{Tier, Timestamp};
 
@@ -256,8 +256,8 @@ pub fn stamp_verdict(stamp: &Result<Option<Stamp>, StampError>, here: &str) -> S
 /// target's stamp would refuse the run — unless the request itself is
 /// invalid (125), which no stamp changes.
 pub fn check_exit_code(decision: &Decision, stamp: StampVerdict) -> i32 {
-    if stamp.refuses() && decision.exit_code != exit::POLICY_ERROR {
-        exit::ENV_MISMATCH
+    if stamp.refuses() && decision.exit_code != ExitCode::PolicyError {
+        ExitCode::EnvMismatch.code()
     } else {
         decision.exit_code
     }
@@ -386,7 +386,7 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
             result: Verdict::Deny,
             rule: None,
             requirements: Vec::new(),
-            exit_code: exit::POLICY_ERROR,
+            exit_code: ExitCode::PolicyError.code(),
             reasons: vec![format!(
                 "invalid operation name `{}`: {problem}",
                 shorten(&operation.kind)
@@ -407,7 +407,7 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
             result: Verdict::Deny,
             rule: None,
             requirements: Vec::new(),
-            exit_code: exit::POLICY_ERROR,
+            exit_code: ExitCode::PolicyError.code(),
             reasons: vec![format!(
                 "invalid target {:?}: {problem}",
                 shorten(operation.target.as_deref().unwrap_or(""))
@@ -432,7 +432,7 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
             ],
             rule: Some(rule),
             requirements: Vec::new(),
-            exit_code: exit::DENIED,
+            exit_code: ExitCode::Denied.code(),
             confirm_mode: evaluation.confirm_mode,
             backup: None,
             actors: evaluation.actors,
@@ -477,7 +477,7 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
     let (result, exit_code) = if requirements.is_empty() {
         (Verdict::Allow, 0)
     } else if requirements.iter().any(|r| r.kind == Requirement::Confirm) {
-        (Verdict::Require, exit::NOT_CONFIRMED)
+        (Verdict::Require, ExitCode::NotConfirmed.code())
     } else {
         (Verdict::Require, 0)
     };
@@ -561,7 +561,7 @@ pub struct BackupRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Denial {
     /// 120–125.
-    pub exit_code: i32,
+    pub exit_code: ExitCode,
     /// The rule that refused, when one did.
     pub rule: Option<String>,
     /// What is missing.
@@ -580,7 +580,7 @@ impl std::fmt::Display for Denial {
         }
         write!(f, "\n  next step: {}", self.next_step)?;
         // Usage errors are not attempts, so they are never recorded.
-        if !self.recorded && self.exit_code != exit::POLICY_ERROR {
+        if !self.recorded && self.exit_code != ExitCode::PolicyError {
             write!(
                 f,
                 "\n  (this refusal could not be written to the audit log)"
@@ -654,7 +654,7 @@ driver_failure!(
 pub struct LockRefusal {
     /// 120 (another host holds it) or 123 (the lock's server is unreachable,
     /// or the lock was lost), or 125 (this driver cannot honour the fleet).
-    pub exit_code: i32,
+    pub exit_code: ExitCode,
     /// What is missing, for people.
     pub missing: String,
     /// What to do about it.
@@ -908,7 +908,13 @@ impl Session {
         }
     }
 
-    fn refuse(&mut self, exit_code: i32, rule: Option<String>, missing: String, next_step: String) {
+    fn refuse(
+        &mut self,
+        exit_code: ExitCode,
+        rule: Option<String>,
+        missing: String,
+        next_step: String,
+    ) {
         let denial = Denial {
             exit_code,
             rule,
@@ -917,12 +923,12 @@ impl Session {
             recorded: false,
         };
         // Usage errors are not attempts at an operation: nothing to record.
-        if exit_code == exit::POLICY_ERROR {
+        if exit_code == ExitCode::PolicyError {
             self.state = State::Denied(denial);
             return;
         }
         let mut event = self.event(EventKind::Refusal);
-        let mut decision = self.decision_record("refused", Some(exit_code));
+        let mut decision = self.decision_record("refused", Some(exit_code.code()));
         decision.rule.clone_from(&denial.rule);
         decision.reasons.insert(0, denial.missing.clone());
         event.decision = Some(decision);
@@ -942,9 +948,12 @@ impl Session {
     fn start(&mut self) {
         match self.decision.result {
             Verdict::Deny => {
-                let exit_code = self.decision.exit_code;
+                // A denying decision carries 120 or 125; anything else
+                // would be a bug, and refuses as a policy error.
+                let exit_code =
+                    ExitCode::from_code(self.decision.exit_code).unwrap_or(ExitCode::PolicyError);
                 let missing = self.decision.reasons.first().cloned().unwrap_or_default();
-                let next = if exit_code == exit::POLICY_ERROR {
+                let next = if exit_code == ExitCode::PolicyError {
                     "use a dotted lowercase name such as `db.migrate`".to_owned()
                 } else {
                     "this operation does not run in this environment; do it through the \
@@ -1033,7 +1042,7 @@ impl Session {
 
     fn audit_unavailable(&self, problem: &AuditFailure) -> Denial {
         Denial {
-            exit_code: exit::AUDIT_UNAVAILABLE,
+            exit_code: ExitCode::AuditUnavailable,
             rule: self.rule_for(Requirement::Audit),
             missing: format!("the audit log is unavailable: {problem}"),
             next_step: "make the audit log writable (PRODGUARD_AUDIT_LOG or [audit] log), or run \
@@ -1073,7 +1082,7 @@ impl Session {
         match (stamp_verdict(&stamp, &self.challenge.environment), stamp) {
             (StampVerdict::None | StampVerdict::Agrees, _) => self.check_actor(),
             (_, Ok(Some(stamp))) => self.refuse(
-                exit::ENV_MISMATCH,
+                ExitCode::EnvMismatch,
                 None,
                 format!(
                     "target `{target}` is stamped `{}` (tier {}), but {here}",
@@ -1088,7 +1097,7 @@ impl Session {
             ),
             (_, Ok(None)) => self.check_actor(),
             (_, Err(e)) => self.refuse(
-                exit::ENV_MISMATCH,
+                ExitCode::EnvMismatch,
                 None,
                 format!("cannot read the environment stamp of `{target}`: {e}"),
                 "make the target readable, then retry".into(),
@@ -1116,7 +1125,7 @@ impl Session {
             format!("run it as one of: {}", allowed.join(", "))
         };
         let rule = self.decision.rule.clone();
-        self.refuse(exit::NOT_CONFIRMED, rule, missing, next_step);
+        self.refuse(ExitCode::NotConfirmed, rule, missing, next_step);
     }
 
     /// Audit is required by the policy, and always for break-glass: an
@@ -1151,7 +1160,7 @@ impl Session {
                 None => {
                     let rule = self.rule_for(Requirement::Backup);
                     self.refuse(
-                        exit::BACKUP_FAILED,
+                        ExitCode::BackupFailed,
                         rule,
                         "a backup is required but the rule names no way to make one".into(),
                         "add `backup = { command = \"…\" }` to the rule".into(),
@@ -1171,7 +1180,7 @@ impl Session {
             .or_else(|| self.rule_for(Requirement::Backup));
         if reason.trim().chars().count() < MIN_BREAK_GLASS_REASON {
             self.refuse(
-                exit::POLICY_ERROR,
+                ExitCode::PolicyError,
                 None,
                 "break-glass needs a reason of at least 10 characters (what is on fire)".into(),
                 "say why, e.g. --break-glass \"INC-1234: orders table locked, restoring service\""
@@ -1179,14 +1188,14 @@ impl Session {
             );
         } else if self.operation.target.is_none() {
             self.refuse(
-                exit::POLICY_ERROR,
+                ExitCode::PolicyError,
                 None,
                 "break-glass is scoped to one target, and this operation names none".into(),
                 "name the target with --target".into(),
             );
         } else if !self.decision.break_glass_allowed {
             self.refuse(
-                exit::NOT_CONFIRMED,
+                ExitCode::NotConfirmed,
                 rule,
                 format!(
                     "break-glass is not allowed for {} here: a matching rule does not say break_glass = true",
@@ -1245,7 +1254,7 @@ impl Session {
             // Every awaiting state sets `pending`; reaching here means the
             // driver skipped a step. Refuse rather than guess.
             _ => Step::Deny(Denial {
-                exit_code: exit::AUDIT_UNAVAILABLE,
+                exit_code: ExitCode::AuditUnavailable,
                 rule: None,
                 missing: "the guard session was driven out of order".into(),
                 next_step: "this is a bug in the driver; report it".into(),
@@ -1276,13 +1285,13 @@ impl Session {
                 self.after_confirmation();
             }
             ConfirmationAnswer::Declined(why) => self.refuse(
-                exit::NOT_CONFIRMED,
+                ExitCode::NotConfirmed,
                 rule,
                 format!("confirmation declined: {why}"),
                 how,
             ),
             ConfirmationAnswer::Unavailable(why) => self.refuse(
-                exit::NOT_CONFIRMED,
+                ExitCode::NotConfirmed,
                 rule,
                 format!("confirmation required but none could be given: {why}"),
                 how,
@@ -1345,7 +1354,7 @@ impl Session {
         match problem {
             None => self.write_intent(),
             Some(missing) => self.refuse(
-                exit::BACKUP_FAILED,
+                ExitCode::BackupFailed,
                 rule,
                 missing,
                 "fix the backup command (run it by hand to see its error) or make a fresh \
@@ -1412,7 +1421,7 @@ impl Session {
         self.confirm = None;
         let rule = self.rule_for(Requirement::Confirm);
         self.refuse(
-            exit::NOT_CONFIRMED,
+            ExitCode::NotConfirmed,
             rule,
             format!("the approval token cannot be used: {why}"),
             "an approval token is good for one run; ask for a new one (`prodguard approve`)".into(),
@@ -1430,33 +1439,13 @@ impl Session {
         self.confirm = None;
         let rule = self.rule_for(Requirement::Confirm);
         self.refuse(
-            exit::AUDIT_UNAVAILABLE,
+            ExitCode::AuditUnavailable,
             rule,
             format!("the approval cannot be recorded as spent: {why}"),
             "make the audit trail or approval ledger named above reachable, then run again \
              (if the token is then refused as spent, ask for a new one)"
                 .into(),
         );
-        Ok(())
-    }
-
-    /// Refuses the attempt for a reason the driver found that the session
-    /// does not ask about, before its first step or instead of appending
-    /// its intent: the refusal is recorded like any other, without a rule.
-    /// (The fleet lock has its own steps: [`Step::AcquireLock`] and
-    /// [`Step::LockStillHeld`].)
-    /// At any other point it is an error, and the session goes on asking.
-    pub fn refuse_before_running(
-        &mut self,
-        exit_code: i32,
-        missing: String,
-        next_step: String,
-    ) -> Result<(), SessionError> {
-        if !matches!(self.state, State::Start | State::AwaitIntentAppend) {
-            return Err(self.out_of_order("refuse_before_running"));
-        }
-        self.pending = None;
-        self.refuse(exit_code, None, missing, next_step);
         Ok(())
     }
 
@@ -1473,9 +1462,6 @@ impl Session {
         Ok(())
     }
 }
-
-#[cfg(test)]
-mod decide_reference;
 
 #[cfg(test)]
 mod tests {
@@ -2074,47 +2060,6 @@ mod tests {
     }
 
     #[test]
-    fn a_refusal_at_start_is_recorded_and_nothing_proceeds() {
-        let p = policy(vec![rule(
-            "r",
-            &["db.migrate"],
-            &[Requirement::Confirm, Requirement::Audit],
-        )]);
-        let mut s = Session::begin(SessionInput {
-            policy: &p,
-            detection: &detection(Tier::Production),
-            operation: Operation::new("db.migrate").with_target("orders"),
-            actor: human(),
-            attempt_id: "a".into(),
-            now: Timestamp(0),
-        });
-        s.refuse_before_running(120, "held by bob@web-2".into(), "wait".into())
-            .unwrap();
-        let refusal = expect_append(&mut s, EventKind::Refusal, Ok(()));
-        let decision = refusal.decision.unwrap();
-        assert_eq!(decision.exit_code, Some(120));
-        assert_eq!(decision.reasons[0], "held by bob@web-2");
-        let denial = expect_denial(&mut s, 120);
-        assert!(denial.recorded);
-        assert_eq!(denial.rule, None);
-        // While asking, the session ignores it.
-        let mut started = start(&p, Tier::Production, human());
-        started
-            .refuse_before_running(120, "late".into(), "x".into())
-            .unwrap_err();
-        assert!(matches!(started.next_step(), Step::NeedConfirmation(_)));
-        // Instead of the intent, it refuses.
-        started.answer_confirmation(typed()).unwrap();
-        assert!(matches!(started.next_step(), Step::Append(_)));
-        started
-            .refuse_before_running(123, "lock lost".into(), "retry".into())
-            .unwrap();
-        let refusal = expect_append(&mut started, EventKind::Refusal, Ok(()));
-        assert_eq!(refusal.decision.unwrap().exit_code, Some(123));
-        expect_denial(&mut started, 123);
-    }
-
-    #[test]
     fn a_stamp_from_another_environment_refuses_with_124() {
         let p = policy(vec![]);
         let stamp = |env: &str, tier| Stamp {
@@ -2267,7 +2212,7 @@ mod tests {
         p
     }
 
-    fn lock_refusal(exit_code: i32, missing: &str) -> LockRefusal {
+    fn lock_refusal(exit_code: ExitCode, missing: &str) -> LockRefusal {
         LockRefusal {
             exit_code,
             missing: missing.into(),
@@ -2302,7 +2247,7 @@ mod tests {
         s.lock_checked(Ok(())).unwrap_err();
         assert!(matches!(s.next_step(), Step::AcquireLock { .. }));
         // Held elsewhere: refused and recorded, without a rule.
-        s.lock_acquired(Err(lock_refusal(120, "held by bob@web-2")))
+        s.lock_acquired(Err(lock_refusal(ExitCode::Denied, "held by bob@web-2")))
             .unwrap();
         let refusal = expect_append(&mut s, EventKind::Refusal, Ok(()));
         assert_eq!(refusal.decision.unwrap().reasons[0], "held by bob@web-2");
@@ -2335,8 +2280,11 @@ mod tests {
         s.answer_confirmation(typed()).unwrap();
         assert_eq!(s.next_step(), Step::LockStillHeld);
         s.appended(Ok(())).unwrap_err();
-        s.lock_checked(Err(lock_refusal(123, "the fleet lock was lost")))
-            .unwrap();
+        s.lock_checked(Err(lock_refusal(
+            ExitCode::AuditUnavailable,
+            "the fleet lock was lost",
+        )))
+        .unwrap();
         let refusal = expect_append(&mut s, EventKind::Refusal, Ok(()));
         assert!(refusal.confirm.is_some(), "the refusal keeps the evidence");
         assert_eq!(refusal.decision.unwrap().exit_code, Some(123));
@@ -2449,5 +2397,30 @@ mod tests {
         let audit_only = policy(vec![rule("r", &["db.migrate"], &[Requirement::Audit])]);
         let d = decide(&audit_only, &detection(Tier::Production), &op);
         assert_eq!((d.result, d.exit_code), (Verdict::Require, 0));
+    }
+
+    #[test]
+    fn evaluation_without_names_differs_only_in_the_names() {
+        let policy = Policy::parse_toml(
+            "[[rule]]\noperations = [\"db.*\"]\nrequire = [\"audit\"]\n\
+             [[rule]]\noperations = [\"*.migrate\"]\nrequire = [\"confirm\"]\nactors = [\"human\"]\n\
+             [[rule]]\noperations = [\"db.drop\"]\ndeny = \"no\"\n",
+            "names.toml",
+        )
+        .unwrap();
+        for tier in [Tier::Production, Tier::Development] {
+            for op in ["db.migrate", "db.drop", "x.migrate", "none"] {
+                let full = policy.evaluate(tier, op);
+                let quiet = policy.evaluate_with(tier, op, false);
+                assert!(quiet.matched_rules.is_empty());
+                assert_eq!(
+                    quiet,
+                    policy::Evaluation {
+                        matched_rules: Vec::new(),
+                        ..full
+                    }
+                );
+            }
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! The errors a guarded operation can end with, one per exit code.
 
-use prodguard_core::exit;
+use prodguard_core::ExitCode;
 use prodguard_core::session::Denial;
 
 /// Why a guarded operation did not run.
@@ -37,14 +37,14 @@ pub enum GuardError {
 
 impl GuardError {
     /// The exit code (120–125) shared by every face.
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit_code(&self) -> ExitCode {
         match self {
-            GuardError::Denied(_) => exit::DENIED,
-            GuardError::NotConfirmed(_) => exit::NOT_CONFIRMED,
-            GuardError::BackupFailed(_) => exit::BACKUP_FAILED,
-            GuardError::AuditUnavailable(_) => exit::AUDIT_UNAVAILABLE,
-            GuardError::EnvironmentMismatch(_) => exit::ENV_MISMATCH,
-            GuardError::Policy(_) => exit::POLICY_ERROR,
+            GuardError::Denied(_) => ExitCode::Denied,
+            GuardError::NotConfirmed(_) => ExitCode::NotConfirmed,
+            GuardError::BackupFailed(_) => ExitCode::BackupFailed,
+            GuardError::AuditUnavailable(_) => ExitCode::AuditUnavailable,
+            GuardError::EnvironmentMismatch(_) => ExitCode::EnvMismatch,
+            GuardError::Policy(_) => ExitCode::PolicyError,
         }
     }
 
@@ -62,11 +62,11 @@ impl GuardError {
 
     pub(crate) fn from_denial(denial: Denial) -> GuardError {
         match denial.exit_code {
-            exit::DENIED => GuardError::Denied(denial),
-            exit::NOT_CONFIRMED => GuardError::NotConfirmed(denial),
-            exit::BACKUP_FAILED => GuardError::BackupFailed(denial),
-            exit::ENV_MISMATCH => GuardError::EnvironmentMismatch(denial),
-            exit::POLICY_ERROR => GuardError::Policy(format!("{denial}")),
+            ExitCode::Denied => GuardError::Denied(denial),
+            ExitCode::NotConfirmed => GuardError::NotConfirmed(denial),
+            ExitCode::BackupFailed => GuardError::BackupFailed(denial),
+            ExitCode::EnvMismatch => GuardError::EnvironmentMismatch(denial),
+            ExitCode::PolicyError => GuardError::Policy(format!("{denial}")),
             // Anything unexpected is treated as the audit being unavailable:
             // the operation must not run.
             _ => GuardError::AuditUnavailable(denial),

@@ -553,7 +553,7 @@ impl Guard {
                     });
                 }
                 Step::Deny(denial) => {
-                    tracing::info!(exit_code = denial.exit_code, reason = %denial.missing, "guarded operation refused");
+                    tracing::info!(exit_code = denial.exit_code.code(), reason = %denial.missing, "guarded operation refused");
                     return Err(GuardError::from_denial(denial));
                 }
                 Step::Done => {

@@ -25,7 +25,7 @@ use prodguard_core::audit::{
 use prodguard_core::detect::{Conflict, Evidence as Signal, Strength};
 use prodguard_core::policy::{ActorKind, ConfirmMode, Requirement};
 use prodguard_core::session::{Challenge, Decision, Denial, RequirementView, Stamp, Verdict};
-use prodguard_core::{Detection, Facts, Tier, Timestamp, exit};
+use prodguard_core::{Detection, ExitCode, Facts, Tier, Timestamp};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -410,7 +410,7 @@ fn challenge() -> Challenge {
 
 fn denial() -> Denial {
     Denial {
-        exit_code: 121,
+        exit_code: ExitCode::NotConfirmed,
         rule: Some("migrations".into()),
         missing: "a confirmation".into(),
         next_step: "type it".into(),
@@ -651,12 +651,12 @@ fn drift(dts: &str) -> Vec<String> {
     // The exit codes a denial and a decision carry, and the error statuses.
     let denial_codes = number_literals(&declaration(&dts, "DenialExitCode"));
     let core_denials = BTreeSet::from([
-        exit::DENIED,
-        exit::NOT_CONFIRMED,
-        exit::BACKUP_FAILED,
-        exit::AUDIT_UNAVAILABLE,
-        exit::ENV_MISMATCH,
-        exit::POLICY_ERROR,
+        ExitCode::Denied.code(),
+        ExitCode::NotConfirmed.code(),
+        ExitCode::BackupFailed.code(),
+        ExitCode::AuditUnavailable.code(),
+        ExitCode::EnvMismatch.code(),
+        ExitCode::PolicyError.code(),
     ]);
     if denial_codes != core_denials {
         problems.push(format!(
@@ -664,7 +664,12 @@ fn drift(dts: &str) -> Vec<String> {
         ));
     }
     let decision_codes = number_literals(&shape(&dts, "Decision")["exit_code"]);
-    let core_decisions = BTreeSet::from([0, exit::DENIED, exit::NOT_CONFIRMED, exit::POLICY_ERROR]);
+    let core_decisions = BTreeSet::from([
+        0,
+        ExitCode::Denied.code(),
+        ExitCode::NotConfirmed.code(),
+        ExitCode::PolicyError.code(),
+    ]);
     if decision_codes != core_decisions {
         problems.push(format!(
             "Decision.exit_code: prodguard.d.ts has {decision_codes:?}, the core's decisions exit with {core_decisions:?}"
@@ -672,8 +677,8 @@ fn drift(dts: &str) -> Vec<String> {
     }
     let status = members(balanced(&dts[dts.find("const Status: {").unwrap() + 14..]));
     for (name, code) in [
-        ("NOT_CONFIRMED", exit::NOT_CONFIRMED),
-        ("INVALID_REQUEST", exit::POLICY_ERROR),
+        ("NOT_CONFIRMED", ExitCode::NotConfirmed.code()),
+        ("INVALID_REQUEST", ExitCode::PolicyError.code()),
     ] {
         let ts = status.get(name).map(|ty| number_literals(ty));
         if ts != Some(BTreeSet::from([code])) {
