@@ -162,6 +162,7 @@ pub struct SessionVerdict {
 /// The session's last step, as a [`SessionVerdict`] says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum SessionStep {
     /// Run the operation (once the record is durable).
     Proceed,

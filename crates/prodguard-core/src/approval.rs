@@ -124,6 +124,7 @@ impl Claims {
 
 /// Why a token does not approve this operation. Each says which binding failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ApprovalError {
     /// Not a prodguard approval token.
     #[error("the approval token is malformed ({0}); get a new one with `prodguard approve`")]

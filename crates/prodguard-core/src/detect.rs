@@ -60,6 +60,7 @@ pub struct Facts {
 /// How strongly a signal speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Strength {
     /// Named by the program.
     Explicit,

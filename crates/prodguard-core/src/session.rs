@@ -91,6 +91,7 @@ impl Operation {
 /// The policy's verdict before any evidence is gathered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Verdict {
     /// Runs without further input.
     Allow,
@@ -539,6 +540,7 @@ pub struct Challenge {
 
 /// The driver's answer to a [`Challenge`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ConfirmationAnswer {
     /// Confirmed, with evidence of how.
     Confirmed(ConfirmEvidence),
@@ -684,6 +686,7 @@ pub enum SessionError {
 // variants would cost an allocation each for nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Step {
     /// The operation has requirements here and the policy runs in fleet
     /// mode (`[audit] sink`, `[approval] ledger`, `[fleet] lock`): take the

@@ -151,6 +151,12 @@ impl CommandBackup {
             }
             BackupSource::Command => request.spec.command.as_ref(),
             BackupSource::Recent | BackupSource::Sqlite => None,
+            other => {
+                return Err(format!(
+                    "this build cannot make a `{}` backup; upgrade prodguard or change the rule's backup provider",
+                    other.as_str()
+                ));
+            }
         };
         let created = match command {
             Some(template) => {

@@ -14,6 +14,7 @@ use prodguard_core::session::Denial;
 /// assert_eq!(err.exit_code(), 125);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum GuardError {
     /// 120: a policy rule forbids this operation here.
     #[error("{0}")]

@@ -562,6 +562,12 @@ impl Guard {
                         "the guard session ended before the operation was admitted".into(),
                     ));
                 }
+                // A step this runtime does not know (a newer core): refuse rather than run.
+                other => {
+                    return Err(GuardError::Policy(format!(
+                        "the guard session asked for a step this runtime cannot perform: {other:?}"
+                    )));
+                }
             };
             // A driver bug: refuse rather than run.
             if let Err(e) = answered {

@@ -108,6 +108,7 @@ pub struct PolicyError {
 /// What to do when no signal declares the environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum UnknownEnvironment {
     /// Guard it like production (the default: fail closed).
     Protected,
@@ -141,6 +142,7 @@ pub struct EnvironmentConfig {
 /// How an audit append reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Durability {
     /// fdatasync before the operation may proceed (the default).
     Fdatasync,
@@ -208,6 +210,7 @@ pub struct FleetConfig {
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Requirement {
     /// A person confirms this operation on this target here.
     Confirm,
@@ -231,6 +234,7 @@ impl Requirement {
 /// How a confirmation may be given.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum ConfirmMode {
     /// Typed at a terminal.
     Typed,
@@ -296,6 +300,7 @@ pub struct BackupSpec {
 /// Where a rule's backup evidence comes from (`backup.provider`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum BackupSource {
     /// `command` makes a fresh backup (the default when `command` is set).
     Command,

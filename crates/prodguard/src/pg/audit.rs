@@ -194,8 +194,9 @@ impl PgAuditSink {
             .start()
             .map_err(pg("begin a transaction"))?;
         let sync = match self.durability {
-            Durability::Fdatasync => "on",
             Durability::None => "off",
+            // fdatasync, and anything newer: durable.
+            _ => "on",
         };
         let timeout_ms = self.lock_timeout.as_millis().clamp(1, i32::MAX as u128);
         tx.batch_execute(&format!(

@@ -64,6 +64,7 @@ impl std::fmt::Display for Holder {
 
 /// Why a fleet lock was not acquired.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LockError {
     /// Another process holds it (on this host or another).
     #[error(

@@ -92,6 +92,7 @@ pub fn is_postgres_url(text: &str) -> bool {
 /// Why a PostgreSQL server could not be used. Each names the server without
 /// its password.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PgError {
     /// The URL does not parse.
     #[error(

@@ -63,6 +63,7 @@ COMMENT ON TABLE prodguard_stamp IS
 
 /// Why the prodguard tables could not be set up.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SchemaError {
     /// A statement failed.
     #[error(

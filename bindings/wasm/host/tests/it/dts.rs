@@ -522,20 +522,24 @@ fn structs() -> Vec<(&'static [&'static str], BTreeSet<String>)> {
     ]
 }
 
-/// Every variant of an enum, as JSON strings; the `match` makes a variant
-/// added to the core fail to compile here until it is listed.
-macro_rules! variants {
-    ($ty:ident: $($variant:ident),+ $(,)?) => {{
-        fn _exhaustive(v: $ty) {
-            match v {
-                $($ty::$variant)|+ => {}
-            }
-        }
-        [$($ty::$variant),+]
-            .iter()
-            .map(|v| serde_json::to_value(v).unwrap().as_str().unwrap().to_owned())
-            .collect::<BTreeSet<String>>()
-    }};
+/// Every variant of a unit-variant enum as its JSON string, as the core
+/// itself lists them: serde's error for an unknown variant names every one
+/// (``expected one of `a`, `b`, `c` ``), so a variant added to the core
+/// shows up here with nothing to update.
+fn variants<T: DeserializeOwned>() -> BTreeSet<String> {
+    let error = serde_json::from_value::<T>(Value::String("\u{1}".into()))
+        .err()
+        .expect("no enum has this variant")
+        .to_string();
+    let (_, expected) = error
+        .split_once("expected")
+        .unwrap_or_else(|| panic!("not an unknown-variant error: {error}"));
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
 }
 
 fn parses_as<T: DeserializeOwned>(member: &str) -> bool {
@@ -548,44 +552,32 @@ type Union = (&'static str, BTreeSet<String>, fn(&str) -> bool);
 
 fn enums() -> Vec<Union> {
     vec![
-        (
-            "Tier",
-            variants!(Tier: Production, Staging, Development, Test, Local, Unknown),
-            parses_as::<Tier>,
-        ),
-        (
-            "ActorKind",
-            variants!(ActorKind: Human, Ci, Agent, Service),
-            parses_as::<ActorKind>,
-        ),
+        ("Tier", variants::<Tier>(), parses_as::<Tier>),
+        ("ActorKind", variants::<ActorKind>(), parses_as::<ActorKind>),
         (
             "RequirementKind",
-            variants!(Requirement: Confirm, Backup, Audit),
+            variants::<Requirement>(),
             parses_as::<Requirement>,
         ),
         (
             "ConfirmMode",
-            variants!(ConfirmMode: Typed, Approval, Either),
+            variants::<ConfirmMode>(),
             parses_as::<ConfirmMode>,
         ),
-        (
-            "EventKind",
-            variants!(EventKind: Intent, Outcome, Refusal, Note, Recovery, Seal),
-            parses_as::<EventKind>,
-        ),
+        ("EventKind", variants::<EventKind>(), parses_as::<EventKind>),
         (
             "Decision.result",
-            variants!(Verdict: Allow, Deny, Require),
+            variants::<Verdict>(),
             parses_as::<Verdict>,
         ),
         (
             "SessionVerdict.step",
-            variants!(SessionStep: Proceed, Deny),
+            variants::<SessionStep>(),
             parses_as::<SessionStep>,
         ),
         (
             "Signal.strength",
-            variants!(Strength: Explicit, Declared, Hint),
+            variants::<Strength>(),
             parses_as::<Strength>,
         ),
     ]
