@@ -173,7 +173,7 @@ impl Response {
     }
 
     fn ok(value: &impl Serialize) -> Response {
-        match crate::json::to_string(value) {
+        match serde_json::to_string(value) {
             Ok(body) => Response { status: 0, body },
             Err(e) => Response::error(exit::POLICY_ERROR, format!("cannot render the answer: {e}")),
         }

@@ -536,6 +536,22 @@ fn hash_matches(prev: &str, head: &[u8], stored: &str) -> bool {
             })
 }
 
+/// The bytes of a record before its hash: the envelope's fields and the
+/// event's, borrowed, in the order they are written (serde writes a
+/// struct's fields in declaration order, the event's flattened in place).
+#[derive(Serialize)]
+struct RecordBody<'a> {
+    v: u32,
+    log_id: &'a str,
+    seq: u64,
+    ts: Timestamp,
+    host: &'a str,
+    pid: u32,
+    #[serde(flatten)]
+    event: &'a AuditEvent,
+    prev: &'a str,
+}
+
 /// Builds the exact line (with its trailing newline) for `event`, chained to `prev`.
 ///
 /// Returns the line and its hash. Fails only if the event cannot be
@@ -545,168 +561,61 @@ pub fn encode_record(
     event: &AuditEvent,
     prev: &str,
 ) -> Result<(Vec<u8>, String), ChainError> {
-    let record = Record {
-        v: RECORD_VERSION,
-        log_id: envelope.log_id.clone(),
-        seq: envelope.seq,
-        ts: envelope.ts.to_rfc3339(),
-        host: envelope.host.clone(),
-        pid: envelope.pid,
-        event: event.clone(),
-        prev: prev.to_owned(),
-        hash: None,
-    };
-    let mut body = serde_json::to_vec(&record).map_err(|e| ChainError::Malformed(e.to_string()))?;
-    if body.len() + HASH_SUFFIX_LEN + 1 > MAX_RECORD_BYTES {
-        return Err(ChainError::Malformed(format!(
-            "the record would be {} bytes; records are at most {MAX_RECORD_BYTES}",
-            body.len()
-        )));
-    }
-    let hash = chain_hash(prev, &body);
-    // Replace the closing brace with the hash member: the body hashed is
-    // exactly the line minus that member.
-    body.pop();
-    body.extend_from_slice(HASH_SUFFIX_PREFIX);
-    body.extend_from_slice(hash.as_bytes());
-    body.extend_from_slice(b"\"}\n");
-    Ok((body, hash))
+    let mut line = Vec::new();
+    let hash = encode_record_into(envelope, event, prev, &mut line)?;
+    Ok((line, hash))
 }
 
-/// An event serialised once: its JSON members without the braces, ready to
-/// be wrapped in an envelope by [`RecordEncoder::encode`] (possibly by
-/// another thread than the one that serialised it).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EncodedEvent(Vec<u8>);
-
-impl EncodedEvent {
-    /// Serialises `event`. Fails only if it cannot be serialised, which does
-    /// not happen for events built from these types.
-    pub fn new(event: &AuditEvent) -> Result<Self, ChainError> {
-        // The bytes serde_json writes (tested), with less work per string:
-        // the event is serialised on every append's path.
-        let json = crate::json::to_string(event)
-            .map_err(|e| ChainError::Malformed(e.to_string()))?
-            .into_bytes();
-        // `{"kind":…}`: never empty, since `kind` is always there.
-        if json.len() < 2 || json.first() != Some(&b'{') || json.last() != Some(&b'}') {
-            return Err(ChainError::Malformed(
-                "an event is not a JSON object".into(),
-            ));
-        }
-        Ok(EncodedEvent(json))
-    }
-
-    /// The members, without the braces.
-    fn members(&self) -> &[u8] {
-        self.0.get(1..self.0.len() - 1).unwrap_or_default()
-    }
-}
-
-/// Builds record lines for one writer: the envelope members that do not
-/// change from record to record (`v`, `log_id`, `host`, `pid`) are
-/// serialised once. The lines are byte for byte those of [`encode_record`].
+/// [`encode_record`], appending the line to `out` (a writer reuses one
+/// buffer for a batch of records); returns its hash. On an error nothing
+/// is appended.
 ///
 /// ```
-/// use prodguard_core::audit::{AuditEvent, EncodedEvent, Envelope, RecordEncoder, encode_record, GENESIS_PREV};
+/// use prodguard_core::audit::{AuditEvent, Envelope, encode_record, encode_record_into, GENESIS_PREV};
 /// use prodguard_core::Timestamp;
 ///
-/// let encoder = RecordEncoder::new("demo", "h", 7).unwrap();
-/// let event = AuditEvent::note("deploy started");
-/// let mut line = Vec::new();
-/// let hash = encoder.encode(1, Timestamp(0), &EncodedEvent::new(&event).unwrap(), GENESIS_PREV, &mut line).unwrap();
 /// let envelope = Envelope { log_id: "demo".into(), seq: 1, ts: Timestamp(0), host: "h".into(), pid: 7 };
-/// assert_eq!((line, hash), encode_record(&envelope, &event, GENESIS_PREV).unwrap());
+/// let event = AuditEvent::note("deploy started");
+/// let mut out = Vec::new();
+/// let hash = encode_record_into(&envelope, &event, GENESIS_PREV, &mut out).unwrap();
+/// assert_eq!((out, hash), encode_record(&envelope, &event, GENESIS_PREV).unwrap());
 /// ```
-#[derive(Debug, Clone)]
-pub struct RecordEncoder {
-    log_id: String,
-    host: String,
-    pid: u32,
-    /// `{"v":1,"log_id":"…","seq":`
-    start: Vec<u8>,
-    /// `,"host":"…","pid":N,`
-    host_pid: Vec<u8>,
-}
-
-impl RecordEncoder {
-    /// An encoder for records of log `log_id` written by process `pid` on `host`.
-    pub fn new(log_id: &str, host: &str, pid: u32) -> Result<Self, ChainError> {
-        let json = |value: &str| {
-            serde_json::to_vec(value).map_err(|e| ChainError::Malformed(e.to_string()))
-        };
-        let mut start = format!("{{\"v\":{RECORD_VERSION},\"log_id\":").into_bytes();
-        start.extend_from_slice(&json(log_id)?);
-        start.extend_from_slice(b",\"seq\":");
-        let mut host_pid = b",\"host\":".to_vec();
-        host_pid.extend_from_slice(&json(host)?);
-        host_pid.extend_from_slice(format!(",\"pid\":{pid},").as_bytes());
-        Ok(RecordEncoder {
-            log_id: log_id.to_owned(),
-            host: host.to_owned(),
-            pid,
-            start,
-            host_pid,
-        })
+pub fn encode_record_into(
+    envelope: &Envelope,
+    event: &AuditEvent,
+    prev: &str,
+    out: &mut Vec<u8>,
+) -> Result<String, ChainError> {
+    let at = out.len();
+    let body = RecordBody {
+        v: RECORD_VERSION,
+        log_id: &envelope.log_id,
+        seq: envelope.seq,
+        ts: envelope.ts,
+        host: &envelope.host,
+        pid: envelope.pid,
+        event,
+        prev,
+    };
+    if let Err(e) = serde_json::to_writer(&mut *out, &body) {
+        out.truncate(at);
+        return Err(ChainError::Malformed(e.to_string()));
     }
-
-    /// Whether this encoder writes records of `log_id` by `pid` on `host`.
-    pub fn is_for(&self, log_id: &str, host: &str, pid: u32) -> bool {
-        self.pid == pid && self.log_id == log_id && self.host == host
+    let body_len = out.len() - at;
+    if body_len + HASH_SUFFIX_LEN + 1 > MAX_RECORD_BYTES {
+        out.truncate(at);
+        return Err(ChainError::Malformed(format!(
+            "the record would be {body_len} bytes; records are at most {MAX_RECORD_BYTES}"
+        )));
     }
-
-    /// Appends the line (with its newline) of `event` as record `seq`,
-    /// written at `ts`, chained to `prev`, to `out`; returns its hash. On
-    /// an error nothing is appended.
-    pub fn encode(
-        &self,
-        seq: u64,
-        ts: Timestamp,
-        event: &EncodedEvent,
-        prev: &str,
-        out: &mut Vec<u8>,
-    ) -> Result<String, ChainError> {
-        use std::io::Write as _;
-        let at = out.len();
-        out.extend_from_slice(&self.start);
-        // Digits, `-`, `:`, `T`, `.`, `Z`: nothing JSON escapes.
-        let written = write!(out, "{seq},\"ts\":\"");
-        ts.write_rfc3339(out);
-        out.push(b'"');
-        out.extend_from_slice(&self.host_pid);
-        out.extend_from_slice(event.members());
-        out.extend_from_slice(b",\"prev\":");
-        let quoted = if prev.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            out.push(b'"');
-            out.extend_from_slice(prev.as_bytes());
-            out.push(b'"');
-            Ok(())
-        } else {
-            serde_json::to_writer(&mut *out, prev)
-        };
-        out.push(b'}');
-        if let Err(e) = written {
-            out.truncate(at);
-            return Err(ChainError::Malformed(e.to_string()));
-        }
-        if let Err(e) = quoted {
-            out.truncate(at);
-            return Err(ChainError::Malformed(e.to_string()));
-        }
-        let body_len = out.len() - at;
-        if body_len + HASH_SUFFIX_LEN + 1 > MAX_RECORD_BYTES {
-            out.truncate(at);
-            return Err(ChainError::Malformed(format!(
-                "the record would be {body_len} bytes; records are at most {MAX_RECORD_BYTES}"
-            )));
-        }
-        let hash = chain_hash(prev, out.get(at..).unwrap_or_default());
-        out.pop();
-        out.extend_from_slice(HASH_SUFFIX_PREFIX);
-        out.extend_from_slice(hash.as_bytes());
-        out.extend_from_slice(b"\"}\n");
-        Ok(hash)
-    }
+    let hash = chain_hash(prev, out.get(at..).unwrap_or_default());
+    // Replace the closing brace with the hash member: the body hashed is
+    // exactly the line minus that member.
+    out.pop();
+    out.extend_from_slice(HASH_SUFFIX_PREFIX);
+    out.extend_from_slice(hash.as_bytes());
+    out.extend_from_slice(b"\"}\n");
+    Ok(hash)
 }
 
 /// Splits a line (without its newline) into the body before the hash
@@ -1419,6 +1328,22 @@ mod tests {
             encode_record(&envelope(u64::MAX), &AuditEvent::note("last"), GENESIS_PREV).unwrap();
         let mut v = ChainVerifier::resume(GENESIS_PREV.to_owned(), u64::MAX, None);
         assert!(v.push(&line).is_err(), "no seq after u64::MAX");
+    }
+
+    #[test]
+    fn a_record_is_appended_after_what_the_buffer_holds_and_nothing_on_an_error() {
+        let mut out = b"before".to_vec();
+        let event = AuditEvent::note("tab\t \"quote\" \\ ü \u{1}");
+        let hash = encode_record_into(&envelope(3), &event, GENESIS_PREV, &mut out).unwrap();
+        let (line, expected) = encode_record(&envelope(3), &event, GENESIS_PREV).unwrap();
+        assert_eq!(
+            (&out[..6], &out[6..], hash),
+            (&b"before"[..], &line[..], expected)
+        );
+        let huge = AuditEvent::note("x".repeat(MAX_RECORD_BYTES));
+        let mut out = b"before".to_vec();
+        assert!(encode_record_into(&envelope(3), &huge, GENESIS_PREV, &mut out).is_err());
+        assert_eq!(out, b"before");
     }
 
     #[test]

@@ -23,7 +23,6 @@ pub mod api;
 pub mod approval;
 pub mod audit;
 pub mod detect;
-mod json;
 pub mod policy;
 pub mod secret;
 pub mod session;

@@ -10,8 +10,8 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use prodguard_core::Timestamp;
 use prodguard_core::audit::{
-    AuditEvent, ChainVerifier, EncodedEvent, EventKind, GENESIS_PREV, Record, RecordEncoder,
-    SealKey,
+    AuditEvent, ChainVerifier, Envelope, EventKind, GENESIS_PREV, Record, SealKey,
+    encode_record_into,
 };
 use prodguard_core::policy::Durability;
 
@@ -189,9 +189,9 @@ struct Writer {
     /// descriptor), so one `statx` of the path tells whether it is still the
     /// file there; `None` if unknown (then the descriptor is asked too).
     identity: Option<(u64, u64)>,
-    /// The envelope's constant members, serialised for this writer's log
-    /// id, host and process.
-    encoder: Option<RecordEncoder>,
+    /// The last record's envelope: its log id and host are reused (no
+    /// copy per record) while they and the pid stay the same.
+    envelope: Option<Envelope>,
     /// The last append's buffer, kept for its capacity.
     buf: Vec<u8>,
 }
@@ -228,7 +228,7 @@ impl FileOps for RealFileOps {}
 #[derive(Default)]
 struct Group {
     next_ticket: u64,
-    queue: Vec<(u64, EncodedEvent)>,
+    queue: Vec<(u64, AuditEvent)>,
     leader_active: bool,
     /// Appenders blocked on `turn`: a lone writer wakes nobody (saving a
     /// futex call per append).
@@ -421,7 +421,7 @@ impl FileSink {
             head: None,
             sync_directory: created || empty,
             identity: meta.ok().map(|m| identity(&m)),
-            encoder: None,
+            envelope: None,
             buf: Vec::new(),
         })
     }
@@ -457,7 +457,7 @@ impl FileSink {
         &self,
         writer: &mut Writer,
         ops: &mut dyn FileOps,
-        events: &[EncodedEvent],
+        events: &[AuditEvent],
         seal_now: bool,
     ) -> Result<(Vec<AppendReceipt>, u64), Failure> {
         let len = self.refresh_head(writer).map_err(Failure::Clean)?;
@@ -473,17 +473,28 @@ impl FileSink {
         };
         // The pid is asked each time (a forked child writes its own).
         let pid = std::process::id();
-        let encoder = match writer.encoder.take() {
-            Some(encoder) if encoder.is_for(&log_id, &self.host, pid) => encoder,
-            _ => RecordEncoder::new(&log_id, &self.host, pid).map_err(corrupt)?,
-        };
-        let encoder = &*writer.encoder.insert(encoder);
         let ts = facts::now();
+        let mut envelope = match writer.envelope.take() {
+            Some(envelope)
+                if envelope.pid == pid
+                    && envelope.log_id == log_id
+                    && envelope.host == self.host =>
+            {
+                Envelope { ts, ..envelope }
+            }
+            _ => Envelope {
+                log_id: log_id.clone(),
+                seq: 0,
+                ts,
+                host: self.host.clone(),
+                pid,
+            },
+        };
         let mut buf = std::mem::take(&mut writer.buf);
         buf.clear();
         let mut receipts = Vec::with_capacity(events.len());
         let mut seal_key: Option<SealKey> = None;
-        let mut push = |event: &EncodedEvent,
+        let mut push = |event: &AuditEvent,
                         seq: &mut u64,
                         prev: &mut String|
          -> Result<AppendReceipt, Failure> {
@@ -493,16 +504,15 @@ impl FileSink {
                     detail: "seq is at its maximum".into(),
                 })
             })?;
-            let hash = encoder
-                .encode(*seq, ts, event, prev, &mut buf)
-                .map_err(corrupt)?;
+            envelope.seq = *seq;
+            let hash = encode_record_into(&envelope, event, prev, &mut buf).map_err(corrupt)?;
             prev.clone_from(&hash);
             Ok(AppendReceipt { seq: *seq, hash })
         };
         let mut seal = |seq: &mut u64,
                         prev: &mut String,
                         push: &mut dyn FnMut(
-            &EncodedEvent,
+            &AuditEvent,
             &mut u64,
             &mut String,
         ) -> Result<AppendReceipt, Failure>|
@@ -517,7 +527,7 @@ impl FileSink {
             let mut event = AuditEvent::new(EventKind::Seal);
             event.seal = Some(key.seal(&log_id, *seq + 1, prev));
             // A seal's receipt is nobody's: only the events' are returned.
-            push(&EncodedEvent::new(&event).map_err(corrupt)?, seq, prev)?;
+            push(&event, seq, prev)?;
             seal_key = Some(key.evolve());
             Ok(())
         };
@@ -567,6 +577,7 @@ impl FileSink {
         if buf.capacity() <= 64 << 10 {
             writer.buf = buf;
         }
+        writer.envelope = Some(envelope);
         Ok((receipts, seq))
     }
 
@@ -662,7 +673,7 @@ impl FileSink {
                 locked_len: None,
                 head: None,
                 sync_directory: false,
-                encoder: None,
+                envelope: None,
                 buf: Vec::new(),
             },
         );
@@ -861,12 +872,8 @@ impl FileSink {
 
 impl AuditSink for FileSink {
     fn append(&self, event: &AuditEvent) -> Result<AppendReceipt, AuditError> {
-        // Serialised here, outside the locks and once: the leader only
-        // wraps it in its envelope.
-        let event = EncodedEvent::new(event).map_err(|e| AuditError::Corrupt {
-            path: self.path.clone(),
-            detail: e.to_string(),
-        })?;
+        // The leader encodes every queued event; a copy outlives this call's borrow.
+        let event = event.clone();
         let mut group = self.group.lock().unwrap_or_else(|p| p.into_inner());
         let ticket = group.next_ticket;
         group.next_ticket += 1;
@@ -888,7 +895,7 @@ impl AuditSink for FileSink {
             group.leader_active = true;
             let batch = std::mem::take(&mut group.queue);
             drop(group);
-            let (tickets, events): (Vec<u64>, Vec<EncodedEvent>) = batch.into_iter().unzip();
+            let (tickets, events): (Vec<u64>, Vec<AuditEvent>) = batch.into_iter().unzip();
             // A panic while leading (say in a tracing layer) must not leave
             // the followers waiting for a leader that is gone.
             let led = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -947,10 +954,6 @@ impl AuditSink for FileSink {
         token_id: &str,
         issued: Timestamp,
     ) -> Result<AppendReceipt, SpendError> {
-        let event = EncodedEvent::new(event).map_err(|e| AuditError::Corrupt {
-            path: self.path.clone(),
-            detail: e.to_string(),
-        })?;
         let mut spent = None;
         let result = self.with_locked_writer(|writer, ops| {
             self.refresh_head(writer).map_err(Failure::Clean)?;
@@ -960,7 +963,7 @@ impl AuditSink for FileSink {
             if spent.is_some() {
                 return Ok(None);
             }
-            self.append_batch_locked(writer, ops, std::slice::from_ref(&event), false)
+            self.append_batch_locked(writer, ops, std::slice::from_ref(event), false)
                 .map(|(receipts, _)| receipts.into_iter().next())
         })?;
         if let Some((seq, file)) = spent {
