@@ -21,10 +21,6 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-#[cfg(test)]
-mod differential;
-mod scan;
-
 use crate::policy::{ActorKind, Requirement};
 use crate::{Tier, Timestamp};
 
@@ -648,18 +644,15 @@ fn split_hash(line: &[u8]) -> Result<(&[u8], &str), ChainError> {
 /// Checks records one after another: each must hash correctly and continue the chain.
 ///
 /// Feed it lines in file order (with or without their trailing newline).
+/// Each line is read once, by `serde_json` (the fields the chain needs,
+/// every other member checked to be JSON and skipped), and its hash is
+/// taken over its bytes exactly as they stand, never over a re-serialisation.
 #[derive(Debug, Clone)]
 pub struct ChainVerifier {
     prev: String,
     next_seq: u64,
     log_id: Option<String>,
-    /// The run and index (see [`ChainVerifier::precheck_run`]) of the last
-    /// record accepted, when it came from a run.
-    last_in_run: Option<(u64, usize)>,
 }
-
-/// Numbers the runs of [`ChainVerifier::precheck_run`], never twice in a process.
-static NEXT_RUN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl Default for ChainVerifier {
     fn default() -> Self {
@@ -674,7 +667,6 @@ impl ChainVerifier {
             prev: GENESIS_PREV.to_owned(),
             next_seq: 1,
             log_id: None,
-            last_in_run: None,
         }
     }
 
@@ -684,7 +676,6 @@ impl ChainVerifier {
             prev,
             next_seq,
             log_id,
-            last_in_run: None,
         }
     }
 
@@ -705,254 +696,49 @@ impl ChainVerifier {
 
     /// Verifies `line` as the next record and advances.
     pub fn push(&mut self, line: &[u8]) -> Result<Link, ChainError> {
-        self.advance(ChainVerifier::precheck(line))
+        self.push_ref(line).map(LinkRef::into_owned)
     }
 
-    /// The part of verifying `line` that does not depend on the records
-    /// before it: parsing it and checking its hash against the `prev` it
-    /// names. Lines can be prechecked in any order, on any thread; then
-    /// [`ChainVerifier::advance`] takes the results in file order.
+    /// [`ChainVerifier::push`], with the record's fields borrowed from its
+    /// line instead of copied (what a verifier of many records wants).
     ///
-    /// A line in the layout [`encode_record`] writes is read by a scanner;
-    /// any other line by the strict JSON parser, with the same verdicts
-    /// (see [`ChainVerifier::precheck_strict`]).
-    pub fn precheck(line: &[u8]) -> Prechecked<'_> {
-        Self::precheck_with(line, true)
-    }
-
-    /// [`ChainVerifier::precheck`] with every line parsed by the strict
-    /// JSON parser: the reference the scanner is tested against.
-    #[doc(hidden)]
-    pub fn precheck_strict(line: &[u8]) -> Prechecked<'_> {
-        Self::precheck_with(line, false)
-    }
-
-    fn precheck_with(line: &[u8], scan: bool) -> Prechecked<'_> {
+    /// ```
+    /// use prodguard_core::audit::{AuditEvent, ChainVerifier, Envelope, encode_record, GENESIS_PREV};
+    /// use prodguard_core::Timestamp;
+    ///
+    /// let envelope = Envelope { log_id: "demo".into(), seq: 1, ts: Timestamp(0), host: "h".into(), pid: 7 };
+    /// let (line, hash) = encode_record(&envelope, &AuditEvent::note("hi"), GENESIS_PREV).unwrap();
+    /// let mut verifier = ChainVerifier::new();
+    /// let link = verifier.push_ref(&line).unwrap();
+    /// assert_eq!((link.seq, link.hash), (1, hash.as_str()));
+    /// assert!(verifier.push_ref(&line).is_err(), "a record cannot follow itself");
+    /// ```
+    pub fn push_ref<'a>(&mut self, line: &'a [u8]) -> Result<LinkRef<'a>, ChainError> {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
-        let (head, stored) = match split_hash(line) {
-            Ok(parts) => parts,
-            Err(e) => return Prechecked(Pre::Malformed(e), None),
-        };
-        let scanned = if scan { scan::link_fields(line) } else { None };
-        match scanned.map_or_else(|| serde_json::from_slice::<LinkFields<'_>>(line), Ok) {
-            Ok(fields) => {
-                let hash_ok = hash_matches(&fields.prev, head, stored);
-                Prechecked(
-                    Pre::Parsed {
-                        fields,
-                        stored,
-                        hash_ok,
-                    },
-                    None,
-                )
-            }
-            Err(e) => Prechecked(
-                Pre::Unparsed {
-                    head,
-                    stored,
-                    error: e.to_string(),
-                },
-                None,
-            ),
-        }
-    }
-
-    /// Prechecks consecutive lines of a log (see [`ChainVerifier::precheck`])
-    /// and, while their bytes are at hand, whether each continues the one
-    /// before it. [`ChainVerifier::advance`] then only moves the head past
-    /// a line that continues the line it has just accepted, with the same
-    /// verdict as a full check (every check it would make was made here,
-    /// against the record it accepted). Runs may be prechecked on several
-    /// threads at once; feed their results to `advance` in file order.
-    pub fn precheck_run<'a>(lines: &[&'a [u8]]) -> Vec<Prechecked<'a>> {
-        let run = NEXT_RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut out: Vec<Prechecked<'a>> = Vec::with_capacity(lines.len());
-        for (index, line) in lines.iter().enumerate() {
-            let mut checked = Self::precheck(line);
-            let follows = match (out.last(), &checked.0) {
-                (
-                    Some(Prechecked(
-                        Pre::Parsed {
-                            fields: before,
-                            stored: before_hash,
-                            ..
-                        },
-                        _,
-                    )),
-                    Pre::Parsed {
-                        fields,
-                        hash_ok: true,
-                        ..
-                    },
-                ) => fields.continues(before, before_hash),
-                _ => false,
-            };
-            checked.1 = Some(InRun {
-                run,
-                index,
-                follows,
-            });
-            out.push(checked);
-        }
-        out
-    }
-
-    /// Verifies a prechecked line as the next record and advances.
-    pub fn advance(&mut self, line: Prechecked<'_>) -> Result<Link, ChainError> {
-        self.advance_borrowed(line).map(LinkRef::into_owned)
-    }
-
-    /// [`ChainVerifier::advance`], with the record's fields borrowed from
-    /// its line instead of copied (what a verifier of many records wants).
-    pub fn advance_borrowed<'a>(
-        &mut self,
-        line: Prechecked<'a>,
-    ) -> Result<LinkRef<'a>, ChainError> {
-        let in_run = line.1;
-        // The line continues the record this verifier accepted last.
-        let follows = in_run.is_some_and(|r| {
-            r.follows && r.index.checked_sub(1).map(|i| (r.run, i)) == self.last_in_run
-        });
-        let result = match line.0 {
-            Pre::Parsed { fields, stored, .. } if follows => {
-                // Every check `advance_checked` makes was made by
-                // `precheck_run` against that record: prev, hash, seal
-                // shape, seq (and that it is not the last possible), log id.
-                self.prev.clear();
-                self.prev.push_str(stored);
-                self.next_seq = fields.seq.saturating_add(1);
-                Ok(fields.into_link(stored))
-            }
-            other => self.advance_checked(other),
-        };
-        self.last_in_run = match result {
-            Ok(_) => in_run.map(|r| (r.run, r.index)),
-            Err(_) => None,
-        };
-        result
-    }
-
-    /// Prechecks consecutive complete lines as one [`Span`]: `Some` when
-    /// every line parses, hashes right and (after the first) continues the
-    /// one before it, as [`ChainVerifier::precheck_run`] checks; `None`
-    /// when any does not (or there are no lines): those lines must then go
-    /// through [`ChainVerifier::advance`] one by one, which says what is
-    /// wrong. The line whose seq is `mark_seq`, if any, is marked (an
-    /// anchor's record, say). Spans may be prechecked on several threads at
-    /// once; feed them to [`ChainVerifier::advance_span`] in file order.
-    pub fn precheck_span<'a>(
-        lines: impl IntoIterator<Item = &'a [u8]>,
-        mark_seq: Option<u64>,
-    ) -> Option<Span> {
-        let parsed = |line| match Self::precheck(line).0 {
-            Pre::Parsed {
-                fields,
-                stored,
-                hash_ok: true,
-            } => Some((fields, stored)),
-            _ => None,
-        };
-        let mut lines = lines.into_iter().map(parsed);
-        let (first, first_hash) = lines.next()??;
-        let mut span = Span {
-            first: first.clone().into_owned(),
-            first_hash: first_hash.to_owned(),
-            records: 0,
-            last_seq: 0,
-            last_hash: String::new(),
-            seals: Vec::new(),
-            marked: None,
-        };
-        span.count(&first, first_hash, mark_seq);
-        let mut before = (first, first_hash);
-        for line in lines {
-            let (fields, stored) = line?;
-            if !fields.continues(&before.0, before.1) {
-                return None;
-            }
-            span.count(&fields, stored, mark_seq);
-            before = (fields, stored);
-        }
-        span.last_seq = before.0.seq;
-        span.last_hash = before.1.to_owned();
-        Some(span)
-    }
-
-    /// Accepts a whole [`Span`] as the next records, checking its seals
-    /// with `seals` when given: its first record is checked against the
-    /// head as [`ChainVerifier::advance`] checks it, the others were
-    /// checked against each other when it was prechecked. Returns `false`,
-    /// with this verifier and `seals` unchanged, when the span does not
-    /// continue the chain or a seal does not verify: its lines must then
-    /// go through [`ChainVerifier::advance`] one by one, which says where
-    /// and why.
-    #[must_use]
-    pub fn advance_span(&mut self, span: &Span, seals: Option<&mut SealChecker>) -> bool {
-        let mut next = self.clone();
-        let first = Pre::Parsed {
-            fields: span.first.clone(),
-            stored: &span.first_hash,
-            hash_ok: true,
-        };
-        if next.advance_checked(first).is_err() {
-            return false;
-        }
-        if let Some(checker) = seals {
-            let mut trial = checker.clone();
-            let log_id = &span.first.log_id;
-            if span
-                .seals
-                .iter()
-                .any(|(seq, prev, seal)| trial.check(log_id, *seq, prev, seal).is_err())
-            {
-                return false;
-            }
-            *checker = trial;
-        }
-        // What advancing through the rest one by one leaves: the last
-        // record is the head (its seq is not the last possible: checked).
-        next.prev.clone_from(&span.last_hash);
-        next.next_seq = span.last_seq.saturating_add(1);
-        next.last_in_run = None;
-        *self = next;
-        true
-    }
-
-    fn advance_checked<'a>(&mut self, line: Pre<'a>) -> Result<LinkRef<'a>, ChainError> {
-        let (fields, stored) = match line {
-            Pre::Malformed(e) => return Err(e),
+        let (head, stored) = split_hash(line)?;
+        let fields = match serde_json::from_slice::<LinkFields<'_>>(line) {
+            Ok(fields) => fields,
             // Tell edited bytes apart from a record that hashes right but
             // does not parse.
-            Pre::Unparsed {
-                head,
-                stored,
-                error,
-            } => {
-                return Err(if !hash_matches(&self.prev, head, stored) {
-                    ChainError::HashMismatch
+            Err(error) => {
+                return Err(if hash_matches(&self.prev, head, stored) {
+                    ChainError::Malformed(error.to_string())
                 } else {
-                    ChainError::Malformed(error)
+                    ChainError::HashMismatch
                 });
             }
-            Pre::Parsed {
-                fields,
-                stored,
-                hash_ok,
-            } => {
-                // A broken link, rather than edited bytes, when the record
-                // names another predecessor.
-                if fields.prev != self.prev {
-                    return Err(ChainError::PrevMismatch {
-                        expected: self.prev.clone(),
-                        found: fields.prev.into_owned(),
-                    });
-                }
-                if !hash_ok {
-                    return Err(ChainError::HashMismatch);
-                }
-                (fields, stored)
-            }
         };
+        // A broken link, rather than edited bytes, when the record names
+        // another predecessor.
+        if fields.prev != self.prev {
+            return Err(ChainError::PrevMismatch {
+                expected: self.prev.clone(),
+                found: fields.prev.into_owned(),
+            });
+        }
+        if !hash_matches(&self.prev, head, stored) {
+            return Err(ChainError::HashMismatch);
+        }
         if let Some(problem) = fields.seal_shape_problem() {
             return Err(ChainError::Malformed(problem.into()));
         }
@@ -979,12 +765,18 @@ impl ChainVerifier {
         self.next_seq = self.next_seq.checked_add(1).ok_or_else(|| {
             ChainError::Malformed("seq is at its maximum; the log cannot continue".into())
         })?;
-        Ok(fields.into_link(stored))
+        Ok(LinkRef {
+            seq: fields.seq,
+            log_id: fields.log_id,
+            prev: fields.prev,
+            hash: stored,
+            seal: fields.seal,
+        })
     }
 }
 
 /// A record that continued the chain, borrowing from its line (see
-/// [`ChainVerifier::advance_borrowed`]).
+/// [`ChainVerifier::push_ref`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkRef<'a> {
     /// Its seq.
@@ -1012,94 +804,8 @@ impl LinkRef<'_> {
     }
 }
 
-/// Consecutive records that checked out among themselves (see
-/// [`ChainVerifier::precheck_span`]), waiting for
-/// [`ChainVerifier::advance_span`] to check the first against the chain.
-#[derive(Debug, Clone)]
-pub struct Span {
-    first: LinkFields<'static>,
-    first_hash: String,
-    records: u64,
-    last_seq: u64,
-    last_hash: String,
-    /// The seal records: seq, prev and seal.
-    seals: Vec<(u64, String, SealInfo)>,
-    /// The marked record: its index and hash.
-    marked: Option<(u64, String)>,
-}
-
-impl Span {
-    /// How many records it holds.
-    pub fn records(&self) -> u64 {
-        self.records
-    }
-
-    /// Its last record's seq.
-    pub fn last_seq(&self) -> u64 {
-        self.last_seq
-    }
-
-    /// Its records' log id.
-    pub fn log_id(&self) -> &str {
-        &self.first.log_id
-    }
-
-    /// How many of its records are seals.
-    pub fn seals(&self) -> u64 {
-        self.seals.len() as u64
-    }
-
-    /// The record whose seq was marked, if it is here: its index in the
-    /// span (0 for the first) and its hash.
-    pub fn marked(&self) -> Option<(u64, &str)> {
-        self.marked
-            .as_ref()
-            .map(|(index, hash)| (*index, hash.as_str()))
-    }
-
-    fn count(&mut self, fields: &LinkFields<'_>, stored: &str, mark_seq: Option<u64>) {
-        if let Some(seal) = &fields.seal {
-            self.seals
-                .push((fields.seq, fields.prev.clone().into_owned(), seal.clone()));
-        }
-        if mark_seq == Some(fields.seq) {
-            self.marked = Some((self.records, stored.to_owned()));
-        }
-        self.records += 1;
-    }
-}
-
-/// A line checked on its own (see [`ChainVerifier::precheck`]), waiting for
-/// [`ChainVerifier::advance`] to check it against the chain.
-#[derive(Debug)]
-pub struct Prechecked<'a>(Pre<'a>, Option<InRun>);
-
-/// Where a prechecked line stands in its run (see [`ChainVerifier::precheck_run`]).
-#[derive(Debug, Clone, Copy)]
-struct InRun {
-    run: u64,
-    index: usize,
-    /// It continues the line before it in the run.
-    follows: bool,
-}
-
-#[derive(Debug)]
-enum Pre<'a> {
-    Malformed(ChainError),
-    Unparsed {
-        head: &'a [u8],
-        stored: &'a str,
-        error: String,
-    },
-    Parsed {
-        fields: LinkFields<'a>,
-        stored: &'a str,
-        hash_ok: bool,
-    },
-}
-
 /// What the chain needs of a record; everything else is skipped unparsed.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 struct LinkFields<'a> {
     seq: u64,
     #[serde(borrow)]
@@ -1130,49 +836,7 @@ struct LinkFields<'a> {
     message: Option<serde::de::IgnoredAny>,
 }
 
-impl<'a> LinkFields<'a> {
-    /// The link these fields make, with `stored` as its hash.
-    fn into_link(self, stored: &'a str) -> LinkRef<'a> {
-        LinkRef {
-            seq: self.seq,
-            log_id: self.log_id,
-            prev: self.prev,
-            hash: stored,
-            seal: self.seal,
-        }
-    }
-
-    /// Whether `advance`, having just accepted `before` (whose hash is
-    /// `before_hash`), accepts this record without a further check: its
-    /// head is then `before`'s hash, the next seq `before.seq + 1`, the log
-    /// id `before`'s. (This record's own hash was checked against its prev.)
-    fn continues(&self, before: &LinkFields<'_>, before_hash: &str) -> bool {
-        self.prev.as_ref() == before_hash
-            && self.seal_shape_problem().is_none()
-            && before.seq.checked_add(1) == Some(self.seq)
-            && self.seq != u64::MAX
-            && self.log_id == before.log_id
-    }
-
-    /// The same fields, owning their text.
-    fn into_owned(self) -> LinkFields<'static> {
-        LinkFields {
-            seq: self.seq,
-            log_id: self.log_id.into_owned().into(),
-            prev: self.prev.into_owned().into(),
-            kind: self.kind.into_owned().into(),
-            seal: self.seal,
-            attempt_id: self.attempt_id,
-            actor: self.actor,
-            op: self.op,
-            decision: self.decision,
-            backup: self.backup,
-            confirm: self.confirm,
-            outcome: self.outcome,
-            message: self.message,
-        }
-    }
-
+impl LinkFields<'_> {
     fn seal_shape_problem(&self) -> Option<&'static str> {
         let is_seal = self.kind == "seal";
         let carries_event = self.attempt_id.is_some()

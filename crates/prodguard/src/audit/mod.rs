@@ -17,12 +17,15 @@ use prodguard_core::policy::Durability;
 
 use crate::facts;
 
+mod anchor;
+mod repair;
 mod seal;
 mod verify;
+pub use anchor::{Anchor, AnchorCheck};
+pub use repair::{RepairError, RepairOutcome, repair_file};
 pub use seal::{SealKeyError, init_key_file, key_to_text, read_key_file, write_key_file};
 pub use verify::{
-    Anchor, AnchorCheck, Damage, RepairError, RepairOutcome, VerifyReport, repair_file,
-    rotated_files, verify_file, verify_file_sealed, verify_single_file,
+    Damage, VerifyReport, rotated_files, verify_file, verify_file_sealed, verify_single_file,
 };
 
 /// Where a durable append landed.
