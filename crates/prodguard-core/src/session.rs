@@ -1172,9 +1172,6 @@ impl Session {
 }
 
 #[cfg(test)]
-mod decide_reference;
-
-#[cfg(test)]
 mod tests {
     use super::*;
 
