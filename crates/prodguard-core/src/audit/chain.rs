@@ -259,12 +259,6 @@ impl ChainVerifier {
     }
 
     /// Verifies `line` as the next record and advances.
-    pub fn push(&mut self, line: &[u8]) -> Result<Link, ChainError> {
-        self.push_ref(line).map(LinkRef::into_owned)
-    }
-
-    /// [`ChainVerifier::push`], with the record's fields borrowed from its
-    /// line instead of copied (what a verifier of many records wants).
     ///
     /// ```
     /// use prodguard_core::audit::{AuditEvent, ChainVerifier, Envelope, encode_record, GENESIS_PREV};
@@ -273,11 +267,11 @@ impl ChainVerifier {
     /// let envelope = Envelope { log_id: "demo".into(), seq: 1, ts: Timestamp(0), host: "h".into(), pid: 7 };
     /// let (line, hash) = encode_record(&envelope, &AuditEvent::note("hi"), GENESIS_PREV).unwrap();
     /// let mut verifier = ChainVerifier::new();
-    /// let link = verifier.push_ref(&line).unwrap();
-    /// assert_eq!((link.seq, link.hash), (1, hash.as_str()));
-    /// assert!(verifier.push_ref(&line).is_err(), "a record cannot follow itself");
+    /// let link = verifier.push(&line).unwrap();
+    /// assert_eq!((link.seq, link.hash), (1, hash));
+    /// assert!(verifier.push(&line).is_err(), "a record cannot follow itself");
     /// ```
-    pub fn push_ref<'a>(&mut self, line: &'a [u8]) -> Result<LinkRef<'a>, ChainError> {
+    pub fn push(&mut self, line: &[u8]) -> Result<Link, ChainError> {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         let (head, stored) = split_hash(line)?;
         let fields = match serde_json::from_slice::<LinkFields<'_>>(line) {
@@ -329,42 +323,13 @@ impl ChainVerifier {
         self.next_seq = self.next_seq.checked_add(1).ok_or_else(|| {
             ChainError::Malformed("seq is at its maximum; the log cannot continue".into())
         })?;
-        Ok(LinkRef {
+        Ok(Link {
             seq: fields.seq,
-            log_id: fields.log_id,
-            prev: fields.prev,
-            hash: stored,
+            log_id: fields.log_id.into_owned(),
+            prev: fields.prev.into_owned(),
+            hash: stored.to_owned(),
             seal: fields.seal,
         })
-    }
-}
-
-/// A record that continued the chain, borrowing from its line (see
-/// [`ChainVerifier::push_ref`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkRef<'a> {
-    /// Its seq.
-    pub seq: u64,
-    /// Its log's id.
-    pub log_id: std::borrow::Cow<'a, str>,
-    /// The hash it chains to.
-    pub prev: std::borrow::Cow<'a, str>,
-    /// Its hash.
-    pub hash: &'a str,
-    /// Its seal, when it is a seal record.
-    pub seal: Option<SealInfo>,
-}
-
-impl LinkRef<'_> {
-    /// The same link, owning its fields.
-    pub fn into_owned(self) -> Link {
-        Link {
-            seq: self.seq,
-            log_id: self.log_id.into_owned(),
-            prev: self.prev.into_owned(),
-            hash: self.hash.to_owned(),
-            seal: self.seal,
-        }
     }
 }
 

@@ -22,9 +22,7 @@ mod chain;
 mod event;
 mod seal;
 
-pub use chain::{
-    ChainError, ChainVerifier, Link, LinkRef, chain_hash, encode_record, encode_record_into,
-};
+pub use chain::{ChainError, ChainVerifier, Link, chain_hash, encode_record, encode_record_into};
 pub use event::{
     Actor, AuditEvent, BackupEvidence, ConfirmEvidence, DecisionRecord, Envelope, EventKind,
     OperationRecord, OutcomeRecord, Record,

@@ -290,7 +290,7 @@ fn verify_files(
                     // A record that lost only its newline is whole: repair
                     // restores the newline instead of cutting it.
                     report.torn_tail_is_record =
-                        report.damage.is_none() && verifier.clone().push_ref(&line).is_ok();
+                        report.damage.is_none() && verifier.clone().push(&line).is_ok();
                 } else if report.damage.is_none() {
                     report.damage = Some(damage(
                         &verifier,
@@ -306,7 +306,7 @@ fn verify_files(
                 continue;
             }
             let checked = verifier
-                .push_ref(&line)
+                .push(&line)
                 .map_err(|e| e.to_string())
                 .and_then(|link| match (&mut seals, &link.seal) {
                     (Some(checker), Some(seal)) => checker
