@@ -53,14 +53,10 @@ pub enum ChainError {
 
 /// The chain hash of a record body (its bytes without the hash member).
 pub fn chain_hash(prev: &str, body: &[u8]) -> String {
-    hash_parts(prev, &[body])
+    hex(&digest_parts(prev, &[body]))
 }
 
-/// The chain hash of a body given in consecutive parts (no copy needed).
-fn hash_parts(prev: &str, parts: &[&[u8]]) -> String {
-    hex(&digest_parts(prev, parts))
-}
-
+/// The chain digest of a body given in consecutive parts (no copy needed).
 fn digest_parts(prev: &str, parts: &[&[u8]]) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(CHAIN_DOMAIN);
@@ -114,8 +110,9 @@ struct RecordBody<'a> {
 
 /// Builds the exact line (with its trailing newline) for `event`, chained to `prev`.
 ///
-/// Returns the line and its hash. Fails only if the event cannot be
-/// serialised, which does not happen for events built from these types.
+/// Returns the line and its hash. Fails when the line would be longer than
+/// [`MAX_RECORD_BYTES`], or if the event cannot be serialised, which does
+/// not happen for events built from these types.
 pub fn encode_record(
     envelope: &Envelope,
     event: &AuditEvent,
