@@ -44,9 +44,6 @@ struct Writer {
     /// descriptor), so one `statx` of the path tells whether it is still the
     /// file there; `None` if unknown (then the descriptor is asked too).
     identity: Option<(u64, u64)>,
-    /// The last record's envelope: its log id and host are reused (no
-    /// copy per record) while they and the pid stay the same.
-    envelope: Option<Envelope>,
     /// The last append's buffer, kept for its capacity.
     buf: Vec<u8>,
 }
@@ -264,7 +261,6 @@ impl FileSink {
             head: None,
             sync_directory: created || empty,
             identity: meta.ok().map(|m| identity(&m)),
-            envelope: None,
             buf: Vec::new(),
         })
     }
@@ -314,24 +310,14 @@ impl FileSink {
                 detail: e.to_string(),
             })
         };
-        // The pid is asked each time (a forked child writes its own).
-        let pid = std::process::id();
-        let ts = facts::now();
-        let mut envelope = match writer.envelope.take() {
-            Some(envelope)
-                if envelope.pid == pid
-                    && envelope.log_id == log_id
-                    && envelope.host == self.host =>
-            {
-                Envelope { ts, ..envelope }
-            }
-            _ => Envelope {
-                log_id: log_id.clone(),
-                seq: 0,
-                ts,
-                host: self.host.clone(),
-                pid,
-            },
+        // One envelope for the batch, its seq set per record. The pid is
+        // asked each time (a forked child writes its own).
+        let mut envelope = Envelope {
+            log_id: log_id.clone(),
+            seq: 0,
+            ts: facts::now(),
+            host: self.host.clone(),
+            pid: std::process::id(),
         };
         let mut buf = std::mem::take(&mut writer.buf);
         buf.clear();
@@ -420,7 +406,6 @@ impl FileSink {
         if buf.capacity() <= 64 << 10 {
             writer.buf = buf;
         }
-        writer.envelope = Some(envelope);
         Ok((receipts, seq))
     }
 

@@ -81,7 +81,6 @@ impl FileSink {
                 locked_len: None,
                 head: None,
                 sync_directory: false,
-                envelope: None,
                 buf: Vec::new(),
             },
         );
