@@ -377,7 +377,8 @@ pub fn build_log(path: &Path, bytes: u64) -> Result<u64, BenchError> {
 
 /// Verify throughput (`prodguard::audit::verify_file`) vs reading the same
 /// file and SHA-256 over its bytes, both from the page cache, alternating
-/// in rounds; MB/s (10⁶ bytes). Ratio = ours / baseline. Goal: ≥ 0.5.
+/// in rounds; MB/s (10⁶ bytes). Ratio = ours / baseline. Goal: ≥ 0.25
+/// (issue 14: one single-threaded streaming verifier, serde_json per line).
 pub fn verify_vs_sha256(budget: &Budget) -> Result<Measurement, BenchError> {
     let scratch = budget.scratch("verify")?;
     let path = scratch.path().join("log.jsonl");
@@ -428,7 +429,7 @@ pub fn verify_vs_sha256(budget: &Budget) -> Result<Measurement, BenchError> {
         "MB/s",
         base,
         ours / base,
-        &Goal::at_least("ratio", 0.5),
+        &Goal::at_least("ratio", 0.25),
         extra([
             ("log_bytes", bytes),
             ("records", records as f64),

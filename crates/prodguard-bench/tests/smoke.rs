@@ -38,7 +38,7 @@ fn expected_goal(name: &str) -> &'static str {
         "protected_decision_100_rules_ns" => "value <= 2000",
         "durable_append_vs_fdatasync" => "ratio >= 0.9",
         "concurrent_append_8_vs_1" => "ratio >= 2",
-        "verify_vs_sha256" => "ratio >= 0.5",
+        "verify_vs_sha256" => "ratio >= 0.25",
         "c_call_vs_rust" => "ratio <= 1.5",
         "wasm_decision_us" => "value <= 10",
         "exec_overhead_ms" => "value <= 3",

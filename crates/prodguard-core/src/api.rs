@@ -193,7 +193,7 @@ impl Response {
     }
 
     fn ok(value: &impl Serialize) -> Response {
-        match crate::json::to_string(value) {
+        match serde_json::to_string(value) {
             Ok(body) => Response { status: 0, body },
             Err(e) => Response::error(
                 ExitCode::PolicyError,

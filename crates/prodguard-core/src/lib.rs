@@ -24,7 +24,6 @@ pub mod approval;
 pub mod audit;
 pub mod confirm;
 pub mod detect;
-mod json;
 pub mod policy;
 pub mod secret;
 pub mod session;

@@ -1471,6 +1471,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn evaluation_without_names_differs_only_in_the_names() {
+        let policy = Policy::parse_toml(
+            "[[rule]]\noperations = [\"db.*\"]\nrequire = [\"audit\"]\n\
+             [[rule]]\noperations = [\"*.migrate\"]\nrequire = [\"confirm\"]\nactors = [\"human\"]\n\
+             [[rule]]\noperations = [\"db.drop\"]\ndeny = \"no\"\n",
+            "names.toml",
+        )
+        .unwrap();
+        for tier in [Tier::Production, Tier::Development] {
+            for op in ["db.migrate", "db.drop", "x.migrate", "none"] {
+                let full = policy.evaluate(tier, op);
+                let quiet = policy.evaluate_with(tier, op, false);
+                assert!(quiet.matched_rules.is_empty());
+                assert_eq!(
+                    quiet,
+                    policy::Evaluation {
+                        matched_rules: Vec::new(),
+                        ..full
+                    }
+                );
+            }
+        }
+    }
+
+    #[test]
     fn the_quick_target_check_agrees_with_the_one_that_explains() {
         const PIECES: &[&str] = &[
             "a", " ", "\t", "\n", "\u{b}", "\u{7f}", "\u{0}", "é", "\u{85}", "\u{a0}", "\u{2028}",

@@ -1,0 +1,224 @@
+//! What a record says: the event a guard or a script writes, and the
+//! envelope the writer adds around it.
+
+use serde::{Deserialize, Serialize};
+
+use super::SealInfo;
+use crate::policy::{ActorKind, Requirement};
+use crate::{Tier, Timestamp};
+
+/// What kind of record this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    /// Before a guarded operation runs: the decision and its evidence.
+    Intent,
+    /// After it ran: status and duration.
+    Outcome,
+    /// A guarded operation that was refused.
+    Refusal,
+    /// A free-form event added by a script (`prodguard audit record`).
+    Note,
+    /// A repair cut a torn tail.
+    Recovery,
+    /// A MAC over the chain's head with the current epoch's seal key.
+    Seal,
+}
+
+/// Who acted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// The person or account.
+    pub user: String,
+    /// Human, CI, agent or service.
+    pub kind: ActorKind,
+}
+
+/// The operation and where it ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationRecord {
+    /// Dotted operation name, e.g. `db.migrate`.
+    pub kind: String,
+    /// The target's name, e.g. a database.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub target: Option<String>,
+    /// The environment's own name.
+    pub env: String,
+    /// Its tier.
+    pub tier: Tier,
+    /// The signal that decided the environment.
+    pub decided_by: String,
+    /// What the caller says identifies the operation's content (e.g. a
+    /// migration checksum); approvals bind it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub fingerprint: Option<String>,
+}
+
+/// The guard's decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// `allow`, `deny` or `require` (as decided by the policy), or the
+    /// final `refused`/`proceed` for refusal and intent records.
+    pub result: String,
+    /// The rule that decided, if any.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rule: Option<String>,
+    /// What was required.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub requirements: Vec<Requirement>,
+    /// Why, for people.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub reasons: Vec<String>,
+    /// The exit code of a refusal.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub exit_code: Option<i32>,
+}
+
+/// Evidence that a backup exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupEvidence {
+    /// Where the backup is (a path or URL).
+    pub location: String,
+    /// Hex SHA-256 of its bytes.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// When it was made.
+    pub created: Timestamp,
+    /// Whether a verification step passed (`false` when none ran).
+    pub verified: bool,
+    /// What verified it, e.g. the verify command.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub verification: Option<String>,
+}
+
+/// How the operation was confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfirmEvidence {
+    /// `typed`, `approval` or `break-glass`.
+    pub method: String,
+    /// Who confirmed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub approver: Option<String>,
+    /// The approval token's id.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub token_id: Option<String>,
+    /// When the approval expires.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub exp: Option<Timestamp>,
+}
+
+/// How the operation ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeRecord {
+    /// `ok`, `failed` or `panicked`.
+    pub status: String,
+    /// How long it ran.
+    pub duration_ms: u64,
+    /// The error, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+    /// A wrapped command's exit code (or 128 + signal).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub exit_code: Option<i32>,
+}
+
+/// The content of a record, before the writer adds the envelope and the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// What kind of record.
+    pub kind: EventKind,
+    /// Ties an intent to its outcome.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub attempt_id: Option<String>,
+    /// Who acted.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub actor: Option<Actor>,
+    /// What and where.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub op: Option<OperationRecord>,
+    /// The decision.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub decision: Option<DecisionRecord>,
+    /// Backup evidence.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub backup: Option<BackupEvidence>,
+    /// Confirmation evidence.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub confirm: Option<ConfirmEvidence>,
+    /// The outcome.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub outcome: Option<OutcomeRecord>,
+    /// Free text (notes, recovery details).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub message: Option<String>,
+    /// A seal's epoch and MAC.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub seal: Option<SealInfo>,
+}
+
+impl AuditEvent {
+    /// An empty event of `kind`.
+    pub fn new(kind: EventKind) -> Self {
+        AuditEvent {
+            kind,
+            attempt_id: None,
+            actor: None,
+            op: None,
+            decision: None,
+            backup: None,
+            confirm: None,
+            outcome: None,
+            message: None,
+            seal: None,
+        }
+    }
+
+    /// A free-form note.
+    pub fn note(message: impl Into<String>) -> Self {
+        AuditEvent {
+            message: Some(message.into()),
+            ..AuditEvent::new(EventKind::Note)
+        }
+    }
+}
+
+/// What the writer adds around an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// The log's identity, fixed by its first record.
+    pub log_id: String,
+    /// 1-based position in the log.
+    pub seq: u64,
+    /// When it was written.
+    pub ts: Timestamp,
+    /// The writing host.
+    pub host: String,
+    /// The writing process.
+    pub pid: u32,
+}
+
+/// One record as it stands in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Format version.
+    pub v: u32,
+    /// The log's identity.
+    pub log_id: String,
+    /// Position in the log, from 1.
+    pub seq: u64,
+    /// RFC 3339 UTC with microseconds.
+    pub ts: String,
+    /// Writing host.
+    pub host: String,
+    /// Writing process.
+    pub pid: u32,
+    /// The event.
+    #[serde(flatten)]
+    pub event: AuditEvent,
+    /// The previous record's hash ([`GENESIS_PREV`](super::GENESIS_PREV) for the first).
+    pub prev: String,
+    /// This record's hash.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub hash: Option<String>,
+}
