@@ -529,6 +529,7 @@ fn print_decision(operation: &Operation, detection: &Detection, decision: &prodg
                 .collect();
             format!("requires {}", names.join(" + "))
         }
+        other => format!("{other:?}"),
     };
     say!(
         "{}{target} in {} (tier {}): {verdict}",

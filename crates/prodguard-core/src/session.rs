@@ -2426,29 +2426,4 @@ mod tests {
         let d = decide(&audit_only, &detection(Tier::Production), &op);
         assert_eq!((d.result, d.exit_code), (Verdict::Require, 0));
     }
-
-    #[test]
-    fn evaluation_without_names_differs_only_in_the_names() {
-        let policy = Policy::parse_toml(
-            "[[rule]]\noperations = [\"db.*\"]\nrequire = [\"audit\"]\n\
-             [[rule]]\noperations = [\"*.migrate\"]\nrequire = [\"confirm\"]\nactors = [\"human\"]\n\
-             [[rule]]\noperations = [\"db.drop\"]\ndeny = \"no\"\n",
-            "names.toml",
-        )
-        .unwrap();
-        for tier in [Tier::Production, Tier::Development] {
-            for op in ["db.migrate", "db.drop", "x.migrate", "none"] {
-                let full = policy.evaluate(tier, op);
-                let quiet = policy.evaluate_with(tier, op, false);
-                assert!(quiet.matched_rules.is_empty());
-                assert_eq!(
-                    quiet,
-                    policy::Evaluation {
-                        matched_rules: Vec::new(),
-                        ..full
-                    }
-                );
-            }
-        }
-    }
 }

@@ -197,7 +197,8 @@ fn run() -> Result<i32, Box<dyn std::error::Error>> {
             );
             println!("  next step: {}", denial.next_step);
         }
-        (Step::Deny, None) => println!("verdict: refused (exit {})", session.exit_code),
+        // A refusal without its details, or a step this host does not know: not a proceed.
+        _ => println!("verdict: refused (exit {})", session.exit_code),
     }
     Ok(session.exit_code)
 }
