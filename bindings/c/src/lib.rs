@@ -66,8 +66,8 @@ thread_local! {
     /// keeps the last policy parsed (a host sends the same one with every
     /// request). The function takes no handle, so the thread is its owner;
     /// threads never wait on each other for it.
-    static JSON_API: RefCell<prodguard_core::api::JsonApi> =
-        RefCell::new(prodguard_core::api::JsonApi::new());
+    static JSON_API: RefCell<prodguard_core::json_api::JsonApi> =
+        RefCell::new(prodguard_core::json_api::JsonApi::new());
 }
 
 struct Failure {
@@ -824,7 +824,7 @@ pub unsafe extern "C" fn prodguard_evaluate_json(
         let response = JSON_API.with(|api| match api.try_borrow_mut() {
             Ok(mut api) => api.evaluate_json(request),
             // Never: nothing re-enters. Uncached is still right.
-            Err(_) => prodguard_core::api::evaluate_json(request),
+            Err(_) => prodguard_core::json_api::evaluate_json(request),
         });
         if response.status != 0 {
             let message = serde_json::from_str::<serde_json::Value>(&response.body)

@@ -19,11 +19,11 @@
 //! ```
 #![forbid(unsafe_code)]
 
-pub mod api;
 pub mod approval;
 pub mod audit;
 pub mod confirm;
 pub mod detect;
+pub mod json_api;
 pub mod policy;
 pub mod secret;
 pub mod session;
