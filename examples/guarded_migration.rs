@@ -50,7 +50,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Guard(e)) => {
             eprintln!("guarded_migration: {e}");
-            e.exit_code().into()
+            ExitCode::from(u8::try_from(e.exit_code().code()).unwrap_or(1))
         }
         Err(Failure::Other(e)) => {
             eprintln!("guarded_migration: {e}");

@@ -111,14 +111,6 @@ impl TryFrom<i32> for ExitCode {
     }
 }
 
-/// A program ends with the same code: `return err.exit_code().into()` in `main`.
-impl From<ExitCode> for std::process::ExitCode {
-    fn from(code: ExitCode) -> std::process::ExitCode {
-        // Every code is in 120..=127.
-        std::process::ExitCode::from(code as u8)
-    }
-}
-
 impl PartialEq<i32> for ExitCode {
     fn eq(&self, other: &i32) -> bool {
         self.code() == *other
