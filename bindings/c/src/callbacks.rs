@@ -171,17 +171,11 @@ impl HostCallbacks {
                 .map_err(|f| f.message)
                 .map(|s| s.map(str::to_owned))
         };
-        let location = text(evidence.location, "evidence.location")?
-            .ok_or("the backup callback gave no location")?;
-        let sha256 = text(evidence.sha256, "evidence.sha256")?
-            .filter(|h| prodguard_core::audit::unhex32(h).is_some())
-            .ok_or("the backup callback gave no SHA-256 (64 lowercase hex digits)")?;
-        if evidence.created_unix_micros <= 0 {
-            return Err("the backup callback gave no creation time".into());
-        }
+        // A NULL field is an empty one: the session refuses evidence
+        // without a location, a SHA-256 or a creation time.
         Ok(prodguard_core::audit::BackupEvidence {
-            location,
-            sha256,
+            location: text(evidence.location, "evidence.location")?.unwrap_or_default(),
+            sha256: text(evidence.sha256, "evidence.sha256")?.unwrap_or_default(),
             bytes: evidence.bytes,
             created: prodguard_core::Timestamp::from_unix_micros(evidence.created_unix_micros),
             verified: evidence.verified == 1,

@@ -1318,7 +1318,9 @@ impl Session {
                 let max_age = spec.as_ref().and_then(|s| s.max_age_seconds);
                 let has_verify = spec.as_ref().is_some_and(|s| s.verify.is_some());
                 let age = self.now.seconds_since(evidence.created);
-                let problem = if evidence.bytes == 0 {
+                let problem = if let Some(malformed) = evidence.malformed() {
+                    Some(malformed)
+                } else if evidence.bytes == 0 {
                     Some(format!("the backup at {} is empty", evidence.location))
                 } else if (has_verify || evidence.verification.is_some()) && !evidence.verified {
                     Some(format!(
@@ -1908,6 +1910,50 @@ mod tests {
                 "{} lacks {needle}",
                 denial.missing
             );
+        }
+    }
+
+    #[test]
+    fn malformed_backup_evidence_refuses_with_122_in_every_face() {
+        let now = Timestamp(10_000_000_000);
+        let good = evidence(now, true);
+        let cases = [
+            (
+                BackupEvidence {
+                    location: " ".into(),
+                    ..good.clone()
+                },
+                "no location",
+            ),
+            (
+                BackupEvidence {
+                    sha256: String::new(),
+                    ..good.clone()
+                },
+                "no SHA-256",
+            ),
+            (
+                BackupEvidence {
+                    sha256: "ab".repeat(31),
+                    ..good.clone()
+                },
+                "no SHA-256",
+            ),
+            (
+                BackupEvidence {
+                    created: Timestamp(0),
+                    ..good.clone()
+                },
+                "no creation time",
+            ),
+        ];
+        for (bad, needle) in cases {
+            let mut s = start(&backup_policy(false, None), Tier::Production, human());
+            assert!(matches!(s.next_step(), Step::NeedBackup(_)));
+            s.answer_backup(Ok(bad)).unwrap();
+            expect_append(&mut s, EventKind::Refusal, Ok(()));
+            let denial = expect_denial(&mut s, 122);
+            assert!(denial.missing.contains(needle), "{}", denial.missing);
         }
     }
 

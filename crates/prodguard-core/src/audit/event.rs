@@ -92,6 +92,47 @@ pub struct BackupEvidence {
     pub verification: Option<String>,
 }
 
+impl BackupEvidence {
+    /// What makes this evidence unusable whatever the rule says — no
+    /// location, a SHA-256 that is not 64 hex digits, no creation time —
+    /// or `None` when it is well-formed. Every face's backups meet this
+    /// one check (the session makes it before anything else).
+    ///
+    /// ```
+    /// use prodguard_core::Timestamp;
+    /// use prodguard_core::audit::BackupEvidence;
+    ///
+    /// let mut evidence = BackupEvidence {
+    ///     location: "/backups/orders.db".into(),
+    ///     sha256: "ab".repeat(32),
+    ///     bytes: 4096,
+    ///     created: Timestamp::from_unix_micros(1_700_000_000_000_000),
+    ///     verified: true,
+    ///     verification: None,
+    /// };
+    /// assert_eq!(evidence.malformed(), None);
+    /// evidence.sha256 = "not-a-hash".into();
+    /// assert!(evidence.malformed().unwrap().contains("SHA-256"));
+    /// ```
+    pub fn malformed(&self) -> Option<String> {
+        if self.location.trim().is_empty() {
+            Some("the backup evidence names no location".into())
+        } else if super::unhex32(&self.sha256).is_none() {
+            Some(format!(
+                "the backup at {} has no SHA-256 (64 hex digits)",
+                self.location
+            ))
+        } else if self.created.unix_micros() <= 0 {
+            Some(format!(
+                "the backup at {} has no creation time",
+                self.location
+            ))
+        } else {
+            None
+        }
+    }
+}
+
 /// How the operation was confirmed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfirmEvidence {
