@@ -35,10 +35,7 @@ pub unsafe extern "C" fn prodguard_guard_new(
         }
         // SAFETY: the caller promises a NUL-terminated string or NULL.
         let path = unsafe { optional_str(policy_path, "policy_path") }?;
-        let policy = match path {
-            Some(path) => config::load_policy_file(Path::new(path))?,
-            None => config::discover_policy()?,
-        };
+        let policy = config::load_policy(path.map(Path::new))?;
         let guard = Guard::builder().policy(policy).build()?;
         let handle = Box::into_raw(Box::new(prodguard_guard { inner: guard }));
         // SAFETY: `out` is not NULL and the caller promises it is writable.
@@ -68,10 +65,7 @@ pub unsafe extern "C" fn prodguard_guard_new_with(
             unsafe { callbacks.as_ref() }.ok_or_else(|| Failure::invalid("callbacks is NULL"))?;
         // SAFETY: NULL or NUL-terminated, by the caller's promise.
         let path = unsafe { optional_str(policy_path, "policy_path") }?;
-        let policy = match path {
-            Some(path) => config::load_policy_file(Path::new(path))?,
-            None => config::discover_policy()?,
-        };
+        let policy = config::load_policy(path.map(Path::new))?;
         let host = HostCallbacks {
             confirm: callbacks.confirm,
             backup: callbacks.backup,

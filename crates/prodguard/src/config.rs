@@ -44,6 +44,16 @@ pub fn load_policy_file(path: &Path) -> Result<Policy, GuardError> {
     Policy::parse(text, &name).map_err(|e| GuardError::Policy(e.to_string()))
 }
 
+/// The policy a program was pointed at (`--policy`, a C caller's path), or,
+/// when it names none, the one [`discover_policy`] finds. Every face loads
+/// its policy through here.
+pub fn load_policy(explicit: Option<&Path>) -> Result<Policy, GuardError> {
+    match explicit {
+        Some(path) => load_policy_file(path),
+        None => discover_policy(),
+    }
+}
+
 /// The policy in force: `PRODGUARD_POLICY`, else `./prodguard.toml` if
 /// present, else the built-in default. A named file that cannot be read or
 /// parsed is an error, never a silent fallback.

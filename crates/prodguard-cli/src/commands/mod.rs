@@ -18,10 +18,7 @@ use prodguard::{Guard, GuardError, Policy, config};
 /// The policy named by `--policy`, or the one discovered
 /// (PRODGUARD_POLICY, ./prodguard.toml, the built-in default).
 pub(crate) fn load_policy(explicit: Option<&PathBuf>) -> Result<Policy, GuardError> {
-    match explicit {
-        Some(path) => config::load_policy_file(path),
-        None => config::discover_policy(),
-    }
+    config::load_policy(explicit.map(PathBuf::as_path))
 }
 
 /// A guard under that policy.
