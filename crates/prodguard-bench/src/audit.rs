@@ -65,32 +65,31 @@ pub fn baseline_sha256(path: &Path) -> std::io::Result<Vec<u8>> {
 
 /// The event appended: an intent record as a guard writes it in production.
 pub fn sample_event(i: usize) -> AuditEvent {
-    AuditEvent {
-        attempt_id: Some(format!("{i:032x}")),
-        actor: Some(Actor {
-            user: "bench".into(),
-            kind: ActorKind::Service,
-        }),
-        op: Some(OperationRecord {
-            kind: "db.migrate".into(),
-            target: Some("orders".into()),
-            env: "production".into(),
-            tier: Tier::Production,
-            decided_by: "env:APP_ENV".into(),
-            fingerprint: None,
-        }),
-        decision: Some(DecisionRecord {
-            result: "proceed".into(),
-            rule: Some("default: protected tiers".into()),
-            requirements: vec![Requirement::Confirm, Requirement::Audit],
-            reasons: vec![
-                "db.migrate requires confirm + audit here (rule `default: protected tiers`)".into(),
-                "the environment is production (tier production), decided by env:APP_ENV".into(),
-            ],
-            exit_code: None,
-        }),
-        ..AuditEvent::new(EventKind::Intent)
-    }
+    let mut event = AuditEvent::new(EventKind::Intent);
+    event.attempt_id = Some(format!("{i:032x}"));
+    event.actor = Some(Actor {
+        user: "bench".into(),
+        kind: ActorKind::Service,
+    });
+    event.op = Some(OperationRecord {
+        kind: "db.migrate".into(),
+        target: Some("orders".into()),
+        env: "production".into(),
+        tier: Tier::Production,
+        decided_by: "env:APP_ENV".into(),
+        fingerprint: None,
+    });
+    event.decision = Some(DecisionRecord {
+        result: "proceed".into(),
+        rule: Some("default: protected tiers".into()),
+        requirements: vec![Requirement::Confirm, Requirement::Audit],
+        reasons: vec![
+            "db.migrate requires confirm + audit here (rule `default: protected tiers`)".into(),
+            "the environment is production (tier production), decided by env:APP_ENV".into(),
+        ],
+        exit_code: None,
+    });
+    event
 }
 
 /// The record lines the sink would write for `events` (a new log), as the

@@ -16,6 +16,7 @@ const HASH_SUFFIX_LEN: usize = HASH_SUFFIX_PREFIX.len() + 64 + 2;
 
 /// Why a record does not continue the chain.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ChainError {
     /// Not a JSON record of the expected shape.
     #[error("record is malformed: {0}")]
@@ -384,6 +385,7 @@ impl LinkFields<'_> {
 
 /// A record that continued the chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Link {
     /// Its seq.
     pub seq: u64,

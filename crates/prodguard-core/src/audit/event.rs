@@ -10,6 +10,7 @@ use crate::{Tier, Timestamp};
 /// What kind of record this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum EventKind {
     /// Before a guarded operation runs: the decision and its evidence.
     Intent,
@@ -166,6 +167,7 @@ pub struct OutcomeRecord {
 
 /// The content of a record, before the writer adds the envelope and the chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AuditEvent {
     /// What kind of record.
     pub kind: EventKind,

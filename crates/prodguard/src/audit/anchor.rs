@@ -19,6 +19,7 @@ pub struct Anchor {
 
 /// How a log relates to an anchor.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AnchorCheck {
     /// The record at the anchor's seq has its hash and ends at its byte length.
     Reached,

@@ -24,6 +24,7 @@ pub use verify::{
 
 /// Where a durable append landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AppendReceipt {
     /// The record's position in the log.
     pub seq: u64,

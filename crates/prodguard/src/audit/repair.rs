@@ -36,6 +36,7 @@ pub enum RepairOutcome {
 
 /// Why a repair was refused or failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RepairError {
     /// Damage that is not an incomplete final record: evidence, never "fixed".
     #[error("line {} (byte {}) does not verify: {}; only an incomplete final record can be repaired, so this log is left as it is (it is evidence)", .0.line, .0.offset, .0.problem)]

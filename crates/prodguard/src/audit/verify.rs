@@ -13,6 +13,7 @@ use super::{Anchor, AnchorCheck};
 
 /// The first record that does not verify.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Damage {
     /// The file it is in.
     pub file: PathBuf,
@@ -28,6 +29,7 @@ pub struct Damage {
 
 /// The result of checking a whole log.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VerifyReport {
     /// Complete records that verified, from the first.
     pub records: u64,

@@ -326,19 +326,21 @@ fn seal() -> SealInfo {
     }
 }
 
+/// Every member set (AuditEvent is non-exhaustive: built field by field,
+/// so a member added to the core is caught by the key comparison, not by
+/// the compiler).
 fn event() -> AuditEvent {
-    AuditEvent {
-        kind: EventKind::Intent,
-        attempt_id: Some("a-1".into()),
-        actor: Some(actor()),
-        op: Some(operation_record()),
-        decision: Some(decision_record()),
-        backup: Some(backup()),
-        confirm: Some(confirm_evidence()),
-        outcome: Some(outcome_record()),
-        message: Some("m".into()),
-        seal: Some(seal()),
-    }
+    let mut event = AuditEvent::new(EventKind::Intent);
+    event.attempt_id = Some("a-1".into());
+    event.actor = Some(actor());
+    event.op = Some(operation_record());
+    event.decision = Some(decision_record());
+    event.backup = Some(backup());
+    event.confirm = Some(confirm_evidence());
+    event.outcome = Some(outcome_record());
+    event.message = Some("m".into());
+    event.seal = Some(seal());
+    event
 }
 
 fn signal() -> Signal {
