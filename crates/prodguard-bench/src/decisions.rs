@@ -143,7 +143,7 @@ pub fn policy_with_rules(n: usize) -> String {
                 .to_owned()
         } else if i == specials[2] {
             "operations = [\"db.mig*\"]\nrequire = [\"backup\"]\n\
-             backup = { command = \"pg_dump -Fc -f {path}\" }\n"
+             backup = { command = \"pg_dump -Fc -f {path}\", verify = \"pg_restore --list {path}\" }\n"
                 .to_owned()
         } else {
             match i % 8 {

@@ -282,19 +282,114 @@ impl ActorKind {
     }
 }
 
-/// `backup = { … }` in a rule.
+/// `backup = { … }` in a rule: where the evidence comes from, with exactly
+/// the settings that provider uses.
+///
+/// The policy file names the provider with `provider = "…"`; without it, a
+/// rule with `command` is [`BackupSpec::Command`] and one without is
+/// [`BackupSpec::Recent`]. A key the chosen provider does not use is a policy
+/// error, and so is a `command` without a `verify`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BackupSpec {
-    /// Where the evidence comes from.
-    pub source: BackupSource,
-    /// A shell command; `{target}` and `{path}` are substituted.
-    pub command: Option<String>,
-    /// A command run on the copy; non-zero exit = not verified.
-    pub verify: Option<String>,
-    /// Where the backup goes; `{target}`, `{ts}` substituted. Default chosen by the runtime.
-    pub path: Option<String>,
-    /// Existing evidence older than this does not count, in seconds.
-    pub max_age_seconds: Option<u64>,
+#[serde(tag = "source", rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum BackupSpec {
+    /// `command` makes a fresh backup, `verify` checks it.
+    Command {
+        /// A shell command; `{target}` and `{path}` are substituted.
+        command: String,
+        /// A command run on the copy; non-zero exit = not verified. A copy
+        /// nobody checked is not evidence, so it is required.
+        verify: String,
+        /// Where the backup goes; `{target}`, `{ts}` substituted. Default chosen by the runtime.
+        path: Option<String>,
+        /// Evidence older than this does not count, in seconds.
+        max_age_seconds: Option<u64>,
+    },
+    /// An existing file at `path` (`*` or `?` in the file name picks the
+    /// newest match), no older than `max_age`.
+    Recent {
+        /// The file, or a glob over file names in one directory; `{target}` substituted.
+        path: String,
+        /// The file must be younger than this, in seconds.
+        max_age_seconds: u64,
+        /// An optional command run on the file; without it the evidence is
+        /// not verified and the guard refuses.
+        verify: Option<String>,
+    },
+    /// SQLite's online backup API from the target database to `path`, then
+    /// `PRAGMA integrity_check` on the copy.
+    Sqlite {
+        /// Where the copy goes; `{target}`, `{ts}` substituted. Default chosen by the runtime.
+        path: Option<String>,
+    },
+    /// The program embedding prodguard registers its own backup provider
+    /// (a Rust closure, a C callback); without one the guard refuses.
+    Program {
+        /// Evidence the program returns older than this does not count, in seconds.
+        max_age_seconds: Option<u64>,
+    },
+}
+
+impl BackupSpec {
+    /// Which provider this is (its name is [`BackupSource::as_str`]).
+    pub fn source(&self) -> BackupSource {
+        match self {
+            BackupSpec::Command { .. } => BackupSource::Command,
+            BackupSpec::Recent { .. } => BackupSource::Recent,
+            BackupSpec::Sqlite { .. } => BackupSource::Sqlite,
+            BackupSpec::Program { .. } => BackupSource::Program,
+        }
+    }
+
+    /// The backup command, for [`BackupSpec::Command`].
+    pub fn command(&self) -> Option<&str> {
+        match self {
+            BackupSpec::Command { command, .. } => Some(command),
+            _ => None,
+        }
+    }
+
+    /// The command run on the copy, when the provider has one.
+    pub fn verify(&self) -> Option<&str> {
+        match self {
+            BackupSpec::Command { verify, .. } => Some(verify),
+            BackupSpec::Recent { verify, .. } => verify.as_deref(),
+            BackupSpec::Sqlite { .. } | BackupSpec::Program { .. } => None,
+        }
+    }
+
+    /// Where the backup goes (or, for [`BackupSpec::Recent`], where it is).
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            BackupSpec::Command { path, .. } | BackupSpec::Sqlite { path } => path.as_deref(),
+            BackupSpec::Recent { path, .. } => Some(path),
+            BackupSpec::Program { .. } => None,
+        }
+    }
+
+    /// The oldest evidence that still counts, in seconds, when the rule limits it.
+    pub fn max_age_seconds(&self) -> Option<u64> {
+        match self {
+            BackupSpec::Command {
+                max_age_seconds, ..
+            }
+            | BackupSpec::Program { max_age_seconds } => *max_age_seconds,
+            BackupSpec::Recent {
+                max_age_seconds, ..
+            } => Some(*max_age_seconds),
+            BackupSpec::Sqlite { .. } => None,
+        }
+    }
+
+    /// The policy keys this provider takes inside `backup = { … }`.
+    pub fn keys(source: BackupSource) -> &'static [&'static str] {
+        match source {
+            BackupSource::Command => &["provider", "command", "verify", "path", "max_age"],
+            BackupSource::Recent => &["provider", "path", "max_age", "verify"],
+            BackupSource::Sqlite => &["provider", "path"],
+            BackupSource::Program => &["provider", "max_age"],
+        }
+    }
 }
 
 /// Where a rule's backup evidence comes from (`backup.provider`).
