@@ -17,9 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use prodguard::audit::{AuditSink, FileSink, verify_file};
-use prodguard_core::audit::AuditEvent;
-use prodguard_core::policy::Durability;
+use prodguard::audit::{AuditEvent, AuditSink, Durability, FileSink, verify_file};
 use sha2::{Digest, Sha256};
 
 const APPENDS: usize = 2000;

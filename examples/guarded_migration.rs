@@ -16,10 +16,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use prodguard::backup::{BackupError, sha256_file};
+use prodguard::backup::{BackupError, BackupEvidence, BackupRequest, sha256_file};
 use prodguard::{Guard, Policy};
-use prodguard_core::audit::BackupEvidence;
-use prodguard_core::session::BackupRequest;
 use rusqlite::{Connection, backup::Backup};
 
 /// Migrations and deletes in protected tiers need a backup, a typed
@@ -52,7 +50,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Guard(e)) => {
             eprintln!("guarded_migration: {e}");
-            e.exit_code().into()
+            ExitCode::from(u8::try_from(e.exit_code().code()).unwrap_or(1))
         }
         Err(Failure::Other(e)) => {
             eprintln!("guarded_migration: {e}");

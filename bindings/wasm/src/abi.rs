@@ -10,7 +10,7 @@ use std::alloc::{Layout, alloc, dealloc};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-use prodguard_core::api::{self, JsonApi, Response};
+use prodguard_core::json_api::{self, JsonApi, Response};
 
 /// `major << 16 | minor`: a host refuses a major it does not know.
 const ABI_VERSION: u32 = 1 << 16 | 1;
@@ -100,7 +100,7 @@ pub extern "C" fn prodguard_evaluate(req_ptr: u32, req_len: u32, out: u32) -> u3
         API.with(|api| match api.try_borrow_mut() {
             Ok(mut api) => api.evaluate_json(request),
             // Never: exports do not re-enter. Uncached is still right.
-            Err(_) => api::evaluate_json(request),
+            Err(_) => json_api::evaluate_json(request),
         })
     })
 }
@@ -109,13 +109,13 @@ pub extern "C" fn prodguard_evaluate(req_ptr: u32, req_len: u32, out: u32) -> u3
 /// the Rust file sink writes.
 #[unsafe(no_mangle)]
 pub extern "C" fn prodguard_audit_record(req_ptr: u32, req_len: u32, out: u32) -> u32 {
-    call(req_ptr, req_len, out, api::audit_record_json)
+    call(req_ptr, req_len, out, json_api::audit_record_json)
 }
 
 /// Checks an approval token against an operation with the given key.
 #[unsafe(no_mangle)]
 pub extern "C" fn prodguard_verify_approval(req_ptr: u32, req_len: u32, out: u32) -> u32 {
-    call(req_ptr, req_len, out, api::verify_approval_json)
+    call(req_ptr, req_len, out, json_api::verify_approval_json)
 }
 
 /// The bytes of linear memory in use now (u64: a full 4 GiB memory does

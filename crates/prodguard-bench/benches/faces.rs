@@ -73,7 +73,7 @@ fn wasm(c: &mut Criterion) {
     group.bench_function("ours: prodguard_evaluate in wasmtime", |b| {
         b.iter(|| black_box(ours_wasm_evaluate(&mut wasm, WASM_REQUEST.as_bytes()).unwrap()))
     });
-    group.bench_function("baseline: api::evaluate_json natively", |b| {
+    group.bench_function("baseline: json_api::evaluate_json natively", |b| {
         b.iter(|| black_box(baseline_native_evaluate(WASM_REQUEST)))
     });
     group.finish();

@@ -439,14 +439,14 @@ pub fn ours_wasm_evaluate(wasm: &mut WasmEvaluator, request: &[u8]) -> Result<u3
 
 /// The baseline: the same request evaluated natively.
 #[inline(never)]
-pub fn baseline_native_evaluate(request: &str) -> prodguard_core::api::Response {
-    prodguard_core::api::evaluate_json(request)
+pub fn baseline_native_evaluate(request: &str) -> prodguard_core::json_api::Response {
+    prodguard_core::json_api::evaluate_json(request)
 }
 
 /// One `prodguard_evaluate` call in wasmtime (the module from
 /// `scripts/build-wasm`, compiled by cranelift; alloc, write, evaluate,
 /// read, dealloc) for an operation in production under the default policy,
-/// vs `prodguard_core::api::evaluate_json` natively. Ratio = wasm time /
+/// vs `prodguard_core::json_api::evaluate_json` natively. Ratio = wasm time /
 /// native time. Goal: ≤ 10 µs. (The smoke budget compiles the module
 /// without optimisations; its number is not the module's speed.)
 pub fn wasm_decision_us(budget: &Budget) -> Result<Measurement, BenchError> {
@@ -494,7 +494,7 @@ pub fn wasm_decision_us(budget: &Budget) -> Result<Measurement, BenchError> {
         ]),
         format!(
             "prodguard_evaluate in wasmtime 48 ({}): alloc, write JSON, evaluate, read answer, \
-             dealloc; production, default policy; vs api::evaluate_json natively",
+             dealloc; production, default policy; vs json_api::evaluate_json natively",
             path.display()
         ),
     ))

@@ -16,7 +16,7 @@
 //! | [`CONCURRENT_APPEND_8_VS_1`] | 8 threads appending to one shared sink | 1 thread | 8-writer rate / 1-writer rate |
 //! | [`VERIFY_VS_SHA256`] | `verify_file` over a 32 MiB log | read + SHA-256 of the file | our MB/s / baseline MB/s |
 //! | [`C_CALL_VS_RUST`] | `prodguard_run` from C | `guard.operation(..).target(..).run(..)` | C time / Rust time |
-//! | [`WASM_DECISION_US`] | `prodguard_evaluate` in wasmtime | `api::evaluate_json` natively | wasm time / native time |
+//! | [`WASM_DECISION_US`] | `prodguard_evaluate` in wasmtime | `json_api::evaluate_json` natively | wasm time / native time |
 //! | [`EXEC_OVERHEAD_MS`] | `prodguard exec --op app.noop -- true` | `true` | ours / baseline (time) |
 //!
 //! Nothing here asserts a timing: [`Measurement::holds`] says whether the

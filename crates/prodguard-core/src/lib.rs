@@ -19,11 +19,11 @@
 //! ```
 #![forbid(unsafe_code)]
 
-pub mod api;
 pub mod approval;
 pub mod audit;
 pub mod confirm;
 pub mod detect;
+pub mod json_api;
 pub mod policy;
 pub mod secret;
 pub mod session;
@@ -108,14 +108,6 @@ impl TryFrom<i32> for ExitCode {
     fn try_from(code: i32) -> Result<ExitCode, String> {
         ExitCode::from_code(code)
             .ok_or_else(|| format!("{code} is not a prodguard exit code (120-127)"))
-    }
-}
-
-/// A program ends with the same code: `return err.exit_code().into()` in `main`.
-impl From<ExitCode> for std::process::ExitCode {
-    fn from(code: ExitCode) -> std::process::ExitCode {
-        // Every code is in 120..=127.
-        std::process::ExitCode::from(code as u8)
     }
 }
 

@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use prodguard_core::Timestamp;
-use prodguard_core::audit::{BackupEvidence, hex};
+use prodguard_core::audit::hex;
 use prodguard_core::policy::BackupSpec;
-use prodguard_core::session::BackupRequest;
 use sha2::{Digest, Sha256};
 
 use crate::facts;
 
-pub use prodguard_core::session::BackupError;
+pub use prodguard_core::audit::BackupEvidence;
+pub use prodguard_core::session::{BackupError, BackupRequest};
 
 /// Produces backup evidence for a guarded operation.
 ///

@@ -3,8 +3,9 @@
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Read, Write};
 
-use prodguard_core::policy::ConfirmMode;
-use prodguard_core::session::{Challenge, ConfirmationAnswer};
+pub use prodguard_core::audit::ConfirmEvidence;
+pub use prodguard_core::policy::ConfirmMode;
+pub use prodguard_core::session::{Challenge, ConfirmationAnswer};
 
 /// Obtains confirmation for a guarded operation.
 ///

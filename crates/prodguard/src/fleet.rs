@@ -9,10 +9,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use prodguard_core::Policy;
 use prodguard_core::Timestamp;
 use prodguard_core::audit::{AuditEvent, EventKind};
 use prodguard_core::session::LockRefusal;
-use prodguard_core::{ExitCode, Policy};
 
 use crate::GuardError;
 use crate::audit::{AppendReceipt, AuditError, AuditSink, SpendError};
@@ -218,14 +218,14 @@ impl Locks {
                 .acquire(operation, target, Some(self.wait))
                 .map_err(|e| match e {
                     LockError::Held { .. } => LockRefusal {
-                        exit_code: ExitCode::Denied,
+                        exit_code: prodguard_core::ExitCode::Denied,
                         missing: e.to_string(),
                         next_step: "wait until it finishes and run again, or set [fleet] wait \
                                     to queue behind it"
                             .to_owned(),
                     },
                     LockError::Unavailable(pg) => LockRefusal {
-                        exit_code: ExitCode::AuditUnavailable,
+                        exit_code: prodguard_core::ExitCode::AuditUnavailable,
                         missing: format!("the fleet lock cannot be taken: {pg}"),
                         next_step: "make the server named in [fleet] lock reachable \
                                     (`prodguard fleet init URL` checks it); nothing guarded \
@@ -249,7 +249,7 @@ pub(crate) fn still_held(hold: &mut LockHold) -> Result<(), LockRefusal> {
     {
         let (operation, target) = (hold.operation().to_owned(), hold.target().to_owned());
         let lost = |why: String| LockRefusal {
-            exit_code: ExitCode::AuditUnavailable,
+            exit_code: prodguard_core::ExitCode::AuditUnavailable,
             missing: format!(
                 "the fleet lock of `{operation}` on `{target}` was lost before the operation \
                  started ({why}); another host may be running it now"

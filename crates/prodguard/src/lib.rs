@@ -45,9 +45,13 @@ use std::sync::OnceLock;
 
 pub use error::GuardError;
 pub use guard::{Check, Guard, GuardBuilder, GuardedOperation, Permit};
+// The core's types an embedder meets, so that `prodguard` is the one
+// dependency a Rust program needs.
+pub use prodguard_core::audit::Actor;
+pub use prodguard_core::policy::{ActorKind, Requirement};
 pub use prodguard_core::secret::redact_password;
-pub use prodguard_core::session::{Decision, Operation, StampVerdict, Verdict};
-pub use prodguard_core::{Detection, Policy, Tier};
+pub use prodguard_core::session::{Decision, Operation, Stamp, StampVerdict, Verdict};
+pub use prodguard_core::{Detection, ExitCode, Facts, Policy, PolicyError, Tier, Timestamp};
 
 static DETECTION: OnceLock<Detection> = OnceLock::new();
 

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
+use prodguard::audit::AuditEvent;
 use prodguard::audit::{AuditSink, FileSink, repair_file, verify_file};
-use prodguard_core::audit::AuditEvent;
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("prodguard-crash-{name}-{}", std::process::id()));

@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+use prodguard::audit::AuditEvent;
 use prodguard::audit::{
     AnchorCheck, AuditSink, FileSink, RepairError, RepairOutcome, repair_file, verify_file,
 };
-use prodguard_core::audit::AuditEvent;
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("prodguard-repair-{name}-{}", std::process::id()));

@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use prodguard::backup::sha256_file;
 use prodguard::{Guard, GuardError, Policy};
-use prodguard_core::audit::{Actor, BackupEvidence, ConfirmEvidence};
-use prodguard_core::policy::ActorKind;
-use prodguard_core::session::{BackupRequest, Challenge, ConfirmationAnswer};
-use prodguard_core::{Facts, Timestamp};
+// Only `prodguard`: an embedder needs no other dependency.
+use prodguard::backup::{BackupEvidence, BackupRequest};
+use prodguard::confirm::{Challenge, ConfirmEvidence, ConfirmationAnswer};
+use prodguard::{Actor, ActorKind, Facts, Timestamp};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("prodguard-guard-{name}-{}", std::process::id()));

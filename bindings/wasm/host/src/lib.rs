@@ -21,7 +21,7 @@
 //! - [`gather_facts`] reads the real process's facts as the Rust runtime
 //!   does.
 //! - The requests and answers are the core's own types
-//!   (`prodguard_core::api` and the types it uses), so this crate, the
+//!   (`prodguard_core::json_api` and the types it uses), so this crate, the
 //!   module and `prodguard.d.ts` share one schema.
 //!
 //! ```no_run

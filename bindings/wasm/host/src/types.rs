@@ -7,13 +7,13 @@
 //! What needs the real process (its environment, clock, actor) is here as
 //! functions: [`gather_facts`], [`evidence_from_process`], [`now_rfc3339`].
 
-pub use prodguard_core::api::{
+pub use prodguard_core::approval::Claims as ApprovalClaims;
+pub use prodguard_core::audit::{Actor, AuditEvent, BackupEvidence as Backup, GENESIS_PREV};
+pub use prodguard_core::json_api::{
     ApprovalEvidence, ApprovalRequest, Evaluation, Evidence, MAX_FACT_BYTES, RecordLine,
     RecordRequest as AuditRecordRequest, Request as EvaluateRequest, RequestOperation as Operation,
     SessionStep as Step, SessionVerdict,
 };
-pub use prodguard_core::approval::Claims as ApprovalClaims;
-pub use prodguard_core::audit::{Actor, AuditEvent, BackupEvidence as Backup, GENESIS_PREV};
 pub use prodguard_core::policy::{
     ActorKind, ConfirmMode, DEFAULT_MARKER_FILE, Requirement as RequirementKind,
 };

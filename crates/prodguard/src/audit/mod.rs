@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use prodguard_core::Timestamp;
-use prodguard_core::audit::AuditEvent;
+
+pub use prodguard_core::audit::{AuditEvent, EventKind, OutcomeRecord};
+pub use prodguard_core::policy::Durability;
 
 mod anchor;
 mod repair;

@@ -13,16 +13,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use prodguard_core::api::{
-    ApprovalEvidence, ApprovalRequest, Evaluation, Evidence, RecordLine, RecordRequest, Request,
-    RequestOperation, SessionStep, SessionVerdict,
-};
 use prodguard_core::approval::Claims;
 use prodguard_core::audit::{
     Actor, AuditEvent, BackupEvidence, ConfirmEvidence, DecisionRecord, EventKind, OperationRecord,
     OutcomeRecord, SealInfo,
 };
 use prodguard_core::detect::{Conflict, Evidence as Signal, Strength};
+use prodguard_core::json_api::{
+    ApprovalEvidence, ApprovalRequest, Evaluation, Evidence, RecordLine, RecordRequest, Request,
+    RequestOperation, SessionStep, SessionVerdict,
+};
 use prodguard_core::policy::{ActorKind, ConfirmMode, Requirement};
 use prodguard_core::session::{Challenge, Decision, Denial, RequirementView, Stamp, Verdict};
 use prodguard_core::{Detection, ExitCode, Facts, Tier, Timestamp};

@@ -46,7 +46,7 @@ fn both(instance: &mut ProdguardInstance, request: &Value) -> Result<Value, Vec<
     let (status, answer) = instance
         .call_json(Export::Evaluate, &text)
         .map_err(|e| vec![format!("the call failed: {e}")])?;
-    let core = prodguard_core::api::evaluate_json(&text);
+    let core = prodguard_core::json_api::evaluate_json(&text);
     let mut problems = Vec::new();
     if i64::from(status) != i64::from(core.status) {
         problems.push(format!(

@@ -1,16 +1,33 @@
 //! `prodguard approve`: issue an approval token.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use prodguard::{Guard, GuardError, approval, facts};
 use prodguard_core::approval::{IssueError, IssueRequest, claims_for, issue as sign};
 use prodguard_core::policy::{format_duration, parse_duration};
 
+use super::guard;
+
+/// Issues the token and prints it.
+pub(crate) fn run(
+    policy: Option<&PathBuf>,
+    kind: &str,
+    target: &str,
+    env: Option<String>,
+    ttl: Option<&str>,
+    fingerprint: Option<String>,
+) -> Result<i32, GuardError> {
+    let guard = guard(policy)?;
+    let token = issue(&guard, kind, target, env, ttl, fingerprint)?;
+    say!("{token}");
+    Ok(0)
+}
+
 /// Builds and signs a token for `kind` on `target`, approved by this actor.
 ///
 /// The rules (what may be approved, by whom, for how long) are the core's
 /// [`claims_for`]; this reads the flags and the key, and signs.
-pub(crate) fn issue(
+fn issue(
     guard: &Guard,
     kind: &str,
     target: &str,

@@ -11,7 +11,7 @@ impl Request {
     /// built-in default policy.
     ///
     /// ```
-    /// use prodguard_core::api::Request;
+    /// use prodguard_core::json_api::Request;
     ///
     /// let request = Request::new("db.migrate").target("orders").explain();
     /// let json = serde_json::to_value(&request).unwrap();
@@ -79,7 +79,7 @@ impl RequestOperation {
     /// An operation of `kind` with no target and no fingerprint.
     ///
     /// ```
-    /// let operation = prodguard_core::api::RequestOperation::new("db.migrate").target("orders");
+    /// let operation = prodguard_core::json_api::RequestOperation::new("db.migrate").target("orders");
     /// assert_eq!(operation.target.as_deref(), Some("orders"));
     /// ```
     pub fn new(kind: impl Into<String>) -> RequestOperation {
@@ -109,7 +109,7 @@ impl Evidence {
     /// Evidence of `actor`'s attempt `attempt_id`, with nothing else given yet.
     ///
     /// ```
-    /// use prodguard_core::api::Evidence;
+    /// use prodguard_core::json_api::Evidence;
     /// use prodguard_core::audit::Actor;
     /// use prodguard_core::policy::ActorKind;
     ///

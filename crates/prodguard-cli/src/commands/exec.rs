@@ -3,6 +3,7 @@
 use std::ffi::OsString;
 use std::io::ErrorKind;
 use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::mpsc;
 
@@ -15,11 +16,32 @@ use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::low_level::siginfo::{Cause, Origin};
 
+use super::load_policy;
+use crate::cli::OpArgs;
+
 const FORWARDED: [i32; 6] = [SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2];
+
+/// Builds the guard (with the approval token, if one is given) and runs
+/// `command` under it.
+pub(crate) fn run(
+    policy: Option<&PathBuf>,
+    op: &OpArgs,
+    approval: Option<String>,
+    break_glass: Option<String>,
+    command: &[OsString],
+) -> Result<i32, GuardError> {
+    let mut operation = op.operation();
+    operation.break_glass = break_glass;
+    let mut builder = Guard::builder().policy(load_policy(policy)?);
+    if let Some(token) = approval {
+        builder = builder.approval(token);
+    }
+    admit_and_run(&builder.build()?, operation, command)
+}
 
 /// Admits the operation, runs the command, records its outcome, and returns
 /// the exit code to leave with.
-pub(crate) fn run(
+fn admit_and_run(
     guard: &Guard,
     operation: Operation,
     command: &[OsString],

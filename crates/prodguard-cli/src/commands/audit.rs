@@ -11,8 +11,10 @@ use prodguard::{Guard, GuardError, config};
 use prodguard_core::ExitCode as Refusal;
 use prodguard_core::audit::{AuditEvent, Record, SealKey};
 
-use crate::{AuditCommand, LogArg, load_policy};
 use prodguard::Policy;
+
+use super::load_policy;
+use crate::cli::{AuditCommand, LogArg};
 
 fn log_path(log: &LogArg, policy: Option<&PathBuf>) -> Result<PathBuf, GuardError> {
     match &log.log {

@@ -4,7 +4,7 @@
 //! faces only move bytes; this is where the answer is made.
 //!
 //! ```
-//! let response = prodguard_core::api::evaluate_json(
+//! let response = prodguard_core::json_api::evaluate_json(
 //!     r#"{"facts": {"env": {"APP_ENV": "production"}}, "operation": {"kind": "db.migrate", "target": "orders"}}"#,
 //! );
 //! let value: serde_json::Value = serde_json::from_str(&response.body).unwrap();
@@ -252,20 +252,20 @@ pub fn evaluate_json(request: &str) -> Response {
 /// so it needs no lock.
 ///
 /// ```
-/// let mut api = prodguard_core::api::JsonApi::new();
+/// let mut api = prodguard_core::json_api::JsonApi::new();
 /// let request = r#"{"policy": "[[rule]]\noperations = [\"db.*\"]\ntiers = [\"production\"]\nrequire = [\"confirm\"]\n",
 ///                   "facts": {"env": {"APP_ENV": "production"}}, "operation": {"kind": "db.migrate"}}"#;
 /// let first = api.evaluate_json(request);
 /// let again = api.evaluate_json(request); // the policy is parsed once
 /// assert_eq!(first, again);
-/// assert_eq!(first, prodguard_core::api::evaluate_json(request));
+/// assert_eq!(first, prodguard_core::json_api::evaluate_json(request));
 ///
 /// // Another policy, or one that does not parse, is answered as it would
 /// // be afresh; the cache never changes an answer.
 /// let other = request.replace("confirm", "audit");
 /// let broken = request.replace("[[rule]]", "[[rule]");
 /// for request in [&other, &broken, request, &other] {
-///     assert_eq!(api.evaluate_json(request), prodguard_core::api::evaluate_json(request));
+///     assert_eq!(api.evaluate_json(request), prodguard_core::json_api::evaluate_json(request));
 /// }
 /// assert_eq!(api.evaluate_json(&broken).status, 125);
 /// ```

@@ -1,0 +1,191 @@
+//! The host's callbacks: the C types a host fills in for
+//! [`prodguard_guard_new_with`], and how the guard calls them.
+
+use std::ffi::{CStr, c_char, c_void};
+
+#[cfg(doc)]
+use crate::guard::prodguard_guard_new_with;
+use crate::strings::{c_string, optional_str};
+
+/// Asks a person to confirm `operation` on `target` (NULL when it has none)
+/// in `environment`: write what they typed, NUL-terminated, into `answer`
+/// (`answer_len` bytes) and return 0; return anything else when nobody could
+/// be asked. The library compares the answer with `expected` (the target's
+/// name, or the environment's) itself: only an exact match confirms, so a
+/// callback that fails or returns garbage never confirms.
+///
+/// Called on the thread that runs the guarded operation, possibly on several
+/// threads at once; it must not unwind (C++ exceptions) or longjmp out.
+pub type prodguard_confirm_fn = Option<
+    unsafe extern "C-unwind" fn(
+        user_data: *mut c_void,
+        operation: *const c_char,
+        target: *const c_char,
+        environment: *const c_char,
+        expected: *const c_char,
+        answer: *mut c_char,
+        answer_len: usize,
+    ) -> i32,
+>;
+
+/// The size of the answer buffer given to a confirmation callback.
+pub const PRODGUARD_ANSWER_LEN: usize = 256;
+
+/// What a backup callback reports; the strings are the callback's and only
+/// need to live until it returns (the library copies them).
+#[repr(C)]
+pub struct prodguard_backup_evidence {
+    /// Where the backup is (a path or URL). Required.
+    pub location: *const c_char,
+    /// Lowercase hex SHA-256 of its bytes. Required.
+    pub sha256: *const c_char,
+    /// Its size in bytes; 0 is refused.
+    pub bytes: u64,
+    /// When it was made, microseconds since the Unix epoch.
+    pub created_unix_micros: i64,
+    /// 1 when a verification step passed; anything else is unverified and refused.
+    pub verified: u8,
+    /// What verified it (may be NULL).
+    pub verification: *const c_char,
+}
+
+/// Makes a backup of `target` and fills `*evidence`; return 0 on success,
+/// anything else when it failed (the operation then does not run, 122).
+pub type prodguard_backup_fn = Option<
+    unsafe extern "C-unwind" fn(
+        user_data: *mut c_void,
+        target: *const c_char,
+        evidence: *mut prodguard_backup_evidence,
+    ) -> i32,
+>;
+
+/// The host's callbacks for [`prodguard_guard_new_with`]; either may be NULL
+/// (the terminal prompt and the policy's backup providers are used then).
+/// The backup callback serves rules with `backup = { provider = "program" }`.
+/// Both may be called on any thread that uses the guard, several at once:
+/// they and `user_data` must be thread-safe, must not unwind (C++
+/// exceptions) or longjmp out, and must not free the handles in use.
+#[repr(C)]
+pub struct prodguard_callbacks {
+    /// Confirmation.
+    pub confirm: prodguard_confirm_fn,
+    /// Backups (for rules with `backup = { provider = "program" }`, or any).
+    pub backup: prodguard_backup_fn,
+    /// Passed to both, untouched.
+    pub user_data: *mut c_void,
+}
+
+/// A C callback and its user data, shared with the guard's threads.
+#[derive(Clone, Copy)]
+pub(crate) struct HostCallbacks {
+    pub(crate) confirm: prodguard_confirm_fn,
+    pub(crate) backup: prodguard_backup_fn,
+    pub(crate) user_data: *mut c_void,
+}
+
+// SAFETY: the header documents that a guard made with callbacks may call
+// them from any thread that uses the guard; the host promises its
+// callbacks and user_data are safe to call that way.
+unsafe impl Send for HostCallbacks {}
+// SAFETY: as above; the library never mutates user_data itself.
+unsafe impl Sync for HostCallbacks {}
+
+impl HostCallbacks {
+    pub(crate) fn confirm(
+        &self,
+        challenge: &prodguard_core::session::Challenge,
+    ) -> prodguard_core::session::ConfirmationAnswer {
+        use prodguard_core::session::ConfirmationAnswer;
+        let Some(confirm) = self.confirm else {
+            return ConfirmationAnswer::Unavailable("no confirmation callback".into());
+        };
+        let operation = c_string(&challenge.operation);
+        let target = challenge.target.as_deref().map(c_string);
+        let environment = c_string(&challenge.environment);
+        let expected = c_string(&challenge.expected);
+        let mut answer = [0u8; PRODGUARD_ANSWER_LEN];
+        // SAFETY: every pointer is a live NUL-terminated string (or NULL for
+        // no target) for the duration of the call; `answer` is a live buffer
+        // of PRODGUARD_ANSWER_LEN bytes; user_data is the host's.
+        let code = unsafe {
+            confirm(
+                self.user_data,
+                operation.as_ptr(),
+                target.as_ref().map_or(std::ptr::null(), |t| t.as_ptr()),
+                environment.as_ptr(),
+                expected.as_ptr(),
+                answer.as_mut_ptr().cast(),
+                answer.len(),
+            )
+        };
+        if code != 0 {
+            return ConfirmationAnswer::Unavailable(format!(
+                "the host's confirmation callback returned {code}"
+            ));
+        }
+        let typed = CStr::from_bytes_until_nul(&answer)
+            .ok()
+            .and_then(|t| t.to_str().ok())
+            .map(str::trim);
+        if typed == Some(challenge.expected.as_str()) {
+            ConfirmationAnswer::Confirmed(prodguard_core::audit::ConfirmEvidence {
+                method: "callback".into(),
+                approver: None,
+                token_id: None,
+                exp: None,
+            })
+        } else {
+            ConfirmationAnswer::Declined(format!(
+                "the answer given does not match `{}`",
+                challenge.expected
+            ))
+        }
+    }
+
+    pub(crate) fn backup(
+        &self,
+        request: &prodguard_core::session::BackupRequest,
+    ) -> Result<prodguard_core::audit::BackupEvidence, String> {
+        let Some(backup) = self.backup else {
+            return Err("no backup callback".into());
+        };
+        let target = c_string(request.target.as_deref().unwrap_or(""));
+        let mut evidence = prodguard_backup_evidence {
+            location: std::ptr::null(),
+            sha256: std::ptr::null(),
+            bytes: 0,
+            created_unix_micros: 0,
+            verified: 0,
+            verification: std::ptr::null(),
+        };
+        // SAFETY: target is a live NUL-terminated string, evidence a live
+        // struct the callback may fill; user_data is the host's.
+        let code = unsafe { backup(self.user_data, target.as_ptr(), &mut evidence) };
+        if code != 0 {
+            return Err(format!("the host's backup callback returned {code}"));
+        }
+        let text = |ptr: *const c_char, name: &str| {
+            // SAFETY: the callback promises these are NULL or NUL-terminated
+            // strings that live until now (it has just returned).
+            unsafe { optional_str(ptr, name) }
+                .map_err(|f| f.message)
+                .map(|s| s.map(str::to_owned))
+        };
+        let location = text(evidence.location, "evidence.location")?
+            .ok_or("the backup callback gave no location")?;
+        let sha256 = text(evidence.sha256, "evidence.sha256")?
+            .filter(|h| prodguard_core::audit::unhex32(h).is_some())
+            .ok_or("the backup callback gave no SHA-256 (64 lowercase hex digits)")?;
+        if evidence.created_unix_micros <= 0 {
+            return Err("the backup callback gave no creation time".into());
+        }
+        Ok(prodguard_core::audit::BackupEvidence {
+            location,
+            sha256,
+            bytes: evidence.bytes,
+            created: prodguard_core::Timestamp::from_unix_micros(evidence.created_unix_micros),
+            verified: evidence.verified == 1,
+            verification: text(evidence.verification, "evidence.verification")?,
+        })
+    }
+}

@@ -1,0 +1,253 @@
+//! The command line's shape: every command, flag and help text (clap).
+//!
+//! Only definitions live here; `commands/` does the work and `main.rs`
+//! dispatches.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use prodguard::Operation;
+
+const AFTER_HELP: &str = "\
+Exit codes (exec passes the command's own code through when it ran):
+  120  denied by a policy rule           123  audit log unavailable
+  121  confirmation missing or declined  124  environment mismatch with the target's stamp
+  122  backup requirement not met        125  usage or policy error
+  126  command not executable            127  command not found
+
+Environment:
+  PRODGUARD_ENV        declare the environment (e.g. production, staging, development)
+  PRODGUARD_POLICY     policy file (default: ./prodguard.toml if present, else built-in)
+  PRODGUARD_AUDIT_LOG  audit log path (overrides the policy)
+  PRODGUARD_ACTOR      who is acting (default: SUDO_USER, USER, LOGNAME, the uid's name)
+  PRODGUARD_APPROVAL   an approval token for the next guarded operation (as exec --approval)
+  PRODGUARD_LOG        diagnostics level for stderr (e.g. info, debug; default warn)
+
+Examples:
+  prodguard detect --explain
+  prodguard check --op db.migrate --target orders.db
+  prodguard exec --op db.migrate --target orders.db -- ./migrate.sh";
+
+/// prodguard — know when you are in production, and guard what could hurt it.
+///
+/// Wraps dangerous commands (migrations, bulk deletes, drops, resets) in the
+/// policy's guards: typed confirmation, verified backup, durable audit log.
+/// Anything undetermined is treated like production.
+#[derive(Debug, Parser)]
+#[command(name = "prodguard", version, after_help = AFTER_HELP)]
+pub(crate) struct Cli {
+    /// Policy file to use (overrides PRODGUARD_POLICY and ./prodguard.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) policy: Option<PathBuf>,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Say which environment this is, why, and whether guards apply.
+    Detect {
+        /// Print the detection as JSON (always includes the evidence).
+        #[arg(long)]
+        json: bool,
+        /// List every signal looked at and what it meant.
+        #[arg(long)]
+        explain: bool,
+    },
+    /// Show what the guard would require for an operation here; runs nothing.
+    ///
+    /// Exits 0 when the operation would run without further input, 120 when
+    /// a rule denies it, 121 when it needs a confirmation, 124 when the
+    /// target's stamp names another environment.
+    Check {
+        #[command(flatten)]
+        op: OpArgs,
+        /// Print the decision as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command under the guards; exits with the command's own code.
+    Exec {
+        #[command(flatten)]
+        op: OpArgs,
+        /// An approval token from `prodguard approve` (default: PRODGUARD_APPROVAL).
+        #[arg(long, value_name = "TOKEN")]
+        approval: Option<String>,
+        /// Emergency: skip confirmation and backup for this one run where the
+        /// policy allows it (break_glass = true); the reason is recorded.
+        #[arg(long, value_name = "REASON")]
+        break_glass: Option<String>,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<std::ffi::OsString>,
+    },
+    /// Issue an approval token for one operation on one target; prints it.
+    ///
+    /// The token binds the operation, target, environment, an optional
+    /// fingerprint, you as the approver, an expiry (at most [approval] max_ttl)
+    /// and a nonce that is spent by the first run that uses it.
+    Approve {
+        /// The operation's dotted name.
+        #[arg(long = "op", value_name = "KIND")]
+        kind: String,
+        /// The target it may act on.
+        #[arg(long, value_name = "NAME")]
+        target: String,
+        /// The environment it may run in (default: the one detected here).
+        #[arg(long, value_name = "NAME")]
+        env: Option<String>,
+        /// How long it is valid, e.g. 10m (default and maximum: [approval] max_ttl).
+        #[arg(long, value_name = "DURATION")]
+        ttl: Option<String>,
+        /// What exactly is approved, e.g. a migration's checksum.
+        #[arg(long, value_name = "TEXT")]
+        fingerprint: Option<String>,
+    },
+    /// Write the environment into a SQLite database or a PostgreSQL database
+    /// (a guarded, audited operation); guarded operations on it then refuse
+    /// with 124 anywhere else.
+    ///
+    /// Re-stamping a database stamped for a more sensitive environment is
+    /// guarded as that environment.
+    Stamp {
+        /// The SQLite database file, or a postgresql:// URL.
+        #[arg(long, value_name = "DB")]
+        target: String,
+        /// The environment it belongs to.
+        #[arg(long, value_name = "NAME")]
+        env: String,
+    },
+    /// Create a key file: 32 random bytes as hex, readable by its owner only
+    /// (for [approval] key_file).
+    Keygen {
+        /// Where to write it (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Check or show policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Inspect the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Fleet mode: prepare the PostgreSQL database that hosts share.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct OpArgs {
+    /// The operation's dotted name, e.g. db.migrate, db.delete.users.
+    #[arg(long = "op", value_name = "KIND")]
+    pub(crate) kind: String,
+    /// What it acts on (a database, a table); confirmation asks for this name.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) target: Option<String>,
+    /// What exactly is done, e.g. a migration's checksum; an approval must name the same.
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) fingerprint: Option<String>,
+}
+
+impl OpArgs {
+    pub(crate) fn operation(&self) -> Operation {
+        let mut op = Operation::new(self.kind.clone());
+        op.target.clone_from(&self.target);
+        op.fingerprint.clone_from(&self.fingerprint);
+        op
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PolicyCommand {
+    /// Validate a policy file; errors name the line and column.
+    Check {
+        /// The policy file (TOML, or JSON by its .json extension).
+        file: PathBuf,
+    },
+    /// Print the policy in force (or the built-in default) as TOML.
+    Show {
+        /// Print the built-in default policy.
+        #[arg(long)]
+        default: bool,
+    },
+}
+
+/// `prodguard fleet …`: the PostgreSQL tables fleet mode shares.
+#[derive(Debug, Subcommand)]
+pub(crate) enum FleetCommand {
+    /// Create prodguard's tables (audit trail, spent approvals, locks,
+    /// stamps) with their version row; does nothing when they exist.
+    Init {
+        /// The server: a postgresql:// URL (keep passwords in ~/.pgpass).
+        #[arg(value_name = "URL")]
+        url: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Verify the hash chain (rotated files included): exit 0 intact, 1 tampered,
+    /// 2 torn tail that `repair` can cut, 3 records after the last seal (with
+    /// --seal-key) or the anchor not reached (truncated or rolled back).
+    Verify {
+        #[command(flatten)]
+        log: LogArg,
+        /// An anchor from `prodguard audit head`, kept off the host.
+        #[arg(long, value_name = "FILE")]
+        anchor: Option<PathBuf>,
+        /// The verification key from `prodguard audit seal-init`: checks every seal.
+        #[arg(long, value_name = "FILE")]
+        seal_key: Option<PathBuf>,
+        /// Verify the trail in PostgreSQL (table prodguard_audit) instead of a file
+        /// (the default when the policy sets [audit] sink and no --log is given).
+        #[arg(long, value_name = "URL", conflicts_with_all = ["log", "seal_key"])]
+        postgres: Option<String>,
+    },
+    /// Cut an incomplete final record (saved beside the log) and record the recovery;
+    /// refuses (exit 1) when any complete record is damaged.
+    Repair {
+        #[command(flatten)]
+        log: LogArg,
+    },
+    /// Print the records (as JSON Lines with --json).
+    Show {
+        #[command(flatten)]
+        log: LogArg,
+        /// Print the records exactly as stored.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the head as a JSON anchor to store off the host.
+    Head {
+        #[command(flatten)]
+        log: LogArg,
+    },
+    /// Create the seal key ([audit] seal_key_file) and print the verification
+    /// key, which belongs off the host.
+    SealInit {
+        /// Where the key goes (default: the policy's [audit] seal_key_file).
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+    },
+    /// Append a seal record now (the policy also seals every seal_every records).
+    Seal {
+        #[command(flatten)]
+        log: LogArg,
+    },
+    /// Append a note to the chain; prints its seq once it is durable. With the
+    /// policy's [audit] sink, the note goes to the PostgreSQL trail (and to --log).
+    Record {
+        #[command(flatten)]
+        log: LogArg,
+        /// The note.
+        #[arg(long, value_name = "TEXT")]
+        message: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LogArg {
+    /// The log (default: PRODGUARD_AUDIT_LOG, the policy's [audit] log, or the state directory's).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) log: Option<PathBuf>,
+}

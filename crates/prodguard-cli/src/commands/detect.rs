@@ -1,0 +1,59 @@
+//! `prodguard detect`: which environment this is, why, and whether guards apply.
+
+use std::path::PathBuf;
+
+use prodguard::GuardError;
+use prodguard_core::detect::Detection;
+
+use super::guard;
+use crate::output::print_json;
+
+pub(crate) fn run(policy: Option<&PathBuf>, json: bool, explain: bool) -> Result<i32, GuardError> {
+    let guard = guard(policy)?;
+    let detection = guard.detection();
+    if json {
+        print_json(detection)?;
+    } else {
+        print_detection(detection, explain);
+    }
+    Ok(0)
+}
+
+fn print_detection(detection: &Detection, explain: bool) {
+    let guarded = if detection.protected {
+        "protected: guarded operations must meet the policy's rules here \
+         (`prodguard check --op KIND` shows them)"
+    } else {
+        "not protected"
+    };
+    say!(
+        "environment: {} (tier {})\n{guarded}\ndecided by:  {}",
+        detection.environment,
+        detection.tier,
+        detection.decided_by
+    );
+    if let Some(hint) = &detection.hint {
+        say!("hint:        {hint}");
+    }
+    for conflict in &detection.conflicts {
+        let pairs: Vec<String> = conflict
+            .sources
+            .iter()
+            .zip(&conflict.tiers)
+            .map(|(s, t)| format!("{s} says {t}"))
+            .collect();
+        say!(
+            "conflict:    {}; the most sensitive, {}, wins",
+            pairs.join(", "),
+            conflict.resolved
+        );
+    }
+    if explain {
+        say!("evidence:");
+        for e in &detection.evidence {
+            let mark = if e.used { "*" } else { " " };
+            say!("  {mark} {:<38} {}", e.source, e.meaning);
+        }
+        say!("  (* = took part in the decision)");
+    }
+}
