@@ -422,28 +422,85 @@ impl BackupSource {
 }
 
 /// One `[[rule]]`.
+///
+/// Read-only outside the core: a rule comes from a parsed policy and is read
+/// through its accessors ([`Rule::name`], [`Rule::require`], …), so no layer
+/// can loosen a rule it was given.
+///
+/// ```compile_fail,E0616
+/// let mut policy = prodguard_core::Policy::builtin_default();
+/// let rule = &mut policy.rules[0];
+/// rule.require.clear();
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Rule {
     /// A name for messages: `name = "…"`, else `rule #N (line L)`.
-    pub name: String,
+    pub(crate) name: String,
     /// Globs over dotted operation names.
-    pub operations: Vec<String>,
+    pub(crate) operations: Vec<String>,
     /// Tiers it applies to; empty = every tier.
-    pub tiers: Vec<Tier>,
+    pub(crate) tiers: Vec<Tier>,
     /// What it requires.
-    pub require: Vec<Requirement>,
+    pub(crate) require: Vec<Requirement>,
     /// `confirm = { mode = … }`.
-    pub confirm_mode: ConfirmMode,
+    pub(crate) confirm_mode: ConfirmMode,
     /// `backup = { … }`.
-    pub backup: Option<BackupSpec>,
+    pub(crate) backup: Option<BackupSpec>,
     /// `deny = "why"`: the operation never runs here.
-    pub deny: Option<String>,
+    pub(crate) deny: Option<String>,
     /// `actors = ["human"]`: who may act; empty = anyone.
-    pub actors: Vec<ActorKind>,
+    pub(crate) actors: Vec<ActorKind>,
     /// `break_glass = true`: in an emergency, a named person may skip this
     /// rule's confirmation and backup with a mandatory reason, scoped to one
     /// operation on one target, recorded as its own decision. Never audit.
-    pub break_glass: bool,
+    pub(crate) break_glass: bool,
+}
+
+impl Rule {
+    /// A name for messages: `name = "…"`, else `rule #N (line L)`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Globs over dotted operation names.
+    pub fn operations(&self) -> &[String] {
+        &self.operations
+    }
+
+    /// The tiers it applies to; empty = every tier.
+    pub fn tiers(&self) -> &[Tier] {
+        &self.tiers
+    }
+
+    /// What it requires, in canonical order (confirm, backup, audit).
+    pub fn require(&self) -> &[Requirement] {
+        &self.require
+    }
+
+    /// How a confirmation may be given (`confirm = { mode = … }`).
+    pub fn confirm_mode(&self) -> ConfirmMode {
+        self.confirm_mode
+    }
+
+    /// Where its backup evidence comes from (`backup = { … }`).
+    pub fn backup(&self) -> Option<&BackupSpec> {
+        self.backup.as_ref()
+    }
+
+    /// `deny = "why"`: why the operation never runs here.
+    pub fn deny(&self) -> Option<&str> {
+        self.deny.as_deref()
+    }
+
+    /// Who may act (`actors = […]`); empty = anyone.
+    pub fn actors(&self) -> &[ActorKind] {
+        &self.actors
+    }
+
+    /// Whether a named person may break glass on this rule (`break_glass = true`).
+    pub fn break_glass(&self) -> bool {
+        self.break_glass
+    }
 }
 
 impl Default for EnvironmentConfig {
@@ -485,23 +542,80 @@ impl Default for ApprovalConfig {
 }
 
 /// A whole policy.
+///
+/// Made only by parsing ([`Policy::parse`], [`Policy::parse_toml`],
+/// [`Policy::parse_json`]) or [`Policy::builtin_default`], so every policy
+/// passed validation; read through accessors ([`Policy::rules`],
+/// [`Policy::approval`], …). Nothing outside the core can change a parsed
+/// policy's rules or settings.
+///
+/// ```
+/// use prodguard_core::{Policy, policy::Requirement};
+/// let policy = Policy::builtin_default();
+/// assert_eq!(policy.source(), "<default>");
+/// let rule = &policy.rules()[0];
+/// assert_eq!(rule.require(), [Requirement::Confirm, Requirement::Audit]);
+/// assert_eq!(policy.approval().max_ttl_seconds, 900);
+/// ```
+///
+/// A parsed policy cannot be loosened from outside:
+///
+/// ```compile_fail,E0616
+/// let mut policy = prodguard_core::Policy::builtin_default();
+/// policy.rules.clear();
+/// ```
+///
+/// ```compile_fail,E0594
+/// let policy = prodguard_core::Policy::builtin_default();
+/// policy.approval().four_eyes = false;
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Policy {
     /// Where it came from: a path, or `<default>`.
-    pub source: String,
+    pub(crate) source: String,
     /// `[environment]`.
-    pub environment: EnvironmentConfig,
+    pub(crate) environment: EnvironmentConfig,
     /// `[audit]`.
-    pub audit: AuditConfig,
+    pub(crate) audit: AuditConfig,
     /// `[approval]`.
-    pub approval: ApprovalConfig,
+    pub(crate) approval: ApprovalConfig,
     /// `[fleet]`.
-    pub fleet: FleetConfig,
+    pub(crate) fleet: FleetConfig,
     /// `[[rule]]`, in file order.
-    pub rules: Vec<Rule>,
+    pub(crate) rules: Vec<Rule>,
 }
 
 impl Policy {
+    /// Where it came from: a path as given, or `<default>`.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// `[environment]`: how detection maps signals to tiers.
+    pub fn environment(&self) -> &EnvironmentConfig {
+        &self.environment
+    }
+
+    /// `[audit]`.
+    pub fn audit(&self) -> &AuditConfig {
+        &self.audit
+    }
+
+    /// `[approval]`.
+    pub fn approval(&self) -> &ApprovalConfig {
+        &self.approval
+    }
+
+    /// `[fleet]`.
+    pub fn fleet(&self) -> &FleetConfig {
+        &self.fleet
+    }
+
+    /// `[[rule]]`, in file order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
     /// Parses a policy file's text, choosing the format by its name: JSON
     /// when `file` ends in `.json`, or when the text starts with `{` and is
     /// not valid TOML; TOML otherwise.
