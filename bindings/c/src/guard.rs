@@ -84,7 +84,7 @@ pub unsafe extern "C" fn prodguard_guard_new_with(
         if host.backup.is_some() {
             builder = builder.backup_provider(move |r: &prodguard_core::session::BackupRequest| {
                 use runtime::backup::BackupProvider;
-                if r.spec.source == prodguard_core::policy::BackupSource::Program {
+                if r.spec.source() == prodguard_core::policy::BackupSource::Program {
                     host.backup(r).map_err(runtime::backup::BackupError::from)
                 } else {
                     fallback.backup(r)

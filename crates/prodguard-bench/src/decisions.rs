@@ -83,7 +83,7 @@ pub fn detection_for(environment: &str, policy: &Policy) -> Detection {
     facts
         .env
         .insert("PRODGUARD_ENV".into(), environment.to_owned());
-    classify(&facts, &policy.environment)
+    classify(&facts, policy.environment())
 }
 
 /// The operation every decision measurement asks about.
@@ -143,7 +143,7 @@ pub fn policy_with_rules(n: usize) -> String {
                 .to_owned()
         } else if i == specials[2] {
             "operations = [\"db.mig*\"]\nrequire = [\"backup\"]\n\
-             backup = { command = \"pg_dump -Fc -f {path}\" }\n"
+             backup = { command = \"pg_dump -Fc -f {path}\", verify = \"pg_restore --list {path}\" }\n"
                 .to_owned()
         } else {
             match i % 8 {
@@ -302,7 +302,10 @@ pub fn protected_decision_100_rules_ns(budget: &Budget) -> Result<Measurement, B
     let allocations = alloc::per_call(200, || {
         keep(ours_protected_decision(&policy, &detection, &operation))
     });
-    let mut more = extra([("rules", policy.rules.len() as f64), ("matched_rules", 3.0)]);
+    let mut more = extra([
+        ("rules", policy.rules().len() as f64),
+        ("matched_rules", 3.0),
+    ]);
     if let Some(a) = allocations {
         more.insert("allocations_per_call".into(), a);
     }
@@ -317,7 +320,7 @@ pub fn protected_decision_100_rules_ns(budget: &Budget) -> Result<Measurement, B
         format!(
             "session::decide({} rules, tier production, db.migrate on orders; rules {}) vs the \
              same under the 1-rule default policy",
-            policy.rules.len(),
+            policy.rules().len(),
             matched.join(", ")
         ),
     ))

@@ -178,15 +178,15 @@ fn the_binary_writes_the_summary_where_it_is_told() {
 fn the_generated_policy_has_100_valid_rules_and_three_match() {
     let text = prodguard_bench::decisions::policy_with_rules(100);
     let policy = prodguard_core::Policy::parse_toml(&text, "gen.toml").unwrap();
-    assert_eq!(policy.rules.len(), 100);
+    assert_eq!(policy.rules().len(), 100);
     let evaluation = policy.evaluate(prodguard_core::Tier::Production, "db.migrate");
     assert_eq!(evaluation.matched_rules.len(), 3, "{evaluation:?}");
     assert!(!evaluation.is_denied());
     // Every shape is there.
-    assert!(policy.rules.iter().any(|r| r.deny.is_some()));
-    assert!(policy.rules.iter().any(|r| !r.actors.is_empty()));
-    assert!(policy.rules.iter().any(|r| r.backup.is_some()));
-    assert!(policy.rules.iter().any(|r| r.tiers.is_empty()));
+    assert!(policy.rules().iter().any(|r| r.deny().is_some()));
+    assert!(policy.rules().iter().any(|r| !r.actors().is_empty()));
+    assert!(policy.rules().iter().any(|r| r.backup().is_some()));
+    assert!(policy.rules().iter().any(|r| r.tiers().is_empty()));
     let (_, detection, operation) = prodguard_bench::decisions::protected_inputs().unwrap();
     assert!(detection.protected);
     assert_eq!(operation.kind, "db.migrate");

@@ -207,7 +207,11 @@ fn every_broken_binding_refuses_with_121_and_names_it() {
 
 #[test]
 fn a_failing_backup_refuses_with_122_and_leaves_the_token_unspent() {
-    let env = Env::new("badbackup", false, "{ command = \"exit 7\" }");
+    let env = Env::new(
+        "badbackup",
+        false,
+        "{ command = \"exit 7\", verify = \"true\" }",
+    );
     let token = env.approve("bob", &[]);
     let out = env.migrate("ana", &token, "orders.db");
     assert_eq!(out.status.code(), Some(122), "{}", stderr(&out));
@@ -217,7 +221,7 @@ fn a_failing_backup_refuses_with_122_and_leaves_the_token_unspent() {
         env.dir.join("prodguard.toml"),
         std::fs::read_to_string(env.dir.join("prodguard.toml"))
             .unwrap()
-            .replace("{ command = \"exit 7\" }", COPY_BACKUP),
+            .replace("{ command = \"exit 7\", verify = \"true\" }", COPY_BACKUP),
     )
     .unwrap();
     let out = env.migrate("ana", &token, "orders.db");
@@ -321,7 +325,11 @@ fn the_sqlite_provider_backs_up_online_and_checks_the_copy() {
 
 #[test]
 fn break_glass_runs_only_where_allowed_with_its_reason_recorded() {
-    let env = Env::new("breakglass", false, "{ command = \"exit 3\" }");
+    let env = Env::new(
+        "breakglass",
+        false,
+        "{ command = \"exit 3\", verify = \"true\" }",
+    );
     let policy = env.dir.join("prodguard.toml");
     let text = std::fs::read_to_string(&policy).unwrap();
     let reason = "INC-1234: orders table locked, restoring service";

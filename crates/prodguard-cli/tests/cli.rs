@@ -209,6 +209,36 @@ fn a_broken_policy_is_a_125_naming_line_and_column() {
 }
 
 #[test]
+fn a_backup_command_without_verify_is_a_policy_error_before_anything_runs() {
+    // Once refused at run time (122) after the backup command had run; now
+    // the policy itself is refused (125) and neither command runs.
+    let sb = Sandbox::new("noverify");
+    let backup_ran = sb.path("backup-ran");
+    std::fs::write(
+        sb.path("prodguard.toml"),
+        format!(
+            "[[rule]]\noperations = [\"db.migrate\"]\nrequire = [\"backup\"]\nbackup = {{ command = \"touch {}\" }}\n",
+            backup_ran.display()
+        ),
+    )
+    .unwrap();
+    let marker = sb.path("ran");
+    let out = sb.run(
+        &[("PRODGUARD_ENV", "development")],
+        &exec_args("db.migrate", "t", &touch_cmd(&marker)),
+    );
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(!marker.exists() && !backup_ran.exists());
+    let err = stderr(&out);
+    assert!(err.contains("prodguard.toml:4:12"), "{err}");
+    assert!(err.contains("add verify = "), "{err}");
+    assert_eq!(
+        code(&sb.run(&[], &["policy", "check", "prodguard.toml"])),
+        125
+    );
+}
+
+#[test]
 fn a_deny_rule_refuses_with_120() {
     let sb = Sandbox::new("deny");
     std::fs::write(

@@ -26,7 +26,7 @@
 //! let mut facts = Facts::default();
 //! facts.env.insert("PRODGUARD_ENV".into(), "development".into());
 //! facts.env.insert("APP_ENV".into(), "production".into());
-//! let detection = classify(&facts, &Policy::builtin_default().environment);
+//! let detection = classify(&facts, Policy::builtin_default().environment());
 //! assert_eq!(detection.tier, Tier::Production); // conflicts fail safe
 //! assert_eq!(detection.conflicts.len(), 1);
 //! ```
@@ -274,7 +274,7 @@ pub struct UnknownEnvironmentName {
 /// use prodguard_core::detect::canonical_environment;
 /// use prodguard_core::{Policy, Tier};
 ///
-/// let config = &Policy::builtin_default_ref().environment;
+/// let config = Policy::builtin_default_ref().environment();
 /// assert_eq!(canonical_environment(" Prod ", config).unwrap(), ("production".to_owned(), Tier::Production));
 /// assert!(canonical_environment("prodution", config).is_err());
 /// ```

@@ -14,7 +14,7 @@
 //! let policy = Policy::builtin_default();
 //! let mut facts = Facts::default();
 //! facts.env.insert("APP_ENV".into(), "production".into());
-//! let detection = classify(&facts, &policy.environment);
+//! let detection = classify(&facts, policy.environment());
 //! assert!(detection.protected);
 //! ```
 #![forbid(unsafe_code)]

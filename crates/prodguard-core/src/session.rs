@@ -15,7 +15,7 @@
 //! let policy = Policy::builtin_default();
 //! let mut facts = Facts::default();
 //! facts.env.insert("APP_ENV".into(), "production".into());
-//! let detection = classify(&facts, &policy.environment);
+//! let detection = classify(&facts, policy.environment());
 //! let mut session = Session::begin(SessionInput {
 //!     policy: &policy,
 //!     detection: &detection,
@@ -1166,7 +1166,7 @@ impl Session {
                         ExitCode::BackupFailed,
                         rule,
                         "a backup is required but the rule names no way to make one".into(),
-                        "add `backup = { command = \"…\" }` to the rule".into(),
+                        "add `backup = { command = \"…\", verify = \"…\" }` to the rule".into(),
                     );
                 }
             }
@@ -1315,8 +1315,8 @@ impl Session {
         let problem = match answer {
             Err(why) => Some(format!("the backup failed: {why}")),
             Ok(evidence) => {
-                let max_age = spec.as_ref().and_then(|s| s.max_age_seconds);
-                let has_verify = spec.as_ref().is_some_and(|s| s.verify.is_some());
+                let max_age = spec.as_ref().and_then(BackupSpec::max_age_seconds);
+                let has_verify = spec.as_ref().is_some_and(|s| s.verify().is_some());
                 let age = self.now.seconds_since(evidence.created);
                 let problem = if let Some(malformed) = evidence.malformed() {
                     Some(malformed)
@@ -1841,12 +1841,18 @@ mod tests {
             &["db.migrate"],
             &[Requirement::Backup, Requirement::Audit],
         );
-        r.backup = Some(BackupSpec {
-            source: crate::policy::BackupSource::Command,
-            command: Some("cp {target} {path}".into()),
-            verify: verify.then(|| "check {path}".to_owned()),
-            path: None,
-            max_age_seconds: max_age,
+        // Only a program's backup may come without a verify step.
+        r.backup = Some(if verify {
+            BackupSpec::Command {
+                command: "cp {target} {path}".into(),
+                verify: "check {path}".into(),
+                path: None,
+                max_age_seconds: max_age,
+            }
+        } else {
+            BackupSpec::Program {
+                max_age_seconds: max_age,
+            }
         });
         policy(vec![r])
     }
@@ -2211,10 +2217,9 @@ mod tests {
                 &[Requirement::Confirm, Requirement::Backup],
             );
             r.break_glass = allowed;
-            r.backup = Some(BackupSpec {
-                source: crate::policy::BackupSource::Command,
-                command: Some("false".into()),
-                verify: None,
+            r.backup = Some(BackupSpec::Command {
+                command: "false".into(),
+                verify: "true".into(),
                 path: None,
                 max_age_seconds: None,
             });

@@ -99,7 +99,7 @@ impl DecisionVector {
             Ok(policy) => policy,
             Err(e) => return vec![format!("policy does not parse: {e}")],
         };
-        let detection = classify(&self.facts, &policy.environment);
+        let detection = classify(&self.facts, policy.environment());
         let mut operation = Operation::new(self.operation.kind.clone());
         operation.target.clone_from(&self.operation.target);
         // Compare the decision as the faces see it: its JSON.
@@ -260,7 +260,7 @@ fn detection_vectors() {
     );
     assert_unique_names(DETECTION, vectors.iter().map(|v| v.name.as_str()));
     // Detection vectors run under the built-in default policy's [environment].
-    let config = Policy::builtin_default().environment;
+    let config = Policy::builtin_default().environment().clone();
     let failures: Vec<String> = vectors
         .iter()
         .filter_map(|v| {

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use prodguard_core::Timestamp;
 use prodguard_core::audit::hex;
-use prodguard_core::policy::BackupSource;
+use prodguard_core::policy::BackupSpec;
 use sha2::{Digest, Sha256};
 
 use crate::facts;
@@ -40,7 +40,8 @@ where
 /// `{target}` and `{path}` in `command` and `verify` are replaced by the
 /// shell-quoted target and backup path (write them unquoted in the policy).
 /// The command must exit 0 and leave a non-empty file at `{path}`; the
-/// optional verify command must exit 0 for the backup to count as verified.
+/// verify command (which a `command` rule always has, and a `recent` one
+/// may have) must exit 0 for the backup to count as verified.
 /// Without a command, the file at the rule's `path` must already exist
 /// (checked against `max_age` by the guard).
 #[derive(Debug, Clone)]
@@ -64,7 +65,7 @@ impl CommandBackup {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "backup".into());
         let stamp = now.to_compact();
-        match &request.spec.path {
+        match request.spec.path() {
             Some(template) => PathBuf::from(
                 template
                     .replace("{target}", &target_name)
@@ -135,26 +136,24 @@ impl CommandBackup {
         let now = facts::now();
         let mut path = self.backup_path(request, now);
         let target = request.target.as_deref().unwrap_or("");
-        if request.spec.source == BackupSource::Sqlite {
-            return sqlite_backup(Path::new(target), &path, now);
-        }
-        if request.spec.source == BackupSource::Recent {
-            path = newest_match(&path)?;
-        }
-        let command = match request.spec.source {
-            BackupSource::Program => {
+        let command = match &request.spec {
+            BackupSpec::Sqlite { .. } => return sqlite_backup(Path::new(target), &path, now),
+            BackupSpec::Recent { .. } => {
+                path = newest_match(&path)?;
+                None
+            }
+            BackupSpec::Command { command, .. } => Some(command),
+            BackupSpec::Program { .. } => {
                 return Err(
                     "the rule expects this program to supply its own backup (provider = \"program\"), \
                      but it registered no backup provider"
                         .into(),
                 );
             }
-            BackupSource::Command => request.spec.command.as_ref(),
-            BackupSource::Recent | BackupSource::Sqlite => None,
             other => {
                 return Err(format!(
                     "this build cannot make a `{}` backup; upgrade prodguard or change the rule's backup provider",
-                    other.as_str()
+                    other.source().as_str()
                 ));
             }
         };
@@ -189,7 +188,7 @@ impl CommandBackup {
         if bytes == 0 {
             return Err(format!("the backup at {} is empty", path.display()));
         }
-        let (verified, verification) = match &request.spec.verify {
+        let (verified, verification) = match request.spec.verify() {
             Some(template) => {
                 let command = substitute(template, target, &path);
                 match run_shell(&command) {

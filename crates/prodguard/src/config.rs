@@ -77,10 +77,10 @@ pub fn audit_log_path(policy: &Policy) -> Option<PathBuf> {
     if let Some(path) = env_path("PRODGUARD_AUDIT_LOG") {
         return Some(path);
     }
-    if let Some(path) = &policy.audit.log {
+    if let Some(path) = &policy.audit().log {
         return Some(PathBuf::from(path));
     }
-    if policy.audit.sink.is_some() {
+    if policy.audit().sink.is_some() {
         return None;
     }
     Some(state_dir()?.join("audit.jsonl"))

@@ -35,7 +35,7 @@ impl AuditSink for NoAuditLog {
 
 /// Whether approvals are spent outside the local audit log (in PostgreSQL).
 pub(crate) fn spends_in_postgres(policy: &Policy) -> bool {
-    policy.audit.sink.is_some() || policy.approval.ledger.is_some()
+    policy.audit().sink.is_some() || policy.approval().ledger.is_some()
 }
 
 /// `local` (the file log or the program's own sink, if any), with the
@@ -47,7 +47,7 @@ pub(crate) fn audit_sink(
     policy: &Policy,
     local: Option<Arc<dyn AuditSink>>,
 ) -> Result<Arc<dyn AuditSink>, GuardError> {
-    if policy.audit.sink.is_none() && policy.approval.ledger.is_none() {
+    if policy.audit().sink.is_none() && policy.approval().ledger.is_none() {
         return Ok(local.unwrap_or_else(|| Arc::new(NoAuditLog)));
     }
     postgres_sink(policy, local)
@@ -62,10 +62,10 @@ fn postgres_sink(
 
     let mut sink = local;
     let mut trail_server = None;
-    if let Some(url) = &policy.audit.sink {
+    if let Some(url) = &policy.audit().sink {
         let server = parse_server("[audit] sink", url)?;
         trail_server = Some(server.name().to_owned());
-        let trail = PgAuditSink::for_server(server).with_durability(policy.audit.durability);
+        let trail = PgAuditSink::for_server(server).with_durability(policy.audit().durability);
         sink = Some(match sink {
             Some(copy) => Arc::new(TeeSink {
                 primary: trail,
@@ -77,7 +77,7 @@ fn postgres_sink(
     // Without a sink so far there is no log to record anything in: the
     // sink refuses every append, so audited operations refuse.
     let sink = sink.unwrap_or_else(|| Arc::new(NoAuditLog));
-    match &policy.approval.ledger {
+    match &policy.approval().ledger {
         Some(url) => {
             let server = parse_server("[approval] ledger", url)?;
             // The trail's own table spends approvals in the same
@@ -108,7 +108,7 @@ fn without_postgres(policy: &Policy) -> GuardError {
         "{}: the policy sets {}, which keeps fleet state in PostgreSQL, but this build of \
          prodguard has no PostgreSQL support; build it with the `postgres` feature (the \
          prodguard CLI has it), or remove the key",
-        policy.source,
+        policy.source(),
         policy.fleet_keys().join(", ")
     ))
 }
@@ -186,7 +186,7 @@ pub(crate) enum LockHold {}
 impl Locks {
     /// The policy's fleet locks, held as `holder`; `None` without `[fleet] lock`.
     pub(crate) fn from_policy(policy: &Policy, holder: &str) -> Result<Option<Locks>, GuardError> {
-        let Some(url) = &policy.fleet.lock else {
+        let Some(url) = &policy.fleet().lock else {
             return Ok(None);
         };
         #[cfg(feature = "postgres")]
@@ -194,7 +194,7 @@ impl Locks {
             let server = parse_server("[fleet] lock", url)?;
             Ok(Some(Locks {
                 locks: crate::pg::FleetLock::for_server(server).holder(holder),
-                wait: std::time::Duration::from_secs(policy.fleet.wait_seconds),
+                wait: std::time::Duration::from_secs(policy.fleet().wait_seconds),
             }))
         }
         #[cfg(not(feature = "postgres"))]

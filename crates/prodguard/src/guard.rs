@@ -70,7 +70,7 @@ pub struct Guard {
 impl std::fmt::Debug for Guard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Guard")
-            .field("policy", &self.policy.source)
+            .field("policy", &self.policy.source())
             .field("environment", &self.detection.environment)
             .field("tier", &self.detection.tier)
             .field("actor", &self.actor)
@@ -189,11 +189,11 @@ impl GuardBuilder {
         };
         let mut facts = self
             .facts
-            .unwrap_or_else(|| facts::gather_facts(&policy.environment.marker_file));
+            .unwrap_or_else(|| facts::gather_facts(&policy.environment().marker_file));
         if self.environment.is_some() {
             facts.explicit = self.environment;
         }
-        let detection = classify(&facts, &policy.environment);
+        let detection = classify(&facts, policy.environment());
         let log_path = self.audit_log.or_else(|| config::audit_log_path(&policy));
         let backup_dir = config::backup_dir(log_path.as_deref());
         let audit_path = if self.sink.is_none() {
@@ -221,7 +221,7 @@ impl GuardBuilder {
             tier = %detection.tier,
             protected = detection.protected,
             decided_by = %detection.decided_by,
-            policy = %policy.source,
+            policy = %policy.source(),
             "guard built"
         );
         Ok(Guard {
@@ -362,7 +362,7 @@ impl Guard {
             Err(no_target) => return refuse(no_target.to_string()),
         };
         // Spent in the policy's file log: only that file knows every spent token.
-        if let (Some(policy_log), Some(in_use)) = (&self.policy.audit.log, &self.audit_path)
+        if let (Some(policy_log), Some(in_use)) = (&self.policy.audit().log, &self.audit_path)
             && !fleet::spends_in_postgres(&self.policy)
             && Path::new(policy_log) != in_use.as_path()
         {
@@ -372,7 +372,7 @@ impl Guard {
                 in_use.display()
             ));
         }
-        let Some(key_file) = &self.policy.approval.key_file else {
+        let Some(key_file) = &self.policy.approval().key_file else {
             return refuse("the policy names no approval key ([approval] key_file)".into());
         };
         let key = match approval::read_key(Path::new(key_file)) {
@@ -385,7 +385,7 @@ impl Guard {
             &expected,
             facts::now(),
             &self.actor.user,
-            &self.policy.approval,
+            self.policy.approval(),
         ) {
             Ok(claims) => (
                 ConfirmationAnswer::Confirmed(claims.confirm_evidence()),
@@ -460,7 +460,7 @@ impl Guard {
                 Step::NeedConfirmation(challenge) => {
                     let route = confirm::route(
                         challenge.mode,
-                        self.policy.approval.four_eyes,
+                        self.policy.approval().four_eyes,
                         approval.is_some(),
                     );
                     let mut answer = match (route, approval) {

@@ -68,8 +68,8 @@ static DETECTION: OnceLock<Detection> = OnceLock::new();
 pub fn detect() -> &'static Detection {
     DETECTION.get_or_init(|| match config::discover_policy() {
         Ok(policy) => {
-            let facts = facts::gather_facts(&policy.environment.marker_file);
-            prodguard_core::classify(&facts, &policy.environment)
+            let facts = facts::gather_facts(&policy.environment().marker_file);
+            prodguard_core::classify(&facts, policy.environment())
         }
         Err(e) => {
             tracing::error!(error = %e, "invalid policy: the environment counts as unknown");

@@ -154,10 +154,10 @@ fn failed_or_unverified_backups_refuse_with_122() {
     std::fs::write(&db, b"rows").unwrap();
     for (spec, needle) in [
         (
-            "{ command = \"echo disk on fire >&2; exit 3\" }",
+            "{ command = \"echo disk on fire >&2; exit 3\", verify = \"true\" }",
             "disk on fire",
         ),
-        ("{ command = \"true\" }", "no backup at"),
+        ("{ command = \"true\", verify = \"true\" }", "no backup at"),
         (
             "{ command = \"cp {target} {path}\", verify = \"false\" }",
             "did not verify",
@@ -438,7 +438,7 @@ fn a_backup_command_that_leaves_an_old_file_is_no_evidence() {
     let old = dir.join("old.bak");
     write_dated(&old, b"last year's rows", "2020-01-01");
     let policy = backup_policy(&format!(
-        "{{ command = \"true\", path = \"{}\" }}",
+        "{{ command = \"true\", verify = \"test -s {{path}}\", path = \"{}\" }}",
         old.display()
     ));
     let guard = production_guard(&dir, policy).build().unwrap();

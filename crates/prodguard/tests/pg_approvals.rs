@@ -72,7 +72,7 @@ fn child() {
             let mut facts = Facts::default();
             facts.env.insert("APP_ENV".into(), "production".into());
             // The policy's [audit] sink is the trail (and spends the token).
-            assert_eq!(policy.audit.sink.as_deref(), Some(url.as_str()));
+            assert_eq!(policy.audit().sink.as_deref(), Some(url.as_str()));
             let guard = Guard::builder()
                 .policy(policy)
                 .facts(facts)

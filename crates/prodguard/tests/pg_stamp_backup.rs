@@ -20,7 +20,7 @@ use prodguard::stamp::StampReader;
 use prodguard::{Guard, Policy, Tier};
 use prodguard_core::Facts;
 use prodguard_core::audit::{Actor, AuditEvent};
-use prodguard_core::policy::{ActorKind, BackupSource, BackupSpec};
+use prodguard_core::policy::{ActorKind, BackupSpec};
 use prodguard_core::session::{BackupRequest, Stamp};
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -116,10 +116,9 @@ fn pg_dump_custom_format_is_a_verified_backup() {
         .unwrap();
     let dir = temp_dir("backup-dump");
     // The documented provider: exactly what a policy's rule would say.
-    let spec = BackupSpec {
-        source: BackupSource::Command,
-        command: Some("pg_dump -Fc -f {path} {target}".into()),
-        verify: Some("pg_restore --list {path}".into()),
+    let spec = BackupSpec::Command {
+        command: "pg_dump -Fc -f {path} {target}".into(),
+        verify: "pg_restore --list {path}".into(),
         path: None,
         max_age_seconds: None,
     };

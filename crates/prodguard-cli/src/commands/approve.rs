@@ -68,7 +68,7 @@ fn issue(
         )),
         other => usage(other.to_string()),
     })?;
-    let key_file = policy.approval.key_file.as_deref().ok_or_else(|| {
+    let key_file = policy.approval().key_file.as_deref().ok_or_else(|| {
         usage("the policy names no approval key: set [approval] key_file (create one with `prodguard keygen --out FILE`)".into())
     })?;
     let key = approval::read_key(Path::new(key_file)).map_err(|e| usage(e.to_string()))?;

@@ -25,7 +25,7 @@ fn log_path(log: &LogArg, policy: Option<&PathBuf>) -> Result<PathBuf, GuardErro
 
 fn policy_log_path(policy: &Policy) -> Result<PathBuf, GuardError> {
     config::audit_log_path(policy).ok_or_else(|| {
-        let why = if policy.audit.sink.is_some() {
+        let why = if policy.audit().sink.is_some() {
             "the policy keeps the audit trail in PostgreSQL ([audit] sink) and names no file"
         } else {
             "no audit log is configured"
@@ -69,7 +69,7 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
             // unless a file is named.
             let postgres = match (postgres, &log.log, &seal_key) {
                 (Some(url), _, _) => Some(url),
-                (None, None, None) => load_policy(policy)?.audit.sink,
+                (None, None, None) => load_policy(policy)?.audit().sink.clone(),
                 _ => None,
             };
             if let Some(url) = postgres {
@@ -182,8 +182,9 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
             let key_file = match key_file {
                 Some(path) => path,
                 None => load_policy(policy)?
-                    .audit
+                    .audit()
                     .seal_key_file
+                    .clone()
                     .map(PathBuf::from)
                     .ok_or_else(|| {
                         GuardError::Policy(
@@ -225,7 +226,7 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
             let mut event = AuditEvent::note(message);
             event.actor = Some(prodguard::facts::current_actor());
             let policy = load_policy(policy)?;
-            let appended = if policy.audit.sink.is_some() {
+            let appended = if policy.audit().sink.is_some() {
                 // Fleet mode: the shared trail, and the file too if one is named.
                 let mut builder = Guard::builder().policy(policy);
                 if let Some(path) = log.log {

@@ -14,8 +14,8 @@ pub(crate) fn run(command: PolicyCommand, policy: Option<&PathBuf>) -> Result<i3
             say!(
                 "{}: ok ({} rule{})",
                 file.display(),
-                policy.rules.len(),
-                if policy.rules.len() == 1 { "" } else { "s" }
+                policy.rules().len(),
+                if policy.rules().len() == 1 { "" } else { "s" }
             );
             Ok(0)
         }
@@ -24,7 +24,7 @@ pub(crate) fn run(command: PolicyCommand, policy: Option<&PathBuf>) -> Result<i3
                 say_raw!("{}", prodguard_core::policy::DEFAULT_POLICY_TOML);
             } else {
                 let policy = load_policy(policy)?;
-                say!("# effective policy, from {}", policy.source);
+                say!("# effective policy, from {}", policy.source());
                 say_raw!("{}", policy.to_toml_string());
             }
             Ok(0)

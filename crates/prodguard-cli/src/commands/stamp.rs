@@ -51,7 +51,7 @@ pub(crate) fn run(policy: Policy, target: &str, env: &str) -> Result<i32, GuardE
         Target::Postgres { name, .. } => name.clone(),
     };
     let target = target.as_str();
-    let (name, tier) = canonical_environment(env, &policy.environment)
+    let (name, tier) = canonical_environment(env, policy.environment())
         .map_err(|e| GuardError::Policy(e.to_string()))?;
     let existing = place.read().map_err(|e| {
         GuardError::Policy(format!("cannot read the current stamp of {target}: {e}"))

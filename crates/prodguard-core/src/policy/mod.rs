@@ -282,19 +282,114 @@ impl ActorKind {
     }
 }
 
-/// `backup = { … }` in a rule.
+/// `backup = { … }` in a rule: where the evidence comes from, with exactly
+/// the settings that provider uses.
+///
+/// The policy file names the provider with `provider = "…"`; without it, a
+/// rule with `command` is [`BackupSpec::Command`] and one without is
+/// [`BackupSpec::Recent`]. A key the chosen provider does not use is a policy
+/// error, and so is a `command` without a `verify`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BackupSpec {
-    /// Where the evidence comes from.
-    pub source: BackupSource,
-    /// A shell command; `{target}` and `{path}` are substituted.
-    pub command: Option<String>,
-    /// A command run on the copy; non-zero exit = not verified.
-    pub verify: Option<String>,
-    /// Where the backup goes; `{target}`, `{ts}` substituted. Default chosen by the runtime.
-    pub path: Option<String>,
-    /// Existing evidence older than this does not count, in seconds.
-    pub max_age_seconds: Option<u64>,
+#[serde(tag = "source", rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum BackupSpec {
+    /// `command` makes a fresh backup, `verify` checks it.
+    Command {
+        /// A shell command; `{target}` and `{path}` are substituted.
+        command: String,
+        /// A command run on the copy; non-zero exit = not verified. A copy
+        /// nobody checked is not evidence, so it is required.
+        verify: String,
+        /// Where the backup goes; `{target}`, `{ts}` substituted. Default chosen by the runtime.
+        path: Option<String>,
+        /// Evidence older than this does not count, in seconds.
+        max_age_seconds: Option<u64>,
+    },
+    /// An existing file at `path` (`*` or `?` in the file name picks the
+    /// newest match), no older than `max_age`.
+    Recent {
+        /// The file, or a glob over file names in one directory; `{target}` substituted.
+        path: String,
+        /// The file must be younger than this, in seconds.
+        max_age_seconds: u64,
+        /// An optional command run on the file; without it the evidence is
+        /// not verified and the guard refuses.
+        verify: Option<String>,
+    },
+    /// SQLite's online backup API from the target database to `path`, then
+    /// `PRAGMA integrity_check` on the copy.
+    Sqlite {
+        /// Where the copy goes; `{target}`, `{ts}` substituted. Default chosen by the runtime.
+        path: Option<String>,
+    },
+    /// The program embedding prodguard registers its own backup provider
+    /// (a Rust closure, a C callback); without one the guard refuses.
+    Program {
+        /// Evidence the program returns older than this does not count, in seconds.
+        max_age_seconds: Option<u64>,
+    },
+}
+
+impl BackupSpec {
+    /// Which provider this is (its name is [`BackupSource::as_str`]).
+    pub fn source(&self) -> BackupSource {
+        match self {
+            BackupSpec::Command { .. } => BackupSource::Command,
+            BackupSpec::Recent { .. } => BackupSource::Recent,
+            BackupSpec::Sqlite { .. } => BackupSource::Sqlite,
+            BackupSpec::Program { .. } => BackupSource::Program,
+        }
+    }
+
+    /// The backup command, for [`BackupSpec::Command`].
+    pub fn command(&self) -> Option<&str> {
+        match self {
+            BackupSpec::Command { command, .. } => Some(command),
+            _ => None,
+        }
+    }
+
+    /// The command run on the copy, when the provider has one.
+    pub fn verify(&self) -> Option<&str> {
+        match self {
+            BackupSpec::Command { verify, .. } => Some(verify),
+            BackupSpec::Recent { verify, .. } => verify.as_deref(),
+            BackupSpec::Sqlite { .. } | BackupSpec::Program { .. } => None,
+        }
+    }
+
+    /// Where the backup goes (or, for [`BackupSpec::Recent`], where it is).
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            BackupSpec::Command { path, .. } | BackupSpec::Sqlite { path } => path.as_deref(),
+            BackupSpec::Recent { path, .. } => Some(path),
+            BackupSpec::Program { .. } => None,
+        }
+    }
+
+    /// The oldest evidence that still counts, in seconds, when the rule limits it.
+    pub fn max_age_seconds(&self) -> Option<u64> {
+        match self {
+            BackupSpec::Command {
+                max_age_seconds, ..
+            }
+            | BackupSpec::Program { max_age_seconds } => *max_age_seconds,
+            BackupSpec::Recent {
+                max_age_seconds, ..
+            } => Some(*max_age_seconds),
+            BackupSpec::Sqlite { .. } => None,
+        }
+    }
+
+    /// The policy keys this provider takes inside `backup = { … }`.
+    pub fn keys(source: BackupSource) -> &'static [&'static str] {
+        match source {
+            BackupSource::Command => &["provider", "command", "verify", "path", "max_age"],
+            BackupSource::Recent => &["provider", "path", "max_age", "verify"],
+            BackupSource::Sqlite => &["provider", "path"],
+            BackupSource::Program => &["provider", "max_age"],
+        }
+    }
 }
 
 /// Where a rule's backup evidence comes from (`backup.provider`).
@@ -327,28 +422,85 @@ impl BackupSource {
 }
 
 /// One `[[rule]]`.
+///
+/// Read-only outside the core: a rule comes from a parsed policy and is read
+/// through its accessors ([`Rule::name`], [`Rule::require`], …), so no layer
+/// can loosen a rule it was given.
+///
+/// ```compile_fail,E0616
+/// let mut policy = prodguard_core::Policy::builtin_default();
+/// let rule = &mut policy.rules[0];
+/// rule.require.clear();
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Rule {
     /// A name for messages: `name = "…"`, else `rule #N (line L)`.
-    pub name: String,
+    pub(crate) name: String,
     /// Globs over dotted operation names.
-    pub operations: Vec<String>,
+    pub(crate) operations: Vec<String>,
     /// Tiers it applies to; empty = every tier.
-    pub tiers: Vec<Tier>,
+    pub(crate) tiers: Vec<Tier>,
     /// What it requires.
-    pub require: Vec<Requirement>,
+    pub(crate) require: Vec<Requirement>,
     /// `confirm = { mode = … }`.
-    pub confirm_mode: ConfirmMode,
+    pub(crate) confirm_mode: ConfirmMode,
     /// `backup = { … }`.
-    pub backup: Option<BackupSpec>,
+    pub(crate) backup: Option<BackupSpec>,
     /// `deny = "why"`: the operation never runs here.
-    pub deny: Option<String>,
+    pub(crate) deny: Option<String>,
     /// `actors = ["human"]`: who may act; empty = anyone.
-    pub actors: Vec<ActorKind>,
+    pub(crate) actors: Vec<ActorKind>,
     /// `break_glass = true`: in an emergency, a named person may skip this
     /// rule's confirmation and backup with a mandatory reason, scoped to one
     /// operation on one target, recorded as its own decision. Never audit.
-    pub break_glass: bool,
+    pub(crate) break_glass: bool,
+}
+
+impl Rule {
+    /// A name for messages: `name = "…"`, else `rule #N (line L)`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Globs over dotted operation names.
+    pub fn operations(&self) -> &[String] {
+        &self.operations
+    }
+
+    /// The tiers it applies to; empty = every tier.
+    pub fn tiers(&self) -> &[Tier] {
+        &self.tiers
+    }
+
+    /// What it requires, in canonical order (confirm, backup, audit).
+    pub fn require(&self) -> &[Requirement] {
+        &self.require
+    }
+
+    /// How a confirmation may be given (`confirm = { mode = … }`).
+    pub fn confirm_mode(&self) -> ConfirmMode {
+        self.confirm_mode
+    }
+
+    /// Where its backup evidence comes from (`backup = { … }`).
+    pub fn backup(&self) -> Option<&BackupSpec> {
+        self.backup.as_ref()
+    }
+
+    /// `deny = "why"`: why the operation never runs here.
+    pub fn deny(&self) -> Option<&str> {
+        self.deny.as_deref()
+    }
+
+    /// Who may act (`actors = […]`); empty = anyone.
+    pub fn actors(&self) -> &[ActorKind] {
+        &self.actors
+    }
+
+    /// Whether a named person may break glass on this rule (`break_glass = true`).
+    pub fn break_glass(&self) -> bool {
+        self.break_glass
+    }
 }
 
 impl Default for EnvironmentConfig {
@@ -390,23 +542,80 @@ impl Default for ApprovalConfig {
 }
 
 /// A whole policy.
+///
+/// Made only by parsing ([`Policy::parse`], [`Policy::parse_toml`],
+/// [`Policy::parse_json`]) or [`Policy::builtin_default`], so every policy
+/// passed validation; read through accessors ([`Policy::rules`],
+/// [`Policy::approval`], …). Nothing outside the core can change a parsed
+/// policy's rules or settings.
+///
+/// ```
+/// use prodguard_core::{Policy, policy::Requirement};
+/// let policy = Policy::builtin_default();
+/// assert_eq!(policy.source(), "<default>");
+/// let rule = &policy.rules()[0];
+/// assert_eq!(rule.require(), [Requirement::Confirm, Requirement::Audit]);
+/// assert_eq!(policy.approval().max_ttl_seconds, 900);
+/// ```
+///
+/// A parsed policy cannot be loosened from outside:
+///
+/// ```compile_fail,E0616
+/// let mut policy = prodguard_core::Policy::builtin_default();
+/// policy.rules.clear();
+/// ```
+///
+/// ```compile_fail,E0594
+/// let policy = prodguard_core::Policy::builtin_default();
+/// policy.approval().four_eyes = false;
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Policy {
     /// Where it came from: a path, or `<default>`.
-    pub source: String,
+    pub(crate) source: String,
     /// `[environment]`.
-    pub environment: EnvironmentConfig,
+    pub(crate) environment: EnvironmentConfig,
     /// `[audit]`.
-    pub audit: AuditConfig,
+    pub(crate) audit: AuditConfig,
     /// `[approval]`.
-    pub approval: ApprovalConfig,
+    pub(crate) approval: ApprovalConfig,
     /// `[fleet]`.
-    pub fleet: FleetConfig,
+    pub(crate) fleet: FleetConfig,
     /// `[[rule]]`, in file order.
-    pub rules: Vec<Rule>,
+    pub(crate) rules: Vec<Rule>,
 }
 
 impl Policy {
+    /// Where it came from: a path as given, or `<default>`.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// `[environment]`: how detection maps signals to tiers.
+    pub fn environment(&self) -> &EnvironmentConfig {
+        &self.environment
+    }
+
+    /// `[audit]`.
+    pub fn audit(&self) -> &AuditConfig {
+        &self.audit
+    }
+
+    /// `[approval]`.
+    pub fn approval(&self) -> &ApprovalConfig {
+        &self.approval
+    }
+
+    /// `[fleet]`.
+    pub fn fleet(&self) -> &FleetConfig {
+        &self.fleet
+    }
+
+    /// `[[rule]]`, in file order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
     /// Parses a policy file's text, choosing the format by its name: JSON
     /// when `file` ends in `.json`, or when the text starts with `{` and is
     /// not valid TOML; TOML otherwise.

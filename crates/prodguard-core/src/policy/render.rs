@@ -122,17 +122,17 @@ impl Policy {
             }
             if let Some(backup) = &rule.backup {
                 let mut pairs: Vec<(&str, String)> =
-                    vec![("provider", quote(backup.source.as_str()))];
-                if let Some(command) = &backup.command {
+                    vec![("provider", quote(backup.source().as_str()))];
+                if let Some(command) = backup.command() {
                     pairs.push(("command", quote(command)));
                 }
-                if let Some(verify) = &backup.verify {
+                if let Some(verify) = backup.verify() {
                     pairs.push(("verify", quote(verify)));
                 }
-                if let Some(path) = &backup.path {
+                if let Some(path) = backup.path() {
                     pairs.push(("path", quote(path)));
                 }
-                if let Some(age) = backup.max_age_seconds {
+                if let Some(age) = backup.max_age_seconds() {
                     pairs.push(("max_age", quote(&format_duration(age))));
                 }
                 line(&mut out, "backup", &inline_table(pairs.into_iter()));

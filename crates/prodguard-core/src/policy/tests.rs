@@ -425,7 +425,7 @@ fn toml_backup_required_without_a_way_to_get_one() {
     // A path with a max age, or a command, is.
     for backup in [
         "{ path = \"/b/x\", max_age = \"1h\" }",
-        "{ command = \"cp {target} {path}\" }",
+        "{ command = \"cp {target} {path}\", verify = \"test -s {path}\" }",
     ] {
         let text = format!(
             "[[rule]]\noperations = [\"db.migrate\"]\nrequire = [\"backup\"]\nbackup = {backup}\n"
@@ -691,10 +691,9 @@ fn design_document_example_parses() {
     assert_eq!(first.confirm_mode, ConfirmMode::Either);
     assert_eq!(
         first.backup,
-        Some(BackupSpec {
-            source: BackupSource::Command,
-            command: Some("cp {target} {path}".into()),
-            verify: Some("sqlite3 {path} 'PRAGMA integrity_check'".into()),
+        Some(BackupSpec::Command {
+            command: "cp {target} {path}".into(),
+            verify: "sqlite3 {path} 'PRAGMA integrity_check'".into(),
             path: None,
             max_age_seconds: Some(3600),
         })
@@ -811,7 +810,7 @@ fn toml_and_json_give_the_same_policy() {
     assert_eq!(rule.confirm_mode, ConfirmMode::Typed);
     assert_eq!(rule.actors, [ActorKind::Human, ActorKind::Ci]);
     assert_eq!(
-        rule.backup.as_ref().and_then(|b| b.max_age_seconds),
+        rule.backup.as_ref().and_then(BackupSpec::max_age_seconds),
         Some(172_800)
     );
     assert_eq!(
@@ -1014,7 +1013,7 @@ name = "deletes"
 operations = ["db.delete.*"]
 require = ["backup", "confirm"]
 confirm = { mode = "typed" }
-backup = { command = "dump {path}" }
+backup = { command = "dump {path}", verify = "check {path}" }
 actors = ["human", "ci"]
 
 [[rule]]
@@ -1037,7 +1036,7 @@ actors = ["agent", "human"]
     // Typed beats approval beats either.
     assert_eq!(e.confirm_mode, ConfirmMode::Typed);
     assert_eq!(
-        e.backup.as_ref().and_then(|b| b.command.as_deref()),
+        e.backup.as_ref().and_then(|b| b.command()),
         Some("dump {path}")
     );
     // Intersection of the restricting rules.
@@ -1268,6 +1267,8 @@ fn invalid_fixtures_report_the_documented_error() {
         include_str!("../../../../tests/policies/invalid/unknown-key.toml"),
         include_str!("../../../../tests/policies/invalid/bad-duration.toml"),
         include_str!("../../../../tests/policies/invalid/backup-without-command.toml"),
+        include_str!("../../../../tests/policies/invalid/backup-command-without-verify.toml"),
+        include_str!("../../../../tests/policies/invalid/backup-key-foreign-to-provider.toml"),
         include_str!("../../../../tests/policies/invalid/neither-require-nor-deny.toml"),
         include_str!("../../../../tests/policies/invalid/bad-tier.toml"),
     ];
@@ -1294,16 +1295,16 @@ fn backup_provider_names_where_evidence_comes_from() {
     )
     .unwrap();
     assert_eq!(
-        program.rules[0].backup.as_ref().unwrap().source,
+        program.rules[0].backup.as_ref().unwrap().source(),
         BackupSource::Program
     );
     let inferred = Policy::parse_toml(
-        "[[rule]]\noperations = [\"db.migrate\"]\nrequire = [\"backup\"]\nbackup = { command = \"cp {target} {path}\" }\n",
+        "[[rule]]\noperations = [\"db.migrate\"]\nrequire = [\"backup\"]\nbackup = { command = \"cp {target} {path}\", verify = \"test -s {path}\" }\n",
         "p.toml",
     )
     .unwrap();
     assert_eq!(
-        inferred.rules[0].backup.as_ref().unwrap().source,
+        inferred.rules[0].backup.as_ref().unwrap().source(),
         BackupSource::Command
     );
     let round_trip = Policy::parse_toml(&program.to_toml_string(), "p.toml").unwrap();
@@ -1349,4 +1350,113 @@ fn rotate_bytes_is_a_positive_byte_count() {
     )
     .unwrap_err();
     assert_eq!((err.line, err.column), (2, 16), "{err}");
+}
+
+const BACKUP_RULE: &str = "[[rule]]\noperations = [\"db.migrate\"]\nrequire = [\"backup\"]\n";
+
+#[test]
+fn a_backup_command_without_verify_is_a_policy_error() {
+    // A copy nobody checked is not evidence: refused when the policy is
+    // read, not when the operation is about to run.
+    for backup in [
+        "backup = { command = \"pg_dump -Fc -f {path}\" }",
+        "backup = { provider = \"command\", command = \"pg_dump -Fc -f {path}\", path = \"/b/x\" }",
+    ] {
+        let column = backup.find("command =").expect("command key") as u32 + 1;
+        let err = toml_err(&format!("{BACKUP_RULE}{backup}\n"));
+        assert_err(
+            &err,
+            4,
+            column,
+            &[
+                "`backup.command` in rule #1 (line 1) has no `verify`",
+                "add verify = \"…\"",
+                "pg_restore --list {path}",
+            ],
+        );
+    }
+    let err = json_err(
+        "{\"rule\": [{\"operations\": [\"db.migrate\"], \"require\": [\"backup\"],\n  \"backup\": {\"command\": \"dump {path}\"}}]}",
+    );
+    assert_err(&err, 2, 14, &["has no `verify`", "add verify = \"…\""]);
+    // With a verify step it is a complete provider.
+    let p = Policy::parse_toml(
+        &format!(
+            "{BACKUP_RULE}backup = {{ command = \"dump {{path}}\", verify = \"check {{path}}\" }}\n"
+        ),
+        "p.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        p.rules[0].backup,
+        Some(BackupSpec::Command {
+            command: "dump {path}".into(),
+            verify: "check {path}".into(),
+            path: None,
+            max_age_seconds: None,
+        })
+    );
+}
+
+#[test]
+fn a_backup_key_foreign_to_its_provider_is_a_policy_error() {
+    for (backup, key, takes) in [
+        (
+            "backup = { provider = \"sqlite\", command = \"cp {target} {path}\" }",
+            "command",
+            "takes only `path`",
+        ),
+        (
+            "backup = { provider = \"sqlite\", path = \"/b/x.db\", verify = \"true\" }",
+            "verify",
+            "takes only `path`",
+        ),
+        (
+            "backup = { provider = \"sqlite\", max_age = \"1h\" }",
+            "max_age",
+            "takes only `path`",
+        ),
+        (
+            "backup = { provider = \"program\", path = \"/b/x\" }",
+            "path",
+            "takes only `max_age`",
+        ),
+        (
+            "backup = { provider = \"program\", verify = \"true\" }",
+            "verify",
+            "takes only `max_age`",
+        ),
+        (
+            "backup = { provider = \"recent\", path = \"/b/x\", max_age = \"1h\", command = \"true\" }",
+            "command",
+            "takes only `path`, `max_age`, `verify`",
+        ),
+    ] {
+        let column = backup.find(&format!("{key} =")).expect("key") as u32 + 1;
+        let err = toml_err(&format!("{BACKUP_RULE}{backup}\n"));
+        let provider = backup.split('"').nth(1).expect("provider");
+        assert_err(
+            &err,
+            4,
+            column,
+            &[
+                &format!("`backup.{key}` does not apply to provider = \"{provider}\""),
+                takes,
+                &format!("remove `{key}`"),
+            ],
+        );
+    }
+    // The keys each provider does take parse, and round-trip through `policy show`.
+    for backup in [
+        "{ provider = \"sqlite\", path = \"/b/{target}.db\" }",
+        "{ provider = \"sqlite\" }",
+        "{ provider = \"program\", max_age = \"1h\" }",
+        "{ path = \"/b/x\", max_age = \"1h\", verify = \"test -s {path}\" }",
+        "{ command = \"dump {path}\", verify = \"check {path}\", path = \"/b/{ts}\", max_age = \"2h\" }",
+    ] {
+        let p = Policy::parse_toml(&format!("{BACKUP_RULE}backup = {backup}\n"), "p.toml")
+            .unwrap_or_else(|e| panic!("{backup}: {e}"));
+        let again = Policy::parse_toml(&p.to_toml_string(), "p.toml").unwrap();
+        assert_eq!(again.rules, p.rules, "{backup}");
+    }
 }

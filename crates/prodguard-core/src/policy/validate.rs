@@ -630,34 +630,27 @@ impl Validator<'_> {
                         ),
                     ));
                 }
-                Some(self.backup(&entry.value)?)
+                self.backup(&entry.value, &label)?
             }
             None => None,
         };
 
-        if require.contains(&Requirement::Backup) {
-            let usable = backup.as_ref().is_some_and(|b| match b.source {
-                BackupSource::Command => b.command.is_some(),
-                BackupSource::Recent => b.path.is_some() && b.max_age_seconds.is_some(),
-                BackupSource::Program | BackupSource::Sqlite => true,
-            });
-            if !usable {
-                let at = require_entry
-                    .and_then(|e| match &e.value.kind {
-                        Kind::Array(items) => items
-                            .iter()
-                            .find(|n| matches!(&n.kind, Kind::String(s) if s == "backup"))
-                            .map(|n| n.span.start),
-                        _ => None,
-                    })
-                    .unwrap_or(node.span.start);
-                return Err(self.err(
-                    at,
-                    format!(
-                        "`require` lists \"backup\" but {label} does not say how to get one; add backup = {{ command = \"pg_dump -Fc -f {{path}}\" }} to make a backup before the operation, backup = {{ path = \"/backups/db.dump\", max_age = \"1h\" }} to accept a recent existing file, or backup = {{ provider = \"program\" }} when the program supplies its own backup"
-                    ),
-                ));
-            }
+        if require.contains(&Requirement::Backup) && backup.is_none() {
+            let at = require_entry
+                .and_then(|e| match &e.value.kind {
+                    Kind::Array(items) => items
+                        .iter()
+                        .find(|n| matches!(&n.kind, Kind::String(s) if s == "backup"))
+                        .map(|n| n.span.start),
+                    _ => None,
+                })
+                .unwrap_or(node.span.start);
+            return Err(self.err(
+                at,
+                format!(
+                    "`require` lists \"backup\" but {label} does not say how to get one; add backup = {{ command = \"pg_dump -Fc -f {{path}}\", verify = \"pg_restore --list {{path}}\" }} to make a backup before the operation, backup = {{ path = \"/backups/db.dump\", max_age = \"1h\" }} to accept a recent existing file, or backup = {{ provider = \"program\" }} when the program supplies its own backup"
+                ),
+            ));
         }
 
         let actors = match get("actors") {
@@ -872,48 +865,94 @@ impl Validator<'_> {
         Ok(mode)
     }
 
-    fn backup(&self, node: &Node) -> Result<BackupSpec> {
+    /// `backup = { … }`: `Ok(None)` when the provider lacks what it needs
+    /// to get a backup (the caller says how to give it one).
+    fn backup(&self, node: &Node, label: &str) -> Result<Option<BackupSpec>> {
         let entries = self.table("backup", node)?;
         self.check_keys(entries, BACKUP_KEYS, Place::Backup)?;
-        let mut spec = BackupSpec {
-            source: BackupSource::Recent,
-            command: None,
-            verify: None,
-            path: None,
-            max_age_seconds: None,
-        };
-        let mut provider = None;
-        for Entry { key, value, .. } in entries {
-            match key.as_str() {
-                "provider" => {
-                    let name = self.text("backup.provider", value)?;
-                    provider = Some(match name.as_str() {
-                        "command" => BackupSource::Command,
-                        "recent" => BackupSource::Recent,
-                        "program" => BackupSource::Program,
-                        "sqlite" => BackupSource::Sqlite,
-                        other => {
-                            return Err(self.err(
-                                value.span.start,
-                                format!(
-                                    "`backup.provider` must be \"command\", \"recent\", \"sqlite\" or \"program\", found \"{other}\""
-                                ),
-                            ));
-                        }
-                    });
+        let get = |name: &str| entries.iter().find(|e| e.key == name);
+        let source = match get("provider") {
+            Some(Entry { value, .. }) => {
+                let name = self.text("backup.provider", value)?;
+                match name.as_str() {
+                    "command" => BackupSource::Command,
+                    "recent" => BackupSource::Recent,
+                    "program" => BackupSource::Program,
+                    "sqlite" => BackupSource::Sqlite,
+                    other => {
+                        return Err(self.err(
+                            value.span.start,
+                            format!(
+                                "`backup.provider` must be \"command\", \"recent\", \"sqlite\" or \"program\", found \"{other}\""
+                            ),
+                        ));
+                    }
                 }
-                "command" => spec.command = Some(self.text("backup.command", value)?),
-                "verify" => spec.verify = Some(self.text("backup.verify", value)?),
-                "path" => spec.path = Some(self.text("backup.path", value)?),
-                _ => spec.max_age_seconds = Some(self.duration("backup.max_age", value)?),
             }
+            None if get("command").is_some() => BackupSource::Command,
+            None => BackupSource::Recent,
+        };
+        let takes = BackupSpec::keys(source);
+        if let Some(foreign) = entries.iter().find(|e| !takes.contains(&e.key.as_str())) {
+            let keys = takes
+                .iter()
+                .filter(|k| **k != "provider")
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(self.err(
+                foreign.key_span.start,
+                format!(
+                    "`backup.{}` does not apply to provider = \"{}\" in {label}; that provider takes only {keys}: remove `{}` or choose the provider that uses it",
+                    foreign.key,
+                    source.as_str(),
+                    foreign.key
+                ),
+            ));
         }
-        spec.source = provider.unwrap_or(if spec.command.is_some() {
-            BackupSource::Command
-        } else {
-            BackupSource::Recent
-        });
-        Ok(spec)
+        let text = |key: &str| -> Result<Option<String>> {
+            get(key)
+                .map(|e| self.text(&format!("backup.{key}"), &e.value))
+                .transpose()
+        };
+        let max_age = get("max_age")
+            .map(|e| self.duration("backup.max_age", &e.value))
+            .transpose()?;
+        let (command, verify, path) = (text("command")?, text("verify")?, text("path")?);
+        Ok(match source {
+            BackupSource::Command => {
+                let Some(command) = command else {
+                    return Ok(None);
+                };
+                let Some(verify) = verify else {
+                    let at = get("command").map_or(node.span.start, |e| e.key_span.start);
+                    return Err(self.err(
+                        at,
+                        format!(
+                            "`backup.command` in {label} has no `verify`; a backup nobody checked is not evidence that a restore would work: add verify = \"…\", a command that exits 0 only for a good copy (e.g. verify = \"pg_restore --list {{path}}\" after pg_dump, verify = \"test \\\"$(sqlite3 {{path}} 'PRAGMA integrity_check')\\\" = ok\" for SQLite)"
+                        ),
+                    ));
+                };
+                Some(BackupSpec::Command {
+                    command,
+                    verify,
+                    path,
+                    max_age_seconds: max_age,
+                })
+            }
+            BackupSource::Recent => match (path, max_age) {
+                (Some(path), Some(max_age_seconds)) => Some(BackupSpec::Recent {
+                    path,
+                    max_age_seconds,
+                    verify,
+                }),
+                _ => None,
+            },
+            BackupSource::Sqlite => Some(BackupSpec::Sqlite { path }),
+            BackupSource::Program => Some(BackupSpec::Program {
+                max_age_seconds: max_age,
+            }),
+        })
     }
 
     fn actors(&self, node: &Node) -> Result<Vec<ActorKind>> {

@@ -151,10 +151,10 @@ impl FileSink {
     /// A sink for `path` with the policy's `[audit]` durability and sealing
     /// (`seal_key_file`, every `seal_every` records, default 1000).
     pub fn from_policy(path: impl Into<PathBuf>, policy: &prodguard_core::Policy) -> Self {
-        let mut sink = Self::with_durability(path, policy.audit.durability);
-        sink.rotate_bytes = policy.audit.rotate_bytes;
-        match &policy.audit.seal_key_file {
-            Some(key_file) => sink.sealed(key_file, policy.audit.seal_every.unwrap_or(1000)),
+        let mut sink = Self::with_durability(path, policy.audit().durability);
+        sink.rotate_bytes = policy.audit().rotate_bytes;
+        match &policy.audit().seal_key_file {
+            Some(key_file) => sink.sealed(key_file, policy.audit().seal_every.unwrap_or(1000)),
             None => sink,
         }
     }

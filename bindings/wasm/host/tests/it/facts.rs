@@ -90,7 +90,7 @@ fn the_process_facts_decide_like_the_runtime() {
         .unwrap();
     let runtime = prodguard_core::classify(
         &serde_json::from_value(serde_json::to_value(&facts).unwrap()).unwrap(),
-        &prodguard_core::Policy::builtin_default().environment,
+        prodguard_core::Policy::builtin_default().environment(),
     );
     assert_eq!(evaluation.detection.environment, runtime.environment);
     assert_eq!(evaluation.detection.tier, Tier::Production);
