@@ -125,20 +125,19 @@ impl HostCallbacks {
         }
         let typed = CStr::from_bytes_until_nul(&answer)
             .ok()
-            .and_then(|t| t.to_str().ok())
-            .map(str::trim);
-        if typed == Some(challenge.expected.as_str()) {
-            ConfirmationAnswer::Confirmed(prodguard_core::audit::ConfirmEvidence {
-                method: "callback".into(),
-                approver: None,
-                token_id: None,
-                exp: None,
-            })
-        } else {
-            ConfirmationAnswer::Declined(format!(
-                "the answer given does not match `{}`",
-                challenge.expected
-            ))
+            .and_then(|t| t.to_str().ok());
+        let Some(typed) = typed else {
+            return ConfirmationAnswer::Declined(
+                "the confirmation callback's answer is not a NUL-terminated UTF-8 string".into(),
+            );
+        };
+        // The core's rule decides; the record says the host's callback asked.
+        match prodguard_core::confirm::typed_answer(challenge, typed, None) {
+            ConfirmationAnswer::Confirmed(mut evidence) => {
+                evidence.method = "callback".into();
+                ConfirmationAnswer::Confirmed(evidence)
+            }
+            other => other,
         }
     }
 

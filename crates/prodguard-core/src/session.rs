@@ -1947,6 +1947,13 @@ mod tests {
             ),
             (
                 BackupEvidence {
+                    sha256: format!("{}xy", "ab".repeat(31)),
+                    ..good.clone()
+                },
+                "no SHA-256",
+            ),
+            (
+                BackupEvidence {
                     created: Timestamp(0),
                     ..good.clone()
                 },
@@ -1961,6 +1968,12 @@ mod tests {
             let denial = expect_denial(&mut s, 122);
             assert!(denial.missing.contains(needle), "{}", denial.missing);
         }
+        // Hex in capitals (as .NET and certutil write it) is a SHA-256 too.
+        let upper = BackupEvidence {
+            sha256: "AB".repeat(32),
+            ..good
+        };
+        assert_eq!(upper.malformed(), None);
     }
 
     #[test]

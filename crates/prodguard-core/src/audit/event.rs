@@ -118,7 +118,7 @@ impl BackupEvidence {
     pub fn malformed(&self) -> Option<String> {
         if self.location.trim().is_empty() {
             Some("the backup evidence names no location".into())
-        } else if super::unhex32(&self.sha256).is_none() {
+        } else if self.sha256.len() != 64 || !self.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             Some(format!(
                 "the backup at {} has no SHA-256 (64 hex digits)",
                 self.location
