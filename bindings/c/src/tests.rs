@@ -14,14 +14,15 @@ fn last_error() -> String {
         .into_owned()
 }
 
-fn development_guard() -> *mut prodguard_guard {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "prodguard-ffi-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::SeqCst)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+/// A guard in development whose policy and audit log live in a fresh
+/// directory, removed when the returned `TempDir` drops: keep it alive
+/// until the guard is freed.
+fn development_guard() -> (tempfile::TempDir, *mut prodguard_guard) {
+    let tmp = tempfile::Builder::new()
+        .prefix("prodguard-ffi-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let policy = dir.join("policy.toml");
     std::fs::write(
         &policy,
@@ -36,7 +37,7 @@ fn development_guard() -> *mut prodguard_guard {
     // SAFETY: valid string and out-pointer.
     let status = unsafe { prodguard_guard_new(path.as_ptr(), &mut guard) };
     assert_eq!(status, prodguard_status::PRODGUARD_OK, "{}", last_error());
-    guard
+    (tmp, guard)
 }
 
 unsafe extern "C-unwind" fn count(user_data: *mut c_void) -> i32 {
@@ -79,7 +80,7 @@ unsafe extern "C-unwind" fn panics(_: *mut c_void) -> i32 {
 
 #[test]
 fn a_panicking_callback_becomes_prodguard_panic() {
-    let guard = development_guard();
+    let (_dir, guard) = development_guard();
     let op = CString::new("db.migrate").unwrap();
     // SAFETY: live guard and strings; the callback ignores user_data.
     let status = unsafe { prodguard_run(guard, op.as_ptr(), null(), Some(panics), null_mut()) };
@@ -109,7 +110,7 @@ fn a_panicking_callback_becomes_prodguard_panic() {
 #[test]
 fn every_pointer_argument_may_be_null_without_harm() {
     use prodguard_status::PRODGUARD_INVALID_ARGUMENT as INVALID;
-    let guard = development_guard();
+    let (_dir, guard) = development_guard();
     let op_name = CString::new("db.migrate").unwrap();
     let mut op = null_mut();
     let mut text = null_mut();
@@ -236,7 +237,8 @@ fn every_pointer_argument_may_be_null_without_harm() {
 
 #[test]
 fn many_threads_share_one_guard() {
-    let guard = development_guard() as usize;
+    let (_dir, guard) = development_guard();
+    let guard = guard as usize;
     let counter = std::sync::Arc::new(AtomicUsize::new(0));
     let threads: Vec<_> = (0..8)
         .map(|_| {

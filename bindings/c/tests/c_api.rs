@@ -73,29 +73,31 @@ fn assert_succeeded(out: &std::process::Output) {
     );
 }
 
-fn workdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("prodguard-c-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory under the system temp dir, removed with everything in
+/// it when the returned guard drops (keep it alive until the test ends).
+fn workdir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("prodguard-c-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 #[test]
 fn the_c_test_passes_plain() {
     let dir = workdir("plain");
-    let program = dir.join("basic");
+    let program = dir.path().join("basic");
     compile("basic.c", &program, &[]);
-    let out = run(&program, &[], &dir.join("audit.jsonl"));
+    let out = run(&program, &[], &dir.path().join("audit.jsonl"));
     assert_succeeded(&out);
     // Three runs reached the audit log: intent + outcome each.
-    let log = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+    let log = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 6);
 }
 
 #[test]
 fn the_c_test_passes_under_asan_and_ubsan() {
     let dir = workdir("asan");
-    let program = dir.join("basic-asan");
+    let program = dir.path().join("basic-asan");
     compile(
         "basic.c",
         &program,
@@ -105,7 +107,7 @@ fn the_c_test_passes_under_asan_and_ubsan() {
             "-fno-sanitize-recover=all",
         ],
     );
-    let out = run(&program, &[], &dir.join("audit.jsonl"));
+    let out = run(&program, &[], &dir.path().join("audit.jsonl"));
     assert_succeeded(&out);
 }
 
@@ -115,7 +117,7 @@ fn the_c_test_passes_under_valgrind() {
         panic!("valgrind is missing: .ci/run installs it (apt-get install valgrind)");
     }
     let dir = workdir("valgrind");
-    let program = dir.join("basic");
+    let program = dir.path().join("basic");
     compile("basic.c", &program, &[]);
     let out = run(
         &program,
@@ -125,7 +127,7 @@ fn the_c_test_passes_under_valgrind() {
             "--leak-check=full",
             "--errors-for-leak-kinds=definite",
         ],
-        &dir.join("audit.jsonl"),
+        &dir.path().join("audit.jsonl"),
     );
     assert_succeeded(&out);
 }
@@ -133,7 +135,7 @@ fn the_c_test_passes_under_valgrind() {
 #[test]
 fn the_header_compiles_as_cpp_and_twice() {
     let dir = workdir("cpp");
-    let source = dir.join("twice.cpp");
+    let source = dir.path().join("twice.cpp");
     std::fs::write(&source, "#include \"prodguard.h\"\n#include \"prodguard.h\"\nint main() { return prodguard_version() == nullptr; }\n").unwrap();
     let status = Command::new("c++")
         .args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-I"])
@@ -144,7 +146,7 @@ fn the_header_compiles_as_cpp_and_twice() {
         .arg(format!("-Wl,-rpath,{}", lib_dir().display()))
         .arg("-lprodguard")
         .arg("-o")
-        .arg(dir.join("twice"))
+        .arg(dir.path().join("twice"))
         .status()
         .expect("a C++ compiler (c++)");
     assert!(status.success());
@@ -170,11 +172,11 @@ fn the_python_example_runs_in_development_and_is_refused_in_production() {
             .arg("-w")
             .arg("python3")
             .arg(&script)
-            .arg(dir.join(db))
+            .arg(dir.path().join(db))
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap())
             .env("PRODGUARD_ENV", env)
-            .env("PRODGUARD_AUDIT_LOG", dir.join("audit.jsonl"))
+            .env("PRODGUARD_AUDIT_LOG", dir.path().join("audit.jsonl"))
             .env("PRODGUARD_LIB", lib_dir().join("libprodguard.so"))
             .output()
             .unwrap()
@@ -185,7 +187,7 @@ fn the_python_example_runs_in_development_and_is_refused_in_production() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(shipped_at(&dir.join("dev.db")));
+    assert!(shipped_at(&dir.path().join("dev.db")));
     let out = run("production", "prod.db");
     assert_eq!(
         out.status.code(),
@@ -194,13 +196,16 @@ fn the_python_example_runs_in_development_and_is_refused_in_production() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("no controlling terminal"));
-    assert!(!dir.join("prod.db").exists(), "the migration never ran");
+    assert!(
+        !dir.path().join("prod.db").exists(),
+        "the migration never ran"
+    );
 }
 
 #[test]
 fn the_c_example_migrates_in_development_and_is_refused_in_production() {
     let dir = workdir("example");
-    let program = dir.join("guarded_migration");
+    let program = dir.path().join("guarded_migration");
     let status = Command::new("cc")
         .args(["-std=c11", "-Wall", "-Wextra", "-Werror"])
         .arg(crate_dir().join("../../examples/c/guarded_migration.c"))
@@ -218,11 +223,11 @@ fn the_c_example_migrates_in_development_and_is_refused_in_production() {
         Command::new("setsid")
             .arg("-w")
             .arg(&program)
-            .arg(dir.join(db))
+            .arg(dir.path().join(db))
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap())
             .env("PRODGUARD_ENV", env)
-            .env("PRODGUARD_AUDIT_LOG", dir.join("audit.jsonl"))
+            .env("PRODGUARD_AUDIT_LOG", dir.path().join("audit.jsonl"))
             .output()
             .unwrap()
     };
@@ -232,7 +237,7 @@ fn the_c_example_migrates_in_development_and_is_refused_in_production() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(shipped_at(&dir.join("dev.db")));
+    assert!(shipped_at(&dir.path().join("dev.db")));
     // Applied once: running it again fails inside the migration (exit 1).
     assert_eq!(run("development", "dev.db").status.code(), Some(1));
     let out = run("production", "prod.db");
@@ -242,20 +247,20 @@ fn the_c_example_migrates_in_development_and_is_refused_in_production() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!dir.join("prod.db").exists());
+    assert!(!dir.path().join("prod.db").exists());
 }
 
 fn run_callbacks(wrapper: &[&str], name: &str, flags: &[&str]) {
     let dir = workdir(name);
-    let program = dir.join("callbacks");
+    let program = dir.path().join("callbacks");
     compile("callbacks.c", &program, flags);
-    let policy = dir.join("policy.toml");
+    let policy = dir.path().join("policy.toml");
     std::fs::write(
         &policy,
         "[[rule]]\noperations = [\"db.*\"]\ntiers = [\"development\"]\nrequire = [\"confirm\", \"backup\", \"audit\"]\nbackup = { provider = \"program\" }\n",
     )
     .unwrap();
-    let log = dir.join("audit.jsonl");
+    let log = dir.path().join("audit.jsonl");
     let out = run_with(&program, &[policy.to_str().unwrap()], wrapper, &log);
     assert_succeeded(&out);
     let intent = std::fs::read_to_string(&log)
@@ -299,7 +304,7 @@ fn callbacks_from_c_pass_under_valgrind() {
 #[test]
 fn pkg_config_finds_an_installed_libprodguard() {
     let dir = workdir("pkgconfig");
-    let prefix = dir.join("prefix");
+    let prefix = dir.path().join("prefix");
     for sub in ["lib", "include", "lib/pkgconfig"] {
         std::fs::create_dir_all(prefix.join(sub)).unwrap();
     }
@@ -329,7 +334,7 @@ fn pkg_config_finds_an_installed_libprodguard() {
         String::from_utf8_lossy(&flags.stderr)
     );
     let flags = String::from_utf8(flags.stdout).unwrap();
-    let program = dir.join("basic");
+    let program = dir.path().join("basic");
     let status = Command::new("cc")
         .args(["-std=c11", "-Wall", "-Wextra", "-Werror"])
         .arg(crate_dir().join("tests/c/basic.c"))

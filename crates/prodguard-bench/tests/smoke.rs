@@ -141,8 +141,11 @@ fn every_measurement_runs_in_the_smoke_budget_and_the_summary_has_its_shape() {
 
 #[test]
 fn the_binary_writes_the_summary_where_it_is_told() {
-    let dir = std::env::temp_dir().join(format!("prodguard-bench-out-{}", std::process::id()));
-    let out = dir.join("nested/summary.json");
+    let dir = tempfile::Builder::new()
+        .prefix("prodguard-bench-out-")
+        .tempdir()
+        .unwrap();
+    let out = dir.path().join("nested/summary.json");
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_prodguard-bench"))
         .args([
             "--smoke",
@@ -164,7 +167,7 @@ fn the_binary_writes_the_summary_where_it_is_told() {
         "{}",
         list[1]
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
 
     let bad = std::process::Command::new(env!("CARGO_BIN_EXE_prodguard-bench"))
         .args(["--only", "no_such_measurement"])

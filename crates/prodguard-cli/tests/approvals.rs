@@ -7,15 +7,16 @@ use std::process::{Command, Output, Stdio};
 const BIN: &str = env!("CARGO_BIN_EXE_prodguard");
 
 struct Env {
-    dir: PathBuf,
+    dir: tempfile::TempDir,
 }
 
 impl Env {
     fn new(name: &str, four_eyes: bool, backup: &str) -> Env {
-        let dir =
-            std::env::temp_dir().join(format!("prodguard-approval-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        // Removed with everything in it when the Env drops.
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("prodguard-approval-{name}-"))
+            .tempdir()
+            .unwrap();
         let env = Env { dir };
         assert!(
             env.run("ana", &[], &["keygen", "--out", "approval.key"])
@@ -23,7 +24,7 @@ impl Env {
                 .success()
         );
         std::fs::write(
-            env.dir.join("prodguard.toml"),
+            env.dir.path().join("prodguard.toml"),
             format!(
                 "[approval]\nkey_file = \"approval.key\"\nmax_ttl = \"15m\"\nfour_eyes = {four_eyes}\n\n\
                  [[rule]]\nname = \"migrations\"\noperations = [\"db.*\"]\ntiers = [\"production\"]\n\
@@ -44,7 +45,7 @@ impl Env {
     }
 
     fn db(&self) -> PathBuf {
-        self.dir.join("orders.db")
+        self.dir.path().join("orders.db")
     }
 
     fn run(&self, actor: &str, vars: &[(&str, &str)], args: &[&str]) -> Output {
@@ -55,8 +56,8 @@ impl Env {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap())
             .env("PRODGUARD_ACTOR", actor)
-            .env("PRODGUARD_AUDIT_LOG", self.dir.join("audit.jsonl"))
-            .current_dir(&self.dir)
+            .env("PRODGUARD_AUDIT_LOG", self.dir.path().join("audit.jsonl"))
+            .current_dir(self.dir.path())
             .stdin(Stdio::null());
         for (k, v) in vars {
             cmd.env(k, v);
@@ -110,7 +111,7 @@ impl Env {
     }
 
     fn records(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(self.dir.join("audit.jsonl"))
+        std::fs::read_to_string(self.dir.path().join("audit.jsonl"))
             .unwrap_or_default()
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -148,7 +149,10 @@ fn an_approved_operation_runs_once_with_its_backup_recorded() {
     assert_eq!(intent["kind"], "intent");
     assert_eq!(intent["confirm"]["method"], "approval");
     assert_eq!(intent["confirm"]["approver"], "bob");
-    let backup = env.dir.join(intent["backup"]["location"].as_str().unwrap());
+    let backup = env
+        .dir
+        .path()
+        .join(intent["backup"]["location"].as_str().unwrap());
     assert_eq!(
         intent["backup"]["sha256"],
         sha256(&backup).as_str(),
@@ -218,8 +222,8 @@ fn a_failing_backup_refuses_with_122_and_leaves_the_token_unspent() {
     assert_eq!(env.rows(), 1);
     // The operation never ran, so the approval is still good once the backup works.
     std::fs::write(
-        env.dir.join("prodguard.toml"),
-        std::fs::read_to_string(env.dir.join("prodguard.toml"))
+        env.dir.path().join("prodguard.toml"),
+        std::fs::read_to_string(env.dir.path().join("prodguard.toml"))
             .unwrap()
             .replace("{ command = \"exit 7\", verify = \"true\" }", COPY_BACKUP),
     )
@@ -278,8 +282,8 @@ fn a_replayed_token_runs_exactly_once_across_processes() {
             .env("PATH", std::env::var_os("PATH").unwrap())
             .env("APP_ENV", "production")
             .env("PRODGUARD_ACTOR", "ana")
-            .env("PRODGUARD_AUDIT_LOG", env.dir.join("audit.jsonl"))
-            .current_dir(&env.dir)
+            .env("PRODGUARD_AUDIT_LOG", env.dir.path().join("audit.jsonl"))
+            .current_dir(env.dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -307,7 +311,10 @@ fn the_sqlite_provider_backs_up_online_and_checks_the_copy() {
     let out = env.migrate("ana", &token, "orders.db");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let intent = &env.records()[0];
-    let backup = env.dir.join(intent["backup"]["location"].as_str().unwrap());
+    let backup = env
+        .dir
+        .path()
+        .join(intent["backup"]["location"].as_str().unwrap());
     assert_eq!(intent["backup"]["sha256"], sha256(&backup).as_str());
     assert_eq!(
         intent["backup"]["verification"],
@@ -330,7 +337,7 @@ fn break_glass_runs_only_where_allowed_with_its_reason_recorded() {
         false,
         "{ command = \"exit 3\", verify = \"true\" }",
     );
-    let policy = env.dir.join("prodguard.toml");
+    let policy = env.dir.path().join("prodguard.toml");
     let text = std::fs::read_to_string(&policy).unwrap();
     let reason = "INC-1234: orders table locked, restoring service";
     let exec = |env: &Env, reason: &str| {
@@ -427,15 +434,15 @@ fn approvals_resist_the_obvious_workarounds() {
     assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
     let token = env.approve("bob", &["--env", "prod"]);
     // Spending happens in the policy's log: pointing the run elsewhere is refused.
-    let policy = env.dir.join("prodguard.toml");
-    let log = env.dir.join("audit.jsonl");
+    let policy = env.dir.path().join("prodguard.toml");
+    let log = env.dir.path().join("audit.jsonl");
     let text = std::fs::read_to_string(&policy).unwrap();
     std::fs::write(
         &policy,
         format!("[audit]\nlog = \"{}\"\n{text}", log.display()),
     )
     .unwrap();
-    let other = env.dir.join("elsewhere.jsonl");
+    let other = env.dir.path().join("elsewhere.jsonl");
     let out = env.run(
         "ana",
         &[
@@ -474,7 +481,7 @@ fn approvals_resist_the_obvious_workarounds() {
 #[test]
 fn four_eyes_does_not_accept_the_requesters_own_typing() {
     let env = Env::new("foureyes-typed", true, COPY_BACKUP);
-    let policy = env.dir.join("prodguard.toml");
+    let policy = env.dir.path().join("prodguard.toml");
     let text = std::fs::read_to_string(&policy)
         .unwrap()
         .replace("mode = \"approval\"", "mode = \"either\"");
@@ -488,8 +495,8 @@ fn four_eyes_does_not_accept_the_requesters_own_typing() {
         .env("PATH", std::env::var_os("PATH").unwrap())
         .env("APP_ENV", "production")
         .env("PRODGUARD_ACTOR", "ana")
-        .env("PRODGUARD_AUDIT_LOG", env.dir.join("audit.jsonl"))
-        .current_dir(&env.dir)
+        .env("PRODGUARD_AUDIT_LOG", env.dir.path().join("audit.jsonl"))
+        .current_dir(env.dir.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -550,7 +557,7 @@ fn tokens_follow_the_policy_at_issuance_and_when_used() {
     );
     // …and when used: a 15m token under a policy lowered to 5m.
     let token = env.approve("bob", &[]);
-    let policy = env.dir.join("prodguard.toml");
+    let policy = env.dir.path().join("prodguard.toml");
     let text = std::fs::read_to_string(&policy).unwrap();
     std::fs::write(
         &policy,

@@ -7,19 +7,21 @@ use std::process::{Command, Output, Stdio};
 const BIN: &str = env!("CARGO_BIN_EXE_prodguard");
 
 struct Sandbox {
-    dir: PathBuf,
+    dir: tempfile::TempDir,
 }
 
 impl Sandbox {
     fn new(name: &str) -> Sandbox {
-        let dir = std::env::temp_dir().join(format!("prodguard-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        // Removed with everything in it when the Sandbox drops.
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("prodguard-cli-{name}-"))
+            .tempdir()
+            .unwrap();
         Sandbox { dir }
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
+        self.dir.path().join(name)
     }
 
     fn audit_log(&self) -> PathBuf {
@@ -35,10 +37,10 @@ impl Sandbox {
             .args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap())
-            .env("HOME", &self.dir)
+            .env("HOME", self.dir.path())
             .env("PRODGUARD_AUDIT_LOG", self.audit_log())
             .env("PRODGUARD_ACTOR", "tester")
-            .current_dir(&self.dir)
+            .current_dir(self.dir.path())
             .stdin(Stdio::null());
         for (k, v) in vars {
             cmd.env(k, v);
@@ -409,7 +411,7 @@ fn concurrent_processes_share_one_intact_chain() {
                 .env("PATH", std::env::var_os("PATH").unwrap())
                 .env("PRODGUARD_ENV", "development")
                 .env("PRODGUARD_AUDIT_LOG", sb.audit_log())
-                .current_dir(&sb.dir)
+                .current_dir(sb.dir.path())
                 .stdin(Stdio::null());
             c.spawn().unwrap()
         })

@@ -2,7 +2,7 @@
 //! (`eval "$(scripts/pg-cluster start)"` sets PRODGUARD_TEST_PG).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Command, Output};
 
 use prodguard::audit::AuditSink;
@@ -68,7 +68,7 @@ fn psql(url: &str, sql: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-fn prodguard(dir: &PathBuf, env: &str, args: &[&str]) -> Output {
+fn prodguard(dir: &Path, env: &str, args: &[&str]) -> Output {
     Command::new("setsid")
         .arg("-w")
         .arg(BIN)
@@ -83,11 +83,13 @@ fn prodguard(dir: &PathBuf, env: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn sandbox(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("prodguard-fleet-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory under the system temp dir, removed with everything in
+/// it when the returned guard drops (keep it alive until the test ends).
+fn sandbox(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("prodguard-fleet-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn text(out: &Output) -> String {
@@ -103,7 +105,7 @@ fn fleet_init_creates_the_tables_once() {
     let db = Database::new("init");
     let dir = sandbox("init");
     for _ in 0..2 {
-        let out = prodguard(&dir, "development", &["fleet", "init", &db.url]);
+        let out = prodguard(dir.path(), "development", &["fleet", "init", &db.url]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         assert!(text(&out).contains("schema version 1"), "{}", text(&out));
     }
@@ -119,20 +121,20 @@ fn audit_verify_postgres_accepts_the_trail_and_catches_an_edit() {
     for message in ["one", "two", "three"] {
         sink.append(&AuditEvent::note(message)).unwrap();
     }
-    let verify = |dir: &PathBuf| {
+    let verify = |dir: &Path| {
         prodguard(
             dir,
             "development",
             &["audit", "verify", "--postgres", &db.url],
         )
     };
-    let out = verify(&dir);
+    let out = verify(dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     db.sql(
         "UPDATE prodguard_audit SET record = replace(record, '\"two\"', '\"2wo\"') WHERE seq = 2",
     );
-    let out = verify(&dir);
+    let out = verify(dir.path());
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
 }
 
@@ -144,7 +146,7 @@ fn an_unreachable_server_is_123_and_the_password_is_never_shown() {
         vec!["audit", "verify", "--postgres", url],
         vec!["fleet", "init", url],
     ] {
-        let out = prodguard(&dir, "production", &args);
+        let out = prodguard(dir.path(), "production", &args);
         assert_eq!(out.status.code(), Some(123), "{args:?}: {}", text(&out));
         assert!(text(&out).contains("127.0.0.1:1"), "{}", text(&out));
         assert!(!text(&out).contains("hunter2"), "{}", text(&out));
@@ -156,7 +158,7 @@ fn stamping_a_postgres_database_records_its_environment() {
     let db = Database::new("stamp");
     let dir = sandbox("stamp");
     let out = prodguard(
-        &dir,
+        dir.path(),
         "staging",
         &["stamp", "--target", &db.url, "--env", "staging"],
     );
@@ -188,11 +190,11 @@ fn fleet_policy(dir: &std::path::Path, fleet: &str) -> String {
 fn with_a_policy_sink_exec_record_and_verify_use_the_postgresql_trail() {
     let db = Database::new("policy_sink");
     let dir = sandbox("policy-sink");
-    let policy = fleet_policy(&dir, &format!("[audit]\nsink = {:?}\n", db.url));
+    let policy = fleet_policy(dir.path(), &format!("[audit]\nsink = {:?}\n", db.url));
     let run = |args: &[&str]| {
         let mut all = vec!["--policy", policy.as_str()];
         all.extend_from_slice(args);
-        prodguard(&dir, "production", &all)
+        prodguard(dir.path(), "production", &all)
     };
     let out = run(&[
         "exec", "--op", "app.noop", "--target", "orders", "--", "true",
@@ -206,7 +208,7 @@ fn with_a_policy_sink_exec_record_and_verify_use_the_postgresql_trail() {
         "intent,outcome,note"
     );
     // PRODGUARD_AUDIT_LOG names a file: it keeps a copy.
-    let copy = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+    let copy = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
     assert_eq!(copy.lines().count(), 3, "{copy}");
     // `audit verify` checks the policy's trail; an edit is caught.
     let out = run(&["audit", "verify"]);
@@ -216,7 +218,7 @@ fn with_a_policy_sink_exec_record_and_verify_use_the_postgresql_trail() {
     let out = run(&["audit", "verify"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     // The file copy is still intact, and --log verifies it.
-    let log = dir.join("audit.jsonl").display().to_string();
+    let log = dir.path().join("audit.jsonl").display().to_string();
     let out = run(&["audit", "verify", "--log", &log]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
@@ -225,10 +227,10 @@ fn with_a_policy_sink_exec_record_and_verify_use_the_postgresql_trail() {
 fn with_a_policy_lock_exec_refuses_while_another_host_holds_it() {
     let db = Database::new("policy_lock");
     let dir = sandbox("policy-lock");
-    let policy = fleet_policy(&dir, &format!("[fleet]\nlock = {:?}\n", db.url));
+    let policy = fleet_policy(dir.path(), &format!("[fleet]\nlock = {:?}\n", db.url));
     let exec = || {
         prodguard(
-            &dir,
+            dir.path(),
             "production",
             &[
                 "--policy",
@@ -252,11 +254,11 @@ fn with_a_policy_lock_exec_refuses_while_another_host_holds_it() {
     let out = exec();
     assert_eq!(out.status.code(), Some(120), "{}", text(&out));
     assert!(text(&out).contains("deploy 42 on web-3"), "{}", text(&out));
-    assert!(!dir.join("ran").exists(), "the command did not run");
+    assert!(!dir.path().join("ran").exists(), "the command did not run");
     held.release().unwrap();
     let out = exec();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(dir.join("ran").exists());
+    assert!(dir.path().join("ran").exists());
 }
 
 #[test]
@@ -275,10 +277,10 @@ fn a_target_url_password_is_never_printed_or_recorded() {
     .unwrap();
     let at = db.url.find('@').unwrap();
     let secret = format!("{}:hunter2{}", &db.url[..at], &db.url[at..]);
-    let policy = fleet_policy(&dir, "");
+    let policy = fleet_policy(dir.path(), "");
     // check reads the stamp with the password; staging disagrees: 124.
     let out = prodguard(
-        &dir,
+        dir.path(),
         "staging",
         &[
             "--policy",
@@ -295,7 +297,7 @@ fn a_target_url_password_is_never_printed_or_recorded() {
     assert!(!text(&out).contains("hunter2"), "{}", text(&out));
     assert!(text(&out).contains(&db.url), "{}", text(&out));
     let out = prodguard(
-        &dir,
+        dir.path(),
         "production",
         &[
             "--policy",
@@ -310,7 +312,7 @@ fn a_target_url_password_is_never_printed_or_recorded() {
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let log = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+    let log = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
     assert!(!log.contains("hunter2"), "{log}");
     assert!(log.contains(&db.url), "{log}");
 }
@@ -330,8 +332,8 @@ fn a_password_comes_from_pgpassword_or_the_password_file() {
             .args(["fleet", "init", &url])
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap())
-            .env("HOME", &dir)
-            .current_dir(&dir);
+            .env("HOME", dir.path())
+            .current_dir(dir.path());
         for (k, v) in envs {
             command.env(k, v);
         }
@@ -342,7 +344,7 @@ fn a_password_comes_from_pgpassword_or_the_password_file() {
     let out = init(&[("PGPASSWORD", "s3cret-pw".into())]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // ~/.pgpass, used only when no one else can read it.
-    let pgpass = dir.join(".pgpass");
+    let pgpass = dir.path().join(".pgpass");
     let host_port = rest.split('/').next().unwrap();
     let (host, port) = host_port.rsplit_once(':').unwrap();
     std::fs::write(&pgpass, format!("{host}:{port}:*:prodguard_pw:s3cret-pw\n")).unwrap();

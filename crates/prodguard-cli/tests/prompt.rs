@@ -7,11 +7,13 @@ use std::process::{Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_prodguard");
 
-fn sandbox(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("prodguard-pty-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory under the system temp dir, removed with everything in
+/// it when the returned guard drops (keep it alive until the test ends).
+fn sandbox(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("prodguard-pty-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// Runs `prodguard exec` in production on a fresh pseudo-terminal and types `answer`.
@@ -55,7 +57,7 @@ fn records(dir: &Path) -> Vec<serde_json::Value> {
 #[test]
 fn typing_the_targets_name_proceeds() {
     let dir = sandbox("right");
-    let (out, marker) = exec_on_a_terminal(&dir, "orders");
+    let (out, marker) = exec_on_a_terminal(dir.path(), "orders");
     let screen = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{screen}");
     assert!(marker.exists(), "the command ran");
@@ -67,7 +69,7 @@ fn typing_the_targets_name_proceeds() {
         screen.contains("type the target's name `orders`"),
         "{screen}"
     );
-    let records = records(&dir);
+    let records = records(dir.path());
     assert_eq!(records[0]["kind"], "intent");
     assert_eq!(records[0]["confirm"]["method"], "typed");
     assert_eq!(records[0]["confirm"]["approver"], "ana");
@@ -79,11 +81,11 @@ fn typing_the_targets_name_proceeds() {
 fn typing_anything_else_refuses() {
     for (i, wrong) in ["order", "y", "ORDERS", ""].iter().enumerate() {
         let dir = sandbox(&format!("wrong{i}"));
-        let (out, marker) = exec_on_a_terminal(&dir, wrong);
+        let (out, marker) = exec_on_a_terminal(dir.path(), wrong);
         let screen = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(121), "{wrong:?}: {screen}");
         assert!(!marker.exists(), "{wrong:?} must not run the command");
-        let records = records(&dir);
+        let records = records(dir.path());
         assert_eq!(records.len(), 1);
         assert_eq!(records[0]["kind"], "refusal");
         assert!(

@@ -2,17 +2,20 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_prodguard");
 
-fn sandbox() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("prodguard-stamps-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+/// A fresh directory holding `app.db`, removed with everything in it when
+/// the returned guard drops (keep it alive until the test ends).
+fn sandbox() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("prodguard-stamps-")
+        .tempdir()
+        .unwrap();
     let status = Command::new("sqlite3")
-        .arg(dir.join("app.db"))
+        .arg(dir.path().join("app.db"))
         .arg("CREATE TABLE t (x INTEGER);")
         .status()
         .unwrap();
@@ -20,7 +23,7 @@ fn sandbox() -> PathBuf {
     dir
 }
 
-fn prodguard(dir: &PathBuf, env: &str, args: &[&str], typed: Option<&str>) -> Output {
+fn prodguard(dir: &Path, env: &str, args: &[&str], typed: Option<&str>) -> Output {
     let mut cmd = Command::new("setsid");
     cmd.arg("-w");
     match typed {
@@ -82,7 +85,7 @@ fn stamps_refuse_the_wrong_environment_and_restamping_is_guarded() {
     ];
 
     let out = prodguard(
-        &dir,
+        dir.path(),
         "development",
         &["stamp", "--target", "app.db", "--env", "development"],
         None,
@@ -90,15 +93,17 @@ fn stamps_refuse_the_wrong_environment_and_restamping_is_guarded() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("stamped development"));
     assert_eq!(
-        prodguard(&dir, "development", &migrate, None).status.code(),
+        prodguard(dir.path(), "development", &migrate, None)
+            .status
+            .code(),
         Some(0)
     );
 
     // Run against it from production: refused before anyone is asked, and check agrees.
-    let out = prodguard(&dir, "production", &migrate, None);
+    let out = prodguard(dir.path(), "production", &migrate, None);
     assert_eq!(out.status.code(), Some(124), "{}", text(&out));
     let check = prodguard(
-        &dir,
+        dir.path(),
         "production",
         &["check", "--op", "db.migrate", "--target", "app.db"],
         None,
@@ -117,14 +122,14 @@ fn stamps_refuse_the_wrong_environment_and_restamping_is_guarded() {
 
     // A production dump restored on a laptop.
     let status = Command::new("sqlite3")
-        .arg(dir.join("app.db"))
+        .arg(dir.path().join("app.db"))
         .arg(
             "UPDATE prodguard_stamp SET value = 'production' WHERE key IN ('environment', 'tier');",
         )
         .status()
         .unwrap();
     assert!(status.success());
-    let out = prodguard(&dir, "development", &migrate, None);
+    let out = prodguard(dir.path(), "development", &migrate, None);
     assert_eq!(out.status.code(), Some(124), "{}", text(&out));
     assert!(
         text(&out).contains("prodguard stamp --target app.db --env development"),
@@ -134,17 +139,19 @@ fn stamps_refuse_the_wrong_environment_and_restamping_is_guarded() {
 
     // Re-stamping it is guarded like production: no terminal, no re-stamp.
     let restamp = ["stamp", "--target", "app.db", "--env", "development"];
-    let out = prodguard(&dir, "development", &restamp, None);
+    let out = prodguard(dir.path(), "development", &restamp, None);
     assert_eq!(out.status.code(), Some(121), "{}", text(&out));
     // At a terminal, typing the database's name re-stamps it.
-    let out = prodguard(&dir, "development", &restamp, Some("app.db"));
+    let out = prodguard(dir.path(), "development", &restamp, Some("app.db"));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("(was production)"), "{}", text(&out));
     assert_eq!(
-        prodguard(&dir, "development", &migrate, None).status.code(),
+        prodguard(dir.path(), "development", &migrate, None)
+            .status
+            .code(),
         Some(0)
     );
 
-    let verify = prodguard(&dir, "development", &["audit", "verify"], None);
+    let verify = prodguard(dir.path(), "development", &["audit", "verify"], None);
     assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
 }

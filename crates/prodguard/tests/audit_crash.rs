@@ -10,11 +10,13 @@ use std::sync::Arc;
 use prodguard::audit::AuditEvent;
 use prodguard::audit::{AuditSink, FileSink, repair_file, verify_file};
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("prodguard-crash-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory under the system temp dir, removed with everything in
+/// it when the returned guard drops (keep it alive until the test ends).
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("prodguard-crash-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// Starts this test binary as an appender: `threads` threads, each appending
@@ -100,7 +102,7 @@ fn messages_by_seq(log: &Path) -> Vec<String> {
 #[test]
 fn processes_times_threads_lose_nothing_and_interleave_nothing() {
     let dir = temp_dir("procs");
-    let log = dir.join("audit.jsonl");
+    let log = dir.path().join("audit.jsonl");
     let mut children: Vec<Child> = (0..3).map(|id| spawn_appender(&log, id, 4, 25)).collect();
     let readers: Vec<_> = children.iter_mut().map(acks).collect();
     for c in &mut children {
@@ -123,7 +125,7 @@ fn processes_times_threads_lose_nothing_and_interleave_nothing() {
 #[test]
 fn sigkill_never_loses_an_acknowledged_record() {
     let dir = temp_dir("kill");
-    let log = dir.join("audit.jsonl");
+    let log = dir.path().join("audit.jsonl");
     let mut acked: Vec<(u64, String)> = Vec::new();
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     for round in 0..20 {

@@ -2,17 +2,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use prodguard::audit::{AuditError, AuditSink, FileSink, verify_file};
 use prodguard_core::audit::{AuditEvent, ChainVerifier};
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("prodguard-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory under the system temp dir, removed with everything in
+/// it when the returned guard drops (keep it alive until the test ends).
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("prodguard-test-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn records(path: &Path) -> Vec<serde_json::Value> {
@@ -26,7 +28,7 @@ fn records(path: &Path) -> Vec<serde_json::Value> {
 #[test]
 fn appends_chain_and_verify() {
     let dir = temp_dir("chain");
-    let path = dir.join("audit.jsonl");
+    let path = dir.path().join("audit.jsonl");
     let sink = FileSink::new(&path);
     for i in 1..=5u64 {
         let receipt = sink.append(&AuditEvent::note(format!("note {i}"))).unwrap();
@@ -43,7 +45,7 @@ fn appends_chain_and_verify() {
 #[test]
 fn a_second_writer_continues_the_same_chain() {
     let dir = temp_dir("two-writers");
-    let path = dir.join("audit.jsonl");
+    let path = dir.path().join("audit.jsonl");
     let a = FileSink::new(&path);
     let b = FileSink::new(&path);
     a.append(&AuditEvent::note("a1")).unwrap();
@@ -56,7 +58,7 @@ fn a_second_writer_continues_the_same_chain() {
 #[test]
 fn many_threads_lose_nothing() {
     let dir = temp_dir("threads");
-    let path = dir.join("audit.jsonl");
+    let path = dir.path().join("audit.jsonl");
     let sink = Arc::new(FileSink::new(&path));
     let threads: Vec<_> = (0..8)
         .map(|t| {
@@ -86,7 +88,7 @@ fn many_threads_lose_nothing() {
 #[test]
 fn a_torn_tail_refuses_further_appends() {
     let dir = temp_dir("torn");
-    let path = dir.join("audit.jsonl");
+    let path = dir.path().join("audit.jsonl");
     FileSink::new(&path)
         .append(&AuditEvent::note("whole"))
         .unwrap();
@@ -112,7 +114,7 @@ fn a_torn_tail_refuses_further_appends() {
 #[test]
 fn an_edited_last_record_refuses_further_appends() {
     let dir = temp_dir("edited");
-    let path = dir.join("audit.jsonl");
+    let path = dir.path().join("audit.jsonl");
     FileSink::new(&path)
         .append(&AuditEvent::note("original"))
         .unwrap();
@@ -131,7 +133,7 @@ fn an_edited_last_record_refuses_further_appends() {
 fn an_unwritable_location_is_an_error_not_a_panic() {
     let dir = temp_dir("unwritable");
     // A regular file where a directory should be: no user, root included, can create under it.
-    let blocker = dir.join("blocker");
+    let blocker = dir.path().join("blocker");
     std::fs::write(&blocker, b"x").unwrap();
     let err = FileSink::new(blocker.join("audit.jsonl"))
         .append(&AuditEvent::note("x"))
@@ -153,7 +155,7 @@ fn a_write_error_poisons_the_writer() {
 #[test]
 fn lines_verify_with_the_core_verifier_byte_for_byte() {
     let dir = temp_dir("bytes");
-    let path = dir.join("audit.jsonl");
+    let path = dir.path().join("audit.jsonl");
     let sink = FileSink::new(&path);
     sink.append(&AuditEvent::note("ünïcödé \"quoted\" \\ back"))
         .unwrap();
@@ -169,10 +171,10 @@ fn lines_verify_with_the_core_verifier_byte_for_byte() {
 #[test]
 fn a_rotated_or_deleted_log_is_reopened_not_written_into_the_void() {
     let dir = temp_dir("rotated");
-    let path = dir.join("audit.jsonl");
+    let path = dir.path().join("audit.jsonl");
     let sink = FileSink::new(&path);
     sink.append(&AuditEvent::note("before")).unwrap();
-    std::fs::rename(&path, dir.join("audit.jsonl.1")).unwrap();
+    std::fs::rename(&path, dir.path().join("audit.jsonl.1")).unwrap();
     let receipt = sink.append(&AuditEvent::note("after rotation")).unwrap();
     assert_eq!(receipt.seq, 1, "a new log starts");
     assert_eq!(records(&path)[0]["message"], "after rotation");
@@ -244,7 +246,7 @@ mod faults {
 
     fn run(name: &str, fault: Fault, fail_at: u64, persistent: bool) {
         let dir = temp_dir(&format!("fault-{name}-{fail_at}-{persistent}"));
-        let path = dir.join("audit.jsonl");
+        let path = dir.path().join("audit.jsonl");
         let ops = Faulty {
             calls: Arc::new(AtomicU64::new(0)),
             fail_at,
@@ -312,7 +314,7 @@ mod faults {
 #[test]
 fn large_logs_verify_across_batches_and_threads() {
     let dir = temp_dir("large");
-    let path = dir.join("audit.jsonl");
+    let path = dir.path().join("audit.jsonl");
     let sink = FileSink::with_durability(&path, prodguard_core::policy::Durability::None);
     let total = 15_000u64;
     for i in 1..=total {
@@ -355,5 +357,4 @@ fn large_logs_verify_across_batches_and_threads() {
         assert_eq!(damage.line, line as u64);
         assert!(damage.problem.contains("prev"), "{}", damage.problem);
     }
-    std::fs::remove_dir_all(&dir).ok();
 }

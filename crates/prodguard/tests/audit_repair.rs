@@ -9,11 +9,13 @@ use prodguard::audit::{
     AnchorCheck, AuditSink, FileSink, RepairError, RepairOutcome, repair_file, verify_file,
 };
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("prodguard-repair-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory under the system temp dir, removed with everything in
+/// it when the returned guard drops (keep it alive until the test ends).
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("prodguard-repair-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn log_with(dir: &Path, name: &str, n: u64) -> PathBuf {
@@ -41,9 +43,9 @@ fn line_starts(bytes: &[u8]) -> Vec<usize> {
 #[test]
 fn every_single_bit_flip_is_detected() {
     let dir = temp_dir("flips");
-    let path = log_with(&dir, "audit.jsonl", 3);
+    let path = log_with(dir.path(), "audit.jsonl", 3);
     let original = std::fs::read(&path).unwrap();
-    let flipped = dir.join("flipped.jsonl");
+    let flipped = dir.path().join("flipped.jsonl");
     // PRODGUARD_FULL_FLIPS=1 flips every bit; by default every 3rd byte (a few thousand flips).
     let step = if std::env::var_os("PRODGUARD_FULL_FLIPS").is_some() {
         1
@@ -70,8 +72,8 @@ fn every_single_bit_flip_is_detected() {
 #[test]
 fn deletion_duplication_reordering_and_splicing_are_detected() {
     let dir = temp_dir("edits");
-    let path = log_with(&dir, "audit.jsonl", 4);
-    let other = log_with(&dir, "other.jsonl", 4);
+    let path = log_with(dir.path(), "audit.jsonl", 4);
+    let other = log_with(dir.path(), "other.jsonl", 4);
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let other_text = std::fs::read_to_string(&other).unwrap();
@@ -90,13 +92,13 @@ fn deletion_duplication_reordering_and_splicing_are_detected() {
         ),
     ];
     for (name, kept) in cases {
-        let edited = dir.join(format!("{name}.jsonl"));
+        let edited = dir.path().join(format!("{name}.jsonl"));
         std::fs::write(&edited, kept.join("\n") + "\n").unwrap();
         let report = verify_file(&edited, None).unwrap();
         assert_eq!(report.exit_code(), 1, "{name}: {report:?}");
     }
     // A naive edit of a field.
-    let edited = dir.join("naive.jsonl");
+    let edited = dir.path().join("naive.jsonl");
     std::fs::write(&edited, text.replace("record 2", "record X")).unwrap();
     let report = verify_file(&edited, None).unwrap();
     assert_eq!(report.damage.unwrap().line, 2);
@@ -105,7 +107,7 @@ fn deletion_duplication_reordering_and_splicing_are_detected() {
 #[test]
 fn truncation_and_rollback_are_caught_by_an_anchor() {
     let dir = temp_dir("anchor");
-    let path = log_with(&dir, "audit.jsonl", 5);
+    let path = log_with(dir.path(), "audit.jsonl", 5);
     let anchor = verify_file(&path, None).unwrap().head_anchor().unwrap();
     assert_eq!(anchor.seq, 5);
     assert_eq!(
@@ -143,14 +145,14 @@ fn truncation_and_rollback_are_caught_by_an_anchor() {
 #[test]
 fn repair_at_every_truncation_offset_keeps_exactly_the_complete_records() {
     let dir = temp_dir("truncate");
-    let path = log_with(&dir, "audit.jsonl", 4);
+    let path = log_with(dir.path(), "audit.jsonl", 4);
     let bytes = std::fs::read(&path).unwrap();
     let starts = line_starts(&bytes);
     // Every offset through the last two records.
     for cut in starts[2]..bytes.len() {
-        let copy = dir.join("cut.jsonl");
+        let copy = dir.path().join("cut.jsonl");
         let _ = std::fs::remove_file(&copy);
-        for entry in std::fs::read_dir(&dir).unwrap() {
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
             let p = entry.unwrap().path();
             if p.to_string_lossy().contains("cut.jsonl.torn-") {
                 std::fs::remove_file(p).unwrap();
@@ -209,7 +211,7 @@ fn repair_at_every_truncation_offset_keeps_exactly_the_complete_records() {
 #[test]
 fn repair_refuses_damage_followed_by_valid_records() {
     let dir = temp_dir("refuse");
-    let path = log_with(&dir, "audit.jsonl", 3);
+    let path = log_with(dir.path(), "audit.jsonl", 3);
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replace("record 2", "record Z")).unwrap();
     let before = std::fs::read(&path).unwrap();
@@ -231,7 +233,7 @@ fn the_verifier_and_repairer_never_panic_on_arbitrary_bytes() {
     // A small deterministic property test: random bytes, random splices of
     // real records, random truncations.
     let dir = temp_dir("fuzz");
-    let real = std::fs::read(log_with(&dir, "real.jsonl", 3)).unwrap();
+    let real = std::fs::read(log_with(dir.path(), "real.jsonl", 3)).unwrap();
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let mut next = move || {
         state ^= state << 13;
@@ -239,7 +241,7 @@ fn the_verifier_and_repairer_never_panic_on_arbitrary_bytes() {
         state ^= state << 17;
         state
     };
-    let path = dir.join("junk.jsonl");
+    let path = dir.path().join("junk.jsonl");
     for round in 0..300 {
         let mut bytes = match round % 3 {
             0 => (0..next() % 600).map(|_| next() as u8).collect::<Vec<u8>>(),

@@ -2,23 +2,24 @@
 //! verify follows the whole set.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use prodguard::audit::{AuditSink, FileSink, rotated_files, verify_file};
 use prodguard_core::audit::AuditEvent;
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("prodguard-rotate-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory under the system temp dir, removed with everything in
+/// it when the returned guard drops (keep it alive until the test ends).
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("prodguard-rotate-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 #[test]
 fn rotated_files_chain_and_verify_as_one_log() {
     let dir = temp_dir("chain");
-    let log = dir.join("audit.jsonl");
+    let log = dir.path().join("audit.jsonl");
     let sink = FileSink::new(&log).rotating(1500);
     for i in 0..30 {
         sink.append(&AuditEvent::note(format!("n{i}"))).unwrap();
@@ -66,7 +67,7 @@ fn rotated_files_chain_and_verify_as_one_log() {
 #[test]
 fn concurrent_writers_across_rotations_lose_nothing() {
     let dir = temp_dir("concurrent");
-    let log = dir.join("audit.jsonl");
+    let log = dir.path().join("audit.jsonl");
     // Two sinks stand for two processes; each has four threads.
     let sinks = [
         Arc::new(FileSink::new(&log).rotating(4000)),
@@ -94,14 +95,14 @@ fn concurrent_writers_across_rotations_lose_nothing() {
 #[test]
 fn a_crash_mid_rotation_does_not_read_the_live_file_twice() {
     let dir = temp_dir("midrotation");
-    let log = dir.join("audit.jsonl");
+    let log = dir.path().join("audit.jsonl");
     let sink = FileSink::new(&log).rotating(1000);
     for i in 0..10 {
         sink.append(&AuditEvent::note(format!("n{i}"))).unwrap();
     }
     let next = rotated_files(&log).unwrap().len() + 1;
     // As if a rotation died after linking the full log aside, before the rename.
-    std::fs::hard_link(&log, dir.join(format!("audit.jsonl.{next}"))).unwrap();
+    std::fs::hard_link(&log, dir.path().join(format!("audit.jsonl.{next}"))).unwrap();
     assert!(verify_file(&log, None).unwrap().intact());
     // The next rotation does not link it a second time.
     for i in 10..20 {
@@ -115,7 +116,7 @@ fn a_crash_mid_rotation_does_not_read_the_live_file_twice() {
 #[test]
 fn repair_refuses_when_a_rotated_file_is_damaged() {
     let dir = temp_dir("repairset");
-    let log = dir.join("audit.jsonl");
+    let log = dir.path().join("audit.jsonl");
     let sink = FileSink::new(&log).rotating(800);
     for i in 0..12 {
         sink.append(&AuditEvent::note(format!("n{i}"))).unwrap();

@@ -1,7 +1,7 @@
 //! Seals: forward-secure MACs over the chain's head, checked with a key kept off the host.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use prodguard::audit::{
     AuditSink, FileSink, init_key_file, read_key_file, verify_file, verify_file_sealed,
@@ -10,11 +10,13 @@ use prodguard::audit::{
 use prodguard_core::Timestamp;
 use prodguard_core::audit::{AuditEvent, Envelope, GENESIS_PREV, Record, encode_record};
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("prodguard-seal-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory under the system temp dir, removed with everything in
+/// it when the returned guard drops (keep it alive until the test ends).
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("prodguard-seal-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn kinds(log: &Path) -> Vec<String> {
@@ -33,10 +35,10 @@ fn kinds(log: &Path) -> Vec<String> {
 #[test]
 fn seals_every_n_records_evolve_the_key_and_verify_off_host() {
     let dir = temp_dir("every");
-    let key_file = dir.join("seal.key");
+    let key_file = dir.path().join("seal.key");
     let verification_key = init_key_file(&key_file).unwrap();
     assert!(init_key_file(&key_file).is_err(), "a key is created once");
-    let log = dir.join("audit.jsonl");
+    let log = dir.path().join("audit.jsonl");
     let sink = FileSink::new(&log).sealed(&key_file, 3);
     for i in 0..7 {
         sink.append(&AuditEvent::note(format!("n{i}"))).unwrap();
@@ -90,9 +92,9 @@ fn forge(log: &Path, seq: usize, message: &str) {
 #[test]
 fn an_edit_with_recomputed_hashes_fails_its_seal() {
     let dir = temp_dir("forge");
-    let key_file = dir.join("seal.key");
+    let key_file = dir.path().join("seal.key");
     let verification_key = init_key_file(&key_file).unwrap();
-    let log = dir.join("audit.jsonl");
+    let log = dir.path().join("audit.jsonl");
     let sink = FileSink::new(&log).sealed(&key_file, 4);
     for i in 0..3 {
         sink.append(&AuditEvent::note(format!("n{i}"))).unwrap();
@@ -116,9 +118,9 @@ fn an_edit_with_recomputed_hashes_fails_its_seal() {
 #[test]
 fn a_crash_between_seal_and_key_erasure_keeps_epochs_continuous() {
     let dir = temp_dir("crash");
-    let key_file = dir.join("seal.key");
+    let key_file = dir.path().join("seal.key");
     let k0 = init_key_file(&key_file).unwrap();
-    let log = dir.join("audit.jsonl");
+    let log = dir.path().join("audit.jsonl");
     let sink = FileSink::new(&log).sealed(&key_file, 0);
     sink.append(&AuditEvent::note("a")).unwrap();
     sink.seal_now().unwrap();
@@ -135,8 +137,8 @@ fn a_crash_between_seal_and_key_erasure_keeps_epochs_continuous() {
 #[test]
 fn a_configured_but_missing_key_refuses_the_append() {
     let dir = temp_dir("missing");
-    let log = dir.join("audit.jsonl");
-    let sink = FileSink::new(&log).sealed(dir.join("nope.key"), 1);
+    let log = dir.path().join("audit.jsonl");
+    let sink = FileSink::new(&log).sealed(dir.path().join("nope.key"), 1);
     let err = sink.append(&AuditEvent::note("x")).unwrap_err();
     assert!(err.to_string().contains("seal-init"), "{err}");
     assert!(
@@ -148,9 +150,9 @@ fn a_configured_but_missing_key_refuses_the_append() {
 #[test]
 fn receipts_name_their_own_records_when_seals_share_a_batch() {
     let dir = temp_dir("receipts");
-    let key_file = dir.join("seal.key");
+    let key_file = dir.path().join("seal.key");
     init_key_file(&key_file).unwrap();
-    let log = dir.join("audit.jsonl");
+    let log = dir.path().join("audit.jsonl");
     let sink = std::sync::Arc::new(FileSink::new(&log).sealed(&key_file, 3));
     let threads: Vec<_> = (0..8)
         .map(|t| {
@@ -189,9 +191,9 @@ fn receipts_name_their_own_records_when_seals_share_a_batch() {
 #[test]
 fn a_forged_final_seal_record_does_not_verify() {
     let dir = temp_dir("lastseal");
-    let key_file = dir.join("seal.key");
+    let key_file = dir.path().join("seal.key");
     let k0 = init_key_file(&key_file).unwrap();
-    let log = dir.join("audit.jsonl");
+    let log = dir.path().join("audit.jsonl");
     let sink = FileSink::new(&log).sealed(&key_file, 0);
     sink.append(&AuditEvent::note("a")).unwrap();
     sink.seal_now().unwrap();
@@ -210,12 +212,12 @@ fn a_forged_final_seal_record_does_not_verify() {
 #[test]
 fn one_seal_key_seals_one_log() {
     let dir = temp_dir("onekey");
-    let key_file = dir.join("seal.key");
+    let key_file = dir.path().join("seal.key");
     init_key_file(&key_file).unwrap();
-    let a = FileSink::new(dir.join("a.jsonl")).sealed(&key_file, 0);
+    let a = FileSink::new(dir.path().join("a.jsonl")).sealed(&key_file, 0);
     a.append(&AuditEvent::note("a")).unwrap();
     a.seal_now().unwrap();
-    let b = FileSink::new(dir.join("b.jsonl")).sealed(&key_file, 0);
+    let b = FileSink::new(dir.path().join("b.jsonl")).sealed(&key_file, 0);
     b.append(&AuditEvent::note("b")).unwrap();
     let err = b.seal_now().unwrap_err();
     assert!(err.to_string().contains("its own seal key"), "{err}");

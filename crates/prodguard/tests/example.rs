@@ -25,11 +25,13 @@ fn example_binary() -> PathBuf {
     path
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("prodguard-example-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory under the system temp dir, removed with everything in
+/// it when the returned guard drops (keep it alive until the test ends).
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("prodguard-example-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// Runs the example in a new session (no controlling terminal), optionally
@@ -95,14 +97,14 @@ fn records(dir: &Path) -> Vec<serde_json::Value> {
 #[test]
 fn in_development_it_migrates_and_audits() {
     let dir = temp_dir("dev");
-    let out = run_example(&dir, "development", None);
+    let out = run_example(dir.path(), "development", None);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(has_shipped_at(&dir.join("demo/orders.db")));
-    let records = records(&dir);
+    assert!(has_shipped_at(&dir.path().join("demo/orders.db")));
+    let records = records(dir.path());
     assert_eq!(records.len(), 2);
     assert_eq!(records[0]["op"]["tier"], "development");
     assert!(
@@ -110,26 +112,26 @@ fn in_development_it_migrates_and_audits() {
         "no backup needed in development"
     );
     // Idempotent: a second run finds it applied.
-    let again = run_example(&dir, "development", None);
+    let again = run_example(dir.path(), "development", None);
     assert!(String::from_utf8_lossy(&again.stdout).contains("already applied"));
 }
 
 #[test]
 fn in_production_without_a_terminal_it_refuses_and_changes_nothing() {
     let dir = temp_dir("prod-notty");
-    let out = run_example(&dir, "production", None);
+    let out = run_example(dir.path(), "production", None);
     assert_eq!(
         out.status.code(),
         Some(121),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!has_shipped_at(&dir.join("demo/orders.db")));
+    assert!(!has_shipped_at(&dir.path().join("demo/orders.db")));
     assert!(
-        !dir.join("demo/backups").exists(),
+        !dir.path().join("demo/backups").exists(),
         "no backup before a confirmation"
     );
-    let records = records(&dir);
+    let records = records(dir.path());
     assert_eq!(records.len(), 1);
     assert_eq!(records[0]["kind"], "refusal");
 }
@@ -137,16 +139,16 @@ fn in_production_without_a_terminal_it_refuses_and_changes_nothing() {
 #[test]
 fn in_production_a_typed_confirmation_backs_up_first_and_records_the_evidence() {
     let dir = temp_dir("prod-typed");
-    let out = run_example(&dir, "production", Some("orders"));
+    let out = run_example(dir.path(), "production", Some("orders"));
     let screen = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{screen}");
     assert!(
         screen.contains("type the target's name `orders`"),
         "{screen}"
     );
-    assert!(has_shipped_at(&dir.join("demo/orders.db")));
+    assert!(has_shipped_at(&dir.path().join("demo/orders.db")));
 
-    let intent = &records(&dir)[0];
+    let intent = &records(dir.path())[0];
     assert_eq!(intent["kind"], "intent");
     assert_eq!(intent["confirm"]["method"], "typed");
     let backup = &intent["backup"];
@@ -154,7 +156,7 @@ fn in_production_a_typed_confirmation_backs_up_first_and_records_the_evidence() 
     let location = if location.is_absolute() {
         location
     } else {
-        dir.join(location)
+        dir.path().join(location)
     };
     let (sha, bytes) = sha256_file(&location).unwrap();
     assert_eq!(
@@ -173,7 +175,7 @@ fn in_production_a_typed_confirmation_backs_up_first_and_records_the_evidence() 
 #[test]
 fn in_production_a_wrong_name_refuses() {
     let dir = temp_dir("prod-wrong");
-    let out = run_example(&dir, "production", Some("customers"));
+    let out = run_example(dir.path(), "production", Some("customers"));
     assert_eq!(out.status.code(), Some(121));
-    assert!(!has_shipped_at(&dir.join("demo/orders.db")));
+    assert!(!has_shipped_at(&dir.path().join("demo/orders.db")));
 }

@@ -1,7 +1,7 @@
 //! The Rust API end to end: real files, real shell commands, real audit log.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use prodguard::backup::sha256_file;
@@ -11,11 +11,13 @@ use prodguard::backup::{BackupEvidence, BackupRequest};
 use prodguard::confirm::{Challenge, ConfirmEvidence, ConfirmationAnswer};
 use prodguard::{Actor, ActorKind, Facts, Timestamp};
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("prodguard-guard-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory under the system temp dir, removed with everything in
+/// it when the returned guard drops (keep it alive until the test ends).
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("prodguard-guard-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn facts(vars: &[(&str, &str)]) -> Facts {
@@ -71,7 +73,7 @@ fn production_guard(dir: &Path, policy: Policy) -> prodguard::GuardBuilder {
 #[test]
 fn a_confirmed_operation_runs_and_returns_its_value() {
     let dir = temp_dir("confirmed");
-    let guard = production_guard(&dir, Policy::builtin_default())
+    let guard = production_guard(dir.path(), Policy::builtin_default())
         .confirmer(typed)
         .build()
         .unwrap();
@@ -81,7 +83,7 @@ fn a_confirmed_operation_runs_and_returns_its_value() {
         .run(|| 42)
         .unwrap();
     assert_eq!(value, 42);
-    let records = records(&dir.join("audit.jsonl"));
+    let records = records(&dir.path().join("audit.jsonl"));
     assert_eq!(records[0]["kind"], "intent");
     assert_eq!(
         records[0]["confirm"]["approver"], "ana",
@@ -93,7 +95,7 @@ fn a_confirmed_operation_runs_and_returns_its_value() {
 #[test]
 fn a_declined_confirmation_never_runs_the_operation() {
     let dir = temp_dir("declined");
-    let guard = production_guard(&dir, Policy::builtin_default())
+    let guard = production_guard(dir.path(), Policy::builtin_default())
         .confirmer(|c: &Challenge| {
             ConfirmationAnswer::Declined(format!("typed `x`, expected `{}`", c.expected))
         })
@@ -109,7 +111,10 @@ fn a_declined_confirmation_never_runs_the_operation() {
     assert_eq!(err.exit_code(), 121);
     assert!(matches!(err, GuardError::NotConfirmed(_)));
     assert!(err.to_string().contains("expected `orders`"), "{err}");
-    assert_eq!(records(&dir.join("audit.jsonl"))[0]["kind"], "refusal");
+    assert_eq!(
+        records(&dir.path().join("audit.jsonl"))[0]["kind"],
+        "refusal"
+    );
 }
 
 fn backup_policy(backup: &str) -> Policy {
@@ -125,14 +130,14 @@ fn backup_policy(backup: &str) -> Policy {
 #[test]
 fn a_command_backup_is_hashed_verified_and_recorded_before_the_operation() {
     let dir = temp_dir("backup");
-    let db = dir.join("orders.db");
+    let db = dir.path().join("orders.db");
     std::fs::write(&db, b"precious rows").unwrap();
-    let backup_path = dir.join("copy.bak");
+    let backup_path = dir.path().join("copy.bak");
     let policy = backup_policy(&format!(
         "{{ command = \"cp {{target}} {{path}}\", verify = \"test -s {{path}}\", path = \"{}\" }}",
         backup_path.display()
     ));
-    let guard = production_guard(&dir, policy).build().unwrap();
+    let guard = production_guard(dir.path(), policy).build().unwrap();
     let seen_backup = guard
         .operation("db.delete.rows")
         .target(db.to_str().unwrap())
@@ -140,7 +145,7 @@ fn a_command_backup_is_hashed_verified_and_recorded_before_the_operation() {
         .unwrap();
     assert!(seen_backup, "the backup existed before the operation ran");
     let (sha, bytes) = sha256_file(&backup_path).unwrap();
-    let intent = &records(&dir.join("audit.jsonl"))[0];
+    let intent = &records(&dir.path().join("audit.jsonl"))[0];
     assert_eq!(intent["backup"]["sha256"], sha.as_str());
     assert_eq!(intent["backup"]["bytes"], bytes);
     assert_eq!(intent["backup"]["verified"], true);
@@ -150,7 +155,7 @@ fn a_command_backup_is_hashed_verified_and_recorded_before_the_operation() {
 #[test]
 fn failed_or_unverified_backups_refuse_with_122() {
     let dir = temp_dir("badbackup");
-    let db = dir.join("orders.db");
+    let db = dir.path().join("orders.db");
     std::fs::write(&db, b"rows").unwrap();
     for (spec, needle) in [
         (
@@ -171,7 +176,9 @@ fn failed_or_unverified_backups_refuse_with_122() {
             "no backup at",
         ),
     ] {
-        let guard = production_guard(&dir, backup_policy(spec)).build().unwrap();
+        let guard = production_guard(dir.path(), backup_policy(spec))
+            .build()
+            .unwrap();
         let ran = AtomicBool::new(false);
         let err = guard
             .operation("db.migrate")
@@ -190,7 +197,7 @@ fn failed_or_unverified_backups_refuse_with_122() {
 #[test]
 fn a_stale_existing_backup_refuses_and_a_program_provider_satisfies() {
     let dir = temp_dir("program");
-    let guard = production_guard(&dir, backup_policy("{ provider = \"program\" }"))
+    let guard = production_guard(dir.path(), backup_policy("{ provider = \"program\" }"))
         .backup_provider(|_: &BackupRequest| {
             Ok(BackupEvidence {
                 location: "s3://backups/orders.dump".into(),
@@ -209,14 +216,14 @@ fn a_stale_existing_backup_refuses_and_a_program_provider_satisfies() {
         .run(|| ())
         .unwrap();
     assert_eq!(
-        records(&dir.join("audit.jsonl"))[0]["backup"]["location"],
+        records(&dir.path().join("audit.jsonl"))[0]["backup"]["location"],
         "s3://backups/orders.dump"
     );
 
-    let old = dir.join("old.dump");
+    let old = dir.path().join("old.dump");
     std::fs::write(&old, b"x").unwrap();
     let guard = production_guard(
-        &dir,
+        dir.path(),
         backup_policy(&format!(
             "{{ path = \"{}\", max_age = \"1s\" }}",
             old.display()
@@ -237,7 +244,7 @@ fn a_stale_existing_backup_refuses_and_a_program_provider_satisfies() {
 #[test]
 fn a_failing_operation_is_recorded_with_its_error() {
     let dir = temp_dir("failing");
-    let guard = production_guard(&dir, Policy::builtin_default())
+    let guard = production_guard(dir.path(), Policy::builtin_default())
         .confirmer(typed)
         .build()
         .unwrap();
@@ -247,7 +254,7 @@ fn a_failing_operation_is_recorded_with_its_error() {
         .try_run(|| Err::<(), _>("duplicate column shipped_at"))
         .unwrap();
     assert_eq!(result, Err("duplicate column shipped_at"));
-    let outcome = &records(&dir.join("audit.jsonl"))[1]["outcome"];
+    let outcome = &records(&dir.path().join("audit.jsonl"))[1]["outcome"];
     assert_eq!(outcome["status"], "failed");
     assert_eq!(outcome["error"], "duplicate column shipped_at");
 }
@@ -255,7 +262,7 @@ fn a_failing_operation_is_recorded_with_its_error() {
 #[test]
 fn a_panicking_operation_is_recorded_and_the_panic_continues() {
     let dir = temp_dir("panic");
-    let guard = production_guard(&dir, Policy::builtin_default())
+    let guard = production_guard(dir.path(), Policy::builtin_default())
         .confirmer(typed)
         .build()
         .unwrap();
@@ -267,7 +274,7 @@ fn a_panicking_operation_is_recorded_and_the_panic_continues() {
     }));
     assert!(caught.is_err(), "the panic reaches the caller");
     assert_eq!(
-        records(&dir.join("audit.jsonl"))[1]["outcome"]["status"],
+        records(&dir.path().join("audit.jsonl"))[1]["outcome"]["status"],
         "panicked"
     );
 }
@@ -275,7 +282,7 @@ fn a_panicking_operation_is_recorded_and_the_panic_continues() {
 #[test]
 fn a_dropped_permit_records_an_abandoned_outcome() {
     let dir = temp_dir("abandoned");
-    let guard = production_guard(&dir, Policy::builtin_default())
+    let guard = production_guard(dir.path(), Policy::builtin_default())
         .confirmer(typed)
         .build()
         .unwrap();
@@ -285,7 +292,7 @@ fn a_dropped_permit_records_an_abandoned_outcome() {
         .begin()
         .unwrap();
     drop(permit);
-    let records = records(&dir.join("audit.jsonl"));
+    let records = records(&dir.path().join("audit.jsonl"));
     assert_eq!(records.len(), 2);
     assert_eq!(records[1]["outcome"]["status"], "abandoned");
 }
@@ -293,13 +300,13 @@ fn a_dropped_permit_records_an_abandoned_outcome() {
 #[test]
 fn no_audit_log_where_audit_is_required_refuses_with_123() {
     let dir = temp_dir("noaudit");
-    std::fs::write(dir.join("file"), b"x").unwrap();
+    std::fs::write(dir.path().join("file"), b"x").unwrap();
     let guard = Guard::builder()
         .policy(Policy::builtin_default())
         .facts(facts(&[("APP_ENV", "production")]))
         .actor(ana())
         .confirmer(typed)
-        .audit_log(dir.join("file").join("audit.jsonl"))
+        .audit_log(dir.path().join("file").join("audit.jsonl"))
         .build()
         .unwrap();
     let ran = AtomicBool::new(false);
@@ -320,7 +327,7 @@ fn a_deny_rule_refuses_with_120_and_the_check_agrees() {
         "t.toml",
     )
     .unwrap();
-    let guard = production_guard(&dir, policy).build().unwrap();
+    let guard = production_guard(dir.path(), policy).build().unwrap();
     let op = prodguard::Operation::new("db.drop").with_target("orders");
     assert_eq!(guard.check(&op).exit_code, 120);
     let err = guard
@@ -340,12 +347,16 @@ fn development_runs_without_asking() {
         .confirmer(|_: &Challenge| -> ConfirmationAnswer {
             panic!("nobody is asked in development")
         })
-        .audit_log(dir.join("audit.jsonl"))
+        .audit_log(dir.path().join("audit.jsonl"))
         .build()
         .unwrap();
     assert!(!guard.detection().protected);
     guard.operation("db.migrate").run(|| ()).unwrap();
-    assert_eq!(records(&dir.join("audit.jsonl")).len(), 2, "still audited");
+    assert_eq!(
+        records(&dir.path().join("audit.jsonl")).len(),
+        2,
+        "still audited"
+    );
 }
 
 #[test]
@@ -363,7 +374,7 @@ fn an_explicit_environment_cannot_downgrade_a_declared_production() {
 #[test]
 fn timestamps_in_records_are_rfc3339() {
     let dir = temp_dir("ts");
-    let guard = production_guard(&dir, Policy::builtin_default())
+    let guard = production_guard(dir.path(), Policy::builtin_default())
         .confirmer(typed)
         .build()
         .unwrap();
@@ -372,7 +383,7 @@ fn timestamps_in_records_are_rfc3339() {
         .target("orders")
         .run(|| ())
         .unwrap();
-    let ts = records(&dir.join("audit.jsonl"))[0]["ts"]
+    let ts = records(&dir.path().join("audit.jsonl"))[0]["ts"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -435,13 +446,13 @@ fn child_reports_detection() {
 #[test]
 fn a_backup_command_that_leaves_an_old_file_is_no_evidence() {
     let dir = temp_dir("stale-command");
-    let old = dir.join("old.bak");
+    let old = dir.path().join("old.bak");
     write_dated(&old, b"last year's rows", "2020-01-01");
     let policy = backup_policy(&format!(
         "{{ command = \"true\", verify = \"test -s {{path}}\", path = \"{}\" }}",
         old.display()
     ));
-    let guard = production_guard(&dir, policy).build().unwrap();
+    let guard = production_guard(dir.path(), policy).build().unwrap();
     let err = guard
         .operation("db.migrate")
         .target("orders")
@@ -454,13 +465,13 @@ fn a_backup_command_that_leaves_an_old_file_is_no_evidence() {
 #[test]
 fn an_existing_backup_dated_in_the_future_is_refused() {
     let dir = temp_dir("future");
-    let file = dir.join("future.dump");
+    let file = dir.path().join("future.dump");
     write_dated(&file, b"rows", "2035-01-01");
     let policy = backup_policy(&format!(
         "{{ path = \"{}\", max_age = \"1h\" }}",
         file.display()
     ));
-    let guard = production_guard(&dir, policy).build().unwrap();
+    let guard = production_guard(dir.path(), policy).build().unwrap();
     let err = guard
         .operation("db.migrate")
         .target("orders")
@@ -477,13 +488,13 @@ fn a_recent_backup_may_be_named_by_a_glob_and_the_newest_counts() {
         ("orders-1.dump", "2020-01-01"),
         ("orders-2.dump", "2020-06-01"),
     ] {
-        write_dated(&dir.join(name), name, date);
+        write_dated(&dir.path().join(name), name, date);
     }
     let spec = format!(
         "{{ path = \"{}/orders-*.dump\", max_age = \"1h\", verify = \"test -s {{path}}\" }}",
-        dir.display()
+        dir.path().display()
     );
-    let guard = production_guard(&dir, backup_policy(&spec))
+    let guard = production_guard(dir.path(), backup_policy(&spec))
         .build()
         .unwrap();
     let err = guard
@@ -496,13 +507,13 @@ fn a_recent_backup_may_be_named_by_a_glob_and_the_newest_counts() {
         err.to_string().contains("orders-2.dump"),
         "the newest is judged: {err}"
     );
-    std::fs::write(dir.join("orders-3.dump"), b"fresh").unwrap();
+    std::fs::write(dir.path().join("orders-3.dump"), b"fresh").unwrap();
     guard
         .operation("db.migrate")
         .target("orders")
         .run(|| ())
         .unwrap();
-    let intent = records(&dir.join("audit.jsonl"))
+    let intent = records(&dir.path().join("audit.jsonl"))
         .into_iter()
         .find(|r| r["kind"] == "intent")
         .unwrap();

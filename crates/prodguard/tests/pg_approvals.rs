@@ -7,8 +7,6 @@
 
 mod pg_common;
 
-use std::path::PathBuf;
-
 use pg_common::*;
 use prodguard::audit::{AuditSink, FileSink, SpendError};
 use prodguard::pg::{LedgerSink, PgAuditSink, PgLedger, PgServer, verify};
@@ -20,11 +18,13 @@ use prodguard_core::{Facts, Timestamp};
 const TOKEN: &str = "PRODGUARD_PGTEST_TOKEN";
 const POLICY: &str = "PRODGUARD_PGTEST_POLICY";
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("prodguard-pg-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory under the system temp dir, removed with everything in
+/// it when the returned guard drops (keep it alive until the test ends).
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("prodguard-pg-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// An intent record that uses approval `token_id`.
@@ -159,9 +159,9 @@ fn one_approval_token_eight_guarded_processes_exactly_one_operation_runs() {
         .batch_execute("CREATE TABLE ran (pid integer, at timestamptz)")
         .unwrap();
     let dir = temp_dir("approval-guard-race");
-    let key_file = dir.join("approval.key");
+    let key_file = dir.path().join("approval.key");
     prodguard::approval::generate_key(&key_file).unwrap();
-    let policy_file = dir.join("prodguard.toml");
+    let policy_file = dir.path().join("prodguard.toml");
     std::fs::write(
         &policy_file,
         format!(
@@ -246,11 +246,11 @@ fn a_ledger_refuses_a_replay_on_any_host_for_an_audit_log_kept_elsewhere() {
     // Two hosts, each with its own file log, sharing the ledger.
     let host_a = LedgerSink::new(
         PgLedger::new(&url).unwrap(),
-        FileSink::new(dir.join("a.jsonl")),
+        FileSink::new(dir.path().join("a.jsonl")),
     );
     let host_b = LedgerSink::new(
         PgLedger::new(&url).unwrap(),
-        FileSink::new(dir.join("b.jsonl")),
+        FileSink::new(dir.path().join("b.jsonl")),
     );
     host_a.check().unwrap();
     let issued = prodguard::facts::now();
@@ -262,7 +262,10 @@ fn a_ledger_refuses_a_replay_on_any_host_for_an_audit_log_kept_elsewhere() {
         .unwrap_err();
     assert!(matches!(err, SpendError::Spent { .. }), "{err}");
     assert!(err.to_string().contains("spent by host"), "{err}");
-    assert!(!dir.join("b.jsonl").exists(), "the replay appended nothing");
+    assert!(
+        !dir.path().join("b.jsonl").exists(),
+        "the replay appended nothing"
+    );
     assert!(host_b.ledger().is_spent("n-1").unwrap());
     assert!(!host_b.ledger().is_spent("n-2").unwrap());
     host_b

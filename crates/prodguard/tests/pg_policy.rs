@@ -20,11 +20,13 @@ use prodguard_core::Tier;
 use prodguard_core::audit::ConfirmEvidence;
 use prodguard_core::session::{Challenge, ConfirmationAnswer, Stamp};
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("prodguard-pgpol-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory under the system temp dir, removed with everything in
+/// it when the returned guard drops (keep it alive until the test ends).
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("prodguard-pgpol-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// `text` plus a rule guarding every operation in production with a
@@ -103,7 +105,7 @@ fn with_password(url: &str, password: &str) -> String {
 fn the_policy_sink_takes_every_record_and_the_log_keeps_a_copy() {
     let url = fresh_db("policy_sink");
     let dir = temp_dir("sink");
-    let log = dir.join("audit.jsonl");
+    let log = dir.path().join("audit.jsonl");
     let policy = policy(&format!(
         "[audit]\nsink = {url:?}\nlog = {:?}\n",
         log.display().to_string()
@@ -154,7 +156,7 @@ fn the_policy_sink_alone_is_the_trail() {
 fn an_unreachable_policy_sink_refuses_with_123_naming_the_server() {
     let url = closed_url("");
     let dir = temp_dir("sink-down");
-    let log = dir.join("audit.jsonl");
+    let log = dir.path().join("audit.jsonl");
     let guard = guard(
         policy(&format!("[audit]\nsink = {url:?}\n")),
         "production",
@@ -192,11 +194,11 @@ fn approval_policy(dir: &Path, require: &str, ledger: &str) -> (Policy, PathBuf)
 fn the_policy_ledger_makes_a_token_single_use_across_hosts_with_their_own_logs() {
     let url = fresh_db("policy_ledger");
     let dir = temp_dir("ledger");
-    let (policy, key_file) = approval_policy(&dir, "[\"confirm\", \"audit\"]", &url);
+    let (policy, key_file) = approval_policy(dir.path(), "[\"confirm\", \"audit\"]", &url);
     let token = issue_token(&key_file, "db.migrate", "orders");
     let host = |log: &str| {
         guard(policy.clone(), "production", "ana")
-            .audit_log(dir.join(log))
+            .audit_log(dir.path().join(log))
             .approval(token.clone())
             .build()
             .unwrap()
@@ -210,7 +212,10 @@ fn the_policy_ledger_makes_a_token_single_use_across_hosts_with_their_own_logs()
     let err = refused(&host_b, 121);
     assert!(err.contains("spent by host"), "{err}");
     // Host B's own log records the refusal, not an intent.
-    assert_eq!(kinds(&file_records(&dir.join("b.jsonl"))), ["refusal"]);
+    assert_eq!(
+        kinds(&file_records(&dir.path().join("b.jsonl"))),
+        ["refusal"]
+    );
     let spent: i64 = connect(&url)
         .query_one("SELECT count(*) FROM prodguard_spent", &[])
         .unwrap()
@@ -226,10 +231,10 @@ fn an_approval_whose_ledger_is_down_never_runs_even_without_an_audit_requirement
     // A policy cannot hold a password (validation refuses one), so the
     // URL has none; pg_unreachable.rs checks that a password given to the
     // runtime never shows in its errors.
-    let (policy, key_file) = approval_policy(&dir, "[\"confirm\"]", &closed_url(""));
+    let (policy, key_file) = approval_policy(dir.path(), "[\"confirm\"]", &closed_url(""));
     let token = issue_token(&key_file, "db.migrate", "orders");
     let guard = guard(policy, "production", "ana")
-        .audit_log(dir.join("audit.jsonl"))
+        .audit_log(dir.path().join("audit.jsonl"))
         .approval(token)
         .build()
         .unwrap();
@@ -243,11 +248,11 @@ fn the_policy_lock_refuses_a_second_run_naming_the_holder() {
     let dir = temp_dir("lock");
     let policy = policy(&format!("[fleet]\nlock = {url:?}\n"));
     let ana = guard(policy.clone(), "production", "ana")
-        .audit_log(dir.join("ana.jsonl"))
+        .audit_log(dir.path().join("ana.jsonl"))
         .build()
         .unwrap();
     let bob = guard(policy, "production", "bob")
-        .audit_log(dir.join("bob.jsonl"))
+        .audit_log(dir.path().join("bob.jsonl"))
         .build()
         .unwrap();
     let permit = ana
@@ -259,7 +264,7 @@ fn the_policy_lock_refuses_a_second_run_naming_the_holder() {
     assert!(text.contains("already running"), "{text}");
     assert!(text.contains("ana@"), "names the holder: {text}");
     // The refusal is in bob's log like any other.
-    let refused = file_records(&dir.join("bob.jsonl"));
+    let refused = file_records(&dir.path().join("bob.jsonl"));
     assert_eq!(kinds(&refused), ["refusal"]);
     assert_eq!(refused[0]["decision"]["exit_code"], 120);
     // Another target, or the same one once ana is done, runs.
@@ -351,7 +356,7 @@ fn one_database_is_one_lock_however_its_url_is_spelled() {
 fn a_lock_lost_while_confirming_refuses_before_the_intent() {
     let url = fresh_db("policy_lock_lost");
     let dir = temp_dir("lock-lost");
-    let log = dir.join("audit.jsonl");
+    let log = dir.path().join("audit.jsonl");
     let policy = policy(&format!("[fleet]\nlock = {url:?}\n"));
     let lock_url = url.clone();
     let guard = guard(policy, "production", "ana")
@@ -384,7 +389,7 @@ fn an_unreachable_lock_server_refuses_with_123_and_free_operations_take_no_lock(
     let dir = temp_dir("lock-down");
     let policy = policy(&format!("[fleet]\nlock = {:?}\n", closed_url("")));
     let production = guard(policy.clone(), "production", "ana")
-        .audit_log(dir.join("audit.jsonl"))
+        .audit_log(dir.path().join("audit.jsonl"))
         .build()
         .unwrap();
     let err = refused(&production, 123);
@@ -392,7 +397,7 @@ fn an_unreachable_lock_server_refuses_with_123_and_free_operations_take_no_lock(
     assert!(err.contains("postgresql://fleet@127.0.0.1:"), "{err}");
     // In development the rule requires nothing, so no lock is taken.
     let development = guard(policy, "development", "ana")
-        .audit_log(dir.join("audit.jsonl"))
+        .audit_log(dir.path().join("audit.jsonl"))
         .build()
         .unwrap();
     assert_eq!(
@@ -408,7 +413,7 @@ fn an_unreachable_lock_server_refuses_with_123_and_free_operations_take_no_lock(
 fn a_database_url_password_never_reaches_a_record_or_a_message() {
     let url = fresh_db("policy_target");
     let dir = temp_dir("target");
-    let log = dir.join("audit.jsonl");
+    let log = dir.path().join("audit.jsonl");
     prodguard::pg::write_stamp(
         &url,
         &Stamp {

@@ -23,11 +23,13 @@ use prodguard_core::audit::{Actor, AuditEvent};
 use prodguard_core::policy::{ActorKind, BackupSpec};
 use prodguard_core::session::{BackupRequest, Stamp};
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("prodguard-pg-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory under the system temp dir, removed with everything in
+/// it when the returned guard drops (keep it alive until the test ends).
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("prodguard-pg-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn production() -> Stamp {
@@ -86,7 +88,7 @@ fn a_production_stamp_refuses_a_development_run_with_124() {
             user: "ana".into(),
             kind: ActorKind::Human,
         })
-        .audit_sink(FileSink::new(dir.join("audit.jsonl")))
+        .audit_sink(FileSink::new(dir.path().join("audit.jsonl")))
         .stamp_reader(PgStamps)
         .build()
         .unwrap();
@@ -122,7 +124,7 @@ fn pg_dump_custom_format_is_a_verified_backup() {
         path: None,
         max_age_seconds: None,
     };
-    let evidence = CommandBackup::new(&dir)
+    let evidence = CommandBackup::new(dir.path())
         .backup(&BackupRequest {
             target: Some(url.clone()),
             spec: spec.clone(),
@@ -131,7 +133,7 @@ fn pg_dump_custom_format_is_a_verified_backup() {
     assert!(evidence.verified, "{evidence:?}");
     assert!(evidence.bytes > 0);
     let dump = PathBuf::from(&evidence.location);
-    assert!(dump.starts_with(&dir), "{}", dump.display());
+    assert!(dump.starts_with(dir.path()), "{}", dump.display());
     assert_eq!(sha256_file(&dump).unwrap().0, evidence.sha256);
     // The custom-format archive lists the tables, the trail and the stamp included.
     let listed = Command::new("pg_restore")
@@ -149,7 +151,7 @@ fn pg_dump_custom_format_is_a_verified_backup() {
     }
     // A damaged archive does not verify.
     let bytes = std::fs::read(&dump).unwrap();
-    let broken = dir.join("broken.dump");
+    let broken = dir.path().join("broken.dump");
     std::fs::write(&broken, &bytes[..bytes.len() / 3]).unwrap();
     let status = Command::new("pg_restore")
         .arg("--list")
@@ -162,7 +164,7 @@ fn pg_dump_custom_format_is_a_verified_backup() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    let err = CommandBackup::new(&dir)
+    let err = CommandBackup::new(dir.path())
         .backup(&BackupRequest {
             target: Some(format!("postgresql://postgres@127.0.0.1:{port}/nothing")),
             spec,
@@ -179,7 +181,7 @@ fn a_database_stamped_like_the_environment_runs() {
     write_stamp(&url, &production()).unwrap();
     let dir = temp_dir("stamp-agrees");
     let guard = confirmed_production_guard()
-        .audit_sink(FileSink::new(dir.join("audit.jsonl")))
+        .audit_sink(FileSink::new(dir.path().join("audit.jsonl")))
         .stamp_reader(PgStamps)
         .build()
         .unwrap();
@@ -187,5 +189,9 @@ fn a_database_stamped_like_the_environment_runs() {
         guard.operation("db.migrate").target(url).run(|| 7).unwrap(),
         7
     );
-    assert!(FileSink::new(dir.join("audit.jsonl")).check().is_ok());
+    assert!(
+        FileSink::new(dir.path().join("audit.jsonl"))
+            .check()
+            .is_ok()
+    );
 }

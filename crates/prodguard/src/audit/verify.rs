@@ -389,8 +389,11 @@ mod tests {
 
     #[test]
     fn a_rotated_sealed_set_verifies_to_its_anchor_and_its_last_seal() {
-        let dir = std::env::temp_dir().join(format!("prodguard-verify-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("prodguard-verify-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path();
         let first_key = SealKey {
             epoch: 0,
             key: [3; 32],
@@ -426,6 +429,5 @@ mod tests {
         let report = verify_files(open(), None, Some(&first_key.evolve()), None).unwrap();
         assert_eq!(report.exit_code(), 1);
         assert_eq!(report.damage.unwrap().line, 5);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

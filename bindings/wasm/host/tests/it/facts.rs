@@ -52,15 +52,18 @@ fn gathered(env: &[(&str, String)], marker: &std::path::Path) -> Facts {
 
 #[test]
 fn the_process_facts_decide_like_the_runtime() {
-    let marker =
-        std::env::temp_dir().join(format!("prodguard-wasmtime-marker-{}", std::process::id()));
+    let dir = tempfile::Builder::new()
+        .prefix("prodguard-wasmtime-marker-")
+        .tempdir()
+        .unwrap();
+    let marker = dir.path().join("marker");
     std::fs::write(&marker, "# managed by ansible\nstaging\n").unwrap();
     let huge = "x".repeat(MAX_FACT_BYTES + 1);
     let facts = gathered(
         &[("APP_ENV", "production".into()), ("SOME_BLOB", huge)],
         &marker,
     );
-    let _ = std::fs::remove_file(&marker);
+    drop(dir);
 
     assert_eq!(
         facts.env.get("APP_ENV").map(String::as_str),
