@@ -65,13 +65,23 @@ impl Env {
         cmd.output().unwrap()
     }
 
-    fn approve(&self, approver: &str, args: &[&str]) -> String {
-        let mut all = vec!["approve", "--op", "db.migrate", "--target", "orders.db"];
+    /// `approve --op db.migrate --target orders.db --env production`, with
+    /// `args` replacing or adding to those; the run as it ended.
+    fn try_approve(&self, approver: &str, vars: &[(&str, &str)], args: &[&str]) -> Output {
+        let mut all = vec!["approve", "--op", "db.migrate"];
+        if !args.contains(&"--target") {
+            all.extend_from_slice(&["--target", "orders.db"]);
+        }
         if !args.contains(&"--env") {
             all.extend_from_slice(&["--env", "production"]);
         }
         all.extend_from_slice(args);
-        let out = self.run(approver, &[], &all);
+        self.run(approver, vars, &all)
+    }
+
+    /// A token from a successful `approve` (see [`Env::try_approve`]).
+    fn approve(&self, approver: &str, args: &[&str]) -> String {
+        let out = self.try_approve(approver, &[], args);
         assert!(
             out.status.success(),
             "{}",
@@ -402,35 +412,11 @@ fn break_glass_runs_only_where_allowed_with_its_reason_recorded() {
 fn approvals_resist_the_obvious_workarounds() {
     let env = Env::new("workarounds", true, COPY_BACKUP);
     // An agent cannot issue an approval.
-    let out = env.run(
-        "bot",
-        &[("CLAUDECODE", "1")],
-        &[
-            "approve",
-            "--op",
-            "db.migrate",
-            "--target",
-            "orders.db",
-            "--env",
-            "production",
-        ],
-    );
+    let out = env.try_approve("bot", &[("CLAUDECODE", "1")], &[]);
     assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
     assert!(stderr(&out).contains("AI agent"), "{}", stderr(&out));
     // A misspelled environment is refused, an alias is canonical.
-    let out = env.run(
-        "bob",
-        &[],
-        &[
-            "approve",
-            "--op",
-            "db.migrate",
-            "--target",
-            "orders.db",
-            "--env",
-            "prodution",
-        ],
-    );
+    let out = env.try_approve("bob", &[], &["--env", "prodution"]);
     assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
     let token = env.approve("bob", &["--env", "prod"]);
     // Spending happens in the policy's log: pointing the run elsewhere is refused.
@@ -518,37 +504,11 @@ fn tokens_follow_the_policy_at_issuance_and_when_used() {
     let env = Env::new("issuance", true, COPY_BACKUP);
     // A target no guarded operation would accept is not approved either.
     let long = "a".repeat(257);
-    let out = env.run(
-        "bob",
-        &[],
-        &[
-            "approve",
-            "--op",
-            "db.migrate",
-            "--target",
-            &long,
-            "--env",
-            "production",
-        ],
-    );
+    let out = env.try_approve("bob", &[], &["--target", &long]);
     assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
     assert!(stderr(&out).contains("256 bytes"), "{}", stderr(&out));
     // Longer than max_ttl is refused at issuance…
-    let out = env.run(
-        "bob",
-        &[],
-        &[
-            "approve",
-            "--op",
-            "db.migrate",
-            "--target",
-            "orders.db",
-            "--env",
-            "production",
-            "--ttl",
-            "16m",
-        ],
-    );
+    let out = env.try_approve("bob", &[], &["--ttl", "16m"]);
     assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("--ttl 16m is longer than the policy allows"),
