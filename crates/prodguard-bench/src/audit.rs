@@ -70,6 +70,7 @@ pub fn sample_event(i: usize) -> AuditEvent {
     event.actor = Some(Actor {
         user: "bench".into(),
         kind: ActorKind::Service,
+        account: None,
     });
     event.op = Some(OperationRecord {
         kind: "db.migrate".into(),

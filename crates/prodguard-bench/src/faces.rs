@@ -185,6 +185,7 @@ pub fn rust_guard(policy: Policy, audit_log: &Path) -> Result<Guard, BenchError>
         .actor(Actor {
             user: "bench".into(),
             kind: ActorKind::Service,
+            account: None,
         })
         .audit_log(audit_log)
         .build()

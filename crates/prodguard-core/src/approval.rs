@@ -724,6 +724,7 @@ mod tests {
         Actor {
             user: "ana".into(),
             kind,
+            account: None,
         }
     }
 

@@ -20,7 +20,7 @@
 //!     policy: &policy,
 //!     detection: &detection,
 //!     operation: Operation::new("db.migrate").with_target("orders"),
-//!     actor: Actor { user: "ana".into(), kind: ActorKind::Human },
+//!     actor: Actor { user: "ana".into(), kind: ActorKind::Human, account: None },
 //!     attempt_id: "a1".into(),
 //!     now: Timestamp(0),
 //! });
@@ -1628,6 +1628,7 @@ mod tests {
         Actor {
             user: "ana".into(),
             kind: ActorKind::Human,
+            account: None,
         }
     }
 
@@ -1998,6 +1999,7 @@ mod tests {
         let agent = Actor {
             user: "bot".into(),
             kind: ActorKind::Agent,
+            account: None,
         };
         let mut s = start(&p, Tier::Production, agent);
         expect_append(&mut s, EventKind::Refusal, Ok(()));

@@ -98,8 +98,9 @@ fn non_empty_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-/// Who is acting: `PRODGUARD_ACTOR`, else `SUDO_USER`, else `USER`/`LOGNAME`,
-/// else the name of the process's uid; and as what kind of actor.
+/// Who is acting: the OS account of the real uid (the identity), labelled
+/// `PRODGUARD_ACTOR`, else `SUDO_USER`, else `USER`/`LOGNAME`, else that
+/// account's name; and as what kind of actor.
 pub fn current_actor() -> Actor {
     let user = non_empty_var("PRODGUARD_ACTOR")
         .or_else(|| non_empty_var("SUDO_USER"))
@@ -109,9 +110,12 @@ pub fn current_actor() -> Actor {
     Actor {
         user,
         kind: actor_kind(),
+        account: Some(uid_name()),
     }
 }
 
+/// The real uid's account name, or `uid:N` when the password database has
+/// no entry for it (a container's arbitrary uid).
 fn uid_name() -> String {
     os_user().unwrap_or_else(|| format!("uid:{}", nix::unistd::getuid()))
 }

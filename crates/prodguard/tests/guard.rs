@@ -50,6 +50,7 @@ fn ana() -> Actor {
     Actor {
         user: "ana".into(),
         kind: ActorKind::Human,
+        account: None,
     }
 }
 

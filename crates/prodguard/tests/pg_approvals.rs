@@ -79,6 +79,7 @@ fn child() {
                 .actor(Actor {
                     user: "ana".into(),
                     kind: ActorKind::Ci,
+                    account: None,
                 })
                 .approval(token)
                 .build()

@@ -87,6 +87,7 @@ fn a_production_stamp_refuses_a_development_run_with_124() {
         .actor(Actor {
             user: "ana".into(),
             kind: ActorKind::Human,
+            account: None,
         })
         .audit_sink(FileSink::new(dir.path().join("audit.jsonl")))
         .stamp_reader(PgStamps)

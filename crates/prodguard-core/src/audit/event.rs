@@ -27,12 +27,22 @@ pub enum EventKind {
 }
 
 /// Who acted.
+///
+/// `account` is the identity: the OS account of the process's real uid, as
+/// the password database names it (the runtime reads it; a host states it).
+/// `user` is a display label (`PRODGUARD_ACTOR`, `SUDO_USER`, `USER`) that
+/// anyone who sets the environment chooses, recorded beside the account and
+/// never used to decide who may approve or break glass.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
-    /// The person or account.
+    /// Who the actor says it is (a display label).
     pub user: String,
     /// Human, CI, agent or service.
     pub kind: ActorKind,
+    /// The OS account of the real uid; `None` where nobody vouched for one
+    /// (records written before 0.2, a host that states no uid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 /// The operation and where it ran.

@@ -113,7 +113,7 @@ impl Evidence {
     /// use prodguard_core::audit::Actor;
     /// use prodguard_core::policy::ActorKind;
     ///
-    /// let mut evidence = Evidence::new(Actor { user: "alice".into(), kind: ActorKind::Human }, "attempt-1");
+    /// let mut evidence = Evidence::new(Actor { user: "alice".into(), kind: ActorKind::Human, account: None }, "attempt-1");
     /// evidence.typed = Some("orders".into());
     /// let json = serde_json::to_value(&evidence).unwrap();
     /// assert_eq!(json["typed"], "orders");

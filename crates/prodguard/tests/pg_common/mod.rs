@@ -175,6 +175,7 @@ pub fn confirmed_guard(
         .actor(Actor {
             user: user.into(),
             kind: ActorKind::Human,
+            account: None,
         })
         .confirmer(|_: &Challenge| {
             ConfirmationAnswer::Confirmed(ConfirmEvidence {

@@ -47,6 +47,7 @@ fn intent_event() -> Value {
         Actor {
             user: "alice".into(),
             kind: ActorKind::Human,
+            account: None,
         },
         "attempt-1",
     );

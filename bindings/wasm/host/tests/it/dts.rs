@@ -206,6 +206,7 @@ fn actor() -> Actor {
     Actor {
         user: "alice".into(),
         kind: ActorKind::Human,
+        account: None,
     }
 }
 

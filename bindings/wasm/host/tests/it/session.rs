@@ -23,6 +23,7 @@ fn evidence() -> Evidence {
         Actor {
             user: "alice".into(),
             kind: ActorKind::Human,
+            account: None,
         },
         ATTEMPT,
     )
