@@ -89,6 +89,7 @@ pub fn sample_event(i: usize) -> AuditEvent {
             "the environment is production (tier production), decided by env:APP_ENV".into(),
         ],
         exit_code: None,
+        policy: Vec::new(),
     });
     event
 }

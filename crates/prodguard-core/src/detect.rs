@@ -309,9 +309,19 @@ pub(crate) fn classify_with(
 ) -> Detection {
     let mut evidence = Vec::with_capacity(if every_signal { SIGNALS.len() } else { 4 });
     for signal in SIGNALS {
+        if let Signal::Marker = signal {
+            // The system marker, always; then any a policy adds.
+            for path in config.marker_paths() {
+                let seen = marker_signal(facts, &path, config);
+                if every_signal || seen.value.is_some() {
+                    evidence.push(seen);
+                }
+            }
+            continue;
+        }
         let seen = match signal {
             Signal::Explicit => explicit_signal(facts, config),
-            Signal::Marker => marker_signal(facts, config),
+            Signal::Marker => continue,
             // A variable's signal has a value exactly when it is set: an
             // unset one need not be built only to be dropped.
             Signal::Env(s) if !every_signal && !facts.env.contains_key(s.var) => continue,
@@ -375,7 +385,7 @@ pub(crate) fn classify_with(
                 decided_by: decided_by.to_string(),
                 evidence,
                 conflicts: Vec::new(),
-                hint: Some(undetermined_hint(config)),
+                hint: Some(undetermined_hint()),
             }
         }
     }
@@ -385,17 +395,11 @@ fn is_protected(tier: Tier) -> bool {
     matches!(tier, Tier::Production | Tier::Unknown)
 }
 
-fn undetermined_hint(config: &EnvironmentConfig) -> String {
-    let marker = config.marker_file.trim();
-    if marker.is_empty() {
-        format!(
-            "nothing declares the environment: set {PRODGUARD_ENV} (e.g. {PRODGUARD_ENV}=development)"
-        )
-    } else {
-        format!(
-            "nothing declares the environment: set {PRODGUARD_ENV} (e.g. {PRODGUARD_ENV}=development) or write the name to {marker}"
-        )
-    }
+fn undetermined_hint() -> String {
+    let marker = crate::trust::system_path(crate::trust::SYSTEM_MARKER_NAME);
+    format!(
+        "nothing declares the environment: set {PRODGUARD_ENV} (e.g. {PRODGUARD_ENV}=development) or write the name to {marker}"
+    )
 }
 
 /// The outcome of one group of signals (declarations, or hints).
@@ -619,17 +623,8 @@ fn named_env_signal(
     }
 }
 
-fn marker_signal(facts: &Facts, config: &EnvironmentConfig) -> Evidence {
-    let path = config.marker_file.trim();
+fn marker_signal(facts: &Facts, path: &str, config: &EnvironmentConfig) -> Evidence {
     let source = format!("file:{path}");
-    if path.is_empty() {
-        return unset(
-            source,
-            None,
-            Strength::Declared,
-            "no marker file is configured ([environment] marker_file is empty)",
-        );
-    }
     let Some(content) = facts.files.get(path) else {
         return unset(source, None, Strength::Declared, "not present");
     };
@@ -1326,7 +1321,7 @@ mod tests {
     #[test]
     fn marker_file_first_meaningful_line_declares() {
         let config = default_config();
-        let path = config.marker_file.clone();
+        let path = crate::trust::system_path("environment");
         let source = format!("file:{path}");
         let table: &[(&str, Option<(&str, Tier)>)] = &[
             ("production\n", Some(("production", Tier::Production))),
@@ -1374,22 +1369,28 @@ mod tests {
     }
 
     #[test]
-    fn marker_file_path_comes_from_the_policy() {
+    fn a_policy_marker_adds_to_the_system_marker_and_never_replaces_it() {
         let mut config = default_config();
         config.marker_file = "/srv/app/ENVIRONMENT".into();
         let mut f = Facts::default();
         f.files.insert("/srv/app/ENVIRONMENT".into(), "dev".into());
-        f.files
-            .insert("/etc/prodguard/environment".into(), "production".into());
         let d = classify(&f, &config);
         assert_eq!(d.decided_by, "file:/srv/app/ENVIRONMENT");
         assert_eq!(d.tier, Tier::Development);
+
+        // Moving `marker_file` does not stop the system marker counting.
+        f.files
+            .insert("/etc/prodguard/environment".into(), "production".into());
+        let d = classify(&f, &config);
+        assert_eq!(d.decided_by, "file:/etc/prodguard/environment");
+        assert_eq!(d.tier, Tier::Production);
+        assert_eq!(d.conflicts.len(), 1);
 
         let d = classify(&Facts::default(), &config);
         assert_eq!(
             d.hint.as_deref(),
             Some(
-                "nothing declares the environment: set PRODGUARD_ENV (e.g. PRODGUARD_ENV=development) or write the name to /srv/app/ENVIRONMENT"
+                "nothing declares the environment: set PRODGUARD_ENV (e.g. PRODGUARD_ENV=development) or write the name to /etc/prodguard/environment"
             )
         );
     }

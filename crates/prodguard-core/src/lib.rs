@@ -31,6 +31,7 @@ pub mod session;
 mod test_rng;
 mod tier;
 mod time;
+pub mod trust;
 
 pub use detect::{Detection, Facts, classify};
 pub use policy::{Policy, PolicyError};

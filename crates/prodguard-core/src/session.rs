@@ -572,6 +572,10 @@ pub struct Denial {
     pub next_step: String,
     /// Whether the refusal itself reached the audit log.
     pub recorded: bool,
+    /// Said beside the refusal: that no system policy protects these
+    /// rules ([`crate::trust::UNPROTECTED`]), in a protected tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl std::fmt::Display for Denial {
@@ -581,6 +585,9 @@ impl std::fmt::Display for Denial {
             None => write!(f, "refused: {}", self.missing)?,
         }
         write!(f, "\n  next step: {}", self.next_step)?;
+        if let Some(note) = &self.note {
+            write!(f, "\n  note: {note}")?;
+        }
         // Usage errors are not attempts, so they are never recorded.
         if !self.recorded && self.exit_code != ExitCode::PolicyError {
             write!(
@@ -787,6 +794,10 @@ pub struct Session {
     fleet_lock: bool,
     /// A lock was taken and not yet checked again.
     lock_to_check: bool,
+    /// The policy's sources, named by the intent or refusal record.
+    policy_sources: Vec<crate::trust::PolicySource>,
+    /// [`crate::trust::UNPROTECTED`], where it applies.
+    unprotected: Option<&'static str>,
 }
 
 impl Session {
@@ -840,6 +851,8 @@ impl Session {
             fleet: !input.policy.fleet_keys().is_empty(),
             fleet_lock: input.policy.fleet.lock.is_some(),
             lock_to_check: false,
+            policy_sources: input.policy.provenance().to_vec(),
+            unprotected: crate::trust::unprotected_notice(input.policy, detection.protected),
         }
     }
 
@@ -908,6 +921,7 @@ impl Session {
             requirements: self.decision.requirements.iter().map(|r| r.kind).collect(),
             reasons: self.decision.reasons.clone(),
             exit_code,
+            policy: self.policy_sources.clone(),
         }
     }
 
@@ -924,6 +938,7 @@ impl Session {
             missing,
             next_step,
             recorded: false,
+            note: self.unprotected.map(str::to_owned),
         };
         // Usage errors are not attempts at an operation: nothing to record.
         if exit_code == ExitCode::PolicyError {
@@ -1052,6 +1067,7 @@ impl Session {
                         `prodguard audit verify` to see what is wrong with it"
                 .into(),
             recorded: false,
+            note: None,
         }
     }
 
@@ -1262,6 +1278,7 @@ impl Session {
                 missing: "the guard session was driven out of order".into(),
                 next_step: "this is a bug in the driver; report it".into(),
                 recorded: false,
+                note: None,
             }),
         }
     }

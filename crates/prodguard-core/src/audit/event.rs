@@ -83,6 +83,10 @@ pub struct DecisionRecord {
     /// The exit code of a refusal.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub exit_code: Option<i32>,
+    /// The policy in force: each source's path and the SHA-256 of its
+    /// text, the system policy first (intent and refusal records).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub policy: Vec<crate::trust::PolicySource>,
 }
 
 /// Evidence that a backup exists.

@@ -51,8 +51,9 @@ pub const DEFAULT_POLICY_TOML: &str = r#"# prodguard built-in default policy.
 # An environment that no signal declares is guarded like production (fail closed).
 # Set a tier name instead (e.g. "development") to treat it as that tier.
 unknown = "protected"
-# A file whose content names the environment, e.g. "production".
-marker_file = "/etc/prodguard/environment"
+# The system marker /etc/prodguard/environment (owned by root) is always
+# read; a file named here whose content names the environment is read too.
+# marker_file = "/srv/app/ENVIRONMENT"
 # Names of your own environments, mapped to tiers:
 # aliases = { "prod-eu" = "production" }
 
@@ -131,8 +132,13 @@ pub struct HostnameHint {
 pub struct EnvironmentConfig {
     /// `unknown = "protected" | <tier>`.
     pub unknown: UnknownEnvironment,
-    /// The marker file's path; default `/etc/prodguard/environment`.
+    /// `marker_file`: a marker file read in addition to the system marker
+    /// (`/etc/prodguard/environment`, always read); empty: none.
     pub marker_file: String,
+    /// Markers added by the layers below the system policy (see
+    /// [`crate::trust::layer`]); not a policy key.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub more_markers: Vec<String>,
     /// Extra names for tiers (keys case-folded), e.g. `prod-eu = "production"`.
     pub aliases: BTreeMap<String, Tier>,
     /// `hostnames = { "*-prod-*" = "production" }`: hints from the host name.
@@ -178,6 +184,11 @@ pub struct AuditConfig {
     /// record goes there (and also to `log` when one is set or
     /// `PRODGUARD_AUDIT_LOG` names a file).
     pub sink: Option<String>,
+    /// Logs a policy layered over the system policy asked for: copies of
+    /// the system's trail, never instead of it (see
+    /// [`crate::trust::layer`]); not a policy key.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<String>,
 }
 
 /// `[approval]`.
@@ -503,12 +514,35 @@ impl Rule {
     }
 }
 
+impl EnvironmentConfig {
+    /// Every marker file detection reads, in order: the system marker
+    /// (always), then `marker_file` and the markers layering added, each
+    /// once.
+    ///
+    /// ```
+    /// use prodguard_core::Policy;
+    /// let config = Policy::builtin_default_ref().environment();
+    /// assert_eq!(config.marker_paths(), ["/etc/prodguard/environment"]);
+    /// ```
+    pub fn marker_paths(&self) -> Vec<String> {
+        let mut paths = vec![crate::trust::system_path(crate::trust::SYSTEM_MARKER_NAME)];
+        for marker in std::iter::once(&self.marker_file).chain(&self.more_markers) {
+            let marker = marker.trim();
+            if !marker.is_empty() && !paths.iter().any(|p| p == marker) {
+                paths.push(marker.to_owned());
+            }
+        }
+        paths
+    }
+}
+
 impl Default for EnvironmentConfig {
     /// Unknown is protected; the marker file is `/etc/prodguard/environment`.
     fn default() -> Self {
         EnvironmentConfig {
             unknown: UnknownEnvironment::Protected,
-            marker_file: DEFAULT_MARKER_FILE.into(),
+            marker_file: String::new(),
+            more_markers: Vec::new(),
             aliases: BTreeMap::new(),
             hostnames: Vec::new(),
         }
@@ -525,6 +559,7 @@ impl Default for AuditConfig {
             seal_key_file: None,
             rotate_bytes: None,
             sink: None,
+            copies: Vec::new(),
         }
     }
 }
@@ -569,10 +604,21 @@ impl Default for ApprovalConfig {
 /// let policy = prodguard_core::Policy::builtin_default();
 /// policy.approval().four_eyes = false;
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Policy {
     /// Where it came from: a path, or `<default>`.
     pub(crate) source: String,
+    /// Every source it was read from, with the SHA-256 of its text: the
+    /// system policy first when it is layered (see [`crate::trust`]).
+    #[serde(skip)]
+    pub(crate) provenance: Vec<crate::trust::PolicySource>,
+    /// The dotted keys the file set (`approval.max_ttl`, …), so layering
+    /// can tell "left at its default" from "set to the default".
+    #[serde(skip)]
+    pub(crate) keys_set: std::collections::BTreeSet<String>,
+    /// Whether the system policy is part of it.
+    #[serde(skip)]
+    pub(crate) anchored: bool,
     /// `[environment]`.
     pub(crate) environment: EnvironmentConfig,
     /// `[audit]`.
@@ -584,6 +630,22 @@ pub struct Policy {
     /// `[[rule]]`, in file order.
     pub(crate) rules: Vec<Rule>,
 }
+
+/// Two policies are equal when they say the same thing under the same
+/// name, whichever bytes they were read from.
+impl PartialEq for Policy {
+    fn eq(&self, other: &Policy) -> bool {
+        self.source == other.source
+            && self.anchored == other.anchored
+            && self.environment == other.environment
+            && self.audit == other.audit
+            && self.approval == other.approval
+            && self.fleet == other.fleet
+            && self.rules == other.rules
+    }
+}
+
+impl Eq for Policy {}
 
 impl Policy {
     /// Where it came from: a path as given, or `<default>`.
@@ -614,6 +676,20 @@ impl Policy {
     /// `[[rule]]`, in file order.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// Every source this policy was read from, each with the SHA-256 of its
+    /// text (the system policy first when one is in force). Intent and
+    /// refusal records name them.
+    pub fn provenance(&self) -> &[crate::trust::PolicySource] {
+        &self.provenance
+    }
+
+    /// Whether the system policy (`/etc/prodguard/policy.toml`, owned by
+    /// root) is in force: then nothing below it can loosen these rules.
+    /// Without it, whoever sets `PRODGUARD_POLICY` decides them.
+    pub fn is_anchored(&self) -> bool {
+        self.anchored
     }
 
     /// Parses a policy file's text, choosing the format by its name: JSON
@@ -650,7 +726,8 @@ impl Policy {
     pub fn parse_toml(text: &str, file: &str) -> Result<Policy, PolicyError> {
         let locator = tree::Locator::new(text, file);
         let root = toml_src::parse(text, &locator)?;
-        validate::policy_from_tree(&root, &locator, tree::Format::Toml, file)
+        let policy = validate::policy_from_tree(&root, &locator, tree::Format::Toml, file)?;
+        Ok(policy.read_from(file, text))
     }
 
     /// Parses and validates a JSON policy: the same keys as TOML, with
@@ -660,7 +737,14 @@ impl Policy {
     pub fn parse_json(text: &str, file: &str) -> Result<Policy, PolicyError> {
         let locator = tree::Locator::new(text, file);
         let root = json::parse(text, &locator)?;
-        validate::policy_from_tree(&root, &locator, tree::Format::Json, file)
+        let policy = validate::policy_from_tree(&root, &locator, tree::Format::Json, file)?;
+        Ok(policy.read_from(file, text))
+    }
+
+    /// Records that this policy was read from `text` at `file`.
+    fn read_from(mut self, file: &str, text: &str) -> Policy {
+        self.provenance = vec![crate::trust::PolicySource::of(file, text)];
+        self
     }
 
     /// The fleet-mode keys this policy sets (`[audit] sink`, `[approval]
@@ -704,6 +788,12 @@ impl Policy {
     fn hand_built_default() -> Policy {
         Policy {
             source: "<default>".into(),
+            provenance: vec![crate::trust::PolicySource::of(
+                "<default>",
+                DEFAULT_POLICY_TOML,
+            )],
+            keys_set: Default::default(),
+            anchored: false,
             environment: EnvironmentConfig::default(),
             audit: AuditConfig::default(),
             approval: ApprovalConfig::default(),

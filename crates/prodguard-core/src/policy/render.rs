@@ -29,7 +29,9 @@ impl Policy {
             UnknownEnvironment::Tier(tier) => tier.as_str(),
         };
         line(&mut out, "unknown", &quote(unknown));
-        line(&mut out, "marker_file", &quote(&env.marker_file));
+        if !env.marker_file.is_empty() {
+            line(&mut out, "marker_file", &quote(&env.marker_file));
+        }
         if !env.aliases.is_empty() {
             let pairs = env
                 .aliases

@@ -664,6 +664,7 @@ fn design_document_example_parses() {
             seal_key_file: Some("/etc/prodguard/seal.key".into()),
             rotate_bytes: None,
             sink: None,
+            copies: Vec::new(),
         }
     );
     assert_eq!(
@@ -836,7 +837,9 @@ fn a_policy_without_rules_is_refused() {
 fn missing_sections_take_the_documented_defaults() {
     let p = Policy::parse_toml(MINIMAL_RULE, "minimal.toml").expect("one rule is enough");
     assert_eq!(p.environment.unknown, UnknownEnvironment::Protected);
-    assert_eq!(p.environment.marker_file, DEFAULT_MARKER_FILE);
+    // The system marker is always read; `marker_file` only adds one.
+    assert_eq!(p.environment.marker_file, "");
+    assert_eq!(p.environment.marker_paths(), [DEFAULT_MARKER_FILE]);
     assert_eq!(p.audit.durability, Durability::Fdatasync);
     assert_eq!(p.audit.log, None);
     assert_eq!(p.approval.max_ttl_seconds, 900);
@@ -1233,7 +1236,7 @@ fn to_toml_string_round_trips() {
 fn to_toml_string_writes_every_setting() {
     let text = Policy::builtin_default().to_toml_string();
     for line in [
-        "[environment]\nunknown = \"protected\"\nmarker_file = \"/etc/prodguard/environment\"\n",
+        "[environment]\nunknown = \"protected\"\n\n[audit]",
         "[audit]\ndurability = \"fdatasync\"\n",
         "[approval]\nmax_ttl = \"15m\"\nfour_eyes = false\n",
         "[[rule]]\nname = \"default: protected tiers\"\noperations = [\"*\"]\ntiers = [\"production\", \"unknown\"]\nrequire = [\"confirm\", \"audit\"]\nconfirm = { mode = \"either\" }\n",

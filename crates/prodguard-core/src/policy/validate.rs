@@ -68,6 +68,20 @@ pub(crate) fn policy_from_tree(
     v.policy(source)
 }
 
+/// The dotted names of the keys a document sets inside its tables
+/// (`approval.max_ttl`), for layering.
+fn keys_set(top: &[Entry]) -> std::collections::BTreeSet<String> {
+    let mut keys = std::collections::BTreeSet::new();
+    for section in top {
+        if let Kind::Table(entries) = &section.value.kind {
+            for entry in entries {
+                keys.insert(format!("{}.{}", section.key, entry.key));
+            }
+        }
+    }
+    keys
+}
+
 struct Validator<'a> {
     loc: &'a Locator<'a>,
     format: Format,
@@ -220,6 +234,9 @@ impl Validator<'_> {
         self.check_keys(top, TOP_KEYS, Place::Top)?;
         let mut policy = Policy {
             source: source.to_string(),
+            provenance: Vec::new(),
+            keys_set: keys_set(top),
+            anchored: false,
             environment: EnvironmentConfig::default(),
             audit: AuditConfig::default(),
             approval: ApprovalConfig::default(),

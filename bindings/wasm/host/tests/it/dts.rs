@@ -299,6 +299,11 @@ fn decision_record() -> DecisionRecord {
         requirements: vec![Requirement::Confirm],
         reasons: vec!["because".into()],
         exit_code: Some(0),
+        policy: vec![prodguard_core::trust::PolicySource {
+            path: "/etc/prodguard/policy.toml".into(),
+            sha256: "ab".repeat(32),
+            system: true,
+        }],
     }
 }
 
@@ -418,6 +423,7 @@ fn denial() -> Denial {
         missing: "a confirmation".into(),
         next_step: "type it".into(),
         recorded: false,
+        note: Some(prodguard_core::trust::UNPROTECTED.into()),
     }
 }
 
