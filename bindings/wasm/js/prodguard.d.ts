@@ -123,8 +123,11 @@ export interface Operation {
 }
 
 export interface Actor {
+  /** A display label (PRODGUARD_ACTOR, USER): never an identity. */
   user: string;
   kind: ActorKind;
+  /** The OS account of the real uid, which the host vouches for: the identity four eyes and break-glass use. */
+  account?: string | null;
 }
 
 /** A target's environment stamp. */
@@ -173,8 +176,14 @@ export interface Evidence {
 
 interface EvaluateRequestBase {
   facts?: Facts;
-  /** The policy as TOML text; absent or null: the built-in default policy. */
+  /** The policy as TOML text; absent or null: the built-in default policy (or, with `system_policy`, that alone). */
   policy?: string | null;
+  /**
+   * The system policy's text (`/etc/prodguard/policy.toml`), which the host
+   * vouches for: read from a root-owned file nobody else can write. `policy`
+   * is layered over it and can only tighten it (125 when it would loosen it).
+   */
+  system_policy?: string | null;
   operation: Operation;
   /**
    * `true`: `detection.evidence` lists every signal looked at, unset ones
@@ -287,6 +296,8 @@ export interface Denial {
   next_step: string;
   /** Whether the refusal reached the audit log: always false from the module (the host appends `record`). */
   recorded: boolean;
+  /** In a protected tier with no system policy: that anyone who sets the policy decides these rules. */
+  note?: string;
 }
 export type DenialExitCode = 120 | 121 | 122 | 123 | 124 | 125;
 
@@ -318,12 +329,23 @@ export interface AuditEvent {
     requirements?: RequirementKind[];
     reasons?: string[];
     exit_code?: number;
+    /** The policy in force (intent and refusal records): each source's path and SHA-256, the system policy first. */
+    policy?: PolicySource[];
   };
   backup?: BackupEvidence;
   confirm?: { method: 'typed' | 'approval' | 'break-glass'; approver?: string; token_id?: string; exp?: string };
   outcome?: { status: 'ok' | 'failed' | 'panicked'; duration_ms: number; error?: string; exit_code?: number };
   message?: string;
   seal?: { epoch: number; mac: string };
+}
+
+/** One source of the policy in force. */
+export interface PolicySource {
+  path: string;
+  /** SHA-256 of its text, lowercase hex. */
+  sha256: string;
+  /** Present (true) for the system policy. */
+  system?: boolean;
 }
 
 /** The answer of `auditRecord`. */

@@ -29,7 +29,7 @@ use crate::session::{
     AuditFailure, BackupError, Challenge, ConfirmationAnswer, Decision, Denial, LockRefusal,
     Operation, Session, SessionInput, Stamp, StampError, Step, decide,
 };
-use crate::{Detection, ExitCode, Facts, Policy, PolicyError, Tier, Timestamp};
+use crate::{Detection, ExitCode, Facts, Policy, Tier, Timestamp, trust};
 
 mod builders;
 
@@ -42,9 +42,16 @@ pub struct Request {
     /// The facts detection looks at.
     #[serde(default)]
     pub facts: Facts,
-    /// The policy as TOML text; absent or null: the built-in default.
+    /// The policy as TOML text; absent or null: the built-in default (or,
+    /// with `system_policy`, that alone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    /// The system policy's text (`/etc/prodguard/policy.toml`), which the
+    /// host vouches for: read from a root-owned file nobody else can write.
+    /// `policy` is layered over it and can only tighten it (a policy that
+    /// would loosen it is refused with 125); see [`crate::trust`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_policy: Option<String>,
     /// What is asked for.
     pub operation: RequestOperation,
     /// What the host gathered (answers, backup, stamp): when present, the
@@ -271,8 +278,9 @@ pub fn evaluate_json(request: &str) -> Response {
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct JsonApi {
-    /// The text of the last policy parsed, and what it parsed to.
-    last_policy: Option<(String, Policy)>,
+    /// The texts of the last system and request policies parsed, and what
+    /// they made.
+    last_policy: Option<(PolicyTexts, Policy)>,
 }
 
 impl JsonApi {
@@ -300,20 +308,44 @@ impl JsonApi {
         verify_approval_json(request)
     }
 
-    /// Parses a request's policy text, reusing the last parse when the text
-    /// is the same: parsing costs more than the decision itself.
-    fn policy(&mut self, text: &str) -> Result<&Policy, PolicyError> {
+    /// The policy a request names: its `policy` layered over its
+    /// `system_policy`, reusing the last parse when the texts are the same
+    /// (parsing costs more than the decision itself).
+    fn policy(&mut self, texts: PolicyTexts) -> Result<&Policy, Response> {
+        if texts == (None, None) {
+            return Ok(Policy::builtin_default_ref());
+        }
         let entry = match self.last_policy.take() {
-            Some(entry) if entry.0 == text => entry,
-            previous => match Policy::parse_toml(text, "<request policy>") {
-                Ok(policy) => (text.to_owned(), policy),
+            Some(entry) if entry.0 == texts => entry,
+            previous => match layered_policy(&texts) {
+                Ok(policy) => (texts, policy),
                 Err(e) => {
                     self.last_policy = previous;
-                    return Err(e);
+                    return Err(Response::error(ExitCode::PolicyError, e));
                 }
             },
         };
         Ok(&self.last_policy.insert(entry).1)
+    }
+}
+
+/// A request's system policy and policy texts.
+type PolicyTexts = (Option<String>, Option<String>);
+
+/// `texts`' policy parsed, over its system policy parsed and anchored.
+fn layered_policy(texts: &PolicyTexts) -> Result<Policy, String> {
+    let parse = |text: &str, file: &str| Policy::parse_toml(text, file).map_err(|e| e.to_string());
+    let local = match &texts.1 {
+        Some(text) => Some(parse(text, "<request policy>")?),
+        None => None,
+    };
+    let system = match &texts.0 {
+        Some(text) => parse(text, &trust::system_path(trust::SYSTEM_POLICY_NAME))?,
+        None => return Ok(local.unwrap_or_else(Policy::builtin_default)),
+    };
+    match local {
+        Some(local) => trust::layer(system, local).map_err(|e| e.to_string()),
+        None => Ok(trust::anchor(system)),
     }
 }
 
@@ -322,12 +354,7 @@ fn evaluate(request: &str, api: &mut JsonApi) -> Result<Evaluation, Response> {
     if let Some(problem) = oversized_fact(&request.facts) {
         return Err(bad_request(problem));
     }
-    let policy = match &request.policy {
-        Some(text) => api
-            .policy(text)
-            .map_err(|e| Response::error(ExitCode::PolicyError, e))?,
-        None => Policy::builtin_default_ref(),
-    };
+    let policy = api.policy((request.system_policy, request.policy))?;
     let detection = classify_with(&request.facts, &policy.environment, request.explain);
     let mut operation = Operation::new(request.operation.kind);
     operation.target = request.operation.target;
@@ -714,6 +741,67 @@ mod tests {
 
     const BACKUP_POLICY: &str = "[[rule]]\noperations = [\"db.*\"]\ntiers = [\"production\"]\n\
         require = [\"confirm\", \"backup\", \"audit\"]\nbackup = { provider = \"program\" }\n";
+
+    const SYSTEM_POLICY: &str = "[[rule]]\nname = \"system\"\noperations = [\"*\"]\n\
+        tiers = [\"production\", \"unknown\"]\nrequire = [\"confirm\", \"audit\"]\n";
+
+    #[test]
+    fn a_hosts_policy_is_layered_over_the_system_policy_it_vouches_for() {
+        let mine = "[[rule]]\nname = \"mine\"\noperations = [\"nothing\"]\ntiers = [\"local\"]\n\
+            require = [\"audit\"]\n";
+        let request = |policy: &str, evidence: Value| {
+            json!({
+                "facts": {"env": {"APP_ENV": "production"}},
+                "system_policy": SYSTEM_POLICY,
+                "policy": policy,
+                "operation": {"kind": "db.migrate", "target": "orders"},
+                "evidence": evidence,
+                "now": NOW,
+            })
+        };
+        // A rule that matches nothing takes nothing away from the system's.
+        let mut api = JsonApi::new();
+        let evidence = json!({"actor": {"user": "carol", "kind": "human"}, "attempt_id": "a-1"});
+        let answer = api.evaluate_json(&request(mine, evidence).to_string());
+        assert_eq!(answer.status, 0, "{}", answer.body);
+        let answer: Value = serde_json::from_str(&answer.body).unwrap();
+        assert_eq!(answer["decision"]["exit_code"], 121, "{answer}");
+        let session = &answer["session"];
+        assert_eq!(session["record"]["kind"], "refusal");
+        let sources = session["record"]["decision"]["policy"].as_array().unwrap();
+        assert_eq!(sources[0]["path"], "/etc/prodguard/policy.toml");
+        assert_eq!(sources[0]["system"], true);
+        assert_eq!(sources[1]["path"], "<request policy>");
+        assert!(
+            session["denial"].get("note").is_none(),
+            "anchored: {session}"
+        );
+
+        // One that would loosen it is refused.
+        let loose = format!("[environment]\nunknown = \"development\"\n\n{mine}");
+        let answer = api.evaluate_json(&request(&loose, Value::Null).to_string());
+        assert_eq!(answer.status, 125, "{}", answer.body);
+        assert!(
+            answer.body.contains("only the system policy"),
+            "{}",
+            answer.body
+        );
+
+        // Without a system policy, a refusal says the rules are unprotected.
+        let plain = attempt(Some(mine), json!({}));
+        assert_eq!(
+            plain["exit_code"], 0,
+            "the attack works without an anchor: {plain}"
+        );
+        let plain = attempt(None, json!({}));
+        assert!(
+            plain["denial"]["note"]
+                .as_str()
+                .unwrap()
+                .contains("unprotected"),
+            "{plain}"
+        );
+    }
 
     #[test]
     fn without_evidence_there_is_no_session() {

@@ -376,7 +376,10 @@ require = ["confirm", "audit"]
         let env = merged.environment();
         assert_eq!(env.aliases.get("shadow"), Some(&Tier::Production));
         assert_eq!(env.hostnames.len(), 1);
-        assert_eq!(env.marker_paths(), [system_path("environment"), "/srv/ENV".into()]);
+        assert_eq!(
+            env.marker_paths(),
+            [system_path("environment"), "/srv/ENV".into()]
+        );
         assert_eq!(
             merged.audit().log.as_deref(),
             Some("/var/log/prodguard/audit.jsonl")

@@ -1,4 +1,6 @@
-//! Finding the policy and the audit log, as the design's interface says.
+//! Finding the policy and the audit log, as the design's interface says:
+//! the system layer first (see [`crate::system`]), then whatever the
+//! program or its environment names, layered over it.
 
 use std::path::{Path, PathBuf};
 
@@ -44,46 +46,102 @@ pub fn load_policy_file(path: &Path) -> Result<Policy, GuardError> {
     Policy::parse(text, &name).map_err(|e| GuardError::Policy(e.to_string()))
 }
 
-/// The policy a program was pointed at (`--policy`, a C caller's path), or,
-/// when it names none, the one [`discover_policy`] finds. Every face loads
-/// its policy through here.
+/// The policy in force for a program pointed at `explicit` (`--policy`, a
+/// C caller's path), or, when it names none, at what [`discover_policy`]
+/// finds. Every face loads its policy through here.
 pub fn load_policy(explicit: Option<&Path>) -> Result<Policy, GuardError> {
-    match explicit {
-        Some(path) => load_policy_file(path),
-        None => discover_policy(),
-    }
+    let local = match explicit {
+        Some(path) => Some(load_policy_file(path)?),
+        None => discover_local()?,
+    };
+    with_system_layer(local)
 }
 
-/// The policy in force: `PRODGUARD_POLICY`, else `./prodguard.toml` if
-/// present, else the built-in default. A named file that cannot be read or
+/// The policy in force: the system policy (`/etc/prodguard/policy.toml`)
+/// with `PRODGUARD_POLICY`, else `./prodguard.toml` if present, layered
+/// over it (they can only tighten it); without a system policy, that file
+/// alone, else the built-in default. A named file that cannot be read or
 /// parsed is an error, never a silent fallback.
 pub fn discover_policy() -> Result<Policy, GuardError> {
+    load_policy(None)
+}
+
+/// `PRODGUARD_POLICY`, else `./prodguard.toml` if present.
+fn discover_local() -> Result<Option<Policy>, GuardError> {
     if let Some(path) = env_path("PRODGUARD_POLICY") {
-        return load_policy_file(&path);
+        return load_policy_file(&path).map(Some);
     }
     let local = Path::new(LOCAL_POLICY_FILE);
     if local.exists() {
-        return load_policy_file(local);
+        return load_policy_file(local).map(Some);
     }
-    Ok(Policy::builtin_default())
+    Ok(None)
 }
 
-/// The audit log's path: `PRODGUARD_AUDIT_LOG`, else the policy's
-/// `[audit] log`, else `$XDG_STATE_HOME/prodguard/audit.jsonl` (or
-/// `~/.local/state/prodguard/audit.jsonl`). `None` when none of these exist,
-/// and when the policy's `[audit] sink` keeps the trail in PostgreSQL and no
-/// file is named (the file is then a local copy, only when asked for).
+/// `local` (a file, a policy built in code or passed by a host) layered
+/// over the system policy when there is one: what every guard runs under.
+pub fn with_system_layer(local: Option<Policy>) -> Result<Policy, GuardError> {
+    let layered = match (crate::system::policy()?, local) {
+        (Some(system), Some(local)) => prodguard_core::trust::layer(system, local)
+            .map_err(|e| GuardError::Policy(e.to_string()))?,
+        (Some(system), None) => system,
+        (None, Some(local)) => local,
+        (None, None) => Policy::builtin_default(),
+    };
+    Ok(layered)
+}
+
+/// The audit log's path: see [`audit_logs`].
 pub fn audit_log_path(policy: &Policy) -> Option<PathBuf> {
-    if let Some(path) = env_path("PRODGUARD_AUDIT_LOG") {
-        return Some(path);
+    audit_logs(policy).primary
+}
+
+/// Where a guard's audit records go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditLogs {
+    /// The log every record must reach (where approvals are spent), when a
+    /// file holds the trail.
+    pub primary: Option<PathBuf>,
+    /// Copies asked for below the system policy.
+    pub copies: Vec<PathBuf>,
+}
+
+/// Where audit records go under `policy`.
+///
+/// Under a system policy: its `[audit] log` (else, without a `sink`,
+/// [`prodguard_core::trust::SYSTEM_AUDIT_LOG`]) always, and
+/// `PRODGUARD_AUDIT_LOG` and the layered policies' logs as copies: nobody
+/// below root moves the trail. Without one: `PRODGUARD_AUDIT_LOG`, else
+/// the policy's `[audit] log`, else `$XDG_STATE_HOME/prodguard/audit.jsonl`
+/// (or `~/.local/state/prodguard/audit.jsonl`); no file when the policy's
+/// `[audit] sink` keeps the trail in PostgreSQL and none is named.
+pub fn audit_logs(policy: &Policy) -> AuditLogs {
+    let audit = policy.audit();
+    let named = audit.log.as_ref().map(PathBuf::from);
+    let from_env = env_path("PRODGUARD_AUDIT_LOG");
+    if policy.is_anchored() {
+        let primary = named.or_else(|| {
+            audit
+                .sink
+                .is_none()
+                .then(|| PathBuf::from(prodguard_core::trust::SYSTEM_AUDIT_LOG))
+        });
+        let mut copies: Vec<PathBuf> = audit.copies.iter().map(PathBuf::from).collect();
+        copies.extend(from_env);
+        copies.retain(|copy| Some(copy) != primary.as_ref());
+        copies.dedup();
+        return AuditLogs { primary, copies };
     }
-    if let Some(path) = &policy.audit().log {
-        return Some(PathBuf::from(path));
+    let primary = from_env.or(named).or_else(|| {
+        if audit.sink.is_some() {
+            return None;
+        }
+        Some(state_dir()?.join("audit.jsonl"))
+    });
+    AuditLogs {
+        primary,
+        copies: Vec::new(),
     }
-    if policy.audit().sink.is_some() {
-        return None;
-    }
-    Some(state_dir()?.join("audit.jsonl"))
 }
 
 /// prodguard's state directory: `$XDG_STATE_HOME/prodguard`, else

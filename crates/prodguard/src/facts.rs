@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use prodguard_core::audit::Actor;
 use prodguard_core::detect::{ci_variables, is_truthy};
-use prodguard_core::policy::ActorKind;
+use prodguard_core::policy::{ActorKind, EnvironmentConfig};
 use prodguard_core::{Facts, Timestamp};
 
 /// The marker file is a name, not a document: read at most this much of it.
@@ -40,12 +40,13 @@ pub fn now() -> Timestamp {
     Timestamp::from_unix_micros(micros)
 }
 
-/// A snapshot of this process's facts, reading the marker file at `marker_file`.
+/// A snapshot of this process's facts, reading every marker file `config`
+/// names (the system marker always).
 ///
 /// Variables whose names or values are not UTF-8 are kept lossily: a
 /// mangled value maps to no tier, so it can only make the answer more
 /// cautious.
-pub fn gather_facts(marker_file: &str) -> Facts {
+pub fn gather_facts(config: &EnvironmentConfig) -> Facts {
     let env: BTreeMap<String, String> = std::env::vars_os()
         .map(|(k, v)| {
             (
@@ -55,8 +56,10 @@ pub fn gather_facts(marker_file: &str) -> Facts {
         })
         .collect();
     let mut files = BTreeMap::new();
-    if let Some(content) = read_marker(marker_file) {
-        files.insert(marker_file.to_owned(), content);
+    for marker in config.marker_paths() {
+        if let Some(content) = read_marker(&marker) {
+            files.insert(marker, content);
+        }
     }
     Facts {
         explicit: None,

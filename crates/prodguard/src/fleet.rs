@@ -10,12 +10,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use prodguard_core::Policy;
-use prodguard_core::Timestamp;
-use prodguard_core::audit::{AuditEvent, EventKind};
+use prodguard_core::audit::AuditEvent;
 use prodguard_core::session::LockRefusal;
 
 use crate::GuardError;
-use crate::audit::{AppendReceipt, AuditError, AuditSink, SpendError};
+use crate::audit::{AppendReceipt, AuditError, AuditSink};
 
 /// A sink for when no audit log can be located: every append fails, so
 /// operations that require audit refuse.
@@ -58,6 +57,7 @@ fn postgres_sink(
     policy: &Policy,
     local: Option<Arc<dyn AuditSink>>,
 ) -> Result<Arc<dyn AuditSink>, GuardError> {
+    use crate::audit::TeeSink;
     use crate::pg::{LedgerSink, PgAuditSink, PgLedger};
 
     let mut sink = local;
@@ -67,10 +67,7 @@ fn postgres_sink(
         trail_server = Some(server.name().to_owned());
         let trail = PgAuditSink::for_server(server).with_durability(policy.audit().durability);
         sink = Some(match sink {
-            Some(copy) => Arc::new(TeeSink {
-                primary: trail,
-                copy,
-            }),
+            Some(copy) => Arc::new(TeeSink::new(trail, copy)),
             None => Arc::new(trail),
         });
     }
@@ -120,48 +117,6 @@ fn parse_server(key: &str, url: &str) -> Result<crate::pg::PgServer, GuardError>
             "{key} is not a usable PostgreSQL URL: {e}; fix it in the policy"
         ))
     })
-}
-
-/// Every record to `primary` (the shared trail, which also spends
-/// approvals) and a copy to `copy` (the local log). Either failing fails
-/// the append: an audited operation runs only once both hold its intent.
-/// Outcomes, refusals and notes are written to both whatever happens to
-/// the other, so a server outage loses none of them; an intent is copied
-/// only once the trail holds it (the copy never claims an attempt the
-/// trail lacks; the refusal that follows is written to both).
-#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-struct TeeSink<P> {
-    primary: P,
-    copy: Arc<dyn AuditSink>,
-}
-
-impl<P: AuditSink> AuditSink for TeeSink<P> {
-    fn append(&self, event: &AuditEvent) -> Result<AppendReceipt, AuditError> {
-        let primary = self.primary.append(event);
-        if primary.is_err() && event.kind == EventKind::Intent {
-            return primary;
-        }
-        let copy = self.copy.append(event);
-        let receipt = primary?;
-        copy?;
-        Ok(receipt)
-    }
-
-    fn check(&self) -> Result<(), AuditError> {
-        self.primary.check()?;
-        self.copy.check()
-    }
-
-    fn append_spending(
-        &self,
-        event: &AuditEvent,
-        token_id: &str,
-        issued: Timestamp,
-    ) -> Result<AppendReceipt, SpendError> {
-        let receipt = self.primary.append_spending(event, token_id, issued)?;
-        self.copy.append(event)?;
-        Ok(receipt)
-    }
 }
 
 /// The policy's `[fleet] lock`, ready to take.

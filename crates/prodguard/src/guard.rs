@@ -15,7 +15,7 @@ use prodguard_core::session::{
 };
 use prodguard_core::{Detection, Facts, Policy, classify};
 
-use crate::audit::{AuditSink, FileSink, SpendError};
+use crate::audit::{AuditSink, FileSink, SpendError, TeeSink};
 use crate::backup::{BackupProvider, CommandBackup};
 use crate::confirm::{Confirmer, TerminalConfirmer};
 use crate::stamp::{StampError, StampReader};
@@ -181,31 +181,65 @@ impl GuardBuilder {
         self
     }
 
-    /// Builds the guard; fails only when a policy must be discovered and is invalid.
+    /// Builds the guard; fails when the policy is invalid, tries to loosen
+    /// the system policy, or the system layer is not secure (125).
+    ///
+    /// A policy given with [`policy`](Self::policy) is layered over the
+    /// system policy like any other (see [`prodguard_core::trust`]); under
+    /// one, the system marker is read whatever facts are given, and the
+    /// system's audit log is written whatever log or sink is given (they
+    /// get a copy).
     pub fn build(self) -> Result<Guard, GuardError> {
         let policy = match self.policy {
-            Some(policy) => policy,
+            Some(policy) => config::with_system_layer(Some(policy))?,
             None => config::discover_policy()?,
         };
-        let mut facts = self
-            .facts
-            .unwrap_or_else(|| facts::gather_facts(&policy.environment().marker_file));
+        let mut facts = match self.facts {
+            Some(mut given) if policy.is_anchored() => {
+                let system = facts::gather_facts(&Default::default());
+                given.files.extend(system.files);
+                given
+            }
+            Some(given) => given,
+            None => facts::gather_facts(policy.environment()),
+        };
         if self.environment.is_some() {
             facts.explicit = self.environment;
         }
         let detection = classify(&facts, policy.environment());
-        let log_path = self.audit_log.or_else(|| config::audit_log_path(&policy));
+        let logs = config::audit_logs(&policy);
+        let (log_path, mut copies) = if policy.is_anchored() {
+            let mut copies = logs.copies;
+            copies.extend(self.audit_log);
+            (logs.primary, copies)
+        } else {
+            (self.audit_log.or(logs.primary), logs.copies)
+        };
+        copies.retain(|copy| Some(copy) != log_path.as_ref());
         let backup_dir = config::backup_dir(log_path.as_deref());
-        let audit_path = if self.sink.is_none() {
+        let (sink, copy_sink) = match self.sink {
+            Some(sink) if policy.is_anchored() => (None, Some(sink)),
+            sink => (sink, None),
+        };
+        let audit_path = if sink.is_none() {
             log_path.clone()
         } else {
             None
         };
-        let local: Option<Arc<dyn AuditSink>> = match (self.sink, log_path) {
+        let mut local: Option<Arc<dyn AuditSink>> = match (sink, log_path) {
             (Some(sink), _) => Some(sink),
             (None, Some(path)) => Some(Arc::new(FileSink::from_policy(path, &policy))),
             (None, None) => None,
         };
+        let copy_files = copies
+            .into_iter()
+            .map(|path| -> Arc<dyn AuditSink> { Arc::new(FileSink::from_policy(path, &policy)) });
+        for copy in copy_files.chain(copy_sink) {
+            local = Some(match local {
+                Some(primary) => Arc::new(TeeSink::new(primary, copy)),
+                None => copy,
+            });
+        }
         // Fleet mode: the shared trail first, the local sink a copy.
         let sink = fleet::audit_sink(&policy, local)?;
         let actor = self.actor.unwrap_or_else(facts::current_actor);

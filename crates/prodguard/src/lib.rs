@@ -40,6 +40,7 @@ mod guard;
 #[cfg(feature = "postgres")]
 pub mod pg;
 pub mod stamp;
+pub mod system;
 
 use std::sync::OnceLock;
 
@@ -57,9 +58,10 @@ static DETECTION: OnceLock<Detection> = OnceLock::new();
 
 /// Where this process runs, with the evidence; computed once and cached.
 ///
-/// Uses the discovered policy's `[environment]` settings. If that policy is
-/// invalid, the answer is `unknown` (protected) and the error is logged:
-/// its aliases and marker file cannot be trusted, so nothing is assumed.
+/// Uses the policy in force's `[environment]` settings. If that policy is
+/// invalid, or the system layer is not secure, the answer is `unknown`
+/// (protected) and the error is logged: its aliases and marker files cannot
+/// be trusted, so nothing is assumed.
 ///
 /// ```
 /// let detection = prodguard::detect();
@@ -68,7 +70,7 @@ static DETECTION: OnceLock<Detection> = OnceLock::new();
 pub fn detect() -> &'static Detection {
     DETECTION.get_or_init(|| match config::discover_policy() {
         Ok(policy) => {
-            let facts = facts::gather_facts(&policy.environment().marker_file);
+            let facts = facts::gather_facts(policy.environment());
             prodguard_core::classify(&facts, policy.environment())
         }
         Err(e) => {

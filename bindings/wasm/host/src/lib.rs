@@ -68,5 +68,5 @@ pub use types::{
     Detection, EvaluateRequest, Evaluation, Evidence, Facts, GENESIS_PREV, MAX_FACT_BYTES,
     Operation, RecordLine, Requirement, RequirementKind, SessionVerdict, Stamp, Step, Tier,
     Timestamp, Verdict, evidence_from_process, gather_default_facts, gather_facts, now,
-    now_rfc3339,
+    now_rfc3339, system_policy_text,
 };

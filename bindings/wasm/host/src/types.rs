@@ -22,6 +22,13 @@ pub use prodguard_core::session::{
 };
 pub use prodguard_core::{Detection, Facts, Tier, Timestamp};
 
+/// The system policy's text, for [`EvaluateRequest::system_policy`]: read
+/// only once `/etc/prodguard` is found owned by root and writable by nobody
+/// else (an error otherwise; `None` when there is no system policy). A host
+/// that passes it vouches for it; the module layers the request's policy
+/// over it.
+pub use prodguard::system::policy_text as system_policy_text;
+
 /// The current time from the system clock, as the RFC 3339 text ABI.md's
 /// `now` and audit `ts` fields take (UTC, microseconds).
 ///
@@ -46,7 +53,8 @@ pub fn now() -> Timestamp {
 /// The facts of this process, as the Rust runtime reads them: every
 /// environment variable (names and values that are not UTF-8 are kept
 /// lossily, which can only make the answer more cautious), the content of
-/// `marker_file` if it exists (at most 4 KiB; an unreadable marker counts
+/// the system marker (`/etc/prodguard/environment`, always) and of
+/// `marker_file` if they exist (at most 4 KiB; an unreadable marker counts
 /// as an unknown environment), and the host name.
 ///
 /// Facts over [`MAX_FACT_BYTES`] (which the module refuses) are kept
@@ -59,11 +67,15 @@ pub fn now() -> Timestamp {
 ///
 /// ```
 /// let facts = prodguard_wasmtime::gather_facts("/nonexistent/marker");
-/// assert!(facts.files.is_empty());
+/// assert!(!facts.files.contains_key("/nonexistent/marker"));
 /// assert!(facts.explicit.is_none());
 /// ```
 pub fn gather_facts(marker_file: &str) -> Facts {
-    let facts = prodguard::facts::gather_facts(marker_file);
+    let config = prodguard_core::policy::EnvironmentConfig {
+        marker_file: marker_file.to_owned(),
+        ..Default::default()
+    };
+    let facts = prodguard::facts::gather_facts(&config);
     let fit = |(name, value): (String, String)| {
         if name.len() > MAX_FACT_BYTES {
             return None;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use prodguard::{GuardError, Operation};
 use prodguard_core::detect::Detection;
 
-use super::guard;
+use super::{guard, policy_summary, print_policy_summary};
 use crate::cli::OpArgs;
 use crate::output::print_json;
 
@@ -30,9 +30,11 @@ pub(crate) fn run(policy: Option<&PathBuf>, op: &OpArgs, json: bool) -> Result<i
             "decision": decision,
             "stamp": stamp.as_ref().ok(),
             "exit_code": exit_code,
+            "policy": policy_summary(&guard),
         }))?;
     } else {
         print_decision(operation, guard.detection(), decision);
+        print_policy_summary(&guard);
         match stamp {
             Ok(Some(s)) if mismatch => say!(
                 "  stamp: the target is stamped `{}` (tier {}); exec would refuse with 124",

@@ -5,16 +5,22 @@ use std::path::PathBuf;
 use prodguard::GuardError;
 use prodguard_core::detect::Detection;
 
-use super::guard;
+use super::{guard, policy_summary, print_policy_summary};
 use crate::output::print_json;
 
 pub(crate) fn run(policy: Option<&PathBuf>, json: bool, explain: bool) -> Result<i32, GuardError> {
     let guard = guard(policy)?;
     let detection = guard.detection();
     if json {
-        print_json(detection)?;
+        let mut value = serde_json::to_value(detection)
+            .map_err(|e| GuardError::Policy(format!("cannot render JSON: {e}")))?;
+        if let Some(object) = value.as_object_mut() {
+            object.insert("policy".into(), policy_summary(&guard));
+        }
+        print_json(&value)?;
     } else {
         print_detection(detection, explain);
+        print_policy_summary(&guard);
     }
     Ok(0)
 }

@@ -16,9 +16,41 @@ use std::path::PathBuf;
 use prodguard::{Guard, GuardError, Policy, config};
 
 /// The policy named by `--policy`, or the one discovered
-/// (PRODGUARD_POLICY, ./prodguard.toml, the built-in default).
+/// (PRODGUARD_POLICY, ./prodguard.toml, the built-in default), layered over
+/// the system policy when there is one.
 pub(crate) fn load_policy(explicit: Option<&PathBuf>) -> Result<Policy, GuardError> {
     config::load_policy(explicit.map(PathBuf::as_path))
+}
+
+/// What `detect` and `check` say of the policy in force: its sources, and
+/// whether anything protects it.
+pub(crate) fn policy_summary(guard: &Guard) -> serde_json::Value {
+    let policy = guard.policy();
+    serde_json::json!({
+        "anchored": policy.is_anchored(),
+        "sources": policy.provenance(),
+        "unprotected": prodguard_core::trust::unprotected_notice(policy, guard.detection().protected),
+    })
+}
+
+/// [`policy_summary`] for people.
+pub(crate) fn print_policy_summary(guard: &Guard) {
+    let sources: Vec<String> = guard
+        .policy()
+        .provenance()
+        .iter()
+        .map(|s| {
+            let system = if s.system { "system, " } else { "" };
+            let short = s.sha256.get(..12).unwrap_or(&s.sha256);
+            format!("{} ({system}sha256 {short}…)", s.path.escape_debug())
+        })
+        .collect();
+    say!("policy:      {}", sources.join(" + "));
+    if let Some(notice) =
+        prodguard_core::trust::unprotected_notice(guard.policy(), guard.detection().protected)
+    {
+        say!("warning:     {notice}");
+    }
 }
 
 /// A guard under that policy.

@@ -23,6 +23,7 @@ impl Request {
         Request {
             facts: Facts::default(),
             policy: None,
+            system_policy: None,
             operation: RequestOperation::new(kind),
             evidence: None,
             now: None,
@@ -55,6 +56,15 @@ impl Request {
     #[must_use]
     pub fn policy(mut self, toml: impl Into<String>) -> Request {
         self.policy = Some(toml.into());
+        self
+    }
+
+    /// The system policy's text, which the host vouches for (read from a
+    /// root-owned `/etc/prodguard/policy.toml`): [`policy`](Self::policy)
+    /// is layered over it and can only tighten it.
+    #[must_use]
+    pub fn system_policy(mut self, toml: impl Into<String>) -> Request {
+        self.system_policy = Some(toml.into());
         self
     }
 

@@ -13,11 +13,13 @@ mod anchor;
 mod repair;
 mod seal;
 mod sink;
+mod tee;
 mod verify;
 pub use anchor::{Anchor, AnchorCheck};
 pub use repair::{RepairError, RepairOutcome, repair_file};
 pub use seal::{SealKeyError, init_key_file, key_to_text, read_key_file, write_key_file};
 pub use sink::{FileOps, FileSink, RealFileOps};
+pub(crate) use tee::TeeSink;
 pub use verify::{
     Damage, VerifyReport, rotated_files, verify_file, verify_file_sealed, verify_single_file,
 };

@@ -206,7 +206,7 @@ fn actor() -> Actor {
     Actor {
         user: "alice".into(),
         kind: ActorKind::Human,
-        account: None,
+        account: Some("alice".into()),
     }
 }
 
@@ -274,6 +274,7 @@ fn request() -> Request {
     Request {
         facts: facts(),
         policy: Some("[[rule]]\n".into()),
+        system_policy: Some("[[rule]]\n".into()),
         operation: operation(),
         evidence: Some(evidence()),
         now: Some("2026-11-27T10:00:00Z".into()),

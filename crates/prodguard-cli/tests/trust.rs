@@ -1,0 +1,403 @@
+//! The trust model, attacked as the application's own account would: with
+//! a system layer in `/etc/prodguard` (root's, made in a private mount
+//! namespace over an overlay of `/etc`, so the real `/etc` is untouched),
+//! every variable, file in the working directory and argument the caller
+//! controls points somewhere else — and the system's rules, marker and
+//! audit log still hold.
+//!
+//! These tests need root (CI runs as root) and `unshare`; elsewhere they
+//! pass without running, except under `CI=true`, where that is a failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_prodguard");
+
+/// Mounts an overlay over `/etc` whose upper layer holds `prodguard/`, then
+/// runs the command in a new session (no controlling terminal).
+const IN_NAMESPACE: &str = r#"mount -t overlay overlay -o "lowerdir=/etc,upperdir=$1,workdir=$2" /etc || exit 99
+shift 2
+exec setsid -w "$@""#;
+
+fn system_policy(dir: &Path) -> String {
+    format!(
+        r#"[audit]
+log = "{}/system-audit.jsonl"
+
+[[rule]]
+name = "system: production needs a person"
+operations = ["*"]
+tiers = ["production", "unknown"]
+require = ["confirm", "audit"]
+
+[[rule]]
+name = "system: staging notes are audited"
+operations = ["app.note"]
+tiers = ["staging"]
+require = ["audit"]
+"#,
+        dir.display()
+    )
+}
+
+/// A policy of the attacker's own: one rule that matches nothing.
+const MINE: &str = "[[rule]]\nname = \"mine\"\noperations = [\"nothing.at.all\"]\ntiers = [\"local\"]\nrequire = [\"audit\"]\n";
+
+struct Host {
+    dir: tempfile::TempDir,
+}
+
+impl Host {
+    /// A host whose system layer holds `policy` and the marker `marker`;
+    /// `None` where namespaces cannot be made (not root).
+    fn new(marker: &str) -> Option<Host> {
+        let root = nix::unistd::geteuid().is_root();
+        let unshare = Command::new("unshare")
+            .args(["--mount", "true"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !(root && unshare) {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "the trust model's tests need root and unshare(1); CI runs as root"
+            );
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("prodguard-trust-")
+            .tempdir()
+            .unwrap();
+        let host = Host { dir };
+        for sub in ["upper/prodguard", "work", "home"] {
+            std::fs::create_dir_all(host.path(sub)).unwrap();
+        }
+        std::fs::set_permissions(
+            host.path("upper/prodguard"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        host.write_system("policy.toml", &system_policy(host.dir.path()));
+        host.write_system("environment", marker);
+        Some(host)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write_system(&self, name: &str, text: &str) {
+        let path = self.system_file(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+
+    fn system_file(&self, name: &str) -> PathBuf {
+        self.path("upper/prodguard").join(name)
+    }
+
+    fn home(&self, name: &str) -> PathBuf {
+        self.path("home").join(name)
+    }
+
+    /// `prodguard ARGS` with only `vars` set, in the home directory.
+    fn run(&self, vars: &[(&str, &str)], args: &[&str]) -> Output {
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+            .arg(IN_NAMESPACE)
+            .arg("sh")
+            .arg(self.path("upper"))
+            .arg(self.path("work"))
+            .arg(BIN)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .env("HOME", self.path("home"))
+            .env("PRODGUARD_ACTOR", "carol")
+            .current_dir(self.path("home"))
+            .stdin(Stdio::null());
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert_ne!(
+            out.status.code(),
+            Some(99),
+            "overlay mount: {}",
+            stderr(&out)
+        );
+        out
+    }
+
+    fn records(&self, path: &Path) -> Vec<serde_json::Value> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn system_records(&self) -> Vec<serde_json::Value> {
+        self.records(&self.path("system-audit.jsonl"))
+    }
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().expect("exited normally")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn sha256_of(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    stdout(&out).split_whitespace().next().unwrap().to_owned()
+}
+
+#[test]
+fn a_policy_of_ones_own_cannot_switch_the_guards_off() {
+    let Some(host) = Host::new("production\n") else {
+        return;
+    };
+    std::fs::write(host.home("mine.toml"), MINE).unwrap();
+    let ran = host.home("ran");
+    let mine = host.home("mine.toml").display().to_string();
+    let attempt = |way: &str, vars: &[(&str, &str)], policy_arg: &[&str]| {
+        let ran_path = ran.display().to_string();
+        let mut args = policy_arg.to_vec();
+        args.extend([
+            "exec",
+            "--op",
+            "db.migrate",
+            "--target",
+            "orders",
+            "--",
+            "touch",
+        ]);
+        args.push(&ran_path);
+        let out = host.run(vars, &args);
+        assert_eq!(code(&out), 121, "{way}: {}", stderr(&out));
+        assert!(!ran.exists(), "{way}: the command must not run");
+    };
+    attempt("PRODGUARD_POLICY", &[("PRODGUARD_POLICY", &mine)], &[]);
+    attempt("--policy", &[], &["--policy", &mine]);
+    // ./prodguard.toml in the working directory.
+    std::fs::write(host.home("prodguard.toml"), MINE).unwrap();
+    attempt("./prodguard.toml", &[], &[]);
+
+    // Every refusal is in the system's log, naming the policy in force:
+    // the system policy (with the SHA-256 of its bytes) first.
+    let records = host.system_records();
+    assert_eq!(records.len(), 3, "{records:#?}");
+    let system_sha = sha256_of(&host.system_file("policy.toml"));
+    for record in &records {
+        assert_eq!(record["kind"], "refusal");
+        let sources = record["decision"]["policy"].as_array().unwrap();
+        assert_eq!(sources[0]["path"], "/etc/prodguard/policy.toml");
+        assert_eq!(sources[0]["sha256"], system_sha.as_str());
+        assert_eq!(sources[0]["system"], true);
+        assert_eq!(sources.len(), 2, "and the caller's own file: {sources:?}");
+        assert_eq!(
+            sources[1]["sha256"],
+            sha256_of(&host.home("mine.toml")).as_str()
+        );
+    }
+}
+
+#[test]
+fn without_a_system_layer_the_same_attack_works_and_prodguard_says_so() {
+    // The control for the test above: no namespace, no /etc/prodguard.
+    if Path::new("/etc/prodguard").exists() {
+        return; // A machine with a real system layer: nothing to show.
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("mine.toml"), MINE).unwrap();
+    let run = |args: &[&str]| {
+        Command::new("setsid")
+            .arg("-w")
+            .arg(BIN)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .env("HOME", dir.path())
+            .env("APP_ENV", "production")
+            .env("PRODGUARD_POLICY", dir.path().join("mine.toml"))
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "exec",
+        "--op",
+        "db.migrate",
+        "--target",
+        "orders",
+        "--",
+        "true",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = run(&["detect"]);
+    assert!(
+        stdout(&out).contains("warning:     the policy is unprotected"),
+        "{}",
+        stdout(&out)
+    );
+    let out = run(&["check", "--op", "db.migrate", "--json"]);
+    let check: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(check["policy"]["anchored"], false);
+    assert!(
+        check["policy"]["unprotected"]
+            .as_str()
+            .unwrap()
+            .contains("install /etc/prodguard/policy.toml")
+    );
+}
+
+#[test]
+fn moving_the_marker_file_does_not_hide_the_system_marker() {
+    let Some(host) = Host::new("production\n") else {
+        return;
+    };
+    std::fs::write(host.home("ENV"), "development\n").unwrap();
+    std::fs::write(
+        host.home("mine.toml"),
+        format!(
+            "[environment]\nmarker_file = \"{}\"\n\n{MINE}",
+            host.home("ENV").display()
+        ),
+    )
+    .unwrap();
+    let mine = host.home("mine.toml").display().to_string();
+    let out = host.run(
+        &[
+            ("PRODGUARD_POLICY", mine.as_str()),
+            ("PRODGUARD_ENV", "development"),
+            ("APP_ENV", "development"),
+        ],
+        &["detect", "--json"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let detection: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(detection["tier"], "production", "{detection:#}");
+    assert_eq!(detection["decided_by"], "file:/etc/prodguard/environment");
+    assert_eq!(detection["policy"]["anchored"], true);
+    assert!(detection["policy"]["unprotected"].is_null());
+}
+
+#[test]
+fn a_policy_that_would_loosen_the_system_policy_is_refused_with_125() {
+    let Some(host) = Host::new("production\n") else {
+        return;
+    };
+    for (text, says) in [
+        (
+            "[environment]\nunknown = \"development\"\n",
+            "[environment] unknown",
+        ),
+        (
+            "[environment]\naliases = { \"shadow\" = \"development\" }\n",
+            "aliases",
+        ),
+        ("[audit]\ndurability = \"none\"\n", "durability"),
+    ] {
+        std::fs::write(host.home("mine.toml"), format!("{text}\n{MINE}")).unwrap();
+        let mine = host.home("mine.toml").display().to_string();
+        let out = host.run(
+            &[("PRODGUARD_POLICY", mine.as_str())],
+            &["check", "--op", "db.migrate", "--target", "orders"],
+        );
+        assert_eq!(code(&out), 125, "{text}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(says), "{err}");
+        assert!(
+            err.contains("only the system policy (/etc/prodguard/policy.toml)"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn the_audit_log_can_be_copied_but_not_moved() {
+    let Some(host) = Host::new("staging\n") else {
+        return;
+    };
+    let mine = host.home("mine.jsonl");
+    let out = host.run(
+        &[("PRODGUARD_AUDIT_LOG", mine.to_str().unwrap())],
+        &[
+            "exec", "--op", "app.note", "--target", "notes", "--", "true",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let kinds = |records: &[serde_json::Value]| -> Vec<String> {
+        records
+            .iter()
+            .map(|r| r["kind"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let system = host.system_records();
+    assert_eq!(kinds(&system), ["intent", "outcome"], "the system's log");
+    assert_eq!(
+        kinds(&host.records(&mine)),
+        ["intent", "outcome"],
+        "the copy"
+    );
+    assert_eq!(system[0]["actor"]["user"], "carol", "a label");
+    assert_eq!(system[0]["actor"]["account"], "root", "the identity");
+    // `audit verify` checks the system's log, not the caller's.
+    let out = host.run(
+        &[("PRODGUARD_AUDIT_LOG", mine.to_str().unwrap())],
+        &["audit", "verify"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("system-audit.jsonl") || stderr(&out).contains("system-audit.jsonl"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_system_layer_anyone_else_can_change_is_refused_with_125() {
+    for (name, mode, owner, says) in [
+        ("policy.toml", 0o664, None, "writable by its group"),
+        ("environment", 0o666, None, "writable by others"),
+        (
+            "policy.toml",
+            0o644,
+            Some(65534),
+            "owned by uid 65534, not root",
+        ),
+    ] {
+        let Some(host) = Host::new("production\n") else {
+            return;
+        };
+        let path = host.system_file(name);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        if let Some(uid) = owner {
+            std::os::unix::fs::chown(&path, Some(uid), None).unwrap();
+        }
+        for args in [&["detect"][..], &["check", "--op", "db.migrate"][..]] {
+            let out = host.run(&[], args);
+            assert_eq!(
+                code(&out),
+                125,
+                "{name} {mode:o} {args:?}: {}",
+                stderr(&out)
+            );
+            let err = stderr(&out);
+            assert!(err.contains(says), "{err}");
+            assert!(err.contains(&format!("/etc/prodguard/{name}")), "{err}");
+        }
+    }
+}

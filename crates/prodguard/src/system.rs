@@ -1,0 +1,220 @@
+//! The system layer: the policy and the marker in `/etc/prodguard`, the
+//! trust anchor (see [`prodguard_core::trust`]).
+//!
+//! Like OpenSSH's `StrictModes`, they count only when nobody but root can
+//! change them: the files, the directory and every directory above them
+//! must be owned by root and not writable by group or others (a directory
+//! above may be world-writable when it is sticky, as `/tmp` is: nobody
+//! else can then rename root's entries in it). Anything else refuses (125)
+//! naming the file and the command that fixes it — a layer that anyone can
+//! rewrite would anchor nothing, and ignoring it would silently loosen.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use prodguard_core::Policy;
+use prodguard_core::trust::{self, SYSTEM_MARKER_NAME, SYSTEM_POLICY_NAME};
+
+use crate::GuardError;
+
+/// The system policy, anchored, when `/etc/prodguard/policy.toml` exists;
+/// an error when the layer is not secure (its marker included) or the
+/// policy is invalid.
+pub fn policy() -> Result<Option<Policy>, GuardError> {
+    policy_in(Path::new(trust::SYSTEM_DIR))
+}
+
+/// The system policy's text, for a host that states it to the Wasm
+/// module or the JSON API (`system_policy`): only once the layer is found
+/// secure, as [`policy`] checks it.
+pub fn policy_text() -> Result<Option<String>, GuardError> {
+    let Some(path) = secure_policy_path(Path::new(trust::SYSTEM_DIR))? else {
+        return Ok(None);
+    };
+    std::fs::read_to_string(&path).map(Some).map_err(|e| {
+        GuardError::Policy(format!(
+            "cannot read the system policy {}: {e}; it must be readable UTF-8 text",
+            path.display()
+        ))
+    })
+}
+
+/// [`policy`] for the system layer in `dir` (tests; everything else uses
+/// the directory fixed at build time).
+pub(crate) fn policy_in(dir: &Path) -> Result<Option<Policy>, GuardError> {
+    let Some(path) = secure_policy_path(dir)? else {
+        return Ok(None);
+    };
+    let policy = crate::config::load_policy_file(&path)?;
+    Ok(Some(trust::anchor(policy)))
+}
+
+/// The system policy's path in `dir` when it exists, once it and the
+/// marker are found secure.
+fn secure_policy_path(dir: &Path) -> Result<Option<PathBuf>, GuardError> {
+    let policy_path = dir.join(SYSTEM_POLICY_NAME);
+    let marker_path = dir.join(SYSTEM_MARKER_NAME);
+    let mut policy = None;
+    for path in [policy_path, marker_path] {
+        if exists(&path)? {
+            check_secure(&path)?;
+            if path.ends_with(SYSTEM_POLICY_NAME) {
+                policy = Some(path);
+            }
+        }
+    }
+    Ok(policy)
+}
+
+fn exists(path: &Path) -> Result<bool, GuardError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(GuardError::Policy(format!(
+            "cannot read the system layer's {}: {e}; fix its permissions (it must be readable, owned by root and writable only by root)",
+            path.display()
+        ))),
+    }
+}
+
+/// Refuses unless `path` (after symlinks) and every directory above it are
+/// owned by root and writable by nobody else.
+fn check_secure(path: &Path) -> Result<(), GuardError> {
+    let resolved = std::fs::canonicalize(path).map_err(|e| {
+        GuardError::Policy(format!(
+            "cannot resolve the system layer's {}: {e}",
+            path.display()
+        ))
+    })?;
+    for (depth, entry) in resolved.ancestors().enumerate() {
+        let meta = std::fs::metadata(entry)
+            .map_err(|e| GuardError::Policy(format!("cannot inspect {}: {e}", entry.display())))?;
+        let shown = shown_path(path, &resolved, entry);
+        if meta.uid() != 0 {
+            return Err(GuardError::Policy(format!(
+                "{shown} is owned by uid {}, not root, so the system layer ({}) is not secure; run `chown root {}`",
+                meta.uid(),
+                trust::SYSTEM_DIR,
+                entry.display()
+            )));
+        }
+        let sticky_dir = depth > 0 && meta.is_dir() && meta.mode() & 0o1000 != 0;
+        if meta.mode() & 0o022 != 0 && !sticky_dir {
+            return Err(GuardError::Policy(format!(
+                "{shown} is writable by {} (mode {:o}), so the system layer ({}) is not secure; run `chmod go-w {}`",
+                if meta.mode() & 0o002 != 0 {
+                    "others"
+                } else {
+                    "its group"
+                },
+                meta.mode() & 0o7777,
+                trust::SYSTEM_DIR,
+                entry.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `entry` named for a message: the file as configured, or the directory
+/// above it (and where a symlink led).
+fn shown_path(path: &Path, resolved: &Path, entry: &Path) -> String {
+    if entry == resolved && path != resolved {
+        format!("{} (→ {})", path.display(), resolved.display())
+    } else if entry == resolved {
+        path.display().to_string()
+    } else {
+        format!("the directory {}", PathBuf::from(entry).display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    const POLICY: &str =
+        "[[rule]]\noperations = [\"*\"]\ntiers = [\"production\"]\nrequire = [\"audit\"]\n";
+
+    fn layer(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        dir
+    }
+
+    fn running_as_root() -> bool {
+        nix::unistd::geteuid().is_root()
+    }
+
+    #[test]
+    fn no_layer_is_none_and_a_root_owned_one_is_anchored() {
+        if !running_as_root() {
+            return; // The layer must be root's; CI runs as root.
+        }
+        let empty = layer(&[]);
+        assert_eq!(policy_in(empty.path()).unwrap(), None);
+        let dir = layer(&[("policy.toml", POLICY), ("environment", "production\n")]);
+        let policy = policy_in(dir.path()).unwrap().unwrap();
+        assert!(policy.is_anchored());
+        assert!(policy.provenance()[0].system);
+    }
+
+    #[test]
+    fn a_layer_anyone_else_can_change_is_refused_naming_the_fix() {
+        if !running_as_root() {
+            return;
+        }
+        for (name, mode, says) in [
+            ("policy.toml", 0o664, "writable by its group (mode 664)"),
+            ("policy.toml", 0o646, "writable by others (mode 646)"),
+            ("environment", 0o666, "writable by others (mode 666)"),
+        ] {
+            let dir = layer(&[("policy.toml", POLICY), ("environment", "production\n")]);
+            let path = dir.path().join(name);
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let message = policy_in(dir.path()).unwrap_err().to_string();
+            assert!(message.contains(says), "{message}");
+            assert!(
+                message.contains(&format!("chmod go-w {}", path.display())),
+                "{message}"
+            );
+        }
+        // The directory itself.
+        let dir = layer(&[("policy.toml", POLICY)]);
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let message = policy_in(dir.path()).unwrap_err().to_string();
+        assert!(message.contains("the directory"), "{message}");
+        // A file owned by someone else, and a symlink to one.
+        let dir = layer(&[("policy.toml", POLICY), ("mine.toml", POLICY)]);
+        std::os::unix::fs::chown(dir.path().join("policy.toml"), Some(65534), None).unwrap();
+        let message = policy_in(dir.path()).unwrap_err().to_string();
+        assert!(
+            message.contains("owned by uid 65534, not root"),
+            "{message}"
+        );
+        std::fs::remove_file(dir.path().join("policy.toml")).unwrap();
+        std::os::unix::fs::chown(dir.path().join("mine.toml"), Some(65534), None).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("mine.toml"), dir.path().join("policy.toml"))
+            .unwrap();
+        let message = policy_in(dir.path()).unwrap_err().to_string();
+        assert!(
+            message.contains("mine.toml) is owned by uid 65534"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn an_invalid_system_policy_is_an_error_not_a_missing_layer() {
+        if !running_as_root() {
+            return;
+        }
+        let dir = layer(&[("policy.toml", "[[rule]]\nrequre = []\n")]);
+        let message = policy_in(dir.path()).unwrap_err().to_string();
+        assert!(message.contains("policy.toml:2:1"), "{message}");
+    }
+}
