@@ -322,7 +322,20 @@ fn a_policy_that_would_loosen_the_system_policy_is_refused_with_125() {
             err.contains("only the system policy (/etc/prodguard/policy.toml)"),
             "{err}"
         );
+        // `policy check` says so before anyone relies on the file.
+        let out = host.run(&[], &["policy", "check", &mine]);
+        assert_eq!(code(&out), 125, "{text}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{}", stderr(&out));
     }
+    std::fs::write(host.home("mine.toml"), MINE).unwrap();
+    let mine = host.home("mine.toml").display().to_string();
+    let out = host.run(&[], &["policy", "check", &mine]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("layered over /etc/prodguard/policy.toml"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]

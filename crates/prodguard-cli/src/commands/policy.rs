@@ -11,11 +11,18 @@ pub(crate) fn run(command: PolicyCommand, policy: Option<&PathBuf>) -> Result<i3
     match command {
         PolicyCommand::Check { file } => {
             let policy = config::load_policy_file(&file)?;
+            let rules = policy.rules().len();
+            // Under a system policy the file is only ever used layered over
+            // it: one that would loosen it is not ok.
+            let layered = config::with_system_layer(Some(policy))?;
+            let over = match layered.provenance().first() {
+                Some(system) if system.system => format!(", layered over {}", system.path),
+                _ => String::new(),
+            };
             say!(
-                "{}: ok ({} rule{})",
+                "{}: ok ({rules} rule{}{over})",
                 file.display(),
-                policy.rules().len(),
-                if policy.rules().len() == 1 { "" } else { "s" }
+                if rules == 1 { "" } else { "s" }
             );
             Ok(0)
         }
@@ -25,6 +32,14 @@ pub(crate) fn run(command: PolicyCommand, policy: Option<&PathBuf>) -> Result<i3
             } else {
                 let policy = load_policy(policy)?;
                 say!("# effective policy, from {}", policy.source());
+                for source in policy.provenance() {
+                    say!(
+                        "#   {} sha256 {}{}",
+                        source.path.escape_debug(),
+                        source.sha256,
+                        if source.system { " (system)" } else { "" }
+                    );
+                }
                 say_raw!("{}", policy.to_toml_string());
             }
             Ok(0)
