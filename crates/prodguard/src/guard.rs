@@ -460,6 +460,7 @@ impl Guard {
                 Step::NeedConfirmation(challenge) => {
                     let route = confirm::route(
                         challenge.mode,
+                        self.actor.kind,
                         self.policy.approval().four_eyes,
                         approval.is_some(),
                     );
@@ -480,6 +481,22 @@ impl Guard {
                             ConfirmationAnswer::Unavailable(
                                 "four_eyes needs an approval token from someone else \
                              (`prodguard approve`, then --approval or PRODGUARD_APPROVAL)"
+                                    .into(),
+                            )
+                        }
+                        (Route::Unavailable(Unconfirmable::AgentNeedsToken), _) => {
+                            ConfirmationAnswer::Unavailable(
+                                "an AI agent cannot confirm by typing: a person must approve it \
+                                 (`prodguard approve --op … --target …`), then pass the token \
+                                 with --approval or PRODGUARD_APPROVAL"
+                                    .into(),
+                            )
+                        }
+                        (Route::Unavailable(Unconfirmable::AgentTypedOnly), _) => {
+                            ConfirmationAnswer::Unavailable(
+                                "an AI agent cannot confirm by typing, and this rule accepts only \
+                                 typed confirmation (confirm.mode = \"typed\"): a person must run \
+                                 it from a terminal"
                                     .into(),
                             )
                         }
