@@ -123,8 +123,15 @@ export interface Operation {
 }
 
 export interface Actor {
+  /** A display label (`PRODGUARD_ACTOR`, `USER`); it never decides who may do what. */
   user: string;
+  /** An `agent` never confirms by typing and never breaks glass. */
   kind: ActorKind;
+  /**
+   * The OS account of the real uid, as the host vouches for it: the identity
+   * `[approval] break_glass_users` is checked against (none stated: no break-glass).
+   */
+  account?: string;
 }
 
 /** A target's environment stamp. */

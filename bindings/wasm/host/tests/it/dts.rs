@@ -206,7 +206,7 @@ fn actor() -> Actor {
     Actor {
         user: "alice".into(),
         kind: ActorKind::Human,
-        account: None,
+        account: Some("alice".into()),
     }
 }
 
