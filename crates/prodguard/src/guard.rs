@@ -636,9 +636,10 @@ impl<'g> GuardedOperation<'g> {
     }
 
     /// Break-glass: in an emergency, skip the confirmation and backup for
-    /// this one run, where every matching rule says `break_glass = true`.
-    /// The reason is mandatory and goes into the audit log, which must be
-    /// writable.
+    /// this one run, where every matching rule says `break_glass = true`
+    /// and `[approval] break_glass_users` lists the actor's OS account (never
+    /// for an AI agent). The reason is mandatory and goes into the audit
+    /// log, which must be writable.
     pub fn break_glass(mut self, reason: impl Into<String>) -> Self {
         self.operation.break_glass = Some(reason.into());
         self

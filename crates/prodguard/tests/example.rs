@@ -48,7 +48,7 @@ fn run_example(dir: &Path, app_env: &str, answer: Option<&str>) -> Output {
             .arg("/dev/null"),
         None => cmd.arg(&example).arg(&demo),
     };
-    let mut child = cmd
+    let child = cmd
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap())
         .env("APP_ENV", app_env)
