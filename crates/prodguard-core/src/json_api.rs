@@ -94,7 +94,7 @@ pub struct Evidence {
     /// Set when the target's stamp could not be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stamp_error: Option<String>,
-    /// What the person typed when asked to confirm.
+    /// What the person typed when asked to confirm (never counts for an agent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub typed: Option<String>,
     /// An approval token and the key (64 hex digits) to check it with.
@@ -106,7 +106,8 @@ pub struct Evidence {
     /// Set when the host's backup failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_error: Option<String>,
-    /// A break-glass reason.
+    /// A break-glass reason; only for an `actor.account` the policy lists in
+    /// `[approval] break_glass_users`, never for an agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub break_glass: Option<String>,
     /// The host honours the policy's fleet keys: it holds the `[fleet]

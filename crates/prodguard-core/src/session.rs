@@ -65,7 +65,9 @@ pub struct Operation {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
     /// Break-glass: the reason this one run may skip confirmation and backup
-    /// where the policy allows it (`break_glass = true`). Always audited.
+    /// where the policy allows it (`break_glass = true`) for the actor's OS
+    /// account (`[approval] break_glass_users`; never an AI agent). Always
+    /// audited.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub break_glass: Option<String>,
 }
