@@ -46,6 +46,17 @@ fn compile(source: &str, out: &Path, extra: &[&str]) {
 /// Runs `program ARGS` (under `wrapper`, e.g. valgrind, when given) in
 /// development with a clean environment and the audit log at `log`.
 fn run_with(program: &Path, args: &[&str], wrapper: &[&str], log: &Path) -> std::process::Output {
+    run_as(program, args, wrapper, log, &[])
+}
+
+/// [`run_with`], with `vars` set too.
+fn run_as(
+    program: &Path,
+    args: &[&str],
+    wrapper: &[&str],
+    log: &Path,
+    vars: &[(&str, &str)],
+) -> std::process::Output {
     let mut argv: Vec<String> = wrapper.iter().map(|s| s.to_string()).collect();
     argv.push(program.display().to_string());
     argv.extend(args.iter().map(|s| s.to_string()));
@@ -56,6 +67,7 @@ fn run_with(program: &Path, args: &[&str], wrapper: &[&str], log: &Path) -> std:
         .env("PRODGUARD_ENV", "development")
         .env("PRODGUARD_AUDIT_LOG", log)
         .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        .envs(vars.iter().copied())
         .output()
         .unwrap()
 }
@@ -276,6 +288,34 @@ fn run_callbacks(wrapper: &[&str], name: &str, flags: &[&str]) {
 #[test]
 fn callbacks_from_c_confirm_and_back_up() {
     run_callbacks(&[], "callbacks", &[]);
+}
+
+#[test]
+fn an_agents_run_never_reaches_the_c_confirmation_callback() {
+    let dir = workdir("callbacks-agent");
+    let program = dir.path().join("callbacks");
+    compile("callbacks.c", &program, &[]);
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[[rule]]\noperations = [\"db.*\"]\ntiers = [\"development\"]\nrequire = [\"confirm\", \"audit\"]\n",
+    )
+    .unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let out = run_as(
+        &program,
+        &[policy.to_str().unwrap(), "agent"],
+        &[],
+        &log,
+        &[("CLAUDECODE", "1")],
+    );
+    assert_succeeded(&out);
+    let refusal = std::fs::read_to_string(&log).unwrap();
+    assert!(refusal.contains("\"kind\":\"refusal\""), "{refusal}");
+    assert!(
+        !refusal.contains("\"method\""),
+        "nothing confirmed: {refusal}"
+    );
 }
 
 #[test]

@@ -123,10 +123,15 @@ export interface Operation {
 }
 
 export interface Actor {
-  /** A display label (PRODGUARD_ACTOR, USER): never an identity. */
+  /** A display label (`PRODGUARD_ACTOR`, `USER`); it never decides who may do what. */
   user: string;
+  /** An `agent` never confirms by typing and never breaks glass. */
   kind: ActorKind;
-  /** The OS account of the real uid, which the host vouches for: the identity four eyes and break-glass use. */
+  /**
+   * The OS account of the real uid, as the host vouches for it: the identity
+   * four eyes and `[approval] break_glass_users` are checked against (none
+   * stated: no break-glass).
+   */
   account?: string | null;
 }
 

@@ -74,7 +74,8 @@ pub(crate) enum Command {
         #[arg(long, value_name = "TOKEN")]
         approval: Option<String>,
         /// Emergency: skip confirmation and backup for this one run where the
-        /// policy allows it (break_glass = true); the reason is recorded.
+        /// policy allows it (break_glass = true) and lists your OS account in
+        /// [approval] break_glass_users; the reason is recorded.
         #[arg(long, value_name = "REASON")]
         break_glass: Option<String>,
         /// The command and its arguments, after `--`.

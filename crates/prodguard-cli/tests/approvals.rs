@@ -348,27 +348,16 @@ fn break_glass_runs_only_where_allowed_with_its_reason_recorded() {
         "{ command = \"exit 3\", verify = \"true\" }",
     );
     let policy = env.dir.path().join("prodguard.toml");
-    let text = std::fs::read_to_string(&policy).unwrap();
+    // Break-glass is for the accounts the policy lists: this one.
+    let me = account();
+    let text = std::fs::read_to_string(&policy).unwrap().replacen(
+        "four_eyes = false\n",
+        &format!("four_eyes = false\nbreak_glass_users = [\"{me}\"]\n"),
+        1,
+    );
+    std::fs::write(&policy, &text).unwrap();
     let reason = "INC-1234: orders table locked, restoring service";
-    let exec = |env: &Env, reason: &str| {
-        env.run(
-            "ana",
-            &[("APP_ENV", "production")],
-            &[
-                "exec",
-                "--op",
-                "db.migrate",
-                "--target",
-                "orders.db",
-                "--break-glass",
-                reason,
-                "--",
-                "sqlite3",
-                "orders.db",
-                "INSERT INTO orders (item) VALUES ('hotfix');",
-            ],
-        )
-    };
+    let exec = |env: &Env, reason: &str| break_glass(env, "ana", &[], reason);
     // Not allowed by the policy: refused, even with a reason.
     let out = exec(&env, reason);
     assert_eq!(out.status.code(), Some(121), "{}", stderr(&out));
@@ -404,7 +393,96 @@ fn break_glass_runs_only_where_allowed_with_its_reason_recorded() {
         .unwrap();
     assert_eq!(intent["decision"]["result"], "break-glass");
     assert_eq!(intent["confirm"]["method"], "break-glass");
-    assert!(intent["message"].as_str().unwrap().contains(reason));
+    // Who broke glass is the OS account, beside the label it gave itself.
+    assert_eq!(intent["confirm"]["approver"], me.as_str());
+    assert_eq!(intent["actor"]["account"], me.as_str());
+    assert_eq!(intent["actor"]["user"], "ana");
+    let message = intent["message"].as_str().unwrap();
+    assert!(
+        message.contains(reason) && message.contains(&format!("account {me}")),
+        "{message}"
+    );
+    env.verify();
+}
+
+/// The OS account of this uid (`root` in CI), as the password database names it.
+fn account() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// `exec --break-glass REASON` of a migration in production, as `actor`.
+fn break_glass(env: &Env, actor: &str, vars: &[(&str, &str)], reason: &str) -> Output {
+    let mut vars = vars.to_vec();
+    vars.push(("APP_ENV", "production"));
+    env.run(
+        actor,
+        &vars,
+        &[
+            "exec",
+            "--op",
+            "db.migrate",
+            "--target",
+            "orders.db",
+            "--break-glass",
+            reason,
+            "--",
+            "sqlite3",
+            "orders.db",
+            "INSERT INTO orders (item) VALUES ('hotfix');",
+        ],
+    )
+}
+
+#[test]
+fn break_glass_is_refused_to_an_agent_and_to_accounts_not_listed() {
+    let env = Env::new(
+        "breakglass-who",
+        false,
+        "{ command = \"exit 3\", verify = \"true\" }",
+    );
+    let policy = env.dir.path().join("prodguard.toml");
+    let text = std::fs::read_to_string(&policy).unwrap().replacen(
+        "name = \"migrations\"",
+        "name = \"migrations\"\nbreak_glass = true",
+        1,
+    );
+    let me = account();
+    let listing = |users: &str| {
+        let listed = text.replacen(
+            "four_eyes = false\n",
+            &format!("four_eyes = false\nbreak_glass_users = {users}\n"),
+            1,
+        );
+        std::fs::write(&policy, listed).unwrap();
+    };
+    let reason = "INC-1234: orders table locked, restoring service";
+    // (who lists, label, agent variables) → what the refusal says.
+    for (users, label, vars, why) in [
+        (
+            format!("[\"{me}\"]"),
+            "ana",
+            &[("CLAUDECODE", "1")][..],
+            "an AI agent cannot break glass",
+        ),
+        (
+            "[\"alice\"]".to_owned(),
+            "alice",
+            &[],
+            &*format!("the account `{me}` is not listed"),
+        ),
+        ("[]".to_owned(), "ana", &[], "nobody may break glass here"),
+    ] {
+        listing(&users);
+        let out = break_glass(&env, label, vars, reason);
+        assert_eq!(out.status.code(), Some(121), "{users}: {}", stderr(&out));
+        assert!(stderr(&out).contains(why), "{users}: {}", stderr(&out));
+        let refusal = env.records().pop().unwrap();
+        assert_eq!(refusal["kind"], "refusal", "{refusal}");
+        assert!(refusal["confirm"].is_null(), "{refusal}");
+    }
+    assert_eq!(env.rows(), 1, "nothing ran");
     env.verify();
 }
 

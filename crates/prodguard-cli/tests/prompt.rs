@@ -1,9 +1,9 @@
 //! The typed confirmation, through a real pseudo-terminal made by script(1).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_prodguard");
 
@@ -16,16 +16,21 @@ fn sandbox(name: &str) -> tempfile::TempDir {
         .unwrap()
 }
 
-/// Runs `prodguard exec` in production on a fresh pseudo-terminal and types `answer`.
-fn exec_on_a_terminal(dir: &Path, answer: &str) -> (Output, PathBuf) {
+/// The end of the prompt: what is typed after it answers it.
+const PROMPT_END: &[u8] = b"anything else cancels.";
+
+/// `prodguard exec` of a migration in production on a fresh pseudo-terminal
+/// (setsid: no terminal of ours leaks in; script: a new pty becomes the
+/// controlling terminal), run by `sh -c` once `go` exists in `dir`, with
+/// only `vars` set besides those it needs.
+fn spawn_on_a_terminal(dir: &Path, vars: &[(&str, &str)]) -> (Child, PathBuf) {
     let marker = dir.join("ran");
     let inner = format!(
-        "{BIN} exec --op db.migrate --target orders -- touch {}",
+        "while [ ! -e go ]; do sleep 0.02; done; exec {BIN} exec --op db.migrate --target orders -- touch {}",
         marker.display()
     );
-    // setsid: no terminal of ours leaks in; script: a new pty becomes the controlling terminal.
-    let mut child = Command::new("setsid")
-        .args(["-w", "script", "-qec", &inner, "/dev/null"])
+    let mut cmd = Command::new("setsid");
+    cmd.args(["-w", "script", "-qec", &inner, "/dev/null"])
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap())
         .env("APP_ENV", "production")
@@ -34,16 +39,64 @@ fn exec_on_a_terminal(dir: &Path, answer: &str) -> (Output, PathBuf) {
         .current_dir(dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{answer}\n").as_bytes())
-        .unwrap();
-    (child.wait_with_output().unwrap(), marker)
+        .stderr(Stdio::piped());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    (cmd.spawn().unwrap(), marker)
+}
+
+/// Reads the screen until it shows `needle` (true) or the program ends (false).
+fn read_until(out: &mut impl Read, screen: &mut Vec<u8>, needle: &[u8]) -> bool {
+    let mut buf = [0u8; 4096];
+    while !screen.windows(needle.len()).any(|w| w == needle) {
+        match out.read(&mut buf).unwrap() {
+            0 => return false,
+            n => screen.extend_from_slice(&buf[..n]),
+        }
+    }
+    true
+}
+
+/// Types `answer` the way a person does: once the prompt is on the screen.
+/// With `typeahead`, also types it before prodguard even starts, and makes
+/// sure the terminal holds it (its echo is on the screen) before letting
+/// prodguard run. Returns the exit status and everything on the screen.
+fn answer_on_a_terminal(
+    dir: &Path,
+    vars: &[(&str, &str)],
+    answer: &str,
+    typeahead: Option<&str>,
+) -> (Option<i32>, String, PathBuf) {
+    let (mut child, marker) = spawn_on_a_terminal(dir, vars);
+    let mut input = child.stdin.take().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut screen = Vec::new();
+    if let Some(early) = typeahead {
+        input.write_all(format!("{early}\n").as_bytes()).unwrap();
+        assert!(
+            read_until(&mut out, &mut screen, early.as_bytes()),
+            "no echo"
+        );
+    }
+    std::fs::write(dir.join("go"), "").unwrap();
+    if read_until(&mut out, &mut screen, PROMPT_END) {
+        input.write_all(format!("{answer}\n").as_bytes()).unwrap();
+    }
+    drop(input);
+    out.read_to_end(&mut screen).unwrap();
+    let status = child.wait().unwrap();
+    (
+        status.code(),
+        String::from_utf8_lossy(&screen).into_owned(),
+        marker,
+    )
+}
+
+/// Runs `prodguard exec` in production on a fresh pseudo-terminal and types
+/// `answer` when asked, as a person with no CI or agent variables set.
+fn exec_on_a_terminal(dir: &Path, answer: &str) -> (Option<i32>, String, PathBuf) {
+    answer_on_a_terminal(dir, &[], answer, None)
 }
 
 fn records(dir: &Path) -> Vec<serde_json::Value> {
@@ -57,9 +110,8 @@ fn records(dir: &Path) -> Vec<serde_json::Value> {
 #[test]
 fn typing_the_targets_name_proceeds() {
     let dir = sandbox("right");
-    let (out, marker) = exec_on_a_terminal(dir.path(), "orders");
-    let screen = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{screen}");
+    let (code, screen, marker) = exec_on_a_terminal(dir.path(), "orders");
+    assert_eq!(code, Some(0), "{screen}");
     assert!(marker.exists(), "the command ran");
     assert!(
         screen.contains("`db.migrate` on `orders` in production"),
@@ -81,9 +133,8 @@ fn typing_the_targets_name_proceeds() {
 fn typing_anything_else_refuses() {
     for (i, wrong) in ["order", "y", "ORDERS", ""].iter().enumerate() {
         let dir = sandbox(&format!("wrong{i}"));
-        let (out, marker) = exec_on_a_terminal(dir.path(), wrong);
-        let screen = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(out.status.code(), Some(121), "{wrong:?}: {screen}");
+        let (code, screen, marker) = exec_on_a_terminal(dir.path(), wrong);
+        assert_eq!(code, Some(121), "{wrong:?}: {screen}");
         assert!(!marker.exists(), "{wrong:?} must not run the command");
         let records = records(dir.path());
         assert_eq!(records.len(), 1);
@@ -97,4 +148,48 @@ fn typing_anything_else_refuses() {
             records[0]
         );
     }
+}
+
+#[test]
+fn an_agent_typing_the_right_name_is_refused() {
+    let dir = sandbox("agent");
+    // It types the name ahead, and again if it is asked.
+    let (code, screen, marker) =
+        answer_on_a_terminal(dir.path(), &[("CLAUDECODE", "1")], "orders", Some("orders"));
+    assert_eq!(code, Some(121), "{screen}");
+    assert!(!marker.exists(), "the command must not run");
+    assert!(
+        !screen.contains("anything else cancels"),
+        "never asked: {screen}"
+    );
+    assert!(screen.contains("AI agent"), "{screen}");
+    assert!(
+        screen.contains("prodguard approve") && screen.contains("PRODGUARD_APPROVAL"),
+        "says how a person approves: {screen}"
+    );
+    let records = records(dir.path());
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["kind"], "refusal");
+    assert_eq!(records[0]["actor"]["kind"], "agent");
+    assert!(
+        records[0]["confirm"].is_null(),
+        "no typed confirmation: {}",
+        records[0]
+    );
+    let why = records[0]["decision"]["reasons"][0].as_str().unwrap();
+    assert!(why.contains("AI agent cannot confirm by typing"), "{why}");
+}
+
+#[test]
+fn typeahead_is_not_an_answer() {
+    let dir = sandbox("typeahead");
+    // "orders" sits in the terminal before prodguard starts; once the prompt
+    // shows, "nope" is typed. The answer read must be "nope".
+    let (code, screen, marker) = answer_on_a_terminal(dir.path(), &[], "nope", Some("orders"));
+    assert_eq!(code, Some(121), "{screen}");
+    assert!(!marker.exists(), "typeahead must not run the command");
+    let records = records(dir.path());
+    assert_eq!(records.len(), 1);
+    let why = records[0]["decision"]["reasons"][0].as_str().unwrap();
+    assert!(why.contains("typed `nope`"), "{why}");
 }

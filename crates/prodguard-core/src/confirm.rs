@@ -1,23 +1,29 @@
 //! Confirmation resolution: how a [`Challenge`] may be answered, given the
-//! rule's confirm mode, the policy's four eyes and whether an approval token
-//! was offered — one rule for every face (the Rust guard, the JSON API the
-//! C ABI and the Wasm module speak).
+//! rule's confirm mode, who is acting, the policy's four eyes and whether an
+//! approval token was offered — one rule for every face (the Rust guard, the
+//! JSON API the C ABI and the Wasm module speak).
 //!
 //! ```
 //! use prodguard_core::confirm::{Route, Unconfirmable, route};
-//! use prodguard_core::policy::ConfirmMode;
+//! use prodguard_core::policy::{ActorKind, ConfirmMode};
 //!
 //! // Four eyes: the requester typing the name is one pair of eyes.
 //! assert_eq!(
-//!     route(ConfirmMode::Either, true, false),
+//!     route(ConfirmMode::Either, ActorKind::Human, true, false),
 //!     Route::Unavailable(Unconfirmable::FourEyesNeedsToken)
 //! );
-//! assert_eq!(route(ConfirmMode::Either, true, true), Route::CheckToken);
-//! assert_eq!(route(ConfirmMode::Typed, false, true), Route::AskPerson);
+//! assert_eq!(route(ConfirmMode::Either, ActorKind::Human, true, true), Route::CheckToken);
+//! assert_eq!(route(ConfirmMode::Typed, ActorKind::Human, false, true), Route::AskPerson);
+//! // An AI agent never confirms its own action by typing: a person approves it.
+//! assert_eq!(
+//!     route(ConfirmMode::Either, ActorKind::Agent, false, false),
+//!     Route::Unavailable(Unconfirmable::AgentNeedsToken)
+//! );
+//! assert_eq!(route(ConfirmMode::Either, ActorKind::Agent, false, true), Route::CheckToken);
 //! ```
 
 use crate::audit::ConfirmEvidence;
-use crate::policy::ConfirmMode;
+use crate::policy::{ActorKind, ConfirmMode};
 use crate::session::{Challenge, ConfirmationAnswer};
 
 /// How a confirmation challenge is to be answered.
@@ -45,22 +51,34 @@ pub enum Unconfirmable {
     FourEyesNeedsToken,
     /// The rule accepts only an approval token, and none was offered.
     TokenRequired,
+    /// The actor is an AI agent, which cannot confirm by typing (it can type
+    /// into a terminal as well as a person can): a person must approve it
+    /// with an approval token, and none was offered.
+    AgentNeedsToken,
+    /// The actor is an AI agent, which cannot confirm by typing, and the
+    /// rule accepts only a typed confirmation (`confirm.mode = "typed"`):
+    /// only a person running it at a terminal can.
+    AgentTypedOnly,
 }
 
-/// How to answer a challenge in `mode`, under `four_eyes`, when an
-/// approval token was (`token_offered`) or was not offered.
+/// How to answer a challenge in `mode`, for an actor of kind `actor`, under
+/// `four_eyes`, when an approval token was (`token_offered`) or was not
+/// offered.
 ///
 /// A token is checked only where the mode accepts one; a typed answer is
-/// asked for only where the mode accepts one and four eyes does not rule
-/// the requester's own answer out.
-pub fn route(mode: ConfirmMode, four_eyes: bool, token_offered: bool) -> Route {
+/// asked for only where the mode accepts one, the actor is not an AI agent
+/// and four eyes does not rule the requester's own answer out.
+pub fn route(mode: ConfirmMode, actor: ActorKind, four_eyes: bool, token_offered: bool) -> Route {
+    let agent = actor == ActorKind::Agent;
     match (mode, token_offered) {
+        (ConfirmMode::Typed, _) if agent => Route::Unavailable(Unconfirmable::AgentTypedOnly),
         (ConfirmMode::Typed, _) if four_eyes => {
             Route::Unavailable(Unconfirmable::FourEyesTypedOnly)
         }
         (ConfirmMode::Typed, _) => Route::AskPerson,
         (ConfirmMode::Approval | ConfirmMode::Either, true) => Route::CheckToken,
         (ConfirmMode::Approval, false) => Route::Unavailable(Unconfirmable::TokenRequired),
+        (ConfirmMode::Either, false) if agent => Route::Unavailable(Unconfirmable::AgentNeedsToken),
         (ConfirmMode::Either, false) if four_eyes => {
             Route::Unavailable(Unconfirmable::FourEyesNeedsToken)
         }
@@ -118,9 +136,41 @@ mod tests {
             ((Approval, true, false), Unavailable(TokenRequired)),
             ((Approval, true, true), CheckToken),
         ];
+        // Every kind but an agent routes the same way.
+        for actor in [ActorKind::Human, ActorKind::Ci, ActorKind::Service] {
+            for ((mode, four_eyes, offered), expected) in table {
+                assert_eq!(
+                    route(mode, actor, four_eyes, offered),
+                    expected,
+                    "{actor:?} {mode:?} four_eyes={four_eyes} offered={offered}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_agent_is_never_asked_to_type() {
+        use ConfirmMode::{Approval, Either, Typed};
+        use Route::{CheckToken, Unavailable};
+        use Unconfirmable::{AgentNeedsToken, AgentTypedOnly, TokenRequired};
+        let table = [
+            // (mode, four_eyes, token offered) → route, for an agent
+            ((Typed, false, false), Unavailable(AgentTypedOnly)),
+            ((Typed, false, true), Unavailable(AgentTypedOnly)),
+            ((Typed, true, false), Unavailable(AgentTypedOnly)),
+            ((Typed, true, true), Unavailable(AgentTypedOnly)),
+            ((Either, false, false), Unavailable(AgentNeedsToken)),
+            ((Either, false, true), CheckToken),
+            ((Either, true, false), Unavailable(AgentNeedsToken)),
+            ((Either, true, true), CheckToken),
+            ((Approval, false, false), Unavailable(TokenRequired)),
+            ((Approval, false, true), CheckToken),
+            ((Approval, true, false), Unavailable(TokenRequired)),
+            ((Approval, true, true), CheckToken),
+        ];
         for ((mode, four_eyes, offered), expected) in table {
             assert_eq!(
-                route(mode, four_eyes, offered),
+                route(mode, ActorKind::Agent, four_eyes, offered),
                 expected,
                 "{mode:?} four_eyes={four_eyes} offered={offered}"
             );

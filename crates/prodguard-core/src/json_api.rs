@@ -101,7 +101,7 @@ pub struct Evidence {
     /// Set when the target's stamp could not be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stamp_error: Option<String>,
-    /// What the person typed when asked to confirm.
+    /// What the person typed when asked to confirm (never counts for an agent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub typed: Option<String>,
     /// An approval token and the key (64 hex digits) to check it with.
@@ -113,7 +113,8 @@ pub struct Evidence {
     /// Set when the host's backup failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_error: Option<String>,
-    /// A break-glass reason.
+    /// A break-glass reason; only for an `actor.account` the policy lists in
+    /// `[approval] break_glass_users`, never for an agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub break_glass: Option<String>,
     /// The host honours the policy's fleet keys: it holds the `[fleet]
@@ -505,6 +506,7 @@ fn confirmation(
     };
     let route = confirm::route(
         asked.mode,
+        evidence.actor.kind,
         policy.approval.four_eyes,
         evidence.approval.is_some(),
     );
@@ -542,6 +544,23 @@ fn confirmation(
              answer from the requester does not count"
                 .into(),
         ),
+        (Route::Unavailable(Unconfirmable::AgentNeedsToken), _, _) => {
+            ConfirmationAnswer::Unavailable(
+                // An agent can type into a terminal as well as a person can.
+                "an AI agent cannot confirm by typing (evidence.typed does not count): a person \
+                 must approve it (`prodguard approve --op … --target …`) and the host pass the \
+                 token as evidence.approval"
+                    .into(),
+            )
+        }
+        (Route::Unavailable(Unconfirmable::AgentTypedOnly), _, _) => {
+            ConfirmationAnswer::Unavailable(
+                "an AI agent cannot confirm by typing (evidence.typed does not count), and this \
+                 rule accepts only typed confirmation (confirm.mode = \"typed\"): a person must \
+                 run it"
+                    .into(),
+            )
+        }
         _ => not_given(asked.mode),
     })
 }
@@ -727,7 +746,9 @@ mod tests {
 
     fn attempt(policy: Option<&str>, evidence: Value) -> Value {
         let mut evidence = evidence;
-        evidence["actor"] = json!({"user": "alice", "kind": "human"});
+        if evidence.get("actor").is_none() {
+            evidence["actor"] = json!({"user": "alice", "kind": "human"});
+        }
         evidence["attempt_id"] = json!("a-1");
         let answer = evaluate(json!({
             "facts": {"env": {"APP_ENV": "production"}},
@@ -1079,6 +1100,59 @@ mod tests {
         );
         assert_eq!(session["step"], "proceed", "{session}");
         assert_eq!(session["record"]["confirm"]["approver"], "bob");
+    }
+
+    #[test]
+    fn an_agents_typed_evidence_does_not_confirm_and_it_cannot_break_glass() {
+        let agent = json!({"user": "alice", "kind": "agent", "account": "alice"});
+        for mode in ["typed", "either"] {
+            let policy = format!(
+                "[approval]\nbreak_glass_users = [\"alice\"]\n[[rule]]\noperations = [\"db.*\"]\n\
+                 tiers = [\"production\"]\nrequire = [\"confirm\"]\nconfirm = {{ mode = \"{mode}\" }}\n\
+                 break_glass = true\n"
+            );
+            let session = attempt(Some(&policy), json!({"actor": agent, "typed": "orders"}));
+            assert_eq!(session["exit_code"], 121, "{mode}: {session}");
+            assert_eq!(session["record"]["kind"], "refusal", "{session}");
+            assert!(session["record"]["confirm"].is_null(), "{session}");
+            let missing = session["denial"]["missing"].as_str().unwrap();
+            assert!(
+                missing.contains("AI agent cannot confirm by typing"),
+                "{missing}"
+            );
+            if mode == "either" {
+                assert!(missing.contains("prodguard approve"), "{missing}");
+            }
+            let reason = "INC-7: orders locked, restoring service";
+            let session = attempt(
+                Some(&policy),
+                json!({"actor": agent, "break_glass": reason}),
+            );
+            assert_eq!(session["exit_code"], 121, "{mode}: {session}");
+            assert!(
+                session["denial"]["missing"]
+                    .as_str()
+                    .unwrap()
+                    .contains("AI agent"),
+                "{session}"
+            );
+            // The same account as a person: it may.
+            let person = json!({"user": "al", "kind": "human", "account": "alice"});
+            let session = attempt(
+                Some(&policy),
+                json!({"actor": person, "break_glass": reason}),
+            );
+            assert_eq!(session["step"], "proceed", "{session}");
+            assert_eq!(session["record"]["confirm"]["approver"], "alice");
+        }
+        // A person's approval token confirms an agent's run.
+        let key = [7u8; 32];
+        let session = attempt(
+            None,
+            json!({"actor": agent, "approval": {"token": token(&key, "bob"), "key": crate::audit::hex(&key)}}),
+        );
+        assert_eq!(session["step"], "proceed", "{session}");
+        assert_eq!(session["record"]["confirm"]["method"], "approval");
     }
 
     #[test]

@@ -65,7 +65,9 @@ pub struct Operation {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
     /// Break-glass: the reason this one run may skip confirmation and backup
-    /// where the policy allows it (`break_glass = true`). Always audited.
+    /// where the policy allows it (`break_glass = true`) for the actor's OS
+    /// account (`[approval] break_glass_users`; never an AI agent). Always
+    /// audited.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub break_glass: Option<String>,
 }
@@ -786,6 +788,8 @@ pub struct Session {
     pending: Option<Step>,
     audit_failed: Option<String>,
     broke_glass: Option<String>,
+    /// `[approval] break_glass_users`, kept only when break-glass is asked for.
+    break_glass_users: Vec<String>,
     /// The policy runs in fleet mode: an operation with requirements asks
     /// for [`Step::AcquireLock`].
     fleet: bool,
@@ -827,6 +831,10 @@ impl Session {
                 .unwrap_or_else(|| detection.environment.clone()),
             mode: decision.confirm_mode,
         };
+        let break_glass_users = match input.operation.break_glass {
+            Some(_) => input.policy.approval.break_glass_users.clone(),
+            None => Vec::new(),
+        };
         Session {
             op_record: OperationRecord {
                 kind: input.operation.kind.clone(),
@@ -848,6 +856,7 @@ impl Session {
             pending: None,
             audit_failed: None,
             broke_glass: None,
+            break_glass_users,
             fleet: !input.policy.fleet_keys().is_empty(),
             fleet_lock: input.policy.fleet.lock.is_some(),
             lock_to_check: false,
@@ -1193,10 +1202,54 @@ impl Session {
 
     /// Skips confirmation and backup, where the policy allows it, for one
     /// operation on one target, with a reason recorded as its own decision.
+    /// Only a person whose OS account `[approval] break_glass_users` lists
+    /// may: never an AI agent, and never by a name from the environment.
     fn break_glass(&mut self, reason: String) {
         let rule = self
             .rule_for(Requirement::Confirm)
             .or_else(|| self.rule_for(Requirement::Backup));
+        if self.actor.kind == ActorKind::Agent {
+            self.refuse(
+                ExitCode::NotConfirmed,
+                rule,
+                "an AI agent cannot break glass".into(),
+                format!(
+                    "ask a person to approve it ({HOW_TO_APPROVE}), or to break glass themselves"
+                ),
+            );
+            return;
+        }
+        let users = &self.break_glass_users;
+        let Some(account) = self
+            .actor
+            .account
+            .clone()
+            .filter(|account| users.contains(account))
+        else {
+            let who = match &self.actor.account {
+                Some(account) => format!("the account `{account}` is not listed"),
+                None => "no OS account was stated for this actor".into(),
+            };
+            let ask = if users.is_empty() {
+                "nobody may break glass here: confirm it the usual way, or ask root to list the \
+                 accounts that may in [approval] break_glass_users of the system policy"
+                    .to_owned()
+            } else {
+                format!(
+                    "ask one of {} to break glass, or confirm it the usual way",
+                    users.join(", ")
+                )
+            };
+            self.refuse(
+                ExitCode::NotConfirmed,
+                rule,
+                format!(
+                    "break-glass is only for the accounts in [approval] break_glass_users; {who}"
+                ),
+                ask,
+            );
+            return;
+        };
         if reason.trim().chars().count() < MIN_BREAK_GLASS_REASON {
             self.refuse(
                 ExitCode::PolicyError,
@@ -1223,9 +1276,10 @@ impl Session {
                 "confirm it the usual way, or ask for the policy to allow break-glass for it".into(),
             );
         } else {
+            // The account, not the display label, is who broke glass.
             self.confirm = Some(ConfirmEvidence {
                 method: "break-glass".into(),
-                approver: Some(self.actor.user.clone()),
+                approver: Some(account),
                 token_id: None,
                 exp: None,
             });
@@ -1251,7 +1305,11 @@ impl Session {
         if let Some(reason) = &self.broke_glass {
             decision.result = "break-glass".into();
             decision.reasons.insert(0, format!("break-glass: {reason}"));
-            event.message = Some(format!("break-glass by {}: {reason}", self.actor.user));
+            event.message = Some(format!(
+                "break-glass by {} (account {}): {reason}",
+                self.actor.user,
+                self.actor.account.as_deref().unwrap_or("none stated")
+            ));
         }
         event.decision = Some(decision);
         self.state = State::AwaitIntentAppend;
@@ -1288,7 +1346,16 @@ impl Session {
         self.expect(&State::AwaitConfirmation, "answer_confirmation")?;
         self.pending = None;
         let rule = self.rule_for(Requirement::Confirm);
+        let agent = self.actor.kind == ActorKind::Agent;
         let how = match self.decision.confirm_mode {
+            ConfirmMode::Typed if agent => format!(
+                "an AI agent cannot confirm by typing: ask a person to run it from a terminal \
+                 and type `{}` when asked",
+                self.challenge.expected
+            ),
+            ConfirmMode::Either | ConfirmMode::Approval if agent => {
+                format!("an AI agent cannot confirm by typing: ask a person for {HOW_TO_APPROVE}")
+            }
             ConfirmMode::Typed => format!(
                 "run it from a terminal and type `{}` when asked",
                 self.challenge.expected
@@ -1300,6 +1367,21 @@ impl Session {
             ConfirmMode::Approval => format!("get {HOW_TO_APPROVE}"),
         };
         match answer {
+            // Whatever a face asked: an agent can type into a terminal (or
+            // answer a host's prompt) as well as a person can, so for an
+            // agent only a person's approval token confirms.
+            ConfirmationAnswer::Confirmed(evidence) if agent && evidence.method != "approval" => {
+                self.refuse(
+                    ExitCode::NotConfirmed,
+                    rule,
+                    format!(
+                        "an AI agent cannot confirm for itself (it answered by {}); a person \
+                         must approve it",
+                        evidence.method
+                    ),
+                    how,
+                );
+            }
             ConfirmationAnswer::Confirmed(evidence) => {
                 self.confirm = Some(evidence);
                 self.after_confirmation();
@@ -1846,6 +1928,37 @@ mod tests {
     }
 
     #[test]
+    fn an_agents_typing_is_not_a_confirmation() {
+        let p = policy(vec![rule(
+            "r",
+            &["db.migrate"],
+            &[Requirement::Confirm, Requirement::Audit],
+        )]);
+        let agent = Actor {
+            user: "ana".into(),
+            kind: ActorKind::Agent,
+            account: Some("ana".into()),
+        };
+        // Whatever a face asked, a typed answer for an agent refuses.
+        let mut s = start(&p, Tier::Production, agent);
+        assert!(matches!(s.next_step(), Step::NeedConfirmation(_)));
+        s.answer_confirmation(typed()).unwrap();
+        let refusal = expect_append(&mut s, EventKind::Refusal, Ok(()));
+        assert_eq!(refusal.confirm, None, "the record must not say typed");
+        let denial = expect_denial(&mut s, 121);
+        assert!(
+            denial.missing.contains("AI agent cannot confirm"),
+            "{}",
+            denial.missing
+        );
+        assert!(
+            denial.next_step.contains("prodguard approve") && denial.next_step.contains("person"),
+            "{}",
+            denial.next_step
+        );
+    }
+
+    #[test]
     fn missing_backup_spec_refuses_with_122() {
         let p = policy(vec![rule("r", &["db.migrate"], &[Requirement::Backup])]);
         let mut s = start(&p, Tier::Production, human());
@@ -2255,20 +2368,12 @@ mod tests {
                 path: None,
                 max_age_seconds: None,
             });
-            policy(vec![r])
+            let mut p = policy(vec![r]);
+            p.approval.break_glass_users = vec!["ana".into()];
+            p
         };
         let begin = |p: &Policy, reason: &str, target: Option<&str>| {
-            let mut op = Operation::new("db.migrate");
-            op.target = target.map(str::to_owned);
-            op.break_glass = Some(reason.into());
-            Session::begin(SessionInput {
-                policy: p,
-                detection: &detection(Tier::Production),
-                operation: op,
-                actor: human(),
-                attempt_id: "a".into(),
-                now: Timestamp(0),
-            })
+            break_glass_session(p, reason, target, person(Some("ana")))
         };
         let reason = "INC-42: orders table locked, restoring service";
         // Allowed: audit is checked even though the rule does not require it,
@@ -2284,7 +2389,19 @@ mod tests {
         };
         assert_eq!(intent.decision.as_ref().unwrap().result, "break-glass");
         assert_eq!(intent.confirm.as_ref().unwrap().method, "break-glass");
-        assert!(intent.message.unwrap().contains(reason));
+        assert_eq!(
+            intent.confirm.as_ref().unwrap().approver.as_deref(),
+            Some("ana")
+        );
+        assert_eq!(
+            intent.actor.as_ref().unwrap().account.as_deref(),
+            Some("ana")
+        );
+        let message = intent.message.unwrap();
+        assert!(
+            message.contains(reason) && message.contains("account ana"),
+            "{message}"
+        );
         s.appended(Err("disk full".into())).unwrap();
         expect_append(&mut s, EventKind::Refusal, Err("disk full".into()));
         expect_denial(&mut s, 123);
@@ -2305,6 +2422,72 @@ mod tests {
                 s.appended(Ok(())).unwrap();
             }
             expect_denial(&mut s, code);
+        }
+    }
+
+    fn person(account: Option<&str>) -> Actor {
+        Actor {
+            account: account.map(str::to_owned),
+            ..human()
+        }
+    }
+
+    fn break_glass_session(
+        p: &Policy,
+        reason: &str,
+        target: Option<&str>,
+        actor: Actor,
+    ) -> Session {
+        let mut op = Operation::new("db.migrate");
+        op.target = target.map(str::to_owned);
+        op.break_glass = Some(reason.into());
+        Session::begin(SessionInput {
+            policy: p,
+            detection: &detection(Tier::Production),
+            operation: op,
+            actor,
+            attempt_id: "a".into(),
+            now: Timestamp(0),
+        })
+    }
+
+    #[test]
+    fn break_glass_is_only_for_listed_accounts_and_never_for_an_agent() {
+        let with = |users: &[&str]| {
+            let mut r = rule("emergency", &["db.migrate"], &[Requirement::Confirm]);
+            r.break_glass = true;
+            let mut p = policy(vec![r]);
+            p.approval.break_glass_users = users.iter().map(|u| (*u).to_owned()).collect();
+            p
+        };
+        let reason = "INC-42: orders table locked, restoring service";
+        let agent = Actor {
+            kind: ActorKind::Agent,
+            ..person(Some("ana"))
+        };
+        // The label says "ana" but the account is "bob": the label never decides.
+        let labelled = Actor {
+            user: "ana".into(),
+            ..person(Some("bob"))
+        };
+        for (users, actor, why) in [
+            (&["ana"][..], agent, "AI agent cannot break glass"),
+            (&["ana"], labelled, "the account `bob` is not listed"),
+            (&["ana"], person(None), "no OS account"),
+            (&[], person(Some("ana")), "break_glass_users"),
+        ] {
+            let p = with(users);
+            let mut s = break_glass_session(&p, reason, Some("orders"), actor);
+            assert_eq!(s.next_step(), Step::CheckAudit);
+            s.audit_checked(Ok(())).unwrap();
+            s.stamp_checked(Ok(None)).unwrap();
+            let refusal = expect_append(&mut s, EventKind::Refusal, Ok(()));
+            assert_eq!(refusal.confirm, None);
+            let denial = expect_denial(&mut s, 121);
+            assert!(denial.missing.contains(why), "{why}: {denial}");
+            if users.is_empty() {
+                assert!(denial.next_step.contains("nobody"), "{denial}");
+            }
         }
     }
 

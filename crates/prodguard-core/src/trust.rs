@@ -224,6 +224,10 @@ pub fn layer(system: Policy, local: Policy) -> Result<Policy, LayerError> {
             "approval.ledger",
             local.approval.ledger != system.approval.ledger,
         ),
+        (
+            "approval.break_glass_users",
+            local.approval.break_glass_users != system.approval.break_glass_users,
+        ),
         ("fleet.lock", local.fleet.lock != system.fleet.lock),
         (
             "fleet.wait",
@@ -348,6 +352,10 @@ require = ["confirm", "audit"]
             (
                 "[approval]\nledger = \"postgresql://me@localhost/mine\"\n",
                 "ledger",
+            ),
+            (
+                "[approval]\nbreak_glass_users = [\"carol\"]\n",
+                "break_glass_users",
             ),
             (
                 "[fleet]\nlock = \"postgresql://me@localhost/mine\"\n",

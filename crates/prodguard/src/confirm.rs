@@ -3,6 +3,8 @@
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Read, Write};
 
+use nix::sys::termios::{FlushArg, tcflush};
+
 pub use prodguard_core::audit::ConfirmEvidence;
 pub use prodguard_core::policy::ConfirmMode;
 pub use prodguard_core::session::{Challenge, ConfirmationAnswer};
@@ -39,7 +41,9 @@ impl Confirmer for NoConfirmation {
 ///
 /// The person must type the target's name (or the environment's, when the
 /// operation has no target) exactly; anything else, or end of input, is a
-/// refusal. Without a controlling terminal (CI, cron, a service) nothing is
+/// refusal. Only the terminal is read, never stdin (which may be a pipe
+/// carrying anything), and input typed before the prompt is discarded.
+/// An AI agent is never asked: the guard routes it to an approval token. Without a controlling terminal (CI, cron, a service) nothing is
 /// asked and the answer is "unavailable": the guard fails closed.
 #[derive(Debug, Clone)]
 pub struct TerminalConfirmer {
@@ -114,6 +118,15 @@ impl Confirmer for TerminalConfirmer {
                 ));
             }
         };
+        // Typeahead is not an answer: whatever was queued on the terminal
+        // before the question was shown (keys pressed ahead, a paste, a
+        // program writing into the terminal) was not typed in reply to it.
+        if let Err(e) = tcflush(&tty, FlushArg::TCIFLUSH) {
+            return ConfirmationAnswer::Unavailable(format!(
+                "cannot clear pending input on the terminal ({}: {e})",
+                self.tty_path
+            ));
+        }
         let mut out = &tty;
         if let Err(e) = out
             .write_all(Self::prompt(challenge).as_bytes())

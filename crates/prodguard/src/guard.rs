@@ -494,6 +494,7 @@ impl Guard {
                 Step::NeedConfirmation(challenge) => {
                     let route = confirm::route(
                         challenge.mode,
+                        self.actor.kind,
                         self.policy.approval().four_eyes,
                         approval.is_some(),
                     );
@@ -514,6 +515,22 @@ impl Guard {
                             ConfirmationAnswer::Unavailable(
                                 "four_eyes needs an approval token from someone else \
                              (`prodguard approve`, then --approval or PRODGUARD_APPROVAL)"
+                                    .into(),
+                            )
+                        }
+                        (Route::Unavailable(Unconfirmable::AgentNeedsToken), _) => {
+                            ConfirmationAnswer::Unavailable(
+                                "an AI agent cannot confirm by typing: a person must approve it \
+                                 (`prodguard approve --op … --target …`), then pass the token \
+                                 with --approval or PRODGUARD_APPROVAL"
+                                    .into(),
+                            )
+                        }
+                        (Route::Unavailable(Unconfirmable::AgentTypedOnly), _) => {
+                            ConfirmationAnswer::Unavailable(
+                                "an AI agent cannot confirm by typing, and this rule accepts only \
+                                 typed confirmation (confirm.mode = \"typed\"): a person must run \
+                                 it from a terminal"
                                     .into(),
                             )
                         }
@@ -653,9 +670,10 @@ impl<'g> GuardedOperation<'g> {
     }
 
     /// Break-glass: in an emergency, skip the confirmation and backup for
-    /// this one run, where every matching rule says `break_glass = true`.
-    /// The reason is mandatory and goes into the audit log, which must be
-    /// writable.
+    /// this one run, where every matching rule says `break_glass = true`
+    /// and `[approval] break_glass_users` lists the actor's OS account (never
+    /// for an AI agent). The reason is mandatory and goes into the audit
+    /// log, which must be writable.
     pub fn break_glass(mut self, reason: impl Into<String>) -> Self {
         self.operation.break_glass = Some(reason.into());
         self

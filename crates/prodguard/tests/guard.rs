@@ -525,3 +525,40 @@ fn a_recent_backup_may_be_named_by_a_glob_and_the_newest_counts() {
             .ends_with("orders-3.dump")
     );
 }
+
+#[test]
+fn an_agent_is_never_asked_to_confirm_and_says_a_person_must_approve() {
+    let dir = temp_dir("agent");
+    let asked = std::sync::Arc::new(AtomicBool::new(false));
+    let seen = asked.clone();
+    let guard = production_guard(dir.path(), Policy::builtin_default())
+        .actor(Actor {
+            kind: ActorKind::Agent,
+            ..ana()
+        })
+        .confirmer(move |c: &Challenge| {
+            seen.store(true, Ordering::SeqCst);
+            typed(c)
+        })
+        .build()
+        .unwrap();
+    let err = guard
+        .operation("db.migrate")
+        .target("orders")
+        .run(|| panic!("must not run"))
+        .unwrap_err();
+    let GuardError::NotConfirmed(denial) = &err else {
+        panic!("{err}")
+    };
+    assert!(!asked.load(Ordering::SeqCst), "the confirmer was asked");
+    assert!(
+        denial.missing.contains("AI agent cannot confirm by typing")
+            && denial.missing.contains("prodguard approve")
+            && denial.missing.contains("PRODGUARD_APPROVAL"),
+        "{denial}"
+    );
+    let records = records(&dir.path().join("audit.jsonl"));
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["kind"], "refusal");
+    assert!(records[0]["confirm"].is_null(), "{}", records[0]);
+}

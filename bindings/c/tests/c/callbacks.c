@@ -63,8 +63,23 @@ static int noop(void *user_data) {
     return 0;
 }
 
+/* Run as an AI agent (CLAUDECODE=1): the callback, which would type the right
+ * name, is never asked, and the refusal says a person must approve. */
+static int as_agent(prodguard_guard *guard, struct host *h) {
+    EXPECT(prodguard_run(guard, "db.migrate", "orders", noop, NULL) == PRODGUARD_NOT_CONFIRMED,
+           "an agent cannot confirm through the callback");
+    EXPECT(h->confirmations == 0, "the callback is not asked for an agent");
+    EXPECT(strstr(prodguard_last_error(), "prodguard approve") != NULL,
+           "the refusal says how a person approves");
+    prodguard_guard_free(guard);
+    if (failures == 0) {
+        printf("callbacks (agent): all expectations held\n");
+    }
+    return failures == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
-    if (argc != 2) {
+    if (argc != 2 && !(argc == 3 && strcmp(argv[2], "agent") == 0)) {
         return 2;
     }
     const char *policy = argv[1]; /* guards development: confirm + backup (program) + audit */
@@ -74,6 +89,9 @@ int main(int argc, char **argv) {
     EXPECT(prodguard_guard_new_with(policy, NULL, &guard) == PRODGUARD_INVALID_ARGUMENT,
            "NULL callbacks");
     EXPECT(prodguard_guard_new_with(policy, &callbacks, &guard) == PRODGUARD_OK, "guard");
+    if (argc == 3) {
+        return as_agent(guard, &h);
+    }
 
     EXPECT(prodguard_run(guard, "db.migrate", "orders", noop, NULL) == PRODGUARD_OK,
            "confirmed and backed up");

@@ -74,6 +74,9 @@ max_ttl = "15m"
 four_eyes = false
 # Fleet mode: a token spent on one host is spent on all of them.
 # ledger = "postgresql://prodguard@db.internal/fleet"
+# The OS accounts that may break glass (`exec --break-glass "reason"`) where a
+# rule says break_glass = true; never an AI agent. Empty or absent: nobody.
+# break_glass_users = ["alice"]
 
 # Fleet mode: one run of an operation on a target at a time, across hosts;
 # another host refuses at once (naming the holder) or waits up to `wait`.
@@ -203,6 +206,10 @@ pub struct ApprovalConfig {
     /// `ledger = "postgresql://…"`: spent approval tokens are recorded on
     /// this server, so a token spent on one host is spent on every host.
     pub ledger: Option<String>,
+    /// `break_glass_users = ["alice", …]`: the OS accounts (of the real uid,
+    /// never a name from the environment) that may break glass; empty:
+    /// nobody may.
+    pub break_glass_users: Vec<String>,
 }
 
 /// `[fleet]`: coordination between hosts.
@@ -565,13 +572,15 @@ impl Default for AuditConfig {
 }
 
 impl Default for ApprovalConfig {
-    /// No key, tokens live at most 15 minutes, no four eyes.
+    /// No key, tokens live at most 15 minutes, no four eyes, nobody may
+    /// break glass.
     fn default() -> Self {
         ApprovalConfig {
             key_file: None,
             max_ttl_seconds: DEFAULT_MAX_TTL_SECONDS,
             four_eyes: false,
             ledger: None,
+            break_glass_users: Vec::new(),
         }
     }
 }

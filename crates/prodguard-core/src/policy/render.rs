@@ -80,6 +80,13 @@ impl Policy {
         if let Some(url) = &approval.ledger {
             line(&mut out, "ledger", &quote(url));
         }
+        if !approval.break_glass_users.is_empty() {
+            line(
+                &mut out,
+                "break_glass_users",
+                &array(approval.break_glass_users.iter().map(String::as_str)),
+            );
+        }
 
         let fleet = &self.fleet;
         if fleet.lock.is_some() || fleet.wait_seconds > 0 {

@@ -674,6 +674,7 @@ fn design_document_example_parses() {
             max_ttl_seconds: 900,
             four_eyes: false,
             ledger: None,
+            break_glass_users: Vec::new(),
         }
     );
     assert_eq!(policy.rules.len(), 2);
@@ -1217,6 +1218,7 @@ fn to_toml_string_round_trips() {
         .insert("quo\"te\\".into(), Tier::Local);
     odd.audit.seal_key_file = Some("C:\\keys\\seal\u{1}.key".into());
     odd.approval.key_file = Some("/k/é😀".into());
+    odd.approval.break_glass_users = vec!["alice".into(), "uid:1001".into(), "é\"q".into()];
     odd.rules[1].deny = Some("tab\t cr\r del\u{7f} \"q\"".into());
     policies.push(odd);
     let mut fleet = policy(EQUIVALENT_TOML);
@@ -1462,4 +1464,65 @@ fn a_backup_key_foreign_to_its_provider_is_a_policy_error() {
         let again = Policy::parse_toml(&p.to_toml_string(), "p.toml").unwrap();
         assert_eq!(again.rules, p.rules, "{backup}");
     }
+}
+
+#[test]
+fn break_glass_users_are_account_names_each_listed_once() {
+    let toml = format!("[approval]\nbreak_glass_users = [\"alice\", \"bob\"]\n{MINIMAL_RULE}");
+    let p = Policy::parse_toml(&toml, "p.toml").unwrap();
+    assert_eq!(p.approval.break_glass_users, ["alice", "bob"]);
+    let json = r#"{"approval": {"break_glass_users": ["alice"]}, "rule": [{"operations": ["*"], "require": ["audit"]}]}"#;
+    let p = Policy::parse_json(json, "p.json").unwrap();
+    assert_eq!(p.approval.break_glass_users, ["alice"]);
+    // Absent or empty: nobody may.
+    assert!(
+        Policy::builtin_default()
+            .approval
+            .break_glass_users
+            .is_empty()
+    );
+    let toml = format!("[approval]\nbreak_glass_users = []\n{MINIMAL_RULE}");
+    assert!(
+        Policy::parse_toml(&toml, "p.toml").is_ok_and(|p| p.approval.break_glass_users.is_empty())
+    );
+
+    let err = toml_err("[approval]\nbreak_glass_users = \"alice\"\n");
+    assert_err(
+        &err,
+        2,
+        21,
+        &["`break_glass_users` must be an array of OS account names, found a string"],
+    );
+    let err = toml_err("[approval]\nbreak_glass_users = [\"alice\", 7]\n");
+    assert_err(
+        &err,
+        2,
+        31,
+        &["`break_glass_users` must be an array of strings"],
+    );
+    let err = toml_err("[approval]\nbreak_glass_users = [\"alice\", \"al ice\"]\n");
+    assert_err(
+        &err,
+        2,
+        31,
+        &["\"al ice\" in `break_glass_users` is not an OS account name"],
+    );
+    let err = toml_err("[approval]\nbreak_glass_users = [\"\"]\n");
+    assert_err(&err, 2, 22, &["is not an OS account name"]);
+    let err = toml_err("[approval]\nbreak_glass_users = [\"alice\", \"alice\"]\n");
+    assert_err(
+        &err,
+        2,
+        31,
+        &["\"alice\" is listed twice in `break_glass_users`"],
+    );
+    let err = json_err("{\"approval\": {\"break_glass_users\": [1]}}");
+    assert_err(
+        &err,
+        1,
+        37,
+        &["`break_glass_users` must be an array of strings"],
+    );
+    let err = toml_err("[approval]\nbreak_glass_user = []\n");
+    assert_err(&err, 2, 1, &["did you mean `break_glass_users`?"]);
 }

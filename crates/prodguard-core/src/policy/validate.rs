@@ -24,7 +24,13 @@ const AUDIT_KEYS: &[&str] = &[
     "rotate_bytes",
     "sink",
 ];
-const APPROVAL_KEYS: &[&str] = &["key_file", "max_ttl", "four_eyes", "ledger"];
+const APPROVAL_KEYS: &[&str] = &[
+    "key_file",
+    "max_ttl",
+    "four_eyes",
+    "ledger",
+    "break_glass_users",
+];
 const FLEET_KEYS: &[&str] = &["lock", "wait"];
 const RULE_KEYS: &[&str] = &[
     "name",
@@ -447,10 +453,48 @@ impl Validator<'_> {
                 "key_file" => config.key_file = Some(self.text("key_file", value)?),
                 "max_ttl" => config.max_ttl_seconds = self.duration("max_ttl", value)?,
                 "ledger" => config.ledger = Some(self.postgres_url("ledger", value)?),
+                "break_glass_users" => config.break_glass_users = self.accounts(value)?,
                 _ => config.four_eyes = self.bool("four_eyes", value)?,
             }
         }
         Ok(config)
+    }
+
+    /// `break_glass_users`: OS account names, each once. An empty list is
+    /// allowed (nobody may), so a policy can say so explicitly.
+    fn accounts(&self, node: &Node) -> Result<Vec<String>> {
+        const LABEL: &str = "break_glass_users";
+        let items = self.array(LABEL, node, "OS account names")?;
+        let mut out: Vec<String> = Vec::with_capacity(items.len());
+        for item in items {
+            let name = match &item.kind {
+                Kind::String(s) => s,
+                _ => {
+                    return Err(self.type_err(
+                        LABEL,
+                        item,
+                        "an array of strings (OS account names such as \"alice\")",
+                    ));
+                }
+            };
+            if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(self.err(
+                    item.span.start,
+                    format!(
+                        "{name:?} in `{LABEL}` is not an OS account name; give the account's \
+                         login name (no spaces), e.g. \"alice\""
+                    ),
+                ));
+            }
+            if out.contains(name) {
+                return Err(self.err(
+                    item.span.start,
+                    format!("\"{name}\" is listed twice in `{LABEL}`; list each account once"),
+                ));
+            }
+            out.push(name.clone());
+        }
+        Ok(out)
     }
 
     fn fleet(&self, node: &Node) -> Result<FleetConfig> {

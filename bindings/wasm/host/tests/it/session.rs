@@ -283,3 +283,45 @@ fn a_fleet_policy_proceeds_only_when_the_host_provides_the_fleet() {
     let session = attempt(&mut instance, Some(fleet), typed);
     assert_eq!(session.step, Step::Proceed, "{session:?}");
 }
+
+#[test]
+fn an_agents_typed_answer_does_not_confirm_and_it_cannot_break_glass() {
+    let mut instance = instance();
+    let policy = "[approval]\nbreak_glass_users = [\"alice\"]\n[[rule]]\noperations = [\"db.*\"]\n\
+                  tiers = [\"production\"]\nrequire = [\"confirm\"]\nbreak_glass = true\n";
+    let agent = || {
+        let mut e = evidence();
+        e.actor.kind = ActorKind::Agent;
+        e.actor.account = Some("alice".into());
+        e
+    };
+    let mut typed = agent();
+    typed.typed = Some("orders".into());
+    let session = attempt(&mut instance, Some(policy), typed);
+    assert_eq!(session.exit_code, 121, "{session:?}");
+    let record = serde_json::to_value(session.record.as_ref().unwrap()).unwrap();
+    assert_eq!(record["kind"], "refusal");
+    assert!(record["confirm"].is_null(), "{record}");
+    let missing = &session.denial.as_ref().unwrap().missing;
+    assert!(
+        missing.contains("AI agent cannot confirm by typing")
+            && missing.contains("prodguard approve"),
+        "{missing}"
+    );
+
+    let reason = "INC-7: orders locked, restoring service";
+    let mut broke = agent();
+    broke.break_glass = Some(reason.into());
+    let session = attempt(&mut instance, Some(policy), broke.clone());
+    assert_eq!(session.exit_code, 121, "{session:?}");
+    // The same account as a person may; the intent names it.
+    broke.actor.kind = ActorKind::Human;
+    let session = attempt(&mut instance, Some(policy), broke);
+    assert_eq!(session.step, Step::Proceed, "{session:?}");
+    let record = serde_json::to_value(session.record.as_ref().unwrap()).unwrap();
+    assert_eq!(record["confirm"]["approver"], "alice");
+    assert!(
+        record["message"].as_str().unwrap().contains(reason),
+        "{record}"
+    );
+}
