@@ -647,7 +647,10 @@ fn verify_approval(request: &str, api: &mut JsonApi) -> Result<Claims, Response>
         return Err(refuse(&approval::NoTarget));
     };
     let Some(ledger) = request.ledger.as_deref() else {
-        return Err(refuse(&NO_LEDGER));
+        return Err(refuse(
+            &"the request does not say which ledger the host spends the token in (`ledger`); \
+              tokens are bound to one ledger",
+        ));
     };
     let expected = Expected {
         op: &request.operation.kind,
