@@ -623,7 +623,7 @@ fn a_token_is_spent_only_in_the_ledger_it_was_approved_for() {
     let out = exec_with(&env, &for_a, &under_b);
     assert_eq!(out.status.code(), Some(121), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains(&format!("b.jsonl`")),
+        stderr(&out).contains("b.jsonl`"),
         "names this run's ledger: {}",
         stderr(&out)
     );

@@ -1536,9 +1536,9 @@ fn approvers_are_validated_with_positions_and_fixes() {
         }
         assert!(err.message.contains(needle), "{approvers}: {err}");
     }
-    let err = toml_err(&with(&format!(
-        "{{ alice = {{ key = \"ed25519:AAAA\", user = \"alice\" }} }}"
-    )));
+    let err = toml_err(&with(
+        "{ alice = { key = \"ed25519:AAAA\", user = \"alice\" } }",
+    ));
     assert!(
         err.message.contains("prodguard keygen --approver alice"),
         "{err}"
