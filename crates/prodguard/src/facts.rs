@@ -115,7 +115,12 @@ pub fn current_actor() -> Actor {
 }
 
 /// The real uid's account name, or `uid:N` when the password database has
-/// no entry for it (a container's arbitrary uid).
+/// no entry for it (a container's arbitrary uid): the identity four eyes
+/// compares.
+pub fn real_account() -> String {
+    uid_name()
+}
+
 fn uid_name() -> String {
     os_user().unwrap_or_else(|| format!("uid:{}", nix::unistd::getuid()))
 }

@@ -389,10 +389,16 @@ impl Guard {
             Ok(expected) => expected,
             Err(no_target) => return refuse(no_target.to_string()),
         };
-        let requester = &self.actor;
+        // Four eyes compares the real uid's account, whatever actor the
+        // program built the guard with: a program cannot claim to be
+        // someone else to run on its own approver's token.
+        let requester = Actor {
+            account: Some(facts::real_account()),
+            ..self.actor.clone()
+        };
         let ledger = self.ledger_id();
         let here = Here {
-            requester,
+            requester: &requester,
             ledger: &ledger,
             now: facts::now(),
         };
