@@ -408,3 +408,112 @@ fn the_shared_vectors_pass_through_the_c_abi() {
         .unwrap_or(0);
     assert!(passed >= 60, "every vector ran: {report}");
 }
+
+/// A token for db.migrate on orders in production, signed by `key` in its
+/// approver's name, spent in `ledger`.
+fn approval_token(key: &prodguard_core::approval::ApproverKey, ledger: &str) -> String {
+    use prodguard_core::approval::Claims;
+    let now = runtime::facts::now();
+    prodguard_core::approval::issue(
+        key,
+        &Claims {
+            v: 2,
+            op: "db.migrate".into(),
+            target: "orders".into(),
+            env: "production".into(),
+            tier: prodguard_core::Tier::Production,
+            fingerprint: None,
+            approver: key.name().into(),
+            approver_kind: None,
+            iat: now,
+            exp: now.plus_seconds(600),
+            nonce: runtime::facts::random_id(),
+            ledger: ledger.into(),
+        },
+    )
+}
+
+#[test]
+fn a_c_program_runs_only_on_a_listed_approvers_token_for_its_ledger() {
+    use prodguard_core::approval::ApproverKey;
+    let dir = workdir("approval");
+    let program = dir.path().join("approval");
+    compile("approval.c", &program, &[]);
+    // bob approves with an OS account of his own; ana's is the one the
+    // tests run as, so her token is a self-approval.
+    let me = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
+    let bob = ApproverKey::from_secret("bob", [3; 32]).unwrap();
+    let ana = ApproverKey::from_secret("ana", [4; 32]).unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "[approval]\nfour_eyes = true\napprovers = {{ bob = {{ key = \"{}\", user = \"bob-{}\" }}, \
+             ana = {{ key = \"{}\", user = \"{}\" }} }}\n\n[[rule]]\noperations = [\"db.*\"]\n\
+             tiers = [\"production\"]\nrequire = [\"confirm\", \"audit\"]\nconfirm = {{ mode = \"approval\" }}\n",
+            bob.public_key_text(),
+            me.trim(),
+            ana.public_key_text(),
+            me.trim()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("audit.jsonl");
+    // The ledger a run of this program spends in, as the runtime computes it.
+    let ledger = runtime::Guard::builder()
+        .policy(
+            prodguard_core::Policy::parse_toml(
+                &std::fs::read_to_string(&policy).unwrap(),
+                "policy.toml",
+            )
+            .unwrap(),
+        )
+        .audit_log(&log)
+        .build()
+        .unwrap()
+        .ledger_id();
+    let attempt = |token: &str| {
+        Command::new(&program)
+            .arg(token)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .env("PRODGUARD_ENV", "production")
+            .env("PRODGUARD_POLICY", &policy)
+            .env("PRODGUARD_AUDIT_LOG", &log)
+            .env("PRODGUARD_ACTOR", "someone-else")
+            .output()
+            .unwrap()
+    };
+    let outcome = |out: &std::process::Output| {
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let good = approval_token(&bob, &ledger);
+    let (code, runs, why) = outcome(&attempt(&good));
+    assert_eq!((code, runs.as_str()), (Some(0), "runs=1"), "{why}");
+    for (token, needle) in [
+        (good.clone(), "spent"),
+        // Signed in bob's name with a key the policy does not list for him.
+        (
+            approval_token(&ApproverKey::from_secret("bob", [5; 32]).unwrap(), &ledger),
+            "forged",
+        ),
+        (
+            approval_token(&bob, "file://elsewhere/tmp/fresh.jsonl"),
+            "ledger",
+        ),
+        (approval_token(&ana, &ledger), "four_eyes"),
+        ("pga1.e30.00".to_owned(), "pga1"),
+    ] {
+        let (code, runs, why) = outcome(&attempt(&token));
+        assert_eq!(
+            (code, runs.as_str()),
+            (Some(121), "runs=0"),
+            "{needle}: {why}"
+        );
+        assert!(why.contains(needle), "{needle}: {why}");
+    }
+}

@@ -1,9 +1,9 @@
 // Types of @prodguard/wasm (prodguard.mjs). The JSON shapes are those of
-// bindings/wasm/ABI.md, version 1.x. Answers may carry fields added by a
-// later minor version; these types name the ones ABI 1.0 defines.
+// bindings/wasm/ABI.md, version 2.x. Answers may carry fields added by a
+// later minor version; these types name the ones ABI 2.0 defines.
 
 /** The ABI major this loader speaks. */
-export declare const ABI_MAJOR: 1;
+export declare const ABI_MAJOR: 2;
 
 /** The status codes of ABI.md (the CLI's exit codes, the C `prodguard_status`). */
 export declare const Status: {
@@ -36,7 +36,7 @@ export type ExportName = keyof ProdguardExports;
 /** The exports that take a JSON request. */
 export type CallName = 'prodguard_evaluate' | 'prodguard_audit_record' | 'prodguard_verify_approval';
 
-/** The exports of ABI 1.0 and their kinds. */
+/** The exports of ABI 2.0 and their kinds. */
 export declare const EXPORTS: Readonly<{ memory: 'memory' } & Record<Exclude<ExportName, 'memory'>, 'function'>>;
 /** The names `callJson` accepts. */
 export declare const CALLS: readonly CallName[];
@@ -60,8 +60,8 @@ export type LoadSource =
   | URL;
 
 /**
- * Loads prodguard.wasm and checks it: no imports, the ABI 1.0 exports, ABI
- * major 1. A string or URL is a file in Node (a path or a `file:` URL) and
+ * Loads prodguard.wasm and checks it: no imports, the ABI 2.0 exports, ABI
+ * major 2. A string or URL is a file in Node (a path or a `file:` URL) and
  * is fetched elsewhere.
  */
 export declare function load(source: LoadSource): Promise<Prodguard>;
@@ -75,7 +75,7 @@ export interface RawAnswer {
 
 /** One instance of prodguard.wasm. Calls are synchronous, so they run one at a time. */
 export interface Prodguard {
-  readonly abiVersion: Readonly<{ major: 1; minor: number }>;
+  readonly abiVersion: Readonly<{ major: 2; minor: number }>;
   /** The raw exports, for hosts that manage memory themselves. */
   readonly exports: ProdguardExports;
   /** The module's linear memory. */
@@ -165,7 +165,14 @@ export interface Evidence {
   stamp_error?: string | null;
   /** What the person typed when asked to confirm. */
   typed?: string | null;
-  approval?: { token: string; key: string } | null;
+  /**
+   * A `pga2.…` token, checked with the public keys the policy lists in
+   * `[approval] approvers`, and the identity of the ledger the host spends
+   * it in (`file://HOST/ABS/PATH` of its audit log, or the `[approval]
+   * ledger` / `[audit] sink` URL without a password). A token minted for
+   * another ledger, or offered without one, is refused (121).
+   */
+  approval?: { token: string; ledger?: string | null } | null;
   backup?: BackupEvidence | null;
   backup_error?: string | null;
   /** At least 10 characters, where the policy allows break-glass. */
@@ -216,15 +223,19 @@ export interface AuditRecordRequest {
 }
 
 export interface VerifyApprovalRequest {
-  /** `pga1.…` */
+  /** `pga2.…` */
   token: string;
-  /** 64 hex digits. */
-  key: string;
+  /** The policy (TOML) whose `[approval]` judges the token; absent or null: the built-in default, which lists no approvers. */
+  policy?: string | null;
+  /** The system policy's text, which the host vouches for (as in `evaluate`); `policy` is layered over it, and its approvers are the ones that count. */
+  system_policy?: string | null;
+  /** The ledger the host spends the token in; absent or null: refused (121). */
+  ledger?: string | null;
   operation: Operation;
   environment: string;
   tier: Tier;
-  requester: string;
-  four_eyes?: boolean;
+  /** Four eyes compares `requester.account` with the approver's OS account. */
+  requester: Actor;
   /** RFC 3339. */
   now: string;
 }
@@ -363,7 +374,7 @@ export interface RecordLine {
 
 /** The claims of a token that approves the operation. Spend `nonce` once. */
 export interface Claims {
-  v: 1;
+  v: 2;
   op: string;
   target: string;
   env: string;
@@ -376,4 +387,6 @@ export interface Claims {
   /** RFC 3339. */
   exp: string;
   nonce: string;
+  /** The ledger the nonce is spent in. */
+  ledger: string;
 }

@@ -1,9 +1,9 @@
-// @prodguard/wasm: loads prodguard.wasm (ABI 1.x, see ../ABI.md) in Node and
+// @prodguard/wasm: loads prodguard.wasm (ABI 2.x, see ../ABI.md) in Node and
 // browsers, and calls it with JSON. No dependencies, no Node built-ins at the
 // top level: the file is browser-safe.
 
 /** The ABI major this loader speaks. */
-export const ABI_MAJOR = 1;
+export const ABI_MAJOR = 2;
 
 /** The status codes of ABI.md ("Status codes"). */
 export const Status = Object.freeze({
@@ -14,7 +14,7 @@ export const Status = Object.freeze({
   INVALID_REQUEST: 125,
 });
 
-/** The exports of ABI 1.0 and their kinds. */
+/** The exports of ABI 2.0 and their kinds. */
 export const EXPORTS = Object.freeze({
   memory: 'memory',
   prodguard_abi_version: 'function',
@@ -44,7 +44,7 @@ export class ProdguardError extends Error {
 /**
  * Loads prodguard.wasm from bytes, a compiled `WebAssembly.Module`, a
  * `Response` (or a promise of one), or a path / URL (a file in Node,
- * fetched in browsers), and checks that it speaks ABI 1.x.
+ * fetched in browsers), and checks that it speaks ABI 2.x.
  */
 export async function load(source) {
   const module = await compile(await source);
@@ -59,7 +59,7 @@ export async function load(source) {
         'use a prodguard.wasm and an @prodguard/wasm of the same major version',
     );
   }
-  // ABI 1.0 exports exactly the documented set; a later minor may add exports.
+  // ABI 2.0 exports exactly the documented set; a later minor may add exports.
   if (minor === 0 && extra.length > 0) {
     throw new Error(`prodguard.wasm says ABI ${major}.0 but also exports ${extra.join(', ')}, which ABI ${major}.0 does not have`);
   }

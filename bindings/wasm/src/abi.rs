@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use prodguard_core::json_api::{self, JsonApi, Response};
 
 /// `major << 16 | minor`: a host refuses a major it does not know.
-const ABI_VERSION: u32 = 1 << 16 | 1;
+const ABI_VERSION: u32 = 2 << 16;
 
 /// Requests larger than this are refused with 125 (no policy is this big).
 const MAX_REQUEST_BYTES: u32 = 8 << 20;
@@ -112,10 +112,17 @@ pub extern "C" fn prodguard_audit_record(req_ptr: u32, req_len: u32, out: u32) -
     call(req_ptr, req_len, out, json_api::audit_record_json)
 }
 
-/// Checks an approval token against an operation with the given key.
+/// Checks an approval token against an operation, under the request's
+/// policy (its approvers' public keys), in the ledger the host names.
 #[unsafe(no_mangle)]
 pub extern "C" fn prodguard_verify_approval(req_ptr: u32, req_len: u32, out: u32) -> u32 {
-    call(req_ptr, req_len, out, json_api::verify_approval_json)
+    call(req_ptr, req_len, out, |request| {
+        API.with(|api| match api.try_borrow_mut() {
+            Ok(mut api) => api.verify_approval_json(request),
+            // Never: exports do not re-enter. Uncached is still right.
+            Err(_) => json_api::verify_approval_json(request),
+        })
+    })
 }
 
 /// The bytes of linear memory in use now (u64: a full 4 GiB memory does

@@ -82,12 +82,18 @@ pub(crate) enum Command {
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<std::ffi::OsString>,
     },
-    /// Issue an approval token for one operation on one target; prints it.
+    /// Issue an approval token for one operation on one target, signed with
+    /// your approver key; prints it.
     ///
     /// The token binds the operation, target, environment, an optional
-    /// fingerprint, you as the approver, an expiry (at most [approval] max_ttl)
-    /// and a nonce that is spent by the first run that uses it.
+    /// fingerprint, you as the approver (the name in your key file), an
+    /// expiry (at most [approval] max_ttl), the ledger it is spent in and a
+    /// nonce that is spent by the first run that uses it.
     Approve {
+        /// Your approver key (`prodguard keygen --approver NAME --out FILE`);
+        /// it must be readable by you alone.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
         /// The operation's dotted name.
         #[arg(long = "op", value_name = "KIND")]
         kind: String,
@@ -103,6 +109,11 @@ pub(crate) enum Command {
         /// What exactly is approved, e.g. a migration's checksum.
         #[arg(long, value_name = "TEXT")]
         fingerprint: Option<String>,
+        /// The ledger the run spends the token in (default: this host's, as
+        /// a run here would spend it). Approving on another machine needs
+        /// it: `prodguard check --json` on the host shows it as `ledger`.
+        #[arg(long, value_name = "ID")]
+        ledger: Option<String>,
     },
     /// Write the environment into a SQLite database or a PostgreSQL database
     /// (a guarded, audited operation); guarded operations on it then refuse
@@ -118,10 +129,14 @@ pub(crate) enum Command {
         #[arg(long, value_name = "NAME")]
         env: String,
     },
-    /// Create a key file: 32 random bytes as hex, readable by its owner only
-    /// (for [approval] key_file).
+    /// Make an approver's Ed25519 key pair: writes the private key file
+    /// (readable by its owner only) and prints the public key, with the
+    /// line that lists the approver in the system policy's [approval].
     Keygen {
-        /// Where to write it (never overwritten).
+        /// The approver's name, as the policy lists it (letters, digits, `.`, `_`, `-`).
+        #[arg(long, value_name = "NAME")]
+        approver: String,
+        /// Where to write the private key (never overwritten).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },

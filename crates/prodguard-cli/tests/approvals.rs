@@ -18,15 +18,17 @@ impl Env {
             .tempdir()
             .unwrap();
         let env = Env { dir };
-        assert!(
-            env.run("ana", &[], &["keygen", "--out", "approval.key"])
-                .status
-                .success()
-        );
+        // bob has an OS account of his own; ana's is the one the tests run
+        // as, so her tokens approve her own runs.
+        let bob = env.keygen("bob");
+        let ana = env.keygen("ana");
+        let me = whoami();
         std::fs::write(
             env.dir.path().join("prodguard.toml"),
             format!(
-                "[approval]\nkey_file = \"approval.key\"\nmax_ttl = \"15m\"\nfour_eyes = {four_eyes}\n\n\
+                "[approval]\napprovers = {{ bob = {{ key = \"{bob}\", user = \"bob-{me}\" }}, \
+                 ana = {{ key = \"{ana}\", user = \"{me}\" }} }}\n\
+                 max_ttl = \"15m\"\nfour_eyes = {four_eyes}\n\n\
                  [[rule]]\nname = \"migrations\"\noperations = [\"db.*\"]\ntiers = [\"production\"]\n\
                  require = [\"confirm\", \"backup\", \"audit\"]\nconfirm = {{ mode = \"approval\" }}\nbackup = {backup}\n\n\
                  [[rule]]\nname = \"humans only\"\noperations = [\"db.drop\"]\ntiers = [\"production\"]\n\
@@ -44,10 +46,20 @@ impl Env {
         env
     }
 
+    /// `keygen --approver NAME --out NAME.key`: the public key it prints.
+    fn keygen(&self, name: &str) -> String {
+        let file = format!("{name}.key");
+        let out = self.run(name, &[], &["keygen", "--approver", name, "--out", &file]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
     fn db(&self) -> PathBuf {
         self.dir.path().join("orders.db")
     }
 
+    /// Runs the CLI as `actor` (a label: the OS account is the test's) with
+    /// `vars` set (an empty value unsets the variable).
     fn run(&self, actor: &str, vars: &[(&str, &str)], args: &[&str]) -> Output {
         let mut cmd = Command::new("setsid");
         cmd.arg("-w")
@@ -60,15 +72,20 @@ impl Env {
             .current_dir(self.dir.path())
             .stdin(Stdio::null());
         for (k, v) in vars {
-            cmd.env(k, v);
+            if v.is_empty() {
+                cmd.env_remove(k);
+            } else {
+                cmd.env(k, v);
+            }
         }
         cmd.output().unwrap()
     }
 
-    /// `approve --op db.migrate --target orders.db --env production`, with
-    /// `args` replacing or adding to those; the run as it ended.
+    /// `approve --key APPROVER.key --op db.migrate --target orders.db --env
+    /// production`, with `args` replacing or adding to those; the run as it ended.
     fn try_approve(&self, approver: &str, vars: &[(&str, &str)], args: &[&str]) -> Output {
-        let mut all = vec!["approve", "--op", "db.migrate"];
+        let key = format!("{approver}.key");
+        let mut all = vec!["approve", "--key", &key, "--op", "db.migrate"];
         if !args.contains(&"--target") {
             all.extend_from_slice(&["--target", "orders.db"]);
         }
@@ -138,6 +155,12 @@ impl Env {
     }
 }
 
+/// The OS account the tests run as (root in CI).
+fn whoami() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
 fn sha256(path: &Path) -> String {
     prodguard::backup::sha256_file(path).unwrap().0
 }
@@ -189,16 +212,35 @@ fn every_broken_binding_refuses_with_121_and_names_it() {
     let mine = env.approve("ana", &[]);
     let staging = env.approve("bob", &["--env", "staging"]);
     let fingerprinted = env.approve("bob", &["--fingerprint", "sha256:abc"]);
+    // eve has a key of her own, but the policy does not list her.
+    env.keygen("eve");
+    let unlisted = env.approve("eve", &[]);
     std::thread::sleep(std::time::Duration::from_millis(1100));
     for (token, target, needle) in [
         (forged.as_str(), "orders.db", "forged"),
+        (
+            unlisted.as_str(),
+            "orders.db",
+            "`eve`, who is not in the policy's [approval] approvers",
+        ),
+        (
+            "pga1.eyJ2IjoxfQ.00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+            "orders.db",
+            "replaced those with approver keys",
+        ),
         (
             good.as_str(),
             "users.db",
             "target `orders.db`, not `users.db`",
         ),
         (short.as_str(), "orders.db", "expired"),
-        (mine.as_str(), "orders.db", "four_eyes"),
+        // ana's key, and ana's OS account: the label the run gives itself
+        // (PRODGUARD_ACTOR=ana, see migrate) is not what four eyes compares.
+        (
+            mine.as_str(),
+            "orders.db",
+            "four_eyes requires an approver with another account",
+        ),
         (staging.as_str(), "orders.db", "environment `staging`"),
         (fingerprinted.as_str(), "orders.db", "fingerprint"),
         ("not-a-token", "orders.db", "malformed"),
@@ -214,7 +256,7 @@ fn every_broken_binding_refuses_with_121_and_names_it() {
             .iter()
             .filter(|r| r["kind"] == "refusal")
             .count(),
-        7
+        9
     );
     env.verify();
 }
@@ -489,8 +531,8 @@ fn break_glass_is_refused_to_an_agent_and_to_accounts_not_listed() {
 #[test]
 fn approvals_resist_the_obvious_workarounds() {
     let env = Env::new("workarounds", true, COPY_BACKUP);
-    // An agent cannot issue an approval.
-    let out = env.try_approve("bot", &[("CLAUDECODE", "1")], &[]);
+    // An agent cannot issue an approval, even with an approver's key.
+    let out = env.try_approve("bob", &[("CLAUDECODE", "1")], &[]);
     assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
     assert!(stderr(&out).contains("AI agent"), "{}", stderr(&out));
     // A misspelled environment is refused, an alias is canonical.
@@ -527,7 +569,7 @@ fn approvals_resist_the_obvious_workarounds() {
     );
     assert_eq!(out.status.code(), Some(121), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("unset PRODGUARD_AUDIT_LOG"),
+        stderr(&out).contains("this run spends approvals in `file://"),
         "{}",
         stderr(&out)
     );
@@ -606,4 +648,158 @@ fn tokens_follow_the_policy_at_issuance_and_when_used() {
     assert_eq!(out.status.code(), Some(121), "{}", stderr(&out));
     assert!(stderr(&out).contains("max_ttl = 5m"), "{}", stderr(&out));
     assert_eq!(env.rows(), 1, "nothing ran");
+}
+
+/// `exec --op db.migrate --target orders.db --approval TOKEN -- true` in
+/// production with `vars`.
+fn exec_with(env: &Env, token: &str, vars: &[(&str, &str)]) -> Output {
+    let mut all = vec![("APP_ENV", "production")];
+    all.extend_from_slice(vars);
+    env.run(
+        "ana",
+        &all,
+        &[
+            "exec",
+            "--op",
+            "db.migrate",
+            "--target",
+            "orders.db",
+            "--approval",
+            token,
+            "--",
+            "true",
+        ],
+    )
+}
+
+#[test]
+fn a_token_is_spent_only_in_the_ledger_it_was_approved_for() {
+    let env = Env::new("ledger", true, COPY_BACKUP);
+    let dir = env.dir.path();
+    let token = env.approve("bob", &[]);
+    // A fresh log would not know the token was spent: replaying it through
+    // PRODGUARD_AUDIT_LOG (or XDG_STATE_HOME) elsewhere is refused.
+    let fresh = dir.join("fresh.jsonl");
+    let out = exec_with(
+        &env,
+        &token,
+        &[("PRODGUARD_AUDIT_LOG", fresh.to_str().unwrap())],
+    );
+    assert_eq!(out.status.code(), Some(121), "{}", stderr(&out));
+    assert!(stderr(&out).contains("ledger"), "{}", stderr(&out));
+
+    // So is a second policy file that names another log, with the same approvers.
+    let policy = std::fs::read_to_string(dir.join("prodguard.toml")).unwrap();
+    let with_log = |log: &str| format!("[audit]\nlog = \"{}\"\n{policy}", dir.join(log).display());
+    std::fs::write(dir.join("a.toml"), with_log("a.jsonl")).unwrap();
+    std::fs::write(dir.join("b.toml"), with_log("b.jsonl")).unwrap();
+    let under_a = [("PRODGUARD_POLICY", "a.toml"), ("PRODGUARD_AUDIT_LOG", "")];
+    let under_b = [("PRODGUARD_POLICY", "b.toml"), ("PRODGUARD_AUDIT_LOG", "")];
+    let for_a = env.try_approve("bob", &under_a, &[]);
+    assert!(for_a.status.success(), "{}", stderr(&for_a));
+    let for_a = String::from_utf8(for_a.stdout).unwrap().trim().to_owned();
+    let out = exec_with(&env, &for_a, &under_b);
+    assert_eq!(out.status.code(), Some(121), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("b.jsonl`"),
+        "names this run's ledger: {}",
+        stderr(&out)
+    );
+    assert_eq!(exec_with(&env, &for_a, &under_a).status.code(), Some(0));
+
+    // Approving for another ledger names it: `check --json` there shows it.
+    let check = env.run(
+        "ana",
+        &[
+            ("APP_ENV", "production"),
+            ("PRODGUARD_AUDIT_LOG", fresh.to_str().unwrap()),
+        ],
+        &[
+            "check",
+            "--op",
+            "db.migrate",
+            "--target",
+            "orders.db",
+            "--json",
+        ],
+    );
+    let check: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    let ledger = check["ledger"].as_str().unwrap();
+    assert!(
+        ledger.starts_with("file://") && ledger.ends_with("/fresh.jsonl"),
+        "{ledger}"
+    );
+    let there = env.approve("bob", &["--ledger", ledger]);
+    let out = exec_with(
+        &env,
+        &there,
+        &[("PRODGUARD_AUDIT_LOG", fresh.to_str().unwrap())],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The first token is still good where it was meant to be spent.
+    assert_eq!(exec_with(&env, &token, &[]).status.code(), Some(0));
+}
+
+#[test]
+fn approver_keys_are_private_files_and_the_shared_key_is_gone() {
+    let env = Env::new("keys", true, COPY_BACKUP);
+    let key = env.dir.path().join("bob.key");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let text = std::fs::read_to_string(&key).unwrap();
+    assert!(
+        text.starts_with("prodguard approver key v1\napprover = bob\n"),
+        "{text}"
+    );
+    // Never overwritten.
+    let again = env.run(
+        "bob",
+        &[],
+        &["keygen", "--approver", "bob", "--out", "bob.key"],
+    );
+    assert_eq!(again.status.code(), Some(125), "{}", stderr(&again));
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), text);
+    // keygen prints the policy line to add.
+    let out = env.run(
+        "carol",
+        &[],
+        &["keygen", "--approver", "carol", "--out", "carol.key"],
+    );
+    assert!(
+        stderr(&out).contains("approvers = { carol = { key = \"ed25519:"),
+        "{}",
+        stderr(&out)
+    );
+    // A key others can read is refused, as ssh does.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = env.try_approve("bob", &[], &[]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(stderr(&out).contains("chmod 600"), "{}", stderr(&out));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(env.try_approve("bob", &[], &[]).status.success());
+    // The shared HMAC key of 0.1: no keygen for it, and a policy naming it is an error.
+    let out = env.run("ana", &[], &["keygen", "--out", "approval.key"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--approver <NAME>"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!env.dir.path().join("approval.key").exists());
+    let policy = env.dir.path().join("prodguard.toml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(
+        &policy,
+        text.replace("[approval]\n", "[approval]\nkey_file = \"approval.key\"\n"),
+    )
+    .unwrap();
+    let out = env.try_approve("bob", &[], &[]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("prodguard.toml:2:1"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("HMAC shared key"), "{}", stderr(&out));
 }

@@ -1,20 +1,36 @@
-//! Approval tokens: a confirmation given beforehand, bound to one operation
-//! on one target in one environment, expiring, single-use, and MACed with a
-//! key the operator holds.
+//! Approval tokens: a confirmation given beforehand by a named approver,
+//! bound to one operation on one target in one environment, expiring, spent
+//! once in one ledger, and signed with the approver's own Ed25519 key.
 //!
-//! A token is `pga1.<base64url(JSON claims)>.<hex HMAC-SHA256>`. The MAC
-//! covers the domain tag and the encoded claims; it is compared in constant
-//! time. Whether a token's nonce was already spent is for the audit log to
-//! say (under its lock), not for this module.
+//! A token is `pga2.<base64url(JSON claims)>.<base64url(signature)>`. The
+//! signature covers a domain tag and the payload text exactly as it stands
+//! in the token. Runs verify with the public keys the policy lists in
+//! `[approval] approvers`, so whoever can verify a token cannot mint one
+//! (the `pga1` tokens of 0.1 were MACed with one shared key, and were
+//! replaced in 0.2 for that reason). Whether a token's nonce was already
+//! spent is for the ledger to say (under its lock), not for this module.
 //!
 //! ```
-//! use prodguard_core::approval::{Claims, Expected, issue, verify};
-//! use prodguard_core::{Tier, Timestamp};
+//! use prodguard_core::approval::{ApproverKey, Claims, Expected, issue, verify};
+//! use prodguard_core::audit::Actor;
+//! use prodguard_core::policy::ActorKind;
+//! use prodguard_core::{Policy, Tier, Timestamp};
 //!
-//! let key = [9u8; 32];
+//! // Ana's key pair (`prodguard keygen --approver ana` makes one from 32 random bytes).
+//! let ana = ApproverKey::from_secret("ana", [9u8; 32]).unwrap();
+//! let policy = Policy::parse_toml(
+//!     &format!(
+//!         "[approval]\nfour_eyes = true\napprovers = {{ ana = {{ key = \"{}\", user = \"ana\" }} }}\n\
+//!          [[rule]]\noperations = [\"*\"]\nrequire = [\"confirm\"]\n",
+//!         ana.public_key_text()
+//!     ),
+//!     "policy.toml",
+//! )
+//! .unwrap();
 //! let now = Timestamp::parse_rfc3339("2026-11-27T03:00:00Z").unwrap();
+//! let ledger = "file://db-1/var/log/prodguard/audit.jsonl";
 //! let claims = Claims {
-//!     v: 1,
+//!     v: 2,
 //!     op: "db.migrate".into(),
 //!     target: "orders".into(),
 //!     env: "production".into(),
@@ -25,30 +41,41 @@
 //!     iat: now,
 //!     exp: now.plus_seconds(900),
 //!     nonce: "00112233445566778899aabbccddeeff".into(),
+//!     ledger: ledger.into(),
 //! };
-//! let token = issue(&key, &claims);
+//! let token = issue(&ana, &claims);
 //! let expected = Expected { op: "db.migrate", target: "orders", env: "production", tier: Tier::Production, fingerprint: None };
-//! assert!(verify(&key, &token, &expected, now.plus_seconds(60), "bob", true).is_ok());
+//! // Bob's run: another OS account than ana's.
+//! let bob = Actor { user: "bob".into(), kind: ActorKind::Human, account: Some("bob".into()) };
+//! let here = prodguard_core::approval::Here { requester: &bob, ledger, now: now.plus_seconds(60) };
+//! assert!(verify(policy.approval(), &token, &expected, &here).is_ok());
 //! ```
 
-use hmac::{KeyInit, Mac};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
-use crate::audit::{Actor, ConfirmEvidence, hex, unhex32};
+use crate::audit::{Actor, ConfirmEvidence};
 use crate::detect::{Detection, UnknownEnvironmentName, canonical_environment};
 use crate::policy::{ActorKind, ApprovalConfig, Policy, format_duration};
 use crate::session::{Operation, TargetProblem, target_problem};
 use crate::{Tier, Timestamp};
 
-const PREFIX: &str = "pga1.";
-const DOMAIN: &[u8] = b"prodguard.approval.v1\0";
+const PREFIX: &str = "pga2.";
+/// 0.1's HMAC tokens: refused with a message saying what replaced them.
+const OLD_PREFIX: &str = "pga1.";
+const DOMAIN: &[u8] = b"prodguard.approval.v2\0";
+/// How a public key is written in the policy: `ed25519:<base64 of 32 bytes>`.
+pub const PUBLIC_KEY_PREFIX: &str = "ed25519:";
+/// The first line of an approver's key file.
+pub const KEY_FILE_HEADER: &str = "prodguard approver key v1";
 
 /// What a token binds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Claims {
-    /// Format version (1).
+    /// Format version (2).
     pub v: u32,
     /// The operation's dotted name.
     pub op: String,
@@ -61,7 +88,8 @@ pub struct Claims {
     /// Whatever the caller adds, e.g. a migration checksum.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
-    /// Who approved.
+    /// Who approved: a name in the policy's `[approval] approvers`, whose
+    /// key signed the token.
     pub approver: String,
     /// What kind of actor approved (an agent's approval is refused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -70,8 +98,11 @@ pub struct Claims {
     pub iat: Timestamp,
     /// Expires at.
     pub exp: Timestamp,
-    /// Spent once: the token's id in the audit log.
+    /// Spent once: the token's id in the ledger.
     pub nonce: String,
+    /// The ledger its nonce is spent in ([`ledger_id`]): a run that spends
+    /// elsewhere refuses it, so a fresh audit log cannot replay it.
+    pub ledger: String,
 }
 
 /// What the operation at hand is, to compare with a token's claims.
@@ -87,6 +118,17 @@ pub struct Expected<'a> {
     pub tier: Tier,
     /// The caller's fingerprint, if it gives one.
     pub fingerprint: Option<&'a str>,
+}
+
+/// The run a token is offered to: who asks, where it spends tokens, when.
+#[derive(Debug, Clone, Copy)]
+pub struct Here<'a> {
+    /// Who requests the operation; four eyes compares its `account`.
+    pub requester: &'a Actor,
+    /// The ledger this run spends tokens in ([`ledger_id`]).
+    pub ledger: &'a str,
+    /// Now.
+    pub now: Timestamp,
 }
 
 /// An approval token was offered for an operation that names no target:
@@ -129,9 +171,27 @@ pub enum ApprovalError {
     /// Not a prodguard approval token.
     #[error("the approval token is malformed ({0}); get a new one with `prodguard approve`")]
     Malformed(String),
-    /// The MAC does not match: made with another key, or edited.
+    /// A `pga1` token: 0.1's shared-key tokens, no longer accepted.
     #[error(
-        "the approval token is forged or was made with another key (its signature does not verify)"
+        "the approval token is a pga1 token, MACed with a shared key; prodguard 0.2 replaced \
+         those with approver keys (whoever could verify a pga1 token could also mint one): \
+         get a new token from an approver (`prodguard approve --key FILE`)"
+    )]
+    Obsolete,
+    /// Signed in the name of someone the policy does not list.
+    #[error(
+        "the approval token is signed by `{approver}`, who is not in the policy's [approval] \
+         approvers; the system policy must list an approver's public key \
+         (`prodguard keygen --approver {approver} --out FILE` prints the line to add)"
+    )]
+    UnknownApprover {
+        /// The name in the token.
+        approver: String,
+    },
+    /// The signature does not verify with the approver's listed key: made
+    /// with another key, or edited.
+    #[error(
+        "the approval token is forged: its signature does not verify with the key the policy lists for its approver (made with another key, or edited)"
     )]
     Forged,
     /// For another operation.
@@ -186,22 +246,8 @@ pub enum ApprovalError {
         /// When.
         iat: Timestamp,
     },
-    /// An AI agent approved: an agent cannot confirm a dangerous action.
-    #[error("the approval token was issued by {approver}, an AI agent; a person must approve")]
-    AgentApproved {
-        /// Who.
-        approver: String,
-    },
-    /// Four eyes: the approver is the requester.
-    #[error(
-        "the approval token was issued by {approver}, who is also requesting the operation; four_eyes requires someone else to approve"
-    )]
-    SelfApproved {
-        /// Who.
-        approver: String,
-    },
     /// The token lives longer than the policy lets any token live (issued
-    /// under another policy, or by hand with the key).
+    /// under another policy).
     #[error(
         "the approval token is valid for {}, longer than the policy allows ([approval] max_ttl = {}); get a new one with `prodguard approve`",
         format_duration(*lifetime_seconds),
@@ -213,26 +259,245 @@ pub enum ApprovalError {
         /// The policy's `[approval] max_ttl`.
         max_ttl_seconds: u64,
     },
+    /// Minted for another ledger: its nonce would be spent where this run
+    /// cannot see it (a fresh audit log, another policy's log).
+    #[error(
+        "the approval token is spent in ledger `{token}`, but this run spends approvals in \
+         `{here}`; a token is spent in one ledger only, so run where it was meant to be spent \
+         or get a token for this ledger (`prodguard approve --ledger {here}`)"
+    )]
+    WrongLedger {
+        /// In the token.
+        token: String,
+        /// This run's.
+        here: String,
+    },
+    /// An AI agent approved: an agent cannot confirm a dangerous action.
+    #[error("the approval token was issued by {approver}, an AI agent; a person must approve")]
+    AgentApproved {
+        /// Who.
+        approver: String,
+    },
+    /// Four eyes: the approver's OS account is the requester's.
+    #[error(
+        "the approval token was signed by {approver}, whose OS account `{account}` is the one \
+         requesting the operation; four_eyes requires an approver with another account"
+    )]
+    SelfApproved {
+        /// The approver's name.
+        approver: String,
+        /// The OS account both share.
+        account: String,
+    },
+    /// Four eyes with a requester whose OS account nobody stated.
+    #[error(
+        "four_eyes compares the approver's OS account with the requester's, and the \
+         requester's is unknown (no actor.account), so the approval by {approver} cannot be \
+         shown to come from someone else; state the requester's account"
+    )]
+    UnknownRequester {
+        /// The approver's name.
+        approver: String,
+    },
 }
 
 /// Clock skew allowed for `iat`.
 const MAX_SKEW_SECONDS: i64 = 60;
 
-fn mac(key: &[u8; 32], payload: &str) -> Option<hmac::Hmac<Sha256>> {
-    let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(key).ok()?;
-    mac.update(DOMAIN);
-    mac.update(payload.as_bytes());
-    Some(mac)
+/// An approver's signing key, with the name the policy lists it under.
+///
+/// The key file (`prodguard keygen --approver NAME --out FILE`) is text:
+///
+/// ```text
+/// prodguard approver key v1
+/// approver = alice
+/// secret = <base64 of the 32-byte Ed25519 secret key>
+/// ```
+///
+/// ```
+/// use prodguard_core::approval::ApproverKey;
+/// let key = ApproverKey::from_secret("alice", [7u8; 32]).unwrap();
+/// let again = ApproverKey::parse(&key.to_text()).unwrap();
+/// assert_eq!(again.name(), "alice");
+/// assert_eq!(again.public_key_text(), key.public_key_text());
+/// assert!(key.public_key_text().starts_with("ed25519:"));
+/// ```
+pub struct ApproverKey {
+    name: String,
+    signing: SigningKey,
 }
 
-/// Encodes and signs `claims`.
-pub fn issue(key: &[u8; 32], claims: &Claims) -> String {
+impl std::fmt::Debug for ApproverKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        f.debug_struct("ApproverKey")
+            .field("name", &self.name)
+            .field("public", &self.public_key_text())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why an approver's key file cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct KeyFileError(String);
+
+impl ApproverKey {
+    /// The key pair whose secret is `secret` (32 random bytes), for the
+    /// approver `name`.
+    pub fn from_secret(name: &str, secret: [u8; 32]) -> Result<ApproverKey, KeyFileError> {
+        validate_approver_name(name).map_err(KeyFileError)?;
+        Ok(ApproverKey {
+            name: name.to_owned(),
+            signing: SigningKey::from_bytes(&secret),
+        })
+    }
+
+    /// Reads a key file's text (see the type's documentation).
+    pub fn parse(text: &str) -> Result<ApproverKey, KeyFileError> {
+        let bad = |why: &str| {
+            KeyFileError(format!(
+                "not a prodguard approver key ({why}); make one with `prodguard keygen --approver NAME --out FILE`"
+            ))
+        };
+        let mut lines = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'));
+        if lines.next() != Some(KEY_FILE_HEADER) {
+            return Err(bad(&format!("its first line is not `{KEY_FILE_HEADER}`")));
+        }
+        let (mut name, mut secret) = (None, None);
+        for line in lines {
+            match line.split_once('=').map(|(k, v)| (k.trim(), v.trim())) {
+                Some(("approver", v)) => name = Some(v),
+                Some(("secret", v)) => secret = Some(v),
+                _ => return Err(bad(&format!("unexpected line {line:?}"))),
+            }
+        }
+        let name = name.ok_or_else(|| bad("no `approver = NAME` line"))?;
+        let secret = secret
+            .and_then(|s| STANDARD.decode(s).ok())
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+            .ok_or_else(|| bad("no `secret =` line with the base64 of 32 bytes"))?;
+        ApproverKey::from_secret(name, secret)
+    }
+
+    /// The key file's text.
+    pub fn to_text(&self) -> String {
+        format!(
+            "{KEY_FILE_HEADER}\napprover = {}\nsecret = {}\n",
+            self.name,
+            STANDARD.encode(self.signing.to_bytes())
+        )
+    }
+
+    /// The approver's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The public key.
+    pub fn public_key(&self) -> VerifyingKey {
+        self.signing.verifying_key()
+    }
+
+    /// The public key as the policy lists it: `ed25519:<base64>`.
+    pub fn public_key_text(&self) -> String {
+        public_key_text(&self.public_key())
+    }
+}
+
+/// A public key as the policy lists it: `ed25519:<base64 of 32 bytes>`.
+pub fn public_key_text(key: &VerifyingKey) -> String {
+    format!("{PUBLIC_KEY_PREFIX}{}", STANDARD.encode(key.as_bytes()))
+}
+
+/// Reads `ed25519:<base64 of 32 bytes>`; says what is wrong otherwise.
+pub fn parse_public_key(text: &str) -> Result<VerifyingKey, String> {
+    let encoded = text
+        .strip_prefix(PUBLIC_KEY_PREFIX)
+        .ok_or_else(|| format!("it does not start with `{PUBLIC_KEY_PREFIX}`"))?;
+    let bytes = STANDARD
+        .decode(encoded)
+        .map_err(|_| "what follows `ed25519:` is not base64".to_owned())?;
+    let bytes = <[u8; 32]>::try_from(bytes).map_err(|b| {
+        format!(
+            "it holds {} bytes, not the 32 of an Ed25519 public key",
+            b.len()
+        )
+    })?;
+    match VerifyingKey::from_bytes(&bytes) {
+        Ok(key) if !key.is_weak() => Ok(key),
+        _ => Err("those 32 bytes are not a usable Ed25519 public key".into()),
+    }
+}
+
+/// An approver's name: 1 to 64 ASCII letters, digits, `.`, `_` or `-`,
+/// starting with a letter or digit (it is a TOML key and a token claim).
+pub fn validate_approver_name(name: &str) -> Result<(), String> {
+    let valid = (1..=64).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid approver name {name:?}: use 1 to 64 letters, digits, `.`, `_` or `-`, starting with a letter or digit"
+        ))
+    }
+}
+
+/// The identity of the ledger a run spends approval tokens in: the
+/// `[approval] ledger` URL, else the `[audit] sink` URL (fleet mode spends
+/// in the trail's own table), without a password; else the audit log file
+/// the run writes to, as `file://HOST/ABS/PATH` (`audit_log` should be
+/// absolute); else `sink://HOST` (a program's own audit sink).
+///
+/// ```
+/// use prodguard_core::{Policy, approval::ledger_id};
+/// let policy = Policy::builtin_default();
+/// assert_eq!(
+///     ledger_id(&policy, Some("/var/log/prodguard/audit.jsonl"), Some("db-1")),
+///     "file://db-1/var/log/prodguard/audit.jsonl"
+/// );
+/// ```
+pub fn ledger_id(policy: &Policy, audit_log: Option<&str>, host: Option<&str>) -> String {
+    if let Some(url) = ledger_url(policy) {
+        return crate::secret::redact_password(url).unwrap_or_else(|| url.to_owned());
+    }
+    let host = host.unwrap_or("");
+    match audit_log {
+        Some(path) => format!("file://{host}{path}"),
+        None => format!("sink://{host}"),
+    }
+}
+
+/// Where fleet mode spends approvals: the `[approval] ledger`, else the
+/// `[audit] sink` (the trail's own table); `None`: in the local audit log.
+pub fn ledger_url(policy: &Policy) -> Option<&str> {
+    policy
+        .approval
+        .ledger
+        .as_deref()
+        .or(policy.audit.sink.as_deref())
+}
+
+/// Signs `claims` with the approver's key.
+pub fn issue(key: &ApproverKey, claims: &Claims) -> String {
     let json = serde_json::to_vec(claims).unwrap_or_default();
-    let payload = base64url_encode(&json);
-    let signature = mac(key, &payload)
-        .map(|m| hex(&m.finalize().into_bytes()))
-        .unwrap_or_default();
-    format!("{PREFIX}{payload}.{signature}")
+    let payload = URL_SAFE_NO_PAD.encode(json);
+    let signature = key.signing.sign(&signed_bytes(&payload));
+    format!(
+        "{PREFIX}{payload}.{}",
+        URL_SAFE_NO_PAD.encode(signature.to_bytes())
+    )
+}
+
+fn signed_bytes(payload: &str) -> Vec<u8> {
+    [DOMAIN, payload.as_bytes()].concat()
 }
 
 /// Decodes a token without checking its signature (for display only).
@@ -242,69 +507,62 @@ pub fn decode_unverified(token: &str) -> Result<Claims, ApprovalError> {
 }
 
 fn split(token: &str) -> Result<(&str, &str), ApprovalError> {
+    let token = token.trim();
+    if token.starts_with(OLD_PREFIX) {
+        return Err(ApprovalError::Obsolete);
+    }
     let body = token
-        .trim()
         .strip_prefix(PREFIX)
-        .ok_or_else(|| ApprovalError::Malformed("it does not start with pga1.".into()))?;
+        .ok_or_else(|| ApprovalError::Malformed(format!("it does not start with {PREFIX}")))?;
     body.rsplit_once('.')
         .ok_or_else(|| ApprovalError::Malformed("it has no signature".into()))
 }
 
 fn parse_claims(payload: &str) -> Result<Claims, ApprovalError> {
-    let json = base64url_decode(payload)
-        .ok_or_else(|| ApprovalError::Malformed("its payload is not base64url".into()))?;
+    let json = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| ApprovalError::Malformed("its payload is not base64url".into()))?;
     serde_json::from_slice(&json).map_err(|e| ApprovalError::Malformed(e.to_string()))
 }
 
-/// [`verify`] under the policy's `[approval]` rules: its `four_eyes`, and
-/// its `max_ttl` — a token whose lifetime (`exp` − `iat`) is longer than the
-/// policy lets any token live is refused ([`ApprovalError::TooLong`]), as
-/// it would have been refused at issuance. What the guarded faces call.
-pub fn verify_for(
-    key: &[u8; 32],
-    token: &str,
-    expected: &Expected<'_>,
-    now: Timestamp,
-    requester: &str,
-    rules: &ApprovalConfig,
-) -> Result<Claims, ApprovalError> {
-    let claims = verify(key, token, expected, now, requester, rules.four_eyes)?;
-    let max = rules.max_ttl_seconds;
-    if claims.exp
-        > claims
-            .iat
-            .plus_seconds(i64::try_from(max).unwrap_or(i64::MAX))
-    {
-        let lifetime = claims.exp.seconds_since(claims.iat);
-        return Err(ApprovalError::TooLong {
-            lifetime_seconds: u64::try_from(lifetime).unwrap_or(0),
-            max_ttl_seconds: max,
-        });
-    }
-    Ok(claims)
-}
-
-/// Checks `token` against the operation at hand, at `now`, requested by
-/// `requester`; returns its claims when every binding holds.
+/// Checks `token` against the operation at hand, in the run `here`, under
+/// the policy's `[approval]` rules; returns its claims when it approves.
+/// The one verifier every face calls.
 ///
-/// This checks the token alone; [`verify_for`] also applies the policy's
-/// `max_ttl`.
+/// In order: the approver is listed in `rules.approvers`
+/// ([`ApprovalError::UnknownApprover`]); the signature verifies with their
+/// key ([`ApprovalError::Forged`]); the operation, target, environment and
+/// fingerprint are the ones at hand; it has not expired, was not issued in
+/// the future, and lives no longer than `max_ttl`; it is spent in this
+/// run's ledger ([`ApprovalError::WrongLedger`]); no agent approved; and
+/// with `four_eyes`, the approver's OS account is not the requester's
+/// (a requester without an account cannot be compared, and is refused).
 pub fn verify(
-    key: &[u8; 32],
+    rules: &ApprovalConfig,
     token: &str,
     expected: &Expected<'_>,
-    now: Timestamp,
-    requester: &str,
-    four_eyes: bool,
+    here: &Here<'_>,
 ) -> Result<Claims, ApprovalError> {
     let (payload, signature) = split(token)?;
-    let signature = unhex32(signature).ok_or(ApprovalError::Forged)?;
-    let valid = mac(key, payload).is_some_and(|m| m.verify_slice(&signature).is_ok());
-    if !valid {
-        return Err(ApprovalError::Forged);
-    }
-    let claims = parse_claims(payload)?;
-    if claims.v != 1 {
+    // The claims are read before the signature is checked only to find
+    // whose key to check it with; nothing else is believed until it holds.
+    let unverified = parse_claims(payload)?;
+    let approver = rules.approvers.get(&unverified.approver).ok_or_else(|| {
+        ApprovalError::UnknownApprover {
+            approver: unverified.approver.clone(),
+        }
+    })?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .ok()
+        .and_then(|bytes| Signature::from_slice(&bytes).ok())
+        .ok_or(ApprovalError::Forged)?;
+    approver
+        .key
+        .verify_strict(&signed_bytes(payload), &signature)
+        .map_err(|_| ApprovalError::Forged)?;
+    let claims = unverified;
+    if claims.v != 2 {
         return Err(ApprovalError::Malformed(format!(
             "version {} is not supported",
             claims.v
@@ -337,21 +595,51 @@ pub fn verify(
             actual: expected.fingerprint.map(str::to_owned),
         });
     }
-    if now >= claims.exp {
+    if here.now >= claims.exp {
         return Err(ApprovalError::Expired { exp: claims.exp });
     }
-    if claims.iat.seconds_since(now) > MAX_SKEW_SECONDS {
+    if claims.iat.seconds_since(here.now) > MAX_SKEW_SECONDS {
         return Err(ApprovalError::NotYetValid { iat: claims.iat });
     }
-    if claims.approver_kind == Some(crate::policy::ActorKind::Agent) {
+    let max = rules.max_ttl_seconds;
+    if claims.exp
+        > claims
+            .iat
+            .plus_seconds(i64::try_from(max).unwrap_or(i64::MAX))
+    {
+        let lifetime = claims.exp.seconds_since(claims.iat);
+        return Err(ApprovalError::TooLong {
+            lifetime_seconds: u64::try_from(lifetime).unwrap_or(0),
+            max_ttl_seconds: max,
+        });
+    }
+    if claims.ledger != here.ledger {
+        return Err(ApprovalError::WrongLedger {
+            token: claims.ledger,
+            here: here.ledger.into(),
+        });
+    }
+    if claims.approver_kind == Some(ActorKind::Agent) {
         return Err(ApprovalError::AgentApproved {
             approver: claims.approver,
         });
     }
-    if four_eyes && claims.approver == requester {
-        return Err(ApprovalError::SelfApproved {
-            approver: claims.approver,
-        });
+    if rules.four_eyes {
+        // Identity is the OS account, never the label the environment gives.
+        match here.requester.account.as_deref() {
+            None => {
+                return Err(ApprovalError::UnknownRequester {
+                    approver: claims.approver,
+                });
+            }
+            Some(account) if account == approver.user => {
+                return Err(ApprovalError::SelfApproved {
+                    approver: claims.approver,
+                    account: account.to_owned(),
+                });
+            }
+            Some(_) => {}
+        }
     }
     Ok(claims)
 }
@@ -374,6 +662,10 @@ pub struct IssueRequest<'a> {
     pub fingerprint: Option<String>,
     /// A fresh random id (the core has no randomness): spent by the first run.
     pub nonce: String,
+    /// The approver's name (from their key file).
+    pub approver: &'a str,
+    /// The ledger the token is spent in ([`ledger_id`] of the run it is for).
+    pub ledger: String,
 }
 
 /// Why an approval token cannot be issued. Each says what to change.
@@ -425,7 +717,8 @@ pub enum IssueError {
     },
 }
 
-/// The claims of a token approving `request`, by `approver`, issued at
+/// The claims of a token approving `request`, by `actor` (who holds the
+/// approver's key), issued at
 /// `now` under `policy`, in the environment `detection` found unless the
 /// request names one; sign them with [`issue`].
 ///
@@ -434,12 +727,13 @@ pub enum IssueError {
 /// no control characters, at most 256 bytes) and carries no database
 /// password; the lifetime is at most the policy's `max_ttl` (the default);
 /// the environment is canonical (`prod` → `production`, policy aliases as
-/// they are, anything else refused); and an AI agent may not approve.
+/// they are, anything else refused); and an AI agent may not approve. The
+/// approver's name is the key's; [`verify`] checks that the policy lists it.
 pub fn claims_for(
     request: IssueRequest<'_>,
     policy: &Policy,
     detection: &Detection,
-    approver: &Actor,
+    actor: &Actor,
     now: Timestamp,
 ) -> Result<Claims, IssueError> {
     let op = request.op;
@@ -476,61 +770,25 @@ pub fn claims_for(
         Some(name) => canonical_environment(name, &policy.environment)?,
         None => (detection.environment.clone(), detection.tier),
     };
-    if approver.kind == ActorKind::Agent {
+    if actor.kind == ActorKind::Agent {
         return Err(IssueError::AgentApprover {
-            user: approver.user.clone(),
+            user: actor.user.clone(),
         });
     }
     Ok(Claims {
-        v: 1,
+        v: 2,
         op: op.to_owned(),
         target: target.to_owned(),
         env,
         tier,
         fingerprint: request.fingerprint,
-        approver: approver.user.clone(),
-        approver_kind: Some(approver.kind),
+        approver: request.approver.to_owned(),
+        approver_kind: Some(actor.kind),
         iat: now,
         exp: now.plus_seconds(i64::try_from(seconds).unwrap_or(i64::MAX)),
         nonce: request.nonce,
+        ledger: request.ledger,
     })
-}
-
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/// Base64url without padding.
-fn base64url_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-        }
-    }
-    out
-}
-
-fn base64url_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in text.bytes() {
-        let v = ALPHABET.iter().position(|&a| a == c)? as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    // Leftover bits must be zero padding (4 or 2 bits at most).
-    (bits < 6 && acc == 0).then_some(out)
 }
 
 #[cfg(test)]
@@ -538,9 +796,15 @@ mod tests {
     use super::*;
     use crate::session::MAX_TARGET_BYTES;
 
+    const LEDGER: &str = "file://db-1/var/log/prodguard/audit.jsonl";
+
+    fn key(name: &str, seed: u8) -> ApproverKey {
+        ApproverKey::from_secret(name, [seed; 32]).unwrap()
+    }
+
     fn claims(now: Timestamp) -> Claims {
         Claims {
-            v: 1,
+            v: 2,
             op: "db.migrate".into(),
             target: "orders".into(),
             env: "production".into(),
@@ -551,6 +815,7 @@ mod tests {
             iat: now,
             exp: now.plus_seconds(600),
             nonce: "ff".repeat(16),
+            ledger: LEDGER.into(),
         }
     }
 
@@ -564,70 +829,91 @@ mod tests {
         }
     }
 
-    #[test]
-    fn base64url_round_trips() {
-        for len in 0..40 {
-            let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
-            assert_eq!(base64url_decode(&base64url_encode(&bytes)).unwrap(), bytes);
+    /// `[approval]` listing ana (OS account `ana`) with key seed 1.
+    fn rules(max_ttl_seconds: u64) -> ApprovalConfig {
+        let mut rules = ApprovalConfig {
+            max_ttl_seconds,
+            four_eyes: true,
+            ..Policy::builtin_default().approval
+        };
+        rules.approvers.insert(
+            "ana".into(),
+            crate::policy::Approver {
+                key: key("ana", 1).public_key(),
+                user: "ana".into(),
+            },
+        );
+        rules
+    }
+
+    fn person(account: Option<&str>) -> Actor {
+        Actor {
+            user: "someone".into(),
+            kind: ActorKind::Human,
+            account: account.map(str::to_owned),
         }
-        assert_eq!(base64url_encode(b"\xfb\xff"), "-_8");
-        assert!(base64url_decode("a+b").is_none());
+    }
+
+    fn check(
+        rules: &ApprovalConfig,
+        token: &str,
+        expected: &Expected<'_>,
+        now: Timestamp,
+        account: Option<&str>,
+        ledger: &str,
+    ) -> Result<Claims, ApprovalError> {
+        let requester = person(account);
+        let here = Here {
+            requester: &requester,
+            ledger,
+            now,
+        };
+        verify(rules, token, expected, &here)
     }
 
     #[test]
     fn every_binding_is_checked_and_named() {
-        let key = [1u8; 32];
+        let rules = rules(900);
         let now = Timestamp(1_800_000_000_000_000);
-        let token = issue(&key, &claims(now));
-        let ok = verify(&key, &token, &expected(), now, "bob", true).unwrap();
+        let token = issue(&key("ana", 1), &claims(now));
+        assert!(token.starts_with("pga2."));
+        let ok = check(&rules, &token, &expected(), now, Some("bob"), LEDGER).unwrap();
         assert_eq!(ok.approver, "ana");
 
         let e = |exp: Expected<'_>, at: Timestamp, who: &str| {
-            verify(&key, &token, &exp, at, who, true).unwrap_err()
+            check(&rules, &token, &exp, at, Some(who), LEDGER).unwrap_err()
+        };
+        let op = Expected {
+            op: "db.drop",
+            ..expected()
         };
         assert!(matches!(
-            e(
-                Expected {
-                    op: "db.drop",
-                    ..expected()
-                },
-                now,
-                "bob"
-            ),
+            e(op, now, "bob"),
             ApprovalError::WrongOperation { .. }
         ));
+        let target = Expected {
+            target: "users",
+            ..expected()
+        };
         assert!(matches!(
-            e(
-                Expected {
-                    target: "users",
-                    ..expected()
-                },
-                now,
-                "bob"
-            ),
+            e(target, now, "bob"),
             ApprovalError::WrongTarget { .. }
         ));
+        let env = Expected {
+            env: "staging",
+            tier: Tier::Staging,
+            ..expected()
+        };
         assert!(matches!(
-            e(
-                Expected {
-                    env: "staging",
-                    tier: Tier::Staging,
-                    ..expected()
-                },
-                now,
-                "bob"
-            ),
+            e(env, now, "bob"),
             ApprovalError::WrongEnvironment { .. }
         ));
+        let fingerprint = Expected {
+            fingerprint: None,
+            ..expected()
+        };
         assert!(matches!(
-            e(
-                Expected {
-                    fingerprint: None,
-                    ..expected()
-                },
-                now,
-                "bob"
-            ),
+            e(fingerprint, now, "bob"),
             ApprovalError::WrongFingerprint { .. }
         ));
         assert!(matches!(
@@ -638,38 +924,130 @@ mod tests {
             e(expected(), now.plus_seconds(-3600), "bob"),
             ApprovalError::NotYetValid { .. }
         ));
-        assert!(matches!(
-            e(expected(), now, "ana"),
-            ApprovalError::SelfApproved { .. }
-        ));
-        assert!(
-            verify(&key, &token, &expected(), now, "ana", false).is_ok(),
-            "without four eyes"
-        );
-        assert!(matches!(
-            verify(&[2u8; 32], &token, &expected(), now, "bob", true),
+    }
+
+    #[test]
+    fn only_a_listed_approvers_key_signs() {
+        let rules = rules(900);
+        let now = Timestamp(1_800_000_000_000_000);
+        // Signed in ana's name with another key.
+        let forged = issue(&key("ana", 2), &claims(now));
+        assert_eq!(
+            check(&rules, &forged, &expected(), now, Some("bob"), LEDGER),
             Err(ApprovalError::Forged)
+        );
+        // Signed by someone the policy does not list, with their own key.
+        let mut eve = claims(now);
+        eve.approver = "eve".into();
+        let token = issue(&key("eve", 3), &eve);
+        let refused = check(&rules, &token, &expected(), now, Some("bob"), LEDGER).unwrap_err();
+        assert_eq!(
+            refused,
+            ApprovalError::UnknownApprover {
+                approver: "eve".into()
+            }
+        );
+        assert!(
+            refused.to_string().contains("[approval] approvers"),
+            "{refused}"
+        );
+        // No approvers at all (the default policy): nobody can approve.
+        let none = ApprovalConfig::default();
+        let token = issue(&key("ana", 1), &claims(now));
+        assert!(matches!(
+            check(&none, &token, &expected(), now, Some("bob"), LEDGER),
+            Err(ApprovalError::UnknownApprover { .. })
         ));
     }
 
-    fn rules(max_ttl_seconds: u64) -> ApprovalConfig {
-        ApprovalConfig {
-            max_ttl_seconds,
-            four_eyes: true,
-            ..Policy::builtin_default().approval
-        }
+    #[test]
+    fn four_eyes_compares_os_accounts() {
+        let now = Timestamp(1_800_000_000_000_000);
+        let token = issue(&key("ana", 1), &claims(now));
+        let strict = rules(900);
+        // The requester's label says nothing: its account is ana's.
+        let refused = check(&strict, &token, &expected(), now, Some("ana"), LEDGER).unwrap_err();
+        assert_eq!(
+            refused,
+            ApprovalError::SelfApproved {
+                approver: "ana".into(),
+                account: "ana".into()
+            }
+        );
+        // An account nobody stated cannot be compared.
+        assert!(matches!(
+            check(&strict, &token, &expected(), now, None, LEDGER),
+            Err(ApprovalError::UnknownRequester { .. })
+        ));
+        let mut lax = strict.clone();
+        lax.four_eyes = false;
+        assert!(check(&lax, &token, &expected(), now, Some("ana"), LEDGER).is_ok());
+        assert!(check(&lax, &token, &expected(), now, None, LEDGER).is_ok());
+    }
+
+    #[test]
+    fn a_token_is_spent_in_its_own_ledger_only() {
+        let now = Timestamp(1_800_000_000_000_000);
+        let token = issue(&key("ana", 1), &claims(now));
+        let elsewhere = "file://db-1/tmp/fresh.jsonl";
+        assert_eq!(
+            check(
+                &rules(900),
+                &token,
+                &expected(),
+                now,
+                Some("bob"),
+                elsewhere
+            ),
+            Err(ApprovalError::WrongLedger {
+                token: LEDGER.into(),
+                here: elsewhere.into()
+            })
+        );
+    }
+
+    #[test]
+    fn ledger_ids_follow_where_tokens_are_spent() {
+        let parse = |text: &str| {
+            Policy::parse_toml(
+                &format!("{text}\n[[rule]]\noperations = [\"*\"]\nrequire = [\"audit\"]\n"),
+                "p.toml",
+            )
+            .unwrap()
+        };
+        let local = parse("");
+        assert_eq!(
+            ledger_id(&local, Some("/var/log/a.jsonl"), Some("h")),
+            "file://h/var/log/a.jsonl"
+        );
+        assert_eq!(ledger_id(&local, Some("/a.jsonl"), None), "file:///a.jsonl");
+        assert_eq!(ledger_id(&local, None, Some("h")), "sink://h");
+        let sink = parse("[audit]\nsink = \"postgresql://pg@db/fleet\"");
+        assert_eq!(
+            ledger_id(&sink, Some("/var/log/a.jsonl"), Some("h")),
+            "postgresql://pg@db/fleet",
+            "the trail spends"
+        );
+        let ledger = parse(
+            "[audit]\nsink = \"postgresql://db/trail\"\n[approval]\nledger = \"postgresql://db/ledger\"",
+        );
+        assert_eq!(
+            ledger_id(&ledger, None, Some("h")),
+            "postgresql://db/ledger"
+        );
     }
 
     #[test]
     fn a_token_living_longer_than_the_policys_max_ttl_is_refused() {
-        let key = [1u8; 32];
         let now = Timestamp(1_800_000_000_000_000);
+        let ana = key("ana", 1);
         // Lives 600s (claims()); a policy allowing 600s or more accepts it.
-        let token = issue(&key, &claims(now));
+        let token = issue(&ana, &claims(now));
         for max in [600, 900] {
-            assert!(verify_for(&key, &token, &expected(), now, "bob", &rules(max)).is_ok());
+            assert!(check(&rules(max), &token, &expected(), now, Some("bob"), LEDGER).is_ok());
         }
-        let refused = verify_for(&key, &token, &expected(), now, "bob", &rules(599)).unwrap_err();
+        let refused =
+            check(&rules(599), &token, &expected(), now, Some("bob"), LEDGER).unwrap_err();
         assert_eq!(
             refused,
             ApprovalError::TooLong {
@@ -681,20 +1059,11 @@ mod tests {
         // A fraction of a second too long is too long.
         let mut long = claims(now);
         long.exp.0 += 1;
-        let token = issue(&key, &long);
+        let token = issue(&ana, &long);
         assert!(matches!(
-            verify_for(&key, &token, &expected(), now, "bob", &rules(600)),
+            check(&rules(600), &token, &expected(), now, Some("bob"), LEDGER),
             Err(ApprovalError::TooLong { .. })
         ));
-        // verify_for applies the policy's four eyes too.
-        let token = issue(&key, &claims(now));
-        assert!(matches!(
-            verify_for(&key, &token, &expected(), now, "ana", &rules(600)),
-            Err(ApprovalError::SelfApproved { .. })
-        ));
-        let mut lax = rules(600);
-        lax.four_eyes = false;
-        assert!(verify_for(&key, &token, &expected(), now, "ana", &lax).is_ok());
     }
 
     fn detection() -> Detection {
@@ -717,6 +1086,8 @@ mod tests {
             ttl_seconds: None,
             fingerprint: None,
             nonce: "n1".into(),
+            approver: "ana",
+            ledger: LEDGER.into(),
         }
     }
 
@@ -738,9 +1109,11 @@ mod tests {
             (
                 claims.op.as_str(),
                 claims.target.as_str(),
-                claims.env.as_str()
+                claims.env.as_str(),
+                claims.ledger.as_str(),
+                claims.approver.as_str(),
             ),
-            ("db.migrate", "orders", "production")
+            ("db.migrate", "orders", "production", LEDGER, "ana")
         );
         assert_eq!(claims.approver_kind, Some(ActorKind::Human));
         let max = policy.approval.max_ttl_seconds;
@@ -749,8 +1122,7 @@ mod tests {
             now.plus_seconds(i64::try_from(max).unwrap()),
             "the default lifetime is max_ttl"
         );
-        // What was issued verifies under the same policy.
-        let key = [3u8; 32];
+        // What was issued verifies under a policy listing its approver.
         let expected = Expected {
             op: "db.migrate",
             target: "orders",
@@ -758,8 +1130,8 @@ mod tests {
             tier: Tier::Production,
             fingerprint: None,
         };
-        let token = issue(&key, &claims);
-        assert!(verify_for(&key, &token, &expected, now, "bob", &policy.approval).is_ok());
+        let token = issue(&key("ana", 1), &claims);
+        assert!(check(&rules(max), &token, &expected, now, Some("bob"), LEDGER).is_ok());
         // A database URL's password stays out of the token.
         let claims = claims_for(
             request("postgresql://app:hunter2@db/orders"),
@@ -851,39 +1223,76 @@ mod tests {
 
     #[test]
     fn an_edited_token_is_forged_and_junk_is_malformed() {
-        let key = [1u8; 32];
+        let rules = rules(900);
         let now = Timestamp(1_800_000_000_000_000);
-        let token = issue(&key, &claims(now));
+        let token = issue(&key("ana", 1), &claims(now));
         // Re-sign nothing, just swap the target inside the payload.
         let (payload, sig) = token
             .strip_prefix(PREFIX)
             .unwrap()
             .rsplit_once('.')
             .unwrap();
-        let json = String::from_utf8(base64url_decode(payload).unwrap())
+        let json = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).unwrap())
             .unwrap()
             .replace("orders", "users");
-        let edited = format!("{PREFIX}{}.{sig}", base64url_encode(json.as_bytes()));
+        let edited = format!("{PREFIX}{}.{sig}", URL_SAFE_NO_PAD.encode(json.as_bytes()));
         let exp = Expected {
             target: "users",
             ..expected()
         };
         assert_eq!(
-            verify(&key, &edited, &exp, now, "bob", true),
+            check(&rules, &edited, &exp, now, Some("bob"), LEDGER),
             Err(ApprovalError::Forged)
         );
         for junk in [
             "",
-            "pga1.",
-            "pga1.x",
+            "pga2.",
+            "pga2.x",
             "xyz.abc.def",
-            "pga1.!!!.00",
-            "pga1.e30.zz",
+            "pga2.!!!.00",
+            "pga2.e30.zz",
         ] {
             assert!(
-                verify(&key, junk, &expected(), now, "bob", true).is_err(),
+                check(&rules, junk, &expected(), now, Some("bob"), LEDGER).is_err(),
                 "{junk:?}"
             );
         }
+        // 0.1's HMAC tokens are refused, saying what replaced them.
+        let old = check(&rules, "pga1.e30.00", &expected(), now, Some("bob"), LEDGER).unwrap_err();
+        assert_eq!(old, ApprovalError::Obsolete);
+        assert!(old.to_string().contains("replaced"), "{old}");
+    }
+
+    #[test]
+    fn key_files_round_trip_and_refuse_junk() {
+        let ana = key("ana", 5);
+        let again = ApproverKey::parse(&ana.to_text()).unwrap();
+        assert_eq!(again.name(), "ana");
+        assert_eq!(again.public_key(), ana.public_key());
+        assert!(
+            !format!("{ana:?}").contains(&STANDARD.encode([5u8; 32])),
+            "no secret in Debug"
+        );
+        for junk in [
+            "",
+            "0101010101010101010101010101010101010101010101010101010101010101\n",
+            "prodguard approver key v1\nsecret = AAAA\napprover = ana\n",
+            "prodguard approver key v1\napprover = a b\nsecret = BQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQU=\n",
+        ] {
+            assert!(ApproverKey::parse(junk).is_err(), "{junk:?}");
+        }
+        assert_eq!(
+            parse_public_key(&ana.public_key_text()),
+            Ok(ana.public_key())
+        );
+        for bad in ["ed25519:", "ed25519:AAAA", "rsa:AAAA", "ed25519:!!"] {
+            assert!(parse_public_key(bad).is_err(), "{bad}");
+        }
+        for name in ["", "-x", "a b", "é"] {
+            assert!(validate_approver_name(name).is_err(), "{name:?}");
+        }
+        let long = "a".repeat(65);
+        assert!(validate_approver_name(&long).is_err());
+        assert!(validate_approver_name("ana.b_c-1").is_ok());
     }
 }

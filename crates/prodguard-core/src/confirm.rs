@@ -31,7 +31,7 @@ use crate::session::{Challenge, ConfirmationAnswer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     /// Check the approval token that was offered (see
-    /// [`crate::approval::verify_for`]); its verdict is the answer.
+    /// [`crate::approval::verify`]); its verdict is the answer.
     CheckToken,
     /// Ask the person to type the expected name (see [`typed_answer`]).
     AskPerson,

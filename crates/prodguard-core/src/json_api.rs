@@ -19,9 +19,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::approval::{self, Claims, Expected};
-use crate::audit::{
-    Actor, AuditEvent, BackupEvidence, Envelope, EventKind, encode_record, unhex32,
-};
+use crate::audit::{Actor, AuditEvent, BackupEvidence, Envelope, EventKind, encode_record};
 use crate::confirm::{self, Route, Unconfirmable};
 use crate::detect::classify_with;
 use crate::policy::ConfirmMode;
@@ -104,7 +102,7 @@ pub struct Evidence {
     /// What the person typed when asked to confirm (never counts for an agent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub typed: Option<String>,
-    /// An approval token and the key (64 hex digits) to check it with.
+    /// An approval token, and the ledger the host spends it in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalEvidence>,
     /// The backup the host made.
@@ -125,14 +123,20 @@ pub struct Evidence {
     pub fleet: bool,
 }
 
-/// An approval token offered as confirmation.
+/// An approval token offered as confirmation. It is checked with the
+/// public keys the policy lists in `[approval] approvers`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalEvidence {
-    /// The `pga1.…` token.
+    /// The `pga2.…` token.
     pub token: String,
-    /// The approval key, 64 hex digits.
-    pub key: String,
+    /// The identity of the ledger the host spends the token's nonce in
+    /// (what `prodguard check --json` shows as `ledger`): the `[approval]
+    /// ledger` or `[audit] sink` URL without its password, else
+    /// `file://HOST/ABS/PATH` of the host's audit log. A token minted for
+    /// another ledger is refused (121), and so is one offered without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<String>,
 }
 
 /// What `evaluate` answers. A host reads it back with serde; it ignores
@@ -221,10 +225,6 @@ fn parse_now(now: Option<&str>) -> Result<Timestamp, Response> {
         .ok_or_else(|| bad_request(format!("`now` is not an RFC 3339 time: {text:?}")))
 }
 
-fn parse_key(hex: &str) -> Result<[u8; 32], Response> {
-    unhex32(hex).ok_or_else(|| bad_request("the approval key must be 64 hex digits"))
-}
-
 /// The longest fact value read (a variable, a file, a host name). Real
 /// ones are short; a huge one would be echoed in the answer several times.
 pub const MAX_FACT_BYTES: usize = 64 * 1024;
@@ -304,9 +304,13 @@ impl JsonApi {
         audit_record_json(request)
     }
 
-    /// [`verify_approval_json`], which keeps no state.
-    pub fn verify_approval_json(&self, request: &str) -> Response {
-        verify_approval_json(request)
+    /// [`verify_approval_json`], reusing the last policy parsed when the
+    /// request's policy text is the same.
+    pub fn verify_approval_json(&mut self, request: &str) -> Response {
+        match verify_approval(request, self) {
+            Ok(claims) => Response::ok(&claims),
+            Err(response) => response,
+        }
     }
 
     /// The policy a request names: its `policy` layered over its
@@ -512,19 +516,19 @@ fn confirmation(
     );
     Ok(match (route, &evidence.approval, &evidence.typed) {
         (Route::CheckToken, Some(offered), _) => {
-            let key = parse_key(&offered.key)?;
             let expected = match Expected::of(operation, detection) {
                 Ok(expected) => expected,
                 Err(no_target) => return Ok(ConfirmationAnswer::Declined(no_target.to_string())),
             };
-            match approval::verify_for(
-                &key,
-                &offered.token,
-                &expected,
+            let Some(ledger) = offered.ledger.as_deref() else {
+                return Ok(ConfirmationAnswer::Declined(NO_LEDGER.into()));
+            };
+            let here = approval::Here {
+                requester: &evidence.actor,
+                ledger,
                 now,
-                &evidence.actor.user,
-                &policy.approval,
-            ) {
+            };
+            match approval::verify(&policy.approval, &offered.token, &expected, &here) {
                 Ok(claims) => ConfirmationAnswer::Confirmed(claims.confirm_evidence()),
                 Err(e) => ConfirmationAnswer::Declined(format!("approval token rejected: {e}")),
             }
@@ -635,50 +639,63 @@ pub fn audit_record_json(request: &str) -> Response {
     }
 }
 
+/// A token offered without the ledger it would be spent in.
+const NO_LEDGER: &str = "approval token rejected: the host did not say which ledger it spends \
+     the token in (evidence.approval.ledger); tokens are bound to one ledger";
+
 /// What `verify_approval_json` takes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalRequest {
-    /// The `pga1.…` token.
+    /// The `pga2.…` token.
     pub token: String,
-    /// The approval key, 64 hex digits.
-    pub key: String,
+    /// The policy as TOML text, whose `[approval]` (approvers, `max_ttl`,
+    /// `four_eyes`) judges the token; absent: the built-in default, which
+    /// lists no approvers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// The system policy's text, which the host vouches for (as in
+    /// [`Request::system_policy`]): its approvers are the ones that count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_policy: Option<String>,
+    /// The ledger the host spends the token in (as in
+    /// [`ApprovalEvidence::ledger`]); absent: refused (121).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<String>,
     /// The operation at hand.
     pub operation: RequestOperation,
     /// The detected environment's name.
     pub environment: String,
     /// Its tier.
     pub tier: Tier,
-    /// Who asks (four-eyes refuses a token they approved themselves).
-    pub requester: String,
-    /// Whether the requester may not be the approver.
-    #[serde(default)]
-    pub four_eyes: bool,
+    /// Who asks: four eyes refuses a token whose approver's OS account is
+    /// the requester's `account`.
+    pub requester: Actor,
     /// The current time (RFC 3339).
     pub now: String,
 }
 
-/// Checks an approval token for an operation: 0 with its claims, 121 with
-/// the binding that failed, 125 for a malformed request. The host still
-/// spends the token's `nonce` (once, in its audit log or ledger).
+/// Checks an approval token for an operation with [`approval::verify`]:
+/// 0 with its claims, 121 with the binding that failed, 125 for a malformed
+/// request or policy. The host still spends the token's `nonce` (once, in
+/// the ledger it named).
 pub fn verify_approval_json(request: &str) -> Response {
-    let request: ApprovalRequest = match serde_json::from_str(request) {
-        Ok(request) => request,
-        Err(e) => return bad_request(e),
-    };
-    let key = match parse_key(&request.key) {
-        Ok(key) => key,
-        Err(response) => return response,
-    };
-    let now = match parse_now(Some(&request.now)) {
-        Ok(now) => now,
-        Err(response) => return response,
-    };
+    JsonApi::new().verify_approval_json(request)
+}
+
+fn verify_approval(request: &str, api: &mut JsonApi) -> Result<Claims, Response> {
+    let request: ApprovalRequest = serde_json::from_str(request).map_err(bad_request)?;
+    let now = parse_now(Some(&request.now))?;
+    let policy = api.policy((request.system_policy, request.policy))?;
+    let refuse = |message: &dyn std::fmt::Display| Response::error(ExitCode::NotConfirmed, message);
     let Some(target) = request.operation.target.as_deref() else {
-        return Response::error(
-            ExitCode::NotConfirmed,
-            "approval tokens bind a target, and this operation names none",
-        );
+        return Err(refuse(&approval::NoTarget));
+    };
+    let Some(ledger) = request.ledger.as_deref() else {
+        return Err(refuse(
+            &"the request does not say which ledger the host spends the token in (`ledger`); \
+              tokens are bound to one ledger",
+        ));
     };
     let expected = Expected {
         op: &request.operation.kind,
@@ -687,18 +704,12 @@ pub fn verify_approval_json(request: &str) -> Response {
         tier: request.tier,
         fingerprint: request.operation.fingerprint.as_deref(),
     };
-    let verified: Result<Claims, _> = approval::verify(
-        &key,
-        &request.token,
-        &expected,
+    let here = approval::Here {
+        requester: &request.requester,
+        ledger,
         now,
-        &request.requester,
-        request.four_eyes,
-    );
-    match verified {
-        Ok(claims) => Response::ok(&claims),
-        Err(e) => Response::error(ExitCode::NotConfirmed, e),
-    }
+    };
+    approval::verify(&policy.approval, &request.token, &expected, &here).map_err(|e| refuse(&e))
 }
 
 #[cfg(test)]
@@ -938,12 +949,40 @@ mod tests {
         assert_ne!(attempt(None, unreadable)["step"], "proceed");
     }
 
-    fn token(key: &[u8; 32], approver: &str) -> String {
+    const LEDGER: &str = "file://host-1/var/log/prodguard/audit.jsonl";
+
+    /// Bob (OS account `bob`) and alice (OS account `alice`) may approve.
+    fn approvers() -> String {
+        let listed = |name: &str, seed: u8| {
+            format!(
+                "{name} = {{ key = \"{}\", user = \"{name}\" }}",
+                approval::ApproverKey::from_secret(name, [seed; 32])
+                    .unwrap()
+                    .public_key_text()
+            )
+        };
+        format!(
+            "approvers = {{ {}, {} }}\n",
+            listed("bob", 7),
+            listed("alice", 9)
+        )
+    }
+
+    fn approval_policy(extra: &str) -> String {
+        format!(
+            "[approval]\n{}{extra}[[rule]]\noperations = [\"db.*\"]\n\
+             tiers = [\"production\"]\nrequire = [\"confirm\"]\n",
+            approvers()
+        )
+    }
+
+    /// A token for db.migrate on orders, signed with key `seed` in `approver`'s name.
+    fn token(seed: u8, approver: &str) -> String {
         let now = Timestamp::parse_rfc3339(NOW).unwrap();
         approval::issue(
-            key,
+            &approval::ApproverKey::from_secret(approver, [seed; 32]).unwrap(),
             &Claims {
-                v: 1,
+                v: 2,
                 op: "db.migrate".into(),
                 target: "orders".into(),
                 env: "production".into(),
@@ -954,65 +993,120 @@ mod tests {
                 iat: now.plus_seconds(-60),
                 exp: now.plus_seconds(600),
                 nonce: "n-1".into(),
+                ledger: LEDGER.into(),
             },
         )
     }
 
+    /// An attempt by alice (OS account `alice`) under `policy`.
+    fn attempt_as_alice(policy: &str, evidence: Value) -> Value {
+        let mut evidence = evidence;
+        evidence["actor"] = json!({"user": "alice", "kind": "human", "account": "alice"});
+        evidence["attempt_id"] = json!("a-1");
+        evaluate(json!({
+            "facts": {"env": {"APP_ENV": "production"}},
+            "policy": policy,
+            "operation": {"kind": "db.migrate", "target": "orders"},
+            "evidence": evidence,
+            "now": NOW,
+        }))["session"]
+            .clone()
+    }
+
+    fn missing(session: &Value) -> String {
+        session["denial"]["missing"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    }
+
     #[test]
-    fn approval_tokens_confirm_only_with_their_key() {
-        let key = [7u8; 32];
-        let good =
-            json!({"approval": {"token": token(&key, "bob"), "key": crate::audit::hex(&key)}});
-        let session = attempt(None, good);
+    fn approval_tokens_confirm_only_with_a_listed_key_and_the_hosts_ledger() {
+        let policy = approval_policy("");
+        let good = json!({"approval": {"token": token(7, "bob"), "ledger": LEDGER}});
+        let session = attempt_as_alice(&policy, good);
         assert_eq!(session["step"], "proceed", "{session}");
         assert_eq!(session["record"]["confirm"]["token_id"], "n-1");
+        assert_eq!(session["record"]["confirm"]["approver"], "bob");
 
-        let other = json!({"approval": {"token": token(&[8u8; 32], "bob"), "key": crate::audit::hex(&key)}});
-        let refused = attempt(None, other);
-        assert_eq!(refused["exit_code"], 121);
-        assert!(
-            refused["denial"]["missing"]
-                .as_str()
-                .unwrap()
-                .contains("forged"),
-            "{refused}"
+        for (evidence, needle) in [
+            // Signed in bob's name with another key.
+            (
+                json!({"token": token(8, "bob"), "ledger": LEDGER}),
+                "forged",
+            ),
+            // Signed by someone the policy does not list.
+            (
+                json!({"token": token(8, "eve"), "ledger": LEDGER}),
+                "not in the policy's [approval] approvers",
+            ),
+            // The host spends elsewhere, or does not say where.
+            (
+                json!({"token": token(7, "bob"), "ledger": "file://host-1/tmp/fresh.jsonl"}),
+                "ledger",
+            ),
+            (
+                json!({"token": token(7, "bob")}),
+                "evidence.approval.ledger",
+            ),
+            // 0.1's tokens.
+            (json!({"token": "pga1.e30.00", "ledger": LEDGER}), "pga1"),
+        ] {
+            let refused = attempt_as_alice(&policy, json!({"approval": evidence}));
+            assert_eq!(refused["exit_code"], 121, "{refused}");
+            assert!(missing(&refused).contains(needle), "{needle}: {refused}");
+        }
+        // The key that verified a token cannot be sent along to verify another.
+        let old_form = evaluate_json(
+            &json!({"policy": policy, "facts": {"env": {"APP_ENV": "production"}},
+                    "operation": {"kind": "db.migrate", "target": "orders"}, "now": NOW,
+                    "evidence": {"actor": {"user": "alice", "kind": "human"}, "attempt_id": "x",
+                                 "approval": {"token": token(7, "bob"), "key": "00"}}})
+            .to_string(),
         );
+        assert_eq!(old_form.status, 125, "{}", old_form.body);
 
-        let request = |token: String, four_eyes: bool| {
-            json!({"token": token, "key": crate::audit::hex(&key),
+        let request = |token: String, ledger: Option<&str>, account: Option<&str>| {
+            json!({"token": token, "policy": approval_policy("four_eyes = true\n"),
+                   "ledger": ledger,
                    "operation": {"kind": "db.migrate", "target": "orders"},
                    "environment": "production", "tier": "production",
-                   "requester": "alice", "four_eyes": four_eyes, "now": NOW})
+                   "requester": {"user": "someone", "kind": "human", "account": account},
+                   "now": NOW})
             .to_string()
         };
-        let ok = verify_approval_json(&request(token(&key, "bob"), true));
+        let ok = verify_approval_json(&request(token(7, "bob"), Some(LEDGER), Some("alice")));
         assert_eq!(ok.status, 0, "{}", ok.body);
         assert!(ok.body.contains("\"nonce\":\"n-1\""));
-        assert_eq!(
-            verify_approval_json(&request(token(&key, "alice"), true)).status,
-            121
-        );
-        assert_eq!(
-            verify_approval_json(&request("pga1.x.y".into(), false)).status,
-            121
-        );
+        for (token, ledger, account, needle) in [
+            (token(9, "alice"), Some(LEDGER), Some("alice"), "four_eyes"),
+            (token(7, "bob"), Some(LEDGER), None, "unknown"),
+            (token(7, "bob"), None, Some("alice"), "ledger"),
+            (
+                token(7, "bob"),
+                Some("postgresql://db/x"),
+                Some("alice"),
+                "ledger",
+            ),
+            ("pga1.x.y".into(), Some(LEDGER), Some("alice"), "pga1"),
+        ] {
+            let refused = verify_approval_json(&request(token, ledger, account));
+            assert_eq!(refused.status, 121, "{needle}: {}", refused.body);
+            assert!(refused.body.contains(needle), "{needle}: {}", refused.body);
+        }
         assert_eq!(verify_approval_json("{}").status, 125);
     }
 
     #[test]
     fn a_token_living_longer_than_the_policys_max_ttl_does_not_confirm() {
         // The token lives 11 minutes; the policy lets tokens live 10.
-        let key = [7u8; 32];
-        let offered =
-            json!({"approval": {"token": token(&key, "bob"), "key": crate::audit::hex(&key)}});
-        let policy = "[approval]\nmax_ttl = \"10m\"\n[[rule]]\noperations = [\"db.*\"]\n\
-                      tiers = [\"production\"]\nrequire = [\"confirm\"]\n";
-        let refused = attempt(Some(policy), offered.clone());
+        let offered = json!({"approval": {"token": token(7, "bob"), "ledger": LEDGER}});
+        let policy = approval_policy("max_ttl = \"10m\"\n");
+        let refused = attempt_as_alice(&policy, offered.clone());
         assert_eq!(refused["exit_code"], 121, "{refused}");
-        let missing = refused["denial"]["missing"].as_str().unwrap();
-        assert!(missing.contains("max_ttl = 10m"), "{missing}");
+        assert!(missing(&refused).contains("max_ttl = 10m"), "{refused}");
         let lenient = policy.replace("10m", "11m");
-        assert_eq!(attempt(Some(&lenient), offered)["step"], "proceed");
+        assert_eq!(attempt_as_alice(&lenient, offered)["step"], "proceed");
     }
 
     #[test]
@@ -1090,16 +1184,21 @@ mod tests {
                 "{session}"
             );
         }
-        // Someone else's token still confirms under four eyes.
-        let key = [7u8; 32];
-        let policy = "[approval]\nfour_eyes = true\n[[rule]]\noperations = [\"db.*\"]\n\
-                      tiers = [\"production\"]\nrequire = [\"confirm\"]\n";
-        let session = attempt(
-            Some(policy),
-            json!({"approval": {"token": token(&key, "bob"), "key": crate::audit::hex(&key)}}),
+        // Someone else's token still confirms under four eyes; alice's own
+        // does not, whatever label her run gives itself.
+        let policy = approval_policy("four_eyes = true\n");
+        let session = attempt_as_alice(
+            &policy,
+            json!({"approval": {"token": token(7, "bob"), "ledger": LEDGER}}),
         );
         assert_eq!(session["step"], "proceed", "{session}");
         assert_eq!(session["record"]["confirm"]["approver"], "bob");
+        let own = attempt_as_alice(
+            &policy,
+            json!({"approval": {"token": token(9, "alice"), "ledger": LEDGER}}),
+        );
+        assert_eq!(own["exit_code"], 121, "{own}");
+        assert!(missing(&own).contains("OS account `alice`"), "{own}");
     }
 
     #[test]
@@ -1146,10 +1245,9 @@ mod tests {
             assert_eq!(session["record"]["confirm"]["approver"], "alice");
         }
         // A person's approval token confirms an agent's run.
-        let key = [7u8; 32];
         let session = attempt(
-            None,
-            json!({"actor": agent, "approval": {"token": token(&key, "bob"), "key": crate::audit::hex(&key)}}),
+            Some(&approval_policy("")),
+            json!({"actor": agent, "approval": {"token": token(7, "bob"), "ledger": LEDGER}}),
         );
         assert_eq!(session["step"], "proceed", "{session}");
         assert_eq!(session["record"]["confirm"]["method"], "approval");

@@ -217,8 +217,8 @@ pub fn layer(system: Policy, local: Policy) -> Result<Policy, LayerError> {
         ),
         ("audit.sink", audit.sink != sys_audit.sink),
         (
-            "approval.key_file",
-            local.approval.key_file != system.approval.key_file,
+            "approval.approvers",
+            local.approval.approvers != system.approval.approvers,
         ),
         (
             "approval.ledger",
@@ -356,6 +356,10 @@ require = ["confirm", "audit"]
             (
                 "[approval]\nbreak_glass_users = [\"carol\"]\n",
                 "break_glass_users",
+            ),
+            (
+                "[approval]\napprovers = { carol = { key = \"ed25519:iojj3XQJ8ZX9UtstPLpdcspnCb8dlBIb83SIAbQPb1w=\", user = \"carol\" } }\n",
+                "approvers",
             ),
             (
                 "[fleet]\nlock = \"postgresql://me@localhost/mine\"\n",

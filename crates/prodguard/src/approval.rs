@@ -1,21 +1,25 @@
-//! Approval keys on disk and the check of a token against the operation at hand.
+//! Approvers' key files on disk: made by `prodguard keygen --approver NAME
+//! --out FILE`, read by `prodguard approve --key FILE`. The format is the
+//! core's [`ApproverKey`] text; runs never read a key file (they verify with
+//! the public keys the policy lists).
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use prodguard_core::audit::{hex, unhex32};
+use prodguard_core::approval::ApproverKey;
 
-/// Why an approval key cannot be read. Each says what to do.
+use crate::facts;
+
+/// Why an approver's key file cannot be read or made. Each says what to do.
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// The file cannot be read.
     #[error(
-        "cannot read the approval key {}: {source}; create one with `prodguard keygen --out {}` \
-         and set [approval] key_file",
-        path.display(),
+        "cannot read the approver key {}: {source}; an approver makes one with \
+         `prodguard keygen --approver NAME --out FILE`",
         path.display()
     )]
     Unreadable {
@@ -24,39 +28,81 @@ pub enum KeyError {
         /// Why.
         source: std::io::Error,
     },
-    /// The file holds something other than a key.
-    #[error("{} is not an approval key (64 lowercase hex digits)", path.display())]
+    /// Group or others may read it: the secret may have leaked, and a
+    /// signing key must be its owner's alone (as ssh refuses such keys).
+    #[error(
+        "the approver key {} is readable by others (mode {mode:o}); run `chmod 600 {}`, \
+         and make a new key if others may have read it",
+        path.display(),
+        path.display()
+    )]
+    TooOpen {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The file holds something other than an approver key.
+    #[error("{}: {problem}", path.display())]
     NotAKey {
         /// The key file.
         path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A new key cannot be made or written.
+    #[error("cannot make the approver key {}: {problem}", path.display())]
+    Create {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        problem: String,
     },
 }
 
-/// Reads an approval key: 64 hex digits (whitespace around them ignored).
-pub fn read_key(path: &Path) -> Result<[u8; 32], KeyError> {
-    let text = std::fs::read_to_string(path).map_err(|source| KeyError::Unreadable {
+/// Reads an approver's key file, refusing one that group or others may read.
+pub fn read_key(path: &Path) -> Result<ApproverKey, KeyError> {
+    let unreadable = |source| KeyError::Unreadable {
         path: path.to_owned(),
         source,
-    })?;
-    unhex32(text.trim()).ok_or_else(|| KeyError::NotAKey {
+    };
+    let mode = std::fs::metadata(path)
+        .map_err(unreadable)?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyError::TooOpen {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(unreadable)?;
+    ApproverKey::parse(&text).map_err(|e| KeyError::NotAKey {
         path: path.to_owned(),
+        problem: e.to_string(),
     })
 }
 
-/// Writes a new random key (from the kernel's CSPRNG) to `path`, readable
-/// by its owner only; refuses to overwrite an existing file.
-pub fn generate_key(path: &Path) -> Result<(), String> {
-    let mut key = [0u8; 32];
-    File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut key))
-        .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+/// Makes a new key pair for approver `name` from 32 bytes of the kernel's
+/// CSPRNG and writes it to `path`, readable by its owner only; refuses to
+/// overwrite an existing file.
+pub fn generate_key(name: &str, path: &Path) -> Result<ApproverKey, KeyError> {
+    let fail = |problem: String| KeyError::Create {
+        path: path.to_owned(),
+        problem,
+    };
+    let mut secret = [0u8; 32];
+    facts::random_bytes(&mut secret).map_err(|e| fail(format!("cannot read /dev/urandom: {e}")))?;
+    let key = ApproverKey::from_secret(name, secret).map_err(|e| fail(e.to_string()))?;
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    file.write_all(format!("{}\n", hex(&key)).as_bytes())
+        .map_err(|e| fail(e.to_string()))?;
+    file.write_all(key.to_text().as_bytes())
         .and_then(|()| file.sync_all())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(key)
 }

@@ -118,7 +118,12 @@ pub fn current_actor() -> Actor {
 }
 
 /// The real uid's account name, or `uid:N` when the password database has
-/// no entry for it (a container's arbitrary uid).
+/// no entry for it (a container's arbitrary uid): the identity four eyes
+/// compares.
+pub fn real_account() -> String {
+    uid_name()
+}
+
 fn uid_name() -> String {
     os_user().unwrap_or_else(|| format!("uid:{}", nix::unistd::getuid()))
 }
@@ -148,11 +153,15 @@ fn actor_kind() -> ActorKind {
     }
 }
 
+/// Fills `bytes` from the kernel's CSPRNG (/dev/urandom).
+pub fn random_bytes(bytes: &mut [u8]) -> std::io::Result<()> {
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(bytes))
+}
+
 /// A fresh random identifier (128 bits, hex) for attempts and logs.
 pub fn random_id() -> String {
     let mut bytes = [0u8; 16];
-    let from_os = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
-    if from_os.is_err() {
+    if random_bytes(&mut bytes).is_err() {
         // No /dev/urandom (a sandbox): unique, not secret, is all an id needs.
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let seed = format!(

@@ -32,11 +32,6 @@ impl AuditSink for NoAuditLog {
     }
 }
 
-/// Whether approvals are spent outside the local audit log (in PostgreSQL).
-pub(crate) fn spends_in_postgres(policy: &Policy) -> bool {
-    policy.audit().sink.is_some() || policy.approval().ledger.is_some()
-}
-
 /// `local` (the file log or the program's own sink, if any), with the
 /// policy's `[audit] sink` and `[approval] ledger` around it: every record
 /// goes to the shared trail first and `local` gets a copy; approvals are
@@ -46,7 +41,8 @@ pub(crate) fn audit_sink(
     policy: &Policy,
     local: Option<Arc<dyn AuditSink>>,
 ) -> Result<Arc<dyn AuditSink>, GuardError> {
-    if policy.audit().sink.is_none() && policy.approval().ledger.is_none() {
+    // Fleet mode starts where approvals are spent in PostgreSQL.
+    if prodguard_core::approval::ledger_url(policy).is_none() {
         return Ok(local.unwrap_or_else(|| Arc::new(NoAuditLog)));
     }
     postgres_sink(policy, local)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use prodguard_core::Timestamp;
-use prodguard_core::approval::Expected;
+use prodguard_core::approval::{Expected, Here};
 use prodguard_core::audit::{Actor, EventKind, OutcomeRecord};
 use prodguard_core::confirm::{self, Route, Unconfirmable};
 use prodguard_core::session::{
@@ -19,7 +19,7 @@ use crate::audit::{AuditSink, FileSink, SpendError, TeeSink};
 use crate::backup::{BackupProvider, CommandBackup};
 use crate::confirm::{Confirmer, TerminalConfirmer};
 use crate::stamp::{StampError, StampReader};
-use crate::{GuardError, approval, config, facts, fleet};
+use crate::{GuardError, config, facts, fleet};
 
 /// Reads the stamps of the targets this build can open: SQLite files
 /// (feature `sqlite`) and PostgreSQL databases (feature `postgres`).
@@ -138,7 +138,8 @@ impl GuardBuilder {
         }
     }
 
-    /// Acts as this actor instead of the detected one.
+    /// Acts as this actor (its label and kind) instead of the detected one;
+    /// its `account` is always the real uid's.
     pub fn actor(mut self, actor: Actor) -> Self {
         self.actor = Some(actor);
         self
@@ -242,7 +243,13 @@ impl GuardBuilder {
         }
         // Fleet mode: the shared trail first, the local sink a copy.
         let sink = fleet::audit_sink(&policy, local)?;
-        let actor = self.actor.unwrap_or_else(facts::current_actor);
+        // The identity is the real uid's account, whatever actor the program
+        // names: a program cannot claim to be someone else to break glass
+        // or to run on its own approver's token.
+        let actor = Actor {
+            account: Some(facts::real_account()),
+            ..self.actor.unwrap_or_else(facts::current_actor)
+        };
         let holder = format!(
             "{}@{} pid {}",
             actor.user,
@@ -328,6 +335,34 @@ impl Guard {
         session::verdict(&self.policy, self.detection.tier, operation, target)
     }
 
+    /// The identity of the ledger this guard spends approval tokens in
+    /// ([`prodguard_core::approval::ledger_id`]): the policy's `[approval]
+    /// ledger` or `[audit] sink`, else `file://HOST/ABS/PATH` of the audit
+    /// log it writes. A token is accepted only by runs that spend in the
+    /// ledger it names (`prodguard check --json` shows this one).
+    ///
+    /// ```
+    /// let guard = prodguard::Guard::builder()
+    ///     .audit_log("/var/log/prodguard/audit.jsonl")
+    ///     .build()?;
+    /// assert!(guard.ledger_id().starts_with("file://"));
+    /// assert!(guard.ledger_id().ends_with("/var/log/prodguard/audit.jsonl"));
+    /// # Ok::<(), prodguard::GuardError>(())
+    /// ```
+    pub fn ledger_id(&self) -> String {
+        // Absolute, so a relative PRODGUARD_AUDIT_LOG names one file
+        // wherever the run starts.
+        let path = self
+            .audit_path
+            .as_deref()
+            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_owned()));
+        prodguard_core::approval::ledger_id(
+            &self.policy,
+            path.as_deref().and_then(Path::to_str),
+            facts::hostname().as_deref(),
+        )
+    }
+
     /// The audit sink (to add notes to the same chain).
     pub fn audit_sink(&self) -> &dyn AuditSink {
         &*self.sink
@@ -395,32 +430,13 @@ impl Guard {
             Ok(expected) => expected,
             Err(no_target) => return refuse(no_target.to_string()),
         };
-        // Spent in the policy's file log: only that file knows every spent token.
-        if let (Some(policy_log), Some(in_use)) = (&self.policy.audit().log, &self.audit_path)
-            && !fleet::spends_in_postgres(&self.policy)
-            && Path::new(policy_log) != in_use.as_path()
-        {
-            return refuse(format!(
-                "approval tokens are spent in the policy's audit log ({policy_log}), but this run \
-                 writes to {}; unset PRODGUARD_AUDIT_LOG",
-                in_use.display()
-            ));
-        }
-        let Some(key_file) = &self.policy.approval().key_file else {
-            return refuse("the policy names no approval key ([approval] key_file)".into());
+        let ledger = self.ledger_id();
+        let here = Here {
+            requester: &self.actor,
+            ledger: &ledger,
+            now: facts::now(),
         };
-        let key = match approval::read_key(Path::new(key_file)) {
-            Ok(key) => key,
-            Err(e) => return refuse(e.to_string()),
-        };
-        match prodguard_core::approval::verify_for(
-            &key,
-            token,
-            &expected,
-            facts::now(),
-            &self.actor.user,
-            self.policy.approval(),
-        ) {
+        match prodguard_core::approval::verify(self.policy.approval(), token, &expected, &here) {
             Ok(claims) => (
                 ConfirmationAnswer::Confirmed(claims.confirm_evidence()),
                 Some(claims.iat),

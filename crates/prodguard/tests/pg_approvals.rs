@@ -160,20 +160,19 @@ fn one_approval_token_eight_guarded_processes_exactly_one_operation_runs() {
         .batch_execute("CREATE TABLE ran (pid integer, at timestamptz)")
         .unwrap();
     let dir = temp_dir("approval-guard-race");
-    let key_file = dir.path().join("approval.key");
-    prodguard::approval::generate_key(&key_file).unwrap();
+    let (approvers, key_file) = approver_bob(dir.path());
     let policy_file = dir.path().join("prodguard.toml");
     std::fs::write(
         &policy_file,
         format!(
-            "[audit]\nsink = {url:?}\n\n[approval]\nkey_file = {:?}\n\n[[rule]]\n\
+            "[audit]\nsink = {url:?}\n\n[approval]\n{approvers}\n[[rule]]\n\
              operations = [\"db.*\"]\ntiers = [\"production\", \"unknown\"]\n\
-             require = [\"confirm\", \"audit\"]\nconfirm = {{ mode = \"approval\" }}\n",
-            key_file.display().to_string()
+             require = [\"confirm\", \"audit\"]\nconfirm = {{ mode = \"approval\" }}\n"
         ),
     )
     .unwrap();
-    let token = issue_token(&key_file, "db.migrate", "orders");
+    // Spent in the trail's own table: the sink's URL is the ledger.
+    let token = issue_token(&key_file, "db.migrate", "orders", &url);
 
     let start_at = now_micros() + 2_500_000;
     let children: Vec<_> = (0..8)

@@ -175,14 +175,12 @@ fn an_unreachable_policy_sink_refuses_with_123_naming_the_server() {
 
 /// A policy whose `db.*` rule in production requires `require` with an
 /// approval token as the confirmation, spending tokens in the ledger at
-/// `ledger`, and its fresh key file.
+/// `ledger`, and approver bob's fresh key file.
 fn approval_policy(dir: &Path, require: &str, ledger: &str) -> (Policy, PathBuf) {
-    let key_file = dir.join("approval.key");
-    prodguard::approval::generate_key(&key_file).unwrap();
+    let (approvers, key_file) = approver_bob(dir);
     let text = format!(
-        "[approval]\nkey_file = {:?}\nledger = {ledger:?}\n\n[[rule]]\noperations = [\"db.*\"]\n\
-         tiers = [\"production\"]\nrequire = {require}\nconfirm = {{ mode = \"approval\" }}\n",
-        key_file.display().to_string()
+        "[approval]\n{approvers}ledger = {ledger:?}\n\n[[rule]]\noperations = [\"db.*\"]\n\
+         tiers = [\"production\"]\nrequire = {require}\nconfirm = {{ mode = \"approval\" }}\n"
     );
     (
         Policy::parse_toml(&text, "prodguard.toml").unwrap(),
@@ -195,7 +193,7 @@ fn the_policy_ledger_makes_a_token_single_use_across_hosts_with_their_own_logs()
     let url = fresh_db("policy_ledger");
     let dir = temp_dir("ledger");
     let (policy, key_file) = approval_policy(dir.path(), "[\"confirm\", \"audit\"]", &url);
-    let token = issue_token(&key_file, "db.migrate", "orders");
+    let token = issue_token(&key_file, "db.migrate", "orders", &url);
     let host = |log: &str| {
         guard(policy.clone(), "production", "ana")
             .audit_log(dir.path().join(log))
@@ -231,8 +229,9 @@ fn an_approval_whose_ledger_is_down_never_runs_even_without_an_audit_requirement
     // A policy cannot hold a password (validation refuses one), so the
     // URL has none; pg_unreachable.rs checks that a password given to the
     // runtime never shows in its errors.
-    let (policy, key_file) = approval_policy(dir.path(), "[\"confirm\"]", &closed_url(""));
-    let token = issue_token(&key_file, "db.migrate", "orders");
+    let ledger = closed_url("");
+    let (policy, key_file) = approval_policy(dir.path(), "[\"confirm\"]", &ledger);
+    let token = issue_token(&key_file, "db.migrate", "orders", &ledger);
     let guard = guard(policy, "production", "ana")
         .audit_log(dir.path().join("audit.jsonl"))
         .approval(token)

@@ -53,10 +53,10 @@ pub enum Error {
         message: String,
     },
 
-    /// The module imports something. ABI 1 modules import nothing, and a
+    /// The module imports something. ABI 2 modules import nothing, and a
     /// module that imports could call into the host, so it is refused.
     #[error(
-        "the module imports `{module}`.`{name}`, but a prodguard.wasm of ABI 1 imports nothing; \
+        "the module imports `{module}`.`{name}`, but a prodguard.wasm of ABI 2 imports nothing; \
          refusing it (use an official prodguard.wasm built by scripts/build-wasm)"
     )]
     UnexpectedImport {
@@ -69,7 +69,7 @@ pub enum Error {
     /// The module's exports are not exactly the documented set, or one has
     /// the wrong type.
     #[error(
-        "the module's exports do not match prodguard.wasm ABI 1: {problem}; use a prodguard.wasm \
+        "the module's exports do not match prodguard.wasm ABI 2: {problem}; use a prodguard.wasm \
          built by scripts/build-wasm"
     )]
     Exports {
@@ -163,7 +163,7 @@ pub enum Error {
     /// The module broke the ABI (an answer outside its memory, not UTF-8,
     /// not the documented JSON). The instance was replaced by a fresh one.
     #[error(
-        "prodguard.wasm broke ABI 1 in `{export}`: {problem}. This is a bug in prodguard (or not a \
+        "prodguard.wasm broke ABI 2 in `{export}`: {problem}. This is a bug in prodguard (or not a \
          prodguard.wasm); please report it. The instance was replaced by a fresh one"
     )]
     AbiViolation {

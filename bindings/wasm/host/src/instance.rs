@@ -423,21 +423,27 @@ impl ProdguardInstance {
     /// `prodguard_verify_approval`: its claims when it approves, otherwise
     /// [`Error::Status`] with code 121 naming the binding that failed.
     ///
-    /// The host still spends the claims' `nonce` once (its audit log or
-    /// ledger must refuse a nonce it has seen).
+    /// The token is judged by the request's policy (its `[approval]
+    /// approvers`, `max_ttl` and `four_eyes`) and must name the ledger the
+    /// host spends it in. The host still spends the claims' `nonce` once
+    /// (its ledger must refuse a nonce it has seen).
     ///
     /// ```no_run
-    /// use prodguard_wasmtime::{ApprovalRequest, Operation, ProdguardModule, Tier};
+    /// use prodguard_wasmtime::{Actor, ActorKind, ApprovalRequest, Operation, ProdguardModule, Tier};
     ///
     /// let mut instance = ProdguardModule::from_file("target/prodguard.wasm")?.instantiate()?;
     /// let result = instance.verify_approval(&ApprovalRequest {
     ///     token: std::env::var("PRODGUARD_APPROVAL").unwrap_or_default(),
-    ///     key: "00".repeat(32),
+    ///     policy: std::fs::read_to_string("/etc/prodguard/policy.toml").ok(),
+    ///     ledger: Some("file://db-1/var/log/prodguard/audit.jsonl".into()),
     ///     operation: Operation::new("db.migrate").target("orders"),
     ///     environment: "production".into(),
     ///     tier: Tier::Production,
-    ///     requester: "alice".into(),
-    ///     four_eyes: true,
+    ///     requester: Actor {
+    ///         user: "alice".into(),
+    ///         kind: ActorKind::Human,
+    ///         account: Some("alice".into()),
+    ///     },
     ///     now: prodguard_wasmtime::now_rfc3339(),
     /// });
     /// match result {

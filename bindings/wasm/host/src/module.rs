@@ -9,9 +9,9 @@ use crate::Error;
 use crate::instance::{Live, ProdguardInstance};
 
 /// The ABI major version this crate speaks (ABI.md, version 1.0).
-pub const SUPPORTED_ABI_MAJOR: u16 = 1;
+pub const SUPPORTED_ABI_MAJOR: u16 = 2;
 
-/// The exports of an ABI 1 module, exactly: a module that exports anything
+/// The exports of an ABI 2 module, exactly: a module that exports anything
 /// else, or lacks one, is refused.
 pub const EXPORTS: [&str; 7] = [
     "memory",
@@ -328,7 +328,7 @@ impl ProdguardModule {
     /// let version = instance
     ///     .get_typed_func::<(), u32>(&mut store, "prodguard_abi_version")
     ///     .and_then(|f| f.call(&mut store, ()))
-    ///     .expect("an ABI 1 module");
+    ///     .expect("an ABI 2 module");
     /// assert_eq!(version >> 16, 1);
     /// # Ok::<(), prodguard_wasmtime::Error>(())
     /// ```

@@ -37,7 +37,7 @@ export function readVectors(name) {
  * returns, and `trap` makes the three calls trap.
  */
 export function fakeModule({
-  abi = 0x00010000,
+  abi = 0x00020000,
   exports = ['memory', 'prodguard_abi_version', 'prodguard_alloc', 'prodguard_dealloc',
     'prodguard_evaluate', 'prodguard_audit_record', 'prodguard_verify_approval'],
   imports = false,

@@ -25,8 +25,9 @@ const VALID = {
     event: { kind: 'note', message: 'grüße' },
   },
   prodguard_verify_approval: {
-    token: 'pga1.e30.00', key: ZEROS, operation: { kind: 'db.migrate', target: 'bücher' },
-    environment: 'production', tier: 'production', requester: 'zoë', four_eyes: true, now: NOW,
+    token: 'pga2.e30.00', ledger: 'file://web-1/var/log/prodguard/bücher.jsonl',
+    operation: { kind: 'db.migrate', target: 'bücher' },
+    environment: 'production', tier: 'production', requester: { user: 'zoë', kind: 'human', account: 'zoë' }, now: NOW,
   },
 };
 const CALLS = Object.keys(VALID);
@@ -117,7 +118,7 @@ test('JSON that is not an object, or has wrong types, is 125', () => {
       evaluate({ evidence: { actor: 'alice', attempt_id: 'x' } }),
       evaluate({ evidence: { actor: { user: 'a', kind: 'human' } } }),
       evaluate({ evidence: { actor: { user: 'a', kind: 'human' }, attempt_id: 'x', typed: 5 } }),
-      evaluate({ evidence: { actor: { user: 'a', kind: 'human' }, attempt_id: 'x', approval: { token: 'pga1.x.y', key: 'xyz' } } }),
+      evaluate({ evidence: { actor: { user: 'a', kind: 'human' }, attempt_id: 'x', approval: { token: 'pga2.x.y', ledger: 7 } } }),
       evaluate({ evidence: { actor: { user: 'a', kind: 'human' }, attempt_id: 'x', backup: { location: 'x' } } }),
     ],
     prodguard_audit_record: [
@@ -131,8 +132,8 @@ test('JSON that is not an object, or has wrong types, is 125', () => {
     ],
     prodguard_verify_approval: [
       'null', '[]', '{}',
-      approval({ key: 'short' }), approval({ key: 'G'.repeat(64) }), approval({ tier: 'prod' }),
-      approval({ four_eyes: 'yes' }), approval({ now: 'soon' }), approval({ token: 1 }),
+      approval({ key: 'a1'.repeat(32) }), approval({ ledger: 7 }), approval({ tier: 'prod' }),
+      approval({ requester: 'zoë' }), approval({ four_eyes: true }), approval({ now: 'soon' }), approval({ token: 1 }),
     ],
   };
   for (const [name, requests] of Object.entries(cases)) {
@@ -151,10 +152,10 @@ test('unknown fields are refused (125, naming the field), so a typo never goes u
     ['prodguard_evaluate', { ...VALID.prodguard_evaluate, evidence: { ...VALID.prodguard_evaluate.evidence, type: 'x' } }, 'type'],
     ['prodguard_evaluate', {
       ...VALID.prodguard_evaluate,
-      evidence: { ...VALID.prodguard_evaluate.evidence, approval: { token: 't', key: ZEROS, kye: 1 } },
-    }, 'kye'],
+      evidence: { ...VALID.prodguard_evaluate.evidence, approval: { token: 't', ledger: 'l', ledgr: 'l' } },
+    }, 'ledgr'],
     ['prodguard_audit_record', { ...VALID.prodguard_audit_record, sequence: 2 }, 'sequence'],
-    ['prodguard_verify_approval', { ...VALID.prodguard_verify_approval, four_eye: true }, 'four_eye'],
+    ['prodguard_verify_approval', { ...VALID.prodguard_verify_approval, ledgr: 'l' }, 'ledgr'],
     ['prodguard_verify_approval', { ...VALID.prodguard_verify_approval, operation: { kind: 'x', taget: 'y' } }, 'taget'],
   ];
   for (const [name, request, field] of cases) {

@@ -12,11 +12,11 @@ const PROBE = { facts: { env: { APP_ENV: 'production' } }, operation: { kind: 'd
 
 async function assertWorks(source) {
   const pg = await load(source);
-  assert.deepEqual(pg.abiVersion, { major: 1, minor: 1 });
+  assert.deepEqual(pg.abiVersion, { major: 2, minor: 0 });
   assert.equal(pg.evaluate(PROBE).decision.exit_code, 121);
 }
 
-test('prodguard.wasm exports exactly the ABI 1.0 set and imports nothing', () => {
+test('prodguard.wasm exports exactly the ABI 2.0 set and imports nothing', () => {
   const module = new WebAssembly.Module(wasmBytes());
   const exports = WebAssembly.Module.exports(module)
     .map(({ name, kind }) => [name, kind])
@@ -25,11 +25,11 @@ test('prodguard.wasm exports exactly the ABI 1.0 set and imports nothing', () =>
   assert.deepEqual(WebAssembly.Module.imports(module), []);
 });
 
-test('prodguard_abi_version is 1.1 (0x00010001)', async () => {
+test('prodguard_abi_version is 2.0 (0x00020000)', async () => {
   const pg = await load(wasmBytes());
-  assert.equal(pg.exports.prodguard_abi_version(), 0x00010001);
-  assert.equal(ABI_MAJOR, 1);
-  assert.deepEqual(pg.abiVersion, { major: 1, minor: 1 });
+  assert.equal(pg.exports.prodguard_abi_version(), 0x00020000);
+  assert.equal(ABI_MAJOR, 2);
+  assert.deepEqual(pg.abiVersion, { major: 2, minor: 0 });
   assert.ok(Object.isFrozen(pg.abiVersion));
 });
 
@@ -73,23 +73,23 @@ test('load rejects what is not a module source', async () => {
   await assert.rejects(load(new Uint8Array([1, 2, 3, 4])), WebAssembly.CompileError);
 });
 
-test('the stand-in module used below is accepted as ABI 1.0', async () => {
+test('the stand-in module used below is accepted as ABI 2.0', async () => {
   const pg = await load(fakeModule());
-  assert.deepEqual(pg.abiVersion, { major: 1, minor: 0 });
+  assert.deepEqual(pg.abiVersion, { major: 2, minor: 0 });
 });
 
 test('load refuses another ABI major, naming both versions', async () => {
-  await assert.rejects(load(fakeModule({ abi: 0x00020000 })), /speaks ABI 2\.0, and this loader speaks ABI 1\.x/);
+  await assert.rejects(load(fakeModule({ abi: 0x00030000 })), /speaks ABI 3\.0, and this loader speaks ABI 2\.x/);
   await assert.rejects(load(fakeModule({ abi: 0x00000003 })), /speaks ABI 0\.3/);
 });
 
 test('load accepts a higher minor, and the exports it adds', async () => {
   const exports = [...Object.keys(EXPORTS), 'prodguard_extra'];
-  const pg = await load(fakeModule({ abi: 0x00010002, exports }));
-  assert.deepEqual(pg.abiVersion, { major: 1, minor: 2 });
+  const pg = await load(fakeModule({ abi: 0x00020002, exports }));
+  assert.deepEqual(pg.abiVersion, { major: 2, minor: 2 });
 });
 
-test('load refuses a 1.0 module with an export ABI 1.0 does not have', async () => {
+test('load refuses a 2.0 module with an export ABI 2.0 does not have', async () => {
   const exports = [...Object.keys(EXPORTS), 'prodguard_extra'];
   await assert.rejects(load(fakeModule({ exports })), /also exports prodguard_extra/);
 });

@@ -28,8 +28,8 @@ const RECORD = {
   event: { kind: 'note', message: 'memory test' },
 };
 const APPROVAL = {
-  token: 'pga1.e30.00', key: '0'.repeat(64), operation: { kind: 'db.migrate', target: 'orders' },
-  environment: 'production', tier: 'production', requester: 'alice', now: NOW,
+  token: 'pga2.e30.00', ledger: 'file://h/audit.jsonl', operation: { kind: 'db.migrate', target: 'orders' },
+  environment: 'production', tier: 'production', requester: { user: 'alice', kind: 'human', account: 'alice' }, now: NOW,
 };
 
 function expectError(fn, code) {

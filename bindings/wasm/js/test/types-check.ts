@@ -9,7 +9,7 @@ import {
 } from '@prodguard/wasm';
 import { DEFAULT_MARKER_FILE, nodeFacts, load as loadFromNode, type Facts } from '@prodguard/wasm/node';
 
-const major: 1 = ABI_MAJOR;
+const major: 2 = ABI_MAJOR;
 const invalid: 125 = Status.INVALID_REQUEST;
 const code: StatusCode = Status.OK;
 const exportKind: 'memory' = EXPORTS.memory;
@@ -75,10 +75,13 @@ async function flow(bytes: Uint8Array, response: Promise<Response>): Promise<voi
 
   try {
     const claims: Claims = pg.verifyApproval({
-      token: 'pga1.x.y', key: '0'.repeat(64), operation: { kind: 'db.migrate', target: 'orders' },
-      environment: 'production', tier: 'production', requester: 'bob', four_eyes: true, now: '2026-11-27T10:00:00Z',
+      token: 'pga2.x.y', ledger: 'file://db-1/var/log/prodguard/audit.jsonl',
+      operation: { kind: 'db.migrate', target: 'orders' },
+      environment: 'production', tier: 'production',
+      requester: { user: 'bob', kind: 'human', account: 'bob' }, now: '2026-11-27T10:00:00Z',
     });
     const nonce: string = claims.nonce;
+    const ledger: string = claims.ledger;
   } catch (error) {
     if (error instanceof ProdguardError) {
       const why: ErrorCode = error.code;

@@ -1,4 +1,5 @@
-//! `prodguard approve`: issue an approval token.
+//! `prodguard approve --key FILE`: issue an approval token signed with an
+//! approver's key.
 
 use std::path::{Path, PathBuf};
 
@@ -8,46 +9,64 @@ use prodguard_core::policy::{format_duration, parse_duration};
 
 use super::guard;
 
+/// The flags that say what is approved.
+pub(crate) struct Flags<'a> {
+    pub(crate) kind: &'a str,
+    pub(crate) target: &'a str,
+    pub(crate) env: Option<String>,
+    pub(crate) ttl: Option<&'a str>,
+    pub(crate) fingerprint: Option<String>,
+    pub(crate) ledger: Option<String>,
+}
+
 /// Issues the token and prints it.
 pub(crate) fn run(
     policy: Option<&PathBuf>,
-    kind: &str,
-    target: &str,
-    env: Option<String>,
-    ttl: Option<&str>,
-    fingerprint: Option<String>,
+    key: &Path,
+    flags: Flags<'_>,
 ) -> Result<i32, GuardError> {
     let guard = guard(policy)?;
-    let token = issue(&guard, kind, target, env, ttl, fingerprint)?;
+    let token = issue(&guard, key, flags)?;
     say!("{token}");
     Ok(0)
 }
 
-/// Builds and signs a token for `kind` on `target`, approved by this actor.
+/// Builds and signs a token for what `flags` say, approved by the key's
+/// approver.
 ///
 /// The rules (what may be approved, by whom, for how long) are the core's
 /// [`claims_for`]; this reads the flags and the key, and signs.
-fn issue(
-    guard: &Guard,
-    kind: &str,
-    target: &str,
-    env: Option<String>,
-    ttl: Option<&str>,
-    fingerprint: Option<String>,
-) -> Result<String, GuardError> {
+fn issue(guard: &Guard, key_file: &Path, flags: Flags<'_>) -> Result<String, GuardError> {
     let usage = |message: String| GuardError::Policy(message);
-    let ttl_seconds = match ttl {
+    let ttl_seconds = match flags.ttl {
         Some(text) => Some(parse_duration(text).map_err(|e| usage(format!("--ttl {text}: {e}")))?),
         None => None,
     };
+    let key = approval::read_key(key_file).map_err(|e| usage(e.to_string()))?;
     let policy = guard.policy();
+    // A key listed under its name with another public key is a sure
+    // mistake (an old or a colleague's key file): say so now, not at the run.
+    if let Some(listed) = policy.approval().approvers.get(key.name())
+        && listed.key != key.public_key()
+    {
+        return Err(usage(format!(
+            "{} is {}'s key {}, but the policy ({}) lists another key for {}; use the key it lists",
+            key_file.display(),
+            key.name(),
+            key.public_key_text(),
+            policy.source(),
+            key.name()
+        )));
+    }
     let request = IssueRequest {
-        op: kind,
-        target,
-        env: env.as_deref(),
+        op: flags.kind,
+        target: flags.target,
+        env: flags.env.as_deref(),
         ttl_seconds,
-        fingerprint,
+        fingerprint: flags.fingerprint,
         nonce: facts::random_id(),
+        approver: key.name(),
+        ledger: flags.ledger.unwrap_or_else(|| guard.ledger_id()),
     };
     let claims = claims_for(
         request,
@@ -68,10 +87,6 @@ fn issue(
         )),
         other => usage(other.to_string()),
     })?;
-    let key_file = policy.approval().key_file.as_deref().ok_or_else(|| {
-        usage("the policy names no approval key: set [approval] key_file (create one with `prodguard keygen --out FILE`)".into())
-    })?;
-    let key = approval::read_key(Path::new(key_file)).map_err(|e| usage(e.to_string()))?;
-    tracing::info!(op = kind, target = %claims.target, approver = %claims.approver, exp = %claims.exp, "approval issued");
+    tracing::info!(op = flags.kind, target = %claims.target, approver = %claims.approver, ledger = %claims.ledger, exp = %claims.exp, "approval issued");
     Ok(sign(&key, &claims))
 }

@@ -29,6 +29,8 @@ pub(crate) fn run(policy: Option<&PathBuf>, op: &OpArgs, json: bool) -> Result<i
             "protected": guard.detection().protected,
             "decision": decision,
             "stamp": stamp.as_ref().ok(),
+            // What `prodguard approve --ledger` must name for a run here.
+            "ledger": guard.ledger_id(),
             "exit_code": exit_code,
             "policy": policy_summary(&guard),
         }))?;

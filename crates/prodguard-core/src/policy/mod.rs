@@ -66,11 +66,13 @@ durability = "fdatasync"
 # sink = "postgresql://prodguard@db.internal/fleet"
 
 [approval]
-# Approval tokens (confirmation without a terminal, `prodguard approve`)
-# live at most 15 minutes.
-# key_file = "/etc/prodguard/approval.key"
+# Approval tokens (confirmation without a terminal, `prodguard approve`) are
+# signed by an approver's own key; list who may approve, with their public
+# key (`prodguard keygen --approver NAME --out FILE` prints it) and OS account:
+# approvers = { alice = { key = "ed25519:…", user = "alice" } }
+# Tokens live at most 15 minutes.
 max_ttl = "15m"
-# Set to true to require that the approver is not the requester.
+# Set to true to require that the approver's OS account is not the requester's.
 four_eyes = false
 # Fleet mode: a token spent on one host is spent on all of them.
 # ledger = "postgresql://prodguard@db.internal/fleet"
@@ -197,8 +199,9 @@ pub struct AuditConfig {
 /// `[approval]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApprovalConfig {
-    /// The HMAC key's path.
-    pub key_file: Option<String>,
+    /// Who may sign approval tokens: each approver's name, public key and
+    /// OS account (`approvers = { alice = { key = "ed25519:…", user = "alice" } }`).
+    pub approvers: BTreeMap<String, Approver>,
     /// The longest a token may live, in seconds (default 900).
     pub max_ttl_seconds: u64,
     /// Whether the approver must differ from the requester.
@@ -210,6 +213,24 @@ pub struct ApprovalConfig {
     /// never a name from the environment) that may break glass; empty:
     /// nobody may.
     pub break_glass_users: Vec<String>,
+}
+
+/// An approver listed in `[approval] approvers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Approver {
+    /// The public key their tokens must verify with.
+    #[serde(serialize_with = "serialize_public_key")]
+    pub key: ed25519_dalek::VerifyingKey,
+    /// Their OS account: four eyes refuses their token in a run by the
+    /// same account.
+    pub user: String,
+}
+
+fn serialize_public_key<S: serde::Serializer>(
+    key: &ed25519_dalek::VerifyingKey,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&crate::approval::public_key_text(key))
 }
 
 /// `[fleet]`: coordination between hosts.
@@ -572,11 +593,11 @@ impl Default for AuditConfig {
 }
 
 impl Default for ApprovalConfig {
-    /// No key, tokens live at most 15 minutes, no four eyes, nobody may
-    /// break glass.
+    /// No approvers, tokens live at most 15 minutes, no four eyes, nobody
+    /// may break glass.
     fn default() -> Self {
         ApprovalConfig {
-            key_file: None,
+            approvers: BTreeMap::new(),
             max_ttl_seconds: DEFAULT_MAX_TTL_SECONDS,
             four_eyes: false,
             ledger: None,

@@ -68,8 +68,24 @@ impl Policy {
 
         let approval = &self.approval;
         out.push_str("\n[approval]\n");
-        if let Some(file) = &approval.key_file {
-            line(&mut out, "key_file", &quote(file));
+        if !approval.approvers.is_empty() {
+            let listed: Vec<String> = approval
+                .approvers
+                .iter()
+                .map(|(name, approver)| {
+                    format!(
+                        "{} = {{ key = {}, user = {} }}",
+                        quote(name),
+                        quote(&crate::approval::public_key_text(&approver.key)),
+                        quote(&approver.user)
+                    )
+                })
+                .collect();
+            line(
+                &mut out,
+                "approvers",
+                &format!("{{ {} }}", listed.join(", ")),
+            );
         }
         line(
             &mut out,

@@ -2,7 +2,8 @@
 
 use super::*;
 
-/// The example policy of the design document ("Policy file (TOML)"), verbatim.
+/// The example policy of the design document ("Policy file (TOML)"),
+/// verbatim but for the approver's key, which the document elides.
 const DESIGN_EXAMPLE: &str = r#"[environment]
 unknown = "protected"                # or a tier name; default: protected (fail closed)
 marker_file = "/etc/prodguard/environment"
@@ -14,10 +15,10 @@ durability = "fdatasync"             # "none" only for tests
 seal_every = 1000
 seal_key_file = "/etc/prodguard/seal.key"
 
-[approval]
-key_file = "/etc/prodguard/approval.key"
+[approval]                           # system policy only
+approvers = { alice = { key = "ed25519:iojj3XQJ8ZX9UtstPLpdcspnCb8dlBIb83SIAbQPb1w=", user = "alice" } }
 max_ttl = "15m"
-four_eyes = false
+four_eyes = true
 
 [[rule]]
 operations = ["db.migrate", "db.delete.*"]   # globs over dotted names
@@ -109,7 +110,7 @@ fn toml_unknown_key_without_a_near_one_lists_the_valid_keys() {
         &err,
         2,
         3,
-        &["unknown key `zzz` in [approval]; valid keys are `key_file`, `max_ttl`, `four_eyes`"],
+        &["unknown key `zzz` in [approval]; valid keys are `approvers`, `max_ttl`, `four_eyes`"],
     );
 }
 
@@ -670,9 +671,17 @@ fn design_document_example_parses() {
     assert_eq!(
         policy.approval,
         ApprovalConfig {
-            key_file: Some("/etc/prodguard/approval.key".into()),
+            approvers: BTreeMap::from([(
+                "alice".to_owned(),
+                Approver {
+                    key: crate::approval::ApproverKey::from_secret("alice", [1u8; 32])
+                        .unwrap()
+                        .public_key(),
+                    user: "alice".into(),
+                }
+            )]),
             max_ttl_seconds: 900,
-            four_eyes: false,
+            four_eyes: true,
             ledger: None,
             break_glass_users: Vec::new(),
         }
@@ -1217,7 +1226,15 @@ fn to_toml_string_round_trips() {
         .aliases
         .insert("quo\"te\\".into(), Tier::Local);
     odd.audit.seal_key_file = Some("C:\\keys\\seal\u{1}.key".into());
-    odd.approval.key_file = Some("/k/é😀".into());
+    odd.approval.approvers.insert(
+        "ana.b-c_1".into(),
+        Approver {
+            key: crate::approval::ApproverKey::from_secret("ana.b-c_1", [2u8; 32])
+                .unwrap()
+                .public_key(),
+            user: "é😀 \"q\"".into(),
+        },
+    );
     odd.approval.break_glass_users = vec!["alice".into(), "uid:1001".into(), "é\"q".into()];
     odd.rules[1].deny = Some("tab\t cr\r del\u{7f} \"q\"".into());
     policies.push(odd);
@@ -1525,4 +1542,86 @@ fn break_glass_users_are_account_names_each_listed_once() {
     );
     let err = toml_err("[approval]\nbreak_glass_user = []\n");
     assert_err(&err, 2, 1, &["did you mean `break_glass_users`?"]);
+}
+
+// ---------------------------------------------------------------- approvers
+
+const RULE: &str = "[[rule]]\noperations = [\"*\"]\nrequire = [\"audit\"]\n";
+
+#[test]
+fn approvers_are_validated_with_positions_and_fixes() {
+    let key = "ed25519:iojj3XQJ8ZX9UtstPLpdcspnCb8dlBIb83SIAbQPb1w=";
+    let with = |approvers: &str| format!("[approval]\napprovers = {approvers}\n{RULE}");
+    let ok = policy(&with(&format!(
+        "{{ alice = {{ key = \"{key}\", user = \"alice\" }} }}"
+    )));
+    assert_eq!(ok.approval.approvers["alice"].user, "alice");
+    for (approvers, column, needle) in [
+        // Not a key: the wrong prefix, not base64, the wrong length.
+        (
+            "{ alice = { key = \"ssh-ed25519 AAAA\", user = \"alice\" } }",
+            31,
+            "does not start with `ed25519:`",
+        ),
+        (
+            "{ alice = { key = \"ed25519:!!!\", user = \"alice\" } }",
+            31,
+            "not base64",
+        ),
+        (
+            "{ alice = { key = \"ed25519:AAAA\", user = \"alice\" } }",
+            31,
+            "3 bytes, not the 32",
+        ),
+        // No user, an empty one, an unknown field, a bad name.
+        (
+            &format!("{{ alice = {{ key = \"{key}\" }} }}") as &str,
+            23,
+            "has no `user`",
+        ),
+        (
+            &format!("{{ alice = {{ key = \"{key}\", user = \"\" }} }}") as &str,
+            0,
+            "must not be empty",
+        ),
+        (
+            &format!("{{ alice = {{ key = \"{key}\", user = \"a\", uid = 0 }} }}") as &str,
+            0,
+            "unknown key `uid`",
+        ),
+        (
+            &format!("{{ \"-x\" = {{ key = \"{key}\", user = \"a\" }} }}") as &str,
+            15,
+            "invalid approver name",
+        ),
+    ] {
+        let err = toml_err(&with(approvers));
+        assert_eq!(err.line, 2, "{approvers}: {err}");
+        if column > 0 {
+            assert_eq!(err.column, column, "{approvers}: {err}");
+        }
+        assert!(err.message.contains(needle), "{approvers}: {err}");
+    }
+    let err = toml_err(&with(
+        "{ alice = { key = \"ed25519:AAAA\", user = \"alice\" } }",
+    ));
+    assert!(
+        err.message.contains("prodguard keygen --approver alice"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_shared_approval_key_is_a_policy_error_that_says_what_replaced_it() {
+    let err = toml_err(&format!(
+        "[approval]\nkey_file = \"/etc/prodguard/approval.key\"\n{RULE}"
+    ));
+    assert_eq!((err.line, err.column), (2, 1), "{err}");
+    for needle in [
+        "HMAC",
+        "approvers",
+        "prodguard keygen --approver NAME --out FILE",
+    ] {
+        assert!(err.message.contains(needle), "{needle}: {err}");
+    }
 }

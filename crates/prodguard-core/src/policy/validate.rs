@@ -8,9 +8,9 @@ use super::duration::parse_duration;
 use super::glob::validate_operation_glob;
 use super::tree::{Entry, Format, Kind, Locator, Node};
 use super::{
-    ActorKind, ApprovalConfig, AuditConfig, BackupSource, BackupSpec, ConfirmMode, Durability,
-    EnvironmentConfig, FleetConfig, HostnameHint, POSTGRES_URL_SCHEMES, Policy, PolicyError,
-    Requirement, Rule, UnknownEnvironment,
+    ActorKind, ApprovalConfig, Approver, AuditConfig, BackupSource, BackupSpec, ConfirmMode,
+    Durability, EnvironmentConfig, FleetConfig, HostnameHint, POSTGRES_URL_SCHEMES, Policy,
+    PolicyError, Requirement, Rule, UnknownEnvironment,
 };
 use crate::Tier;
 
@@ -25,12 +25,13 @@ const AUDIT_KEYS: &[&str] = &[
     "sink",
 ];
 const APPROVAL_KEYS: &[&str] = &[
-    "key_file",
+    "approvers",
     "max_ttl",
     "four_eyes",
     "ledger",
     "break_glass_users",
 ];
+const APPROVER_KEYS: &[&str] = &["key", "user"];
 const FLEET_KEYS: &[&str] = &["lock", "wait"];
 const RULE_KEYS: &[&str] = &[
     "name",
@@ -101,6 +102,7 @@ enum Place {
     Environment,
     Audit,
     Approval,
+    Approver,
     Fleet,
     Rule,
     Confirm,
@@ -114,6 +116,7 @@ impl Place {
             Place::Environment => "in [environment]",
             Place::Audit => "in [audit]",
             Place::Approval => "in [approval]",
+            Place::Approver => "in an approver of [approval] approvers",
             Place::Fleet => "in [fleet]",
             Place::Rule => "in [[rule]]",
             Place::Confirm => "in `confirm` of [[rule]]",
@@ -446,11 +449,20 @@ impl Validator<'_> {
 
     fn approval(&self, node: &Node) -> Result<ApprovalConfig> {
         let entries = self.table("approval", node)?;
+        if let Some(entry) = entries.iter().find(|e| e.key == "key_file") {
+            return Err(self.err(
+                entry.key_span.start,
+                "`key_file` is no longer supported: prodguard 0.2 replaced the HMAC shared key \
+                 (whoever could verify a token could also mint one) with approvers' own keys; \
+                 remove it and list each approver's public key instead, as `approvers = { NAME = { key = \"ed25519:…\", user = \"OS_ACCOUNT\" } }` \
+                 (`prodguard keygen --approver NAME --out FILE` makes a key pair and prints the line)",
+            ));
+        }
         self.check_keys(entries, APPROVAL_KEYS, Place::Approval)?;
         let mut config = ApprovalConfig::default();
         for Entry { key, value, .. } in entries {
             match key.as_str() {
-                "key_file" => config.key_file = Some(self.text("key_file", value)?),
+                "approvers" => config.approvers = self.approvers(value)?,
                 "max_ttl" => config.max_ttl_seconds = self.duration("max_ttl", value)?,
                 "ledger" => config.ledger = Some(self.postgres_url("ledger", value)?),
                 "break_glass_users" => config.break_glass_users = self.accounts(value)?,
@@ -495,6 +507,65 @@ impl Validator<'_> {
             out.push(name.clone());
         }
         Ok(out)
+    }
+
+    fn approvers(&self, node: &Node) -> Result<BTreeMap<String, Approver>> {
+        let entries = self.table("approvers", node)?;
+        let mut approvers = BTreeMap::new();
+        for entry in entries {
+            let name = &entry.key;
+            if let Err(why) = crate::approval::validate_approver_name(name) {
+                return Err(self.err(entry.key_span.start, format!("in `approvers`: {why}")));
+            }
+            let fields = self.table(&format!("approvers.{name}"), &entry.value)?;
+            self.check_keys(fields, APPROVER_KEYS, Place::Approver)?;
+            let missing = |field: &str| {
+                self.err(
+                    entry.value.span.start,
+                    format!(
+                        "approver `{name}` has no `{field}`; write {name} = {{ key = \"ed25519:…\", user = \"OS_ACCOUNT\" }} (`prodguard keygen --approver {name} --out FILE` prints it)"
+                    ),
+                )
+            };
+            let (mut key, mut user) = (None, None);
+            for Entry {
+                key: field, value, ..
+            } in fields
+            {
+                if field == "key" {
+                    let text = self.string(&format!("approvers.{name}.key"), value)?;
+                    let parsed = crate::approval::parse_public_key(text).map_err(|why| {
+                        self.err(
+                            value.span.start,
+                            format!(
+                                "`approvers.{name}.key` is not an approver's public key: {why}; expected \"ed25519:\" and the base64 of 32 bytes, as `prodguard keygen --approver {name} --out FILE` prints it"
+                            ),
+                        )
+                    })?;
+                    key = Some(parsed);
+                } else {
+                    let text = self.text(&format!("approvers.{name}.user"), value)?;
+                    if text.trim() != text {
+                        return Err(self.err(
+                            value.span.start,
+                            format!(
+                                "`approvers.{name}.user` is padded with whitespace; write the OS account's name exactly, e.g. \"{}\"",
+                                text.trim()
+                            ),
+                        ));
+                    }
+                    user = Some(text);
+                }
+            }
+            approvers.insert(
+                name.clone(),
+                Approver {
+                    key: key.ok_or_else(|| missing("key"))?,
+                    user: user.ok_or_else(|| missing("user"))?,
+                },
+            );
+        }
+        Ok(approvers)
     }
 
     fn fleet(&self, node: &Node) -> Result<FleetConfig> {

@@ -187,9 +187,23 @@ pub fn confirmed_guard(
         })
 }
 
+/// Makes approver bob's key file in `dir`: the `approvers = …` line that
+/// lists him (OS account `bob-approver`) and the key file.
+pub fn approver_bob(dir: &std::path::Path) -> (String, std::path::PathBuf) {
+    let key_file = dir.join("bob.key");
+    let key = prodguard::approval::generate_key("bob", &key_file).unwrap();
+    (
+        format!(
+            "approvers = {{ bob = {{ key = \"{}\", user = \"bob-approver\" }} }}\n",
+            key.public_key_text()
+        ),
+        key_file,
+    )
+}
+
 /// An approval token from the key at `key_file` for `op` on `target` in
-/// production, approved by `bob`, valid for 10 minutes.
-pub fn issue_token(key_file: &std::path::Path, op: &str, target: &str) -> String {
+/// production, spent in `ledger`, approved by `bob`, valid for 10 minutes.
+pub fn issue_token(key_file: &std::path::Path, op: &str, target: &str, ledger: &str) -> String {
     use prodguard_core::Tier;
     use prodguard_core::policy::ActorKind;
 
@@ -198,7 +212,7 @@ pub fn issue_token(key_file: &std::path::Path, op: &str, target: &str) -> String
     prodguard_core::approval::issue(
         &key,
         &prodguard_core::approval::Claims {
-            v: 1,
+            v: 2,
             op: op.into(),
             target: target.into(),
             env: "production".into(),
@@ -209,6 +223,7 @@ pub fn issue_token(key_file: &std::path::Path, op: &str, target: &str) -> String
             iat: now,
             exp: now.plus_seconds(600),
             nonce: prodguard::facts::random_id(),
+            ledger: ledger.into(),
         },
     )
 }

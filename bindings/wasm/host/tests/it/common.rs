@@ -374,7 +374,7 @@ impl Fake {
     }
 }
 
-/// A module with ABI 1's exports whose `prodguard_evaluate` runs
+/// A module with ABI 2's exports whose `prodguard_evaluate` runs
 /// `evaluate` (the others answer 125 with nothing written), reporting
 /// `version` from `prodguard_abi_version`.
 pub fn fake_abi(version: u32, evaluate: &[u8]) -> Fake {

@@ -249,8 +249,8 @@ fn backup() -> BackupEvidence {
 
 fn approval_evidence() -> ApprovalEvidence {
     ApprovalEvidence {
-        token: "pga1.x.y".into(),
-        key: "00".repeat(32),
+        token: "pga2.x.y".into(),
+        ledger: Some("file://h/var/log/prodguard/audit.jsonl".into()),
     }
 }
 
@@ -460,20 +460,21 @@ fn record_request() -> RecordRequest {
 
 fn approval_request() -> ApprovalRequest {
     ApprovalRequest {
-        token: "pga1.x.y".into(),
-        key: "00".repeat(32),
+        token: "pga2.x.y".into(),
+        policy: Some("[[rule]]\noperations = [\"*\"]\n".into()),
+        system_policy: Some("[[rule]]\noperations = [\"*\"]\n".into()),
+        ledger: Some("file://h/var/log/prodguard/audit.jsonl".into()),
         operation: operation(),
         environment: "production".into(),
         tier: Tier::Production,
-        requester: "alice".into(),
-        four_eyes: true,
+        requester: actor(),
         now: "2026-11-27T10:00:00Z".into(),
     }
 }
 
 fn claims() -> Claims {
     Claims {
-        v: 1,
+        v: 2,
         op: "db.migrate".into(),
         target: "orders".into(),
         env: "production".into(),
@@ -484,6 +485,7 @@ fn claims() -> Claims {
         iat: ts("2026-11-27T09:59:00Z"),
         exp: ts("2026-11-27T10:10:00Z"),
         nonce: "n-1".into(),
+        ledger: "file://h/var/log/prodguard/audit.jsonl".into(),
     }
 }
 

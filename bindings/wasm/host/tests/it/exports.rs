@@ -78,8 +78,8 @@ fn exports_are_exactly_the_documented_set_and_nothing_is_imported() {
 
 #[test]
 fn the_abi_version_is_1_1() {
-    assert_eq!(Raw::new().abi_version(), 0x0001_0001);
-    assert_eq!(module().abi_version(), AbiVersion { major: 1, minor: 1 });
+    assert_eq!(Raw::new().abi_version(), 0x0002_0000);
+    assert_eq!(module().abi_version(), AbiVersion { major: 2, minor: 0 });
 }
 
 fn refused(bytes: &[u8]) -> Error {
@@ -90,7 +90,7 @@ fn refused(bytes: &[u8]) -> Error {
 fn a_module_that_imports_anything_is_refused() {
     let bytes = fake_abi_on(
         Fake::default().import("env", "abort"),
-        0x0001_0000,
+        0x0002_0000,
         &body::constant(0),
     )
     .finish();
@@ -107,10 +107,10 @@ fn a_module_that_imports_anything_is_refused() {
 
 fn with_host_import() -> Vec<u8> {
     // Even the namespace ABI.md reserves for future host functions is
-    // refused by a host written for ABI 1.0, which has none.
+    // refused by a host written for ABI 2.0, which has none.
     fake_abi_on(
         Fake::default().import("prodguard:host/v1", "now"),
-        0x0001_0000,
+        0x0002_0000,
         &body::constant(0),
     )
     .finish()
@@ -118,13 +118,13 @@ fn with_host_import() -> Vec<u8> {
 
 #[test]
 fn a_module_with_other_exports_is_refused() {
-    let good = fake_abi(0x0001_0000, &body::constant(0));
+    let good = fake_abi(0x0002_0000, &body::constant(0));
     assert!(
         ProdguardModule::from_bytes(&good.finish()).is_ok(),
         "the fake itself is fine"
     );
 
-    let extra = fake_abi(0x0001_0000, &body::constant(0))
+    let extra = fake_abi(0x0002_0000, &body::constant(0))
         .func("debug_dump", 0, 0, &[])
         .finish();
     let error = refused(&extra);
@@ -135,7 +135,7 @@ fn a_module_with_other_exports_is_refused() {
 
     let missing = Fake::default()
         .memory(1)
-        .func("prodguard_abi_version", 0, 1, &body::constant(0x0001_0000))
+        .func("prodguard_abi_version", 0, 1, &body::constant(0x0002_0000))
         .func("prodguard_alloc", 1, 1, &body::constant(1024))
         .func("prodguard_dealloc", 2, 0, &[])
         .func("prodguard_evaluate", 3, 1, &body::constant(0))
@@ -149,7 +149,7 @@ fn a_module_with_other_exports_is_refused() {
 
     let wrong_type = Fake::default()
         .memory(1)
-        .func("prodguard_abi_version", 0, 1, &body::constant(0x0001_0000))
+        .func("prodguard_abi_version", 0, 1, &body::constant(0x0002_0000))
         .func("prodguard_alloc", 1, 1, &body::constant(1024))
         .func("prodguard_dealloc", 2, 0, &[])
         .func("prodguard_evaluate", 2, 1, &body::constant(0))
@@ -164,30 +164,30 @@ fn a_module_with_other_exports_is_refused() {
 }
 
 #[test]
-fn only_abi_major_1_is_accepted() {
-    let error = refused(&fake_abi(0x0002_0000, &body::constant(0)).finish());
+fn only_abi_major_2_is_accepted() {
+    let error = refused(&fake_abi(0x0003_0000, &body::constant(0)).finish());
     assert!(
         matches!(
             error,
             Error::AbiVersion {
-                major: 2,
+                major: 3,
                 minor: 0,
-                supported: 1
+                supported: 2
             }
         ),
         "{error:?}"
     );
-    assert!(error.to_string().contains("ABI 2.0"), "{error}");
+    assert!(error.to_string().contains("ABI 3.0"), "{error}");
     let error = refused(&fake_abi(0, &body::constant(0)).finish());
     assert!(
         matches!(error, Error::AbiVersion { major: 0, .. }),
         "{error:?}"
     );
 
-    // A higher minor only adds things: a 1.x host uses it.
+    // A higher minor only adds things: a 2.x host uses it.
     let newer =
-        ProdguardModule::from_bytes(&fake_abi(0x0001_0007, &body::constant(0)).finish()).unwrap();
-    assert_eq!(newer.abi_version(), AbiVersion { major: 1, minor: 7 });
+        ProdguardModule::from_bytes(&fake_abi(0x0002_0007, &body::constant(0)).finish()).unwrap();
+    assert_eq!(newer.abi_version(), AbiVersion { major: 2, minor: 7 });
 }
 
 #[test]

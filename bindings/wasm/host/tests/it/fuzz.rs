@@ -46,11 +46,11 @@ const INTERESTING: [&str; 16] = [
 
 fn seeds() -> Vec<(Export, String)> {
     let now = Timestamp::parse_rfc3339("2026-11-27T10:00:00Z").unwrap();
-    let key = [7u8; 32];
+    let key = approval::ApproverKey::from_secret("bob", [7u8; 32]).unwrap();
     let token = approval::issue(
         &key,
         &Claims {
-            v: 1,
+            v: 2,
             op: "db.migrate".into(),
             target: "orders".into(),
             env: "production".into(),
@@ -61,10 +61,14 @@ fn seeds() -> Vec<(Export, String)> {
             iat: now,
             exp: now.plus_seconds(600),
             nonce: "n".into(),
+            ledger: "file://h/audit.jsonl".into(),
         },
     );
-    let hex_key = prodguard_core::audit::hex(&key);
-    let policy = "[environment]\nunknown = \"protected\"\nmarker_file = \"/etc/pg\"\naliases = { \"prod-eu\" = \"production\" }\n\n[approval]\nmax_ttl = \"15m\"\nfour_eyes = true\n\n[[rule]]\nname = \"migrations\"\noperations = [\"db.migrate\", \"db.delete.*\"]\ntiers = [\"production\", \"unknown\"]\nrequire = [\"confirm\", \"backup\", \"audit\"]\nconfirm = { mode = \"either\" }\nbackup = { provider = \"program\", max_age = \"1h\" }\nbreak_glass = true\n\n[[rule]]\noperations = [\"db.drop\"]\ntiers = [\"production\"]\ndeny = \"never\"\n";
+    let approvers = format!(
+        "approvers = {{ bob = {{ key = \"{}\", user = \"bob\" }} }}\n",
+        key.public_key_text()
+    );
+    let policy = "[environment]\nunknown = \"protected\"\nmarker_file = \"/etc/pg\"\naliases = { \"prod-eu\" = \"production\" }\n\n[approval]\n{approvers}max_ttl = \"15m\"\nfour_eyes = true\n\n[[rule]]\nname = \"migrations\"\noperations = [\"db.migrate\", \"db.delete.*\"]\ntiers = [\"production\", \"unknown\"]\nrequire = [\"confirm\", \"backup\", \"audit\"]\nconfirm = { mode = \"either\" }\nbackup = { provider = \"program\", max_age = \"1h\" }\nbreak_glass = true\n\n[[rule]]\noperations = [\"db.drop\"]\ntiers = [\"production\"]\ndeny = \"never\"\n".replace("{approvers}", &approvers);
     vec![
         (Export::Evaluate, json!({
             "facts": {"env": {"APP_ENV": "prod-eu", "CI": "true", "PRODGUARD_ENV": "production"},
@@ -72,7 +76,7 @@ fn seeds() -> Vec<(Export, String)> {
             "policy": policy,
             "operation": {"kind": "db.migrate", "target": "orders", "fingerprint": "sha256:1"},
             "evidence": {"actor": {"user": "alice", "kind": "human"}, "attempt_id": "a-1",
-                         "typed": "orders", "approval": {"token": token, "key": hex_key},
+                         "typed": "orders", "approval": {"token": token, "ledger": "file://h/audit.jsonl"},
                          "stamp": {"environment": "production", "tier": "production", "stamped_at": "2026-01-01T00:00:00Z"},
                          "backup": {"location": "/b", "sha256": "ab", "bytes": 1, "created": "2026-11-27T09:59:00Z", "verified": true},
                          "break_glass": "the database is on fire, restoring"},
@@ -87,10 +91,11 @@ fn seeds() -> Vec<(Export, String)> {
                       "confirm": {"method": "typed"}}
         }).to_string()),
         (Export::VerifyApproval, json!({
-            "token": token, "key": hex_key,
+            "token": token, "policy": policy, "ledger": "file://h/audit.jsonl",
             "operation": {"kind": "db.migrate", "target": "orders", "fingerprint": "sha256:1"},
-            "environment": "production", "tier": "production", "requester": "alice",
-            "four_eyes": true, "now": "2026-11-27T10:00:00Z"
+            "environment": "production", "tier": "production",
+            "requester": {"user": "alice", "kind": "human", "account": "alice"},
+            "now": "2026-11-27T10:00:00Z"
         }).to_string()),
     ]
 }

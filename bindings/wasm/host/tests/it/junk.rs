@@ -105,7 +105,7 @@ fn wrong_types_and_unknown_fields_are_125() {
         json!({"operation": {"kind": "db.migrate"}, "evidence": evidence, "now": "yesterday"}),
         json!({"operation": {"kind": "db.migrate"}, "evidence": {"actor": {"user": "a", "kind": "robot"}, "attempt_id": "a"}, "now": "2026-11-27T10:00:00Z"}),
         json!({"operation": {"kind": "db.migrate"}, "evidence": {"attempt_id": "a"}, "now": "2026-11-27T10:00:00Z"}),
-        json!({"operation": {"kind": "db.migrate"}, "evidence": {"actor": {"user": "a", "kind": "human"}, "attempt_id": "a", "approval": {"token": "pga1.x.y", "key": "not hex"}}, "now": "2026-11-27T10:00:00Z"}),
+        json!({"operation": {"kind": "db.migrate"}, "evidence": {"actor": {"user": "a", "kind": "human"}, "attempt_id": "a", "approval": {"token": "pga2.x.y", "ledger": 7}}, "now": "2026-11-27T10:00:00Z"}),
         json!({"operation": {"kind": "db.migrate"}, "evidence": {"actor": {"user": "a", "kind": "human"}, "attempt_id": "a", "backup": {"location": "x"}}, "now": "2026-11-27T10:00:00Z"}),
     ];
     for request in &bad_evaluate {
@@ -144,14 +144,18 @@ fn wrong_types_and_unknown_fields_are_125() {
             .unwrap();
         assert_error(status, &answer, 125, &request.to_string());
     }
-    let approval = json!({"token": "pga1.x.y", "key": "00".repeat(32),
+    let approval = json!({"token": "pga2.x.y", "ledger": "file://h/a.jsonl",
         "operation": {"kind": "db.migrate", "target": "orders"}, "environment": "production",
-        "tier": "production", "requester": "alice", "four_eyes": true, "now": "2026-11-27T10:00:00Z"});
+        "tier": "production", "requester": {"user": "alice", "kind": "human", "account": "alice"},
+        "now": "2026-11-27T10:00:00Z"});
     for (field, value) in [
-        ("key", json!("zz")),
+        ("ledger", json!(7)),
+        ("policy", json!("[[rule]")),
         ("tier", json!("galaxy")),
         ("now", json!("soon")),
-        ("four_eyes", json!("yes")),
+        ("requester", json!("alice")),
+        ("key", json!("00")),
+        ("four_eyes", json!(true)),
         ("nonsense", json!(1)),
     ] {
         let mut request = approval.clone();

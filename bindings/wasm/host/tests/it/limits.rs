@@ -18,7 +18,7 @@ fn works(instance: &mut ProdguardInstance) {
 }
 
 fn fake(evaluate: &[u8]) -> ProdguardInstance {
-    ProdguardModule::from_bytes(&fake_abi(0x0001_0000, evaluate).finish())
+    ProdguardModule::from_bytes(&fake_abi(0x0002_0000, evaluate).finish())
         .unwrap()
         .instantiate()
         .unwrap()
@@ -88,7 +88,7 @@ fn a_module_that_loops_forever_is_stopped_by_fuel() {
 fn the_memory_cap_holds() {
     // A module that grows its memory until it cannot, then traps.
     let mut greedy =
-        ProdguardModule::from_bytes(&fake_abi(0x0001_0000, &body::grow_forever()).finish())
+        ProdguardModule::from_bytes(&fake_abi(0x0002_0000, &body::grow_forever()).finish())
             .unwrap()
             .with_limits(Limits::default().with_max_memory_bytes(4 << 20))
             .instantiate()
@@ -159,7 +159,7 @@ fn an_answer_that_breaks_the_abi_is_an_error_not_a_crash() {
     assert_eq!(outside.replacements(), 1);
 
     // An answer that is not UTF-8, and one that is not the documented JSON.
-    let not_utf8 = fake_abi(0x0001_0000, &body::answer(2048, 2, 0))
+    let not_utf8 = fake_abi(0x0002_0000, &body::answer(2048, 2, 0))
         .data(2048, b"\xff\xfe")
         .finish();
     let mut not_utf8 = ProdguardModule::from_bytes(&not_utf8)
@@ -171,7 +171,7 @@ fn an_answer_that_breaks_the_abi_is_an_error_not_a_crash() {
         Err(Error::AbiViolation { .. })
     ));
 
-    let wrong = fake_abi(0x0001_0000, &body::answer(2048, 9, 0))
+    let wrong = fake_abi(0x0002_0000, &body::answer(2048, 9, 0))
         .data(2048, b"{\"ok\":42}")
         .finish();
     let mut wrong = ProdguardModule::from_bytes(&wrong)

@@ -3,7 +3,6 @@
 //! refuses with its code, and what satisfies it lets the operation proceed.
 
 use prodguard_core::approval::{self, Claims};
-use prodguard_core::audit::hex;
 use prodguard_core::{Tier as CoreTier, Timestamp};
 use prodguard_wasmtime::{
     Actor, ActorKind, ApprovalEvidence, ApprovalRequest, Backup, Error, EvaluateRequest, Evidence,
@@ -166,14 +165,31 @@ fn each_unmet_requirement_refuses_with_its_code() {
     assert_eq!(attempt(&mut instance, None, same).step, Step::Proceed);
 }
 
-const KEY: [u8; 32] = [7; 32];
+const LEDGER: &str = "file://host-1/var/log/prodguard/audit.jsonl";
 
-fn token(key: &[u8; 32], approver: &str) -> String {
+/// The approver key with secret `[seed; 32]` in `name`'s name.
+fn key(name: &str, seed: u8) -> approval::ApproverKey {
+    approval::ApproverKey::from_secret(name, [seed; 32]).unwrap()
+}
+
+/// Confirmation in production by approval; bob (seed 7, OS account `bob`)
+/// and alice (seed 9, OS account `alice`) may approve; four eyes.
+fn approval_policy() -> String {
+    format!(
+        "[approval]\nfour_eyes = true\napprovers = {{ bob = {{ key = \"{}\", user = \"bob\" }}, \
+         alice = {{ key = \"{}\", user = \"alice\" }} }}\n\
+         [[rule]]\noperations = [\"db.*\"]\ntiers = [\"production\"]\nrequire = [\"confirm\"]\n",
+        key("bob", 7).public_key_text(),
+        key("alice", 9).public_key_text()
+    )
+}
+
+fn token(seed: u8, approver: &str) -> String {
     let now = Timestamp::parse_rfc3339(NOW).unwrap();
     approval::issue(
-        key,
+        &key(approver, seed),
         &Claims {
-            v: 1,
+            v: 2,
             op: "db.migrate".into(),
             target: "orders".into(),
             env: "production".into(),
@@ -184,73 +200,105 @@ fn token(key: &[u8; 32], approver: &str) -> String {
             iat: now.plus_seconds(-60),
             exp: now.plus_seconds(600),
             nonce: "nonce-1".into(),
+            ledger: LEDGER.into(),
         },
     )
+}
+
+/// Alice's evidence, with her OS account.
+fn alice() -> Evidence {
+    let mut evidence = evidence();
+    evidence.actor.account = Some("alice".into());
+    evidence
+}
+
+fn offered(token: String, ledger: Option<&str>) -> Option<ApprovalEvidence> {
+    Some(ApprovalEvidence {
+        token,
+        ledger: ledger.map(str::to_owned),
+    })
 }
 
 #[test]
 fn an_approval_token_confirms_in_the_session_and_verifies_on_its_own() {
     let mut instance = instance();
-    let mut approved = evidence();
-    approved.approval = Some(ApprovalEvidence {
-        token: token(&KEY, "bob"),
-        key: hex(&KEY),
-    });
-    let session = attempt(&mut instance, None, approved);
+    let policy = approval_policy();
+    let mut approved = alice();
+    approved.approval = offered(token(7, "bob"), Some(LEDGER));
+    let session = attempt(&mut instance, Some(&policy), approved);
     assert_eq!(session.step, Step::Proceed, "{session:?}");
     let record = serde_json::to_value(session.record.unwrap()).unwrap();
     assert_eq!(record["confirm"]["method"], "approval");
     assert_eq!(record["confirm"]["approver"], "bob");
     assert_eq!(record["confirm"]["token_id"], "nonce-1");
 
-    let request = |token: String, key: &[u8; 32]| ApprovalRequest {
+    let request = |token: String| ApprovalRequest {
         token,
-        key: hex(key),
+        policy: Some(approval_policy()),
+        system_policy: None,
+        ledger: Some(LEDGER.into()),
         operation: Operation::new("db.migrate").target("orders"),
         environment: "production".into(),
         tier: Tier::Production,
-        requester: "alice".into(),
-        four_eyes: true,
+        requester: Actor {
+            user: "alice".into(),
+            kind: ActorKind::Human,
+            account: Some("alice".into()),
+        },
         now: NOW.into(),
     };
-    let claims = instance
-        .verify_approval(&request(token(&KEY, "bob"), &KEY))
-        .unwrap();
+    let claims = instance.verify_approval(&request(token(7, "bob"))).unwrap();
     assert_eq!(claims.nonce, "nonce-1");
     assert_eq!(claims.approver, "bob");
+    assert_eq!(claims.ledger, LEDGER);
     assert_eq!(
         (claims.op.as_str(), claims.target.as_str()),
         ("db.migrate", "orders")
     );
     assert_eq!(claims.tier, Tier::Production);
 
-    // Another key: refused in the session (121) and by verify_approval (121).
-    let mut forged = evidence();
-    forged.approval = Some(ApprovalEvidence {
-        token: token(&[8; 32], "bob"),
-        key: hex(&KEY),
-    });
-    let session = attempt(&mut instance, None, forged);
-    assert_eq!(
-        (session.step, session.exit_code),
-        (Step::Deny, 121),
-        "{session:?}"
-    );
-    assert!(session.denial.unwrap().missing.contains("forged"));
-    match instance.verify_approval(&request(token(&[8; 32], "bob"), &KEY)) {
-        Err(Error::Status { code: 121, message }) => {
-            assert!(message.contains("forged"), "{message}")
+    // Every refusal is 121 naming what failed, in the session and in
+    // verify_approval alike.
+    let refusals: [(Option<ApprovalEvidence>, &str); 5] = [
+        // Signed in bob's name with another key.
+        (offered(token(8, "bob"), Some(LEDGER)), "forged"),
+        // Signed by a key the policy does not list.
+        (offered(token(8, "eve"), Some(LEDGER)), "`eve`"),
+        // The host spends in another ledger, or does not say which.
+        (
+            offered(token(7, "bob"), Some("file://host-1/tmp/fresh.jsonl")),
+            "ledger",
+        ),
+        (offered(token(7, "bob"), None), "evidence.approval.ledger"),
+        // Alice's own token, whatever her run calls itself.
+        (offered(token(9, "alice"), Some(LEDGER)), "four_eyes"),
+    ];
+    for (approval, needle) in refusals {
+        let mut refused = alice();
+        refused.actor.user = "someone-else".into();
+        refused.approval = approval.clone();
+        let session = attempt(&mut instance, Some(&policy), refused);
+        assert_eq!(
+            (session.step, session.exit_code),
+            (Step::Deny, 121),
+            "{needle}: {session:?}"
+        );
+        let missing = session.denial.unwrap().missing;
+        assert!(missing.contains(needle), "{needle}: {missing}");
+        let offered = approval.unwrap();
+        let mut alone = request(offered.token);
+        alone.ledger = offered.ledger;
+        match instance.verify_approval(&alone) {
+            Err(Error::Status { code: 121, message }) => {
+                assert!(
+                    message.contains(needle.trim_start_matches("evidence.approval.")),
+                    "{needle}: {message}"
+                )
+            }
+            other => panic!("{needle}: {other:?}"),
         }
-        other => panic!("{other:?}"),
     }
-    // Self-approval under four-eyes, and another target: 121 naming the binding.
-    match instance.verify_approval(&request(token(&KEY, "alice"), &KEY)) {
-        Err(Error::Status { code: 121, message }) => {
-            assert!(message.contains("four_eyes"), "{message}")
-        }
-        other => panic!("{other:?}"),
-    }
-    let mut elsewhere = request(token(&KEY, "bob"), &KEY);
+    let mut elsewhere = request(token(7, "bob"));
     elsewhere.operation = Operation::new("db.migrate").target("users");
     match instance.verify_approval(&elsewhere) {
         Err(Error::Status { code: 121, message }) => {
