@@ -414,3 +414,117 @@ fn a_system_layer_anyone_else_can_change_is_refused_with_125() {
         }
     }
 }
+
+/// An approver's key pair made with `keygen` in the home directory; its
+/// public key.
+fn keygen(host: &Host, name: &str) -> String {
+    let file = host.home(&format!("{name}.key")).display().to_string();
+    let out = host.run(&[], &["keygen", "--approver", name, "--out", &file]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    stdout(&out).trim().to_owned()
+}
+
+/// A token from `approve` with `name`'s key for db.migrate on orders in
+/// production.
+fn approve(host: &Host, name: &str) -> String {
+    let file = host.home(&format!("{name}.key")).display().to_string();
+    let out = host.run(
+        &[],
+        &[
+            "approve",
+            "--key",
+            &file,
+            "--op",
+            "db.migrate",
+            "--target",
+            "orders",
+            "--env",
+            "production",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    stdout(&out).trim().to_owned()
+}
+
+#[test]
+fn only_the_system_policys_approvers_count_and_a_token_is_spent_once_wherever_the_log_points() {
+    let Some(host) = Host::new("production\n") else {
+        return;
+    };
+    let alice = keygen(&host, "alice");
+    let bob = keygen(&host, "bob");
+    // alice is someone else; bob's OS account is the one the tests run as.
+    let approval = format!(
+        "[approval]\nfour_eyes = true\napprovers = {{ alice = {{ key = \"{alice}\", user = \"nobody\" }}, \
+         bob = {{ key = \"{bob}\", user = \"root\" }} }}\n\n"
+    );
+    host.write_system(
+        "policy.toml",
+        &format!("{approval}{}", system_policy(host.dir.path())),
+    );
+    let ran = host.home("ran");
+    let exec = |vars: &[(&str, &str)], token: &str| {
+        let _ = std::fs::remove_file(&ran);
+        let ran_path = ran.display().to_string();
+        let args = [
+            "exec",
+            "--op",
+            "db.migrate",
+            "--target",
+            "orders",
+            "--approval",
+            token,
+            "--",
+            "touch",
+            &ran_path,
+        ];
+        let out = host.run(vars, &args);
+        (code(&out), stderr(&out), ran.exists())
+    };
+
+    // Someone else's token runs once.
+    let token = approve(&host, "alice");
+    let mine1 = host.home("mine1.jsonl").display().to_string();
+    let (code1, err, did_run) = exec(&[("PRODGUARD_AUDIT_LOG", &mine1)], &token);
+    assert_eq!((code1, did_run), (0, true), "{err}");
+    // A replay through a fresh log, or a policy of one's own, is refused:
+    // the nonce was spent in the system's log.
+    std::fs::write(host.home("mine.toml"), MINE).unwrap();
+    let mine_policy = host.home("mine.toml").display().to_string();
+    let mine2 = host.home("mine2.jsonl").display().to_string();
+    for vars in [
+        vec![("PRODGUARD_AUDIT_LOG", mine2.as_str())],
+        vec![("PRODGUARD_POLICY", mine_policy.as_str())],
+        vec![("XDG_STATE_HOME", mine2.as_str())],
+    ] {
+        let (code2, err, did_run) = exec(&vars, &token);
+        assert_eq!((code2, did_run), (121, false), "{vars:?}: {err}");
+    }
+
+    // bob's account is the requester's: self-approval, whatever label the
+    // run gives itself.
+    let token = approve(&host, "bob");
+    let (code3, err, did_run) = exec(&[("PRODGUARD_ACTOR", "carol")], &token);
+    assert_eq!((code3, did_run), (121, false), "{err}");
+    assert!(
+        err.contains("four_eyes") || err.contains("four eyes"),
+        "{err}"
+    );
+
+    // An approver listed only in a policy of one's own does not count: the
+    // policy is refused.
+    let mallory = keygen(&host, "mallory");
+    std::fs::write(
+        host.home("mine.toml"),
+        format!(
+            "[approval]\napprovers = {{ mallory = {{ key = \"{mallory}\", user = \"nobody\" }} }}\n\n{MINE}"
+        ),
+    )
+    .unwrap();
+    let (code4, err, did_run) = exec(
+        &[("PRODGUARD_POLICY", &mine_policy)],
+        &approve(&host, "mallory"),
+    );
+    assert_eq!((code4, did_run), (125, false), "{err}");
+    assert!(err.contains("approvers"), "{err}");
+}

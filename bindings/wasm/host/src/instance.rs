@@ -434,7 +434,9 @@ impl ProdguardInstance {
     /// let mut instance = ProdguardModule::from_file("target/prodguard.wasm")?.instantiate()?;
     /// let result = instance.verify_approval(&ApprovalRequest {
     ///     token: std::env::var("PRODGUARD_APPROVAL").unwrap_or_default(),
-    ///     policy: std::fs::read_to_string("/etc/prodguard/policy.toml").ok(),
+    ///     policy: None,
+    ///     // Read only once /etc/prodguard is found to be root's alone.
+    ///     system_policy: prodguard_wasmtime::system_policy_text()?,
     ///     ledger: Some("file://db-1/var/log/prodguard/audit.jsonl".into()),
     ///     operation: Operation::new("db.migrate").target("orders"),
     ///     environment: "production".into(),
@@ -450,7 +452,7 @@ impl ProdguardInstance {
     ///     Ok(claims) => println!("approved by {}; spend nonce {}", claims.approver, claims.nonce),
     ///     Err(e) => println!("not approved: {e}"),
     /// }
-    /// # Ok::<(), prodguard_wasmtime::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn verify_approval<R: Serialize + ?Sized>(
         &mut self,
