@@ -45,6 +45,10 @@ require = ["audit"]
 /// A policy of the attacker's own: one rule that matches nothing.
 const MINE: &str = "[[rule]]\nname = \"mine\"\noperations = [\"nothing.at.all\"]\ntiers = [\"local\"]\nrequire = [\"audit\"]\n";
 
+/// A policy of one's own that asks for a confirmation in production.
+const CONFIRM_IN_PRODUCTION: &str =
+    "[[rule]]\noperations = [\"*\"]\ntiers = [\"production\"]\nrequire = [\"confirm\"]\n";
+
 struct Host {
     dir: tempfile::TempDir,
 }
@@ -245,6 +249,20 @@ fn without_a_system_layer_the_same_attack_works_and_prodguard_says_so() {
         "true",
     ]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // A refusal under a policy nobody protects says so.
+    std::fs::write(dir.path().join("mine.toml"), CONFIRM_IN_PRODUCTION).unwrap();
+    let out = run(&[
+        "exec",
+        "--op",
+        "db.migrate",
+        "--target",
+        "orders",
+        "--",
+        "true",
+    ]);
+    assert_eq!(code(&out), 121, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("note: the policy is unprotected"), "{err}");
     let out = run(&["detect"]);
     assert!(
         stdout(&out).contains("warning:     the policy is unprotected"),

@@ -208,41 +208,7 @@ impl GuardBuilder {
             facts.explicit = self.environment;
         }
         let detection = classify(&facts, policy.environment());
-        let logs = config::audit_logs(&policy);
-        let (log_path, mut copies) = if policy.is_anchored() {
-            let mut copies = logs.copies;
-            copies.extend(self.audit_log);
-            (logs.primary, copies)
-        } else {
-            (self.audit_log.or(logs.primary), logs.copies)
-        };
-        copies.retain(|copy| Some(copy) != log_path.as_ref());
-        let backup_dir = config::backup_dir(log_path.as_deref());
-        let (sink, copy_sink) = match self.sink {
-            Some(sink) if policy.is_anchored() => (None, Some(sink)),
-            sink => (sink, None),
-        };
-        let audit_path = if sink.is_none() {
-            log_path.clone()
-        } else {
-            None
-        };
-        let mut local: Option<Arc<dyn AuditSink>> = match (sink, log_path) {
-            (Some(sink), _) => Some(sink),
-            (None, Some(path)) => Some(Arc::new(FileSink::from_policy(path, &policy))),
-            (None, None) => None,
-        };
-        let copy_files = copies
-            .into_iter()
-            .map(|path| -> Arc<dyn AuditSink> { Arc::new(FileSink::from_policy(path, &policy)) });
-        for copy in copy_files.chain(copy_sink) {
-            local = Some(match local {
-                Some(primary) => Arc::new(TeeSink::new(primary, copy)),
-                None => copy,
-            });
-        }
-        // Fleet mode: the shared trail first, the local sink a copy.
-        let sink = fleet::audit_sink(&policy, local)?;
+        let audit = audit_setup(&policy, self.audit_log, self.sink)?;
         // The identity is the real uid's account, whatever actor the program
         // names: a program cannot claim to be someone else to break glass
         // or to run on its own approver's token.
@@ -274,9 +240,9 @@ impl GuardBuilder {
                 .unwrap_or_else(|| Arc::new(TerminalConfirmer::new())),
             backup: self
                 .backup
-                .unwrap_or_else(|| Arc::new(CommandBackup::new(backup_dir))),
-            sink,
-            audit_path,
+                .unwrap_or_else(|| Arc::new(CommandBackup::new(audit.backup_dir))),
+            sink: audit.sink,
+            audit_path: audit.path,
             stamps: self.stamps.unwrap_or_else(|| Arc::new(DefaultStamps)),
             approval: self.approval.or_else(|| {
                 std::env::var("PRODGUARD_APPROVAL")
@@ -286,6 +252,61 @@ impl GuardBuilder {
             locks,
         })
     }
+}
+
+/// Where a guard's records go.
+struct AuditSetup {
+    /// The trail (and its copies).
+    sink: Arc<dyn AuditSink>,
+    /// The file the trail appends to, when it is a file (the ledger id names it).
+    path: Option<PathBuf>,
+    /// Where backups without a `path` go: beside that file.
+    backup_dir: PathBuf,
+}
+
+/// The audit trail under `policy` for a program that names `log` or
+/// `sink`: under a system policy the system's log stays the trail and what
+/// the program names gets a copy; without one, it replaces the policy's.
+fn audit_setup(
+    policy: &Policy,
+    log: Option<PathBuf>,
+    sink: Option<Arc<dyn AuditSink>>,
+) -> Result<AuditSetup, GuardError> {
+    let logs = config::audit_logs(policy);
+    let anchored = policy.is_anchored();
+    let (primary, mut copies) = if anchored {
+        let mut copies = logs.copies;
+        copies.extend(log);
+        (logs.primary, copies)
+    } else {
+        (log.or(logs.primary), logs.copies)
+    };
+    copies.retain(|copy| Some(copy) != primary.as_ref());
+    let (program_sink, program_copy) = match sink {
+        Some(sink) if anchored => (None, Some(sink)),
+        sink => (sink, None),
+    };
+    let file =
+        |path: PathBuf| -> Arc<dyn AuditSink> { Arc::new(FileSink::from_policy(path, policy)) };
+    let path = if program_sink.is_none() {
+        primary.clone()
+    } else {
+        None
+    };
+    let backup_dir = config::backup_dir(primary.as_deref());
+    let mut trail = program_sink.or_else(|| primary.map(file));
+    for copy in copies.into_iter().map(file).chain(program_copy) {
+        trail = Some(match trail {
+            Some(trail) => Arc::new(TeeSink::new(trail, copy)),
+            None => copy,
+        });
+    }
+    Ok(AuditSetup {
+        // Fleet mode: the shared trail first, the local one a copy.
+        sink: fleet::audit_sink(policy, trail)?,
+        path,
+        backup_dir,
+    })
 }
 
 impl Guard {
