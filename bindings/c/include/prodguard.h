@@ -376,12 +376,16 @@ enum prodguard_status prodguard_operation_run(struct prodguard_guard *guard,
 enum prodguard_status prodguard_audit_verify(const char *log_path, int32_t *out_code);
 
 /**
- * Evaluates a JSON request without touching the process: `{"facts":
- * {"env", "files", "hostname", "explicit"}, "policy": "<TOML>" | null,
+ * Evaluates a JSON request for the facts it gives: `{"facts": {"env",
+ * "files", "hostname", "explicit"}, "policy": "<TOML>" | null,
  * "operation": {"kind", "target"}}` (the Wasm module's `prodguard_evaluate`
- * request). On success writes `{"detection", "decision"}` to `*out_json`
- * (free it with [`prodguard_string_free`]); a bad request or policy is
- * `PRODGUARD_POLICY_ERROR` with the reason in [`prodguard_last_error`].
+ * request). The policy is layered over this machine's system policy
+ * (`/etc/prodguard/policy.toml`), read here whatever the request says of
+ * it, as every guard in this process is. On success writes `{"detection",
+ * "decision"}` to `*out_json` (free it with [`prodguard_string_free`]); a
+ * bad request or policy, one that would loosen the system policy, or a
+ * system layer that is not root's alone is `PRODGUARD_POLICY_ERROR` with
+ * the reason in [`prodguard_last_error`].
  *
  * # Safety
  * `request_json` is NULL or NUL-terminated; `out_json` is NULL or valid for a write.

@@ -19,12 +19,16 @@ thread_local! {
         RefCell::new(prodguard_core::json_api::JsonApi::new());
 }
 
-/// Evaluates a JSON request without touching the process: `{"facts":
-/// {"env", "files", "hostname", "explicit"}, "policy": "<TOML>" | null,
+/// Evaluates a JSON request for the facts it gives: `{"facts": {"env",
+/// "files", "hostname", "explicit"}, "policy": "<TOML>" | null,
 /// "operation": {"kind", "target"}}` (the Wasm module's `prodguard_evaluate`
-/// request). On success writes `{"detection", "decision"}` to `*out_json`
-/// (free it with [`prodguard_string_free`]); a bad request or policy is
-/// `PRODGUARD_POLICY_ERROR` with the reason in [`prodguard_last_error`].
+/// request). The policy is layered over this machine's system policy
+/// (`/etc/prodguard/policy.toml`), read here whatever the request says of
+/// it, as every guard in this process is. On success writes `{"detection",
+/// "decision"}` to `*out_json` (free it with [`prodguard_string_free`]); a
+/// bad request or policy, one that would loosen the system policy, or a
+/// system layer that is not root's alone is `PRODGUARD_POLICY_ERROR` with
+/// the reason in [`prodguard_last_error`].
 ///
 /// # Safety
 /// `request_json` is NULL or NUL-terminated; `out_json` is NULL or valid for a write.
@@ -39,10 +43,11 @@ pub unsafe extern "C" fn prodguard_evaluate_json(
         }
         // SAFETY: NULL or NUL-terminated, by the caller's promise.
         let request = unsafe { required_str(request_json, "request_json") }?;
+        let request = with_system_policy(request)?;
         let response = JSON_API.with(|api| match api.try_borrow_mut() {
-            Ok(mut api) => api.evaluate_json(request),
+            Ok(mut api) => api.evaluate_json(&request),
             // Never: nothing re-enters. Uncached is still right.
-            Err(_) => prodguard_core::json_api::evaluate_json(request),
+            Err(_) => prodguard_core::json_api::evaluate_json(&request),
         });
         if response.status != 0 {
             let message = serde_json::from_str::<serde_json::Value>(&response.body)
@@ -59,4 +64,24 @@ pub unsafe extern "C" fn prodguard_evaluate_json(
         unsafe { out_json.write(text.into_raw()) };
         Ok(())
     })
+}
+
+/// `request` stating this machine's system policy as its `system_policy`
+/// (none when there is none): a caller in this process cannot leave it out
+/// or state another.
+fn with_system_policy(request: &str) -> Result<String, Failure> {
+    let policy_error = |message: String| Failure {
+        status: prodguard_status::PRODGUARD_POLICY_ERROR,
+        message,
+    };
+    let mut value: serde_json::Value =
+        serde_json::from_str(request).map_err(|e| policy_error(format!("invalid request: {e}")))?;
+    let system = runtime::system::policy_text().map_err(|e| policy_error(e.to_string()))?;
+    if let Some(object) = value.as_object_mut() {
+        match system {
+            Some(text) => object.insert("system_policy".into(), text.into()),
+            None => object.remove("system_policy"),
+        };
+    }
+    Ok(value.to_string())
 }

@@ -268,3 +268,32 @@ fn many_threads_share_one_guard() {
     // SAFETY: made by prodguard_guard_new, freed once.
     unsafe { prodguard_guard_free(guard as *mut prodguard_guard) };
 }
+
+#[test]
+fn evaluate_json_takes_the_machines_system_policy_not_the_callers() {
+    if std::path::Path::new(prodguard_core::trust::SYSTEM_DIR)
+        .join("policy.toml")
+        .exists()
+    {
+        return; // A machine with a real system layer: another answer.
+    }
+    // A caller stating a system policy of its own (one that anchors a
+    // policy nobody protects) is not believed: this machine has none.
+    let request = serde_json::json!({
+        "facts": {"env": {"APP_ENV": "production"}},
+        "system_policy": "[[rule]]\noperations = [\"nothing\"]\ntiers = [\"local\"]\nrequire = [\"audit\"]\n",
+        "operation": {"kind": "db.migrate", "target": "orders"},
+    })
+    .to_string();
+    let request = CString::new(request).unwrap();
+    let mut text = null_mut();
+    // SAFETY: valid string and out-pointer.
+    let status = unsafe { prodguard_evaluate_json(request.as_ptr(), &mut text) };
+    assert_eq!(status, prodguard_status::PRODGUARD_OK, "{}", last_error());
+    // SAFETY: written on success, NUL-terminated, freed once below.
+    let answer: serde_json::Value =
+        serde_json::from_str(&unsafe { CStr::from_ptr(text) }.to_string_lossy()).unwrap();
+    // SAFETY: made by prodguard_evaluate_json.
+    unsafe { prodguard_string_free(text) };
+    assert_eq!(answer["decision"]["exit_code"], 121, "{answer}");
+}

@@ -124,7 +124,13 @@ fn typing_the_targets_name_proceeds() {
     let records = records(dir.path());
     assert_eq!(records[0]["kind"], "intent");
     assert_eq!(records[0]["confirm"]["method"], "typed");
-    assert_eq!(records[0]["confirm"]["approver"], "ana");
+    // Who typed is the account at the terminal; `ana` is only its label.
+    assert_eq!(records[0]["actor"]["user"], "ana");
+    assert_eq!(
+        records[0]["confirm"]["approver"],
+        records[0]["actor"]["account"]
+    );
+    assert!(records[0]["confirm"]["approver"].is_string());
     assert_eq!(records[0]["actor"]["kind"], "human");
     assert_eq!(records[1]["outcome"]["status"], "ok");
 }

@@ -105,15 +105,37 @@ impl Host {
         self.path("home").join(name)
     }
 
+    /// `prodguard ARGS` as the account `nobody`, with no variables set.
+    fn run_as_nobody(&self, args: &[&str]) -> Output {
+        let mut all = vec![BIN];
+        all.extend(args);
+        self.run_command(
+            &[],
+            &[
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+            ],
+            &all,
+        )
+    }
+
     /// `prodguard ARGS` with only `vars` set, in the home directory.
     fn run(&self, vars: &[(&str, &str)], args: &[&str]) -> Output {
+        let mut all = vec![BIN];
+        all.extend(args);
+        self.run_command(vars, &[], &all)
+    }
+
+    fn run_command(&self, vars: &[(&str, &str)], prefix: &[&str], args: &[&str]) -> Output {
         let mut cmd = Command::new("unshare");
         cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
             .arg(IN_NAMESPACE)
             .arg("sh")
             .arg(self.path("upper"))
             .arg(self.path("work"))
-            .arg(BIN)
+            .args(prefix)
             .args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap())
@@ -281,6 +303,40 @@ fn without_a_system_layer_the_same_attack_works_and_prodguard_says_so() {
 }
 
 #[test]
+fn a_marker_that_is_a_fifo_cannot_hang_detection() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("ENV");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::write(
+        dir.path().join("mine.toml"),
+        format!(
+            "[environment]\nmarker_file = \"{}\"\n\n{MINE}",
+            fifo.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new("timeout")
+        .args(["20", BIN, "detect", "--json"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("PRODGUARD_POLICY", dir.path().join("mine.toml"))
+        .env("APP_ENV", "development")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let detection: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // What it names is no tier: the answer fails closed.
+    assert_eq!(detection["tier"], "unknown", "{detection:#}");
+}
+
+#[test]
 fn moving_the_marker_file_does_not_hide_the_system_marker() {
     let Some(host) = Host::new("production\n") else {
         return;
@@ -396,6 +452,74 @@ fn the_audit_log_can_be_copied_but_not_moved() {
         stdout(&out),
         stderr(&out)
     );
+    // A "copy" that is the system's log under another spelling is not a
+    // second copy: every record is written once.
+    let respelled = host.path("home/../system-audit.jsonl");
+    let out = host.run(
+        &[("PRODGUARD_AUDIT_LOG", respelled.to_str().unwrap())],
+        &[
+            "exec", "--op", "app.note", "--target", "notes", "--", "true",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let system = host.system_records();
+    assert_eq!(
+        kinds(&system),
+        ["intent", "outcome", "intent", "outcome"],
+        "{system:#?}"
+    );
+}
+
+#[test]
+fn a_local_rule_cannot_lower_the_system_rules_confirmation_to_typing() {
+    let Some(host) = Host::new("production\n") else {
+        return;
+    };
+    host.write_system(
+        "policy.toml",
+        &system_policy(host.dir.path()).replace(
+            "require = [\"confirm\", \"audit\"]\n",
+            "require = [\"confirm\", \"audit\"]\nconfirm = { mode = \"approval\" }\n",
+        ),
+    );
+    std::fs::write(
+        host.home("prodguard.toml"),
+        "[[rule]]\noperations = [\"db.*\"]\ntiers = [\"production\"]\nrequire = [\"confirm\"]\nconfirm = { mode = \"typed\" }\n",
+    )
+    .unwrap();
+    let out = host.run(
+        &[],
+        &[
+            "check",
+            "--op",
+            "db.migrate",
+            "--target",
+            "orders",
+            "--json",
+        ],
+    );
+    let check: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let how = check["decision"]["requirements"][0]["how"]
+        .as_str()
+        .unwrap();
+    assert!(how.starts_with("an approval token"), "{check:#}");
+}
+
+#[test]
+fn an_unreadable_system_policy_is_blamed_on_itself() {
+    let Some(host) = Host::new("production\n") else {
+        return;
+    };
+    let path = host.system_file("policy.toml");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = host.run_as_nobody(&["check", "--op", "db.migrate"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("chmod 644 /etc/prodguard/policy.toml"),
+        "{err}"
+    );
+    assert!(!err.contains("PRODGUARD_POLICY"), "{err}");
 }
 
 #[test]

@@ -292,8 +292,9 @@ pub enum ApprovalError {
     /// Four eyes with a requester whose OS account nobody stated.
     #[error(
         "four_eyes compares the approver's OS account with the requester's, and the \
-         requester's is unknown (no actor.account), so the approval by {approver} cannot be \
-         shown to come from someone else; state the requester's account"
+         requester's is unknown (no actor.account, or a uid with no name in the password \
+         database), so the approval by {approver} cannot be shown to come from someone else; \
+         run it as an account with a name"
     )]
     UnknownRequester {
         /// The approver's name.
@@ -626,8 +627,15 @@ pub fn verify(
     }
     if rules.four_eyes {
         // Identity is the OS account, never the label the environment gives.
+        // A uid with no name in the password database (`uid:N`) cannot
+        // be compared with an approver's account name either.
         match here.requester.account.as_deref() {
             None => {
+                return Err(ApprovalError::UnknownRequester {
+                    approver: claims.approver,
+                });
+            }
+            Some(account) if account.starts_with("uid:") => {
                 return Err(ApprovalError::UnknownRequester {
                     approver: claims.approver,
                 });
@@ -977,6 +985,11 @@ mod tests {
         // An account nobody stated cannot be compared.
         assert!(matches!(
             check(&strict, &token, &expected(), now, None, LEDGER),
+            Err(ApprovalError::UnknownRequester { .. })
+        ));
+        // Nor can a uid without a name (`uid:N`), which could be the approver's.
+        assert!(matches!(
+            check(&strict, &token, &expected(), now, Some("uid:1000"), LEDGER),
             Err(ApprovalError::UnknownRequester { .. })
         ));
         let mut lax = strict.clone();

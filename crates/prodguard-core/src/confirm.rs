@@ -22,7 +22,7 @@
 //! assert_eq!(route(ConfirmMode::Either, ActorKind::Agent, false, true), Route::CheckToken);
 //! ```
 
-use crate::audit::ConfirmEvidence;
+use crate::audit::{Actor, ConfirmEvidence};
 use crate::policy::{ActorKind, ConfirmMode};
 use crate::session::{Challenge, ConfirmationAnswer};
 
@@ -108,6 +108,42 @@ pub fn typed_answer(
             "typed `{typed}`, expected `{}`",
             challenge.expected
         ))
+    }
+}
+
+/// What a person's answer (the [`Route::AskPerson`] route, through the
+/// terminal, a program's confirmer or a host's callback) may record: that
+/// the acting account confirmed it, typed (or `callback`, a host's own
+/// prompt) — never a token, an expiry or someone else, whatever the
+/// confirmer claims.
+///
+/// ```
+/// use prodguard_core::audit::{Actor, ConfirmEvidence};
+/// use prodguard_core::confirm::from_person;
+/// use prodguard_core::policy::ActorKind;
+/// use prodguard_core::session::ConfirmationAnswer;
+///
+/// let actor = Actor { user: "alice".into(), kind: ActorKind::Human, account: Some("carol".into()) };
+/// let claimed = ConfirmEvidence { method: "approval".into(), approver: Some("alice".into()), token_id: Some("n".into()), exp: None };
+/// let ConfirmationAnswer::Confirmed(recorded) = from_person(ConfirmationAnswer::Confirmed(claimed), &actor) else { unreachable!() };
+/// assert_eq!((recorded.method.as_str(), recorded.approver.as_deref(), recorded.token_id), ("typed", Some("carol"), None));
+/// ```
+pub fn from_person(answer: ConfirmationAnswer, actor: &Actor) -> ConfirmationAnswer {
+    match answer {
+        ConfirmationAnswer::Confirmed(claimed) => {
+            let method = if claimed.method == "callback" {
+                "callback"
+            } else {
+                "typed"
+            };
+            ConfirmationAnswer::Confirmed(ConfirmEvidence {
+                method: method.into(),
+                approver: Some(actor.account.clone().unwrap_or_else(|| actor.user.clone())),
+                token_id: None,
+                exp: None,
+            })
+        }
+        other => other,
     }
 }
 

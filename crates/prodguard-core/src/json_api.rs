@@ -345,13 +345,10 @@ fn layered_policy(texts: &PolicyTexts) -> Result<Policy, String> {
         None => None,
     };
     let system = match &texts.0 {
-        Some(text) => parse(text, &trust::system_path(trust::SYSTEM_POLICY_NAME))?,
-        None => return Ok(local.unwrap_or_else(Policy::builtin_default)),
+        Some(text) => Some(parse(text, &trust::system_path(trust::SYSTEM_POLICY_NAME))?),
+        None => None,
     };
-    match local {
-        Some(local) => trust::layer(system, local).map_err(|e| e.to_string()),
-        None => Ok(trust::anchor(system)),
-    }
+    trust::combine(system, local).map_err(|e| e.to_string())
 }
 
 fn evaluate(request: &str, api: &mut JsonApi) -> Result<Evaluation, Response> {
@@ -534,7 +531,7 @@ fn confirmation(
             }
         }
         (Route::AskPerson, _, Some(typed)) => {
-            confirm::typed_answer(asked, typed, Some(evidence.actor.user.clone()))
+            confirm::from_person(confirm::typed_answer(asked, typed, None), &evidence.actor)
         }
         (
             Route::Unavailable(

@@ -27,7 +27,7 @@
 //!     "[[rule]]\noperations = [\"nothing.at.all\"]\ntiers = [\"local\"]\nrequire = [\"audit\"]\n",
 //!     "mine.toml",
 //! )?;
-//! let policy = trust::layer(system, mine)?;
+//! let policy = trust::combine(Some(system), Some(mine))?;
 //! assert!(policy.is_anchored());
 //! assert_eq!(policy.rules().len(), 2);
 //!
@@ -40,7 +40,7 @@
 //!     "[audit]\nlog = \"/var/log/prodguard/audit.jsonl\"\n\n[[rule]]\noperations = [\"*\"]\ntiers = [\"production\"]\nrequire = [\"audit\"]\n",
 //!     "/etc/prodguard/policy.toml",
 //! )?;
-//! let policy = trust::layer(system, elsewhere)?;
+//! let policy = trust::combine(Some(system), Some(elsewhere))?;
 //! assert_eq!(policy.audit().log.as_deref(), Some("/var/log/prodguard/audit.jsonl"));
 //! assert_eq!(policy.audit().copies, ["/tmp/mine.jsonl"]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -108,42 +108,104 @@ impl PolicySource {
     }
 }
 
-/// A policy layered over the system policy tried to loosen it.
+/// Why the policies in hand cannot be put together.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "{local}: {what}; only the system policy ({system}) may set it. Remove it from {local}, or ask an administrator to change the system policy"
-)]
-pub struct LayerError {
-    /// The policy that tried.
-    pub local: String,
-    /// The system policy.
-    pub system: String,
-    /// What it tried, naming the key.
-    pub what: String,
+#[non_exhaustive]
+pub enum LayerError {
+    /// A policy layered over the system policy tried to loosen it.
+    #[error(
+        "{local}: {what}; only the system policy ({system}) may set it. Remove it from {local}, or ask an administrator to change the system policy"
+    )]
+    Loosens {
+        /// The policy that tried.
+        local: String,
+        /// The system policy.
+        system: String,
+        /// What it tried, naming the key.
+        what: String,
+    },
+    /// The system policy names a relative path, which would follow the
+    /// working directory of whoever runs the program.
+    #[error(
+        "{system}: `{key} = \"{path}\"` is a relative path, so whoever runs the program would choose it by their working directory; the system policy must name absolute paths"
+    )]
+    RelativePath {
+        /// The system policy.
+        system: String,
+        /// The key, e.g. `[audit] log`.
+        key: &'static str,
+        /// The path as written.
+        path: String,
+    },
+}
+
+/// The policy in force, from the system policy (when there is one; the
+/// face read it from [`SYSTEM_DIR`] and found it secure, or a host vouches
+/// for its text) and the policy the program or its environment names
+/// (`local`): `local` layered over the system policy ([`LayerError`] when
+/// it would loosen it), the system policy alone, `local` alone — then
+/// unprotected, whatever it claims — or the built-in default.
+pub fn combine(system: Option<Policy>, local: Option<Policy>) -> Result<Policy, LayerError> {
+    match (system, local) {
+        (Some(system), Some(local)) => layer(anchor(system)?, local),
+        (Some(system), None) => anchor(system),
+        (None, Some(local)) => Ok(unanchor(local)),
+        (None, None) => Ok(Policy::builtin_default()),
+    }
 }
 
 /// Marks `policy` as the system policy: the anchor every other source is
-/// layered over.
-pub fn anchor(mut policy: Policy) -> Policy {
+/// layered over. Its paths must be absolute.
+fn anchor(mut policy: Policy) -> Result<Policy, LayerError> {
+    let paths = [
+        ("[audit] log", policy.audit.log.as_deref()),
+        (
+            "[audit] seal_key_file",
+            policy.audit.seal_key_file.as_deref(),
+        ),
+        (
+            "[environment] marker_file",
+            Some(policy.environment.marker_file.as_str()).filter(|m| !m.is_empty()),
+        ),
+    ];
+    if let Some((key, Some(path))) = paths
+        .into_iter()
+        .find(|(_, path)| path.is_some_and(|p| !p.starts_with('/')))
+    {
+        return Err(LayerError::RelativePath {
+            system: policy.source.clone(),
+            key,
+            path: path.to_owned(),
+        });
+    }
     for source in &mut policy.provenance {
         source.system = true;
     }
     policy.anchored = true;
+    Ok(policy)
+}
+
+/// `policy` with no claim to a system policy: without one in force, a
+/// policy that was layered elsewhere is just a policy.
+fn unanchor(mut policy: Policy) -> Policy {
+    for source in &mut policy.provenance {
+        source.system = false;
+    }
+    policy.anchored = false;
     policy
 }
 
-/// `local` layered over `system`: the system policy with everything
-/// `local` adds, or a [`LayerError`] naming the first thing `local` would
-/// loosen. See the module docs for what may be added.
+/// `local` layered over the anchored `system`: the system policy with
+/// everything `local` adds, or a [`LayerError`] naming the first thing
+/// `local` would loosen. See the module docs for what may be added.
 ///
 /// A `local` that is already this system policy layered with something is
 /// returned as it is (layering twice changes nothing).
-pub fn layer(system: Policy, local: Policy) -> Result<Policy, LayerError> {
-    let system = anchor(system);
+fn layer(system: Policy, local: Policy) -> Result<Policy, LayerError> {
     if local.anchored && local.provenance.first() == system.provenance.first() {
         return Ok(local);
     }
-    let refuse = |what: String| LayerError {
+    let refuse = |what: String| LayerError::Loosens {
         local: local.source.clone(),
         system: system.source.clone(),
         what,
@@ -168,7 +230,9 @@ pub fn layer(system: Policy, local: Policy) -> Result<Policy, LayerError> {
         merged.environment.unknown = env.unknown;
     }
     for (name, &tier) in &env.aliases {
-        let now = resolve_name(name, sys_env).unwrap_or(floor);
+        // A name the system does not map is declared but unknown (a marker
+        // saying `prod-eu-3`), whatever `unknown` says of undeclared ones.
+        let now = resolve_name(name, sys_env).unwrap_or(Tier::Unknown);
         if tier.sensitivity() < now.sensitivity() {
             return Err(refuse(format!(
                 "`[environment] aliases` maps `{name}` to {tier}, which the system policy treats as {now}"
@@ -200,10 +264,17 @@ pub fn layer(system: Policy, local: Policy) -> Result<Policy, LayerError> {
             merged.audit.copies.push(log.clone());
         }
     }
-    if audit.durability == Durability::None && sys_audit.durability != Durability::None {
-        return Err(refuse(
-            "`[audit] durability = \"none\"` would stop syncing the system's audit trail".into(),
-        ));
+    match (sys_audit.durability, audit.durability) {
+        (Durability::None, Durability::Fdatasync) if set("audit.durability") => {
+            merged.audit.durability = Durability::Fdatasync;
+        }
+        (sys, Durability::None) if sys != Durability::None => {
+            return Err(refuse(
+                "`[audit] durability = \"none\"` would stop syncing the system's audit trail"
+                    .into(),
+            ));
+        }
+        _ => {}
     }
     let system_only = [
         ("audit.seal_every", audit.seal_every != sys_audit.seal_every),
@@ -283,7 +354,7 @@ require = ["confirm", "audit"]
         "\n[[rule]]\noperations = [\"x\"]\ntiers = [\"local\"]\nrequire = [\"audit\"]\n";
 
     fn system() -> Policy {
-        Policy::parse_toml(SYSTEM, "/etc/prodguard/policy.toml").unwrap()
+        anchor(Policy::parse_toml(SYSTEM, "/etc/prodguard/policy.toml").unwrap()).unwrap()
     }
 
     fn local(head: &str) -> Policy {
@@ -411,7 +482,7 @@ require = ["confirm", "audit"]
             "/etc/prodguard/policy.toml",
         )
         .unwrap();
-        let merged = layer(loose, local("")).unwrap();
+        let merged = layer(anchor(loose).unwrap(), local("")).unwrap();
         assert_eq!(
             merged.environment().unknown,
             UnknownEnvironment::Tier(Tier::Staging)
@@ -420,10 +491,74 @@ require = ["confirm", "audit"]
     }
 
     #[test]
+    fn a_name_the_system_does_not_map_cannot_be_aliased_down_whatever_unknown_says() {
+        // A marker saying `prod-eu-3` is declared and unknown (guarded like
+        // production), even where undeclared environments are development.
+        let system = anchor(
+            Policy::parse_toml(
+                "[environment]\nunknown = \"development\"\n[[rule]]\noperations = [\"*\"]\n\
+                 tiers = [\"unknown\"]\nrequire = [\"confirm\"]\n",
+                "/etc/prodguard/policy.toml",
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let mine = local("[environment]\naliases = { \"prod-eu-3\" = \"development\" }\n");
+        let message = layer(system, mine).unwrap_err().to_string();
+        assert!(message.contains("prod-eu-3"), "{message}");
+    }
+
+    #[test]
+    fn a_system_policy_names_absolute_paths_only() {
+        for (text, key) in [
+            ("[audit]\nlog = \"audit.jsonl\"\n", "[audit] log"),
+            (
+                "[audit]\nseal_key_file = \"seal.key\"\n",
+                "[audit] seal_key_file",
+            ),
+            (
+                "[environment]\nmarker_file = \"ENV\"\n",
+                "[environment] marker_file",
+            ),
+        ] {
+            let policy =
+                Policy::parse_toml(&format!("{text}{RULE}"), "/etc/prodguard/policy.toml").unwrap();
+            let message = combine(Some(policy), None).unwrap_err().to_string();
+            assert!(
+                message.contains(key) && message.contains("relative"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_local_policy_may_turn_syncing_on_but_not_off() {
+        let lax = anchor(
+            Policy::parse_toml(
+                &format!("[audit]\ndurability = \"none\"\n{RULE}"),
+                "/etc/prodguard/policy.toml",
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let merged = layer(lax, local("[audit]\ndurability = \"fdatasync\"\n")).unwrap();
+        assert_eq!(merged.audit().durability, Durability::Fdatasync);
+    }
+
+    #[test]
+    fn without_a_system_policy_nothing_is_anchored_whatever_it_claims() {
+        let claimed = layer(system(), local("")).unwrap();
+        let policy = combine(None, Some(claimed)).unwrap();
+        assert!(!policy.is_anchored());
+        assert!(policy.provenance().iter().all(|s| !s.system));
+        assert_eq!(unprotected_notice(&policy, true), Some(UNPROTECTED));
+    }
+
+    #[test]
     fn an_unprotected_policy_says_so_only_in_a_protected_tier() {
         let plain = Policy::builtin_default();
         assert_eq!(unprotected_notice(&plain, true), Some(UNPROTECTED));
         assert_eq!(unprotected_notice(&plain, false), None);
-        assert_eq!(unprotected_notice(&anchor(system()), true), None);
+        assert_eq!(unprotected_notice(&system(), true), None);
     }
 }

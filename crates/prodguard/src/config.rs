@@ -22,13 +22,20 @@ fn env_path(name: &str) -> Option<PathBuf> {
 ///
 /// Errors name the file, and for bad content its line and column.
 pub fn load_policy_file(path: &Path) -> Result<Policy, GuardError> {
-    let name = path.to_string_lossy();
     let bytes = std::fs::read(path).map_err(|e| {
         GuardError::Policy(format!(
-            "cannot read policy file {name}: {e}; fix the path (PRODGUARD_POLICY) or create the file"
+            "cannot read policy file {}: {e}; fix the path (PRODGUARD_POLICY) or create the file",
+            path.display()
         ))
     })?;
-    let text = match std::str::from_utf8(&bytes) {
+    policy_from_bytes(&bytes, path)
+}
+
+/// Parses the bytes of the policy file at `path`: an error names the
+/// file, and for bad content its line and column.
+pub(crate) fn policy_from_bytes(bytes: &[u8], path: &Path) -> Result<Policy, GuardError> {
+    let name = path.to_string_lossy();
+    let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => {
             let valid = &bytes[..e.valid_up_to()];
@@ -81,14 +88,8 @@ fn discover_local() -> Result<Option<Policy>, GuardError> {
 /// `local` (a file, a policy built in code or passed by a host) layered
 /// over the system policy when there is one: what every guard runs under.
 pub fn with_system_layer(local: Option<Policy>) -> Result<Policy, GuardError> {
-    let layered = match (crate::system::policy()?, local) {
-        (Some(system), Some(local)) => prodguard_core::trust::layer(system, local)
-            .map_err(|e| GuardError::Policy(e.to_string()))?,
-        (Some(system), None) => system,
-        (None, Some(local)) => local,
-        (None, None) => Policy::builtin_default(),
-    };
-    Ok(layered)
+    prodguard_core::trust::combine(crate::system::policy()?, local)
+        .map_err(|e| GuardError::Policy(e.to_string()))
 }
 
 /// The audit log's path: see [`audit_logs`].
@@ -128,8 +129,8 @@ pub fn audit_logs(policy: &Policy) -> AuditLogs {
         });
         let mut copies: Vec<PathBuf> = audit.copies.iter().map(PathBuf::from).collect();
         copies.extend(from_env);
-        copies.retain(|copy| Some(copy) != primary.as_ref());
-        copies.dedup();
+        copies.retain(|copy| primary.as_ref().is_none_or(|p| !same_file(copy, p)));
+        copies.dedup_by(|a, b| same_file(a, b));
         return AuditLogs { primary, copies };
     }
     let primary = from_env.or(named).or_else(|| {
@@ -141,6 +142,29 @@ pub fn audit_logs(policy: &Policy) -> AuditLogs {
     AuditLogs {
         primary,
         copies: Vec::new(),
+    }
+}
+
+/// Whether `a` and `b` name one file however they are spelled (`..`, a
+/// link): a copy of the audit trail that is the trail itself would write
+/// every record twice.
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => (x.dev(), x.ino()) == (y.dev(), y.ino()),
+        _ => resolved(a) == resolved(b),
+    }
+}
+
+/// `path` absolute, its directory resolved when it exists.
+fn resolved(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    match (
+        absolute.parent().map(std::fs::canonicalize),
+        absolute.file_name(),
+    ) {
+        (Some(Ok(dir)), Some(name)) => dir.join(name),
+        _ => absolute,
     }
 }
 

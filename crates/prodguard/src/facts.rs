@@ -55,22 +55,35 @@ pub fn gather_facts(config: &EnvironmentConfig) -> Facts {
             )
         })
         .collect();
+    Facts {
+        explicit: None,
+        env,
+        files: read_markers(config),
+        hostname: hostname(),
+    }
+}
+
+/// The content of every marker file `config` names that exists (the system
+/// marker always), by path.
+pub fn read_markers(config: &EnvironmentConfig) -> BTreeMap<String, String> {
     let mut files = BTreeMap::new();
     for marker in config.marker_paths() {
         if let Some(content) = read_marker(&marker) {
             files.insert(marker, content);
         }
     }
-    Facts {
-        explicit: None,
-        env,
-        files,
-        hostname: hostname(),
-    }
+    files
 }
 
 fn read_marker(path: &str) -> Option<String> {
-    let file = match std::fs::File::open(path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking, so a FIFO put where a marker belongs cannot hang
+    // detection; anything but a regular file names no environment.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path);
+    let file = match opened {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
         Err(e) => {
@@ -80,6 +93,10 @@ fn read_marker(path: &str) -> Option<String> {
             return Some(format!("<unreadable: {e}>"));
         }
     };
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        tracing::warn!(path, "marker file is not a regular file");
+        return Some("<not a regular file>".into());
+    }
     let mut content = String::new();
     let mut bytes = Vec::new();
     match file.take(MARKER_MAX_BYTES).read_to_end(&mut bytes) {

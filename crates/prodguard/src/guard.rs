@@ -197,8 +197,12 @@ impl GuardBuilder {
         };
         let mut facts = match self.facts {
             Some(mut given) if policy.is_anchored() => {
-                let system = facts::gather_facts(&Default::default());
-                given.files.extend(system.files);
+                // The system marker comes from the system, never from the
+                // program, whether or not it exists.
+                let system_marker =
+                    prodguard_core::trust::system_path(prodguard_core::trust::SYSTEM_MARKER_NAME);
+                given.files.remove(&system_marker);
+                given.files.extend(facts::read_markers(&Default::default()));
                 given
             }
             Some(given) => given,
@@ -281,7 +285,7 @@ fn audit_setup(
     } else {
         (log.or(logs.primary), logs.copies)
     };
-    copies.retain(|copy| Some(copy) != primary.as_ref());
+    copies.retain(|copy| primary.as_ref().is_none_or(|p| !config::same_file(copy, p)));
     let (program_sink, program_copy) = match sink {
         Some(sink) if anchored => (None, Some(sink)),
         sink => (sink, None),
@@ -535,7 +539,7 @@ impl Guard {
                         self.policy.approval().four_eyes,
                         approval.is_some(),
                     );
-                    let mut answer = match (route, approval) {
+                    let answer = match (route, approval) {
                         (Route::CheckToken, Some(token)) => {
                             let (answer, issued) = self.check_approval(token, &operation);
                             approval_issued = issued;
@@ -571,17 +575,14 @@ impl Guard {
                                     .into(),
                             )
                         }
-                        (Route::AskPerson, _) => self.confirmer.confirm(&challenge),
+                        (Route::AskPerson, _) => {
+                            confirm::from_person(self.confirmer.confirm(&challenge), &self.actor)
+                        }
                         // Unconfirmable::TokenRequired (and no way this build knows of).
                         _ => ConfirmationAnswer::Unavailable(
                             "this rule accepts only an approval token, and none was given".into(),
                         ),
                     };
-                    if let ConfirmationAnswer::Confirmed(evidence) = &mut answer
-                        && evidence.approver.is_none()
-                    {
-                        evidence.approver = Some(self.actor.user.clone());
-                    }
                     tracing::info!(answer = ?answer, "confirmation answered");
                     session.answer_confirmation(answer)
                 }

@@ -17,9 +17,10 @@ use prodguard_core::trust::{self, SYSTEM_MARKER_NAME, SYSTEM_POLICY_NAME};
 
 use crate::GuardError;
 
-/// The system policy, anchored, when `/etc/prodguard/policy.toml` exists;
+/// The system policy as read, when `/etc/prodguard/policy.toml` exists;
 /// an error when the layer is not secure (its marker included) or the
-/// policy is invalid.
+/// policy is unreadable or invalid. [`crate::config::with_system_layer`]
+/// anchors it and layers the rest over it.
 pub fn policy() -> Result<Option<Policy>, GuardError> {
     policy_in(Path::new(trust::SYSTEM_DIR))
 }
@@ -28,12 +29,12 @@ pub fn policy() -> Result<Option<Policy>, GuardError> {
 /// module or the JSON API (`system_policy`): only once the layer is found
 /// secure, as [`policy`] checks it.
 pub fn policy_text() -> Result<Option<String>, GuardError> {
-    let Some(path) = secure_policy_path(Path::new(trust::SYSTEM_DIR))? else {
+    let Some((path, bytes)) = read_secure(Path::new(trust::SYSTEM_DIR))? else {
         return Ok(None);
     };
-    std::fs::read_to_string(&path).map(Some).map_err(|e| {
+    String::from_utf8(bytes).map(Some).map_err(|_| {
         GuardError::Policy(format!(
-            "cannot read the system policy {}: {e}; it must be readable UTF-8 text",
+            "the system policy {} is not valid UTF-8; save it as UTF-8",
             path.display()
         ))
     })
@@ -42,16 +43,15 @@ pub fn policy_text() -> Result<Option<String>, GuardError> {
 /// [`policy`] for the system layer in `dir` (tests; everything else uses
 /// the directory fixed at build time).
 pub(crate) fn policy_in(dir: &Path) -> Result<Option<Policy>, GuardError> {
-    let Some(path) = secure_policy_path(dir)? else {
-        return Ok(None);
-    };
-    let policy = crate::config::load_policy_file(&path)?;
-    Ok(Some(trust::anchor(policy)))
+    match read_secure(dir)? {
+        Some((path, bytes)) => crate::config::policy_from_bytes(&bytes, &path).map(Some),
+        None => Ok(None),
+    }
 }
 
-/// The system policy's path in `dir` when it exists, once it and the
-/// marker are found secure.
-fn secure_policy_path(dir: &Path) -> Result<Option<PathBuf>, GuardError> {
+/// The system policy's path and bytes in `dir` when it exists, once it
+/// and the marker are found secure.
+fn read_secure(dir: &Path) -> Result<Option<(PathBuf, Vec<u8>)>, GuardError> {
     let policy_path = dir.join(SYSTEM_POLICY_NAME);
     let marker_path = dir.join(SYSTEM_MARKER_NAME);
     let mut policy = None;
@@ -63,7 +63,19 @@ fn secure_policy_path(dir: &Path) -> Result<Option<PathBuf>, GuardError> {
             }
         }
     }
-    Ok(policy)
+    let Some(path) = policy else {
+        return Ok(None);
+    };
+    // Secure means nobody but root can change it between the check and
+    // this read: every directory on the way is root's, and none is a link.
+    let bytes = std::fs::read(&path).map_err(|e| {
+        GuardError::Policy(format!(
+            "cannot read the system policy {}: {e}; it must be readable by every account that runs prodguard (`chmod 644 {}`)",
+            path.display(),
+            path.display()
+        ))
+    })?;
+    Ok(Some((path, bytes)))
 }
 
 fn exists(path: &Path) -> Result<bool, GuardError> {
@@ -77,19 +89,31 @@ fn exists(path: &Path) -> Result<bool, GuardError> {
     }
 }
 
-/// Refuses unless `path` (after symlinks) and every directory above it are
-/// owned by root and writable by nobody else.
+/// Refuses unless `path` and every directory above it are real files and
+/// directories (no symbolic link anywhere: a link could lead through a
+/// directory someone else can change), owned by root and writable by
+/// nobody else.
 fn check_secure(path: &Path) -> Result<(), GuardError> {
-    let resolved = std::fs::canonicalize(path).map_err(|e| {
+    let absolute = std::path::absolute(path).map_err(|e| {
         GuardError::Policy(format!(
             "cannot resolve the system layer's {}: {e}",
             path.display()
         ))
     })?;
-    for (depth, entry) in resolved.ancestors().enumerate() {
-        let meta = std::fs::metadata(entry)
+    for (depth, entry) in absolute.ancestors().enumerate() {
+        let meta = std::fs::symlink_metadata(entry)
             .map_err(|e| GuardError::Policy(format!("cannot inspect {}: {e}", entry.display())))?;
-        let shown = shown_path(path, &resolved, entry);
+        let shown = if depth == 0 {
+            path.display().to_string()
+        } else {
+            format!("the directory {}", entry.display())
+        };
+        if meta.file_type().is_symlink() {
+            return Err(GuardError::Policy(format!(
+                "{shown} is a symbolic link, so the system layer ({}) is not secure: a link can lead through a directory someone else can change; replace it with the real file or directory",
+                trust::SYSTEM_DIR
+            )));
+        }
         if meta.uid() != 0 {
             return Err(GuardError::Policy(format!(
                 "{shown} is owned by uid {}, not root, so the system layer ({}) is not secure; run `chown root {}`",
@@ -114,18 +138,6 @@ fn check_secure(path: &Path) -> Result<(), GuardError> {
         }
     }
     Ok(())
-}
-
-/// `entry` named for a message: the file as configured, or the directory
-/// above it (and where a symlink led).
-fn shown_path(path: &Path, resolved: &Path, entry: &Path) -> String {
-    if entry == resolved && path != resolved {
-        format!("{} (→ {})", path.display(), resolved.display())
-    } else if entry == resolved {
-        path.display().to_string()
-    } else {
-        format!("the directory {}", PathBuf::from(entry).display())
-    }
 }
 
 #[cfg(test)]
@@ -160,6 +172,7 @@ mod tests {
         assert_eq!(policy_in(empty.path()).unwrap(), None);
         let dir = layer(&[("policy.toml", POLICY), ("environment", "production\n")]);
         let policy = policy_in(dir.path()).unwrap().unwrap();
+        let policy = trust::combine(Some(policy), None).unwrap();
         assert!(policy.is_anchored());
         assert!(policy.provenance()[0].system);
     }
@@ -197,15 +210,20 @@ mod tests {
             message.contains("owned by uid 65534, not root"),
             "{message}"
         );
+        // A symbolic link, even to a root-owned file: it could lead through
+        // a directory someone else can change between the check and the read.
         std::fs::remove_file(dir.path().join("policy.toml")).unwrap();
-        std::os::unix::fs::chown(dir.path().join("mine.toml"), Some(65534), None).unwrap();
         std::os::unix::fs::symlink(dir.path().join("mine.toml"), dir.path().join("policy.toml"))
             .unwrap();
         let message = policy_in(dir.path()).unwrap_err().to_string();
-        assert!(
-            message.contains("mine.toml) is owned by uid 65534"),
-            "{message}"
-        );
+        assert!(message.contains("is a symbolic link"), "{message}");
+        // And a directory on the way that is one.
+        let real = layer(&[("policy.toml", POLICY)]);
+        let links = tempfile::tempdir().unwrap();
+        let through = links.path().join("prodguard");
+        std::os::unix::fs::symlink(real.path(), &through).unwrap();
+        let message = policy_in(&through).unwrap_err().to_string();
+        assert!(message.contains("is a symbolic link"), "{message}");
     }
 
     #[test]

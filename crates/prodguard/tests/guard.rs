@@ -86,10 +86,13 @@ fn a_confirmed_operation_runs_and_returns_its_value() {
     assert_eq!(value, 42);
     let records = records(&dir.path().join("audit.jsonl"));
     assert_eq!(records[0]["kind"], "intent");
+    // The account that confirmed, not the label it goes by (`ana`).
     assert_eq!(
-        records[0]["confirm"]["approver"], "ana",
+        records[0]["confirm"]["approver"],
+        prodguard::facts::real_account().as_str(),
         "the actor confirmed"
     );
+    assert_eq!(records[0]["actor"]["user"], "ana");
     assert_eq!(records[1]["outcome"]["status"], "ok");
 }
 

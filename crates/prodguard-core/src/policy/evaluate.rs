@@ -184,10 +184,12 @@ impl Policy {
             }
         }
         evaluation.requirements.sort_by_key(|(r, _)| *r);
-        evaluation.confirm_mode = if typed {
-            ConfirmMode::Typed
-        } else if approval {
+        // A token from an approver asks more than the requester typing:
+        // one rule asking for it is never lowered by another asking less.
+        evaluation.confirm_mode = if approval {
             ConfirmMode::Approval
+        } else if typed {
+            ConfirmMode::Typed
         } else {
             ConfirmMode::Either
         };

@@ -1046,8 +1046,8 @@ actors = ["agent", "human"]
             (Requirement::Audit, "all".to_string()),
         ]
     );
-    // Typed beats approval beats either.
-    assert_eq!(e.confirm_mode, ConfirmMode::Typed);
+    // Approval beats typed beats either.
+    assert_eq!(e.confirm_mode, ConfirmMode::Approval);
     assert_eq!(
         e.backup.as_ref().and_then(|b| b.command()),
         Some("dump {path}")
