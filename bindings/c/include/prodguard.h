@@ -379,9 +379,11 @@ enum prodguard_status prodguard_audit_verify(const char *log_path, int32_t *out_
  * Evaluates a JSON request for the facts it gives: `{"facts": {"env",
  * "files", "hostname", "explicit"}, "policy": "<TOML>" | null,
  * "operation": {"kind", "target"}}` (the Wasm module's `prodguard_evaluate`
- * request). The policy is layered over this machine's system policy
- * (`/etc/prodguard/policy.toml`), read here whatever the request says of
- * it, as every guard in this process is. On success writes `{"detection",
+ * request). The facts are the caller's (a dry run of them; guarded runs
+ * go through `prodguard_run`, which reads the process), but the policy is
+ * layered over this machine's system policy (`/etc/prodguard/policy.toml`),
+ * read here whatever the request says of it, as every guard in this
+ * process is. On success writes `{"detection",
  * "decision"}` to `*out_json` (free it with [`prodguard_string_free`]); a
  * bad request or policy, one that would loosen the system policy, or a
  * system layer that is not root's alone is `PRODGUARD_POLICY_ERROR` with

@@ -100,7 +100,8 @@ export interface Prodguard {
 export type Tier = 'production' | 'staging' | 'development' | 'test' | 'local' | 'unknown';
 export type ActorKind = 'human' | 'ci' | 'agent' | 'service';
 export type RequirementKind = 'confirm' | 'backup' | 'audit';
-export type ConfirmMode = 'typed' | 'approval' | 'either';
+/** `both`: an approval token and the person typing (what rules asking for `typed` and for `approval` add up to). */
+export type ConfirmMode = 'typed' | 'approval' | 'either' | 'both';
 
 /** The snapshot detection looks at; the host gathers it (see `nodeFacts` in `@prodguard/wasm/node`). */
 export interface Facts {
@@ -349,7 +350,8 @@ export interface AuditEvent {
     policy?: PolicySource[];
   };
   backup?: BackupEvidence;
-  confirm?: { method: 'typed' | 'approval' | 'break-glass'; approver?: string; token_id?: string; exp?: string };
+  /** `approval+typed`: a token, and the person typed too (mode `both`); `callback`: a host's own prompt. The host spends `token_id` when present. */
+  confirm?: { method: 'typed' | 'approval' | 'approval+typed' | 'callback' | 'break-glass'; approver?: string; token_id?: string; exp?: string };
   outcome?: { status: 'ok' | 'failed' | 'panicked'; duration_ms: number; error?: string; exit_code?: number };
   message?: string;
   seal?: { epoch: number; mac: string };

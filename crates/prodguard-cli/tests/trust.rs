@@ -471,7 +471,7 @@ fn the_audit_log_can_be_copied_but_not_moved() {
 }
 
 #[test]
-fn a_local_rule_cannot_lower_the_system_rules_confirmation_to_typing() {
+fn a_local_rule_cannot_lower_the_system_rules_confirmation_either_way() {
     let Some(host) = Host::new("production\n") else {
         return;
     };
@@ -503,6 +503,37 @@ fn a_local_rule_cannot_lower_the_system_rules_confirmation_to_typing() {
         .as_str()
         .unwrap();
     assert!(how.starts_with("an approval token"), "{check:#}");
+    assert!(how.contains("and typing"), "{check:#}");
+    // Nor the other way round: a local token rule cannot replace the
+    // system's typing with a token an unattended job could hold.
+    host.write_system(
+        "policy.toml",
+        &system_policy(host.dir.path()).replace(
+            "require = [\"confirm\", \"audit\"]\n",
+            "require = [\"confirm\", \"audit\"]\nconfirm = { mode = \"typed\" }\n",
+        ),
+    );
+    std::fs::write(
+        host.home("prodguard.toml"),
+        "[[rule]]\noperations = [\"db.*\"]\ntiers = [\"production\"]\nrequire = [\"confirm\"]\nconfirm = { mode = \"approval\" }\n",
+    )
+    .unwrap();
+    let out = host.run(
+        &[],
+        &[
+            "check",
+            "--op",
+            "db.migrate",
+            "--target",
+            "orders",
+            "--json",
+        ],
+    );
+    let check: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let how = check["decision"]["requirements"][0]["how"]
+        .as_str()
+        .unwrap();
+    assert!(how.contains("and typing"), "{check:#}");
 }
 
 #[test]

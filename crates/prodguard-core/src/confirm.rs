@@ -35,6 +35,10 @@ pub enum Route {
     CheckToken,
     /// Ask the person to type the expected name (see [`typed_answer`]).
     AskPerson,
+    /// Check the token, then, when it confirms, ask the person too; the
+    /// answer is the token's evidence with the method `approval+typed`
+    /// (see [`both_answer`]).
+    CheckTokenThenAskPerson,
     /// Nobody can confirm it this way; answer
     /// [`ConfirmationAnswer::Unavailable`] with the face's wording of why.
     Unavailable(Unconfirmable),
@@ -76,6 +80,9 @@ pub fn route(mode: ConfirmMode, actor: ActorKind, four_eyes: bool, token_offered
             Route::Unavailable(Unconfirmable::FourEyesTypedOnly)
         }
         (ConfirmMode::Typed, _) => Route::AskPerson,
+        (ConfirmMode::Both, _) if agent => Route::Unavailable(Unconfirmable::AgentTypedOnly),
+        (ConfirmMode::Both, true) => Route::CheckTokenThenAskPerson,
+        (ConfirmMode::Both, false) => Route::Unavailable(Unconfirmable::TokenRequired),
         (ConfirmMode::Approval | ConfirmMode::Either, true) => Route::CheckToken,
         (ConfirmMode::Approval, false) => Route::Unavailable(Unconfirmable::TokenRequired),
         (ConfirmMode::Either, false) if agent => Route::Unavailable(Unconfirmable::AgentNeedsToken),
@@ -147,6 +154,25 @@ pub fn from_person(answer: ConfirmationAnswer, actor: &Actor) -> ConfirmationAns
     }
 }
 
+/// The answer to a [`Route::CheckTokenThenAskPerson`] challenge: the
+/// token's verdict, and when it confirms, the person's (through
+/// [`from_person`]); both must confirm.
+pub fn both_answer(
+    token: ConfirmationAnswer,
+    person: impl FnOnce() -> ConfirmationAnswer,
+) -> ConfirmationAnswer {
+    let ConfirmationAnswer::Confirmed(mut evidence) = token else {
+        return token;
+    };
+    match person() {
+        ConfirmationAnswer::Confirmed(_) => {
+            evidence.method = "approval+typed".into();
+            ConfirmationAnswer::Confirmed(evidence)
+        }
+        refused => refused,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,8 +180,8 @@ mod tests {
 
     #[test]
     fn every_mode_four_eyes_and_offer_has_one_route() {
-        use ConfirmMode::{Approval, Either, Typed};
-        use Route::{AskPerson, CheckToken, Unavailable};
+        use ConfirmMode::{Approval, Both, Either, Typed};
+        use Route::{AskPerson, CheckToken, CheckTokenThenAskPerson, Unavailable};
         use Unconfirmable::{FourEyesNeedsToken, FourEyesTypedOnly, TokenRequired};
         let table = [
             // (mode, four_eyes, token offered) → route
@@ -171,6 +197,11 @@ mod tests {
             ((Approval, false, true), CheckToken),
             ((Approval, true, false), Unavailable(TokenRequired)),
             ((Approval, true, true), CheckToken),
+            // The token is the other pair of eyes; the person still types.
+            ((Both, false, false), Unavailable(TokenRequired)),
+            ((Both, false, true), CheckTokenThenAskPerson),
+            ((Both, true, false), Unavailable(TokenRequired)),
+            ((Both, true, true), CheckTokenThenAskPerson),
         ];
         // Every kind but an agent routes the same way.
         for actor in [ActorKind::Human, ActorKind::Ci, ActorKind::Service] {
@@ -186,7 +217,7 @@ mod tests {
 
     #[test]
     fn an_agent_is_never_asked_to_type() {
-        use ConfirmMode::{Approval, Either, Typed};
+        use ConfirmMode::{Approval, Both, Either, Typed};
         use Route::{CheckToken, Unavailable};
         use Unconfirmable::{AgentNeedsToken, AgentTypedOnly, TokenRequired};
         let table = [
@@ -203,6 +234,8 @@ mod tests {
             ((Approval, false, true), CheckToken),
             ((Approval, true, false), Unavailable(TokenRequired)),
             ((Approval, true, true), CheckToken),
+            ((Both, false, true), Unavailable(AgentTypedOnly)),
+            ((Both, true, true), Unavailable(AgentTypedOnly)),
         ];
         for ((mode, four_eyes, offered), expected) in table {
             assert_eq!(

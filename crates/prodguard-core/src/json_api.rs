@@ -497,11 +497,13 @@ fn confirmation(
                 ConfirmMode::Typed => "typed answer",
                 ConfirmMode::Approval => "approval token",
                 ConfirmMode::Either => "typed answer or approval token",
+                _ => "approval token and typed answer",
             },
             match mode {
                 ConfirmMode::Typed => "typed",
                 ConfirmMode::Approval => "approval",
                 ConfirmMode::Either => "typed or evidence.approval",
+                _ => "approval and evidence.typed",
             }
         ))
     };
@@ -511,27 +513,32 @@ fn confirmation(
         policy.approval.four_eyes,
         evidence.approval.is_some(),
     );
-    Ok(match (route, &evidence.approval, &evidence.typed) {
-        (Route::CheckToken, Some(offered), _) => {
-            let expected = match Expected::of(operation, detection) {
-                Ok(expected) => expected,
-                Err(no_target) => return Ok(ConfirmationAnswer::Declined(no_target.to_string())),
-            };
-            let Some(ledger) = offered.ledger.as_deref() else {
-                return Ok(ConfirmationAnswer::Declined(NO_LEDGER.into()));
-            };
-            let here = approval::Here {
-                requester: &evidence.actor,
-                ledger,
-                now,
-            };
-            match approval::verify(&policy.approval, &offered.token, &expected, &here) {
-                Ok(claims) => ConfirmationAnswer::Confirmed(claims.confirm_evidence()),
-                Err(e) => ConfirmationAnswer::Declined(format!("approval token rejected: {e}")),
-            }
+    let check_token = |offered: &ApprovalEvidence| {
+        let expected = match Expected::of(operation, detection) {
+            Ok(expected) => expected,
+            Err(no_target) => return ConfirmationAnswer::Declined(no_target.to_string()),
+        };
+        let Some(ledger) = offered.ledger.as_deref() else {
+            return ConfirmationAnswer::Declined(NO_LEDGER.into());
+        };
+        let here = approval::Here {
+            requester: &evidence.actor,
+            ledger,
+            now,
+        };
+        match approval::verify(&policy.approval, &offered.token, &expected, &here) {
+            Ok(claims) => ConfirmationAnswer::Confirmed(claims.confirm_evidence()),
+            Err(e) => ConfirmationAnswer::Declined(format!("approval token rejected: {e}")),
         }
-        (Route::AskPerson, _, Some(typed)) => {
-            confirm::from_person(confirm::typed_answer(asked, typed, None), &evidence.actor)
+    };
+    let person = |typed: &str| {
+        confirm::from_person(confirm::typed_answer(asked, typed, None), &evidence.actor)
+    };
+    Ok(match (route, &evidence.approval, &evidence.typed) {
+        (Route::CheckToken, Some(offered), _) => check_token(offered),
+        (Route::AskPerson, _, Some(typed)) => person(typed),
+        (Route::CheckTokenThenAskPerson, Some(offered), Some(typed)) => {
+            confirm::both_answer(check_token(offered), || person(typed))
         }
         (
             Route::Unavailable(

@@ -465,6 +465,14 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
                         HOW_TO_APPROVE,
                     ]),
                     ConfirmMode::Approval => HOW_TO_APPROVE.to_owned(),
+                    _ => concat(&[
+                        HOW_TO_APPROVE,
+                        ", and typing the ",
+                        object,
+                        "'s name `",
+                        name,
+                        "` at a terminal",
+                    ]),
                 },
                 Requirement::Backup => {
                     "a fresh, verified backup (the guard takes it with the rule's backup command)"
@@ -1348,7 +1356,7 @@ impl Session {
         let rule = self.rule_for(Requirement::Confirm);
         let agent = self.actor.kind == ActorKind::Agent;
         let how = match self.decision.confirm_mode {
-            ConfirmMode::Typed if agent => format!(
+            ConfirmMode::Typed | ConfirmMode::Both if agent => format!(
                 "an AI agent cannot confirm by typing: ask a person to run it from a terminal \
                  and type `{}` when asked",
                 self.challenge.expected
@@ -1365,6 +1373,10 @@ impl Session {
                 self.challenge.expected
             ),
             ConfirmMode::Approval => format!("get {HOW_TO_APPROVE}"),
+            _ => format!(
+                "get {HOW_TO_APPROVE}, and run it from a terminal and type `{}` when asked",
+                self.challenge.expected
+            ),
         };
         match answer {
             // Whatever a face asked: an agent can type into a terminal (or

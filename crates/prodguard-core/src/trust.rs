@@ -61,6 +61,13 @@ pub const SYSTEM_DIR: &str = match option_env!("PRODGUARD_SYSTEM_DIR") {
     None => "/etc/prodguard",
 };
 
+// A relative directory would follow the working directory of whoever runs
+// the program.
+const _: () = assert!(
+    !SYSTEM_DIR.is_empty() && SYSTEM_DIR.as_bytes()[0] == b'/',
+    "PRODGUARD_SYSTEM_DIR must be an absolute path"
+);
+
 /// The system policy's file name in [`SYSTEM_DIR`].
 pub const SYSTEM_POLICY_NAME: &str = "policy.toml";
 
@@ -322,7 +329,15 @@ fn layer(system: Policy, local: Policy) -> Result<Policy, LayerError> {
     }
     merged.approval.four_eyes |= local.approval.four_eyes;
 
-    merged.rules.extend(local.rules.iter().cloned());
+    // A record names the rule that decided: a layered rule never goes by a
+    // system rule's name (an unnamed one's `rule #1 (line 4)` included).
+    merged.rules.extend(local.rules.iter().map(|rule| {
+        let mut rule = rule.clone();
+        if system.rules.iter().any(|s| s.name == rule.name) {
+            rule.name = format!("{} (in {})", rule.name, local.source);
+        }
+        rule
+    }));
     merged.source = format!("{} + {}", system.source, local.source);
     merged.provenance.extend(local.provenance.iter().cloned());
     merged.keys_set.clear();
@@ -389,6 +404,17 @@ require = ["confirm", "audit"]
             s
         });
         assert!(merged.is_anchored());
+    }
+
+    #[test]
+    fn a_layered_rule_never_goes_by_a_system_rules_name() {
+        let mine = local(
+            "[[rule]]\nname = \"system: confirm in production\"\noperations = [\"db.*\"]\ndeny = \"no\"\n",
+        );
+        let merged = layer(system(), mine).unwrap();
+        let names: Vec<&str> = merged.rules().iter().map(|r| r.name()).collect();
+        assert_eq!(names[0], "system: confirm in production");
+        assert_eq!(names[1], "system: confirm in production (in mine.toml)");
     }
 
     #[test]

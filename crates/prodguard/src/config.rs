@@ -129,8 +129,7 @@ pub fn audit_logs(policy: &Policy) -> AuditLogs {
         });
         let mut copies: Vec<PathBuf> = audit.copies.iter().map(PathBuf::from).collect();
         copies.extend(from_env);
-        copies.retain(|copy| primary.as_ref().is_none_or(|p| !same_file(copy, p)));
-        copies.dedup_by(|a, b| same_file(a, b));
+        let copies = distinct_copies(primary.as_deref(), copies);
         return AuditLogs { primary, copies };
     }
     let primary = from_env.or(named).or_else(|| {
@@ -148,7 +147,7 @@ pub fn audit_logs(policy: &Policy) -> AuditLogs {
 /// Whether `a` and `b` name one file however they are spelled (`..`, a
 /// link): a copy of the audit trail that is the trail itself would write
 /// every record twice.
-pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
+fn same_file(a: &Path, b: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     match (std::fs::metadata(a), std::fs::metadata(b)) {
         (Ok(x), Ok(y)) => (x.dev(), x.ino()) == (y.dev(), y.ino()),
@@ -156,16 +155,37 @@ pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// `path` absolute, its directory resolved when it exists.
+/// `path` absolute, its links followed (a dangling one too: it names the
+/// file its target will be) and its directory resolved when it exists.
 fn resolved(path: &Path) -> PathBuf {
-    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-    match (
-        absolute.parent().map(std::fs::canonicalize),
-        absolute.file_name(),
-    ) {
-        (Some(Ok(dir)), Some(name)) => dir.join(name),
-        _ => absolute,
+    let mut path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    for _ in 0..40 {
+        let Ok(target) = std::fs::read_link(&path) else {
+            break;
+        };
+        path = match path.parent() {
+            Some(dir) => dir.join(target),
+            None => target,
+        };
     }
+    match (path.parent().map(std::fs::canonicalize), path.file_name()) {
+        (Some(Ok(dir)), Some(name)) => dir.join(name),
+        _ => path,
+    }
+}
+
+/// `copies` without the trail at `primary` and without repeats, however
+/// each is spelled: every record is written once to each file.
+pub(crate) fn distinct_copies(primary: Option<&Path>, copies: Vec<PathBuf>) -> Vec<PathBuf> {
+    let mut distinct: Vec<PathBuf> = Vec::new();
+    for copy in copies {
+        let seen = primary.is_some_and(|p| same_file(&copy, p))
+            || distinct.iter().any(|d| same_file(&copy, d));
+        if !seen {
+            distinct.push(copy);
+        }
+    }
+    distinct
 }
 
 /// prodguard's state directory: `$XDG_STATE_HOME/prodguard`, else

@@ -197,12 +197,13 @@ impl GuardBuilder {
         };
         let mut facts = match self.facts {
             Some(mut given) if policy.is_anchored() => {
-                // The system marker comes from the system, never from the
-                // program, whether or not it exists.
-                let system_marker =
-                    prodguard_core::trust::system_path(prodguard_core::trust::SYSTEM_MARKER_NAME);
-                given.files.remove(&system_marker);
-                given.files.extend(facts::read_markers(&Default::default()));
+                // Under a system policy the markers come from the disk,
+                // never from the program, whether or not they exist.
+                let markers = policy.environment().marker_paths();
+                given.files.retain(|path, _| !markers.contains(path));
+                given
+                    .files
+                    .extend(facts::read_markers(policy.environment()));
                 given
             }
             Some(given) => given,
@@ -278,14 +279,14 @@ fn audit_setup(
 ) -> Result<AuditSetup, GuardError> {
     let logs = config::audit_logs(policy);
     let anchored = policy.is_anchored();
-    let (primary, mut copies) = if anchored {
+    let (primary, copies) = if anchored {
         let mut copies = logs.copies;
         copies.extend(log);
         (logs.primary, copies)
     } else {
         (log.or(logs.primary), logs.copies)
     };
-    copies.retain(|copy| primary.as_ref().is_none_or(|p| !config::same_file(copy, p)));
+    let copies = config::distinct_copies(primary.as_deref(), copies);
     let (program_sink, program_copy) = match sink {
         Some(sink) if anchored => (None, Some(sink)),
         sink => (sink, None),
@@ -545,6 +546,16 @@ impl Guard {
                             approval_issued = issued;
                             answer
                         }
+                        (Route::CheckTokenThenAskPerson, Some(token)) => {
+                            let (answer, issued) = self.check_approval(token, &operation);
+                            approval_issued = issued;
+                            confirm::both_answer(answer, || {
+                                confirm::from_person(
+                                    self.confirmer.confirm(&challenge),
+                                    &self.actor,
+                                )
+                            })
+                        }
                         (Route::Unavailable(Unconfirmable::FourEyesTypedOnly), _) => {
                             ConfirmationAnswer::Unavailable(
                                 "four_eyes needs an approval token from someone else, but this \
@@ -603,7 +614,7 @@ impl Guard {
                     let spending = event
                         .confirm
                         .as_ref()
-                        .filter(|c| event.kind == EventKind::Intent && c.method == "approval")
+                        .filter(|_| event.kind == EventKind::Intent)
                         .and_then(|c| c.token_id.clone());
                     match (spending, approval_issued) {
                         (Some(token_id), Some(issued)) => {

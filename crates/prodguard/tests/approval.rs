@@ -95,3 +95,69 @@ fn four_eyes_is_the_real_uids_account_and_tokens_stay_in_their_ledger() {
     let err = run(&guard("audit.jsonl", bobs)).unwrap_err();
     assert!(err.to_string().contains("spent"), "{err}");
 }
+
+#[test]
+fn rules_asking_for_a_token_and_for_typing_need_both() {
+    use prodguard::confirm::{Challenge, ConfirmEvidence, ConfirmationAnswer};
+
+    let dir = temp_dir("both");
+    let bob = ApproverKey::from_secret("bob", [1; 32]).unwrap();
+    let me = ApproverKey::from_secret("me", [2; 32]).unwrap();
+    // The approval rule above, and another asking for typing: neither
+    // lowers the other.
+    let text = format!(
+        "{}[[rule]]\nname = \"typed\"\noperations = [\"db.*\"]\ntiers = [\"production\"]\n\
+         require = [\"confirm\"]\nconfirm = {{ mode = \"typed\" }}\n",
+        policy(&bob, &me).to_toml_string()
+    );
+    let policy = Policy::parse_toml(&text, "policy.toml").unwrap();
+    let mut facts = Facts::default();
+    facts.env.insert("APP_ENV".into(), "production".into());
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let guard = |token: Option<String>, types: bool| {
+        let asked = asked.clone();
+        let mut builder = Guard::builder()
+            .policy(policy.clone())
+            .facts(facts.clone())
+            .audit_log(dir.path().join("audit.jsonl"))
+            .confirmer(move |_: &Challenge| {
+                asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if types {
+                    ConfirmationAnswer::Confirmed(ConfirmEvidence {
+                        method: "typed".into(),
+                        approver: None,
+                        token_id: None,
+                        exp: None,
+                    })
+                } else {
+                    ConfirmationAnswer::Declined("typed `nope`".into())
+                }
+            });
+        if let Some(token) = token {
+            builder = builder.approval(token);
+        }
+        builder.build().unwrap()
+    };
+    let ledger = guard(None, true).ledger_id();
+    let run = |guard: &Guard| guard.operation("db.migrate").target("orders").run(|| ());
+    // Typing alone is not enough, and nobody is asked.
+    let err = run(&guard(None, true)).unwrap_err();
+    assert!(matches!(err, GuardError::NotConfirmed(_)), "{err}");
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // A token with the person declining is not enough either.
+    let err = run(&guard(Some(token(&bob, &ledger)), false)).unwrap_err();
+    assert!(matches!(err, GuardError::NotConfirmed(_)), "{err}");
+    // Both: it runs, recorded as both, and the token is spent.
+    let both = token(&bob, &ledger);
+    run(&guard(Some(both.clone()), true)).unwrap();
+    let log = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    let intent: serde_json::Value = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["kind"] == "intent")
+        .unwrap();
+    assert_eq!(intent["confirm"]["method"], "approval+typed");
+    assert_eq!(intent["confirm"]["approver"], "bob");
+    let err = run(&guard(Some(both), true)).unwrap_err();
+    assert!(err.to_string().contains("spent"), "{err}");
+}

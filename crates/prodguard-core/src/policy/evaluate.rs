@@ -166,8 +166,9 @@ impl Policy {
                 evaluation.break_glass_allowed = false;
             }
             if rule.require.contains(&Requirement::Confirm) {
-                typed |= rule.confirm_mode == ConfirmMode::Typed;
-                approval |= rule.confirm_mode == ConfirmMode::Approval;
+                let mode = rule.confirm_mode;
+                typed |= matches!(mode, ConfirmMode::Typed | ConfirmMode::Both);
+                approval |= matches!(mode, ConfirmMode::Approval | ConfirmMode::Both);
             }
             if rule.require.contains(&Requirement::Backup) && evaluation.backup.is_none() {
                 evaluation.backup = rule.backup.clone();
@@ -184,9 +185,12 @@ impl Policy {
             }
         }
         evaluation.requirements.sort_by_key(|(r, _)| *r);
-        // A token from an approver asks more than the requester typing:
-        // one rule asking for it is never lowered by another asking less.
-        evaluation.confirm_mode = if approval {
+        // What every matching rule asks for holds: a rule asking for a
+        // token and one asking for a person typing add up to both, so no
+        // rule (a layered one included) lowers another.
+        evaluation.confirm_mode = if typed && approval {
+            ConfirmMode::Both
+        } else if approval {
             ConfirmMode::Approval
         } else if typed {
             ConfirmMode::Typed

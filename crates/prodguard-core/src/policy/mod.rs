@@ -282,6 +282,10 @@ pub enum ConfirmMode {
     /// Either (the default).
     #[default]
     Either,
+    /// Both: an approval token, and the person typing at a terminal. What
+    /// matching rules that ask for `typed` and for `approval` add up to —
+    /// neither lowers the other.
+    Both,
 }
 
 impl ConfirmMode {
@@ -291,6 +295,7 @@ impl ConfirmMode {
             ConfirmMode::Typed => "typed",
             ConfirmMode::Approval => "approval",
             ConfirmMode::Either => "either",
+            ConfirmMode::Both => "both",
         }
     }
 }

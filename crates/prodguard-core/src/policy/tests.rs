@@ -485,7 +485,7 @@ fn toml_actors_and_confirm_modes_are_checked() {
         4,
         20,
         &[
-            "`confirm.mode` must be \"typed\" (at a terminal), \"approval\" (a pre-issued token) or \"either\", found \"yes\"",
+            "`confirm.mode` must be \"typed\" (at a terminal), \"approval\" (a pre-issued token), \"either\" or \"both\" (a token and typing), found \"yes\"",
         ],
     );
 }
@@ -1046,8 +1046,8 @@ actors = ["agent", "human"]
             (Requirement::Audit, "all".to_string()),
         ]
     );
-    // Approval beats typed beats either.
-    assert_eq!(e.confirm_mode, ConfirmMode::Approval);
+    // Typed and approval add up to both; either asks nothing more.
+    assert_eq!(e.confirm_mode, ConfirmMode::Both);
     assert_eq!(
         e.backup.as_ref().and_then(|b| b.command()),
         Some("dump {path}")

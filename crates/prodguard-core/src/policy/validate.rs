@@ -984,11 +984,12 @@ impl Validator<'_> {
                 "typed" => ConfirmMode::Typed,
                 "approval" => ConfirmMode::Approval,
                 "either" => ConfirmMode::Either,
+                "both" => ConfirmMode::Both,
                 other => {
                     return Err(self.err(
                         value.span.start,
                         format!(
-                            "`confirm.mode` must be \"typed\" (at a terminal), \"approval\" (a pre-issued token) or \"either\", found {other:?}"
+                            "`confirm.mode` must be \"typed\" (at a terminal), \"approval\" (a pre-issued token), \"either\" or \"both\" (a token and typing), found {other:?}"
                         ),
                     ));
                 }
