@@ -141,7 +141,7 @@ pub struct EnvironmentConfig {
     /// (`/etc/prodguard/environment`, always read); empty: none.
     pub marker_file: String,
     /// Markers added by the layers below the system policy (see
-    /// [`crate::trust::layer`]); not a policy key.
+    /// [`crate::trust::combine`]); not a policy key.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub more_markers: Vec<String>,
     /// Extra names for tiers (keys case-folded), e.g. `prod-eu = "production"`.
@@ -191,7 +191,7 @@ pub struct AuditConfig {
     pub sink: Option<String>,
     /// Logs a policy layered over the system policy asked for: copies of
     /// the system's trail, never instead of it (see
-    /// [`crate::trust::layer`]); not a policy key.
+    /// [`crate::trust::combine`]); not a policy key.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub copies: Vec<String>,
 }
