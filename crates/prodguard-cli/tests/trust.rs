@@ -475,65 +475,45 @@ fn a_local_rule_cannot_lower_the_system_rules_confirmation_either_way() {
     let Some(host) = Host::new("production\n") else {
         return;
     };
-    host.write_system(
-        "policy.toml",
-        &system_policy(host.dir.path()).replace(
-            "require = [\"confirm\", \"audit\"]\n",
-            "require = [\"confirm\", \"audit\"]\nconfirm = { mode = \"approval\" }\n",
-        ),
-    );
-    std::fs::write(
-        host.home("prodguard.toml"),
-        "[[rule]]\noperations = [\"db.*\"]\ntiers = [\"production\"]\nrequire = [\"confirm\"]\nconfirm = { mode = \"typed\" }\n",
-    )
-    .unwrap();
-    let out = host.run(
-        &[],
-        &[
+    // A typed rule cannot spare a system rule's token, nor a token rule a
+    // system rule's person at a terminal (a token an unattended job could
+    // hold): the two add up to both.
+    for (system, local) in [("approval", "typed"), ("typed", "approval")] {
+        host.write_system(
+            "policy.toml",
+            &system_policy(host.dir.path()).replace(
+                "require = [\"confirm\", \"audit\"]\n",
+                &format!(
+                    "require = [\"confirm\", \"audit\"]\nconfirm = {{ mode = \"{system}\" }}\n"
+                ),
+            ),
+        );
+        std::fs::write(
+            host.home("prodguard.toml"),
+            format!(
+                "[[rule]]\noperations = [\"db.*\"]\ntiers = [\"production\"]\nrequire = [\"confirm\"]\nconfirm = {{ mode = \"{local}\" }}\n"
+            ),
+        )
+        .unwrap();
+        let args = [
             "check",
             "--op",
             "db.migrate",
             "--target",
             "orders",
             "--json",
-        ],
-    );
-    let check: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let how = check["decision"]["requirements"][0]["how"]
-        .as_str()
-        .unwrap();
-    assert!(how.starts_with("an approval token"), "{check:#}");
-    assert!(how.contains("and typing"), "{check:#}");
-    // Nor the other way round: a local token rule cannot replace the
-    // system's typing with a token an unattended job could hold.
-    host.write_system(
-        "policy.toml",
-        &system_policy(host.dir.path()).replace(
-            "require = [\"confirm\", \"audit\"]\n",
-            "require = [\"confirm\", \"audit\"]\nconfirm = { mode = \"typed\" }\n",
-        ),
-    );
-    std::fs::write(
-        host.home("prodguard.toml"),
-        "[[rule]]\noperations = [\"db.*\"]\ntiers = [\"production\"]\nrequire = [\"confirm\"]\nconfirm = { mode = \"approval\" }\n",
-    )
-    .unwrap();
-    let out = host.run(
-        &[],
-        &[
-            "check",
-            "--op",
-            "db.migrate",
-            "--target",
-            "orders",
-            "--json",
-        ],
-    );
-    let check: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let how = check["decision"]["requirements"][0]["how"]
-        .as_str()
-        .unwrap();
-    assert!(how.contains("and typing"), "{check:#}");
+        ];
+        let out = host.run(&[], &args);
+        let check: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let how = check["decision"]["requirements"][0]["how"]
+            .as_str()
+            .unwrap();
+        assert!(
+            how.starts_with("an approval token"),
+            "{system}/{local}: {check:#}"
+        );
+        assert!(how.contains("and typing"), "{system}/{local}: {check:#}");
+    }
 }
 
 #[test]
