@@ -261,7 +261,7 @@ fn without_a_system_layer_the_same_attack_works_and_prodguard_says_so() {
             .output()
             .unwrap()
     };
-    let out = run(&[
+    let exec = [
         "exec",
         "--op",
         "db.migrate",
@@ -269,19 +269,12 @@ fn without_a_system_layer_the_same_attack_works_and_prodguard_says_so() {
         "orders",
         "--",
         "true",
-    ]);
+    ];
+    let out = run(&exec);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     // A refusal under a policy nobody protects says so.
     std::fs::write(dir.path().join("mine.toml"), CONFIRM_IN_PRODUCTION).unwrap();
-    let out = run(&[
-        "exec",
-        "--op",
-        "db.migrate",
-        "--target",
-        "orders",
-        "--",
-        "true",
-    ]);
+    let out = run(&exec);
     assert_eq!(code(&out), 121, "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("note: the policy is unprotected"), "{err}");
