@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use prodguard::backup::{BackupError, BackupEvidence, BackupRequest, sha256_file};
-use prodguard::{Guard, Policy};
+use prodguard::{Guard, Policy, RunError};
 use rusqlite::{Connection, backup::Backup};
 
 /// Migrations and deletes in protected tiers need a backup, a typed
@@ -70,6 +70,15 @@ impl From<prodguard::GuardError> for Failure {
     }
 }
 
+impl From<RunError<rusqlite::Error>> for Failure {
+    fn from(e: RunError<rusqlite::Error>) -> Self {
+        match e {
+            RunError::Refused(e) => Failure::Guard(e),
+            RunError::Failed(e) => e.into(),
+        }
+    }
+}
+
 impl From<rusqlite::Error> for Failure {
     fn from(e: rusqlite::Error) -> Self {
         Failure::Other(format!("sqlite: {e}"))
@@ -113,7 +122,7 @@ fn run(dir: &Path) -> Result<(), Failure> {
     let added = guard
         .operation("db.migrate")
         .target(TARGET)
-        .try_run(|| migrate(&db))??;
+        .run(|| migrate(&db))?;
     println!(
         "migration {}; audit log: {}",
         if added {

@@ -195,7 +195,10 @@ pub fn rust_guard(policy: Policy, audit_log: &Path) -> Result<Guard, BenchError>
 /// Ours in Rust: the guarded call the C program makes.
 #[inline(never)]
 pub fn ours_rust_run(guard: &Guard) -> Result<(), GuardError> {
-    guard.operation("db.migrate").target("orders").run(|| ())
+    guard
+        .operation("db.migrate")
+        .target("orders")
+        .run_infallible(|| ())
 }
 
 /// Nanoseconds per [`ours_rust_run`] over `calls` calls (after 3 untimed).
@@ -240,7 +243,7 @@ fn c_vs_rust_rounds(
 
 /// `prodguard_run(guard, "db.migrate", "orders", noop, NULL)` from a C
 /// program (the system `cc`, `prodguard.h`, `libprodguard.so` of this
-/// profile) vs `guard.operation("db.migrate").target("orders").run(|| ())`
+/// profile) vs `guard.operation("db.migrate").target("orders").run_infallible(|| ())`
 /// in Rust, both in development under the built-in default policy with
 /// their audit logs in a scratch directory. Ratio = C time / Rust time.
 /// Goal: ≤ 1.5.
@@ -309,7 +312,7 @@ pub fn c_call_vs_rust(budget: &Budget) -> Result<Measurement, BenchError> {
             ("ratio_durability_none", c_nosync / rust_nosync),
         ]),
         format!(
-            "prodguard_run from C (cc -O2, {}) vs Guard::operation(..).target(..).run(|| ()) in \
+            "prodguard_run from C (cc -O2, {}) vs Guard::operation(..).target(..).run_infallible(|| ()) in \
              Rust; development, default policy; {rounds} alternating rounds of {calls} calls; \
              each call appends {records_per_call:.0} audit records (fdatasync)",
             lib.display()

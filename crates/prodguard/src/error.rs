@@ -74,3 +74,21 @@ impl GuardError {
         }
     }
 }
+
+/// How [`GuardedOperation::run`](crate::GuardedOperation::run) ends without
+/// a value.
+///
+/// ```
+/// use prodguard::{GuardError, RunError};
+/// let refused: RunError<std::io::Error> = GuardError::Policy("bad".into()).into();
+/// assert!(matches!(refused, RunError::Refused(_)));
+/// ```
+#[derive(Debug, thiserror::Error)]
+pub enum RunError<E> {
+    /// The guard refused: the operation did not run.
+    #[error(transparent)]
+    Refused(#[from] GuardError),
+    /// The operation ran and returned this error, recorded as `failed`.
+    #[error(transparent)]
+    Failed(E),
+}

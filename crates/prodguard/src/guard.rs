@@ -1,5 +1,6 @@
 //! The guard: drives the core's session against the real world.
 
+use std::convert::Infallible;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use crate::audit::{AuditSink, FileSink, SpendError, TeeSink};
 use crate::backup::{BackupProvider, CommandBackup};
 use crate::confirm::{Confirmer, TerminalConfirmer};
 use crate::stamp::{StampError, StampReader};
-use crate::{GuardError, config, facts, fleet};
+use crate::{GuardError, RunError, config, facts, fleet};
 
 /// Reads the stamps of the targets this build can open: SQLite files
 /// (feature `sqlite`) and PostgreSQL databases (feature `postgres`).
@@ -48,7 +49,7 @@ impl StampReader for DefaultStamps {
 /// let rows = guard
 ///     .operation("db.delete.users")
 ///     .target("orders")
-///     .run(|| 42 /* delete … */)?;
+///     .run_infallible(|| 42 /* delete … */)?;
 /// # Ok::<(), prodguard::GuardError>(())
 /// ```
 #[derive(Clone)]
@@ -742,16 +743,34 @@ impl<'g> GuardedOperation<'g> {
         self.guard.begin_with(self.operation, approval)
     }
 
-    /// Runs `f` once every guard passes, and records its outcome.
+    /// Runs `f` once every guard passes, and records how it ended: `ok`,
+    /// `failed` with the error's message, or `panicked` (the panic is then
+    /// resumed).
     ///
-    /// A panic in `f` is recorded as `panicked` and then resumed.
-    pub fn run<T>(self, f: impl FnOnce() -> T) -> Result<T, GuardError> {
+    /// A refusal comes back as [`RunError::Refused`] (nothing ran), the
+    /// operation's own error as [`RunError::Failed`]; both convert with `?`
+    /// into `Box<dyn Error>` or `anyhow::Error`. Work that cannot fail has
+    /// [`run_infallible`](Self::run_infallible).
+    ///
+    /// ```no_run
+    /// # fn apply_migration() -> Result<(), std::io::Error> { Ok(()) }
+    /// let guard = prodguard::Guard::from_env()?;
+    /// guard
+    ///     .operation("db.migrate")
+    ///     .target("orders.db")
+    ///     .run(|| apply_migration())?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn run<T, E: std::fmt::Display>(
+        self,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, RunError<E>> {
         let permit = self.begin()?;
         let _enter = permit.span.clone().entered();
         match catch_unwind(AssertUnwindSafe(f)) {
-            Ok(value) => {
-                permit.finish(Ok(()));
-                Ok(value)
+            Ok(result) => {
+                permit.finish(result.as_ref().map(|_| ()).map_err(ToString::to_string));
+                result.map_err(RunError::Failed)
             }
             Err(panic) => {
                 permit.finish_with("panicked", Some("the operation panicked".into()), None);
@@ -760,24 +779,15 @@ impl<'g> GuardedOperation<'g> {
         }
     }
 
-    /// Like [`run`](Self::run) for a fallible operation: an `Err` from `f`
-    /// is recorded as `failed` with its message and handed back inside `Ok`.
-    pub fn try_run<T, E: std::fmt::Display>(
-        self,
-        f: impl FnOnce() -> Result<T, E>,
-    ) -> Result<Result<T, E>, GuardError> {
-        let permit = self.begin()?;
-        let _enter = permit.span.clone().entered();
-        match catch_unwind(AssertUnwindSafe(f)) {
-            Ok(result) => {
-                permit.finish(result.as_ref().map(|_| ()).map_err(ToString::to_string));
-                Ok(result)
-            }
-            Err(panic) => {
-                permit.finish_with("panicked", Some("the operation panicked".into()), None);
-                resume_unwind(panic)
-            }
-        }
+    /// Runs `f`, which cannot fail, once every guard passes, and records the
+    /// outcome `ok` (or `panicked`). Work that returns a `Result` goes
+    /// through [`run`](Self::run), so that its errors are recorded as
+    /// `failed`.
+    pub fn run_infallible<T>(self, f: impl FnOnce() -> T) -> Result<T, GuardError> {
+        self.run(|| Ok::<T, Infallible>(f())).map_err(|e| match e {
+            RunError::Refused(refusal) => refusal,
+            RunError::Failed(never) => match never {},
+        })
     }
 }
 

@@ -21,7 +21,7 @@
 //! guard
 //!     .operation("db.migrate")
 //!     .target("orders.db")
-//!     .run(|| { /* apply the migration */ })?;
+//!     .run_infallible(|| { /* apply the migration */ })?;
 //! # Ok::<(), prodguard::GuardError>(())
 //! ```
 //!
@@ -44,7 +44,7 @@ pub mod system;
 
 use std::sync::OnceLock;
 
-pub use error::GuardError;
+pub use error::{GuardError, RunError};
 pub use guard::{Check, Guard, GuardBuilder, GuardedOperation, Permit};
 // The core's types an embedder meets, so that `prodguard` is the one
 // dependency a Rust program needs.

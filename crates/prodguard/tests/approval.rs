@@ -81,7 +81,12 @@ fn four_eyes_is_the_real_uids_account_and_tokens_stay_in_their_ledger() {
         ledger.starts_with("file://") && ledger.ends_with("/audit.jsonl"),
         "{ledger}"
     );
-    let run = |guard: &Guard| guard.operation("db.migrate").target("orders").run(|| ());
+    let run = |guard: &Guard| {
+        guard
+            .operation("db.migrate")
+            .target("orders")
+            .run_infallible(|| ())
+    };
 
     // My own token: refused, whatever account the program states.
     let err = run(&guard("audit.jsonl", token(&me, &ledger))).unwrap_err();
@@ -139,7 +144,12 @@ fn rules_asking_for_a_token_and_for_typing_need_both() {
         builder.build().unwrap()
     };
     let ledger = guard(None, true).ledger_id();
-    let run = |guard: &Guard| guard.operation("db.migrate").target("orders").run(|| ());
+    let run = |guard: &Guard| {
+        guard
+            .operation("db.migrate")
+            .target("orders")
+            .run_infallible(|| ())
+    };
     // Typing alone is not enough, and nobody is asked.
     let err = run(&guard(None, true)).unwrap_err();
     assert!(matches!(err, GuardError::NotConfirmed(_)), "{err}");

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use prodguard::backup::sha256_file;
-use prodguard::{Guard, GuardError, Policy};
+use prodguard::{Guard, GuardError, Policy, RunError};
 // Only `prodguard`: an embedder needs no other dependency.
 use prodguard::backup::{BackupEvidence, BackupRequest};
 use prodguard::confirm::{Challenge, ConfirmEvidence, ConfirmationAnswer};
@@ -81,7 +81,7 @@ fn a_confirmed_operation_runs_and_returns_its_value() {
     let value = guard
         .operation("db.migrate")
         .target("orders")
-        .run(|| 42)
+        .run_infallible(|| 42)
         .unwrap();
     assert_eq!(value, 42);
     let records = records(&dir.path().join("audit.jsonl"));
@@ -109,7 +109,7 @@ fn a_declined_confirmation_never_runs_the_operation() {
     let err = guard
         .operation("db.migrate")
         .target("orders")
-        .run(|| ran.store(true, Ordering::SeqCst))
+        .run_infallible(|| ran.store(true, Ordering::SeqCst))
         .unwrap_err();
     assert!(!ran.load(Ordering::SeqCst));
     assert_eq!(err.exit_code(), 121);
@@ -145,7 +145,7 @@ fn a_command_backup_is_hashed_verified_and_recorded_before_the_operation() {
     let seen_backup = guard
         .operation("db.delete.rows")
         .target(db.to_str().unwrap())
-        .run(|| backup_path.exists())
+        .run_infallible(|| backup_path.exists())
         .unwrap();
     assert!(seen_backup, "the backup existed before the operation ran");
     let (sha, bytes) = sha256_file(&backup_path).unwrap();
@@ -187,7 +187,7 @@ fn failed_or_unverified_backups_refuse_with_122() {
         let err = guard
             .operation("db.migrate")
             .target(db.to_str().unwrap())
-            .run(|| ran.store(true, Ordering::SeqCst))
+            .run_infallible(|| ran.store(true, Ordering::SeqCst))
             .unwrap_err();
         assert_eq!(err.exit_code(), 122, "{spec}: {err}");
         assert!(err.to_string().contains(needle), "{spec}: {err}");
@@ -217,7 +217,7 @@ fn a_stale_existing_backup_refuses_and_a_program_provider_satisfies() {
     guard
         .operation("db.migrate")
         .target("orders")
-        .run(|| ())
+        .run_infallible(|| ())
         .unwrap();
     assert_eq!(
         records(&dir.path().join("audit.jsonl"))[0]["backup"]["location"],
@@ -239,7 +239,7 @@ fn a_stale_existing_backup_refuses_and_a_program_provider_satisfies() {
     let err = guard
         .operation("db.migrate")
         .target("orders")
-        .run(|| ())
+        .run_infallible(|| ())
         .unwrap_err();
     assert_eq!(err.exit_code(), 122);
     assert!(err.to_string().contains("accepts at most 1s"), "{err}");
@@ -255,9 +255,11 @@ fn a_failing_operation_is_recorded_with_its_error() {
     let result = guard
         .operation("db.migrate")
         .target("orders")
-        .try_run(|| Err::<(), _>("duplicate column shipped_at"))
-        .unwrap();
-    assert_eq!(result, Err("duplicate column shipped_at"));
+        .run(|| Err::<(), _>("duplicate column shipped_at"));
+    assert!(matches!(
+        result,
+        Err(RunError::Failed("duplicate column shipped_at"))
+    ));
     let outcome = &records(&dir.path().join("audit.jsonl"))[1]["outcome"];
     assert_eq!(outcome["status"], "failed");
     assert_eq!(outcome["error"], "duplicate column shipped_at");
@@ -274,7 +276,7 @@ fn a_panicking_operation_is_recorded_and_the_panic_continues() {
         guard
             .operation("db.migrate")
             .target("orders")
-            .run(|| panic!("boom"))
+            .run_infallible(|| panic!("boom"))
     }));
     assert!(caught.is_err(), "the panic reaches the caller");
     assert_eq!(
@@ -317,7 +319,7 @@ fn no_audit_log_where_audit_is_required_refuses_with_123() {
     let err = guard
         .operation("db.migrate")
         .target("orders")
-        .run(|| ran.store(true, Ordering::SeqCst))
+        .run_infallible(|| ran.store(true, Ordering::SeqCst))
         .unwrap_err();
     assert_eq!(err.exit_code(), 123, "{err}");
     assert!(!ran.load(Ordering::SeqCst));
@@ -337,7 +339,7 @@ fn a_deny_rule_refuses_with_120_and_the_check_agrees() {
     let err = guard
         .operation("db.drop")
         .target("orders")
-        .run(|| ())
+        .run_infallible(|| ())
         .unwrap_err();
     assert!(matches!(err, GuardError::Denied(_)), "{err}");
 }
@@ -355,7 +357,7 @@ fn development_runs_without_asking() {
         .build()
         .unwrap();
     assert!(!guard.detection().protected);
-    guard.operation("db.migrate").run(|| ()).unwrap();
+    guard.operation("db.migrate").run_infallible(|| ()).unwrap();
     assert_eq!(
         records(&dir.path().join("audit.jsonl")).len(),
         2,
@@ -385,7 +387,7 @@ fn timestamps_in_records_are_rfc3339() {
     guard
         .operation("db.migrate")
         .target("orders")
-        .run(|| ())
+        .run_infallible(|| ())
         .unwrap();
     let ts = records(&dir.path().join("audit.jsonl"))[0]["ts"]
         .as_str()
@@ -460,7 +462,7 @@ fn a_backup_command_that_leaves_an_old_file_is_no_evidence() {
     let err = guard
         .operation("db.migrate")
         .target("orders")
-        .run(|| ())
+        .run_infallible(|| ())
         .unwrap_err();
     assert_eq!(err.exit_code(), 122, "{err}");
     assert!(err.to_string().contains("before the command ran"), "{err}");
@@ -479,7 +481,7 @@ fn an_existing_backup_dated_in_the_future_is_refused() {
     let err = guard
         .operation("db.migrate")
         .target("orders")
-        .run(|| ())
+        .run_infallible(|| ())
         .unwrap_err();
     assert_eq!(err.exit_code(), 122, "{err}");
     assert!(err.to_string().contains("in the future"), "{err}");
@@ -504,7 +506,7 @@ fn a_recent_backup_may_be_named_by_a_glob_and_the_newest_counts() {
     let err = guard
         .operation("db.migrate")
         .target("orders")
-        .run(|| ())
+        .run_infallible(|| ())
         .unwrap_err();
     assert_eq!(err.exit_code(), 122);
     assert!(
@@ -515,7 +517,7 @@ fn a_recent_backup_may_be_named_by_a_glob_and_the_newest_counts() {
     guard
         .operation("db.migrate")
         .target("orders")
-        .run(|| ())
+        .run_infallible(|| ())
         .unwrap();
     let intent = records(&dir.path().join("audit.jsonl"))
         .into_iter()
@@ -548,7 +550,7 @@ fn an_agent_is_never_asked_to_confirm_and_says_a_person_must_approve() {
     let err = guard
         .operation("db.migrate")
         .target("orders")
-        .run(|| panic!("must not run"))
+        .run_infallible(|| panic!("must not run"))
         .unwrap_err();
     let GuardError::NotConfirmed(denial) = &err else {
         panic!("{err}")

@@ -86,13 +86,16 @@ fn child() {
                 .unwrap();
             let mut runs = connect(&url);
             wait_for_start();
-            let result = guard.operation("db.migrate").target("orders").run(|| {
-                runs.execute(
-                    "INSERT INTO ran (pid, at) VALUES ($1, clock_timestamp())",
-                    &[&(std::process::id() as i32)],
-                )
-                .unwrap();
-            });
+            let result = guard
+                .operation("db.migrate")
+                .target("orders")
+                .run_infallible(|| {
+                    runs.execute(
+                        "INSERT INTO ran (pid, at) VALUES ($1, clock_timestamp())",
+                        &[&(std::process::id() as i32)],
+                    )
+                    .unwrap();
+                });
             match result {
                 Ok(()) => println!("RESULT ran"),
                 Err(e) => println!("RESULT refused {} {e}", e.exit_code()),

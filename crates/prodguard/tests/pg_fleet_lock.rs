@@ -60,7 +60,7 @@ fn child() {
                 let (from, to) = guard
                     .operation("db.migrate")
                     .target("orders")
-                    .run(|| {
+                    .run_infallible(|| {
                         let from = now_micros();
                         std::thread::sleep(Duration::from_millis(100));
                         (from, now_micros())

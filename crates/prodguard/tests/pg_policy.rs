@@ -53,7 +53,7 @@ fn refused(guard: &Guard, code: i32) -> String {
     let err = guard
         .operation("db.migrate")
         .target("orders")
-        .run(|| ran.store(true, Ordering::SeqCst))
+        .run_infallible(|| ran.store(true, Ordering::SeqCst))
         .unwrap_err();
     assert_eq!(err.exit_code(), code, "{err}");
     assert!(!ran.load(Ordering::SeqCst), "the operation ran: {err}");
@@ -111,7 +111,10 @@ fn the_policy_sink_takes_every_record_and_the_log_keeps_a_copy() {
         log.display().to_string()
     ));
     let guard = guard(policy, "production", "ana").build().unwrap();
-    let ran = guard.operation("db.migrate").target("orders").run(|| 7);
+    let ran = guard
+        .operation("db.migrate")
+        .target("orders")
+        .run_infallible(|| 7);
     assert_eq!(ran, Ok(7));
 
     let shared = trail(&url);
@@ -139,12 +142,12 @@ fn the_policy_sink_alone_is_the_trail() {
     guard
         .operation("db.migrate")
         .target("orders")
-        .run(|| ())
+        .run_infallible(|| ())
         .unwrap();
     guard
         .operation("db.seed")
         .target("orders")
-        .run(|| ())
+        .run_infallible(|| ())
         .unwrap();
     assert_eq!(
         kinds(&trail(&url)),
@@ -205,7 +208,7 @@ fn the_policy_ledger_makes_a_token_single_use_across_hosts_with_their_own_logs()
     host_a
         .operation("db.migrate")
         .target("orders")
-        .run(|| ())
+        .run_infallible(|| ())
         .unwrap();
     let err = refused(&host_b, 121);
     assert!(err.contains("spent by host"), "{err}");
@@ -269,12 +272,12 @@ fn the_policy_lock_refuses_a_second_run_naming_the_holder() {
     // Another target, or the same one once ana is done, runs.
     bob.operation("db.migrate")
         .target("users")
-        .run(|| ())
+        .run_infallible(|| ())
         .unwrap();
     permit.finish(Ok(()));
     bob.operation("db.migrate")
         .target("orders")
-        .run(|| ())
+        .run_infallible(|| ())
         .unwrap();
 }
 
@@ -296,7 +299,7 @@ fn with_wait_the_second_run_queues_and_the_lock_covers_intent_to_outcome() {
             let started = Instant::now();
             bob.operation("db.migrate")
                 .target("orders")
-                .run(|| ())
+                .run_infallible(|| ())
                 .unwrap();
             started.elapsed()
         });
@@ -345,7 +348,7 @@ fn one_database_is_one_lock_however_its_url_is_spelled() {
     let err = bob
         .operation("db.migrate")
         .target(&respelled)
-        .run(|| ())
+        .run_infallible(|| ())
         .unwrap_err();
     assert_eq!(err.exit_code(), 120, "{err}");
     permit.finish(Ok(()));
@@ -403,7 +406,7 @@ fn an_unreachable_lock_server_refuses_with_123_and_free_operations_take_no_lock(
         development
             .operation("db.migrate")
             .target("orders")
-            .run(|| 1),
+            .run_infallible(|| 1),
         Ok(1)
     );
 }
@@ -430,14 +433,14 @@ fn a_database_url_password_never_reaches_a_record_or_a_message() {
     production
         .operation("db.migrate")
         .target(&secret)
-        .run(|| ())
+        .run_infallible(|| ())
         .unwrap();
     // Staging: the stamp says production, so 124 — the stamp was read.
     let staging = guard(policy, "staging", "ana").build().unwrap();
     let err = staging
         .operation("db.migrate")
         .target(&secret)
-        .run(|| ())
+        .run_infallible(|| ())
         .unwrap_err();
     assert!(matches!(err, GuardError::EnvironmentMismatch(_)), "{err}");
     assert!(!err.to_string().contains("hunter2"), "{err}");

@@ -97,7 +97,7 @@ fn a_production_stamp_refuses_a_development_run_with_124() {
     let err = guard
         .operation("db.reset")
         .target(url.clone())
-        .run(|| ran = true)
+        .run_infallible(|| ran = true)
         .unwrap_err();
     assert!(!ran);
     assert_eq!(err.exit_code(), 124, "{err}");
@@ -187,7 +187,11 @@ fn a_database_stamped_like_the_environment_runs() {
         .build()
         .unwrap();
     assert_eq!(
-        guard.operation("db.migrate").target(url).run(|| 7).unwrap(),
+        guard
+            .operation("db.migrate")
+            .target(url)
+            .run_infallible(|| 7)
+            .unwrap(),
         7
     );
     assert!(

@@ -80,7 +80,7 @@ fn a_guard_auditing_to_an_unreachable_server_refuses_with_123_and_runs_nothing()
     let err = guard
         .operation("db.migrate")
         .target("orders")
-        .run(|| ran.store(true, Ordering::SeqCst))
+        .run_infallible(|| ran.store(true, Ordering::SeqCst))
         .unwrap_err();
     assert!(!ran.load(Ordering::SeqCst), "nothing ran");
     assert_eq!(err.exit_code(), 123, "{err}");

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use prodguard::stamp::{is_sqlite, read_sqlite_stamp, write_sqlite_stamp};
-use prodguard::{Guard, GuardError, Policy, facts};
+use prodguard::{Guard, GuardError, Policy, RunError, facts};
 use prodguard_core::detect::canonical_environment;
 use prodguard_core::session::{STAMP_OPERATION, Stamp};
 
@@ -71,20 +71,20 @@ pub(crate) fn run(policy: Policy, target: &str, env: &str) -> Result<i32, GuardE
     let written = guard
         .operation(STAMP_OPERATION)
         .target(target)
-        .try_run(|| place.write(&stamp));
+        .run(|| place.write(&stamp));
     match written {
-        Ok(Ok(())) => {
+        Ok(()) => {
             let was = existing
                 .map(|s| format!(" (was {})", s.environment))
                 .unwrap_or_default();
             say!("{target}: stamped {name} (tier {tier}){was}");
             Ok(0)
         }
-        Ok(Err(e)) => {
+        Err(RunError::Failed(e)) => {
             eprintln!("prodguard: cannot write the stamp into {target}: {e}");
             Ok(1)
         }
-        Err(e) => {
+        Err(RunError::Refused(e)) => {
             eprintln!("prodguard: {e}");
             Ok(e.exit_code().code())
         }
