@@ -674,3 +674,37 @@ fn only_the_system_policys_approvers_count_and_a_token_is_spent_once_wherever_th
     assert_eq!((code4, did_run), (125, false), "{err}");
     assert!(err.contains("approvers"), "{err}");
 }
+
+#[test]
+fn a_policy_path_that_is_not_a_small_regular_file_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("policy.fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let huge = dir.path().join("huge.toml");
+    // Valid TOML all the way: only its size is wrong.
+    std::fs::write(&huge, "#".repeat(5 << 20)).unwrap();
+    for (policy, says) in [
+        (Path::new("/dev/zero"), "not a regular file"),
+        (fifo.as_path(), "not a regular file"),
+        (dir.path(), "not a regular file"),
+        (huge.as_path(), "larger than 4194304 bytes"),
+    ] {
+        let out = Command::new("timeout")
+            .args(["20", BIN, "check", "--op", "db.migrate"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .env("PRODGUARD_POLICY", policy)
+            .env("APP_ENV", "development")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 125, "{}: {}", policy.display(), stderr(&out));
+        assert!(stderr(&out).contains(says), "{}", stderr(&out));
+    }
+}

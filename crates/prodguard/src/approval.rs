@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use prodguard_core::approval::ApproverKey;
 
-use crate::facts;
+use crate::{facts, small_file};
 
 /// Why an approver's key file cannot be read or made. Each says what to do.
 #[non_exhaustive]
@@ -77,7 +77,7 @@ pub fn read_key(path: &Path) -> Result<ApproverKey, KeyError> {
             mode,
         });
     }
-    let text = std::fs::read_to_string(path).map_err(unreadable)?;
+    let text = small_file::read_to_string(path, small_file::KEY_MAX_BYTES).map_err(unreadable)?;
     ApproverKey::parse(&text).map_err(|e| KeyError::NotAKey {
         path: path.to_owned(),
         problem: e.to_string(),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use prodguard_core::Policy;
 
-use crate::GuardError;
+use crate::{GuardError, small_file};
 
 /// The policy file used when `PRODGUARD_POLICY` is unset and it exists.
 pub const LOCAL_POLICY_FILE: &str = "prodguard.toml";
@@ -22,7 +22,7 @@ fn env_path(name: &str) -> Option<PathBuf> {
 ///
 /// Errors name the file, and for bad content its line and column.
 pub fn load_policy_file(path: &Path) -> Result<Policy, GuardError> {
-    let bytes = std::fs::read(path).map_err(|e| {
+    let bytes = small_file::read(path, small_file::POLICY_MAX_BYTES).map_err(|e| {
         GuardError::Policy(format!(
             "cannot read policy file {}: {e}; fix the path (PRODGUARD_POLICY) or create the file",
             path.display()

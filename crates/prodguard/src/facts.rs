@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -10,7 +11,10 @@ use prodguard_core::detect::{ci_variables, is_truthy};
 use prodguard_core::policy::{ActorKind, EnvironmentConfig};
 use prodguard_core::{Facts, Timestamp};
 
-/// The marker file is a name, not a document: read at most this much of it.
+use crate::small_file;
+
+/// The marker file is a name, not a document: one larger than this names
+/// no environment.
 const MARKER_MAX_BYTES: u64 = 4096;
 
 /// Variables set by AI coding agents (the ones Prisma and std-env look at);
@@ -76,34 +80,17 @@ pub fn read_markers(config: &EnvironmentConfig) -> BTreeMap<String, String> {
 }
 
 fn read_marker(path: &str) -> Option<String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    // Non-blocking, so a FIFO put where a marker belongs cannot hang
-    // detection; anything but a regular file names no environment.
-    let opened = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(path);
-    let file = match opened {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+    match small_file::read(Path::new(path), MARKER_MAX_BYTES) {
+        Ok(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => {
-            // A marker we cannot read is not the same as no marker: give
-            // detection a value that maps to no tier, so it fails closed.
+            // A marker we cannot read (or a FIFO, a device, a huge file) is
+            // not the same as no marker: give detection a value that maps
+            // to no tier, so it fails closed.
             tracing::warn!(path, error = %e, "marker file exists but cannot be read");
-            return Some(format!("<unreadable: {e}>"));
+            Some(format!("<unreadable: {e}>"))
         }
-    };
-    if !file.metadata().is_ok_and(|m| m.is_file()) {
-        tracing::warn!(path, "marker file is not a regular file");
-        return Some("<not a regular file>".into());
     }
-    let mut content = String::new();
-    let mut bytes = Vec::new();
-    match file.take(MARKER_MAX_BYTES).read_to_end(&mut bytes) {
-        Ok(_) => content.push_str(&String::from_utf8_lossy(&bytes)),
-        Err(e) => content.push_str(&format!("<unreadable: {e}>")),
-    }
-    Some(content)
 }
 
 /// The host's name, if the system gives one.

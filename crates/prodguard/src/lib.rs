@@ -39,6 +39,7 @@ mod fleet;
 mod guard;
 #[cfg(feature = "postgres")]
 pub mod pg;
+pub mod small_file;
 pub mod stamp;
 pub mod system;
 

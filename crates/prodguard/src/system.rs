@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use prodguard_core::Policy;
 use prodguard_core::trust::{self, SYSTEM_MARKER_NAME, SYSTEM_POLICY_NAME};
 
-use crate::GuardError;
+use crate::{GuardError, small_file};
 
 /// The system policy as read, when `/etc/prodguard/policy.toml` exists;
 /// an error when the layer is not secure (its marker included) or the
@@ -68,7 +68,7 @@ fn read_secure(dir: &Path) -> Result<Option<(PathBuf, Vec<u8>)>, GuardError> {
     };
     // Secure means nobody but root can change it between the check and
     // this read: every directory on the way is root's, and none is a link.
-    let bytes = std::fs::read(&path).map_err(|e| {
+    let bytes = small_file::read(&path, small_file::POLICY_MAX_BYTES).map_err(|e| {
         GuardError::Policy(format!(
             "cannot read the system policy {}: {e}; it must be readable by every account that runs prodguard (`chmod 644 {}`)",
             path.display(),

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use prodguard_core::audit::{SealKey, hex, unhex32};
 use serde::{Deserialize, Serialize};
 
+use crate::small_file;
+
 /// Why a seal key could not be read or written.
 #[derive(Debug, thiserror::Error)]
 #[error("seal key {path}: {problem}")]
@@ -42,7 +44,7 @@ pub fn read_key_file(path: &Path) -> Result<SealKey, SealKeyError> {
 
 /// Reads a key file and the log id it is bound to, if it has sealed one yet.
 pub(crate) fn read_bound_key_file(path: &Path) -> Result<(SealKey, Option<String>), SealKeyError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = small_file::read_to_string(path, small_file::KEY_MAX_BYTES).map_err(|e| {
         error(
             path,
             format!(

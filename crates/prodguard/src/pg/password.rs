@@ -61,7 +61,7 @@ fn read_private(file: &Path) -> Option<String> {
         );
         return None;
     }
-    std::fs::read_to_string(file).ok()
+    crate::small_file::read_to_string(file, crate::small_file::KEY_MAX_BYTES).ok()
 }
 
 /// The password of the first line of a password file matching
