@@ -179,6 +179,112 @@ fn missing_and_unexecutable_commands_exit_127_and_126() {
     assert_eq!(records.last().unwrap()["outcome"]["exit_code"], 126);
 }
 
+/// Runs `prodguard ARGS` with its standard output and error on a pipe
+/// whose reader has gone (`prodguard exec … 2>&1 | head -1` once `head`
+/// has left), and returns its exit code.
+fn code_with_output_closed(sb: &Sandbox, vars: &[(&str, &str)], args: &[&str]) -> i32 {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let status = sb
+        .command(vars, args)
+        .stdout(writer.try_clone().unwrap())
+        .stderr(writer)
+        .status()
+        .unwrap();
+    status.code().expect("exited normally")
+}
+
+#[test]
+fn a_closed_stderr_changes_no_exit_code_and_no_record() {
+    let sb = Sandbox::new("closed-stderr");
+    let marker = sb.path("ran");
+    let touch = touch_cmd(&marker);
+    let prod = [("APP_ENV", "production")];
+    assert_eq!(
+        code_with_output_closed(&sb, &prod, &exec_args("db.migrate", "orders", &touch)),
+        121,
+        "not confirmed"
+    );
+    let blocked = sb.path("blocker").join("audit.jsonl");
+    std::fs::write(sb.path("blocker"), b"x").unwrap();
+    let no_log = [
+        ("APP_ENV", "production"),
+        ("PRODGUARD_AUDIT_LOG", blocked.to_str().unwrap()),
+    ];
+    assert_eq!(
+        code_with_output_closed(&sb, &no_log, &exec_args("db.migrate", "orders", &touch)),
+        123,
+        "audit unavailable"
+    );
+    let dev = [("PRODGUARD_ENV", "development")];
+    assert_eq!(
+        code_with_output_closed(&sb, &dev, &exec_args("DROP TABLE", "orders", &touch)),
+        125,
+        "invalid operation"
+    );
+    assert_eq!(code_with_output_closed(&sb, &dev, &["exec", "--op", "x"]), 125);
+    assert!(!marker.exists());
+
+    let missing = vec!["/nonexistent/definitely-not-here".to_owned()];
+    assert_eq!(
+        code_with_output_closed(&sb, &dev, &exec_args("db.migrate", "t", &missing)),
+        127
+    );
+    let last = sb.records().pop().unwrap();
+    assert_eq!(last["kind"], "outcome");
+    assert_eq!(last["outcome"]["status"], "failed", "{last}");
+    assert_eq!(last["outcome"]["exit_code"], 127, "{last}");
+
+    let seven = vec!["sh".to_owned(), "-c".into(), "exit 7".into()];
+    assert_eq!(
+        code_with_output_closed(&sb, &dev, &exec_args("db.migrate", "t", &seven)),
+        7
+    );
+    assert_eq!(sb.records().pop().unwrap()["outcome"]["exit_code"], 7);
+}
+
+#[test]
+fn the_command_gets_the_default_sigpipe_back() {
+    // `prodguard exec -- yes | head -1`: prodguard ignores SIGPIPE (as Rust
+    // programs do); `yes` must not, or it would fail with EPIPE instead
+    // of ending quietly as it does without prodguard.
+    use std::io::BufRead;
+    let sb = Sandbox::new("sigpipe");
+    let yes = vec!["yes".to_owned()];
+    let mut child = sb
+        .command(
+            &[("PRODGUARD_ENV", "development")],
+            &exec_args("db.migrate", "t", &yes),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "y\n");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("`yes` kept running after its reader left");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    // 128 + SIGPIPE, as a shell reports a command the signal ended.
+    assert_eq!(status.code(), Some(141), "{err}");
+    assert!(!err.contains("Broken pipe"), "{err}");
+    let last = sb.records().pop().unwrap();
+    assert_eq!(last["outcome"]["exit_code"], 141, "{last}");
+}
+
 #[test]
 fn a_broken_policy_is_a_125_naming_line_and_column() {
     let sb = Sandbox::new("badpolicy");

@@ -107,8 +107,9 @@ fn admit_and_run(
                 _ => Refusal::NotExecutable.code(),
             };
             let message = format!("cannot run {}: {e}", program.to_string_lossy());
+            // Recorded first: the record does not depend on anyone reading.
+            permit.finish_exit_code(code, Some(message.clone()));
             eprintln!("prodguard: {message}");
-            permit.finish_exit_code(code, Some(message));
             return Ok(code);
         }
     };
