@@ -20,15 +20,26 @@ use crate::audit::{AppendReceipt, AuditError, AuditSink};
 /// operations that require audit refuse.
 pub(crate) struct NoAuditLog;
 
-impl AuditSink for NoAuditLog {
-    fn append(&self, _: &AuditEvent) -> Result<AppendReceipt, AuditError> {
-        Err(AuditError::Open {
+impl NoAuditLog {
+    fn error() -> AuditError {
+        AuditError::Open {
             path: PathBuf::from("<none>"),
             source: std::io::Error::other(
                 "no audit log is configured and neither XDG_STATE_HOME nor HOME is set; \
                  set PRODGUARD_AUDIT_LOG",
             ),
-        })
+        }
+    }
+}
+
+impl AuditSink for NoAuditLog {
+    fn append(&self, _: &AuditEvent) -> Result<AppendReceipt, AuditError> {
+        Err(Self::error())
+    }
+
+    /// Known before anyone is asked anything: no append can succeed.
+    fn check(&self) -> Result<(), AuditError> {
+        Err(Self::error())
     }
 }
 

@@ -205,18 +205,7 @@ impl FileSink {
         len: u64,
         log_id: &str,
     ) -> Result<SealKey, Failure> {
-        let (key, bound_to) =
-            seal::read_bound_key_file(&config.key_file).map_err(|e| Failure::Clean(e.into()))?;
-        if let Some(bound) = &bound_to
-            && bound != log_id
-        {
-            return Err(Failure::Clean(AuditError::Seal(SealKeyError {
-                path: config.key_file.clone(),
-                problem: format!(
-                    "it seals log {bound}, not this log ({log_id}); give each log its own seal key"
-                ),
-            })));
-        }
+        let key = usable_seal_key(config, Some(log_id)).map_err(Failure::Clean)?;
         let last = last_seal_epoch(file, len)
             .map_err(|e| Failure::Clean(self.io("read the last seal", e)))?;
         Ok(match last {
@@ -436,6 +425,23 @@ struct SealConfig {
     every: u64,
 }
 
+/// The key in `config`'s key file, if it can seal the log `log_id` (`None`:
+/// a log not begun yet): the file reads, and it seals no other log.
+fn usable_seal_key(config: &SealConfig, log_id: Option<&str>) -> Result<SealKey, AuditError> {
+    let (key, bound_to) = seal::read_bound_key_file(&config.key_file)?;
+    if let (Some(bound), Some(log_id)) = (&bound_to, log_id)
+        && bound != log_id
+    {
+        return Err(AuditError::Seal(SealKeyError {
+            path: config.key_file.clone(),
+            problem: format!(
+                "it seals log {bound}, not this log ({log_id}); give each log its own seal key"
+            ),
+        }));
+    }
+    Ok(key)
+}
+
 /// The epoch of the last seal record in the file, scanning back at most 16 MiB.
 fn last_seal_epoch(file: &File, len: u64) -> std::io::Result<Option<u64>> {
     // The record's own kind follows `"pid":N,`; an operation named `seal`
@@ -649,9 +655,14 @@ impl AuditSink for FileSink {
 
     fn check(&self) -> Result<(), AuditError> {
         self.with_locked_writer(|writer, _| {
-            self.refresh_head(writer)
-                .map(|_| ())
-                .map_err(Failure::Clean)
+            self.refresh_head(writer).map_err(Failure::Clean)?;
+            // A seal falls due on some append, maybe this one: a key that
+            // cannot make it refuses now, before anyone is asked anything.
+            if let Some(config) = &self.seal {
+                let log_id = writer.head.as_ref().map(|h| h.log_id.as_str());
+                usable_seal_key(config, log_id).map_err(Failure::Clean)?;
+            }
+            Ok(())
         })
     }
 }
