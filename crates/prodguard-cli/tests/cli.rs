@@ -411,6 +411,70 @@ fn check_is_a_dry_run_with_script_friendly_codes() {
     assert_eq!(code(&bad), 125);
 }
 
+/// `check` and `exec` of `db.migrate` on `orders` under `vars`: check's
+/// code, its text and its JSON must give the refusal exec gives.
+fn check_agrees_with_exec(sb: &Sandbox, vars: &[(&str, &str)], expected: i32, why: &str) {
+    let marker = sb.path("ran");
+    let check = sb.run(vars, &["check", "--op", "db.migrate", "--target", "orders"]);
+    let text = stdout(&check);
+    assert_eq!(code(&check), expected, "{text}{}", stderr(&check));
+    let verdict = text.lines().next().unwrap_or_default();
+    assert!(
+        verdict.ends_with(&format!(": REFUSED with {expected}")),
+        "{text}"
+    );
+    assert!(text.contains(why), "{text}");
+    let json = sb.run(
+        vars,
+        &["check", "--op", "db.migrate", "--target", "orders", "--json"],
+    );
+    assert_eq!(code(&json), expected);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(json["exit_code"], expected, "{json}");
+    assert_eq!(json["refusal"]["exit_code"], expected, "{json}");
+    assert_eq!(json["refusal"]["recorded"], false, "{json}");
+    let exec = sb.run(vars, &exec_args("db.migrate", "orders", &touch_cmd(&marker)));
+    assert_eq!(code(&exec), expected, "{}", stderr(&exec));
+    assert!(stderr(&exec).contains(why), "{}", stderr(&exec));
+    assert!(!marker.exists());
+}
+
+#[test]
+fn check_gives_the_refusal_exec_gives_for_the_audit_log_and_the_fleet_lock() {
+    let sb = Sandbox::new("check-agrees");
+    std::fs::write(sb.path("blocker"), b"x").unwrap();
+    let blocked = sb.path("blocker").join("audit.jsonl");
+    let blocked = blocked.to_str().unwrap();
+    std::fs::write(
+        sb.path("prodguard.toml"),
+        "[[rule]]\noperations = [\"*\"]\ntiers = [\"development\"]\nrequire = [\"audit\"]\n",
+    )
+    .unwrap();
+    // Exited 0 ("allowed") although exec refuses with 123.
+    let dev = [
+        ("PRODGUARD_ENV", "development"),
+        ("PRODGUARD_AUDIT_LOG", blocked),
+    ];
+    check_agrees_with_exec(&sb, &dev, 123, "the audit log is unavailable");
+    // Exited 121 ("requires confirm + audit"): exec checks the log first.
+    std::fs::remove_file(sb.path("prodguard.toml")).unwrap();
+    let prod = [("APP_ENV", "production"), ("PRODGUARD_AUDIT_LOG", blocked)];
+    check_agrees_with_exec(&sb, &prod, 123, "the audit log is unavailable");
+
+    // A fleet lock whose server does not answer (nothing listens on port 1).
+    std::fs::write(
+        sb.path("prodguard.toml"),
+        "[fleet]\nlock = \"postgresql://prodguard@127.0.0.1:1/fleet\"\n\n[[rule]]\n\
+         operations = [\"*\"]\ntiers = [\"development\"]\nrequire = [\"audit\"]\n",
+    )
+    .unwrap();
+    let fleet = [("PRODGUARD_ENV", "development")];
+    let check = sb.run(&fleet, &["check", "--op", "db.migrate", "--target", "orders"]);
+    assert!(sb.records().is_empty(), "check records nothing");
+    assert_eq!(code(&check), 123, "{}", stdout(&check));
+    check_agrees_with_exec(&sb, &fleet, 123, "the fleet lock cannot be taken");
+}
+
 #[test]
 fn usage_errors_exit_125_and_help_exits_0() {
     let sb = Sandbox::new("usage");

@@ -186,14 +186,7 @@ impl Locks {
                                     to queue behind it"
                             .to_owned(),
                     },
-                    LockError::Unavailable(pg) => LockRefusal {
-                        exit_code: prodguard_core::ExitCode::AuditUnavailable,
-                        missing: format!("the fleet lock cannot be taken: {pg}"),
-                        next_step: "make the server named in [fleet] lock reachable \
-                                    (`prodguard fleet init URL` checks it); nothing guarded \
-                                    runs until it answers"
-                            .to_owned(),
-                    },
+                    LockError::Unavailable(pg) => unavailable(&pg),
                 })
         }
         #[cfg(not(feature = "postgres"))]
@@ -201,6 +194,34 @@ impl Locks {
             let _ = (operation, target);
             match *self {}
         }
+    }
+
+    /// Whether the lock's server answers, as a dry run (`prodguard check`)
+    /// asks: nothing is taken.
+    pub(crate) fn reachable(&self) -> Result<(), LockRefusal> {
+        #[cfg(feature = "postgres")]
+        {
+            self.locks
+                .server()
+                .connect()
+                .map(drop)
+                .map_err(|e| unavailable(&e))
+        }
+        #[cfg(not(feature = "postgres"))]
+        match *self {}
+    }
+}
+
+/// The refusal when the fleet lock's server does not answer.
+#[cfg(feature = "postgres")]
+fn unavailable(pg: &crate::pg::PgError) -> LockRefusal {
+    LockRefusal {
+        exit_code: prodguard_core::ExitCode::AuditUnavailable,
+        missing: format!("the fleet lock cannot be taken: {pg}"),
+        next_step: "make the server named in [fleet] lock reachable \
+                    (`prodguard fleet init URL` checks it); nothing guarded \
+                    runs until it answers"
+            .to_owned(),
     }
 }
 
