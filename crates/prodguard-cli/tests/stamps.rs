@@ -156,7 +156,11 @@ fn stamps_refuse_the_wrong_environment_and_restamping_is_guarded() {
     assert_eq!(out.status.code(), Some(124), "{}", text(&out));
     assert!(!text(&out).contains("allowed"), "{}", text(&out));
     assert!(text(&out).contains("REFUSED with 124"), "{}", text(&out));
-    assert!(text(&out).contains("stamped `production`"), "{}", text(&out));
+    assert!(
+        text(&out).contains("stamped `production`"),
+        "{}",
+        text(&out)
+    );
     let json = [&check[..], &["--json"]].concat();
     let out = prodguard(dir.path(), "development", &json, None);
     assert_eq!(out.status.code(), Some(124), "{}", text(&out));

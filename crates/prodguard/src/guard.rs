@@ -10,8 +10,8 @@ use prodguard_core::approval::{Expected, Here};
 use prodguard_core::audit::{Actor, EventKind, OutcomeRecord};
 use prodguard_core::confirm::{self, Route, Unconfirmable};
 use prodguard_core::session::{
-    self, ApprovalUnusable, AuditFailure, ConfirmationAnswer, Decision, Denial, Operation,
-    Session, SessionInput, Stamp, StampVerdict, Step, Verdict,
+    self, ApprovalUnusable, AuditFailure, ConfirmationAnswer, Decision, Denial, Operation, Session,
+    SessionInput, Stamp, StampVerdict, Step, Verdict,
 };
 use prodguard_core::{Detection, Facts, Policy, classify};
 
@@ -438,9 +438,7 @@ impl Guard {
                     session.stamp_checked(stamp.clone())
                 }
                 // The refusal a run would record; a dry run records nothing.
-                Step::Append(event) if event.kind == EventKind::Refusal => {
-                    session.appended(Ok(()))
-                }
+                Step::Append(event) if event.kind == EventKind::Refusal => session.appended(Ok(())),
                 Step::Deny(denial) => {
                     break Some(Denial {
                         recorded: false,
