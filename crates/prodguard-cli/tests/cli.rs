@@ -222,7 +222,10 @@ fn a_closed_stderr_changes_no_exit_code_and_no_record() {
         125,
         "invalid operation"
     );
-    assert_eq!(code_with_output_closed(&sb, &dev, &["exec", "--op", "x"]), 125);
+    assert_eq!(
+        code_with_output_closed(&sb, &dev, &["exec", "--op", "x"]),
+        125
+    );
     assert!(!marker.exists());
 
     let missing = vec!["/nonexistent/definitely-not-here".to_owned()];
@@ -426,14 +429,24 @@ fn check_agrees_with_exec(sb: &Sandbox, vars: &[(&str, &str)], expected: i32, wh
     assert!(text.contains(why), "{text}");
     let json = sb.run(
         vars,
-        &["check", "--op", "db.migrate", "--target", "orders", "--json"],
+        &[
+            "check",
+            "--op",
+            "db.migrate",
+            "--target",
+            "orders",
+            "--json",
+        ],
     );
     assert_eq!(code(&json), expected);
     let json: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
     assert_eq!(json["exit_code"], expected, "{json}");
     assert_eq!(json["refusal"]["exit_code"], expected, "{json}");
     assert_eq!(json["refusal"]["recorded"], false, "{json}");
-    let exec = sb.run(vars, &exec_args("db.migrate", "orders", &touch_cmd(&marker)));
+    let exec = sb.run(
+        vars,
+        &exec_args("db.migrate", "orders", &touch_cmd(&marker)),
+    );
     assert_eq!(code(&exec), expected, "{}", stderr(&exec));
     assert!(stderr(&exec).contains(why), "{}", stderr(&exec));
     assert!(!marker.exists());
@@ -469,7 +482,10 @@ fn check_gives_the_refusal_exec_gives_for_the_audit_log_and_the_fleet_lock() {
     )
     .unwrap();
     let fleet = [("PRODGUARD_ENV", "development")];
-    let check = sb.run(&fleet, &["check", "--op", "db.migrate", "--target", "orders"]);
+    let check = sb.run(
+        &fleet,
+        &["check", "--op", "db.migrate", "--target", "orders"],
+    );
     assert!(sb.records().is_empty(), "check records nothing");
     assert_eq!(code(&check), 123, "{}", stdout(&check));
     check_agrees_with_exec(&sb, &fleet, 123, "the fleet lock cannot be taken");
@@ -558,6 +574,116 @@ fn signals_reach_the_child_and_its_code_comes_back() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(42));
     assert_eq!(sb.records().last().unwrap()["outcome"]["exit_code"], 42);
+}
+
+/// Waits up to 20 s for `done`.
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A prodguard process, killed (with its command) if the test fails first.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Whether process `pid` has ended (gone, or a zombie nobody reaped yet).
+fn ended(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .unwrap_or_default()
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => true,
+    }
+}
+
+#[test]
+fn kill_9_of_prodguard_kills_its_command_and_the_next_run_records_it_abandoned() {
+    let sb = Sandbox::new("kill9");
+    let dev = [("PRODGUARD_ENV", "development")];
+    // Two long commands, each writing its pid once it runs.
+    let start = |name: &str| {
+        let pid_file = sb.path(name);
+        let script = format!("echo $$ > {}; exec sleep 30", pid_file.display());
+        let cmd = vec!["sh".to_owned(), "-c".into(), script];
+        let child = sb
+            .command(&dev, &exec_args("db.migrate", name, &cmd))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for("the command never started", || {
+            std::fs::read_to_string(&pid_file).is_ok_and(|p| p.ends_with('\n'))
+        });
+        let pid = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .to_owned();
+        (Reaped(child), pid)
+    };
+    let (mut killed, killed_command) = start("killed");
+    let (mut alive, alive_command) = start("alive");
+    let intent_of = |target: &str| {
+        sb.records()
+            .into_iter()
+            .find(|r| r["kind"] == "intent" && r["op"]["target"] == target)
+            .unwrap()["attempt_id"]
+            .clone()
+    };
+    let (killed_attempt, alive_attempt) = (intent_of("killed"), intent_of("alive"));
+
+    killed.0.kill().unwrap();
+    killed.0.wait().unwrap();
+    wait_for("the command outlived prodguard", || ended(&killed_command));
+
+    let out = sb.run(&dev, &exec_args("db.migrate", "next", &["true".to_owned()]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let records = sb.records();
+    let outcomes = |attempt: &serde_json::Value| {
+        records
+            .iter()
+            .filter(|r| r["kind"] == "outcome" && &r["attempt_id"] == attempt)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let noted = outcomes(&killed_attempt);
+    assert_eq!(noted.len(), 1, "{records:?}");
+    assert_eq!(noted[0]["outcome"]["status"], "abandoned");
+    assert_eq!(noted[0]["op"]["target"], "killed");
+    let why = noted[0]["outcome"]["error"].as_str().unwrap();
+    assert!(why.contains("found by a later run"), "{why}");
+    assert!(
+        outcomes(&alive_attempt).is_empty(),
+        "a live attempt is never marked: {records:?}"
+    );
+
+    // It ends normally, and is recorded as it ended.
+    let term = ["-TERM", &alive.0.id().to_string()];
+    assert!(Command::new("kill").args(term).status().unwrap().success());
+    alive.0.wait().unwrap();
+    assert!(ended(&alive_command));
+    let records = sb.records();
+    let ended_alive: Vec<_> = records
+        .iter()
+        .filter(|r| r["kind"] == "outcome" && r["attempt_id"] == alive_attempt)
+        .collect();
+    assert_eq!(ended_alive.len(), 1, "{records:?}");
+    assert_eq!(ended_alive[0]["outcome"]["exit_code"], 143);
+    let verify = sb.run(&[], &["audit", "verify"]);
+    assert_eq!(code(&verify), 0, "{}", stdout(&verify));
 }
 
 #[test]

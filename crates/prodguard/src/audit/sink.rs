@@ -1,6 +1,7 @@
 //! The JSON Lines file sink: appends under `flock`, `O_APPEND`, one write
 //! and one `fdatasync` per batch; a failure poisons the writer.
 
+mod abandoned;
 mod group;
 mod rotation;
 
@@ -8,6 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Condvar, Mutex};
 
 use prodguard_core::Timestamp;
@@ -101,6 +103,8 @@ pub struct FileSink {
     rotate_bytes: Option<u64>,
     host: String,
     state: Mutex<State>,
+    /// Whether this sink looked for abandoned attempts ([`FileSink::note_abandoned`]).
+    swept: AtomicBool,
     group: Mutex<Group>,
     turn: Condvar,
 }
@@ -143,6 +147,7 @@ impl FileSink {
                 poisoned: None,
                 ops: Box::new(ops),
             }),
+            swept: AtomicBool::new(false),
             group: Mutex::new(Group::default()),
             turn: Condvar::new(),
         }
@@ -624,6 +629,7 @@ impl FileSink {
 
 impl AuditSink for FileSink {
     fn append(&self, event: &AuditEvent) -> Result<AppendReceipt, AuditError> {
+        self.note_abandoned();
         self.append_grouped(event)
     }
 
@@ -633,6 +639,7 @@ impl AuditSink for FileSink {
         token_id: &str,
         issued: Timestamp,
     ) -> Result<AppendReceipt, SpendError> {
+        self.note_abandoned();
         let mut spent = None;
         let result = self.with_locked_writer(|writer, ops| {
             self.refresh_head(writer).map_err(Failure::Clean)?;
