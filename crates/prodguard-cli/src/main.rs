@@ -3,8 +3,18 @@
 //! The house: [`cli`] is the command line's shape (clap definitions only),
 //! [`commands`] holds one module per command family, [`output`] writes to
 //! standard output; this file sets up diagnostics, parses and dispatches.
-// Printing is this binary's job; the libraries never print.
-#![allow(clippy::print_stdout, clippy::print_stderr)]
+//!
+//! Printing is this binary's job (the libraries never print), and it never
+//! panics: std's print macros do when the stream is closed, so they are not
+//! used here (the workspace lints deny them).
+
+/// `eprintln!` that never panics: with standard error closed
+/// (`prodguard exec … 2>&1 | head -1`) the message is lost, but the exit
+/// code stays the decision's and the outcome is still recorded. Defined
+/// before the modules, so it is the `eprintln!` every one of them uses.
+macro_rules! eprintln {
+    ($($arg:tt)*) => { $crate::output::tell(&format!("{}\n", format_args!($($arg)*))) };
+}
 
 /// `println!` that survives a closed pipe (`prodguard detect | head -1`):
 /// the reader left, so stop quietly instead of panicking.
@@ -65,6 +75,9 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Its fallback for a failed write is std's `eprintln!`, which
+        // panics on a closed stderr.
+        .log_internal_errors(false)
         .with_target(false)
         .init();
 }

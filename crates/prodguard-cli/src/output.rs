@@ -1,5 +1,5 @@
 //! Writing to standard output: [`emit`] (behind `say!`/`say_raw!`) and
-//! [`print_json`].
+//! [`print_json`]; to standard error: [`tell`] (behind `eprintln!`).
 
 use prodguard::GuardError;
 
@@ -19,6 +19,13 @@ pub(crate) fn emit(text: &str) {
         eprintln!("prodguard: cannot write to standard output: {e}");
         std::process::exit(1);
     }
+}
+
+/// Writes `text` to standard error; a closed or failing stderr loses the
+/// message and nothing else (the exit code is the decision's).
+pub(crate) fn tell(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), GuardError> {

@@ -179,6 +179,115 @@ fn missing_and_unexecutable_commands_exit_127_and_126() {
     assert_eq!(records.last().unwrap()["outcome"]["exit_code"], 126);
 }
 
+/// Runs `prodguard ARGS` with its standard output and error on a pipe
+/// whose reader has gone (`prodguard exec … 2>&1 | head -1` once `head`
+/// has left), and returns its exit code.
+fn code_with_output_closed(sb: &Sandbox, vars: &[(&str, &str)], args: &[&str]) -> i32 {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let status = sb
+        .command(vars, args)
+        .stdout(writer.try_clone().unwrap())
+        .stderr(writer)
+        .status()
+        .unwrap();
+    status.code().expect("exited normally")
+}
+
+#[test]
+fn a_closed_stderr_changes_no_exit_code_and_no_record() {
+    let sb = Sandbox::new("closed-stderr");
+    let marker = sb.path("ran");
+    let touch = touch_cmd(&marker);
+    let prod = [("APP_ENV", "production")];
+    assert_eq!(
+        code_with_output_closed(&sb, &prod, &exec_args("db.migrate", "orders", &touch)),
+        121,
+        "not confirmed"
+    );
+    let blocked = sb.path("blocker").join("audit.jsonl");
+    std::fs::write(sb.path("blocker"), b"x").unwrap();
+    let no_log = [
+        ("APP_ENV", "production"),
+        ("PRODGUARD_AUDIT_LOG", blocked.to_str().unwrap()),
+    ];
+    assert_eq!(
+        code_with_output_closed(&sb, &no_log, &exec_args("db.migrate", "orders", &touch)),
+        123,
+        "audit unavailable"
+    );
+    let dev = [("PRODGUARD_ENV", "development")];
+    assert_eq!(
+        code_with_output_closed(&sb, &dev, &exec_args("DROP TABLE", "orders", &touch)),
+        125,
+        "invalid operation"
+    );
+    assert_eq!(
+        code_with_output_closed(&sb, &dev, &["exec", "--op", "x"]),
+        125
+    );
+    assert!(!marker.exists());
+
+    let missing = vec!["/nonexistent/definitely-not-here".to_owned()];
+    assert_eq!(
+        code_with_output_closed(&sb, &dev, &exec_args("db.migrate", "t", &missing)),
+        127
+    );
+    let last = sb.records().pop().unwrap();
+    assert_eq!(last["kind"], "outcome");
+    assert_eq!(last["outcome"]["status"], "failed", "{last}");
+    assert_eq!(last["outcome"]["exit_code"], 127, "{last}");
+
+    let seven = vec!["sh".to_owned(), "-c".into(), "exit 7".into()];
+    assert_eq!(
+        code_with_output_closed(&sb, &dev, &exec_args("db.migrate", "t", &seven)),
+        7
+    );
+    assert_eq!(sb.records().pop().unwrap()["outcome"]["exit_code"], 7);
+}
+
+#[test]
+fn the_command_gets_the_default_sigpipe_back() {
+    // `prodguard exec -- yes | head -1`: prodguard ignores SIGPIPE (as Rust
+    // programs do); `yes` must not, or it would fail with EPIPE instead
+    // of ending quietly as it does without prodguard.
+    use std::io::BufRead;
+    let sb = Sandbox::new("sigpipe");
+    let yes = vec!["yes".to_owned()];
+    let mut child = sb
+        .command(
+            &[("PRODGUARD_ENV", "development")],
+            &exec_args("db.migrate", "t", &yes),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "y\n");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("`yes` kept running after its reader left");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    // 128 + SIGPIPE, as a shell reports a command the signal ended.
+    assert_eq!(status.code(), Some(141), "{err}");
+    assert!(!err.contains("Broken pipe"), "{err}");
+    let last = sb.records().pop().unwrap();
+    assert_eq!(last["outcome"]["exit_code"], 141, "{last}");
+}
+
 #[test]
 fn a_broken_policy_is_a_125_naming_line_and_column() {
     let sb = Sandbox::new("badpolicy");
@@ -305,6 +414,83 @@ fn check_is_a_dry_run_with_script_friendly_codes() {
     assert_eq!(code(&bad), 125);
 }
 
+/// `check` and `exec` of `db.migrate` on `orders` under `vars`: check's
+/// code, its text and its JSON must give the refusal exec gives.
+fn check_agrees_with_exec(sb: &Sandbox, vars: &[(&str, &str)], expected: i32, why: &str) {
+    let marker = sb.path("ran");
+    let check = sb.run(vars, &["check", "--op", "db.migrate", "--target", "orders"]);
+    let text = stdout(&check);
+    assert_eq!(code(&check), expected, "{text}{}", stderr(&check));
+    let verdict = text.lines().next().unwrap_or_default();
+    assert!(
+        verdict.ends_with(&format!(": REFUSED with {expected}")),
+        "{text}"
+    );
+    assert!(text.contains(why), "{text}");
+    let json = sb.run(
+        vars,
+        &[
+            "check",
+            "--op",
+            "db.migrate",
+            "--target",
+            "orders",
+            "--json",
+        ],
+    );
+    assert_eq!(code(&json), expected);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(json["exit_code"], expected, "{json}");
+    assert_eq!(json["refusal"]["exit_code"], expected, "{json}");
+    assert_eq!(json["refusal"]["recorded"], false, "{json}");
+    let exec = sb.run(
+        vars,
+        &exec_args("db.migrate", "orders", &touch_cmd(&marker)),
+    );
+    assert_eq!(code(&exec), expected, "{}", stderr(&exec));
+    assert!(stderr(&exec).contains(why), "{}", stderr(&exec));
+    assert!(!marker.exists());
+}
+
+#[test]
+fn check_gives_the_refusal_exec_gives_for_the_audit_log_and_the_fleet_lock() {
+    let sb = Sandbox::new("check-agrees");
+    std::fs::write(sb.path("blocker"), b"x").unwrap();
+    let blocked = sb.path("blocker").join("audit.jsonl");
+    let blocked = blocked.to_str().unwrap();
+    std::fs::write(
+        sb.path("prodguard.toml"),
+        "[[rule]]\noperations = [\"*\"]\ntiers = [\"development\"]\nrequire = [\"audit\"]\n",
+    )
+    .unwrap();
+    // Exited 0 ("allowed") although exec refuses with 123.
+    let dev = [
+        ("PRODGUARD_ENV", "development"),
+        ("PRODGUARD_AUDIT_LOG", blocked),
+    ];
+    check_agrees_with_exec(&sb, &dev, 123, "the audit log is unavailable");
+    // Exited 121 ("requires confirm + audit"): exec checks the log first.
+    std::fs::remove_file(sb.path("prodguard.toml")).unwrap();
+    let prod = [("APP_ENV", "production"), ("PRODGUARD_AUDIT_LOG", blocked)];
+    check_agrees_with_exec(&sb, &prod, 123, "the audit log is unavailable");
+
+    // A fleet lock whose server does not answer (nothing listens on port 1).
+    std::fs::write(
+        sb.path("prodguard.toml"),
+        "[fleet]\nlock = \"postgresql://prodguard@127.0.0.1:1/fleet\"\n\n[[rule]]\n\
+         operations = [\"*\"]\ntiers = [\"development\"]\nrequire = [\"audit\"]\n",
+    )
+    .unwrap();
+    let fleet = [("PRODGUARD_ENV", "development")];
+    let check = sb.run(
+        &fleet,
+        &["check", "--op", "db.migrate", "--target", "orders"],
+    );
+    assert!(sb.records().is_empty(), "check records nothing");
+    assert_eq!(code(&check), 123, "{}", stdout(&check));
+    check_agrees_with_exec(&sb, &fleet, 123, "the fleet lock cannot be taken");
+}
+
 #[test]
 fn usage_errors_exit_125_and_help_exits_0() {
     let sb = Sandbox::new("usage");
@@ -388,6 +574,116 @@ fn signals_reach_the_child_and_its_code_comes_back() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(42));
     assert_eq!(sb.records().last().unwrap()["outcome"]["exit_code"], 42);
+}
+
+/// Waits up to 20 s for `done`.
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A prodguard process, killed (with its command) if the test fails first.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Whether process `pid` has ended (gone, or a zombie nobody reaped yet).
+fn ended(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .unwrap_or_default()
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => true,
+    }
+}
+
+#[test]
+fn kill_9_of_prodguard_kills_its_command_and_the_next_run_records_it_abandoned() {
+    let sb = Sandbox::new("kill9");
+    let dev = [("PRODGUARD_ENV", "development")];
+    // Two long commands, each writing its pid once it runs.
+    let start = |name: &str| {
+        let pid_file = sb.path(name);
+        let script = format!("echo $$ > {}; exec sleep 30", pid_file.display());
+        let cmd = vec!["sh".to_owned(), "-c".into(), script];
+        let child = sb
+            .command(&dev, &exec_args("db.migrate", name, &cmd))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for("the command never started", || {
+            std::fs::read_to_string(&pid_file).is_ok_and(|p| p.ends_with('\n'))
+        });
+        let pid = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .to_owned();
+        (Reaped(child), pid)
+    };
+    let (mut killed, killed_command) = start("killed");
+    let (mut alive, alive_command) = start("alive");
+    let intent_of = |target: &str| {
+        sb.records()
+            .into_iter()
+            .find(|r| r["kind"] == "intent" && r["op"]["target"] == target)
+            .unwrap()["attempt_id"]
+            .clone()
+    };
+    let (killed_attempt, alive_attempt) = (intent_of("killed"), intent_of("alive"));
+
+    killed.0.kill().unwrap();
+    killed.0.wait().unwrap();
+    wait_for("the command outlived prodguard", || ended(&killed_command));
+
+    let out = sb.run(&dev, &exec_args("db.migrate", "next", &["true".to_owned()]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let records = sb.records();
+    let outcomes = |attempt: &serde_json::Value| {
+        records
+            .iter()
+            .filter(|r| r["kind"] == "outcome" && &r["attempt_id"] == attempt)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let noted = outcomes(&killed_attempt);
+    assert_eq!(noted.len(), 1, "{records:?}");
+    assert_eq!(noted[0]["outcome"]["status"], "abandoned");
+    assert_eq!(noted[0]["op"]["target"], "killed");
+    let why = noted[0]["outcome"]["error"].as_str().unwrap();
+    assert!(why.contains("found by a later run"), "{why}");
+    assert!(
+        outcomes(&alive_attempt).is_empty(),
+        "a live attempt is never marked: {records:?}"
+    );
+
+    // It ends normally, and is recorded as it ended.
+    let term = ["-TERM", &alive.0.id().to_string()];
+    assert!(Command::new("kill").args(term).status().unwrap().success());
+    alive.0.wait().unwrap();
+    assert!(ended(&alive_command));
+    let records = sb.records();
+    let ended_alive: Vec<_> = records
+        .iter()
+        .filter(|r| r["kind"] == "outcome" && r["attempt_id"] == alive_attempt)
+        .collect();
+    assert_eq!(ended_alive.len(), 1, "{records:?}");
+    assert_eq!(ended_alive[0]["outcome"]["exit_code"], 143);
+    let verify = sb.run(&[], &["audit", "verify"]);
+    assert_eq!(code(&verify), 0, "{}", stdout(&verify));
 }
 
 #[test]

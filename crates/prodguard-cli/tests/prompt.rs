@@ -199,3 +199,37 @@ fn typeahead_is_not_an_answer() {
     let why = records[0]["decision"]["reasons"][0].as_str().unwrap();
     assert!(why.contains("typed `nope`"), "{why}");
 }
+
+/// Exec at a terminal where the intent cannot be recorded for a reason
+/// known in advance: refused with 123 and what to do, never asked first.
+fn refused_before_asking(dir: &Path, vars: &[(&str, &str)], what_to_do: &str) {
+    let (code, screen, marker) = answer_on_a_terminal(dir, vars, "orders", None);
+    assert_eq!(code, Some(123), "{screen}");
+    assert!(!marker.exists(), "the command must not run");
+    assert!(!screen.contains("anything else cancels"), "asked: {screen}");
+    assert!(screen.contains(what_to_do), "says what to do: {screen}");
+}
+
+#[test]
+fn a_missing_seal_key_refuses_before_asking() {
+    let dir = sandbox("nosealkey");
+    std::fs::write(
+        dir.path().join("prodguard.toml"),
+        "[audit]\nseal_key_file = \"missing.key\"\n\n[[rule]]\noperations = [\"*\"]\n\
+         tiers = [\"production\"]\nrequire = [\"confirm\", \"audit\"]\n",
+    )
+    .unwrap();
+    refused_before_asking(dir.path(), &[], "prodguard audit seal-init --key-file");
+}
+
+#[test]
+fn no_audit_log_anywhere_refuses_before_asking() {
+    let dir = sandbox("nolog");
+    // No PRODGUARD_AUDIT_LOG, HOME or XDG_STATE_HOME, no [audit] log.
+    refused_before_asking(
+        dir.path(),
+        &[("PRODGUARD_AUDIT_LOG", "")],
+        "set PRODGUARD_AUDIT_LOG",
+    );
+    assert!(!dir.path().join("audit.jsonl").exists());
+}

@@ -150,6 +150,24 @@ fn stamps_refuse_the_wrong_environment_and_restamping_is_guarded() {
     assert!(status.success());
     let out = prodguard(dir.path(), "development", &migrate, None);
     assert_eq!(out.status.code(), Some(124), "{}", text(&out));
+    // check agrees, and never says "allowed" beside its 124.
+    let check = ["check", "--op", "db.migrate", "--target", "app.db"];
+    let out = prodguard(dir.path(), "development", &check, None);
+    assert_eq!(out.status.code(), Some(124), "{}", text(&out));
+    assert!(!text(&out).contains("allowed"), "{}", text(&out));
+    assert!(text(&out).contains("REFUSED with 124"), "{}", text(&out));
+    assert!(
+        text(&out).contains("stamped `production`"),
+        "{}",
+        text(&out)
+    );
+    let json = [&check[..], &["--json"]].concat();
+    let out = prodguard(dir.path(), "development", &json, None);
+    assert_eq!(out.status.code(), Some(124), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["exit_code"], 124);
+    assert_eq!(json["refusal"]["exit_code"], 124);
+    assert_eq!(json["decision"]["result"], "allow");
     assert!(
         text(&out).contains("prodguard stamp --target app.db --env development"),
         "{}",

@@ -20,15 +20,26 @@ use crate::audit::{AppendReceipt, AuditError, AuditSink};
 /// operations that require audit refuse.
 pub(crate) struct NoAuditLog;
 
-impl AuditSink for NoAuditLog {
-    fn append(&self, _: &AuditEvent) -> Result<AppendReceipt, AuditError> {
-        Err(AuditError::Open {
+impl NoAuditLog {
+    fn error() -> AuditError {
+        AuditError::Open {
             path: PathBuf::from("<none>"),
             source: std::io::Error::other(
                 "no audit log is configured and neither XDG_STATE_HOME nor HOME is set; \
                  set PRODGUARD_AUDIT_LOG",
             ),
-        })
+        }
+    }
+}
+
+impl AuditSink for NoAuditLog {
+    fn append(&self, _: &AuditEvent) -> Result<AppendReceipt, AuditError> {
+        Err(Self::error())
+    }
+
+    /// Known before anyone is asked anything: no append can succeed.
+    fn check(&self) -> Result<(), AuditError> {
+        Err(Self::error())
     }
 }
 
@@ -175,14 +186,7 @@ impl Locks {
                                     to queue behind it"
                             .to_owned(),
                     },
-                    LockError::Unavailable(pg) => LockRefusal {
-                        exit_code: prodguard_core::ExitCode::AuditUnavailable,
-                        missing: format!("the fleet lock cannot be taken: {pg}"),
-                        next_step: "make the server named in [fleet] lock reachable \
-                                    (`prodguard fleet init URL` checks it); nothing guarded \
-                                    runs until it answers"
-                            .to_owned(),
-                    },
+                    LockError::Unavailable(pg) => unavailable(&pg),
                 })
         }
         #[cfg(not(feature = "postgres"))]
@@ -190,6 +194,34 @@ impl Locks {
             let _ = (operation, target);
             match *self {}
         }
+    }
+
+    /// Whether the lock's server answers, as a dry run (`prodguard check`)
+    /// asks: nothing is taken.
+    pub(crate) fn reachable(&self) -> Result<(), LockRefusal> {
+        #[cfg(feature = "postgres")]
+        {
+            self.locks
+                .server()
+                .connect()
+                .map(drop)
+                .map_err(|e| unavailable(&e))
+        }
+        #[cfg(not(feature = "postgres"))]
+        match *self {}
+    }
+}
+
+/// The refusal when the fleet lock's server does not answer.
+#[cfg(feature = "postgres")]
+fn unavailable(pg: &crate::pg::PgError) -> LockRefusal {
+    LockRefusal {
+        exit_code: prodguard_core::ExitCode::AuditUnavailable,
+        missing: format!("the fleet lock cannot be taken: {pg}"),
+        next_step: "make the server named in [fleet] lock reachable \
+                    (`prodguard fleet init URL` checks it); nothing guarded \
+                    runs until it answers"
+            .to_owned(),
     }
 }
 

@@ -11,8 +11,8 @@ use prodguard_core::approval::{Expected, Here};
 use prodguard_core::audit::{Actor, EventKind, OutcomeRecord};
 use prodguard_core::confirm::{self, Route, Unconfirmable};
 use prodguard_core::session::{
-    self, ApprovalUnusable, AuditFailure, ConfirmationAnswer, Decision, Operation, Session,
-    SessionInput, Stamp, StampVerdict, Step, Verdict, decide,
+    self, ApprovalUnusable, AuditFailure, ConfirmationAnswer, Decision, Denial, Operation, Session,
+    SessionInput, Stamp, StampVerdict, Step, Verdict,
 };
 use prodguard_core::{Detection, Facts, Policy, classify};
 
@@ -400,9 +400,12 @@ impl Guard {
         self.stamps.read(target)
     }
 
-    /// What the guard would require for `operation` here, and what its
-    /// target's stamp says (read first, as a guarded run reads it); nothing
-    /// is run or recorded. [`Check::exit_code`] is what `prodguard check`
+    /// What a guarded run of `operation` would do here, as a dry run: the
+    /// policy's decision and the first refusal the run would give, checked
+    /// in the order the run checks (the fleet lock's server answers, the
+    /// audit log can take the intent, the target's stamp agrees, the actor
+    /// may do it). Nobody is asked, no backup is taken, no lock is held and
+    /// nothing is recorded. [`Check::exit_code`] is what `prodguard check`
     /// exits with.
     pub fn check(&self, operation: &Operation) -> Check {
         // The stamp is read with a database URL's password; nothing
@@ -411,19 +414,73 @@ impl Guard {
         if let Some(redacted) = operation.target.as_deref().and_then(crate::redact_password) {
             shown.target = Some(redacted);
         }
-        let decision = decide(&self.policy, &self.detection, &shown);
-        let stamp = match &operation.target {
-            Some(target) if session::reads_stamp(operation) => self.stamps.read(target),
-            _ => Ok(None),
+        let mut session = Session::begin(SessionInput {
+            policy: &self.policy,
+            detection: &self.detection,
+            operation: shown.clone(),
+            actor: self.actor.clone(),
+            attempt_id: facts::random_id(),
+            now: facts::now(),
+        });
+        let mut stamp = Ok(None);
+        let refusal = loop {
+            let answered = match session.next_step() {
+                Step::AcquireLock { .. } => session.lock_acquired(match &self.locks {
+                    Some(locks) => locks.reachable(),
+                    None => Ok(()),
+                }),
+                Step::LockStillHeld => session.lock_checked(Ok(())),
+                Step::CheckAudit => session.audit_checked(self.audit_check()),
+                Step::CheckStamp { .. } => {
+                    stamp = match &operation.target {
+                        Some(target) => self.stamps.read(target),
+                        None => Ok(None),
+                    };
+                    session.stamp_checked(stamp.clone())
+                }
+                // The refusal a run would record; a dry run records nothing.
+                Step::Append(event) if event.kind == EventKind::Refusal => session.appended(Ok(())),
+                Step::Deny(denial) => {
+                    break Some(Denial {
+                        recorded: false,
+                        ..denial
+                    });
+                }
+                // A run would now ask someone, take a backup or record its
+                // intent: every check that needs none of them has passed.
+                _ => break None,
+            };
+            if let Err(e) = answered {
+                break Some(Denial {
+                    exit_code: prodguard_core::ExitCode::PolicyError,
+                    rule: None,
+                    missing: e.to_string(),
+                    next_step: "this is a bug in prodguard's check; report it".into(),
+                    recorded: false,
+                    note: None,
+                });
+            }
         };
-        let stamp_verdict = session::stamp_verdict(&stamp, &self.detection.environment);
+        let decision = session.decision().clone();
         Check {
-            exit_code: session::check_exit_code(&decision, stamp_verdict),
+            exit_code: refusal
+                .as_ref()
+                .map_or(decision.exit_code, |d| d.exit_code.code()),
+            stamp_verdict: session::stamp_verdict(&stamp, &self.detection.environment),
             operation: shown,
             decision,
             stamp,
-            stamp_verdict,
+            refusal,
         }
+    }
+
+    /// Whether the audit trail can take an intent now, for a reason known
+    /// before anyone is asked anything: the one check a run makes before
+    /// its first prompt ([`Step::CheckAudit`]) and `check` reports.
+    fn audit_check(&self) -> Result<(), AuditFailure> {
+        self.sink
+            .check()
+            .map_err(|e| AuditFailure::new(e.to_string()))
     }
 
     /// Starts describing a guarded operation of `kind` (a dotted name such as `db.migrate`).
@@ -529,11 +586,7 @@ impl Guard {
                     let target = stamp_target.as_deref().unwrap_or(&target);
                     session.stamp_checked(self.stamps.read(target))
                 }
-                Step::CheckAudit => session.audit_checked(
-                    self.sink
-                        .check()
-                        .map_err(|e| AuditFailure::new(e.to_string())),
-                ),
+                Step::CheckAudit => session.audit_checked(self.audit_check()),
                 Step::NeedConfirmation(challenge) => {
                     let route = confirm::route(
                         challenge.mode,
@@ -679,7 +732,8 @@ impl Guard {
     }
 }
 
-/// What [`Guard::check`] found: the policy's decision and the target's stamp.
+/// What [`Guard::check`] found: the policy's decision, the target's stamp
+/// and the first refusal a run would give.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Check {
@@ -687,12 +741,17 @@ pub struct Check {
     pub operation: Operation,
     /// What the policy requires.
     pub decision: Decision,
-    /// The target's stamp as read (`Ok(None)` when none, or not read).
+    /// The target's stamp as read (`Ok(None)` when none, or not read: a
+    /// run refused before it reads the stamp).
     pub stamp: Result<Option<Stamp>, StampError>,
     /// What the stamp means here.
     pub stamp_verdict: StampVerdict,
+    /// The first refusal a run would give before anyone is asked anything
+    /// (the decision's own, the fleet lock's server, the audit log, the
+    /// stamp, the actor), with what to do; `None` when it gets that far.
+    pub refusal: Option<Denial>,
     /// What a run without a terminal and without evidence would exit
-    /// with: the decision's code, or 124 when the stamp would refuse it.
+    /// with: the refusal's code, else the decision's.
     pub exit_code: i32,
 }
 

@@ -326,6 +326,42 @@ fn no_audit_log_where_audit_is_required_refuses_with_123() {
 }
 
 #[test]
+fn a_missing_seal_key_refuses_with_123_before_anyone_is_asked_and_the_check_agrees() {
+    let dir = temp_dir("nosealkey");
+    let policy = Policy::parse_toml(
+        &format!(
+            "[audit]\nseal_key_file = \"{}\"\n\n[[rule]]\noperations = [\"*\"]\n\
+             tiers = [\"production\"]\nrequire = [\"confirm\", \"audit\"]\n",
+            dir.path().join("missing.key").display()
+        ),
+        "t.toml",
+    )
+    .unwrap();
+    let asked = std::sync::Arc::new(AtomicBool::new(false));
+    let asked_too = asked.clone();
+    let guard = production_guard(dir.path(), policy)
+        .confirmer(move |c: &Challenge| {
+            asked_too.store(true, Ordering::SeqCst);
+            typed(c)
+        })
+        .build()
+        .unwrap();
+    let op = prodguard::Operation::new("db.migrate").with_target("orders");
+    let check = guard.check(&op);
+    assert_eq!(check.exit_code, 123);
+    let refusal = check.refusal.unwrap();
+    assert!(refusal.missing.contains("seal-init"), "{}", refusal.missing);
+    assert!(records(&dir.path().join("audit.jsonl")).is_empty());
+    let err = guard
+        .operation("db.migrate")
+        .target("orders")
+        .run(|| ())
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 123, "{err}");
+    assert!(!asked.load(Ordering::SeqCst), "nobody is asked first");
+}
+
+#[test]
 fn a_deny_rule_refuses_with_120_and_the_check_agrees() {
     let dir = temp_dir("deny");
     let policy = Policy::parse_toml(

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use prodguard::{GuardError, Operation};
+use prodguard::{Check, GuardError};
 use prodguard_core::detect::Detection;
 
 use super::{guard, policy_summary, print_policy_summary};
@@ -12,54 +12,43 @@ use crate::output::print_json;
 
 pub(crate) fn run(policy: Option<&PathBuf>, op: &OpArgs, json: bool) -> Result<i32, GuardError> {
     let guard = guard(policy)?;
-    // exec reads the target's stamp before anything else; so does check.
+    // The checks exec makes before asking anyone, in its order.
     let check = guard.check(&op.operation());
-    let (operation, decision, stamp, exit_code) = (
-        &check.operation,
-        &check.decision,
-        &check.stamp,
-        check.exit_code,
-    );
-    let mismatch = check.stamp_verdict.refuses();
     if json {
         print_json(&serde_json::json!({
-            "operation": operation,
+            "operation": check.operation,
             "environment": guard.detection().environment,
             "tier": guard.detection().tier,
             "protected": guard.detection().protected,
-            "decision": decision,
-            "stamp": stamp.as_ref().ok(),
+            "decision": check.decision,
+            "stamp": check.stamp.as_ref().ok(),
+            // The first refusal exec would give, with what to do.
+            "refusal": check.refusal,
             // What `prodguard approve --ledger` must name for a run here.
             "ledger": guard.ledger_id(),
-            "exit_code": exit_code,
+            "exit_code": check.exit_code,
             "policy": policy_summary(&guard),
         }))?;
     } else {
-        print_decision(operation, guard.detection(), decision);
+        print_decision(&check, guard.detection());
         print_policy_summary(&guard);
-        match stamp {
-            Ok(Some(s)) if mismatch => say!(
-                "  stamp: the target is stamped `{}` (tier {}); exec would refuse with 124",
-                s.environment,
-                s.tier
-            ),
-            Err(e) => say!("  stamp: cannot be read ({e}); exec would refuse with 124"),
-            _ => {}
-        }
     }
-    Ok(exit_code)
+    Ok(check.exit_code)
 }
 
-fn print_decision(operation: &Operation, detection: &Detection, decision: &prodguard::Decision) {
+fn print_decision(check: &Check, detection: &Detection) {
+    let (operation, decision) = (&check.operation, &check.decision);
     let target = operation
         .target
         .as_deref()
         .map(|t| format!(" on {t}"))
         .unwrap_or_default();
-    let verdict = match decision.result {
-        prodguard_core::session::Verdict::Allow => "allowed".to_owned(),
-        prodguard_core::session::Verdict::Deny => "DENIED".to_owned(),
-        prodguard_core::session::Verdict::Require => {
+    let verdict = match (&check.refusal, decision.result) {
+        (_, prodguard_core::session::Verdict::Deny) => "DENIED".to_owned(),
+        // Allowed, or what it requires, never stands beside a refusal.
+        (Some(refusal), _) => format!("REFUSED with {}", refusal.exit_code.code()),
+        (None, prodguard_core::session::Verdict::Allow) => "allowed".to_owned(),
+        (None, prodguard_core::session::Verdict::Require) => {
             let names: Vec<&str> = decision
                 .requirements
                 .iter()
@@ -67,7 +56,7 @@ fn print_decision(operation: &Operation, detection: &Detection, decision: &prodg
                 .collect();
             format!("requires {}", names.join(" + "))
         }
-        other => format!("{other:?}"),
+        (None, other) => format!("{other:?}"),
     };
     say!(
         "{}{target} in {} (tier {}): {verdict}",
@@ -86,8 +75,14 @@ fn print_decision(operation: &Operation, detection: &Detection, decision: &prodg
     for reason in &decision.reasons {
         say!("  why: {reason}");
     }
+    if let Some(refusal) = &check.refusal
+        && decision.result != prodguard_core::session::Verdict::Deny
+    {
+        say!("  refused: {}", refusal.missing);
+        say!("  next step: {}", refusal.next_step);
+    }
     say!(
         "  exit code without a terminal or evidence: {}",
-        decision.exit_code
+        check.exit_code
     );
 }

@@ -95,7 +95,13 @@ fn admit_and_run(
         }
     });
 
-    let spawned = Command::new(program).args(args).spawn();
+    let mut command = Command::new(program);
+    command.args(args);
+    dies_with_us(&mut command);
+    // std gives the command SIGPIPE's default disposition back (we ignore
+    // it, as Rust programs do): `prodguard exec -- yes | head` ends as
+    // `yes | head` does.
+    let spawned = command.spawn();
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
@@ -107,8 +113,9 @@ fn admit_and_run(
                 _ => Refusal::NotExecutable.code(),
             };
             let message = format!("cannot run {}: {e}", program.to_string_lossy());
+            // Recorded first: the record does not depend on anyone reading.
+            permit.finish_exit_code(code, Some(message.clone()));
             eprintln!("prodguard: {message}");
-            permit.finish_exit_code(code, Some(message));
             return Ok(code);
         }
     };
@@ -131,6 +138,40 @@ fn admit_and_run(
     permit.finish_exit_code(code, None);
     Ok(code)
 }
+
+/// The command is killed if prodguard dies first: a `kill -9` of prodguard
+/// cannot be forwarded, and a command left running would run unguarded,
+/// with an intent no outcome will ever follow (the next run on the log
+/// records that attempt as abandoned, which is then true).
+///
+/// SIGKILL rather than SIGTERM: a command that ignores or delays SIGTERM
+/// would outlive the record saying it was abandoned. Whoever wants the
+/// command to stop gracefully sends prodguard SIGTERM, which it forwards.
+/// Linux only (`PR_SET_PDEATHSIG`). The signal is sent when the thread that
+/// spawned the command ends: this is the main thread, which lives as long
+/// as prodguard does.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn dies_with_us(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = nix::unistd::getpid();
+    // SAFETY: the closure runs in the forked child before exec, where only
+    // async-signal-safe calls are allowed: it makes two system calls
+    // (prctl, getppid), allocates nothing and touches no lock.
+    unsafe {
+        command.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+            // prodguard died before prctl: no signal will come.
+            if nix::unistd::getppid() != parent {
+                return Err(nix::errno::Errno::ESRCH.into());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn dies_with_us(_: &mut Command) {}
 
 /// Ctrl-C and Ctrl-\\ at the terminal reach the whole foreground process
 /// group, the child included (the kernel sends them); forwarding them would

@@ -1,6 +1,7 @@
 //! The JSON Lines file sink: appends under `flock`, `O_APPEND`, one write
 //! and one `fdatasync` per batch; a failure poisons the writer.
 
+mod abandoned;
 mod group;
 mod rotation;
 
@@ -8,6 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Condvar, Mutex};
 
 use prodguard_core::Timestamp;
@@ -101,6 +103,8 @@ pub struct FileSink {
     rotate_bytes: Option<u64>,
     host: String,
     state: Mutex<State>,
+    /// Whether this sink looked for abandoned attempts ([`FileSink::note_abandoned`]).
+    swept: AtomicBool,
     group: Mutex<Group>,
     turn: Condvar,
 }
@@ -143,6 +147,7 @@ impl FileSink {
                 poisoned: None,
                 ops: Box::new(ops),
             }),
+            swept: AtomicBool::new(false),
             group: Mutex::new(Group::default()),
             turn: Condvar::new(),
         }
@@ -205,18 +210,7 @@ impl FileSink {
         len: u64,
         log_id: &str,
     ) -> Result<SealKey, Failure> {
-        let (key, bound_to) =
-            seal::read_bound_key_file(&config.key_file).map_err(|e| Failure::Clean(e.into()))?;
-        if let Some(bound) = &bound_to
-            && bound != log_id
-        {
-            return Err(Failure::Clean(AuditError::Seal(SealKeyError {
-                path: config.key_file.clone(),
-                problem: format!(
-                    "it seals log {bound}, not this log ({log_id}); give each log its own seal key"
-                ),
-            })));
-        }
+        let key = usable_seal_key(config, Some(log_id)).map_err(Failure::Clean)?;
         let last = last_seal_epoch(file, len)
             .map_err(|e| Failure::Clean(self.io("read the last seal", e)))?;
         Ok(match last {
@@ -436,6 +430,23 @@ struct SealConfig {
     every: u64,
 }
 
+/// The key in `config`'s key file, if it can seal the log `log_id` (`None`:
+/// a log not begun yet): the file reads, and it seals no other log.
+fn usable_seal_key(config: &SealConfig, log_id: Option<&str>) -> Result<SealKey, AuditError> {
+    let (key, bound_to) = seal::read_bound_key_file(&config.key_file)?;
+    if let (Some(bound), Some(log_id)) = (&bound_to, log_id)
+        && bound != log_id
+    {
+        return Err(AuditError::Seal(SealKeyError {
+            path: config.key_file.clone(),
+            problem: format!(
+                "it seals log {bound}, not this log ({log_id}); give each log its own seal key"
+            ),
+        }));
+    }
+    Ok(key)
+}
+
 /// The epoch of the last seal record in the file, scanning back at most 16 MiB.
 fn last_seal_epoch(file: &File, len: u64) -> std::io::Result<Option<u64>> {
     // The record's own kind follows `"pid":N,`; an operation named `seal`
@@ -618,6 +629,7 @@ impl FileSink {
 
 impl AuditSink for FileSink {
     fn append(&self, event: &AuditEvent) -> Result<AppendReceipt, AuditError> {
+        self.note_abandoned();
         self.append_grouped(event)
     }
 
@@ -627,6 +639,7 @@ impl AuditSink for FileSink {
         token_id: &str,
         issued: Timestamp,
     ) -> Result<AppendReceipt, SpendError> {
+        self.note_abandoned();
         let mut spent = None;
         let result = self.with_locked_writer(|writer, ops| {
             self.refresh_head(writer).map_err(Failure::Clean)?;
@@ -649,9 +662,14 @@ impl AuditSink for FileSink {
 
     fn check(&self) -> Result<(), AuditError> {
         self.with_locked_writer(|writer, _| {
-            self.refresh_head(writer)
-                .map(|_| ())
-                .map_err(Failure::Clean)
+            self.refresh_head(writer).map_err(Failure::Clean)?;
+            // A seal falls due on some append, maybe this one: a key that
+            // cannot make it refuses now, before anyone is asked anything.
+            if let Some(config) = &self.seal {
+                let log_id = writer.head.as_ref().map(|h| h.log_id.as_str());
+                usable_seal_key(config, log_id).map_err(Failure::Clean)?;
+            }
+            Ok(())
         })
     }
 }
