@@ -355,7 +355,7 @@ fn a_missing_seal_key_refuses_with_123_before_anyone_is_asked_and_the_check_agre
     let err = guard
         .operation("db.migrate")
         .target("orders")
-        .run(|| ())
+        .run_infallible(|| ())
         .unwrap_err();
     assert_eq!(err.exit_code(), 123, "{err}");
     assert!(!asked.load(Ordering::SeqCst), "nobody is asked first");
