@@ -695,6 +695,60 @@ fn audit_commands_cover_record_show_head_verify_and_repair() {
 }
 
 #[test]
+fn a_changed_final_record_without_its_newline_is_tampering_not_a_torn_tail() {
+    let sb = Sandbox::new("lastedit");
+    let log = sb.audit_log();
+    for i in 1..=3 {
+        let out = sb.run(&[], &["audit", "record", "--message", &format!("step {i}")]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    }
+    let intact = std::fs::read(&log).unwrap();
+
+    // The last record edited and its newline dropped: tampering, and repair
+    // refuses it and changes nothing.
+    let text = String::from_utf8(intact.clone()).unwrap();
+    let edited = text.trim_end().replace("step 3", "step 8");
+    std::fs::write(&log, &edited).unwrap();
+    let verify = sb.run(&[], &["audit", "verify"]);
+    assert_eq!(code(&verify), 1, "{}", stdout(&verify));
+    assert!(
+        stdout(&verify).contains("TAMPERED") && stdout(&verify).contains("line 3"),
+        "{}",
+        stdout(&verify)
+    );
+    let repair = sb.run(&[], &["audit", "repair"]);
+    assert_eq!(code(&repair), 1, "{}", stdout(&repair));
+    assert!(stderr(&repair).contains("evidence"), "{}", stderr(&repair));
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        edited,
+        "left as it was"
+    );
+    assert_eq!(code(&sb.run(&[], &["audit", "verify"])), 1);
+
+    // The same record unchanged but without its newline is whole: verify
+    // says so, and repair restores the newline instead of cutting it.
+    std::fs::write(&log, &intact[..intact.len() - 1]).unwrap();
+    let verify = sb.run(&[], &["audit", "verify"]);
+    assert_eq!(code(&verify), 2, "{}", stdout(&verify));
+    assert!(
+        stdout(&verify).contains("lacks only its newline"),
+        "{}",
+        stdout(&verify)
+    );
+    let repair = sb.run(&[], &["audit", "repair"]);
+    assert_eq!(code(&repair), 0, "{}", stderr(&repair));
+    assert!(
+        stdout(&repair).contains("nothing cut"),
+        "{}",
+        stdout(&repair)
+    );
+    assert!(std::fs::read(&log).unwrap().starts_with(&intact));
+    assert_eq!(code(&sb.run(&[], &["audit", "verify"])), 0);
+    assert_eq!(sb.records()[2]["message"], "step 3");
+}
+
+#[test]
 fn seal_init_seal_and_verify_with_the_off_host_key() {
     let sb = Sandbox::new("seals");
     let key_file = sb.path("seal.key");

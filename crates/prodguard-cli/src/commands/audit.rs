@@ -272,6 +272,14 @@ fn print_report(path: &Path, report: &VerifyReport) {
         say!("{path}: TAMPERED: {why}");
         return;
     }
+    if report.torn_tail_bytes > 0 && report.torn_tail_is_record {
+        say!(
+            "{path}: {} records verified, then a whole final record that lacks only its newline \
+             (a crash mid-write); `prodguard audit repair` restores the newline, cutting nothing",
+            report.records
+        );
+        return;
+    }
     if report.torn_tail_bytes > 0 {
         say!(
             "{path}: {} records verified, then an incomplete final record of {} bytes (a crash mid-write); `prodguard audit repair` cuts it",

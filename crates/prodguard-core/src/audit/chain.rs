@@ -203,6 +203,25 @@ fn split_hash(line: &[u8]) -> Result<(&[u8], &str), ChainError> {
     Ok((head, stored))
 }
 
+/// Whether `line` (with or without its newline) is a whole record: JSON that
+/// ends with its `"hash"` member. A write cut short by a crash cannot look
+/// like this (an escaped string never holds `,"hash":"…"}`), so such a line
+/// that does not verify was changed, not torn.
+///
+/// ```
+/// use prodguard_core::audit::{AuditEvent, Envelope, encode_record, is_whole_record, GENESIS_PREV};
+/// use prodguard_core::Timestamp;
+///
+/// let envelope = Envelope { log_id: "demo".into(), seq: 1, ts: Timestamp(0), host: "h".into(), pid: 7 };
+/// let (line, _) = encode_record(&envelope, &AuditEvent::note("hi"), GENESIS_PREV).unwrap();
+/// assert!(is_whole_record(&line));
+/// assert!(!is_whole_record(&line[..line.len() - 3]));
+/// ```
+pub fn is_whole_record(line: &[u8]) -> bool {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    split_hash(line).is_ok() && serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok()
+}
+
 /// Checks records one after another: each must hash correctly and continue the chain.
 ///
 /// Feed it lines in file order (with or without their trailing newline).

@@ -22,7 +22,9 @@ mod chain;
 mod event;
 mod seal;
 
-pub use chain::{ChainError, ChainVerifier, Link, chain_hash, encode_record, encode_record_into};
+pub use chain::{
+    ChainError, ChainVerifier, Link, chain_hash, encode_record, encode_record_into, is_whole_record,
+};
 pub use event::{
     Actor, AuditEvent, BackupEvidence, ConfirmEvidence, DecisionRecord, Envelope, EventKind,
     OperationRecord, OutcomeRecord, Record,

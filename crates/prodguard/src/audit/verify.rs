@@ -5,7 +5,9 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use prodguard_core::audit::{ChainVerifier, GENESIS_PREV, MAX_RECORD_BYTES, SealChecker, SealKey};
+use prodguard_core::audit::{
+    ChainVerifier, GENESIS_PREV, MAX_RECORD_BYTES, SealChecker, SealKey, is_whole_record,
+};
 use serde::Deserialize;
 
 use super::anchor::check_anchor;
@@ -288,11 +290,20 @@ fn verify_files(
                         ));
                     }
                 } else if last_file {
-                    report.torn_tail_bytes = n as u64;
-                    // A record that lost only its newline is whole: repair
-                    // restores the newline instead of cutting it.
-                    report.torn_tail_is_record =
-                        report.damage.is_none() && verifier.clone().push(&line).is_ok();
+                    let pushed = verifier.clone().push(&line);
+                    if report.damage.is_none()
+                        && let Err(problem) = &pushed
+                        && is_whole_record(&line)
+                    {
+                        // A whole record that does not verify was changed,
+                        // not torn by a crash: evidence, never cut.
+                        report.damage = Some(damage(&verifier, problem.to_string()));
+                    } else {
+                        report.torn_tail_bytes = n as u64;
+                        // A record that lost only its newline is whole: repair
+                        // restores the newline instead of cutting it.
+                        report.torn_tail_is_record = report.damage.is_none() && pushed.is_ok();
+                    }
                 } else if report.damage.is_none() {
                     report.damage = Some(damage(
                         &verifier,
