@@ -695,6 +695,37 @@ fn audit_commands_cover_record_show_head_verify_and_repair() {
 }
 
 #[test]
+fn audit_show_escapes_control_and_bidi_characters_in_every_field() {
+    let sb = Sandbox::new("showescape");
+    // Both names come from the environment: whoever sets it chooses them.
+    let actor = "ev\u{1b}[2Jil\r\n     9  forged\u{202e}line";
+    let env = "prod\u{1b}]0;title\u{7}\nuction\u{2066}";
+    let out = sb.run(
+        &[("PRODGUARD_ACTOR", actor), ("PRODGUARD_ENV", env)],
+        &["exec", "--op", "db.migrate", "--", "true"],
+    );
+    assert_eq!(code(&out), 121, "{}", stderr(&out));
+    assert_eq!(sb.records()[0]["op"]["env"], env, "recorded as given");
+    let show = stdout(&sb.run(&[], &["audit", "show"]));
+    assert_eq!(show.lines().count(), 1, "one record, one line: {show:?}");
+    assert!(
+        !show.contains(['\u{1b}', '\r', '\u{7}', '\u{202e}', '\u{2066}']),
+        "{show:?}"
+    );
+    assert!(
+        show.contains("ev\\u{1b}[2Jil\\r\\n     9  forged\\u{202e}line (service)"),
+        "{show}"
+    );
+    assert!(
+        show.contains("db.migrate in prod\\u{1b}]0;title\\u{7}\\nuction\\u{2066}"),
+        "{show}"
+    );
+    // JSON stays the bytes as stored (JSON escapes what it must).
+    let json = stdout(&sb.run(&[], &["audit", "show", "--json"]));
+    assert_eq!(json, std::fs::read_to_string(sb.audit_log()).unwrap());
+}
+
+#[test]
 fn a_changed_final_record_without_its_newline_is_tampering_not_a_torn_tail() {
     let sb = Sandbox::new("lastedit");
     let log = sb.audit_log();

@@ -15,6 +15,7 @@ use prodguard::Policy;
 
 use super::load_policy;
 use crate::cli::{AuditCommand, LogArg};
+use crate::output::escaped;
 
 fn log_path(log: &LogArg, policy: Option<&PathBuf>) -> Result<PathBuf, GuardError> {
     match &log.log {
@@ -322,33 +323,36 @@ fn print_report(path: &Path, report: &VerifyReport) {
 }
 
 /// One line per record for people: seq, time, kind, who, what, result.
+/// Every text field is escaped: actor and environment names come from the
+/// environment, and a log's bytes from whoever could write it.
 fn summarize(line: &[u8]) -> String {
+    let e = escaped;
     let Ok(record) = serde_json::from_slice::<Record>(line) else {
-        return format!("(unreadable) {}", String::from_utf8_lossy(line));
+        return format!("(unreadable) {}", e(&String::from_utf8_lossy(line)));
     };
     let event = &record.event;
     let mut parts = vec![
         format!("{:>6}", record.seq),
-        record.ts.clone(),
+        e(&record.ts),
         format!("{:<8}", format!("{:?}", event.kind).to_lowercase()),
     ];
     if let Some(actor) = &event.actor {
-        parts.push(format!("{} ({})", actor.user, actor.kind.as_str()));
+        parts.push(format!("{} ({})", e(&actor.user), actor.kind.as_str()));
     }
     if let Some(op) = &event.op {
         let target = op
             .target
             .as_deref()
-            .map(|t| format!(" on {t}"))
+            .map(|t| format!(" on {}", e(t)))
             .unwrap_or_default();
-        parts.push(format!("{}{target} in {}", op.kind, op.env));
+        parts.push(format!("{}{target} in {}", e(&op.kind), e(&op.env)));
     }
     if let Some(decision) = &event.decision {
         let code = decision
             .exit_code
             .map(|c| format!(" ({c})"))
             .unwrap_or_default();
-        parts.push(format!("{}{code}", decision.result));
+        parts.push(format!("{}{code}", e(&decision.result)));
     }
     if let Some(outcome) = &event.outcome {
         let code = outcome
@@ -357,21 +361,23 @@ fn summarize(line: &[u8]) -> String {
             .unwrap_or_default();
         parts.push(format!(
             "{}{code} in {} ms",
-            outcome.status, outcome.duration_ms
+            e(&outcome.status),
+            outcome.duration_ms
         ));
     }
     if let Some(confirm) = &event.confirm {
         let by = confirm.approver.as_deref().unwrap_or("?");
-        parts.push(format!("confirmed by {by} ({})", confirm.method));
+        parts.push(format!("confirmed by {} ({})", e(by), e(&confirm.method)));
     }
     if let Some(backup) = &event.backup {
         parts.push(format!(
             "backup {} sha256:{}",
-            backup.location, &backup.sha256
+            e(&backup.location),
+            e(&backup.sha256)
         ));
     }
     if let Some(message) = &event.message {
-        parts.push(format!("{message:?}"));
+        parts.push(format!("\"{}\"", e(message)));
     }
     parts.join("  ")
 }
