@@ -4,12 +4,13 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use prodguard::audit::{
-    Anchor, AnchorCheck, AuditSink, FileSink, RepairError, RepairOutcome, VerifyReport,
-    init_key_file, key_to_text, read_key_file, repair_file, verify_file_sealed,
+    Anchor, AnchorCheck, AuditSink, FileSink, PruneError, PruneOutcome, RepairError, RepairOutcome,
+    VerifyOptions, VerifyReport, init_key_file, key_to_text, prune_log, read_key_file, repair_log,
+    verify_log,
 };
 use prodguard::{Guard, GuardError, config};
 use prodguard_core::ExitCode as Refusal;
-use prodguard_core::audit::{AuditEvent, Record, SealKey};
+use prodguard_core::audit::{AuditEvent, Record};
 
 use prodguard::Policy;
 
@@ -35,12 +36,8 @@ fn policy_log_path(policy: &Policy) -> Result<PathBuf, GuardError> {
     })
 }
 
-fn verify(
-    path: &Path,
-    anchor: Option<&Anchor>,
-    key: Option<&SealKey>,
-) -> Result<VerifyReport, i32> {
-    verify_file_sealed(path, anchor, key).map_err(|e| {
+fn verify(path: &Path, options: VerifyOptions<'_>) -> Result<VerifyReport, i32> {
+    verify_log(path, options).map_err(|e| {
         eprintln!("prodguard: cannot read audit log {}: {e}", path.display());
         Refusal::AuditUnavailable.code()
     })
@@ -63,6 +60,7 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
             log,
             anchor,
             seal_key,
+            seal_every,
             postgres,
         } => {
             let anchor = anchor.as_deref().map(read_anchor).transpose()?;
@@ -92,7 +90,19 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
                 .map(read_key_file)
                 .transpose()
                 .map_err(|e| GuardError::Policy(e.to_string()))?;
-            let report = match verify(&path, anchor.as_ref(), seal_key.as_ref()) {
+            // How often the writers seal, as the policy that has them seal
+            // says (only worth asking with a key to check seals with).
+            let seal_every = match (seal_every, &seal_key) {
+                (Some(every), _) => Some(every),
+                (None, Some(_)) => load_policy(policy)?.audit().sealed_every(),
+                (None, None) => None,
+            };
+            let options = VerifyOptions {
+                anchor: anchor.as_ref(),
+                seal_key: seal_key.as_ref(),
+                seal_every,
+            };
+            let report = match verify(&path, options) {
                 Ok(report) => report,
                 Err(code) => return Ok(code),
             };
@@ -101,7 +111,9 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
         }
         AuditCommand::Repair { log } => {
             let path = log_path(&log, policy)?;
-            match repair_file(&path) {
+            // The recovery record is sealed as the policy's writers seal.
+            let sink = FileSink::from_policy(&path, &load_policy(policy)?);
+            match repair_log(&sink) {
                 Ok(RepairOutcome::Intact) => {
                     say!("{}: nothing to repair", path.display());
                     Ok(0)
@@ -157,7 +169,7 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
         }
         AuditCommand::Head { log } => {
             let path = log_path(&log, policy)?;
-            let report = match verify(&path, None, None) {
+            let report = match verify(&path, VerifyOptions::default()) {
                 Ok(report) => report,
                 Err(code) => return Ok(code),
             };
@@ -223,6 +235,45 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
                 }
             }
         }
+        AuditCommand::Prune { log, before } => {
+            let path = log_path(&log, policy)?;
+            // The prune record is written (and sealed) as the policy's writers write.
+            let sink = FileSink::from_policy(&path, &load_policy(policy)?);
+            match prune_log(&sink, before) {
+                Ok(PruneOutcome::Nothing { start_seq }) => {
+                    say!(
+                        "{}: nothing to prune: no rotated file holds only records before {before} (the log starts at record {start_seq})",
+                        path.display()
+                    );
+                    Ok(0)
+                }
+                Ok(PruneOutcome::Pruned {
+                    files,
+                    first_seq,
+                    last_seq,
+                    record_seq,
+                }) => {
+                    say!(
+                        "{}: pruned {} rotated file(s), records {first_seq}..{last_seq}; recorded as seq {record_seq}, from which `prodguard audit verify` checks the log from record {}",
+                        path.display(),
+                        files.len(),
+                        last_seq + 1
+                    );
+                    Ok(0)
+                }
+                Err(e) => {
+                    eprintln!("prodguard: {}: {e}", path.display());
+                    Ok(match e {
+                        PruneError::Damaged(_) => 1,
+                        PruneError::TornTail => 2,
+                        PruneError::InsideFile { .. } | PruneError::LiveFile { .. } => {
+                            Refusal::PolicyError.code()
+                        }
+                        _ => Refusal::AuditUnavailable.code(),
+                    })
+                }
+            }
+        }
         AuditCommand::Record { log, message } => {
             let mut event = AuditEvent::note(message);
             event.actor = Some(prodguard::facts::current_actor());
@@ -257,6 +308,14 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
 
 fn print_report(path: &Path, report: &VerifyReport) {
     let path = path.display();
+    if let Some(damage) = report.damage.as_ref().filter(|d| d.line == 0) {
+        say!(
+            "{path}: TAMPERED: {}; {} records verified",
+            damage.problem,
+            report.records
+        );
+        return;
+    }
     if let Some(damage) = &report.damage {
         say!(
             "{path}: TAMPERED: {} line {} (byte {}, expected seq {}): {}; {} records verified before it",
@@ -298,6 +357,13 @@ fn print_report(path: &Path, report: &VerifyReport) {
         );
         return;
     }
+    if let Some(AnchorCheck::Pruned { start_seq }) = report.anchor {
+        say!(
+            "{path}: {} records verify, but the anchor's record was pruned (the log now starts at record {start_seq}), so it cannot be checked; take a new anchor with `prodguard audit head`",
+            report.records
+        );
+        return;
+    }
     if report.anchor == Some(AnchorCheck::NotReached) {
         say!(
             "{path}: {} records verify, but the log ends before the anchor: it was truncated or rolled back",
@@ -315,8 +381,18 @@ fn print_report(path: &Path, report: &VerifyReport) {
     } else {
         ""
     };
+    let pruned = report
+        .pruned
+        .as_ref()
+        .map(|p| {
+            format!(
+                " from record {} (those before it pruned, as record {} says)",
+                p.start_seq, p.by_seq
+            )
+        })
+        .unwrap_or_default();
     say!(
-        "{path}: intact, {} records, head {}{anchor}{seals}",
+        "{path}: intact, {} records{pruned}, head {}{anchor}{seals}",
         report.records,
         report.head_hash
     );

@@ -380,6 +380,8 @@ struct LinkFields<'a> {
     outcome: Option<serde::de::IgnoredAny>,
     #[serde(default)]
     message: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    prune: Option<serde::de::IgnoredAny>,
 }
 
 impl LinkFields<'_> {
@@ -393,11 +395,19 @@ impl LinkFields<'_> {
             || self.confirm.is_some()
             || self.outcome.is_some()
             || self.message.is_some();
+        let is_prune = self.kind == "prune";
         match (is_seal, self.seal.is_some()) {
             (true, false) => Some("a seal record without its seal"),
             (false, true) => Some("a seal member on a record that is not a seal"),
-            (true, true) if carries_event => Some("a seal record carrying event fields"),
-            _ => None,
+            (true, true) if carries_event || self.prune.is_some() => {
+                Some("a seal record carrying event fields")
+            }
+            // Only a prune record says what was pruned.
+            _ => match (is_prune, self.prune.is_some()) {
+                (true, false) => Some("a prune record without its prune member"),
+                (false, true) => Some("a prune member on a record that is not a prune"),
+                _ => None,
+            },
         }
     }
 }
