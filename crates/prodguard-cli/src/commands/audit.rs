@@ -266,9 +266,9 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
                     Ok(match e {
                         PruneError::Damaged(_) => 1,
                         PruneError::TornTail => 2,
-                        PruneError::InsideFile { .. } | PruneError::LiveFile { .. } => {
-                            Refusal::PolicyError.code()
-                        }
+                        PruneError::InsideFile { .. }
+                        | PruneError::LiveFile { .. }
+                        | PruneError::TokenUnexpired { .. } => Refusal::PolicyError.code(),
                         _ => Refusal::AuditUnavailable.code(),
                     })
                 }

@@ -14,6 +14,7 @@ use super::repair::lock_current;
 use super::verify::{VerifyOptions, verify_set};
 use super::{AuditError, AuditSink, Damage, FileSink, rotated_files};
 use crate::facts;
+use prodguard_core::Timestamp;
 
 /// What `prune_log` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +73,17 @@ pub enum PruneError {
         /// The live file's first record.
         live_start: u64,
     },
+    /// The file records the spending of an approval token that has not
+    /// expired: the log is what refuses a second spend, so it stays.
+    #[error(
+        "{} records the spending of an approval token valid until {until}; the log is what refuses it a second time, so the file is kept until then: prune after {until}", .file.display()
+    )]
+    TokenUnexpired {
+        /// The file.
+        file: PathBuf,
+        /// Until when the token is valid (with the clock skew allowed).
+        until: String,
+    },
     /// Reading, locking or removing failed.
     #[error("{0}")]
     Io(String),
@@ -86,6 +98,9 @@ struct Span {
     first_seq: u64,
     last_seq: u64,
     last_hash: String,
+    /// The latest expiry of an approval token an intent in it spent (the
+    /// far future for a token recorded without one).
+    spent_until: Option<Timestamp>,
     bytes: u64,
     last_seal: Option<PrunedSeal>,
 }
@@ -96,6 +111,9 @@ struct Span {
 ///
 /// Refuses a log that does not verify, a `before` inside a rotated file,
 /// and a `before` past the live file's start (the live file is never pruned).
+/// A file that records the spending of an approval token still valid
+/// (`exp` within the clock skew allowed of now) is kept: the log is what
+/// refuses the token a second time.
 pub fn prune_log(sink: &FileSink, before: u64) -> Result<PruneOutcome, PruneError> {
     let path = sink.path();
     let io =
@@ -141,6 +159,16 @@ pub fn prune_log(sink: &FileSink, before: u64) -> Result<PruneOutcome, PruneErro
             }
             all_rotated = false;
             break;
+        }
+        if let Some(exp) = span.spent_until {
+            // The skew approvals tolerate, as the search for spent tokens allows.
+            let until = exp.plus_seconds(120);
+            if until >= facts::now() {
+                return Err(PruneError::TokenUnexpired {
+                    file: span.path,
+                    until: until.to_string(),
+                });
+            }
         }
         bytes = span.bytes;
         last_seal.clone_from(&span.last_seal);
@@ -247,6 +275,8 @@ fn span(
     mut last_seal: Option<PrunedSeal>,
 ) -> std::io::Result<Span> {
     const SEAL: &[u8] = b",\"kind\":\"seal\",";
+    const TOKEN: &[u8] = b"\"token_id\":";
+    let mut spent_until: Option<Timestamp> = None;
     let bad = |what: &str| std::io::Error::other(format!("{}: {what}", path.display()));
     let mut reader = BufReader::new(file);
     let mut line = Vec::new();
@@ -275,6 +305,16 @@ fn span(
                 });
             }
         }
+        if line.windows(TOKEN.len()).any(|w| w == TOKEN) {
+            let record: Record = serde_json::from_slice(text).map_err(|e| bad(&e.to_string()))?;
+            if record.event.kind == EventKind::Intent
+                && let Some(confirm) = &record.event.confirm
+                && confirm.token_id.is_some()
+            {
+                let exp = confirm.exp.unwrap_or(Timestamp::from_unix_micros(i64::MAX));
+                spent_until = Some(spent_until.map_or(exp, |t: Timestamp| t.max(exp)));
+            }
+        }
         last = Some(text.to_vec());
     }
     let (Some(first), Some(last)) = (first, last) else {
@@ -289,6 +329,7 @@ fn span(
         first_seq: first.seq,
         last_seq: last.seq,
         last_hash,
+        spent_until,
         bytes: bytes_before + len,
         last_seal,
     })
