@@ -260,7 +260,8 @@ pub(crate) enum AuditCommand {
     /// Retention: drop the rotated files (PATH.1, PATH.2, …) whose records are
     /// all before SEQ, after appending a prune record that names them and anchors
     /// the rest, so `verify` still says intact. Never the live file; refuses (125)
-    /// a SEQ inside a file, and a log that does not verify (1 tampered, 2 torn tail).
+    /// a SEQ inside a file or a file that spent an approval token not yet expired,
+    /// and a log that does not verify (1 tampered, 2 torn tail).
     Prune {
         #[command(flatten)]
         log: LogArg,
