@@ -331,7 +331,7 @@ export interface Evaluation {
   session?: SessionVerdict;
 }
 
-export type EventKind = 'intent' | 'outcome' | 'refusal' | 'note' | 'recovery' | 'seal';
+export type EventKind = 'intent' | 'outcome' | 'refusal' | 'note' | 'recovery' | 'seal' | 'prune';
 
 /** An audit event: the `record` of a session, an outcome, a note, …. */
 export interface AuditEvent {
@@ -355,6 +355,36 @@ export interface AuditEvent {
   outcome?: { status: 'ok' | 'failed' | 'panicked'; duration_ms: number; error?: string; exit_code?: number };
   message?: string;
   seal?: { epoch: number; mac: string };
+  /** Prune records only: the rotated files `prodguard audit prune` dropped. */
+  prune?: PruneInfo;
+}
+
+/** What a prune record says: the dropped files, oldest first, each with the anchor the kept chain is verified from. */
+export interface PruneInfo {
+  /** The `--before` seq: every dropped record is before it. */
+  before: number;
+  files: PrunedFile[];
+}
+
+/** One dropped file and the anchor after it. */
+export interface PrunedFile {
+  file: string;
+  first_seq: number;
+  last_seq: number;
+  /** The `prev` of the record after it. */
+  last_hash: string;
+  /** The log's length in bytes up to this file's end. */
+  bytes: number;
+  /** The last seal at or before this file's end. */
+  last_seal?: PrunedSeal;
+}
+
+/** A dropped seal record: what its MAC covered, and the MAC. */
+export interface PrunedSeal {
+  seq: number;
+  prev: string;
+  epoch: number;
+  mac: string;
 }
 
 /** One source of the policy in force. */

@@ -143,7 +143,8 @@ pub(crate) enum Command {
     /// Check or show policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
-    /// Inspect the audit log.
+    /// Inspect the audit log: verify, repair, show, head, seal, record, and prune
+    /// old rotated files (retention).
     #[command(subcommand)]
     Audit(AuditCommand),
     /// Fleet mode: prepare the PostgreSQL database that hosts share.
@@ -202,9 +203,10 @@ pub(crate) enum FleetCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AuditCommand {
-    /// Verify the hash chain (rotated files included): exit 0 intact, 1 tampered,
-    /// 2 torn tail that `repair` can cut, 3 records after the last seal (with
-    /// --seal-key) or the anchor not reached (truncated or rolled back).
+    /// Verify the hash chain (rotated files included): exit 0 intact, 1 tampered
+    /// (with --seal-key: a seal missing too), 2 torn tail that `repair` can cut,
+    /// 3 records after the last seal (with --seal-key) or the anchor not reached
+    /// (truncated or rolled back) or pruned.
     Verify {
         #[command(flatten)]
         log: LogArg,
@@ -214,6 +216,11 @@ pub(crate) enum AuditCommand {
         /// The verification key from `prodguard audit seal-init`: checks every seal.
         #[arg(long, value_name = "FILE")]
         seal_key: Option<PathBuf>,
+        /// How often the log is sealed (default: the policy's [audit] seal_every
+        /// when it sets seal_key_file): more than twice as many records after the
+        /// last seal is tampering (exit 1), not an unsealed tail.
+        #[arg(long, value_name = "N", requires = "seal_key", value_parser = clap::value_parser!(u64).range(1..))]
+        seal_every: Option<u64>,
         /// Verify the trail in PostgreSQL (table prodguard_audit) instead of a file
         /// (the default when the policy sets [audit] sink and no --log is given).
         #[arg(long, value_name = "URL", conflicts_with_all = ["log", "seal_key"])]
@@ -249,6 +256,18 @@ pub(crate) enum AuditCommand {
     Seal {
         #[command(flatten)]
         log: LogArg,
+    },
+    /// Retention: drop the rotated files (PATH.1, PATH.2, …) whose records are
+    /// all before SEQ, after appending a prune record that names them and anchors
+    /// the rest, so `verify` still says intact. Never the live file; refuses (125)
+    /// a SEQ inside a file or a file that spent an approval token not yet expired,
+    /// and a log that does not verify (1 tampered, 2 torn tail).
+    Prune {
+        #[command(flatten)]
+        log: LogArg,
+        /// Drop the files whose records all come before this seq.
+        #[arg(long, value_name = "SEQ", value_parser = clap::value_parser!(u64).range(1..))]
+        before: u64,
     },
     /// Append a note to the chain; prints its seq once it is durable. With the
     /// policy's [audit] sink, the note goes to the PostgreSQL trail (and to --log).

@@ -28,6 +28,21 @@ pub(crate) fn tell(text: &str) {
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
+/// `text` with every character a terminal would act on — ESC, CR, LF and
+/// other controls, bidi overrides — shown as a visible escape (`\u{1b}`,
+/// `\r`, …): text from a log or the environment printed for people can
+/// then neither forge lines nor drive the reader's terminal.
+/// The escapes are Rust's string escapes, as messages have always been shown
+/// (`"{message:?}"` is `"` + `escaped(message)` + `"`).
+pub(crate) fn escaped(text: &str) -> String {
+    let quoted = format!("{text:?}");
+    quoted
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(&quoted)
+        .to_owned()
+}
+
 pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), GuardError> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| GuardError::Policy(format!("cannot render JSON: {e}")))?;

@@ -991,6 +991,91 @@ fn audit_commands_cover_record_show_head_verify_and_repair() {
 }
 
 #[test]
+fn audit_show_escapes_control_and_bidi_characters_in_every_field() {
+    let sb = Sandbox::new("showescape");
+    // Both names come from the environment: whoever sets it chooses them.
+    let actor = "ev\u{1b}[2Jil\r\n     9  forged\u{202e}line";
+    let env = "prod\u{1b}]0;title\u{7}\nuction\u{2066}";
+    let out = sb.run(
+        &[("PRODGUARD_ACTOR", actor), ("PRODGUARD_ENV", env)],
+        &["exec", "--op", "db.migrate", "--", "true"],
+    );
+    assert_eq!(code(&out), 121, "{}", stderr(&out));
+    assert_eq!(sb.records()[0]["op"]["env"], env, "recorded as given");
+    let show = stdout(&sb.run(&[], &["audit", "show"]));
+    assert_eq!(show.lines().count(), 1, "one record, one line: {show:?}");
+    assert!(
+        !show.contains(['\u{1b}', '\r', '\u{7}', '\u{202e}', '\u{2066}']),
+        "{show:?}"
+    );
+    assert!(
+        show.contains("ev\\u{1b}[2Jil\\r\\n     9  forged\\u{202e}line (service)"),
+        "{show}"
+    );
+    assert!(
+        show.contains("db.migrate in prod\\u{1b}]0;title\\u{7}\\nuction\\u{2066}"),
+        "{show}"
+    );
+    // JSON stays the bytes as stored (JSON escapes what it must).
+    let json = stdout(&sb.run(&[], &["audit", "show", "--json"]));
+    assert_eq!(json, std::fs::read_to_string(sb.audit_log()).unwrap());
+}
+
+#[test]
+fn a_changed_final_record_without_its_newline_is_tampering_not_a_torn_tail() {
+    let sb = Sandbox::new("lastedit");
+    let log = sb.audit_log();
+    for i in 1..=3 {
+        let out = sb.run(&[], &["audit", "record", "--message", &format!("step {i}")]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    }
+    let intact = std::fs::read(&log).unwrap();
+
+    // The last record edited and its newline dropped: tampering, and repair
+    // refuses it and changes nothing.
+    let text = String::from_utf8(intact.clone()).unwrap();
+    let edited = text.trim_end().replace("step 3", "step 8");
+    std::fs::write(&log, &edited).unwrap();
+    let verify = sb.run(&[], &["audit", "verify"]);
+    assert_eq!(code(&verify), 1, "{}", stdout(&verify));
+    assert!(
+        stdout(&verify).contains("TAMPERED") && stdout(&verify).contains("line 3"),
+        "{}",
+        stdout(&verify)
+    );
+    let repair = sb.run(&[], &["audit", "repair"]);
+    assert_eq!(code(&repair), 1, "{}", stdout(&repair));
+    assert!(stderr(&repair).contains("evidence"), "{}", stderr(&repair));
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        edited,
+        "left as it was"
+    );
+    assert_eq!(code(&sb.run(&[], &["audit", "verify"])), 1);
+
+    // The same record unchanged but without its newline is whole: verify
+    // says so, and repair restores the newline instead of cutting it.
+    std::fs::write(&log, &intact[..intact.len() - 1]).unwrap();
+    let verify = sb.run(&[], &["audit", "verify"]);
+    assert_eq!(code(&verify), 2, "{}", stdout(&verify));
+    assert!(
+        stdout(&verify).contains("lacks only its newline"),
+        "{}",
+        stdout(&verify)
+    );
+    let repair = sb.run(&[], &["audit", "repair"]);
+    assert_eq!(code(&repair), 0, "{}", stderr(&repair));
+    assert!(
+        stdout(&repair).contains("nothing cut"),
+        "{}",
+        stdout(&repair)
+    );
+    assert!(std::fs::read(&log).unwrap().starts_with(&intact));
+    assert_eq!(code(&sb.run(&[], &["audit", "verify"])), 0);
+    assert_eq!(sb.records()[2]["message"], "step 3");
+}
+
+#[test]
 fn seal_init_seal_and_verify_with_the_off_host_key() {
     let sb = Sandbox::new("seals");
     let key_file = sb.path("seal.key");
@@ -1059,4 +1144,317 @@ fn seal_init_seal_and_verify_with_the_off_host_key() {
         &["audit", "verify", "--seal-key", key_file.to_str().unwrap()],
     );
     assert_eq!(code(&verify), 1, "{}", stdout(&verify));
+}
+
+/// `lines` re-chained as a forger who knows the format but not the seal key
+/// would: renumbered from `first_seq`, every hash recomputed.
+fn rechain(lines: &[&str], first_seq: u64, prev: &str) -> String {
+    use prodguard_core::Timestamp;
+    use prodguard_core::audit::{Envelope, Record, encode_record};
+    let mut prev = prev.to_owned();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let record: Record = serde_json::from_str(line).unwrap();
+        let envelope = Envelope {
+            log_id: record.log_id.clone(),
+            seq: first_seq + i as u64,
+            ts: Timestamp::parse_rfc3339(&record.ts).unwrap(),
+            host: record.host.clone(),
+            pid: record.pid,
+        };
+        let (bytes, hash) = encode_record(&envelope, &record.event, &prev).unwrap();
+        out.extend_from_slice(&bytes);
+        prev = hash;
+    }
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn stripped_seals_are_tampering_and_a_short_unsealed_tail_is_not() {
+    let sb = Sandbox::new("stripped");
+    let key_file = sb.path("seal.key");
+    std::fs::write(
+        sb.path("prodguard.toml"),
+        format!(
+            "[audit]\nseal_every = 2\nseal_key_file = \"{}\"\n[[rule]]\noperations = [\"*\"]\nrequire = [\"audit\"]\n",
+            key_file.display()
+        ),
+    )
+    .unwrap();
+    let init = sb.run(&[], &["audit", "seal-init"]);
+    assert_eq!(code(&init), 0, "{}", stderr(&init));
+    std::fs::write(sb.path("verify.key"), stdout(&init)).unwrap();
+    for i in 1..=10 {
+        let out = sb.run(&[], &["audit", "record", "--message", &format!("n{i}")]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    }
+    // Notes at odd seqs, seals at even ones: 20 records, the last a seal.
+    let log = sb.audit_log();
+    let healthy = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = healthy.lines().collect();
+    assert_eq!(lines.len(), 20);
+    let verify = || sb.run(&[], &["audit", "verify", "--seal-key", "verify.key"]);
+    assert_eq!(code(&verify()), 0, "{}", stdout(&verify()));
+
+    // A healthy tail shorter than seal_every (plus the margin) is only unsealed:
+    // three notes from a process whose policy does not seal.
+    std::fs::write(
+        sb.path("plain.toml"),
+        "[[rule]]\noperations = [\"*\"]\nrequire = [\"audit\"]\n",
+    )
+    .unwrap();
+    for i in 1..=3 {
+        let out = sb.run(
+            &[],
+            &[
+                "--policy",
+                "plain.toml",
+                "audit",
+                "record",
+                "--message",
+                &format!("u{i}"),
+            ],
+        );
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    }
+    let out = verify();
+    assert_eq!(code(&out), 3, "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("the last 3 are not sealed yet"),
+        "{}",
+        stdout(&out)
+    );
+    std::fs::write(&log, &healthy).unwrap();
+
+    let is_seal = |l: &&&str| l.contains("\"kind\":\"seal\"");
+    // Every seal stripped and the chain recomputed: the chain alone is fooled,
+    // the seal check is not.
+    let notes: Vec<&str> = lines.iter().filter(|l| !is_seal(l)).copied().collect();
+    std::fs::write(
+        &log,
+        rechain(&notes, 1, prodguard_core::audit::GENESIS_PREV),
+    )
+    .unwrap();
+    assert_eq!(code(&sb.run(&[], &["audit", "verify"])), 0);
+    let out = verify();
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("TAMPERED")
+            && stdout(&out).contains("a seal is missing: none follows the log's start")
+            && stdout(&out).contains("should have followed record 2 (record 4 at the latest"),
+        "{}",
+        stdout(&out)
+    );
+    // `--seal-every` says the same without the policy.
+    let out = sb.run(
+        &[],
+        &[
+            "--policy",
+            "plain.toml",
+            "audit",
+            "verify",
+            "--seal-key",
+            "verify.key",
+            "--seal-every",
+            "2",
+        ],
+    );
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+
+    // The seals after record 4 stripped: the missing seal is named, and a seal
+    // made now with the host's key cannot cover it up.
+    let mut kept: Vec<&str> = lines[..4].to_vec();
+    kept.extend(lines[4..].iter().filter(|l| !is_seal(l)));
+    let head: serde_json::Value = serde_json::from_str(lines[3]).unwrap();
+    let tail = rechain(&kept[4..], 5, head["hash"].as_str().unwrap());
+    std::fs::write(&log, lines[..4].join("\n") + "\n" + &tail).unwrap();
+    let out = verify();
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("none follows the seal at record 4")
+            && stdout(&out).contains("should have followed record 6"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(code(&sb.run(&[], &["audit", "seal"])), 0);
+    assert_eq!(code(&verify()), 1, "{}", stdout(&verify()));
+
+    // Seals stripped from the middle only: the later seals no longer verify.
+    let middle: Vec<&str> = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, l)| !(is_seal(l) && (5..=11).contains(i)))
+        .map(|(_, l)| *l)
+        .collect();
+    std::fs::write(
+        &log,
+        rechain(&middle, 1, prodguard_core::audit::GENESIS_PREV),
+    )
+    .unwrap();
+    assert_eq!(code(&sb.run(&[], &["audit", "verify"])), 0);
+    let out = verify();
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(stdout(&out).contains("seal"), "{}", stdout(&out));
+}
+
+#[test]
+fn prune_drops_whole_rotated_files_and_the_rest_still_verifies() {
+    let sb = Sandbox::new("prune");
+    let key_file = sb.path("seal.key");
+    std::fs::write(
+        sb.path("prodguard.toml"),
+        format!(
+            "[audit]\nrotate_bytes = 1500\nseal_every = 3\nseal_key_file = \"{}\"\n[[rule]]\noperations = [\"*\"]\nrequire = [\"audit\"]\n",
+            key_file.display()
+        ),
+    )
+    .unwrap();
+    let init = sb.run(&[], &["audit", "seal-init"]);
+    assert_eq!(code(&init), 0, "{}", stderr(&init));
+    std::fs::write(sb.path("verify.key"), stdout(&init)).unwrap();
+    for i in 1..=30 {
+        let out = sb.run(&[], &["audit", "record", "--message", &format!("n{i}")]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    }
+    let log = sb.audit_log();
+    let rotated = prodguard::audit::rotated_files(&log).unwrap();
+    assert!(rotated.len() >= 4, "{rotated:?}");
+    let seqs = |path: &Path| -> (u64, u64) {
+        let text = std::fs::read_to_string(path).unwrap();
+        let seq = |line: &str| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        };
+        (
+            seq(text.lines().next().unwrap()),
+            seq(text.lines().last().unwrap()),
+        )
+    };
+    let verify = |args: &[&str]| {
+        let mut all = vec!["audit", "verify"];
+        all.extend_from_slice(args);
+        sb.run(&[], &all)
+    };
+    let sealed = ["--seal-key", "verify.key"];
+    assert_eq!(code(&sb.run(&[], &["audit", "seal"])), 0);
+    assert_eq!(code(&verify(&sealed)), 0, "{}", stdout(&verify(&sealed)));
+    let head = sb.run(&[], &["audit", "head"]);
+    std::fs::write(sb.path("anchor.json"), stdout(&head)).unwrap();
+
+    // Deleting the oldest file by hand is still tampering.
+    let oldest = std::fs::read(&rotated[0]).unwrap();
+    std::fs::remove_file(&rotated[0]).unwrap();
+    let out = verify(&[]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("no prune record explains them"),
+        "{}",
+        stdout(&out)
+    );
+    std::fs::write(&rotated[0], &oldest).unwrap();
+
+    // Only whole rotated files, never the live one.
+    let (third_first, third_last) = seqs(&rotated[2]);
+    let inside = (third_first + 1).to_string();
+    let out = sb.run(&[], &["audit", "prune", "--before", &inside]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "use --before {third_first} to keep it or --before {} to drop it",
+            third_last + 1
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let (live_first, _) = seqs(&log);
+    let out = sb.run(
+        &[],
+        &["audit", "prune", "--before", &(live_first + 1).to_string()],
+    );
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(stderr(&out).contains("never pruned"), "{}", stderr(&out));
+    assert_eq!(prodguard::audit::rotated_files(&log).unwrap(), rotated);
+
+    // A prune cut short after its record and first removal, then a prune
+    // that finishes: the set verifies at every step, seals included.
+    let second = std::fs::read(&rotated[1]).unwrap();
+    let before = third_first.to_string();
+    let out = sb.run(&[], &["audit", "prune", "--before", &before]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "pruned 2 rotated file(s), records 1..{}",
+            third_first - 1
+        )),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!rotated[0].exists() && !rotated[1].exists() && rotated[2].exists());
+    std::fs::write(&rotated[1], &second).unwrap();
+    assert_eq!(code(&sb.run(&[], &["audit", "seal"])), 0);
+    assert_eq!(code(&verify(&sealed)), 0, "{}", stdout(&verify(&sealed)));
+    std::fs::remove_file(&rotated[1]).unwrap();
+    let out = verify(&sealed);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "from record {third_first} (those before it pruned"
+        )),
+        "{}",
+        stdout(&out)
+    );
+    // An anchor taken before the prune is still reached (byte counts kept);
+    // one whose record was pruned cannot be checked any more.
+    assert_eq!(code(&verify(&["--anchor", "anchor.json"])), 0);
+    let mut old: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sb.path("anchor.json")).unwrap()).unwrap();
+    old["seq"] = 2.into();
+    std::fs::write(sb.path("old.json"), old.to_string()).unwrap();
+    let out = verify(&["--anchor", "old.json"]);
+    assert_eq!(code(&out), 3, "{}", stdout(&out));
+    assert!(stdout(&out).contains("was pruned"), "{}", stdout(&out));
+    let mut files = prodguard::audit::rotated_files(&log).unwrap();
+    files.push(log.clone());
+    let prune: Vec<serde_json::Value> = files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .filter(|r| r["kind"] == "prune")
+        .collect();
+    assert_eq!(prune.len(), 1);
+    assert_eq!(prune[0]["actor"]["user"], "tester");
+    assert_eq!(prune[0]["prune"]["files"][1]["last_seq"], third_first - 1);
+
+    // Pruning again continues from the anchor; the next oldest file deleted
+    // by hand instead is tampering again.
+    let (fourth_first, _) = seqs(&rotated[3]);
+    let kept = std::fs::read(&rotated[2]).unwrap();
+    std::fs::remove_file(&rotated[2]).unwrap();
+    assert_eq!(code(&verify(&[])), 1);
+    std::fs::write(&rotated[2], &kept).unwrap();
+    let out = sb.run(
+        &[],
+        &["audit", "prune", "--before", &fourth_first.to_string()],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(code(&sb.run(&[], &["audit", "seal"])), 0);
+    assert_eq!(code(&verify(&sealed)), 0, "{}", stdout(&verify(&sealed)));
+
+    // A log that does not verify is never pruned.
+    let live = std::fs::read_to_string(&log).unwrap();
+    std::fs::write(&log, live.replacen("\"v\":1,", "\"v\":2,", 1)).unwrap();
+    let (fifth_first, _) = seqs(&rotated[4]);
+    let out = sb.run(
+        &[],
+        &["audit", "prune", "--before", &fifth_first.to_string()],
+    );
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("never pruned"), "{}", stderr(&out));
+    assert!(rotated[3].exists());
 }

@@ -131,3 +131,52 @@ fn repair_refuses_when_a_rotated_file_is_damaged() {
     assert!(prodguard::audit::repair_file(&log).is_err());
     assert_eq!(std::fs::read(&log).unwrap(), before, "nothing cut");
 }
+
+#[test]
+fn prune_keeps_a_file_that_spent_an_unexpired_approval_token() {
+    use prodguard::audit::{PruneError, PruneOutcome, prune_log};
+    use prodguard_core::audit::{ConfirmEvidence, EventKind};
+
+    for (exp_in, kept) in [(3600, true), (-3600, false)] {
+        let dir = temp_dir("prune-token");
+        let log = dir.path().join("audit.jsonl");
+        let sink = FileSink::new(&log).rotating(1500);
+        let mut intent = AuditEvent::new(EventKind::Intent);
+        intent.confirm = Some(ConfirmEvidence {
+            method: "approval".into(),
+            approver: Some("alice".into()),
+            token_id: Some("tok-1".into()),
+            exp: Some(prodguard::facts::now().plus_seconds(exp_in)),
+        });
+        sink.append(&intent).unwrap();
+        for i in 0..20 {
+            sink.append(&AuditEvent::note(format!("n{i}"))).unwrap();
+        }
+        let rotated = rotated_files(&log).unwrap();
+        let first_of_second: serde_json::Value = serde_json::from_str(
+            std::fs::read_to_string(&rotated[1])
+                .unwrap()
+                .lines()
+                .next()
+                .unwrap(),
+        )
+        .unwrap();
+        let before = first_of_second["seq"].as_u64().unwrap();
+        let result = prune_log(&sink, before);
+        if kept {
+            let err = result.unwrap_err();
+            assert!(matches!(err, PruneError::TokenUnexpired { .. }), "{err}");
+            assert!(err.to_string().contains("prune after"), "{err}");
+            assert!(rotated[0].exists());
+        } else {
+            assert!(
+                matches!(result, Ok(PruneOutcome::Pruned { record_seq, .. }) if record_seq > before),
+                "{result:?}"
+            );
+            assert!(!rotated[0].exists());
+            let report = verify_file(&log, None).unwrap();
+            assert!(report.intact(), "{report:?}");
+            assert_eq!(report.pruned.unwrap().start_seq, before);
+        }
+    }
+}

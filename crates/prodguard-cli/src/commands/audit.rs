@@ -4,17 +4,19 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use prodguard::audit::{
-    Anchor, AnchorCheck, AuditSink, FileSink, RepairError, RepairOutcome, VerifyReport,
-    init_key_file, key_to_text, read_key_file, repair_file, verify_file_sealed,
+    Anchor, AnchorCheck, AuditSink, FileSink, PruneError, PruneOutcome, RepairError, RepairOutcome,
+    VerifyOptions, VerifyReport, init_key_file, key_to_text, prune_log, read_key_file, repair_log,
+    verify_log,
 };
 use prodguard::{Guard, GuardError, config};
 use prodguard_core::ExitCode as Refusal;
-use prodguard_core::audit::{AuditEvent, Record, SealKey};
+use prodguard_core::audit::{AuditEvent, Record};
 
 use prodguard::Policy;
 
 use super::load_policy;
 use crate::cli::{AuditCommand, LogArg};
+use crate::output::escaped;
 
 fn log_path(log: &LogArg, policy: Option<&PathBuf>) -> Result<PathBuf, GuardError> {
     match &log.log {
@@ -34,12 +36,8 @@ fn policy_log_path(policy: &Policy) -> Result<PathBuf, GuardError> {
     })
 }
 
-fn verify(
-    path: &Path,
-    anchor: Option<&Anchor>,
-    key: Option<&SealKey>,
-) -> Result<VerifyReport, i32> {
-    verify_file_sealed(path, anchor, key).map_err(|e| {
+fn verify(path: &Path, options: VerifyOptions<'_>) -> Result<VerifyReport, i32> {
+    verify_log(path, options).map_err(|e| {
         eprintln!("prodguard: cannot read audit log {}: {e}", path.display());
         Refusal::AuditUnavailable.code()
     })
@@ -62,6 +60,7 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
             log,
             anchor,
             seal_key,
+            seal_every,
             postgres,
         } => {
             let anchor = anchor.as_deref().map(read_anchor).transpose()?;
@@ -91,7 +90,19 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
                 .map(read_key_file)
                 .transpose()
                 .map_err(|e| GuardError::Policy(e.to_string()))?;
-            let report = match verify(&path, anchor.as_ref(), seal_key.as_ref()) {
+            // How often the writers seal, as the policy that has them seal
+            // says (only worth asking with a key to check seals with).
+            let seal_every = match (seal_every, &seal_key) {
+                (Some(every), _) => Some(every),
+                (None, Some(_)) => load_policy(policy)?.audit().sealed_every(),
+                (None, None) => None,
+            };
+            let options = VerifyOptions {
+                anchor: anchor.as_ref(),
+                seal_key: seal_key.as_ref(),
+                seal_every,
+            };
+            let report = match verify(&path, options) {
                 Ok(report) => report,
                 Err(code) => return Ok(code),
             };
@@ -100,7 +111,9 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
         }
         AuditCommand::Repair { log } => {
             let path = log_path(&log, policy)?;
-            match repair_file(&path) {
+            // The recovery record is sealed as the policy's writers seal.
+            let sink = FileSink::from_policy(&path, &load_policy(policy)?);
+            match repair_log(&sink) {
                 Ok(RepairOutcome::Intact) => {
                     say!("{}: nothing to repair", path.display());
                     Ok(0)
@@ -156,7 +169,7 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
         }
         AuditCommand::Head { log } => {
             let path = log_path(&log, policy)?;
-            let report = match verify(&path, None, None) {
+            let report = match verify(&path, VerifyOptions::default()) {
                 Ok(report) => report,
                 Err(code) => return Ok(code),
             };
@@ -222,6 +235,45 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
                 }
             }
         }
+        AuditCommand::Prune { log, before } => {
+            let path = log_path(&log, policy)?;
+            // The prune record is written (and sealed) as the policy's writers write.
+            let sink = FileSink::from_policy(&path, &load_policy(policy)?);
+            match prune_log(&sink, before) {
+                Ok(PruneOutcome::Nothing { start_seq }) => {
+                    say!(
+                        "{}: nothing to prune: no rotated file holds only records before {before} (the log starts at record {start_seq})",
+                        path.display()
+                    );
+                    Ok(0)
+                }
+                Ok(PruneOutcome::Pruned {
+                    files,
+                    first_seq,
+                    last_seq,
+                    record_seq,
+                }) => {
+                    say!(
+                        "{}: pruned {} rotated file(s), records {first_seq}..{last_seq}; recorded as seq {record_seq}, from which `prodguard audit verify` checks the log from record {}",
+                        path.display(),
+                        files.len(),
+                        last_seq + 1
+                    );
+                    Ok(0)
+                }
+                Err(e) => {
+                    eprintln!("prodguard: {}: {e}", path.display());
+                    Ok(match e {
+                        PruneError::Damaged(_) => 1,
+                        PruneError::TornTail => 2,
+                        PruneError::InsideFile { .. }
+                        | PruneError::LiveFile { .. }
+                        | PruneError::TokenUnexpired { .. } => Refusal::PolicyError.code(),
+                        _ => Refusal::AuditUnavailable.code(),
+                    })
+                }
+            }
+        }
         AuditCommand::Record { log, message } => {
             let mut event = AuditEvent::note(message);
             event.actor = Some(prodguard::facts::current_actor());
@@ -256,6 +308,14 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
 
 fn print_report(path: &Path, report: &VerifyReport) {
     let path = path.display();
+    if let Some(damage) = report.damage.as_ref().filter(|d| d.line == 0) {
+        say!(
+            "{path}: TAMPERED: {}; {} records verified",
+            damage.problem,
+            report.records
+        );
+        return;
+    }
     if let Some(damage) = &report.damage {
         say!(
             "{path}: TAMPERED: {} line {} (byte {}, expected seq {}): {}; {} records verified before it",
@@ -272,6 +332,14 @@ fn print_report(path: &Path, report: &VerifyReport) {
         say!("{path}: TAMPERED: {why}");
         return;
     }
+    if report.torn_tail_bytes > 0 && report.torn_tail_is_record {
+        say!(
+            "{path}: {} records verified, then a whole final record that lacks only its newline \
+             (a crash mid-write); `prodguard audit repair` restores the newline, cutting nothing",
+            report.records
+        );
+        return;
+    }
     if report.torn_tail_bytes > 0 {
         say!(
             "{path}: {} records verified, then an incomplete final record of {} bytes (a crash mid-write); `prodguard audit repair` cuts it",
@@ -286,6 +354,13 @@ fn print_report(path: &Path, report: &VerifyReport) {
              (`prodguard audit seal` seals them)",
             report.records,
             report.seals
+        );
+        return;
+    }
+    if let Some(AnchorCheck::Pruned { start_seq }) = report.anchor {
+        say!(
+            "{path}: {} records verify, but the anchor's record was pruned (the log now starts at record {start_seq}), so it cannot be checked; take a new anchor with `prodguard audit head`",
+            report.records
         );
         return;
     }
@@ -306,41 +381,54 @@ fn print_report(path: &Path, report: &VerifyReport) {
     } else {
         ""
     };
+    let pruned = report
+        .pruned
+        .as_ref()
+        .map(|p| {
+            format!(
+                " from record {} (those before it pruned, as record {} says)",
+                p.start_seq, p.by_seq
+            )
+        })
+        .unwrap_or_default();
     say!(
-        "{path}: intact, {} records, head {}{anchor}{seals}",
+        "{path}: intact, {} records{pruned}, head {}{anchor}{seals}",
         report.records,
         report.head_hash
     );
 }
 
 /// One line per record for people: seq, time, kind, who, what, result.
+/// Every text field is escaped: actor and environment names come from the
+/// environment, and a log's bytes from whoever could write it.
 fn summarize(line: &[u8]) -> String {
+    let e = escaped;
     let Ok(record) = serde_json::from_slice::<Record>(line) else {
-        return format!("(unreadable) {}", String::from_utf8_lossy(line));
+        return format!("(unreadable) {}", e(&String::from_utf8_lossy(line)));
     };
     let event = &record.event;
     let mut parts = vec![
         format!("{:>6}", record.seq),
-        record.ts.clone(),
+        e(&record.ts),
         format!("{:<8}", format!("{:?}", event.kind).to_lowercase()),
     ];
     if let Some(actor) = &event.actor {
-        parts.push(format!("{} ({})", actor.user, actor.kind.as_str()));
+        parts.push(format!("{} ({})", e(&actor.user), actor.kind.as_str()));
     }
     if let Some(op) = &event.op {
         let target = op
             .target
             .as_deref()
-            .map(|t| format!(" on {t}"))
+            .map(|t| format!(" on {}", e(t)))
             .unwrap_or_default();
-        parts.push(format!("{}{target} in {}", op.kind, op.env));
+        parts.push(format!("{}{target} in {}", e(&op.kind), e(&op.env)));
     }
     if let Some(decision) = &event.decision {
         let code = decision
             .exit_code
             .map(|c| format!(" ({c})"))
             .unwrap_or_default();
-        parts.push(format!("{}{code}", decision.result));
+        parts.push(format!("{}{code}", e(&decision.result)));
     }
     if let Some(outcome) = &event.outcome {
         let code = outcome
@@ -349,21 +437,23 @@ fn summarize(line: &[u8]) -> String {
             .unwrap_or_default();
         parts.push(format!(
             "{}{code} in {} ms",
-            outcome.status, outcome.duration_ms
+            e(&outcome.status),
+            outcome.duration_ms
         ));
     }
     if let Some(confirm) = &event.confirm {
         let by = confirm.approver.as_deref().unwrap_or("?");
-        parts.push(format!("confirmed by {by} ({})", confirm.method));
+        parts.push(format!("confirmed by {} ({})", e(by), e(&confirm.method)));
     }
     if let Some(backup) = &event.backup {
         parts.push(format!(
             "backup {} sha256:{}",
-            backup.location, &backup.sha256
+            e(&backup.location),
+            e(&backup.sha256)
         ));
     }
     if let Some(message) = &event.message {
-        parts.push(format!("{message:?}"));
+        parts.push(format!("\"{}\"", e(message)));
     }
     parts.join("  ")
 }

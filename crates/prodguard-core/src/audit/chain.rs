@@ -203,6 +203,25 @@ fn split_hash(line: &[u8]) -> Result<(&[u8], &str), ChainError> {
     Ok((head, stored))
 }
 
+/// Whether `line` (with or without its newline) is a whole record: JSON that
+/// ends with its `"hash"` member. A write cut short by a crash cannot look
+/// like this (an escaped string never holds `,"hash":"…"}`), so such a line
+/// that does not verify was changed, not torn.
+///
+/// ```
+/// use prodguard_core::audit::{AuditEvent, Envelope, encode_record, is_whole_record, GENESIS_PREV};
+/// use prodguard_core::Timestamp;
+///
+/// let envelope = Envelope { log_id: "demo".into(), seq: 1, ts: Timestamp(0), host: "h".into(), pid: 7 };
+/// let (line, _) = encode_record(&envelope, &AuditEvent::note("hi"), GENESIS_PREV).unwrap();
+/// assert!(is_whole_record(&line));
+/// assert!(!is_whole_record(&line[..line.len() - 3]));
+/// ```
+pub fn is_whole_record(line: &[u8]) -> bool {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    split_hash(line).is_ok() && serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok()
+}
+
 /// Checks records one after another: each must hash correctly and continue the chain.
 ///
 /// Feed it lines in file order (with or without their trailing newline).
@@ -361,6 +380,8 @@ struct LinkFields<'a> {
     outcome: Option<serde::de::IgnoredAny>,
     #[serde(default)]
     message: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    prune: Option<serde::de::IgnoredAny>,
 }
 
 impl LinkFields<'_> {
@@ -374,11 +395,19 @@ impl LinkFields<'_> {
             || self.confirm.is_some()
             || self.outcome.is_some()
             || self.message.is_some();
+        let is_prune = self.kind == "prune";
         match (is_seal, self.seal.is_some()) {
             (true, false) => Some("a seal record without its seal"),
             (false, true) => Some("a seal member on a record that is not a seal"),
-            (true, true) if carries_event => Some("a seal record carrying event fields"),
-            _ => None,
+            (true, true) if carries_event || self.prune.is_some() => {
+                Some("a seal record carrying event fields")
+            }
+            // Only a prune record says what was pruned.
+            _ => match (is_prune, self.prune.is_some()) {
+                (true, false) => Some("a prune record without its prune member"),
+                (false, true) => Some("a prune member on a record that is not a prune"),
+                _ => None,
+            },
         }
     }
 }

@@ -24,6 +24,9 @@ pub enum EventKind {
     Recovery,
     /// A MAC over the chain's head with the current epoch's seal key.
     Seal,
+    /// Rotated files were dropped (`prodguard audit prune`): the anchors
+    /// from which the kept chain is verified.
+    Prune,
 }
 
 /// Who acted.
@@ -212,6 +215,53 @@ pub struct AuditEvent {
     /// A seal's epoch and MAC.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub seal: Option<SealInfo>,
+    /// What a prune dropped (prune records only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub prune: Option<PruneInfo>,
+}
+
+/// What a prune record says: the rotated files it dropped, oldest first,
+/// each with the anchor a verifier needs to start the chain after it.
+/// Files are removed oldest first, after this record is durable, so a
+/// prune cut short leaves a set that starts after one of these files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneInfo {
+    /// The `--before` seq asked for: every dropped record is before it.
+    pub before: u64,
+    /// The dropped files, oldest first.
+    pub files: Vec<PrunedFile>,
+}
+
+/// One dropped file and the anchor after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrunedFile {
+    /// Its path when it was dropped.
+    pub file: String,
+    /// Its first record's seq.
+    pub first_seq: u64,
+    /// Its last record's seq: the chain goes on at the next.
+    pub last_seq: u64,
+    /// Its last record's hash: the `prev` of the record after it.
+    pub last_hash: String,
+    /// The log's length in bytes (all its files, pruned ones included) up
+    /// to the end of this file, so anchors keep their byte counts.
+    pub bytes: u64,
+    /// The last seal at or before this file's end, if any: a verifier
+    /// checks its MAC and expects the next seal of the following epoch.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_seal: Option<PrunedSeal>,
+}
+
+/// A seal record among the dropped ones: what its MAC covered, and the MAC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrunedSeal {
+    /// The seal record's seq.
+    pub seq: u64,
+    /// Its `prev` (the head it sealed).
+    pub prev: String,
+    /// Its epoch and MAC.
+    #[serde(flatten)]
+    pub seal: SealInfo,
 }
 
 impl AuditEvent {
@@ -228,6 +278,7 @@ impl AuditEvent {
             outcome: None,
             message: None,
             seal: None,
+            prune: None,
         }
     }
 

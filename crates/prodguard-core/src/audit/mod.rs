@@ -22,12 +22,14 @@ mod chain;
 mod event;
 mod seal;
 
-pub use chain::{ChainError, ChainVerifier, Link, chain_hash, encode_record, encode_record_into};
+pub use chain::{
+    ChainError, ChainVerifier, Link, chain_hash, encode_record, encode_record_into, is_whole_record,
+};
 pub use event::{
     Actor, AuditEvent, BackupEvidence, ConfirmEvidence, DecisionRecord, Envelope, EventKind,
-    OperationRecord, OutcomeRecord, Record,
+    OperationRecord, OutcomeRecord, PruneInfo, PrunedFile, PrunedSeal, Record,
 };
-pub use seal::{SEAL_DOMAIN, SealChecker, SealInfo, SealKey};
+pub use seal::{SEAL_DOMAIN, SealChecker, SealInfo, SealKey, max_unsealed};
 
 /// The domain tag mixed into every record hash, so a prodguard chain hash
 /// can never be confused with a hash of the same bytes made for another purpose.

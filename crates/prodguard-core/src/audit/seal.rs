@@ -107,6 +107,30 @@ impl SealKey {
     }
 }
 
+/// The most records a log sealed every `every` records may hold after its
+/// last seal (or its start) before a missing seal is tampering.
+///
+/// What the writer guarantees: every writer that seals puts a seal at each
+/// seq that is a multiple of `every` (the slot after an event whose next seq
+/// is one), in the same write and `fdatasync` as the events before it, under
+/// the log's lock — so concurrent writers sharing the policy seal at the same
+/// places and a crash tears both or neither (a torn tail, exit 2, not a gap).
+/// An extra seal (`prodguard audit seal`) can fall just before a slot, so up
+/// to `every` records follow a seal before the next. One record from a
+/// writer that does not seal (a library caller's `repair_file`, a process
+/// run with another policy) taking a seal's slot defers that seal by another
+/// `every`: that is the margin. Sealing is by count only; nothing seals on a
+/// timer. So more than `2 × every` records after the last seal means seals
+/// were removed.
+///
+/// ```
+/// use prodguard_core::audit::max_unsealed;
+/// assert_eq!(max_unsealed(1000), 2000);
+/// ```
+pub fn max_unsealed(every: u64) -> u64 {
+    every.saturating_mul(2)
+}
+
 /// Checks the seals of a log in order, with a verification key kept off the host.
 #[derive(Debug, Clone)]
 pub struct SealChecker {
@@ -123,6 +147,42 @@ impl SealChecker {
             last_epoch: None,
             last_sealed_seq: 0,
         }
+    }
+
+    /// A checker for a log whose start was pruned: `seal`, the last seal
+    /// before the kept records (carried by the prune record), is checked
+    /// now with the key evolved to its epoch, and the next seal must be of
+    /// the epoch after it.
+    pub fn resume(
+        key: SealKey,
+        log_id: &str,
+        seq: u64,
+        prev: &str,
+        seal: &SealInfo,
+    ) -> Result<Self, String> {
+        let Some(evolved) = key.at_epoch(seal.epoch) else {
+            return Err(format!(
+                "the last pruned seal is of epoch {}, before the verification key's epoch {}",
+                seal.epoch, key.epoch
+            ));
+        };
+        if !evolved.verify(log_id, seq, prev, &seal.mac) {
+            return Err(format!(
+                "the last pruned seal (record {seq}, epoch {}) named by the prune record does not verify: the prune record was forged",
+                seal.epoch
+            ));
+        }
+        Ok(SealChecker {
+            key: evolved,
+            last_epoch: Some(seal.epoch),
+            last_sealed_seq: seq,
+        })
+    }
+
+    /// Whether record `seq` comes too long after the last seal for a log
+    /// sealed every `every` records ([`max_unsealed`]): a seal is missing.
+    pub fn overdue(&self, seq: u64, every: u64) -> bool {
+        seq.saturating_sub(self.last_sealed_seq) > max_unsealed(every)
     }
 
     /// The seq of the last seal that checked out (0 before any).

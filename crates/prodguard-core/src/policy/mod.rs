@@ -582,6 +582,26 @@ impl Default for EnvironmentConfig {
     }
 }
 
+impl AuditConfig {
+    /// How often the log's writers seal: `seal_every` (default 1000) when
+    /// `seal_key_file` turns sealing on, `None` when nothing seals. The one
+    /// answer for the writer and for `audit verify`.
+    ///
+    /// ```
+    /// let mut audit = prodguard_core::policy::AuditConfig::default();
+    /// assert_eq!(audit.sealed_every(), None);
+    /// audit.seal_key_file = Some("/etc/prodguard/seal.key".into());
+    /// assert_eq!(audit.sealed_every(), Some(1000));
+    /// audit.seal_every = Some(50);
+    /// assert_eq!(audit.sealed_every(), Some(50));
+    /// ```
+    pub fn sealed_every(&self) -> Option<u64> {
+        self.seal_key_file
+            .as_ref()
+            .map(|_| self.seal_every.unwrap_or(1000))
+    }
+}
+
 impl Default for AuditConfig {
     /// No log named (the runtime's default), fdatasync, no seals, no rotation.
     fn default() -> Self {

@@ -27,6 +27,12 @@ pub enum AnchorCheck {
     NotReached,
     /// The record at the anchor's seq differs from the anchor: rewritten.
     Mismatch(String),
+    /// The anchor's record was pruned (`prodguard audit prune`): it can no
+    /// longer be checked; take a new anchor.
+    Pruned {
+        /// The first record the log still holds.
+        start_seq: u64,
+    },
 }
 
 /// Whether the log reaches `anchor` at record `anchor.seq` (shared with the

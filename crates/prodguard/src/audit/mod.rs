@@ -10,18 +10,21 @@ pub use prodguard_core::audit::{AuditEvent, EventKind, OutcomeRecord};
 pub use prodguard_core::policy::Durability;
 
 mod anchor;
+mod prune;
 mod repair;
 mod seal;
 mod sink;
 mod tee;
 mod verify;
 pub use anchor::{Anchor, AnchorCheck};
-pub use repair::{RepairError, RepairOutcome, repair_file};
+pub use prune::{PruneError, PruneOutcome, prune_log};
+pub use repair::{RepairError, RepairOutcome, repair_file, repair_log};
 pub use seal::{SealKeyError, init_key_file, key_to_text, read_key_file, write_key_file};
 pub use sink::{FileOps, FileSink, RealFileOps};
 pub(crate) use tee::TeeSink;
 pub use verify::{
-    Damage, VerifyReport, rotated_files, verify_file, verify_file_sealed, verify_single_file,
+    Damage, PrunedStart, VerifyOptions, VerifyReport, rotated_files, verify_file,
+    verify_file_sealed, verify_log, verify_single_file,
 };
 
 /// Where a durable append landed.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use prodguard_core::audit::{AuditEvent, EventKind};
 
-use super::verify::verify_set;
+use super::verify::{VerifyOptions, verify_set};
 use super::{AuditError, AuditSink, Damage, FileSink};
 use crate::facts;
 
@@ -55,6 +55,14 @@ pub enum RepairError {
 /// Refuses when any complete record fails to verify: only a crash's torn
 /// write is ever cut (the etcd WAL rule).
 pub fn repair_file(path: &Path) -> Result<RepairOutcome, RepairError> {
+    repair_log(&FileSink::new(path))
+}
+
+/// [`repair_file`] on `sink`'s log, the `recovery` record appended through
+/// `sink` — so a sink made from the policy seals as the log's other writers
+/// do, and the recovery record defers no seal.
+pub fn repair_log(sink: &FileSink) -> Result<RepairOutcome, RepairError> {
+    let path = sink.path();
     let io =
         |what: &str, e: std::io::Error| RepairError::Io(format!("{what} {}: {e}", path.display()));
     // Hold the writers' lock on the file at the path for the whole repair, so
@@ -62,7 +70,8 @@ pub fn repair_file(path: &Path) -> Result<RepairOutcome, RepairError> {
     let file = lock_current(path).map_err(|e| io("cannot open and lock", e))?;
     let reader = file.try_clone().map_err(|e| io("cannot read", e))?;
     // The whole set must verify: damage anywhere is evidence, never repaired.
-    let report = verify_set(path, reader, None, None).map_err(|e| io("cannot read", e))?;
+    let report =
+        verify_set(path, reader, VerifyOptions::default()).map_err(|e| io("cannot read", e))?;
     if let Some(damage) = report.damage {
         return Err(RepairError::Damaged(damage));
     }
@@ -83,7 +92,7 @@ pub fn repair_file(path: &Path) -> Result<RepairOutcome, RepairError> {
         let mut event = AuditEvent::new(EventKind::Recovery);
         event.actor = Some(facts::current_actor());
         event.message = Some("restored the newline after the final record; nothing was cut".into());
-        let receipt = FileSink::new(path).append(&event)?;
+        let receipt = sink.append(&event)?;
         return Ok(RepairOutcome::NewlineRestored {
             recovery_seq: receipt.seq,
         });
@@ -118,7 +127,7 @@ pub fn repair_file(path: &Path) -> Result<RepairOutcome, RepairError> {
         report.good_bytes,
         saved_to.display()
     ));
-    let receipt = FileSink::new(path).append(&event)?;
+    let receipt = sink.append(&event)?;
     Ok(RepairOutcome::Cut {
         bytes: tail.len() as u64,
         saved_to,
@@ -128,7 +137,7 @@ pub fn repair_file(path: &Path) -> Result<RepairOutcome, RepairError> {
 
 /// Opens and exclusively locks the file at `path`, reopening until the
 /// locked file is still the one at the path (it may be rotated meanwhile).
-fn lock_current(path: &Path) -> std::io::Result<File> {
+pub(super) fn lock_current(path: &Path) -> std::io::Result<File> {
     use std::os::unix::fs::MetadataExt;
     for _ in 0..4 {
         let file = OpenOptions::new().read(true).write(true).open(path)?;

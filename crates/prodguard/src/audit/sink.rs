@@ -158,9 +158,9 @@ impl FileSink {
     pub fn from_policy(path: impl Into<PathBuf>, policy: &prodguard_core::Policy) -> Self {
         let mut sink = Self::with_durability(path, policy.audit().durability);
         sink.rotate_bytes = policy.audit().rotate_bytes;
-        match &policy.audit().seal_key_file {
-            Some(key_file) => sink.sealed(key_file, policy.audit().seal_every.unwrap_or(1000)),
-            None => sink,
+        match (&policy.audit().seal_key_file, policy.audit().sealed_every()) {
+            (Some(key_file), Some(every)) => sink.sealed(key_file, every),
+            _ => sink,
         }
     }
 

@@ -5,7 +5,10 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use prodguard_core::audit::{ChainVerifier, GENESIS_PREV, MAX_RECORD_BYTES, SealChecker, SealKey};
+use prodguard_core::audit::{
+    ChainVerifier, EventKind, GENESIS_PREV, MAX_RECORD_BYTES, PrunedFile, Record, SealChecker,
+    SealKey, is_whole_record,
+};
 use serde::Deserialize;
 
 use super::anchor::check_anchor;
@@ -55,6 +58,34 @@ pub struct VerifyReport {
     pub seals: u64,
     /// With a seal key: records after the last valid seal.
     pub unsealed_tail: Option<u64>,
+    /// The log's start was pruned, and a prune record explains it.
+    pub pruned: Option<PrunedStart>,
+}
+
+/// A pruned start and the prune record that explains it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PrunedStart {
+    /// The first record the log still holds.
+    pub start_seq: u64,
+    /// The prune record's seq.
+    pub by_seq: u64,
+    /// The dropped file the kept chain starts after (its anchor).
+    pub after: PrunedFile,
+}
+
+/// What `verify` checks besides the chain.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyOptions<'a> {
+    /// An anchor from `prodguard audit head` the log must still reach.
+    pub anchor: Option<&'a Anchor>,
+    /// The verification key: every seal is checked with it.
+    pub seal_key: Option<&'a SealKey>,
+    /// How often the log's writers seal (`[audit] seal_every`), when
+    /// known: with a seal key, a longer stretch without a seal than the
+    /// writer allows ([`max_unsealed`](prodguard_core::audit::max_unsealed))
+    /// is tampering, not an unsealed tail.
+    pub seal_every: Option<u64>,
 }
 
 impl VerifyReport {
@@ -73,6 +104,7 @@ impl VerifyReport {
             anchor: anchor.map(|_| AnchorCheck::NotReached),
             seals: 0,
             unsealed_tail: None,
+            pruned: None,
         }
     }
 
@@ -122,15 +154,18 @@ impl VerifyReport {
     }
 
     /// The `prodguard audit verify` exit code: 0 intact, 1 tampered (an
-    /// edit, deletion, reorder, splice, bad seal), 2 torn tail that repair
-    /// can cut, 3 records after the last seal or the anchor not reached.
+    /// edit, deletion, reorder, splice, bad or missing seal), 2 torn tail
+    /// that repair can cut, 3 records after the last seal, the anchor not
+    /// reached or pruned.
     pub fn exit_code(&self) -> i32 {
         if self.damage.is_some() || matches!(self.anchor, Some(AnchorCheck::Mismatch(_))) {
             1
         } else if self.torn_tail_bytes > 0 {
             2
-        } else if matches!(self.anchor, Some(AnchorCheck::NotReached))
-            || self.unsealed_tail.unwrap_or(0) > 0
+        } else if matches!(
+            self.anchor,
+            Some(AnchorCheck::NotReached | AnchorCheck::Pruned { .. })
+        ) || self.unsealed_tail.unwrap_or(0) > 0
         {
             3
         } else {
@@ -153,18 +188,31 @@ pub fn verify_file_sealed(
     anchor: Option<&Anchor>,
     seal_key: Option<&SealKey>,
 ) -> std::io::Result<VerifyReport> {
+    verify_log(
+        path,
+        VerifyOptions {
+            anchor,
+            seal_key,
+            seal_every: None,
+        },
+    )
+}
+
+/// Verifies the log at `path` — its rotated files first, then `path` —
+/// with everything `options` asks for. A set whose oldest files were
+/// pruned verifies from the anchor its prune record carries.
+pub fn verify_log(path: &Path, options: VerifyOptions<'_>) -> std::io::Result<VerifyReport> {
     // Open the current file before listing the rotated ones: a rotation in
     // between then only adds a name for the file already open (skipped below).
     let current = File::open(path)?;
-    verify_set(path, current, anchor, seal_key)
+    verify_set(path, current, options)
 }
 
 /// Verifies the rotated files of `path` and then `current`, the file open at `path`.
 pub(super) fn verify_set(
     path: &Path,
     current: File,
-    anchor: Option<&Anchor>,
-    seal_key: Option<&SealKey>,
+    options: VerifyOptions<'_>,
 ) -> std::io::Result<VerifyReport> {
     use std::os::unix::fs::MetadataExt;
     let here = current.metadata()?;
@@ -180,7 +228,106 @@ pub(super) fn verify_set(
         files.push((rotated, file));
     }
     files.push((path.to_owned(), current));
-    verify_files(files, anchor, seal_key, None)
+    let start = pruned_start(&files)?;
+    verify_files(
+        files,
+        options,
+        start.map(Start::Pruned).unwrap_or(Start::Set),
+    )
+}
+
+/// The set's first record when it is not the log's first (its start was
+/// pruned, or deleted), with the prune record that explains it, if one does.
+fn pruned_start(files: &[(PathBuf, File)]) -> std::io::Result<Option<PrunedAt>> {
+    use std::io::{Seek, SeekFrom};
+    #[derive(Deserialize)]
+    struct First {
+        seq: u64,
+        prev: String,
+        log_id: String,
+    }
+    let Some((_, first_file)) = files.first() else {
+        return Ok(None);
+    };
+    let mut first = Vec::new();
+    let mut reader = BufReader::new(first_file);
+    (&mut reader)
+        .take(MAX_RECORD_BYTES as u64)
+        .read_until(b'\n', &mut first)?;
+    drop(reader);
+    // The walk reads the files from their start again.
+    (&*first_file).seek(SeekFrom::Start(0))?;
+    let Ok(first) = serde_json::from_slice::<First>(first.strip_suffix(b"\n").unwrap_or(&first))
+    else {
+        return Ok(None);
+    };
+    if first.seq == 1 && first.prev == GENESIS_PREV {
+        return Ok(None);
+    }
+    // Look for the prune records that name this start; the walk that
+    // follows checks that the one used is a record of the chain.
+    const NEEDLE: &[u8] = b",\"kind\":\"prune\",";
+    let mut explained = None;
+    let mut line = Vec::new();
+    for (_, file) in files {
+        let mut reader = BufReader::with_capacity(READ_BYTES, file);
+        loop {
+            line.clear();
+            let n = (&mut reader)
+                .take(MAX_RECORD_BYTES as u64 + 1)
+                .read_until(b'\n', &mut line)?;
+            if n == 0 {
+                break;
+            }
+            if !line.windows(NEEDLE.len()).any(|w| w == NEEDLE) {
+                continue;
+            }
+            let Ok(record) = serde_json::from_slice::<Record>(line.trim_ascii_end()) else {
+                continue;
+            };
+            let (Some(prune), Some(hash)) = (&record.event.prune, &record.hash) else {
+                continue;
+            };
+            if record.event.kind != EventKind::Prune || record.log_id != first.log_id {
+                continue;
+            }
+            if let Some(after) = prune
+                .files
+                .iter()
+                .find(|f| f.last_seq.checked_add(1) == Some(first.seq) && f.last_hash == first.prev)
+            {
+                explained = Some((record.seq, hash.clone(), after.clone()));
+            }
+        }
+        drop(reader);
+        (&*file).seek(SeekFrom::Start(0))?;
+    }
+    Ok(Some(PrunedAt {
+        seq: first.seq,
+        prev: first.prev,
+        log_id: first.log_id,
+        explained,
+    }))
+}
+
+/// A set that does not start at the log's first record.
+struct PrunedAt {
+    seq: u64,
+    prev: String,
+    log_id: String,
+    /// The prune record that explains it: its seq, its hash, and the
+    /// dropped file the set starts after.
+    explained: Option<(u64, String, PrunedFile)>,
+}
+
+/// Where a walk starts.
+enum Start {
+    /// At the log's first record.
+    Set,
+    /// After pruned (or deleted) files.
+    Pruned(PrunedAt),
+    /// A single file taken on its own terms.
+    Given(ChainVerifier),
 }
 
 /// The rotated files of the log at `path` (`path.N`), oldest first.
@@ -234,23 +381,78 @@ pub fn verify_single_file(path: &Path) -> std::io::Result<VerifyReport> {
     };
     verify_files(
         vec![(path.to_owned(), File::open(path)?)],
-        None,
-        None,
-        Some(verifier),
+        VerifyOptions::default(),
+        Start::Given(verifier),
     )
 }
 
 fn verify_files(
     files: Vec<(PathBuf, File)>,
-    anchor: Option<&Anchor>,
-    seal_key: Option<&SealKey>,
-    verifier: Option<ChainVerifier>,
+    options: VerifyOptions<'_>,
+    start: Start,
 ) -> std::io::Result<VerifyReport> {
-    let mut verifier = verifier.unwrap_or_default();
+    let VerifyOptions {
+        anchor,
+        seal_key,
+        seal_every,
+    } = options;
     let mut seals = seal_key.map(|k| SealChecker::new(k.clone()));
     let mut report = VerifyReport::start(anchor);
     // Bytes of the set up to the end of the last complete line read.
     let mut offset = 0u64;
+    // A problem found before the walk, reported at the first line.
+    let mut at_start: Option<String> = None;
+    // The prune record that explains a pruned start: (seq, hash), until
+    // the walk has verified it.
+    let mut unconfirmed_prune: Option<(u64, String)> = None;
+    let mut verifier = match start {
+        Start::Set => ChainVerifier::new(),
+        Start::Given(verifier) => verifier,
+        Start::Pruned(PrunedAt {
+            seq,
+            prev,
+            log_id,
+            explained: None,
+        }) => {
+            at_start = Some(format!(
+                "the log starts at record {seq}: the records before it are missing and no prune record explains them (were rotated files deleted instead of pruned with `prodguard audit prune`?)"
+            ));
+            ChainVerifier::resume(prev, seq, Some(log_id))
+        }
+        Start::Pruned(PrunedAt {
+            seq,
+            prev,
+            log_id,
+            explained: Some((by_seq, hash, after)),
+        }) => {
+            offset = after.bytes;
+            if let (Some(key), Some(last)) = (seal_key, &after.last_seal) {
+                match SealChecker::resume(key.clone(), &log_id, last.seq, &last.prev, &last.seal) {
+                    Ok(checker) => seals = Some(checker),
+                    Err(problem) => at_start = Some(problem),
+                }
+            }
+            if let Some(anchor) = anchor
+                && anchor.seq <= after.last_seq
+            {
+                report.anchor = Some(if anchor.seq == after.last_seq {
+                    check_anchor(anchor, &log_id, &after.last_hash, after.bytes)
+                } else {
+                    AnchorCheck::Pruned { start_seq: seq }
+                });
+            }
+            unconfirmed_prune = Some((by_seq, hash));
+            report.pruned = Some(PrunedStart {
+                start_seq: seq,
+                by_seq,
+                after,
+            });
+            ChainVerifier::resume(prev, seq, Some(log_id))
+        }
+    };
+    // With seal_every known: the first record that came too long after
+    // the last seal, until a seal follows it.
+    let mut overdue: Option<Damage> = None;
     let mut line = Vec::new();
     let count = files.len();
     'files: for (index, (path, file)) in files.into_iter().enumerate() {
@@ -288,11 +490,20 @@ fn verify_files(
                         ));
                     }
                 } else if last_file {
-                    report.torn_tail_bytes = n as u64;
-                    // A record that lost only its newline is whole: repair
-                    // restores the newline instead of cutting it.
-                    report.torn_tail_is_record =
-                        report.damage.is_none() && verifier.clone().push(&line).is_ok();
+                    let pushed = verifier.clone().push(&line);
+                    if report.damage.is_none()
+                        && let Err(problem) = &pushed
+                        && is_whole_record(&line)
+                    {
+                        // A whole record that does not verify was changed,
+                        // not torn by a crash: evidence, never cut.
+                        report.damage = Some(damage(&verifier, problem.to_string()));
+                    } else {
+                        report.torn_tail_bytes = n as u64;
+                        // A record that lost only its newline is whole: repair
+                        // restores the newline instead of cutting it.
+                        report.torn_tail_is_record = report.damage.is_none() && pushed.is_ok();
+                    }
                 } else if report.damage.is_none() {
                     report.damage = Some(damage(
                         &verifier,
@@ -302,6 +513,9 @@ fn verify_files(
                 break 'files;
             }
             offset += n as u64;
+            if let Some(problem) = at_start.take() {
+                report.damage = Some(damage(&verifier, problem));
+            }
             // After the first damage nothing can verify; the rest is only
             // read to the end, for a torn tail.
             if report.damage.is_some() {
@@ -318,8 +532,42 @@ fn verify_files(
                 });
             match checked {
                 Ok(link) => {
-                    if link.seal.is_some() && seals.is_some() {
-                        report.seals += 1;
+                    if let Some(checker) = &seals {
+                        if link.seal.is_some() {
+                            report.seals += 1;
+                            // A seal after a long stretch: its epoch
+                            // follows the last, so no seal was removed.
+                            overdue = None;
+                        } else if let Some(every) = seal_every
+                            && overdue.is_none()
+                            && checker.overdue(link.seq, every)
+                        {
+                            let last = checker.last_sealed_seq();
+                            let after = if last == 0 {
+                                "the log's start".to_owned()
+                            } else {
+                                format!("the seal at record {last}")
+                            };
+                            overdue = Some(Damage {
+                                expected_seq: link.seq,
+                                ..damage(
+                                    &verifier,
+                                    format!(
+                                        "a seal is missing: none follows {after}, though this log is sealed every {every} records, so a seal should have followed record {} (record {} at the latest, had a writer that does not seal deferred it); the seals after it were removed — unless sealing was turned on or seal_every lowered since, in which case `prodguard audit seal` seals the log now (a log whose seals were removed still fails)",
+                                        last.saturating_add(every),
+                                        last.saturating_add(prodguard_core::audit::max_unsealed(
+                                            every
+                                        )),
+                                    ),
+                                )
+                            });
+                        }
+                    }
+                    if unconfirmed_prune
+                        .as_ref()
+                        .is_some_and(|(seq, hash)| *seq == link.seq && *hash == link.hash)
+                    {
+                        unconfirmed_prune = None;
                     }
                     report.accept(
                         (link.seq, &link.log_id, verifier.head_hash()),
@@ -331,6 +579,32 @@ fn verify_files(
                 Err(problem) => report.damage = Some(damage(&verifier, problem)),
             }
         }
+    }
+    if let Some(problem) = at_start {
+        // Nothing was read: an empty first file.
+        report.damage.get_or_insert(Damage {
+            file: PathBuf::new(),
+            line: 0,
+            offset: 0,
+            expected_seq: verifier.next_seq(),
+            problem,
+        });
+    }
+    if report.damage.is_none() {
+        report.damage = overdue;
+    }
+    if report.damage.is_none()
+        && let Some((seq, _)) = unconfirmed_prune
+    {
+        report.damage = Some(Damage {
+            file: PathBuf::new(),
+            line: 0,
+            offset: 0,
+            expected_seq: seq,
+            problem: format!(
+                "the prune record at seq {seq}, which explains where the log starts, is not a record of its chain"
+            ),
+        });
     }
     report.finish(&verifier);
     if let Some(checker) = &seals {
@@ -417,7 +691,13 @@ mod tests {
             hash,
             bytes,
         };
-        let report = verify_files(open(), Some(&anchor), Some(&first_key), None).unwrap();
+        let options = |anchor, seal_key| VerifyOptions {
+            anchor,
+            seal_key,
+            seal_every: None,
+        };
+        let report =
+            verify_files(open(), options(Some(&anchor), Some(&first_key)), Start::Set).unwrap();
         assert_eq!((report.records, report.head_seq), (402, 402));
         assert_eq!(report.head_hash, last);
         assert_eq!(report.total_bytes, (old.len() + current.len()) as u64);
@@ -426,7 +706,8 @@ mod tests {
         assert_eq!((report.seals, report.unsealed_tail), (80, Some(2)));
         assert_eq!(report.exit_code(), 3, "two records after the last seal");
         // A later epoch's key cannot vouch for the first seal.
-        let report = verify_files(open(), None, Some(&first_key.evolve()), None).unwrap();
+        let later = first_key.evolve();
+        let report = verify_files(open(), options(None, Some(&later)), Start::Set).unwrap();
         assert_eq!(report.exit_code(), 1);
         assert_eq!(report.damage.unwrap().line, 5);
     }

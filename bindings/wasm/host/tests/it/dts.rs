@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use prodguard_core::approval::Claims;
 use prodguard_core::audit::{
     Actor, AuditEvent, BackupEvidence, ConfirmEvidence, DecisionRecord, EventKind, OperationRecord,
-    OutcomeRecord, SealInfo,
+    OutcomeRecord, PruneInfo, PrunedFile, PrunedSeal, SealInfo,
 };
 use prodguard_core::detect::{Conflict, Evidence as Signal, Strength};
 use prodguard_core::json_api::{
@@ -347,7 +347,34 @@ fn event() -> AuditEvent {
     event.outcome = Some(outcome_record());
     event.message = Some("m".into());
     event.seal = Some(seal());
+    event.prune = Some(prune_info());
     event
+}
+
+fn pruned_seal() -> PrunedSeal {
+    PrunedSeal {
+        seq: 1000,
+        prev: "cd".repeat(32),
+        seal: seal(),
+    }
+}
+
+fn pruned_file() -> PrunedFile {
+    PrunedFile {
+        file: "/var/log/prodguard/audit.jsonl.1".into(),
+        first_seq: 1,
+        last_seq: 1200,
+        last_hash: "ef".repeat(32),
+        bytes: 4096,
+        last_seal: Some(pruned_seal()),
+    }
+}
+
+fn prune_info() -> PruneInfo {
+    PruneInfo {
+        before: 1201,
+        files: vec![pruned_file()],
+    }
 }
 
 fn signal() -> Signal {
@@ -529,6 +556,9 @@ fn structs() -> Vec<(&'static [&'static str], BTreeSet<String>)> {
         (&["AuditEvent.confirm"], keys(&confirm_evidence())),
         (&["AuditEvent.outcome"], keys(&outcome_record())),
         (&["AuditEvent.seal"], keys(&seal())),
+        (&["PruneInfo"], keys(&prune_info())),
+        (&["PrunedFile"], keys(&pruned_file())),
+        (&["PrunedSeal"], keys(&pruned_seal())),
         (&["RecordLine"], keys(&record_line())),
         (&["Claims"], keys(&claims())),
     ]
