@@ -590,9 +590,12 @@ pub struct Denial {
 
 impl std::fmt::Display for Denial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The rule is named once: a deny rule's reason names it already.
         match &self.rule {
-            Some(rule) => write!(f, "refused by rule `{rule}`: {}", self.missing)?,
-            None => write!(f, "refused: {}", self.missing)?,
+            Some(rule) if !self.missing.contains(&format!("rule `{rule}`")) => {
+                write!(f, "refused by rule `{rule}`: {}", self.missing)?;
+            }
+            _ => write!(f, "refused: {}", self.missing)?,
         }
         write!(f, "\n  next step: {}", self.next_step)?;
         if let Some(note) = &self.note {
@@ -965,7 +968,10 @@ impl Session {
         let mut event = self.event(EventKind::Refusal);
         let mut decision = self.decision_record("refused", Some(exit_code.code()));
         decision.rule.clone_from(&denial.rule);
-        decision.reasons.insert(0, denial.missing.clone());
+        // A deny rule's refusal is the decision's first reason: listed once.
+        if decision.reasons.first() != Some(&denial.missing) {
+            decision.reasons.insert(0, denial.missing.clone());
+        }
         event.decision = Some(decision);
         self.pending = Some(Step::Append(event));
         self.state = State::AwaitRefusalAppend(denial);
@@ -1887,11 +1893,18 @@ mod tests {
         let p = policy(vec![r]);
         let mut s = start(&p, Tier::Production, human());
         let event = expect_append(&mut s, EventKind::Refusal, Ok(()));
-        assert_eq!(event.decision.unwrap().exit_code, Some(120));
+        let decision = event.decision.unwrap();
+        assert_eq!(decision.exit_code, Some(120));
         let denial = expect_denial(&mut s, 120);
         assert_eq!(denial.rule.as_deref(), Some("no drops"));
         assert!(denial.recorded);
         assert!(denial.missing.contains("never here"), "{}", denial.missing);
+        // The reason once in the record, and the rule once in the message.
+        let said = decision.reasons.iter().filter(|r| r.contains("never here"));
+        assert_eq!(said.count(), 1, "{:?}", decision.reasons);
+        let shown = denial.to_string();
+        assert_eq!(shown.matches("never here").count(), 1, "{shown}");
+        assert_eq!(shown.matches("no drops").count(), 1, "{shown}");
     }
 
     #[test]
