@@ -257,7 +257,8 @@ pub fn resolve_name(name: &str, config: &EnvironmentConfig) -> Option<Tier> {
 /// An environment name that is neither a built-in one nor a policy alias.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown environment `{name}`: use production, staging, development, test or local, or a name from the policy's [environment] aliases"
+    "unknown environment `{}`: use production, staging, development, test or local, or a name from the policy's [environment] aliases",
+    crate::text::escape(name)
 )]
 pub struct UnknownEnvironmentName {
     /// As given.

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use prodguard::{GuardError, Operation};
 use prodguard_core::detect::Detection;
+use prodguard_core::text::escape;
 
 use super::{guard, policy_summary, print_policy_summary};
 use crate::cli::OpArgs;
@@ -40,7 +41,7 @@ pub(crate) fn run(policy: Option<&PathBuf>, op: &OpArgs, json: bool) -> Result<i
         match stamp {
             Ok(Some(s)) if mismatch => say!(
                 "  stamp: the target is stamped `{}` (tier {}); exec would refuse with 124",
-                s.environment,
+                escape(&s.environment),
                 s.tier
             ),
             Err(e) => say!("  stamp: cannot be read ({e}); exec would refuse with 124"),
@@ -54,7 +55,7 @@ fn print_decision(operation: &Operation, detection: &Detection, decision: &prodg
     let target = operation
         .target
         .as_deref()
-        .map(|t| format!(" on {t}"))
+        .map(|t| format!(" on {}", escape(t)))
         .unwrap_or_default();
     let verdict = match decision.result {
         prodguard_core::session::Verdict::Allow => "allowed".to_owned(),
@@ -71,8 +72,8 @@ fn print_decision(operation: &Operation, detection: &Detection, decision: &prodg
     };
     say!(
         "{}{target} in {} (tier {}): {verdict}",
-        operation.kind,
-        detection.environment,
+        escape(&operation.kind),
+        escape(&detection.environment),
         detection.tier
     );
     for requirement in &decision.requirements {
