@@ -766,8 +766,10 @@ fn otel_signals(facts: &Facts, signal: EnvSignal, config: &EnvironmentConfig) ->
     // Stable: each key's declarations stay in the order they were written.
     found.sort_by_key(|&(key, _, _)| key != OTEL_KEY);
     let repeats = |key: &str| found.iter().filter(|(k, _, _)| *k == key).count() > 1;
-    let declared: Vec<&(&'static str, usize, String)> =
-        found.iter().filter(|(_, _, name)| !name.is_empty()).collect();
+    let declared: Vec<&(&'static str, usize, String)> = found
+        .iter()
+        .filter(|(_, _, name)| !name.is_empty())
+        .collect();
     match declared.as_slice() {
         [] if !found.is_empty() => vec![unset(
             source,
@@ -1422,7 +1424,10 @@ mod tests {
                 "deployment.environment.name=dev,deployment.environment.name=staging",
             ),
         ]);
-        assert_eq!((d.tier, d.decided_by.as_str()), (Tier::Production, "env:APP_ENV"));
+        assert_eq!(
+            (d.tier, d.decided_by.as_str()),
+            (Tier::Production, "env:APP_ENV")
+        );
         assert_eq!(d.conflicts[0].sources.len(), 3);
         let d = detect(&[(
             "OTEL_RESOURCE_ATTRIBUTES",
@@ -1443,13 +1448,20 @@ mod tests {
         ]);
         for e in d.evidence.iter().filter(|e| e.value.is_some()) {
             assert!(
-                !e.meaning.chars().any(|c| c.is_control() || crate::text::is_invisible(c)),
+                !e.meaning
+                    .chars()
+                    .any(|c| c.is_control() || crate::text::is_invisible(c)),
                 "{:?}",
                 e.meaning
             );
         }
         let e = evidence(&d, "env:PRODGUARD_ENV");
-        assert!(e.meaning.starts_with("PRODGUARD_ENV=\\u{1b}[31mprod\\r\\nx declares"), "{}", e.meaning);
+        assert!(
+            e.meaning
+                .starts_with("PRODGUARD_ENV=\\u{1b}[31mprod\\r\\nx declares"),
+            "{}",
+            e.meaning
+        );
         // The name itself is kept as it was: it is data, shown escaped.
         assert_eq!(d.environment, "\u{1b}[31mprod\r\nx");
     }

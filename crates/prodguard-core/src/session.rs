@@ -49,8 +49,8 @@ use crate::audit::{
     OutcomeRecord,
 };
 use crate::detect::Detection;
-use crate::text::{escape, shell_word};
 use crate::policy::{self, ActorKind, BackupSpec, ConfirmMode, Policy, Requirement};
+use crate::text::{escape, shell_word};
 use crate::{Tier, Timestamp};
 
 /// How to get an approval token for `operation` on `target`, in words
@@ -478,7 +478,15 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
     };
     let shown = escape(name);
     let typed = || concat(&["type the ", object, "'s name `", &shown, "` at a terminal"]);
-    let typing = || concat(&["typing the ", object, "'s name `", &shown, "` at a terminal"]);
+    let typing = || {
+        concat(&[
+            "typing the ",
+            object,
+            "'s name `",
+            &shown,
+            "` at a terminal",
+        ])
+    };
     let token = token_for(operation);
     let requirements: Vec<RequirementView> = evaluation
         .requirements
@@ -1282,7 +1290,9 @@ impl Session {
                 "an AI agent cannot break glass".into(),
                 match token_for(&self.operation) {
                     Some(token) => {
-                        format!("ask a person to approve it ({token}), or to break glass themselves")
+                        format!(
+                            "ask a person to approve it ({token}), or to break glass themselves"
+                        )
                     }
                     None => "ask a person to break glass themselves".into(),
                 },
@@ -1499,7 +1509,10 @@ impl Session {
                 let problem = if let Some(malformed) = evidence.malformed() {
                     Some(malformed)
                 } else if evidence.bytes == 0 {
-                    Some(format!("the backup at {} is empty", escape(&evidence.location)))
+                    Some(format!(
+                        "the backup at {} is empty",
+                        escape(&evidence.location)
+                    ))
                 } else if (has_verify || evidence.verification.is_some()) && !evidence.verified {
                     Some(format!(
                         "the backup at {} did not pass its verify command",
@@ -1609,7 +1622,9 @@ impl Session {
             rule,
             format!("the approval token cannot be used: {why}"),
             match token_for(&self.operation) {
-                Some(token) => format!("an approval token is good for one run; ask for a new one ({token})"),
+                Some(token) => {
+                    format!("an approval token is good for one run; ask for a new one ({token})")
+                }
                 None => "an approval token is good for one run; ask for a new one".into(),
             },
         );
@@ -1904,7 +1919,9 @@ mod tests {
             let reason = &d.reasons[0];
             assert!(reason.contains("bidirectional or zero-width"), "{reason}");
             assert!(
-                !reason.chars().any(|c| c.is_control() || crate::text::is_invisible(c)),
+                !reason
+                    .chars()
+                    .any(|c| c.is_control() || crate::text::is_invisible(c)),
                 "{reason:?}"
             );
             // The refusal says what is wrong with the target, not the operation.

@@ -127,7 +127,9 @@ mod tests {
         for &(raw, shown) in table {
             assert_eq!(escape(raw), shown, "{raw:?}");
             assert!(
-                !escape(raw).chars().any(|c| c.is_control() || is_invisible(c)),
+                !escape(raw)
+                    .chars()
+                    .any(|c| c.is_control() || is_invisible(c)),
                 "{raw:?}"
             );
         }
@@ -150,7 +152,11 @@ mod tests {
         ];
         for &(raw, word) in table {
             assert_eq!(shell_word(raw), word, "{raw:?}");
-            assert!(!shell_word(raw).chars().any(|c| c.is_control() || is_invisible(c)));
+            assert!(
+                !shell_word(raw)
+                    .chars()
+                    .any(|c| c.is_control() || is_invisible(c))
+            );
         }
     }
 }

@@ -6,9 +6,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use nix::sys::termios::{FlushArg, tcflush};
 
 pub use prodguard_core::audit::ConfirmEvidence;
-use prodguard_core::text::escape;
 pub use prodguard_core::policy::ConfirmMode;
 pub use prodguard_core::session::{Challenge, ConfirmationAnswer};
+use prodguard_core::text::escape;
 
 /// Obtains confirmation for a guarded operation.
 ///

@@ -136,7 +136,10 @@ fn library_refusals_name_the_real_operation_and_no_cli_flag() {
         if let Some(target) = target {
             operation = operation.target(target);
         }
-        operation.run(|| panic!("must not run")).unwrap_err().to_string()
+        operation
+            .run(|| panic!("must not run"))
+            .unwrap_err()
+            .to_string()
     };
     let nobody = |_: &Challenge| ConfirmationAnswer::Unavailable("nobody to ask".into());
     let guard = production_guard(dir.path(), Policy::builtin_default())
@@ -146,9 +149,7 @@ fn library_refusals_name_the_real_operation_and_no_cli_flag() {
     // The approver's command with the real, quoted operation and target.
     let said = refuse(&guard, Some("my orders"));
     assert!(
-        said.contains(
-            "`prodguard approve --key FILE --op db.delete.users --target 'my orders'`"
-        ),
+        said.contains("`prodguard approve --key FILE --op db.delete.users --target 'my orders'`"),
         "{said}"
     );
     // Without a target there is no token to get.
@@ -637,7 +638,10 @@ fn an_agent_is_never_asked_to_confirm_and_says_a_person_must_approve() {
         said.contains("`prodguard approve --key FILE --op db.migrate --target orders`"),
         "{said}"
     );
-    assert!(!said.contains("--approval") && !said.contains('…'), "{said}");
+    assert!(
+        !said.contains("--approval") && !said.contains('…'),
+        "{said}"
+    );
     let records = records(&dir.path().join("audit.jsonl"));
     assert_eq!(records.len(), 1);
     assert_eq!(records[0]["kind"], "refusal");

@@ -55,9 +55,12 @@ fn admit_and_run(
         Err(e) => {
             let d = guard.detection();
             eprintln!("prodguard: {e}");
-            if let Some(hint) =
-                token_hint(guard, &operation, &e, "with --approval TOKEN or in PRODGUARD_APPROVAL")
-            {
+            if let Some(hint) = token_hint(
+                guard,
+                &operation,
+                &e,
+                "with --approval TOKEN or in PRODGUARD_APPROVAL",
+            ) {
                 eprintln!("  {hint}");
             }
             if e.denial().is_some() {
