@@ -145,14 +145,13 @@ fn check(text: &str, wildcards: bool) -> Result<(), String> {
             "{what} must not be empty; expected {FORM}, {example}"
         ));
     }
-    if text.len() > MAX_OPERATION_LEN {
-        return Err(format!(
-            "{what} must be at most {MAX_OPERATION_LEN} bytes long, found {} bytes",
-            text.len()
-        ));
-    }
     // Quoted back escaped and at most 80 characters long: the text came from outside.
     let shown = crate::text::escape(&crate::session::shorten(text)).into_owned();
+    if text.len() > MAX_OPERATION_LEN {
+        return Err(format!(
+            "{what} must be at most {MAX_OPERATION_LEN} bytes long, found `{shown}`"
+        ));
+    }
     for c in text.chars() {
         let ok = c.is_ascii_lowercase()
             || c.is_ascii_digit()
