@@ -10,9 +10,8 @@
 
 /// `eprintln!` that never panics: with standard error closed
 /// (`prodguard exec … 2>&1 | head -1`) the message is lost, but the exit
-/// code stays the decision's and the outcome is still recorded. Defined
-/// before the modules, so it is the `eprintln!` every one of them uses.
-macro_rules! eprintln {
+/// code stays the decision's and the outcome is still recorded.
+macro_rules! tell {
     ($($arg:tt)*) => { $crate::output::tell(&format!("{}\n", format_args!($($arg)*))) };
 }
 
@@ -59,7 +58,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(status) => code(status),
         Err(e) => {
-            eprintln!("prodguard: {e}");
+            tell!("prodguard: {e}");
             code(e.exit_code().code())
         }
     }

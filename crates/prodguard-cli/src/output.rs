@@ -1,5 +1,5 @@
 //! Writing to standard output: [`emit`] (behind `say!`/`say_raw!`) and
-//! [`print_json`]; to standard error: [`tell`] (behind `eprintln!`).
+//! [`print_json`]; to standard error: [`tell`] (behind `tell!`).
 
 use prodguard::GuardError;
 
@@ -16,7 +16,7 @@ pub(crate) fn emit(text: &str) {
             // 128 + SIGPIPE, as if the signal had ended us.
             std::process::exit(141);
         }
-        eprintln!("prodguard: cannot write to standard output: {e}");
+        tell!("prodguard: cannot write to standard output: {e}");
         std::process::exit(1);
     }
 }
@@ -26,21 +26,6 @@ pub(crate) fn emit(text: &str) {
 pub(crate) fn tell(text: &str) {
     use std::io::Write;
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
-}
-
-/// `text` with every character a terminal would act on — ESC, CR, LF and
-/// other controls, bidi overrides — shown as a visible escape (`\u{1b}`,
-/// `\r`, …): text from a log or the environment printed for people can
-/// then neither forge lines nor drive the reader's terminal.
-/// The escapes are Rust's string escapes, as messages have always been shown
-/// (`"{message:?}"` is `"` + `escaped(message)` + `"`).
-pub(crate) fn escaped(text: &str) -> String {
-    let quoted = format!("{text:?}");
-    quoted
-        .strip_prefix('"')
-        .and_then(|t| t.strip_suffix('"'))
-        .unwrap_or(&quoted)
-        .to_owned()
 }
 
 pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), GuardError> {

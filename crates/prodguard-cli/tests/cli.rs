@@ -145,6 +145,103 @@ fn an_undeclared_environment_is_guarded_like_production() {
     );
 }
 
+/// Whether `text` holds a character that could steer a terminal: a
+/// control (ESC, CR, LF within a line…), a bidirectional or zero-width one.
+fn steers_a_terminal(line: &str) -> bool {
+    line.chars().any(|c| {
+        c.is_control()
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}')
+    })
+}
+
+#[test]
+fn outside_text_reaches_stderr_escaped() {
+    let sb = Sandbox::new("escaped");
+    let marker = sb.path("ran");
+    let touch = touch_cmd(&marker);
+    // An environment's name from PRODGUARD_ENV, and from OTEL percent-encoded.
+    for (var, value) in [
+        ("PRODGUARD_ENV", "\u{1b}[31mprod\r\nX\u{202e}"),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "deployment.environment.name=%1b[31mprod%0d%0aX%E2%80%AE",
+        ),
+    ] {
+        let out = sb.run(&[(var, value)], &exec_args("db.migrate", "orders", &touch));
+        assert_eq!(code(&out), 121, "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("environment: \\u{1b}[31mprod\\r\\nx\\u{202e} (tier unknown)"),
+            "{var}: {err}"
+        );
+        for line in err.lines() {
+            assert!(!steers_a_terminal(line), "{var}: {line:?}");
+        }
+    }
+    // An operation's name and a target that cannot be typed back.
+    for args in [
+        exec_args("db.\u{1b}]0;owned\u{7}migrate", "orders", &touch),
+        exec_args("db.migrate", "sredro\u{202e}.db", &touch),
+        exec_args("db.migrate", "or\u{200b}ders", &touch),
+    ] {
+        let out = sb.run(&[("PRODGUARD_ENV", "production")], &args);
+        assert_eq!(code(&out), 125, "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("\\u{"), "shows what it refused: {err}");
+        for line in err.lines() {
+            assert!(!steers_a_terminal(line), "{line:?}");
+        }
+    }
+    assert!(!marker.exists());
+    // The two refusals above; usage errors are not attempts.
+    assert_eq!(sb.records().len(), 2);
+}
+
+#[test]
+fn cli_refusals_suggest_the_real_commands() {
+    let sb = Sandbox::new("hints");
+    let marker = sb.path("ran");
+    let out = sb.run(
+        &[("PRODGUARD_ENV", "production")],
+        &exec_args("db.migrate", "my orders", &touch_cmd(&marker)),
+    );
+    assert_eq!(code(&out), 121, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("`prodguard approve --key FILE --op db.migrate --target 'my orders'`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("with --approval TOKEN or in PRODGUARD_APPROVAL"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`prodguard check --op db.migrate --target 'my orders'`"),
+        "{err}"
+    );
+    assert!(!err.contains('…'), "{err}");
+    // Without a target there is no token to get: no token advice.
+    let out = sb.run(
+        &[("PRODGUARD_ENV", "production")],
+        &["exec", "--op", "cache.flush", "--", "true"],
+    );
+    assert_eq!(code(&out), 121, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(!err.contains("approv"), "{err}");
+    assert!(err.contains("type `production` when asked"), "{err}");
+    // Nothing declares the environment: declaring it is said first.
+    let out = sb.run(&[], &exec_args("db.migrate", "orders", &touch_cmd(&marker)));
+    assert_eq!(code(&out), 121, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "next step: nothing declares the environment: set PRODGUARD_ENV (e.g. PRODGUARD_ENV=development)"
+        ),
+        "{err}"
+    );
+    assert!(!marker.exists());
+}
+
 #[test]
 fn a_dev_declaration_does_not_override_a_production_one() {
     let sb = Sandbox::new("conflict");

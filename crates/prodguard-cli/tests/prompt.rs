@@ -153,7 +153,35 @@ fn typing_anything_else_refuses() {
             "{}",
             records[0]
         );
+        // Whoever typed is at a terminal: told to answer again, not to find one.
+        assert!(
+            screen.contains("next step: run it again and type `orders` when asked"),
+            "{wrong:?}: {screen}"
+        );
+        assert!(!screen.contains("from a terminal"), "{wrong:?}: {screen}");
     }
+}
+
+#[test]
+fn the_prompt_shows_an_environments_name_escaped() {
+    let dir = sandbox("escaped");
+    let name = "\u{1b}[2J\u{1b}[31mprod\r\nx\u{202e}";
+    let (code, screen, marker) = answer_on_a_terminal(
+        dir.path(),
+        &[("APP_ENV", ""), ("PRODGUARD_ENV", name)],
+        "orders",
+        None,
+    );
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(marker.exists(), "the command ran");
+    assert!(
+        screen.contains(
+            "`db.migrate` on `orders` in \\u{1b}[2j\\u{1b}[31mprod\\r\\nx\\u{202e} (tier unknown)"
+        ),
+        "{screen}"
+    );
+    assert!(!screen.contains('\u{1b}'), "{screen:?}");
+    assert!(!screen.contains('\u{202e}'), "{screen:?}");
 }
 
 #[test]

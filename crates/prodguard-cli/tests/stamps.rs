@@ -178,6 +178,14 @@ fn stamps_refuse_the_wrong_environment_and_restamping_is_guarded() {
     let restamp = ["stamp", "--target", "app.db", "--env", "development"];
     let out = prodguard(dir.path(), "development", &restamp, None);
     assert_eq!(out.status.code(), Some(121), "{}", text(&out));
+    // Its hint names what `stamp` takes: the variable, not an --approval it has not.
+    assert!(
+        text(&out).contains("--op prodguard.stamp --target app.db")
+            && text(&out).contains("passed to this command in PRODGUARD_APPROVAL"),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains("--approval"), "{}", text(&out));
     // At a terminal, typing the database's name re-stamps it.
     let out = prodguard(dir.path(), "development", &restamp, Some("app.db"));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

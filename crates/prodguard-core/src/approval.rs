@@ -164,6 +164,14 @@ impl Claims {
     }
 }
 
+/// A fingerprint as an [`ApprovalError`] quotes it: escaped, or `none`.
+fn shown_fingerprint(fingerprint: Option<&str>) -> String {
+    match fingerprint {
+        Some(f) => format!("`{}`", crate::text::escape(f)),
+        None => "none".into(),
+    }
+}
+
 /// Why a token does not approve this operation. Each says which binding failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -180,9 +188,11 @@ pub enum ApprovalError {
     Obsolete,
     /// Signed in the name of someone the policy does not list.
     #[error(
-        "the approval token is signed by `{approver}`, who is not in the policy's [approval] \
+        "the approval token is signed by `{}`, who is not in the policy's [approval] \
          approvers; the system policy must list an approver's public key \
-         (`prodguard keygen --approver {approver} --out FILE` prints the line to add)"
+         (`prodguard keygen --approver {} --out FILE` prints the line to add)",
+        crate::text::escape(approver),
+        crate::text::shell_word(approver)
     )]
     UnknownApprover {
         /// The name in the token.
@@ -195,7 +205,11 @@ pub enum ApprovalError {
     )]
     Forged,
     /// For another operation.
-    #[error("the approval token is for operation `{token}`, not `{actual}`")]
+    #[error(
+        "the approval token is for operation `{}`, not `{}`",
+        crate::text::escape(token),
+        crate::text::escape(actual)
+    )]
     WrongOperation {
         /// In the token.
         token: String,
@@ -203,7 +217,11 @@ pub enum ApprovalError {
         actual: String,
     },
     /// For another target.
-    #[error("the approval token is for target `{token}`, not `{actual}`")]
+    #[error(
+        "the approval token is for target `{}`, not `{}`",
+        crate::text::escape(token),
+        crate::text::escape(actual)
+    )]
     WrongTarget {
         /// In the token.
         token: String,
@@ -212,7 +230,9 @@ pub enum ApprovalError {
     },
     /// For another environment.
     #[error(
-        "the approval token is for environment `{token}` ({token_tier}), but this is `{actual}` ({actual_tier})"
+        "the approval token is for environment `{}` ({token_tier}), but this is `{}` ({actual_tier})",
+        crate::text::escape(token),
+        crate::text::escape(actual)
     )]
     WrongEnvironment {
         /// In the token.
@@ -226,7 +246,9 @@ pub enum ApprovalError {
     },
     /// The caller's fingerprint differs (e.g. the migration changed).
     #[error(
-        "the approval token is for fingerprint {token:?}, but this operation's is {actual:?} (what was approved has changed)"
+        "the approval token is for fingerprint {}, but this operation's is {} (what was approved has changed)",
+        shown_fingerprint(token.as_deref()),
+        shown_fingerprint(actual.as_deref())
     )]
     WrongFingerprint {
         /// In the token.
@@ -262,9 +284,12 @@ pub enum ApprovalError {
     /// Minted for another ledger: its nonce would be spent where this run
     /// cannot see it (a fresh audit log, another policy's log).
     #[error(
-        "the approval token is spent in ledger `{token}`, but this run spends approvals in \
-         `{here}`; a token is spent in one ledger only, so run where it was meant to be spent \
-         or get a token for this ledger (`prodguard approve --ledger {here}`)"
+        "the approval token is spent in ledger `{}`, but this run spends approvals in \
+         `{}`; a token is spent in one ledger only, so run where it was meant to be spent \
+         or get a token for this ledger (`prodguard approve --ledger {}`)",
+        crate::text::escape(token),
+        crate::text::escape(here),
+        crate::text::shell_word(here)
     )]
     WrongLedger {
         /// In the token.
@@ -273,15 +298,20 @@ pub enum ApprovalError {
         here: String,
     },
     /// An AI agent approved: an agent cannot confirm a dangerous action.
-    #[error("the approval token was issued by {approver}, an AI agent; a person must approve")]
+    #[error(
+        "the approval token was issued by {}, an AI agent; a person must approve",
+        crate::text::escape(approver)
+    )]
     AgentApproved {
         /// Who.
         approver: String,
     },
     /// Four eyes: the approver's OS account is the requester's.
     #[error(
-        "the approval token was signed by {approver}, whose OS account `{account}` is the one \
-         requesting the operation; four_eyes requires an approver with another account"
+        "the approval token was signed by {}, whose OS account `{}` is the one \
+         requesting the operation; four_eyes requires an approver with another account",
+        crate::text::escape(approver),
+        crate::text::escape(account)
     )]
     SelfApproved {
         /// The approver's name.
@@ -293,8 +323,9 @@ pub enum ApprovalError {
     #[error(
         "four_eyes compares the approver's OS account with the requester's, and the \
          requester's is unknown (no actor.account, or a uid with no name in the password \
-         database), so the approval by {approver} cannot be shown to come from someone else; \
-         run it as an account with a name"
+         database), so the approval by {} cannot be shown to come from someone else; \
+         run it as an account with a name",
+        crate::text::escape(approver)
     )]
     UnknownRequester {
         /// The approver's name.
@@ -681,7 +712,7 @@ pub struct IssueRequest<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IssueError {
     /// The operation's name is not a valid dotted name.
-    #[error("invalid operation `{op}`: {problem}")]
+    #[error("invalid operation: {problem}")]
     InvalidOperation {
         /// As given.
         op: String,
@@ -689,7 +720,10 @@ pub enum IssueError {
         problem: String,
     },
     /// The target is empty, padded with whitespace or holds control characters.
-    #[error("invalid target {target:?}: name it exactly as the operation will")]
+    #[error(
+        "invalid target `{}`: name it exactly as the operation will",
+        crate::text::escape(target)
+    )]
     InvalidTarget {
         /// As given (without a database URL's password).
         target: String,
@@ -718,7 +752,10 @@ pub enum IssueError {
     #[error(transparent)]
     UnknownEnvironment(#[from] UnknownEnvironmentName),
     /// The approver is an AI agent: an approval is a person's decision.
-    #[error("{user} acts as an AI agent; an approval is a person's decision")]
+    #[error(
+        "{} acts as an AI agent; an approval is a person's decision",
+        crate::text::escape(user)
+    )]
     AgentApprover {
         /// Who tried.
         user: String,

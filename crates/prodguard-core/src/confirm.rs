@@ -112,8 +112,9 @@ pub fn typed_answer(
         })
     } else {
         ConfirmationAnswer::Declined(format!(
-            "typed `{typed}`, expected `{}`",
-            challenge.expected
+            "typed `{}`, expected `{}`",
+            crate::text::escape(typed),
+            crate::text::escape(&challenge.expected)
         ))
     }
 }

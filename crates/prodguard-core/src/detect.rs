@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Tier;
 use crate::policy::{EnvironmentConfig, UnknownEnvironment};
+use crate::text::escape;
 
 /// Everything detection may look at, captured by the caller.
 ///
@@ -257,7 +258,8 @@ pub fn resolve_name(name: &str, config: &EnvironmentConfig) -> Option<Tier> {
 /// An environment name that is neither a built-in one nor a policy alias.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown environment `{name}`: use production, staging, development, test or local, or a name from the policy's [environment] aliases"
+    "unknown environment `{}`: use production, staging, development, test or local, or a name from the policy's [environment] aliases",
+    crate::text::escape(name)
 )]
 pub struct UnknownEnvironmentName {
     /// As given.
@@ -325,6 +327,11 @@ pub(crate) fn classify_with(
             // A variable's signal has a value exactly when it is set: an
             // unset one need not be built only to be dropped.
             Signal::Env(s) if !every_signal && !facts.env.contains_key(s.var) => continue,
+            // One variable, as many declarations as it holds.
+            Signal::Env(s) if s.read == Read::OtelAttributes => {
+                evidence.extend(otel_signals(facts, s, config));
+                continue;
+            }
             Signal::Env(s) => env_signal(facts, s, config),
             Signal::Hostname => hostname_signal(facts, config),
         };
@@ -441,8 +448,9 @@ fn decide(evidence: &mut [Evidence], group: &[(usize, Tier)]) -> Option<Decided>
                     .into();
                 } else if tier != win_tier {
                     e.meaning = format!(
-                        "{}; overruled: {decided_by} says {win_tier}, and the most sensitive tier wins",
-                        e.meaning
+                        "{}; overruled: {} says {win_tier}, and the most sensitive tier wins",
+                        e.meaning,
+                        escape(&decided_by)
                     )
                     .into();
                 }
@@ -504,12 +512,18 @@ fn describe(name: &str, tier: Tier, mapping: Mapping) -> String {
         Mapping::Builtin => format!("{name}, a built-in name for {tier}"),
         Mapping::Policy if name == tier.as_str() => tier.as_str().to_string(),
         Mapping::Policy => {
-            format!("{name}, which the policy's [environment] aliases map to {tier}")
+            format!(
+                "{}, which the policy's [environment] aliases map to {tier}",
+                escape(name)
+            )
         }
-        Mapping::Unmapped => format!(
-            "\"{name}\", a name that no alias maps to a tier: treated as unknown and guarded like production; \
-             add an alias in [environment] aliases of the policy (e.g. aliases = {{ \"{name}\" = \"<tier>\" }})"
-        ),
+        Mapping::Unmapped => {
+            let name = escape(name);
+            format!(
+                "\"{name}\", a name that no alias maps to a tier: treated as unknown and guarded like production; \
+                 add an alias in [environment] aliases of the policy (e.g. aliases = {{ \"{name}\" = \"<tier>\" }})"
+            )
+        }
     }
 }
 
@@ -596,7 +610,8 @@ fn env_signal(facts: &Facts, signal: EnvSignal, config: &EnvironmentConfig) -> E
         Read::Declares => named_env_signal(facts, var, source, Strength::Declared, config),
         Read::Hints => named_env_signal(facts, var, source, Strength::Hint, config),
         Read::SpringProfiles => spring_signal(facts, signal, config),
-        Read::OtelAttributes => otel_signal(facts, signal, config),
+        // Read by `otel_signals`: it may hold several declarations.
+        Read::OtelAttributes => unset(signal.source, None, Strength::Declared, NOT_SET),
         Read::CiFlag => ci_signal(facts, var, source),
         Read::Kubernetes => kubernetes_signal(facts, signal),
     }
@@ -616,7 +631,7 @@ fn named_env_signal(
             if name.is_empty() {
                 unset(source, Some(raw.clone()), strength, EMPTY)
             } else {
-                let subject = format!("{var}={name}");
+                let subject = format!("{var}={}", escape(&name));
                 named(source, raw.clone(), &subject, name, strength, config)
             }
         }
@@ -640,7 +655,7 @@ fn marker_signal(facts: &Facts, path: &str, config: &EnvironmentConfig) -> Evide
             "empty: treated as unset (the marker file holds only blank lines and comments)",
         ),
         Some(line) => {
-            let subject = format!("the marker file {path}");
+            let subject = format!("the marker file {}", escape(path));
             named(
                 source,
                 line.to_string(),
@@ -667,7 +682,7 @@ fn spring_signal(facts: &Facts, signal: EnvSignal, config: &EnvironmentConfig) -
     if profiles.is_empty() {
         return unset(source, Some(raw.clone()), Strength::Declared, EMPTY);
     }
-    let list = profiles.join(",");
+    let list = escape(&profiles.join(",")).into_owned();
     let mut best: Option<(&str, Tier, Mapping)> = None;
     let mut unmapped: Vec<&str> = Vec::new();
     for profile in &profiles {
@@ -689,7 +704,7 @@ fn spring_signal(facts: &Facts, signal: EnvSignal, config: &EnvironmentConfig) -
                 if !unmapped.is_empty() {
                     meaning.push_str(&format!(
                         "; {} named no tier and {} ignored",
-                        unmapped.join(", "),
+                        escape(&unmapped.join(", ")),
                         if unmapped.len() == 1 { "was" } else { "were" }
                     ));
                 }
@@ -717,59 +732,87 @@ fn spring_signal(facts: &Facts, signal: EnvSignal, config: &EnvironmentConfig) -
     }
 }
 
-/// `OTEL_RESOURCE_ATTRIBUTES=k=v,…`: `deployment.environment.name`, else `deployment.environment`.
-fn otel_signal(facts: &Facts, signal: EnvSignal, config: &EnvironmentConfig) -> Evidence {
+/// `OTEL_RESOURCE_ATTRIBUTES=k=v,…`: every `deployment.environment.name`
+/// and `deployment.environment` attribute in it is a declaration of its own,
+/// so that one variable saying two things is a conflict like two variables
+/// would be (the most sensitive wins, and it is reported). With one
+/// declaration the signal is `env:OTEL_RESOURCE_ATTRIBUTES`; with more, each
+/// is named by its key, and by its place among the attributes with that key
+/// when the key repeats: `env:OTEL_RESOURCE_ATTRIBUTES[deployment.environment.name#2]`.
+/// The current key's declarations come before the old key's: when they agree
+/// on the tier, the current key names the environment.
+fn otel_signals(facts: &Facts, signal: EnvSignal, config: &EnvironmentConfig) -> Vec<Evidence> {
     let EnvSignal { var, source, .. } = signal;
     let Some(raw) = facts.env.get(var) else {
-        return unset(source, None, Strength::Declared, NOT_SET);
+        return vec![unset(source, None, Strength::Declared, NOT_SET)];
     };
     if raw.trim().is_empty() {
-        return unset(source, Some(raw.clone()), Strength::Declared, EMPTY);
+        return vec![unset(source, Some(raw.clone()), Strength::Declared, EMPTY)];
     }
-    let mut current: Option<String> = None;
-    let mut old: Option<String> = None;
+    // (key, its place among the attributes with that key, the folded name)
+    let mut found: Vec<(&'static str, usize, String)> = Vec::new();
     for pair in raw.split(',') {
         let Some((key, value)) = pair.split_once('=') else {
             continue;
         };
-        let slot = match key.trim() {
-            OTEL_KEY => &mut current,
-            OTEL_KEY_OLD => &mut old,
+        let key = match key.trim() {
+            OTEL_KEY => OTEL_KEY,
+            OTEL_KEY_OLD => OTEL_KEY_OLD,
             _ => continue,
         };
-        if slot.is_none() {
-            *slot = Some(normalise(&percent_decode(value.trim())));
-        }
+        let place = 1 + found.iter().filter(|(k, _, _)| *k == key).count();
+        found.push((key, place, normalise(&percent_decode(value.trim()))));
     }
-    let chosen = match (&current, &old) {
-        (Some(name), _) if !name.is_empty() => Some((OTEL_KEY, name.clone())),
-        (_, Some(name)) if !name.is_empty() => Some((OTEL_KEY_OLD, name.clone())),
-        _ => None,
-    };
-    match chosen {
-        Some((key, name)) => {
-            let subject = format!("{var} {key}={name}");
-            named(
-                source,
-                raw.clone(),
-                &subject,
-                name,
-                Strength::Declared,
-                config,
-            )
-        }
-        None if current.is_some() || old.is_some() => unset(
+    // Stable: each key's declarations stay in the order they were written.
+    found.sort_by_key(|&(key, _, _)| key != OTEL_KEY);
+    let repeats = |key: &str| found.iter().filter(|(k, _, _)| *k == key).count() > 1;
+    let declared: Vec<&(&'static str, usize, String)> = found
+        .iter()
+        .filter(|(_, _, name)| !name.is_empty())
+        .collect();
+    match declared.as_slice() {
+        [] if !found.is_empty() => vec![unset(
             source,
             Some(raw.clone()),
             Strength::Declared,
             "empty: treated as unset (the deployment.environment attribute has no value)",
-        ),
-        None => unset(
+        )],
+        [] => vec![unset(
             source,
             Some(raw.clone()),
             Strength::Declared,
             "has no deployment.environment.name or deployment.environment attribute: declares nothing",
-        ),
+        )],
+        [(key, _, name)] => {
+            let subject = format!("{var} {key}={}", escape(name));
+            vec![named(
+                source,
+                raw.clone(),
+                &subject,
+                name.clone(),
+                Strength::Declared,
+                config,
+            )]
+        }
+        several => several
+            .iter()
+            .map(|(key, place, name)| {
+                let label = if repeats(key) {
+                    format!("{key}#{place}")
+                } else {
+                    (*key).to_owned()
+                };
+                let subject = format!("{var} {label}={}", escape(name));
+                named(
+                    format!("{source}[{label}]"),
+                    raw.clone(),
+                    &subject,
+                    name.clone(),
+                    Strength::Declared,
+                    config,
+                )
+            })
+            .collect(),
     }
 }
 
@@ -811,7 +854,10 @@ fn ci_signal(facts: &Facts, var: &str, source: &'static str) -> Evidence {
             unset(source, Some(raw.clone()), Strength::Hint, EMPTY)
         }
         Some(raw) if !is_truthy(raw) => {
-            let meaning = format!("{var}={} says this is not a CI run", normalise(raw));
+            let meaning = format!(
+                "{var}={} says this is not a CI run",
+                escape(&normalise(raw))
+            );
             unset(source, Some(raw.clone()), Strength::Hint, meaning)
         }
         // Deploys run from CI as often as test suites do: a CI variable is
@@ -881,14 +927,18 @@ fn hostname_signal(facts: &Facts, config: &EnvironmentConfig) -> Evidence {
             strength: Strength::Hint,
             used: false,
             meaning: format!(
-                "host name {host} matches the policy's pattern \"{}\", which hints at {}",
-                hint.pattern, hint.tier
+                "host name {} matches the policy's pattern \"{}\", which hints at {}",
+                escape(&host),
+                escape(&hint.pattern),
+                hint.tier
             )
             .into(),
         },
         None => {
-            let meaning =
-                format!("host name {host} matches none of the policy's hostname patterns");
+            let meaning = format!(
+                "host name {} matches none of the policy's hostname patterns",
+                escape(&host)
+            );
             unset(source, Some(raw.clone()), Strength::Hint, meaning)
         }
     }
@@ -1264,14 +1314,10 @@ mod tests {
                 "service.name=api, deployment.environment.name = staging ,host.name=x",
                 Some(("staging", Tier::Staging)),
             ),
-            // `.name` is preferred, wherever it stands.
+            // Both keys agreeing: `.name` names it, wherever it stands.
             (
-                "deployment.environment=development,deployment.environment.name=prod",
+                "deployment.environment=production,deployment.environment.name=prod",
                 Some(("prod", Tier::Production)),
-            ),
-            (
-                "deployment.environment.name=test,deployment.environment=production",
-                Some(("test", Tier::Test)),
             ),
             // Percent-encoded values are decoded.
             (
@@ -1297,7 +1343,11 @@ mod tests {
                 Some((environment, tier)) => {
                     assert_eq!(d.environment, environment, "{value}");
                     assert_eq!(d.tier, tier, "{value}");
-                    assert_eq!(d.decided_by, "env:OTEL_RESOURCE_ATTRIBUTES", "{value}");
+                    assert!(
+                        d.decided_by.starts_with("env:OTEL_RESOURCE_ATTRIBUTES"),
+                        "{value}"
+                    );
+                    assert!(d.conflicts.is_empty(), "{value}");
                 }
                 None => {
                     assert_eq!(d.decided_by, "default", "{value}");
@@ -1308,6 +1358,112 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn every_otel_declaration_is_a_signal_and_the_most_sensitive_wins() {
+        const NAME: &str = "env:OTEL_RESOURCE_ATTRIBUTES[deployment.environment.name]";
+        const OLD: &str = "env:OTEL_RESOURCE_ATTRIBUTES[deployment.environment]";
+        let table: &[(&str, &str, &[&str], &[Tier])] = &[
+            // (value, decided by, conflict's sources, their tiers)
+            (
+                "deployment.environment.name=development,service.name=api,\
+                 deployment.environment.name=production",
+                "env:OTEL_RESOURCE_ATTRIBUTES[deployment.environment.name#2]",
+                &[
+                    "env:OTEL_RESOURCE_ATTRIBUTES[deployment.environment.name#2]",
+                    "env:OTEL_RESOURCE_ATTRIBUTES[deployment.environment.name#1]",
+                ],
+                &[Tier::Production, Tier::Development],
+            ),
+            (
+                "deployment.environment=production,deployment.environment.name=development",
+                OLD,
+                &[OLD, NAME],
+                &[Tier::Production, Tier::Development],
+            ),
+            (
+                "deployment.environment.name=test,deployment.environment=production",
+                OLD,
+                &[OLD, NAME],
+                &[Tier::Production, Tier::Test],
+            ),
+            (
+                "deployment.environment=development,deployment.environment.name=prod",
+                NAME,
+                &[NAME, OLD],
+                &[Tier::Production, Tier::Development],
+            ),
+        ];
+        for &(value, decided_by, sources, tiers) in table {
+            let d = detect(&[("OTEL_RESOURCE_ATTRIBUTES", value)]);
+            assert_eq!(d.tier, Tier::Production, "{value}");
+            assert!(d.protected, "{value}");
+            assert_eq!(d.decided_by, decided_by, "{value}");
+            assert_eq!(
+                d.conflicts,
+                vec![Conflict {
+                    sources: sources.iter().map(|s| (*s).to_owned()).collect(),
+                    tiers: tiers.to_vec(),
+                    resolved: Tier::Production,
+                }],
+                "{value}"
+            );
+            for source in sources {
+                let e = evidence(&d, source);
+                assert!(e.used, "{source}");
+                assert_eq!(e.value.as_deref(), Some(value));
+            }
+        }
+        // As with separate variables: a declaration elsewhere that is more
+        // sensitive still wins, and one that agrees makes no conflict.
+        let d = detect(&[
+            ("APP_ENV", "production"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "deployment.environment.name=dev,deployment.environment.name=staging",
+            ),
+        ]);
+        assert_eq!(
+            (d.tier, d.decided_by.as_str()),
+            (Tier::Production, "env:APP_ENV")
+        );
+        assert_eq!(d.conflicts[0].sources.len(), 3);
+        let d = detect(&[(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "deployment.environment.name=staging,deployment.environment=stg",
+        )]);
+        assert_eq!((d.environment.as_str(), d.tier), ("staging", Tier::Staging));
+        assert!(d.conflicts.is_empty());
+    }
+
+    #[test]
+    fn outside_text_in_meanings_is_escaped() {
+        let d = detect(&[
+            ("PRODGUARD_ENV", "\u{1b}[31mprod\r\nx"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "deployment.environment.name=%1b%0d%0adev%E2%80%AE",
+            ),
+        ]);
+        for e in d.evidence.iter().filter(|e| e.value.is_some()) {
+            assert!(
+                !e.meaning
+                    .chars()
+                    .any(|c| c.is_control() || crate::text::is_invisible(c)),
+                "{:?}",
+                e.meaning
+            );
+        }
+        let e = evidence(&d, "env:PRODGUARD_ENV");
+        assert!(
+            e.meaning
+                .starts_with("PRODGUARD_ENV=\\u{1b}[31mprod\\r\\nx declares"),
+            "{}",
+            e.meaning
+        );
+        // The name itself is kept as it was: it is data, shown escaped.
+        assert_eq!(d.environment, "\u{1b}[31mprod\r\nx");
     }
 
     #[test]

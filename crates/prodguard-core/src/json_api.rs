@@ -556,8 +556,8 @@ fn confirmation(
             ConfirmationAnswer::Unavailable(
                 // An agent can type into a terminal as well as a person can.
                 "an AI agent cannot confirm by typing (evidence.typed does not count): a person \
-                 must approve it (`prodguard approve --op … --target …`) and the host pass the \
-                 token as evidence.approval"
+                 must approve it with `prodguard approve`, and the host pass the token as \
+                 evidence.approval"
                     .into(),
             )
         }

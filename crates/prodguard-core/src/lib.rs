@@ -29,6 +29,7 @@ pub mod secret;
 pub mod session;
 #[cfg(test)]
 mod test_rng;
+pub mod text;
 mod tier;
 mod time;
 pub mod trust;

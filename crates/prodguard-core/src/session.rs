@@ -39,6 +39,8 @@
 //! # Ok::<(), prodguard_core::session::SessionError>(())
 //! ```
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use crate::ExitCode;
@@ -48,11 +50,33 @@ use crate::audit::{
 };
 use crate::detect::Detection;
 use crate::policy::{self, ActorKind, BackupSpec, ConfirmMode, Policy, Requirement};
+use crate::text::{escape, shell_word};
 use crate::{Tier, Timestamp};
 
-/// How to get and pass an approval token.
-const HOW_TO_APPROVE: &str = "an approval token from someone who may approve \
-     (`prodguard approve --op … --target …`), passed with --approval or PRODGUARD_APPROVAL";
+/// How to get an approval token for `operation` on `target`, in words
+/// every face can say: the command an approver runs, with the real
+/// operation and target; how the token reaches the run is the face's to say.
+fn how_to_approve(operation: &str, target: &str) -> String {
+    format!(
+        "an approval token from someone who may approve (they run `prodguard approve --key FILE \
+         --op {} --target {}`), given to this run",
+        shell_word(operation),
+        shell_word(target)
+    )
+}
+
+/// An approval token for `operation`, when it names a target; tokens bind
+/// one target, so without one there is no token to get.
+fn token_for(operation: &Operation) -> Option<String> {
+    operation
+        .target
+        .as_deref()
+        .map(|target| how_to_approve(&operation.kind, target))
+}
+
+/// What to do when a token is the only way and the operation names no target.
+const TOKEN_NEEDS_TARGET: &str =
+    "name the operation's target, then get an approval token for it (tokens bind one target)";
 
 /// The operation a program wants to run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -165,11 +189,11 @@ fn why_protected(detection: &Detection) -> String {
     } else {
         concat(&[
             "the environment is ",
-            &detection.environment,
+            &escape(&detection.environment),
             " (tier ",
             detection.tier.as_str(),
             "), decided by ",
-            &detection.decided_by,
+            &escape(&detection.decided_by),
         ])
     }
 }
@@ -276,12 +300,14 @@ pub const MAX_TARGET_BYTES: usize = 256;
 ///
 /// An empty name would be confirmed by pressing Enter; surrounding spaces
 /// cannot be typed back reliably; control characters could forge lines of
-/// the prompt.
+/// the prompt; bidirectional and zero-width characters make the name a
+/// person sees differ from the one they type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TargetProblem {
     Empty,
     Whitespace,
     Control,
+    Invisible,
     TooLong,
 }
 
@@ -289,10 +315,14 @@ impl std::fmt::Display for TargetProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             TargetProblem::Empty => {
-                "it is empty; name what the operation acts on, or leave --target out"
+                "it is empty; name what the operation acts on, or name no target"
             }
             TargetProblem::Whitespace => "it has leading or trailing whitespace",
             TargetProblem::Control => "it contains control characters",
+            TargetProblem::Invisible => {
+                "it contains bidirectional or zero-width characters, which make the name \
+                 shown differ from the name typed"
+            }
             TargetProblem::TooLong => "it is longer than 256 bytes",
         })
     }
@@ -306,6 +336,8 @@ pub(crate) fn target_problem(target: &str) -> Option<TargetProblem> {
         Some(TargetProblem::Whitespace)
     } else if target.chars().any(char::is_control) {
         Some(TargetProblem::Control)
+    } else if target.chars().any(crate::text::is_invisible) {
+        Some(TargetProblem::Invisible)
     } else if target.len() > MAX_TARGET_BYTES {
         Some(TargetProblem::TooLong)
     } else {
@@ -390,10 +422,7 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
             rule: None,
             requirements: Vec::new(),
             exit_code: ExitCode::PolicyError.code(),
-            reasons: vec![format!(
-                "invalid operation name `{}`: {problem}",
-                shorten(&operation.kind)
-            )],
+            reasons: vec![format!("invalid operation name: {problem}")],
             confirm_mode: ConfirmMode::Either,
             backup: None,
             actors: Vec::new(),
@@ -412,8 +441,8 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
             requirements: Vec::new(),
             exit_code: ExitCode::PolicyError.code(),
             reasons: vec![format!(
-                "invalid target {:?}: {problem}",
-                shorten(operation.target.as_deref().unwrap_or(""))
+                "invalid target `{}`: {problem}",
+                escape(&shorten(operation.target.as_deref().unwrap_or("")))
             )],
             confirm_mode: ConfirmMode::Either,
             backup: None,
@@ -447,32 +476,30 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
         Some(target) => ("target", target.as_str()),
         None => ("environment", detection.environment.as_str()),
     };
+    let shown = escape(name);
+    let typed = || concat(&["type the ", object, "'s name `", &shown, "` at a terminal"]);
+    let typing = || {
+        concat(&[
+            "typing the ",
+            object,
+            "'s name `",
+            &shown,
+            "` at a terminal",
+        ])
+    };
+    let token = token_for(operation);
     let requirements: Vec<RequirementView> = evaluation
         .requirements
         .into_iter()
         .map(|(kind, rule)| {
             let how = match kind {
-                Requirement::Confirm => match evaluation.confirm_mode {
-                    ConfirmMode::Typed => {
-                        concat(&["type the ", object, "'s name `", name, "` at a terminal"])
-                    }
-                    ConfirmMode::Either => concat(&[
-                        "type the ",
-                        object,
-                        "'s name `",
-                        name,
-                        "` at a terminal, or ",
-                        HOW_TO_APPROVE,
-                    ]),
-                    ConfirmMode::Approval => HOW_TO_APPROVE.to_owned(),
-                    _ => concat(&[
-                        HOW_TO_APPROVE,
-                        ", and typing the ",
-                        object,
-                        "'s name `",
-                        name,
-                        "` at a terminal",
-                    ]),
+                Requirement::Confirm => match (evaluation.confirm_mode, &token) {
+                    (ConfirmMode::Typed, _) | (ConfirmMode::Either, None) => typed(),
+                    (ConfirmMode::Either, Some(token)) => concat(&[&typed(), ", or ", token]),
+                    (ConfirmMode::Approval, Some(token)) => token.clone(),
+                    (ConfirmMode::Approval, None) => TOKEN_NEEDS_TARGET.to_owned(),
+                    (_, Some(token)) => concat(&[token, ", and ", &typing()]),
+                    (_, None) => concat(&[TOKEN_NEEDS_TARGET, "; and ", &typing()]),
                 },
                 Requirement::Backup => {
                     "a fresh, verified backup (the guard takes it with the rule's backup command)"
@@ -590,9 +617,12 @@ pub struct Denial {
 
 impl std::fmt::Display for Denial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The rule is named once: a deny rule's reason names it already.
         match &self.rule {
-            Some(rule) => write!(f, "refused by rule `{rule}`: {}", self.missing)?,
-            None => write!(f, "refused: {}", self.missing)?,
+            Some(rule) if !self.missing.contains(&format!("rule `{rule}`")) => {
+                write!(f, "refused by rule `{rule}`: {}", self.missing)?;
+            }
+            _ => write!(f, "refused: {}", self.missing)?,
         }
         write!(f, "\n  next step: {}", self.next_step)?;
         if let Some(note) = &self.note {
@@ -810,6 +840,9 @@ pub struct Session {
     policy_sources: Vec<crate::trust::PolicySource>,
     /// [`crate::trust::UNPROTECTED`], where it applies.
     unprotected: Option<&'static str>,
+    /// When nothing declares the environment: how to declare it, said
+    /// first in a refusal that declaring it could lift.
+    declare_first: Option<String>,
 }
 
 impl Session {
@@ -870,6 +903,10 @@ impl Session {
             lock_to_check: false,
             policy_sources: input.policy.provenance().to_vec(),
             unprotected: crate::trust::unprotected_notice(input.policy, detection.protected),
+            declare_first: detection
+                .hint
+                .clone()
+                .filter(|_| detection.decided_by == "default"),
         }
     }
 
@@ -947,8 +984,18 @@ impl Session {
         exit_code: ExitCode,
         rule: Option<String>,
         missing: String,
-        next_step: String,
+        mut next_step: String,
     ) {
+        // Guarded only because nothing says where this is: how to say so
+        // comes first, before what it takes to run it in production.
+        if let Some(declare) = self.declare_first.as_deref().filter(|_| {
+            matches!(
+                exit_code,
+                ExitCode::Denied | ExitCode::NotConfirmed | ExitCode::BackupFailed
+            )
+        }) {
+            next_step = format!("{declare}; if this is production, {next_step}");
+        }
         let denial = Denial {
             exit_code,
             rule,
@@ -965,7 +1012,10 @@ impl Session {
         let mut event = self.event(EventKind::Refusal);
         let mut decision = self.decision_record("refused", Some(exit_code.code()));
         decision.rule.clone_from(&denial.rule);
-        decision.reasons.insert(0, denial.missing.clone());
+        // A deny rule's refusal is the decision's first reason: listed once.
+        if decision.reasons.first() != Some(&denial.missing) {
+            decision.reasons.insert(0, denial.missing.clone());
+        }
         event.decision = Some(decision);
         self.pending = Some(Step::Append(event));
         self.state = State::AwaitRefusalAppend(denial);
@@ -988,8 +1038,15 @@ impl Session {
                 let exit_code =
                     ExitCode::from_code(self.decision.exit_code).unwrap_or(ExitCode::PolicyError);
                 let missing = self.decision.reasons.first().cloned().unwrap_or_default();
-                let next = if exit_code == ExitCode::PolicyError {
+                let next = if exit_code == ExitCode::PolicyError
+                    && !policy::is_valid_operation_name(&self.operation.kind)
+                {
                     "use a dotted lowercase name such as `db.migrate`".to_owned()
+                } else if exit_code == ExitCode::PolicyError {
+                    "name the target exactly as a person would type it: not empty, at most 256 \
+                     bytes, without surrounding spaces, control, bidirectional or zero-width \
+                     characters"
+                        .to_owned()
                 } else {
                     "this operation does not run in this environment; do it through the \
                      process your team set up for it, or change the policy"
@@ -1110,11 +1167,20 @@ impl Session {
     ) -> Result<(), SessionError> {
         self.expect(&State::AwaitStamp, "stamp_checked")?;
         self.pending = None;
-        let target = self.operation.target.clone().unwrap_or_default();
+        let raw_target = self.operation.target.clone().unwrap_or_default();
+        let target = escape(&raw_target);
         let here = format!(
             "this environment is `{}` (tier {}), decided by {}",
-            self.challenge.environment, self.challenge.tier, self.op_record.decided_by
+            escape(&self.challenge.environment),
+            self.challenge.tier,
+            escape(&self.op_record.decided_by)
         );
+        // The environment to stamp it for: this one, when it has a name a
+        // stamp can carry.
+        let env = match self.challenge.tier {
+            Tier::Unknown => Cow::Borrowed("NAME"),
+            _ => shell_word(&self.challenge.environment),
+        };
         match (stamp_verdict(&stamp, &self.challenge.environment), stamp) {
             (StampVerdict::None | StampVerdict::Agrees, _) => self.check_actor(),
             (_, Ok(Some(stamp))) => self.refuse(
@@ -1122,13 +1188,14 @@ impl Session {
                 None,
                 format!(
                     "target `{target}` is stamped `{}` (tier {}), but {here}",
-                    stamp.environment, stamp.tier
+                    escape(&stamp.environment),
+                    stamp.tier
                 ),
                 format!(
                     "if this is the wrong machine, stop here; if `{target}` was copied here on \
                      purpose (say a production dump restored for development), re-stamp it: \
-                     prodguard stamp --target {target} --env {}",
-                    self.challenge.environment
+                     prodguard stamp --target {} --env {env}",
+                    shell_word(&raw_target)
                 ),
             ),
             (_, Ok(None)) => self.check_actor(),
@@ -1152,7 +1219,7 @@ impl Session {
         let missing = format!(
             "this operation may only be done here by: {}; {} acts as {}",
             allowed.join(", "),
-            self.actor.user,
+            escape(&self.actor.user),
             self.actor.kind.as_str()
         );
         let next_step = if actors.contains(&ActorKind::Human) {
@@ -1221,9 +1288,14 @@ impl Session {
                 ExitCode::NotConfirmed,
                 rule,
                 "an AI agent cannot break glass".into(),
-                format!(
-                    "ask a person to approve it ({HOW_TO_APPROVE}), or to break glass themselves"
-                ),
+                match token_for(&self.operation) {
+                    Some(token) => {
+                        format!(
+                            "ask a person to approve it ({token}), or to break glass themselves"
+                        )
+                    }
+                    None => "ask a person to break glass themselves".into(),
+                },
             );
             return;
         }
@@ -1235,7 +1307,7 @@ impl Session {
             .filter(|account| users.contains(account))
         else {
             let who = match &self.actor.account {
-                Some(account) => format!("the account `{account}` is not listed"),
+                Some(account) => format!("the account `{}` is not listed", escape(account)),
                 None => "no OS account was stated for this actor".into(),
             };
             let ask = if users.is_empty() {
@@ -1263,15 +1335,14 @@ impl Session {
                 ExitCode::PolicyError,
                 None,
                 "break-glass needs a reason of at least 10 characters (what is on fire)".into(),
-                "say why, e.g. --break-glass \"INC-1234: orders table locked, restoring service\""
-                    .into(),
+                "give the reason, e.g. \"INC-1234: orders table locked, restoring service\"".into(),
             );
         } else if self.operation.target.is_none() {
             self.refuse(
                 ExitCode::PolicyError,
                 None,
                 "break-glass is scoped to one target, and this operation names none".into(),
-                "name the target with --target".into(),
+                "name the operation's target".into(),
             );
         } else if !self.decision.break_glass_allowed {
             self.refuse(
@@ -1355,28 +1426,34 @@ impl Session {
         self.pending = None;
         let rule = self.rule_for(Requirement::Confirm);
         let agent = self.actor.kind == ActorKind::Agent;
-        let how = match self.decision.confirm_mode {
-            ConfirmMode::Typed | ConfirmMode::Both if agent => format!(
-                "an AI agent cannot confirm by typing: ask a person to run it from a terminal \
-                 and type `{}` when asked",
-                self.challenge.expected
-            ),
-            ConfirmMode::Either | ConfirmMode::Approval if agent => {
-                format!("an AI agent cannot confirm by typing: ask a person for {HOW_TO_APPROVE}")
+        let expected = escape(&self.challenge.expected);
+        // A person who answered was at a terminal (or a host's prompt): told
+        // to answer again, not to find a terminal.
+        let typing = match &answer {
+            ConfirmationAnswer::Declined(_) => {
+                format!("run it again and type `{expected}` when asked")
             }
-            ConfirmMode::Typed => format!(
-                "run it from a terminal and type `{}` when asked",
-                self.challenge.expected
+            _ => format!("run it from a terminal and type `{expected}` when asked"),
+        };
+        let token = token_for(&self.operation);
+        let how = match (self.decision.confirm_mode, &token) {
+            (ConfirmMode::Typed | ConfirmMode::Both, _) if agent => format!(
+                "an AI agent cannot confirm by typing: ask a person to run it from a terminal \
+                 and type `{expected}` when asked"
             ),
-            ConfirmMode::Either => format!(
-                "run it from a terminal and type `{}` when asked, or get {HOW_TO_APPROVE}",
-                self.challenge.expected
+            (ConfirmMode::Either | ConfirmMode::Approval, Some(token)) if agent => {
+                format!("an AI agent cannot confirm by typing: ask a person for {token}")
+            }
+            (ConfirmMode::Either, None) if agent => format!(
+                "an AI agent cannot confirm by typing: ask a person to run it from a terminal \
+                 and type `{expected}` when asked"
             ),
-            ConfirmMode::Approval => format!("get {HOW_TO_APPROVE}"),
-            _ => format!(
-                "get {HOW_TO_APPROVE}, and run it from a terminal and type `{}` when asked",
-                self.challenge.expected
-            ),
+            (ConfirmMode::Typed, _) | (ConfirmMode::Either, None) => typing,
+            (ConfirmMode::Either, Some(token)) => format!("{typing}, or get {token}"),
+            (ConfirmMode::Approval, Some(token)) => format!("get {token}"),
+            (ConfirmMode::Approval, None) => TOKEN_NEEDS_TARGET.to_owned(),
+            (_, Some(token)) => format!("get {token}, and {typing}"),
+            (_, None) => format!("{TOKEN_NEEDS_TARGET}; and {typing}"),
         };
         match answer {
             // Whatever a face asked: an agent can type into a terminal (or
@@ -1432,31 +1509,35 @@ impl Session {
                 let problem = if let Some(malformed) = evidence.malformed() {
                     Some(malformed)
                 } else if evidence.bytes == 0 {
-                    Some(format!("the backup at {} is empty", evidence.location))
+                    Some(format!(
+                        "the backup at {} is empty",
+                        escape(&evidence.location)
+                    ))
                 } else if (has_verify || evidence.verification.is_some()) && !evidence.verified {
                     Some(format!(
                         "the backup at {} did not pass its verify command",
-                        evidence.location
+                        escape(&evidence.location)
                     ))
                 } else if age < -MAX_CLOCK_SKEW_SECONDS {
                     // A future date would never go stale: refuse it.
                     Some(format!(
                         "the backup at {} is dated {}s in the future; check the clocks",
-                        evidence.location, -age
+                        escape(&evidence.location),
+                        -age
                     ))
                 } else if let Some(max) =
                     max_age.filter(|m| age > i64::try_from(*m).unwrap_or(i64::MAX))
                 {
                     Some(format!(
                         "the backup at {} is {age}s old; the rule accepts at most {max}s",
-                        evidence.location
+                        escape(&evidence.location)
                     ))
                 } else if !evidence.verified {
                     // A copy nobody checked is not evidence that a restore would work.
                     Some(format!(
                         "the backup at {} was not verified; add a verify command to the rule's \
                          backup (e.g. verify = \"test \\\"$(sqlite3 {{path}} 'PRAGMA integrity_check')\\\" = ok\")",
-                        evidence.location
+                        escape(&evidence.location)
                     ))
                 } else {
                     None
@@ -1540,7 +1621,12 @@ impl Session {
             ExitCode::NotConfirmed,
             rule,
             format!("the approval token cannot be used: {why}"),
-            "an approval token is good for one run; ask for a new one (`prodguard approve`)".into(),
+            match token_for(&self.operation) {
+                Some(token) => {
+                    format!("an approval token is good for one run; ask for a new one ({token})")
+                }
+                None => "an approval token is good for one run; ask for a new one".into(),
+            },
         );
         Ok(())
     }
@@ -1612,7 +1698,7 @@ mod tests {
     fn the_quick_target_check_agrees_with_the_one_that_explains() {
         const PIECES: &[&str] = &[
             "a", " ", "\t", "\n", "\u{b}", "\u{7f}", "\u{0}", "é", "\u{85}", "\u{a0}", "\u{2028}",
-            "\u{3000}", "日", "/", "orders",
+            "\u{3000}", "日", "/", "orders", "\u{202e}", "\u{200b}", "\u{feff}",
         ];
         let mut rng = crate::test_rng::Rng(0x9e37_79b9_7f4a_7c15);
         let mut targets = vec![
@@ -1800,6 +1886,74 @@ mod tests {
         }
     }
 
+    #[test]
+    fn targets_that_look_unlike_what_is_typed_are_usage_errors() {
+        let p = Policy::builtin_default();
+        // Shown as `orders.db`, typed as something else.
+        for target in [
+            "sredro\u{202e}.db",
+            "a\u{202a}b",
+            "a\u{202b}b",
+            "a\u{202c}b",
+            "a\u{202d}b",
+            "a\u{2066}b",
+            "a\u{2067}b",
+            "a\u{2068}b",
+            "a\u{2069}b",
+            "or\u{200b}ders",
+            "or\u{200c}ders",
+            "or\u{200d}ders",
+            "or\u{2060}ders",
+            "\u{feff}orders",
+        ] {
+            let d = decide(
+                &p,
+                &detection(Tier::Production),
+                &Operation::new("db.migrate").with_target(target),
+            );
+            assert_eq!((d.result, d.exit_code), (Verdict::Deny, 125), "{target:?}");
+            assert_eq!(
+                verdict(&p, Tier::Development, "db.migrate", Some(target)),
+                Verdict::Deny
+            );
+            let reason = &d.reasons[0];
+            assert!(reason.contains("bidirectional or zero-width"), "{reason}");
+            assert!(
+                !reason
+                    .chars()
+                    .any(|c| c.is_control() || crate::text::is_invisible(c)),
+                "{reason:?}"
+            );
+            // The refusal says what is wrong with the target, not the operation.
+            let mut s = Session::begin(SessionInput {
+                policy: &p,
+                detection: &detection(Tier::Production),
+                operation: Operation::new("db.migrate").with_target(target),
+                actor: human(),
+                attempt_id: "a".into(),
+                now: Timestamp(0),
+            });
+            let denial = expect_denial(&mut s, 125);
+            assert!(denial.next_step.contains("bidirectional"), "{denial}");
+        }
+        let d = decide(
+            &p,
+            &detection(Tier::Production),
+            &Operation::new("db.migrate").with_target("a\u{1b}[2Jb\r\nc"),
+        );
+        assert_eq!(
+            d.reasons[0],
+            "invalid target `a\\u{1b}[2Jb\\r\\nc`: it contains control characters"
+        );
+        // Letters of any script are names like any other.
+        let d = decide(
+            &p,
+            &detection(Tier::Production),
+            &Operation::new("db.migrate").with_target("commandes-été"),
+        );
+        assert_eq!(d.exit_code, 121);
+    }
+
     fn typed() -> ConfirmationAnswer {
         ConfirmationAnswer::Confirmed(ConfirmEvidence {
             method: "typed".into(),
@@ -1887,11 +2041,18 @@ mod tests {
         let p = policy(vec![r]);
         let mut s = start(&p, Tier::Production, human());
         let event = expect_append(&mut s, EventKind::Refusal, Ok(()));
-        assert_eq!(event.decision.unwrap().exit_code, Some(120));
+        let decision = event.decision.unwrap();
+        assert_eq!(decision.exit_code, Some(120));
         let denial = expect_denial(&mut s, 120);
         assert_eq!(denial.rule.as_deref(), Some("no drops"));
         assert!(denial.recorded);
         assert!(denial.missing.contains("never here"), "{}", denial.missing);
+        // The reason once in the record, and the rule once in the message.
+        let said = decision.reasons.iter().filter(|r| r.contains("never here"));
+        assert_eq!(said.count(), 1, "{:?}", decision.reasons);
+        let shown = denial.to_string();
+        assert_eq!(shown.matches("never here").count(), 1, "{shown}");
+        assert_eq!(shown.matches("no drops").count(), 1, "{shown}");
     }
 
     #[test]

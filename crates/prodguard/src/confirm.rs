@@ -8,6 +8,7 @@ use nix::sys::termios::{FlushArg, tcflush};
 pub use prodguard_core::audit::ConfirmEvidence;
 pub use prodguard_core::policy::ConfirmMode;
 pub use prodguard_core::session::{Challenge, ConfirmationAnswer};
+use prodguard_core::text::escape;
 
 /// Obtains confirmation for a guarded operation.
 ///
@@ -72,7 +73,7 @@ impl TerminalConfirmer {
         let target = challenge
             .target
             .as_deref()
-            .map(|t| format!(" on `{t}`"))
+            .map(|t| format!(" on `{}`", escape(t)))
             .unwrap_or_default();
         let what = if challenge.target.is_some() {
             "the target's name"
@@ -83,11 +84,11 @@ impl TerminalConfirmer {
             "\nprodguard: `{op}`{target} in {env} (tier {tier}) needs your confirmation.\n  \
              Why: {why}.\n  \
              To go ahead, type {what} `{expected}` and press Enter; anything else cancels.\n> ",
-            op = challenge.operation,
-            env = challenge.environment,
+            op = escape(&challenge.operation),
+            env = escape(&challenge.environment),
             tier = challenge.tier,
             why = challenge.why,
-            expected = challenge.expected,
+            expected = escape(&challenge.expected),
         )
     }
 }

@@ -620,15 +620,14 @@ impl Guard {
                         (Route::Unavailable(Unconfirmable::FourEyesNeedsToken), _) => {
                             ConfirmationAnswer::Unavailable(
                                 "four_eyes needs an approval token from someone else \
-                             (`prodguard approve`, then --approval or PRODGUARD_APPROVAL)"
+                                 (`prodguard approve`)"
                                     .into(),
                             )
                         }
                         (Route::Unavailable(Unconfirmable::AgentNeedsToken), _) => {
                             ConfirmationAnswer::Unavailable(
                                 "an AI agent cannot confirm by typing: a person must approve it \
-                                 (`prodguard approve --op … --target …`), then pass the token \
-                                 with --approval or PRODGUARD_APPROVAL"
+                                 with `prodguard approve`"
                                     .into(),
                             )
                         }

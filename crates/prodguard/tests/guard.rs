@@ -115,9 +115,81 @@ fn a_declined_confirmation_never_runs_the_operation() {
     assert_eq!(err.exit_code(), 121);
     assert!(matches!(err, GuardError::NotConfirmed(_)));
     assert!(err.to_string().contains("expected `orders`"), "{err}");
+    // Whoever answered had a terminal (or a prompt): told to answer again.
+    let next = &err.denial().unwrap().next_step;
+    assert!(
+        next.starts_with("run it again and type `orders` when asked"),
+        "{next}"
+    );
+    assert!(!next.contains("from a terminal"), "{next}");
     assert_eq!(
         records(&dir.path().join("audit.jsonl"))[0]["kind"],
         "refusal"
+    );
+}
+
+#[test]
+fn library_refusals_name_the_real_operation_and_no_cli_flag() {
+    let dir = temp_dir("library-hints");
+    let refuse = |guard: &Guard, target: Option<&str>| {
+        let mut operation = guard.operation("db.delete.users");
+        if let Some(target) = target {
+            operation = operation.target(target);
+        }
+        operation
+            .run_infallible(|| panic!("must not run"))
+            .unwrap_err()
+            .to_string()
+    };
+    let nobody = |_: &Challenge| ConfirmationAnswer::Unavailable("nobody to ask".into());
+    let guard = production_guard(dir.path(), Policy::builtin_default())
+        .confirmer(nobody)
+        .build()
+        .unwrap();
+    // The approver's command with the real, quoted operation and target.
+    let said = refuse(&guard, Some("my orders"));
+    assert!(
+        said.contains("`prodguard approve --key FILE --op db.delete.users --target 'my orders'`"),
+        "{said}"
+    );
+    // Without a target there is no token to get.
+    let said = refuse(&guard, None);
+    assert!(!said.contains("approval token"), "{said}");
+    assert!(said.contains("type `production` when asked"), "{said}");
+    // Outside the approver's command, no option of any command.
+    let approve = "`prodguard approve --key FILE --op db.delete.users --target orders`";
+    for said in [refuse(&guard, Some("orders")), refuse(&guard, None)] {
+        let rest = said.replace(approve, "");
+        assert!(!rest.contains("--") && !rest.contains('…'), "{said}");
+    }
+    // Break-glass without a target: the library's words, not the CLI's.
+    let err = guard
+        .operation("db.delete.users")
+        .break_glass("INC-1234: orders table locked")
+        .run_infallible(|| panic!("must not run"))
+        .unwrap_err();
+    assert!(!err.to_string().contains("--"), "{err}");
+
+    // Nothing declares the environment: how to declare it comes first.
+    let guard = Guard::builder()
+        .policy(Policy::builtin_default())
+        .facts(Facts::default())
+        .actor(ana())
+        .audit_log(dir.path().join("audit.jsonl"))
+        .confirmer(nobody)
+        .build()
+        .unwrap();
+    let err = guard
+        .operation("db.migrate")
+        .target("orders")
+        .run_infallible(|| panic!("must not run"))
+        .unwrap_err();
+    let next = &err.denial().unwrap().next_step;
+    assert!(
+        next.starts_with(
+            "nothing declares the environment: set PRODGUARD_ENV (e.g. PRODGUARD_ENV=development)"
+        ),
+        "{next}"
     );
 }
 
@@ -594,9 +666,19 @@ fn an_agent_is_never_asked_to_confirm_and_says_a_person_must_approve() {
     assert!(!asked.load(Ordering::SeqCst), "the confirmer was asked");
     assert!(
         denial.missing.contains("AI agent cannot confirm by typing")
-            && denial.missing.contains("prodguard approve")
-            && denial.missing.contains("PRODGUARD_APPROVAL"),
+            && denial.missing.contains("prodguard approve"),
         "{denial}"
+    );
+    // A library's refusal names the approver's real command, and no CLI flag
+    // of the run's: how the token reaches this program is the program's.
+    let said = err.to_string();
+    assert!(
+        said.contains("`prodguard approve --key FILE --op db.migrate --target orders`"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("--approval") && !said.contains('…'),
+        "{said}"
     );
     let records = records(&dir.path().join("audit.jsonl"));
     assert_eq!(records.len(), 1);

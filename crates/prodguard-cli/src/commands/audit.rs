@@ -16,7 +16,6 @@ use prodguard::Policy;
 
 use super::load_policy;
 use crate::cli::{AuditCommand, LogArg};
-use crate::output::escaped;
 
 fn log_path(log: &LogArg, policy: Option<&PathBuf>) -> Result<PathBuf, GuardError> {
     match &log.log {
@@ -38,7 +37,7 @@ fn policy_log_path(policy: &Policy) -> Result<PathBuf, GuardError> {
 
 fn verify(path: &Path, options: VerifyOptions<'_>) -> Result<VerifyReport, i32> {
     verify_log(path, options).map_err(|e| {
-        eprintln!("prodguard: cannot read audit log {}: {e}", path.display());
+        tell!("prodguard: cannot read audit log {}: {e}", path.display());
         Refusal::AuditUnavailable.code()
     })
 }
@@ -77,7 +76,7 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
                 let report = match prodguard::pg::verify(&server, anchor.as_ref()) {
                     Ok(report) => report,
                     Err(e) => {
-                        eprintln!("prodguard: cannot read the audit trail: {e}");
+                        tell!("prodguard: cannot read the audit trail: {e}");
                         return Ok(Refusal::AuditUnavailable.code());
                     }
                 };
@@ -138,11 +137,11 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
                     Ok(0)
                 }
                 Err(e @ RepairError::Damaged(_)) => {
-                    eprintln!("prodguard: {}: {e}", path.display());
+                    tell!("prodguard: {}: {e}", path.display());
                     Ok(1)
                 }
                 Err(e) => {
-                    eprintln!("prodguard: {}: {e}", path.display());
+                    tell!("prodguard: {}: {e}", path.display());
                     Ok(Refusal::AuditUnavailable.code())
                 }
             }
@@ -152,7 +151,7 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
             let file = match std::fs::File::open(&path) {
                 Ok(file) => file,
                 Err(e) => {
-                    eprintln!("prodguard: cannot read audit log {}: {e}", path.display());
+                    tell!("prodguard: cannot read audit log {}: {e}", path.display());
                     return Ok(Refusal::AuditUnavailable.code());
                 }
             };
@@ -175,7 +174,7 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
             };
             if !report.intact() {
                 print_report(&path, &report);
-                eprintln!("prodguard: no anchor for a log that does not verify");
+                tell!("prodguard: no anchor for a log that does not verify");
                 return Ok(report.exit_code());
             }
             match report.head_anchor() {
@@ -186,7 +185,7 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
                     Ok(0)
                 }
                 None => {
-                    eprintln!("prodguard: {} has no records yet", path.display());
+                    tell!("prodguard: {} has no records yet", path.display());
                     Ok(Refusal::AuditUnavailable.code())
                 }
             }
@@ -208,7 +207,7 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
             match init_key_file(&key_file) {
                 Ok(key) => {
                     say_raw!("{}", key_to_text(&key));
-                    eprintln!(
+                    tell!(
                         "prodguard: seal key created at {}; the line above is the verification key: \
                          store it off this host and check seals with `prodguard audit verify --seal-key FILE`",
                         key_file.display()
@@ -216,7 +215,7 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
                     Ok(0)
                 }
                 Err(e) => {
-                    eprintln!("prodguard: {e}");
+                    tell!("prodguard: {e}");
                     Ok(Refusal::AuditUnavailable.code())
                 }
             }
@@ -230,7 +229,7 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
                     Ok(0)
                 }
                 Err(e) => {
-                    eprintln!("prodguard: {e}");
+                    tell!("prodguard: {e}");
                     Ok(Refusal::AuditUnavailable.code())
                 }
             }
@@ -262,7 +261,7 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
                     Ok(0)
                 }
                 Err(e) => {
-                    eprintln!("prodguard: {}: {e}", path.display());
+                    tell!("prodguard: {}: {e}", path.display());
                     Ok(match e {
                         PruneError::Damaged(_) => 1,
                         PruneError::TornTail => 2,
@@ -298,7 +297,7 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
                     Ok(0)
                 }
                 Err(e) => {
-                    eprintln!("prodguard: {e}");
+                    tell!("prodguard: {e}");
                     Ok(Refusal::AuditUnavailable.code())
                 }
             }
@@ -402,7 +401,7 @@ fn print_report(path: &Path, report: &VerifyReport) {
 /// Every text field is escaped: actor and environment names come from the
 /// environment, and a log's bytes from whoever could write it.
 fn summarize(line: &[u8]) -> String {
-    let e = escaped;
+    let e = |text: &str| prodguard_core::text::escape(text).into_owned();
     let Ok(record) = serde_json::from_slice::<Record>(line) else {
         return format!("(unreadable) {}", e(&String::from_utf8_lossy(line)));
     };

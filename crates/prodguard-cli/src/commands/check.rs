@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use prodguard::{Check, GuardError};
 use prodguard_core::detect::Detection;
+use prodguard_core::text::escape;
 
 use super::{guard, policy_summary, print_policy_summary};
 use crate::cli::OpArgs;
@@ -41,7 +42,7 @@ fn print_decision(check: &Check, detection: &Detection) {
     let target = operation
         .target
         .as_deref()
-        .map(|t| format!(" on {t}"))
+        .map(|t| format!(" on {}", escape(t)))
         .unwrap_or_default();
     let verdict = match (&check.refusal, decision.result) {
         (_, prodguard_core::session::Verdict::Deny) => "DENIED".to_owned(),
@@ -60,8 +61,8 @@ fn print_decision(check: &Check, detection: &Detection) {
     };
     say!(
         "{}{target} in {} (tier {}): {verdict}",
-        operation.kind,
-        detection.environment,
+        escape(&operation.kind),
+        escape(&detection.environment),
         detection.tier
     );
     for requirement in &decision.requirements {
@@ -69,7 +70,7 @@ fn print_decision(check: &Check, detection: &Detection) {
             "  - {}: {} (rule `{}`)",
             requirement.kind.as_str(),
             requirement.how,
-            requirement.rule
+            escape(&requirement.rule)
         );
     }
     for reason in &decision.reasons {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use prodguard::GuardError;
 use prodguard_core::detect::Detection;
+use prodguard_core::text::escape;
 
 use super::{guard, policy_summary, print_policy_summary};
 use crate::output::print_json;
@@ -34,9 +35,9 @@ fn print_detection(detection: &Detection, explain: bool) {
     };
     say!(
         "environment: {} (tier {})\n{guarded}\ndecided by:  {}",
-        detection.environment,
+        escape(&detection.environment),
         detection.tier,
-        detection.decided_by
+        escape(&detection.decided_by)
     );
     if let Some(hint) = &detection.hint {
         say!("hint:        {hint}");
@@ -46,7 +47,7 @@ fn print_detection(detection: &Detection, explain: bool) {
             .sources
             .iter()
             .zip(&conflict.tiers)
-            .map(|(s, t)| format!("{s} says {t}"))
+            .map(|(s, t)| format!("{} says {t}", escape(s)))
             .collect();
         say!(
             "conflict:    {}; the most sensitive, {}, wins",
@@ -58,7 +59,7 @@ fn print_detection(detection: &Detection, explain: bool) {
         say!("evidence:");
         for e in &detection.evidence {
             let mark = if e.used { "*" } else { " " };
-            say!("  {mark} {:<38} {}", e.source, e.meaning);
+            say!("  {mark} {:<38} {}", escape(&e.source), e.meaning);
         }
         say!("  (* = took part in the decision)");
     }

@@ -11,12 +11,13 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use prodguard::{Guard, GuardError, Operation};
 use prodguard_core::ExitCode as Refusal;
+use prodguard_core::text::{escape, shell_word};
 use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::low_level::siginfo::{Cause, Origin};
 
-use super::load_policy;
+use super::{load_policy, token_hint};
 use crate::cli::OpArgs;
 
 const FORWARDED: [i32; 6] = [SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2];
@@ -53,24 +54,34 @@ fn admit_and_run(
         Ok(permit) => permit,
         Err(e) => {
             let d = guard.detection();
-            eprintln!("prodguard: {e}");
+            tell!("prodguard: {e}");
+            if let Some(hint) = token_hint(
+                guard,
+                &operation,
+                &e,
+                "with --approval TOKEN or in PRODGUARD_APPROVAL",
+            ) {
+                tell!("  {hint}");
+            }
             if e.denial().is_some() {
-                eprintln!(
+                tell!(
                     "  environment: {} (tier {}), decided by {}",
-                    d.environment, d.tier, d.decided_by
+                    escape(&d.environment),
+                    d.tier,
+                    escape(&d.decided_by)
                 );
                 let target = operation
                     .target
                     .as_deref()
                     .map(|t| {
                         let t = prodguard::redact_password(t).unwrap_or_else(|| t.to_owned());
-                        format!(" --target {t}")
+                        format!(" --target {}", shell_word(&t))
                     })
                     .unwrap_or_default();
-                eprintln!(
+                tell!(
                     "  exit code {}; `prodguard check --op {}{target}` shows what is required",
                     e.exit_code().code(),
-                    operation.kind
+                    shell_word(&operation.kind)
                 );
             }
             return Ok(e.exit_code().code());
@@ -112,10 +123,10 @@ fn admit_and_run(
                 ErrorKind::NotFound => Refusal::NotFound.code(),
                 _ => Refusal::NotExecutable.code(),
             };
-            let message = format!("cannot run {}: {e}", program.to_string_lossy());
+            let message = format!("cannot run {}: {e}", escape(&program.to_string_lossy()));
             // Recorded first: the record does not depend on anyone reading.
             permit.finish_exit_code(code, Some(message.clone()));
-            eprintln!("prodguard: {message}");
+            tell!("prodguard: {message}");
             return Ok(code);
         }
     };
@@ -131,7 +142,7 @@ fn admit_and_run(
             .or_else(|| status.signal().map(|s| 128 + s))
             .unwrap_or(1),
         Err(e) => {
-            eprintln!("prodguard: lost track of the command: {e}");
+            tell!("prodguard: lost track of the command: {e}");
             1
         }
     };

@@ -19,7 +19,7 @@ pub(crate) fn run(command: FleetCommand) -> Result<i32, GuardError> {
                     Ok(0)
                 }
                 Err(e) => {
-                    eprintln!("prodguard: {e}");
+                    tell!("prodguard: {e}");
                     Ok(Refusal::AuditUnavailable.code())
                 }
             }

@@ -12,7 +12,7 @@ pub(crate) fn run(approver: &str, out: &Path) -> Result<i32, GuardError> {
         Ok(key) => {
             let public = key.public_key_text();
             say!("{public}");
-            eprintln!(
+            tell!(
                 "prodguard: wrote {approver}'s private key to {} (keep it to yourself); \
                  root lists the approver in the system policy's [approval] with:\n  \
                  approvers = {{ {approver} = {{ key = \"{public}\", user = \"OS_ACCOUNT\" }} }}\n\
@@ -22,7 +22,7 @@ pub(crate) fn run(approver: &str, out: &Path) -> Result<i32, GuardError> {
             Ok(0)
         }
         Err(e) => {
-            eprintln!("prodguard: {e}");
+            tell!("prodguard: {e}");
             Ok(Refusal::PolicyError.code())
         }
     }

@@ -13,7 +13,11 @@ pub(crate) mod stamp;
 
 use std::path::PathBuf;
 
-use prodguard::{Guard, GuardError, Policy, config};
+use prodguard::{Guard, GuardError, Operation, Policy, config};
+use prodguard_core::ExitCode as Refusal;
+use prodguard_core::confirm::{Route, route};
+use prodguard_core::policy::Requirement;
+use prodguard_core::text::escape;
 
 /// The policy named by `--policy`, or the one discovered
 /// (PRODGUARD_POLICY, ./prodguard.toml, the built-in default), layered over
@@ -42,7 +46,7 @@ pub(crate) fn print_policy_summary(guard: &Guard) {
         .map(|s| {
             let system = if s.system { "system, " } else { "" };
             let short = s.sha256.get(..12).unwrap_or(&s.sha256);
-            format!("{} ({system}sha256 {short}…)", s.path.escape_debug())
+            format!("{} ({system}sha256 {short}…)", escape(&s.path))
         })
         .collect();
     say!("policy:      {}", sources.join(" + "));
@@ -58,4 +62,30 @@ pub(crate) fn guard(explicit_policy: Option<&PathBuf>) -> Result<Guard, GuardErr
     Guard::builder()
         .policy(load_policy(explicit_policy)?)
         .build()
+}
+
+/// The CLI's words for how an approval token reaches this command (`how`,
+/// e.g. "with --approval TOKEN or in PRODGUARD_APPROVAL"), when `error`
+/// refused `operation` for want of a confirmation that a token could give
+/// here. The core's next step says what token to get; how it is passed is
+/// each face's to say.
+pub(crate) fn token_hint(
+    guard: &Guard,
+    operation: &Operation,
+    error: &GuardError,
+    how: &str,
+) -> Option<String> {
+    if error.exit_code() != Refusal::NotConfirmed || operation.target.is_none() {
+        return None;
+    }
+    let decision = prodguard_core::session::decide(guard.policy(), guard.detection(), operation);
+    let routed = route(
+        decision.confirm_mode,
+        guard.actor().kind,
+        guard.policy().approval().four_eyes,
+        true,
+    );
+    (decision.requires(Requirement::Confirm)
+        && matches!(routed, Route::CheckToken | Route::CheckTokenThenAskPerson))
+    .then(|| format!("an approval token is passed to this command {how}"))
 }

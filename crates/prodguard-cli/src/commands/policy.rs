@@ -35,7 +35,7 @@ pub(crate) fn run(command: PolicyCommand, policy: Option<&PathBuf>) -> Result<i3
                 for source in policy.provenance() {
                     say!(
                         "#   {} sha256 {}{}",
-                        source.path.escape_debug(),
+                        prodguard_core::text::escape(&source.path),
                         source.sha256,
                         if source.system { " (system)" } else { "" }
                     );

@@ -3,9 +3,12 @@
 use std::path::Path;
 
 use prodguard::stamp::{is_sqlite, read_sqlite_stamp, write_sqlite_stamp};
-use prodguard::{Guard, GuardError, Policy, RunError, facts};
+use prodguard::{Guard, GuardError, Operation, Policy, RunError, facts};
 use prodguard_core::detect::canonical_environment;
 use prodguard_core::session::{STAMP_OPERATION, Stamp};
+use prodguard_core::text::escape;
+
+use super::token_hint;
 
 /// Where a stamp lives: a SQLite file, or a PostgreSQL database (named
 /// without its password wherever the name is shown or recorded).
@@ -42,8 +45,9 @@ pub(crate) fn run(policy: Policy, target: &str, env: &str) -> Result<i32, GuardE
         Target::Sqlite(Path::new(target))
     } else {
         return Err(GuardError::Policy(format!(
-            "{target} is neither a SQLite database nor a postgresql:// URL; stamps are written \
-             into those"
+            "{} is neither a SQLite database nor a postgresql:// URL; stamps are written \
+             into those",
+            escape(target)
         )));
     };
     let target = match &place {
@@ -54,7 +58,10 @@ pub(crate) fn run(policy: Policy, target: &str, env: &str) -> Result<i32, GuardE
     let (name, tier) = canonical_environment(env, policy.environment())
         .map_err(|e| GuardError::Policy(e.to_string()))?;
     let existing = place.read().map_err(|e| {
-        GuardError::Policy(format!("cannot read the current stamp of {target}: {e}"))
+        GuardError::Policy(format!(
+            "cannot read the current stamp of {}: {e}",
+            escape(target)
+        ))
     })?;
     // The database's own word counts as a declaration: re-stamping a
     // production database from a laptop is guarded like production.
@@ -75,17 +82,25 @@ pub(crate) fn run(policy: Policy, target: &str, env: &str) -> Result<i32, GuardE
     match written {
         Ok(()) => {
             let was = existing
-                .map(|s| format!(" (was {})", s.environment))
+                .map(|s| format!(" (was {})", escape(&s.environment)))
                 .unwrap_or_default();
-            say!("{target}: stamped {name} (tier {tier}){was}");
+            say!("{}: stamped {name} (tier {tier}){was}", escape(target));
             Ok(0)
         }
         Err(RunError::Failed(e)) => {
-            eprintln!("prodguard: cannot write the stamp into {target}: {e}");
+            tell!(
+                "prodguard: cannot write the stamp into {}: {e}",
+                escape(target)
+            );
             Ok(1)
         }
         Err(RunError::Refused(e)) => {
-            eprintln!("prodguard: {e}");
+            tell!("prodguard: {e}");
+            let operation = Operation::new(STAMP_OPERATION).with_target(target);
+            // `stamp` has no --approval option: it reads the variable.
+            if let Some(hint) = token_hint(&guard, &operation, &e, "in PRODGUARD_APPROVAL") {
+                tell!("  {hint}");
+            }
             Ok(e.exit_code().code())
         }
     }

@@ -145,10 +145,11 @@ fn check(text: &str, wildcards: bool) -> Result<(), String> {
             "{what} must not be empty; expected {FORM}, {example}"
         ));
     }
+    // Quoted back escaped and at most 80 characters long: the text came from outside.
+    let shown = crate::text::escape(&crate::session::shorten(text)).into_owned();
     if text.len() > MAX_OPERATION_LEN {
         return Err(format!(
-            "{what} must be at most {MAX_OPERATION_LEN} bytes long, found {} bytes",
-            text.len()
+            "{what} must be at most {MAX_OPERATION_LEN} bytes long, found `{shown}`"
         ));
     }
     for c in text.chars() {
@@ -161,23 +162,26 @@ fn check(text: &str, wildcards: bool) -> Result<(), String> {
         }
         let problem = if c.is_ascii_uppercase() {
             format!(
-                "uppercase letter `{c}` in {what} `{text}`; names are lowercase (use `{}`)",
-                text.to_ascii_lowercase()
+                "uppercase letter `{c}` in {what} `{shown}`; names are lowercase (use `{}`)",
+                shown.to_ascii_lowercase()
             )
         } else if c.is_whitespace() {
-            format!("whitespace in {what} {text:?}; expected {FORM}, {example}")
+            format!("whitespace in {what} `{shown}`; expected {FORM}, {example}")
         } else if !wildcards && matches!(c, '*' | '?') {
             format!(
-                "wildcard `{c}` in {what} `{text}`; wildcards are only for policy rules, name the exact operation, {example}"
+                "wildcard `{c}` in {what} `{shown}`; wildcards are only for policy rules, name the exact operation, {example}"
             )
         } else {
-            format!("character {c:?} is not allowed in {what} `{text}`; expected {FORM}, {example}")
+            format!(
+                "character `{}` is not allowed in {what} `{shown}`; expected {FORM}, {example}",
+                crate::text::escape(c.encode_utf8(&mut [0; 4]))
+            )
         };
         return Err(problem);
     }
     if text.split('.').any(str::is_empty) {
         return Err(format!(
-            "empty segment in {what} `{text}` (a leading, trailing or doubled dot); expected {FORM}, {example}"
+            "empty segment in {what} `{shown}` (a leading, trailing or doubled dot); expected {FORM}, {example}"
         ));
     }
     Ok(())
@@ -275,7 +279,15 @@ mod tests {
         assert!(err("db..migrate").contains("empty segment"));
         assert!(err(".db").contains("empty segment"));
         assert!(err("db.").contains("empty segment"));
-        assert!(err("db/migrate").contains("character '/' is not allowed"));
+        assert!(err("db/migrate").contains("character `/` is not allowed"));
+        // Quoted back escaped: the name came from outside.
+        assert_eq!(
+            err("db.\u{1b}[31m\r\n"),
+            "character `\\u{1b}` is not allowed in an operation name `db.\\u{1b}[31m\\r\\n`; \
+             expected dot-separated segments of lowercase letters, digits, `_` and `-`, \
+             e.g. \"db.migrate\" or \"db.delete.users\""
+        );
+        assert!(err("db.a\u{202e}b").contains("character `\\u{202e}`"));
         assert!(err(&"a".repeat(201)).contains("at most 200 bytes"));
         assert_eq!(validate_operation_glob("db.*"), Ok(()));
         assert_eq!(validate_operation_glob("*"), Ok(()));

@@ -311,14 +311,14 @@ fn toml_bad_operation_globs() {
         ),
         (
             "\"db migrate\"",
-            "whitespace in an operation glob \"db migrate\"",
+            "whitespace in an operation glob `db migrate`",
         ),
         (
             "\"db..drop\"",
             "empty segment in an operation glob `db..drop`",
         ),
         ("\"\"", "an operation glob must not be empty"),
-        ("\"db/drop\"", "character '/' is not allowed"),
+        ("\"db/drop\"", "character `/` is not allowed"),
     ];
     for (value, fragment) in cases {
         let err = toml_err(&format!(
