@@ -2,6 +2,7 @@
 //! power cut): the first append of a later run on this host records them
 //! as `abandoned`, so no intent stays open for ever.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
@@ -10,13 +11,15 @@ use nix::errno::Errno;
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
 use prodguard_core::audit::{AuditEvent, EventKind, OutcomeRecord, Record};
+use serde::Deserialize;
 
 use super::{Failure, FileSink, Writer};
 
-/// How far back from the log's end a later run looks for open intents.
-/// Every writer looks when it first appends, so an attempt left open is
-/// noted by the next run on its host, before this much more is written.
-const LOOK_BACK: u64 = 256 << 10;
+/// How far back from the log's end a later run looks for open intents
+/// (about 80 records). Every writer looks when it first appends, so an
+/// attempt left open is noted by the next run on its host unless this much
+/// was written in between. Every `prodguard exec` reads it: keep it small.
+const LOOK_BACK: u64 = 64 << 10;
 
 impl FileSink {
     /// Once per sink, before its first append: appends an outcome
@@ -60,20 +63,23 @@ impl FileSink {
             // Begins inside a record.
             lines.next();
         }
-        // Newest first: an attempt with any later record is not open.
+        // Newest first: an attempt with any later record is not open. Only
+        // the few fields this needs are read from each line; the rare open
+        // intent is then read whole.
         let mut closed = HashSet::new();
         let mut open = Vec::new();
-        let records: Vec<Record> = lines
-            .filter_map(|line| serde_json::from_slice(line).ok())
-            .collect();
-        for record in records.into_iter().rev() {
-            let Some(attempt) = record.event.attempt_id.clone() else {
+        for line in lines.collect::<Vec<_>>().into_iter().rev() {
+            let Ok(seen) = serde_json::from_slice::<Seen>(line) else {
                 continue;
             };
-            if record.event.kind == EventKind::Intent
+            let Some(attempt) = seen.attempt_id else {
+                continue;
+            };
+            if seen.kind == EventKind::Intent
                 && !closed.contains(&attempt)
-                && record.host == self.host
-                && gone(record.pid)
+                && seen.host == self.host
+                && gone(seen.pid)
+                && let Ok(record) = serde_json::from_slice::<Record>(line)
             {
                 open.push(record);
             }
@@ -108,6 +114,18 @@ impl FileSink {
         });
         event
     }
+}
+
+/// What the sweep reads of every record near the end: which attempt, which
+/// process, and whether it is an intent.
+#[derive(Deserialize)]
+struct Seen<'a> {
+    #[serde(borrow)]
+    host: Cow<'a, str>,
+    pid: u32,
+    kind: EventKind,
+    #[serde(borrow)]
+    attempt_id: Option<Cow<'a, str>>,
 }
 
 /// Whether process `pid` of this host no longer exists. Anything but a
