@@ -1149,6 +1149,16 @@ fn a_changed_final_record_without_its_newline_is_tampering_not_a_torn_tail() {
         "left as it was"
     );
     assert_eq!(code(&sb.run(&[], &["audit", "verify"])), 1);
+    // A writer refuses to append to it, without calling it a crash or
+    // sending the reader straight to repair.
+    let append = sb.run(&[], &["audit", "record", "--message", "step 9"]);
+    assert_eq!(code(&append), 123, "{}", stderr(&append));
+    assert!(
+        stderr(&append).contains("or the record was changed")
+            && stderr(&append).contains("prodguard audit verify --log"),
+        "{}",
+        stderr(&append)
+    );
 
     // The same record unchanged but without its newline is whole: verify
     // says so, and repair restores the newline instead of cutting it.

@@ -71,9 +71,10 @@ pub enum AuditError {
         /// The first failure.
         cause: String,
     },
-    /// The last record is incomplete (a crash mid-write).
+    /// The log does not end with a newline: its last record is incomplete
+    /// (a crash mid-write) or was changed.
     #[error(
-        "audit log {path} ends with an incomplete record (a crash during a write?), so nothing more is appended to it; `prodguard audit repair --log {path}` cuts it (keeping a copy) and records the recovery"
+        "audit log {path} does not end with a whole record (a crash during a write, or the record was changed), so nothing more is appended to it; run `prodguard audit verify --log {path}`: when it reports an incomplete final record (exit 2), `prodguard audit repair --log {path}` cuts it (keeping a copy) and records the recovery"
     )]
     TornTail {
         /// The log's path.
