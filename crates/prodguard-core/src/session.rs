@@ -215,6 +215,11 @@ pub const MAX_CLOCK_SKEW_SECONDS: i64 = 60;
 /// stamp it corrects.
 pub const STAMP_OPERATION: &str = "prodguard.stamp";
 
+/// The operation `prodguard audit prune` runs, its target the log: dropping
+/// audit records is guarded like any other destructive operation (the
+/// built-in default asks a person in protected tiers; an agent cannot).
+pub const PRUNE_OPERATION: &str = "audit.prune";
+
 /// What a target says about the environment it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Stamp {

@@ -8,13 +8,14 @@ use prodguard::audit::{
     VerifyOptions, VerifyReport, init_key_file, key_to_text, prune_log, read_key_file, repair_log,
     verify_log,
 };
-use prodguard::{Guard, GuardError, config};
+use prodguard::{Guard, GuardError, Operation, RunError, config};
 use prodguard_core::ExitCode as Refusal;
 use prodguard_core::audit::{AuditEvent, Record};
+use prodguard_core::session::PRUNE_OPERATION;
 
 use prodguard::Policy;
 
-use super::load_policy;
+use super::{load_policy, token_hint};
 use crate::cli::{AuditCommand, LogArg};
 
 fn log_path(log: &LogArg, policy: Option<&PathBuf>) -> Result<PathBuf, GuardError> {
@@ -236,9 +237,18 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
         }
         AuditCommand::Prune { log, before } => {
             let path = log_path(&log, policy)?;
+            let policy = load_policy(policy)?;
             // The prune record is written (and sealed) as the policy's writers write.
-            let sink = FileSink::from_policy(&path, &load_policy(policy)?);
-            match prune_log(&sink, before) {
+            let sink = FileSink::from_policy(&path, &policy);
+            // Dropping records is itself guarded: confirmed where the policy
+            // says, and recorded in the policy's log.
+            let guard = Guard::builder().policy(policy).build()?;
+            let target = path.to_string_lossy().into_owned();
+            let pruned = guard
+                .operation(PRUNE_OPERATION)
+                .target(&target)
+                .run(|| prune_log(&sink, before));
+            match pruned {
                 Ok(PruneOutcome::Nothing { start_seq }) => {
                     say!(
                         "{}: nothing to prune: no rotated file holds only records before {before} (the log starts at record {start_seq})",
@@ -260,7 +270,16 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
                     );
                     Ok(0)
                 }
-                Err(e) => {
+                Err(RunError::Refused(e)) => {
+                    tell!("prodguard: {e}");
+                    let operation = Operation::new(PRUNE_OPERATION).with_target(&target);
+                    if let Some(hint) = token_hint(&guard, &operation, &e, "in PRODGUARD_APPROVAL")
+                    {
+                        tell!("  {hint}");
+                    }
+                    Ok(e.exit_code().code())
+                }
+                Err(RunError::Failed(e)) => {
                     tell!("prodguard: {}: {e}", path.display());
                     Ok(match e {
                         PruneError::Damaged(_) => 1,
