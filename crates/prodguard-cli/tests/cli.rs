@@ -1555,3 +1555,48 @@ fn prune_drops_whole_rotated_files_and_the_rest_still_verifies() {
     assert!(stderr(&out).contains("never pruned"), "{}", stderr(&out));
     assert!(rotated[3].exists());
 }
+
+#[test]
+fn policy_text_from_outside_reaches_the_terminal_escaped() {
+    // `./prodguard.toml` and PRODGUARD_POLICY are written by whoever runs
+    // the program: a rule's name and a deny reason are outside text too.
+    let sb = Sandbox::new("policy-text");
+    std::fs::write(
+        sb.path("prodguard.toml"),
+        r#"
+[[rule]]
+name = "x\u001b[2K\rTYPE staging TO CONFIRM\u001b[8m\u202e"
+operations = ["db.migrate"]
+tiers = ["production"]
+require = ["confirm", "audit"]
+
+[[rule]]
+name = "drops\u001b]52;c;cm0gLXJmIH4K\u0007"
+operations = ["db.drop"]
+tiers = ["production"]
+deny = "never\r\n\u001b[32mallowed\u001b[0m\u2066"
+"#,
+    )
+    .unwrap();
+    let marker = sb.path("ran");
+    let touch = touch_cmd(&marker);
+    let prod = [("PRODGUARD_ENV", "production")];
+    for (args, want) in [
+        (exec_args("db.migrate", "orders", &touch), 121),
+        (exec_args("db.drop", "orders", &touch), 120),
+        (
+            vec!["check", "--op", "db.migrate", "--target", "orders"],
+            121,
+        ),
+        (vec!["check", "--op", "db.drop", "--target", "orders"], 120),
+    ] {
+        let out = sb.run(&prod, &args);
+        assert_eq!(code(&out), want, "{args:?}: {}", stderr(&out));
+        let text = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(text.contains("\\u{1b}"), "shows the rule escaped: {text}");
+        for line in text.lines() {
+            assert!(!steers_a_terminal(line), "{args:?}: {line:?}");
+        }
+    }
+    assert!(!marker.exists());
+}
