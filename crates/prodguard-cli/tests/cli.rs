@@ -1619,3 +1619,129 @@ fn pruning_is_guarded_like_any_destructive_operation() {
     let verify = sb.run(&[], &["audit", "verify"]);
     assert_eq!(code(&verify), 0, "{}", stdout(&verify));
 }
+
+#[test]
+fn policy_text_from_outside_reaches_the_terminal_escaped() {
+    // `./prodguard.toml` and PRODGUARD_POLICY are written by whoever runs
+    // the program: a rule's name and a deny reason are outside text too.
+    let sb = Sandbox::new("policy-text");
+    std::fs::write(
+        sb.path("prodguard.toml"),
+        r#"
+[[rule]]
+name = "x\u001b[2K\rTYPE staging TO CONFIRM\u001b[8m\u202e"
+operations = ["db.migrate"]
+tiers = ["production"]
+require = ["confirm", "audit"]
+
+[[rule]]
+name = "drops\u001b]52;c;cm0gLXJmIH4K\u0007"
+operations = ["db.drop"]
+tiers = ["production"]
+deny = "never\r\n\u001b[32mallowed\u001b[0m\u2066"
+"#,
+    )
+    .unwrap();
+    let marker = sb.path("ran");
+    let touch = touch_cmd(&marker);
+    let prod = [("PRODGUARD_ENV", "production")];
+    for (args, want) in [
+        (exec_args("db.migrate", "orders", &touch), 121),
+        (exec_args("db.drop", "orders", &touch), 120),
+        (
+            vec!["check", "--op", "db.migrate", "--target", "orders"],
+            121,
+        ),
+        (vec!["check", "--op", "db.drop", "--target", "orders"], 120),
+    ] {
+        let out = sb.run(&prod, &args);
+        assert_eq!(code(&out), want, "{args:?}: {}", stderr(&out));
+        let text = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(text.contains("\\u{1b}"), "shows the rule escaped: {text}");
+        for line in text.lines() {
+            assert!(!steers_a_terminal(line), "{args:?}: {line:?}");
+        }
+    }
+    assert!(!marker.exists());
+}
+
+/// Runs `prodguard ARGS` and returns its exit code, failing the test if it
+/// has not ended within ten seconds.
+fn code_within_seconds(sb: &Sandbox, vars: &[(&str, &str)], args: &[&str]) -> i32 {
+    let mut child = sb
+        .command(vars, args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().expect("exited normally");
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{args:?} {vars:?} did not end");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn an_audit_log_that_is_not_a_regular_file_is_refused_not_waited_on() {
+    // Whoever can write the log's directory can put a FIFO or a link to a
+    // device where a log file belongs: a check that waits for ever reports
+    // nothing, and /dev/null keeps nothing.
+    let sb = Sandbox::new("log-fifo");
+    let fifo = sb.path("fifo.jsonl");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let fifo = fifo.to_str().unwrap();
+    for args in [
+        &["audit", "verify", "--log", fifo][..],
+        &["audit", "show", "--log", fifo][..],
+        &["audit", "head", "--log", fifo][..],
+        &["audit", "repair", "--log", fifo][..],
+        &["audit", "prune", "--before", "2", "--log", fifo][..],
+    ] {
+        assert_ne!(code_within_seconds(&sb, &[], args), 0, "{args:?}");
+    }
+    let marker = sb.path("ran");
+    let touch = touch_cmd(&marker);
+    for log in [fifo, "/dev/null"] {
+        let vars = [
+            ("PRODGUARD_ENV", "production"),
+            ("PRODGUARD_AUDIT_LOG", log),
+        ];
+        let check = ["check", "--op", "db.migrate", "--target", "orders"];
+        assert_eq!(code_within_seconds(&sb, &vars, &check), 123, "{log}");
+        let exec = exec_args("db.migrate", "orders", &touch);
+        assert_eq!(code_within_seconds(&sb, &vars, &exec), 123, "{log}");
+    }
+    // A rotated file that is a FIFO: verify says what it is, at once.
+    let dev = [("PRODGUARD_ENV", "development")];
+    assert_eq!(
+        code_within_seconds(&sb, &dev, &["audit", "record", "--message", "x"]),
+        0
+    );
+    let rotated = sb.path("audit.jsonl.1");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&rotated)
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_ne!(code_within_seconds(&sb, &dev, &["audit", "verify"]), 0);
+    assert_ne!(
+        code_within_seconds(&sb, &dev, &["audit", "prune", "--before", "2"]),
+        0
+    );
+    assert!(!marker.exists());
+}

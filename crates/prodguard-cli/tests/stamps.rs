@@ -200,3 +200,56 @@ fn stamps_refuse_the_wrong_environment_and_restamping_is_guarded() {
     let verify = prodguard(dir.path(), "development", &["audit", "verify"], None);
     assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
 }
+
+#[test]
+fn a_fifo_named_as_the_target_blocks_nothing() {
+    // Looking for a stamp must not open a FIFO for reading (that waits for
+    // a writer for ever): a target that is not a regular file carries none.
+    let dir = sandbox();
+    let fifo = dir.path().join("orders");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for args in [
+        &["check", "--op", "db.migrate", "--target", "orders"][..],
+        &[
+            "exec",
+            "--op",
+            "db.migrate",
+            "--target",
+            "orders",
+            "--",
+            "true",
+        ][..],
+    ] {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .env("PRODGUARD_ENV", "development")
+            .env("PRODGUARD_AUDIT_LOG", dir.path().join("audit.jsonl"))
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{args:?} blocked on a FIFO target");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert_eq!(status.code(), Some(0), "{args:?}");
+    }
+}

@@ -461,9 +461,13 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
         return Decision {
             result: Verdict::Deny,
             reasons: vec![
+                // A policy below the system's is written by whoever runs
+                // the program: its names and reasons are outside text.
                 format!(
-                    "{} is denied here by rule `{rule}`: {reason}",
-                    operation.kind
+                    "{} is denied here by rule `{}`: {}",
+                    operation.kind,
+                    escape(&rule),
+                    escape(&reason)
                 ),
                 why_protected(detection),
             ],
@@ -542,7 +546,7 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
                 reason.push_str(r.kind.as_str());
             }
             reason.push_str(" here (rule `");
-            reason.push_str(&first.rule);
+            reason.push_str(&escape(&first.rule));
             reason.push_str("`)");
             reasons.push(reason);
         }
@@ -623,7 +627,7 @@ pub struct Denial {
 impl std::fmt::Display for Denial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The rule is named once: a deny rule's reason names it already.
-        match &self.rule {
+        match self.rule.as_deref().map(escape) {
             Some(rule) if !self.missing.contains(&format!("rule `{rule}`")) => {
                 write!(f, "refused by rule `{rule}`: {}", self.missing)?;
             }

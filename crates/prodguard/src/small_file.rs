@@ -56,6 +56,27 @@ pub fn read(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Opens the regular file at `path` with `options` (links followed),
+/// without blocking and without acquiring a controlling terminal, and
+/// refuses anything else (`InvalidInput`): an audit log or one of its
+/// rotated files replaced by a FIFO or a device must be reported, not
+/// waited on or written into.
+pub fn open_regular(options: &std::fs::OpenOptions, path: &Path) -> std::io::Result<File> {
+    let file = options
+        .clone()
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(not_regular());
+    }
+    Ok(file)
+}
+
+/// [`open_regular`] for reading.
+pub fn open_regular_read(path: &Path) -> std::io::Result<File> {
+    open_regular(File::options().read(true), path)
+}
+
 /// Like [`read`], as UTF-8 text.
 pub fn read_to_string(path: &Path, limit: u64) -> std::io::Result<String> {
     String::from_utf8(read(path, limit)?)

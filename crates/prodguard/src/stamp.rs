@@ -27,12 +27,24 @@ impl StampReader for NoStamps {
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
-/// Whether `path` is a SQLite database file.
+/// Whether `path` is a SQLite database file: a regular file that starts
+/// with SQLite's magic. Opened without blocking and without becoming a
+/// controlling terminal: a target may name a FIFO or a device, which
+/// carries no stamp and must not hold the run up.
 pub fn is_sqlite(path: &Path) -> bool {
     use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
     let mut magic = [0u8; 16];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
+    std::fs::File::options()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path)
+        .and_then(|mut f| {
+            if !f.metadata()?.is_file() {
+                return Err(std::io::ErrorKind::InvalidInput.into());
+            }
+            f.read_exact(&mut magic)
+        })
         .is_ok_and(|()| &magic == SQLITE_MAGIC)
 }
 

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use prodguard::audit::{AuditError, AuditSink, FileSink, verify_file};
+use prodguard::audit::{AuditError, AuditSink, Durability, FileOps, FileSink, verify_file};
 use prodguard_core::audit::{AuditEvent, ChainVerifier};
 
 /// A fresh directory under the system temp dir, removed with everything in
@@ -144,12 +144,32 @@ fn an_unwritable_location_is_an_error_not_a_panic() {
 
 #[test]
 fn a_write_error_poisons_the_writer() {
-    // /dev/full accepts the open and fails every write with ENOSPC.
-    let sink = FileSink::new("/dev/full");
+    // Every write fails with ENOSPC, as on a full disk.
+    struct Full;
+    impl FileOps for Full {
+        fn write(&mut self, _: &std::fs::File, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::from_raw_os_error(28))
+        }
+    }
+    let dir = temp_dir("full");
+    let sink = FileSink::with_file_ops(dir.path().join("audit.jsonl"), Durability::Fdatasync, Full);
     let first = sink.append(&AuditEvent::note("x")).unwrap_err();
     assert!(matches!(first, AuditError::Io { .. }), "{first}");
     let second = sink.append(&AuditEvent::note("y")).unwrap_err();
     assert!(matches!(second, AuditError::Poisoned { .. }), "{second}");
+}
+
+#[test]
+fn a_device_is_not_an_audit_log() {
+    // /dev/null would keep nothing and /dev/full nothing either: neither
+    // is a log, and saying so at open refuses before anyone is asked.
+    for device in ["/dev/null", "/dev/full"] {
+        let err = FileSink::new(device)
+            .append(&AuditEvent::note("x"))
+            .unwrap_err();
+        assert!(matches!(err, AuditError::Open { .. }), "{device}: {err}");
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+    }
 }
 
 #[test]

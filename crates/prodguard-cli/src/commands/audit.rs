@@ -44,7 +44,7 @@ fn verify(path: &Path, options: VerifyOptions<'_>) -> Result<VerifyReport, i32> 
 }
 
 fn read_anchor(path: &Path) -> Result<Anchor, GuardError> {
-    let text = std::fs::read_to_string(path)
+    let text = prodguard::small_file::read_to_string(path, prodguard::small_file::KEY_MAX_BYTES)
         .map_err(|e| GuardError::Policy(format!("cannot read anchor {}: {e}", path.display())))?;
     serde_json::from_str(&text).map_err(|e| {
         GuardError::Policy(format!(
@@ -149,7 +149,7 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
         }
         AuditCommand::Show { log, json } => {
             let path = log_path(&log, policy)?;
-            let file = match std::fs::File::open(&path) {
+            let file = match prodguard::small_file::open_regular_read(&path) {
                 Ok(file) => file,
                 Err(e) => {
                     tell!("prodguard: cannot read audit log {}: {e}", path.display());

@@ -140,7 +140,8 @@ pub fn prune_log(sink: &FileSink, before: u64) -> Result<PruneOutcome, PruneErro
     // Whether every rotated file goes: then `before` must not pass the live file's start.
     let mut all_rotated = true;
     for rotated in rotated_files(path).map_err(|e| io("cannot list the rotated files of", e))? {
-        let file = File::open(&rotated).map_err(|e| io("cannot open a rotated file of", e))?;
+        let file = crate::small_file::open_regular_read(&rotated)
+            .map_err(|e| io("cannot open a rotated file of", e))?;
         let meta = file.metadata().map_err(|e| io("cannot stat", e))?;
         // A crash mid-rotation can leave a second name for the live file.
         if identity(&meta) == live_id {

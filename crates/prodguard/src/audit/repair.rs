@@ -140,7 +140,8 @@ pub fn repair_log(sink: &FileSink) -> Result<RepairOutcome, RepairError> {
 pub(super) fn lock_current(path: &Path) -> std::io::Result<File> {
     use std::os::unix::fs::MetadataExt;
     for _ in 0..4 {
-        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let file =
+            crate::small_file::open_regular(OpenOptions::new().read(true).write(true), path)?;
         file.lock()?;
         let (open, named) = (file.metadata()?, std::fs::metadata(path)?);
         if open.dev() == named.dev() && open.ino() == named.ino() {

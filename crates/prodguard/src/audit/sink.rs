@@ -239,9 +239,10 @@ impl FileSink {
         options.read(true).append(true);
         let (file, created) = match options.clone().create_new(true).open(&self.path) {
             Ok(file) => (file, true),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                (options.open(&self.path).map_err(open_err)?, false)
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => (
+                crate::small_file::open_regular(&options, &self.path).map_err(open_err)?,
+                false,
+            ),
             Err(e) => return Err(open_err(e)),
         };
         // Whoever first writes to an empty log syncs its directory entry:
@@ -566,7 +567,10 @@ impl FileSink {
         let mut files = rotated_files(&self.path)?;
         files.push(self.path.clone());
         for file in files.iter().rev() {
-            let text = match std::fs::read(file) {
+            let text = match crate::small_file::open_regular_read(file).and_then(|mut f| {
+                let mut text = Vec::new();
+                std::io::Read::read_to_end(&mut f, &mut text).map(|_| text)
+            }) {
                 Ok(text) => text,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use super::anchor::check_anchor;
 use super::{Anchor, AnchorCheck};
+use crate::small_file::open_regular_read;
 
 /// The first record that does not verify.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,7 +205,7 @@ pub fn verify_file_sealed(
 pub fn verify_log(path: &Path, options: VerifyOptions<'_>) -> std::io::Result<VerifyReport> {
     // Open the current file before listing the rotated ones: a rotation in
     // between then only adds a name for the file already open (skipped below).
-    let current = File::open(path)?;
+    let current = open_regular_read(path)?;
     verify_set(path, current, options)
 }
 
@@ -218,7 +219,7 @@ pub(super) fn verify_set(
     let here = current.metadata()?;
     let mut files = Vec::new();
     for rotated in rotated_files(path)? {
-        let file = File::open(&rotated)?;
+        let file = open_regular_read(&rotated)?;
         let meta = file.metadata()?;
         // A crash between linking the full log aside and renaming its
         // successor into place leaves two names for one file: read it once.
@@ -365,7 +366,7 @@ pub fn rotated_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
 pub fn verify_single_file(path: &Path) -> std::io::Result<VerifyReport> {
     let start = {
         let mut first = Vec::new();
-        BufReader::new(File::open(path)?)
+        BufReader::new(open_regular_read(path)?)
             .take(MAX_RECORD_BYTES as u64)
             .read_until(b'\n', &mut first)?;
         #[derive(Deserialize)]
@@ -380,7 +381,7 @@ pub fn verify_single_file(path: &Path) -> std::io::Result<VerifyReport> {
         None => ChainVerifier::new(),
     };
     verify_files(
-        vec![(path.to_owned(), File::open(path)?)],
+        vec![(path.to_owned(), open_regular_read(path)?)],
         VerifyOptions::default(),
         Start::Given(verifier),
     )
