@@ -325,8 +325,8 @@ impl std::fmt::Display for TargetProblem {
             TargetProblem::Whitespace => "it has leading or trailing whitespace",
             TargetProblem::Control => "it contains control characters",
             TargetProblem::Invisible => {
-                "it contains bidirectional or zero-width characters, which make the name \
-                 shown differ from the name typed"
+                "it contains bidirectional, zero-width or other invisible characters, which \
+                 make the name shown differ from the name typed"
             }
             TargetProblem::TooLong => "it is longer than 256 bytes",
         })
@@ -1053,8 +1053,8 @@ impl Session {
                     "use a dotted lowercase name such as `db.migrate`".to_owned()
                 } else if exit_code == ExitCode::PolicyError {
                     "name the target exactly as a person would type it: not empty, at most 256 \
-                     bytes, without surrounding spaces, control, bidirectional or zero-width \
-                     characters"
+                     bytes, without surrounding spaces, control, bidirectional, zero-width or other \
+                     invisible characters"
                         .to_owned()
                 } else {
                     "this operation does not run in this environment; do it through the \
@@ -1914,6 +1914,14 @@ mod tests {
             "or\u{200d}ders",
             "or\u{2060}ders",
             "\u{feff}orders",
+            // The rest of Unicode's default-ignorables, and line breaks.
+            "or\u{ad}ders",
+            "orders\u{fe0f}",
+            "orders\u{e0041}",
+            "\u{3164}orders",
+            "or\u{34f}ders",
+            "or\u{180e}ders",
+            "or\u{2028}ders",
         ] {
             let d = decide(
                 &p,
@@ -1926,7 +1934,7 @@ mod tests {
                 Verdict::Deny
             );
             let reason = &d.reasons[0];
-            assert!(reason.contains("bidirectional or zero-width"), "{reason}");
+            assert!(reason.contains("bidirectional, zero-width"), "{reason}");
             assert!(
                 !reason
                     .chars()

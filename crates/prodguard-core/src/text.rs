@@ -19,29 +19,43 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// Whether `c` changes how the text around it is displayed without being
-/// seen itself: the bidirectional controls (U+202A–U+202E, U+2066–U+2069,
-/// and the marks U+200E, U+200F, U+061C) and the zero-width characters
-/// (U+200B–U+200D, U+2060, U+FEFF).
+/// seen itself: every Unicode default-ignorable code point (among them the
+/// bidirectional controls U+202A–U+202E and U+2066–U+2069, the zero-width
+/// characters U+200B–U+200D, U+2060 and U+FEFF, the soft hyphen, the
+/// Hangul fillers, variation selectors and tag characters), the Arabic
+/// letter mark, and the line and paragraph separators.
 pub fn is_invisible(c: char) -> bool {
     matches!(
         c,
-        '\u{202A}'..='\u{202E}'
-            | '\u{2066}'..='\u{2069}'
-            | '\u{200E}'
-            | '\u{200F}'
+        // Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties).
+        '\u{00AD}'
+            | '\u{034F}'
             | '\u{061C}'
-            | '\u{200B}'..='\u{200D}'
-            | '\u{2060}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
             | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFF8}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
+            // They break the line a person reads.
+            | '\u{2028}'
+            | '\u{2029}'
     )
 }
 
 /// Whether [`escape`] writes `c` as an escape rather than as itself:
-/// controls (C0, DEL, C1), [`is_invisible`] characters, the line and
-/// paragraph separators, and the backslash (so that an escape in the
-/// output always means an escape).
+/// controls (C0, DEL, C1), [`is_invisible`] characters, and the backslash
+/// (so that an escape in the output always means an escape).
 fn needs_escape(c: char) -> bool {
-    c == '\\' || c.is_control() || is_invisible(c) || matches!(c, '\u{2028}' | '\u{2029}')
+    c == '\\' || c.is_control() || is_invisible(c)
 }
 
 /// `text` as it may be shown on a terminal or in a message: controls,
@@ -121,6 +135,12 @@ mod tests {
             ("or\u{200b}ders\u{feff}", "or\\u{200b}ders\\u{feff}"),
             ("a\u{2060}b\u{200d}", "a\\u{2060}b\\u{200d}"),
             ("line\u{2028}sep", "line\\u{2028}sep"),
+            ("soft\u{ad}hyphen", "soft\\u{ad}hyphen"),
+            ("orders\u{fe0f}\u{e0041}", "orders\\u{fe0f}\\u{e0041}"),
+            (
+                "\u{3164}\u{115f}\u{180e}\u{34f}",
+                "\\u{3164}\\u{115f}\\u{180e}\\u{34f}",
+            ),
             ("C:\\path", "C:\\\\path"),
             ("\\u{1b}", "\\\\u{1b}"),
         ];
