@@ -55,13 +55,14 @@ fn main() -> ExitCode {
             };
         }
     };
-    match run(cli) {
-        Ok(status) => code(status),
+    let status = match run(cli) {
+        Ok(status) => status,
         Err(e) => {
             tell!("prodguard: {e}");
-            code(e.exit_code().code())
+            e.exit_code().code()
         }
-    }
+    };
+    code(output::exit_code(status))
 }
 
 fn code(status: i32) -> ExitCode {

@@ -291,6 +291,50 @@ fn code_with_output_closed(sb: &Sandbox, vars: &[(&str, &str)], args: &[&str]) -
     status.code().expect("exited normally")
 }
 
+/// Runs `prodguard ARGS` with its standard output on `/dev/full` (every
+/// write fails with ENOSPC) and returns its exit code.
+fn code_with_stdout_full(sb: &Sandbox, vars: &[(&str, &str)], args: &[&str]) -> i32 {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let status = sb
+        .command(vars, args)
+        .stdout(full)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    status.code().expect("exited normally")
+}
+
+#[test]
+fn a_lost_output_never_turns_into_another_answer() {
+    let sb = Sandbox::new("lost-output");
+    let dev = [("PRODGUARD_ENV", "development")];
+    let prod = [("PRODGUARD_ENV", "production")];
+    for i in 1..=3 {
+        let out = sb.run(&dev, &["audit", "record", "--message", &format!("n{i}")]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    }
+    // A check's code is its answer, printed or not.
+    let check = ["check", "--op", "db.migrate", "--target", "orders"];
+    assert_eq!(code_with_output_closed(&sb, &prod, &check), 121);
+    assert_eq!(code_with_stdout_full(&sb, &prod, &check), 121);
+    // An intact log's verify on a full disk is not "tampered" (1): its
+    // success could not be reported.
+    assert_eq!(code_with_stdout_full(&sb, &dev, &["audit", "verify"]), 74);
+    assert_eq!(
+        code_with_output_closed(&sb, &dev, &["audit", "verify"]),
+        141
+    );
+    assert_eq!(code_with_output_closed(&sb, &dev, &check), 141);
+    assert_eq!(code_with_output_closed(&sb, &dev, &["audit", "show"]), 141);
+    let text = std::fs::read_to_string(sb.audit_log()).unwrap();
+    std::fs::write(sb.audit_log(), text.replacen("n2", "n9", 1)).unwrap();
+    assert_eq!(code_with_stdout_full(&sb, &dev, &["audit", "verify"]), 1);
+    assert_eq!(code_with_output_closed(&sb, &dev, &["audit", "verify"]), 1);
+}
+
 #[test]
 fn a_closed_stderr_changes_no_exit_code_and_no_record() {
     let sb = Sandbox::new("closed-stderr");

@@ -157,6 +157,9 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
                 }
             };
             for line in BufReader::new(file).split(b'\n') {
+                if crate::output::lost() {
+                    break;
+                }
                 let line = line
                     .map_err(|e| GuardError::Policy(format!("reading {}: {e}", path.display())))?;
                 if json {
