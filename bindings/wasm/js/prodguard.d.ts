@@ -357,6 +357,8 @@ export interface AuditEvent {
   seal?: { epoch: number; mac: string };
   /** Prune records only: the rotated files `prodguard audit prune` dropped. */
   prune?: PruneInfo;
+  /** Intents in file logs: the writing process's PID namespace (its `pid` means that process only there). */
+  pid_ns?: number;
 }
 
 /** What a prune record says: the dropped files, oldest first, each with the anchor the kept chain is verified from. */

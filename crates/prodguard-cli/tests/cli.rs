@@ -786,6 +786,29 @@ fn kill_9_of_prodguard_kills_its_command_and_the_next_run_records_it_abandoned()
     };
     let (killed_attempt, alive_attempt) = (intent_of("killed"), intent_of("alive"));
 
+    // A run in another PID namespace (same host name) sees neither process;
+    // it must not call them gone.
+    let other_ns = Command::new("unshare")
+        .args(["-p", "-f", "--mount-proc", BIN])
+        .args(["audit", "record", "--message", "from another pid namespace"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("HOME", sb.path(""))
+        .env("PRODGUARD_AUDIT_LOG", sb.audit_log())
+        .env("PRODGUARD_ENV", "development")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    if other_ns.status.success() {
+        let records = sb.records();
+        assert!(
+            records.iter().all(|r| r["kind"] != "outcome"),
+            "a run in another PID namespace marked a live attempt: {records:?}"
+        );
+    } else {
+        eprintln!("skipped: unshare -p: {}", stderr(&other_ns));
+    }
+
     killed.0.kill().unwrap();
     killed.0.wait().unwrap();
     wait_for("the command outlived prodguard", || ended(&killed_command));

@@ -218,6 +218,11 @@ pub struct AuditEvent {
     /// What a prune dropped (prune records only).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub prune: Option<PruneInfo>,
+    /// The PID namespace of the process that wrote an intent (file logs):
+    /// its `pid` means that process only there, so only a later run in the
+    /// same namespace may judge it gone.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pid_ns: Option<u64>,
 }
 
 /// What a prune record says: the rotated files it dropped, oldest first,
@@ -279,6 +284,7 @@ impl AuditEvent {
             message: None,
             seal: None,
             prune: None,
+            pid_ns: None,
         }
     }
 

@@ -634,6 +634,15 @@ impl FileSink {
 impl AuditSink for FileSink {
     fn append(&self, event: &AuditEvent) -> Result<AppendReceipt, AuditError> {
         self.note_abandoned();
+        if event.kind == EventKind::Intent
+            && event.pid_ns.is_none()
+            && let Some(pid_ns) = abandoned::own_pid_ns()
+        {
+            // What a later run needs to judge this attempt abandoned.
+            let mut event = event.clone();
+            event.pid_ns = Some(pid_ns);
+            return self.append_grouped(&event);
+        }
         self.append_grouped(event)
     }
 

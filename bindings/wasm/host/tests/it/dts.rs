@@ -348,6 +348,7 @@ fn event() -> AuditEvent {
     event.message = Some("m".into());
     event.seal = Some(seal());
     event.prune = Some(prune_info());
+    event.pid_ns = Some(4026531836);
     event
 }
 

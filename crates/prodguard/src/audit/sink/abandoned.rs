@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::os::unix::fs::FileExt;
+use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 
 use nix::errno::Errno;
@@ -24,9 +25,10 @@ const LOOK_BACK: u64 = 64 << 10;
 impl FileSink {
     /// Once per sink, before its first append: appends an outcome
     /// `abandoned` for each intent near the log's end that has no outcome
-    /// and whose process, on this host, no longer exists. Done under the
-    /// log's lock, so two runs never note the same attempt twice. A
-    /// failure is logged; the append that follows reports its own.
+    /// and whose process, on this host and in this PID namespace, no longer
+    /// exists. Done under the log's lock, so two runs never note the same
+    /// attempt twice. A failure is logged; the append that follows reports
+    /// its own.
     pub(super) fn note_abandoned(&self) {
         if self.swept.swap(true, Ordering::Relaxed) {
             return;
@@ -78,6 +80,8 @@ impl FileSink {
             if seen.kind == EventKind::Intent
                 && !closed.contains(&attempt)
                 && seen.host == self.host
+                && seen.pid_ns.is_some()
+                && seen.pid_ns == own_pid_ns()
                 && gone(seen.pid)
                 && let Ok(record) = serde_json::from_slice::<Record>(line)
             {
@@ -126,6 +130,20 @@ struct Seen<'a> {
     kind: EventKind,
     #[serde(borrow)]
     attempt_id: Option<Cow<'a, str>>,
+    pid_ns: Option<u64>,
+}
+
+/// This process's PID namespace (the inode of `/proc/self/ns/pid`), which
+/// the file sink writes into every intent: a pid names a process only in
+/// its namespace, and a run in another one (a container sharing the host
+/// name, `unshare -p`) cannot see whether it is alive. `None` where Linux
+/// does not tell, and then nothing is ever marked.
+pub(super) fn own_pid_ns() -> Option<u64> {
+    static PID_NS: OnceLock<Option<u64>> = OnceLock::new();
+    *PID_NS.get_or_init(|| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self/ns/pid").ok().map(|m| m.ino())
+    })
 }
 
 /// Whether process `pid` of this host no longer exists. Anything but a
