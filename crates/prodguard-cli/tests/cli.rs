@@ -1812,3 +1812,24 @@ fn an_audit_log_that_is_not_a_regular_file_is_refused_not_waited_on() {
     );
     assert!(!marker.exists());
 }
+
+#[test]
+fn no_locatable_audit_log_is_said_plainly_and_a_relative_state_dir_is_ignored() {
+    let sb = Sandbox::new("no-log");
+    let run = |vars: &[(&str, &str)]| {
+        let mut cmd = sb.command(vars, &exec_args("db.migrate", "x", &["true".to_owned()]));
+        cmd.env_remove("HOME").env_remove("PRODGUARD_AUDIT_LOG");
+        cmd.output().unwrap()
+    };
+    let out = run(&[("APP_ENV", "production")]);
+    assert_eq!(code(&out), 123, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("no audit log can be located"), "{err}");
+    assert!(!err.contains("<none>"), "{err}");
+    assert_eq!(err.matches("set PRODGUARD_AUDIT_LOG").count(), 1, "{err}");
+    // XDG says a relative XDG_STATE_HOME is invalid: it would put the log
+    // wherever the program happens to run.
+    let out = run(&[("APP_ENV", "production"), ("XDG_STATE_HOME", "rel")]);
+    assert_eq!(code(&out), 123, "{}", stderr(&out));
+    assert!(!sb.path("rel").exists());
+}

@@ -189,10 +189,13 @@ pub(crate) fn distinct_copies(primary: Option<&Path>, copies: Vec<PathBuf>) -> V
 }
 
 /// prodguard's state directory: `$XDG_STATE_HOME/prodguard`, else
-/// `~/.local/state/prodguard`.
+/// `~/.local/state/prodguard`. A relative value is ignored, as the XDG
+/// specification says: it would follow whichever directory the program
+/// runs in.
 fn state_dir() -> Option<PathBuf> {
+    let absolute = |name| env_path(name).filter(|p| p.is_absolute());
     let state =
-        env_path("XDG_STATE_HOME").or_else(|| env_path("HOME").map(|h| h.join(".local/state")))?;
+        absolute("XDG_STATE_HOME").or_else(|| absolute("HOME").map(|h| h.join(".local/state")))?;
     Some(state.join("prodguard"))
 }
 

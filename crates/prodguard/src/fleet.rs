@@ -6,7 +6,6 @@
 //! of them: a key that is accepted but not honoured would let operations
 //! through that the policy meant to coordinate.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use prodguard_core::Policy;
@@ -22,13 +21,7 @@ pub(crate) struct NoAuditLog;
 
 impl NoAuditLog {
     fn error() -> AuditError {
-        AuditError::Open {
-            path: PathBuf::from("<none>"),
-            source: std::io::Error::other(
-                "no audit log is configured and neither XDG_STATE_HOME nor HOME is set; \
-                 set PRODGUARD_AUDIT_LOG",
-            ),
-        }
+        AuditError::Unlocatable
     }
 }
 

@@ -40,7 +40,14 @@ pub struct AppendReceipt {
 /// Why the audit log could not take a record. Every guarded operation that
 /// requires audit refuses (exit 123) on any of these.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuditError {
+    /// No audit log can be located: none is named, and there is no home
+    /// or state directory to keep the default one in.
+    #[error(
+        "no audit log can be located: PRODGUARD_AUDIT_LOG is unset, the policy names no [audit] log, and neither HOME nor XDG_STATE_HOME is set (as an absolute path); set PRODGUARD_AUDIT_LOG=/path/to/audit.jsonl or [audit] log"
+    )]
+    Unlocatable,
     /// The log could not be opened or created.
     #[error(
         "cannot open audit log {path}: {source}; check that the directory exists and is writable, or set PRODGUARD_AUDIT_LOG"
