@@ -63,7 +63,9 @@ fn needs_escape(c: char) -> bool {
 /// `\u{…}`, the backslash doubled; everything else as it is. Borrowed
 /// when nothing needed escaping.
 pub fn escape(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(needs_escape) {
+    // Printable ASCII other than the backslash needs nothing: most text.
+    let printable = |b: &u8| (b' '..=b'~').contains(b) && *b != b'\\';
+    if text.as_bytes().iter().all(printable) || !text.chars().any(needs_escape) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
