@@ -1249,21 +1249,29 @@ fn a_changed_final_record_without_its_newline_is_tampering_not_a_torn_tail() {
     assert_eq!(sb.records()[2]["message"], "step 3");
 }
 
-#[test]
-fn seal_init_seal_and_verify_with_the_off_host_key() {
-    let sb = Sandbox::new("seals");
-    let key_file = sb.path("seal.key");
+/// A sandbox whose policy seals its log (`[audit]` keys `audit` plus the
+/// seal key file; every operation requires audit, in `tiers`), after
+/// `audit seal-init`: the verification key is in `verify.key`. Returns the
+/// sandbox and seal-init's output.
+fn sealed_sandbox(name: &str, audit: &str, tiers: &str) -> (Sandbox, Output) {
+    let sb = Sandbox::new(name);
     std::fs::write(
         sb.path("prodguard.toml"),
         format!(
-            "[audit]\nseal_every = 2\nseal_key_file = \"{}\"\n[[rule]]\noperations = [\"*\"]\ntiers = [\"production\"]\nrequire = [\"audit\"]\n",
-            key_file.display()
+            "[audit]\n{audit}\nseal_key_file = \"{}\"\n[[rule]]\noperations = [\"*\"]\n{tiers}require = [\"audit\"]\n",
+            sb.path("seal.key").display()
         ),
     )
     .unwrap();
     let init = sb.run(&[], &["audit", "seal-init"]);
     assert_eq!(code(&init), 0, "{}", stderr(&init));
     std::fs::write(sb.path("verify.key"), stdout(&init)).unwrap();
+    (sb, init)
+}
+
+#[test]
+fn seal_init_seal_and_verify_with_the_off_host_key() {
+    let (sb, init) = sealed_sandbox("seals", "seal_every = 2", "tiers = [\"production\"]\n");
     assert!(stderr(&init).contains("off this host"), "{}", stderr(&init));
     assert_eq!(
         code(&sb.run(&[], &["audit", "seal-init"])),
@@ -1313,10 +1321,7 @@ fn seal_init_seal_and_verify_with_the_off_host_key() {
         stdout(&verify)
     );
     // The key now on the host cannot verify the first seal.
-    let verify = sb.run(
-        &[],
-        &["audit", "verify", "--seal-key", key_file.to_str().unwrap()],
-    );
+    let verify = sb.run(&[], &["audit", "verify", "--seal-key", "seal.key"]);
     assert_eq!(code(&verify), 1, "{}", stdout(&verify));
 }
 
@@ -1345,19 +1350,7 @@ fn rechain(lines: &[&str], first_seq: u64, prev: &str) -> String {
 
 #[test]
 fn stripped_seals_are_tampering_and_a_short_unsealed_tail_is_not() {
-    let sb = Sandbox::new("stripped");
-    let key_file = sb.path("seal.key");
-    std::fs::write(
-        sb.path("prodguard.toml"),
-        format!(
-            "[audit]\nseal_every = 2\nseal_key_file = \"{}\"\n[[rule]]\noperations = [\"*\"]\nrequire = [\"audit\"]\n",
-            key_file.display()
-        ),
-    )
-    .unwrap();
-    let init = sb.run(&[], &["audit", "seal-init"]);
-    assert_eq!(code(&init), 0, "{}", stderr(&init));
-    std::fs::write(sb.path("verify.key"), stdout(&init)).unwrap();
+    let (sb, _) = sealed_sandbox("stripped", "seal_every = 2", "");
     for i in 1..=10 {
         let out = sb.run(&[], &["audit", "record", "--message", &format!("n{i}")]);
         assert_eq!(code(&out), 0, "{}", stderr(&out));
@@ -1473,19 +1466,7 @@ fn stripped_seals_are_tampering_and_a_short_unsealed_tail_is_not() {
 
 #[test]
 fn prune_drops_whole_rotated_files_and_the_rest_still_verifies() {
-    let sb = Sandbox::new("prune");
-    let key_file = sb.path("seal.key");
-    std::fs::write(
-        sb.path("prodguard.toml"),
-        format!(
-            "[audit]\nrotate_bytes = 1500\nseal_every = 3\nseal_key_file = \"{}\"\n[[rule]]\noperations = [\"*\"]\nrequire = [\"audit\"]\n",
-            key_file.display()
-        ),
-    )
-    .unwrap();
-    let init = sb.run(&[], &["audit", "seal-init"]);
-    assert_eq!(code(&init), 0, "{}", stderr(&init));
-    std::fs::write(sb.path("verify.key"), stdout(&init)).unwrap();
+    let (sb, _) = sealed_sandbox("prune", "rotate_bytes = 1500\nseal_every = 3", "");
     for i in 1..=30 {
         let out = sb.run(&[], &["audit", "record", "--message", &format!("n{i}")]);
         assert_eq!(code(&out), 0, "{}", stderr(&out));
