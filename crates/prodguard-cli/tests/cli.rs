@@ -1251,9 +1251,9 @@ fn a_changed_final_record_without_its_newline_is_tampering_not_a_torn_tail() {
 
 /// A sandbox whose policy seals its log (`[audit]` keys `audit` plus the
 /// seal key file; every operation requires audit, in `tiers`), after
-/// `audit seal-init`: the verification key is in `verify.key`. Returns the
-/// sandbox and seal-init's output.
-fn sealed_sandbox(name: &str, audit: &str, tiers: &str) -> (Sandbox, Output) {
+/// `audit seal-init` (the verification key is in `verify.key`) and `notes`
+/// notes `n1`, `n2`…. Returns the sandbox and seal-init's output.
+fn sealed_sandbox(name: &str, audit: &str, tiers: &str, notes: usize) -> (Sandbox, Output) {
     let sb = Sandbox::new(name);
     std::fs::write(
         sb.path("prodguard.toml"),
@@ -1266,12 +1266,16 @@ fn sealed_sandbox(name: &str, audit: &str, tiers: &str) -> (Sandbox, Output) {
     let init = sb.run(&[], &["audit", "seal-init"]);
     assert_eq!(code(&init), 0, "{}", stderr(&init));
     std::fs::write(sb.path("verify.key"), stdout(&init)).unwrap();
+    for i in 1..=notes {
+        let out = sb.run(&[], &["audit", "record", "--message", &format!("n{i}")]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    }
     (sb, init)
 }
 
 #[test]
 fn seal_init_seal_and_verify_with_the_off_host_key() {
-    let (sb, init) = sealed_sandbox("seals", "seal_every = 2", "tiers = [\"production\"]\n");
+    let (sb, init) = sealed_sandbox("seals", "seal_every = 2", "tiers = [\"production\"]\n", 0);
     assert!(stderr(&init).contains("off this host"), "{}", stderr(&init));
     assert_eq!(
         code(&sb.run(&[], &["audit", "seal-init"])),
@@ -1350,11 +1354,7 @@ fn rechain(lines: &[&str], first_seq: u64, prev: &str) -> String {
 
 #[test]
 fn stripped_seals_are_tampering_and_a_short_unsealed_tail_is_not() {
-    let (sb, _) = sealed_sandbox("stripped", "seal_every = 2", "");
-    for i in 1..=10 {
-        let out = sb.run(&[], &["audit", "record", "--message", &format!("n{i}")]);
-        assert_eq!(code(&out), 0, "{}", stderr(&out));
-    }
+    let (sb, _) = sealed_sandbox("stripped", "seal_every = 2", "", 10);
     // Notes at odd seqs, seals at even ones: 20 records, the last a seal.
     let log = sb.audit_log();
     let healthy = std::fs::read_to_string(&log).unwrap();
@@ -1466,11 +1466,7 @@ fn stripped_seals_are_tampering_and_a_short_unsealed_tail_is_not() {
 
 #[test]
 fn prune_drops_whole_rotated_files_and_the_rest_still_verifies() {
-    let (sb, _) = sealed_sandbox("prune", "rotate_bytes = 1500\nseal_every = 3", "");
-    for i in 1..=30 {
-        let out = sb.run(&[], &["audit", "record", "--message", &format!("n{i}")]);
-        assert_eq!(code(&out), 0, "{}", stderr(&out));
-    }
+    let (sb, _) = sealed_sandbox("prune", "rotate_bytes = 1500\nseal_every = 3", "", 30);
     let log = sb.audit_log();
     let rotated = prodguard::audit::rotated_files(&log).unwrap();
     assert!(rotated.len() >= 4, "{rotated:?}");

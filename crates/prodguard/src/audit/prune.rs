@@ -3,7 +3,7 @@
 //! the kept chain is verified from.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use prodguard_core::audit::{
@@ -11,7 +11,7 @@ use prodguard_core::audit::{
 };
 
 use super::repair::lock_current;
-use super::verify::{VerifyOptions, verify_set};
+use super::verify::{VerifyOptions, next_line, verify_set};
 use super::{AuditError, AuditSink, Damage, FileSink, rotated_files};
 use crate::facts;
 use prodguard_core::Timestamp;
@@ -284,10 +284,7 @@ fn span(
     let (mut first, mut last): (Option<Record>, Option<Vec<u8>>) = (None, None);
     let mut len = 0u64;
     loop {
-        line.clear();
-        let n = (&mut reader)
-            .take(MAX_RECORD_BYTES as u64 + 1)
-            .read_until(b'\n', &mut line)?;
+        let n = next_line(&mut reader, &mut line)?;
         if n == 0 {
             break;
         }

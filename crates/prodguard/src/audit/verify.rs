@@ -273,10 +273,7 @@ fn pruned_start(files: &[(PathBuf, File)]) -> std::io::Result<Option<PrunedAt>> 
     for (_, file) in files {
         let mut reader = BufReader::with_capacity(READ_BYTES, file);
         loop {
-            line.clear();
-            let n = (&mut reader)
-                .take(MAX_RECORD_BYTES as u64 + 1)
-                .read_until(b'\n', &mut line)?;
+            let n = next_line(&mut reader, &mut line)?;
             if n == 0 {
                 break;
             }
@@ -329,6 +326,16 @@ enum Start {
     Pruned(PrunedAt),
     /// A single file taken on its own terms.
     Given(ChainVerifier),
+}
+
+/// Reads the next line of a log into `line` (cleared first), with its
+/// newline; 0 at the end. No line is read past one byte more than a record
+/// may be: a huge one is damage, not a reason to read a file into memory.
+pub(super) fn next_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<usize> {
+    line.clear();
+    reader
+        .take(MAX_RECORD_BYTES as u64 + 1)
+        .read_until(b'\n', line)
 }
 
 /// The rotated files of the log at `path` (`path.N`), oldest first.
@@ -463,12 +470,7 @@ fn verify_files(
         // Bytes of this file read so far: the end of the last line.
         let mut file_offset = 0u64;
         loop {
-            line.clear();
-            // No line is longer than a record may be: a huge one is damage,
-            // not a reason to read the whole file into memory.
-            let n = (&mut reader)
-                .take(MAX_RECORD_BYTES as u64 + 1)
-                .read_until(b'\n', &mut line)?;
+            let n = next_line(&mut reader, &mut line)?;
             if n == 0 {
                 break;
             }
