@@ -1820,6 +1820,8 @@ mod tests {
             deny: None,
             actors: Vec::new(),
             break_glass: false,
+            max_rows: None,
+            confirm_above_rows: None,
         }
     }
 

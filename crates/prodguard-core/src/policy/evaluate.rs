@@ -12,7 +12,9 @@ use crate::Tier;
 /// - requirements are the union over the matching rules, each named with the
 ///   first rule that asked for it;
 /// - the confirmation mode is the most restrictive one asked for;
-/// - the allowed actors are the intersection of every restricting rule's list.
+/// - the allowed actors are the intersection of every restricting rule's list;
+/// - the row bound is the smallest `max_rows`, and confirmation depends on
+///   rows only when every rule asking for it says above how many.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Evaluation {
     /// `(rule name, reason)` when a rule refuses the operation here.
@@ -40,6 +42,14 @@ pub struct Evaluation {
     /// Whether break-glass may skip the confirmation and backup here: every
     /// matching rule that requires either says `break_glass = true`.
     pub break_glass_allowed: bool,
+    /// The smallest `max_rows` of the matching rules, with the first rule
+    /// that set it: a SQL statement affecting more rows is refused.
+    pub max_rows: Option<(u64, String)>,
+    /// When every matching rule that requires a confirmation says
+    /// `confirm_above_rows`, the smallest of them: the confirmation is
+    /// needed only when a SQL statement affects more rows. `None`: needed
+    /// whatever the rows (or not required at all).
+    pub confirm_above_rows: Option<u64>,
 }
 
 impl Evaluation {
@@ -138,7 +148,11 @@ impl Policy {
             actors: Vec::new(),
             matched_rules: Vec::new(),
             break_glass_allowed: true,
+            max_rows: None,
+            confirm_above_rows: None,
         };
+        // `Some` while every rule asking for a confirmation gave a threshold.
+        let mut thresholds: Option<Option<u64>> = Some(None);
         // `None` until a rule restricts actors.
         let mut allowed: Option<Vec<ActorKind>> = None;
         let mut restricting: Vec<&Rule> = Vec::new();
@@ -169,6 +183,18 @@ impl Policy {
                 let mode = rule.confirm_mode;
                 typed |= matches!(mode, ConfirmMode::Typed | ConfirmMode::Both);
                 approval |= matches!(mode, ConfirmMode::Approval | ConfirmMode::Both);
+                thresholds = match (thresholds, rule.confirm_above_rows) {
+                    (Some(least), Some(rows)) => Some(Some(least.map_or(rows, |l| l.min(rows)))),
+                    _ => None,
+                };
+            }
+            if let Some(rows) = rule.max_rows
+                && evaluation
+                    .max_rows
+                    .as_ref()
+                    .is_none_or(|(least, _)| rows < *least)
+            {
+                evaluation.max_rows = Some((rows, rule.name.clone()));
             }
             if rule.require.contains(&Requirement::Backup) && evaluation.backup.is_none() {
                 evaluation.backup = rule.backup.clone();
@@ -185,6 +211,7 @@ impl Policy {
             }
         }
         evaluation.requirements.sort_by_key(|(r, _)| *r);
+        evaluation.confirm_above_rows = thresholds.flatten();
         // What every matching rule asks for holds: a rule asking for a
         // token and one asking for a person typing add up to both, so no
         // rule (a layered one included) lowers another.
@@ -252,6 +279,8 @@ mod tests {
                 deny: None,
                 actors: Vec::new(),
                 break_glass: false,
+                max_rows: None,
+                confirm_above_rows: None,
             };
             assert_eq!(
                 rule.matches(Tier::Production, &name),

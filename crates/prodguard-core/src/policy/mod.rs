@@ -498,6 +498,12 @@ pub struct Rule {
     /// rule's confirmation and backup with a mandatory reason, scoped to one
     /// operation on one target, recorded as its own decision. Never audit.
     pub(crate) break_glass: bool,
+    /// `max_rows = N`: a SQL statement of a matching kind that affects more
+    /// rows is refused (120) and its transaction rolled back.
+    pub(crate) max_rows: Option<u64>,
+    /// `confirm_above_rows = N`: this rule's confirmation is needed only
+    /// when a SQL statement of a matching kind affects more than N rows.
+    pub(crate) confirm_above_rows: Option<u64>,
 }
 
 impl Rule {
@@ -544,6 +550,18 @@ impl Rule {
     /// Whether a named person may break glass on this rule (`break_glass = true`).
     pub fn break_glass(&self) -> bool {
         self.break_glass
+    }
+
+    /// `max_rows = N`: the most rows one SQL statement of a matching kind
+    /// may affect.
+    pub fn max_rows(&self) -> Option<u64> {
+        self.max_rows
+    }
+
+    /// `confirm_above_rows = N`: this rule's confirmation is needed only
+    /// above N rows affected by one SQL statement of a matching kind.
+    pub fn confirm_above_rows(&self) -> Option<u64> {
+        self.confirm_above_rows
     }
 }
 
@@ -863,6 +881,8 @@ impl Policy {
                 deny: None,
                 actors: Vec::new(),
                 break_glass: false,
+                max_rows: None,
+                confirm_above_rows: None,
             }],
         }
     }

@@ -165,6 +165,12 @@ impl Policy {
             if rule.break_glass {
                 line(&mut out, "break_glass", "true");
             }
+            if let Some(rows) = rule.max_rows {
+                line(&mut out, "max_rows", &rows.to_string());
+            }
+            if let Some(rows) = rule.confirm_above_rows {
+                line(&mut out, "confirm_above_rows", &rows.to_string());
+            }
             if let Some(reason) = &rule.deny {
                 line(&mut out, "deny", &quote(reason));
             }

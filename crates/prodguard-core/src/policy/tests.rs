@@ -1244,6 +1244,7 @@ fn to_toml_string_round_trips() {
     fleet.fleet.lock = Some("postgresql://locks@db.internal/fleet?sslmode=disable".into());
     fleet.fleet.wait_seconds = 90;
     policies.push(fleet);
+    policies.push(policy(ROW_BOUNDS));
     for original in policies {
         let text = original.to_toml_string();
         let reparsed = Policy::parse_toml(&text, &original.source);
@@ -1624,4 +1625,104 @@ fn a_shared_approval_key_is_a_policy_error_that_says_what_replaced_it() {
     ] {
         assert!(err.message.contains(needle), "{needle}: {err}");
     }
+}
+
+// ---------------------------------------------------------------- row bounds
+
+/// Bulk deletes bounded by rows, and confirmed only above a threshold.
+const ROW_BOUNDS: &str = r#"
+[[rule]]
+name = "bulk deletes"
+operations = ["db.delete.*", "db.update.*"]
+tiers = ["production"]
+require = ["confirm", "audit"]
+confirm_above_rows = 100
+max_rows = 10000
+
+[[rule]]
+name = "small deletes"
+operations = ["db.delete.where"]
+tiers = ["production"]
+require = ["confirm"]
+confirm_above_rows = 10
+max_rows = 5000
+
+[[rule]]
+name = "updates need a person"
+operations = ["db.update.all"]
+tiers = ["production"]
+require = ["confirm"]
+"#;
+
+#[test]
+fn row_bounds_take_the_smallest_and_rows_matter_only_if_every_rule_says_so() {
+    let p = policy(ROW_BOUNDS);
+    assert_eq!(p.rules()[0].max_rows(), Some(10_000));
+    assert_eq!(p.rules()[0].confirm_above_rows(), Some(100));
+    let e = p.evaluate(Tier::Production, "db.delete.where");
+    assert_eq!(e.max_rows, Some((5000, "small deletes".into())));
+    assert_eq!(e.confirm_above_rows, Some(10), "the smallest threshold");
+    let e = p.evaluate(Tier::Production, "db.delete.all");
+    assert_eq!(e.max_rows, Some((10_000, "bulk deletes".into())));
+    assert_eq!(e.confirm_above_rows, Some(100));
+    // A rule asking for a confirmation whatever the rows wins.
+    let e = p.evaluate(Tier::Production, "db.update.all");
+    assert_eq!(e.confirm_above_rows, None);
+    assert!(e.requires(Requirement::Confirm));
+    let e = p.evaluate(Tier::Development, "db.delete.all");
+    assert_eq!((e.max_rows, e.confirm_above_rows), (None, None));
+    // The same in JSON.
+    let json = Policy::parse_json(
+        r#"{"rule": [{"operations": ["db.delete.*"], "require": ["confirm"], "max_rows": 0, "confirm_above_rows": 0}]}"#,
+        "p.json",
+    )
+    .unwrap();
+    assert_eq!(json.rules()[0].max_rows(), Some(0));
+    assert_eq!(json.rules()[0].confirm_above_rows(), Some(0));
+}
+
+#[test]
+fn row_bounds_that_cannot_work_are_refused() {
+    let err = toml_err(
+        "[[rule]]\noperations = [\"db.delete.*\"]\nrequire = [\"audit\"]\nconfirm_above_rows = 5\n",
+    );
+    assert_err(
+        &err,
+        4,
+        1,
+        &["`confirm_above_rows` has no effect", "add \"confirm\""],
+    );
+    let err = toml_err("[[rule]]\noperations = [\"db.drop.*\"]\ndeny = \"no\"\nmax_rows = 5\n");
+    assert_err(
+        &err,
+        4,
+        1,
+        &["`max_rows` has no effect", "denies the operation"],
+    );
+    let err = toml_err(
+        "[[rule]]\noperations = [\"db.delete.*\"]\nrequire = [\"audit\"]\nmax_rows = -1\n",
+    );
+    assert_err(
+        &err,
+        4,
+        12,
+        &["`max_rows` must be a number of rows, 0 or more, found -1"],
+    );
+    let err = toml_err(
+        "[[rule]]\noperations = [\"db.delete.*\"]\nrequire = [\"audit\"]\nmax_rows = \"10\"\n",
+    );
+    assert_err(
+        &err,
+        4,
+        12,
+        &["`max_rows` must be a number of rows (0 or more)"],
+    );
+    let err = json_err(
+        r#"{"rule": [{"operations": ["db.delete.*"], "require": ["audit"], "max_rows": 1.5}]}"#,
+    );
+    assert!(
+        err.to_string()
+            .contains("`max_rows` must be a number of rows"),
+        "{err}"
+    );
 }

@@ -43,6 +43,8 @@ const RULE_KEYS: &[&str] = &[
     "deny",
     "actors",
     "break_glass",
+    "max_rows",
+    "confirm_above_rows",
 ];
 const CONFIRM_KEYS: &[&str] = &["mode"];
 const BACKUP_KEYS: &[&str] = &["provider", "command", "verify", "path", "max_age"];
@@ -419,6 +421,19 @@ impl Validator<'_> {
             }
         }
         Ok(config)
+    }
+
+    /// A row count: an integer, 0 or more.
+    fn rows(&self, label: &str, node: &Node) -> Result<u64> {
+        match node.kind {
+            Kind::Integer(Some(n)) => u64::try_from(n).map_err(|_| {
+                self.err(
+                    node.span.start,
+                    format!("`{label}` must be a number of rows, 0 or more, found {n}"),
+                )
+            }),
+            _ => Err(self.type_err(label, node, "a number of rows (0 or more)")),
+        }
     }
 
     fn positive(&self, label: &str, node: &Node) -> Result<u64> {
@@ -815,6 +830,35 @@ impl Validator<'_> {
             None => false,
         };
 
+        let max_rows = match get("max_rows") {
+            Some(entry) => {
+                if deny.is_some() {
+                    return Err(self.err(
+                        entry.key_span.start,
+                        format!(
+                            "`max_rows` has no effect in {label}: it denies the operation whatever the rows; remove `max_rows`, or use `require` with `max_rows` to bound the rows"
+                        ),
+                    ));
+                }
+                Some(self.rows("max_rows", &entry.value)?)
+            }
+            None => None,
+        };
+        let confirm_above_rows = match get("confirm_above_rows") {
+            Some(entry) => {
+                if !require.contains(&Requirement::Confirm) {
+                    return Err(self.err(
+                        entry.key_span.start,
+                        format!(
+                            "`confirm_above_rows` has no effect in {label} because its `require` does not list \"confirm\"; add \"confirm\" to `require` or remove `confirm_above_rows`"
+                        ),
+                    ));
+                }
+                Some(self.rows("confirm_above_rows", &entry.value)?)
+            }
+            None => None,
+        };
+
         Ok(Rule {
             name,
             operations,
@@ -825,6 +869,8 @@ impl Validator<'_> {
             deny,
             actors,
             break_glass,
+            max_rows,
+            confirm_above_rows,
         })
     }
 
