@@ -419,6 +419,18 @@ pub fn verdict(policy: &Policy, tier: Tier, operation: &str, target: Option<&str
 ///
 /// An invalid operation name yields a deny with exit code 125.
 pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> Decision {
+    decide_also(policy, detection, operation, &[])
+}
+
+/// [`decide`] for an operation that also does the operations `also` (the
+/// kinds of a SQL script's statements): every rule matching any of them
+/// applies, and a refusal names the kind its rule matched.
+pub(crate) fn decide_also(
+    policy: &Policy,
+    detection: &Detection,
+    operation: &Operation,
+    also: &[&str],
+) -> Decision {
     if !policy::is_valid_operation_name(&operation.kind)
         && let Err(problem) = policy::validate_operation_name(&operation.kind)
     {
@@ -456,16 +468,26 @@ pub fn decide(policy: &Policy, detection: &Detection, operation: &Operation) -> 
         };
     }
     // `matched_rules` is not part of a decision: not collected.
-    let evaluation = policy.evaluate_with(detection.tier, &operation.kind, false);
+    let evaluation = policy.evaluate_with(detection.tier, &operation.kind, also, false);
     if let Some((rule, reason)) = evaluation.denied_by {
+        // The operation the deny rule matched: this one, or one it also does.
+        let denied = policy
+            .rules()
+            .iter()
+            .find(|r| r.name() == rule)
+            .and_then(|r| {
+                std::iter::once(operation.kind.as_str())
+                    .chain(also.iter().copied())
+                    .find(|op| r.matches(detection.tier, op))
+            })
+            .unwrap_or(&operation.kind);
         return Decision {
             result: Verdict::Deny,
             reasons: vec![
                 // A policy below the system's is written by whoever runs
                 // the program: its names and reasons are outside text.
                 format!(
-                    "{} is denied here by rule `{}`: {}",
-                    operation.kind,
+                    "{denied} is denied here by rule `{}`: {}",
                     escape(&rule),
                     escape(&reason)
                 ),
@@ -1690,7 +1712,7 @@ mod tests {
         for tier in [Tier::Production, Tier::Development] {
             for op in ["db.migrate", "db.drop", "x.migrate", "none"] {
                 let full = policy.evaluate(tier, op);
-                let quiet = policy.evaluate_with(tier, op, false);
+                let quiet = policy.evaluate_with(tier, op, &[], false);
                 assert!(quiet.matched_rules.is_empty());
                 assert_eq!(
                     quiet,

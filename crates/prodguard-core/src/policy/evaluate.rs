@@ -128,16 +128,19 @@ impl Policy {
     /// assert!(policy.evaluate(Tier::Development, "db.migrate").is_unguarded());
     /// ```
     pub fn evaluate(&self, tier: Tier, operation: &str) -> Evaluation {
-        self.evaluate_with(tier, operation, true)
+        self.evaluate_with(tier, operation, &[], true)
     }
 
-    /// [`Policy::evaluate`], with `matched_rules` left empty unless
+    /// [`Policy::evaluate`] of an operation that also does the operations
+    /// `also` (a SQL script's statements: every rule matching any of them
+    /// applies, each once), with `matched_rules` left empty unless
     /// `name_matches` (a decision does not list them: no copies of the
     /// names it does not show).
     pub(crate) fn evaluate_with(
         &self,
         tier: Tier,
         operation: &str,
+        also: &[&str],
         name_matches: bool,
     ) -> Evaluation {
         let mut evaluation = Evaluation {
@@ -158,7 +161,9 @@ impl Policy {
         let mut restricting: Vec<&Rule> = Vec::new();
         let mut typed = false;
         let mut approval = false;
-        for rule in self.rules.iter().filter(|r| r.matches(tier, operation)) {
+        let applies =
+            |r: &Rule| r.matches(tier, operation) || also.iter().any(|op| r.matches(tier, op));
+        for rule in self.rules.iter().filter(|r| applies(r)) {
             if name_matches {
                 evaluation.matched_rules.push(rule.name.clone());
             }
