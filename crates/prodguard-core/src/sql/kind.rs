@@ -121,7 +121,7 @@ impl DropObject {
 /// | `db.read` | `SELECT`, `EXPLAIN`, `SHOW`, `WITH … SELECT`, `COPY … TO STDOUT`, `PRAGMA` without a value | no |
 /// | `db.session` | `BEGIN`, `COMMIT`, `ROLLBACK`, `SAVEPOINT`, `SET`, `RESET`, `DISCARD`, `USE`, `LISTEN`, `LOCK TABLE`, `ATTACH`/`DETACH` | no |
 /// | `db.insert` | plain `INSERT` (also `… SELECT`, `OR IGNORE`, `ON CONFLICT DO NOTHING`), `COPY … FROM` | no |
-/// | `db.maintenance` | `VACUUM`, `ANALYZE`, `OPTIMIZE TABLE`, `REFRESH MATERIALIZED VIEW` | no |
+/// | `db.maintenance` | `VACUUM`, `ANALYZE`, `REFRESH MATERIALIZED VIEW` (and `OPTIMIZE TABLE` where sqlparser parses it) | no |
 /// | `db.create` | `CREATE …` (`… AS SELECT` too), `SELECT … INTO new_table` | no |
 /// | `db.alter` | `ALTER` that adds or sets; `CREATE OR REPLACE` of a view, function, trigger; `COMMENT ON` | no |
 /// | `db.grant` | `GRANT`, `REVOKE`, `CREATE`/`ALTER ROLE`/`USER`, `ALTER DEFAULT PRIVILEGES`, row-level policies | no |

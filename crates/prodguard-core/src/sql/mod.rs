@@ -253,12 +253,10 @@ pub fn classify(script: &str, dialect: Dialect) -> Script {
             .iter()
             .rposition(|t| t.token == Token::SemiColon)
             .map_or(0, |i| i + 1);
-        let from = match cut {
-            0 => 0,
-            _ => positions.offset(tokens[cut - 1].span.end),
-        };
+        // Where the unknown tail begins: just past that `;`.
+        let resume = cut.checked_sub(1).map(|i| tokens[i].span.end);
         tokens.truncate(cut);
-        tail = Some((from, error.to_string()));
+        tail = Some((resume, error.to_string()));
     }
 
     let overlong = first_overlong(&tokens);
@@ -326,7 +324,9 @@ pub fn classify(script: &str, dialect: Dialect) -> Script {
             parser.next_token_no_skip();
         }
     }
-    if let Some((from, error)) = tail {
+    if let Some((resume, error)) = tail {
+        // Asked last, so the offsets stay in increasing order.
+        let from = resume.map_or(0, |end| positions.offset(end));
         statements.push(unknown_tail(
             script,
             &mut positions,
