@@ -257,13 +257,10 @@ fn statement_kind(w: &mut Walk, statement: &Ast, depth: usize) {
             if let Ast::CreateDatabase { db_name, .. } = statement {
                 w.table(db_name);
             }
-            w.kind(if *or_replace {
-                SqlKind::Unknown
-            } else {
-                SqlKind::Create
-            });
             if *or_replace {
                 w.unknown("CREATE OR REPLACE of a schema or database may drop what it replaces");
+            } else {
+                w.kind(SqlKind::Create);
             }
         }
         Ast::CreateVirtualTable { name, .. } | Ast::CreateSequence { name, .. } => {
