@@ -18,6 +18,7 @@
 //! | [`C_CALL_VS_RUST`] | `prodguard_run` from C | `guard.operation(..).target(..).run(..)` | C time / Rust time |
 //! | [`WASM_DECISION_US`] | `prodguard_evaluate` in wasmtime | `json_api::evaluate_json` natively | wasm time / native time |
 //! | [`EXEC_OVERHEAD_MS`] | `prodguard exec --op app.noop -- true` | `true` | ours / baseline (time) |
+//! | [`SQL_CLASSIFY_VS_PARSE`] | `sql::classify` of a 5 MB migration | sqlparser's `parse_sql` of it | baseline time / ours |
 //!
 //! Nothing here asserts a timing: [`Measurement::holds`] says whether the
 //! goal was met in this run.
@@ -34,11 +35,13 @@ pub mod audit;
 pub mod decisions;
 pub mod faces;
 pub mod prereq;
+pub mod sql;
 pub mod timing;
 
 pub use audit::{concurrent_append_8_vs_1, durable_append_vs_fdatasync, verify_vs_sha256};
 pub use decisions::{allow_decision_ns, is_production_vs_env_var, protected_decision_100_rules_ns};
 pub use faces::{c_call_vs_rust, exec_overhead_ms, wasm_decision_us};
+pub use sql::sql_classify_vs_parse;
 
 /// Cached `is_production()` vs reading `APP_ENV` each time.
 pub const IS_PRODUCTION_VS_ENV_VAR: &str = "is_production_vs_env_var";
@@ -58,9 +61,11 @@ pub const C_CALL_VS_RUST: &str = "c_call_vs_rust";
 pub const WASM_DECISION_US: &str = "wasm_decision_us";
 /// `prodguard exec -- true` minus `true`.
 pub const EXEC_OVERHEAD_MS: &str = "exec_overhead_ms";
+/// SQL classification of a migration vs sqlparser's bare parse of it.
+pub const SQL_CLASSIFY_VS_PARSE: &str = "sql_classify_vs_parse";
 
 /// Every measurement's name, in the order [`run_all`] runs them.
-pub const NAMES: [&str; 9] = [
+pub const NAMES: [&str; 10] = [
     IS_PRODUCTION_VS_ENV_VAR,
     ALLOW_DECISION_NS,
     PROTECTED_DECISION_100_RULES_NS,
@@ -70,6 +75,7 @@ pub const NAMES: [&str; 9] = [
     C_CALL_VS_RUST,
     WASM_DECISION_US,
     EXEC_OVERHEAD_MS,
+    SQL_CLASSIFY_VS_PARSE,
 ];
 
 /// One number beside its baseline, as written to `bench-summary.json`.
@@ -271,6 +277,10 @@ pub struct Budget {
     pub ffi_rounds: usize,
     /// Runs of each command, `prodguard exec` vs `true`.
     pub exec_runs: usize,
+    /// Size of the generated SQL migration that is classified and parsed.
+    pub sql_bytes: usize,
+    /// Rounds of (classify, parse).
+    pub sql_rounds: usize,
     /// Build missing or stale prerequisites (`cargo build -p prodguard-ffi`,
     /// `-p prodguard-cli`, `scripts/build-wasm`) before using them.
     pub build_prerequisites: bool,
@@ -298,6 +308,8 @@ impl Budget {
             ffi_calls: 40,
             ffi_rounds: 5,
             exec_runs: 100,
+            sql_bytes: 5_000_000,
+            sql_rounds: 5,
             build_prerequisites: true,
             target_dir: prereq::default_target_dir(),
             profile: prereq::this_profile().to_owned(),
@@ -316,6 +328,8 @@ impl Budget {
                 ffi_calls: 2,
                 ffi_rounds: 1,
                 exec_runs: 2,
+                sql_bytes: 64 << 10,
+                sql_rounds: 1,
                 ..base
             },
             Mode::Full => Budget {
@@ -329,6 +343,7 @@ impl Budget {
                 ffi_calls: 200,
                 ffi_rounds: 5,
                 exec_runs: 300,
+                sql_rounds: 10,
                 ..base
             },
         }
@@ -403,6 +418,7 @@ pub fn run(name: &str, budget: &Budget) -> Result<Measurement, BenchError> {
         C_CALL_VS_RUST => c_call_vs_rust(budget),
         WASM_DECISION_US => wasm_decision_us(budget),
         EXEC_OVERHEAD_MS => exec_overhead_ms(budget),
+        SQL_CLASSIFY_VS_PARSE => sql_classify_vs_parse(budget),
         other => Err(BenchError::new(format!(
             "no measurement is called `{other}`; the names are: {}",
             NAMES.join(", ")

@@ -25,7 +25,7 @@ fn expected_unit(name: &str) -> &'static str {
         "verify_vs_sha256" => "MB/s",
         "c_call_vs_rust" => "ns",
         "wasm_decision_us" => "us",
-        "exec_overhead_ms" => "ms",
+        "exec_overhead_ms" | "sql_classify_vs_parse" => "ms",
         other => panic!("unexpected measurement {other}"),
     }
 }
@@ -42,6 +42,7 @@ fn expected_goal(name: &str) -> &'static str {
         "c_call_vs_rust" => "ratio <= 1.5",
         "wasm_decision_us" => "value <= 10",
         "exec_overhead_ms" => "value <= 3",
+        "sql_classify_vs_parse" => "ratio >= 0.8",
         other => panic!("unexpected measurement {other}"),
     }
 }

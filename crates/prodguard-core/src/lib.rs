@@ -27,6 +27,7 @@ pub mod json_api;
 pub mod policy;
 pub mod secret;
 pub mod session;
+pub mod sql;
 #[cfg(test)]
 mod test_rng;
 pub mod text;
@@ -36,6 +37,7 @@ pub mod trust;
 
 pub use detect::{Detection, Facts, classify};
 pub use policy::{Policy, PolicyError};
+pub use sql::{SqlKind, classify as classify_sql};
 pub use tier::Tier;
 pub use time::Timestamp;
 
