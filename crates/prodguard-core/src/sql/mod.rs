@@ -83,6 +83,7 @@
 //! Arithmetic, functions, casts, type coercion and subqueries are not
 //! evaluated: they leave the statement `….where`.
 
+mod decide;
 mod kind;
 mod statement;
 mod truth;
@@ -97,6 +98,7 @@ use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
+pub use decide::{OverBound, RowBounds, SqlDecision, decide};
 pub use kind::{DropObject, SqlKind, UnknownSqlKind};
 
 /// The SQL dialect a script is written in.
