@@ -162,7 +162,10 @@ fn admit_and_run(
 /// spawned the command ends: this is the main thread, which lives as long
 /// as prodguard does.
 #[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
+#[expect(
+    unsafe_code,
+    reason = "std's pre_exec is unsafe, and it is the only way to set PR_SET_PDEATHSIG in the child"
+)]
 fn dies_with_us(command: &mut Command) {
     use std::os::unix::process::CommandExt;
     let parent = nix::unistd::getpid();
