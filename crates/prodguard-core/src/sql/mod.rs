@@ -228,6 +228,14 @@ pub struct Script {
     pub fingerprint: String,
 }
 
+impl Script {
+    /// Each statement's kind, in order, as dotted names: what the policy's
+    /// rules are matched against (with [`operation`](Self::operation)).
+    pub fn kinds(&self) -> Vec<&'static str> {
+        self.statements.iter().map(|s| s.kind.as_str()).collect()
+    }
+}
+
 /// Classifies every statement of `script`, read as `dialect`.
 ///
 /// Never fails and never panics; see [the module](self) for how a script is
