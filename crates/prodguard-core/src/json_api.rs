@@ -231,7 +231,8 @@ pub struct SqlStatement {
 }
 
 impl SqlAnswer {
-    fn new(script: &Script, bounds: Vec<RowBounds>) -> SqlAnswer {
+    /// The answer for `script`, with the `bounds` [`sql::decide`] gave it.
+    pub fn new(script: &Script, bounds: Vec<RowBounds>) -> SqlAnswer {
         SqlAnswer {
             dialect: script.dialect,
             statements: script

@@ -56,10 +56,14 @@ use crate::{Tier, Timestamp};
 /// How to get an approval token for `operation` on `target`, in words
 /// every face can say: the command an approver runs, with the real
 /// operation and target; how the token reaches the run is the face's to say.
-fn how_to_approve(operation: &str, target: &str) -> String {
+fn how_to_approve(operation: &str, target: &str, fingerprint: Option<&str>) -> String {
+    // A fingerprinted operation (a SQL script) is approved only with it.
+    let fingerprint = fingerprint
+        .map(|f| format!(" --fingerprint {}", shell_word(f)))
+        .unwrap_or_default();
     format!(
         "an approval token from someone who may approve (they run `prodguard approve --key FILE \
-         --op {} --target {}`), given to this run",
+         --op {} --target {}{fingerprint}`), given to this run",
         shell_word(operation),
         shell_word(target)
     )
@@ -71,7 +75,7 @@ fn token_for(operation: &Operation) -> Option<String> {
     operation
         .target
         .as_deref()
-        .map(|target| how_to_approve(&operation.kind, target))
+        .map(|target| how_to_approve(&operation.kind, target, operation.fingerprint.as_deref()))
 }
 
 /// What to do when a token is the only way and the operation names no target.
