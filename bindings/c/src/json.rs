@@ -22,12 +22,16 @@ thread_local! {
 /// Evaluates a JSON request for the facts it gives: `{"facts": {"env",
 /// "files", "hostname", "explicit"}, "policy": "<TOML>" | null,
 /// "operation": {"kind", "target"}}` (the Wasm module's `prodguard_evaluate`
-/// request). The facts are the caller's (a dry run of them; guarded runs
+/// request). With `"sql": {"script", "dialect"}` instead of
+/// `operation.kind`, the script is the operation: the answer also carries
+/// `"sql"` (each statement's kind, tables and line; the script's operation,
+/// fingerprint and row bounds) and the decision is the script's (see
+/// `bindings/wasm/ABI.md`, "SQL scripts"). The facts are the caller's (a dry run of them; guarded runs
 /// go through `prodguard_run`, which reads the process), but the policy is
 /// layered over this machine's system policy (`/etc/prodguard/policy.toml`),
 /// read here whatever the request says of it, as every guard in this
 /// process is. On success writes `{"detection",
-/// "decision"}` to `*out_json` (free it with [`prodguard_string_free`]); a
+/// "decision"}` (and `"sql"`) to `*out_json` (free it with [`prodguard_string_free`]); a
 /// bad request or policy, one that would loosen the system policy, or a
 /// system layer that is not root's alone is `PRODGUARD_POLICY_ERROR` with
 /// the reason in [`prodguard_last_error`].

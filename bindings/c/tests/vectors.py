@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Runs tests/vectors/*.json through the C ABI (prodguard_evaluate_json) with ctypes.
+"""Runs tests/vectors/*.json, and the SQL corpus tests/sql/corpus.json beside it,
+through the C ABI (prodguard_evaluate_json) with ctypes.
 
 Usage: vectors.py LIBPRODGUARD VECTORS_DIR. Prints one line per failing case and
 'N passed, N failed'; exits 1 on any failure.
@@ -51,7 +52,14 @@ for case in json.load(open(os.path.join(vectors, "detection.json"))):
     check(case["name"], got, case["expect"])
 
 for case in json.load(open(os.path.join(vectors, "decisions.json"))):
-    status, answer = evaluate({"facts": case["facts"], "policy": case["policy"], "operation": case["operation"]})
+    request = {"facts": case["facts"], "policy": case["policy"]}
+    for optional in ("operation", "sql"):  # a case gives operation.kind, or sql (the script is the operation)
+        if optional in case:
+            request[optional] = case[optional]
+    unknown = set(case) - {"name", "facts", "policy", "operation", "sql", "expect"}
+    if unknown:
+        check(case["name"], sorted(unknown), [])
+    status, answer = evaluate(request)
     if status != 0:
         check(case["name"], status, 0)
         continue
@@ -61,6 +69,26 @@ for case in json.load(open(os.path.join(vectors, "decisions.json"))):
            "requirements": [r["kind"] for r in decision["requirements"]],
            "exit_code": decision["exit_code"]}
     check(case["name"], got, case["expect"])
+
+CORPUS_FIELDS = {"dialect", "sql", "kinds", "operation", "tables", "cascades", "note"}
+corpus = json.load(open(os.path.join(vectors, "..", "sql", "corpus.json")))
+for i, case in enumerate(corpus):
+    name = f"corpus case {i} ({case['dialect']}) {case['sql']!r}"
+    if set(case) - CORPUS_FIELDS:
+        check(name, sorted(set(case) - CORPUS_FIELDS), [])
+    status, answer = evaluate({"facts": {"explicit": "development"},
+                               "sql": {"script": case["sql"], "dialect": case["dialect"]}})
+    if status != 0:
+        check(name, (status, answer), 0)
+        continue
+    statements = answer["sql"]["statements"]
+    got = {"kinds": [s["kind"] for s in statements], "operation": answer["sql"]["operation"]}
+    want = {"kinds": case["kinds"], "operation": case["operation"]}
+    for optional in ("tables", "cascades"):
+        if optional in case:
+            got[optional] = [s[optional] for s in statements]
+            want[optional] = case[optional]
+    check(name, got, want)
 
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -1,6 +1,6 @@
 // Types of @prodguard/wasm (prodguard.mjs). The JSON shapes are those of
 // bindings/wasm/ABI.md, version 2.x. Answers may carry fields added by a
-// later minor version; these types name the ones ABI 2.0 defines.
+// later minor version; these types name the ones ABI 2.1 defines.
 
 /** The ABI major this loader speaks. */
 export declare const ABI_MAJOR: 2;
@@ -123,6 +123,107 @@ export interface Operation {
   fingerprint?: string | null;
 }
 
+/**
+ * The operation of a request with `sql` (ABI 2.1): the script decides the
+ * kind and the fingerprint, so both may be left out; given, they must be
+ * the script's (125 otherwise).
+ */
+export interface SqlOperation {
+  kind?: string;
+  /** The database the script runs on: confirmation asks for this name. */
+  target?: string | null;
+  fingerprint?: string | null;
+}
+
+/** An SQL dialect: a script read in another one can hide a statement in what looks like a string. */
+export type Dialect = 'postgres' | 'sqlite' | 'mysql' | 'generic';
+
+/** An SQL script to classify and decide (ABI 2.1). */
+export interface SqlRequest {
+  /** The script, as it will be sent to the database. */
+  script: string;
+  /** Required; `postgresql` is read as `postgres`. */
+  dialect: Dialect | 'postgresql';
+}
+
+/** What an SQL statement does (README, "SQL classification"); danger rises down the list. */
+export type SqlKind =
+  | 'db.read'
+  | 'db.session'
+  | 'db.insert'
+  | 'db.maintenance'
+  | 'db.create'
+  | 'db.alter'
+  | 'db.grant'
+  | 'db.update.where'
+  | 'db.update.upsert'
+  | 'db.delete.where'
+  | 'db.alter.destructive'
+  | 'db.update.all'
+  | 'db.delete.all'
+  | 'db.truncate'
+  | 'db.unknown'
+  | 'db.drop.database'
+  | 'db.drop.schema'
+  | 'db.drop.table'
+  | 'db.drop.materialized_view'
+  | 'db.drop.view'
+  | 'db.drop.function'
+  | 'db.drop.procedure'
+  | 'db.drop.trigger'
+  | 'db.drop.type'
+  | 'db.drop.domain'
+  | 'db.drop.sequence'
+  | 'db.drop.extension'
+  | 'db.drop.policy'
+  | 'db.drop.role'
+  | 'db.drop.index'
+  | 'db.drop.other';
+
+/** One statement of a classified script. */
+export interface SqlStatement {
+  /** From 0. */
+  index: number;
+  kind: SqlKind;
+  destructive: boolean;
+  /** The tables (and other objects) it names, as written (quotes kept). */
+  tables: string[];
+  /** Whether it says `CASCADE`. */
+  cascades: boolean;
+  /** The line it starts on, from 1. */
+  line: number;
+  /** Byte offsets in the script's UTF-8 (not JavaScript string indexes): its first character, and just past its last (its `;` excluded). */
+  start: number;
+  end: number;
+  /** For `db.unknown`: what was not understood. */
+  problem?: string;
+}
+
+/** What the policy says of the rows one statement may affect. The module counts no rows: a host that runs the script itself enforces `max_rows`. */
+export interface RowBounds {
+  index: number;
+  /** The most rows it may affect (the smallest of the matching rules'), and that rule. */
+  max_rows?: number;
+  max_rows_rule?: string;
+  /** Whether a rule matching its kind requires a confirmation. */
+  confirm: boolean;
+  /** With `confirm`: needed only above this many rows (when prodguard runs the SQL itself). */
+  confirm_above_rows?: number;
+}
+
+/** The classification of a request's `sql` (ABI 2.1). */
+export interface SqlAnswer {
+  dialect: Dialect;
+  statements: SqlStatement[];
+  /** The most dangerous statement's kind (`db.unknown` for an empty script): the operation decided. */
+  operation: SqlKind;
+  destructive: boolean;
+  /** Hex SHA-256 of the statements' tokens: the operation's fingerprint, which approvals bind. */
+  fingerprint: string;
+  /** Each statement's row bounds, in order. */
+  bounds: RowBounds[];
+}
+
 export interface Actor {
   /** A display label (`PRODGUARD_ACTOR`, `USER`); it never decides who may do what. */
   user: string;
@@ -197,7 +298,6 @@ interface EvaluateRequestBase {
    * is layered over it and can only tighten it (125 when it would loosen it).
    */
   system_policy?: string | null;
-  operation: Operation;
   /**
    * `true`: `detection.evidence` lists every signal looked at, unset ones
    * included (as `prodguard detect --json`); by default only those that were set.
@@ -207,7 +307,9 @@ interface EvaluateRequestBase {
 
 /** A dry run (no evidence), or a whole guard session (evidence and `now`, RFC 3339). */
 export type EvaluateRequest = EvaluateRequestBase &
-  ({ evidence?: null; now?: string | null } | { evidence: Evidence; now: string });
+  ({ evidence?: null; now?: string | null } | { evidence: Evidence; now: string }) &
+  /** An operation, or an SQL script that is the operation (ABI 2.1). */
+  ({ operation: Operation; sql?: null } | { sql: SqlRequest; operation?: SqlOperation });
 
 export interface AuditRecordRequest {
   /** The log's identity, chosen by its first record. */
@@ -329,6 +431,8 @@ export interface Evaluation {
   decision: Decision;
   /** Present when the request carried evidence. */
   session?: SessionVerdict;
+  /** Present when the request carried `sql` (ABI 2.1). */
+  sql?: SqlAnswer;
 }
 
 export type EventKind = 'intent' | 'outcome' | 'refusal' | 'note' | 'recovery' | 'seal' | 'prune';

@@ -150,6 +150,40 @@ pub(crate) enum Command {
     /// Fleet mode: prepare the PostgreSQL database that hosts share.
     #[command(subcommand)]
     Fleet(FleetCommand),
+    /// SQL scripts: what each statement does, and what the policy requires
+    /// for the script here.
+    #[command(subcommand)]
+    Sql(SqlCommand),
+}
+
+/// `prodguard sql …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SqlCommand {
+    /// Classify a script statement by statement and show what the guard
+    /// would require to run it here; runs nothing.
+    ///
+    /// The script's operation is its most dangerous statement's kind
+    /// (db.delete.all, db.drop.table, …), its fingerprint binds approvals to
+    /// this exact script, and every rule matching any statement's kind
+    /// applies. Exits as `check` does for that operation: 0, 120, 121, 123,
+    /// 124, or 125.
+    Check {
+        /// The dialect: postgres, sqlite, mysql or generic (default: the
+        /// one --target names: postgres:// or postgresql://, mysql://,
+        /// sqlite: or a *.db / *.sqlite / *.sqlite3 file; otherwise say it).
+        #[arg(long, value_name = "DIALECT")]
+        dialect: Option<String>,
+        /// The database it would run on (a name, a SQLite file or a URL);
+        /// confirmation asks for this name, and its stamp is checked.
+        #[arg(long, value_name = "DB")]
+        target: Option<String>,
+        /// Print the classification and the decision as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The script (at most 64 MiB), or `-` for standard input.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -37,7 +37,9 @@ use prodguard::GuardError;
 use prodguard_core::ExitCode as Refusal;
 
 use cli::{Cli, Command};
-use commands::{approve, audit, check, detect, exec, fleet, keygen, load_policy, policy, stamp};
+use commands::{
+    approve, audit, check, detect, exec, fleet, keygen, load_policy, policy, sql, stamp,
+};
 
 fn main() -> ExitCode {
     init_tracing();
@@ -118,5 +120,6 @@ fn run(cli: Cli) -> Result<i32, GuardError> {
         Command::Policy(command) => policy::run(command, policy_file),
         Command::Audit(command) => audit::run(command, policy_file),
         Command::Fleet(command) => fleet::run(command),
+        Command::Sql(command) => sql::run(command, policy_file),
     }
 }

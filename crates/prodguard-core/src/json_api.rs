@@ -25,8 +25,10 @@ use crate::detect::classify_with;
 use crate::policy::ConfirmMode;
 use crate::session::{
     AuditFailure, BackupError, Challenge, ConfirmationAnswer, Decision, Denial, LockRefusal,
-    Operation, Session, SessionInput, Stamp, StampError, Step, decide,
+    Operation, Session, SessionInput, Stamp, StampError, Step, decide, shorten,
 };
+use crate::sql::{self, Dialect, RowBounds, Script, SqlKind};
+use crate::text::escape;
 use crate::{Detection, ExitCode, Facts, Policy, Tier, Timestamp, trust};
 
 mod builders;
@@ -50,8 +52,14 @@ pub struct Request {
     /// would loosen it is refused with 125); see [`crate::trust`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_policy: Option<String>,
-    /// What is asked for.
+    /// What is asked for. With [`sql`](Self::sql) it may be left out, or
+    /// give only the target: the script is the operation.
+    #[serde(default)]
     pub operation: RequestOperation,
+    /// An SQL script to classify: its operation is the operation asked
+    /// for (see [`RequestSql`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<RequestSql>,
     /// What the host gathered (answers, backup, stamp): when present, the
     /// whole guard session runs and the answer says whether to proceed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,17 +76,37 @@ pub struct Request {
 }
 
 /// The operation in a [`Request`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestOperation {
-    /// Dotted name.
-    pub kind: String,
+    /// Dotted name. Required, except in a request with `sql`, where it is
+    /// the script's operation: absent, or equal to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     /// Target, if any.
     #[serde(default)]
     pub target: Option<String>,
     /// What identifies its content (approvals bind it).
     #[serde(default)]
     pub fingerprint: Option<String>,
+}
+
+/// The SQL script of a [`Request`]. With it, the request's operation is
+/// the script: its kind is the script's most dangerous statement's
+/// ([`crate::sql::Script::operation`]) and its fingerprint the script's, so
+/// an approval binds the exact script. `operation.kind` and
+/// `operation.fingerprint` must then be absent or equal to the script's
+/// (anything else is refused with 125: the host and the script disagree on
+/// what runs); `operation.target` is the database it runs on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestSql {
+    /// The script, as it will be sent to the database.
+    pub script: String,
+    /// The dialect it is written in: `postgres`, `sqlite`, `mysql` or
+    /// `generic`. Required: read in another dialect (quotes and escapes
+    /// differ) a statement can hide inside what looks like a string.
+    pub dialect: Dialect,
 }
 
 /// What a host gathered for one attempt. Anything missing counts as not
@@ -150,6 +178,84 @@ pub struct Evaluation {
     /// The guard session's verdict, when the request carried evidence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<SessionVerdict>,
+    /// The script's classification, when the request carried `sql`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<SqlAnswer>,
+}
+
+/// A classified script, in an [`Evaluation`]: what [`crate::sql::classify`]
+/// found and the row bounds [`crate::sql::decide`] set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SqlAnswer {
+    /// The dialect it was read in.
+    pub dialect: Dialect,
+    /// Its statements, in order.
+    pub statements: Vec<SqlStatement>,
+    /// Its most dangerous statement's kind (`db.unknown` when it has none):
+    /// the operation decided.
+    pub operation: SqlKind,
+    /// Whether that kind is destructive.
+    pub destructive: bool,
+    /// The lowercase hex SHA-256 of its statements' tokens (layout, comments
+    /// and keyword case left out): the operation's fingerprint.
+    pub fingerprint: String,
+    /// Each statement's row bounds, in order. The module counts no rows:
+    /// a host that runs the script itself enforces `max_rows` (roll back,
+    /// refuse with 120); `confirm_above_rows` does not waive the session's
+    /// confirmation here, since no row count is known before the script runs.
+    pub bounds: Vec<RowBounds>,
+}
+
+/// One statement of an [`SqlAnswer`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SqlStatement {
+    /// Its position in the script, from 0.
+    pub index: usize,
+    /// What it does.
+    pub kind: SqlKind,
+    /// Whether its kind is destructive.
+    pub destructive: bool,
+    /// The tables (and other objects) it names, as written.
+    pub tables: Vec<String>,
+    /// Whether it says `CASCADE`.
+    pub cascades: bool,
+    /// The line it starts on, from 1.
+    pub line: u64,
+    /// Byte offset (in the script's UTF-8) of its first character.
+    pub start: usize,
+    /// Byte offset just past its last character (its `;` excluded).
+    pub end: usize,
+    /// For `db.unknown`: what was not understood, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+impl SqlAnswer {
+    /// The answer for `script`, with the `bounds` [`sql::decide`] gave it.
+    pub fn new(script: &Script, bounds: Vec<RowBounds>) -> SqlAnswer {
+        SqlAnswer {
+            dialect: script.dialect,
+            statements: script
+                .statements
+                .iter()
+                .map(|s| SqlStatement {
+                    index: s.index,
+                    kind: s.kind,
+                    destructive: s.destructive,
+                    tables: s.tables.clone(),
+                    cascades: s.cascades,
+                    line: s.line,
+                    start: s.start,
+                    end: s.end,
+                    problem: s.problem.clone(),
+                })
+                .collect(),
+            operation: script.operation,
+            destructive: script.destructive,
+            fingerprint: script.fingerprint.clone(),
+            bounds,
+        }
+    }
 }
 
 /// Whether to run the operation, given the evidence.
@@ -358,22 +464,81 @@ fn evaluate(request: &str, api: &mut JsonApi) -> Result<Evaluation, Response> {
     }
     let policy = api.policy((request.system_policy, request.policy))?;
     let detection = classify_with(&request.facts, &policy.environment, request.explain);
-    let mut operation = Operation::new(request.operation.kind);
-    operation.target = request.operation.target;
-    operation.fingerprint = request.operation.fingerprint;
-    let decision = decide(policy, &detection, &operation);
+    let script = match &request.sql {
+        Some(asked) => Some(script_operation(asked, &request.operation)?),
+        None => None,
+    };
+    let (operation, decision, sql) = match script {
+        Some(script) => {
+            let decided = sql::decide(
+                policy,
+                &detection,
+                &script,
+                request.operation.target.as_deref(),
+            );
+            let mut operation = Operation::new(script.operation.as_str());
+            operation.target = request.operation.target;
+            operation.fingerprint = Some(script.fingerprint.clone());
+            let answer = SqlAnswer::new(&script, decided.bounds);
+            (operation, decided.decision, Some((script, answer)))
+        }
+        None => {
+            let kind = request.operation.kind.ok_or_else(|| {
+                bad_request(
+                    "`operation.kind` is required (the operation's dotted name, e.g. \
+                     \"db.migrate\"), unless the request gives `sql`",
+                )
+            })?;
+            let mut operation = Operation::new(kind);
+            operation.target = request.operation.target;
+            operation.fingerprint = request.operation.fingerprint;
+            let decision = decide(policy, &detection, &operation);
+            (operation, decision, None)
+        }
+    };
     let session = match request.evidence {
         None => None,
         Some(evidence) => {
             let now = parse_now(request.now.as_deref())?;
-            Some(run_session(policy, &detection, operation, evidence, now)?)
+            let script = sql.as_ref().map(|(script, _)| script);
+            Some(run_session(
+                policy, &detection, operation, script, evidence, now,
+            )?)
         }
     };
     Ok(Evaluation {
         detection,
         decision,
         session,
+        sql: sql.map(|(_, answer)| answer),
     })
+}
+
+/// Classifies a request's script, refusing an `operation` that says
+/// something else than the script does.
+fn script_operation(asked: &RequestSql, operation: &RequestOperation) -> Result<Script, Response> {
+    let script = sql::classify(&asked.script, asked.dialect);
+    if let Some(kind) = operation.kind.as_deref()
+        && kind != script.operation.as_str()
+    {
+        return Err(bad_request(format!(
+            "`operation.kind` is `{}` but the script's operation is `{}` (its most dangerous \
+             statement): leave `operation.kind` out with `sql`, the script decides it",
+            escape(&shorten(kind)),
+            script.operation
+        )));
+    }
+    if let Some(fingerprint) = operation.fingerprint.as_deref()
+        && fingerprint != script.fingerprint
+    {
+        return Err(bad_request(format!(
+            "`operation.fingerprint` is `{}` but the script's is `{}`: leave \
+             `operation.fingerprint` out with `sql`, the script's is used",
+            escape(&shorten(fingerprint)),
+            script.fingerprint
+        )));
+    }
+    Ok(script)
 }
 
 /// Drives a [`Session`] to proceed or deny with the host's evidence.
@@ -381,18 +546,23 @@ fn run_session(
     policy: &Policy,
     detection: &Detection,
     mut operation: Operation,
+    script: Option<&Script>,
     evidence: Evidence,
     now: Timestamp,
 ) -> Result<SessionVerdict, Response> {
     operation.break_glass = evidence.break_glass.clone();
-    let mut session = Session::begin(SessionInput {
+    let input = SessionInput {
         policy,
         detection,
         operation: operation.clone(),
         actor: evidence.actor.clone(),
         attempt_id: evidence.attempt_id.clone(),
         now,
-    });
+    };
+    let mut session = match script {
+        Some(script) => Session::begin_sql(input, script),
+        None => Session::begin(input),
+    };
     let mut challenge = None;
     let mut record = None;
     // Each step is answered once, so a session ends within a handful of
@@ -692,6 +862,11 @@ fn verify_approval(request: &str, api: &mut JsonApi) -> Result<Claims, Response>
     let now = parse_now(Some(&request.now))?;
     let policy = api.policy((request.system_policy, request.policy))?;
     let refuse = |message: &dyn std::fmt::Display| Response::error(ExitCode::NotConfirmed, message);
+    let Some(kind) = request.operation.kind.as_deref() else {
+        return Err(bad_request(
+            "`operation.kind` is required (the operation the token must approve)",
+        ));
+    };
     let Some(target) = request.operation.target.as_deref() else {
         return Err(refuse(&approval::NoTarget));
     };
@@ -702,7 +877,7 @@ fn verify_approval(request: &str, api: &mut JsonApi) -> Result<Claims, Response>
         ));
     };
     let expected = Expected {
-        op: &request.operation.kind,
+        op: kind,
         target,
         env: &request.environment,
         tier: request.tier,
@@ -1279,5 +1454,143 @@ mod tests {
                 "{request}: {body}"
             );
         }
+    }
+
+    const SQL_POLICY: &str = "[[rule]]\nname = \"bulk\"\noperations = [\"db.delete.*\"]\n\
+        tiers = [\"production\"]\nrequire = [\"confirm\", \"audit\"]\nmax_rows = 500\n\n\
+        [[rule]]\nname = \"schema\"\noperations = [\"db.alter.destructive\"]\n\
+        tiers = [\"production\"]\nrequire = [\"backup\", \"audit\"]\nbackup = { provider = \"program\" }\n";
+
+    const SQL_SCRIPT: &str = "ALTER TABLE orders DROP COLUMN note;\n-- then\nDELETE FROM carts;";
+
+    fn sql_request(operation: Value, evidence: Option<Value>) -> Value {
+        let mut request = json!({
+            "facts": {"env": {"APP_ENV": "production"}},
+            "policy": SQL_POLICY,
+            "sql": {"script": SQL_SCRIPT, "dialect": "postgres"},
+            "operation": operation,
+        });
+        if let Some(evidence) = evidence {
+            request["evidence"] = evidence;
+            request["now"] = json!(NOW);
+        }
+        request
+    }
+
+    #[test]
+    fn an_sql_script_is_the_operation_and_its_decision_is_the_scripts() {
+        let answer = evaluate(sql_request(json!({"target": "shop"}), None));
+        let sql = &answer["sql"];
+        assert_eq!(sql["dialect"], "postgres");
+        assert_eq!(sql["operation"], "db.delete.all");
+        assert_eq!(sql["destructive"], true);
+        let script = crate::sql::classify(SQL_SCRIPT, Dialect::Postgres);
+        assert_eq!(sql["fingerprint"], script.fingerprint.as_str());
+        let statements = sql["statements"].as_array().unwrap();
+        assert_eq!(statements.len(), 2);
+        assert_eq!(
+            statements[1],
+            json!({"index": 1, "kind": "db.delete.all", "destructive": true, "tables": ["carts"],
+                   "cascades": false, "line": 3, "start": 45, "end": 62})
+        );
+        assert_eq!(&SQL_SCRIPT[45..62], "DELETE FROM carts");
+        assert_eq!(statements[0]["kind"], "db.alter.destructive");
+        assert_eq!(
+            sql["bounds"],
+            json!([{"index": 0, "confirm": false},
+                   {"index": 1, "max_rows": 500, "max_rows_rule": "bulk", "confirm": true}])
+        );
+        // Every statement's rules apply: the ALTER's backup too.
+        let kinds: Vec<&str> = answer["decision"]["requirements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["confirm", "backup", "audit"]);
+        assert_eq!(answer["decision"]["exit_code"], 121);
+        // The kind and fingerprint may be given when they are the script's.
+        let same = evaluate(sql_request(
+            json!({"kind": "db.delete.all", "target": "shop", "fingerprint": script.fingerprint}),
+            None,
+        ));
+        assert_eq!(same, answer);
+        // Without a target, and without `operation` at all.
+        let mut bare = sql_request(json!({}), None);
+        bare.as_object_mut().unwrap().remove("operation");
+        assert_eq!(evaluate(bare)["sql"], answer["sql"]);
+    }
+
+    #[test]
+    fn an_sql_session_runs_for_the_script_and_binds_its_fingerprint() {
+        let evidence = |typed: Option<&str>| {
+            let mut evidence =
+                json!({"actor": {"user": "alice", "kind": "human"}, "attempt_id": "a-1"});
+            if let Some(typed) = typed {
+                evidence["typed"] = json!(typed);
+            }
+            evidence
+        };
+        // Confirmed, but the ALTER's rule also asks for a backup.
+        let answer = evaluate(sql_request(
+            json!({"target": "shop"}),
+            Some(evidence(Some("shop"))),
+        ));
+        let session = &answer["session"];
+        assert_eq!(session["step"], "deny", "{session}");
+        assert_eq!(session["exit_code"], 122, "{session}");
+        let mut with_backup = evidence(Some("shop"));
+        with_backup["backup"] = json!({"location": "/b/shop.dump", "sha256": "ab".repeat(32),
+            "bytes": 10, "created": NOW, "verified": true, "verification": "pg_restore --list"});
+        let answer = evaluate(sql_request(json!({"target": "shop"}), Some(with_backup)));
+        let session = &answer["session"];
+        assert_eq!(session["step"], "proceed", "{session}");
+        let op = &session["record"]["op"];
+        assert_eq!(op["kind"], "db.delete.all");
+        assert_eq!(op["target"], "shop");
+        assert_eq!(op["fingerprint"], answer["sql"]["fingerprint"]);
+    }
+
+    #[test]
+    fn an_sql_request_that_disagrees_with_its_script_is_125() {
+        for (request, needle) in [
+            (
+                sql_request(json!({"kind": "db.migrate", "target": "shop"}), None),
+                "the script's operation is `db.delete.all`",
+            ),
+            (
+                sql_request(json!({"fingerprint": "sha256:ab"}), None),
+                "`operation.fingerprint` is `sha256:ab` but the script's is",
+            ),
+            (
+                json!({"sql": {"script": "SELECT 1"}}),
+                "missing field `dialect`",
+            ),
+            (
+                json!({"sql": {"script": "SELECT 1", "dialect": "oracle"}}),
+                "unknown variant `oracle`",
+            ),
+            (
+                json!({"sql": {"script": "SELECT 1", "dialect": "sqlite", "limit": 1}}),
+                "unknown field `limit`",
+            ),
+            (
+                json!({"operation": {"target": "shop"}}),
+                "`operation.kind` is required",
+            ),
+            (json!({}), "`operation.kind` is required"),
+        ] {
+            let response = evaluate_json(&request.to_string());
+            assert_eq!(response.status, 125, "{request}");
+            let body: Value = serde_json::from_str(&response.body).unwrap();
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(message.contains(needle), "{request}: {message}");
+        }
+        let approval = json!({"token": "pga2.x.y", "operation": {"target": "shop"},
+            "environment": "production", "tier": "production",
+            "requester": {"user": "alice", "kind": "human"}, "now": NOW});
+        let response = verify_approval_json(&approval.to_string());
+        assert_eq!(response.status, 125, "{}", response.body);
+        assert!(response.body.contains("`operation.kind` is required"));
     }
 }

@@ -56,10 +56,14 @@ use crate::{Tier, Timestamp};
 /// How to get an approval token for `operation` on `target`, in words
 /// every face can say: the command an approver runs, with the real
 /// operation and target; how the token reaches the run is the face's to say.
-fn how_to_approve(operation: &str, target: &str) -> String {
+fn how_to_approve(operation: &str, target: &str, fingerprint: Option<&str>) -> String {
+    // A fingerprinted operation (a SQL script) is approved only with it.
+    let fingerprint = fingerprint
+        .map(|f| format!(" --fingerprint {}", shell_word(f)))
+        .unwrap_or_default();
     format!(
         "an approval token from someone who may approve (they run `prodguard approve --key FILE \
-         --op {} --target {}`), given to this run",
+         --op {} --target {}{fingerprint}`), given to this run",
         shell_word(operation),
         shell_word(target)
     )
@@ -71,7 +75,7 @@ fn token_for(operation: &Operation) -> Option<String> {
     operation
         .target
         .as_deref()
-        .map(|target| how_to_approve(&operation.kind, target))
+        .map(|target| how_to_approve(&operation.kind, target, operation.fingerprint.as_deref()))
 }
 
 /// What to do when a token is the only way and the operation names no target.
@@ -878,7 +882,58 @@ pub struct Session {
 
 impl Session {
     /// Starts an attempt: the policy is evaluated now.
-    pub fn begin(mut input: SessionInput<'_>) -> Session {
+    pub fn begin(input: SessionInput<'_>) -> Session {
+        Session::begin_also(input, &[])
+    }
+
+    /// Starts an attempt at running a classified SQL script: the
+    /// operation's kind and fingerprint are the script's (its most
+    /// dangerous statement's kind, and [`Script::fingerprint`](crate::sql::Script::fingerprint),
+    /// so an approval binds this exact script); `input.operation`'s target
+    /// and break-glass reason are kept. The decision is
+    /// [`sql::decide`](crate::sql::decide)'s: every rule matching any
+    /// statement's kind applies.
+    ///
+    /// ```
+    /// use prodguard_core::session::{Operation, Session, SessionInput};
+    /// use prodguard_core::audit::Actor;
+    /// use prodguard_core::policy::ActorKind;
+    /// use prodguard_core::sql::{self, Dialect};
+    /// use prodguard_core::{classify, Facts, Policy, Timestamp};
+    ///
+    /// let policy = Policy::parse_toml(
+    ///     "[[rule]]\noperations = [\"db.alter.destructive\"]\ntiers = [\"production\"]\n\
+    ///      deny = \"schema changes go through review\"\n",
+    ///     "p.toml",
+    /// )?;
+    /// let facts = Facts { explicit: Some("production".into()), ..Facts::default() };
+    /// let detection = classify(&facts, policy.environment());
+    /// // The delete of every row is the script's operation; the ALTER's rule applies too.
+    /// let script = sql::classify("ALTER TABLE t DROP COLUMN c; DELETE FROM t", Dialect::Postgres);
+    /// let session = Session::begin_sql(
+    ///     SessionInput {
+    ///         policy: &policy,
+    ///         detection: &detection,
+    ///         operation: Operation::new("ignored").with_target("shop"),
+    ///         actor: Actor { user: "ana".into(), kind: ActorKind::Human, account: None },
+    ///         attempt_id: "a1".into(),
+    ///         now: Timestamp(0),
+    ///     },
+    ///     &script,
+    /// );
+    /// assert_eq!(session.decision().exit_code, 120);
+    /// assert_eq!(session.decision(), &sql::decide(&policy, &detection, &script, Some("shop")).decision);
+    /// # Ok::<(), prodguard_core::PolicyError>(())
+    /// ```
+    pub fn begin_sql(mut input: SessionInput<'_>, script: &crate::sql::Script) -> Session {
+        input.operation.kind = script.operation.as_str().to_owned();
+        input.operation.fingerprint = Some(script.fingerprint.clone());
+        let kinds = script.kinds();
+        Session::begin_also(input, &kinds)
+    }
+
+    /// [`Session::begin`] for an operation that also does `also`.
+    fn begin_also(mut input: SessionInput<'_>, also: &[&str]) -> Session {
         // A database URL's password reaches no record, prompt or reason.
         if let Some(redacted) = input
             .operation
@@ -888,7 +943,7 @@ impl Session {
         {
             input.operation.target = Some(redacted);
         }
-        let decision = decide(input.policy, input.detection, &input.operation);
+        let decision = decide_also(input.policy, input.detection, &input.operation, also);
         let detection = input.detection;
         let challenge = Challenge {
             operation: input.operation.kind.clone(),

@@ -9,6 +9,7 @@
 //! in one panic message.
 
 use prodguard_core::session::{Operation, decide, verdict};
+use prodguard_core::sql::{self, Dialect};
 use prodguard_core::{Facts, Policy, Tier, classify};
 use serde::Deserialize;
 use serde_json::Value;
@@ -60,16 +61,29 @@ struct DecisionVector {
     facts: Facts,
     /// TOML policy text; `null` for the built-in default.
     policy: Option<String>,
+    /// Without `sql`, `kind` is required.
+    #[serde(default)]
     operation: OperationSpec,
+    /// An SQL script that is the operation.
+    #[serde(default)]
+    sql: Option<SqlSpec>,
     expect: DecisionExpect,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OperationSpec {
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    target: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct OperationSpec {
-    kind: String,
-    #[serde(default)]
-    target: Option<String>,
+struct SqlSpec {
+    script: String,
+    dialect: Dialect,
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,27 +114,33 @@ impl DecisionVector {
             Err(e) => return vec![format!("policy does not parse: {e}")],
         };
         let detection = classify(&self.facts, policy.environment());
-        let mut operation = Operation::new(self.operation.kind.clone());
-        operation.target.clone_from(&self.operation.target);
+        let mut out = Vec::new();
+        let target = self.operation.target.as_deref();
+        let decided = match (&self.sql, &self.operation.kind) {
+            (Some(spec), None) => {
+                let script = sql::classify(&spec.script, spec.dialect);
+                sql::decide(&policy, &detection, &script, target).decision
+            }
+            (None, Some(kind)) => {
+                let mut operation = Operation::new(kind.clone());
+                operation.target = target.map(str::to_owned);
+                let decided = decide(&policy, &detection, &operation);
+                let quick = verdict(&policy, detection.tier, kind, target);
+                if quick != decided.result {
+                    out.push(format!(
+                        "verdict() says {quick:?}, decide() says {:?}",
+                        decided.result
+                    ));
+                }
+                decided
+            }
+            _ => return vec!["a case gives either `operation.kind` or `sql`".into()],
+        };
         // Compare the decision as the faces see it: its JSON.
-        let decided = decide(&policy, &detection, &operation);
-        let quick = verdict(
-            &policy,
-            detection.tier,
-            &operation.kind,
-            operation.target.as_deref(),
-        );
         let decision = serde_json::to_value(&decided)
             .unwrap_or_else(|e| panic!("decision does not serialise: {e}"));
 
         let want = &self.expect;
-        let mut out = Vec::new();
-        if quick != decided.result {
-            out.push(format!(
-                "verdict() says {quick:?}, decide() says {:?}",
-                decided.result
-            ));
-        }
         let mut check = |field: &str, got: String, expected: String| {
             if got != expected {
                 out.push(format!("{field}: got {got}, expected {expected}"));

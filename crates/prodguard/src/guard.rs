@@ -408,20 +408,65 @@ impl Guard {
     /// nothing is recorded. [`Check::exit_code`] is what `prodguard check`
     /// exits with.
     pub fn check(&self, operation: &Operation) -> Check {
+        self.check_with(operation, None)
+    }
+
+    /// [`Guard::check`] for running the classified SQL `script` on
+    /// `target`: the operation is the script's (its most dangerous
+    /// statement's kind, with the script's fingerprint), and the decision is
+    /// [`sql::decide`](prodguard_core::sql::decide)'s — every rule matching
+    /// any statement's kind applies. The row bounds are in `sql::decide`'s
+    /// answer; a dry run counts no rows, so a confirmation that
+    /// `confirm_above_rows` could waive is reported as needed.
+    ///
+    /// ```
+    /// use prodguard::{Guard, Policy, Facts};
+    /// use prodguard::sql::{self, Dialect};
+    ///
+    /// let facts = Facts { explicit: Some("production".into()), ..Facts::default() };
+    /// let dir = std::env::temp_dir().join(format!("prodguard-doc-{}", std::process::id()));
+    /// let guard = Guard::builder()
+    ///     .policy(Policy::builtin_default())
+    ///     .facts(facts)
+    ///     .audit_log(dir.join("audit.jsonl"))
+    ///     .build()?;
+    /// let script = sql::classify("BEGIN; DELETE FROM carts WHERE 1 = 1; COMMIT;", Dialect::Postgres);
+    /// let check = guard.check_sql(&script, Some("shop"));
+    /// assert_eq!(check.operation.kind, "db.delete.all");
+    /// assert_eq!(check.operation.fingerprint.as_deref(), Some(script.fingerprint.as_str()));
+    /// assert_eq!(check.exit_code, 121); // a confirmation is needed
+    /// # Ok::<(), prodguard::GuardError>(())
+    /// ```
+    pub fn check_sql(&self, script: &prodguard_core::sql::Script, target: Option<&str>) -> Check {
+        let mut operation = Operation::new(script.operation.as_str());
+        operation.target = target.map(str::to_owned);
+        operation.fingerprint = Some(script.fingerprint.clone());
+        self.check_with(&operation, Some(script))
+    }
+
+    fn check_with(
+        &self,
+        operation: &Operation,
+        script: Option<&prodguard_core::sql::Script>,
+    ) -> Check {
         // The stamp is read with a database URL's password; nothing
         // decided or shown carries it.
         let mut shown = operation.clone();
         if let Some(redacted) = operation.target.as_deref().and_then(crate::redact_password) {
             shown.target = Some(redacted);
         }
-        let mut session = Session::begin(SessionInput {
+        let input = SessionInput {
             policy: &self.policy,
             detection: &self.detection,
             operation: shown.clone(),
             actor: self.actor.clone(),
             attempt_id: facts::random_id(),
             now: facts::now(),
-        });
+        };
+        let mut session = match script {
+            Some(script) => Session::begin_sql(input, script),
+            None => Session::begin(input),
+        };
         let mut stamp = Ok(None);
         let refusal = loop {
             let answered = match session.next_step() {

@@ -53,6 +53,8 @@ pub use prodguard_core::audit::Actor;
 pub use prodguard_core::policy::{ActorKind, Requirement};
 pub use prodguard_core::secret::redact_password;
 pub use prodguard_core::session::{Decision, Operation, Stamp, StampVerdict, Verdict};
+/// SQL classification and its decision (`classify`, `decide`), from the core.
+pub use prodguard_core::sql;
 pub use prodguard_core::{Detection, ExitCode, Facts, Policy, PolicyError, Tier, Timestamp};
 
 static DETECTION: OnceLock<Detection> = OnceLock::new();

@@ -14,6 +14,9 @@ use std::path::Path;
 pub const POLICY_MAX_BYTES: u64 = 4 << 20;
 /// The largest key file (seal key, approver key) prodguard reads.
 pub const KEY_MAX_BYTES: u64 = 64 << 10;
+/// The largest SQL script prodguard reads (`prodguard sql check`): a big
+/// migration is a few megabytes; a data dump is not a script to guard.
+pub const SQL_SCRIPT_MAX_BYTES: u64 = 64 << 20;
 
 fn not_regular() -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")

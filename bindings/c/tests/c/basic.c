@@ -113,5 +113,27 @@ int main(void) {
     if (failures == 0) {
         printf("c api: all expectations held\n");
     }
+    /* An SQL script through the JSON API: the script is the operation. */
+    const char *script_request =
+        "{\"facts\": {\"env\": {\"APP_ENV\": \"production\"}},"
+        " \"sql\": {\"script\": \"BEGIN; DELETE FROM carts; COMMIT;\", \"dialect\": \"postgres\"},"
+        " \"operation\": {\"target\": \"shop\"}}";
+    json = NULL;
+    EXPECT(prodguard_evaluate_json(script_request, &json) == PRODGUARD_OK, "an SQL request");
+    EXPECT(json != NULL && strstr(json, "\"operation\":\"db.delete.all\"") != NULL,
+           "the script's operation");
+    EXPECT(json != NULL && strstr(json, "\"tables\":[\"carts\"]") != NULL, "its tables");
+    EXPECT(json != NULL && strstr(json, "\"exit_code\":121") != NULL, "a confirmation is needed");
+    prodguard_string_free(json);
+    json = NULL;
+    const char *mismatch =
+        "{\"sql\": {\"script\": \"DELETE FROM carts\", \"dialect\": \"sqlite\"},"
+        " \"operation\": {\"kind\": \"db.read\"}}";
+    EXPECT(prodguard_evaluate_json(mismatch, &json) == PRODGUARD_POLICY_ERROR,
+           "a kind that is not the script's");
+    EXPECT(json == NULL, "out untouched on failure");
+    EXPECT(strstr(prodguard_last_error(), "the script's operation is `db.delete.all`") != NULL,
+           "says which");
+
     return failures == 0 ? 0 : 1;
 }

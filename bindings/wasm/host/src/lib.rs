@@ -65,8 +65,8 @@ pub use module::{
 pub use types::{
     Actor, ActorKind, ApprovalClaims, ApprovalEvidence, ApprovalRequest, AuditEvent,
     AuditRecordRequest, Backup, Challenge, ConfirmMode, DEFAULT_MARKER_FILE, Decision, Denial,
-    Detection, EvaluateRequest, Evaluation, Evidence, Facts, GENESIS_PREV, MAX_FACT_BYTES,
-    Operation, RecordLine, Requirement, RequirementKind, SessionVerdict, Stamp, Step, Tier,
-    Timestamp, Verdict, evidence_from_process, gather_default_facts, gather_facts, now,
-    now_rfc3339, system_policy_text,
+    Detection, Dialect, EvaluateRequest, Evaluation, Evidence, Facts, GENESIS_PREV, MAX_FACT_BYTES,
+    Operation, RecordLine, RequestSql, Requirement, RequirementKind, RowBounds, SessionVerdict,
+    SqlAnswer, SqlKind, SqlStatement, Stamp, Step, Tier, Timestamp, Verdict, evidence_from_process,
+    gather_default_facts, gather_facts, now, now_rfc3339, system_policy_text,
 };

@@ -12,7 +12,7 @@ pub use prodguard_core::audit::{Actor, AuditEvent, BackupEvidence as Backup, GEN
 pub use prodguard_core::json_api::{
     ApprovalEvidence, ApprovalRequest, Evaluation, Evidence, MAX_FACT_BYTES, RecordLine,
     RecordRequest as AuditRecordRequest, Request as EvaluateRequest, RequestOperation as Operation,
-    SessionStep as Step, SessionVerdict,
+    RequestSql, SessionStep as Step, SessionVerdict, SqlAnswer, SqlStatement,
 };
 pub use prodguard_core::policy::{
     ActorKind, ConfirmMode, DEFAULT_MARKER_FILE, Requirement as RequirementKind,
@@ -20,6 +20,7 @@ pub use prodguard_core::policy::{
 pub use prodguard_core::session::{
     Challenge, Decision, Denial, RequirementView as Requirement, Stamp, Verdict,
 };
+pub use prodguard_core::sql::{Dialect, RowBounds, SqlKind};
 pub use prodguard_core::{Detection, Facts, Tier, Timestamp};
 
 /// The system policy's text, for [`EvaluateRequest::system_policy`]: read

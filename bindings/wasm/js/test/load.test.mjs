@@ -12,7 +12,7 @@ const PROBE = { facts: { env: { APP_ENV: 'production' } }, operation: { kind: 'd
 
 async function assertWorks(source) {
   const pg = await load(source);
-  assert.deepEqual(pg.abiVersion, { major: 2, minor: 0 });
+  assert.deepEqual(pg.abiVersion, { major: 2, minor: 1 });
   assert.equal(pg.evaluate(PROBE).decision.exit_code, 121);
 }
 
@@ -25,11 +25,11 @@ test('prodguard.wasm exports exactly the ABI 2.0 set and imports nothing', () =>
   assert.deepEqual(WebAssembly.Module.imports(module), []);
 });
 
-test('prodguard_abi_version is 2.0 (0x00020000)', async () => {
+test('prodguard_abi_version is 2.1 (0x00020001)', async () => {
   const pg = await load(wasmBytes());
-  assert.equal(pg.exports.prodguard_abi_version(), 0x00020000);
+  assert.equal(pg.exports.prodguard_abi_version(), 0x00020001);
   assert.equal(ABI_MAJOR, 2);
-  assert.deepEqual(pg.abiVersion, { major: 2, minor: 0 });
+  assert.deepEqual(pg.abiVersion, { major: 2, minor: 1 });
   assert.ok(Object.isFrozen(pg.abiVersion));
 });
 

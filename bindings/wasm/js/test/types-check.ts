@@ -5,7 +5,7 @@
 import {
   ABI_MAJOR, CALLS, EXPORTS, ProdguardError, Status, load,
   type AuditEvent, type Claims, type ErrorCode, type EvaluateRequest, type Evaluation,
-  type Prodguard, type RawAnswer, type RecordLine, type SessionVerdict, type StatusCode,
+  type Prodguard, type RawAnswer, type RecordLine, type SessionVerdict, type SqlKind, type StatusCode,
 } from '@prodguard/wasm';
 import { DEFAULT_MARKER_FILE, nodeFacts, load as loadFromNode, type Facts } from '@prodguard/wasm/node';
 
@@ -52,6 +52,19 @@ async function flow(bytes: Uint8Array, response: Promise<Response>): Promise<voi
   // @ts-expect-error: the operation is required
   pg.evaluate({ facts: {} });
   pg.evaluate('{"operation": {"kind": "db.migrate"}}');
+  // An SQL script is the operation (ABI 2.1): the kind may be left out.
+  const script = pg.evaluate({ sql: { script: 'DELETE FROM t', dialect: 'postgres' }, operation: { target: 'shop' } });
+  const kind: SqlKind | undefined = script.sql?.statements[0]?.kind;
+  const maxRows: number | undefined = script.sql?.bounds[0]?.max_rows;
+  pg.evaluate({ sql: { script: 'SELECT 1', dialect: 'postgresql' } });
+  // @ts-expect-error: the dialect is required
+  pg.evaluate({ sql: { script: 'SELECT 1' } });
+  // @ts-expect-error: not a dialect
+  pg.evaluate({ sql: { script: 'SELECT 1', dialect: 'oracle' } });
+  // @ts-expect-error: without `sql`, the operation needs its kind
+  pg.evaluate({ operation: { target: 'shop' } });
+  // @ts-expect-error: not an SQL kind
+  const notAKind: SqlKind = 'db.delete.some';
 
   const session: SessionVerdict | undefined = withEvidence.session;
   if (session?.step === 'deny') {

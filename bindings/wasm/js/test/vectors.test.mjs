@@ -25,10 +25,12 @@ function shapeProblems(c, fields, expectFields) {
     for (const key of Object.keys(value)) if (!allowed.includes(key)) problems.push(`unknown field ${where}.${key}`);
     for (const key of required) if (!(key in value)) problems.push(`missing field ${where}.${key}`);
   };
-  check('case', c, fields);
+  check('case', c, fields, fields.filter((f) => f !== 'sql' && !(f === 'operation' && 'sql' in c)));
   check('facts', c.facts ?? {}, FACTS_FIELDS, []);
   check('expect', c.expect ?? {}, expectFields);
-  if ('operation' in c) check('operation', c.operation, OPERATION_FIELDS, ['kind']);
+  // A case gives operation.kind, or `sql` (the script is the operation).
+  if ('operation' in c) check('operation', c.operation, OPERATION_FIELDS, 'sql' in c ? [] : ['kind']);
+  if ('sql' in c) check('sql', c.sql, ['script', 'dialect']);
   return problems;
 }
 
@@ -82,9 +84,9 @@ test('detection.json: every case, under the built-in default policy', () => {
 test('decisions.json: every case, with its policy (null: the built-in default)', () => {
   runVectors(
     'decisions.json',
-    ['name', 'facts', 'policy', 'operation', 'expect'],
+    ['name', 'facts', 'policy', 'operation', 'sql', 'expect'],
     ['environment', 'tier', 'protected', 'result', 'rule', 'requirements', 'exit_code'],
-    (c) => ({ facts: c.facts, policy: c.policy, operation: c.operation }),
+    (c) => ({ facts: c.facts, policy: c.policy, ...('operation' in c && { operation: c.operation }), ...('sql' in c && { sql: c.sql }) }),
     ({ detection: d, decision }) => {
       // The shape the Rust runner checks too: each requirement says which
       // rule asks for it and how to meet it, and the reasons are not empty.

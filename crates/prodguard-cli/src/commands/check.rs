@@ -37,7 +37,7 @@ pub(crate) fn run(policy: Option<&PathBuf>, op: &OpArgs, json: bool) -> Result<i
     Ok(check.exit_code)
 }
 
-fn print_decision(check: &Check, detection: &Detection) {
+pub(crate) fn print_decision(check: &Check, detection: &Detection) {
     let (operation, decision) = (&check.operation, &check.decision);
     let target = operation
         .target

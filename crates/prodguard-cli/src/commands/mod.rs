@@ -9,6 +9,7 @@ pub(crate) mod exec;
 pub(crate) mod fleet;
 pub(crate) mod keygen;
 pub(crate) mod policy;
+pub(crate) mod sql;
 pub(crate) mod stamp;
 
 use std::path::PathBuf;

@@ -1,9 +1,10 @@
 //! Constructors for the JSON API's requests, for hosts that build them in
 //! Rust (the wasmtime host re-exports these types).
 
-use super::{Evidence, Request, RequestOperation, SessionStep, SessionVerdict};
+use super::{Evidence, Request, RequestOperation, RequestSql, SessionStep, SessionVerdict};
 use crate::Facts;
 use crate::audit::Actor;
+use crate::sql::Dialect;
 
 impl Request {
     /// A dry run of an operation of `kind` with no facts (nothing declared:
@@ -25,9 +26,34 @@ impl Request {
             policy: None,
             system_policy: None,
             operation: RequestOperation::new(kind),
+            sql: None,
             evidence: None,
             now: None,
             explain: false,
+        }
+    }
+
+    /// A dry run of an SQL script written in `dialect` (its operation and
+    /// fingerprint are the script's), otherwise as [`Request::new`].
+    ///
+    /// ```
+    /// use prodguard_core::json_api::{evaluate_json, Request};
+    /// use prodguard_core::sql::Dialect;
+    ///
+    /// let request = Request::sql("DELETE FROM carts", Dialect::Postgres).target("shop");
+    /// let answer = evaluate_json(&serde_json::to_string(&request).unwrap());
+    /// let answer: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    /// assert_eq!(answer["sql"]["operation"], "db.delete.all");
+    /// assert_eq!(answer["decision"]["exit_code"], 121);
+    /// ```
+    pub fn sql(script: impl Into<String>, dialect: Dialect) -> Request {
+        Request {
+            operation: RequestOperation::default(),
+            sql: Some(RequestSql {
+                script: script.into(),
+                dialect,
+            }),
+            ..Request::new("")
         }
     }
 
@@ -94,7 +120,7 @@ impl RequestOperation {
     /// ```
     pub fn new(kind: impl Into<String>) -> RequestOperation {
         RequestOperation {
-            kind: kind.into(),
+            kind: Some(kind.into()),
             target: None,
             fingerprint: None,
         }

@@ -1,7 +1,7 @@
 //! What the policy asks of a classified script: one decision for the
 //! script, and the row bounds of each statement.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Script;
 use crate::detect::Detection;
@@ -21,23 +21,23 @@ pub struct SqlDecision {
 }
 
 /// What the policy says of the rows one statement may affect.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct RowBounds {
     /// The statement's index in the script.
     pub index: usize,
     /// The most rows it may affect (the smallest `max_rows` of the rules
     /// matching its kind), and that rule.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_rows: Option<u64>,
     /// The rule that sets `max_rows`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_rows_rule: Option<String>,
     /// Whether a rule matching its kind requires a confirmation.
     pub confirm: bool,
     /// With `confirm`: needed only above this many rows (every such rule
     /// gives a threshold; the smallest). `None`: whatever the rows.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirm_above_rows: Option<u64>,
 }
 
@@ -88,8 +88,7 @@ pub fn decide(
     let mut operation = Operation::new(script.operation.as_str());
     operation.target = target.map(str::to_owned);
     operation.fingerprint = Some(script.fingerprint.clone());
-    let kinds: Vec<&str> = script.statements.iter().map(|s| s.kind.as_str()).collect();
-    let decision = decide_also(policy, detection, &operation, &kinds);
+    let decision = decide_also(policy, detection, &operation, &script.kinds());
     let bounds = script
         .statements
         .iter()

@@ -204,6 +204,20 @@ impl SqlKind {
         SqlKind::Unknown,
     ];
 
+    /// Every kind, `db.drop.<object>` for each object included.
+    ///
+    /// ```
+    /// use prodguard_core::sql::SqlKind;
+    ///
+    /// assert_eq!(SqlKind::all().count(), 31);
+    /// assert!(SqlKind::all().all(|k| k.as_str().parse() == Ok(k)));
+    /// ```
+    pub fn all() -> impl Iterator<Item = SqlKind> {
+        SqlKind::SIMPLE
+            .into_iter()
+            .chain(DropObject::ALL.into_iter().map(SqlKind::Drop))
+    }
+
     /// The dotted operation name, e.g. `db.update.where`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -282,9 +296,7 @@ impl FromStr for SqlKind {
     type Err = UnknownSqlKind;
 
     fn from_str(s: &str) -> Result<SqlKind, UnknownSqlKind> {
-        SqlKind::SIMPLE
-            .into_iter()
-            .chain(DropObject::ALL.into_iter().map(SqlKind::Drop))
+        SqlKind::all()
             .find(|k| k.as_str() == s)
             .ok_or_else(|| UnknownSqlKind(s.to_owned()))
     }

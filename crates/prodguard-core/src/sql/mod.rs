@@ -147,6 +147,44 @@ impl Dialect {
         }
     }
 
+    /// The dialect a target names, when it says: a `postgres://` or
+    /// `postgresql://` URL is PostgreSQL, `mysql://` or `mariadb://` MySQL,
+    /// `sqlite:` or a file named `*.db`, `*.sqlite`, `*.sqlite3` SQLite.
+    /// Anything else names none (`None`): the caller asks for the dialect
+    /// rather than guess, since a script read in the wrong dialect can hide
+    /// a statement in what looks like a string.
+    ///
+    /// ```
+    /// use prodguard_core::sql::Dialect;
+    ///
+    /// assert_eq!(Dialect::from_target("postgresql://app@db/orders"), Some(Dialect::Postgres));
+    /// assert_eq!(Dialect::from_target("data/app.DB"), Some(Dialect::Sqlite));
+    /// assert_eq!(Dialect::from_target("sqlite:///srv/app.sqlite3"), Some(Dialect::Sqlite));
+    /// assert_eq!(Dialect::from_target("mysql://db/shop"), Some(Dialect::MySql));
+    /// assert_eq!(Dialect::from_target("https://host/x.db"), None);
+    /// assert_eq!(Dialect::from_target("orders"), None);
+    /// ```
+    pub fn from_target(target: &str) -> Option<Dialect> {
+        let lower = target.to_ascii_lowercase();
+        let scheme = |names: &[&str]| names.iter().any(|n| lower.starts_with(n));
+        if scheme(&["postgres://", "postgresql://"]) {
+            Some(Dialect::Postgres)
+        } else if scheme(&["mysql://", "mariadb://"]) {
+            Some(Dialect::MySql)
+        } else if scheme(&["sqlite:"]) {
+            Some(Dialect::Sqlite)
+        } else if lower.contains("://") {
+            None
+        } else if [".db", ".sqlite", ".sqlite3"]
+            .iter()
+            .any(|ext| lower.ends_with(ext))
+        {
+            Some(Dialect::Sqlite)
+        } else {
+            None
+        }
+    }
+
     fn parser_dialect(self) -> &'static dyn sqlparser::dialect::Dialect {
         match self {
             Dialect::Postgres => &PostgreSqlDialect {},
@@ -226,6 +264,14 @@ pub struct Script {
     pub destructive: bool,
     /// Lowercase hex SHA-256 of the statements' normalised text.
     pub fingerprint: String,
+}
+
+impl Script {
+    /// Each statement's kind, in order, as dotted names: what the policy's
+    /// rules are matched against (with [`operation`](Self::operation)).
+    pub fn kinds(&self) -> Vec<&'static str> {
+        self.statements.iter().map(|s| s.kind.as_str()).collect()
+    }
 }
 
 /// Classifies every statement of `script`, read as `dialect`.

@@ -21,10 +21,11 @@ use prodguard_core::audit::{
 use prodguard_core::detect::{Conflict, Evidence as Signal, Strength};
 use prodguard_core::json_api::{
     ApprovalEvidence, ApprovalRequest, Evaluation, Evidence, RecordLine, RecordRequest, Request,
-    RequestOperation, SessionStep, SessionVerdict,
+    RequestOperation, RequestSql, SessionStep, SessionVerdict, SqlAnswer, SqlStatement,
 };
 use prodguard_core::policy::{ActorKind, ConfirmMode, Requirement};
 use prodguard_core::session::{Challenge, Decision, Denial, RequirementView, Stamp, Verdict};
+use prodguard_core::sql::{Dialect, RowBounds, SqlKind};
 use prodguard_core::{Detection, ExitCode, Facts, Tier, Timestamp};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -212,7 +213,7 @@ fn actor() -> Actor {
 
 fn operation() -> RequestOperation {
     RequestOperation {
-        kind: "db.migrate".into(),
+        kind: Some("db.migrate".into()),
         target: Some("orders".into()),
         fingerprint: Some("sha256:ab".into()),
     }
@@ -276,9 +277,49 @@ fn request() -> Request {
         policy: Some("[[rule]]\n".into()),
         system_policy: Some("[[rule]]\n".into()),
         operation: operation(),
+        sql: Some(request_sql()),
         evidence: Some(evidence()),
         now: Some("2026-11-27T10:00:00Z".into()),
         explain: true,
+    }
+}
+
+fn request_sql() -> RequestSql {
+    RequestSql {
+        script: "DELETE FROM carts".into(),
+        dialect: Dialect::Postgres,
+    }
+}
+
+fn sql_statement() -> SqlStatement {
+    SqlStatement {
+        index: 0,
+        kind: SqlKind::DeleteAll,
+        destructive: true,
+        tables: vec!["carts".into()],
+        cascades: false,
+        line: 1,
+        start: 0,
+        end: 17,
+        problem: Some("not understood".into()),
+    }
+}
+
+/// Every member set (RowBounds is non-exhaustive: read from JSON).
+fn row_bounds() -> RowBounds {
+    serde_json::from_value(serde_json::json!({"index": 0, "max_rows": 500,
+        "max_rows_rule": "bulk", "confirm": true, "confirm_above_rows": 10}))
+    .unwrap()
+}
+
+fn sql_answer() -> SqlAnswer {
+    SqlAnswer {
+        dialect: Dialect::Postgres,
+        statements: vec![sql_statement()],
+        operation: SqlKind::DeleteAll,
+        destructive: true,
+        fingerprint: "ab".repeat(32),
+        bounds: vec![row_bounds()],
     }
 }
 
@@ -471,6 +512,7 @@ fn evaluation() -> Evaluation {
         detection: detection(),
         decision: decision(),
         session: Some(session()),
+        sql: Some(sql_answer()),
     }
 }
 
@@ -531,6 +573,11 @@ fn structs() -> Vec<(&'static [&'static str], BTreeSet<String>)> {
     vec![
         (&["Facts"], keys(&facts())),
         (&["Operation"], keys(&operation())),
+        (&["SqlOperation"], keys(&operation())),
+        (&["SqlRequest"], keys(&request_sql())),
+        (&["SqlStatement"], keys(&sql_statement())),
+        (&["RowBounds"], keys(&row_bounds())),
+        (&["SqlAnswer"], keys(&sql_answer())),
         (&["Actor"], keys(&actor())),
         (&["Stamp"], keys(&stamp())),
         (&["BackupEvidence"], keys(&backup())),
@@ -622,6 +669,18 @@ fn enums() -> Vec<Union> {
             "Signal.strength",
             variants::<Strength>(),
             parses_as::<Strength>,
+        ),
+        // The names answers write (requests also take the alias `postgresql`).
+        (
+            "Dialect",
+            Dialect::ALL.iter().map(|d| d.as_str().to_owned()).collect(),
+            parses_as::<Dialect>,
+        ),
+        // Its serde reads a name (not a list of variants): every kind, as the core lists them.
+        (
+            "SqlKind",
+            SqlKind::all().map(|k| k.as_str().to_owned()).collect(),
+            parses_as::<SqlKind>,
         ),
     ]
 }
@@ -758,6 +817,22 @@ fn the_drift_check_sees_a_field_or_variant_gone_or_added() {
             "`mac`",
         ),
         ("120 | 121 | 122", "120 | 121", "DenialExitCode"),
+        (
+            "  | 'db.drop.other'",
+            "",
+            "SqlKind: the core has 'db.drop.other'",
+        ),
+        (
+            "  cascades: boolean;\n",
+            "",
+            "SqlStatement: the core writes `cascades`",
+        ),
+        (
+            "  confirm_above_rows?: number;\n",
+            "  confirm_above_rows?: number;\n  rows?: number;\n",
+            "`rows`",
+        ),
+        ("sql?: SqlAnswer;", "", "Evaluation: the core writes `sql`"),
     ] {
         assert_eq!(
             DTS.matches(from).count(),

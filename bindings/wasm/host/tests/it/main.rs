@@ -18,4 +18,5 @@ mod limits;
 mod memory;
 mod policy;
 mod session;
+mod sql;
 mod vectors;

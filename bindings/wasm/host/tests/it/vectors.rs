@@ -139,16 +139,29 @@ struct DecisionVector {
     name: String,
     facts: Facts,
     policy: Option<String>,
+    /// Without `sql`, `kind` is required.
+    #[serde(default)]
     operation: OperationSpec,
+    /// An SQL script that is the operation: passed as the request's `sql`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sql: Option<SqlSpec>,
     expect: DecisionExpect,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct OperationSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kind: Option<String>,
+    #[serde(default)]
+    target: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct OperationSpec {
-    kind: String,
-    #[serde(default)]
-    target: Option<String>,
+struct SqlSpec {
+    script: String,
+    dialect: String,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -175,7 +188,10 @@ fn decision_vectors_pass_in_wasmtime_and_match_the_core() {
     let mut instance = instance();
     let mut failures = Vec::new();
     for v in &vectors {
-        let request = json!({"facts": v.facts, "policy": v.policy, "operation": v.operation});
+        let mut request = json!({"facts": v.facts, "policy": v.policy, "operation": v.operation});
+        if let Some(sql) = &v.sql {
+            request["sql"] = json!(sql);
+        }
         let mut problems = Vec::new();
         match both(&mut instance, &request) {
             Err(found) => problems = found,
