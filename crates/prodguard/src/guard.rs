@@ -435,6 +435,7 @@ impl Guard {
     /// assert_eq!(check.operation.kind, "db.delete.all");
     /// assert_eq!(check.operation.fingerprint.as_deref(), Some(script.fingerprint.as_str()));
     /// assert_eq!(check.exit_code, 121); // a confirmation is needed
+    /// # std::fs::remove_dir_all(&dir).ok();
     /// # Ok::<(), prodguard::GuardError>(())
     /// ```
     pub fn check_sql(&self, script: &prodguard_core::sql::Script, target: Option<&str>) -> Check {
