@@ -86,6 +86,7 @@
 mod decide;
 mod kind;
 mod statement;
+mod transaction;
 mod truth;
 
 use std::fmt;
@@ -100,6 +101,7 @@ use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
 pub use decide::{OverBound, RowBounds, SqlDecision, decide};
 pub use kind::{DropObject, SqlKind, UnknownSqlKind};
+pub use transaction::{NotRunnable, Transaction, transaction_plan};
 
 /// The SQL dialect a script is written in.
 ///
@@ -248,6 +250,9 @@ pub struct Statement {
     /// For `db.unknown`: what was not understood, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// What it means to the transaction a guarded run wraps the script in.
+    #[serde(default)]
+    pub transaction: Transaction,
 }
 
 /// A classified script: see [`classify`].
@@ -341,6 +346,7 @@ pub fn classify(script: &str, dialect: Dialect) -> Script {
                     statement.destructive = described.kind.is_destructive();
                     statement.tables = described.tables;
                     statement.cascades = described.cascades;
+                    statement.transaction = statement::transaction_role(&ast);
                     statement.problem = described
                         .problem
                         .map(|why| format!("`{}`: {why}", leading_words(&statement.normalized)));
@@ -639,6 +645,7 @@ fn unknown(
         line,
         normalized,
         problem: Some(problem),
+        transaction: Transaction::Inside,
     }
 }
 

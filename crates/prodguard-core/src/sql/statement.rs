@@ -12,6 +12,7 @@ use sqlparser::ast::{
 };
 
 use super::kind::{DropObject, SqlKind};
+use super::transaction::Transaction;
 use super::truth::always_true;
 
 /// What [`describe`] found out about one statement.
@@ -52,6 +53,24 @@ impl Walk {
         if self.problem.is_none() {
             self.problem = Some(why.into());
         }
+    }
+}
+
+/// What `statement` means to the transaction a guarded run wraps a script in.
+pub(crate) fn transaction_role(statement: &Ast) -> Transaction {
+    match statement {
+        Ast::StartTransaction { .. } => Transaction::Begins,
+        Ast::Commit { chain: false, .. } => Transaction::Commits,
+        Ast::Commit { .. }
+        | Ast::Rollback { .. }
+        | Ast::Savepoint { .. }
+        | Ast::ReleaseSavepoint { .. } => Transaction::Controls,
+        Ast::CreateIndex(index) if index.concurrently => Transaction::Outside,
+        Ast::Vacuum(_) | Ast::CreateDatabase { .. } => Transaction::Outside,
+        Ast::Drop { object_type, .. } if *object_type == ObjectType::Database => {
+            Transaction::Outside
+        }
+        _ => Transaction::Inside,
     }
 }
 
