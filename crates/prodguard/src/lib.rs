@@ -40,6 +40,7 @@ mod guard;
 #[cfg(feature = "postgres")]
 pub mod pg;
 pub mod small_file;
+pub mod sql_exec;
 pub mod stamp;
 pub mod system;
 

@@ -1,0 +1,312 @@
+//! Running a classified script in one transaction, statement by statement,
+//! counting the rows each one affected; whether to commit is the caller's
+//! decision (the core's row bounds, a person's confirmation).
+//!
+//! This is the I/O half of guarded SQL execution: which statements run is
+//! [`transaction_plan`]'s answer, and a failure anywhere rolls everything
+//! back, so a script that fails halfway changes nothing.
+
+use prodguard_core::sql::{NotRunnable, Script, transaction_plan};
+
+/// A database connection a script can run on, one statement at a time,
+/// inside one transaction.
+pub trait SqlConnection {
+    /// Begins the transaction.
+    fn begin(&mut self) -> Result<(), String>;
+    /// Runs one statement in it and returns the rows it inserted, updated
+    /// or deleted (triggers and cascades included where the database counts
+    /// them).
+    fn execute(&mut self, statement: &str) -> Result<u64, String>;
+    /// Whether the transaction [`begin`](Self::begin) started is still open.
+    fn in_transaction(&mut self) -> Result<bool, String>;
+    /// Commits it.
+    fn commit(&mut self) -> Result<(), String>;
+    /// Rolls it back.
+    fn rollback(&mut self) -> Result<(), String>;
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Ran {
+    /// Rows affected, by statement index (0 for the script's own `BEGIN`
+    /// and `COMMIT`, which are not run).
+    pub rows: Vec<u64>,
+    /// Whether it was committed (else rolled back).
+    pub committed: bool,
+}
+
+/// Why a script did not run to its end.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SqlExecError {
+    /// The script cannot run in one transaction; nothing ran.
+    #[error(transparent)]
+    NotRunnable(#[from] NotRunnable),
+    /// A statement failed; everything was rolled back.
+    #[error("statement {index} (line {line}) failed: {message}; nothing was changed (rolled back)")]
+    Statement {
+        /// The statement's index.
+        index: usize,
+        /// The line it starts on.
+        line: u64,
+        /// The database's error.
+        message: String,
+    },
+    /// A statement ended the transaction on its own: what ran before it
+    /// may be committed and cannot be undone.
+    #[error(
+        "statement {index} (line {line}) ended the transaction: what ran before it may be committed; \
+         check the database against the audit record"
+    )]
+    TransactionEnded {
+        /// The statement's index.
+        index: usize,
+        /// The line it starts on.
+        line: u64,
+    },
+    /// The database refused to begin, commit or roll back.
+    #[error("the database could not {what} the transaction: {message}")]
+    Transaction {
+        /// `begin`, `commit` or `roll back`.
+        what: &'static str,
+        /// The database's error.
+        message: String,
+    },
+}
+
+/// Runs `script` (classified from `text`) on `conn` in one transaction,
+/// then commits only if `commit` says so given the rows each statement
+/// affected; any failure rolls back.
+pub fn run_in_transaction(
+    conn: &mut dyn SqlConnection,
+    text: &str,
+    script: &Script,
+    commit: impl FnOnce(&[u64]) -> bool,
+) -> Result<Ran, SqlExecError> {
+    let plan = transaction_plan(script)?;
+    conn.begin().map_err(|message| SqlExecError::Transaction {
+        what: "begin",
+        message,
+    })?;
+    let mut rows = vec![0; script.statements.len()];
+    for index in plan {
+        let statement = &script.statements[index];
+        let line = statement.line;
+        let sql = text.get(statement.start..statement.end).unwrap_or_default();
+        let affected = match conn.execute(sql) {
+            Ok(affected) => affected,
+            Err(message) => {
+                return Err(match conn.rollback() {
+                    Ok(()) => SqlExecError::Statement {
+                        index,
+                        line,
+                        message,
+                    },
+                    // Not "nothing was changed": the rollback itself failed.
+                    Err(rollback) => SqlExecError::Transaction {
+                        what: "roll back",
+                        message: format!(
+                            "{rollback} (after statement {index}, line {line}, failed: {message})"
+                        ),
+                    },
+                });
+            }
+        };
+        if !conn.in_transaction().unwrap_or(false) {
+            return Err(SqlExecError::TransactionEnded { index, line });
+        }
+        rows[index] = affected;
+    }
+    let committed = commit(&rows);
+    let (what, done) = if committed {
+        ("commit", conn.commit())
+    } else {
+        ("roll back", conn.rollback())
+    };
+    done.map_err(|message| SqlExecError::Transaction { what, message })?;
+    Ok(Ran { rows, committed })
+}
+
+/// SQLite: `BEGIN IMMEDIATE` (the write lock up front, so no statement
+/// waits to upgrade it), rows counted as the change in `total_changes()`.
+#[cfg(feature = "sqlite")]
+impl SqlConnection for rusqlite::Connection {
+    fn begin(&mut self) -> Result<(), String> {
+        self.execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| e.to_string())
+    }
+
+    fn execute(&mut self, statement: &str) -> Result<u64, String> {
+        let before = self.total_changes();
+        // `prepare` refuses a text holding more than one statement.
+        let mut prepared = self.prepare(statement).map_err(|e| e.to_string())?;
+        let mut rows = prepared.raw_query();
+        while rows.next().map_err(|e| e.to_string())?.is_some() {}
+        drop(rows);
+        drop(prepared);
+        Ok(self.total_changes().saturating_sub(before))
+    }
+
+    fn in_transaction(&mut self) -> Result<bool, String> {
+        Ok(!self.is_autocommit())
+    }
+
+    fn commit(&mut self) -> Result<(), String> {
+        self.execute_batch("COMMIT").map_err(|e| e.to_string())
+    }
+
+    fn rollback(&mut self) -> Result<(), String> {
+        self.execute_batch("ROLLBACK").map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+#[cfg(feature = "sqlite")]
+mod tests {
+    use prodguard_core::sql::{Dialect, classify};
+    use rusqlite::Connection;
+
+    use super::*;
+
+    fn shop() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE carts (id INTEGER PRIMARY KEY, stale INTEGER);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+             INSERT INTO carts SELECT i, i % 2 FROM n;",
+        )
+        .unwrap();
+        conn
+    }
+
+    fn count(conn: &Connection) -> i64 {
+        conn.query_row("SELECT count(*) FROM carts", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    fn run(conn: &mut Connection, sql: &str, commit: bool) -> Result<Ran, SqlExecError> {
+        let script = classify(sql, Dialect::Sqlite);
+        run_in_transaction(conn, sql, &script, |_| commit)
+    }
+
+    #[test]
+    fn rows_are_counted_per_statement_and_committed_when_asked() {
+        let mut conn = shop();
+        let sql = "BEGIN; SELECT * FROM carts; DELETE FROM carts WHERE stale = 1; \
+                   UPDATE carts SET stale = 1 WHERE id < 11; COMMIT;";
+        let ran = run(&mut conn, sql, true).unwrap();
+        assert_eq!(ran.rows, [0, 0, 250, 5, 0]);
+        assert!(ran.committed);
+        assert_eq!(count(&conn), 250);
+    }
+
+    #[test]
+    fn a_refused_commit_or_a_failing_statement_changes_nothing() {
+        let mut conn = shop();
+        let ran = run(&mut conn, "DELETE FROM carts", false).unwrap();
+        assert_eq!((ran.rows.as_slice(), ran.committed), (&[500][..], false));
+        assert_eq!(count(&conn), 500);
+        let err = run(
+            &mut conn,
+            "DELETE FROM carts WHERE stale = 1;\nDELETE FROM nowhere",
+            true,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                SqlExecError::Statement {
+                    index: 1,
+                    line: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(count(&conn), 500, "the first delete was rolled back");
+        assert!(conn.is_autocommit());
+    }
+
+    /// A connection whose transaction ends after `ends_after` statements
+    /// (as an unparsed statement that commits would end it), and whose
+    /// rollback may fail.
+    struct Scripted {
+        ran: usize,
+        ends_after: usize,
+        rollback_fails: bool,
+    }
+
+    impl SqlConnection for Scripted {
+        fn begin(&mut self) -> Result<(), String> {
+            Ok(())
+        }
+        fn execute(&mut self, statement: &str) -> Result<u64, String> {
+            self.ran += 1;
+            if statement.contains("nowhere") {
+                return Err("no such table: nowhere".into());
+            }
+            Ok(1)
+        }
+        fn in_transaction(&mut self) -> Result<bool, String> {
+            Ok(self.ran < self.ends_after)
+        }
+        fn commit(&mut self) -> Result<(), String> {
+            Ok(())
+        }
+        fn rollback(&mut self) -> Result<(), String> {
+            if self.rollback_fails {
+                Err("disk I/O error".into())
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[test]
+    fn what_cannot_be_undone_is_never_called_undone() {
+        let sql = "DELETE FROM a WHERE x; DELETE FROM b WHERE y; DELETE FROM nowhere";
+        let script = classify(sql, Dialect::Sqlite);
+        let mut ends = Scripted {
+            ran: 0,
+            ends_after: 2,
+            rollback_fails: false,
+        };
+        let err = run_in_transaction(&mut ends, sql, &script, |_| true).unwrap_err();
+        assert!(
+            matches!(err, SqlExecError::TransactionEnded { index: 1, .. }),
+            "{err}"
+        );
+        let mut stuck = Scripted {
+            ran: 0,
+            ends_after: usize::MAX,
+            rollback_fails: true,
+        };
+        let err = run_in_transaction(&mut stuck, sql, &script, |_| true).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                SqlExecError::Transaction {
+                    what: "roll back",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("nothing was changed"), "{err}");
+    }
+
+    #[test]
+    fn transaction_control_inside_the_script_runs_nothing() {
+        let mut conn = shop();
+        let err = run(
+            &mut conn,
+            "DELETE FROM carts WHERE stale = 1; COMMIT; DELETE FROM carts",
+            true,
+        )
+        .unwrap_err();
+        assert!(matches!(err, SqlExecError::NotRunnable(_)), "{err}");
+        assert_eq!(count(&conn), 500);
+        assert!(conn.is_autocommit());
+    }
+}
