@@ -161,6 +161,70 @@ impl SqlConnection for rusqlite::Connection {
     }
 }
 
+/// A PostgreSQL connection for [`run_in_transaction`]. The transaction's
+/// id, taken at `begin`, tells whether a statement ended it: in autocommit
+/// every statement gets a new one.
+#[cfg(feature = "postgres")]
+pub struct Postgres<'a> {
+    client: &'a mut postgres::Client,
+    transaction: Option<i64>,
+}
+
+#[cfg(feature = "postgres")]
+impl<'a> Postgres<'a> {
+    /// Runs scripts on `client`.
+    pub fn new(client: &'a mut postgres::Client) -> Self {
+        Postgres {
+            client,
+            transaction: None,
+        }
+    }
+
+    fn transaction_id(&mut self) -> Result<i64, String> {
+        self.client
+            .query_one("SELECT txid_current()", &[])
+            .and_then(|row| row.try_get(0))
+            .map_err(|e| crate::pg::describe(&e))
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl SqlConnection for Postgres<'_> {
+    fn begin(&mut self) -> Result<(), String> {
+        self.client
+            .batch_execute("BEGIN")
+            .map_err(|e| crate::pg::describe(&e))?;
+        self.transaction = Some(self.transaction_id()?);
+        Ok(())
+    }
+
+    /// The extended protocol: one statement per call (a text holding two
+    /// is refused), and the rows the server reports.
+    fn execute(&mut self, statement: &str) -> Result<u64, String> {
+        self.client
+            .execute(statement, &[])
+            .map_err(|e| crate::pg::describe(&e))
+    }
+
+    fn in_transaction(&mut self) -> Result<bool, String> {
+        Ok(self.transaction.is_some() && Some(self.transaction_id()?) == self.transaction)
+    }
+
+    fn commit(&mut self) -> Result<(), String> {
+        self.transaction = None;
+        self.client
+            .batch_execute("COMMIT")
+            .map_err(|e| crate::pg::describe(&e))
+    }
+
+    fn rollback(&mut self) -> Result<(), String> {
+        self.transaction = None;
+        self.client
+            .batch_execute("ROLLBACK")
+            .map_err(|e| crate::pg::describe(&e))
+    }
+}
+
 #[cfg(test)]
 #[cfg(feature = "sqlite")]
 mod tests {
