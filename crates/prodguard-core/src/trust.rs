@@ -329,6 +329,20 @@ fn layer(system: Policy, local: Policy) -> Result<Policy, LayerError> {
     }
     merged.approval.four_eyes |= local.approval.four_eyes;
 
+    // [sql]: timeouts only shorten.
+    if set("sql.statement_timeout") {
+        merged.sql.statement_timeout_seconds = system
+            .sql
+            .statement_timeout_seconds
+            .min(local.sql.statement_timeout_seconds);
+    }
+    if set("sql.lock_timeout") {
+        merged.sql.lock_timeout_seconds = system
+            .sql
+            .lock_timeout_seconds
+            .min(local.sql.lock_timeout_seconds);
+    }
+
     // A record names the rule that decided: a layered rule never goes by a
     // system rule's name (an unnamed one's `rule #1 (line 4)` included).
     merged.rules.extend(local.rules.iter().map(|rule| {
@@ -514,6 +528,19 @@ require = ["confirm", "audit"]
             UnknownEnvironment::Tier(Tier::Staging)
         );
         assert_eq!(merged.approval().max_ttl_seconds, 3600);
+    }
+
+    #[test]
+    fn sql_timeouts_only_shorten() {
+        let merged = layer(
+            system(),
+            local("[sql]\nstatement_timeout = \"2m\"\nlock_timeout = \"1h\"\n"),
+        )
+        .unwrap();
+        assert_eq!(merged.sql().statement_timeout_seconds, 120);
+        assert_eq!(merged.sql().lock_timeout_seconds, 10, "the default stands");
+        let unset = layer(system(), local("")).unwrap();
+        assert_eq!(unset.sql(), &crate::policy::SqlConfig::default());
     }
 
     #[test]

@@ -161,21 +161,27 @@ impl SqlConnection for rusqlite::Connection {
     }
 }
 
-/// A PostgreSQL connection for [`run_in_transaction`]. The transaction's
-/// id, taken at `begin`, tells whether a statement ended it: in autocommit
-/// every statement gets a new one.
+/// A PostgreSQL connection for [`run_in_transaction`], under the policy's
+/// `[sql]` timeouts. The transaction's id, taken at `begin`, tells whether a
+/// statement ended it: in autocommit every statement gets a new one.
 #[cfg(feature = "postgres")]
 pub struct Postgres<'a> {
     client: &'a mut postgres::Client,
+    timeouts: prodguard_core::policy::SqlConfig,
     transaction: Option<i64>,
 }
 
 #[cfg(feature = "postgres")]
 impl<'a> Postgres<'a> {
-    /// Runs scripts on `client`.
-    pub fn new(client: &'a mut postgres::Client) -> Self {
+    /// Runs scripts on `client`, each statement under `timeouts`
+    /// (`statement_timeout`, `lock_timeout`, set for the transaction only).
+    pub fn new(
+        client: &'a mut postgres::Client,
+        timeouts: &prodguard_core::policy::SqlConfig,
+    ) -> Self {
         Postgres {
             client,
+            timeouts: timeouts.clone(),
             transaction: None,
         }
     }
@@ -191,8 +197,12 @@ impl<'a> Postgres<'a> {
 #[cfg(feature = "postgres")]
 impl SqlConnection for Postgres<'_> {
     fn begin(&mut self) -> Result<(), String> {
+        let begin = format!(
+            "BEGIN; SET LOCAL statement_timeout = '{}s'; SET LOCAL lock_timeout = '{}s'",
+            self.timeouts.statement_timeout_seconds, self.timeouts.lock_timeout_seconds
+        );
         self.client
-            .batch_execute("BEGIN")
+            .batch_execute(&begin)
             .map_err(|e| crate::pg::describe(&e))?;
         self.transaction = Some(self.transaction_id()?);
         Ok(())

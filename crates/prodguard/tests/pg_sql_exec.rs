@@ -9,6 +9,7 @@ mod pg_common;
 
 use prodguard::sql::{Dialect, classify};
 use prodguard::sql_exec::{Postgres, SqlExecError, run_in_transaction};
+use prodguard_core::policy::SqlConfig;
 
 fn shop(name: &str) -> postgres::Client {
     let url = pg_common::fresh_db(name);
@@ -35,15 +36,26 @@ fn rows_are_counted_and_only_a_commit_changes_anything() {
     let sql = "BEGIN;\nDELETE FROM carts WHERE stale;\nUPDATE carts SET stale = true WHERE id <= 10;\nCOMMIT;";
     let script = classify(sql, Dialect::Postgres);
     let mut seen = Vec::new();
-    let ran = run_in_transaction(&mut Postgres::new(&mut client), sql, &script, |rows| {
-        seen = rows.to_vec();
-        false
-    })
+    let ran = run_in_transaction(
+        &mut Postgres::new(&mut client, &SqlConfig::default()),
+        sql,
+        &script,
+        |rows| {
+            seen = rows.to_vec();
+            false
+        },
+    )
     .unwrap();
     assert_eq!(seen, [0, 250, 5, 0]);
     assert!(!ran.committed);
     assert_eq!(count(&mut client), 500, "rolled back");
-    let ran = run_in_transaction(&mut Postgres::new(&mut client), sql, &script, |_| true).unwrap();
+    let ran = run_in_transaction(
+        &mut Postgres::new(&mut client, &SqlConfig::default()),
+        sql,
+        &script,
+        |_| true,
+    )
+    .unwrap();
     assert!(ran.committed);
     assert_eq!(count(&mut client), 250);
 }
@@ -53,8 +65,13 @@ fn a_failing_statement_rolls_back_the_ones_before_it() {
     let mut client = shop("sqlexec_fail");
     let sql = "DELETE FROM carts WHERE stale;\nDELETE FROM nowhere;";
     let script = classify(sql, Dialect::Postgres);
-    let err =
-        run_in_transaction(&mut Postgres::new(&mut client), sql, &script, |_| true).unwrap_err();
+    let err = run_in_transaction(
+        &mut Postgres::new(&mut client, &SqlConfig::default()),
+        sql,
+        &script,
+        |_| true,
+    )
+    .unwrap_err();
     assert!(
         matches!(&err, SqlExecError::Statement { index: 1, line: 2, message } if message.contains("nowhere")),
         "{err}"
@@ -63,8 +80,52 @@ fn a_failing_statement_rolls_back_the_ones_before_it() {
     // A statement that cannot run in a transaction runs nothing at all.
     let sql = "DELETE FROM carts WHERE stale; CREATE INDEX CONCURRENTLY c ON carts (stale);";
     let script = classify(sql, Dialect::Postgres);
-    let err =
-        run_in_transaction(&mut Postgres::new(&mut client), sql, &script, |_| true).unwrap_err();
+    let err = run_in_transaction(
+        &mut Postgres::new(&mut client, &SqlConfig::default()),
+        sql,
+        &script,
+        |_| true,
+    )
+    .unwrap_err();
     assert!(matches!(err, SqlExecError::NotRunnable(_)), "{err}");
+    assert_eq!(count(&mut client), 500);
+}
+
+#[test]
+fn a_statement_waiting_for_a_lock_gives_up_after_lock_timeout_and_changes_nothing() {
+    let url = pg_common::fresh_db("sqlexec_lock");
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    client
+        .batch_execute(
+            "CREATE TABLE carts (id int PRIMARY KEY, stale bool);
+             INSERT INTO carts SELECT i, i % 2 = 1 FROM generate_series(1, 500) i;",
+        )
+        .unwrap();
+    // Production traffic holding a row the script wants.
+    let mut traffic = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let mut holding = traffic.transaction().unwrap();
+    holding
+        .execute("UPDATE carts SET stale = false WHERE id = 1", &[])
+        .unwrap();
+    let timeouts = SqlConfig {
+        lock_timeout_seconds: 1,
+        ..SqlConfig::default()
+    };
+    let sql = "DELETE FROM carts WHERE stale;";
+    let script = classify(sql, Dialect::Postgres);
+    let started = std::time::Instant::now();
+    let err = run_in_transaction(
+        &mut Postgres::new(&mut client, &timeouts),
+        sql,
+        &script,
+        |_| true,
+    )
+    .unwrap_err();
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(
+        matches!(&err, SqlExecError::Statement { message, .. } if message.contains("lock timeout")),
+        "{err}"
+    );
+    holding.rollback().unwrap();
     assert_eq!(count(&mut client), 500);
 }

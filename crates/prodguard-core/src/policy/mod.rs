@@ -233,6 +233,27 @@ fn serialize_public_key<S: serde::Serializer>(
     serializer.serialize_str(&crate::approval::public_key_text(key))
 }
 
+/// `[sql]`: how prodguard runs a guarded SQL script on PostgreSQL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SqlConfig {
+    /// `statement_timeout = "15m"` (the default): no statement of a guarded
+    /// script runs longer.
+    pub statement_timeout_seconds: u64,
+    /// `lock_timeout = "10s"` (the default): no statement waits longer for
+    /// a lock, so a guarded script never queues production traffic behind
+    /// it for long.
+    pub lock_timeout_seconds: u64,
+}
+
+impl Default for SqlConfig {
+    fn default() -> Self {
+        SqlConfig {
+            statement_timeout_seconds: 15 * 60,
+            lock_timeout_seconds: 10,
+        }
+    }
+}
+
 /// `[fleet]`: coordination between hosts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct FleetConfig {
@@ -700,6 +721,7 @@ pub struct Policy {
     pub(crate) approval: ApprovalConfig,
     /// `[fleet]`.
     pub(crate) fleet: FleetConfig,
+    pub(crate) sql: SqlConfig,
     /// `[[rule]]`, in file order.
     pub(crate) rules: Vec<Rule>,
 }
@@ -744,6 +766,11 @@ impl Policy {
     /// `[fleet]`.
     pub fn fleet(&self) -> &FleetConfig {
         &self.fleet
+    }
+
+    /// `[sql]`.
+    pub fn sql(&self) -> &SqlConfig {
+        &self.sql
     }
 
     /// `[[rule]]`, in file order.
@@ -871,6 +898,7 @@ impl Policy {
             audit: AuditConfig::default(),
             approval: ApprovalConfig::default(),
             fleet: FleetConfig::default(),
+            sql: SqlConfig::default(),
             rules: vec![Rule {
                 name: "default: protected tiers".into(),
                 operations: vec!["*".into()],

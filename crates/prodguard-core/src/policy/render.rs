@@ -119,6 +119,21 @@ impl Policy {
             }
         }
 
+        let sql = &self.sql;
+        if *sql != super::SqlConfig::default() {
+            out.push_str("\n[sql]\n");
+            line(
+                &mut out,
+                "statement_timeout",
+                &quote(&format_duration(sql.statement_timeout_seconds)),
+            );
+            line(
+                &mut out,
+                "lock_timeout",
+                &quote(&format_duration(sql.lock_timeout_seconds)),
+            );
+        }
+
         for rule in &self.rules {
             out.push_str("\n[[rule]]\n");
             line(&mut out, "name", &quote(&rule.name));

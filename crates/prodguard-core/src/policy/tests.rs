@@ -1245,6 +1245,9 @@ fn to_toml_string_round_trips() {
     fleet.fleet.wait_seconds = 90;
     policies.push(fleet);
     policies.push(policy(ROW_BOUNDS));
+    policies.push(policy(&format!(
+        "[sql]\nstatement_timeout = \"90s\"\nlock_timeout = \"2s\"\n{ROW_BOUNDS}"
+    )));
     for original in policies {
         let text = original.to_toml_string();
         let reparsed = Policy::parse_toml(&text, &original.source);
@@ -1725,4 +1728,28 @@ fn row_bounds_that_cannot_work_are_refused() {
             .contains("`max_rows` must be a number of rows"),
         "{err}"
     );
+}
+
+#[test]
+fn sql_timeouts_have_defaults_and_take_durations() {
+    assert_eq!(
+        Policy::builtin_default().sql().statement_timeout_seconds,
+        900
+    );
+    assert_eq!(Policy::builtin_default().sql().lock_timeout_seconds, 10);
+    let p = policy(&format!("[sql]\nlock_timeout = \"3s\"\n{ROW_BOUNDS}"));
+    assert_eq!(
+        (
+            p.sql().statement_timeout_seconds,
+            p.sql().lock_timeout_seconds
+        ),
+        (900, 3)
+    );
+    let err = toml_err(&format!("[sql]\nlock_timout = \"3s\"\n{ROW_BOUNDS}"));
+    assert!(err.to_string().contains("lock_timeout"), "{err}");
+    let err = toml_err(&format!("[sql]\nlock_timeout = 3\n{ROW_BOUNDS}"));
+    assert!(err.to_string().contains("lock_timeout"), "{err}");
+    let err =
+        toml_err("lock_timeout = \"3s\"\n[[rule]]\noperations = [\"*\"]\nrequire = [\"audit\"]\n");
+    assert!(err.to_string().contains("belongs in [sql]"), "{err}");
 }

@@ -10,11 +10,11 @@ use super::tree::{Entry, Format, Kind, Locator, Node};
 use super::{
     ActorKind, ApprovalConfig, Approver, AuditConfig, BackupSource, BackupSpec, ConfirmMode,
     Durability, EnvironmentConfig, FleetConfig, HostnameHint, POSTGRES_URL_SCHEMES, Policy,
-    PolicyError, Requirement, Rule, UnknownEnvironment,
+    PolicyError, Requirement, Rule, SqlConfig, UnknownEnvironment,
 };
 use crate::Tier;
 
-const TOP_KEYS: &[&str] = &["environment", "audit", "approval", "fleet", "rule"];
+const TOP_KEYS: &[&str] = &["environment", "audit", "approval", "fleet", "sql", "rule"];
 const ENVIRONMENT_KEYS: &[&str] = &["unknown", "marker_file", "aliases", "hostnames"];
 const AUDIT_KEYS: &[&str] = &[
     "log",
@@ -33,6 +33,7 @@ const APPROVAL_KEYS: &[&str] = &[
 ];
 const APPROVER_KEYS: &[&str] = &["key", "user"];
 const FLEET_KEYS: &[&str] = &["lock", "wait"];
+const SQL_KEYS: &[&str] = &["statement_timeout", "lock_timeout"];
 const RULE_KEYS: &[&str] = &[
     "name",
     "operations",
@@ -106,6 +107,7 @@ enum Place {
     Approval,
     Approver,
     Fleet,
+    Sql,
     Rule,
     Confirm,
     Backup,
@@ -120,6 +122,7 @@ impl Place {
             Place::Approval => "in [approval]",
             Place::Approver => "in an approver of [approval] approvers",
             Place::Fleet => "in [fleet]",
+            Place::Sql => "in [sql]",
             Place::Rule => "in [[rule]]",
             Place::Confirm => "in `confirm` of [[rule]]",
             Place::Backup => "in `backup` of [[rule]]",
@@ -252,6 +255,7 @@ impl Validator<'_> {
             audit: AuditConfig::default(),
             approval: ApprovalConfig::default(),
             fleet: FleetConfig::default(),
+            sql: SqlConfig::default(),
             rules: Vec::new(),
         };
         for entry in top {
@@ -260,6 +264,7 @@ impl Validator<'_> {
                 "audit" => policy.audit = self.audit(&entry.value)?,
                 "approval" => policy.approval = self.approval(&entry.value)?,
                 "fleet" => policy.fleet = self.fleet(&entry.value)?,
+                "sql" => policy.sql = self.sql(&entry.value)?,
                 _ => policy.rules = self.rules(&entry.value)?,
             }
         }
@@ -581,6 +586,21 @@ impl Validator<'_> {
             );
         }
         Ok(approvers)
+    }
+
+    fn sql(&self, node: &Node) -> Result<SqlConfig> {
+        let entries = self.table("sql", node)?;
+        self.check_keys(entries, SQL_KEYS, Place::Sql)?;
+        let mut config = SqlConfig::default();
+        for Entry { key, value, .. } in entries {
+            let seconds = self.duration(key, value)?;
+            if key == "statement_timeout" {
+                config.statement_timeout_seconds = seconds;
+            } else {
+                config.lock_timeout_seconds = seconds;
+            }
+        }
+        Ok(config)
     }
 
     fn fleet(&self, node: &Node) -> Result<FleetConfig> {
@@ -1193,6 +1213,8 @@ fn section_of(key: &str) -> Option<&'static str> {
         Some("[approval]")
     } else if FLEET_KEYS.contains(&key) {
         Some("[fleet]")
+    } else if SQL_KEYS.contains(&key) {
+        Some("[sql]")
     } else if RULE_KEYS.contains(&key) {
         Some("[[rule]]")
     } else {
