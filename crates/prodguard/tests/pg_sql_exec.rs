@@ -8,7 +8,7 @@
 mod pg_common;
 
 use prodguard::sql::{Dialect, classify};
-use prodguard::sql_exec::{Postgres, SqlExecError, run_in_transaction};
+use prodguard::sql_exec::{Postgres, Ran, SqlExecError, run_in_transaction};
 use prodguard_core::policy::SqlConfig;
 
 fn shop(name: &str) -> postgres::Client {
@@ -23,6 +23,17 @@ fn shop(name: &str) -> postgres::Client {
     client
 }
 
+/// Runs `sql` on `client` under `timeouts`, committing when `commit` says so.
+fn run(
+    client: &mut postgres::Client,
+    timeouts: &SqlConfig,
+    sql: &str,
+    commit: impl FnOnce(&[u64]) -> bool,
+) -> Result<Ran, SqlExecError> {
+    let script = classify(sql, Dialect::Postgres);
+    run_in_transaction(&mut Postgres::new(client, timeouts), sql, &script, commit)
+}
+
 fn count(client: &mut postgres::Client) -> i64 {
     client
         .query_one("SELECT count(*) FROM carts", &[])
@@ -34,28 +45,16 @@ fn count(client: &mut postgres::Client) -> i64 {
 fn rows_are_counted_and_only_a_commit_changes_anything() {
     let mut client = shop("sqlexec_rows");
     let sql = "BEGIN;\nDELETE FROM carts WHERE stale;\nUPDATE carts SET stale = true WHERE id <= 10;\nCOMMIT;";
-    let script = classify(sql, Dialect::Postgres);
     let mut seen = Vec::new();
-    let ran = run_in_transaction(
-        &mut Postgres::new(&mut client, &SqlConfig::default()),
-        sql,
-        &script,
-        |rows| {
-            seen = rows.to_vec();
-            false
-        },
-    )
+    let ran = run(&mut client, &SqlConfig::default(), sql, |rows| {
+        seen = rows.to_vec();
+        false
+    })
     .unwrap();
     assert_eq!(seen, [0, 250, 5, 0]);
     assert!(!ran.committed);
     assert_eq!(count(&mut client), 500, "rolled back");
-    let ran = run_in_transaction(
-        &mut Postgres::new(&mut client, &SqlConfig::default()),
-        sql,
-        &script,
-        |_| true,
-    )
-    .unwrap();
+    let ran = run(&mut client, &SqlConfig::default(), sql, |_| true).unwrap();
     assert!(ran.committed);
     assert_eq!(count(&mut client), 250);
 }
@@ -64,14 +63,7 @@ fn rows_are_counted_and_only_a_commit_changes_anything() {
 fn a_failing_statement_rolls_back_the_ones_before_it() {
     let mut client = shop("sqlexec_fail");
     let sql = "DELETE FROM carts WHERE stale;\nDELETE FROM nowhere;";
-    let script = classify(sql, Dialect::Postgres);
-    let err = run_in_transaction(
-        &mut Postgres::new(&mut client, &SqlConfig::default()),
-        sql,
-        &script,
-        |_| true,
-    )
-    .unwrap_err();
+    let err = run(&mut client, &SqlConfig::default(), sql, |_| true).unwrap_err();
     assert!(
         matches!(&err, SqlExecError::Statement { index: 1, line: 2, message } if message.contains("nowhere")),
         "{err}"
@@ -79,14 +71,7 @@ fn a_failing_statement_rolls_back_the_ones_before_it() {
     assert_eq!(count(&mut client), 500);
     // A statement that cannot run in a transaction runs nothing at all.
     let sql = "DELETE FROM carts WHERE stale; CREATE INDEX CONCURRENTLY c ON carts (stale);";
-    let script = classify(sql, Dialect::Postgres);
-    let err = run_in_transaction(
-        &mut Postgres::new(&mut client, &SqlConfig::default()),
-        sql,
-        &script,
-        |_| true,
-    )
-    .unwrap_err();
+    let err = run(&mut client, &SqlConfig::default(), sql, |_| true).unwrap_err();
     assert!(matches!(err, SqlExecError::NotRunnable(_)), "{err}");
     assert_eq!(count(&mut client), 500);
 }
@@ -112,15 +97,8 @@ fn a_statement_waiting_for_a_lock_gives_up_after_lock_timeout_and_changes_nothin
         ..SqlConfig::default()
     };
     let sql = "DELETE FROM carts WHERE stale;";
-    let script = classify(sql, Dialect::Postgres);
     let started = std::time::Instant::now();
-    let err = run_in_transaction(
-        &mut Postgres::new(&mut client, &timeouts),
-        sql,
-        &script,
-        |_| true,
-    )
-    .unwrap_err();
+    let err = run(&mut client, &timeouts, sql, |_| true).unwrap_err();
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     assert!(
         matches!(&err, SqlExecError::Statement { message, .. } if message.contains("lock timeout")),

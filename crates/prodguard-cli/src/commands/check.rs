@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use prodguard::{Check, GuardError};
+use prodguard::{Check, Guard, GuardError};
 use prodguard_core::detect::Detection;
 use prodguard_core::text::escape;
 
@@ -16,25 +16,37 @@ pub(crate) fn run(policy: Option<&PathBuf>, op: &OpArgs, json: bool) -> Result<i
     // The checks exec makes before asking anyone, in its order.
     let check = guard.check(&op.operation());
     if json {
-        print_json(&serde_json::json!({
-            "operation": check.operation,
-            "environment": guard.detection().environment,
-            "tier": guard.detection().tier,
-            "protected": guard.detection().protected,
-            "decision": check.decision,
-            "stamp": check.stamp.as_ref().ok(),
-            // The first refusal exec would give, with what to do.
-            "refusal": check.refusal,
-            // What `prodguard approve --ledger` must name for a run here.
-            "ledger": guard.ledger_id(),
-            "exit_code": check.exit_code,
-            "policy": policy_summary(&guard),
-        }))?;
+        print_json(&check_json(&guard, &check))?;
     } else {
         print_decision(&check, guard.detection());
         print_policy_summary(&guard);
     }
     Ok(check.exit_code)
+}
+
+/// What `check --json` prints (and `sql check --json` adds to).
+pub(crate) fn check_json(
+    guard: &Guard,
+    check: &Check,
+) -> serde_json::Map<String, serde_json::Value> {
+    let json = serde_json::json!({
+        "operation": check.operation,
+        "environment": guard.detection().environment,
+        "tier": guard.detection().tier,
+        "protected": guard.detection().protected,
+        "decision": check.decision,
+        "stamp": check.stamp.as_ref().ok(),
+        // The first refusal exec would give, with what to do.
+        "refusal": check.refusal,
+        // What `prodguard approve --ledger` must name for a run here.
+        "ledger": guard.ledger_id(),
+        "exit_code": check.exit_code,
+        "policy": policy_summary(guard),
+    });
+    match json {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
 }
 
 pub(crate) fn print_decision(check: &Check, detection: &Detection) {

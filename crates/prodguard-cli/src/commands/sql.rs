@@ -10,8 +10,8 @@ use prodguard::sql::{self, Dialect, RowBounds, Script};
 use prodguard_core::json_api::SqlAnswer;
 use prodguard_core::text::escape;
 
-use super::check::print_decision;
-use super::{guard, policy_summary, print_policy_summary};
+use super::check::{check_json, print_decision};
+use super::{guard, print_policy_summary};
 use crate::cli::SqlCommand;
 use crate::output::print_json;
 
@@ -43,24 +43,21 @@ fn check(
     let bounds = sql::decide(guard.policy(), guard.detection(), &script, target).bounds;
     if json {
         let answer = SqlAnswer::new(&script, bounds);
-        print_json(&serde_json::json!({
-            "dialect": answer.dialect,
-            "statements": answer.statements,
-            "operation": answer.operation,
-            "destructive": answer.destructive,
-            "fingerprint": answer.fingerprint,
-            "bounds": answer.bounds,
-            "target": check.operation.target,
-            "environment": guard.detection().environment,
-            "tier": guard.detection().tier,
-            "protected": guard.detection().protected,
-            "decision": check.decision,
-            "stamp": check.stamp.as_ref().ok(),
-            "refusal": check.refusal,
-            "ledger": guard.ledger_id(),
-            "exit_code": check.exit_code,
-            "policy": policy_summary(&guard),
-        }))?;
+        let mut json = check_json(&guard, &check);
+        // The script's answer in place of `check`'s operation.
+        json.remove("operation");
+        for (key, value) in [
+            ("dialect", serde_json::json!(answer.dialect)),
+            ("statements", serde_json::json!(answer.statements)),
+            ("operation", serde_json::json!(answer.operation)),
+            ("destructive", serde_json::json!(answer.destructive)),
+            ("fingerprint", serde_json::json!(answer.fingerprint)),
+            ("bounds", serde_json::json!(answer.bounds)),
+            ("target", serde_json::json!(check.operation.target)),
+        ] {
+            json.insert(key.to_owned(), value);
+        }
+        print_json(&json)?;
     } else {
         print_script(file, &script, &bounds);
         print_decision(&check, guard.detection());
