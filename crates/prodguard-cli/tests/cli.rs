@@ -1,79 +1,12 @@
 //! The `prodguard` binary, run for real with a clean environment.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_prodguard");
+mod common;
 
-struct Sandbox {
-    dir: tempfile::TempDir,
-}
-
-impl Sandbox {
-    fn new(name: &str) -> Sandbox {
-        // Removed with everything in it when the Sandbox drops.
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("prodguard-cli-{name}-"))
-            .tempdir()
-            .unwrap();
-        Sandbox { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn audit_log(&self) -> PathBuf {
-        self.path("audit.jsonl")
-    }
-
-    /// `prodguard ARGS` in a new session (no controlling terminal), with
-    /// only the given variables set, in the sandbox directory.
-    fn command(&self, vars: &[(&str, &str)], args: &[&str]) -> Command {
-        let mut cmd = Command::new("setsid");
-        cmd.arg("-w")
-            .arg(BIN)
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap())
-            .env("HOME", self.dir.path())
-            .env("PRODGUARD_AUDIT_LOG", self.audit_log())
-            .env("PRODGUARD_ACTOR", "tester")
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null());
-        for (k, v) in vars {
-            cmd.env(k, v);
-        }
-        cmd
-    }
-
-    fn run(&self, vars: &[(&str, &str)], args: &[&str]) -> Output {
-        self.command(vars, args).output().unwrap()
-    }
-
-    fn records(&self) -> Vec<serde_json::Value> {
-        match std::fs::read_to_string(self.audit_log()) {
-            Ok(text) => text
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect(),
-            Err(_) => Vec::new(),
-        }
-    }
-}
-
-fn code(output: &Output) -> i32 {
-    output.status.code().expect("exited normally")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+use common::{BIN, Sandbox, code, stderr, stdout};
 
 fn touch_cmd(path: &Path) -> Vec<String> {
     vec!["touch".into(), path.to_string_lossy().into_owned()]
@@ -871,7 +804,7 @@ fn concurrent_processes_share_one_intact_chain() {
                 .env("PATH", std::env::var_os("PATH").unwrap())
                 .env("PRODGUARD_ENV", "development")
                 .env("PRODGUARD_AUDIT_LOG", sb.audit_log())
-                .current_dir(sb.dir.path())
+                .current_dir(sb.path(""))
                 .stdin(Stdio::null());
             c.spawn().unwrap()
         })

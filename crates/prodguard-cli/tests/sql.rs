@@ -1,77 +1,15 @@
 //! `prodguard sql check`, run for real with a clean environment.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_prodguard");
+mod common;
+
+use common::{Sandbox, code, stderr, stdout};
+
 const CORPUS: &str = include_str!("../../../tests/sql/corpus.json");
-
-struct Sandbox {
-    dir: tempfile::TempDir,
-}
-
-impl Sandbox {
-    fn new(name: &str) -> Sandbox {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("prodguard-sql-{name}-"))
-            .tempdir()
-            .unwrap();
-        Sandbox { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn write(&self, name: &str, text: &[u8]) -> String {
-        std::fs::write(self.path(name), text).unwrap();
-        self.path(name).to_string_lossy().into_owned()
-    }
-
-    /// `prodguard ARGS` without a terminal, with only the given variables,
-    /// `stdin` on standard input.
-    fn run_with(&self, vars: &[(&str, &str)], args: &[&str], stdin: &[u8]) -> Output {
-        let mut cmd = Command::new("setsid");
-        cmd.arg("-w")
-            .arg(BIN)
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap())
-            .env("HOME", self.dir.path())
-            .env("PRODGUARD_AUDIT_LOG", self.path("audit.jsonl"))
-            .env("PRODGUARD_ACTOR", "tester")
-            .current_dir(self.dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in vars {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        child.stdin.take().unwrap().write_all(stdin).unwrap();
-        child.wait_with_output().unwrap()
-    }
-
-    fn run(&self, vars: &[(&str, &str)], args: &[&str]) -> Output {
-        self.run_with(vars, args, b"")
-    }
-}
-
-fn code(output: &Output) -> i32 {
-    output.status.code().expect("exited normally")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 fn json(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout)
@@ -304,7 +242,7 @@ fn scripts_that_cannot_be_read_are_125_with_what_to_do() {
         stderr(&out)
     );
     // A directory is not a script.
-    let out = sb.run(DEV, &[&pg[..], &[sb.dir.path().to_str().unwrap()]].concat());
+    let out = sb.run(DEV, &[&pg[..], &[sb.path("").to_str().unwrap()]].concat());
     assert_eq!(code(&out), 125);
 }
 
