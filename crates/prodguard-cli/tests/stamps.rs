@@ -1,9 +1,13 @@
 //! Environment stamps on a real SQLite database, through the CLI.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
+
+#[path = "../../../tests/support/prompt.rs"]
+mod prompt;
+
+use prompt::type_when_asked;
 
 const BIN: &str = env!("CARGO_BIN_EXE_prodguard");
 
@@ -55,31 +59,6 @@ fn prodguard(dir: &Path, env: &str, args: &[&str], typed: Option<&str>) -> Outpu
     }
     drop(child.stdin.take());
     child.wait_with_output().unwrap()
-}
-
-/// The end of prodguard's prompt: what is typed after it answers it.
-const PROMPT_END: &[u8] = b"anything else cancels.";
-
-/// Types `answer` once the prompt is on the screen, as a person does (what
-/// is typed before the prompt is discarded), and collects the rest.
-fn type_when_asked(mut child: Child, answer: &str) -> Output {
-    let mut input = child.stdin.take().unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut screen = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !screen.windows(PROMPT_END.len()).any(|w| w == PROMPT_END) {
-        match out.read(&mut buf).unwrap() {
-            0 => break,
-            n => screen.extend_from_slice(&buf[..n]),
-        }
-    }
-    // Asked, or it ended without asking; either way the answer is harmless.
-    let _ = input.write_all(format!("{answer}\n").as_bytes());
-    drop(input);
-    out.read_to_end(&mut screen).unwrap();
-    let mut output = child.wait_with_output().unwrap();
-    output.stdout = screen;
-    output
 }
 
 fn text(out: &Output) -> String {

@@ -1,12 +1,16 @@
 //! The README's main job: `examples/guarded_migration.rs` on a real SQLite database.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use prodguard::backup::sha256_file;
 use rusqlite::Connection;
+
+#[path = "../../../tests/support/prompt.rs"]
+mod prompt;
+
+use prompt::type_when_asked;
 
 fn example_binary() -> PathBuf {
     // target/<profile>/deps/example-<hash> → target/<profile>/examples/guarded_migration
@@ -66,31 +70,6 @@ fn run_example(dir: &Path, app_env: &str, answer: Option<&str>) -> Output {
         return type_when_asked(child, answer);
     }
     child.wait_with_output().unwrap()
-}
-
-/// The end of prodguard's prompt: what is typed after it answers it.
-const PROMPT_END: &[u8] = b"anything else cancels.";
-
-/// Types `answer` once the prompt is on the screen, as a person does (what
-/// is typed before the prompt is discarded), and collects the rest.
-fn type_when_asked(mut child: Child, answer: &str) -> Output {
-    let mut input = child.stdin.take().unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut screen = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !screen.windows(PROMPT_END.len()).any(|w| w == PROMPT_END) {
-        match out.read(&mut buf).unwrap() {
-            0 => break,
-            n => screen.extend_from_slice(&buf[..n]),
-        }
-    }
-    // Asked, or it ended without asking; either way the answer is harmless.
-    let _ = input.write_all(format!("{answer}\n").as_bytes());
-    drop(input);
-    out.read_to_end(&mut screen).unwrap();
-    let mut output = child.wait_with_output().unwrap();
-    output.stdout = screen;
-    output
 }
 
 fn has_shipped_at(db: &Path) -> bool {
