@@ -295,17 +295,16 @@ fn without_a_system_layer_the_same_attack_works_and_prodguard_says_so() {
     );
 }
 
+/// Makes a FIFO at `path`: what reading blocks on until someone writes.
+fn mkfifo(path: &Path) {
+    assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
+}
+
 #[test]
 fn a_marker_that_is_a_fifo_cannot_hang_detection() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("ENV");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    mkfifo(&fifo);
     std::fs::write(
         dir.path().join("mine.toml"),
         format!(
@@ -679,13 +678,7 @@ fn only_the_system_policys_approvers_count_and_a_token_is_spent_once_wherever_th
 fn a_policy_path_that_is_not_a_small_regular_file_is_refused_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("policy.fifo");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    mkfifo(&fifo);
     let huge = dir.path().join("huge.toml");
     // Valid TOML all the way: only its size is wrong.
     std::fs::write(&huge, "#".repeat(5 << 20)).unwrap();
