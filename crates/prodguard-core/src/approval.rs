@@ -336,6 +336,12 @@ pub enum ApprovalError {
 /// Clock skew allowed for `iat`.
 const MAX_SKEW_SECONDS: i64 = 60;
 
+/// How far around a token's lifetime its spending is looked for, and kept:
+/// the log whose records a token's issue and expiry are compared with may
+/// run on another host, whose clock is allowed to be off by the skew, both
+/// ways.
+pub const SPENT_MARGIN_SECONDS: i64 = 2 * MAX_SKEW_SECONDS;
+
 /// An approver's signing key, with the name the policy lists it under.
 ///
 /// The key file (`prodguard keygen --approver NAME --out FILE`) is text:

@@ -15,6 +15,7 @@ use super::verify::{VerifyOptions, next_line, verify_set};
 use super::{AuditError, AuditSink, Damage, FileSink, rotated_files};
 use crate::facts;
 use prodguard_core::Timestamp;
+use prodguard_core::approval::SPENT_MARGIN_SECONDS;
 
 /// What `prune_log` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,8 +163,7 @@ pub fn prune_log(sink: &FileSink, before: u64) -> Result<PruneOutcome, PruneErro
             break;
         }
         if let Some(exp) = span.spent_until {
-            // The skew approvals tolerate, as the search for spent tokens allows.
-            let until = exp.plus_seconds(120);
+            let until = exp.plus_seconds(SPENT_MARGIN_SECONDS);
             if until >= facts::now() {
                 return Err(PruneError::TokenUnexpired {
                     file: span.path,

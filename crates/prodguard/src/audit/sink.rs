@@ -13,6 +13,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Condvar, Mutex};
 
 use prodguard_core::Timestamp;
+use prodguard_core::approval::SPENT_MARGIN_SECONDS;
 use prodguard_core::audit::{
     AuditEvent, ChainVerifier, Envelope, EventKind, GENESIS_PREV, Record, SealKey,
     encode_record_into,
@@ -581,8 +582,7 @@ impl FileSink {
                     began_before = serde_json::from_slice::<Record>(line)
                         .ok()
                         .and_then(|r| Timestamp::parse_rfc3339(&r.ts))
-                        // Allow for the clock skew approvals tolerate.
-                        .is_some_and(|ts| ts < issued.plus_seconds(-120));
+                        .is_some_and(|ts| ts < issued.plus_seconds(-SPENT_MARGIN_SECONDS));
                 }
                 let has = line.windows(needle.len()).any(|w| w == needle.as_bytes());
                 const INTENT: &[u8] = b"\"kind\":\"intent\"";
