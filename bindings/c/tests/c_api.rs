@@ -429,6 +429,7 @@ fn approval_token(key: &prodguard_core::approval::ApproverKey, ledger: &str) -> 
             exp: now.plus_seconds(600),
             nonce: runtime::facts::random_id(),
             ledger: ledger.into(),
+            max_rows: None,
         },
     )
 }

@@ -1,6 +1,6 @@
 // Types of @prodguard/wasm (prodguard.mjs). The JSON shapes are those of
 // bindings/wasm/ABI.md, version 2.x. Answers may carry fields added by a
-// later minor version; these types name the ones ABI 2.1 defines.
+// later minor version; these types name the ones ABI 2.2 defines.
 
 /** The ABI major this loader speaks. */
 export declare const ABI_MAJOR: 2;
@@ -286,6 +286,13 @@ export interface Evidence {
    * with fleet keys refuses (125) without it.
    */
   fleet?: boolean;
+  /**
+   * With `sql` (ABI 2.2): the rows each statement affected, by index, when
+   * the host ran the script in a transaction it rolled back. Shown in the
+   * challenge's `consequences`; a statement over its rule's `max_rows`
+   * refuses (120); rows within `confirm_above_rows` waive the confirmation.
+   */
+  dry_run_rows?: number[] | null;
 }
 
 interface EvaluateRequestBase {
@@ -406,6 +413,8 @@ export interface Challenge {
   /** What they must type: the target's name, or the environment's. */
   expected: string;
   mode: ConfirmMode;
+  /** A SQL script's destructive statements with the rows its dry run counted, to show before the question. */
+  consequences?: string[];
 }
 
 export interface Denial {
@@ -455,14 +464,37 @@ export interface AuditEvent {
   };
   backup?: BackupEvidence;
   /** `approval+typed`: a token, and the person typed too (mode `both`); `callback`: a host's own prompt. The host spends `token_id` when present. */
-  confirm?: { method: 'typed' | 'approval' | 'approval+typed' | 'callback' | 'break-glass'; approver?: string; token_id?: string; exp?: string };
-  outcome?: { status: 'ok' | 'failed' | 'panicked'; duration_ms: number; error?: string; exit_code?: number };
+  /** `max_rows`: the approval's bound on each statement's rows (SQL scripts). */
+  confirm?: { method: 'typed' | 'approval' | 'approval+typed' | 'callback' | 'break-glass'; approver?: string; token_id?: string; exp?: string; max_rows?: number };
+  /** `rolled_back`: a SQL script went over a bound (`exit_code` is the refusal's); `dry_run`: it was only counted. `rows`: by statement index. */
+  outcome?: {
+    status: 'ok' | 'failed' | 'panicked' | 'abandoned' | 'rolled_back' | 'dry_run';
+    duration_ms: number;
+    error?: string;
+    exit_code?: number;
+    rows?: number[];
+  };
   message?: string;
   seal?: { epoch: number; mac: string };
   /** Prune records only: the rotated files `prodguard audit prune` dropped. */
   prune?: PruneInfo;
   /** Intents in file logs: the writing process's PID namespace (its `pid` means that process only there). */
   pid_ns?: number;
+  /** Intents of guarded SQL runs: the script's classification and its dry run's rows. */
+  sql?: SqlRecord;
+}
+
+/** What a guarded SQL run's intent says of its script (the fingerprint is `op.fingerprint`). */
+export interface SqlRecord {
+  dialect: Dialect;
+  /** How many statements the script has. */
+  statements: number;
+  /** Its destructive statements, the first 256. */
+  destructive: { index: number; kind: SqlKind; tables: string[]; cascades?: boolean }[];
+  /** How many more destructive statements it has than are listed. */
+  not_listed?: number;
+  /** Rows by statement index, counted by a dry run that was rolled back. */
+  dry_run_rows?: number[];
 }
 
 /** What a prune record says: the dropped files, oldest first, each with the anchor the kept chain is verified from. */
@@ -518,6 +550,8 @@ export interface Claims {
   env: string;
   tier: Tier;
   fingerprint?: string;
+  /** The most rows any one statement of the approved SQL script may affect. */
+  max_rows?: number;
   approver: string;
   approver_kind?: ActorKind;
   /** RFC 3339. */

@@ -42,6 +42,7 @@
 //!     exp: now.plus_seconds(900),
 //!     nonce: "00112233445566778899aabbccddeeff".into(),
 //!     ledger: ledger.into(),
+//!     max_rows: None,
 //! };
 //! let token = issue(&ana, &claims);
 //! let expected = Expected { op: "db.migrate", target: "orders", env: "production", tier: Tier::Production, fingerprint: None };
@@ -88,6 +89,11 @@ pub struct Claims {
     /// Whatever the caller adds, e.g. a migration checksum.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+    /// The most rows any one statement of the approved SQL script may
+    /// affect; a run that would affect more is rolled back and refused.
+    /// A run whose rows nobody counts cannot use a token that sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rows: Option<u64>,
     /// Who approved: a name in the policy's `[approval] approvers`, whose
     /// key signed the token.
     pub approver: String,
@@ -160,6 +166,7 @@ impl Claims {
             approver: Some(self.approver.clone()),
             token_id: Some(self.nonce.clone()),
             exp: Some(self.exp),
+            max_rows: self.max_rows,
         }
     }
 }
@@ -705,6 +712,8 @@ pub struct IssueRequest<'a> {
     pub ttl_seconds: Option<u64>,
     /// What exactly is approved, e.g. a migration's checksum.
     pub fingerprint: Option<String>,
+    /// The most rows any one statement may affect (SQL scripts).
+    pub max_rows: Option<u64>,
     /// A fresh random id (the core has no randomness): spent by the first run.
     pub nonce: String,
     /// The approver's name (from their key file).
@@ -833,6 +842,7 @@ pub fn claims_for(
         env,
         tier,
         fingerprint: request.fingerprint,
+        max_rows: request.max_rows,
         approver: request.approver.to_owned(),
         approver_kind: Some(actor.kind),
         iat: now,
@@ -867,6 +877,7 @@ mod tests {
             exp: now.plus_seconds(600),
             nonce: "ff".repeat(16),
             ledger: LEDGER.into(),
+            max_rows: None,
         }
     }
 
@@ -1144,6 +1155,7 @@ mod tests {
             nonce: "n1".into(),
             approver: "ana",
             ledger: LEDGER.into(),
+            max_rows: None,
         }
     }
 

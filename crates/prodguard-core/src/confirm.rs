@@ -109,6 +109,7 @@ pub fn typed_answer(
             approver,
             token_id: None,
             exp: None,
+            max_rows: None,
         })
     } else {
         ConfirmationAnswer::Declined(format!(
@@ -132,7 +133,7 @@ pub fn typed_answer(
 /// use prodguard_core::session::ConfirmationAnswer;
 ///
 /// let actor = Actor { user: "alice".into(), kind: ActorKind::Human, account: Some("carol".into()) };
-/// let claimed = ConfirmEvidence { method: "approval".into(), approver: Some("alice".into()), token_id: Some("n".into()), exp: None };
+/// let claimed = ConfirmEvidence { method: "approval".into(), approver: Some("alice".into()), token_id: Some("n".into()), exp: None, max_rows: None };
 /// let ConfirmationAnswer::Confirmed(recorded) = from_person(ConfirmationAnswer::Confirmed(claimed), &actor) else { unreachable!() };
 /// assert_eq!((recorded.method.as_str(), recorded.approver.as_deref(), recorded.token_id), ("typed", Some("carol"), None));
 /// ```
@@ -149,6 +150,7 @@ pub fn from_person(answer: ConfirmationAnswer, actor: &Actor) -> ConfirmationAns
                 approver: Some(actor.account.clone().unwrap_or_else(|| actor.user.clone())),
                 token_id: None,
                 exp: None,
+                max_rows: None,
             })
         }
         other => other,
@@ -257,6 +259,7 @@ mod tests {
             why: "why".into(),
             expected: "orders".into(),
             mode: ConfirmMode::Either,
+            consequences: Vec::new(),
         };
         let ConfirmationAnswer::Confirmed(evidence) =
             typed_answer(&challenge, " orders\n", Some("ana".into()))

@@ -149,6 +149,13 @@ pub struct Evidence {
     /// `[approval] ledger`. A policy with fleet keys refuses (125) without it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fleet: bool,
+    /// With `sql`: the rows each statement affected (by index) when the
+    /// host ran the script in a transaction it rolled back. They are shown
+    /// in the challenge's `consequences`; a statement over its `max_rows`
+    /// refuses (120), and rows within `confirm_above_rows` waive the
+    /// confirmation. Without them every rule asking for one applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run_rows: Option<Vec<u64>>,
 }
 
 /// An approval token offered as confirmation. It is checked with the
@@ -599,6 +606,7 @@ fn run_session(
                 challenge = Some(asked);
                 session.answer_confirmation(answer)
             }
+            Step::DryRun => session.dry_ran(evidence.dry_run_rows.clone()),
             Step::NeedBackup(_) => {
                 session.answer_backup(match (&evidence.backup, &evidence.backup_error) {
                     (_, Some(e)) => Err(BackupError::new(e.clone())),
@@ -1173,6 +1181,7 @@ mod tests {
                 exp: now.plus_seconds(600),
                 nonce: "n-1".into(),
                 ledger: LEDGER.into(),
+                max_rows: None,
             },
         )
     }

@@ -53,6 +53,9 @@ use crate::policy::{self, ActorKind, BackupSpec, ConfirmMode, Policy, Requiremen
 use crate::text::{escape, shell_word};
 use crate::{Tier, Timestamp};
 
+mod sql_run;
+use sql_run::{Counted, SqlRun};
+
 /// How to get an approval token for `operation` on `target`, in words
 /// every face can say: the command an approver runs, with the real
 /// operation and target; how the token reaches the run is the face's to say.
@@ -608,6 +611,11 @@ pub struct Challenge {
     pub expected: String,
     /// Typed, approval or either.
     pub mode: ConfirmMode,
+    /// What it will do, shown before the question: a SQL script's
+    /// destructive statements with the rows its dry run counted
+    /// ("statement 0 (line 1, db.delete.where on carts): 500 rows").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consequences: Vec<String>,
 }
 
 /// The driver's answer to a [`Challenge`].
@@ -797,13 +805,22 @@ pub enum Step {
         /// The target to read.
         target: String,
     },
+    /// Run the SQL script in a transaction that is always rolled back,
+    /// counting the rows each statement affects, then call
+    /// [`Session::dry_ran`]. Asked before anyone is asked to confirm, so
+    /// the prompt shows the consequences and a `confirm_above_rows` rule
+    /// can waive it.
+    DryRun,
     /// Obtain backup evidence, then call [`Session::answer_backup`].
     NeedBackup(BackupRequest),
     /// Ask for confirmation, then call [`Session::answer_confirmation`].
     NeedConfirmation(Challenge),
     /// Durably append this event, then call [`Session::appended`].
     Append(AuditEvent),
-    /// Run the operation, then call [`Session::finish`].
+    /// Run the operation, then call [`Session::finish`]. A SQL script
+    /// runs in one transaction that commits only when
+    /// [`Session::commit_check`] passes on its rows; a `--dry-run` session
+    /// ([`Session::begin_sql_dry_run`]) always rolls it back.
     Proceed,
     /// Do not run the operation.
     Deny(Denial),
@@ -835,6 +852,7 @@ enum State {
     AwaitLockCheck,
     AwaitAuditCheck,
     AwaitStamp,
+    AwaitDryRun,
     AwaitConfirmation,
     AwaitBackup,
     AwaitRefusalAppend(Denial),
@@ -878,6 +896,8 @@ pub struct Session {
     /// When nothing declares the environment: how to declare it, said
     /// first in a refusal that declaring it could lift.
     declare_first: Option<String>,
+    /// A SQL script's bounds and dry run ([`Session::begin_sql`]).
+    sql: Option<SqlRun>,
 }
 
 impl Session {
@@ -925,11 +945,37 @@ impl Session {
     /// assert_eq!(session.decision(), &sql::decide(&policy, &detection, &script, Some("shop")).decision);
     /// # Ok::<(), prodguard_core::PolicyError>(())
     /// ```
-    pub fn begin_sql(mut input: SessionInput<'_>, script: &crate::sql::Script) -> Session {
+    pub fn begin_sql(input: SessionInput<'_>, script: &crate::sql::Script) -> Session {
+        Session::begin_script(input, script, false)
+    }
+
+    /// [`Session::begin_sql`] for a dry run: the script runs in a
+    /// transaction that is always rolled back, and the attempt is recorded
+    /// (an intent whose decision is `dry-run`, an outcome `dry_run` with the
+    /// rows). Nothing changes, so nobody is asked, no backup is taken, no
+    /// approval is spent, no fleet lock is held and any actor may; a deny
+    /// rule still refuses, and the stamp must agree.
+    pub fn begin_sql_dry_run(input: SessionInput<'_>, script: &crate::sql::Script) -> Session {
+        Session::begin_script(input, script, true)
+    }
+
+    fn begin_script(
+        mut input: SessionInput<'_>,
+        script: &crate::sql::Script,
+        only_dry_run: bool,
+    ) -> Session {
         input.operation.kind = script.operation.as_str().to_owned();
         input.operation.fingerprint = Some(script.fingerprint.clone());
+        let bounds = crate::sql::decide::bounds(input.policy, input.detection.tier, script);
         let kinds = script.kinds();
-        Session::begin_also(input, &kinds)
+        let mut session = Session::begin_also(input, &kinds);
+        session.sql = Some(SqlRun::new(script, bounds, only_dry_run));
+        session
+    }
+
+    /// A dry run is the whole attempt.
+    fn only_dry_run(&self) -> bool {
+        self.sql.as_ref().is_some_and(|sql| sql.only_dry_run)
     }
 
     /// [`Session::begin`] for an operation that also does `also`.
@@ -957,6 +1003,7 @@ impl Session {
                 .clone()
                 .unwrap_or_else(|| detection.environment.clone()),
             mode: decision.confirm_mode,
+            consequences: Vec::new(),
         };
         let break_glass_users = match input.operation.break_glass {
             Some(_) => input.policy.approval.break_glass_users.clone(),
@@ -993,6 +1040,7 @@ impl Session {
                 .hint
                 .clone()
                 .filter(|_| detection.decided_by == "default"),
+            sql: None,
         }
     }
 
@@ -1015,6 +1063,7 @@ impl Session {
             State::AwaitLockCheck => "waits for the fleet lock check (Step::LockStillHeld)",
             State::AwaitAuditCheck => "waits for the audit check (Step::CheckAudit)",
             State::AwaitStamp => "waits for the target's stamp (Step::CheckStamp)",
+            State::AwaitDryRun => "waits for the script's dry run (Step::DryRun)",
             State::AwaitConfirmation => "waits for a confirmation (Step::NeedConfirmation)",
             State::AwaitBackup => "waits for a backup (Step::NeedBackup)",
             State::AwaitRefusalAppend(_) => "waits for its refusal to be appended (Step::Append)",
@@ -1142,7 +1191,8 @@ impl Session {
             }
             // The fleet lock is held from before anyone is asked until the
             // outcome is recorded; operations that are free here take none.
-            Verdict::Require if self.fleet => {
+            // A dry run changes nothing: it waits for no other host.
+            Verdict::Require if self.fleet && !self.only_dry_run() => {
                 self.state = State::AwaitLock;
                 self.pending = Some(Step::AcquireLock {
                     operation: self.operation.kind.clone(),
@@ -1297,7 +1347,8 @@ impl Session {
 
     fn check_actor(&mut self) {
         let actors = &self.decision.actors;
-        if actors.is_empty() || actors.contains(&self.actor.kind) {
+        // Anyone may see what a script would do: the dry run changes nothing.
+        if actors.is_empty() || actors.contains(&self.actor.kind) || self.only_dry_run() {
             self.after_actor_check();
             return;
         }
@@ -1324,11 +1375,62 @@ impl Session {
     }
 
     fn after_actor_check(&mut self) {
+        if self.only_dry_run() {
+            self.append_intent();
+            return;
+        }
         if let Some(reason) = self.operation.break_glass.clone() {
             self.break_glass(reason);
             return;
         }
-        if self.decision.requires(Requirement::Confirm) && self.confirm.is_none() {
+        // A person is shown what the script will do before being asked,
+        // and rows within `confirm_above_rows` need nobody.
+        if self.decision.requires(Requirement::Confirm)
+            && self
+                .sql
+                .as_ref()
+                .is_some_and(|sql| sql.counted == Counted::NotRun)
+        {
+            self.state = State::AwaitDryRun;
+            self.pending = Some(Step::DryRun);
+            return;
+        }
+        self.ask_confirmation();
+    }
+
+    /// Answers a [`Step::DryRun`] with the rows each statement affected
+    /// (by index, rolled back), or `None` when they could not be counted
+    /// (every rule asking for a confirmation then applies). A statement over
+    /// its `max_rows` refuses now (120), before anyone is asked.
+    pub fn dry_ran(&mut self, rows: Option<Vec<u64>>) -> Result<(), SessionError> {
+        self.expect(&State::AwaitDryRun, "dry_ran")?;
+        self.pending = None;
+        let Some(sql) = self.sql.as_mut() else {
+            return Err(self.out_of_order("dry_ran"));
+        };
+        sql.record.dry_run_rows.clone_from(&rows);
+        sql.counted = match rows {
+            Some(rows) => Counted::Rows(rows),
+            None => Counted::Uncounted,
+        };
+        self.challenge.consequences = sql.consequences();
+        let refusal = match &sql.counted {
+            Counted::Rows(rows) => sql.commit_refusal(rows, None, false),
+            _ => None,
+        };
+        match refusal {
+            Some((exit_code, missing, next_step)) => {
+                let missing = format!("{missing} (counted by a dry run; nothing was changed)");
+                self.refuse(exit_code, None, missing, next_step);
+            }
+            None => self.ask_confirmation(),
+        }
+        Ok(())
+    }
+
+    fn ask_confirmation(&mut self) {
+        let waived = self.sql.as_ref().is_some_and(SqlRun::confirmation_waived);
+        if self.decision.requires(Requirement::Confirm) && self.confirm.is_none() && !waived {
             self.state = State::AwaitConfirmation;
             self.pending = Some(Step::NeedConfirmation(self.challenge.clone()));
         } else {
@@ -1447,6 +1549,7 @@ impl Session {
                 approver: Some(account),
                 token_id: None,
                 exp: None,
+                max_rows: None,
             });
             self.broke_glass = Some(reason);
             self.write_intent();
@@ -1467,6 +1570,12 @@ impl Session {
     fn append_intent(&mut self) {
         let mut event = self.event(EventKind::Intent);
         let mut decision = self.decision_record("proceed", None);
+        if let Some(sql) = &self.sql {
+            event.sql = Some(sql.record.clone());
+            if sql.only_dry_run {
+                decision.result = "dry-run".into();
+            }
+        }
         if let Some(reason) = &self.broke_glass {
             decision.result = "break-glass".into();
             decision.reasons.insert(0, format!("break-glass: {reason}"));
@@ -1558,8 +1667,42 @@ impl Session {
                 );
             }
             ConfirmationAnswer::Confirmed(evidence) => {
-                self.confirm = Some(evidence);
-                self.after_confirmation();
+                match (evidence.max_rows, &self.sql) {
+                    // A bound nobody would enforce is no bound: refuse.
+                    (Some(max), None) => self.refuse(
+                        ExitCode::NotConfirmed,
+                        rule,
+                        format!(
+                            "the approval allows at most {max} rows per statement, and this                              operation's rows are not counted"
+                        ),
+                        "run the script through prodguard's SQL guard (`prodguard sql exec`),                          which counts them, or ask for an approval without --max-rows"
+                            .into(),
+                    ),
+                    (Some(max), Some(sql)) => match &sql.counted {
+                        Counted::Rows(rows) if rows.iter().any(|&n| n > max) => {
+                            let refusal = sql.commit_refusal(rows, Some(&evidence), false);
+                            let (missing, next_step) = refusal
+                                .map(|(_, missing, next)| (missing, next))
+                                .unwrap_or_default();
+                            self.refuse(
+                                ExitCode::NotConfirmed,
+                                rule,
+                                format!(
+                                    "{missing} (counted by a dry run; nothing was changed)"
+                                ),
+                                next_step,
+                            );
+                        }
+                        _ => {
+                            self.confirm = Some(evidence);
+                            self.after_confirmation();
+                        }
+                    },
+                    (None, _) => {
+                        self.confirm = Some(evidence);
+                        self.after_confirmation();
+                    }
+                }
             }
             ConfirmationAnswer::Declined(why) => self.refuse(
                 ExitCode::NotConfirmed,
@@ -1735,6 +1878,51 @@ impl Session {
                 .into(),
         );
         Ok(())
+    }
+
+    /// Whether a SQL script's run may commit the rows it counted
+    /// (`rows[i]` for statement `i`, in its still-open transaction): every
+    /// statement within its rule's `max_rows` (else 120) and the
+    /// approval's `--max-rows`, none above what the person who confirmed
+    /// was shown, and none above `confirm_above_rows` when the dry run's
+    /// rows waived the confirmation (else 121). On `Err` the driver rolls
+    /// back and records the outcome `rolled_back` with the denial's code;
+    /// a dry run never commits.
+    pub fn commit_check(&self, rows: &[u64]) -> Result<(), Denial> {
+        let denial = |exit_code, missing: String, next_step: String| Denial {
+            exit_code,
+            rule: None,
+            missing: format!("{missing}; rolled back, nothing was changed"),
+            next_step,
+            recorded: false,
+            note: None,
+        };
+        let Some(sql) = self
+            .sql
+            .as_ref()
+            .filter(|_| self.state == State::Proceeding)
+        else {
+            return Err(denial(
+                ExitCode::PolicyError,
+                format!(
+                    "the script may not commit: the guard session {}",
+                    self.awaiting()
+                ),
+                "this is a bug in the driver; report it".into(),
+            ));
+        };
+        if sql.only_dry_run {
+            return Err(denial(
+                ExitCode::PolicyError,
+                "a dry run never commits".into(),
+                "run it without --dry-run".into(),
+            ));
+        }
+        let confirm_required = self.decision.requires(Requirement::Confirm);
+        match sql.commit_refusal(rows, self.confirm.as_ref(), confirm_required) {
+            Some((exit_code, missing, next_step)) => Err(denial(exit_code, missing, next_step)),
+            None => Ok(()),
+        }
     }
 
     /// Reports how the operation ended (after [`Step::Proceed`]).
@@ -2056,6 +2244,7 @@ mod tests {
             approver: Some("ana".into()),
             token_id: None,
             exp: None,
+            max_rows: None,
         })
     }
 
@@ -2104,6 +2293,7 @@ mod tests {
                 duration_ms: 1,
                 error: None,
                 exit_code: None,
+                rows: None,
             })
             .unwrap();
         let outcome = expect_append(session, EventKind::Outcome, Ok(()));
@@ -2453,6 +2643,7 @@ mod tests {
             duration_ms: 0,
             error: None,
             exit_code: None,
+            rows: None,
         })
         .unwrap_err();
         assert_eq!(s.next_step(), first);
@@ -2472,6 +2663,7 @@ mod tests {
             approver: Some("bob".into()),
             token_id: Some("n1".into()),
             exp: None,
+            max_rows: None,
         }))
         .unwrap();
         let Step::Append(intent) = s.next_step() else {
@@ -2502,6 +2694,7 @@ mod tests {
             approver: Some("bob".into()),
             token_id: Some("n1".into()),
             exp: None,
+            max_rows: None,
         }))
         .unwrap();
         assert!(matches!(s.next_step(), Step::Append(_)));

@@ -80,9 +80,20 @@ impl TerminalConfirmer {
         } else {
             "the environment's name"
         };
+        // A SQL script's dry run, as the core wrote it (escaped there).
+        let consequences: String = challenge
+            .consequences
+            .iter()
+            .map(|line| format!("\n    {line}"))
+            .collect();
+        let consequences = if consequences.is_empty() {
+            consequences
+        } else {
+            format!("\n  It will change (counted by a dry run, rolled back):{consequences}")
+        };
         format!(
             "\nprodguard: `{op}`{target} in {env} (tier {tier}) needs your confirmation.\n  \
-             Why: {why}.\n  \
+             Why: {why}.{consequences}\n  \
              To go ahead, type {what} `{expected}` and press Enter; anything else cancels.\n> ",
             op = escape(&challenge.operation),
             env = escape(&challenge.environment),

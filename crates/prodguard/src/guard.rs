@@ -22,6 +22,9 @@ use crate::confirm::{Confirmer, TerminalConfirmer};
 use crate::stamp::{StampError, StampReader};
 use crate::{GuardError, RunError, config, facts, fleet};
 
+mod sql;
+pub use sql::GuardedSql;
+
 /// Reads the stamps of the targets this build can open: SQLite files
 /// (feature `sqlite`) and PostgreSQL databases (feature `postgres`).
 struct DefaultStamps;
@@ -543,6 +546,18 @@ impl Guard {
         self.begin_with(operation, self.approval.as_deref())
     }
 
+    /// Starts describing a guarded run of the SQL script `text` (its
+    /// dialect is the connection's): see [`GuardedSql::run`].
+    pub fn sql<'g>(&'g self, text: &'g str) -> GuardedSql<'g> {
+        GuardedSql {
+            guard: self,
+            text,
+            operation: Operation::new("db.unknown"),
+            approval: None,
+            dry_run: false,
+        }
+    }
+
     /// Checks `token` for `operation`: the answer to its confirmation
     /// challenge, with the time the token was issued (for spending it).
     fn check_approval(
@@ -577,9 +592,29 @@ impl Guard {
 
     fn begin_with(
         &self,
-        mut operation: Operation,
+        operation: Operation,
         approval: Option<&str>,
     ) -> Result<Permit<'_>, GuardError> {
+        // Only a SQL session asks for a dry run.
+        let no_script = || Ok::<_, Infallible>(Vec::new());
+        self.drive(operation, approval, None, no_script)
+            .map_err(|e| match e {
+                RunError::Refused(refusal) => refusal,
+                RunError::Failed(never) => match never {},
+            })
+    }
+
+    /// Drives a session to its permit, or its refusal. `script` makes it a
+    /// SQL run (or only its dry run); `dry_run` runs the script in a
+    /// transaction it rolls back and counts the rows, and its error ends
+    /// the attempt as [`RunError::Failed`] (nothing was changed).
+    fn drive<E>(
+        &self,
+        mut operation: Operation,
+        approval: Option<&str>,
+        script: Option<(&prodguard_core::sql::Script, bool)>,
+        mut dry_run: impl FnMut() -> Result<Vec<u64>, E>,
+    ) -> Result<Permit<'_>, RunError<E>> {
         // A database URL's password never reaches records, prompts, tokens
         // or lock keys; only the stamp reader connects with it.
         let mut stamp_target = None;
@@ -596,14 +631,24 @@ impl Guard {
         );
         let entered = span.clone();
         let _enter = entered.enter();
-        let mut session = Session::begin(SessionInput {
+        let input = SessionInput {
             policy: &self.policy,
             detection: &self.detection,
             operation: operation.clone(),
             actor: self.actor.clone(),
             attempt_id: facts::random_id(),
             now: facts::now(),
-        });
+        };
+        let mut session = match script {
+            Some((script, false)) => Session::begin_sql(input, script),
+            Some((script, true)) => Session::begin_sql_dry_run(input, script),
+            None => Session::begin(input),
+        };
+        if let Some((script, _)) = script {
+            // The approval binds the script's operation and fingerprint.
+            operation.kind = script.operation.as_str().to_owned();
+            operation.fingerprint = Some(script.fingerprint.clone());
+        }
         // The fleet lock, held from the session's first step until the
         // outcome is recorded (the session asks only where it applies).
         let mut lock = None;
@@ -633,6 +678,11 @@ impl Guard {
                     session.stamp_checked(self.stamps.read(target))
                 }
                 Step::CheckAudit => session.audit_checked(self.audit_check()),
+                Step::DryRun => {
+                    let rows = dry_run().map_err(RunError::Failed)?;
+                    tracing::info!(?rows, "dry run rolled back");
+                    session.dry_ran(Some(rows))
+                }
                 Step::NeedConfirmation(challenge) => {
                     let route = confirm::route(
                         challenge.mode,
@@ -753,25 +803,27 @@ impl Guard {
                 }
                 Step::Deny(denial) => {
                     tracing::info!(exit_code = denial.exit_code.code(), reason = %denial.missing, "guarded operation refused");
-                    return Err(GuardError::from_denial(denial));
+                    return Err(GuardError::from_denial(denial).into());
                 }
                 Step::Done => {
                     // Unreachable for a well-driven session; refuse rather than run.
                     return Err(GuardError::Policy(
                         "the guard session ended before the operation was admitted".into(),
-                    ));
+                    )
+                    .into());
                 }
                 // A step this runtime does not know (a newer core): refuse rather than run.
                 other => {
                     return Err(GuardError::Policy(format!(
                         "the guard session asked for a step this runtime cannot perform: {other:?}"
-                    )));
+                    ))
+                    .into());
                 }
             };
             // A driver bug: refuse rather than run.
             if let Err(e) = answered {
                 tracing::error!(error = %e, "the guard session was driven out of order");
-                return Err(GuardError::Policy(e.to_string()));
+                return Err(GuardError::Policy(e.to_string()).into());
             }
         }
     }
@@ -944,12 +996,19 @@ impl Permit<'_> {
     }
 
     fn finish_with(mut self, status: &str, error: Option<String>, exit_code: Option<i32>) {
-        self.record(status, error, exit_code);
+        self.record(status, error, exit_code, None);
     }
 
-    fn record(&mut self, status: &str, error: Option<String>, exit_code: Option<i32>) {
+    /// Records the outcome; `false` when it did not reach the audit trail.
+    fn record(
+        &mut self,
+        status: &str,
+        error: Option<String>,
+        exit_code: Option<i32>,
+        rows: Option<Vec<u64>>,
+    ) -> bool {
         if self.finished {
-            return;
+            return false;
         }
         self.finished = true;
         let _enter = self.span.enter();
@@ -958,7 +1017,9 @@ impl Permit<'_> {
             duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             error,
             exit_code,
+            rows,
         });
+        let mut recorded = finished.is_ok();
         if let Err(e) = finished {
             tracing::error!(error = %e, "the outcome could not be recorded");
         }
@@ -968,10 +1029,12 @@ impl Permit<'_> {
                 // The operation already ran; the writer is poisoned, so the
                 // next guarded operation will refuse.
                 tracing::error!(error = %e, "the outcome record could not be written");
+                recorded = false;
             }
             let result = result.map_err(|e| AuditFailure::new(e.to_string()));
             if let Err(e) = self.session.appended(result) {
                 tracing::error!(error = %e, "the outcome record was not taken");
+                recorded = false;
                 break;
             }
         }
@@ -979,6 +1042,7 @@ impl Permit<'_> {
             fleet::release(lock);
         }
         tracing::info!(status, "guarded operation finished");
+        recorded
     }
 }
 
@@ -987,6 +1051,7 @@ impl Drop for Permit<'_> {
         self.record(
             "abandoned",
             Some("the permit was dropped without an outcome".into()),
+            None,
             None,
         );
     }

@@ -6,11 +6,13 @@
 //! [`transaction_plan`]'s answer, and a failure anywhere rolls everything
 //! back, so a script that fails halfway changes nothing.
 
-use prodguard_core::sql::{NotRunnable, Script, transaction_plan};
+use prodguard_core::sql::{Dialect, NotRunnable, Script, transaction_plan};
 
 /// A database connection a script can run on, one statement at a time,
 /// inside one transaction.
 pub trait SqlConnection {
+    /// The SQL dialect it speaks, which scripts are classified in.
+    fn dialect(&self) -> Dialect;
     /// Begins the transaction.
     fn begin(&mut self) -> Result<(), String>;
     /// Runs one statement in it and returns the rows it inserted, updated
@@ -132,6 +134,10 @@ pub fn run_in_transaction(
 /// waits to upgrade it), rows counted as the change in `total_changes()`.
 #[cfg(feature = "sqlite")]
 impl SqlConnection for rusqlite::Connection {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
     fn begin(&mut self) -> Result<(), String> {
         self.execute_batch("BEGIN IMMEDIATE")
             .map_err(|e| e.to_string())
@@ -196,6 +202,10 @@ impl<'a> Postgres<'a> {
 
 #[cfg(feature = "postgres")]
 impl SqlConnection for Postgres<'_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
     fn begin(&mut self) -> Result<(), String> {
         let begin = format!(
             "BEGIN; SET LOCAL statement_timeout = '{}s'; SET LOCAL lock_timeout = '{}s'",
@@ -312,6 +322,10 @@ mod tests {
     }
 
     impl SqlConnection for Scripted {
+        fn dialect(&self) -> Dialect {
+            Dialect::Sqlite
+        }
+
         fn begin(&mut self) -> Result<(), String> {
             Ok(())
         }

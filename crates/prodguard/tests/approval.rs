@@ -49,6 +49,7 @@ fn token(key: &ApproverKey, ledger: &str) -> String {
             exp: now.plus_seconds(300),
             nonce: prodguard::facts::random_id(),
             ledger: ledger.into(),
+            max_rows: None,
         },
     )
 }
@@ -133,6 +134,7 @@ fn rules_asking_for_a_token_and_for_typing_need_both() {
                         approver: None,
                         token_id: None,
                         exp: None,
+                        max_rows: None,
                     })
                 } else {
                     ConfirmationAnswer::Declined("typed `nope`".into())

@@ -147,6 +147,7 @@ fn prune_keeps_a_file_that_spent_an_unexpired_approval_token() {
             approver: Some("alice".into()),
             token_id: Some("tok-1".into()),
             exp: Some(prodguard::facts::now().plus_seconds(exp_in)),
+            max_rows: None,
         });
         sink.append(&intent).unwrap();
         for i in 0..20 {

@@ -60,6 +60,7 @@ fn typed(_: &Challenge) -> ConfirmationAnswer {
         approver: None,
         token_id: None,
         exp: None,
+        max_rows: None,
     })
 }
 

@@ -35,6 +35,7 @@ fn intent(token_id: &str) -> AuditEvent {
         approver: Some("bob".into()),
         token_id: Some(token_id.into()),
         exp: None,
+        max_rows: None,
     });
     event
 }

@@ -377,6 +377,7 @@ fn a_lock_lost_while_confirming_refuses_before_the_intent() {
                 approver: None,
                 token_id: None,
                 exp: None,
+                max_rows: None,
             })
         })
         .build()

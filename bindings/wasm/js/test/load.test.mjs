@@ -25,9 +25,9 @@ test('prodguard.wasm exports exactly the ABI 2.0 set and imports nothing', () =>
   assert.deepEqual(WebAssembly.Module.imports(module), []);
 });
 
-test('prodguard_abi_version is 2.1 (0x00020001)', async () => {
+test('prodguard_abi_version is 2.2 (0x00020002)', async () => {
   const pg = await load(wasmBytes());
-  assert.equal(pg.exports.prodguard_abi_version(), 0x00020001);
+  assert.equal(pg.exports.prodguard_abi_version(), 0x00020002);
   assert.equal(ABI_MAJOR, 2);
   assert.deepEqual(pg.abiVersion, { major: 2, minor: 1 });
   assert.ok(Object.isFrozen(pg.abiVersion));

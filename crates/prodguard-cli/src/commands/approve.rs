@@ -67,6 +67,7 @@ fn issue(guard: &Guard, key_file: &Path, flags: Flags<'_>) -> Result<String, Gua
         nonce: facts::random_id(),
         approver: key.name(),
         ledger: flags.ledger.unwrap_or_else(|| guard.ledger_id()),
+        max_rows: None,
     };
     let claims = claims_for(
         request,

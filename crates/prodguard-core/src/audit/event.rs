@@ -165,21 +165,99 @@ pub struct ConfirmEvidence {
     /// When the approval expires.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub exp: Option<Timestamp>,
+    /// The most rows any one statement of a SQL script may affect under
+    /// this confirmation: the approval's `--max-rows`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub max_rows: Option<u64>,
 }
 
 /// How the operation ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutcomeRecord {
-    /// `ok`, `failed` or `panicked`.
+    /// `ok`, `failed`, `panicked`, `abandoned`; for SQL scripts also
+    /// `rolled_back` (a bound did not hold) and `dry_run`.
     pub status: String,
     /// How long it ran.
     pub duration_ms: u64,
     /// The error, when it failed.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<String>,
-    /// A wrapped command's exit code (or 128 + signal).
+    /// A wrapped command's exit code (or 128 + signal), or the guard's
+    /// code when a SQL script was rolled back (`rolled_back`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub exit_code: Option<i32>,
+    /// A SQL script's rows affected, by statement index (0 for statements
+    /// not run); rolled back unless the status is `ok`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rows: Option<Vec<u64>>,
+}
+
+/// What a guarded SQL run's intent says of its script: how it was
+/// classified (the fingerprint is the operation's), and the rows its dry
+/// run counted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SqlRecord {
+    /// The dialect it was read in.
+    pub dialect: String,
+    /// How many statements it has.
+    pub statements: usize,
+    /// Its destructive statements, in order, the first
+    /// [`SqlRecord::MAX_LISTED`] of them.
+    pub destructive: Vec<SqlStatementRecord>,
+    /// How many more destructive statements it has than are listed.
+    #[serde(skip_serializing_if = "is_zero", default)]
+    pub not_listed: usize,
+    /// Rows by statement index as a rolled-back dry run counted them, when
+    /// one ran.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dry_run_rows: Option<Vec<u64>>,
+}
+
+/// One destructive statement in a [`SqlRecord`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SqlStatementRecord {
+    /// Its index in the script.
+    pub index: usize,
+    /// Its kind (`db.delete.all`, …).
+    pub kind: String,
+    /// The tables it names.
+    pub tables: Vec<String>,
+    /// Whether it says `CASCADE`.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub cascades: bool,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl SqlRecord {
+    /// The most destructive statements an intent lists one by one: a long
+    /// migration's record stays well under the record size limit.
+    pub const MAX_LISTED: usize = 256;
+
+    /// The record of `script`'s classification.
+    pub fn of(script: &crate::sql::Script) -> Self {
+        let mut destructive = script.statements.iter().filter(|s| s.destructive);
+        let listed = destructive
+            .by_ref()
+            .take(Self::MAX_LISTED)
+            .map(|s| SqlStatementRecord {
+                index: s.index,
+                kind: s.kind.as_str().to_owned(),
+                tables: s.tables.clone(),
+                cascades: s.cascades,
+            })
+            .collect();
+        SqlRecord {
+            dialect: script.dialect.as_str().to_owned(),
+            statements: script.statements.len(),
+            destructive: listed,
+            not_listed: destructive.count(),
+            dry_run_rows: None,
+        }
+    }
 }
 
 /// The content of a record, before the writer adds the envelope and the chain.
@@ -223,6 +301,9 @@ pub struct AuditEvent {
     /// same namespace may judge it gone.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub pid_ns: Option<u64>,
+    /// A guarded SQL run's script (intent records).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sql: Option<SqlRecord>,
 }
 
 /// What a prune record says: the rotated files it dropped, oldest first,
@@ -285,6 +366,7 @@ impl AuditEvent {
             seal: None,
             prune: None,
             pid_ns: None,
+            sql: None,
         }
     }
 

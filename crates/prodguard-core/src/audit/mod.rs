@@ -27,7 +27,8 @@ pub use chain::{
 };
 pub use event::{
     Actor, AuditEvent, BackupEvidence, ConfirmEvidence, DecisionRecord, Envelope, EventKind,
-    OperationRecord, OutcomeRecord, PruneInfo, PrunedFile, PrunedSeal, Record,
+    OperationRecord, OutcomeRecord, PruneInfo, PrunedFile, PrunedSeal, Record, SqlRecord,
+    SqlStatementRecord,
 };
 pub use seal::{SEAL_DOMAIN, SealChecker, SealInfo, SealKey, max_unsealed};
 

@@ -168,6 +168,7 @@ impl Evidence {
             backup_error: None,
             break_glass: None,
             fleet: false,
+            dry_run_rows: None,
         }
     }
 }

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Script;
+use crate::Tier;
 use crate::detect::Detection;
 use crate::policy::{Policy, Requirement};
 use crate::session::{Decision, Operation, decide_also};
@@ -89,11 +90,17 @@ pub fn decide(
     operation.target = target.map(str::to_owned);
     operation.fingerprint = Some(script.fingerprint.clone());
     let decision = decide_also(policy, detection, &operation, &script.kinds());
-    let bounds = script
+    let bounds = bounds(policy, detection.tier, script);
+    SqlDecision { decision, bounds }
+}
+
+/// Each statement's row bounds in `tier`.
+pub(crate) fn bounds(policy: &Policy, tier: Tier, script: &Script) -> Vec<RowBounds> {
+    script
         .statements
         .iter()
         .map(|statement| {
-            let evaluation = policy.evaluate(detection.tier, statement.kind.as_str());
+            let evaluation = policy.evaluate(tier, statement.kind.as_str());
             let confirm = evaluation.requires(Requirement::Confirm);
             let (max_rows, max_rows_rule) = evaluation.max_rows.unzip();
             RowBounds {
@@ -104,8 +111,7 @@ pub fn decide(
                 confirm_above_rows: evaluation.confirm_above_rows,
             }
         })
-        .collect();
-    SqlDecision { decision, bounds }
+        .collect()
 }
 
 impl SqlDecision {
@@ -113,15 +119,7 @@ impl SqlDecision {
     /// (`rows[i]` for statement `i`): the script must be rolled back and
     /// refused (120).
     pub fn over_bound(&self, rows: &[u64]) -> Option<OverBound> {
-        self.bounds.iter().zip(rows).find_map(|(bound, &rows)| {
-            let max_rows = bound.max_rows?;
-            (rows > max_rows).then(|| OverBound {
-                index: bound.index,
-                rows,
-                max_rows,
-                rule: bound.max_rows_rule.clone().unwrap_or_default(),
-            })
-        })
+        over_bound(&self.bounds, rows)
     }
 
     /// Whether the rows the statements affected (`rows[i]` for statement
@@ -129,14 +127,30 @@ impl SqlDecision {
     /// either gives no threshold or went above it. A statement without a
     /// count (`rows` shorter than the script) counts as above.
     pub fn needs_confirmation(&self, rows: &[u64]) -> bool {
-        self.bounds.iter().any(|bound| {
-            bound.confirm
-                && match (bound.confirm_above_rows, rows.get(bound.index)) {
-                    (Some(threshold), Some(&rows)) => rows > threshold,
-                    _ => true,
-                }
-        })
+        needs_confirmation(&self.bounds, rows)
     }
+}
+
+pub(crate) fn over_bound(bounds: &[RowBounds], rows: &[u64]) -> Option<OverBound> {
+    bounds.iter().zip(rows).find_map(|(bound, &rows)| {
+        let max_rows = bound.max_rows?;
+        (rows > max_rows).then(|| OverBound {
+            index: bound.index,
+            rows,
+            max_rows,
+            rule: bound.max_rows_rule.clone().unwrap_or_default(),
+        })
+    })
+}
+
+pub(crate) fn needs_confirmation(bounds: &[RowBounds], rows: &[u64]) -> bool {
+    bounds.iter().any(|bound| {
+        bound.confirm
+            && match (bound.confirm_above_rows, rows.get(bound.index)) {
+                (Some(threshold), Some(&rows)) => rows > threshold,
+                _ => true,
+            }
+    })
 }
 
 #[cfg(test)]

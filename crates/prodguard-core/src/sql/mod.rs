@@ -83,7 +83,7 @@
 //! Arithmetic, functions, casts, type coercion and subqueries are not
 //! evaluated: they leave the statement `….where`.
 
-mod decide;
+pub(crate) mod decide;
 mod kind;
 mod statement;
 mod transaction;

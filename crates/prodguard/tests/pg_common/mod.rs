@@ -183,6 +183,7 @@ pub fn confirmed_guard(
                 approver: None,
                 token_id: None,
                 exp: None,
+                max_rows: None,
             })
         })
 }
@@ -224,6 +225,7 @@ pub fn issue_token(key_file: &std::path::Path, op: &str, target: &str, ledger: &
             exp: now.plus_seconds(600),
             nonce: prodguard::facts::random_id(),
             ledger: ledger.into(),
+            max_rows: None,
         },
     )
 }

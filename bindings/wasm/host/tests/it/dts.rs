@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use prodguard_core::approval::Claims;
 use prodguard_core::audit::{
     Actor, AuditEvent, BackupEvidence, ConfirmEvidence, DecisionRecord, EventKind, OperationRecord,
-    OutcomeRecord, PruneInfo, PrunedFile, PrunedSeal, SealInfo,
+    OutcomeRecord, PruneInfo, PrunedFile, PrunedSeal, SealInfo, SqlRecord, SqlStatementRecord,
 };
 use prodguard_core::detect::{Conflict, Evidence as Signal, Strength};
 use prodguard_core::json_api::{
@@ -268,6 +268,7 @@ fn evidence() -> Evidence {
         backup_error: Some("disk full".into()),
         break_glass: Some("the incident of today".into()),
         fleet: true,
+        dry_run_rows: Some(vec![250, 0]),
     }
 }
 
@@ -355,6 +356,7 @@ fn confirm_evidence() -> ConfirmEvidence {
         approver: Some("bob".into()),
         token_id: Some("n-1".into()),
         exp: Some(ts("2026-11-27T10:10:00Z")),
+        max_rows: Some(500),
     }
 }
 
@@ -364,6 +366,7 @@ fn outcome_record() -> OutcomeRecord {
         duration_ms: 12,
         error: Some("exit 1".into()),
         exit_code: Some(1),
+        rows: Some(vec![3, 0]),
     }
 }
 
@@ -390,7 +393,27 @@ fn event() -> AuditEvent {
     event.seal = Some(seal());
     event.prune = Some(prune_info());
     event.pid_ns = Some(4026531836);
+    event.sql = Some(sql_record());
     event
+}
+
+fn sql_record() -> SqlRecord {
+    let mut record = SqlRecord::of(&prodguard_core::sql::classify(
+        "DELETE FROM carts WHERE stale CASCADE",
+        Dialect::Postgres,
+    ));
+    record.not_listed = 3;
+    record.dry_run_rows = Some(vec![250]);
+    record
+}
+
+fn sql_statement_record() -> SqlStatementRecord {
+    SqlStatementRecord {
+        index: 0,
+        kind: "db.drop.table".into(),
+        tables: vec!["carts".into()],
+        cascades: true,
+    }
 }
 
 fn pruned_seal() -> PrunedSeal {
@@ -483,6 +506,7 @@ fn challenge() -> Challenge {
         why: "production".into(),
         expected: "orders".into(),
         mode: ConfirmMode::Either,
+        consequences: vec!["statement 0 (line 1, db.delete.where on carts): 250 rows".into()],
     }
 }
 
@@ -556,6 +580,7 @@ fn claims() -> Claims {
         exp: ts("2026-11-27T10:10:00Z"),
         nonce: "n-1".into(),
         ledger: "file://h/var/log/prodguard/audit.jsonl".into(),
+        max_rows: Some(500),
     }
 }
 
@@ -605,6 +630,8 @@ fn structs() -> Vec<(&'static [&'static str], BTreeSet<String>)> {
         (&["AuditEvent.outcome"], keys(&outcome_record())),
         (&["AuditEvent.seal"], keys(&seal())),
         (&["PruneInfo"], keys(&prune_info())),
+        (&["SqlRecord"], keys(&sql_record())),
+        (&["SqlRecord.destructive"], keys(&sql_statement_record())),
         (&["PrunedFile"], keys(&pruned_file())),
         (&["PrunedSeal"], keys(&pruned_seal())),
         (&["RecordLine"], keys(&record_line())),

@@ -62,6 +62,7 @@ fn seeds() -> Vec<(Export, String)> {
             exp: now.plus_seconds(600),
             nonce: "n".into(),
             ledger: "file://h/audit.jsonl".into(),
+            max_rows: None,
         },
     );
     let approvers = format!(

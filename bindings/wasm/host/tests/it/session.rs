@@ -201,6 +201,7 @@ fn token(seed: u8, approver: &str) -> String {
             exp: now.plus_seconds(600),
             nonce: "nonce-1".into(),
             ledger: LEDGER.into(),
+            max_rows: None,
         },
     )
 }

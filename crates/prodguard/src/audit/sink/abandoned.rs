@@ -115,6 +115,7 @@ impl FileSink {
                 intent.seq
             )),
             exit_code: None,
+            rows: None,
         });
         event
     }

@@ -1,0 +1,479 @@
+//! Guarded SQL on a real SQLite database: row bounds, the dry run a person
+//! sees before confirming, approvals bound to the script and its rows, and
+//! what the audit log says of each.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use prodguard::confirm::{Challenge, ConfirmEvidence, ConfirmationAnswer};
+use prodguard::sql::{self, Dialect};
+use prodguard::sql_exec::SqlConnection;
+use prodguard::{Actor, ActorKind, Facts, Guard, GuardError, Policy, RunError, Tier};
+use prodguard_core::approval::{ApproverKey, Claims, issue};
+use rusqlite::Connection;
+
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("prodguard-sql-guard-{name}-"))
+        .tempdir()
+        .unwrap()
+}
+
+/// A shop with 500 carts, half of them stale.
+fn shop(dir: &Path) -> Connection {
+    let conn = Connection::open(dir.join("shop.db")).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE carts (id INTEGER PRIMARY KEY, stale INTEGER);
+         CREATE TABLE orders (id INTEGER PRIMARY KEY, cart INTEGER);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+         INSERT INTO carts SELECT i, i % 2 FROM n;",
+    )
+    .unwrap();
+    conn
+}
+
+fn carts(conn: &Connection) -> i64 {
+    conn.query_row("SELECT count(*) FROM carts", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn records(log: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Deletes in production: confirmed above 100 rows, never more than 300 per
+/// statement; everything audited.
+const POLICY: &str = r#"
+[[rule]]
+name = "bulk-delete"
+operations = ["db.delete.*"]
+tiers = ["production"]
+require = ["confirm", "audit"]
+confirm_above_rows = 100
+max_rows = 300
+"#;
+
+fn guard(dir: &Path, policy: &str) -> prodguard::GuardBuilder {
+    let facts = Facts {
+        explicit: Some("production".into()),
+        ..Facts::default()
+    };
+    Guard::builder()
+        .policy(Policy::parse_toml(policy, "policy.toml").unwrap())
+        .facts(facts)
+        .actor(Actor {
+            user: "ana".into(),
+            kind: ActorKind::Human,
+            account: None,
+        })
+        .audit_log(dir.join("audit.jsonl"))
+}
+
+/// A person who types the target's name, and remembers what they were shown.
+fn person(seen: Arc<Mutex<Vec<Challenge>>>) -> impl Fn(&Challenge) -> ConfirmationAnswer {
+    move |challenge: &Challenge| {
+        seen.lock().unwrap().push(challenge.clone());
+        ConfirmationAnswer::Confirmed(ConfirmEvidence {
+            method: "typed".into(),
+            approver: None,
+            token_id: None,
+            exp: None,
+            max_rows: None,
+        })
+    }
+}
+
+fn refused_code<T: std::fmt::Debug>(result: Result<T, RunError<impl std::fmt::Debug>>) -> i32 {
+    match result {
+        Err(RunError::Refused(e)) => e.exit_code().code(),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_delete_over_max_rows_changes_nothing_and_is_refused_before_anyone_is_asked() {
+    let dir = temp_dir("over");
+    let mut conn = shop(dir.path());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let guard = guard(dir.path(), POLICY)
+        .confirmer(person(seen.clone()))
+        .build()
+        .unwrap();
+    // 500 rows: the dry run finds it over 300 before anyone is asked.
+    let result = guard
+        .sql("DELETE FROM carts WHERE id > 0")
+        .target("shop")
+        .run(&mut conn);
+    let Err(RunError::Refused(GuardError::Denied(denial))) = result else {
+        panic!("{result:?}")
+    };
+    assert!(denial.missing.contains("500 rows"), "{denial}");
+    assert!(denial.missing.contains("bulk-delete"), "{denial}");
+    assert!(denial.missing.contains("nothing was changed"), "{denial}");
+    assert!(denial.recorded);
+    assert!(seen.lock().unwrap().is_empty(), "nobody is asked");
+    assert_eq!(carts(&conn), 500);
+    let log = records(&dir.path().join("audit.jsonl"));
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["kind"], "refusal");
+    assert_eq!(log[0]["decision"]["exit_code"], 120);
+}
+
+#[test]
+fn a_person_sees_the_rows_before_confirming_and_the_outcome_records_them() {
+    let dir = temp_dir("within");
+    let mut conn = shop(dir.path());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let guard = guard(dir.path(), POLICY)
+        .confirmer(person(seen.clone()))
+        .build()
+        .unwrap();
+    let script =
+        "BEGIN;\nDELETE FROM carts WHERE stale = 1;\nINSERT INTO orders VALUES (1, 2);\nCOMMIT;";
+    let ran = guard.sql(script).target("shop").run(&mut conn).unwrap();
+    assert_eq!(ran.rows, vec![0, 250, 1, 0]);
+    assert!(ran.committed);
+    assert_eq!(carts(&conn), 250);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].consequences,
+        vec![
+            "statement 1 (line 2, db.delete.where on carts): 250 rows",
+            "statement 2 (line 3, db.insert on orders): 1 row",
+        ]
+    );
+    let prompt = prodguard::confirm::TerminalConfirmer::prompt(&seen[0]);
+    assert!(
+        prompt.contains("db.delete.where on carts): 250 rows"),
+        "{prompt}"
+    );
+
+    let log = records(&dir.path().join("audit.jsonl"));
+    assert_eq!(log.len(), 2);
+    let (intent, outcome) = (&log[0], &log[1]);
+    let classified = sql::classify(script, Dialect::Sqlite);
+    assert_eq!(intent["op"]["kind"], "db.delete.where");
+    assert_eq!(intent["op"]["fingerprint"], classified.fingerprint.as_str());
+    assert_eq!(intent["sql"]["dialect"], "sqlite");
+    assert_eq!(intent["sql"]["statements"], 4);
+    assert_eq!(intent["sql"]["destructive"][0]["kind"], "db.delete.where");
+    assert_eq!(intent["sql"]["destructive"][0]["tables"][0], "carts");
+    assert_eq!(
+        intent["sql"]["dry_run_rows"],
+        serde_json::json!([0, 250, 1, 0])
+    );
+    assert_eq!(intent["confirm"]["method"], "typed");
+    assert_eq!(outcome["outcome"]["status"], "ok");
+    assert_eq!(
+        outcome["outcome"]["rows"],
+        serde_json::json!([0, 250, 1, 0])
+    );
+}
+
+#[test]
+fn rows_within_confirm_above_rows_need_nobody_and_a_dry_run_changes_nothing() {
+    let dir = temp_dir("small");
+    let mut conn = shop(dir.path());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let guard = guard(dir.path(), POLICY)
+        .confirmer(person(seen.clone()))
+        .build()
+        .unwrap();
+    let ran = guard
+        .sql("DELETE FROM carts WHERE id <= 100")
+        .target("shop")
+        .run(&mut conn)
+        .unwrap();
+    assert_eq!(ran.rows, vec![100]);
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "100 rows need no confirmation"
+    );
+    assert_eq!(carts(&conn), 400);
+    let log = records(&dir.path().join("audit.jsonl"));
+    assert!(log[0].get("confirm").is_none(), "{}", log[0]);
+
+    // A dry run of a delete over every bound: rolled back, recorded, nobody asked.
+    let ran = guard
+        .sql("DELETE FROM carts")
+        .target("shop")
+        .dry_run()
+        .run(&mut conn)
+        .unwrap();
+    assert_eq!((ran.rows, ran.committed), (vec![400], false));
+    assert_eq!(carts(&conn), 400);
+    assert!(seen.lock().unwrap().is_empty());
+    let log = records(&dir.path().join("audit.jsonl"));
+    assert_eq!(log.len(), 4);
+    assert_eq!(log[2]["decision"]["result"], "dry-run");
+    assert_eq!(log[2]["op"]["kind"], "db.delete.all");
+    assert_eq!(log[3]["outcome"]["status"], "dry_run");
+    assert_eq!(log[3]["outcome"]["rows"], serde_json::json!([400]));
+}
+
+#[test]
+fn a_failing_second_statement_rolls_back_the_first() {
+    let dir = temp_dir("fails");
+    let mut conn = shop(dir.path());
+    let guard = guard(dir.path(), POLICY)
+        .confirmer(person(Arc::default()))
+        .build()
+        .unwrap();
+    let result = guard
+        .sql("DELETE FROM carts WHERE id <= 10; INSERT INTO nowhere VALUES (1)")
+        .target("shop")
+        .run(&mut conn);
+    let Err(RunError::Failed(failed)) = result else {
+        panic!("{result:?}")
+    };
+    assert!(failed.to_string().contains("nowhere"), "{failed}");
+    assert!(
+        failed.to_string().contains("nothing was changed"),
+        "{failed}"
+    );
+    assert_eq!(carts(&conn), 500);
+    // It failed in its dry run: nothing was asked, decided or recorded.
+    assert!(records(&dir.path().join("audit.jsonl")).is_empty());
+
+    // Where no dry run is needed, the failure is the outcome.
+    let audited =
+        "[[rule]]\noperations = [\"db.*\"]\ntiers = [\"production\"]\nrequire = [\"audit\"]\n";
+    let guard = self::guard(dir.path(), audited).build().unwrap();
+    let result = guard
+        .sql("DELETE FROM carts WHERE id <= 10; INSERT INTO nowhere VALUES (1)")
+        .target("shop")
+        .run(&mut conn);
+    assert!(matches!(result, Err(RunError::Failed(_))), "{result:?}");
+    assert_eq!(carts(&conn), 500);
+    let log = records(&dir.path().join("audit.jsonl"));
+    assert_eq!(log[1]["outcome"]["status"], "failed");
+    assert!(
+        log[1]["outcome"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("statement 1"),
+        "{}",
+        log[1]
+    );
+}
+
+/// A connection whose data changes between the dry run and the real run:
+/// more stale carts appear when the second transaction begins.
+struct Growing {
+    conn: Connection,
+    begun: usize,
+}
+
+impl SqlConnection for Growing {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+    fn begin(&mut self) -> Result<(), String> {
+        self.begun += 1;
+        if self.begun == 2 {
+            self.conn
+                .execute_batch("INSERT INTO carts (stale) VALUES (1), (1), (1)")
+                .map_err(|e| e.to_string())?;
+        }
+        self.conn.begin()
+    }
+    fn execute(&mut self, statement: &str) -> Result<u64, String> {
+        SqlConnection::execute(&mut self.conn, statement)
+    }
+    fn in_transaction(&mut self) -> Result<bool, String> {
+        self.conn.in_transaction()
+    }
+    fn commit(&mut self) -> Result<(), String> {
+        self.conn.commit()
+    }
+    fn rollback(&mut self) -> Result<(), String> {
+        self.conn.rollback()
+    }
+}
+
+#[test]
+fn more_rows_than_were_confirmed_or_than_may_run_unconfirmed_roll_back() {
+    let dir = temp_dir("grows");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let guard = guard(dir.path(), POLICY)
+        .confirmer(person(seen.clone()))
+        .build()
+        .unwrap();
+    // Confirmed 250; 253 by the time it runs.
+    let mut conn = Growing {
+        conn: shop(dir.path()),
+        begun: 0,
+    };
+    let result = guard
+        .sql("DELETE FROM carts WHERE stale = 1")
+        .target("shop")
+        .run(&mut conn);
+    let Err(RunError::Refused(GuardError::NotConfirmed(denial))) = result else {
+        panic!("{result:?}")
+    };
+    assert!(
+        denial.missing.contains("253 rows, but 250 were shown"),
+        "{denial}"
+    );
+    assert!(denial.missing.contains("rolled back"), "{denial}");
+    assert!(denial.recorded);
+    assert_eq!(carts(&conn.conn), 503, "only the other writer's rows");
+    let log = records(&dir.path().join("audit.jsonl"));
+    let outcome = log.last().unwrap();
+    assert_eq!(outcome["outcome"]["status"], "rolled_back");
+    assert_eq!(outcome["outcome"]["exit_code"], 121);
+    assert_eq!(outcome["outcome"]["rows"], serde_json::json!([253]));
+
+    // 99 when nobody was asked; 102 by the time it runs: above 100.
+    conn.begun = 0;
+    conn.conn
+        .execute_batch(
+            "DELETE FROM carts WHERE stale = 1 AND id NOT IN \
+             (SELECT id FROM carts WHERE stale = 1 ORDER BY id LIMIT 99)",
+        )
+        .unwrap();
+    let asked = seen.lock().unwrap().len();
+    let result = guard
+        .sql("DELETE FROM carts WHERE stale = 1")
+        .target("shop")
+        .run(&mut conn);
+    assert_eq!(refused_code(result), 121);
+    assert_eq!(seen.lock().unwrap().len(), asked, "nobody was asked");
+    let log = records(&dir.path().join("audit.jsonl"));
+    let outcome = log.last().unwrap();
+    assert_eq!(outcome["outcome"]["status"], "rolled_back");
+    assert_eq!(outcome["outcome"]["rows"], serde_json::json!([102]));
+}
+
+/// Confirmation by approval token only, in production.
+fn approval_policy(bob: &ApproverKey) -> String {
+    format!(
+        "[approval]\napprovers = {{ bob = {{ key = \"{}\", user = \"bob\" }} }}\n[[rule]]\nname = \"deletes\"\n\
+         operations = [\"db.delete.*\"]\ntiers = [\"production\"]\n\
+         require = [\"confirm\", \"audit\"]\nconfirm = {{ mode = \"approval\" }}\n",
+        bob.public_key_text()
+    )
+}
+
+fn token(key: &ApproverKey, ledger: &str, script: &str, max_rows: Option<u64>) -> String {
+    let classified = sql::classify(script, Dialect::Sqlite);
+    let now = prodguard::facts::now();
+    issue(
+        key,
+        &Claims {
+            v: 2,
+            op: classified.operation.as_str().into(),
+            target: "shop".into(),
+            env: "production".into(),
+            tier: Tier::Production,
+            fingerprint: Some(classified.fingerprint),
+            approver: key.name().into(),
+            approver_kind: None,
+            iat: now,
+            exp: now.plus_seconds(300),
+            nonce: prodguard::facts::random_id(),
+            ledger: ledger.into(),
+            max_rows,
+        },
+    )
+}
+
+#[test]
+fn an_approval_binds_the_script_and_its_rows() {
+    let dir = temp_dir("approval");
+    let mut conn = shop(dir.path());
+    let bob = ApproverKey::from_secret("bob", [7; 32]).unwrap();
+    let guard = guard(dir.path(), &approval_policy(&bob)).build().unwrap();
+    let ledger = guard.ledger_id();
+    let stale = "DELETE FROM carts WHERE stale = 1";
+
+    // A token for one script does not run another.
+    let other = token(
+        &bob,
+        &ledger,
+        "DELETE FROM carts WHERE stale = 0",
+        Some(300),
+    );
+    let result = guard
+        .sql(stale)
+        .target("shop")
+        .approval(other)
+        .run(&mut conn);
+    let Err(RunError::Refused(GuardError::NotConfirmed(denial))) = result else {
+        panic!("{result:?}")
+    };
+    assert!(denial.missing.contains("fingerprint"), "{denial}");
+    assert_eq!(carts(&conn), 500);
+
+    // Approved for at most 200 rows: 250 is refused after the dry run.
+    let small = token(&bob, &ledger, stale, Some(200));
+    let result = guard
+        .sql(stale)
+        .target("shop")
+        .approval(small.clone())
+        .run(&mut conn);
+    let Err(RunError::Refused(GuardError::NotConfirmed(denial))) = result else {
+        panic!("{result:?}")
+    };
+    assert!(
+        denial
+            .missing
+            .contains("250 rows; the approval allows at most 200"),
+        "{denial}"
+    );
+    assert_eq!(carts(&conn), 500);
+
+    // A bound the operation cannot count is no bound.
+    let err = guard
+        .operation("db.delete.where")
+        .target("shop")
+        .fingerprint(sql::classify(stale, Dialect::Sqlite).fingerprint)
+        .approval(small)
+        .run_infallible(|| ())
+        .unwrap_err();
+    assert!(err.to_string().contains("not counted"), "{err}");
+
+    // Within it: committed, and the intent records the approval's bound.
+    let enough = token(&bob, &ledger, stale, Some(250));
+    let ran = guard
+        .sql(stale)
+        .target("shop")
+        .approval(enough.clone())
+        .run(&mut conn)
+        .unwrap();
+    assert_eq!(ran.rows, vec![250]);
+    assert_eq!(carts(&conn), 250);
+    let log = records(&dir.path().join("audit.jsonl"));
+    let intent = &log[log.len() - 2];
+    assert_eq!(intent["confirm"]["method"], "approval");
+    assert_eq!(intent["confirm"]["max_rows"], 250);
+    // Spent: the same token does not run the script twice.
+    let again = guard
+        .sql(stale)
+        .target("shop")
+        .approval(enough)
+        .run(&mut conn);
+    assert_eq!(refused_code(again), 121);
+}
+
+#[test]
+fn scripts_that_cannot_run_in_one_transaction_are_refused_before_anything_runs() {
+    let dir = temp_dir("control");
+    let mut conn = shop(dir.path());
+    let guard = guard(dir.path(), POLICY).build().unwrap();
+    for script in [
+        "DELETE FROM carts WHERE id = 1; COMMIT; DELETE FROM carts",
+        "VACUUM",
+    ] {
+        let result = guard.sql(script).target("shop").run(&mut conn);
+        assert_eq!(refused_code(result), 125, "{script}");
+    }
+    assert_eq!(carts(&conn), 500);
+    assert!(records(&dir.path().join("audit.jsonl")).is_empty());
+}
