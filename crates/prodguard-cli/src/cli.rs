@@ -94,10 +94,12 @@ pub(crate) enum Command {
         /// it must be readable by you alone.
         #[arg(long, value_name = "FILE")]
         key: PathBuf,
-        /// The operation's dotted name.
-        #[arg(long = "op", value_name = "KIND")]
-        kind: String,
-        /// The target it may act on.
+        /// The operation's dotted name (with --sql: the script's, and this
+        /// must name the same if given).
+        #[arg(long = "op", value_name = "KIND", required_unless_present = "sql")]
+        kind: Option<String>,
+        /// The target it may act on (for `prodguard sql exec`: its --target,
+        /// `sqlite:PATH` and PATH naming the same file).
         #[arg(long, value_name = "NAME")]
         target: String,
         /// The environment it may run in (default: the one detected here).
@@ -107,8 +109,20 @@ pub(crate) enum Command {
         #[arg(long, value_name = "DURATION")]
         ttl: Option<String>,
         /// What exactly is approved, e.g. a migration's checksum.
-        #[arg(long, value_name = "TEXT")]
+        #[arg(long, value_name = "TEXT", conflicts_with = "sql")]
         fingerprint: Option<String>,
+        /// Approve this SQL script (at most 64 MiB, `-` for standard input):
+        /// the operation is its most dangerous statement's kind and the
+        /// token binds its fingerprint, so it runs this script only.
+        #[arg(long, value_name = "FILE")]
+        sql: Option<PathBuf>,
+        /// With --sql: the script's dialect (default: the one --target names).
+        #[arg(long, value_name = "DIALECT", requires = "sql")]
+        dialect: Option<String>,
+        /// With --sql: the most rows any one statement may affect; a run
+        /// that would affect more is rolled back and refused.
+        #[arg(long, value_name = "N", requires = "sql")]
+        max_rows: Option<u64>,
         /// The ledger the run spends the token in (default: this host's, as
         /// a run here would spend it). Approving on another machine needs
         /// it: `prodguard check --json` on the host shows it as `ledger`.
@@ -180,6 +194,44 @@ pub(crate) enum SqlCommand {
         /// Print the classification and the decision as JSON.
         #[arg(long)]
         json: bool,
+        /// The script (at most 64 MiB), or `-` for standard input.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Run a script under the guards, in one transaction that commits only
+    /// if every statement stays within its bounds.
+    ///
+    /// Where a confirmation is required the script first runs in a
+    /// transaction that is rolled back, to count each statement's rows: a
+    /// statement over its rule's max_rows is refused before anyone is
+    /// asked, the person asked sees the rows, and confirm_above_rows can
+    /// waive the question. Then the backup, the intent record, and the real
+    /// run, which commits only within max_rows, the approval's --max-rows
+    /// and the rows confirmed; otherwise it is rolled back and refused
+    /// (120, 121), and the outcome records the rows. Exits 0 when
+    /// committed, 120–125 when refused (nothing changed), 1 when a
+    /// statement failed (rolled back).
+    Exec {
+        /// The database: sqlite:PATH (or a *.db / *.sqlite / *.sqlite3 file,
+        /// which must exist), or a postgresql:// URL. A person confirms by
+        /// typing it (PATH for SQLite; the URL without its password);
+        /// its stamp is checked and the rule's backup is of it.
+        #[arg(long, value_name = "DB")]
+        target: String,
+        /// The script's dialect; it must be the database's (default: it).
+        #[arg(long, value_name = "DIALECT")]
+        dialect: Option<String>,
+        /// An approval token from `prodguard approve --sql` (default: PRODGUARD_APPROVAL).
+        #[arg(long, value_name = "TOKEN")]
+        approval: Option<String>,
+        /// Emergency: as `exec --break-glass`; row bounds still hold.
+        #[arg(long, value_name = "REASON")]
+        break_glass: Option<String>,
+        /// Run it in a transaction that is always rolled back, print the
+        /// rows per statement and record it: nobody is asked, no approval
+        /// is spent, nothing is changed.
+        #[arg(long)]
+        dry_run: bool,
         /// The script (at most 64 MiB), or `-` for standard input.
         #[arg(value_name = "FILE")]
         file: PathBuf,

@@ -265,3 +265,308 @@ fn names_from_the_script_are_shown_escaped() {
         );
     }
 }
+
+/// A shop database in the sandbox with 300 carts, a third of them stale;
+/// returns its path.
+fn shop(sb: &Sandbox) -> String {
+    let db = sb.path("shop.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE carts (id INTEGER PRIMARY KEY, stale INTEGER);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
+         INSERT INTO carts SELECT i, i % 3 = 0 FROM n;",
+    )
+    .unwrap();
+    db.to_string_lossy().into_owned()
+}
+
+fn carts(db: &str) -> i64 {
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM carts", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn sql_exec_commits_within_the_bounds_and_refuses_past_them_changing_nothing() {
+    let sb = Sandbox::new("exec");
+    let db = shop(&sb);
+    let policy = sb.write("p.toml", POLICY.as_bytes());
+    let target = format!("sqlite:{db}");
+    let exec = |script: &[u8], extra: &[&str]| {
+        let file = sb.write("run.sql", script);
+        let args = [
+            &["--policy", &policy, "sql", "exec", "--target", &target][..],
+            extra,
+            &[&file],
+        ];
+        sb.run(PROD, &args.concat())
+    };
+
+    // 10 rows: within confirm_above_rows, so nobody need be asked.
+    let out = exec(b"BEGIN;\nDELETE FROM carts WHERE id <= 10;\nCOMMIT;\n", &[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "[0] line 1: db.session: 0 rows\n[1] line 2: db.delete.where carts: 10 rows\n\
+         [2] line 3: db.session: 0 rows\ncommitted\n"
+    );
+    assert_eq!(carts(&db), 290);
+    let records = sb.records();
+    assert_eq!(records.len(), 2);
+    assert_eq!(
+        records[0]["op"]["target"],
+        db.as_str(),
+        "the path, not sqlite:PATH"
+    );
+    assert_eq!(
+        records[0]["sql"]["dry_run_rows"],
+        serde_json::json!([0, 10, 0])
+    );
+    assert_eq!(records[1]["outcome"]["rows"], serde_json::json!([0, 10, 0]));
+
+    // 100 stale carts need a confirmation, and there is no terminal: 121,
+    // after a dry run that changed nothing.
+    let out = exec(b"DELETE FROM carts WHERE stale", &[]);
+    assert_eq!(code(&out), 121, "{}", stderr(&out));
+    assert_eq!(carts(&db), 290);
+
+    // Every cart: over max_rows (500 allowed, so make it 290 > a tighter bound).
+    let tight = sb.write(
+        "tight.toml",
+        POLICY.replace("max_rows = 500", "max_rows = 50").as_bytes(),
+    );
+    let file = sb.write("all.sql", b"DELETE FROM carts");
+    let out = sb.run(
+        PROD,
+        &[
+            "--policy", &tight, "sql", "exec", "--target", &target, &file,
+        ],
+    );
+    assert_eq!(code(&out), 120, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("statement 0 (line 1, db.delete.all on carts) affected 290 rows; rule `bulk` allows at most 50"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(carts(&db), 290);
+    assert_eq!(sb.records().last().unwrap()["kind"], "refusal");
+
+    // A dry run: rows printed, nothing changed, recorded, nobody asked.
+    let out = exec(b"DELETE FROM carts WHERE stale", &["--dry-run"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "[0] line 1: db.delete.where carts: 97 rows\ndry run: rolled back, nothing was changed\n"
+    );
+    assert_eq!(carts(&db), 290);
+    let records = sb.records();
+    let outcome = records.last().unwrap();
+    assert_eq!(outcome["outcome"]["status"], "dry_run");
+    assert_eq!(outcome["outcome"]["rows"], serde_json::json!([97]));
+
+    // A failing second statement rolls back the first: exit 1.
+    let out = exec(
+        b"UPDATE carts SET stale = 0 WHERE id = 12;\nINSERT INTO nowhere VALUES (1);",
+        &[],
+    );
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("statement 1 (line 2) failed"),
+        "{}",
+        stderr(&out)
+    );
+    let rolled = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT stale FROM carts WHERE id = 12", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap();
+    assert_eq!(rolled, 1);
+}
+
+#[test]
+fn sql_exec_refuses_what_it_cannot_run_safely_before_touching_anything() {
+    let sb = Sandbox::new("exec-usage");
+    let db = shop(&sb);
+    let script = sb.write("m.sql", b"DELETE FROM carts WHERE id = 1");
+    let missing = sb.path("missing.db");
+    let missing = missing.to_str().unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        (&["--target", missing], "not a SQLite database"),
+        (&["--target", "orders"], "sqlite:PATH"),
+        (
+            &["--target", &db, "--dialect", "postgres"],
+            "the database speaks sqlite",
+        ),
+        (
+            &["--target", &db, "--dialect", "oracle"],
+            "not an SQL dialect",
+        ),
+        (
+            &[
+                "--target",
+                &format!("sqlite:{}", sb.path("m.sql").display()),
+            ],
+            "not a SQLite database",
+        ),
+    ];
+    for (flags, needle) in cases {
+        let out = sb.run(PROD, &[&["sql", "exec"][..], flags, &[&script]].concat());
+        assert_eq!(code(&out), 125, "{flags:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{flags:?}: {}", stderr(&out));
+    }
+    assert!(
+        !std::path::Path::new(missing).exists(),
+        "no database is created"
+    );
+    let control = sb.write(
+        "c.sql",
+        b"DELETE FROM carts WHERE id = 1; COMMIT; DELETE FROM carts",
+    );
+    let out = sb.run(PROD, &["sql", "exec", "--target", &db, &control]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("controls the transaction"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(carts(&db), 300);
+    assert!(sb.records().is_empty());
+}
+
+#[test]
+fn a_person_sees_the_rows_at_the_terminal_before_typing_the_target() {
+    let sb = Sandbox::new("exec-pty");
+    let db = shop(&sb);
+    let policy = sb.write("p.toml", POLICY.as_bytes());
+    let script = sb.write("stale.sql", b"DELETE FROM carts WHERE stale");
+    let line = [
+        common::BIN,
+        "--policy",
+        &policy,
+        "sql",
+        "exec",
+        "--target",
+        &db,
+        &script,
+    ]
+    .join(" ");
+    let child = std::process::Command::new("setsid")
+        .args(["-w", "script", "-qec", &line, "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("PRODGUARD_ENV", "production")
+        .env("PRODGUARD_ACTOR", "ana")
+        .env("PRODGUARD_AUDIT_LOG", sb.audit_log())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = prompt::type_when_asked(child, &db);
+    let screen = stdout(&out);
+    assert_eq!(code(&out), 0, "{screen}");
+    assert!(
+        screen.contains("statement 0 (line 1, db.delete.where on carts): 100 rows"),
+        "{screen}"
+    );
+    assert!(screen.contains("committed"), "{screen}");
+    assert_eq!(carts(&db), 200);
+    assert_eq!(sb.records()[0]["confirm"]["method"], "typed");
+}
+
+#[path = "../../../tests/support/prompt.rs"]
+mod prompt;
+
+#[test]
+fn an_approval_for_a_script_runs_that_script_within_its_rows_once() {
+    let sb = Sandbox::new("exec-approve");
+    let db = shop(&sb);
+    let keygen = sb.run(DEV, &["keygen", "--approver", "bob", "--out", "bob.key"]);
+    assert_eq!(code(&keygen), 0, "{}", stderr(&keygen));
+    let bob = stdout(&keygen).trim().to_owned();
+    let me = String::from_utf8(
+        std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_owned();
+    let policy = sb.write(
+        "p.toml",
+        format!(
+            "[approval]\napprovers = {{ bob = {{ key = \"{bob}\", user = \"{me}\" }} }}\n\
+             [[rule]]\nname = \"deletes\"\noperations = [\"db.delete.*\"]\ntiers = [\"production\"]\n\
+             require = [\"confirm\", \"audit\"]\nconfirm = {{ mode = \"approval\" }}\n"
+        )
+        .as_bytes(),
+    );
+    let stale = sb.write("stale.sql", b"DELETE FROM carts WHERE stale");
+    let fresh = sb.write("fresh.sql", b"DELETE FROM carts WHERE NOT stale");
+    let approve = |script: &str, extra: &[&str]| {
+        let args = [
+            &[
+                "--policy", &policy, "approve", "--key", "bob.key", "--sql", script, "--target",
+            ][..],
+            &[&format!("sqlite:{db}")],
+            extra,
+        ];
+        sb.run(PROD, &args.concat())
+    };
+    let token = |script: &str, max: &str| {
+        let out = approve(script, &["--max-rows", max]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        stdout(&out).trim().to_owned()
+    };
+    let exec = |script: &str, token: &str| {
+        sb.run(
+            PROD,
+            &[
+                "--policy",
+                &policy,
+                "sql",
+                "exec",
+                "--target",
+                &db,
+                "--approval",
+                token,
+                script,
+            ],
+        )
+    };
+
+    // --op must be the script's if given.
+    let out = approve(&stale, &["--op", "db.migrate"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("`db.delete.where`"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A token for one script does not run another.
+    let out = exec(&fresh, &token(&stale, "100"));
+    assert_eq!(code(&out), 121, "{}", stderr(&out));
+    assert!(stderr(&out).contains("fingerprint"), "{}", stderr(&out));
+    // More rows than approved: refused after the dry run, nothing changed.
+    let out = exec(&stale, &token(&stale, "99"));
+    assert_eq!(code(&out), 121, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("100 rows; the approval allows at most 99"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(carts(&db), 300);
+    // Within: committed once; the same token then is spent.
+    let enough = token(&stale, "100");
+    let out = exec(&stale, &enough);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(carts(&db), 200);
+    let intent = &sb.records()[sb.records().len() - 2];
+    assert_eq!(intent["confirm"]["max_rows"], 100);
+    assert_eq!(code(&exec(&stale, &enough)), 121);
+}

@@ -23,7 +23,7 @@ use crate::stamp::{StampError, StampReader};
 use crate::{GuardError, RunError, config, facts, fleet};
 
 mod sql;
-pub use sql::GuardedSql;
+pub use sql::{GuardedSql, SqlRan};
 
 /// Reads the stamps of the targets this build can open: SQLite files
 /// (feature `sqlite`) and PostgreSQL databases (feature `postgres`).

@@ -47,7 +47,7 @@ pub mod system;
 use std::sync::OnceLock;
 
 pub use error::{GuardError, RunError};
-pub use guard::{Check, Guard, GuardBuilder, GuardedOperation, GuardedSql, Permit};
+pub use guard::{Check, Guard, GuardBuilder, GuardedOperation, GuardedSql, Permit, SqlRan};
 // The core's types an embedder meets, so that `prodguard` is the one
 // dependency a Rust program needs.
 pub use prodguard_core::audit::Actor;

@@ -130,6 +130,27 @@ pub fn run_in_transaction(
     Ok(Ran { rows, committed })
 }
 
+/// Opens the existing SQLite database at `path` to run a script on: never
+/// creates one (a mistyped path must not become an empty database that a
+/// script then "succeeds" on), and refuses a file that is not SQLite.
+#[cfg(feature = "sqlite")]
+pub fn open_sqlite(path: &std::path::Path) -> Result<rusqlite::Connection, String> {
+    use rusqlite::OpenFlags;
+    if !crate::stamp::is_sqlite(path) {
+        return Err(format!(
+            "{} is not a SQLite database; scripts run on existing databases only",
+            prodguard_core::text::escape(&path.to_string_lossy())
+        ));
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    rusqlite::Connection::open_with_flags(path, flags).map_err(|e| {
+        format!(
+            "cannot open {}: {e}",
+            prodguard_core::text::escape(&path.to_string_lossy())
+        )
+    })
+}
+
 /// SQLite: `BEGIN IMMEDIATE` (the write lock up front, so no statement
 /// waits to upgrade it), rows counted as the change in `total_changes()`.
 #[cfg(feature = "sqlite")]

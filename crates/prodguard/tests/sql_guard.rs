@@ -477,3 +477,33 @@ fn scripts_that_cannot_run_in_one_transaction_are_refused_before_anything_runs()
     assert_eq!(carts(&conn), 500);
     assert!(records(&dir.path().join("audit.jsonl")).is_empty());
 }
+
+#[test]
+fn without_a_confirmation_there_is_no_dry_run_and_the_bound_holds_at_commit() {
+    let dir = temp_dir("commit-bound");
+    let mut conn = shop(dir.path());
+    let audited = "[[rule]]\nname = \"audited\"\noperations = [\"db.*\"]\ntiers = [\"production\"]\n\
+                   require = [\"audit\"]\nmax_rows = 100\n";
+    let guard = guard(dir.path(), audited).build().unwrap();
+    let result = guard
+        .sql("DELETE FROM carts WHERE stale = 1")
+        .target("shop")
+        .run(&mut conn);
+    let Err(RunError::Refused(GuardError::Denied(denial))) = result else {
+        panic!("{result:?}")
+    };
+    assert!(
+        denial
+            .missing
+            .contains("affected 250 rows; rule `audited` allows at most 100"),
+        "{denial}"
+    );
+    assert!(denial.recorded);
+    assert_eq!(carts(&conn), 500);
+    let log = records(&dir.path().join("audit.jsonl"));
+    assert_eq!(log.len(), 2, "an intent, then the rolled-back outcome");
+    assert!(log[0]["sql"].get("dry_run_rows").is_none(), "{}", log[0]);
+    assert_eq!(log[1]["outcome"]["status"], "rolled_back");
+    assert_eq!(log[1]["outcome"]["exit_code"], 120);
+    assert_eq!(log[1]["outcome"]["rows"], serde_json::json!([250]));
+}

@@ -11,11 +11,16 @@ use super::guard;
 
 /// The flags that say what is approved.
 pub(crate) struct Flags<'a> {
-    pub(crate) kind: &'a str,
+    /// Required without `sql`; with it, the script's (checked if given).
+    pub(crate) kind: Option<&'a str>,
     pub(crate) target: &'a str,
     pub(crate) env: Option<String>,
     pub(crate) ttl: Option<&'a str>,
     pub(crate) fingerprint: Option<String>,
+    /// A SQL script whose operation and fingerprint the token binds.
+    pub(crate) sql: Option<&'a Path>,
+    pub(crate) dialect: Option<&'a str>,
+    pub(crate) max_rows: Option<u64>,
     pub(crate) ledger: Option<String>,
 }
 
@@ -58,16 +63,38 @@ fn issue(guard: &Guard, key_file: &Path, flags: Flags<'_>) -> Result<String, Gua
             key.name()
         )));
     }
+    let mut kind = flags.kind.map(str::to_owned);
+    let mut fingerprint = flags.fingerprint;
+    let mut target = flags.target.to_owned();
+    if let Some(file) = flags.sql {
+        let (script, database) = super::sql::read_classified(file, flags.dialect, flags.target)?;
+        let operation = script.operation.as_str();
+        if let Some(given) = kind.as_deref().filter(|given| *given != operation) {
+            return Err(usage(format!(
+                "--op {} is not the script's operation `{operation}` (its most dangerous \
+                 statement): leave --op out with --sql",
+                prodguard_core::text::escape(given)
+            )));
+        }
+        kind = Some(operation.to_owned());
+        fingerprint = Some(script.fingerprint);
+        target = database;
+    }
+    let Some(kind) = kind else {
+        return Err(usage(
+            "say what is approved: --op KIND, or --sql FILE".into(),
+        ));
+    };
     let request = IssueRequest {
-        op: flags.kind,
-        target: flags.target,
+        op: &kind,
+        target: &target,
         env: flags.env.as_deref(),
         ttl_seconds,
-        fingerprint: flags.fingerprint,
+        fingerprint,
+        max_rows: flags.max_rows,
         nonce: facts::random_id(),
         approver: key.name(),
         ledger: flags.ledger.unwrap_or_else(|| guard.ledger_id()),
-        max_rows: None,
     };
     let claims = claims_for(
         request,
@@ -88,6 +115,6 @@ fn issue(guard: &Guard, key_file: &Path, flags: Flags<'_>) -> Result<String, Gua
         )),
         other => usage(other.to_string()),
     })?;
-    tracing::info!(op = flags.kind, target = %claims.target, approver = %claims.approver, ledger = %claims.ledger, exp = %claims.exp, "approval issued");
+    tracing::info!(op = %claims.op, target = %claims.target, approver = %claims.approver, ledger = %claims.ledger, exp = %claims.exp, "approval issued");
     Ok(sign(&key, &claims))
 }

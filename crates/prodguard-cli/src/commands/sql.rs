@@ -1,17 +1,19 @@
 //! `prodguard sql check`: what each statement of a script does, and what
 //! the guard would require to run the script here; runs nothing.
+//! `prodguard sql exec`: run it under the guards, in one transaction.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use prodguard::GuardError;
 use prodguard::small_file::{self, SQL_SCRIPT_MAX_BYTES};
 use prodguard::sql::{self, Dialect, RowBounds, Script};
+use prodguard::sql_exec::SqlExecError;
+use prodguard::{Guard, GuardError, RunError, SqlRan};
 use prodguard_core::json_api::SqlAnswer;
 use prodguard_core::text::escape;
 
 use super::check::{check_json, print_decision};
-use super::{guard, print_policy_summary};
+use super::{guard, load_policy, print_policy_summary, token_hint};
 use crate::cli::SqlCommand;
 use crate::output::print_json;
 
@@ -23,6 +25,205 @@ pub(crate) fn run(command: SqlCommand, policy: Option<&PathBuf>) -> Result<i32, 
             json,
             file,
         } => check(policy, dialect.as_deref(), target.as_deref(), json, &file),
+        SqlCommand::Exec {
+            target,
+            dialect,
+            approval,
+            break_glass,
+            dry_run,
+            file,
+        } => exec(
+            policy,
+            &Database::parse(&target)?,
+            dialect.as_deref(),
+            Run {
+                approval,
+                break_glass,
+                dry_run,
+            },
+            &file,
+        ),
+    }
+}
+
+/// The database `sql exec --target` names.
+enum Database<'a> {
+    /// A SQLite file (`sqlite:PATH`, or a path with a SQLite extension).
+    Sqlite(&'a str),
+    /// A `postgresql://` URL.
+    Postgres(&'a str),
+}
+
+impl<'a> Database<'a> {
+    fn parse(target: &'a str) -> Result<Self, GuardError> {
+        if prodguard::pg::is_postgres_url(target) {
+            return Ok(Database::Postgres(target));
+        }
+        let path = sqlite_path(target);
+        if path != target || Dialect::from_target(target) == Some(Dialect::Sqlite) {
+            return Ok(Database::Sqlite(path));
+        }
+        Err(GuardError::Policy(format!(
+            "--target {}: name the database as sqlite:PATH (or a *.db, *.sqlite or *.sqlite3 \
+             file) or a postgresql:// URL",
+            escape(target)
+        )))
+    }
+
+    /// What the guard calls it: what a person types, an approval names and
+    /// the stamp is read from (a URL's password is dropped by the guard).
+    fn name(&self) -> &'a str {
+        match self {
+            Database::Sqlite(path) | Database::Postgres(path) => path,
+        }
+    }
+
+    fn dialect(&self) -> Dialect {
+        match self {
+            Database::Sqlite(_) => Dialect::Sqlite,
+            Database::Postgres(_) => Dialect::Postgres,
+        }
+    }
+}
+
+/// A SQLite target as the guard names it: the path, without `sqlite:`.
+fn sqlite_path(target: &str) -> &str {
+    target.strip_prefix("sqlite:").unwrap_or(target)
+}
+
+/// The script in `file`, classified in `dialect` (default: the one
+/// `target` names), and the target as a run of it names it: what `prodguard
+/// approve --sql` binds.
+pub(crate) fn read_classified(
+    file: &Path,
+    dialect: Option<&str>,
+    target: &str,
+) -> Result<(Script, String), GuardError> {
+    let dialect = dialect_for(dialect, Some(target))?;
+    let text = read_script(file)?;
+    Ok((
+        sql::classify(&text, dialect),
+        sqlite_path(target).to_owned(),
+    ))
+}
+
+/// How `sql exec` runs the script.
+struct Run {
+    approval: Option<String>,
+    break_glass: Option<String>,
+    dry_run: bool,
+}
+
+fn exec(
+    policy: Option<&PathBuf>,
+    database: &Database<'_>,
+    dialect: Option<&str>,
+    run: Run,
+    file: &Path,
+) -> Result<i32, GuardError> {
+    if let Some(asked) = dialect {
+        let asked = dialect_for(Some(asked), None)?;
+        if asked != database.dialect() {
+            return Err(GuardError::Policy(format!(
+                "--dialect {asked}, but the database speaks {}: the script is read in the \
+                 database's dialect",
+                database.dialect()
+            )));
+        }
+    }
+    let text = read_script(file)?;
+    let mut builder = Guard::builder().policy(load_policy(policy)?);
+    if let Some(token) = run.approval {
+        builder = builder.approval(token);
+    }
+    let guard = builder.build()?;
+    let mut guarded = guard.sql(&text).target(database.name());
+    if let Some(reason) = run.break_glass {
+        guarded = guarded.break_glass(reason);
+    }
+    if run.dry_run {
+        guarded = guarded.dry_run();
+    }
+    let ran = match database {
+        Database::Sqlite(path) => {
+            let mut conn =
+                prodguard::sql_exec::open_sqlite(Path::new(path)).map_err(GuardError::Policy)?;
+            guarded.run(&mut conn)
+        }
+        Database::Postgres(url) => {
+            let server = prodguard::pg::PgServer::parse(url)
+                .map_err(|e| GuardError::Policy(e.to_string()))?;
+            let mut client = server
+                .connect()
+                .map_err(|e| GuardError::Policy(e.to_string()))?;
+            let mut conn = prodguard::sql_exec::Postgres::new(&mut client, guard.policy().sql());
+            guarded.run(&mut conn)
+        }
+    };
+    report(&guard, ran, || {
+        let script = sql::classify(&text, database.dialect());
+        let mut operation = prodguard::Operation::new(script.operation.as_str());
+        operation.target = Some(database.name().to_owned());
+        operation.fingerprint = Some(script.fingerprint);
+        operation
+    })
+}
+
+/// Prints what the run did (or why not) and returns the exit code: 0,
+/// the refusal's 120–125, or 1 when a statement failed.
+fn report(
+    guard: &Guard,
+    ran: Result<SqlRan, RunError<SqlExecError>>,
+    operation: impl FnOnce() -> prodguard::Operation,
+) -> Result<i32, GuardError> {
+    match ran {
+        Ok(ran) => {
+            for statement in &ran.script.statements {
+                let rows = ran.rows.get(statement.index).copied().unwrap_or(0);
+                let mut line = format!(
+                    "[{}] line {}: {}",
+                    statement.index, statement.line, statement.kind
+                );
+                if !statement.tables.is_empty() {
+                    let tables: Vec<String> = statement
+                        .tables
+                        .iter()
+                        .map(|t| escape(t).into_owned())
+                        .collect();
+                    line.push_str(&format!(" {}", tables.join(", ")));
+                }
+                say!("{line}: {rows} row{}", if rows == 1 { "" } else { "s" });
+            }
+            if ran.committed {
+                say!("committed");
+            } else {
+                say!("dry run: rolled back, nothing was changed");
+            }
+            Ok(0)
+        }
+        Err(RunError::Refused(e)) => {
+            tell!("prodguard: {e}");
+            // Classified again only for a missing confirmation, to say how
+            // a token reaches this run.
+            let hint = (e.exit_code() == prodguard::ExitCode::NotConfirmed)
+                .then(|| {
+                    token_hint(
+                        guard,
+                        &operation(),
+                        &e,
+                        "with --approval TOKEN or in PRODGUARD_APPROVAL",
+                    )
+                })
+                .flatten();
+            if let Some(hint) = hint {
+                tell!("  {hint}");
+            }
+            Ok(e.exit_code().code())
+        }
+        Err(RunError::Failed(e)) => {
+            tell!("prodguard: {e}");
+            Ok(1)
+        }
     }
 }
 

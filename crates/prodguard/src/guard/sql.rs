@@ -2,11 +2,24 @@
 //! in one transaction that commits only when every bound holds.
 
 use prodguard_core::session::Operation;
-use prodguard_core::sql::{self, transaction_plan};
+use prodguard_core::sql::{self, Script, transaction_plan};
 
 use super::Guard;
-use crate::sql_exec::{Ran, SqlConnection, SqlExecError, run_in_transaction};
+use crate::sql_exec::{SqlConnection, SqlExecError, run_in_transaction};
 use crate::{GuardError, RunError};
+
+/// What a guarded SQL run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SqlRan {
+    /// The script as classified (in the connection's dialect).
+    pub script: Script,
+    /// Rows affected, by statement index (0 for a script's own `BEGIN` and
+    /// `COMMIT`, which are not run).
+    pub rows: Vec<u64>,
+    /// Whether it was committed: always, but for a dry run.
+    pub committed: bool,
+}
 
 /// A guarded SQL run being described; see [`Guard::sql`].
 #[derive(Debug)]
@@ -92,7 +105,7 @@ impl GuardedSql<'_> {
     /// # std::fs::remove_dir_all(&dir).ok();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn run(self, conn: &mut dyn SqlConnection) -> Result<Ran, RunError<SqlExecError>> {
+    pub fn run(self, conn: &mut dyn SqlConnection) -> Result<SqlRan, RunError<SqlExecError>> {
         let script = sql::classify(self.text, conn.dialect());
         // A script that cannot run in one transaction is refused before
         // anything is decided or recorded: it is a usage error.
@@ -121,16 +134,17 @@ impl GuardedSql<'_> {
                 }
             }
         });
-        // Not a dry run and no refusal: the commit closure said yes, and
-        // the commit went through (a failed commit is an error).
+        // No refusal: a dry run, or the commit closure said yes and the
+        // commit went through (a failed commit is an error).
         match (result, refusal) {
-            (Ok(ran), _) if only_dry_run => {
-                permit.record("dry_run", None, None, Some(ran.rows.clone()));
-                Ok(ran)
-            }
             (Ok(ran), None) => {
-                permit.record("ok", None, None, Some(ran.rows.clone()));
-                Ok(ran)
+                let status = if only_dry_run { "dry_run" } else { "ok" };
+                permit.record(status, None, None, Some(ran.rows.clone()));
+                Ok(SqlRan {
+                    script,
+                    rows: ran.rows,
+                    committed: ran.committed,
+                })
             }
             (Ok(ran), Some(mut denial)) => {
                 let code = denial.exit_code.code();
