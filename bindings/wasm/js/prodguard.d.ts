@@ -207,8 +207,10 @@ export interface RowBounds {
   max_rows_rule?: string;
   /** Whether a rule matching its kind requires a confirmation. */
   confirm: boolean;
-  /** With `confirm`: needed only above this many rows (when prodguard runs the SQL itself). */
+  /** With `confirm`: needed only above this many rows (counted by a dry run). */
   confirm_above_rows?: number;
+  /** It cannot run in a transaction and the policy lets it run alone in its script (`outside_transaction = true`). */
+  outside_transaction?: boolean;
 }
 
 /** The classification of a request's `sql` (ABI 2.1). */

@@ -596,7 +596,7 @@ impl Guard {
         approval: Option<&str>,
     ) -> Result<Permit<'_>, GuardError> {
         // Only a SQL session asks for a dry run.
-        let no_script = || Ok::<_, Infallible>(Vec::new());
+        let no_script = || Ok::<_, Infallible>(None);
         self.drive(operation, approval, None, no_script)
             .map_err(|e| match e {
                 RunError::Refused(refusal) => refusal,
@@ -606,14 +606,15 @@ impl Guard {
 
     /// Drives a session to its permit, or its refusal. `script` makes it a
     /// SQL run (or only its dry run); `dry_run` runs the script in a
-    /// transaction it rolls back and counts the rows, and its error ends
-    /// the attempt as [`RunError::Failed`] (nothing was changed).
+    /// transaction it rolls back and counts the rows (`None`: it cannot
+    /// count them), and its error ends the attempt as [`RunError::Failed`]
+    /// (nothing was changed).
     fn drive<E>(
         &self,
         mut operation: Operation,
         approval: Option<&str>,
         script: Option<(&prodguard_core::sql::Script, bool)>,
-        mut dry_run: impl FnMut() -> Result<Vec<u64>, E>,
+        mut dry_run: impl FnMut() -> Result<Option<Vec<u64>>, E>,
     ) -> Result<Permit<'_>, RunError<E>> {
         // A database URL's password never reaches records, prompts, tokens
         // or lock keys; only the stamp reader connects with it.
@@ -681,7 +682,7 @@ impl Guard {
                 Step::DryRun => {
                     let rows = dry_run().map_err(RunError::Failed)?;
                     tracing::info!(?rows, "dry run rolled back");
-                    session.dry_ran(Some(rows))
+                    session.dry_ran(rows)
                 }
                 Step::NeedConfirmation(challenge) => {
                     let route = confirm::route(

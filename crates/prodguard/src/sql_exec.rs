@@ -25,6 +25,11 @@ pub trait SqlConnection {
     fn commit(&mut self) -> Result<(), String>;
     /// Rolls it back.
     fn rollback(&mut self) -> Result<(), String>;
+    /// Runs one statement that cannot run inside a transaction, outside
+    /// any, and returns its rows.
+    fn execute_alone(&mut self, statement: &str) -> Result<u64, String> {
+        self.execute(statement)
+    }
 }
 
 /// What a run did.
@@ -48,6 +53,20 @@ pub enum SqlExecError {
     /// A statement failed; everything was rolled back.
     #[error("statement {index} (line {line}) failed: {message}; nothing was changed (rolled back)")]
     Statement {
+        /// The statement's index.
+        index: usize,
+        /// The line it starts on.
+        line: u64,
+        /// The database's error.
+        message: String,
+    },
+    /// A statement run alone, outside any transaction, failed: what it did
+    /// before failing (if anything) stays.
+    #[error(
+        "statement {index} (line {line}) failed: {message}; it ran outside a transaction, so check \
+         what it left behind (e.g. an INVALID index after CREATE INDEX CONCURRENTLY)"
+    )]
+    Alone {
         /// The statement's index.
         index: usize,
         /// The line it starts on.
@@ -148,6 +167,37 @@ pub fn open_sqlite(path: &std::path::Path) -> Result<rusqlite::Connection, Strin
             "cannot open {}: {e}",
             prodguard_core::text::escape(&path.to_string_lossy())
         )
+    })
+}
+
+/// Runs statement `index` of `script` (from `text`) on its own, outside
+/// any transaction: a [`Plan::Alone`](prodguard_core::sql::Plan::Alone)
+/// the policy allowed. Nothing can roll it back.
+pub fn run_alone(
+    conn: &mut dyn SqlConnection,
+    text: &str,
+    script: &Script,
+    index: usize,
+) -> Result<Ran, SqlExecError> {
+    let statement = script.statements.get(index);
+    let line = statement.map_or(0, |s| s.line);
+    let sql = statement
+        .and_then(|s| text.get(s.start..s.end))
+        .unwrap_or_default();
+    let affected = conn
+        .execute_alone(sql)
+        .map_err(|message| SqlExecError::Alone {
+            index,
+            line,
+            message,
+        })?;
+    let mut rows = vec![0; script.statements.len()];
+    if let Some(slot) = rows.get_mut(index) {
+        *slot = affected;
+    }
+    Ok(Ran {
+        rows,
+        committed: true,
     })
 }
 
@@ -263,6 +313,28 @@ impl SqlConnection for Postgres<'_> {
         self.client
             .batch_execute("ROLLBACK")
             .map_err(|e| crate::pg::describe(&e))
+    }
+
+    /// Under the same timeouts, set for the session and reset after.
+    fn execute_alone(&mut self, statement: &str) -> Result<u64, String> {
+        let set = format!(
+            "SET statement_timeout = '{}s'; SET lock_timeout = '{}s'",
+            self.timeouts.statement_timeout_seconds, self.timeouts.lock_timeout_seconds
+        );
+        self.client
+            .batch_execute(&set)
+            .map_err(|e| crate::pg::describe(&e))?;
+        let result = self
+            .client
+            .execute(statement, &[])
+            .map_err(|e| crate::pg::describe(&e));
+        let reset = self
+            .client
+            .batch_execute("RESET statement_timeout; RESET lock_timeout")
+            .map_err(|e| crate::pg::describe(&e));
+        let rows = result?;
+        reset?;
+        Ok(rows)
     }
 }
 

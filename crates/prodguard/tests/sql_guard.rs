@@ -507,3 +507,44 @@ fn without_a_confirmation_there_is_no_dry_run_and_the_bound_holds_at_commit() {
     assert_eq!(log[1]["outcome"]["exit_code"], 120);
     assert_eq!(log[1]["outcome"]["rows"], serde_json::json!([250]));
 }
+
+#[test]
+fn a_statement_that_cannot_run_in_a_transaction_runs_alone_only_where_the_policy_says() {
+    let dir = temp_dir("vacuum");
+    let mut conn = shop(dir.path());
+    let refusing = guard(dir.path(), POLICY).build().unwrap();
+    let result = refusing.sql("VACUUM").target("shop").run(&mut conn);
+    let Err(RunError::Refused(GuardError::Policy(message))) = result else {
+        panic!("{result:?}")
+    };
+    assert!(message.contains("outside_transaction = true"), "{message}");
+
+    let allowing = format!(
+        "{POLICY}\n[[rule]]\nname = \"maintenance\"\noperations = [\"db.maintenance\"]\n\
+         tiers = [\"production\"]\nrequire = [\"confirm\", \"audit\"]\noutside_transaction = true\n"
+    );
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let guard = guard(dir.path(), &allowing)
+        .confirmer(person(seen.clone()))
+        .build()
+        .unwrap();
+    // Alone, it runs: no dry run could count it, so the person is asked.
+    let ran = guard.sql("VACUUM").target("shop").run(&mut conn).unwrap();
+    assert_eq!((ran.rows, ran.committed), (vec![0], true));
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    let log = records(&dir.path().join("audit.jsonl"));
+    assert_eq!(log[0]["op"]["kind"], "db.maintenance");
+    assert_eq!(log[1]["outcome"]["status"], "ok");
+    // Beside other statements, or as a dry run, it is refused.
+    for (script, dry_run) in [
+        ("VACUUM; DELETE FROM carts WHERE id = 1", false),
+        ("VACUUM", true),
+    ] {
+        let mut sql = guard.sql(script).target("shop");
+        if dry_run {
+            sql = sql.dry_run();
+        }
+        assert_eq!(refused_code(sql.run(&mut conn)), 125, "{script}");
+    }
+    assert_eq!(carts(&conn), 500);
+}

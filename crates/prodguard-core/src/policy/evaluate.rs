@@ -50,6 +50,11 @@ pub struct Evaluation {
     /// needed only when a SQL statement affects more rows. `None`: needed
     /// whatever the rows (or not required at all).
     pub confirm_above_rows: Option<u64>,
+    /// Whether a SQL statement that cannot run inside a transaction may run
+    /// alone in its script: a matching rule says `outside_transaction =
+    /// true`, and so does every matching rule with requirements (so a
+    /// layered rule cannot lift a system rule's refusal).
+    pub outside_transaction: bool,
 }
 
 impl Evaluation {
@@ -153,7 +158,10 @@ impl Policy {
             break_glass_allowed: true,
             max_rows: None,
             confirm_above_rows: None,
+            outside_transaction: false,
         };
+        // `Some` while every matching rule with requirements allows it.
+        let mut outside: Option<bool> = Some(false);
         // `Some` while every rule asking for a confirmation gave a threshold.
         let mut thresholds: Option<Option<u64>> = Some(None);
         // `None` until a rule restricts actors.
@@ -201,6 +209,11 @@ impl Policy {
             {
                 evaluation.max_rows = Some((rows, rule.name.clone()));
             }
+            outside = match outside {
+                Some(_) if rule.outside_transaction => Some(true),
+                Some(said) if rule.require.is_empty() => Some(said),
+                _ => None,
+            };
             if rule.require.contains(&Requirement::Backup) && evaluation.backup.is_none() {
                 evaluation.backup = rule.backup.clone();
             }
@@ -217,6 +230,7 @@ impl Policy {
         }
         evaluation.requirements.sort_by_key(|(r, _)| *r);
         evaluation.confirm_above_rows = thresholds.flatten();
+        evaluation.outside_transaction = outside == Some(true);
         // What every matching rule asks for holds: a rule asking for a
         // token and one asking for a person typing add up to both, so no
         // rule (a layered one included) lowers another.
@@ -286,6 +300,7 @@ mod tests {
                 break_glass: false,
                 max_rows: None,
                 confirm_above_rows: None,
+                outside_transaction: false,
             };
             assert_eq!(
                 rule.matches(Tier::Production, &name),

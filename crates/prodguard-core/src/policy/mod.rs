@@ -525,6 +525,11 @@ pub struct Rule {
     /// `confirm_above_rows = N`: this rule's confirmation is needed only
     /// when a SQL statement of a matching kind affects more than N rows.
     pub(crate) confirm_above_rows: Option<u64>,
+    /// `outside_transaction = true`: a SQL statement of a matching kind
+    /// that cannot run inside a transaction (`CREATE INDEX CONCURRENTLY`,
+    /// `VACUUM`, …) may run, alone in its script, where every matching rule
+    /// with requirements says so.
+    pub(crate) outside_transaction: bool,
 }
 
 impl Rule {
@@ -583,6 +588,12 @@ impl Rule {
     /// above N rows affected by one SQL statement of a matching kind.
     pub fn confirm_above_rows(&self) -> Option<u64> {
         self.confirm_above_rows
+    }
+
+    /// `outside_transaction = true`: a statement that cannot run inside a
+    /// transaction may run alone in its script.
+    pub fn outside_transaction(&self) -> bool {
+        self.outside_transaction
     }
 }
 
@@ -911,6 +922,7 @@ impl Policy {
                 break_glass: false,
                 max_rows: None,
                 confirm_above_rows: None,
+                outside_transaction: false,
             }],
         }
     }

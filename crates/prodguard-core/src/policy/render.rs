@@ -186,6 +186,9 @@ impl Policy {
             if let Some(rows) = rule.confirm_above_rows {
                 line(&mut out, "confirm_above_rows", &rows.to_string());
             }
+            if rule.outside_transaction {
+                line(&mut out, "outside_transaction", "true");
+            }
             if let Some(reason) = &rule.deny {
                 line(&mut out, "deny", &quote(reason));
             }

@@ -1753,3 +1753,39 @@ fn sql_timeouts_have_defaults_and_take_durations() {
         toml_err("lock_timeout = \"3s\"\n[[rule]]\noperations = [\"*\"]\nrequire = [\"audit\"]\n");
     assert!(err.to_string().contains("belongs in [sql]"), "{err}");
 }
+
+#[test]
+fn statements_run_outside_a_transaction_only_where_every_rule_with_requirements_says_so() {
+    let p = policy(
+        "[[rule]]\nname = \"indexes\"\noperations = [\"db.create\"]\nrequire = [\"audit\"]\n\
+         outside_transaction = true\n\
+         [[rule]]\nname = \"maintenance\"\noperations = [\"db.maintenance\"]\nrequire = [\"confirm\"]\n\
+         [[rule]]\nname = \"lenient\"\noperations = [\"db.maintenance\"]\noutside_transaction = true\n",
+    );
+    assert!(p.rules()[0].outside_transaction());
+    assert!(
+        p.evaluate(Tier::Production, "db.create")
+            .outside_transaction
+    );
+    // `maintenance` requires a confirmation and does not say so: a rule
+    // without requirements (as a layered policy could add) does not lift it.
+    assert!(
+        !p.evaluate(Tier::Production, "db.maintenance")
+            .outside_transaction
+    );
+    assert!(
+        !p.evaluate(Tier::Production, "db.delete.all")
+            .outside_transaction
+    );
+    // Rendered and read back the same.
+    let again = policy(&p.to_toml_string());
+    assert!(
+        again
+            .evaluate(Tier::Production, "db.create")
+            .outside_transaction
+    );
+    let err = toml_err(
+        "[[rule]]\noperations = [\"db.create\"]\ndeny = \"no\"\noutside_transaction = true\n",
+    );
+    assert_err(&err, 4, 1, &["`outside_transaction` has no effect"]);
+}

@@ -46,6 +46,7 @@ const RULE_KEYS: &[&str] = &[
     "break_glass",
     "max_rows",
     "confirm_above_rows",
+    "outside_transaction",
 ];
 const CONFIRM_KEYS: &[&str] = &["mode"];
 const BACKUP_KEYS: &[&str] = &["provider", "command", "verify", "path", "max_age"];
@@ -879,6 +880,21 @@ impl Validator<'_> {
             None => None,
         };
 
+        let outside_transaction = match get("outside_transaction") {
+            Some(entry) => {
+                if deny.is_some() {
+                    return Err(self.err(
+                        entry.key_span.start,
+                        format!(
+                            "`outside_transaction` has no effect in {label}: a deny rule refuses the statement anyway"
+                        ),
+                    ));
+                }
+                self.bool("outside_transaction", &entry.value)?
+            }
+            None => false,
+        };
+
         Ok(Rule {
             name,
             operations,
@@ -891,6 +907,7 @@ impl Validator<'_> {
             break_glass,
             max_rows,
             confirm_above_rows,
+            outside_transaction,
         })
     }
 

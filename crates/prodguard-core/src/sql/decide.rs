@@ -40,6 +40,10 @@ pub struct RowBounds {
     /// gives a threshold; the smallest). `None`: whatever the rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirm_above_rows: Option<u64>,
+    /// Whether it may run alone outside a transaction when it cannot run
+    /// inside one (`outside_transaction = true`; see [`run_plan`](super::run_plan)).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub outside_transaction: bool,
 }
 
 /// The first statement whose rows exceed its `max_rows`.
@@ -109,6 +113,7 @@ pub(crate) fn bounds(policy: &Policy, tier: Tier, script: &Script) -> Vec<RowBou
                 max_rows_rule,
                 confirm,
                 confirm_above_rows: evaluation.confirm_above_rows,
+                outside_transaction: evaluation.outside_transaction,
             }
         })
         .collect()

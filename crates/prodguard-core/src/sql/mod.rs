@@ -101,7 +101,7 @@ use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
 pub use decide::{OverBound, RowBounds, SqlDecision, decide};
 pub use kind::{DropObject, SqlKind, UnknownSqlKind};
-pub use transaction::{NotRunnable, Transaction, transaction_plan};
+pub use transaction::{NotRunnable, Plan, Transaction, run_plan, transaction_plan};
 
 /// The SQL dialect a script is written in.
 ///

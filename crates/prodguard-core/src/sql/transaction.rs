@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Script;
+use super::{RowBounds, Script};
 
 /// What a statement means to the transaction a guarded run wraps the
 /// script in.
@@ -42,10 +42,12 @@ pub enum NotRunnable {
         /// The line it starts on.
         line: u64,
     },
-    /// A statement that cannot run inside a transaction.
+    /// A statement that cannot run inside a transaction, which no rule
+    /// allows to run on its own.
     #[error(
         "statement {index} (line {line}) cannot run inside a transaction, so the script could not be \
-         undone if it failed or went over a bound; run it on its own, outside prodguard's SQL guard"
+         undone if it failed or went over a bound; to run it anyway, put it in a script of its own \
+         and have the policy allow it: `outside_transaction = true` on the rules matching its kind"
     )]
     OutsideTransaction {
         /// The statement's index.
@@ -53,6 +55,67 @@ pub enum NotRunnable {
         /// The line it starts on.
         line: u64,
     },
+    /// A statement allowed to run outside a transaction, in a script that
+    /// has others: they could not be undone together.
+    #[error(
+        "statement {index} (line {line}) cannot run inside a transaction and the script has other \
+         statements, which could not be undone with it; put it in a script of its own"
+    )]
+    NotAlone {
+        /// The statement's index.
+        index: usize,
+        /// The line it starts on.
+        line: u64,
+    },
+}
+
+/// How a guarded run executes a script: see [`run_plan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Plan {
+    /// These statements (by index), in one transaction that commits only
+    /// when every bound holds.
+    Transaction(Vec<usize>),
+    /// This statement, the script's only one, on its own outside any
+    /// transaction: it cannot run inside one and the policy allows it
+    /// (`outside_transaction = true`). No dry run counts it first and
+    /// nothing can roll it back.
+    Alone(usize),
+}
+
+/// How a guarded run executes `script` under the policy's `bounds` (each
+/// statement's, from [`decide`](super::decide)): [`transaction_plan`]'s
+/// transaction, or a statement that cannot run in one alone when the
+/// policy says `outside_transaction = true` for it.
+///
+/// ```
+/// use prodguard_core::sql::{self, Dialect, Plan};
+/// use prodguard_core::{Facts, Policy};
+///
+/// let policy = Policy::parse_toml(
+///     "[[rule]]\noperations = [\"db.create\"]\nrequire = [\"audit\"]\noutside_transaction = true\n",
+///     "p.toml",
+/// )?;
+/// let here = prodguard_core::classify(&Facts::default(), policy.environment());
+/// let script = sql::classify("CREATE INDEX CONCURRENTLY i ON t (a)", Dialect::Postgres);
+/// let bounds = sql::decide(&policy, &here, &script, None).bounds;
+/// assert_eq!(sql::run_plan(&script, &bounds), Ok(Plan::Alone(0)));
+/// # Ok::<(), prodguard_core::PolicyError>(())
+/// ```
+pub fn run_plan(script: &Script, bounds: &[RowBounds]) -> Result<Plan, NotRunnable> {
+    match transaction_plan(script) {
+        Ok(plan) => Ok(Plan::Transaction(plan)),
+        Err(NotRunnable::OutsideTransaction { index, line })
+            if bounds.get(index).is_some_and(|b| b.outside_transaction) =>
+        {
+            if script.statements.len() == 1 {
+                Ok(Plan::Alone(index))
+            } else {
+                Err(NotRunnable::NotAlone { index, line })
+            }
+        }
+        Err(refused) => Err(refused),
+    }
 }
 
 /// The statements a guarded run executes, by index, in the one transaction
@@ -181,6 +244,46 @@ mod tests {
         assert_eq!(
             plan("CREATE INDEX i ON t (a)", Dialect::Postgres),
             Ok(vec![0])
+        );
+    }
+
+    #[test]
+    fn a_statement_the_policy_lets_run_outside_a_transaction_runs_alone_only() {
+        let bounds = |script: &Script, allowed: bool| -> Vec<RowBounds> {
+            script
+                .statements
+                .iter()
+                .map(|s| RowBounds {
+                    index: s.index,
+                    max_rows: None,
+                    max_rows_rule: None,
+                    confirm: false,
+                    confirm_above_rows: None,
+                    outside_transaction: allowed,
+                })
+                .collect()
+        };
+        let alone = classify("CREATE INDEX CONCURRENTLY i ON t (a)", Dialect::Postgres);
+        assert_eq!(run_plan(&alone, &bounds(&alone, true)), Ok(Plan::Alone(0)));
+        assert!(matches!(
+            run_plan(&alone, &bounds(&alone, false)),
+            Err(NotRunnable::OutsideTransaction { index: 0, .. })
+        ));
+        let mixed = classify("VACUUM; DELETE FROM t WHERE x", Dialect::Sqlite);
+        assert!(matches!(
+            run_plan(&mixed, &bounds(&mixed, true)),
+            Err(NotRunnable::NotAlone { index: 0, .. })
+        ));
+        // Allowed or not, transaction control still refuses.
+        let control = classify("DELETE FROM t WHERE x; COMMIT; VACUUM", Dialect::Sqlite);
+        assert!(matches!(
+            run_plan(&control, &bounds(&control, true)),
+            Err(NotRunnable::TransactionControl { index: 1, .. })
+        ));
+        let plain = classify("DELETE FROM t WHERE x", Dialect::Sqlite);
+        assert_eq!(
+            run_plan(&plain, &bounds(&plain, true)),
+            Ok(Plan::Transaction(vec![0]))
         );
     }
 }

@@ -2,10 +2,10 @@
 //! in one transaction that commits only when every bound holds.
 
 use prodguard_core::session::Operation;
-use prodguard_core::sql::{self, Script, transaction_plan};
+use prodguard_core::sql::{self, Plan, Script};
 
 use super::Guard;
-use crate::sql_exec::{SqlConnection, SqlExecError, run_in_transaction};
+use crate::sql_exec::{SqlConnection, SqlExecError, run_alone, run_in_transaction};
 use crate::{GuardError, RunError};
 
 /// What a guarded SQL run did.
@@ -107,20 +107,58 @@ impl GuardedSql<'_> {
     /// ```
     pub fn run(self, conn: &mut dyn SqlConnection) -> Result<SqlRan, RunError<SqlExecError>> {
         let script = sql::classify(self.text, conn.dialect());
-        // A script that cannot run in one transaction is refused before
-        // anything is decided or recorded: it is a usage error.
-        if let Err(not_runnable) = transaction_plan(&script) {
-            return Err(GuardError::Policy(not_runnable.to_string()).into());
+        // A script that cannot run in one transaction (unless the policy
+        // lets its one statement run alone) is refused before anything is
+        // decided or recorded: it is a usage error.
+        let bounds = sql::decide(
+            &self.guard.policy,
+            &self.guard.detection,
+            &script,
+            self.operation.target.as_deref(),
+        )
+        .bounds;
+        let plan = sql::run_plan(&script, &bounds)
+            .map_err(|not_runnable| GuardError::Policy(not_runnable.to_string()))?;
+        let (text, only_dry_run) = (self.text, self.dry_run);
+        if let (Plan::Alone(_), true) = (&plan, only_dry_run) {
+            return Err(GuardError::Policy(
+                "this statement cannot run inside a transaction, so it cannot be dry-run (that \
+                 is a transaction rolled back)"
+                    .into(),
+            )
+            .into());
         }
         let approval = self.approval.as_deref().or(self.guard.approval.as_deref());
-        let (text, only_dry_run) = (self.text, self.dry_run);
         let mut permit = self.guard.drive(
             self.operation,
             approval,
             Some((&script, only_dry_run)),
-            || run_in_transaction(conn, text, &script, |_| false).map(|ran| ran.rows),
+            || match plan {
+                Plan::Transaction(_) => {
+                    run_in_transaction(conn, text, &script, |_| false).map(|ran| Some(ran.rows))
+                }
+                // Nothing to count it in: every rule asking for a
+                // confirmation applies.
+                _ => Ok(None),
+            },
         )?;
         let _enter = permit.span.clone().entered();
+        if let Plan::Alone(index) = plan {
+            return match run_alone(conn, text, &script, index) {
+                Ok(ran) => {
+                    permit.record("ok", None, None, Some(ran.rows.clone()));
+                    Ok(SqlRan {
+                        script,
+                        rows: ran.rows,
+                        committed: true,
+                    })
+                }
+                Err(failed) => {
+                    permit.record("failed", Some(failed.to_string()), None, None);
+                    Err(RunError::Failed(failed))
+                }
+            };
+        }
         let mut refusal = None;
         let result = run_in_transaction(conn, text, &script, |rows| {
             if only_dry_run {

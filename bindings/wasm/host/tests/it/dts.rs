@@ -309,7 +309,8 @@ fn sql_statement() -> SqlStatement {
 /// Every member set (RowBounds is non-exhaustive: read from JSON).
 fn row_bounds() -> RowBounds {
     serde_json::from_value(serde_json::json!({"index": 0, "max_rows": 500,
-        "max_rows_rule": "bulk", "confirm": true, "confirm_above_rows": 10}))
+        "max_rows_rule": "bulk", "confirm": true, "confirm_above_rows": 10,
+        "outside_transaction": true}))
     .unwrap()
 }
 
