@@ -2087,6 +2087,7 @@ mod tests {
             break_glass: false,
             max_rows: None,
             confirm_above_rows: None,
+            outside_transaction: false,
         }
     }
 

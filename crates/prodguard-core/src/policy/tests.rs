@@ -1760,15 +1760,16 @@ fn statements_run_outside_a_transaction_only_where_every_rule_with_requirements_
         "[[rule]]\nname = \"indexes\"\noperations = [\"db.create\"]\nrequire = [\"audit\"]\n\
          outside_transaction = true\n\
          [[rule]]\nname = \"maintenance\"\noperations = [\"db.maintenance\"]\nrequire = [\"confirm\"]\n\
-         [[rule]]\nname = \"lenient\"\noperations = [\"db.maintenance\"]\noutside_transaction = true\n",
+         [[rule]]\nname = \"lenient\"\noperations = [\"db.maintenance\"]\nrequire = [\"audit\"]\n\
+         outside_transaction = true\n",
     );
     assert!(p.rules()[0].outside_transaction());
     assert!(
         p.evaluate(Tier::Production, "db.create")
             .outside_transaction
     );
-    // `maintenance` requires a confirmation and does not say so: a rule
-    // without requirements (as a layered policy could add) does not lift it.
+    // `maintenance` does not say so: another rule (as a layered policy
+    // could add) does not lift it.
     assert!(
         !p.evaluate(Tier::Production, "db.maintenance")
             .outside_transaction
