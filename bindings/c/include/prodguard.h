@@ -4,7 +4,8 @@
  *
  * Ownership: handles from *_new are released with *_free (NULL is a no-op);
  * strings the library returns are released with prodguard_string_free.
- * Out-pointers are written only when a call returns PRODGUARD_OK.
+ * Out-pointers are written only when a call returns PRODGUARD_OK (except
+ * prodguard_sql_run_sqlite's out_rows_json: see there).
  * Thread safety: a guard may be shared by threads; prodguard_last_error is
  * per thread.
  */
@@ -149,6 +150,8 @@ typedef struct prodguard_operation prodguard_operation;
  *
  * Called on the thread that runs the guarded operation, possibly on several
  * threads at once; it must not unwind (C++ exceptions) or longjmp out.
+ * For a SQL script, [`prodguard_confirm_consequences`] says during the
+ * call what the script will do.
  */
 typedef int32_t (*prodguard_confirm_fn)(void *user_data,
                                         const char *operation,
@@ -274,6 +277,18 @@ enum prodguard_status prodguard_guard_new_with(const char *policy_path,
 void prodguard_guard_free(struct prodguard_guard *guard);
 
 /**
+ * During a confirmation callback ([`prodguard_confirm_fn`]) asked for a
+ * SQL script ([`prodguard_sql_run_sqlite`]): what the script will do, one
+ * line per statement that is destructive or changed rows, with the rows
+ * its dry run counted, e.g. `statement 1 (line 2, db.delete.where on
+ * carts): 250 rows` (at most 12 such lines, then `and N more statements`;
+ * control characters escaped). NULL at any other time, and for an
+ * operation that is not a SQL script. Per thread, like
+ * [`prodguard_last_error`]: valid until the callback returns. Do not free it.
+ */
+const char *prodguard_confirm_consequences(void);
+
+/**
  * The detected environment as JSON (`environment`, `tier`, `protected`,
  * `decided_by`, `evidence`, `conflicts`), written to `*out_json` on
  * success; free it with [`prodguard_string_free`].
@@ -363,6 +378,60 @@ enum prodguard_status prodguard_operation_run(struct prodguard_guard *guard,
                                               const struct prodguard_operation *op,
                                               prodguard_operation_fn operation_fn,
                                               void *user_data);
+
+/**
+ * Runs the SQL `script` on the existing SQLite database at `db_path` under
+ * the guards, in one transaction, as the Rust API's `guard.sql(script)`
+ * does: the script's operation is its most dangerous statement's kind
+ * (`db.delete.where`, `db.drop.table`, …) and every rule matching any
+ * statement's kind applies. Where a confirmation is required, a dry run
+ * (rolled back) counts each statement's rows first: a statement over its
+ * rule's `max_rows` is refused before anyone is asked, the confirmation
+ * callback can read the rows with [`prodguard_confirm_consequences`], and
+ * `confirm_above_rows` can waive the question. The real run commits only
+ * when every statement stays within its `max_rows`, the approval's
+ * `--max-rows` and the rows that were confirmed; otherwise it is rolled
+ * back and refused (120, 121). A script of its own may be wrapped in
+ * `BEGIN; … COMMIT;`; other transaction control is refused (125).
+ *
+ * `target` is what a person types to confirm and an approval names, and
+ * whose environment stamp is checked; NULL: `db_path` (a name other than
+ * the file's path is not checked against the file's stamp). `approval` is
+ * an approval token for this script (NULL: the guard's own, from
+ * `PRODGUARD_APPROVAL`, if any). With `dry_run`, the script only runs in a
+ * transaction that is rolled back and its rows are recorded: nobody is
+ * asked and no approval is spent.
+ *
+ * Returns `PRODGUARD_OK` when it committed (or the dry run ran); a refusal
+ * (120–125) when nothing was changed, a rollback because of a row bound
+ * included; `PRODGUARD_OPERATION_FAILED` when a statement (or the
+ * transaction) failed: everything was rolled back unless
+ * [`prodguard_last_error`] says otherwise. `PRODGUARD_INVALID_ARGUMENT`
+ * for a NULL `guard`, `db_path` or `script`, or a string that is not
+ * UTF-8; `PRODGUARD_POLICY_ERROR` when no file is at `db_path` (no
+ * database is ever created) or the script is larger than 64 MiB;
+ * `PRODGUARD_IO_ERROR` when the file cannot be opened.
+ *
+ * Unlike other out-pointers, `*out_rows_json` is written whenever
+ * `out_rows_json` is not NULL, whatever the status: a JSON array of the
+ * rows each statement affected, by statement index (0 for the script's
+ * own `BEGIN` and `COMMIT`), e.g. `[0,250,0]`, when the script ran to its
+ * end and its rows were counted — committed, a dry run, or refused after
+ * the count (over a row bound; not confirmed after the dry run) and
+ * rolled back; otherwise NULL. Free it with [`prodguard_string_free`].
+ *
+ * # Safety
+ * `guard` is NULL or a live guard; `db_path`, `script`, `target` and
+ * `approval` are NULL or NUL-terminated strings; `out_rows_json` is NULL
+ * or valid for a write.
+ */
+enum prodguard_status prodguard_sql_run_sqlite(struct prodguard_guard *guard,
+                                               const char *db_path,
+                                               const char *script,
+                                               const char *target,
+                                               const char *approval,
+                                               bool dry_run,
+                                               char **out_rows_json);
 
 /**
  * Verifies the audit log at `log_path` (rotated files included) and

@@ -1,10 +1,16 @@
 //! The host's callbacks: the C types a host fills in for
-//! [`prodguard_guard_new_with`], and how the guard calls them.
+//! [`prodguard_guard_new_with`], how the guard calls them, and
+//! [`prodguard_confirm_consequences`] for a confirmation callback to read.
 
-use std::ffi::{CStr, c_char, c_void};
+use std::cell::RefCell;
+use std::ffi::{CStr, CString, c_char, c_void};
 
 #[cfg(doc)]
 use crate::guard::prodguard_guard_new_with;
+#[cfg(doc)]
+use crate::sql::prodguard_sql_run_sqlite;
+#[cfg(doc)]
+use crate::status::prodguard_last_error;
 use crate::strings::{c_string, optional_str};
 
 /// Asks a person to confirm `operation` on `target` (NULL when it has none)
@@ -16,6 +22,8 @@ use crate::strings::{c_string, optional_str};
 ///
 /// Called on the thread that runs the guarded operation, possibly on several
 /// threads at once; it must not unwind (C++ exceptions) or longjmp out.
+/// For a SQL script, [`prodguard_confirm_consequences`] says during the
+/// call what the script will do.
 pub type prodguard_confirm_fn = Option<
     unsafe extern "C-unwind" fn(
         user_data: *mut c_void,
@@ -75,6 +83,67 @@ pub struct prodguard_callbacks {
     pub user_data: *mut c_void,
 }
 
+thread_local! {
+    /// The consequences of the confirmation the host's callback is being
+    /// asked for on this thread, while it runs.
+    static CONSEQUENCES: RefCell<Option<CString>> = const { RefCell::new(None) };
+}
+
+/// While alive, [`prodguard_confirm_consequences`] answers its lines on this
+/// thread; dropped (the callback returned or unwound), the answer is what it
+/// was before (NULL, or an outer confirmation's when a callback itself ran
+/// a guarded script).
+struct Shown {
+    previous: Option<CString>,
+}
+
+impl Shown {
+    fn consequences(lines: &[String]) -> Shown {
+        let text = (!lines.is_empty()).then(|| c_string(&lines.join("\n")));
+        // During teardown the slot may be gone: the callback then reads NULL.
+        let previous = CONSEQUENCES
+            .try_with(|slot| match slot.try_borrow_mut() {
+                Ok(mut slot) => std::mem::replace(&mut *slot, text),
+                Err(_) => None,
+            })
+            .ok()
+            .flatten();
+        Shown { previous }
+    }
+}
+
+impl Drop for Shown {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        let _ = CONSEQUENCES.try_with(|slot| {
+            if let Ok(mut slot) = slot.try_borrow_mut() {
+                *slot = previous;
+            }
+        });
+    }
+}
+
+/// During a confirmation callback ([`prodguard_confirm_fn`]) asked for a
+/// SQL script ([`prodguard_sql_run_sqlite`]): what the script will do, one
+/// line per statement that is destructive or changed rows, with the rows
+/// its dry run counted, e.g. `statement 1 (line 2, db.delete.where on
+/// carts): 250 rows` (at most 12 such lines, then `and N more statements`;
+/// control characters escaped). NULL at any other time, and for an
+/// operation that is not a SQL script. Per thread, like
+/// [`prodguard_last_error`]: valid until the callback returns. Do not free it.
+#[unsafe(no_mangle)]
+pub extern "C" fn prodguard_confirm_consequences() -> *const c_char {
+    CONSEQUENCES
+        .try_with(|slot| {
+            slot.try_borrow()
+                .ok()
+                .and_then(|text| text.as_ref().map(|t| t.as_ptr()))
+        })
+        .ok()
+        .flatten()
+        .unwrap_or(std::ptr::null())
+}
+
 /// A C callback and its user data, shared with the guard's threads.
 #[derive(Clone, Copy)]
 pub(crate) struct HostCallbacks {
@@ -104,6 +173,7 @@ impl HostCallbacks {
         let environment = c_string(&challenge.environment);
         let expected = c_string(&challenge.expected);
         let mut answer = [0u8; PRODGUARD_ANSWER_LEN];
+        let shown = Shown::consequences(&challenge.consequences);
         // SAFETY: every pointer is a live NUL-terminated string (or NULL for
         // no target) for the duration of the call; `answer` is a live buffer
         // of PRODGUARD_ANSWER_LEN bytes; user_data is the host's.
@@ -118,6 +188,7 @@ impl HostCallbacks {
                 answer.len(),
             )
         };
+        drop(shown);
         if code != 0 {
             return ConfirmationAnswer::Unavailable(format!(
                 "the host's confirmation callback returned {code}"

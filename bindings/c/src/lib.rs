@@ -12,10 +12,10 @@
 //!
 //! One module per concept: `status` (the status codes, the last error and
 //! the boundary), `guard` and its host `callbacks`, `detect`,
-//! `operation`, `audit`, `json` (the handle-less JSON API), and
-//! `strings` (C strings in and out). cbindgen reads this file's items
-//! first, then the modules in the order they are declared here: that order
-//! is the header's, so keep it.
+//! `operation`, `sql` (guarded SQL on SQLite), `audit`, `json` (the
+//! handle-less JSON API), and `strings` (C strings in and out). cbindgen
+//! reads this file's items first, then the modules in the order they are
+//! declared here: that order is the header's, so keep it.
 #![allow(non_camel_case_types)]
 
 use std::ffi::c_char;
@@ -37,6 +37,8 @@ mod detect;
 
 mod operation;
 
+mod sql;
+
 mod audit;
 
 mod json;
@@ -52,5 +54,6 @@ pub use detect::*;
 pub use guard::*;
 pub use json::*;
 pub use operation::*;
+pub use sql::*;
 pub use status::*;
 pub use strings::*;

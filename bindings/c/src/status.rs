@@ -51,6 +51,14 @@ impl Failure {
             message: message.into(),
         }
     }
+
+    /// A usage error (125), as the CLI would exit with.
+    pub(crate) fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            status: prodguard_status::PRODGUARD_POLICY_ERROR,
+            message: message.into(),
+        }
+    }
 }
 
 impl From<GuardError> for Failure {

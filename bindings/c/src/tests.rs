@@ -215,6 +215,42 @@ fn every_pointer_argument_may_be_null_without_harm() {
                 "evaluate_json out",
                 prodguard_evaluate_json(op_name.as_ptr(), null_mut()),
             ),
+            (
+                "sql_run_sqlite guard",
+                prodguard_sql_run_sqlite(
+                    null_mut(),
+                    op_name.as_ptr(),
+                    op_name.as_ptr(),
+                    null(),
+                    null(),
+                    false,
+                    &mut text,
+                ),
+            ),
+            (
+                "sql_run_sqlite db_path",
+                prodguard_sql_run_sqlite(
+                    guard,
+                    null(),
+                    op_name.as_ptr(),
+                    null(),
+                    null(),
+                    false,
+                    &mut text,
+                ),
+            ),
+            (
+                "sql_run_sqlite script",
+                prodguard_sql_run_sqlite(
+                    guard,
+                    op_name.as_ptr(),
+                    null(),
+                    null(),
+                    null(),
+                    false,
+                    null_mut(),
+                ),
+            ),
         ];
         for (what, status) in cases {
             assert_eq!(status, INVALID, "{what}");
@@ -296,4 +332,67 @@ fn evaluate_json_takes_the_machines_system_policy_not_the_callers() {
     // SAFETY: made by prodguard_evaluate_json.
     unsafe { prodguard_string_free(text) };
     assert_eq!(answer["decision"]["exit_code"], 121, "{answer}");
+}
+
+#[test]
+fn sql_run_sqlite_refuses_bad_input_before_it_opens_or_creates_anything() {
+    let (dir, guard) = development_guard();
+    let missing = dir.path().join("shop.db");
+    let db = CString::new(missing.to_str().unwrap()).unwrap();
+    let script = CString::new("DELETE FROM carts WHERE id = 1").unwrap();
+    let bad = [0x44u8 as c_char, 0xff_u8 as c_char, 0];
+    let run = |db: *const c_char, script: *const c_char, target: *const c_char| {
+        // Not a string the library makes: still there means not written.
+        let mut sentinel = 0 as c_char;
+        let mut rows: *mut c_char = &mut sentinel;
+        // SAFETY: a live guard; NUL-terminated strings; a writable out-pointer.
+        let status = unsafe {
+            prodguard_sql_run_sqlite(guard, db, script, target, null(), false, &mut rows)
+        };
+        assert!(
+            rows.is_null(),
+            "out_rows_json is written NULL: no rows counted"
+        );
+        status
+    };
+    use prodguard_status::{PRODGUARD_INVALID_ARGUMENT, PRODGUARD_POLICY_ERROR};
+    for (what, args) in [
+        ("script", [db.as_ptr(), bad.as_ptr(), null()]),
+        ("db_path", [bad.as_ptr(), script.as_ptr(), null()]),
+        ("target", [db.as_ptr(), script.as_ptr(), bad.as_ptr()]),
+    ] {
+        assert_eq!(
+            run(args[0], args[1], args[2]),
+            PRODGUARD_INVALID_ARGUMENT,
+            "{what}"
+        );
+        assert!(
+            last_error().contains(&format!("{what} is not valid UTF-8")),
+            "{what}: {}",
+            last_error()
+        );
+    }
+    assert_eq!(
+        run(db.as_ptr(), script.as_ptr(), null()),
+        PRODGUARD_POLICY_ERROR
+    );
+    assert!(last_error().contains("no database"), "{}", last_error());
+    assert!(!missing.exists(), "no database is created");
+    // The CLI's cap on scripts, checked before the database is looked at.
+    let huge = CString::new(vec![b' '; (64 << 20) + 1]).unwrap();
+    assert_eq!(
+        run(db.as_ptr(), huge.as_ptr(), null()),
+        PRODGUARD_POLICY_ERROR
+    );
+    assert!(
+        last_error().contains("larger than 64 MiB"),
+        "{}",
+        last_error()
+    );
+    assert!(
+        prodguard_confirm_consequences().is_null(),
+        "no consequences outside a confirmation callback"
+    );
+    // SAFETY: made by prodguard_guard_new, freed once.
+    unsafe { prodguard_guard_free(guard) };
 }

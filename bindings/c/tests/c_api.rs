@@ -518,3 +518,301 @@ fn a_c_program_runs_only_on_a_listed_approvers_token_for_its_ledger() {
         assert!(why.contains(needle), "{needle}: {why}");
     }
 }
+
+/// What one run of tests/c/sql.c printed: `key=value` lines.
+struct SqlRun {
+    status: i32,
+    rows: String,
+    asked: usize,
+    consequences: Vec<String>,
+    /// The callback's `question=` lines: operation, target, expected name.
+    questions: Vec<String>,
+    /// What prodguard_confirm_consequences answered after the run returned.
+    after: String,
+    error: String,
+}
+
+/// A shop in SQLite with 500 carts, half of them stale, and no orders.
+fn sqlite_shop(db: &Path) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE carts (id INTEGER PRIMARY KEY, stale INTEGER);
+         CREATE TABLE orders (id INTEGER PRIMARY KEY, cart INTEGER);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+         INSERT INTO carts SELECT i, i % 2 FROM n;",
+    )
+    .unwrap();
+}
+
+fn carts(db: &Path) -> i64 {
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM carts", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Deletes in development: confirmed (after a dry run), never more than
+/// 300 rows per statement; audited.
+const SQL_CONFIRM_POLICY: &str = "[[rule]]\nname = \"bulk-delete\"\noperations = [\"db.delete.*\"]\n\
+    tiers = [\"development\"]\nrequire = [\"confirm\", \"audit\"]\nmax_rows = 300\n";
+
+/// Any SQL in development, audited, never more than 100 rows a statement:
+/// no confirmation, so no dry run; the bound holds at commit.
+const SQL_AUDIT_POLICY: &str = "[[rule]]\nname = \"small\"\noperations = [\"db.*\"]\n\
+    tiers = [\"development\"]\nrequire = [\"audit\"]\nmax_rows = 100\n";
+
+/// Compiles tests/c/sql.c (with `flags`) into a fresh directory holding a
+/// shop database and both policies: (dir, program, db, confirm policy,
+/// audit policy).
+fn sql_program(
+    name: &str,
+    flags: &[&str],
+) -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf, PathBuf) {
+    let dir = workdir(name);
+    let program = dir.path().join("sql");
+    compile("sql.c", &program, flags);
+    let db = dir.path().join("shop.db");
+    sqlite_shop(&db);
+    let confirm = dir.path().join("confirm.toml");
+    std::fs::write(&confirm, SQL_CONFIRM_POLICY).unwrap();
+    let audit = dir.path().join("audit.toml");
+    std::fs::write(&audit, SQL_AUDIT_POLICY).unwrap();
+    (dir, program, db, confirm, audit)
+}
+
+/// Runs tests/c/sql.c (under `wrapper`) with `policy`, `db` and `args`.
+fn run_sql(
+    program: &Path,
+    policy: &Path,
+    db: &Path,
+    args: &[&str],
+    wrapper: &[&str],
+    log: &Path,
+) -> SqlRun {
+    let mut argv = vec![policy.to_str().unwrap(), db.to_str().unwrap()];
+    argv.extend_from_slice(args);
+    let out = run_with(program, &argv, wrapper, log);
+    assert_succeeded(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let value = |key: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {stdout}"))
+            .to_owned()
+    };
+    let all = |key: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix(key).map(str::to_owned))
+            .collect()
+    };
+    SqlRun {
+        status: value("status=").parse().unwrap(),
+        rows: value("rows="),
+        asked: value("asked=").parse().unwrap(),
+        consequences: all("consequence="),
+        questions: all("question="),
+        after: value("after="),
+        error: stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("error="))
+            .unwrap_or("")
+            .to_owned(),
+    }
+}
+
+fn audit_records(log: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Every guarded-SQL case through the C ABI on one SQLite file, the C
+/// program built with `flags` and run under `wrapper`.
+fn sql_scenarios(name: &str, wrapper: &[&str], flags: &[&str]) {
+    let (dir, program, db, confirm, audit) = sql_program(name, flags);
+    let log = dir.path().join("audit.jsonl");
+    let run = |policy: &Path, args: &[&str]| run_sql(&program, policy, &db, args, wrapper, &log);
+
+    // (a) 500 rows: over max_rows (300) in the dry run, refused before
+    // anyone is asked; nothing deleted, the counted rows given back.
+    let over = run(&confirm, &["DELETE FROM carts WHERE id > 0"]);
+    assert_eq!(over.status, 120, "{}", over.error);
+    assert_eq!(over.rows, "[500]");
+    assert_eq!(over.asked, 0, "nobody is asked");
+    assert!(over.error.contains("500 rows"), "{}", over.error);
+    assert_eq!(carts(&db), 500);
+
+    // Declined after the dry run: 121, nothing deleted, the dry run's rows.
+    let declined = run(&confirm, &["DELETE FROM carts WHERE stale = 1", "decline"]);
+    assert_eq!(declined.status, 121, "{}", declined.error);
+    assert_eq!(declined.rows, "[250]");
+    assert_eq!(declined.asked, 1);
+    assert_eq!(carts(&db), 500);
+
+    // (b) Within bounds, confirmed through the callback, which saw the
+    // consequences (and the db path as the target); committed.
+    let script =
+        "BEGIN;\nDELETE FROM carts WHERE stale = 1;\nINSERT INTO orders VALUES (1, 2);\nCOMMIT;";
+    let ok = run(&confirm, &[script]);
+    assert_eq!(ok.status, 0, "{}", ok.error);
+    assert_eq!(ok.rows, "[0,250,1,0]");
+    assert_eq!(ok.asked, 1);
+    assert_eq!(
+        ok.questions,
+        [format!(
+            "db.delete.where on {}, expecting {}",
+            db.display(),
+            db.display()
+        )]
+    );
+    assert_eq!(
+        ok.consequences,
+        [
+            "statement 1 (line 2, db.delete.where on carts): 250 rows",
+            "statement 2 (line 3, db.insert on orders): 1 row",
+        ]
+    );
+    assert_eq!(ok.after, "NULL", "only during the callback");
+    assert_eq!(carts(&db), 250);
+
+    // A target named: what the callback is asked to type.
+    let named = run(&confirm, &["DELETE FROM carts WHERE id = 2", "target=shop"]);
+    assert_eq!(named.status, 0, "{}", named.error);
+    assert_eq!(named.questions, ["db.delete.where on shop, expecting shop"]);
+    assert_eq!(carts(&db), 249);
+
+    // (c) A dry run of a delete over every bound: OK, nothing deleted,
+    // nobody asked, the rows counted.
+    let dry = run(&confirm, &["DELETE FROM carts", "dry"]);
+    assert_eq!(dry.status, 0, "{}", dry.error);
+    assert_eq!(dry.rows, "[249]");
+    assert_eq!(dry.asked, 0);
+    assert_eq!(carts(&db), 249);
+
+    // (d) The second statement fails: the first's delete is rolled back
+    // (here in the dry run, before anyone is asked).
+    let failing = "DELETE FROM carts WHERE id <= 10;\nINSERT INTO nowhere VALUES (1)";
+    let failed = run(&confirm, &[failing]);
+    assert_eq!(
+        failed.status, 1,
+        "PRODGUARD_OPERATION_FAILED: {}",
+        failed.error
+    );
+    assert_eq!(failed.rows, "NULL");
+    assert!(failed.error.contains("nowhere"), "{}", failed.error);
+    assert!(
+        failed.error.contains("nothing was changed"),
+        "{}",
+        failed.error
+    );
+    assert_eq!(failed.asked, 0);
+    assert_eq!(carts(&db), 249);
+    // Without a dry run, in the real run: the same, and recorded.
+    let failed = run(&audit, &[failing]);
+    assert_eq!(failed.status, 1, "{}", failed.error);
+    assert_eq!(failed.rows, "NULL");
+    assert_eq!(carts(&db), 249);
+
+    // Over max_rows at commit (no dry run here): rolled back, refused
+    // with 120, the rows of the rolled-back run given back.
+    let bound = run(&audit, &["DELETE FROM carts WHERE id <= 300"]);
+    assert_eq!(bound.status, 120, "{}", bound.error);
+    assert_eq!(bound.rows, "[149]");
+    assert!(bound.error.contains("rolled back"), "{}", bound.error);
+    assert_eq!(carts(&db), 249);
+
+    // (e) NULLs, bad UTF-8, a missing database: checked in C.
+    let out = run_with(
+        &program,
+        &[confirm.to_str().unwrap(), db.to_str().unwrap(), "invalid"],
+        wrapper,
+        &log,
+    );
+    assert_succeeded(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("all expectations held"));
+    assert_eq!(carts(&db), 249, "the invalid runs changed nothing");
+
+    // (f) The audit log: each run's intent and outcome, with the rows.
+    let records = audit_records(&log);
+    let outcome = |status: &str| {
+        records
+            .iter()
+            .filter(|r| r["outcome"]["status"] == status)
+            .collect::<Vec<_>>()
+    };
+    let committed = outcome("ok");
+    assert_eq!(
+        committed[0]["outcome"]["rows"],
+        serde_json::json!([0, 250, 1, 0])
+    );
+    let intent = records
+        .iter()
+        .find(|r| {
+            r["kind"] == "intent" && r["sql"]["dry_run_rows"] == serde_json::json!([0, 250, 1, 0])
+        })
+        .unwrap_or_else(|| panic!("no intent of the committed run: {records:?}"));
+    assert_eq!(intent["confirm"]["method"], "callback");
+    assert_eq!(intent["op"]["kind"], "db.delete.where");
+    assert_eq!(intent["op"]["target"], db.to_str().unwrap());
+    assert_eq!(intent["sql"]["dialect"], "sqlite");
+    assert_eq!(
+        outcome("dry_run")[0]["outcome"]["rows"],
+        serde_json::json!([249])
+    );
+    let rolled_back = outcome("rolled_back");
+    assert_eq!(rolled_back[0]["outcome"]["rows"], serde_json::json!([149]));
+    assert_eq!(rolled_back[0]["outcome"]["exit_code"], 120);
+    let failed = outcome("failed");
+    assert_eq!(failed.len(), 1, "the dry run's failure is not recorded");
+    assert!(
+        failed[0]["outcome"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("nowhere"),
+        "{}",
+        failed[0]
+    );
+    let refusals: Vec<_> = records.iter().filter(|r| r["kind"] == "refusal").collect();
+    assert_eq!(
+        refusals.len(),
+        2,
+        "over max_rows, and declined: {refusals:?}"
+    );
+    assert_eq!(refusals[0]["decision"]["exit_code"], 120);
+    // Nothing else: every intent has its outcome.
+    let intents = records.iter().filter(|r| r["kind"] == "intent").count();
+    let outcomes = records.iter().filter(|r| r["kind"] == "outcome").count();
+    assert_eq!((intents, outcomes), (6, 6), "{records:?}");
+}
+
+#[test]
+fn guarded_sql_from_c_refuses_confirms_dry_runs_and_rolls_back() {
+    sql_scenarios("sql", &[], &[]);
+}
+
+#[test]
+fn guarded_sql_from_c_passes_under_asan_and_ubsan() {
+    sql_scenarios(
+        "sql-asan",
+        &[],
+        &["-fsanitize=address,undefined", "-fno-sanitize-recover=all"],
+    );
+}
+
+#[test]
+fn guarded_sql_from_c_passes_under_valgrind() {
+    sql_scenarios(
+        "sql-vg",
+        &[
+            "valgrind",
+            "--error-exitcode=99",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+        ],
+        &[],
+    );
+}
