@@ -394,9 +394,9 @@ enum prodguard_status prodguard_operation_run(struct prodguard_guard *guard,
  * back and refused (120, 121). A script of its own may be wrapped in
  * `BEGIN; … COMMIT;`; other transaction control is refused (125).
  *
- * `target` is what a person types to confirm and an approval names, and
- * whose environment stamp is checked; NULL: `db_path` (a name other than
- * the file's path is not checked against the file's stamp). `approval` is
+ * `target` is what a person types to confirm and an approval names; NULL:
+ * `db_path`. The environment stamp checked is the database file's,
+ * whatever `target` says. `approval` is
  * an approval token for this script (NULL: the guard's own, from
  * `PRODGUARD_APPROVAL`, if any). With `dry_run`, the script only runs in a
  * transaction that is rolled back and its rows are recorded: nobody is
@@ -408,9 +408,9 @@ enum prodguard_status prodguard_operation_run(struct prodguard_guard *guard,
  * transaction) failed: everything was rolled back unless
  * [`prodguard_last_error`] says otherwise. `PRODGUARD_INVALID_ARGUMENT`
  * for a NULL `guard`, `db_path` or `script`, or a string that is not
- * UTF-8; `PRODGUARD_POLICY_ERROR` when no file is at `db_path` (no
- * database is ever created) or the script is larger than 64 MiB;
- * `PRODGUARD_IO_ERROR` when the file cannot be opened.
+ * UTF-8; `PRODGUARD_POLICY_ERROR` when `db_path` is not an SQLite database
+ * (no database is ever created), cannot be opened, or the script is larger
+ * than 64 MiB.
  *
  * Unlike other out-pointers, `*out_rows_json` is written whenever
  * `out_rows_json` is not NULL, whatever the status: a JSON array of the

@@ -3,11 +3,8 @@
 
 use std::ffi::c_char;
 
-use prodguard_core::sql::{Dialect, classify, transaction_plan};
-use prodguard_core::text::escape;
 use runtime::RunError;
 use runtime::small_file::SQL_SCRIPT_MAX_BYTES;
-use runtime::sql_exec::SqlConnection;
 
 #[cfg(doc)]
 use crate::callbacks::{prodguard_confirm_consequences, prodguard_confirm_fn};
@@ -33,9 +30,9 @@ use crate::strings::{c_string, optional_str, required_str};
 /// back and refused (120, 121). A script of its own may be wrapped in
 /// `BEGIN; … COMMIT;`; other transaction control is refused (125).
 ///
-/// `target` is what a person types to confirm and an approval names, and
-/// whose environment stamp is checked; NULL: `db_path` (a name other than
-/// the file's path is not checked against the file's stamp). `approval` is
+/// `target` is what a person types to confirm and an approval names; NULL:
+/// `db_path`. The environment stamp checked is the database file's,
+/// whatever `target` says. `approval` is
 /// an approval token for this script (NULL: the guard's own, from
 /// `PRODGUARD_APPROVAL`, if any). With `dry_run`, the script only runs in a
 /// transaction that is rolled back and its rows are recorded: nobody is
@@ -47,9 +44,9 @@ use crate::strings::{c_string, optional_str, required_str};
 /// transaction) failed: everything was rolled back unless
 /// [`prodguard_last_error`] says otherwise. `PRODGUARD_INVALID_ARGUMENT`
 /// for a NULL `guard`, `db_path` or `script`, or a string that is not
-/// UTF-8; `PRODGUARD_POLICY_ERROR` when no file is at `db_path` (no
-/// database is ever created) or the script is larger than 64 MiB;
-/// `PRODGUARD_IO_ERROR` when the file cannot be opened.
+/// UTF-8; `PRODGUARD_POLICY_ERROR` when `db_path` is not an SQLite database
+/// (no database is ever created), cannot be opened, or the script is larger
+/// than 64 MiB.
 ///
 /// Unlike other out-pointers, `*out_rows_json` is written whenever
 /// `out_rows_json` is not NULL, whatever the status: a JSON array of the
@@ -102,7 +99,8 @@ pub unsafe extern "C" fn prodguard_sql_run_sqlite(
                 SQL_SCRIPT_MAX_BYTES >> 20
             )));
         }
-        let mut conn = Counting::new(open_existing(db_path)?);
+        let mut conn = runtime::sql_exec::open_sqlite(std::path::Path::new(db_path))
+            .map_err(Failure::usage)?;
         let mut run = guard.inner.sql(script).target(target.unwrap_or(db_path));
         if let Some(token) = approval {
             run = run.approval(token);
@@ -116,8 +114,8 @@ pub unsafe extern "C" fn prodguard_sql_run_sqlite(
                 Ok(())
             }
             Err(RunError::Refused(refusal)) => {
-                if let Some(rows) = conn.counted(script) {
-                    write_rows(&rows);
+                if let Some(rows) = refusal.denial().and_then(|d| d.rows.as_deref()) {
+                    write_rows(rows);
                 }
                 Err(refusal.into())
             }
@@ -127,109 +125,4 @@ pub unsafe extern "C" fn prodguard_sql_run_sqlite(
             }),
         }
     })
-}
-
-/// The SQLite database at `path`, which must exist: opened read-write,
-/// never created.
-fn open_existing(path: &str) -> Result<rusqlite::Connection, Failure> {
-    use rusqlite::OpenFlags;
-    let shown = escape(path);
-    match std::fs::metadata(path) {
-        Ok(meta) if meta.is_file() => {}
-        Ok(_) => {
-            return Err(Failure::usage(format!(
-                "db_path {shown} is not a regular file (an SQLite database)"
-            )));
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Failure::usage(format!(
-                "no database at db_path {shown} (prodguard does not create one)"
-            )));
-        }
-        Err(e) => {
-            return Err(Failure {
-                status: prodguard_status::PRODGUARD_IO_ERROR,
-                message: format!("cannot read db_path {shown}: {e}"),
-            });
-        }
-    }
-    // No SQLITE_OPEN_CREATE: a file removed since the look is an error,
-    // not a new empty database; no SQLITE_OPEN_URI: a path is a path.
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    rusqlite::Connection::open_with_flags(path, flags).map_err(|e| Failure {
-        status: prodguard_status::PRODGUARD_IO_ERROR,
-        message: format!("cannot open the SQLite database {shown}: {e}"),
-    })
-}
-
-/// A SQLite connection that remembers the rows of the statements its last
-/// transaction ran, in order: a refusal after the rows were counted
-/// (`RunError::Refused`) carries none, and the caller still wants them.
-struct Counting {
-    conn: rusqlite::Connection,
-    /// The rows of each statement run in the open transaction.
-    running: Vec<u64>,
-    /// Those of the last transaction that ended (committed or rolled back).
-    last: Option<Vec<u64>>,
-}
-
-impl Counting {
-    fn new(conn: rusqlite::Connection) -> Counting {
-        Counting {
-            conn,
-            running: Vec::new(),
-            last: None,
-        }
-    }
-
-    /// The rows by statement index of `script`'s last transaction, when it
-    /// ran every statement of the script's plan (none failed).
-    fn counted(&self, script: &str) -> Option<Vec<u64>> {
-        let last = self.last.as_ref()?;
-        let classified = classify(script, Dialect::Sqlite);
-        let plan = transaction_plan(&classified).ok()?;
-        if plan.len() != last.len() {
-            return None;
-        }
-        let mut rows = vec![0; classified.statements.len()];
-        for (index, affected) in plan.into_iter().zip(last) {
-            *rows.get_mut(index)? = *affected;
-        }
-        Some(rows)
-    }
-
-    fn ended(&mut self) {
-        self.last = Some(std::mem::take(&mut self.running));
-    }
-}
-
-impl SqlConnection for Counting {
-    fn dialect(&self) -> Dialect {
-        self.conn.dialect()
-    }
-
-    fn begin(&mut self) -> Result<(), String> {
-        self.running.clear();
-        self.conn.begin()
-    }
-
-    fn execute(&mut self, statement: &str) -> Result<u64, String> {
-        let affected = SqlConnection::execute(&mut self.conn, statement)?;
-        self.running.push(affected);
-        Ok(affected)
-    }
-
-    fn in_transaction(&mut self) -> Result<bool, String> {
-        self.conn.in_transaction()
-    }
-
-    fn commit(&mut self) -> Result<(), String> {
-        self.ended();
-        self.conn.commit()
-    }
-
-    fn rollback(&mut self) -> Result<(), String> {
-        self.ended();
-        self.conn.rollback()
-    }
 }

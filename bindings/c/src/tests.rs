@@ -376,7 +376,11 @@ fn sql_run_sqlite_refuses_bad_input_before_it_opens_or_creates_anything() {
         run(db.as_ptr(), script.as_ptr(), null()),
         PRODGUARD_POLICY_ERROR
     );
-    assert!(last_error().contains("no database"), "{}", last_error());
+    assert!(
+        last_error().contains("not a SQLite database"),
+        "{}",
+        last_error()
+    );
     assert!(!missing.exists(), "no database is created");
     // The CLI's cap on scripts, checked before the database is looked at.
     let huge = CString::new(vec![b' '; (64 << 20) + 1]).unwrap();

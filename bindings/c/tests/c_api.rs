@@ -767,7 +767,7 @@ fn sql_scenarios(name: &str, wrapper: &[&str], flags: &[&str]) {
     assert_eq!(rolled_back[0]["outcome"]["rows"], serde_json::json!([149]));
     assert_eq!(rolled_back[0]["outcome"]["exit_code"], 120);
     let failed = outcome("failed");
-    assert_eq!(failed.len(), 1, "the dry run's failure is not recorded");
+    assert_eq!(failed.len(), 1, "the dry run's failure is a refusal record");
     assert!(
         failed[0]["outcome"]["error"]
             .as_str()
@@ -779,10 +779,12 @@ fn sql_scenarios(name: &str, wrapper: &[&str], flags: &[&str]) {
     let refusals: Vec<_> = records.iter().filter(|r| r["kind"] == "refusal").collect();
     assert_eq!(
         refusals.len(),
-        2,
-        "over max_rows, and declined: {refusals:?}"
+        3,
+        "over max_rows, declined, and the failed dry run: {refusals:?}"
     );
     assert_eq!(refusals[0]["decision"]["exit_code"], 120);
+    assert_eq!(refusals[0]["sql"]["dry_run_rows"], serde_json::json!([500]));
+    assert_eq!(refusals[2]["decision"]["result"], "failed");
     // Nothing else: every intent has its outcome.
     let intents = records.iter().filter(|r| r["kind"] == "intent").count();
     let outcomes = records.iter().filter(|r| r["kind"] == "outcome").count();

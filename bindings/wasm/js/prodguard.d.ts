@@ -428,6 +428,8 @@ export interface Denial {
   recorded: boolean;
   /** In a protected tier with no system policy: that anyone who sets the policy decides these rules. */
   note?: string;
+  /** With `sql` (2.2): the rows by statement index the refusal was decided on (`evidence.dry_run_rows`). */
+  rows?: number[];
 }
 export type DenialExitCode = 120 | 121 | 122 | 123 | 124 | 125;
 

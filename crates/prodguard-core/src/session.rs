@@ -656,6 +656,11 @@ pub struct Denial {
     /// rules ([`crate::trust::UNPROTECTED`]), in a protected tier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// A SQL script's rows by statement index, when they were counted
+    /// before the refusal (by its dry run, or by the run rolled back at
+    /// [`Session::commit_check`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<Vec<u64>>,
 }
 
 impl std::fmt::Display for Denial {
@@ -856,6 +861,7 @@ enum State {
     AwaitConfirmation,
     AwaitBackup,
     AwaitRefusalAppend(Denial),
+    AwaitFailureAppend,
     AwaitIntentAppend,
     Proceeding,
     AwaitOutcomeAppend,
@@ -1067,6 +1073,9 @@ impl Session {
             State::AwaitConfirmation => "waits for a confirmation (Step::NeedConfirmation)",
             State::AwaitBackup => "waits for a backup (Step::NeedBackup)",
             State::AwaitRefusalAppend(_) => "waits for its refusal to be appended (Step::Append)",
+            State::AwaitFailureAppend => {
+                "waits for its failed dry run's record to be appended (Step::Append)"
+            }
             State::AwaitIntentAppend => "waits for its intent to be appended (Step::Append)",
             State::Proceeding => "waits for the operation to finish (Step::Proceed)",
             State::AwaitOutcomeAppend => "waits for its outcome to be appended (Step::Append)",
@@ -1138,6 +1147,10 @@ impl Session {
             next_step,
             recorded: false,
             note: self.unprotected.map(str::to_owned),
+            rows: match self.sql.as_ref().map(|sql| &sql.counted) {
+                Some(Counted::Rows(rows)) => Some(rows.clone()),
+                _ => None,
+            },
         };
         // Usage errors are not attempts at an operation: nothing to record.
         if exit_code == ExitCode::PolicyError {
@@ -1145,6 +1158,7 @@ impl Session {
             return;
         }
         let mut event = self.event(EventKind::Refusal);
+        event.sql = self.sql.as_ref().map(|sql| sql.record.clone());
         let mut decision = self.decision_record("refused", Some(exit_code.code()));
         decision.rule.clone_from(&denial.rule);
         // A deny rule's refusal is the decision's first reason: listed once.
@@ -1278,6 +1292,7 @@ impl Session {
                 .into(),
             recorded: false,
             note: None,
+            rows: None,
         }
     }
 
@@ -1425,6 +1440,25 @@ impl Session {
             }
             None => self.ask_confirmation(),
         }
+        Ok(())
+    }
+
+    /// Answers a [`Step::DryRun`] whose script failed (rolled back): the
+    /// attempt ends, recorded as a refusal record whose decision is
+    /// `failed` with `why`; then [`Step::Done`]. The driver reports the
+    /// failure as the operation's own (nothing ran to its end, nothing
+    /// was changed).
+    pub fn dry_run_failed(&mut self, why: &str) -> Result<(), SessionError> {
+        self.expect(&State::AwaitDryRun, "dry_run_failed")?;
+        let mut event = self.event(EventKind::Refusal);
+        let mut decision = self.decision_record("failed", None);
+        decision
+            .reasons
+            .insert(0, format!("the dry run failed, nothing was changed: {why}"));
+        event.decision = Some(decision);
+        event.sql = self.sql.as_ref().map(|sql| sql.record.clone());
+        self.pending = Some(Step::Append(event));
+        self.state = State::AwaitFailureAppend;
         Ok(())
     }
 
@@ -1611,6 +1645,7 @@ impl Session {
                 next_step: "this is a bug in the driver; report it".into(),
                 recorded: false,
                 note: None,
+                rows: None,
             }),
         }
     }
@@ -1795,7 +1830,10 @@ impl Session {
     pub fn appended(&mut self, result: Result<(), AuditFailure>) -> Result<(), SessionError> {
         if !matches!(
             self.state,
-            State::AwaitRefusalAppend(_) | State::AwaitIntentAppend | State::AwaitOutcomeAppend
+            State::AwaitRefusalAppend(_)
+                | State::AwaitFailureAppend
+                | State::AwaitIntentAppend
+                | State::AwaitOutcomeAppend
         ) {
             return Err(self.out_of_order("appended"));
         }
@@ -1826,7 +1864,7 @@ impl Session {
                     self.state = State::Proceeding;
                 }
             },
-            State::AwaitOutcomeAppend => {
+            State::AwaitOutcomeAppend | State::AwaitFailureAppend => {
                 if let Err(e) = result {
                     self.audit_failed = Some(e.message);
                 }
@@ -1896,6 +1934,7 @@ impl Session {
             next_step,
             recorded: false,
             note: None,
+            rows: Some(rows.to_vec()),
         };
         let Some(sql) = self
             .sql

@@ -507,6 +507,7 @@ impl Guard {
                     next_step: "this is a bug in prodguard's check; report it".into(),
                     recorded: false,
                     note: None,
+                    rows: None,
                 });
             }
         };
@@ -595,26 +596,22 @@ impl Guard {
         operation: Operation,
         approval: Option<&str>,
     ) -> Result<Permit<'_>, GuardError> {
-        // Only a SQL session asks for a dry run.
-        let no_script = || Ok::<_, Infallible>(None);
-        self.drive(operation, approval, None, no_script)
+        self.drive::<Infallible>(operation, approval, None)
             .map_err(|e| match e {
                 RunError::Refused(refusal) => refusal,
                 RunError::Failed(never) => match never {},
             })
     }
 
-    /// Drives a session to its permit, or its refusal. `script` makes it a
-    /// SQL run (or only its dry run); `dry_run` runs the script in a
-    /// transaction it rolls back and counts the rows (`None`: it cannot
-    /// count them), and its error ends the attempt as [`RunError::Failed`]
-    /// (nothing was changed).
-    fn drive<E>(
+    /// Drives a session to its permit, or its refusal. `sql` makes it a
+    /// SQL run of the script (only its dry run, with `true`) on a database
+    /// that answers the session's dry run and stamp; a failed dry run ends
+    /// the attempt, recorded, as [`RunError::Failed`] (nothing was changed).
+    fn drive<E: std::fmt::Display>(
         &self,
         mut operation: Operation,
         approval: Option<&str>,
-        script: Option<(&prodguard_core::sql::Script, bool)>,
-        mut dry_run: impl FnMut() -> Result<Option<Vec<u64>>, E>,
+        mut sql: Option<(&prodguard_core::sql::Script, bool, &mut dyn SqlDatabase<E>)>,
     ) -> Result<Permit<'_>, RunError<E>> {
         // A database URL's password never reaches records, prompts, tokens
         // or lock keys; only the stamp reader connects with it.
@@ -640,12 +637,12 @@ impl Guard {
             attempt_id: facts::random_id(),
             now: facts::now(),
         };
-        let mut session = match script {
-            Some((script, false)) => Session::begin_sql(input, script),
-            Some((script, true)) => Session::begin_sql_dry_run(input, script),
+        let mut session = match &sql {
+            Some((script, false, _)) => Session::begin_sql(input, script),
+            Some((script, true, _)) => Session::begin_sql_dry_run(input, script),
             None => Session::begin(input),
         };
-        if let Some((script, _)) = script {
+        if let Some((script, ..)) = &sql {
             // The approval binds the script's operation and fingerprint.
             operation.kind = script.operation.as_str().to_owned();
             operation.fingerprint = Some(script.fingerprint.clone());
@@ -674,15 +671,41 @@ impl Guard {
                     Some(hold) => session.lock_checked(fleet::still_held(hold)),
                     None => session.lock_checked(Ok(())),
                 },
-                Step::CheckStamp { target } => {
-                    let target = stamp_target.as_deref().unwrap_or(&target);
-                    session.stamp_checked(self.stamps.read(target))
-                }
+                // A script's database says its own stamp, whatever the
+                // target calls it.
+                Step::CheckStamp { target } => match &mut sql {
+                    Some((.., database)) => session.stamp_checked(database.stamp()),
+                    None => {
+                        let target = stamp_target.as_deref().unwrap_or(&target);
+                        session.stamp_checked(self.stamps.read(target))
+                    }
+                },
                 Step::CheckAudit => session.audit_checked(self.audit_check()),
                 Step::DryRun => {
-                    let rows = dry_run().map_err(RunError::Failed)?;
-                    tracing::info!(?rows, "dry run rolled back");
-                    session.dry_ran(rows)
+                    let counted = match &mut sql {
+                        Some((.., database)) => database.dry_run(),
+                        None => Ok(None),
+                    };
+                    match counted {
+                        Ok(rows) => {
+                            tracing::info!(?rows, "dry run rolled back");
+                            session.dry_ran(rows)
+                        }
+                        Err(failed) => {
+                            tracing::info!(error = %failed, "dry run failed");
+                            if session.dry_run_failed(&failed.to_string()).is_ok() {
+                                while let Step::Append(event) = session.next_step() {
+                                    let appended = self.sink.append(&event).map(|_| ());
+                                    let appended =
+                                        appended.map_err(|e| AuditFailure::new(e.to_string()));
+                                    if session.appended(appended).is_err() {
+                                        break;
+                                    }
+                                }
+                            }
+                            return Err(RunError::Failed(failed));
+                        }
+                    }
                 }
                 Step::NeedConfirmation(challenge) => {
                     let route = confirm::route(
@@ -828,6 +851,15 @@ impl Guard {
             }
         }
     }
+}
+
+/// What a SQL run's session asks of its database (see `Guard::drive`).
+trait SqlDatabase<E> {
+    /// Runs the script in a transaction that is rolled back and counts
+    /// each statement's rows (`None`: they cannot be counted).
+    fn dry_run(&mut self) -> Result<Option<Vec<u64>>, E>;
+    /// The database's environment stamp.
+    fn stamp(&mut self) -> Result<Option<Stamp>, StampError>;
 }
 
 /// What [`Guard::check`] found: the policy's decision, the target's stamp

@@ -30,6 +30,10 @@ pub trait SqlConnection {
     fn execute_alone(&mut self, statement: &str) -> Result<u64, String> {
         self.execute(statement)
     }
+    /// The environment stamp of the database it is connected to (`None`
+    /// when it has none): a guarded run checks this one, whatever name its
+    /// target gives the database.
+    fn stamp(&mut self) -> Result<Option<prodguard_core::session::Stamp>, String>;
 }
 
 /// What a run did.
@@ -229,6 +233,10 @@ impl SqlConnection for rusqlite::Connection {
         Ok(!self.is_autocommit())
     }
 
+    fn stamp(&mut self) -> Result<Option<prodguard_core::session::Stamp>, String> {
+        crate::stamp::read_sqlite_stamp_on(self)
+    }
+
     fn commit(&mut self) -> Result<(), String> {
         self.execute_batch("COMMIT").map_err(|e| e.to_string())
     }
@@ -299,6 +307,10 @@ impl SqlConnection for Postgres<'_> {
 
     fn in_transaction(&mut self) -> Result<bool, String> {
         Ok(self.transaction.is_some() && Some(self.transaction_id()?) == self.transaction)
+    }
+
+    fn stamp(&mut self) -> Result<Option<prodguard_core::session::Stamp>, String> {
+        crate::pg::read_stamp_on(self.client)
     }
 
     fn commit(&mut self) -> Result<(), String> {
@@ -417,6 +429,10 @@ mod tests {
     impl SqlConnection for Scripted {
         fn dialect(&self) -> Dialect {
             Dialect::Sqlite
+        }
+
+        fn stamp(&mut self) -> Result<Option<prodguard_core::session::Stamp>, String> {
+            Ok(None)
         }
 
         fn begin(&mut self) -> Result<(), String> {

@@ -75,6 +75,12 @@ pub fn read_sqlite_stamp(path: &Path) -> Result<Option<Stamp>, String> {
     use rusqlite::{Connection, OpenFlags};
     let db = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| e.to_string())?;
+    read_sqlite_stamp_on(&db)
+}
+
+/// The stamp in the SQLite database `db` is open on.
+#[cfg(feature = "sqlite")]
+pub fn read_sqlite_stamp_on(db: &rusqlite::Connection) -> Result<Option<Stamp>, String> {
     let has_table: bool = db
         .query_row(
             "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'prodguard_stamp'",

@@ -116,6 +116,7 @@ fn a_delete_over_max_rows_changes_nothing_and_is_refused_before_anyone_is_asked(
     assert!(denial.missing.contains("bulk-delete"), "{denial}");
     assert!(denial.missing.contains("nothing was changed"), "{denial}");
     assert!(denial.recorded);
+    assert_eq!(denial.rows, Some(vec![500]), "the dry run's rows");
     assert!(seen.lock().unwrap().is_empty(), "nobody is asked");
     assert_eq!(carts(&conn), 500);
     let log = records(&dir.path().join("audit.jsonl"));
@@ -238,8 +239,18 @@ fn a_failing_second_statement_rolls_back_the_first() {
         "{failed}"
     );
     assert_eq!(carts(&conn), 500);
-    // It failed in its dry run: nothing was asked, decided or recorded.
-    assert!(records(&dir.path().join("audit.jsonl")).is_empty());
+    // It failed in its dry run: nobody was asked, and the attempt is
+    // recorded as such.
+    let log = records(&dir.path().join("audit.jsonl"));
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["kind"], "refusal");
+    assert_eq!(log[0]["decision"]["result"], "failed");
+    let reason = log[0]["decision"]["reasons"][0].as_str().unwrap();
+    assert!(
+        reason.starts_with("the dry run failed, nothing was changed: statement 1"),
+        "{reason}"
+    );
+    assert_eq!(log[0]["op"]["kind"], "db.delete.where");
 
     // Where no dry run is needed, the failure is the outcome.
     let audited =
@@ -252,9 +263,9 @@ fn a_failing_second_statement_rolls_back_the_first() {
     assert!(matches!(result, Err(RunError::Failed(_))), "{result:?}");
     assert_eq!(carts(&conn), 500);
     let log = records(&dir.path().join("audit.jsonl"));
-    assert_eq!(log[1]["outcome"]["status"], "failed");
+    assert_eq!(log[2]["outcome"]["status"], "failed");
     assert!(
-        log[1]["outcome"]["error"]
+        log[2]["outcome"]["error"]
             .as_str()
             .unwrap()
             .contains("statement 1"),
@@ -294,6 +305,9 @@ impl SqlConnection for Growing {
     }
     fn rollback(&mut self) -> Result<(), String> {
         self.conn.rollback()
+    }
+    fn stamp(&mut self) -> Result<Option<prodguard::Stamp>, String> {
+        self.conn.stamp()
     }
 }
 
@@ -546,5 +560,35 @@ fn a_statement_that_cannot_run_in_a_transaction_runs_alone_only_where_the_policy
         }
         assert_eq!(refused_code(sql.run(&mut conn)), 125, "{script}");
     }
+    assert_eq!(carts(&conn), 500);
+}
+
+#[test]
+fn the_stamp_checked_is_the_databases_whatever_the_target_calls_it() {
+    let dir = temp_dir("stamp");
+    let mut conn = shop(dir.path());
+    prodguard::stamp::write_sqlite_stamp(
+        &dir.path().join("shop.db"),
+        &prodguard::Stamp {
+            environment: "staging".into(),
+            tier: Tier::Staging,
+            stamped_at: None,
+            stamped_by: None,
+        },
+    )
+    .unwrap();
+    let guard = guard(dir.path(), POLICY)
+        .confirmer(person(Arc::default()))
+        .build()
+        .unwrap();
+    // "shop" names no file; the connection's database is stamped staging.
+    let result = guard
+        .sql("DELETE FROM carts WHERE id <= 5")
+        .target("shop")
+        .run(&mut conn);
+    let Err(RunError::Refused(GuardError::EnvironmentMismatch(denial))) = result else {
+        panic!("{result:?}")
+    };
+    assert!(denial.missing.contains("stamped `staging`"), "{denial}");
     assert_eq!(carts(&conn), 500);
 }

@@ -91,7 +91,7 @@ static int invalid(prodguard_guard *guard, const char *db) {
     snprintf(missing, sizeof missing, "%s.missing", db);
     EXPECT(run_expecting_null_rows(guard, missing, ok, NULL) == PRODGUARD_POLICY_ERROR,
            "no database at db_path");
-    EXPECT(strstr(prodguard_last_error(), "no database") != NULL, "says why");
+    EXPECT(strstr(prodguard_last_error(), "not a SQLite database") != NULL, "says why");
     FILE *created = fopen(missing, "r");
     EXPECT(created == NULL, "no database is created");
     if (created != NULL) {

@@ -4,8 +4,11 @@
 use prodguard_core::session::Operation;
 use prodguard_core::sql::{self, Plan, Script};
 
-use super::Guard;
+use prodguard_core::session::Stamp;
+
+use super::{Guard, SqlDatabase};
 use crate::sql_exec::{SqlConnection, SqlExecError, run_alone, run_in_transaction};
+use crate::stamp::StampError;
 use crate::{GuardError, RunError};
 
 /// What a guarded SQL run did.
@@ -19,6 +22,31 @@ pub struct SqlRan {
     pub rows: Vec<u64>,
     /// Whether it was committed: always, but for a dry run.
     pub committed: bool,
+}
+
+/// The database a script runs on, as its session asks of it.
+struct Database<'a> {
+    conn: &'a mut dyn SqlConnection,
+    text: &'a str,
+    script: &'a Script,
+    plan: &'a Plan,
+}
+
+impl SqlDatabase<SqlExecError> for Database<'_> {
+    fn dry_run(&mut self) -> Result<Option<Vec<u64>>, SqlExecError> {
+        match self.plan {
+            Plan::Transaction(_) => {
+                run_in_transaction(self.conn, self.text, self.script, |_| false)
+                    .map(|ran| Some(ran.rows))
+            }
+            // Nothing to count it in: every rule asking for a confirmation applies.
+            _ => Ok(None),
+        }
+    }
+
+    fn stamp(&mut self) -> Result<Option<Stamp>, StampError> {
+        self.conn.stamp().map_err(StampError::from)
+    }
 }
 
 /// A guarded SQL run being described; see [`Guard::sql`].
@@ -129,18 +157,16 @@ impl GuardedSql<'_> {
             .into());
         }
         let approval = self.approval.as_deref().or(self.guard.approval.as_deref());
+        let mut database = Database {
+            conn: &mut *conn,
+            text,
+            script: &script,
+            plan: &plan,
+        };
         let mut permit = self.guard.drive(
             self.operation,
             approval,
-            Some((&script, only_dry_run)),
-            || match plan {
-                Plan::Transaction(_) => {
-                    run_in_transaction(conn, text, &script, |_| false).map(|ran| Some(ran.rows))
-                }
-                // Nothing to count it in: every rule asking for a
-                // confirmation applies.
-                _ => Ok(None),
-            },
+            Some((&script, only_dry_run, &mut database)),
         )?;
         let _enter = permit.span.clone().entered();
         if let Plan::Alone(index) = plan {

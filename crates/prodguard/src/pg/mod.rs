@@ -71,7 +71,7 @@ pub use audit::{PgAuditSink, verify, verify_client};
 pub use ledger::{LedgerSink, PgLedger};
 pub use lock::{FleetGuard, FleetLock, Holder, LockError, lock_key};
 pub use schema::{SCHEMA_VERSION, SchemaError, init, schema_version};
-pub use stamp::{DATABASE_STAMP, PgStamps, read_stamp, write_stamp};
+pub use stamp::{DATABASE_STAMP, PgStamps, read_stamp, read_stamp_on, write_stamp};
 
 /// How long a connection attempt may take unless the URL says otherwise
 /// (`connect_timeout`): an unreachable server must fail the guard promptly.

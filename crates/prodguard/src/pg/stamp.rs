@@ -53,7 +53,7 @@ pub fn read_stamp(url: &str) -> Result<Option<Stamp>, String> {
 }
 
 /// The database's stamp, read on `client`.
-fn read_stamp_on(client: &mut Client) -> Result<Option<Stamp>, String> {
+pub fn read_stamp_on(client: &mut Client) -> Result<Option<Stamp>, String> {
     let has_table: bool = client
         .query_one("SELECT to_regclass('prodguard_stamp') IS NOT NULL", &[])
         .and_then(|r| r.try_get(0))

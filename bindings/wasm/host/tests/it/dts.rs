@@ -519,6 +519,7 @@ fn denial() -> Denial {
         next_step: "type it".into(),
         recorded: false,
         note: Some(prodguard_core::trust::UNPROTECTED.into()),
+        rows: Some(vec![250]),
     }
 }
 
