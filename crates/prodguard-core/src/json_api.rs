@@ -1561,6 +1561,57 @@ mod tests {
     }
 
     #[test]
+    fn a_hosts_dry_run_rows_bound_the_script_and_are_shown_before_the_question() {
+        let evidence = |rows: Option<Value>| {
+            let mut evidence =
+                json!({"actor": {"user": "alice", "kind": "human"}, "attempt_id": "a-1"});
+            if let Some(rows) = rows {
+                evidence["dry_run_rows"] = rows;
+            }
+            evidence
+        };
+        // Over the delete's max_rows (500): refused before anyone is asked.
+        let answer = evaluate(sql_request(
+            json!({"target": "shop"}),
+            Some(evidence(Some(json!([0, 501])))),
+        ));
+        let session = &answer["session"];
+        assert_eq!(session["exit_code"], 120, "{session}");
+        assert_eq!(session["denial"]["rows"], json!([0, 501]));
+        assert!(session["challenge"].is_null(), "{session}");
+        let reason = session["record"]["decision"]["reasons"][0]
+            .as_str()
+            .unwrap();
+        assert!(
+            reason.contains(
+                "db.delete.all on carts) affected 501 rows; rule `bulk` allows at most 500"
+            ),
+            "{reason}"
+        );
+        assert_eq!(session["record"]["sql"]["dry_run_rows"], json!([0, 501]));
+        // Within it: the challenge lists what the person confirms.
+        let answer = evaluate(sql_request(
+            json!({"target": "shop"}),
+            Some(evidence(Some(json!([0, 42])))),
+        ));
+        let session = &answer["session"];
+        assert_eq!(session["exit_code"], 121, "{session}");
+        assert_eq!(
+            session["challenge"]["consequences"],
+            json!([
+                "statement 0 (line 1, db.alter.destructive on orders): 0 rows",
+                "statement 1 (line 3, db.delete.all on carts): 42 rows"
+            ])
+        );
+        // Without rows, the confirmation is asked with nothing counted.
+        let answer = evaluate(sql_request(json!({"target": "shop"}), Some(evidence(None))));
+        assert_eq!(
+            answer["session"]["challenge"]["consequences"][1],
+            "statement 1 (line 3, db.delete.all on carts): rows not counted"
+        );
+    }
+
+    #[test]
     fn an_sql_request_that_disagrees_with_its_script_is_125() {
         for (request, needle) in [
             (

@@ -12,7 +12,7 @@ const PROBE = { facts: { env: { APP_ENV: 'production' } }, operation: { kind: 'd
 
 async function assertWorks(source) {
   const pg = await load(source);
-  assert.deepEqual(pg.abiVersion, { major: 2, minor: 1 });
+  assert.deepEqual(pg.abiVersion, { major: 2, minor: 2 });
   assert.equal(pg.evaluate(PROBE).decision.exit_code, 121);
 }
 
@@ -29,7 +29,7 @@ test('prodguard_abi_version is 2.2 (0x00020002)', async () => {
   const pg = await load(wasmBytes());
   assert.equal(pg.exports.prodguard_abi_version(), 0x00020002);
   assert.equal(ABI_MAJOR, 2);
-  assert.deepEqual(pg.abiVersion, { major: 2, minor: 1 });
+  assert.deepEqual(pg.abiVersion, { major: 2, minor: 2 });
   assert.ok(Object.isFrozen(pg.abiVersion));
 });
 

@@ -114,6 +114,44 @@ fn a_typed_host_reads_the_script_s_classification_and_decision() {
     );
 }
 
+#[test]
+fn a_hosts_dry_run_rows_reach_the_session_through_the_module() {
+    let mut instance = instance();
+    let policy = "[[rule]]\nname = \"bulk\"\noperations = [\"db.delete.*\"]\n\
+                  require = [\"confirm\", \"audit\"]\nmax_rows = 100\nconfirm_above_rows = 10\n";
+    let request = |rows: Value| {
+        json!({
+            "facts": {"explicit": "production"},
+            "policy": policy,
+            "sql": {"script": "DELETE FROM carts WHERE stale", "dialect": "sqlite"},
+            "operation": {"target": "shop"},
+            "evidence": {"actor": {"user": "ana", "kind": "human"}, "attempt_id": "a-1",
+                         "dry_run_rows": rows},
+            "now": "2026-12-07T10:00:00Z",
+        })
+        .to_string()
+    };
+    let mut session = |rows: Value| {
+        let (status, answer) = instance.call_json(Export::Evaluate, request(rows)).unwrap();
+        assert_eq!(status, 0, "{answer}");
+        parse(&answer)["ok"]["session"].clone()
+    };
+    // Over max_rows: refused with the rows; within confirm_above_rows: it proceeds
+    // with nobody asked; between: asked, with the rows shown.
+    let over = session(json!([101]));
+    assert_eq!(
+        (over["exit_code"].clone(), over["denial"]["rows"].clone()),
+        (json!(120), json!([101]))
+    );
+    assert_eq!(session(json!([10]))["step"], "proceed");
+    let asked = session(json!([50]));
+    assert_eq!(asked["exit_code"], 121);
+    assert_eq!(
+        asked["challenge"]["consequences"],
+        json!(["statement 0 (line 1, db.delete.where on carts): 50 rows"])
+    );
+}
+
 /// How large a script the default limits (64 MiB of memory, 1.5 billion
 /// units of fuel) classify, and what a larger one needs: a host raises
 /// `Limits::with_max_memory_bytes` (ABI.md says how much).
