@@ -121,7 +121,7 @@ fn audit_err(e: AuditError) -> BenchError {
     BenchError::new(format!("audit append failed: {e}"))
 }
 
-fn check_intact(path: &Path, expected_records: u64) -> Result<VerifyReport, BenchError> {
+pub(crate) fn check_intact(path: &Path, expected_records: u64) -> Result<VerifyReport, BenchError> {
     let report =
         ours_verify(path).map_err(|e| BenchError::io(format!("verify {}", path.display()), e))?;
     if !report.intact() || report.records != expected_records {

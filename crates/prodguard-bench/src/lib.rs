@@ -19,6 +19,7 @@
 //! | [`WASM_DECISION_US`] | `prodguard_evaluate` in wasmtime | `json_api::evaluate_json` natively | wasm time / native time |
 //! | [`EXEC_OVERHEAD_MS`] | `prodguard exec --op app.noop -- true` | `true` | ours / baseline (time) |
 //! | [`SQL_CLASSIFY_VS_PARSE`] | `sql::classify` of a 5 MB migration | sqlparser's `parse_sql` of it | baseline time / ours |
+//! | [`SQL_GUARDED_DELETE_VS_RAW`] | `guard.sql(DELETE …).run(&mut conn)`, 10,000 rows of a SQLite file | the same delete in a rusqlite transaction + two `fdatasync`s | ours / baseline (time) |
 //!
 //! Nothing here asserts a timing: [`Measurement::holds`] says whether the
 //! goal was met in this run.
@@ -41,7 +42,7 @@ pub mod timing;
 pub use audit::{concurrent_append_8_vs_1, durable_append_vs_fdatasync, verify_vs_sha256};
 pub use decisions::{allow_decision_ns, is_production_vs_env_var, protected_decision_100_rules_ns};
 pub use faces::{c_call_vs_rust, exec_overhead_ms, wasm_decision_us};
-pub use sql::sql_classify_vs_parse;
+pub use sql::{sql_classify_vs_parse, sql_guarded_delete_vs_raw};
 
 /// Cached `is_production()` vs reading `APP_ENV` each time.
 pub const IS_PRODUCTION_VS_ENV_VAR: &str = "is_production_vs_env_var";
@@ -63,9 +64,11 @@ pub const WASM_DECISION_US: &str = "wasm_decision_us";
 pub const EXEC_OVERHEAD_MS: &str = "exec_overhead_ms";
 /// SQL classification of a migration vs sqlparser's bare parse of it.
 pub const SQL_CLASSIFY_VS_PARSE: &str = "sql_classify_vs_parse";
+/// A guarded 10,000-row SQLite delete vs the same delete by hand between two fdatasyncs.
+pub const SQL_GUARDED_DELETE_VS_RAW: &str = "sql_guarded_delete_vs_raw";
 
 /// Every measurement's name, in the order [`run_all`] runs them.
-pub const NAMES: [&str; 10] = [
+pub const NAMES: [&str; 11] = [
     IS_PRODUCTION_VS_ENV_VAR,
     ALLOW_DECISION_NS,
     PROTECTED_DECISION_100_RULES_NS,
@@ -76,6 +79,7 @@ pub const NAMES: [&str; 10] = [
     WASM_DECISION_US,
     EXEC_OVERHEAD_MS,
     SQL_CLASSIFY_VS_PARSE,
+    SQL_GUARDED_DELETE_VS_RAW,
 ];
 
 /// One number beside its baseline, as written to `bench-summary.json`.
@@ -281,6 +285,10 @@ pub struct Budget {
     pub sql_bytes: usize,
     /// Rounds of (classify, parse).
     pub sql_rounds: usize,
+    /// Rows each delete removes, guarded and raw (the table holds twice as many).
+    pub sql_delete_rows: usize,
+    /// Deletes per side; guarded and raw alternate run by run.
+    pub sql_delete_runs: usize,
     /// Build missing or stale prerequisites (`cargo build -p prodguard-ffi`,
     /// `-p prodguard-cli`, `scripts/build-wasm`) before using them.
     pub build_prerequisites: bool,
@@ -310,6 +318,8 @@ impl Budget {
             exec_runs: 100,
             sql_bytes: 5_000_000,
             sql_rounds: 5,
+            sql_delete_rows: 10_000,
+            sql_delete_runs: 30,
             build_prerequisites: true,
             target_dir: prereq::default_target_dir(),
             profile: prereq::this_profile().to_owned(),
@@ -330,6 +340,8 @@ impl Budget {
                 exec_runs: 2,
                 sql_bytes: 64 << 10,
                 sql_rounds: 1,
+                sql_delete_rows: 500,
+                sql_delete_runs: 1,
                 ..base
             },
             Mode::Full => Budget {
@@ -344,6 +356,7 @@ impl Budget {
                 ffi_rounds: 5,
                 exec_runs: 300,
                 sql_rounds: 10,
+                sql_delete_runs: 60,
                 ..base
             },
         }
@@ -419,6 +432,7 @@ pub fn run(name: &str, budget: &Budget) -> Result<Measurement, BenchError> {
         WASM_DECISION_US => wasm_decision_us(budget),
         EXEC_OVERHEAD_MS => exec_overhead_ms(budget),
         SQL_CLASSIFY_VS_PARSE => sql_classify_vs_parse(budget),
+        SQL_GUARDED_DELETE_VS_RAW => sql_guarded_delete_vs_raw(budget),
         other => Err(BenchError::new(format!(
             "no measurement is called `{other}`; the names are: {}",
             NAMES.join(", ")
