@@ -7,7 +7,8 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use prodguard::sql_exec::{Ran, SqlExecError};
+use prodguard::SqlRan;
+use prodguard::sql_exec::SqlExecError;
 use prodguard::{Actor, ActorKind, Facts, Guard, Policy, RunError};
 use prodguard_core::sql::{Dialect, Script, SqlKind, classify};
 use rusqlite::Connection;
@@ -204,7 +205,7 @@ pub fn ours_guarded_delete(
     sql: &str,
     target: &str,
     conn: &mut Connection,
-) -> Result<Ran, RunError<SqlExecError>> {
+) -> Result<SqlRan, RunError<SqlExecError>> {
     guard.sql(sql).target(target).run(conn)
 }
 
