@@ -184,14 +184,7 @@ fn report(
                     "[{}] line {}: {}",
                     statement.index, statement.line, statement.kind
                 );
-                if !statement.tables.is_empty() {
-                    let tables: Vec<String> = statement
-                        .tables
-                        .iter()
-                        .map(|t| escape(t).into_owned())
-                        .collect();
-                    line.push_str(&format!(" {}", tables.join(", ")));
-                }
+                line.push_str(&tables(statement));
                 say!("{line}: {rows} row{}", if rows == 1 { "" } else { "s" });
             }
             if ran.committed {
@@ -342,14 +335,7 @@ fn print_script(file: &Path, script: &Script, bounds: &[RowBounds]) {
         if statement.destructive {
             line.push_str(" (destructive)");
         }
-        if !statement.tables.is_empty() {
-            let tables: Vec<String> = statement
-                .tables
-                .iter()
-                .map(|t| escape(t).into_owned())
-                .collect();
-            line.push_str(&format!(" {}", tables.join(", ")));
-        }
+        line.push_str(&tables(statement));
         if statement.cascades {
             line.push_str(" CASCADE");
         }
@@ -371,6 +357,19 @@ fn print_script(file: &Path, script: &Script, bounds: &[RowBounds]) {
         }
     );
     say!("fingerprint: {}", script.fingerprint);
+}
+
+/// " t1, t2": the tables a statement names, escaped; empty when none.
+fn tables(statement: &sql::Statement) -> String {
+    if statement.tables.is_empty() {
+        return String::new();
+    }
+    let tables: Vec<String> = statement
+        .tables
+        .iter()
+        .map(|t| escape(t).into_owned())
+        .collect();
+    format!(" {}", tables.join(", "))
 }
 
 /// A statement's row bounds, when the policy sets any.
