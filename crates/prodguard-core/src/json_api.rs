@@ -207,9 +207,8 @@ pub struct SqlAnswer {
     /// and keyword case left out): the operation's fingerprint.
     pub fingerprint: String,
     /// Each statement's row bounds, in order. The module counts no rows:
-    /// a host that runs the script itself enforces `max_rows` (roll back,
-    /// refuse with 120); `confirm_above_rows` does not waive the session's
-    /// confirmation here, since no row count is known before the script runs.
+    /// the host's dry run gives them (`evidence.dry_run_rows`), and the host
+    /// holds the bounds at its commit (ABI.md, "SQL scripts").
     pub bounds: Vec<RowBounds>,
 }
 

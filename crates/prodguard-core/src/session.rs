@@ -1180,6 +1180,20 @@ impl Session {
 
     /// Advances past `Start` through the checks that need no answer.
     fn start(&mut self) {
+        if let Some(why) = self
+            .sql
+            .as_ref()
+            .filter(|sql| sql.only_dry_run)
+            .and_then(|sql| sql.not_dry_runnable.clone())
+        {
+            self.refuse(
+                ExitCode::PolicyError,
+                None,
+                format!("the script cannot be dry-run: {why}"),
+                "check it with `prodguard sql check`, and run it without --dry-run".into(),
+            );
+            return;
+        }
         match self.decision.result {
             Verdict::Deny => {
                 // A denying decision carries 120 or 125; anything else
@@ -1399,16 +1413,22 @@ impl Session {
             return;
         }
         // A person is shown what the script will do before being asked,
-        // and rows within `confirm_above_rows` need nobody.
-        if self.decision.requires(Requirement::Confirm)
-            && self
-                .sql
-                .as_ref()
-                .is_some_and(|sql| sql.counted == Counted::NotRun)
+        // and rows within `confirm_above_rows` need nobody; a script no dry
+        // run may run goes uncounted, and every confirmation applies.
+        if let Some(sql) = self
+            .sql
+            .as_mut()
+            .filter(|sql| sql.counted == Counted::NotRun)
+            && self.decision.requires(Requirement::Confirm)
         {
-            self.state = State::AwaitDryRun;
-            self.pending = Some(Step::DryRun);
-            return;
+            if sql.not_dry_runnable.is_some() {
+                sql.counted = Counted::Uncounted;
+                self.challenge.consequences = sql.consequences();
+            } else {
+                self.state = State::AwaitDryRun;
+                self.pending = Some(Step::DryRun);
+                return;
+            }
         }
         self.ask_confirmation();
     }
@@ -1712,6 +1732,17 @@ impl Session {
                         ),
                         "run the script through prodguard's SQL guard (`prodguard sql exec`),                          which counts them, or ask for an approval without --max-rows"
                             .into(),
+                    ),
+                    // Nothing counts a statement run alone before it commits.
+                    (Some(max), Some(sql)) if sql.alone => self.refuse(
+                        ExitCode::NotConfirmed,
+                        rule,
+                        format!(
+                            "the approval allows at most {max} rows per statement, and this \
+                             statement runs alone, outside a transaction: its rows cannot be \
+                             counted before it commits"
+                        ),
+                        "ask for an approval without --max-rows".into(),
                     ),
                     (Some(max), Some(sql)) => match &sql.counted {
                         Counted::Rows(rows) if rows.iter().any(|&n| n > max) => {

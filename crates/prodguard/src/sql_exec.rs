@@ -249,11 +249,18 @@ impl SqlConnection for rusqlite::Connection {
 /// A PostgreSQL connection for [`run_in_transaction`], under the policy's
 /// `[sql]` timeouts. The transaction's id, taken at `begin`, tells whether a
 /// statement ended it: in autocommit every statement gets a new one.
+///
+/// A statement's rows are the larger of what the server reports and the
+/// rows the transaction changed in user tables meanwhile
+/// (`pg_stat_xact_user_tables`): a data-modifying CTE, a `DO` block, a
+/// trigger or a cascade changes rows the reported count leaves out.
 #[cfg(feature = "postgres")]
 pub struct Postgres<'a> {
     client: &'a mut postgres::Client,
     timeouts: prodguard_core::policy::SqlConfig,
     transaction: Option<i64>,
+    /// Rows the open transaction had changed after the last statement.
+    changed: i64,
 }
 
 #[cfg(feature = "postgres")]
@@ -268,7 +275,21 @@ impl<'a> Postgres<'a> {
             client,
             timeouts: timeouts.clone(),
             transaction: None,
+            changed: 0,
         }
+    }
+
+    /// Rows inserted, updated or deleted in user tables so far in this
+    /// transaction (triggers, cascades and CTEs included).
+    fn changed_so_far(&mut self) -> Result<i64, String> {
+        self.client
+            .query_one(
+                "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint \
+                 FROM pg_catalog.pg_stat_xact_user_tables",
+                &[],
+            )
+            .and_then(|row| row.try_get(0))
+            .map_err(|e| crate::pg::describe(&e))
     }
 
     fn transaction_id(&mut self) -> Result<i64, String> {
@@ -294,15 +315,22 @@ impl SqlConnection for Postgres<'_> {
             .batch_execute(&begin)
             .map_err(|e| crate::pg::describe(&e))?;
         self.transaction = Some(self.transaction_id()?);
+        self.changed = self.changed_so_far()?;
         Ok(())
     }
 
     /// The extended protocol: one statement per call (a text holding two
-    /// is refused), and the rows the server reports.
+    /// is refused); its rows, the larger of the server's count and the
+    /// change in the transaction's counts (see [`Postgres`]).
     fn execute(&mut self, statement: &str) -> Result<u64, String> {
-        self.client
+        let reported = self
+            .client
             .execute(statement, &[])
-            .map_err(|e| crate::pg::describe(&e))
+            .map_err(|e| crate::pg::describe(&e))?;
+        let changed = self.changed_so_far()?;
+        let counted = u64::try_from(changed.saturating_sub(self.changed)).unwrap_or(0);
+        self.changed = changed;
+        Ok(reported.max(counted))
     }
 
     fn in_transaction(&mut self) -> Result<bool, String> {

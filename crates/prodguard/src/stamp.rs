@@ -78,12 +78,13 @@ pub fn read_sqlite_stamp(path: &Path) -> Result<Option<Stamp>, String> {
     read_sqlite_stamp_on(&db)
 }
 
-/// The stamp in the SQLite database `db` is open on.
+/// The stamp in the SQLite database `db` is open on: its `main` database,
+/// which a temporary table of the same name cannot shadow.
 #[cfg(feature = "sqlite")]
 pub fn read_sqlite_stamp_on(db: &rusqlite::Connection) -> Result<Option<Stamp>, String> {
     let has_table: bool = db
         .query_row(
-            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'prodguard_stamp'",
+            "SELECT count(*) > 0 FROM main.sqlite_master WHERE type = 'table' AND name = 'prodguard_stamp'",
             [],
             |r| r.get(0),
         )
@@ -93,7 +94,7 @@ pub fn read_sqlite_stamp_on(db: &rusqlite::Connection) -> Result<Option<Stamp>, 
     }
     let get = |key: &str| -> Result<Option<String>, String> {
         match db.query_row(
-            "SELECT value FROM prodguard_stamp WHERE key = ?1",
+            "SELECT value FROM main.prodguard_stamp WHERE key = ?1",
             [key],
             |r| r.get(0),
         ) {

@@ -245,3 +245,43 @@ fn create_index_concurrently_runs_alone_where_the_policy_allows_it() {
     assert_eq!(err.exit_code().code(), 125, "{err}");
     assert_eq!(carts(&url), 500);
 }
+
+#[test]
+fn rows_changed_out_of_the_servers_count_are_counted() {
+    let url = shop("sqlguard_counted");
+    let mut client = pg_common::connect(&url);
+    client
+        .batch_execute(
+            "CREATE TABLE removed (id int);
+             CREATE FUNCTION keep() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN INSERT INTO removed VALUES (OLD.id); RETURN OLD; END $$;
+             CREATE TRIGGER keep BEFORE DELETE ON carts FOR EACH ROW EXECUTE FUNCTION keep();",
+        )
+        .unwrap();
+    let config = prodguard_core::policy::SqlConfig::default();
+    let count = |client: &mut postgres::Client, sql: &str| {
+        let script = sql::classify(sql, Dialect::Postgres);
+        let mut conn = Postgres::new(client, &config);
+        prodguard::sql_exec::run_in_transaction(&mut conn, sql, &script, |_| false)
+            .unwrap()
+            .rows
+    };
+    // The server reports the CTE's SELECT (1 row) and the DO block's nothing;
+    // the transaction deleted 10 carts and the trigger inserted 10 rows.
+    assert_eq!(
+        count(
+            &mut client,
+            "WITH d AS (DELETE FROM carts WHERE id <= 10 RETURNING 1) SELECT 1"
+        ),
+        [20]
+    );
+    assert_eq!(
+        count(
+            &mut client,
+            "DO $$ BEGIN DELETE FROM carts WHERE id <= 10; END $$"
+        ),
+        [20]
+    );
+    assert_eq!(count(&mut client, "DELETE FROM carts WHERE id <= 10"), [20]);
+    assert_eq!(carts(&url), 500, "all rolled back");
+}

@@ -592,3 +592,124 @@ fn the_stamp_checked_is_the_databases_whatever_the_target_calls_it() {
     assert!(denial.missing.contains("stamped `staging`"), "{denial}");
     assert_eq!(carts(&conn), 500);
 }
+
+#[test]
+fn a_statement_not_understood_is_never_dry_run_and_control_hidden_in_one_is_refused() {
+    let dir = temp_dir("unknown");
+    let mut conn = shop(dir.path());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let guard = guard(dir.path(), POLICY)
+        .confirmer(person(seen.clone()))
+        .build()
+        .unwrap();
+    // Transaction control or a write-changing PRAGMA the parser did not
+    // read: refused before anything runs, dry run or not.
+    for script in [
+        "DELETE FROM carts WHERE id > 0; COMMIT TRANSACTION x",
+        "DELETE FROM carts WHERE id > 0; END TRANSACTION x",
+        "PRAGMA journal_mode = OFF; DELETE FROM carts WHERE id > 0",
+    ] {
+        for dry_run in [false, true] {
+            let mut sql = guard.sql(script).target("shop");
+            if dry_run {
+                sql = sql.dry_run();
+            }
+            assert_eq!(refused_code(sql.run(&mut conn)), 125, "{script}");
+        }
+    }
+    assert_eq!(carts(&conn), 500);
+    assert!(seen.lock().unwrap().is_empty());
+
+    // Another statement not understood: no dry run runs it, so the person
+    // is asked with the rows not counted, and a --dry-run is refused.
+    let script = "DELETE FROM carts WHERE id <= 5; REINDEX carts";
+    let dry = guard.sql(script).target("shop").dry_run().run(&mut conn);
+    assert_eq!(refused_code(dry), 125);
+    // (SQLite knows REINDEX; the parser does not.)
+    let ran = guard.sql(script).target("shop").run(&mut conn).unwrap();
+    assert_eq!(ran.rows, [5, 0]);
+    let asked = seen.lock().unwrap();
+    assert_eq!(asked.len(), 1, "asked, whatever confirm_above_rows says");
+    assert_eq!(
+        asked[0].consequences,
+        [
+            "statement 0 (line 1, db.delete.where on carts): rows not counted",
+            "statement 1 (line 1, db.unknown): rows not counted",
+        ]
+    );
+    assert_eq!(carts(&conn), 495);
+}
+
+#[test]
+fn rows_waive_a_confirmation_only_in_all_and_only_where_they_measure_the_change() {
+    let dir = temp_dir("waive");
+    let mut conn = shop(dir.path());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let policy = "[[rule]]\nname = \"data\"\noperations = [\"db.delete.*\", \"db.drop.*\"]\n\
+                  tiers = [\"production\"]\nrequire = [\"confirm\", \"audit\"]\nconfirm_above_rows = 100\n";
+    let guard = guard(dir.path(), policy)
+        .confirmer(person(seen.clone()))
+        .build()
+        .unwrap();
+    // Five deletes of 60: 300 rows in all, above 100.
+    let split: String = (1..=5)
+        .map(|k| {
+            format!(
+                "DELETE FROM carts WHERE id > {} AND id <= {};\n",
+                (k - 1) * 60,
+                k * 60
+            )
+        })
+        .collect();
+    guard.sql(&split).target("shop").run(&mut conn).unwrap();
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "the split delete was confirmed"
+    );
+    // A DROP counts no rows, so its confirmation is never waived.
+    guard
+        .sql("DROP TABLE orders")
+        .target("shop")
+        .run(&mut conn)
+        .unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 2, "the DROP was confirmed");
+    // 60 rows in one statement: within the threshold, nobody is asked.
+    guard
+        .sql("DELETE FROM carts WHERE id <= 360")
+        .target("shop")
+        .run(&mut conn)
+        .unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn an_approval_that_bounds_rows_does_not_run_a_statement_nothing_counts() {
+    let dir = temp_dir("alone-token");
+    let mut conn = shop(dir.path());
+    let bob = ApproverKey::from_secret("bob", [7; 32]).unwrap();
+    let policy = format!(
+        "{}\n[[rule]]\nname = \"maintenance\"\noperations = [\"db.maintenance\"]\n\
+         tiers = [\"production\"]\nrequire = [\"confirm\", \"audit\"]\nconfirm = {{ mode = \"approval\" }}\n\
+         outside_transaction = true\n",
+        approval_policy(&bob)
+    );
+    let guard = guard(dir.path(), &policy).build().unwrap();
+    let bounded = token(&bob, &guard.ledger_id(), "VACUUM", Some(0));
+    let result = guard
+        .sql("VACUUM")
+        .target("shop")
+        .approval(bounded)
+        .run(&mut conn);
+    let Err(RunError::Refused(GuardError::NotConfirmed(denial))) = result else {
+        panic!("{result:?}")
+    };
+    assert!(denial.missing.contains("runs alone"), "{denial}");
+    let unbounded = token(&bob, &guard.ledger_id(), "VACUUM", None);
+    guard
+        .sql("VACUUM")
+        .target("shop")
+        .approval(unbounded)
+        .run(&mut conn)
+        .unwrap();
+}

@@ -100,6 +100,14 @@ pub(crate) fn read_classified(
     target: &str,
 ) -> Result<(Script, String), GuardError> {
     let dialect = dialect_for(dialect, Some(target))?;
+    // The run reads the script in the database's dialect: approving it in
+    // another would bind another reading.
+    if let Some(database) = Dialect::from_target(target).filter(|d| *d != dialect) {
+        return Err(GuardError::Policy(format!(
+            "--dialect {dialect}, but the target's database speaks {database}: the script is \
+             read in the database's dialect"
+        )));
+    }
     let text = read_script(file)?;
     Ok((
         sql::classify(&text, dialect),
@@ -381,6 +389,9 @@ fn print_bound(bound: &RowBounds) {
         );
     }
     if let (true, Some(above)) = (bound.confirm, bound.confirm_above_rows) {
-        say!("      a confirmation above {above} rows (when prodguard runs it)");
+        say!(
+            "      a confirmation above {above} rows (the rows of every statement that asks \
+             for one, together, counted by a dry run)"
+        );
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::audit::{ConfirmEvidence, SqlRecord};
 use crate::sql::decide::{RowBounds, needs_confirmation, over_bound};
-use crate::sql::{Script, SqlKind};
+use crate::sql::{Plan, Script, SqlKind, run_plan};
 use crate::text::escape;
 
 /// The most statements a confirmation prompt lists one by one.
@@ -32,11 +32,32 @@ pub(super) struct SqlRun {
     pub(super) counted: Counted,
     /// `--dry-run`: the dry run is the whole attempt.
     pub(super) only_dry_run: bool,
+    /// Why no dry run may count its rows, when none may: a statement the
+    /// classifier did not understand (it could commit, or do what a
+    /// rollback cannot undo), or one that runs alone outside a transaction.
+    pub(super) not_dry_runnable: Option<String>,
+    /// Its one statement runs alone, outside a transaction: nothing counts
+    /// its rows before it commits.
+    pub(super) alone: bool,
 }
 
 impl SqlRun {
     pub(super) fn new(script: &Script, bounds: Vec<RowBounds>, only_dry_run: bool) -> Self {
+        let alone = matches!(run_plan(script, &bounds), Ok(Plan::Alone(_)));
+        let not_dry_runnable = match script.first_unknown() {
+            Some(unknown) => Some(format!(
+                "statement {} (line {}) is not understood, so no dry run runs it: it could \
+                 commit, or do what a rollback cannot undo",
+                unknown.index, unknown.line
+            )),
+            None if alone => Some(
+                "its statement cannot run inside a transaction, so no dry run can count it".into(),
+            ),
+            None => None,
+        };
         SqlRun {
+            not_dry_runnable,
+            alone,
             bounds,
             statements: script
                 .statements
@@ -166,22 +187,18 @@ impl SqlRun {
             }
             // Nobody was asked: the dry run's rows waived the confirmation.
             None if confirm_required && needs_confirmation(&self.bounds, rows) => {
-                let index = self
+                let total: u64 = self
                     .bounds
                     .iter()
-                    .find(|b| {
-                        b.confirm
-                            && b.confirm_above_rows
-                                .is_none_or(|t| rows.get(b.index).is_none_or(|&n| n > t))
-                    })
-                    .map_or(0, |b| b.index);
+                    .filter(|b| b.confirm)
+                    .filter_map(|b| rows.get(b.index))
+                    .sum();
                 Some((
                     NotConfirmed,
                     format!(
-                        "{} affected {} rows, above what may run unconfirmed, and nobody \
-                         confirmed it (the data changed since the dry run)",
-                        self.describe(index),
-                        rows.get(index).copied().unwrap_or(0)
+                        "the statements a confirmation is asked for affected {total} rows in \
+                         all, more than may run unconfirmed, and nobody confirmed them (the data \
+                         changed since the dry run)"
                     ),
                     "run it again and confirm it".into(),
                 ))

@@ -112,7 +112,10 @@ pub(crate) fn bounds(policy: &Policy, tier: Tier, script: &Script) -> Vec<RowBou
                 max_rows,
                 max_rows_rule,
                 confirm,
-                confirm_above_rows: evaluation.confirm_above_rows,
+                // Rows waive nothing for a statement they do not measure.
+                confirm_above_rows: evaluation
+                    .confirm_above_rows
+                    .filter(|_| statement.kind.counts_rows()),
                 outside_transaction: evaluation.outside_transaction,
             }
         })
@@ -129,8 +132,11 @@ impl SqlDecision {
 
     /// Whether the rows the statements affected (`rows[i]` for statement
     /// `i`) need the confirmation: some statement whose rules ask for one
-    /// either gives no threshold or went above it. A statement without a
-    /// count (`rows` shorter than the script) counts as above.
+    /// gives no threshold (rows do not measure a `DROP` or a `TRUNCATE`:
+    /// it never has one), or the rows of all such statements add up to
+    /// more than the smallest threshold, so a delete split into small ones
+    /// waives nothing. A statement without a count (`rows` shorter than
+    /// the script) counts as above.
     pub fn needs_confirmation(&self, rows: &[u64]) -> bool {
         needs_confirmation(&self.bounds, rows)
     }
@@ -149,13 +155,20 @@ pub(crate) fn over_bound(bounds: &[RowBounds], rows: &[u64]) -> Option<OverBound
 }
 
 pub(crate) fn needs_confirmation(bounds: &[RowBounds], rows: &[u64]) -> bool {
-    bounds.iter().any(|bound| {
-        bound.confirm
-            && match (bound.confirm_above_rows, rows.get(bound.index)) {
-                (Some(threshold), Some(&rows)) => rows > threshold,
-                _ => true,
+    // The rows of every statement a confirmation is asked for add up, so
+    // splitting a delete into small ones waives nothing.
+    let mut total: u64 = 0;
+    let mut threshold = u64::MAX;
+    for bound in bounds.iter().filter(|b| b.confirm) {
+        match (bound.confirm_above_rows, rows.get(bound.index)) {
+            (Some(above), Some(&rows)) => {
+                total = total.saturating_add(rows);
+                threshold = threshold.min(above);
             }
-    })
+            _ => return true,
+        }
+    }
+    total > threshold
 }
 
 #[cfg(test)]
@@ -269,6 +282,10 @@ deny = "truncate is never done by hand"
         );
         assert!(d.needs_confirmation(&[100, 101, 0]));
         assert!(
+            d.needs_confirmation(&[60, 60, 0]),
+            "the statements' rows add up: a split delete waives nothing"
+        );
+        assert!(
             d.needs_confirmation(&[100]),
             "a statement without a count counts as above"
         );
@@ -277,6 +294,25 @@ deny = "truncate is never done by hand"
         let script = classify("DELETE FROM carts WHERE stale", Dialect::Postgres);
         let d = decide(&policy, &here("production"), &script, Some("shop"));
         assert!(d.needs_confirmation(&[0]));
+        // Rows do not measure a DROP or a TRUNCATE: nothing waives theirs.
+        let policy = Policy::parse_toml(
+            "[[rule]]\noperations = [\"db.*\"]\nrequire = [\"confirm\"]\nconfirm_above_rows = 100\n",
+            "p.toml",
+        )
+        .unwrap();
+        for sql in ["DROP TABLE carts", "TRUNCATE carts", "DELETE FROM carts"] {
+            let d = decide(
+                &policy,
+                &here("production"),
+                &classify(sql, Dialect::Postgres),
+                None,
+            );
+            assert_eq!(
+                d.needs_confirmation(&[0]),
+                !sql.starts_with("DELETE"),
+                "{sql}"
+            );
+        }
     }
 
     #[test]

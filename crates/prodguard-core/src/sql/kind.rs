@@ -269,6 +269,21 @@ impl SqlKind {
         }
     }
 
+    /// Whether the rows it affects measure what it does: inserts, updates,
+    /// upserts and deletes. A `DROP` or `TRUNCATE` removes rows that no
+    /// database counts, so rows never waive a confirmation for them.
+    pub fn counts_rows(self) -> bool {
+        matches!(
+            self,
+            SqlKind::Insert
+                | SqlKind::UpdateWhere
+                | SqlKind::UpdateUpsert
+                | SqlKind::UpdateAll
+                | SqlKind::DeleteWhere
+                | SqlKind::DeleteAll
+        )
+    }
+
     /// The more dangerous of the two.
     pub fn max(self, other: SqlKind) -> SqlKind {
         if other.rank() > self.rank() {

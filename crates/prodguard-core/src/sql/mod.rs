@@ -272,6 +272,13 @@ pub struct Script {
 }
 
 impl Script {
+    /// The first statement the classifier did not understand: a dry run
+    /// never runs a script that has one (it could commit, or do what a
+    /// rollback cannot undo), so its rows go uncounted.
+    pub fn first_unknown(&self) -> Option<&Statement> {
+        self.statements.iter().find(|s| s.kind == SqlKind::Unknown)
+    }
+
     /// Each statement's kind, in order, as dotted names: what the policy's
     /// rules are matched against (with [`operation`](Self::operation)).
     pub fn kinds(&self) -> Vec<&'static str> {
@@ -643,9 +650,9 @@ fn unknown(
         start,
         end,
         line,
+        transaction: transaction::of_unknown(&normalized),
         normalized,
         problem: Some(problem),
-        transaction: Transaction::Inside,
     }
 }
 

@@ -26,6 +26,27 @@ pub enum Transaction {
     Outside,
 }
 
+/// What a statement the parser did not understand means to the
+/// transaction, by its first word: one that ends or steps around it
+/// (`COMMIT TRANSACTION x`, `END`, `PREPARE TRANSACTION`…) is transaction
+/// control, and one that changes how the database writes or what it is
+/// (`PRAGMA journal_mode = OFF`, `ATTACH`, `VACUUM INTO`) cannot run
+/// inside it: a rollback would not undo it. Anything else runs inside
+/// (its rows are not counted before it runs: see [`Script::first_unknown`]).
+pub(crate) fn of_unknown(normalized: &str) -> Transaction {
+    let first = normalized
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .find(|word| !word.is_empty())
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    match first.as_str() {
+        "COMMIT" | "END" | "ROLLBACK" | "ABORT" | "RELEASE" | "SAVEPOINT" | "BEGIN" | "START"
+        | "PREPARE" => Transaction::Controls,
+        "PRAGMA" | "ATTACH" | "DETACH" | "VACUUM" => Transaction::Outside,
+        _ => Transaction::Inside,
+    }
+}
+
 /// Why a script cannot run in one transaction.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
