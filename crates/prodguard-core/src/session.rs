@@ -2158,6 +2158,7 @@ mod tests {
             max_rows: None,
             confirm_above_rows: None,
             outside_transaction: false,
+            agent_deny: false,
         }
     }
 

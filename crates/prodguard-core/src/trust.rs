@@ -343,6 +343,10 @@ fn layer(system: Policy, local: Policy) -> Result<Policy, LayerError> {
             .min(local.sql.lock_timeout_seconds);
     }
 
+    // [targets]: a target's tier is the most sensitive of every matching
+    // pattern (and of the process's own), so an entry can only protect more.
+    merged.targets.extend(local.targets.iter().cloned());
+
     // A record names the rule that decided: a layered rule never goes by a
     // system rule's name (an unnamed one's `rule #1 (line 4)` included).
     merged.rules.extend(local.rules.iter().map(|rule| {

@@ -55,6 +55,9 @@ pub struct Evaluation {
     /// true`, and so does every matching rule with requirements (so a
     /// layered rule cannot lift a system rule's refusal).
     pub outside_transaction: bool,
+    /// Whether a matching rule with requirements says `agent = "deny"`:
+    /// the hook denies an AI agent's command rather than asking a person.
+    pub agent_deny: bool,
 }
 
 impl Evaluation {
@@ -159,6 +162,7 @@ impl Policy {
             max_rows: None,
             confirm_above_rows: None,
             outside_transaction: false,
+            agent_deny: false,
         };
         // `Some` while every matching rule with requirements allows it.
         let mut outside: Option<bool> = Some(false);
@@ -209,6 +213,7 @@ impl Policy {
             {
                 evaluation.max_rows = Some((rows, rule.name.clone()));
             }
+            evaluation.agent_deny |= rule.agent_deny && !rule.require.is_empty();
             outside = match outside {
                 Some(_) if rule.outside_transaction => Some(true),
                 Some(said) if rule.require.is_empty() => Some(said),
@@ -301,6 +306,7 @@ mod tests {
                 max_rows: None,
                 confirm_above_rows: None,
                 outside_transaction: false,
+                agent_deny: false,
             };
             assert_eq!(
                 rule.matches(Tier::Production, &name),

@@ -132,6 +132,17 @@ pub struct HostnameHint {
     pub tier: Tier,
 }
 
+/// `[targets]`: a pattern over normalised targets and the tier of what it
+/// names (`"postgresql://*.prod.internal/*" = "production"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetTier {
+    /// A glob over the target (`*` any run of characters, `?` one),
+    /// matched as the policy's operation globs are.
+    pub pattern: String,
+    /// The tier of a target it matches.
+    pub tier: Tier,
+}
+
 /// `[environment]`: how detection maps signals to tiers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EnvironmentConfig {
@@ -525,6 +536,9 @@ pub struct Rule {
     /// `confirm_above_rows = N`: this rule's confirmation is needed only
     /// when a SQL statement of a matching kind affects more than N rows.
     pub(crate) confirm_above_rows: Option<u64>,
+    /// `agent = "deny"`: an AI agent's command of a matching kind is
+    /// denied by the hook instead of asking a person in the agent's UI.
+    pub(crate) agent_deny: bool,
     /// `outside_transaction = true`: a SQL statement of a matching kind
     /// that cannot run inside a transaction (`CREATE INDEX CONCURRENTLY`,
     /// `VACUUM`, …) may run, alone in its script, where every matching rule
@@ -594,6 +608,12 @@ impl Rule {
     /// transaction may run alone in its script.
     pub fn outside_transaction(&self) -> bool {
         self.outside_transaction
+    }
+
+    /// `agent = "deny"`: the hook denies an AI agent's command of a
+    /// matching kind rather than asking a person.
+    pub fn agent_deny(&self) -> bool {
+        self.agent_deny
     }
 }
 
@@ -733,6 +753,8 @@ pub struct Policy {
     /// `[fleet]`.
     pub(crate) fleet: FleetConfig,
     pub(crate) sql: SqlConfig,
+    /// `[targets]`, in file order (the system policy's first).
+    pub(crate) targets: Vec<TargetTier>,
     /// `[[rule]]`, in file order.
     pub(crate) rules: Vec<Rule>,
 }
@@ -747,6 +769,8 @@ impl PartialEq for Policy {
             && self.audit == other.audit
             && self.approval == other.approval
             && self.fleet == other.fleet
+            && self.sql == other.sql
+            && self.targets == other.targets
             && self.rules == other.rules
     }
 }
@@ -777,6 +801,35 @@ impl Policy {
     /// `[fleet]`.
     pub fn fleet(&self) -> &FleetConfig {
         &self.fleet
+    }
+
+    /// `[targets]`, in file order.
+    pub fn targets(&self) -> &[TargetTier] {
+        &self.targets
+    }
+
+    /// The most sensitive `[targets]` entry matching `target` (a
+    /// normalised target: a URL without its password, `sqlite:/path`,
+    /// `kube:context`…), if any.
+    ///
+    /// ```
+    /// use prodguard_core::{Policy, Tier};
+    ///
+    /// let policy = Policy::parse_toml(
+    ///     "[targets]\n\"postgresql://*.prod.internal/*\" = \"production\"\n\"kube:*\" = \"staging\"\n\
+    ///      [[rule]]\noperations = [\"*\"]\nrequire = [\"audit\"]\n",
+    ///     "p.toml",
+    /// )?;
+    /// let hit = policy.target_tier("postgresql://app@db1.prod.internal/shop").unwrap();
+    /// assert_eq!(hit.tier, Tier::Production);
+    /// assert!(policy.target_tier("postgresql://localhost/shop").is_none());
+    /// # Ok::<(), prodguard_core::PolicyError>(())
+    /// ```
+    pub fn target_tier(&self, target: &str) -> Option<&TargetTier> {
+        self.targets
+            .iter()
+            .filter(|t| glob_matches(&t.pattern, target))
+            .max_by_key(|t| t.tier.sensitivity())
     }
 
     /// `[sql]`.
@@ -923,7 +976,9 @@ impl Policy {
                 max_rows: None,
                 confirm_above_rows: None,
                 outside_transaction: false,
+                agent_deny: false,
             }],
+            targets: Vec::new(),
         }
     }
 }

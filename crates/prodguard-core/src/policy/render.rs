@@ -134,6 +134,17 @@ impl Policy {
             );
         }
 
+        if !self.targets.is_empty() {
+            out.push_str("\n[targets]\n");
+            for target in &self.targets {
+                line(
+                    &mut out,
+                    &quote(&target.pattern),
+                    &quote(target.tier.as_str()),
+                );
+            }
+        }
+
         for rule in &self.rules {
             out.push_str("\n[[rule]]\n");
             line(&mut out, "name", &quote(&rule.name));
@@ -188,6 +199,9 @@ impl Policy {
             }
             if rule.outside_transaction {
                 line(&mut out, "outside_transaction", "true");
+            }
+            if rule.agent_deny {
+                line(&mut out, "agent", &quote("deny"));
             }
             if let Some(reason) = &rule.deny {
                 line(&mut out, "deny", &quote(reason));

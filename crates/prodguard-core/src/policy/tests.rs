@@ -1790,3 +1790,67 @@ fn statements_run_outside_a_transaction_only_where_every_rule_with_requirements_
     );
     assert_err(&err, 4, 1, &["`outside_transaction` has no effect"]);
 }
+
+#[test]
+fn targets_name_the_tier_of_what_they_match_and_the_most_sensitive_wins() {
+    let p = policy(
+        "[targets]\n\"postgresql://*.prod.internal/*\" = \"production\"\n\"kube:*\" = \"staging\"\n\
+         \"kube:prod-*\" = \"production\"\n\"sqlite:/srv/app/*.db\" = \"production\"\n\
+         [[rule]]\nname = \"agents\"\noperations = [\"infra.*\"]\nrequire = [\"confirm\"]\nagent = \"deny\"\n",
+    );
+    assert_eq!(p.targets().len(), 4);
+    let tier = |t: &str| p.target_tier(t).map(|t| t.tier);
+    assert_eq!(
+        tier("postgresql://app@db.prod.internal/shop"),
+        Some(Tier::Production)
+    );
+    assert_eq!(
+        tier("kube:prod-eu"),
+        Some(Tier::Production),
+        "the most sensitive match"
+    );
+    assert_eq!(tier("kube:dev"), Some(Tier::Staging));
+    assert_eq!(tier("sqlite:/srv/app/shop.db"), Some(Tier::Production));
+    assert_eq!(tier("sqlite:/home/dev/shop.db"), None);
+    assert!(p.rules()[0].agent_deny());
+    assert!(p.evaluate(Tier::Production, "infra.destroy").agent_deny);
+    assert!(!p.evaluate(Tier::Production, "db.drop.table").agent_deny);
+    // Rendered and read back the same.
+    assert_eq!(
+        policy(&p.to_toml_string()),
+        Policy {
+            source: p.source.clone(),
+            ..p.clone()
+        }
+    );
+    for (text, line, column, needle) in [
+        (
+            "[targets]\n\"a b\" = \"production\"\n",
+            2,
+            1,
+            "invalid target pattern",
+        ),
+        (
+            "[targets]\n\"kube:*\" = \"prodction\"\n",
+            2,
+            12,
+            "did you mean `production`",
+        ),
+        (
+            "[[rule]]\noperations = [\"*\"]\nrequire = [\"audit\"]\nagent = \"allow\"\n",
+            4,
+            9,
+            "`agent` must be \"ask\"",
+        ),
+    ] {
+        let err = toml_err(&format!(
+            "{text}{}",
+            if text.contains("[[rule]]") {
+                ""
+            } else {
+                MINIMAL_RULE
+            }
+        ));
+        assert_err(&err, line, column, &[needle]);
+    }
+}

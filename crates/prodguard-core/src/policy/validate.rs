@@ -10,11 +10,19 @@ use super::tree::{Entry, Format, Kind, Locator, Node};
 use super::{
     ActorKind, ApprovalConfig, Approver, AuditConfig, BackupSource, BackupSpec, ConfirmMode,
     Durability, EnvironmentConfig, FleetConfig, HostnameHint, POSTGRES_URL_SCHEMES, Policy,
-    PolicyError, Requirement, Rule, SqlConfig, UnknownEnvironment,
+    PolicyError, Requirement, Rule, SqlConfig, TargetTier, UnknownEnvironment,
 };
 use crate::Tier;
 
-const TOP_KEYS: &[&str] = &["environment", "audit", "approval", "fleet", "sql", "rule"];
+const TOP_KEYS: &[&str] = &[
+    "environment",
+    "audit",
+    "approval",
+    "fleet",
+    "sql",
+    "targets",
+    "rule",
+];
 const ENVIRONMENT_KEYS: &[&str] = &["unknown", "marker_file", "aliases", "hostnames"];
 const AUDIT_KEYS: &[&str] = &[
     "log",
@@ -47,6 +55,7 @@ const RULE_KEYS: &[&str] = &[
     "max_rows",
     "confirm_above_rows",
     "outside_transaction",
+    "agent",
 ];
 const CONFIRM_KEYS: &[&str] = &["mode"];
 const BACKUP_KEYS: &[&str] = &["provider", "command", "verify", "path", "max_age"];
@@ -257,6 +266,7 @@ impl Validator<'_> {
             approval: ApprovalConfig::default(),
             fleet: FleetConfig::default(),
             sql: SqlConfig::default(),
+            targets: Vec::new(),
             rules: Vec::new(),
         };
         for entry in top {
@@ -266,6 +276,7 @@ impl Validator<'_> {
                 "approval" => policy.approval = self.approval(&entry.value)?,
                 "fleet" => policy.fleet = self.fleet(&entry.value)?,
                 "sql" => policy.sql = self.sql(&entry.value)?,
+                "targets" => policy.targets = self.targets(&entry.value)?,
                 _ => policy.rules = self.rules(&entry.value)?,
             }
         }
@@ -395,6 +406,41 @@ impl Validator<'_> {
             });
         }
         Ok(hints)
+    }
+
+    /// `[targets]`: patterns over normalised targets, each with a tier.
+    fn targets(&self, node: &Node) -> Result<Vec<TargetTier>> {
+        let entries = self.table("targets", node)?;
+        let mut targets: Vec<TargetTier> = Vec::new();
+        for entry in entries {
+            let pattern = &entry.key;
+            let valid = !pattern.is_empty()
+                && pattern.len() <= 512
+                && pattern.chars().all(|c| c.is_ascii_graphic());
+            if !valid {
+                return Err(self.err(
+                    entry.key_span.start,
+                    format!(
+                        "invalid target pattern {pattern:?} in [targets]; expected at most 512 \
+                         printable ASCII characters without spaces, with the wildcards `*` (any \
+                         run) and `?` (one character), e.g. \"postgresql://*.prod.internal/*\" = \
+                         \"production\", \"kube:prod-*\", \"sqlite:/srv/app/*.db\", \"terraform:prod\""
+                    ),
+                ));
+            }
+            if targets.iter().any(|t| &t.pattern == pattern) {
+                return Err(self.err(
+                    entry.key_span.start,
+                    format!("target pattern `{pattern}` appears twice in [targets]; keep only one"),
+                ));
+            }
+            let tier = self.tier(&format!("targets.{pattern}"), &entry.value)?;
+            targets.push(TargetTier {
+                pattern: pattern.clone(),
+                tier,
+            });
+        }
+        Ok(targets)
     }
 
     fn audit(&self, node: &Node) -> Result<AuditConfig> {
@@ -895,6 +941,33 @@ impl Validator<'_> {
             None => false,
         };
 
+        let agent_deny = match get("agent") {
+            Some(entry) => {
+                if deny.is_some() {
+                    return Err(self.err(
+                        entry.key_span.start,
+                        format!(
+                            "`agent` has no effect in {label}: a deny rule denies an agent's command anyway"
+                        ),
+                    ));
+                }
+                match self.string("agent", &entry.value)?.trim() {
+                    "deny" => true,
+                    "ask" => false,
+                    other => {
+                        return Err(self.err(
+                            entry.value.span.start,
+                            format!(
+                                "`agent` must be \"ask\" (the hook asks a person in the agent's \
+                                 UI) or \"deny\" (it refuses the agent's command), found {other:?}"
+                            ),
+                        ));
+                    }
+                }
+            }
+            None => false,
+        };
+
         Ok(Rule {
             name,
             operations,
@@ -908,6 +981,7 @@ impl Validator<'_> {
             max_rows,
             confirm_above_rows,
             outside_transaction,
+            agent_deny,
         })
     }
 
