@@ -23,6 +23,7 @@ pub mod approval;
 pub mod audit;
 pub mod confirm;
 pub mod detect;
+pub mod hook;
 pub mod json_api;
 pub mod policy;
 pub mod secret;

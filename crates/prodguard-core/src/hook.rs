@@ -1,0 +1,365 @@
+//! What an AI agent's hook answers for the commands it is about to run:
+//! silence, ask a person, deny, or block what cannot be analysed.
+//!
+//! The faces (`prodguard hook claude-code`, …) read the agent's protocol,
+//! recognise the commands (see `shell`), read target stamps, and translate
+//! the [`HookDecision`] back; every rule lives here. A command's tier is
+//! the most sensitive of the process's own (an agent on a production host
+//! protects everything), its targets' stamps and the policy's `[targets]`
+//! entries; its kind is then decided by the policy's rules in that tier, as
+//! any guarded operation is.
+
+use serde::Serialize;
+
+use crate::Tier;
+use crate::detect::Detection;
+use crate::policy::{Policy, Requirement};
+use crate::session::Stamp;
+use crate::text::{escape, shell_word};
+
+/// One recognised command, as the hook decides it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HookCommand {
+    /// Its operation kind (`db.delete.all`, `infra.destroy`, …).
+    pub kind: String,
+    /// The command as written, for messages.
+    pub part: String,
+    /// The normalised targets it acts on.
+    pub targets: Vec<String>,
+}
+
+/// What the hook answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum HookVerdict {
+    /// Nothing to say: the agent's own permission flow goes on.
+    Silent,
+    /// A person confirms it in the agent's UI.
+    Ask,
+    /// Refused.
+    Deny,
+    /// The command could not be analysed: it is blocked (fail closed).
+    Block,
+}
+
+/// The hook's answer, with the reason for people and each command's part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct HookDecision {
+    /// The answer for the whole tool call: the strongest of its commands'.
+    pub verdict: HookVerdict,
+    /// Why, for the person (ask) or the agent (deny, block); empty when silent.
+    pub reason: String,
+    /// Each command that asks or denies, decided.
+    pub commands: Vec<DecidedCommand>,
+}
+
+/// One command's decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct DecidedCommand {
+    /// The command.
+    pub command: HookCommand,
+    /// Ask or deny (silent commands are not listed).
+    pub verdict: HookVerdict,
+    /// The tier it was decided in.
+    pub tier: Tier,
+    /// What made it that tier.
+    pub because: String,
+    /// The rule that decided.
+    pub rule: Option<String>,
+}
+
+/// The answer for a tool call whose command could not be analysed.
+pub fn blocked(problem: &str) -> HookDecision {
+    HookDecision {
+        verdict: HookVerdict::Block,
+        reason: format!(
+            "prodguard cannot tell what this command does ({}), so it is blocked; run it \
+             yourself, or split it into simpler commands",
+            escape(problem)
+        ),
+        commands: Vec::new(),
+    }
+}
+
+/// Decides `commands` here: `stamp` gives a target's environment stamp
+/// (`None` when it has none or cannot be read by the face).
+///
+/// ```
+/// use prodguard_core::hook::{decide, HookCommand, HookVerdict};
+/// use prodguard_core::{classify, Facts, Policy};
+///
+/// let policy = Policy::parse_toml(
+///     "[targets]\n\"terraform:prod\" = \"production\"\n\
+///      [[rule]]\nname = \"infra\"\noperations = [\"infra.*\"]\ntiers = [\"production\"]\n\
+///      require = [\"confirm\", \"audit\"]\n",
+///     "p.toml",
+/// )?;
+/// let laptop = classify(&Facts { explicit: Some("development".into()), ..Facts::default() }, policy.environment());
+/// let destroy = |workspace: &str| HookCommand {
+///     kind: "infra.destroy".into(),
+///     part: "terraform destroy".into(),
+///     targets: vec![format!("terraform:{workspace}")],
+/// };
+/// // From a developer's laptop, production's workspace is still production.
+/// assert_eq!(decide(&policy, &laptop, &[destroy("prod")], |_| None).verdict, HookVerdict::Ask);
+/// assert_eq!(decide(&policy, &laptop, &[destroy("dev")], |_| None).verdict, HookVerdict::Silent);
+/// # Ok::<(), prodguard_core::PolicyError>(())
+/// ```
+pub fn decide(
+    policy: &Policy,
+    detection: &Detection,
+    commands: &[HookCommand],
+    stamp: impl Fn(&str) -> Option<Stamp>,
+) -> HookDecision {
+    let mut decided = Vec::new();
+    for command in commands {
+        let (tier, because) = tier_of(policy, detection, command, &stamp);
+        let evaluation = policy.evaluate(tier, &command.kind);
+        let (verdict, rule) = if let Some((rule, _)) = &evaluation.denied_by {
+            (HookVerdict::Deny, Some(rule.clone()))
+        } else if let Some((_, rule)) = evaluation.requirements.first() {
+            let verdict = if evaluation.agent_deny {
+                HookVerdict::Deny
+            } else {
+                HookVerdict::Ask
+            };
+            (verdict, Some(rule.clone()))
+        } else {
+            continue;
+        };
+        decided.push(DecidedCommand {
+            command: command.clone(),
+            verdict,
+            tier,
+            because,
+            rule,
+        });
+    }
+    let verdict = if decided.iter().any(|d| d.verdict == HookVerdict::Deny) {
+        HookVerdict::Deny
+    } else if decided.is_empty() {
+        HookVerdict::Silent
+    } else {
+        HookVerdict::Ask
+    };
+    let reason = decided
+        .iter()
+        .map(|d| reason(policy, d))
+        .collect::<Vec<_>>()
+        .join("\n");
+    HookDecision {
+        verdict,
+        reason,
+        commands: decided,
+    }
+}
+
+/// The most sensitive tier among the process's own, each target's stamp
+/// and each target's `[targets]` entry, and what decided it.
+fn tier_of(
+    policy: &Policy,
+    detection: &Detection,
+    command: &HookCommand,
+    stamp: &impl Fn(&str) -> Option<Stamp>,
+) -> (Tier, String) {
+    let mut tier = detection.tier;
+    let mut because = format!(
+        "this host is {} (tier {}), decided by {}",
+        escape(&detection.environment),
+        detection.tier,
+        escape(&detection.decided_by)
+    );
+    for target in &command.targets {
+        if let Some(stamped) = stamp(target)
+            && stamped.tier.sensitivity() > tier.sensitivity()
+        {
+            tier = stamped.tier;
+            because = format!(
+                "`{}` is stamped {} (tier {})",
+                escape(target),
+                escape(&stamped.environment),
+                stamped.tier
+            );
+        }
+        if let Some(entry) = policy.target_tier(target)
+            && entry.tier.sensitivity() > tier.sensitivity()
+        {
+            tier = entry.tier;
+            because = format!(
+                "`{}` matches [targets] \"{}\" = \"{}\"",
+                escape(target),
+                escape(&entry.pattern),
+                entry.tier
+            );
+        }
+    }
+    (tier, because)
+}
+
+fn reason(policy: &Policy, decided: &DecidedCommand) -> String {
+    let command = &decided.command;
+    let target = command.targets.first();
+    let on = target
+        .map(|t| format!(" on `{}`", escape(t)))
+        .unwrap_or_default();
+    let evaluation = policy.evaluate(decided.tier, &command.kind);
+    let rule = decided.rule.as_deref().map(escape).unwrap_or_default();
+    let what = match &evaluation.denied_by {
+        Some((_, why)) => format!("denied by rule `{rule}`: {}", escape(why)),
+        None => {
+            let needs: Vec<&str> = evaluation
+                .requirements
+                .iter()
+                .map(|(r, _)| match r {
+                    Requirement::Confirm => "confirm",
+                    Requirement::Backup => "backup",
+                    Requirement::Audit => "audit",
+                })
+                .collect();
+            let agent = if decided.verdict == HookVerdict::Deny {
+                " and says agent = \"deny\""
+            } else {
+                ""
+            };
+            format!("rule `{rule}` requires {}{agent}", needs.join(" + "))
+        }
+    };
+    let approve = match target {
+        Some(t) => format!(
+            "; to run it outside the agent, a person runs it under prodguard, or approves it: \
+             prodguard approve --key FILE --op {} --target {}",
+            shell_word(&command.kind),
+            shell_word(t)
+        ),
+        None => String::new(),
+    };
+    format!(
+        "prodguard: `{}` is {}{on}, in {} ({}): {what}{approve}",
+        escape(&command.part),
+        command.kind,
+        decided.tier,
+        decided.because,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Facts, classify};
+
+    const POLICY: &str = "[targets]\n\"postgresql://*.prod.internal/*\" = \"production\"\n\
+        [[rule]]\nname = \"data\"\noperations = [\"db.delete.*\", \"db.drop.*\"]\n\
+        tiers = [\"production\", \"unknown\"]\nrequire = [\"confirm\", \"audit\"]\n\
+        [[rule]]\nname = \"no resets\"\noperations = [\"db.reset\"]\ntiers = [\"production\"]\n\
+        deny = \"resets are never run in production\"\n\
+        [[rule]]\nname = \"infra\"\noperations = [\"infra.*\"]\ntiers = [\"production\"]\n\
+        require = [\"confirm\"]\nagent = \"deny\"\n";
+
+    fn here(env: &str) -> (Policy, Detection) {
+        let policy = Policy::parse_toml(POLICY, "p.toml").unwrap();
+        let facts = Facts {
+            explicit: Some(env.into()),
+            ..Facts::default()
+        };
+        let detection = classify(&facts, policy.environment());
+        (policy, detection)
+    }
+
+    fn command(kind: &str, target: &str) -> HookCommand {
+        HookCommand {
+            kind: kind.into(),
+            part: format!("{kind} {target}"),
+            targets: vec![target.into()],
+        }
+    }
+
+    #[test]
+    fn a_target_is_as_protected_as_its_host_its_stamp_or_its_targets_entry() {
+        let (policy, laptop) = here("development");
+        let none = |_: &str| None;
+        let prod_db = command("db.delete.all", "postgresql://app@db1.prod.internal/shop");
+        let local_db = command("db.delete.all", "postgresql://localhost/shop");
+        assert_eq!(
+            decide(&policy, &laptop, std::slice::from_ref(&prod_db), none).verdict,
+            HookVerdict::Ask
+        );
+        assert_eq!(
+            decide(&policy, &laptop, std::slice::from_ref(&local_db), none).verdict,
+            HookVerdict::Silent
+        );
+        // A stamp raises it; nothing lowers it.
+        let stamped = |_: &str| {
+            Some(Stamp {
+                environment: "production".into(),
+                tier: Tier::Production,
+                stamped_at: None,
+                stamped_by: None,
+            })
+        };
+        let answer = decide(&policy, &laptop, std::slice::from_ref(&local_db), stamped);
+        assert_eq!(answer.verdict, HookVerdict::Ask);
+        assert!(
+            answer.reason.contains("is stamped production"),
+            "{}",
+            answer.reason
+        );
+        let (policy, prod) = here("production");
+        let dev_stamp = |_: &str| {
+            Some(Stamp {
+                environment: "development".into(),
+                tier: Tier::Development,
+                stamped_at: None,
+                stamped_by: None,
+            })
+        };
+        assert_eq!(
+            decide(&policy, &prod, &[local_db], dev_stamp).verdict,
+            HookVerdict::Ask
+        );
+    }
+
+    #[test]
+    fn deny_rules_and_agent_deny_deny_and_the_strongest_answer_wins() {
+        let (policy, prod) = here("production");
+        let none = |_: &str| None;
+        let reset = command("db.reset", "postgresql://localhost/shop");
+        let destroy = command("infra.destroy", "terraform:prod");
+        let delete = command("db.delete.where", "postgresql://localhost/shop");
+        let read = command("db.read", "postgresql://localhost/shop");
+        let answer = decide(&policy, &prod, &[read.clone(), delete.clone()], none);
+        assert_eq!(answer.verdict, HookVerdict::Ask);
+        assert_eq!(answer.commands.len(), 1, "the read says nothing");
+        assert!(
+            answer
+                .reason
+                .contains("rule `data` requires confirm + audit")
+                && answer
+                    .reason
+                    .contains("prodguard approve --key FILE --op db.delete.where"),
+            "{}",
+            answer.reason
+        );
+        let answer = decide(&policy, &prod, &[delete, reset], none);
+        assert_eq!(answer.verdict, HookVerdict::Deny);
+        assert!(
+            answer.reason.contains("resets are never run in production"),
+            "{}",
+            answer.reason
+        );
+        let answer = decide(&policy, &prod, &[destroy], none);
+        assert_eq!(answer.verdict, HookVerdict::Deny);
+        assert!(
+            answer.reason.contains("agent = \"deny\""),
+            "{}",
+            answer.reason
+        );
+        assert_eq!(
+            decide(&policy, &prod, &[read], none).verdict,
+            HookVerdict::Silent
+        );
+        assert_eq!(blocked("an unterminated quote").verdict, HookVerdict::Block);
+    }
+}
