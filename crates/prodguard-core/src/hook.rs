@@ -12,6 +12,7 @@
 use serde::Serialize;
 
 use crate::Tier;
+use crate::audit::{Actor, AuditEvent, DecisionRecord, EventKind, OperationRecord};
 use crate::detect::Detection;
 use crate::policy::{Policy, Requirement};
 use crate::session::Stamp;
@@ -69,6 +70,82 @@ pub struct DecidedCommand {
     pub because: String,
     /// The rule that decided.
     pub rule: Option<String>,
+    /// What that tier's rules require of it.
+    pub requirements: Vec<Requirement>,
+    /// Why, for people.
+    pub reason: String,
+}
+
+/// The most of an agent's command a record keeps.
+const RECORDED_COMMAND_CHARS: usize = 4096;
+
+impl HookDecision {
+    /// The audit records of this answer, each under `attempt_id`: a
+    /// refusal per denied command, a note per command a person is asked
+    /// about, a refusal for a blocked call (with the start of `command`);
+    /// none when silent.
+    pub fn records(
+        &self,
+        policy: &Policy,
+        actor: &Actor,
+        attempt_id: &str,
+        command: &str,
+    ) -> Vec<AuditEvent> {
+        let base = |kind: EventKind| AuditEvent {
+            attempt_id: Some(attempt_id.to_owned()),
+            actor: Some(actor.clone()),
+            ..AuditEvent::new(kind)
+        };
+        if self.verdict == HookVerdict::Block {
+            let mut event = base(EventKind::Refusal);
+            event.decision = Some(DecisionRecord {
+                result: "blocked".into(),
+                rule: None,
+                requirements: Vec::new(),
+                reasons: vec![self.reason.clone()],
+                exit_code: Some(2),
+                policy: policy.provenance().to_vec(),
+            });
+            event.message = Some(command.chars().take(RECORDED_COMMAND_CHARS).collect());
+            return vec![event];
+        }
+        self.commands
+            .iter()
+            .map(|decided| {
+                let deny = decided.verdict == HookVerdict::Deny;
+                let mut event = base(if deny {
+                    EventKind::Refusal
+                } else {
+                    EventKind::Note
+                });
+                event.op = Some(OperationRecord {
+                    kind: decided.command.kind.clone(),
+                    target: decided.command.targets.first().cloned(),
+                    env: decided.tier.as_str().to_owned(),
+                    tier: decided.tier,
+                    decided_by: decided.because.clone(),
+                    fingerprint: None,
+                });
+                event.decision = Some(DecisionRecord {
+                    result: if deny { "denied" } else { "asked" }.into(),
+                    rule: decided.rule.clone(),
+                    requirements: decided.requirements.clone(),
+                    reasons: vec![decided.reason.clone()],
+                    exit_code: deny.then_some(crate::ExitCode::Denied.code()),
+                    policy: policy.provenance().to_vec(),
+                });
+                event.message = Some(
+                    decided
+                        .command
+                        .part
+                        .chars()
+                        .take(RECORDED_COMMAND_CHARS)
+                        .collect(),
+                );
+                event
+            })
+            .collect()
+    }
 }
 
 /// The answer for a tool call whose command could not be analysed.
@@ -130,13 +207,17 @@ pub fn decide(
         } else {
             continue;
         };
-        decided.push(DecidedCommand {
+        let mut one = DecidedCommand {
             command: command.clone(),
             verdict,
             tier,
             because,
             rule,
-        });
+            requirements: evaluation.requirements.iter().map(|(r, _)| *r).collect(),
+            reason: String::new(),
+        };
+        one.reason = reason(policy, &one);
+        decided.push(one);
     }
     let verdict = if decided.iter().any(|d| d.verdict == HookVerdict::Deny) {
         HookVerdict::Deny
@@ -147,7 +228,7 @@ pub fn decide(
     };
     let reason = decided
         .iter()
-        .map(|d| reason(policy, d))
+        .map(|d| d.reason.as_str())
         .collect::<Vec<_>>()
         .join("\n");
     HookDecision {
@@ -361,5 +442,45 @@ mod tests {
             HookVerdict::Silent
         );
         assert_eq!(blocked("an unterminated quote").verdict, HookVerdict::Block);
+    }
+
+    #[test]
+    fn every_ask_deny_and_block_is_a_record_and_silence_is_none() {
+        let (policy, prod) = here("production");
+        let agent = Actor {
+            user: "claude".into(),
+            kind: crate::policy::ActorKind::Agent,
+            account: Some("dev".into()),
+        };
+        let none = |_: &str| None;
+        let delete = command("db.delete.where", "postgresql://localhost/shop");
+        let reset = command("db.reset", "postgresql://localhost/shop");
+        let records =
+            decide(&policy, &prod, &[delete, reset], none).records(&policy, &agent, "a1", "…");
+        let kinds: Vec<_> = records
+            .iter()
+            .map(|r| (r.kind, r.decision.as_ref().unwrap().result.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [(EventKind::Note, "asked"), (EventKind::Refusal, "denied")]
+        );
+        assert_eq!(records[1].decision.as_ref().unwrap().exit_code, Some(120));
+        assert_eq!(
+            records[1].op.as_ref().unwrap().target.as_deref(),
+            Some("postgresql://localhost/shop")
+        );
+        let block = blocked("too long").records(&policy, &agent, "a2", &"x".repeat(10_000));
+        assert_eq!(block[0].decision.as_ref().unwrap().result, "blocked");
+        assert_eq!(
+            block[0].message.as_ref().unwrap().len(),
+            RECORDED_COMMAND_CHARS
+        );
+        let read = command("db.read", "postgresql://localhost/shop");
+        assert!(
+            decide(&policy, &prod, &[read], none)
+                .records(&policy, &agent, "a3", "")
+                .is_empty()
+        );
     }
 }
