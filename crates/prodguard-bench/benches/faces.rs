@@ -26,7 +26,8 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use prodguard_bench::faces::{
     ChildEnv, WASM_REQUEST, WasmEvaluator, baseline_native_evaluate, baseline_true,
-    compile_c_program, ours_c_calls, ours_exec, ours_rust_run, ours_wasm_evaluate, rust_guard,
+    compile_c_program, ours_c_calls, ours_exec, ours_hook, ours_rust_run, ours_wasm_evaluate,
+    rust_guard,
 };
 use prodguard_bench::{Budget, Mode, prereq};
 use prodguard_core::Policy;
@@ -95,5 +96,21 @@ fn exec(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, c_call, wasm, exec);
+fn hook(c: &mut Criterion) {
+    let budget = Budget::new(Mode::Quick);
+    let cli = prereq::prodguard_cli(&budget).unwrap();
+    let scratch = budget.scratch("criterion-hook").unwrap();
+    let env = ChildEnv::development(scratch.path()).unwrap();
+    let mut group = c.benchmark_group("hook_decision_ms");
+    group.sample_size(20);
+    group.bench_function("ours: prodguard hook claude-code", |b| {
+        b.iter(|| assert!(ours_hook(&cli, &env).unwrap().success()))
+    });
+    group.bench_function("baseline: true", |b| {
+        b.iter(|| assert!(baseline_true(&env).unwrap().success()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, c_call, wasm, exec, hook);
 criterion_main!(benches);

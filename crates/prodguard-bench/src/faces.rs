@@ -17,8 +17,8 @@ use wasmtime::{Config, Engine, Instance, Memory, Module, OptLevel, Store, TypedF
 
 use crate::timing::{compare_ns, keep};
 use crate::{
-    BenchError, Budget, C_CALL_VS_RUST, EXEC_OVERHEAD_MS, Goal, Measurement, Mode,
-    WASM_DECISION_US, extra, prereq,
+    BenchError, Budget, C_CALL_VS_RUST, EXEC_OVERHEAD_MS, Goal, HOOK_DECISION_MS, Measurement,
+    Mode, WASM_DECISION_US, extra, prereq,
 };
 
 // ------------------------------------------------------------------ C ABI
@@ -516,6 +516,26 @@ pub fn ours_exec(cli: &Path, env: &ChildEnv) -> std::io::Result<ExitStatus> {
         .status()
 }
 
+/// One `prodguard hook claude-code` process answering a typical agent
+/// call (`cargo test` chained with `git status` and a `psql` read: parsed,
+/// classified, decided, silent), waited for.
+#[inline(never)]
+pub fn ours_hook(cli: &Path, env: &ChildEnv) -> std::io::Result<ExitStatus> {
+    use std::io::Write;
+    const CALL: &[u8] = br#"{"session_id": "bench", "hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_input": {"command": "cargo test -p app 2>&1 | tail -20 && git status --short && psql -d app -c 'SELECT count(*) FROM orders'"}, "cwd": "/home/dev/app"}"#;
+    let mut child = env
+        .command(cli)
+        .args(["hook", "claude-code"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(CALL)?;
+    }
+    child.wait()
+}
+
 /// The baseline: `true`, waited for.
 #[inline(never)]
 pub fn baseline_true(env: &ChildEnv) -> std::io::Result<ExitStatus> {
@@ -534,6 +554,52 @@ fn timed(run: impl FnOnce() -> std::io::Result<ExitStatus>, what: &str) -> Resul
     } else {
         Err(BenchError::new(format!("{what} exited with {status}")))
     }
+}
+
+/// `prodguard hook claude-code` (this profile's CLI) on a typical agent
+/// call in development vs `true` run directly, alternating; value = the
+/// hook's mean time in ms (what the agent waits); baseline = `true`'s;
+/// ratio = ours / baseline. Goal: ≤ 5 ms.
+pub fn hook_decision_ms(budget: &Budget) -> Result<Measurement, BenchError> {
+    let cli = prereq::prodguard_cli(budget)?;
+    let scratch = budget.scratch("hook")?;
+    let env = ChildEnv::development(scratch.path())?;
+    let what = format!("{} hook claude-code", cli.display());
+    timed(|| ours_hook(&cli, &env), &what)?;
+    timed(|| baseline_true(&env), "true")?;
+    let runs = budget.exec_runs.max(1);
+    let (mut ours, mut base) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
+    for i in 0..runs {
+        if i % 2 == 0 {
+            ours.push(timed(|| ours_hook(&cli, &env), &what)?);
+            base.push(timed(|| baseline_true(&env), "true")?);
+        } else {
+            base.push(timed(|| baseline_true(&env), "true")?);
+            ours.push(timed(|| ours_hook(&cli, &env), &what)?);
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let (ours_ms, base_ms) = (mean(&ours), mean(&base));
+    let mut sorted = ours.clone();
+    let ours_median = crate::timing::median(&mut sorted);
+    Ok(Measurement::new(
+        HOOK_DECISION_MS,
+        ours_ms,
+        "ms",
+        base_ms,
+        ours_ms / base_ms,
+        &Goal::at_most("value", 5.0),
+        extra([
+            ("hook_median_ms", ours_median),
+            ("true_mean_ms", base_ms),
+            ("runs", runs as f64),
+        ]),
+        format!(
+            "{what} on `cargo test … | tail && git status && psql -d app -c 'SELECT …'` \
+             (PRODGUARD_ENV=development: parsed, classified, decided, silent) vs true, {runs} \
+             alternating runs each"
+        ),
+    ))
 }
 
 /// `prodguard exec --op app.noop -- true` (this profile's CLI) with

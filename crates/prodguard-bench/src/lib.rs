@@ -19,6 +19,7 @@
 //! | [`WASM_DECISION_US`] | `prodguard_evaluate` in wasmtime | `json_api::evaluate_json` natively | wasm time / native time |
 //! | [`EXEC_OVERHEAD_MS`] | `prodguard exec --op app.noop -- true` | `true` | ours / baseline (time) |
 //! | [`SQL_CLASSIFY_VS_PARSE`] | `sql::classify` of a 5 MB migration | sqlparser's `parse_sql` of it | baseline time / ours |
+//! | [`HOOK_DECISION_MS`] | `prodguard hook claude-code` on a typical agent call | `true` | ours / baseline (time); goal on the hook's own ms |
 //! | [`SQL_GUARDED_DELETE_VS_RAW`] | `guard.sql(DELETE …).run(&mut conn)`, 10,000 rows of a SQLite file | the same delete in a rusqlite transaction + two `fdatasync`s | ours / baseline (time) |
 //!
 //! Nothing here asserts a timing: [`Measurement::holds`] says whether the
@@ -41,7 +42,7 @@ pub mod timing;
 
 pub use audit::{concurrent_append_8_vs_1, durable_append_vs_fdatasync, verify_vs_sha256};
 pub use decisions::{allow_decision_ns, is_production_vs_env_var, protected_decision_100_rules_ns};
-pub use faces::{c_call_vs_rust, exec_overhead_ms, wasm_decision_us};
+pub use faces::{c_call_vs_rust, exec_overhead_ms, hook_decision_ms, wasm_decision_us};
 pub use sql::{sql_classify_vs_parse, sql_guarded_delete_vs_raw};
 
 /// Cached `is_production()` vs reading `APP_ENV` each time.
@@ -66,9 +67,11 @@ pub const EXEC_OVERHEAD_MS: &str = "exec_overhead_ms";
 pub const SQL_CLASSIFY_VS_PARSE: &str = "sql_classify_vs_parse";
 /// A guarded 10,000-row SQLite delete vs the same delete by hand between two fdatasyncs.
 pub const SQL_GUARDED_DELETE_VS_RAW: &str = "sql_guarded_delete_vs_raw";
+/// One `prodguard hook claude-code` process, as an agent waits for it.
+pub const HOOK_DECISION_MS: &str = "hook_decision_ms";
 
 /// Every measurement's name, in the order [`run_all`] runs them.
-pub const NAMES: [&str; 11] = [
+pub const NAMES: [&str; 12] = [
     IS_PRODUCTION_VS_ENV_VAR,
     ALLOW_DECISION_NS,
     PROTECTED_DECISION_100_RULES_NS,
@@ -80,6 +83,7 @@ pub const NAMES: [&str; 11] = [
     EXEC_OVERHEAD_MS,
     SQL_CLASSIFY_VS_PARSE,
     SQL_GUARDED_DELETE_VS_RAW,
+    HOOK_DECISION_MS,
 ];
 
 /// One number beside its baseline, as written to `bench-summary.json`.
@@ -433,6 +437,7 @@ pub fn run(name: &str, budget: &Budget) -> Result<Measurement, BenchError> {
         EXEC_OVERHEAD_MS => exec_overhead_ms(budget),
         SQL_CLASSIFY_VS_PARSE => sql_classify_vs_parse(budget),
         SQL_GUARDED_DELETE_VS_RAW => sql_guarded_delete_vs_raw(budget),
+        HOOK_DECISION_MS => hook_decision_ms(budget),
         other => Err(BenchError::new(format!(
             "no measurement is called `{other}`; the names are: {}",
             NAMES.join(", ")

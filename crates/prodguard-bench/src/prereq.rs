@@ -192,10 +192,10 @@ pub fn prodguard_wasm(budget: &Budget) -> Result<PathBuf, BenchError> {
 /// Builds (or checks) every prerequisite the measurements in `names` need,
 /// so that their own timers do not include a build.
 pub fn prepare(budget: &Budget, names: &[&str]) -> Result<(), BenchError> {
-    use crate::{C_CALL_VS_RUST, EXEC_OVERHEAD_MS, WASM_DECISION_US};
+    use crate::{C_CALL_VS_RUST, EXEC_OVERHEAD_MS, HOOK_DECISION_MS, WASM_DECISION_US};
     if names
         .iter()
-        .any(|n| [C_CALL_VS_RUST, EXEC_OVERHEAD_MS].contains(n))
+        .any(|n| [C_CALL_VS_RUST, EXEC_OVERHEAD_MS, HOOK_DECISION_MS].contains(n))
     {
         build_faces(budget)?;
     }

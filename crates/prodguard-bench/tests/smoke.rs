@@ -25,7 +25,10 @@ fn expected_unit(name: &str) -> &'static str {
         "verify_vs_sha256" => "MB/s",
         "c_call_vs_rust" => "ns",
         "wasm_decision_us" => "us",
-        "exec_overhead_ms" | "sql_classify_vs_parse" | "sql_guarded_delete_vs_raw" => "ms",
+        "exec_overhead_ms"
+        | "sql_classify_vs_parse"
+        | "sql_guarded_delete_vs_raw"
+        | "hook_decision_ms" => "ms",
         other => panic!("unexpected measurement {other}"),
     }
 }
@@ -44,6 +47,7 @@ fn expected_goal(name: &str) -> &'static str {
         "exec_overhead_ms" => "value <= 3",
         "sql_classify_vs_parse" => "ratio >= 0.8",
         "sql_guarded_delete_vs_raw" => "ratio <= 1.5",
+        "hook_decision_ms" => "value <= 5",
         other => panic!("unexpected measurement {other}"),
     }
 }

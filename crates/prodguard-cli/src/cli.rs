@@ -168,6 +168,33 @@ pub(crate) enum Command {
     /// for the script here.
     #[command(subcommand)]
     Sql(SqlCommand),
+    /// Coding agents' hooks: ask a person, or deny, before an agent runs a
+    /// destructive command against something protected.
+    #[command(subcommand)]
+    Hook(HookCommand),
+}
+
+/// `prodguard hook …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum HookCommand {
+    /// Claude Code's PreToolUse hook: reads the tool call on stdin; for a
+    /// destructive command aimed at a protected target prints
+    /// `{"hookSpecificOutput": {"permissionDecision": "ask" | "deny", …}}`;
+    /// otherwise prints nothing. Exits 0, or 2 (the call is blocked, the
+    /// reason on stderr) for input it cannot read or analyse in time.
+    ClaudeCode,
+    /// Add the hook to an agent's settings (keeping what is there).
+    Install {
+        /// The agent: claude-code.
+        #[arg(value_name = "AGENT", value_parser = ["claude-code"])]
+        agent: String,
+        /// The project's settings (.claude/settings.json here; the default).
+        #[arg(long, conflicts_with = "user")]
+        project: bool,
+        /// Your user settings (~/.claude/settings.json).
+        #[arg(long)]
+        user: bool,
+    },
 }
 
 /// `prodguard sql …`.

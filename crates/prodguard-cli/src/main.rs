@@ -38,7 +38,7 @@ use prodguard_core::ExitCode as Refusal;
 
 use cli::{Cli, Command};
 use commands::{
-    approve, audit, check, detect, exec, fleet, keygen, load_policy, policy, sql, stamp,
+    approve, audit, check, detect, exec, fleet, hook, keygen, load_policy, policy, sql, stamp,
 };
 
 fn main() -> ExitCode {
@@ -127,5 +127,11 @@ fn run(cli: Cli) -> Result<i32, GuardError> {
         Command::Audit(command) => audit::run(command, policy_file),
         Command::Fleet(command) => fleet::run(command),
         Command::Sql(command) => sql::run(command, policy_file),
+        Command::Hook(cli::HookCommand::ClaudeCode) => Ok(hook::claude_code(policy_file)),
+        Command::Hook(cli::HookCommand::Install { user, .. }) => hook::install(if user {
+            &hook::Scope::User
+        } else {
+            &hook::Scope::Project
+        }),
     }
 }

@@ -28,6 +28,7 @@ pub mod json_api;
 pub mod policy;
 pub mod secret;
 pub mod session;
+pub mod shell;
 pub mod sql;
 #[cfg(test)]
 mod test_rng;

@@ -7,6 +7,7 @@ pub(crate) mod check;
 pub(crate) mod detect;
 pub(crate) mod exec;
 pub(crate) mod fleet;
+pub(crate) mod hook;
 pub(crate) mod keygen;
 pub(crate) mod policy;
 pub(crate) mod sql;
