@@ -3,11 +3,15 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 //! `prodguard_core::shell::analyze` runs in time linear in its input:
 //! a 256 KiB command of each shape that makes naive shell parsers
-//! quadratic (or recurse without end) is analysed in under 200 ms in a
-//! debug build, and four times the input takes about four times as long.
+//! quadratic (or recurse without end) is analysed in under a second in a
+//! debug build on a busy CI machine (100–180 ms on an idle one, ≤ 43 ms in
+//! release), and four times the input takes about four times as long.
 //!
 //! The shapes run one after another in one test, so that no other test of
-//! this binary competes for the CPU while they are timed.
+//! this binary competes for the CPU while they are timed. Each time is the
+//! fastest of seven runs; a shape that misses is measured once more (a
+//! virtual machine's host can slow a whole second down), against the same
+//! limit.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -26,9 +30,9 @@ fn shape(head: &str, unit: &str, tail: &str, len: usize) -> String {
     text
 }
 
-/// The fastest of five runs (the least disturbed by other work).
+/// The fastest of seven runs (the least disturbed by other work).
 fn time(command: &str, context: &Context<'_>) -> Duration {
-    (0..5)
+    (0..7)
         .map(|_| {
             let start = Instant::now();
             let analysis = analyze(command, context);
@@ -87,6 +91,9 @@ fn adversarial_shapes_are_analysed_in_linear_time() {
         ("kubectl delete x N", "", "kubectl delete pod x; ", ""),
         ("URL passwords in one word", "rm -rf ", "x://u:p@h", ""),
         ("password= in one word", "rm -rf ", "password=x&", ""),
+        ("URLs without a user, one word", "rm -rf ", "x://a", ""),
+        ("password ' in one word", "psql -c \"", "password '", "\""),
+        ("identified by x N", "psql -c \"", "identified by ", "\""),
         ("case items x N", "case x in ", "a) rm -rf /x;; ", "esac"),
         ("for loops x N", "", "for i in a; do b; done; ", ""),
         ("function definitions x N", "", "f() { g; }; ", ""),
@@ -102,22 +109,33 @@ fn adversarial_shapes_are_analysed_in_linear_time() {
         let full = shape(head, unit, tail, MAX_COMMAND_BYTES);
         let quarter = shape(head, unit, tail, MAX_COMMAND_BYTES / 4);
         assert!(full.len() <= MAX_COMMAND_BYTES, "{name}");
-        let t_full = time(&full, &context);
-        let t_quarter = time(&quarter, &context);
-        let line = format!(
-            "{name:<32} 256 KiB: {:>7.2} ms   64 KiB: {:>6.2} ms",
-            t_full.as_secs_f64() * 1e3,
-            t_quarter.as_secs_f64() * 1e3
-        );
+        let mut line = String::new();
+        let mut ok = false;
+        for attempt in 0..2 {
+            let t_full = time(&full, &context);
+            let t_quarter = time(&quarter, &context);
+            line = format!(
+                "{name:<32} 256 KiB: {:>7.2} ms   64 KiB: {:>6.2} ms{}",
+                t_full.as_secs_f64() * 1e3,
+                t_quarter.as_secs_f64() * 1e3,
+                if attempt > 0 {
+                    "   (measured again)"
+                } else {
+                    ""
+                }
+            );
+            // Under the budget, and growing about linearly: four times
+            // the input in at most eight times the time (plus timer noise).
+            ok = t_full < Duration::from_millis(1000)
+                && t_full <= t_quarter * 8 + Duration::from_millis(5);
+            if ok {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
         eprintln!("{line}");
         report.push(line);
-        // Growing about linearly: four times the input in at most eight
-        // times the time (plus timer noise); and under a budget loose
-        // enough for a debug build on a busy 2-core CI machine (a release
-        // build takes a tenth of it).
-        if t_full >= Duration::from_millis(1000)
-            || t_full > t_quarter * 8 + Duration::from_millis(5)
-        {
+        if !ok {
             slow.push(name);
         }
     }

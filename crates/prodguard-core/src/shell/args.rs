@@ -110,3 +110,30 @@ pub(super) fn parse(args: &[Word], spec: &Spec) -> Opts {
     }
     out
 }
+
+/// The operands of a command whose options are only partly known: words
+/// not starting with `-`, skipping the values of `value_options`.
+pub(super) fn operands<'w>(words: &'w [Word], value_options: &[&str]) -> Vec<&'w Word> {
+    let mut out = Vec::new();
+    let mut iter = words.iter();
+    while let Some(w) = iter.next() {
+        let t = head(w);
+        if t == "--" && w.parts.len() <= 1 {
+            out.extend(iter.by_ref());
+            break;
+        }
+        if t.starts_with('-') && t.len() > 1 {
+            if value_options.contains(&t) {
+                iter.next();
+            }
+            continue;
+        }
+        out.push(w);
+    }
+    out
+}
+
+/// The literal values of `words`.
+pub(super) fn literals<'w>(words: &[&'w Word]) -> Vec<&'w str> {
+    words.iter().map(|w| w.literal().unwrap_or("")).collect()
+}

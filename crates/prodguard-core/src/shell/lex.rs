@@ -491,6 +491,11 @@ impl<'t> Lexer<'t, '_> {
                 },
                 b'(' => {
                     parens += 1;
+                    // Subshells count towards the nesting limit too (the
+                    // parser would refuse them; no need to read on).
+                    if self.depth + parens > MAX_DEPTH {
+                        return Err(format!("commands nested deeper than {MAX_DEPTH} levels"));
+                    }
                     self.op(out, Op::Open, 1);
                 }
                 b')' => {

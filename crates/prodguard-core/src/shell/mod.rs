@@ -46,8 +46,20 @@
 //! `nohup`, `time`, `nice`, `command`, `exec`, `xargs`, `timeout`,
 //! `stdbuf`, `ionice`, `setsid`, `bundle exec`, `npx`, `bunx`, `pnpm`,
 //! `yarn`, `npm exec`, `uv run`, `poetry run`, `pipenv run`, `cargo sqlx`
-//! and `python -m` are taken off. A program word that is not literal
-//! (`$CMD`, `$(which psql)`) is not recognised: nothing is guessed.
+//! and `python -m` are taken off, and so is `eval` of plain words
+//! (`eval` of anything else is analysed as a nested script). A program
+//! word that is not literal (`$CMD`, `$(which psql)`) is not recognised:
+//! nothing is guessed.
+//!
+//! Paths under a build or temporary directory (`target`, `node_modules`,
+//! `dist`, `build`, `.cache`, `tmp`, … below the working directory, or
+//! anything under `/tmp/`) are not recognised as targets of `rm -r`; a
+//! path with a variable, a `~` or a glob that could leave its directory is
+//! a target as written (`file:$DIR`).
+//!
+//! What a command line shows (`part`) never shows a password: those of
+//! URLs, `password=…`, SQL's `PASSWORD '…'`, `PGPASSWORD=…` and the like,
+//! and the values of `-p`/`--password`-style options, are shown as `***`.
 //!
 //! The line's own effects are followed in order: `cd` and `pushd` change
 //! the directory relative paths resolve against, `export` and `unset`
@@ -58,9 +70,10 @@
 //!
 //! [`Analysis::problem`] says why the text could not be analysed with
 //! confidence — longer than [`MAX_COMMAND_BYTES`], an unterminated quote or
-//! heredoc, unbalanced parentheses, nesting deeper than [`MAX_DEPTH`] — and
-//! the hook then blocks. The commands recognised before the trouble are
-//! still listed.
+//! heredoc, unbalanced parentheses, nesting deeper than [`MAX_DEPTH`], more
+//! than 512 KiB of nested shell text in all (`sh -c`, `eval`) — and the
+//! hook then blocks. The commands recognised before the trouble are still
+//! listed; the one being read when the text broke off is not.
 //!
 //! # Targets
 //!
@@ -83,10 +96,17 @@
 
 mod args;
 mod db;
+mod files;
+mod git;
+mod infra;
 mod lex;
+mod migrate;
 mod parse;
 mod recognize;
 mod target;
+#[cfg(test)]
+mod tests;
+mod wrappers;
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -491,7 +511,7 @@ impl Run<'_> {
         if let Some(why) = lexed.error.clone() {
             self.fail(why);
         }
-        let (items, problem) = parse::parse(lexed, &text, depth);
+        let (items, problem) = parse::parse(lexed, &text, depth, wrappers::is_recognised);
         if let Some(why) = problem {
             self.fail(why);
         }
@@ -511,7 +531,7 @@ impl Run<'_> {
             .first()
             .and_then(|w| w.literal())
             .is_some_and(|program| {
-                !recognize::is_recognised(program) && !simple.redirs.iter().any(|r| r.op.writes())
+                !wrappers::is_recognised(program) && !simple.redirs.iter().any(|r| r.op.writes())
             })
         {
             // Nothing to recognise, no state to change: the common case.
@@ -546,7 +566,7 @@ impl Run<'_> {
             return;
         }
         let effects = {
-            let invocation = recognize::invocation(&simple.words, &self.env, &mut assigns);
+            let invocation = wrappers::invocation(&simple.words, &self.env, &mut assigns);
             let view = View {
                 env: &self.env,
                 assigns: &assigns,

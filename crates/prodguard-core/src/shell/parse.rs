@@ -71,7 +71,15 @@ pub(super) enum Stdin {
 }
 
 /// Parses `lexed` (the tokens of `text`, `depth` levels deep).
-pub(super) fn parse(lexed: Lexed, text: &Rc<str>, depth: usize) -> (Vec<Item>, Option<String>) {
+/// `interesting` says which (literal) programs the analysis looks at: a
+/// command running any other, with no assignment, no redirection that
+/// writes and no pipe out of it, is not listed (its substitutions are).
+pub(super) fn parse(
+    lexed: Lexed,
+    text: &Rc<str>,
+    depth: usize,
+    interesting: fn(&str) -> bool,
+) -> (Vec<Item>, Option<String>) {
     let Lexed {
         tokens,
         mut heredocs,
@@ -81,6 +89,7 @@ pub(super) fn parse(lexed: Lexed, text: &Rc<str>, depth: usize) -> (Vec<Item>, O
         items: Vec::new(),
         heredocs: &mut heredocs,
         problem: None,
+        interesting,
     };
     parser.list(tokens, text, depth);
     (parser.items, parser.problem)
@@ -142,6 +151,7 @@ struct Parser<'h> {
     items: Vec<Item>,
     heredocs: &'h mut Vec<Option<Word>>,
     problem: Option<String>,
+    interesting: fn(&str) -> bool,
 }
 
 impl Parser<'_> {
@@ -335,7 +345,7 @@ impl Parser<'_> {
                             closed = false;
                         }
                         Op::Pipe | Op::PipeErr => {
-                            let index = self.finish(&mut cur, text, depth, stdin);
+                            let index = self.finish_piped(&mut cur, text, depth, stdin);
                             if index.is_none() && !closed {
                                 failed =
                                     Some(format!("a `|` with no command before it at byte {at}"));
@@ -416,17 +426,41 @@ impl Parser<'_> {
 
     /// Ends the current command: lists it (unless it is not a command) and
     /// then the substitutions in it. Returns its index.
-    fn finish(
+    fn finish(&mut self, cur: &mut Current, text: &Rc<str>, depth: usize, stdin: Stdin) {
+        self.end_command(cur, text, depth, stdin, false);
+    }
+
+    /// [`finish`](Self::finish) for a command whose output is piped on.
+    fn finish_piped(
         &mut self,
         cur: &mut Current,
         text: &Rc<str>,
         depth: usize,
         stdin: Stdin,
     ) -> Option<usize> {
+        self.end_command(cur, text, depth, stdin, true)
+    }
+
+    fn end_command(
+        &mut self,
+        cur: &mut Current,
+        text: &Rc<str>,
+        depth: usize,
+        stdin: Stdin,
+        piped: bool,
+    ) -> Option<usize> {
         let cur = std::mem::take(cur);
         let mut index = None;
         let command = !cur.words.is_empty() || !cur.assigns.is_empty() || !cur.redirs.is_empty();
-        if cur.skip == Skip::No && command {
+        let inert = !piped
+            && cur.assigns.is_empty()
+            && !cur.redirs.iter().any(|r| r.op.writes())
+            && cur
+                .words
+                .first()
+                .and_then(Word::literal)
+                .is_some_and(|program| !(self.interesting)(program));
+        if cur.skip == Skip::No && command && !inert {
             self.items.push(Item::Command(Box::new(Simple {
                 text: Rc::clone(text),
                 span: cur.span,
@@ -441,7 +475,12 @@ impl Parser<'_> {
         for nested in cur.nested {
             self.items.push(Item::Enter);
             self.list(nested.tokens, &nested.text, depth + 1);
-            self.items.push(Item::Leave);
+            // A scope with nothing in it need not be entered.
+            if let Some(Item::Enter) = self.items.last() {
+                self.items.pop();
+            } else {
+                self.items.push(Item::Leave);
+            }
         }
         index
     }
