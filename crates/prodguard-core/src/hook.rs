@@ -15,7 +15,7 @@ use crate::Tier;
 use crate::audit::{Actor, AuditEvent, DecisionRecord, EventKind, OperationRecord};
 use crate::detect::Detection;
 use crate::policy::{Policy, Requirement};
-use crate::session::Stamp;
+use crate::session::{Stamp, StampError};
 use crate::text::{escape, shell_word};
 
 /// One recognised command, as the hook decides it.
@@ -162,7 +162,9 @@ pub fn blocked(problem: &str) -> HookDecision {
 }
 
 /// Decides `commands` here: `stamp` gives a target's environment stamp
-/// (`None` when it has none or cannot be read by the face).
+/// (`Ok(None)` when it has none or the face does not read its kind of
+/// target); one that cannot be read counts as an unknown environment,
+/// which is protected.
 ///
 /// ```
 /// use prodguard_core::hook::{decide, HookCommand, HookVerdict};
@@ -181,15 +183,15 @@ pub fn blocked(problem: &str) -> HookDecision {
 ///     targets: vec![format!("terraform:{workspace}")],
 /// };
 /// // From a developer's laptop, production's workspace is still production.
-/// assert_eq!(decide(&policy, &laptop, &[destroy("prod")], |_| None).verdict, HookVerdict::Ask);
-/// assert_eq!(decide(&policy, &laptop, &[destroy("dev")], |_| None).verdict, HookVerdict::Silent);
+/// assert_eq!(decide(&policy, &laptop, &[destroy("prod")], |_| Ok(None)).verdict, HookVerdict::Ask);
+/// assert_eq!(decide(&policy, &laptop, &[destroy("dev")], |_| Ok(None)).verdict, HookVerdict::Silent);
 /// # Ok::<(), prodguard_core::PolicyError>(())
 /// ```
 pub fn decide(
     policy: &Policy,
     detection: &Detection,
     commands: &[HookCommand],
-    stamp: impl Fn(&str) -> Option<Stamp>,
+    stamp: impl Fn(&str) -> Result<Option<Stamp>, StampError>,
 ) -> HookDecision {
     let mut decided = Vec::new();
     for command in commands {
@@ -244,7 +246,7 @@ fn tier_of(
     policy: &Policy,
     detection: &Detection,
     command: &HookCommand,
-    stamp: &impl Fn(&str) -> Option<Stamp>,
+    stamp: &impl Fn(&str) -> Result<Option<Stamp>, StampError>,
 ) -> (Tier, String) {
     let mut tier = detection.tier;
     let mut because = format!(
@@ -254,7 +256,15 @@ fn tier_of(
         escape(&detection.decided_by)
     );
     for target in &command.targets {
-        if let Some(stamped) = stamp(target)
+        let stamped = stamp(target).unwrap_or_else(|e| {
+            Some(Stamp {
+                environment: format!("unreadable ({e})"),
+                tier: Tier::Unknown,
+                stamped_at: None,
+                stamped_by: None,
+            })
+        });
+        if let Some(stamped) = stamped
             && stamped.tier.sensitivity() > tier.sensitivity()
         {
             tier = stamped.tier;
@@ -360,7 +370,7 @@ mod tests {
     #[test]
     fn a_target_is_as_protected_as_its_host_its_stamp_or_its_targets_entry() {
         let (policy, laptop) = here("development");
-        let none = |_: &str| None;
+        let none = |_: &str| Ok(None);
         let prod_db = command("db.delete.all", "postgresql://app@db1.prod.internal/shop");
         let local_db = command("db.delete.all", "postgresql://localhost/shop");
         assert_eq!(
@@ -373,12 +383,12 @@ mod tests {
         );
         // A stamp raises it; nothing lowers it.
         let stamped = |_: &str| {
-            Some(Stamp {
+            Ok(Some(Stamp {
                 environment: "production".into(),
                 tier: Tier::Production,
                 stamped_at: None,
                 stamped_by: None,
-            })
+            }))
         };
         let answer = decide(&policy, &laptop, std::slice::from_ref(&local_db), stamped);
         assert_eq!(answer.verdict, HookVerdict::Ask);
@@ -387,14 +397,31 @@ mod tests {
             "{}",
             answer.reason
         );
+        let unreadable = |_: &str| Err(StampError::new("database is locked"));
+        let answer = decide(
+            &policy,
+            &laptop,
+            std::slice::from_ref(&local_db),
+            unreadable,
+        );
+        assert_eq!(
+            answer.verdict,
+            HookVerdict::Ask,
+            "an unreadable stamp is unknown: protected"
+        );
+        assert!(
+            answer.reason.contains("database is locked"),
+            "{}",
+            answer.reason
+        );
         let (policy, prod) = here("production");
         let dev_stamp = |_: &str| {
-            Some(Stamp {
+            Ok(Some(Stamp {
                 environment: "development".into(),
                 tier: Tier::Development,
                 stamped_at: None,
                 stamped_by: None,
-            })
+            }))
         };
         assert_eq!(
             decide(&policy, &prod, &[local_db], dev_stamp).verdict,
@@ -405,7 +432,7 @@ mod tests {
     #[test]
     fn deny_rules_and_agent_deny_deny_and_the_strongest_answer_wins() {
         let (policy, prod) = here("production");
-        let none = |_: &str| None;
+        let none = |_: &str| Ok(None);
         let reset = command("db.reset", "postgresql://localhost/shop");
         let destroy = command("infra.destroy", "terraform:prod");
         let delete = command("db.delete.where", "postgresql://localhost/shop");
@@ -452,7 +479,7 @@ mod tests {
             kind: crate::policy::ActorKind::Agent,
             account: Some("dev".into()),
         };
-        let none = |_: &str| None;
+        let none = |_: &str| Ok(None);
         let delete = command("db.delete.where", "postgresql://localhost/shop");
         let reset = command("db.reset", "postgresql://localhost/shop");
         let records =

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use prodguard::{Actor, ActorKind, Guard, GuardError, facts};
 use prodguard_core::hook::{self, HookCommand, HookDecision, HookVerdict};
-use prodguard_core::session::Stamp;
+use prodguard_core::session::{Stamp, StampError};
 use prodguard_core::shell::{self, Context, SqlSource};
 use prodguard_core::sql;
 use prodguard_core::text::escape;
@@ -147,22 +147,15 @@ fn sql_file_kind(path: &str, dialect: sql::Dialect) -> String {
     }
 }
 
-/// A SQLite target's stamp; one that cannot be read counts as an unknown
-/// environment (protected). Servers are not asked: a hook must answer fast.
-fn stamp_of(target: &str) -> Option<Stamp> {
-    let path = Path::new(target.strip_prefix("sqlite:")?);
+/// A SQLite target's stamp. Servers are not asked: a hook must answer fast.
+fn stamp_of(target: &str) -> Result<Option<Stamp>, StampError> {
+    let Some(path) = target.strip_prefix("sqlite:").map(Path::new) else {
+        return Ok(None);
+    };
     if !prodguard::stamp::is_sqlite(path) {
-        return None;
+        return Ok(None);
     }
-    match prodguard::stamp::read_sqlite_stamp(path) {
-        Ok(stamp) => stamp,
-        Err(_) => Some(Stamp {
-            environment: "unreadable".into(),
-            tier: prodguard::Tier::Unknown,
-            stamped_at: None,
-            stamped_by: None,
-        }),
-    }
+    prodguard::stamp::read_sqlite_stamp(path).map_err(StampError::from)
 }
 
 /// Writes Claude Code's answer for `decision`; returns the exit code.
