@@ -88,6 +88,27 @@ fn person(seen: Arc<Mutex<Vec<Challenge>>>) -> impl Fn(&Challenge) -> Confirmati
     }
 }
 
+/// A shop database, and a production guard under `policy` whose person
+/// confirms and remembers what they were shown.
+fn asked_shop(
+    name: &str,
+    policy: &str,
+) -> (
+    tempfile::TempDir,
+    Connection,
+    Arc<Mutex<Vec<Challenge>>>,
+    Guard,
+) {
+    let dir = temp_dir(name);
+    let conn = shop(dir.path());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let guard = guard(dir.path(), policy)
+        .confirmer(person(seen.clone()))
+        .build()
+        .unwrap();
+    (dir, conn, seen, guard)
+}
+
 fn refused_code<T: std::fmt::Debug>(result: Result<T, RunError<impl std::fmt::Debug>>) -> i32 {
     match result {
         Err(RunError::Refused(e)) => e.exit_code().code(),
@@ -97,13 +118,7 @@ fn refused_code<T: std::fmt::Debug>(result: Result<T, RunError<impl std::fmt::De
 
 #[test]
 fn a_delete_over_max_rows_changes_nothing_and_is_refused_before_anyone_is_asked() {
-    let dir = temp_dir("over");
-    let mut conn = shop(dir.path());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let guard = guard(dir.path(), POLICY)
-        .confirmer(person(seen.clone()))
-        .build()
-        .unwrap();
+    let (dir, mut conn, seen, guard) = asked_shop("over", POLICY);
     // 500 rows: the dry run finds it over 300 before anyone is asked.
     let result = guard
         .sql("DELETE FROM carts WHERE id > 0")
@@ -127,13 +142,7 @@ fn a_delete_over_max_rows_changes_nothing_and_is_refused_before_anyone_is_asked(
 
 #[test]
 fn a_person_sees_the_rows_before_confirming_and_the_outcome_records_them() {
-    let dir = temp_dir("within");
-    let mut conn = shop(dir.path());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let guard = guard(dir.path(), POLICY)
-        .confirmer(person(seen.clone()))
-        .build()
-        .unwrap();
+    let (dir, mut conn, seen, guard) = asked_shop("within", POLICY);
     let script =
         "BEGIN;\nDELETE FROM carts WHERE stale = 1;\nINSERT INTO orders VALUES (1, 2);\nCOMMIT;";
     let ran = guard.sql(script).target("shop").run(&mut conn).unwrap();
@@ -179,13 +188,7 @@ fn a_person_sees_the_rows_before_confirming_and_the_outcome_records_them() {
 
 #[test]
 fn rows_within_confirm_above_rows_need_nobody_and_a_dry_run_changes_nothing() {
-    let dir = temp_dir("small");
-    let mut conn = shop(dir.path());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let guard = guard(dir.path(), POLICY)
-        .confirmer(person(seen.clone()))
-        .build()
-        .unwrap();
+    let (dir, mut conn, seen, guard) = asked_shop("small", POLICY);
     let ran = guard
         .sql("DELETE FROM carts WHERE id <= 100")
         .target("shop")
@@ -595,13 +598,7 @@ fn the_stamp_checked_is_the_databases_whatever_the_target_calls_it() {
 
 #[test]
 fn a_statement_not_understood_is_never_dry_run_and_control_hidden_in_one_is_refused() {
-    let dir = temp_dir("unknown");
-    let mut conn = shop(dir.path());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let guard = guard(dir.path(), POLICY)
-        .confirmer(person(seen.clone()))
-        .build()
-        .unwrap();
+    let (_dir, mut conn, seen, guard) = asked_shop("unknown", POLICY);
     // Transaction control or a write-changing PRAGMA the parser did not
     // read: refused before anything runs, dry run or not.
     for script in [
