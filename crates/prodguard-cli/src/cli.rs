@@ -175,23 +175,39 @@ pub(crate) enum Command {
 }
 
 /// `prodguard hook …`.
+///
+/// Each agent's hook reads the tool call on stdin; for a destructive
+/// command aimed at a protected target it answers "ask" (Claude Code) or
+/// "deny" in the agent's protocol, and otherwise prints nothing. It exits 0,
+/// or 2 (the call is blocked, the reason on stderr) for input it cannot
+/// read or analyse in time.
 #[derive(Debug, Subcommand)]
 pub(crate) enum HookCommand {
-    /// Claude Code's PreToolUse hook: reads the tool call on stdin; for a
-    /// destructive command aimed at a protected target prints
-    /// `{"hookSpecificOutput": {"permissionDecision": "ask" | "deny", …}}`;
-    /// otherwise prints nothing. Exits 0, or 2 (the call is blocked, the
-    /// reason on stderr) for input it cannot read or analyse in time.
+    /// Claude Code's PreToolUse hook on Bash: prints
+    /// `{"hookSpecificOutput": {"permissionDecision": "ask" | "deny", …}}`.
     ClaudeCode,
+    /// Codex CLI's PreToolUse hook on Bash: prints
+    /// `{"hookSpecificOutput": {"permissionDecision": "deny", …}}` (Codex
+    /// cannot ask a person, so what needs one is denied).
+    Codex,
+    /// Gemini CLI's BeforeTool hook on run_shell_command: prints
+    /// `{"decision": "deny", "reason": …}` (what needs a person is denied).
+    Gemini,
+    /// Cursor's beforeShellExecution hook: prints `{"permission": "deny", …}`
+    /// (what needs a person is denied).
+    Cursor,
     /// Add the hook to an agent's settings (keeping what is there).
+    ///
+    /// claude-code: .claude/settings.json; codex: .codex/hooks.json;
+    /// gemini: .gemini/settings.json; cursor: .cursor/hooks.json.
     Install {
-        /// The agent: claude-code.
-        #[arg(value_name = "AGENT", value_parser = ["claude-code"])]
+        /// The agent: claude-code, codex, gemini or cursor.
+        #[arg(value_name = "AGENT", value_parser = ["claude-code", "codex", "gemini", "cursor"])]
         agent: String,
-        /// The project's settings (.claude/settings.json here; the default).
+        /// The project's settings, in the current directory (the default).
         #[arg(long, conflicts_with = "user")]
         project: bool,
-        /// Your user settings (~/.claude/settings.json).
+        /// Your user settings, in your home directory.
         #[arg(long)]
         user: bool,
     },

@@ -127,11 +127,6 @@ fn run(cli: Cli) -> Result<i32, GuardError> {
         Command::Audit(command) => audit::run(command, policy_file),
         Command::Fleet(command) => fleet::run(command),
         Command::Sql(command) => sql::run(command, policy_file),
-        Command::Hook(cli::HookCommand::ClaudeCode) => Ok(hook::claude_code(policy_file)),
-        Command::Hook(cli::HookCommand::Install { user, .. }) => hook::install(if user {
-            &hook::Scope::User
-        } else {
-            &hook::Scope::Project
-        }),
+        Command::Hook(command) => hook::run(command, policy_file),
     }
 }

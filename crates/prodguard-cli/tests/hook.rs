@@ -1,5 +1,5 @@
-//! `prodguard hook claude-code`, run for real as Claude Code runs it: the
-//! tool call on stdin, the answer on stdout, exit 2 to block.
+//! `prodguard hook AGENT`, run for real as each agent runs it: the tool
+//! call on stdin, the answer on stdout, exit 2 to block.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::Output;
@@ -266,4 +266,112 @@ fn install_merges_the_hook_into_the_settings_once_and_keeps_the_rest() {
     let out = sb.run(DEV, &["hook", "install", "claude-code"]);
     assert_eq!(code(&out), 125);
     assert_eq!(std::fs::read_to_string(&settings).unwrap(), "{ not json");
+}
+
+/// Codex CLI, Gemini CLI and Cursor, each in its own protocol: none of them
+/// reliably asks a person from a hook, so what needs one is denied.
+#[test]
+fn the_other_agents_get_their_own_protocol_and_a_deny_where_a_person_is_needed() {
+    let sb = Sandbox::new("hook-agents");
+    let cwd = sb.path("").to_string_lossy().into_owned();
+    let call = |agent: &str, command: &str, tool: &str| -> Value {
+        match agent {
+            "cursor" => json!({"hook_event_name": "beforeShellExecution", "command": command,
+                "cwd": cwd, "workspace_roots": [cwd]}),
+            "gemini" => json!({"hook_event_name": "BeforeTool", "tool_name": tool,
+                "tool_input": {"command": command}, "cwd": cwd}),
+            _ => json!({"hook_event_name": "PreToolUse", "tool_name": tool,
+                "tool_input": {"command": command}, "cwd": cwd}),
+        }
+    };
+    let destructive = "psql -h db1 -d shop -c 'DROP TABLE carts'";
+    for (agent, shell_tool) in [
+        ("codex", "Bash"),
+        ("gemini", "run_shell_command"),
+        ("cursor", ""),
+    ] {
+        let run = |command: &str, tool: &str| {
+            let input = call(agent, command, tool).to_string();
+            sb.run_with(PROD, &["hook", agent], input.as_bytes())
+        };
+        let out = run(destructive, shell_tool);
+        assert_eq!(code(&out), 0, "{agent}: {}", stderr(&out));
+        let answer: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+        let (permission, reason) = match agent {
+            "codex" => (
+                &answer["hookSpecificOutput"]["permissionDecision"],
+                &answer["hookSpecificOutput"]["permissionDecisionReason"],
+            ),
+            "gemini" => (&answer["decision"], &answer["reason"]),
+            _ => (&answer["permission"], &answer["user_message"]),
+        };
+        assert_eq!(permission, "deny", "{agent}: {answer}");
+        let reason = reason.as_str().unwrap();
+        assert!(
+            reason.contains("cannot put a question to a person")
+                && reason.contains("prodguard approve"),
+            "{agent}: {reason}"
+        );
+        let last = sb.records().pop().unwrap();
+        assert_eq!(last["decision"]["result"], "denied", "{agent}");
+        assert_eq!(last["actor"]["user"], agent);
+        // A harmless command: nothing said, nothing recorded.
+        let before = sb.records().len();
+        let out = run("ls -la && cargo test", shell_tool);
+        assert_eq!((code(&out), stdout(&out).trim()), (0, ""), "{agent}");
+        assert_eq!(sb.records().len(), before);
+        // An unterminated quote: blocked.
+        let out = run("psql -c 'DROP TABLE carts", shell_tool);
+        assert_eq!(code(&out), 2, "{agent}: {}", stdout(&out));
+        assert!(stderr(&out).contains("blocked"), "{agent}");
+        let out = sb.run_with(PROD, &["hook", agent], b"[1, 2]");
+        assert_eq!(code(&out), 2, "{agent}");
+    }
+    // Tools other than the shell pass, for the agents whose hook sees them.
+    for (agent, tool) in [("codex", "apply_patch"), ("gemini", "read_file")] {
+        let input = call(agent, destructive, tool).to_string();
+        let out = sb.run_with(PROD, &["hook", agent], input.as_bytes());
+        assert_eq!((code(&out), stdout(&out).trim()), (0, ""), "{agent}");
+    }
+}
+
+#[test]
+fn install_writes_each_agents_own_settings_file_in_its_own_shape() {
+    let sb = Sandbox::new("hook-install-agents");
+    let read = |file: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(sb.path(file)).unwrap()).unwrap()
+    };
+    for agent in ["codex", "gemini", "cursor"] {
+        let out = sb.run(DEV, &["hook", "install", agent]);
+        assert_eq!(code(&out), 0, "{agent}: {}", stderr(&out));
+        let out = sb.run(DEV, &["hook", "install", agent]);
+        assert!(stdout(&out).contains("already installed"), "{agent}");
+    }
+    let codex = read(".codex/hooks.json");
+    let handler = &codex["hooks"]["PreToolUse"][0];
+    assert_eq!(handler["matcher"], "Bash");
+    assert!(
+        handler["hooks"][0]["command"]
+            .as_str()
+            .unwrap()
+            .ends_with(" hook codex")
+    );
+    let gemini = read(".gemini/settings.json");
+    let handler = &gemini["hooks"]["BeforeTool"][0];
+    assert_eq!(handler["matcher"], "run_shell_command");
+    assert_eq!(handler["hooks"][0]["timeout"], 10_000, "milliseconds");
+    let cursor = read(".cursor/hooks.json");
+    assert_eq!(cursor["version"], 1);
+    assert!(
+        cursor["hooks"]["beforeShellExecution"][0]["command"]
+            .as_str()
+            .unwrap()
+            .ends_with(" hook cursor")
+    );
+    let out = sb.run(DEV, &["hook", "install", "copilot"]);
+    assert_eq!(
+        code(&out),
+        125,
+        "an agent it does not know is a usage error"
+    );
 }

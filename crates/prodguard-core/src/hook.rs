@@ -11,6 +11,9 @@
 
 use serde::Serialize;
 
+mod agents;
+pub use agents::{Agent, HookReply, HookSettings, ShellCall};
+
 use crate::Tier;
 use crate::audit::{Actor, AuditEvent, DecisionRecord, EventKind, OperationRecord};
 use crate::detect::Detection;
@@ -161,13 +164,14 @@ pub fn blocked(problem: &str) -> HookDecision {
     }
 }
 
-/// Decides `commands` here: `stamp` gives a target's environment stamp
+/// Decides `commands` here for `agent` (one that does not ask people gets
+/// a deny where a person would be asked): `stamp` gives a target's environment stamp
 /// (`Ok(None)` when it has none or the face does not read its kind of
 /// target); one that cannot be read counts as an unknown environment,
 /// which is protected.
 ///
 /// ```
-/// use prodguard_core::hook::{decide, HookCommand, HookVerdict};
+/// use prodguard_core::hook::{decide, Agent, HookCommand, HookVerdict};
 /// use prodguard_core::{classify, Facts, Policy};
 ///
 /// let policy = Policy::parse_toml(
@@ -183,13 +187,17 @@ pub fn blocked(problem: &str) -> HookDecision {
 ///     targets: vec![format!("terraform:{workspace}")],
 /// };
 /// // From a developer's laptop, production's workspace is still production.
-/// assert_eq!(decide(&policy, &laptop, &[destroy("prod")], |_| Ok(None)).verdict, HookVerdict::Ask);
-/// assert_eq!(decide(&policy, &laptop, &[destroy("dev")], |_| Ok(None)).verdict, HookVerdict::Silent);
+/// let claude = Agent::ClaudeCode;
+/// assert_eq!(decide(&policy, &laptop, claude, &[destroy("prod")], |_| Ok(None)).verdict, HookVerdict::Ask);
+/// assert_eq!(decide(&policy, &laptop, claude, &[destroy("dev")], |_| Ok(None)).verdict, HookVerdict::Silent);
+/// // Codex cannot put a question to a person: what needs one is denied.
+/// assert_eq!(decide(&policy, &laptop, Agent::Codex, &[destroy("prod")], |_| Ok(None)).verdict, HookVerdict::Deny);
 /// # Ok::<(), prodguard_core::PolicyError>(())
 /// ```
 pub fn decide(
     policy: &Policy,
     detection: &Detection,
+    agent: Agent,
     commands: &[HookCommand],
     stamp: impl Fn(&str) -> Result<Option<Stamp>, StampError>,
 ) -> HookDecision {
@@ -200,7 +208,7 @@ pub fn decide(
         let (verdict, rule) = if let Some((rule, _)) = &evaluation.denied_by {
             (HookVerdict::Deny, Some(rule.clone()))
         } else if let Some((_, rule)) = evaluation.requirements.first() {
-            let verdict = if evaluation.agent_deny {
+            let verdict = if evaluation.agent_deny || !agent.asks_people() {
                 HookVerdict::Deny
             } else {
                 HookVerdict::Ask
@@ -218,7 +226,7 @@ pub fn decide(
             requirements: evaluation.requirements.iter().map(|(r, _)| *r).collect(),
             reason: String::new(),
         };
-        one.reason = reason(policy, &one);
+        one.reason = reason(policy, agent, &one);
         decided.push(one);
     }
     let verdict = if decided.iter().any(|d| d.verdict == HookVerdict::Deny) {
@@ -290,7 +298,7 @@ fn tier_of(
     (tier, because)
 }
 
-fn reason(policy: &Policy, decided: &DecidedCommand) -> String {
+fn reason(policy: &Policy, agent: Agent, decided: &DecidedCommand) -> String {
     let command = &decided.command;
     let target = command.targets.first();
     let on = target
@@ -310,12 +318,17 @@ fn reason(policy: &Policy, decided: &DecidedCommand) -> String {
                     Requirement::Audit => "audit",
                 })
                 .collect();
-            let agent = if decided.verdict == HookVerdict::Deny {
-                " and says agent = \"deny\""
+            let denied = if decided.verdict == HookVerdict::Ask {
+                String::new()
+            } else if evaluation.agent_deny {
+                " and says agent = \"deny\"".into()
             } else {
-                ""
+                format!(
+                    ", and {} cannot put a question to a person from its hook, so it is denied",
+                    agent.title()
+                )
             };
-            format!("rule `{rule}` requires {}{agent}", needs.join(" + "))
+            format!("rule `{rule}` requires {}{denied}", needs.join(" + "))
         }
     };
     let approve = match target {
@@ -340,6 +353,8 @@ fn reason(policy: &Policy, decided: &DecidedCommand) -> String {
 mod tests {
     use super::*;
     use crate::{Facts, classify};
+
+    const CLAUDE: Agent = Agent::ClaudeCode;
 
     const POLICY: &str = "[targets]\n\"postgresql://*.prod.internal/*\" = \"production\"\n\
         [[rule]]\nname = \"data\"\noperations = [\"db.delete.*\", \"db.drop.*\"]\n\
@@ -374,11 +389,25 @@ mod tests {
         let prod_db = command("db.delete.all", "postgresql://app@db1.prod.internal/shop");
         let local_db = command("db.delete.all", "postgresql://localhost/shop");
         assert_eq!(
-            decide(&policy, &laptop, std::slice::from_ref(&prod_db), none).verdict,
+            decide(
+                &policy,
+                &laptop,
+                CLAUDE,
+                std::slice::from_ref(&prod_db),
+                none
+            )
+            .verdict,
             HookVerdict::Ask
         );
         assert_eq!(
-            decide(&policy, &laptop, std::slice::from_ref(&local_db), none).verdict,
+            decide(
+                &policy,
+                &laptop,
+                CLAUDE,
+                std::slice::from_ref(&local_db),
+                none
+            )
+            .verdict,
             HookVerdict::Silent
         );
         // A stamp raises it; nothing lowers it.
@@ -390,7 +419,13 @@ mod tests {
                 stamped_by: None,
             }))
         };
-        let answer = decide(&policy, &laptop, std::slice::from_ref(&local_db), stamped);
+        let answer = decide(
+            &policy,
+            &laptop,
+            CLAUDE,
+            std::slice::from_ref(&local_db),
+            stamped,
+        );
         assert_eq!(answer.verdict, HookVerdict::Ask);
         assert!(
             answer.reason.contains("is stamped production"),
@@ -401,6 +436,7 @@ mod tests {
         let answer = decide(
             &policy,
             &laptop,
+            CLAUDE,
             std::slice::from_ref(&local_db),
             unreadable,
         );
@@ -424,7 +460,7 @@ mod tests {
             }))
         };
         assert_eq!(
-            decide(&policy, &prod, &[local_db], dev_stamp).verdict,
+            decide(&policy, &prod, CLAUDE, &[local_db], dev_stamp).verdict,
             HookVerdict::Ask
         );
     }
@@ -437,7 +473,13 @@ mod tests {
         let destroy = command("infra.destroy", "terraform:prod");
         let delete = command("db.delete.where", "postgresql://localhost/shop");
         let read = command("db.read", "postgresql://localhost/shop");
-        let answer = decide(&policy, &prod, &[read.clone(), delete.clone()], none);
+        let answer = decide(
+            &policy,
+            &prod,
+            CLAUDE,
+            &[read.clone(), delete.clone()],
+            none,
+        );
         assert_eq!(answer.verdict, HookVerdict::Ask);
         assert_eq!(answer.commands.len(), 1, "the read says nothing");
         assert!(
@@ -450,14 +492,14 @@ mod tests {
             "{}",
             answer.reason
         );
-        let answer = decide(&policy, &prod, &[delete, reset], none);
+        let answer = decide(&policy, &prod, CLAUDE, &[delete, reset], none);
         assert_eq!(answer.verdict, HookVerdict::Deny);
         assert!(
             answer.reason.contains("resets are never run in production"),
             "{}",
             answer.reason
         );
-        let answer = decide(&policy, &prod, &[destroy], none);
+        let answer = decide(&policy, &prod, CLAUDE, &[destroy], none);
         assert_eq!(answer.verdict, HookVerdict::Deny);
         assert!(
             answer.reason.contains("agent = \"deny\""),
@@ -465,10 +507,30 @@ mod tests {
             answer.reason
         );
         assert_eq!(
-            decide(&policy, &prod, &[read], none).verdict,
+            decide(&policy, &prod, CLAUDE, &[read], none).verdict,
             HookVerdict::Silent
         );
         assert_eq!(blocked("an unterminated quote").verdict, HookVerdict::Block);
+    }
+
+    #[test]
+    fn an_agent_that_cannot_ask_a_person_is_denied_and_told_why() {
+        let (policy, prod) = here("production");
+        let delete = command("db.delete.where", "postgresql://localhost/shop");
+        for agent in [Agent::Codex, Agent::Gemini, Agent::Cursor] {
+            let answer = decide(&policy, &prod, agent, std::slice::from_ref(&delete), |_| {
+                Ok(None)
+            });
+            assert_eq!(answer.verdict, HookVerdict::Deny);
+            assert!(
+                answer.reason.contains(&format!(
+                    "{} cannot put a question to a person",
+                    agent.title()
+                )) && answer.reason.contains("prodguard approve"),
+                "{}",
+                answer.reason
+            );
+        }
     }
 
     #[test]
@@ -482,8 +544,8 @@ mod tests {
         let none = |_: &str| Ok(None);
         let delete = command("db.delete.where", "postgresql://localhost/shop");
         let reset = command("db.reset", "postgresql://localhost/shop");
-        let records =
-            decide(&policy, &prod, &[delete, reset], none).records(&policy, &agent, "a1", "…");
+        let records = decide(&policy, &prod, CLAUDE, &[delete, reset], none)
+            .records(&policy, &agent, "a1", "…");
         let kinds: Vec<_> = records
             .iter()
             .map(|r| (r.kind, r.decision.as_ref().unwrap().result.as_str()))
@@ -505,7 +567,7 @@ mod tests {
         );
         let read = command("db.read", "postgresql://localhost/shop");
         assert!(
-            decide(&policy, &prod, &[read], none)
+            decide(&policy, &prod, CLAUDE, &[read], none)
                 .records(&policy, &agent, "a3", "")
                 .is_empty()
         );

@@ -1,11 +1,13 @@
-//! `prodguard hook claude-code`: Claude Code's PreToolUse hook. It reads the
-//! tool call on stdin, and for a destructive command aimed at something
-//! protected answers `ask` or `deny`; otherwise it prints nothing (the
-//! agent's own permission flow goes on). What it cannot read or analyse in
-//! time is blocked: exit 2 with the reason on stderr.
+//! `prodguard hook AGENT`: a coding agent's hook before each shell command
+//! (Claude Code, Codex CLI, Gemini CLI, Cursor). It reads the tool call on
+//! stdin, and for a destructive command aimed at something protected
+//! answers "ask" or "deny" in the agent's protocol; otherwise it prints
+//! nothing (the agent's own permission flow goes on). What it cannot read
+//! or analyse in time is blocked: exit 2 with the reason on stderr. The
+//! decision and each protocol's shape live in `prodguard_core::hook`.
 //!
-//! `prodguard hook install claude-code`: merges the hook into the project's
-//! or the user's `settings.json`.
+//! `prodguard hook install AGENT`: merges the hook into the project's or
+//! the user's settings of that agent.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -13,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use prodguard::{Actor, ActorKind, Guard, GuardError, facts};
-use prodguard_core::hook::{self, HookCommand, HookDecision, HookVerdict};
+use prodguard_core::hook::{self, Agent, HookCommand, HookReply, HookVerdict};
 use prodguard_core::session::{Stamp, StampError};
 use prodguard_core::shell::{self, Context, SqlSource};
 use prodguard_core::sql;
@@ -21,6 +23,7 @@ use prodguard_core::text::escape;
 use serde_json::{Value, json};
 
 use super::load_policy;
+use crate::cli::HookCommand as Command;
 
 /// Past this, the tool call is blocked: an agent waits for the hook, and a
 /// hook that fails open when slow is no guard.
@@ -33,38 +36,57 @@ const MAX_INPUT_BYTES: u64 = 4 * shell::MAX_COMMAND_BYTES as u64;
 /// The most of an SQL file a hook reads to classify it; larger is unknown.
 const MAX_SQL_FILE_BYTES: u64 = 1 << 20;
 
-/// Claude Code blocks a tool call on this exit code, with stderr as the reason.
-const BLOCK: i32 = 2;
+/// Runs `prodguard hook …`; returns the exit code.
+pub(crate) fn run(command: Command, policy: Option<&PathBuf>) -> Result<i32, GuardError> {
+    let agent = |name: &str| {
+        Agent::from_name(name).ok_or_else(|| GuardError::Policy(format!("no agent {name}")))
+    };
+    match command {
+        Command::ClaudeCode => Ok(answer_call(Agent::ClaudeCode, policy)),
+        Command::Codex => Ok(answer_call(Agent::Codex, policy)),
+        Command::Gemini => Ok(answer_call(Agent::Gemini, policy)),
+        Command::Cursor => Ok(answer_call(Agent::Cursor, policy)),
+        Command::Install {
+            agent: name, user, ..
+        } => install(
+            agent(&name)?,
+            if user { &Scope::User } else { &Scope::Project },
+        ),
+    }
+}
 
-/// Answers one PreToolUse call; returns the exit code.
-pub(crate) fn claude_code(policy: Option<&PathBuf>) -> i32 {
+/// Answers one tool call of `agent`; returns the exit code.
+fn answer_call(agent: Agent, policy: Option<&PathBuf>) -> i32 {
     // A watchdog, not a timeout on each step: whatever is slow (a stdin
     // never closed, a stamp on a slow disk), the call is blocked in time.
     std::thread::spawn(|| {
         std::thread::sleep(DEADLINE);
-        tell!(
+        let reply = HookReply::block(&format!(
             "prodguard: no answer within {}s, so the command is blocked (fail closed)",
             DEADLINE.as_secs()
-        );
-        std::process::exit(BLOCK);
+        ));
+        std::process::exit(write(&reply));
     });
-    match answer(policy) {
-        Ok(Answer::Silent) => 0,
-        Ok(Answer::Decided(decision)) => respond(&decision),
-        Err(reason) => {
-            tell!("prodguard: {reason}; the command is blocked (fail closed)");
-            BLOCK
-        }
+    let reply = answer(agent, policy).unwrap_or_else(|reason| {
+        HookReply::block(&format!(
+            "prodguard: {reason}; the command is blocked (fail closed)"
+        ))
+    });
+    write(&reply)
+}
+
+/// Writes `reply`; returns its exit code.
+fn write(reply: &HookReply) -> i32 {
+    if let Some(stderr) = &reply.stderr {
+        tell!("{stderr}");
     }
+    if let Some(stdout) = &reply.stdout {
+        say!("{stdout}");
+    }
+    reply.exit_code
 }
 
-enum Answer {
-    /// Not a Bash call, or nothing to say.
-    Silent,
-    Decided(HookDecision),
-}
-
-fn answer(policy: Option<&PathBuf>) -> Result<Answer, String> {
+fn answer(agent: Agent, policy: Option<&PathBuf>) -> Result<HookReply, String> {
     let mut bytes = Vec::new();
     std::io::stdin()
         .lock()
@@ -77,32 +99,21 @@ fn answer(policy: Option<&PathBuf>) -> Result<Answer, String> {
             MAX_INPUT_BYTES >> 10
         ));
     }
-    let input: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("the hook's input is not JSON ({e})"))?;
-    let tool = input
-        .get("tool_name")
-        .and_then(Value::as_str)
-        .ok_or("the hook's input has no `tool_name`")?;
-    if tool != "Bash" {
-        return Ok(Answer::Silent);
-    }
-    let command = input
-        .pointer("/tool_input/command")
-        .and_then(Value::as_str)
-        .ok_or("the Bash call has no `tool_input.command`")?;
-    let cwd = input.get("cwd").and_then(Value::as_str);
+    let Some(call) = agent.shell_call(&bytes)? else {
+        return Ok(HookReply::silent());
+    };
 
     let guard = Guard::builder()
         .policy(load_policy(policy).map_err(|e| e.to_string())?)
         .actor(Actor {
-            user: "claude-code".into(),
+            user: agent.name().into(),
             kind: ActorKind::Agent,
             account: Some(facts::real_account()),
         })
         .build()
         .map_err(|e| e.to_string())?;
     let env: BTreeMap<String, String> = std::env::vars().collect();
-    let analysis = shell::analyze(command, &Context::new(cwd, &env));
+    let analysis = shell::analyze(&call.command, &Context::new(call.cwd.as_deref(), &env));
     let decision = match &analysis.problem {
         Some(problem) => hook::blocked(problem),
         None => {
@@ -118,16 +129,22 @@ fn answer(policy: Option<&PathBuf>) -> Result<Answer, String> {
                     targets: recognized.targets.clone(),
                 })
                 .collect();
-            hook::decide(guard.policy(), guard.detection(), &commands, stamp_of)
+            hook::decide(
+                guard.policy(),
+                guard.detection(),
+                agent,
+                &commands,
+                stamp_of,
+            )
         }
     };
     if decision.verdict == HookVerdict::Silent {
-        return Ok(Answer::Silent);
+        return Ok(HookReply::silent());
     }
     // Every ask, deny and block is a record; one that cannot be written
     // blocks the call.
     let attempt = facts::random_id();
-    for event in decision.records(guard.policy(), guard.actor(), &attempt, command) {
+    for event in decision.records(guard.policy(), guard.actor(), &attempt, &call.command) {
         guard.audit_sink().append(&event).map_err(|e| {
             format!(
                 "the audit log cannot take the record of this decision ({e}): {}",
@@ -135,7 +152,7 @@ fn answer(policy: Option<&PathBuf>) -> Result<Answer, String> {
             )
         })?;
     }
-    Ok(Answer::Decided(decision))
+    Ok(agent.reply(&decision))
 }
 
 /// The operation of the SQL script in `path`: its most dangerous
@@ -158,48 +175,26 @@ fn stamp_of(target: &str) -> Result<Option<Stamp>, StampError> {
     prodguard::stamp::read_sqlite_stamp(path).map_err(StampError::from)
 }
 
-/// Writes Claude Code's answer for `decision`; returns the exit code.
-fn respond(decision: &HookDecision) -> i32 {
-    let permission = match decision.verdict {
-        HookVerdict::Ask => "ask",
-        HookVerdict::Deny => "deny",
-        HookVerdict::Block => {
-            tell!("{}", decision.reason);
-            return BLOCK;
-        }
-        _ => return 0,
-    };
-    let answer = json!({
-        "hookSpecificOutput": {
-            "hookEventName": "PreToolUse",
-            "permissionDecision": permission,
-            "permissionDecisionReason": decision.reason,
-        }
-    });
-    say!("{answer}");
-    0
-}
-
 /// Where `hook install` writes.
 pub(crate) enum Scope {
-    /// `.claude/settings.json` in the current directory.
+    /// The agent's settings in the current directory (the project's).
     Project,
-    /// `~/.claude/settings.json`.
+    /// The agent's settings in the home directory.
     User,
 }
 
-/// Merges the PreToolUse hook into the scope's `settings.json`, keeping
-/// everything else; does nothing when a prodguard hook is there already.
-pub(crate) fn install(scope: &Scope) -> Result<i32, GuardError> {
+/// Merges `agent`'s hook into the scope's settings, keeping everything
+/// else; does nothing when a prodguard hook is there already.
+pub(crate) fn install(agent: Agent, scope: &Scope) -> Result<i32, GuardError> {
     let usage = GuardError::Policy;
     let file = match scope {
-        Scope::Project => PathBuf::from(".claude/settings.json"),
+        Scope::Project => PathBuf::from(agent.settings_file()),
         Scope::User => std::env::var_os("HOME")
-            .map(|home| PathBuf::from(home).join(".claude/settings.json"))
+            .map(|home| PathBuf::from(home).join(agent.settings_file()))
             .ok_or_else(|| usage("HOME is not set: say --project, or set HOME".into()))?,
     };
     let shown = escape(&file.to_string_lossy()).into_owned();
-    let mut settings: Value = match std::fs::read(&file) {
+    let mut json: Value = match std::fs::read(&file) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
             usage(format!(
                 "{shown} is not JSON ({e}); fix it by hand, nothing was changed"
@@ -211,53 +206,60 @@ pub(crate) fn install(scope: &Scope) -> Result<i32, GuardError> {
     let exe = std::env::current_exe()
         .map_err(|e| usage(format!("cannot tell where this prodguard is: {e}")))?;
     // The absolute path: a hook command that is not found exits 127, which
-    // Claude Code takes as "go on".
+    // every agent takes as "go on".
+    let suffix = format!(" hook {}", agent.name());
     let command = format!(
-        "{} hook claude-code",
+        "{}{suffix}",
         prodguard_core::text::shell_word(&exe.to_string_lossy())
     );
-    let Some(root) = settings.as_object_mut() else {
+    let settings = agent.settings(&command);
+    let Some(root) = json.as_object_mut() else {
         return Err(usage(format!(
             "{shown} is not a JSON object; fix it by hand, nothing was changed"
         )));
     };
+    for (key, value) in settings.root {
+        root.entry(key).or_insert(value);
+    }
     let hooks = root.entry("hooks").or_insert_with(|| json!({}));
-    let pre = hooks
+    let entries = hooks
         .as_object_mut()
         .ok_or_else(|| {
             usage(format!(
                 "`hooks` in {shown} is not an object; nothing was changed"
             ))
         })?
-        .entry("PreToolUse")
-        .or_insert_with(|| json!([]));
-    let groups = pre.as_array_mut().ok_or_else(|| {
-        usage(format!(
-            "`hooks.PreToolUse` in {shown} is not an array; nothing was changed"
-        ))
-    })?;
-    let installed = groups.iter().any(|group| {
-        group["hooks"].as_array().is_some_and(|handlers| {
-            handlers.iter().any(|h| {
-                h["command"]
-                    .as_str()
-                    .is_some_and(|c| c.ends_with(" hook claude-code"))
-            })
-        })
+        .entry(settings.event)
+        .or_insert_with(|| json!([]))
+        .as_array_mut()
+        .ok_or_else(|| {
+            usage(format!(
+                "`hooks.{}` in {shown} is not an array; nothing was changed",
+                settings.event
+            ))
+        })?;
+    // An entry runs the command itself (Cursor) or lists handlers that do.
+    let runs_prodguard = |handler: &Value| {
+        handler["command"]
+            .as_str()
+            .is_some_and(|c| c.ends_with(&suffix))
+    };
+    let installed = entries.iter().any(|entry| {
+        runs_prodguard(entry)
+            || entry["hooks"]
+                .as_array()
+                .is_some_and(|handlers| handlers.iter().any(runs_prodguard))
     });
     if installed {
         say!("{shown}: the prodguard hook is already installed; nothing changed");
         return Ok(0);
     }
-    groups.push(json!({
-        "matcher": "Bash",
-        "hooks": [{"type": "command", "command": command, "timeout": 10}]
-    }));
-    let text = serde_json::to_string_pretty(&settings)
+    entries.push(settings.entry);
+    let text = serde_json::to_string_pretty(&json)
         .map_err(|e| usage(format!("cannot write {shown}: {e}")))?;
     write_atomically(&file, &format!("{text}\n"))
         .map_err(|e| usage(format!("cannot write {shown}: {e}")))?;
-    say!("{shown}: added a PreToolUse hook on Bash: {command}");
+    say!("{shown}: added {}: {command}", settings.described);
     Ok(0)
 }
 
