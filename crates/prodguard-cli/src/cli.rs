@@ -199,17 +199,25 @@ pub(crate) enum HookCommand {
     /// Add the hook to an agent's settings (keeping what is there).
     ///
     /// claude-code: .claude/settings.json; codex: .codex/hooks.json;
-    /// gemini: .gemini/settings.json; cursor: .cursor/hooks.json.
+    /// gemini: .gemini/settings.json; cursor: .cursor/hooks.json; in the
+    /// project, your home directory (--user) or /etc (--system).
     Install {
         /// The agent: claude-code, codex, gemini or cursor.
         #[arg(value_name = "AGENT", value_parser = ["claude-code", "codex", "gemini", "cursor"])]
         agent: String,
         /// The project's settings, in the current directory (the default).
-        #[arg(long, conflicts_with = "user")]
+        #[arg(long, conflicts_with_all = ["user", "system"])]
         project: bool,
         /// Your user settings, in your home directory.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "system")]
         user: bool,
+        /// The system-wide settings every user's agent reads and none can
+        /// override (/etc/claude-code/managed-settings.json,
+        /// /etc/codex/hooks.json, /etc/gemini-cli/settings.json,
+        /// /etc/cursor/hooks.json): run as root. The only place an agent
+        /// cannot take the hook out of.
+        #[arg(long)]
+        system: bool,
     },
 }
 

@@ -375,3 +375,46 @@ fn install_writes_each_agents_own_settings_file_in_its_own_shape() {
         "an agent it does not know is a usage error"
     );
 }
+
+/// `--system` writes the file only root can change. As root (CI), it is
+/// written and removed again (only when none was there); as anyone else,
+/// it refuses and says to run it as root.
+#[test]
+fn install_system_writes_the_root_owned_settings_or_says_to_be_root() {
+    const FILE: &str = "/etc/cursor/hooks.json";
+    let sb = Sandbox::new("hook-install-system");
+    let dir = std::path::Path::new(FILE).parent().unwrap();
+    if std::path::Path::new(FILE).exists() {
+        return; // a real installation: not ours to touch
+    }
+    let created_dir = !dir.exists();
+    struct Cleanup(bool);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(FILE);
+            if self.0 {
+                let _ = std::fs::remove_dir("/etc/cursor");
+            }
+        }
+    }
+    let _cleanup = Cleanup(created_dir);
+    let probe = "/etc/.prodguard-hook-test-probe";
+    let root = std::fs::write(probe, b"").is_ok();
+    let _ = std::fs::remove_file(probe);
+    let out = sb.run(DEV, &["hook", "install", "cursor", "--system"]);
+    if root {
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let written: Value = serde_json::from_str(&std::fs::read_to_string(FILE).unwrap()).unwrap();
+        assert!(
+            written["hooks"]["beforeShellExecution"][0]["command"]
+                .as_str()
+                .unwrap()
+                .ends_with(" hook cursor")
+        );
+        // Nothing was written in the project.
+        assert!(!sb.path(".cursor").exists());
+    } else {
+        assert_eq!(code(&out), 125);
+        assert!(stderr(&out).contains("run it as root"), "{}", stderr(&out));
+    }
+}

@@ -47,11 +47,20 @@ pub(crate) fn run(command: Command, policy: Option<&PathBuf>) -> Result<i32, Gua
         Command::Gemini => Ok(answer_call(Agent::Gemini, policy)),
         Command::Cursor => Ok(answer_call(Agent::Cursor, policy)),
         Command::Install {
-            agent: name, user, ..
-        } => install(
-            agent(&name)?,
-            if user { &Scope::User } else { &Scope::Project },
-        ),
+            agent: name,
+            user,
+            system,
+            ..
+        } => {
+            let scope = if system {
+                Scope::System
+            } else if user {
+                Scope::User
+            } else {
+                Scope::Project
+            };
+            install(agent(&name)?, &scope)
+        }
     }
 }
 
@@ -181,6 +190,8 @@ pub(crate) enum Scope {
     Project,
     /// The agent's settings in the home directory.
     User,
+    /// The agent's system-wide settings, which only root can change.
+    System,
 }
 
 /// Merges `agent`'s hook into the scope's settings, keeping everything
@@ -192,6 +203,7 @@ pub(crate) fn install(agent: Agent, scope: &Scope) -> Result<i32, GuardError> {
         Scope::User => std::env::var_os("HOME")
             .map(|home| PathBuf::from(home).join(agent.settings_file()))
             .ok_or_else(|| usage("HOME is not set: say --project, or set HOME".into()))?,
+        Scope::System => PathBuf::from(agent.system_settings_file()),
     };
     let shown = escape(&file.to_string_lossy()).into_owned();
     let mut json: Value = match std::fs::read(&file) {
@@ -257,8 +269,14 @@ pub(crate) fn install(agent: Agent, scope: &Scope) -> Result<i32, GuardError> {
     entries.push(settings.entry);
     let text = serde_json::to_string_pretty(&json)
         .map_err(|e| usage(format!("cannot write {shown}: {e}")))?;
-    write_atomically(&file, &format!("{text}\n"))
-        .map_err(|e| usage(format!("cannot write {shown}: {e}")))?;
+    write_atomically(&file, &format!("{text}\n")).map_err(|e| {
+        let root = if matches!(scope, Scope::System) {
+            " (system settings: run it as root)"
+        } else {
+            ""
+        };
+        usage(format!("cannot write {shown}{root}: {e}"))
+    })?;
     say!("{shown}: added {}: {command}", settings.described);
     Ok(0)
 }

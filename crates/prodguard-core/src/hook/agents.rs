@@ -153,6 +153,18 @@ impl Agent {
         }
     }
 
+    /// The system-wide settings file (Linux) that the agent reads for every
+    /// user and that they cannot override: only root can change it, so
+    /// neither the agent nor the account it runs as can take the hook out.
+    pub fn system_settings_file(self) -> &'static str {
+        match self {
+            Agent::ClaudeCode => "/etc/claude-code/managed-settings.json",
+            Agent::Codex => "/etc/codex/hooks.json",
+            Agent::Gemini => "/etc/gemini-cli/settings.json",
+            Agent::Cursor => "/etc/cursor/hooks.json",
+        }
+    }
+
     /// The settings entry that runs `command` as this agent's hook. Its
     /// timeout is above the hook's own deadline (5 s), which blocks.
     pub fn settings(self, command: &str) -> HookSettings {
