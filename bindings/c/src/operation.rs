@@ -178,7 +178,7 @@ pub unsafe extern "C" fn prodguard_operation_run(
 
 /// Runs the callback under a permit and records its outcome.
 fn run_permit(
-    permit: runtime::Permit<'_>,
+    permit: runtime::Permit,
     kind: &str,
     callback: unsafe extern "C-unwind" fn(*mut c_void) -> i32,
     user_data: *mut c_void,

@@ -22,6 +22,8 @@ use crate::confirm::{Confirmer, TerminalConfirmer};
 use crate::stamp::{StampError, StampReader};
 use crate::{GuardError, RunError, config, facts, fleet};
 
+#[cfg(feature = "tokio")]
+mod run_async;
 mod sql;
 pub use sql::{GuardedSql, SqlRan};
 
@@ -109,9 +111,18 @@ pub struct GuardBuilder {
     audit_log: Option<PathBuf>,
     approval: Option<String>,
     stamps: Option<Arc<dyn StampReader>>,
+    /// Reads nothing of the process that was not given (`testing`).
+    hermetic: bool,
 }
 
 impl GuardBuilder {
+    /// Reads nothing of the process beyond what is given: no
+    /// `PRODGUARD_APPROVAL` (the rest is given by `testing`).
+    pub(crate) fn hermetic(mut self) -> Self {
+        self.hermetic = true;
+        self
+    }
+
     /// Uses this policy instead of discovering one.
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = Some(policy);
@@ -256,7 +267,7 @@ impl GuardBuilder {
             approval: self.approval.or_else(|| {
                 std::env::var("PRODGUARD_APPROVAL")
                     .ok()
-                    .filter(|t| !t.trim().is_empty())
+                    .filter(|t| !self.hermetic && !t.trim().is_empty())
             }),
             locks,
         })
@@ -543,7 +554,7 @@ impl Guard {
     }
 
     /// Passes every guard for `operation`, or returns why not; see [`GuardedOperation::begin`].
-    pub fn begin(&self, operation: Operation) -> Result<Permit<'_>, GuardError> {
+    pub fn begin(&self, operation: Operation) -> Result<Permit, GuardError> {
         self.begin_with(operation, self.approval.as_deref())
     }
 
@@ -595,7 +606,7 @@ impl Guard {
         &self,
         operation: Operation,
         approval: Option<&str>,
-    ) -> Result<Permit<'_>, GuardError> {
+    ) -> Result<Permit, GuardError> {
         self.drive::<Infallible>(operation, approval, None)
             .map_err(|e| match e {
                 RunError::Refused(refusal) => refusal,
@@ -612,7 +623,7 @@ impl Guard {
         mut operation: Operation,
         approval: Option<&str>,
         mut sql: Option<(&prodguard_core::sql::Script, bool, &mut dyn SqlDatabase<E>)>,
-    ) -> Result<Permit<'_>, RunError<E>> {
+    ) -> Result<Permit, RunError<E>> {
         // A database URL's password never reaches records, prompts, tokens
         // or lock keys; only the stamp reader connects with it.
         let mut stamp_target = None;
@@ -817,7 +828,7 @@ impl Guard {
                     }
                     tracing::info!(decision = ?session.decision().result, "guarded operation proceeds");
                     return Ok(Permit {
-                        guard: self,
+                        guard: self.clone(),
                         session,
                         span,
                         started: Instant::now(),
@@ -927,7 +938,7 @@ impl<'g> GuardedOperation<'g> {
 
     /// Passes every guard, or returns why not; the operation is then yours
     /// to run, and [`Permit::finish`] records its outcome.
-    pub fn begin(self) -> Result<Permit<'g>, GuardError> {
+    pub fn begin(self) -> Result<Permit, GuardError> {
         let approval = self.approval.as_deref().or(self.guard.approval.as_deref());
         self.guard.begin_with(self.operation, approval)
     }
@@ -983,9 +994,13 @@ impl<'g> GuardedOperation<'g> {
 /// Permission to run one guarded operation: its intent is already durable.
 /// Call [`finish`](Permit::finish) when it is done; a permit dropped
 /// unfinished records the outcome `abandoned`.
+///
+/// A permit owns what it needs (a clone of its guard, which is a few
+/// shared pointers), so it can move to another thread or task and outlive
+/// the call that made it.
 #[must_use = "record the outcome with `finish`"]
-pub struct Permit<'g> {
-    guard: &'g Guard,
+pub struct Permit {
+    guard: Guard,
     session: Session,
     span: tracing::Span,
     started: Instant,
@@ -994,7 +1009,7 @@ pub struct Permit<'g> {
     lock: Option<fleet::LockHold>,
 }
 
-impl std::fmt::Debug for Permit<'_> {
+impl std::fmt::Debug for Permit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Permit")
             .field("decision", self.session.decision())
@@ -1002,7 +1017,7 @@ impl std::fmt::Debug for Permit<'_> {
     }
 }
 
-impl Permit<'_> {
+impl Permit {
     /// The policy's decision that admitted this operation.
     pub fn decision(&self) -> &Decision {
         self.session.decision()
@@ -1079,7 +1094,7 @@ impl Permit<'_> {
     }
 }
 
-impl Drop for Permit<'_> {
+impl Drop for Permit {
     fn drop(&mut self) {
         self.record(
             "abandoned",

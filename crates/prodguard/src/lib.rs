@@ -43,6 +43,7 @@ pub mod small_file;
 pub mod sql_exec;
 pub mod stamp;
 pub mod system;
+pub mod testing;
 
 use std::sync::OnceLock;
 
