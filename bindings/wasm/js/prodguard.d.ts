@@ -455,7 +455,11 @@ export interface AuditEvent {
   kind: EventKind;
   attempt_id?: string;
   actor?: Actor;
-  op?: { kind: string; target?: string; env: string; tier: Tier; decided_by: string; fingerprint?: string };
+  op?: {
+    kind: string; target?: string; env: string; tier: Tier; decided_by: string; fingerprint?: string;
+    /** The steps of a batch run as one (pending migrations), each with its checksum; `fingerprint` is the batch's. */
+    batch?: { name: string; fingerprint: string }[];
+  };
   decision?: {
     /** `allow`, `deny`, `require`, or the final `refused` / `proceed`. */
     result: string;

@@ -79,6 +79,7 @@ pub fn sample_event(i: usize) -> AuditEvent {
         tier: Tier::Production,
         decided_by: "env:APP_ENV".into(),
         fingerprint: None,
+        batch: Vec::new(),
     });
     event.decision = Some(DecisionRecord {
         result: "proceed".into(),

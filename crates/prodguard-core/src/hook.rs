@@ -128,6 +128,7 @@ impl HookDecision {
                     tier: decided.tier,
                     decided_by: decided.because.clone(),
                     fingerprint: None,
+                    batch: Vec::new(),
                 });
                 event.decision = Some(DecisionRecord {
                     result: if deny { "denied" } else { "asked" }.into(),

@@ -45,8 +45,8 @@ use serde::Serialize;
 
 use crate::ExitCode;
 use crate::audit::{
-    Actor, AuditEvent, BackupEvidence, ConfirmEvidence, DecisionRecord, EventKind, OperationRecord,
-    OutcomeRecord,
+    Actor, AuditEvent, BackupEvidence, BatchItem, ConfirmEvidence, DecisionRecord, EventKind,
+    OperationRecord, OutcomeRecord,
 };
 use crate::detect::Detection;
 use crate::policy::{self, ActorKind, BackupSpec, ConfirmMode, Policy, Requirement};
@@ -59,6 +59,24 @@ use sql_run::{Counted, SqlRun};
 /// How to get an approval token for `operation` on `target`, in words
 /// every face can say: the command an approver runs, with the real
 /// operation and target; how the token reaches the run is the face's to say.
+/// What a confirmation of a batch shows: each step, in order.
+fn batch_steps(batch: &[BatchItem]) -> Vec<String> {
+    batch
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let short: String = item.fingerprint.chars().take(16).collect();
+            format!(
+                "{} of {}: {} (checksum {})",
+                i + 1,
+                batch.len(),
+                escape(&item.name),
+                escape(&short)
+            )
+        })
+        .collect()
+}
+
 fn how_to_approve(operation: &str, target: &str, fingerprint: Option<&str>) -> String {
     // A fingerprinted operation (a SQL script) is approved only with it.
     let fingerprint = fingerprint
@@ -101,6 +119,9 @@ pub struct Operation {
     /// audited.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub break_glass: Option<String>,
+    /// The steps it runs as one (see [`with_batch`](Self::with_batch)).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub batch: Vec<BatchItem>,
 }
 
 impl Operation {
@@ -111,12 +132,24 @@ impl Operation {
             target: None,
             fingerprint: None,
             break_glass: None,
+            batch: Vec::new(),
         }
     }
 
     /// The same operation on `target`.
     pub fn with_target(mut self, target: impl Into<String>) -> Self {
         self.target = Some(target.into());
+        self
+    }
+
+    /// The same operation as a batch of `items` (pending migrations, in
+    /// order) run as one: one decision, one confirmation that lists every
+    /// step, one backup, one intent that records each step's fingerprint.
+    /// Its fingerprint is the batch's ([`batch_fingerprint`](crate::audit::batch_fingerprint)),
+    /// so an approval binds exactly these steps in this order.
+    pub fn with_batch(mut self, items: Vec<BatchItem>) -> Self {
+        self.fingerprint = Some(crate::audit::batch_fingerprint(&items));
+        self.batch = items;
         self
     }
 }
@@ -1009,7 +1042,7 @@ impl Session {
                 .clone()
                 .unwrap_or_else(|| detection.environment.clone()),
             mode: decision.confirm_mode,
-            consequences: Vec::new(),
+            consequences: batch_steps(&input.operation.batch),
         };
         let break_glass_users = match input.operation.break_glass {
             Some(_) => input.policy.approval.break_glass_users.clone(),
@@ -1023,6 +1056,7 @@ impl Session {
                 tier: detection.tier,
                 decided_by: detection.decided_by.clone(),
                 fingerprint: input.operation.fingerprint.clone(),
+                batch: input.operation.batch.clone(),
             },
             operation: input.operation,
             decision,

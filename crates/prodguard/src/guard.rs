@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use prodguard_core::Timestamp;
 use prodguard_core::approval::{Expected, Here};
-use prodguard_core::audit::{Actor, EventKind, OutcomeRecord};
+use prodguard_core::audit::{Actor, BatchItem, EventKind, OutcomeRecord};
 use prodguard_core::confirm::{self, Route, Unconfirmable};
 use prodguard_core::session::{
     self, ApprovalUnusable, AuditFailure, ConfirmationAnswer, Decision, Denial, Operation, Session,
@@ -916,6 +916,27 @@ impl<'g> GuardedOperation<'g> {
     /// checksum): an approval token must name the same one.
     pub fn fingerprint(mut self, fingerprint: impl Into<String>) -> Self {
         self.operation.fingerprint = Some(fingerprint.into());
+        self
+    }
+
+    /// Runs a batch of steps as one operation — the pending migrations of a
+    /// migration tool, in order, each with its checksum: one decision, one
+    /// confirmation listing every step, one backup, one intent recording
+    /// each step. The operation's fingerprint becomes the batch's, so an
+    /// approval binds exactly these steps in this order.
+    ///
+    /// ```
+    /// use prodguard::BatchItem;
+    ///
+    /// let guard = prodguard::testing::guard().environment("development").build()?;
+    /// let pending = [BatchItem::new("20260101_users", "9f2c…"), BatchItem::new("20260102_carts", "41aa…")];
+    /// guard.operation("db.migrate").target("app.db").batch(pending).run_infallible(|| ())?;
+    /// let intent = &guard.records()[0];
+    /// assert_eq!(intent.op.as_ref().unwrap().batch.len(), 2);
+    /// # Ok::<(), prodguard::GuardError>(())
+    /// ```
+    pub fn batch(mut self, steps: impl IntoIterator<Item = BatchItem>) -> Self {
+        self.operation = self.operation.with_batch(steps.into_iter().collect());
         self
     }
 

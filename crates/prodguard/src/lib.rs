@@ -51,7 +51,7 @@ pub use error::{GuardError, RunError};
 pub use guard::{Check, Guard, GuardBuilder, GuardedOperation, GuardedSql, Permit, SqlRan};
 // The core's types an embedder meets, so that `prodguard` is the one
 // dependency a Rust program needs.
-pub use prodguard_core::audit::Actor;
+pub use prodguard_core::audit::{Actor, BatchItem};
 pub use prodguard_core::policy::{ActorKind, Requirement};
 pub use prodguard_core::secret::redact_password;
 pub use prodguard_core::session::{Decision, Operation, Stamp, StampVerdict, Verdict};

@@ -116,3 +116,47 @@ fn scripted_answers_are_used_in_order_and_every_run_is_recorded() {
     let backup = backup.unwrap_or_else(|| panic!("{:#?}", guard.records()));
     assert_eq!(backup.location, "memory:carts");
 }
+
+#[test]
+fn a_batch_asks_once_listing_every_step_and_records_each_checksum() {
+    use prodguard::BatchItem;
+    let guard = testing::guard()
+        .environment("production")
+        .answer(yes())
+        .build()
+        .unwrap();
+    let pending = vec![
+        BatchItem::new("20260101_users", "9f2c01"),
+        BatchItem::new("20260102_carts", "41aa02"),
+    ];
+    let mut applied = Vec::new();
+    guard
+        .operation("db.migrate")
+        .target("app.db")
+        .batch(pending.clone())
+        .run_infallible(|| applied.extend(pending.iter().map(|m| m.name.clone())))
+        .unwrap();
+    assert_eq!(applied.len(), 2);
+    let asked = guard.challenges();
+    assert_eq!(asked.len(), 1, "one confirmation for the batch");
+    assert_eq!(
+        asked[0].consequences,
+        [
+            "1 of 2: 20260101_users (checksum 9f2c01)",
+            "2 of 2: 20260102_carts (checksum 41aa02)"
+        ]
+    );
+    let op = guard.records()[0].op.clone().unwrap();
+    assert_eq!(op.batch, pending);
+    assert_eq!(
+        op.fingerprint.as_deref(),
+        Some(prodguard_core::audit::batch_fingerprint(&pending).as_str())
+    );
+    // The next batch is another operation: asked again, and nobody answers.
+    let refused = guard
+        .operation("db.migrate")
+        .target("app.db")
+        .batch([BatchItem::new("20260103_orders", "77bb03")])
+        .run_infallible(|| ());
+    assert_eq!(refused.unwrap_err().exit_code().code(), 121);
+}

@@ -66,6 +66,54 @@ pub struct OperationRecord {
     /// migration checksum); approvals bind it.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub fingerprint: Option<String>,
+    /// The steps of a batch run as one (pending migrations, in order),
+    /// each with its own fingerprint; the operation's is the batch's.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub batch: Vec<BatchItem>,
+}
+
+/// One step of a batch: a migration's name and its checksum.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BatchItem {
+    /// Its name, e.g. `20260101120000_add_carts`.
+    pub name: String,
+    /// What identifies its content, e.g. the migration's checksum.
+    pub fingerprint: String,
+}
+
+impl BatchItem {
+    /// A step called `name` whose content `fingerprint` identifies.
+    pub fn new(name: impl Into<String>, fingerprint: impl Into<String>) -> Self {
+        BatchItem {
+            name: name.into(),
+            fingerprint: fingerprint.into(),
+        }
+    }
+}
+
+/// The fingerprint of a batch: `batch:` and the SHA-256 of its steps'
+/// names and fingerprints, in order. An approval for one batch does not
+/// approve another, a reordered one or one with a step more or less.
+///
+/// ```
+/// use prodguard_core::audit::{batch_fingerprint, BatchItem};
+///
+/// let one = [BatchItem::new("1_users", "ab12"), BatchItem::new("2_carts", "cd34")];
+/// let fp = batch_fingerprint(&one);
+/// assert!(fp.starts_with("batch:") && fp.len() == 6 + 64);
+/// let reordered = [one[1].clone(), one[0].clone()];
+/// assert_ne!(batch_fingerprint(&reordered), fp);
+/// ```
+pub fn batch_fingerprint(items: &[BatchItem]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for item in items {
+        for text in [&item.name, &item.fingerprint] {
+            hash.update((text.len() as u64).to_le_bytes());
+            hash.update(text.as_bytes());
+        }
+    }
+    format!("batch:{}", super::hex(&hash.finalize()))
 }
 
 /// The guard's decision.

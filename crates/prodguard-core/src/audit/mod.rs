@@ -26,9 +26,9 @@ pub use chain::{
     ChainError, ChainVerifier, Link, chain_hash, encode_record, encode_record_into, is_whole_record,
 };
 pub use event::{
-    Actor, AuditEvent, BackupEvidence, ConfirmEvidence, DecisionRecord, Envelope, EventKind,
-    OperationRecord, OutcomeRecord, PruneInfo, PrunedFile, PrunedSeal, Record, SqlRecord,
-    SqlStatementRecord,
+    Actor, AuditEvent, BackupEvidence, BatchItem, ConfirmEvidence, DecisionRecord, Envelope,
+    EventKind, OperationRecord, OutcomeRecord, PruneInfo, PrunedFile, PrunedSeal, Record,
+    SqlRecord, SqlStatementRecord, batch_fingerprint,
 };
 pub use seal::{SEAL_DOMAIN, SealChecker, SealInfo, SealKey, max_unsealed};
 

@@ -15,8 +15,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use prodguard_core::approval::Claims;
 use prodguard_core::audit::{
-    Actor, AuditEvent, BackupEvidence, ConfirmEvidence, DecisionRecord, EventKind, OperationRecord,
-    OutcomeRecord, PruneInfo, PrunedFile, PrunedSeal, SealInfo, SqlRecord, SqlStatementRecord,
+    Actor, AuditEvent, BackupEvidence, BatchItem, ConfirmEvidence, DecisionRecord, EventKind,
+    OperationRecord, OutcomeRecord, PruneInfo, PrunedFile, PrunedSeal, SealInfo, SqlRecord,
+    SqlStatementRecord,
 };
 use prodguard_core::detect::{Conflict, Evidence as Signal, Strength};
 use prodguard_core::json_api::{
@@ -333,6 +334,7 @@ fn operation_record() -> OperationRecord {
         tier: Tier::Production,
         decided_by: "env:APP_ENV".into(),
         fingerprint: Some("sha256:ab".into()),
+        batch: vec![BatchItem::new("1_users", "ab")],
     }
 }
 
