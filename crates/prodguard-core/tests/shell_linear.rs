@@ -95,6 +95,13 @@ fn adversarial_shapes_are_analysed_in_linear_time() {
         ("password ' in one word", "psql -c \"", "password '", "\""),
         ("identified by x N", "psql -c \"", "identified by ", "\""),
         ("case items x N", "case x in ", "a) rm -rf /x;; ", "esac"),
+        (
+            "case items in $( x N",
+            "x=$(case x in ",
+            "(a) rm -rf /x;; b) y;; ",
+            "esac)",
+        ),
+        ("case in case x N", "", "case x in a) ", ""),
         ("for loops x N", "", "for i in a; do b; done; ", ""),
         ("function definitions x N", "", "f() { g; }; ", ""),
         ("assignments x N", "", "A=$B ", "psql"),

@@ -268,6 +268,100 @@ pub(super) fn lex(text: &Rc<str>, depth: usize) -> Lexed {
 
 type Lexing<T> = Result<T, String>;
 
+/// Where the tokenizer is in `case … esac` commands, so that the `)` ending
+/// a pattern is not taken for the end of a `$(…)` (the parser reads the
+/// structure again; this only has to tell the `)`s apart).
+#[derive(Debug, Default)]
+struct Cases {
+    /// The open `case`s, innermost last.
+    open: Vec<CaseAt>,
+    /// Whether the next word is in a command's first position.
+    command_start: bool,
+    /// Whether a token has been seen (the text's start is a command's).
+    started: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CaseAt {
+    /// After `case`: its word.
+    Word,
+    /// Before `in`.
+    In,
+    /// Reading an item's patterns, up to `)`.
+    Patterns,
+    /// In an item's commands, up to `;;` or `esac`.
+    Body,
+}
+
+impl Cases {
+    fn in_patterns(&self) -> bool {
+        self.open.last() == Some(&CaseAt::Patterns)
+    }
+
+    fn patterns_end(&mut self) {
+        if let Some(top) = self.open.last_mut() {
+            *top = CaseAt::Body;
+        }
+    }
+
+    fn at_command_start(&self) -> bool {
+        self.command_start || !self.started
+    }
+
+    /// Follows one token (a `(` or `)` in patterns is handled before).
+    fn see(&mut self, token: &Token) {
+        let start = self.at_command_start();
+        self.started = true;
+        match token {
+            Token::Word(word) => {
+                let plain = word.plain();
+                self.command_start = false;
+                match self.open.last().copied() {
+                    Some(CaseAt::Word) => {
+                        if let Some(top) = self.open.last_mut() {
+                            *top = CaseAt::In;
+                        }
+                    }
+                    Some(CaseAt::In) => {
+                        if plain == Some("in")
+                            && let Some(top) = self.open.last_mut()
+                        {
+                            *top = CaseAt::Patterns;
+                        }
+                    }
+                    Some(CaseAt::Patterns) => {
+                        if plain == Some("esac") {
+                            self.open.pop();
+                        }
+                    }
+                    _ if !start => {}
+                    top => match plain {
+                        Some("case") => self.open.push(CaseAt::Word),
+                        Some("esac") if top == Some(CaseAt::Body) => {
+                            self.open.pop();
+                        }
+                        Some(
+                            "then" | "do" | "else" | "elif" | "if" | "while" | "until" | "!"
+                            | "{" | "time",
+                        ) => self.command_start = true,
+                        _ => {}
+                    },
+                }
+            }
+            Token::Op(op, _) => {
+                self.command_start = true;
+                if *op == Op::CaseEnd
+                    && let Some(top) = self.open.last_mut()
+                    && *top == CaseAt::Body
+                {
+                    *top = CaseAt::Patterns;
+                }
+            }
+            Token::Redir(_) => {}
+        }
+    }
+}
+
 /// A heredoc whose body starts after the next newline.
 struct Pending {
     index: usize,
@@ -446,7 +540,9 @@ impl<'t> Lexer<'t, '_> {
     /// that closes a `$(` (consumed).
     fn commands(&mut self, out: &mut Vec<Token>, close: bool) -> Lexing<()> {
         let mut parens = 0usize;
+        let mut cases = Cases::default();
         loop {
+            let emitted = out.len();
             let Some(b) = self.peek() else {
                 return if close {
                     Err("unterminated `$(`".into())
@@ -489,6 +585,12 @@ impl<'t> Lexer<'t, '_> {
                     Some(b'&') => self.op(out, Op::PipeErr, 2),
                     _ => self.op(out, Op::Pipe, 1),
                 },
+                b'(' if cases.in_patterns() => self.op(out, Op::Open, 1),
+                b')' if cases.in_patterns() => {
+                    // A `case` pattern's `)`, not the end of a `$(`.
+                    cases.patterns_end();
+                    self.op(out, Op::Close, 1);
+                }
                 b'(' => {
                     parens += 1;
                     // Subshells count towards the nesting limit too (the
@@ -530,6 +632,9 @@ impl<'t> Lexer<'t, '_> {
                     }
                 }
                 _ => out.push(Token::Word(self.word()?)),
+            }
+            for token in out.get(emitted..).unwrap_or_default() {
+                cases.see(token);
             }
         }
     }
