@@ -102,6 +102,8 @@ fn adversarial_shapes_are_analysed_in_linear_time() {
             "esac)",
         ),
         ("case in case x N", "", "case x in a) ", ""),
+        ("find -exec x N", "find /srv ", "-exec sh -c 'rm -rf $1' _ {} \\; ", ""),
+        ("find -delete x N", "", "find /srv -delete; ", ""),
         ("for loops x N", "", "for i in a; do b; done; ", ""),
         ("function definitions x N", "", "f() { g; }; ", ""),
         ("assignments x N", "", "A=$B ", "psql"),

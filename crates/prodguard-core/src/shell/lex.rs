@@ -1329,6 +1329,42 @@ impl Word {
         out
     }
 
+    /// The word as one argument of a command line a nested shell reads
+    /// again (`find -exec`, `ssh HOST ARGS`): its literal text and the
+    /// values `lookup` knows single-quoted, other parameters double-quoted
+    /// as written, any other expansion a parameter the nested analysis
+    /// cannot resolve.
+    pub(super) fn quoted_text(&self, lookup: &dyn Fn(&str) -> Option<String>) -> String {
+        fn single(out: &mut String, text: &str) {
+            out.push('\'');
+            out.push_str(&text.replace('\'', "'\\''"));
+            out.push('\'');
+        }
+        let mut out = String::new();
+        for part in self.parts.iter() {
+            match part {
+                Part::Lit(s) => single(&mut out, s),
+                Part::Param(raw) => match lookup(param_name(raw)) {
+                    Some(value) => single(&mut out, &value),
+                    None => {
+                        out.push('"');
+                        out.push_str(raw);
+                        out.push('"');
+                    }
+                },
+                Part::Other(_) | Part::Subst(_) => {
+                    out.push('"');
+                    out.push_str(SUBSTITUTION_PLACEHOLDER);
+                    out.push('"');
+                }
+            }
+        }
+        if out.is_empty() {
+            out.push_str("''");
+        }
+        out
+    }
+
     /// The word without its first `len` bytes, which must be literal text
     /// (an option's name before its attached value: `--dbname=app`).
     pub(super) fn suffix(&self, len: usize) -> Option<Word> {

@@ -83,6 +83,11 @@ impl<'a> Cmd<'a> {
         word.shell_text(&self.view.word_lookup())
     }
 
+    /// The word as one argument of a command line a nested shell reads.
+    pub(super) fn quoted_text(&self, word: &Word) -> String {
+        word.quoted_text(&self.view.word_lookup())
+    }
+
     /// What the program sees in its environment for `name`.
     pub(super) fn env(&self, name: &str) -> Field {
         match self.view.get(name) {
@@ -407,6 +412,11 @@ pub(super) fn recognize(
         "aws" => infra::aws(&cmd),
         "gcloud" => infra::gcloud(&cmd),
         "rm" => files::rm(&cmd),
+        "find" => {
+            let (found, nested) = files::find(&cmd);
+            effects.nested = nested.map(|text| NestedText { text, child: true });
+            found
+        }
         "shred" => files::shred(&cmd),
         "dd" => files::dd(&cmd),
         "git" => git::git(&cmd),

@@ -87,7 +87,7 @@ fn plain_eval(words: &[Word], at: usize, first_rereadable: usize) -> bool {
 /// The programs [`recognize`] and [`invocation`] know (besides `mkfs*`):
 /// wrappers, shells, the builtins that change the line's state, and the
 /// tools recognised. Sorted, for a binary search.
-pub(super) const KNOWN_PROGRAMS: [&str; 81] = [
+pub(super) const KNOWN_PROGRAMS: [&str; 82] = [
     "alembic",
     "artisan",
     "ash",
@@ -111,6 +111,7 @@ pub(super) const KNOWN_PROGRAMS: [&str; 81] = [
     "eval",
     "exec",
     "export",
+    "find",
     "flyway",
     "gcloud",
     "git",
