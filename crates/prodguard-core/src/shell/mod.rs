@@ -103,6 +103,7 @@ mod lex;
 mod migrate;
 mod parse;
 mod recognize;
+mod remote;
 mod target;
 #[cfg(test)]
 mod tests;
@@ -310,6 +311,9 @@ struct Scope {
     /// the context's environment.
     barrier: usize,
     cwd: Option<Rc<str>>,
+    /// Another host's or container's environment (`ssh`, `docker exec`):
+    /// what the line does not set is unknown, not unset.
+    opaque: bool,
 }
 
 /// The environment and working directory along the command line, scope by
@@ -333,12 +337,17 @@ impl<'c> Env<'c> {
                 mark: 0,
                 barrier: 0,
                 cwd,
+                opaque: false,
             }],
         }
     }
 
     fn barrier(&self) -> usize {
         self.scopes.last().map_or(0, |s| s.barrier)
+    }
+
+    fn opaque(&self) -> bool {
+        self.scopes.last().is_some_and(|s| s.opaque)
     }
 
     fn cwd(&self) -> Option<&str> {
@@ -354,10 +363,25 @@ impl<'c> Env<'c> {
     }
 
     fn enter(&mut self, cleared: bool) {
+        self.enter_opaque(cleared, false);
+    }
+
+    /// A new scope; `opaque`: another machine's (see [`Scope::opaque`]).
+    fn enter_opaque(&mut self, cleared: bool, opaque: bool) {
         let mark = self.log.len();
-        let barrier = if cleared { mark.max(1) } else { self.barrier() };
+        let barrier = if cleared || opaque {
+            mark.max(1)
+        } else {
+            self.barrier()
+        };
         let cwd = self.scopes.last().and_then(|s| s.cwd.clone());
-        self.scopes.push(Scope { mark, barrier, cwd });
+        let opaque = opaque || self.opaque();
+        self.scopes.push(Scope {
+            mark,
+            barrier,
+            cwd,
+            opaque,
+        });
     }
 
     fn leave(&mut self) {
@@ -404,6 +428,7 @@ impl<'c> Env<'c> {
         match self.entry(name) {
             Some(e) if e.exported || in_base => e.val.clone(),
             Some(_) => Val::Unset,
+            None if self.opaque() => Val::Unknown,
             None if in_base => self
                 .base
                 .get(name)
@@ -416,6 +441,9 @@ impl<'c> Env<'c> {
     fn shell_var(&self, name: &str) -> Val {
         match self.entry(name) {
             Some(e) => e.val.clone(),
+            // bash sets IFS itself, whatever the environment says.
+            None if name == "IFS" => Val::Known(" \t\n".to_owned()),
+            None if self.opaque() => Val::Unknown,
             None if self.barrier() == 0 => self
                 .base
                 .get(name)
@@ -435,6 +463,9 @@ pub(super) struct View<'e> {
     env: &'e Env<'e>,
     assigns: &'e Assigns,
     cleared: bool,
+    /// Run on another machine (`docker exec`): what is not set here is
+    /// unknown.
+    opaque: bool,
 }
 
 impl View<'_> {
@@ -442,6 +473,9 @@ impl View<'_> {
     fn get(&self, name: &str) -> Val {
         if let Some(val) = self.assigns.get(name) {
             return val.clone();
+        }
+        if self.opaque {
+            return Val::Unknown;
         }
         if self.cleared {
             return Val::Unset;
@@ -571,9 +605,11 @@ impl Run<'_> {
                 env: &self.env,
                 assigns: &assigns,
                 cleared: invocation.cleared,
+                opaque: invocation.remote.is_some(),
             };
             recognize::recognize(simple, items, &invocation, &view, self.env.cwd())
         };
+        let before = self.found.len();
         self.found.extend(effects.found);
         match effects.state {
             recognize::StateChange::None => {}
@@ -589,7 +625,8 @@ impl Run<'_> {
         }
         if let Some(nested) = effects.nested {
             if nested.child {
-                self.env.enter(effects.cleared);
+                self.env
+                    .enter_opaque(effects.cleared, effects.remote.is_some());
                 for (name, val) in assigns {
                     self.env.set(&name, val, true);
                 }
@@ -600,6 +637,14 @@ impl Run<'_> {
                 self.env.leave();
             } else {
                 self.text(&nested.text, simple.depth + 1);
+            }
+        }
+        // What runs on another machine acts on it too.
+        if let Some(Some(tag)) = &effects.remote {
+            for found in self.found.get_mut(before..).unwrap_or_default() {
+                if !found.targets.contains(tag) {
+                    found.targets.push(tag.clone());
+                }
             }
         }
     }

@@ -12,7 +12,9 @@ use super::lex::Word;
 use super::parse::{Item, Simple};
 use super::target::{self, Field};
 use super::wrappers::{Invocation, program_name};
-use super::{NestedText, Recognized, SqlSource, Val, View, db, files, git, infra, migrate};
+use super::{
+    NestedText, Recognized, SqlSource, Val, View, db, files, git, infra, migrate, remote,
+};
 
 /// How the command line changes the shell's own state.
 #[derive(Debug, Default)]
@@ -36,6 +38,10 @@ pub(super) struct Effects {
     pub(super) cleared: bool,
     /// For the nested text: `env -C DIR`, resolved.
     pub(super) chdir: Option<Option<String>>,
+    /// It runs on another machine (`ssh`, `docker exec`, `kubectl exec`),
+    /// named by this target when it can be told (`ssh:HOST`): added to the
+    /// targets of every command recognised in it.
+    pub(super) remote: Option<Option<String>>,
 }
 
 /// A command with everything its recogniser needs.
@@ -329,6 +335,7 @@ pub(super) fn recognize(
 ) -> Effects {
     let mut effects = Effects {
         cleared: inv.cleared,
+        remote: inv.remote.clone(),
         ..Effects::default()
     };
     let cwd: Option<Cow<'_, str>> = match &inv.chdir {
@@ -375,6 +382,14 @@ pub(super) fn recognize(
     let found = match name {
         "sh" | "bash" | "zsh" | "dash" | "ksh" | "ash" | "mksh" => {
             effects.nested = shell(&cmd);
+            None
+        }
+        "ssh" => {
+            if let Some((nested, host)) = remote::ssh(&cmd) {
+                effects.nested = Some(nested);
+                effects.remote = Some(host.map(|h| format!("ssh:{h}")));
+                effects.chdir = Some(None);
+            }
             None
         }
         "eval" => {

@@ -21,6 +21,9 @@ pub(super) struct Invocation {
     pub(super) split: Option<String>,
     /// `command -v`, `sudo -e`: the program is looked up or edited, not run.
     pub(super) not_run: bool,
+    /// `docker exec CONTAINER`, `kubectl exec POD --`: the program runs
+    /// there, named by this target when it can be told.
+    pub(super) remote: Option<Option<String>>,
 }
 
 /// The name a program is matched by: its last path component, without an
@@ -87,7 +90,7 @@ fn plain_eval(words: &[Word], at: usize, first_rereadable: usize) -> bool {
 /// The programs [`recognize`] and [`invocation`] know (besides `mkfs*`):
 /// wrappers, shells, the builtins that change the line's state, and the
 /// tools recognised. Sorted, for a binary search.
-pub(super) const KNOWN_PROGRAMS: [&str; 82] = [
+pub(super) const KNOWN_PROGRAMS: [&str; 86] = [
     "alembic",
     "artisan",
     "ash",
@@ -106,6 +109,8 @@ pub(super) const KNOWN_PROGRAMS: [&str; 82] = [
     "declare",
     "diesel",
     "doas",
+    "docker",
+    "docker-compose",
     "dropdb",
     "env",
     "eval",
@@ -138,6 +143,7 @@ pub(super) const KNOWN_PROGRAMS: [&str; 82] = [
     "pipenv",
     "pnpm",
     "pnpx",
+    "podman",
     "poetry",
     "popd",
     "prisma",
@@ -157,6 +163,7 @@ pub(super) const KNOWN_PROGRAMS: [&str; 82] = [
     "sqlite",
     "sqlite3",
     "sqlx",
+    "ssh",
     "stdbuf",
     "sudo",
     "terraform",
@@ -189,7 +196,7 @@ const KNOWN_FIRST_BYTES: [bool; 256] = {
 pub(super) fn is_recognised(program: &str) -> bool {
     let name = program_name(program);
     // A cheap test first: most programs are none of these.
-    let (Some(&first), 2..=10) = (name.as_bytes().first(), name.len()) else {
+    let (Some(&first), 2..=14) = (name.as_bytes().first(), name.len()) else {
         return false;
     };
     if !KNOWN_FIRST_BYTES[usize::from(first)] {
@@ -514,6 +521,23 @@ pub(super) fn invocation(
                 }
             }
             "bundle" if arg(words, i + 1) == "exec" => i += 2,
+            "docker" | "podman" | "docker-compose" | "kubectl" | "oc" => {
+                let exec = if matches!(program_name(name), "kubectl" | "oc") {
+                    let get = |name: &str| assigns.get(name).cloned().unwrap_or_else(|| env.get(name));
+                    super::remote::kubectl(words, i, &get, &lookup)
+                } else {
+                    super::remote::docker(words, i, &lookup)
+                };
+                let Some(exec) = exec else {
+                    inv.program = Some(i);
+                    return inv;
+                };
+                // The program runs there, in its environment.
+                assigns.clear();
+                inv.remote = Some(inv.remote.take().flatten().or(exec.target));
+                inv.chdir = Some(exec.chdir);
+                i = exec.program;
+            }
             // `eval` of plain words reads them again as the same words: a
             // wrapper (so a chain of them costs nothing).
             "eval" if plain_eval(words, i + 1, rereadable_from(words)) => i += 1,
