@@ -1365,6 +1365,64 @@ impl Word {
         out
     }
 
+    /// Whether the shell splits it into fields: it is unquoted and holds a
+    /// parameter whose value (from `lookup`) has a space, tab or newline.
+    pub(super) fn splits(&self, lookup: &dyn Fn(&str) -> Option<String>) -> bool {
+        !self.quoted
+            && self.assignment.is_none()
+            && self.parts.iter().any(|p| {
+                matches!(p, Part::Param(raw)
+                    if lookup(param_name(raw)).is_some_and(|v| v.contains([' ', '\t', '\n'])))
+            })
+    }
+
+    /// The fields the shell makes of it, as a command line a nested
+    /// analysis reads (each field single-quoted): an unquoted word's known
+    /// parameters are split at spaces, tabs and newlines (the default
+    /// `IFS`), an unknown one stays one unknown field. A quoted word is
+    /// one field, as [`quoted_text`](Self::quoted_text).
+    pub(super) fn fields_text(&self, lookup: &dyn Fn(&str) -> Option<String>) -> String {
+        if self.quoted {
+            return self.quoted_text(lookup);
+        }
+        let mut out = String::new();
+        // Whether the field being written has anything in it yet.
+        let mut open = false;
+        for part in self.parts.iter() {
+            let text = match part {
+                Part::Lit(s) => s.clone(),
+                Part::Param(raw) => match lookup(param_name(raw)) {
+                    Some(value) => {
+                        for (k, field) in value.split([' ', '\t', '\n']).enumerate() {
+                            if k > 0 && open {
+                                out.push(' ');
+                                open = false;
+                            }
+                            if !field.is_empty() {
+                                out.push('\'');
+                                out.push_str(&field.replace('\'', "'\\''"));
+                                out.push('\'');
+                                open = true;
+                            }
+                        }
+                        continue;
+                    }
+                    None => format!("\"{raw}\""),
+                },
+                Part::Other(_) | Part::Subst(_) => format!("\"{SUBSTITUTION_PLACEHOLDER}\""),
+            };
+            if matches!(part, Part::Lit(_)) {
+                out.push('\'');
+                out.push_str(&text.replace('\'', "'\\''"));
+                out.push('\'');
+            } else {
+                out.push_str(&text);
+            }
+            open = true;
+        }
+        out
+    }
+
     /// The word without its first `len` bytes, which must be literal text
     /// (an option's name before its attached value: `--dbname=app`).
     pub(super) fn suffix(&self, len: usize) -> Option<Word> {

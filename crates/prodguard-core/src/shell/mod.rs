@@ -483,6 +483,16 @@ impl View<'_> {
         self.env.get(name)
     }
 
+    /// [`word_lookup`](Self::word_lookup), with a variable known to be
+    /// unset expanding to nothing.
+    fn split_lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
+        |name: &str| match self.env.shell_var(name) {
+            Val::Known(v) => Some(v),
+            Val::Unset => Some(String::new()),
+            Val::Unknown => None,
+        }
+    }
+
     /// How the shell expands `$NAME` in the command's words: its own
     /// assignments do not count (`A=1 echo $A` prints the old value).
     fn word_lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {

@@ -375,9 +375,30 @@ pub(super) fn recognize(
         return effects;
     }
     let Some(literal) = program.literal() else {
-        effects.found = devices;
+        // `$CMD args`, `rm${IFS}-rf${IFS}/srv`, `$(which psql)`.
+        match dynamic(&cmd) {
+            Ok(text) => {
+                effects.nested = Some(NestedText { text, child: false });
+                effects.found = devices;
+            }
+            Err(unknown) => {
+                effects.found = vec![unknown];
+                effects.found.extend(devices);
+            }
+        }
         return effects;
     };
+    let split = view.split_lookup();
+    if words.iter().any(|w| w.splits(&split)) {
+        // `X='-rf /srv'; rm $X`: the program sees the fields.
+        let text: Vec<String> = words.iter().map(|w| w.fields_text(&split)).collect();
+        effects.nested = Some(NestedText {
+            text: text.join(" "),
+            child: false,
+        });
+        effects.found = devices;
+        return effects;
+    }
     let name = program_name(literal);
     let found = match name {
         "sh" | "bash" | "zsh" | "dash" | "ksh" | "ash" | "mksh" => {
@@ -445,6 +466,49 @@ pub(super) fn recognize(
     effects.found.extend(found);
     effects.found.extend(devices);
     effects
+}
+
+/// A command whose program word is not literal: the command line its
+/// fields make when every expansion in the program word is known (or is
+/// `$(which NAME)`, `$(command -v NAME)`), for a nested analysis; otherwise
+/// a `shell.unknown` command (the line does not show which program runs:
+/// the policy decides).
+fn dynamic(cmd: &Cmd<'_>) -> Result<String, Recognized> {
+    let lookup = cmd.view.split_lookup();
+    let Some(program) = cmd.words.first() else {
+        return Err(cmd.found("shell.unknown", Vec::new(), None));
+    };
+    let which = match &*program.parts {
+        [super::lex::Part::Subst(raw)] => looked_up(raw),
+        _ => None,
+    };
+    let first = match which {
+        Some(name) => format!("'{name}'"),
+        None if program.expand(&lookup).is_some() && !program.glob => {
+            program.fields_text(&lookup)
+        }
+        None => return Err(cmd.found("shell.unknown", Vec::new(), None)),
+    };
+    let mut text = vec![first];
+    text.extend(cmd.args().iter().map(|w| w.fields_text(&lookup)));
+    Ok(text.join(" "))
+}
+
+/// `NAME` of `$(which NAME)`, `$(command -v NAME)`, `` `which NAME` ``
+/// (a plain name only).
+fn looked_up(raw: &str) -> Option<&str> {
+    let inner = raw
+        .strip_prefix("$(")
+        .and_then(|r| r.strip_suffix(')'))
+        .or_else(|| raw.strip_prefix('`').and_then(|r| r.strip_suffix('`')))?;
+    let words: Vec<&str> = inner.split_whitespace().collect();
+    let name = match words.as_slice() {
+        ["which", name] | ["command", "-v", name] | ["type", "-P", name] => *name,
+        _ => return None,
+    };
+    name.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
+        .then_some(name)
 }
 
 /// `sh -c STRING`, or a shell reading its script from standard input.
