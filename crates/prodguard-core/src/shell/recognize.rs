@@ -413,6 +413,10 @@ pub(super) fn recognize(
             }
             None
         }
+        "su" => {
+            effects.nested = su(&cmd);
+            None
+        }
         "eval" => {
             let text: Vec<String> = cmd.args().iter().map(|w| cmd.shell_text(w)).collect();
             effects.nested = Some(NestedText {
@@ -509,6 +513,29 @@ fn looked_up(raw: &str) -> Option<&str> {
     name.bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
         .then_some(name)
+}
+
+/// `su [OPTIONS] [USER] -c COMMAND`: the command, run by a shell.
+fn su(cmd: &Cmd<'_>) -> Option<NestedText> {
+    let mut words = cmd.args().iter();
+    while let Some(w) = words.next() {
+        let t = head(w);
+        let text = match t {
+            "-c" | "--command" | "--session-command" => words.next().map(|w| cmd.shell_text(w)),
+            t if t.starts_with("--command=") || t.starts_with("--session-command=") => {
+                let skip = t.find('=').map_or(t.len(), |i| i + 1);
+                w.suffix(skip).map(|w| cmd.shell_text(&w))
+            }
+            "-s" | "--shell" | "-g" | "--group" | "-G" | "--supp-group" | "-w"
+            | "--whitelist-environment" => {
+                words.next();
+                continue;
+            }
+            _ => continue,
+        };
+        return text.map(|text| NestedText { text, child: true });
+    }
+    None
 }
 
 /// `sh -c STRING`, or a shell reading its script from standard input.

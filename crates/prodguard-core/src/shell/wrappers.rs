@@ -90,7 +90,7 @@ fn plain_eval(words: &[Word], at: usize, first_rereadable: usize) -> bool {
 /// The programs [`recognize`] and [`invocation`] know (besides `mkfs*`):
 /// wrappers, shells, the builtins that change the line's state, and the
 /// tools recognised. Sorted, for a binary search.
-pub(super) const KNOWN_PROGRAMS: [&str; 86] = [
+pub(super) const KNOWN_PROGRAMS: [&str; 89] = [
     "alembic",
     "artisan",
     "ash",
@@ -101,6 +101,7 @@ pub(super) const KNOWN_PROGRAMS: [&str; 86] = [
     "bun",
     "bundle",
     "bunx",
+    "busybox",
     "cargo",
     "cd",
     "command",
@@ -165,6 +166,7 @@ pub(super) const KNOWN_PROGRAMS: [&str; 86] = [
     "sqlx",
     "ssh",
     "stdbuf",
+    "su",
     "sudo",
     "terraform",
     "time",
@@ -173,6 +175,7 @@ pub(super) const KNOWN_PROGRAMS: [&str; 86] = [
     "typeset",
     "unset",
     "uv",
+    "watch",
     "wipefs",
     "xargs",
     "yarn",
@@ -521,6 +524,31 @@ pub(super) fn invocation(
                 }
             }
             "bundle" if arg(words, i + 1) == "exec" => i += 2,
+            "busybox" => i += 1,
+            "watch" => {
+                i += 1;
+                let mut exec = false;
+                loop {
+                    match arg(words, i) {
+                        "-n" | "--interval" | "-q" | "--equexit" => i += 2,
+                        "-x" | "--exec" => {
+                            exec = true;
+                            i += 1;
+                        }
+                        "--" => {
+                            i += 1;
+                            break;
+                        }
+                        t if t.starts_with('-') && t.len() > 1 => i += 1,
+                        _ => break,
+                    }
+                }
+                if !exec {
+                    // watch hands its words, joined, to `sh -c`.
+                    inv.split = Some(text_of(words.get(i..).unwrap_or_default()));
+                    return inv;
+                }
+            }
             "docker" | "podman" | "docker-compose" | "kubectl" | "oc" => {
                 let exec = if matches!(program_name(name), "kubectl" | "oc") {
                     let get = |name: &str| assigns.get(name).cloned().unwrap_or_else(|| env.get(name));
