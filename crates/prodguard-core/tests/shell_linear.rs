@@ -102,7 +102,12 @@ fn adversarial_shapes_are_analysed_in_linear_time() {
             "esac)",
         ),
         ("case in case x N", "", "case x in a) ", ""),
-        ("find -exec x N", "find /srv ", "-exec sh -c 'rm -rf $1' _ {} \\; ", ""),
+        (
+            "find -exec x N",
+            "find /srv ",
+            "-exec sh -c 'rm -rf $1' _ {} \\; ",
+            "",
+        ),
         ("find -delete x N", "", "find /srv -delete; ", ""),
         ("ssh x N", "", "ssh h ", "rm -rf /x"),
         ("split $X x N", "X='-r /a'; rm ", "$X ", ""),

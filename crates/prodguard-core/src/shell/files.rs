@@ -181,7 +181,10 @@ pub(super) fn find(cmd: &Cmd<'_>) -> (Option<Recognized>, Option<String>) {
     let targets: Vec<String> = if roots.is_empty() {
         removal_target(cmd, &dot).into_iter().collect()
     } else {
-        roots.iter().filter_map(|w| removal_target(cmd, w)).collect()
+        roots
+            .iter()
+            .filter_map(|w| removal_target(cmd, w))
+            .collect()
     };
     if targets.is_empty() {
         return (None, nested);

@@ -341,8 +341,8 @@ impl Cases {
                             self.open.pop();
                         }
                         Some(
-                            "then" | "do" | "else" | "elif" | "if" | "while" | "until" | "!"
-                            | "{" | "time",
+                            "then" | "do" | "else" | "elif" | "if" | "while" | "until" | "!" | "{"
+                            | "time",
                         ) => self.command_start = true,
                         _ => {}
                     },

@@ -46,10 +46,24 @@
 //! `nohup`, `time`, `nice`, `command`, `exec`, `xargs`, `timeout`,
 //! `stdbuf`, `ionice`, `setsid`, `bundle exec`, `npx`, `bunx`, `pnpm`,
 //! `yarn`, `npm exec`, `uv run`, `poetry run`, `pipenv run`, `cargo sqlx`
-//! and `python -m` are taken off, and so is `eval` of plain words
-//! (`eval` of anything else is analysed as a nested script). A program
-//! word that is not literal (`$CMD`, `$(which psql)`) is not recognised:
-//! nothing is guessed.
+//! `python -m`, `busybox` and `watch` are taken off, and so is `eval` of
+//! plain words (`eval` of anything else, `su -c` and `watch`'s command are
+//! analysed as a nested script). A program word whose expansions are known
+//! (`r=rm; $r`, `$NOT_SET rm`, `$(which psql)`), or an unquoted `$VAR`
+//! whose known value has blanks (`rm${IFS}-rf${IFS}/srv`), is split into
+//! fields as bash splits it and analysed again; a program word that cannot
+//! be told (`$(printf rm)`, `"$@"`, a variable set to an unknown value) is
+//! a `shell.unknown` command with no target, for the policy to decide.
+//!
+//! `find … -delete` and `find … -exec rm …` remove their roots
+//! (`fs.remove.recursive`, with `rm -r`'s exemptions); another `-exec`
+//! command is analysed as a command, `{}` standing for the only root.
+//!
+//! What runs on another machine — `ssh HOST COMMAND…` (or a
+//! script on ssh's standard input), `docker`/`podman exec`, `docker
+//! compose exec`, `kubectl exec … --` — is analysed in an opaque scope
+//! (variables unknown, not unset; the directory unknown), and each command
+//! recognised there gets the machine as one more target.
 //!
 //! Paths under a build or temporary directory (`target`, `node_modules`,
 //! `dist`, `build`, `.cache`, `tmp`, … below the working directory, or
@@ -89,6 +103,7 @@
 //! | `s3://bucket/prefix`, `aws-rds:ID`, `gcp-sql:ID` | aws, gcloud |
 //! | `file:/abs/path` | rm, shred, dd, mkfs, git clean, a redirection to a device |
 //! | `git:BRANCH` | git push, git reset |
+//! | `ssh:HOST`, `docker:CONTAINER`, `compose:SERVICE`, `kube:CONTEXT[/NAMESPACE]` | added to what runs there: `ssh`, `docker exec`, `docker compose exec`, `kubectl exec` |
 //!
 //! A target that depends on something unknown (a variable the context does
 //! not hold, a substitution) is left out rather than guessed: `targets` is

@@ -12,9 +12,7 @@ use super::lex::Word;
 use super::parse::{Item, Simple};
 use super::target::{self, Field};
 use super::wrappers::{Invocation, program_name};
-use super::{
-    NestedText, Recognized, SqlSource, Val, View, db, files, git, infra, migrate, remote,
-};
+use super::{NestedText, Recognized, SqlSource, Val, View, db, files, git, infra, migrate, remote};
 
 /// How the command line changes the shell's own state.
 #[derive(Debug, Default)]
@@ -488,9 +486,7 @@ fn dynamic(cmd: &Cmd<'_>) -> Result<String, Recognized> {
     };
     let first = match which {
         Some(name) => format!("'{name}'"),
-        None if program.expand(&lookup).is_some() && !program.glob => {
-            program.fields_text(&lookup)
-        }
+        None if program.expand(&lookup).is_some() && !program.glob => program.fields_text(&lookup),
         None => return Err(cmd.found("shell.unknown", Vec::new(), None)),
     };
     let mut text = vec![first];
@@ -526,7 +522,13 @@ fn su(cmd: &Cmd<'_>) -> Option<NestedText> {
                 let skip = t.find('=').map_or(t.len(), |i| i + 1);
                 w.suffix(skip).map(|w| cmd.shell_text(&w))
             }
-            "-s" | "--shell" | "-g" | "--group" | "-G" | "--supp-group" | "-w"
+            "-s"
+            | "--shell"
+            | "-g"
+            | "--group"
+            | "-G"
+            | "--supp-group"
+            | "-w"
             | "--whitelist-environment" => {
                 words.next();
                 continue;

@@ -8,11 +8,11 @@
 //! `compose:SERVICE`, `kube:CONTEXT[/NAMESPACE]`.
 
 use super::NestedText;
+use super::Val;
 use super::args::head;
 use super::db;
 use super::lex::Word;
 use super::recognize::Cmd;
-use super::Val;
 
 /// `ssh [OPTIONS] HOST [COMMAND…]`: the command line it runs there (its
 /// words joined by spaces, as ssh sends them, or a script on its standard

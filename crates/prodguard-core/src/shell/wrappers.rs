@@ -551,7 +551,8 @@ pub(super) fn invocation(
             }
             "docker" | "podman" | "docker-compose" | "kubectl" | "oc" => {
                 let exec = if matches!(program_name(name), "kubectl" | "oc") {
-                    let get = |name: &str| assigns.get(name).cloned().unwrap_or_else(|| env.get(name));
+                    let get =
+                        |name: &str| assigns.get(name).cloned().unwrap_or_else(|| env.get(name));
                     super::remote::kubectl(words, i, &get, &lookup)
                 } else {
                     super::remote::docker(words, i, &lookup)
