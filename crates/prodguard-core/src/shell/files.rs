@@ -101,6 +101,100 @@ pub(super) fn rm(cmd: &Cmd<'_>) -> Option<Recognized> {
     Some(cmd.found("fs.remove.recursive", dedup(targets), None))
 }
 
+/// `find ROOTS… EXPRESSION`: `-delete`, or `-exec rm …` (also `-execdir`,
+/// `-ok`, `-okdir`), removes what it finds below its roots, as `rm -r`
+/// would (the same build and temporary directories are left out). Any
+/// other command it runs is returned as a command line to analyse, `{}`
+/// standing for the one root when there is one (what it names is below
+/// it), for an unknown value otherwise.
+pub(super) fn find(cmd: &Cmd<'_>) -> (Option<Recognized>, Option<String>) {
+    let args = cmd.args();
+    let mut i = 0;
+    // Options before the roots.
+    while let Some(w) = args.get(i) {
+        match head(w) {
+            "-H" | "-L" | "-P" => i += 1,
+            "-D" => i += 2,
+            t if t.starts_with("-O") && w.parts.len() <= 1 => i += 1,
+            _ => break,
+        }
+    }
+    let expression = |w: &Word| {
+        let t = head(w);
+        w.parts.len() <= 1 && (t.len() > 1 && t.starts_with('-') || matches!(t, "(" | "!" | ","))
+    };
+    let mut roots: Vec<&Word> = Vec::new();
+    while let Some(w) = args.get(i).filter(|w| !expression(w)) {
+        roots.push(w);
+        i += 1;
+    }
+    let mut removes = false;
+    let mut nested: Vec<String> = Vec::new();
+    let placeholder = match roots.as_slice() {
+        [root] => cmd.quoted_text(root),
+        [] => "'.'".to_owned(),
+        _ => "\"${PRODGUARD_SUBSTITUTION}\"".to_owned(),
+    };
+    let mut words = args.get(i..).unwrap_or_default().iter();
+    while let Some(w) = words.next() {
+        match w.literal() {
+            Some("-delete") => removes = true,
+            Some("-exec" | "-execdir" | "-ok" | "-okdir") => {
+                let mut command: Vec<&Word> = Vec::new();
+                for w in words.by_ref() {
+                    if matches!(w.literal(), Some(";" | "+")) {
+                        break;
+                    }
+                    command.push(w);
+                }
+                let program = command.first().and_then(|w| w.literal());
+                if program.is_some_and(|p| super::wrappers::program_name(p) == "rm") {
+                    removes = true;
+                    continue;
+                }
+                let text: Vec<String> = command
+                    .iter()
+                    .map(|w| {
+                        // `{}` is a brace expansion to the lexer: not literal.
+                        if head(w) == "{}" && w.parts.len() == 1 {
+                            placeholder.clone()
+                        } else {
+                            cmd.quoted_text(w)
+                        }
+                    })
+                    .collect();
+                if !text.is_empty() {
+                    nested.push(text.join(" "));
+                }
+            }
+            _ => {}
+        }
+    }
+    let nested = (!nested.is_empty()).then(|| nested.join("\n"));
+    if !removes {
+        return (None, nested);
+    }
+    let dot = Word {
+        parts: super::lex::Parts::One(Part::Lit(".".to_owned())),
+        ..Word::default()
+    };
+    let targets: Vec<String> = if roots.is_empty() {
+        removal_target(cmd, &dot).into_iter().collect()
+    } else {
+        roots
+            .iter()
+            .filter_map(|w| removal_target(cmd, w))
+            .collect()
+    };
+    if targets.is_empty() {
+        return (None, nested);
+    }
+    (
+        Some(cmd.found("fs.remove.recursive", dedup(targets), None)),
+        nested,
+    )
+}
+
 /// `file:` targets for each operand (resolved when literal, as written
 /// otherwise).
 fn file_targets(cmd: &Cmd<'_>, operands: &[Word]) -> Vec<String> {

@@ -268,6 +268,100 @@ pub(super) fn lex(text: &Rc<str>, depth: usize) -> Lexed {
 
 type Lexing<T> = Result<T, String>;
 
+/// Where the tokenizer is in `case … esac` commands, so that the `)` ending
+/// a pattern is not taken for the end of a `$(…)` (the parser reads the
+/// structure again; this only has to tell the `)`s apart).
+#[derive(Debug, Default)]
+struct Cases {
+    /// The open `case`s, innermost last.
+    open: Vec<CaseAt>,
+    /// Whether the next word is in a command's first position.
+    command_start: bool,
+    /// Whether a token has been seen (the text's start is a command's).
+    started: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CaseAt {
+    /// After `case`: its word.
+    Word,
+    /// Before `in`.
+    In,
+    /// Reading an item's patterns, up to `)`.
+    Patterns,
+    /// In an item's commands, up to `;;` or `esac`.
+    Body,
+}
+
+impl Cases {
+    fn in_patterns(&self) -> bool {
+        self.open.last() == Some(&CaseAt::Patterns)
+    }
+
+    fn patterns_end(&mut self) {
+        if let Some(top) = self.open.last_mut() {
+            *top = CaseAt::Body;
+        }
+    }
+
+    fn at_command_start(&self) -> bool {
+        self.command_start || !self.started
+    }
+
+    /// Follows one token (a `(` or `)` in patterns is handled before).
+    fn see(&mut self, token: &Token) {
+        let start = self.at_command_start();
+        self.started = true;
+        match token {
+            Token::Word(word) => {
+                let plain = word.plain();
+                self.command_start = false;
+                match self.open.last().copied() {
+                    Some(CaseAt::Word) => {
+                        if let Some(top) = self.open.last_mut() {
+                            *top = CaseAt::In;
+                        }
+                    }
+                    Some(CaseAt::In) => {
+                        if plain == Some("in")
+                            && let Some(top) = self.open.last_mut()
+                        {
+                            *top = CaseAt::Patterns;
+                        }
+                    }
+                    Some(CaseAt::Patterns) => {
+                        if plain == Some("esac") {
+                            self.open.pop();
+                        }
+                    }
+                    _ if !start => {}
+                    top => match plain {
+                        Some("case") => self.open.push(CaseAt::Word),
+                        Some("esac") if top == Some(CaseAt::Body) => {
+                            self.open.pop();
+                        }
+                        Some(
+                            "then" | "do" | "else" | "elif" | "if" | "while" | "until" | "!" | "{"
+                            | "time",
+                        ) => self.command_start = true,
+                        _ => {}
+                    },
+                }
+            }
+            Token::Op(op, _) => {
+                self.command_start = true;
+                if *op == Op::CaseEnd
+                    && let Some(top) = self.open.last_mut()
+                    && *top == CaseAt::Body
+                {
+                    *top = CaseAt::Patterns;
+                }
+            }
+            Token::Redir(_) => {}
+        }
+    }
+}
+
 /// A heredoc whose body starts after the next newline.
 struct Pending {
     index: usize,
@@ -446,7 +540,9 @@ impl<'t> Lexer<'t, '_> {
     /// that closes a `$(` (consumed).
     fn commands(&mut self, out: &mut Vec<Token>, close: bool) -> Lexing<()> {
         let mut parens = 0usize;
+        let mut cases = Cases::default();
         loop {
+            let emitted = out.len();
             let Some(b) = self.peek() else {
                 return if close {
                     Err("unterminated `$(`".into())
@@ -489,6 +585,12 @@ impl<'t> Lexer<'t, '_> {
                     Some(b'&') => self.op(out, Op::PipeErr, 2),
                     _ => self.op(out, Op::Pipe, 1),
                 },
+                b'(' if cases.in_patterns() => self.op(out, Op::Open, 1),
+                b')' if cases.in_patterns() => {
+                    // A `case` pattern's `)`, not the end of a `$(`.
+                    cases.patterns_end();
+                    self.op(out, Op::Close, 1);
+                }
                 b'(' => {
                     parens += 1;
                     // Subshells count towards the nesting limit too (the
@@ -530,6 +632,9 @@ impl<'t> Lexer<'t, '_> {
                     }
                 }
                 _ => out.push(Token::Word(self.word()?)),
+            }
+            for token in out.get(emitted..).unwrap_or_default() {
+                cases.see(token);
             }
         }
     }
@@ -1220,6 +1325,100 @@ impl Word {
                     None => out.push_str(raw),
                 },
             }
+        }
+        out
+    }
+
+    /// The word as one argument of a command line a nested shell reads
+    /// again (`find -exec`, `ssh HOST ARGS`): its literal text and the
+    /// values `lookup` knows single-quoted, other parameters double-quoted
+    /// as written, any other expansion a parameter the nested analysis
+    /// cannot resolve.
+    pub(super) fn quoted_text(&self, lookup: &dyn Fn(&str) -> Option<String>) -> String {
+        fn single(out: &mut String, text: &str) {
+            out.push('\'');
+            out.push_str(&text.replace('\'', "'\\''"));
+            out.push('\'');
+        }
+        let mut out = String::new();
+        for part in self.parts.iter() {
+            match part {
+                Part::Lit(s) => single(&mut out, s),
+                Part::Param(raw) => match lookup(param_name(raw)) {
+                    Some(value) => single(&mut out, &value),
+                    None => {
+                        out.push('"');
+                        out.push_str(raw);
+                        out.push('"');
+                    }
+                },
+                Part::Other(_) | Part::Subst(_) => {
+                    out.push('"');
+                    out.push_str(SUBSTITUTION_PLACEHOLDER);
+                    out.push('"');
+                }
+            }
+        }
+        if out.is_empty() {
+            out.push_str("''");
+        }
+        out
+    }
+
+    /// Whether the shell splits it into fields: it is unquoted and holds a
+    /// parameter whose value (from `lookup`) has a space, tab or newline.
+    pub(super) fn splits(&self, lookup: &dyn Fn(&str) -> Option<String>) -> bool {
+        !self.quoted
+            && self.assignment.is_none()
+            && self.parts.iter().any(|p| {
+                matches!(p, Part::Param(raw)
+                    if lookup(param_name(raw)).is_some_and(|v| v.contains([' ', '\t', '\n'])))
+            })
+    }
+
+    /// The fields the shell makes of it, as a command line a nested
+    /// analysis reads (each field single-quoted): an unquoted word's known
+    /// parameters are split at spaces, tabs and newlines (the default
+    /// `IFS`), an unknown one stays one unknown field. A quoted word is
+    /// one field, as [`quoted_text`](Self::quoted_text).
+    pub(super) fn fields_text(&self, lookup: &dyn Fn(&str) -> Option<String>) -> String {
+        if self.quoted {
+            return self.quoted_text(lookup);
+        }
+        let mut out = String::new();
+        // Whether the field being written has anything in it yet.
+        let mut open = false;
+        for part in self.parts.iter() {
+            let text = match part {
+                Part::Lit(s) => s.clone(),
+                Part::Param(raw) => match lookup(param_name(raw)) {
+                    Some(value) => {
+                        for (k, field) in value.split([' ', '\t', '\n']).enumerate() {
+                            if k > 0 && open {
+                                out.push(' ');
+                                open = false;
+                            }
+                            if !field.is_empty() {
+                                out.push('\'');
+                                out.push_str(&field.replace('\'', "'\\''"));
+                                out.push('\'');
+                                open = true;
+                            }
+                        }
+                        continue;
+                    }
+                    None => format!("\"{raw}\""),
+                },
+                Part::Other(_) | Part::Subst(_) => format!("\"{SUBSTITUTION_PLACEHOLDER}\""),
+            };
+            if matches!(part, Part::Lit(_)) {
+                out.push('\'');
+                out.push_str(&text.replace('\'', "'\\''"));
+                out.push('\'');
+            } else {
+                out.push_str(&text);
+            }
+            open = true;
         }
         out
     }

@@ -12,6 +12,16 @@ use super::wrappers::program_name;
 /// the command's environment, or the line's), normalised; empty when
 /// unknown.
 fn migration_target(cmd: &Cmd<'_>, extra: &[(String, String)], names: &[&str]) -> Vec<String> {
+    url_target(cmd, extra, names, target::database_url)
+}
+
+/// [`migration_target`] with the URL read by `read`.
+fn url_target(
+    cmd: &Cmd<'_>,
+    extra: &[(String, String)],
+    names: &[&str],
+    read: fn(&str, Option<&str>) -> Option<String>,
+) -> Vec<String> {
     for name in names {
         let value = match extra.iter().rev().find(|(n, _)| n == name) {
             Some((_, v)) => Field::Known(v.clone()),
@@ -19,7 +29,7 @@ fn migration_target(cmd: &Cmd<'_>, extra: &[(String, String)], names: &[&str]) -
         };
         match value {
             Field::Known(url) => {
-                return target::database_url(&url, cmd.cwd()).into_iter().collect();
+                return read(&url, cmd.cwd()).into_iter().collect();
             }
             Field::Unknown => return Vec::new(),
             Field::Unset => {}
@@ -138,7 +148,8 @@ pub(super) fn alembic(cmd: &Cmd<'_>) -> Option<Recognized> {
     if literals(&ops).first().copied()? != "downgrade" || args.iter().any(|w| head(w) == "--sql") {
         return None;
     }
-    let targets = migration_target(cmd, &[], &["DATABASE_URL"]);
+    // Alembic's `env.py` reads the URL; SQLAlchemy's rules apply to it.
+    let targets = url_target(cmd, &[], &["DATABASE_URL"], target::sqlalchemy_url);
     Some(cmd.found("db.migrate.down", targets, None))
 }
 

@@ -46,10 +46,24 @@
 //! `nohup`, `time`, `nice`, `command`, `exec`, `xargs`, `timeout`,
 //! `stdbuf`, `ionice`, `setsid`, `bundle exec`, `npx`, `bunx`, `pnpm`,
 //! `yarn`, `npm exec`, `uv run`, `poetry run`, `pipenv run`, `cargo sqlx`
-//! and `python -m` are taken off, and so is `eval` of plain words
-//! (`eval` of anything else is analysed as a nested script). A program
-//! word that is not literal (`$CMD`, `$(which psql)`) is not recognised:
-//! nothing is guessed.
+//! `python -m`, `busybox` and `watch` are taken off, and so is `eval` of
+//! plain words (`eval` of anything else, `su -c` and `watch`'s command are
+//! analysed as a nested script). A program word whose expansions are known
+//! (`r=rm; $r`, `$NOT_SET rm`, `$(which psql)`), or an unquoted `$VAR`
+//! whose known value has blanks (`rm${IFS}-rf${IFS}/srv`), is split into
+//! fields as bash splits it and analysed again; a program word that cannot
+//! be told (`$(printf rm)`, `"$@"`, a variable set to an unknown value) is
+//! a `shell.unknown` command with no target, for the policy to decide.
+//!
+//! `find … -delete` and `find … -exec rm …` remove their roots
+//! (`fs.remove.recursive`, with `rm -r`'s exemptions); another `-exec`
+//! command is analysed as a command, `{}` standing for the only root.
+//!
+//! What runs on another machine — `ssh HOST COMMAND…` (or a
+//! script on ssh's standard input), `docker`/`podman exec`, `docker
+//! compose exec`, `kubectl exec … --` — is analysed in an opaque scope
+//! (variables unknown, not unset; the directory unknown), and each command
+//! recognised there gets the machine as one more target.
 //!
 //! Paths under a build or temporary directory (`target`, `node_modules`,
 //! `dist`, `build`, `.cache`, `tmp`, … below the working directory, or
@@ -89,6 +103,7 @@
 //! | `s3://bucket/prefix`, `aws-rds:ID`, `gcp-sql:ID` | aws, gcloud |
 //! | `file:/abs/path` | rm, shred, dd, mkfs, git clean, a redirection to a device |
 //! | `git:BRANCH` | git push, git reset |
+//! | `ssh:HOST`, `docker:CONTAINER`, `compose:SERVICE`, `kube:CONTEXT[/NAMESPACE]` | added to what runs there: `ssh`, `docker exec`, `docker compose exec`, `kubectl exec` |
 //!
 //! A target that depends on something unknown (a variable the context does
 //! not hold, a substitution) is left out rather than guessed: `targets` is
@@ -103,6 +118,7 @@ mod lex;
 mod migrate;
 mod parse;
 mod recognize;
+mod remote;
 mod target;
 #[cfg(test)]
 mod tests;
@@ -310,6 +326,9 @@ struct Scope {
     /// the context's environment.
     barrier: usize,
     cwd: Option<Rc<str>>,
+    /// Another host's or container's environment (`ssh`, `docker exec`):
+    /// what the line does not set is unknown, not unset.
+    opaque: bool,
 }
 
 /// The environment and working directory along the command line, scope by
@@ -333,12 +352,17 @@ impl<'c> Env<'c> {
                 mark: 0,
                 barrier: 0,
                 cwd,
+                opaque: false,
             }],
         }
     }
 
     fn barrier(&self) -> usize {
         self.scopes.last().map_or(0, |s| s.barrier)
+    }
+
+    fn opaque(&self) -> bool {
+        self.scopes.last().is_some_and(|s| s.opaque)
     }
 
     fn cwd(&self) -> Option<&str> {
@@ -354,10 +378,25 @@ impl<'c> Env<'c> {
     }
 
     fn enter(&mut self, cleared: bool) {
+        self.enter_opaque(cleared, false);
+    }
+
+    /// A new scope; `opaque`: another machine's (see [`Scope::opaque`]).
+    fn enter_opaque(&mut self, cleared: bool, opaque: bool) {
         let mark = self.log.len();
-        let barrier = if cleared { mark.max(1) } else { self.barrier() };
+        let barrier = if cleared || opaque {
+            mark.max(1)
+        } else {
+            self.barrier()
+        };
         let cwd = self.scopes.last().and_then(|s| s.cwd.clone());
-        self.scopes.push(Scope { mark, barrier, cwd });
+        let opaque = opaque || self.opaque();
+        self.scopes.push(Scope {
+            mark,
+            barrier,
+            cwd,
+            opaque,
+        });
     }
 
     fn leave(&mut self) {
@@ -404,6 +443,7 @@ impl<'c> Env<'c> {
         match self.entry(name) {
             Some(e) if e.exported || in_base => e.val.clone(),
             Some(_) => Val::Unset,
+            None if self.opaque() => Val::Unknown,
             None if in_base => self
                 .base
                 .get(name)
@@ -416,6 +456,9 @@ impl<'c> Env<'c> {
     fn shell_var(&self, name: &str) -> Val {
         match self.entry(name) {
             Some(e) => e.val.clone(),
+            // bash sets IFS itself, whatever the environment says.
+            None if name == "IFS" => Val::Known(" \t\n".to_owned()),
+            None if self.opaque() => Val::Unknown,
             None if self.barrier() == 0 => self
                 .base
                 .get(name)
@@ -435,6 +478,9 @@ pub(super) struct View<'e> {
     env: &'e Env<'e>,
     assigns: &'e Assigns,
     cleared: bool,
+    /// Run on another machine (`docker exec`): what is not set here is
+    /// unknown.
+    opaque: bool,
 }
 
 impl View<'_> {
@@ -443,10 +489,23 @@ impl View<'_> {
         if let Some(val) = self.assigns.get(name) {
             return val.clone();
         }
+        if self.opaque {
+            return Val::Unknown;
+        }
         if self.cleared {
             return Val::Unset;
         }
         self.env.get(name)
+    }
+
+    /// [`word_lookup`](Self::word_lookup), with a variable known to be
+    /// unset expanding to nothing.
+    fn split_lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
+        |name: &str| match self.env.shell_var(name) {
+            Val::Known(v) => Some(v),
+            Val::Unset => Some(String::new()),
+            Val::Unknown => None,
+        }
     }
 
     /// How the shell expands `$NAME` in the command's words: its own
@@ -571,9 +630,11 @@ impl Run<'_> {
                 env: &self.env,
                 assigns: &assigns,
                 cleared: invocation.cleared,
+                opaque: invocation.remote.is_some(),
             };
             recognize::recognize(simple, items, &invocation, &view, self.env.cwd())
         };
+        let before = self.found.len();
         self.found.extend(effects.found);
         match effects.state {
             recognize::StateChange::None => {}
@@ -589,7 +650,8 @@ impl Run<'_> {
         }
         if let Some(nested) = effects.nested {
             if nested.child {
-                self.env.enter(effects.cleared);
+                self.env
+                    .enter_opaque(effects.cleared, effects.remote.is_some());
                 for (name, val) in assigns {
                     self.env.set(&name, val, true);
                 }
@@ -600,6 +662,14 @@ impl Run<'_> {
                 self.env.leave();
             } else {
                 self.text(&nested.text, simple.depth + 1);
+            }
+        }
+        // What runs on another machine acts on it too.
+        if let Some(Some(tag)) = &effects.remote {
+            for found in self.found.get_mut(before..).unwrap_or_default() {
+                if !found.targets.contains(tag) {
+                    found.targets.push(tag.clone());
+                }
             }
         }
     }

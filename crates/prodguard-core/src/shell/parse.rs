@@ -116,6 +116,8 @@ enum Skip {
     Line,
     /// The name after `function`.
     Name,
+    /// What follows `coproc`: a name when a compound command follows it.
+    CoprocName,
     /// `case WORD`, up to `in`.
     CaseWord,
     /// `[[ … ]]`, whose `<`, `>`, `&&` and parentheses are operands.
@@ -195,6 +197,18 @@ impl Parser<'_> {
                             cur.skip = Skip::No;
                             continue;
                         }
+                        Skip::CoprocName => {
+                            cur.skip = Skip::No;
+                            // A name only when a compound command follows.
+                            let compound = match tokens.peek() {
+                                Some(Token::Word(next)) => next.plain() == Some("{"),
+                                Some(Token::Op(Op::Open, _)) => true,
+                                _ => false,
+                            };
+                            if compound {
+                                continue;
+                            }
+                        }
                         Skip::CaseWord => {
                             if word.plain() == Some("in") {
                                 self.finish(&mut cur, text, depth, stdin);
@@ -231,6 +245,15 @@ impl Parser<'_> {
                                 }
                                 "!" | "if" | "then" | "else" | "elif" | "do" | "while"
                                 | "until" => continue,
+                                "coproc" => {
+                                    // `coproc NAME { …; }`: the name is no command.
+                                    if let Some(Token::Word(name)) = tokens.peek()
+                                        && name.plain().is_some_and(|n| n != "{")
+                                    {
+                                        cur.skip = Skip::CoprocName;
+                                    }
+                                    continue;
+                                }
                                 "fi" | "done" => {
                                     closed = true;
                                     continue;

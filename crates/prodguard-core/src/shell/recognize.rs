@@ -12,7 +12,7 @@ use super::lex::Word;
 use super::parse::{Item, Simple};
 use super::target::{self, Field};
 use super::wrappers::{Invocation, program_name};
-use super::{NestedText, Recognized, SqlSource, Val, View, db, files, git, infra, migrate};
+use super::{NestedText, Recognized, SqlSource, Val, View, db, files, git, infra, migrate, remote};
 
 /// How the command line changes the shell's own state.
 #[derive(Debug, Default)]
@@ -36,6 +36,10 @@ pub(super) struct Effects {
     pub(super) cleared: bool,
     /// For the nested text: `env -C DIR`, resolved.
     pub(super) chdir: Option<Option<String>>,
+    /// It runs on another machine (`ssh`, `docker exec`, `kubectl exec`),
+    /// named by this target when it can be told (`ssh:HOST`): added to the
+    /// targets of every command recognised in it.
+    pub(super) remote: Option<Option<String>>,
 }
 
 /// A command with everything its recogniser needs.
@@ -81,6 +85,11 @@ impl<'a> Cmd<'a> {
     /// The word as a nested shell receives it.
     pub(super) fn shell_text(&self, word: &Word) -> String {
         word.shell_text(&self.view.word_lookup())
+    }
+
+    /// The word as one argument of a command line a nested shell reads.
+    pub(super) fn quoted_text(&self, word: &Word) -> String {
+        word.quoted_text(&self.view.word_lookup())
     }
 
     /// What the program sees in its environment for `name`.
@@ -324,6 +333,7 @@ pub(super) fn recognize(
 ) -> Effects {
     let mut effects = Effects {
         cleared: inv.cleared,
+        remote: inv.remote.clone(),
         ..Effects::default()
     };
     let cwd: Option<Cow<'_, str>> = match &inv.chdir {
@@ -363,13 +373,46 @@ pub(super) fn recognize(
         return effects;
     }
     let Some(literal) = program.literal() else {
-        effects.found = devices;
+        // `$CMD args`, `rm${IFS}-rf${IFS}/srv`, `$(which psql)`.
+        match dynamic(&cmd) {
+            Ok(text) => {
+                effects.nested = Some(NestedText { text, child: false });
+                effects.found = devices;
+            }
+            Err(unknown) => {
+                effects.found = vec![unknown];
+                effects.found.extend(devices);
+            }
+        }
         return effects;
     };
+    let split = view.split_lookup();
+    if words.iter().any(|w| w.splits(&split)) {
+        // `X='-rf /srv'; rm $X`: the program sees the fields.
+        let text: Vec<String> = words.iter().map(|w| w.fields_text(&split)).collect();
+        effects.nested = Some(NestedText {
+            text: text.join(" "),
+            child: false,
+        });
+        effects.found = devices;
+        return effects;
+    }
     let name = program_name(literal);
     let found = match name {
         "sh" | "bash" | "zsh" | "dash" | "ksh" | "ash" | "mksh" => {
             effects.nested = shell(&cmd);
+            None
+        }
+        "ssh" => {
+            if let Some((nested, host)) = remote::ssh(&cmd) {
+                effects.nested = Some(nested);
+                effects.remote = Some(host.map(|h| format!("ssh:{h}")));
+                effects.chdir = Some(None);
+            }
+            None
+        }
+        "su" => {
+            effects.nested = su(&cmd);
             None
         }
         "eval" => {
@@ -407,6 +450,11 @@ pub(super) fn recognize(
         "aws" => infra::aws(&cmd),
         "gcloud" => infra::gcloud(&cmd),
         "rm" => files::rm(&cmd),
+        "find" => {
+            let (found, nested) = files::find(&cmd);
+            effects.nested = nested.map(|text| NestedText { text, child: true });
+            found
+        }
         "shred" => files::shred(&cmd),
         "dd" => files::dd(&cmd),
         "git" => git::git(&cmd),
@@ -420,6 +468,76 @@ pub(super) fn recognize(
     effects.found.extend(found);
     effects.found.extend(devices);
     effects
+}
+
+/// A command whose program word is not literal: the command line its
+/// fields make when every expansion in the program word is known (or is
+/// `$(which NAME)`, `$(command -v NAME)`), for a nested analysis; otherwise
+/// a `shell.unknown` command (the line does not show which program runs:
+/// the policy decides).
+fn dynamic(cmd: &Cmd<'_>) -> Result<String, Recognized> {
+    let lookup = cmd.view.split_lookup();
+    let Some(program) = cmd.words.first() else {
+        return Err(cmd.found("shell.unknown", Vec::new(), None));
+    };
+    let which = match &*program.parts {
+        [super::lex::Part::Subst(raw)] => looked_up(raw),
+        _ => None,
+    };
+    let first = match which {
+        Some(name) => format!("'{name}'"),
+        None if program.expand(&lookup).is_some() && !program.glob => program.fields_text(&lookup),
+        None => return Err(cmd.found("shell.unknown", Vec::new(), None)),
+    };
+    let mut text = vec![first];
+    text.extend(cmd.args().iter().map(|w| w.fields_text(&lookup)));
+    Ok(text.join(" "))
+}
+
+/// `NAME` of `$(which NAME)`, `$(command -v NAME)`, `` `which NAME` ``
+/// (a plain name only).
+fn looked_up(raw: &str) -> Option<&str> {
+    let inner = raw
+        .strip_prefix("$(")
+        .and_then(|r| r.strip_suffix(')'))
+        .or_else(|| raw.strip_prefix('`').and_then(|r| r.strip_suffix('`')))?;
+    let words: Vec<&str> = inner.split_whitespace().collect();
+    let name = match words.as_slice() {
+        ["which", name] | ["command", "-v", name] | ["type", "-P", name] => *name,
+        _ => return None,
+    };
+    name.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
+        .then_some(name)
+}
+
+/// `su [OPTIONS] [USER] -c COMMAND`: the command, run by a shell.
+fn su(cmd: &Cmd<'_>) -> Option<NestedText> {
+    let mut words = cmd.args().iter();
+    while let Some(w) = words.next() {
+        let t = head(w);
+        let text = match t {
+            "-c" | "--command" | "--session-command" => words.next().map(|w| cmd.shell_text(w)),
+            t if t.starts_with("--command=") || t.starts_with("--session-command=") => {
+                let skip = t.find('=').map_or(t.len(), |i| i + 1);
+                w.suffix(skip).map(|w| cmd.shell_text(&w))
+            }
+            "-s"
+            | "--shell"
+            | "-g"
+            | "--group"
+            | "-G"
+            | "--supp-group"
+            | "-w"
+            | "--whitelist-environment" => {
+                words.next();
+                continue;
+            }
+            _ => continue,
+        };
+        return text.map(|text| NestedText { text, child: true });
+    }
+    None
 }
 
 /// `sh -c STRING`, or a shell reading its script from standard input.

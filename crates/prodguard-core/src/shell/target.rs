@@ -437,6 +437,24 @@ pub(super) fn database_url(url: &str, cwd: Option<&str>) -> Option<String> {
     }
 }
 
+/// The target an SQLAlchemy URL names (Alembic's): as [`database_url`],
+/// but `sqlite:///rel.db` is relative to the working directory and
+/// `sqlite:////abs.db` absolute (SQLAlchemy takes what follows `///` as
+/// the path), also with a driver (`sqlite+pysqlite:///…`).
+pub(super) fn sqlalchemy_url(url: &str, cwd: Option<&str>) -> Option<String> {
+    let url = url.trim();
+    if scheme_of(url).as_deref() != Some("sqlite") {
+        return database_url(url, cwd);
+    }
+    let rest = url.split_once(':').map_or("", |(_, rest)| rest);
+    let path = rest.strip_prefix("///").unwrap_or_default();
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    Some(format!("sqlite:{}", resolve(path, cwd)))
+}
+
 /// `sqlite:/abs/path` for an SQLite URL (`sqlite:///abs`, `sqlite://rel`,
 /// `sqlite3:rel`, `file:rel?mode=ro`) or a plain path.
 pub(super) fn sqlite_target(url: &str, cwd: Option<&str>) -> Option<String> {

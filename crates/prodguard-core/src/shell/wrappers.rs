@@ -21,6 +21,9 @@ pub(super) struct Invocation {
     pub(super) split: Option<String>,
     /// `command -v`, `sudo -e`: the program is looked up or edited, not run.
     pub(super) not_run: bool,
+    /// `docker exec CONTAINER`, `kubectl exec POD --`: the program runs
+    /// there, named by this target when it can be told.
+    pub(super) remote: Option<Option<String>>,
 }
 
 /// The name a program is matched by: its last path component, without an
@@ -87,7 +90,7 @@ fn plain_eval(words: &[Word], at: usize, first_rereadable: usize) -> bool {
 /// The programs [`recognize`] and [`invocation`] know (besides `mkfs*`):
 /// wrappers, shells, the builtins that change the line's state, and the
 /// tools recognised. Sorted, for a binary search.
-pub(super) const KNOWN_PROGRAMS: [&str; 81] = [
+pub(super) const KNOWN_PROGRAMS: [&str; 89] = [
     "alembic",
     "artisan",
     "ash",
@@ -98,6 +101,7 @@ pub(super) const KNOWN_PROGRAMS: [&str; 81] = [
     "bun",
     "bundle",
     "bunx",
+    "busybox",
     "cargo",
     "cd",
     "command",
@@ -106,11 +110,14 @@ pub(super) const KNOWN_PROGRAMS: [&str; 81] = [
     "declare",
     "diesel",
     "doas",
+    "docker",
+    "docker-compose",
     "dropdb",
     "env",
     "eval",
     "exec",
     "export",
+    "find",
     "flyway",
     "gcloud",
     "git",
@@ -137,6 +144,7 @@ pub(super) const KNOWN_PROGRAMS: [&str; 81] = [
     "pipenv",
     "pnpm",
     "pnpx",
+    "podman",
     "poetry",
     "popd",
     "prisma",
@@ -156,7 +164,9 @@ pub(super) const KNOWN_PROGRAMS: [&str; 81] = [
     "sqlite",
     "sqlite3",
     "sqlx",
+    "ssh",
     "stdbuf",
+    "su",
     "sudo",
     "terraform",
     "time",
@@ -165,6 +175,7 @@ pub(super) const KNOWN_PROGRAMS: [&str; 81] = [
     "typeset",
     "unset",
     "uv",
+    "watch",
     "wipefs",
     "xargs",
     "yarn",
@@ -188,7 +199,7 @@ const KNOWN_FIRST_BYTES: [bool; 256] = {
 pub(super) fn is_recognised(program: &str) -> bool {
     let name = program_name(program);
     // A cheap test first: most programs are none of these.
-    let (Some(&first), 2..=10) = (name.as_bytes().first(), name.len()) else {
+    let (Some(&first), 2..=14) = (name.as_bytes().first(), name.len()) else {
         return false;
     };
     if !KNOWN_FIRST_BYTES[usize::from(first)] {
@@ -513,6 +524,49 @@ pub(super) fn invocation(
                 }
             }
             "bundle" if arg(words, i + 1) == "exec" => i += 2,
+            "busybox" => i += 1,
+            "watch" => {
+                i += 1;
+                let mut exec = false;
+                loop {
+                    match arg(words, i) {
+                        "-n" | "--interval" | "-q" | "--equexit" => i += 2,
+                        "-x" | "--exec" => {
+                            exec = true;
+                            i += 1;
+                        }
+                        "--" => {
+                            i += 1;
+                            break;
+                        }
+                        t if t.starts_with('-') && t.len() > 1 => i += 1,
+                        _ => break,
+                    }
+                }
+                if !exec {
+                    // watch hands its words, joined, to `sh -c`.
+                    inv.split = Some(text_of(words.get(i..).unwrap_or_default()));
+                    return inv;
+                }
+            }
+            "docker" | "podman" | "docker-compose" | "kubectl" | "oc" => {
+                let exec = if matches!(program_name(name), "kubectl" | "oc") {
+                    let get =
+                        |name: &str| assigns.get(name).cloned().unwrap_or_else(|| env.get(name));
+                    super::remote::kubectl(words, i, &get, &lookup)
+                } else {
+                    super::remote::docker(words, i, &lookup)
+                };
+                let Some(exec) = exec else {
+                    inv.program = Some(i);
+                    return inv;
+                };
+                // The program runs there, in its environment.
+                assigns.clear();
+                inv.remote = Some(inv.remote.take().flatten().or(exec.target));
+                inv.chdir = Some(exec.chdir);
+                i = exec.program;
+            }
             // `eval` of plain words reads them again as the same words: a
             // wrapper (so a chain of them costs nothing).
             "eval" if plain_eval(words, i + 1, rereadable_from(words)) => i += 1,
