@@ -169,7 +169,9 @@ class Guard:
         handle = self._acquire()
         op = ctypes.c_void_p()
         try:
-            check(lib.prodguard_operation_new(kind, ctypes.byref(op)))
+            status = lib.prodguard_operation_new(kind, ctypes.byref(op))
+            if status != _ffi.OK:
+                raise error_for(status, f"operation: {_ffi.last_error()}")
             for (which, name), value in zip(_FIELDS, values):
                 if value is not None:
                     status = lib.prodguard_operation_set(op, which, value)
