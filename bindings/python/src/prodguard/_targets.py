@@ -15,14 +15,15 @@ from urllib.parse import quote
 
 def url_target(url: Any) -> str:
     """The target for an SQLAlchemy URL (a string or ``sqlalchemy.engine.URL``)."""
-    from sqlalchemy.engine import make_url
+    from sqlalchemy.engine import URL, make_url
 
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         return parsed.database or ":memory:"
     query = {key: value for key, value in parsed.query.items() if key.lower() != "password"}
-    bare = parsed.set(drivername=backend, password=None, query=query)
+    # Made anew: URL.set(password=None) would keep the password.
+    bare = URL.create(backend, parsed.username, None, parsed.host, parsed.port, parsed.database, query)
     return bare.render_as_string(hide_password=False)
 
 
