@@ -50,7 +50,10 @@ fn main() -> ExitCode {
         eprintln!("usage: prodguard-example-sqlx DATABASE.db");
         return ExitCode::from(2);
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("sqlx-migrations: cannot start tokio: {e}");
