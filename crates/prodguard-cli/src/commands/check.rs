@@ -36,7 +36,20 @@ pub(crate) fn answer(check: &Check, value: serde_json::Map<String, serde_json::V
     }
     let message = match &check.refusal {
         Some(refusal) => format!("{}; next step: {}", refusal.missing, refusal.next_step),
-        None => check.decision.reasons.join("; "),
+        // Nothing refuses before anyone is asked: what it requires is the answer.
+        None => {
+            let how: Vec<&str> = check
+                .decision
+                .requirements
+                .iter()
+                .map(|r| r.how.as_str())
+                .collect();
+            format!(
+                "{}; to go ahead: {}",
+                check.decision.reasons.join("; "),
+                how.join("; ")
+            )
+        }
     };
     envelope::error(check.exit_code, message).with_data(value)
 }

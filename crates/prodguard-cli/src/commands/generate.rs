@@ -20,7 +20,10 @@ pub(crate) fn completions(shell: Shell) -> Envelope {
 /// Prints the man page, prodguard(1), in roff.
 pub(crate) fn man() -> Result<Envelope, GuardError> {
     let mut page = Vec::new();
-    clap_mangen::Man::new(Cli::command())
+    // The NAME line already starts "prodguard \-": the about without the name.
+    let command =
+        Cli::command().about("know when you are in production, and guard what could hurt it");
+    clap_mangen::Man::new(command)
         .render(&mut page)
         .map_err(|e| GuardError::Policy(format!("cannot render the man page: {e}")))?;
     say_raw!("{}", String::from_utf8_lossy(&page));
