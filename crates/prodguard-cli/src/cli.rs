@@ -17,7 +17,7 @@ Exit codes (exec passes the command's own code through when it ran):
   126  command not executable            127  command not found
   141  stdout's reader left (e.g. | head) before a success was printed; 74: another write error
 
---json (every command but the agents' hooks, completions and man): one JSON document
+--json (every command but `hook …`, completions and man): one JSON document
 on stdout, {\"v\":1,\"ok\":{…}} when the exit code is 0, else
 {\"v\":1,\"error\":{\"code\":N,\"message\":\"…\",\"data\"?:{…}}} with N the exit code.
 
