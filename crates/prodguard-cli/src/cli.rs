@@ -6,14 +6,20 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use clap_complete::Shell;
 use prodguard::Operation;
 
 const AFTER_HELP: &str = "\
 Exit codes (exec passes the command's own code through when it ran):
   120  denied by a policy rule           123  audit log unavailable
   121  confirmation missing or declined  124  environment mismatch with the target's stamp
-  122  backup requirement not met        125  usage or policy error
+  122  backup requirement not met        125  usage or policy error (no command given too)
   126  command not executable            127  command not found
+  141  stdout's reader left (e.g. | head) before a success was printed; 74: another write error
+
+--json (every command but `hook …`, completions and man): one JSON document
+on stdout, {\"v\":1,\"ok\":{…}} when the exit code is 0, else
+{\"v\":1,\"error\":{\"code\":N,\"message\":\"…\",\"data\"?:{…}}} with N the exit code.
 
 Environment:
   PRODGUARD_ENV        declare the environment (e.g. production, staging, development)
@@ -46,8 +52,14 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Say which environment this is, why, and whether guards apply.
+    #[command(after_help = "Examples:
+  prodguard detect --explain
+  PRODGUARD_ENV=staging prodguard detect
+  prodguard detect --json | jq -r .ok.environment")]
     Detect {
-        /// Print the detection as JSON (always includes the evidence).
+        /// Answer with one JSON document on stdout, {"v":1,"ok":{…}} (the
+        /// detection, always with its evidence), or {"v":1,"error":{"code":N,"message":"…"}}
+        /// where N is the exit code.
         #[arg(long)]
         json: bool,
         /// List every signal looked at and what it meant.
@@ -59,14 +71,30 @@ pub(crate) enum Command {
     /// Exits 0 when the operation would run without further input, 120 when
     /// a rule denies it, 121 when it needs a confirmation, 124 when the
     /// target's stamp names another environment.
+    ///
+    /// With --json the decision is "ok" when it exits 0, else the error's
+    /// "data" (with "ledger", what `approve --ledger` names for a run here).
+    #[command(after_help = "Examples:
+  prodguard check --op db.migrate --target orders.db
+  APP_ENV=production prodguard check --op db.delete.users --target users
+  prodguard check --op db.migrate --target orders --json | jq '.ok // .error.data | .ledger'")]
     Check {
         #[command(flatten)]
         op: OpArgs,
-        /// Print the decision as JSON.
-        #[arg(long)]
+        #[arg(long, help = JSON)]
         json: bool,
     },
     /// Run a command under the guards; exits with the command's own code.
+    ///
+    /// With --json, the command's own standard output goes to standard
+    /// error, so standard output holds only the envelope: "ok" with
+    /// {"ran": true, "exit_code": 0}, else an error whose code is the exit
+    /// code (the guard's refusal, 126/127, or the command's own) and whose
+    /// "data" says whether the command ran.
+    #[command(after_help = "Examples:
+  prodguard exec --op db.migrate --target orders.db -- ./migrate.sh
+  prodguard exec --op db.delete.users --target users --approval \"$TOKEN\" -- psql -f purge.sql
+  prodguard exec --op db.migrate --target orders --json -- ./migrate.sh 2>migrate.log")]
     Exec {
         #[command(flatten)]
         op: OpArgs,
@@ -78,6 +106,8 @@ pub(crate) enum Command {
         /// [approval] break_glass_users; the reason is recorded.
         #[arg(long, value_name = "REASON")]
         break_glass: Option<String>,
+        #[arg(long, help = JSON)]
+        json: bool,
         /// The command and its arguments, after `--`.
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<std::ffi::OsString>,
@@ -89,6 +119,10 @@ pub(crate) enum Command {
     /// fingerprint, you as the approver (the name in your key file), an
     /// expiry (at most [approval] max_ttl), the ledger it is spent in and a
     /// nonce that is spent by the first run that uses it.
+    #[command(after_help = "Examples:
+  prodguard approve --key ~/.config/prodguard/alice.key --op db.migrate --target orders --env production --ttl 10m
+  prodguard approve --key alice.key --sql cleanup.sql --target sqlite:shop.db --max-rows 300
+  prodguard approve --key alice.key --op db.migrate --target orders --json | jq -r .ok.token")]
     Approve {
         /// Your approver key (`prodguard keygen --approver NAME --out FILE`);
         /// it must be readable by you alone.
@@ -128,6 +162,8 @@ pub(crate) enum Command {
         /// it: `prodguard check --json` on the host shows it as `ledger`.
         #[arg(long, value_name = "ID")]
         ledger: Option<String>,
+        #[arg(long, help = JSON)]
+        json: bool,
     },
     /// Write the environment into a SQLite database or a PostgreSQL database
     /// (a guarded, audited operation); guarded operations on it then refuse
@@ -135,6 +171,10 @@ pub(crate) enum Command {
     ///
     /// Re-stamping a database stamped for a more sensitive environment is
     /// guarded as that environment.
+    #[command(after_help = "Examples:
+  prodguard stamp --target app.db --env production
+  prodguard stamp --target postgresql://app@db.internal/orders --env production
+  prodguard stamp --target dump-copy.db --env development")]
     Stamp {
         /// The SQLite database file, or a postgresql:// URL.
         #[arg(long, value_name = "DB")]
@@ -142,10 +182,15 @@ pub(crate) enum Command {
         /// The environment it belongs to.
         #[arg(long, value_name = "NAME")]
         env: String,
+        #[arg(long, help = JSON)]
+        json: bool,
     },
     /// Make an approver's Ed25519 key pair: writes the private key file
     /// (readable by its owner only) and prints the public key, with the
     /// line that lists the approver in the system policy's [approval].
+    #[command(after_help = "Examples:
+  prodguard keygen --approver alice --out ~/.config/prodguard/alice.key
+  prodguard keygen --approver alice --out alice.key --json | jq -r .ok.public_key")]
     Keygen {
         /// The approver's name, as the policy lists it (letters, digits, `.`, `_`, `-`).
         #[arg(long, value_name = "NAME")]
@@ -153,25 +198,69 @@ pub(crate) enum Command {
         /// Where to write the private key (never overwritten).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        #[arg(long, help = JSON)]
+        json: bool,
     },
     /// Check or show policies.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  prodguard policy check prodguard.toml
+  prodguard policy show --default"
+    )]
     Policy(PolicyCommand),
     /// Inspect the audit log: verify, repair, show, head, seal, record, and prune
     /// old rotated files (retention).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  prodguard audit verify
+  prodguard audit show | tail
+  prodguard audit head > anchor.json"
+    )]
     Audit(AuditCommand),
     /// Fleet mode: prepare the PostgreSQL database that hosts share.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  prodguard fleet init postgresql://prodguard@db.internal/fleet"
+    )]
     Fleet(FleetCommand),
     /// SQL scripts: what each statement does, and what the policy requires
     /// for the script here.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  prodguard sql check --target orders.db migrate.sql
+  prodguard sql exec --target sqlite:orders.db cleanup.sql"
+    )]
     Sql(SqlCommand),
     /// Coding agents' hooks: ask a person, or deny, before an agent runs a
     /// destructive command against something protected.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "The hooks take no --json: they answer in each agent's protocol.
+
+Examples:
+  prodguard hook install claude-code
+  prodguard hook install codex --system"
+    )]
     Hook(HookCommand),
+    /// Print a shell completion script (bash, zsh, fish, powershell).
+    #[command(after_help = "Examples:
+  prodguard completions bash > ~/.local/share/bash-completion/completions/prodguard
+  prodguard completions zsh > ~/.zfunc/_prodguard
+  prodguard completions fish > ~/.config/fish/completions/prodguard.fish")]
+    Completions {
+        /// The shell.
+        #[arg(value_name = "SHELL")]
+        shell: Shell,
+    },
+    /// Print the man page (roff).
+    #[command(after_help = "Examples:
+  prodguard man | man -l -
+  prodguard man > /usr/local/share/man/man1/prodguard.1")]
+    Man,
 }
 
 /// `prodguard hook …`.
@@ -180,27 +269,61 @@ pub(crate) enum Command {
 /// command aimed at a protected target it answers "ask" (Claude Code) or
 /// "deny" in the agent's protocol, and otherwise prints nothing. It exits 0,
 /// or 2 (the call is blocked, the reason on stderr) for input it cannot
-/// read or analyse in time.
+/// read or analyse in time. The hooks take no --json: their output is the
+/// agent's protocol.
 #[derive(Debug, Subcommand)]
 pub(crate) enum HookCommand {
     /// Claude Code's PreToolUse hook on Bash: prints
     /// `{"hookSpecificOutput": {"permissionDecision": "ask" | "deny", …}}`.
+    #[command(
+        after_help = "Takes no --json: it reads the agent's tool call on stdin and answers in the agent's own protocol.
+
+Examples:
+  prodguard hook install claude-code            # sets the agent to run it
+  prodguard hook claude-code < tool-call.json"
+    )]
     ClaudeCode,
     /// Codex CLI's PreToolUse hook on Bash: prints
     /// `{"hookSpecificOutput": {"permissionDecision": "deny", …}}` (Codex
     /// cannot ask a person, so what needs one is denied).
+    #[command(
+        after_help = "Takes no --json: it reads the agent's tool call on stdin and answers in the agent's own protocol.
+
+Examples:
+  prodguard hook install codex            # sets the agent to run it
+  prodguard hook codex < tool-call.json"
+    )]
     Codex,
     /// Gemini CLI's BeforeTool hook on run_shell_command: prints
     /// `{"decision": "deny", "reason": …}` (what needs a person is denied).
+    #[command(
+        after_help = "Takes no --json: it reads the agent's tool call on stdin and answers in the agent's own protocol.
+
+Examples:
+  prodguard hook install gemini            # sets the agent to run it
+  prodguard hook gemini < tool-call.json"
+    )]
     Gemini,
     /// Cursor's beforeShellExecution hook: prints `{"permission": "deny", …}`
     /// (what needs a person is denied).
+    #[command(
+        after_help = "Takes no --json: it reads the agent's tool call on stdin and answers in the agent's own protocol.
+
+Examples:
+  prodguard hook install cursor            # sets the agent to run it
+  prodguard hook cursor < tool-call.json"
+    )]
     Cursor,
     /// Add the hook to an agent's settings (keeping what is there).
     ///
     /// claude-code: .claude/settings.json; codex: .codex/hooks.json;
     /// gemini: .gemini/settings.json; cursor: .cursor/hooks.json; in the
     /// project, your home directory (--user) or /etc (--system).
+    /// Takes no --json yet.
+    #[command(after_help = "Examples:
+  prodguard hook install claude-code
+  prodguard hook install codex --user
+  sudo prodguard hook install gemini --system")]
     Install {
         /// The agent: claude-code, codex, gemini or cursor.
         #[arg(value_name = "AGENT", value_parser = ["claude-code", "codex", "gemini", "cursor"])]
@@ -232,6 +355,10 @@ pub(crate) enum SqlCommand {
     /// this exact script, and every rule matching any statement's kind
     /// applies. Exits as `check` does for that operation: 0, 120, 121, 123,
     /// 124, or 125.
+    #[command(after_help = "Examples:
+  prodguard sql check --target orders.db migrate.sql
+  pg_dump --schema-only … | prodguard sql check --dialect postgres -
+  prodguard sql check --target postgresql://app@db/orders --json cleanup.sql | jq '.ok // .error.data | .fingerprint'")]
     Check {
         /// The dialect: postgres, sqlite, mysql or generic (default: the
         /// one --target names: postgres:// or postgresql://, mysql://,
@@ -242,7 +369,9 @@ pub(crate) enum SqlCommand {
         /// confirmation asks for this name, and its stamp is checked.
         #[arg(long, value_name = "DB")]
         target: Option<String>,
-        /// Print the classification and the decision as JSON.
+        /// Answer with one JSON document on stdout: {"v":1,"ok":{…}} (the
+        /// classification and the decision) when it exits 0, else
+        /// {"v":1,"error":{"code":N,"message":"…","data":{…the same…}}}.
         #[arg(long)]
         json: bool,
         /// The script (at most 64 MiB), or `-` for standard input.
@@ -262,6 +391,10 @@ pub(crate) enum SqlCommand {
     /// (120, 121), and the outcome records the rows. Exits 0 when
     /// committed, 120–125 when refused (nothing changed), 1 when a
     /// statement failed (rolled back).
+    #[command(after_help = "Examples:
+  prodguard sql exec --target sqlite:orders.db cleanup.sql
+  prodguard sql exec --target orders.db --dry-run cleanup.sql
+  prodguard sql exec --target postgresql://app@db/orders --approval \"$TOKEN\" --json cleanup.sql")]
     Exec {
         /// The database: sqlite:PATH (or a *.db / *.sqlite / *.sqlite3 file,
         /// which must exist), or a postgresql:// URL. A person confirms by
@@ -283,6 +416,8 @@ pub(crate) enum SqlCommand {
         /// is spent, nothing is changed.
         #[arg(long)]
         dry_run: bool,
+        #[arg(long, help = JSON)]
+        json: bool,
         /// The script (at most 64 MiB), or `-` for standard input.
         #[arg(value_name = "FILE")]
         file: PathBuf,
@@ -314,15 +449,29 @@ impl OpArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum PolicyCommand {
     /// Validate a policy file; errors name the line and column.
+    #[command(after_help = "Examples:
+  prodguard policy check prodguard.toml
+  sudo prodguard policy check /etc/prodguard/policy.toml")]
     Check {
         /// The policy file (TOML, or JSON by its .json extension).
         file: PathBuf,
+        #[arg(long, help = JSON)]
+        json: bool,
     },
     /// Print the policy in force (or the built-in default) as TOML.
+    ///
+    /// With --json: {"source", "sources", "toml", "policy"}, the policy as
+    /// a JSON object besides its TOML text.
+    #[command(after_help = "Examples:
+  prodguard policy show
+  prodguard policy show --default > prodguard.toml
+  prodguard policy show --json | jq .ok.policy.audit")]
     Show {
         /// Print the built-in default policy.
         #[arg(long)]
         default: bool,
+        #[arg(long, help = JSON)]
+        json: bool,
     },
 }
 
@@ -331,10 +480,14 @@ pub(crate) enum PolicyCommand {
 pub(crate) enum FleetCommand {
     /// Create prodguard's tables (audit trail, spent approvals, locks,
     /// stamps) with their version row; does nothing when they exist.
+    #[command(after_help = "Examples:
+  prodguard fleet init postgresql://prodguard@db.internal/fleet")]
     Init {
         /// The server: a postgresql:// URL (keep passwords in ~/.pgpass).
         #[arg(value_name = "URL")]
         url: String,
+        #[arg(long, help = JSON)]
+        json: bool,
     },
 }
 
@@ -344,6 +497,12 @@ pub(crate) enum AuditCommand {
     /// (with --seal-key: a seal missing too), 2 torn tail that `repair` can cut,
     /// 3 records after the last seal (with --seal-key) or the anchor not reached
     /// (truncated or rolled back) or pruned.
+    ///
+    /// With --json the report is "ok" when intact, else the error's "data".
+    #[command(after_help = "Examples:
+  prodguard audit verify
+  prodguard audit verify --anchor anchor.json --seal-key verify.key
+  prodguard audit verify --postgres postgresql://prodguard@db.internal/fleet")]
     Verify {
         #[command(flatten)]
         log: LogArg,
@@ -362,58 +521,104 @@ pub(crate) enum AuditCommand {
         /// (the default when the policy sets [audit] sink and no --log is given).
         #[arg(long, value_name = "URL", conflicts_with_all = ["log", "seal_key"])]
         postgres: Option<String>,
+        #[arg(long, help = JSON)]
+        json: bool,
     },
     /// Cut an incomplete final record (saved beside the log) and record the recovery;
     /// refuses (exit 1) when any complete record is damaged.
+    #[command(after_help = "Examples:
+  prodguard audit repair
+  prodguard audit repair --log /var/log/prodguard/audit.jsonl")]
     Repair {
         #[command(flatten)]
         log: LogArg,
+        #[arg(long, help = JSON)]
+        json: bool,
     },
-    /// Print the records (as JSON Lines with --json).
+    /// Print the records, one line each for people (--json: in the
+    /// envelope; --jsonl: the lines exactly as stored).
+    #[command(after_help = "Examples:
+  prodguard audit show | tail -20
+  prodguard audit show --json | jq '.ok.records[] | select(.kind == \"intent\")'
+  prodguard audit show --jsonl > copy.jsonl")]
     Show {
         #[command(flatten)]
         log: LogArg,
-        /// Print the records exactly as stored.
-        #[arg(long)]
+        /// Answer with one JSON document on stdout, {"v":1,"ok":{"log":…,
+        /// "records":[…]}} (each record parsed; a line that is not JSON is
+        /// {"unreadable": "…"}), or {"v":1,"error":{"code":N,"message":"…"}}.
+        #[arg(long, conflicts_with = "jsonl")]
         json: bool,
+        /// Print the records exactly as stored (JSON Lines: the bytes the
+        /// hash chain covers), streamed.
+        #[arg(long)]
+        jsonl: bool,
     },
     /// Print the head as a JSON anchor to store off the host.
+    ///
+    /// Without --json the output is the anchor file itself; with --json
+    /// the anchor is "ok"."anchor" (`verify --anchor` reads either).
+    #[command(after_help = "Examples:
+  prodguard audit head > anchor.json
+  prodguard audit verify --anchor anchor.json")]
     Head {
         #[command(flatten)]
         log: LogArg,
+        #[arg(long, help = JSON)]
+        json: bool,
     },
     /// Create the seal key ([audit] seal_key_file) and print the verification
     /// key, which belongs off the host.
+    #[command(after_help = "Examples:
+  sudo prodguard audit seal-init > verify.key
+  prodguard audit seal-init --key-file /etc/prodguard/seal.key --json | jq -r .ok.verification_key")]
     SealInit {
         /// Where the key goes (default: the policy's [audit] seal_key_file).
         #[arg(long, value_name = "FILE")]
         key_file: Option<PathBuf>,
+        #[arg(long, help = JSON)]
+        json: bool,
     },
     /// Append a seal record now (the policy also seals every seal_every records).
+    #[command(after_help = "Examples:
+  prodguard audit seal
+  prodguard audit seal --json | jq .ok.seq")]
     Seal {
         #[command(flatten)]
         log: LogArg,
+        #[arg(long, help = JSON)]
+        json: bool,
     },
     /// Retention: drop the rotated files (PATH.1, PATH.2, …) whose records are
     /// all before SEQ, after appending a prune record that names them and anchors
     /// the rest, so `verify` still says intact. Never the live file; refuses (125)
     /// a SEQ inside a file or a file that spent an approval token not yet expired,
     /// and a log that does not verify (1 tampered, 2 torn tail).
+    #[command(after_help = "Examples:
+  prodguard audit prune --before 120000
+  prodguard audit prune --log /var/log/prodguard/audit.jsonl --before 5000 --json")]
     Prune {
         #[command(flatten)]
         log: LogArg,
         /// Drop the files whose records all come before this seq.
         #[arg(long, value_name = "SEQ", value_parser = clap::value_parser!(u64).range(1..))]
         before: u64,
+        #[arg(long, help = JSON)]
+        json: bool,
     },
     /// Append a note to the chain; prints its seq once it is durable. With the
     /// policy's [audit] sink, the note goes to the PostgreSQL trail (and to --log).
+    #[command(after_help = "Examples:
+  prodguard audit record --message \"deploy 42\"
+  prodguard audit record --message \"INC-1234 opened\" --json | jq .ok.seq")]
     Record {
         #[command(flatten)]
         log: LogArg,
         /// The note.
         #[arg(long, value_name = "TEXT")]
         message: String,
+        #[arg(long, help = JSON)]
+        json: bool,
     },
 }
 
@@ -423,3 +628,7 @@ pub(crate) struct LogArg {
     #[arg(long, value_name = "PATH")]
     pub(crate) log: Option<PathBuf>,
 }
+
+/// `--json`'s help, the same on every command that takes it.
+const JSON: &str = "Answer with one JSON document on stdout: {\"v\":1,\"ok\":{…}}, or \
+{\"v\":1,\"error\":{\"code\":N,\"message\":\"…\"}} where N is the exit code";

@@ -1,8 +1,9 @@
 //! `prodguard`: detect the environment, check and run guarded operations.
 //!
 //! The house: [`cli`] is the command line's shape (clap definitions only),
-//! [`commands`] holds one module per command family, [`output`] writes to
-//! standard output; this file sets up diagnostics, parses and dispatches.
+//! [`commands`] holds one module per command family, [`envelope`] is the
+//! one shape of every answer (`--json`), [`output`] writes to standard
+//! output; this file sets up diagnostics, parses and dispatches.
 //!
 //! Printing is this binary's job (the libraries never print), and it never
 //! panics: std's print macros do when the stream is closed, so they are not
@@ -28,43 +29,101 @@ macro_rules! say_raw {
 
 mod cli;
 mod commands;
+mod envelope;
 mod output;
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use prodguard::GuardError;
 use prodguard_core::ExitCode as Refusal;
 
 use cli::{Cli, Command};
 use commands::{
-    approve, audit, check, detect, exec, fleet, hook, keygen, load_policy, policy, sql, stamp,
+    approve, audit, check, detect, exec, fleet, generate, hook, keygen, load_policy, policy, sql,
+    stamp,
 };
+use envelope::Envelope;
 
 fn main() -> ExitCode {
     init_tracing();
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
+    let matches = match Cli::command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(e) => return code(usage_error(&e, json_in(std::env::args_os()))),
+    };
+    let json = leaf_json(&matches);
+    let answer = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => run(cli),
+        Err(e) => return code(usage_error(&e, json)),
+    };
+    let answer =
+        answer.unwrap_or_else(|e| envelope::error(e.exit_code().code(), e.to_string()).told());
+    if json {
+        answer.print();
+    }
+    code(output::exit_code(answer.code()))
+}
+
+/// Prints clap's help, version or error, and returns the exit code: 0 for
+/// help and version asked for, 125 for a usage error — a missing command
+/// too (its help goes to stderr), so a script that lost its arguments
+/// does not read as a success. Under `--json` a usage error is also the
+/// error envelope on stdout, and the version is `{"ok": {"version"}}`.
+fn usage_error(e: &clap::Error, json: bool) -> i32 {
+    match e.kind() {
+        ErrorKind::DisplayVersion if json => {
+            envelope::ok(serde_json::json!({
+                "name": "prodguard",
+                "version": env!("CARGO_PKG_VERSION"),
+            }))
+            .print();
+            output::exit_code(0)
+        }
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             let _ = e.print();
-            return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp
-                | clap::error::ErrorKind::DisplayVersion
-                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-                    ExitCode::SUCCESS
-                }
-                _ => code(Refusal::PolicyError.code()),
-            };
+            0
         }
-    };
-    let status = match run(cli) {
-        Ok(status) => status,
-        Err(e) => {
-            tell!("prodguard: {e}");
-            e.exit_code().code()
+        kind => {
+            let _ = e.print();
+            let status = Refusal::PolicyError.code();
+            if json {
+                let message = if kind == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    "a command is required (`prodguard --help` lists them)".to_owned()
+                } else {
+                    first_line(e)
+                };
+                envelope::error(status, message).print();
+            }
+            status
         }
-    };
-    code(output::exit_code(status))
+    }
+}
+
+/// Clap's message without its `error: ` prefix, usage and hints.
+fn first_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let line = text.lines().next().unwrap_or_default();
+    line.strip_prefix("error: ").unwrap_or(line).to_owned()
+}
+
+/// Whether `--json` is among the arguments before `--` (what follows it
+/// is `exec`'s command's): read raw when clap could not parse them.
+fn json_in(args: impl Iterator<Item = OsString>) -> bool {
+    args.skip(1)
+        .take_while(|arg| arg != "--")
+        .any(|arg| arg == "--json")
+}
+
+/// Whether the command that runs was given `--json` (commands without the
+/// flag have no such argument).
+fn leaf_json(matches: &ArgMatches) -> bool {
+    let mut leaf = matches;
+    while let Some((_, sub)) = leaf.subcommand() {
+        leaf = sub;
+    }
+    matches!(leaf.try_get_one::<bool>("json"), Ok(Some(true)))
 }
 
 fn code(status: i32) -> ExitCode {
@@ -84,7 +143,7 @@ fn init_tracing() {
         .init();
 }
 
-fn run(cli: Cli) -> Result<i32, GuardError> {
+fn run(cli: Cli) -> Result<Envelope, GuardError> {
     let policy_file = cli.policy.as_ref();
     match cli.command {
         Command::Detect { json, explain } => detect::run(policy_file, json, explain),
@@ -93,8 +152,9 @@ fn run(cli: Cli) -> Result<i32, GuardError> {
             op,
             approval,
             break_glass,
+            json,
             command,
-        } => exec::run(policy_file, &op, approval, break_glass, &command),
+        } => exec::run(policy_file, &op, approval, break_glass, json, &command),
         Command::Approve {
             key,
             kind,
@@ -106,6 +166,7 @@ fn run(cli: Cli) -> Result<i32, GuardError> {
             dialect,
             max_rows,
             ledger,
+            json,
         } => approve::run(
             policy_file,
             &key,
@@ -120,13 +181,22 @@ fn run(cli: Cli) -> Result<i32, GuardError> {
                 max_rows,
                 ledger,
             },
+            json,
         ),
-        Command::Stamp { target, env } => stamp::run(load_policy(policy_file)?, &target, &env),
-        Command::Keygen { approver, out } => keygen::run(&approver, &out),
+        Command::Stamp { target, env, json } => {
+            stamp::run(load_policy(policy_file)?, &target, &env, json)
+        }
+        Command::Keygen {
+            approver,
+            out,
+            json,
+        } => keygen::run(&approver, &out, json),
         Command::Policy(command) => policy::run(command, policy_file),
         Command::Audit(command) => audit::run(command, policy_file),
         Command::Fleet(command) => fleet::run(command),
         Command::Sql(command) => sql::run(command, policy_file),
-        Command::Hook(command) => hook::run(command, policy_file),
+        Command::Hook(command) => hook::run(command, policy_file).map(envelope::exit),
+        Command::Completions { shell } => Ok(generate::completions(shell)),
+        Command::Man => generate::man(),
     }
 }

@@ -1,9 +1,8 @@
-//! Writing to standard output: [`emit`] (behind `say!`/`say_raw!`) and
-//! [`print_json`]; to standard error: [`tell`] (behind `tell!`).
+//! Writing to standard output: [`emit`] (behind `say!`/`say_raw!`; JSON
+//! answers go through [`crate::envelope`]); to standard error: [`tell`]
+//! (behind `tell!`).
 
 use std::sync::OnceLock;
-
-use prodguard::GuardError;
 
 /// Set by the first failed write to standard output; later writes are skipped.
 static LOST: OnceLock<std::io::ErrorKind> = OnceLock::new();
@@ -52,11 +51,4 @@ pub(crate) fn exit_code(status: i32) -> i32 {
 pub(crate) fn tell(text: &str) {
     use std::io::Write;
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
-}
-
-pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), GuardError> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| GuardError::Policy(format!("cannot render JSON: {e}")))?;
-    say!("{text}");
-    Ok(())
 }

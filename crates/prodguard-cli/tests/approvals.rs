@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_prodguard");
 
 struct Env {
@@ -723,7 +725,7 @@ fn a_token_is_spent_only_in_the_ledger_it_was_approved_for() {
             "--json",
         ],
     );
-    let check: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    let check = common::answer(&check);
     let ledger = check["ledger"].as_str().unwrap();
     assert!(
         ledger.starts_with("file://") && ledger.ends_with("/fresh.jsonl"),

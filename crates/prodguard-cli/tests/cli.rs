@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 
 mod common;
 
-use common::{BIN, Sandbox, code, stderr, stdout};
+use common::{BIN, Sandbox, answer, code, stderr, stdout};
 
 fn touch_cmd(path: &Path) -> Vec<String> {
     vec!["touch".into(), path.to_string_lossy().into_owned()]
@@ -186,8 +186,7 @@ fn a_dev_declaration_does_not_override_a_production_one() {
     );
     assert_eq!(code(&out), 121);
     assert!(!marker.exists());
-    let json: serde_json::Value =
-        serde_json::from_str(&stdout(&sb.run(&vars, &["detect", "--json"]))).unwrap();
+    let json = answer(&sb.run(&vars, &["detect", "--json"]));
     assert_eq!(json["tier"], "production");
     assert_eq!(json["protected"], true);
     assert_eq!(json["conflicts"].as_array().unwrap().len(), 1);
@@ -481,7 +480,7 @@ fn check_is_a_dry_run_with_script_friendly_codes() {
         &["check", "--op", "db.migrate", "--json"],
     );
     assert_eq!(code(&dev), 0);
-    let json: serde_json::Value = serde_json::from_str(&stdout(&dev)).unwrap();
+    let json = answer(&dev);
     assert_eq!(json["decision"]["result"], "allow");
     assert!(sb.records().is_empty(), "check records nothing");
     let bad = sb.run(&[], &["check", "--op", "DROP TABLE"]);
@@ -513,7 +512,7 @@ fn check_agrees_with_exec(sb: &Sandbox, vars: &[(&str, &str)], expected: i32, wh
         ],
     );
     assert_eq!(code(&json), expected);
-    let json: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    let json = answer(&json);
     assert_eq!(json["exit_code"], expected, "{json}");
     assert_eq!(json["refusal"]["exit_code"], expected, "{json}");
     assert_eq!(json["refusal"]["recorded"], false, "{json}");
@@ -594,10 +593,7 @@ fn detect_explain_lists_every_signal() {
     ] {
         assert!(text.contains(signal), "{signal} missing from:\n{text}");
     }
-    let json: serde_json::Value = serde_json::from_str(&stdout(
-        &sb.run(&[("RAILS_ENV", "staging")], &["detect", "--json"]),
-    ))
-    .unwrap();
+    let json = answer(&sb.run(&[("RAILS_ENV", "staging")], &["detect", "--json"]));
     for key in [
         "environment",
         "tier",
@@ -843,10 +839,7 @@ fn policy_show_prints_policies_that_parse_back() {
     std::fs::write(sb.path("shown.toml"), &text).unwrap();
     assert_eq!(code(&sb.run(&[], &["policy", "check", "shown.toml"])), 0);
     // The local policy's alias is what detection uses.
-    let json: serde_json::Value = serde_json::from_str(&stdout(
-        &sb.run(&[("APP_ENV", "prod-eu")], &["detect", "--json"]),
-    ))
-    .unwrap();
+    let json = answer(&sb.run(&[("APP_ENV", "prod-eu")], &["detect", "--json"]));
     assert_eq!(json["tier"], "production");
     assert_eq!(json["environment"], "prod-eu");
 }
@@ -1018,12 +1011,15 @@ fn audit_commands_cover_record_show_head_verify_and_repair() {
         "{}",
         stdout(&show)
     );
-    let json = sb.run(&[], &["audit", "show", "--json"]);
+    let jsonl = sb.run(&[], &["audit", "show", "--jsonl"]);
     assert_eq!(
-        stdout(&json),
+        stdout(&jsonl),
         std::fs::read_to_string(&log).unwrap(),
         "records exactly as stored"
     );
+    let records = answer(&sb.run(&[], &["audit", "show", "--json"]))["records"].clone();
+    assert_eq!(records.as_array().unwrap().len(), 3, "{records:#}");
+    assert_eq!(records[1]["message"], "deploy step 2", "{records:#}");
 
     let head = sb.run(&[], &["audit", "head"]);
     assert_eq!(code(&head), 0);
@@ -1113,9 +1109,12 @@ fn audit_show_escapes_control_and_bidi_characters_in_every_field() {
         show.contains("db.migrate in prod\\u{1b}]0;title\\u{7}\\nuction\\u{2066}"),
         "{show}"
     );
-    // JSON stays the bytes as stored (JSON escapes what it must).
-    let json = stdout(&sb.run(&[], &["audit", "show", "--json"]));
-    assert_eq!(json, std::fs::read_to_string(sb.audit_log()).unwrap());
+    // JSON Lines stay the bytes as stored (JSON escapes what it must),
+    // and the envelope holds the values as recorded.
+    let jsonl = stdout(&sb.run(&[], &["audit", "show", "--jsonl"]));
+    assert_eq!(jsonl, std::fs::read_to_string(sb.audit_log()).unwrap());
+    let records = answer(&sb.run(&[], &["audit", "show", "--json"]))["records"].clone();
+    assert_eq!(records[0]["op"]["env"], env, "{records:#}");
 }
 
 #[test]

@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod common;
+
 use prodguard::audit::AuditSink;
 use prodguard_core::audit::AuditEvent;
 
@@ -111,6 +113,45 @@ fn fleet_init_creates_the_tables_once() {
     }
     assert_eq!(db.sql("SELECT max(version) FROM prodguard_schema"), "1");
     assert_eq!(db.sql("SELECT count(*) FROM prodguard_audit"), "0");
+}
+
+#[test]
+fn fleet_init_and_verify_answer_in_the_json_envelope() {
+    let db = Database::new("envelope");
+    let dir = sandbox("envelope");
+    for _ in 0..2 {
+        let out = prodguard(
+            dir.path(),
+            "development",
+            &["fleet", "init", &db.url, "--json"],
+        );
+        let ok = common::envelope(&out)["ok"].clone();
+        assert_eq!(ok["schema_version"], 1, "{}", text(&out));
+    }
+    let out = prodguard(
+        dir.path(),
+        "development",
+        &["audit", "verify", "--postgres", &db.url, "--json"],
+    );
+    assert_eq!(
+        common::envelope(&out)["ok"]["intact"],
+        true,
+        "{}",
+        text(&out)
+    );
+    // A server that cannot be reached: 123, in the envelope too.
+    let nowhere = "postgresql://postgres@127.0.0.1:1/nowhere";
+    let out = prodguard(
+        dir.path(),
+        "development",
+        &["fleet", "init", nowhere, "--json"],
+    );
+    assert_eq!(
+        common::envelope(&out)["error"]["code"],
+        123,
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]

@@ -7,13 +7,13 @@ use serde_json::Value;
 
 mod common;
 
-use common::{Sandbox, code, stderr, stdout};
+use common::{Sandbox, answer, code, stderr, stdout};
 
 const CORPUS: &str = include_str!("../../../tests/sql/corpus.json");
 
+/// `sql check --json`'s answer: the envelope's `ok`, or its error's data.
 fn json(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(output), stderr(output)))
+    answer(output)
 }
 
 const DEV: &[(&str, &str)] = &[("PRODGUARD_ENV", "development")];

@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+mod common;
+
 #[path = "../../../tests/support/prompt.rs"]
 mod prompt;
 
@@ -143,7 +145,7 @@ fn stamps_refuse_the_wrong_environment_and_restamping_is_guarded() {
     let json = [&check[..], &["--json"]].concat();
     let out = prodguard(dir.path(), "development", &json, None);
     assert_eq!(out.status.code(), Some(124), "{}", text(&out));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = common::answer(&out);
     assert_eq!(json["exit_code"], 124);
     assert_eq!(json["refusal"]["exit_code"], 124);
     assert_eq!(json["decision"]["result"], "allow");

@@ -13,6 +13,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_prodguard");
 
 /// Mounts an overlay over `/etc` whose upper layer holds `prodguard/`, then
@@ -285,7 +287,7 @@ fn without_a_system_layer_the_same_attack_works_and_prodguard_says_so() {
         stdout(&out)
     );
     let out = run(&["check", "--op", "db.migrate", "--json"]);
-    let check: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let check = common::answer(&out);
     assert_eq!(check["policy"]["anchored"], false);
     assert!(
         check["policy"]["unprotected"]
@@ -323,7 +325,7 @@ fn a_marker_that_is_a_fifo_cannot_hang_detection() {
         .output()
         .unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let detection: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let detection = common::answer(&out);
     // What it names is no tier: the answer fails closed.
     assert_eq!(detection["tier"], "unknown", "{detection:#}");
 }
@@ -352,7 +354,7 @@ fn moving_the_marker_file_does_not_hide_the_system_marker() {
         &["detect", "--json"],
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let detection: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let detection = common::answer(&out);
     assert_eq!(detection["tier"], "production", "{detection:#}");
     assert_eq!(detection["decided_by"], "file:/etc/prodguard/environment");
     assert_eq!(detection["policy"]["anchored"], true);
@@ -496,7 +498,7 @@ fn a_local_rule_cannot_lower_the_system_rules_confirmation_either_way() {
             "--json",
         ];
         let out = host.run(&[], &args);
-        let check: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let check = common::answer(&out);
         let how = check["decision"]["requirements"][0]["how"]
             .as_str()
             .unwrap();

@@ -4,10 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use prodguard::{Guard, GuardError, approval, facts};
-use prodguard_core::approval::{IssueError, IssueRequest, claims_for, issue as sign};
+use prodguard_core::approval::{Claims, IssueError, IssueRequest, claims_for, issue as sign};
 use prodguard_core::policy::{format_duration, parse_duration};
 
-use super::guard;
+use super::{guard, to_json};
+use crate::envelope::{self, Envelope};
 
 /// The flags that say what is approved.
 pub(crate) struct Flags<'a> {
@@ -24,16 +25,22 @@ pub(crate) struct Flags<'a> {
     pub(crate) ledger: Option<String>,
 }
 
-/// Issues the token and prints it.
+/// Issues the token and prints it (under `--json`, with what it binds).
 pub(crate) fn run(
     policy: Option<&PathBuf>,
     key: &Path,
     flags: Flags<'_>,
-) -> Result<i32, GuardError> {
+    json: bool,
+) -> Result<Envelope, GuardError> {
     let guard = guard(policy)?;
-    let token = issue(&guard, key, flags)?;
-    say!("{token}");
-    Ok(0)
+    let (token, claims) = issue(&guard, key, flags)?;
+    if !json {
+        say!("{token}");
+    }
+    Ok(envelope::ok(serde_json::json!({
+        "token": token,
+        "claims": to_json(&claims)?,
+    })))
 }
 
 /// Builds and signs a token for what `flags` say, approved by the key's
@@ -41,7 +48,7 @@ pub(crate) fn run(
 ///
 /// The rules (what may be approved, by whom, for how long) are the core's
 /// [`claims_for`]; this reads the flags and the key, and signs.
-fn issue(guard: &Guard, key_file: &Path, flags: Flags<'_>) -> Result<String, GuardError> {
+fn issue(guard: &Guard, key_file: &Path, flags: Flags<'_>) -> Result<(String, Claims), GuardError> {
     let usage = |message: String| GuardError::Policy(message);
     let ttl_seconds = match flags.ttl {
         Some(text) => Some(parse_duration(text).map_err(|e| usage(format!("--ttl {text}: {e}")))?),
@@ -116,5 +123,5 @@ fn issue(guard: &Guard, key_file: &Path, flags: Flags<'_>) -> Result<String, Gua
         other => usage(other.to_string()),
     })?;
     tracing::info!(op = %claims.op, target = %claims.target, approver = %claims.approver, ledger = %claims.ledger, exp = %claims.exp, "approval issued");
-    Ok(sign(&key, &claims))
+    Ok((sign(&key, &claims), claims))
 }

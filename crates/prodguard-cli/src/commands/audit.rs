@@ -1,4 +1,4 @@
-//! `prodguard audit …`: verify, repair, show, head, record.
+//! `prodguard audit …`: verify, repair, show, head, seal, prune, record.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -15,8 +15,11 @@ use prodguard_core::session::PRUNE_OPERATION;
 
 use prodguard::Policy;
 
-use super::{load_policy, token_hint};
+use serde_json::json;
+
+use super::{load_policy, to_json, token_hint};
 use crate::cli::{AuditCommand, LogArg};
+use crate::envelope::{self, Envelope};
 
 fn log_path(log: &LogArg, policy: Option<&PathBuf>) -> Result<PathBuf, GuardError> {
     match &log.log {
@@ -36,25 +39,49 @@ fn policy_log_path(policy: &Policy) -> Result<PathBuf, GuardError> {
     })
 }
 
-fn verify(path: &Path, options: VerifyOptions<'_>) -> Result<VerifyReport, i32> {
+fn verify(path: &Path, options: VerifyOptions<'_>) -> Result<VerifyReport, Envelope> {
     verify_log(path, options).map_err(|e| {
-        tell!("prodguard: cannot read audit log {}: {e}", path.display());
-        Refusal::AuditUnavailable.code()
+        envelope::error(
+            Refusal::AuditUnavailable.code(),
+            format!("cannot read audit log {}: {e}", path.display()),
+        )
+        .told()
     })
 }
 
+/// An anchor file: what `audit head` prints, or its `--json` envelope.
 fn read_anchor(path: &Path) -> Result<Anchor, GuardError> {
     let text = prodguard::small_file::read_to_string(path, prodguard::small_file::KEY_MAX_BYTES)
         .map_err(|e| GuardError::Policy(format!("cannot read anchor {}: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| {
+    let not_an_anchor = |e: serde_json::Error| {
         GuardError::Policy(format!(
             "{}: not an anchor from `prodguard audit head`: {e}",
             path.display()
         ))
-    })
+    };
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(not_an_anchor)?;
+    let anchor = match value.pointer("/ok/anchor") {
+        Some(inner) => inner.clone(),
+        None => value,
+    };
+    serde_json::from_value(anchor).map_err(not_an_anchor)
 }
 
-pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32, GuardError> {
+/// `verify`'s answer: the report, "ok" when intact, else the error's data
+/// beside the line people read.
+fn verified(path: &Path, report: &VerifyReport, json: bool) -> Envelope {
+    let line = report_line(path, report);
+    if !json {
+        say!("{line}");
+    }
+    let data = report_json(path, report);
+    match report.exit_code() {
+        0 => envelope::ok(data),
+        code => envelope::error(code, line).with_data(data),
+    }
+}
+
+pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<Envelope, GuardError> {
     match command {
         AuditCommand::Verify {
             log,
@@ -62,6 +89,7 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
             seal_key,
             seal_every,
             postgres,
+            json,
         } => {
             let anchor = anchor.as_deref().map(read_anchor).transpose()?;
             // In fleet mode the policy's trail is what `verify` checks,
@@ -74,15 +102,14 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
             if let Some(url) = postgres {
                 let server = prodguard::pg::PgServer::parse(&url)
                     .map_err(|e| GuardError::Policy(e.to_string()))?;
-                let report = match prodguard::pg::verify(&server, anchor.as_ref()) {
-                    Ok(report) => report,
-                    Err(e) => {
-                        tell!("prodguard: cannot read the audit trail: {e}");
-                        return Ok(Refusal::AuditUnavailable.code());
-                    }
-                };
-                print_report(Path::new(server.name()), &report);
-                return Ok(report.exit_code());
+                return Ok(match prodguard::pg::verify(&server, anchor.as_ref()) {
+                    Ok(report) => verified(Path::new(server.name()), &report, json),
+                    Err(e) => envelope::error(
+                        Refusal::AuditUnavailable.code(),
+                        format!("cannot read the audit trail: {e}"),
+                    )
+                    .told(),
+                });
             }
             let path = log_path(&log, policy)?;
             let seal_key = seal_key
@@ -102,60 +129,74 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
                 seal_key: seal_key.as_ref(),
                 seal_every,
             };
-            let report = match verify(&path, options) {
-                Ok(report) => report,
-                Err(code) => return Ok(code),
-            };
-            print_report(&path, &report);
-            Ok(report.exit_code())
+            Ok(match verify(&path, options) {
+                Ok(report) => verified(&path, &report, json),
+                Err(unavailable) => unavailable,
+            })
         }
-        AuditCommand::Repair { log } => {
+        AuditCommand::Repair { log, json } => {
             let path = log_path(&log, policy)?;
             // The recovery record is sealed as the policy's writers seal.
             let sink = FileSink::from_policy(&path, &load_policy(policy)?);
-            match repair_log(&sink) {
-                Ok(RepairOutcome::Intact) => {
-                    say!("{}: nothing to repair", path.display());
-                    Ok(0)
-                }
-                Ok(RepairOutcome::NewlineRestored { recovery_seq }) => {
-                    say!(
-                        "{}: the final record was whole but had lost its newline; restored it, nothing cut; recovery recorded as seq {recovery_seq}",
-                        path.display()
-                    );
-                    Ok(0)
-                }
+            let shown = path.display();
+            let (line, value) = match repair_log(&sink) {
+                Ok(RepairOutcome::Intact) => (
+                    format!("{shown}: nothing to repair"),
+                    json!({ "repaired": "nothing" }),
+                ),
+                Ok(RepairOutcome::NewlineRestored { recovery_seq }) => (
+                    format!(
+                        "{shown}: the final record was whole but had lost its newline; restored it, nothing cut; recovery recorded as seq {recovery_seq}"
+                    ),
+                    json!({ "repaired": "newline_restored", "recovery_seq": recovery_seq }),
+                ),
                 Ok(RepairOutcome::Cut {
                     bytes,
                     saved_to,
                     recovery_seq,
-                }) => {
-                    say!(
-                        "{}: cut an incomplete final record of {bytes} bytes (saved at {}); recovery recorded as seq {recovery_seq}",
-                        path.display(),
+                }) => (
+                    format!(
+                        "{shown}: cut an incomplete final record of {bytes} bytes (saved at {}); recovery recorded as seq {recovery_seq}",
                         saved_to.display()
-                    );
-                    Ok(0)
-                }
+                    ),
+                    json!({
+                        "repaired": "cut",
+                        "cut_bytes": bytes,
+                        "saved_to": saved_to,
+                        "recovery_seq": recovery_seq,
+                    }),
+                ),
                 Err(e @ RepairError::Damaged(_)) => {
-                    tell!("prodguard: {}: {e}", path.display());
-                    Ok(1)
+                    return Ok(envelope::error(1, format!("{shown}: {e}")).told());
                 }
                 Err(e) => {
-                    tell!("prodguard: {}: {e}", path.display());
-                    Ok(Refusal::AuditUnavailable.code())
+                    return Ok(envelope::error(
+                        Refusal::AuditUnavailable.code(),
+                        format!("{shown}: {e}"),
+                    )
+                    .told());
                 }
+            };
+            if !json {
+                say!("{line}");
             }
+            Ok(envelope::ok(with_log(&path, value)))
         }
-        AuditCommand::Show { log, json } => {
+        AuditCommand::Show { log, json, jsonl } => {
             let path = log_path(&log, policy)?;
             let file = match prodguard::small_file::open_regular_read(&path) {
                 Ok(file) => file,
                 Err(e) => {
-                    tell!("prodguard: cannot read audit log {}: {e}", path.display());
-                    return Ok(Refusal::AuditUnavailable.code());
+                    return Ok(envelope::error(
+                        Refusal::AuditUnavailable.code(),
+                        format!("cannot read audit log {}: {e}", path.display()),
+                    )
+                    .told());
                 }
             };
+            // Under --json the records are gathered into the one document;
+            // otherwise they stream, line by line.
+            let mut records = Vec::new();
             for line in BufReader::new(file).split(b'\n') {
                 if crate::output::lost() {
                     break;
@@ -163,38 +204,55 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
                 let line = line
                     .map_err(|e| GuardError::Policy(format!("reading {}: {e}", path.display())))?;
                 if json {
+                    records.push(serde_json::from_slice(&line).unwrap_or_else(
+                        |_| json!({ "unreadable": String::from_utf8_lossy(&line) }),
+                    ));
+                } else if jsonl {
                     say!("{}", String::from_utf8_lossy(&line));
                 } else {
                     say!("{}", summarize(&line));
                 }
             }
-            Ok(0)
+            Ok(envelope::ok(with_log(&path, json!({ "records": records }))))
         }
-        AuditCommand::Head { log } => {
+        AuditCommand::Head { log, json } => {
             let path = log_path(&log, policy)?;
             let report = match verify(&path, VerifyOptions::default()) {
                 Ok(report) => report,
-                Err(code) => return Ok(code),
+                Err(unavailable) => return Ok(unavailable),
             };
             if !report.intact() {
-                print_report(&path, &report);
-                tell!("prodguard: no anchor for a log that does not verify");
-                return Ok(report.exit_code());
+                let line = report_line(&path, &report);
+                if !json {
+                    say!("{line}");
+                }
+                return Ok(envelope::error(
+                    report.exit_code(),
+                    format!("no anchor for a log that does not verify: {line}"),
+                )
+                .with_data(report_json(&path, &report))
+                .told());
             }
             match report.head_anchor() {
                 Some(anchor) => {
-                    let text = serde_json::to_string(&anchor)
-                        .map_err(|e| GuardError::Policy(e.to_string()))?;
-                    say!("{text}");
-                    Ok(0)
+                    if !json {
+                        let text = serde_json::to_string(&anchor)
+                            .map_err(|e| GuardError::Policy(e.to_string()))?;
+                        say!("{text}");
+                    }
+                    Ok(envelope::ok(with_log(
+                        &path,
+                        json!({ "anchor": to_json(&anchor)? }),
+                    )))
                 }
-                None => {
-                    tell!("prodguard: {} has no records yet", path.display());
-                    Ok(Refusal::AuditUnavailable.code())
-                }
+                None => Ok(envelope::error(
+                    Refusal::AuditUnavailable.code(),
+                    format!("{} has no records yet", path.display()),
+                )
+                .told()),
             }
         }
-        AuditCommand::SealInit { key_file } => {
+        AuditCommand::SealInit { key_file, json } => {
             let key_file = match key_file {
                 Some(path) => path,
                 None => load_policy(policy)?
@@ -210,35 +268,46 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
             };
             match init_key_file(&key_file) {
                 Ok(key) => {
-                    say_raw!("{}", key_to_text(&key));
+                    let text = key_to_text(&key);
+                    if !json {
+                        say_raw!("{text}");
+                    }
+                    let above = if json {
+                        "\"verification_key\""
+                    } else {
+                        "the line above"
+                    };
                     tell!(
-                        "prodguard: seal key created at {}; the line above is the verification key: \
+                        "prodguard: seal key created at {}; {above} is the verification key: \
                          store it off this host and check seals with `prodguard audit verify --seal-key FILE`",
                         key_file.display()
                     );
-                    Ok(0)
+                    Ok(envelope::ok(json!({
+                        "key_file": key_file,
+                        "verification_key": text.trim_end(),
+                    })))
                 }
                 Err(e) => {
-                    tell!("prodguard: {e}");
-                    Ok(Refusal::AuditUnavailable.code())
+                    Ok(envelope::error(Refusal::AuditUnavailable.code(), e.to_string()).told())
                 }
             }
         }
-        AuditCommand::Seal { log } => {
+        AuditCommand::Seal { log, json } => {
             let path = log_path(&log, policy)?;
             let policy = load_policy(policy)?;
             match FileSink::from_policy(&path, &policy).seal_now() {
                 Ok(seq) => {
-                    say!("{seq}");
-                    Ok(0)
+                    if !json {
+                        say!("{seq}");
+                    }
+                    Ok(envelope::ok(with_log(&path, json!({ "seq": seq }))))
                 }
                 Err(e) => {
-                    tell!("prodguard: {e}");
-                    Ok(Refusal::AuditUnavailable.code())
+                    Ok(envelope::error(Refusal::AuditUnavailable.code(), e.to_string()).told())
                 }
             }
         }
-        AuditCommand::Prune { log, before } => {
+        AuditCommand::Prune { log, before, json } => {
             let path = log_path(&log, policy)?;
             let policy = load_policy(policy)?;
             // The prune record is written (and sealed) as the policy's writers write.
@@ -251,51 +320,60 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
                 .operation(PRUNE_OPERATION)
                 .target(&target)
                 .run(|| prune_log(&sink, before));
-            match pruned {
-                Ok(PruneOutcome::Nothing { start_seq }) => {
-                    say!(
-                        "{}: nothing to prune: no rotated file holds only records before {before} (the log starts at record {start_seq})",
-                        path.display()
-                    );
-                    Ok(0)
-                }
+            let shown = path.display();
+            let (line, value) = match pruned {
+                Ok(PruneOutcome::Nothing { start_seq }) => (
+                    format!(
+                        "{shown}: nothing to prune: no rotated file holds only records before {before} (the log starts at record {start_seq})"
+                    ),
+                    json!({ "pruned": [], "start_seq": start_seq }),
+                ),
                 Ok(PruneOutcome::Pruned {
                     files,
                     first_seq,
                     last_seq,
                     record_seq,
-                }) => {
-                    say!(
-                        "{}: pruned {} rotated file(s), records {first_seq}..{last_seq}; recorded as seq {record_seq}, from which `prodguard audit verify` checks the log from record {}",
-                        path.display(),
+                }) => (
+                    format!(
+                        "{shown}: pruned {} rotated file(s), records {first_seq}..{last_seq}; recorded as seq {record_seq}, from which `prodguard audit verify` checks the log from record {}",
                         files.len(),
                         last_seq + 1
-                    );
-                    Ok(0)
-                }
+                    ),
+                    json!({
+                        "pruned": files,
+                        "first_seq": first_seq,
+                        "last_seq": last_seq,
+                        "record_seq": record_seq,
+                        "start_seq": last_seq + 1,
+                    }),
+                ),
                 Err(RunError::Refused(e)) => {
-                    tell!("prodguard: {e}");
+                    let refused = envelope::error(e.exit_code().code(), e.to_string()).told();
                     let operation = Operation::new(PRUNE_OPERATION).with_target(&target);
                     if let Some(hint) = token_hint(&guard, &operation, &e, "in PRODGUARD_APPROVAL")
                     {
                         tell!("  {hint}");
                     }
-                    Ok(e.exit_code().code())
+                    return Ok(refused);
                 }
                 Err(RunError::Failed(e)) => {
-                    tell!("prodguard: {}: {e}", path.display());
-                    Ok(match e {
+                    let code = match e {
                         PruneError::Damaged(_) => 1,
                         PruneError::TornTail => 2,
                         PruneError::InsideFile { .. }
                         | PruneError::LiveFile { .. }
                         | PruneError::TokenUnexpired { .. } => Refusal::PolicyError.code(),
                         _ => Refusal::AuditUnavailable.code(),
-                    })
+                    };
+                    return Ok(envelope::error(code, format!("{shown}: {e}")).told());
                 }
+            };
+            if !json {
+                say!("{line}");
             }
+            Ok(envelope::ok(with_log(&path, value)))
         }
-        AuditCommand::Record { log, message } => {
+        AuditCommand::Record { log, message, json } => {
             let mut event = AuditEvent::note(message);
             event.actor = Some(prodguard::facts::current_actor());
             let policy = load_policy(policy)?;
@@ -315,30 +393,75 @@ pub(crate) fn run(command: AuditCommand, policy: Option<&PathBuf>) -> Result<i32
             };
             match appended {
                 Ok(receipt) => {
-                    say!("{}", receipt.seq);
-                    Ok(0)
+                    if !json {
+                        say!("{}", receipt.seq);
+                    }
+                    Ok(envelope::ok(json!({ "seq": receipt.seq })))
                 }
                 Err(e) => {
-                    tell!("prodguard: {e}");
-                    Ok(Refusal::AuditUnavailable.code())
+                    Ok(envelope::error(Refusal::AuditUnavailable.code(), e.to_string()).told())
                 }
             }
         }
     }
 }
 
-fn print_report(path: &Path, report: &VerifyReport) {
+/// `value` with `"log": path` added.
+fn with_log(path: &Path, mut value: serde_json::Value) -> serde_json::Value {
+    if let Some(object) = value.as_object_mut() {
+        object.insert("log".into(), json!(path));
+    }
+    value
+}
+
+/// What `verify` found, for `--json`.
+fn report_json(path: &Path, report: &VerifyReport) -> serde_json::Value {
+    let anchor = report.anchor.as_ref().map(|check| match check {
+        AnchorCheck::Reached => json!("reached"),
+        AnchorCheck::NotReached => json!("not_reached"),
+        AnchorCheck::Mismatch(why) => json!({ "mismatch": why }),
+        AnchorCheck::Pruned { start_seq } => json!({ "pruned": { "start_seq": start_seq } }),
+        // A kind this CLI does not know yet still says it is not reached.
+        _ => json!("unknown"),
+    });
+    json!({
+        "log": path,
+        "intact": report.intact(),
+        "records": report.records,
+        "head_seq": report.head_seq,
+        "head_hash": report.head_hash,
+        "log_id": report.log_id,
+        "total_bytes": report.total_bytes,
+        "damage": report.damage.as_ref().map(|d| json!({
+            "file": d.file,
+            "line": d.line,
+            "offset": d.offset,
+            "expected_seq": d.expected_seq,
+            "problem": d.problem,
+        })),
+        "torn_tail_bytes": report.torn_tail_bytes,
+        "torn_tail_is_record": report.torn_tail_is_record,
+        "anchor": anchor,
+        "seals": report.seals,
+        "unsealed_tail": report.unsealed_tail,
+        "pruned": report.pruned.as_ref().map(|p| json!({
+            "start_seq": p.start_seq,
+            "by_seq": p.by_seq,
+        })),
+    })
+}
+
+/// What `verify` found, in one line for people.
+fn report_line(path: &Path, report: &VerifyReport) -> String {
     let path = path.display();
     if let Some(damage) = report.damage.as_ref().filter(|d| d.line == 0) {
-        say!(
+        return format!(
             "{path}: TAMPERED: {}; {} records verified",
-            damage.problem,
-            report.records
+            damage.problem, report.records
         );
-        return;
     }
     if let Some(damage) = &report.damage {
-        say!(
+        return format!(
             "{path}: TAMPERED: {} line {} (byte {}, expected seq {}): {}; {} records verified before it",
             damage.file.display(),
             damage.line,
@@ -347,50 +470,41 @@ fn print_report(path: &Path, report: &VerifyReport) {
             damage.problem,
             report.records
         );
-        return;
     }
     if let Some(AnchorCheck::Mismatch(why)) = &report.anchor {
-        say!("{path}: TAMPERED: {why}");
-        return;
+        return format!("{path}: TAMPERED: {why}");
     }
     if report.torn_tail_bytes > 0 && report.torn_tail_is_record {
-        say!(
+        return format!(
             "{path}: {} records verified, then a whole final record that lacks only its newline \
              (a crash mid-write); `prodguard audit repair` restores the newline, cutting nothing",
             report.records
         );
-        return;
     }
     if report.torn_tail_bytes > 0 {
-        say!(
+        return format!(
             "{path}: {} records verified, then an incomplete final record of {} bytes (a crash mid-write); `prodguard audit repair` cuts it",
-            report.records,
-            report.torn_tail_bytes
+            report.records, report.torn_tail_bytes
         );
-        return;
     }
     if let Some(unsealed) = report.unsealed_tail.filter(|&n| n > 0) {
-        say!(
+        return format!(
             "{path}: {} records verify with {} seals, but the last {unsealed} are not sealed yet \
              (`prodguard audit seal` seals them)",
-            report.records,
-            report.seals
+            report.records, report.seals
         );
-        return;
     }
     if let Some(AnchorCheck::Pruned { start_seq }) = report.anchor {
-        say!(
+        return format!(
             "{path}: {} records verify, but the anchor's record was pruned (the log now starts at record {start_seq}), so it cannot be checked; take a new anchor with `prodguard audit head`",
             report.records
         );
-        return;
     }
     if report.anchor == Some(AnchorCheck::NotReached) {
-        say!(
+        return format!(
             "{path}: {} records verify, but the log ends before the anchor: it was truncated or rolled back",
             report.records
         );
-        return;
     }
     let seals = if report.unsealed_tail.is_some() {
         format!(", {} seals verified", report.seals)
@@ -412,11 +526,10 @@ fn print_report(path: &Path, report: &VerifyReport) {
             )
         })
         .unwrap_or_default();
-    say!(
+    format!(
         "{path}: intact, {} records{pruned}, head {}{anchor}{seals}",
-        report.records,
-        report.head_hash
-    );
+        report.records, report.head_hash
+    )
 }
 
 /// One line per record for people: seq, time, kind, who, what, result.

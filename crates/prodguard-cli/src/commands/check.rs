@@ -9,19 +9,49 @@ use prodguard_core::text::escape;
 
 use super::{guard, policy_summary, print_policy_summary};
 use crate::cli::OpArgs;
-use crate::output::print_json;
+use crate::envelope::{self, Envelope};
 
-pub(crate) fn run(policy: Option<&PathBuf>, op: &OpArgs, json: bool) -> Result<i32, GuardError> {
+pub(crate) fn run(
+    policy: Option<&PathBuf>,
+    op: &OpArgs,
+    json: bool,
+) -> Result<Envelope, GuardError> {
     let guard = guard(policy)?;
     // The checks exec makes before asking anyone, in its order.
     let check = guard.check(&op.operation());
-    if json {
-        print_json(&check_json(&guard, &check))?;
-    } else {
+    if !json {
         print_decision(&check, guard.detection());
         print_policy_summary(&guard);
     }
-    Ok(check.exit_code)
+    Ok(answer(&check, check_json(&guard, &check)))
+}
+
+/// `check`'s answer (and `sql check`'s): the decision `value` is "ok"
+/// when a run would go ahead, and otherwise the error's data, beside the
+/// refusal's words.
+pub(crate) fn answer(check: &Check, value: serde_json::Map<String, serde_json::Value>) -> Envelope {
+    let value = serde_json::Value::Object(value);
+    if check.exit_code == 0 {
+        return envelope::ok(value);
+    }
+    let message = match &check.refusal {
+        Some(refusal) => format!("{}; next step: {}", refusal.missing, refusal.next_step),
+        // Nothing refuses before anyone is asked: what it requires is the answer.
+        None => {
+            let how: Vec<&str> = check
+                .decision
+                .requirements
+                .iter()
+                .map(|r| r.how.as_str())
+                .collect();
+            format!(
+                "{}; to go ahead: {}",
+                check.decision.reasons.join("; "),
+                how.join("; ")
+            )
+        }
+    };
+    envelope::error(check.exit_code, message).with_data(value)
 }
 
 /// What `check --json` prints (and `sql check --json` adds to).

@@ -6,24 +6,25 @@ use prodguard::GuardError;
 use prodguard_core::detect::Detection;
 use prodguard_core::text::escape;
 
-use super::{guard, policy_summary, print_policy_summary};
-use crate::output::print_json;
+use super::{guard, policy_summary, print_policy_summary, to_json};
+use crate::envelope::{self, Envelope};
 
-pub(crate) fn run(policy: Option<&PathBuf>, json: bool, explain: bool) -> Result<i32, GuardError> {
+pub(crate) fn run(
+    policy: Option<&PathBuf>,
+    json: bool,
+    explain: bool,
+) -> Result<Envelope, GuardError> {
     let guard = guard(policy)?;
     let detection = guard.detection();
-    if json {
-        let mut value = serde_json::to_value(detection)
-            .map_err(|e| GuardError::Policy(format!("cannot render JSON: {e}")))?;
-        if let Some(object) = value.as_object_mut() {
-            object.insert("policy".into(), policy_summary(&guard));
-        }
-        print_json(&value)?;
-    } else {
+    let mut value = to_json(detection)?;
+    if let Some(object) = value.as_object_mut() {
+        object.insert("policy".into(), policy_summary(&guard));
+    }
+    if !json {
         print_detection(detection, explain);
         print_policy_summary(&guard);
     }
-    Ok(0)
+    Ok(envelope::ok(value))
 }
 
 fn print_detection(detection: &Detection, explain: bool) {

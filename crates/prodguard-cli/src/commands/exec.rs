@@ -2,9 +2,10 @@
 
 use std::ffi::OsString;
 use std::io::ErrorKind;
+use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
 use nix::sys::signal::{Signal, kill};
@@ -17,36 +18,56 @@ use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::low_level::siginfo::{Cause, Origin};
 
+use serde_json::json;
+
 use super::{load_policy, token_hint};
 use crate::cli::OpArgs;
+use crate::envelope::{self, Envelope};
 
 const FORWARDED: [i32; 6] = [SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2];
 
 /// Builds the guard (with the approval token, if one is given) and runs
-/// `command` under it.
+/// `command` under it. Under `--json` the command's standard output is
+/// our standard error, so ours carries the envelope alone.
 pub(crate) fn run(
     policy: Option<&PathBuf>,
     op: &OpArgs,
     approval: Option<String>,
     break_glass: Option<String>,
+    json: bool,
     command: &[OsString],
-) -> Result<i32, GuardError> {
+) -> Result<Envelope, GuardError> {
     let mut operation = op.operation();
     operation.break_glass = break_glass;
     let mut builder = Guard::builder().policy(load_policy(policy)?);
     if let Some(token) = approval {
         builder = builder.approval(token);
     }
-    admit_and_run(&builder.build()?, operation, command)
+    let stdout = if json {
+        let stderr = std::io::stderr()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| GuardError::Policy(format!("cannot pass standard error on: {e}")))?;
+        Stdio::from(stderr)
+    } else {
+        Stdio::inherit()
+    };
+    admit_and_run(&builder.build()?, operation, command, stdout)
 }
 
-/// Admits the operation, runs the command, records its outcome, and returns
-/// the exit code to leave with.
+/// Whether the command ran, for the envelope's `data`.
+fn ran(ran: bool, code: i32) -> serde_json::Value {
+    json!({ "ran": ran, "exit_code": code })
+}
+
+/// Admits the operation, runs the command with `stdout`, records its
+/// outcome, and returns the answer: its code is the one to leave with.
 fn admit_and_run(
     guard: &Guard,
     operation: Operation,
     command: &[OsString],
-) -> Result<i32, GuardError> {
+    stdout: Stdio,
+) -> Result<Envelope, GuardError> {
     let Some((program, args)) = command.split_first() else {
         return Err(GuardError::Policy("exec needs a command after `--`".into()));
     };
@@ -54,7 +75,10 @@ fn admit_and_run(
         Ok(permit) => permit,
         Err(e) => {
             let d = guard.detection();
-            tell!("prodguard: {e}");
+            let code = e.exit_code().code();
+            let refused = envelope::error(code, e.to_string())
+                .with_data(ran(false, code))
+                .told();
             if let Some(hint) = token_hint(
                 guard,
                 &operation,
@@ -79,12 +103,11 @@ fn admit_and_run(
                     })
                     .unwrap_or_default();
                 tell!(
-                    "  exit code {}; `prodguard check --op {}{target}` shows what is required",
-                    e.exit_code().code(),
+                    "  exit code {code}; `prodguard check --op {}{target}` shows what is required",
                     shell_word(&operation.kind)
                 );
             }
-            return Ok(e.exit_code().code());
+            return Ok(refused);
         }
     };
 
@@ -107,7 +130,7 @@ fn admit_and_run(
     });
 
     let mut command = Command::new(program);
-    command.args(args);
+    command.args(args).stdout(stdout);
     dies_with_us(&mut command);
     // std gives the command SIGPIPE's default disposition back (we ignore
     // it, as Rust programs do): `prodguard exec -- yes | head` ends as
@@ -126,8 +149,9 @@ fn admit_and_run(
             let message = format!("cannot run {}: {e}", escape(&program.to_string_lossy()));
             // Recorded first: the record does not depend on anyone reading.
             permit.finish_exit_code(code, Some(message.clone()));
-            tell!("prodguard: {message}");
-            return Ok(code);
+            return Ok(envelope::error(code, message)
+                .with_data(ran(false, code))
+                .told());
         }
     };
     if let Ok(pid) = i32::try_from(child.id()) {
@@ -147,7 +171,12 @@ fn admit_and_run(
         }
     };
     permit.finish_exit_code(code, None);
-    Ok(code)
+    if code == 0 {
+        return Ok(envelope::ok(ran(true, code)));
+    }
+    // The command's own failure, passed through as its code: not told
+    // (the command said what it had to), but the envelope must say it.
+    Ok(envelope::error(code, format!("the command exited with {code}")).with_data(ran(true, code)))
 }
 
 /// The command is killed if prodguard dies first: a `kill -9` of prodguard

@@ -7,6 +7,7 @@ pub(crate) mod check;
 pub(crate) mod detect;
 pub(crate) mod exec;
 pub(crate) mod fleet;
+pub(crate) mod generate;
 pub(crate) mod hook;
 pub(crate) mod keygen;
 pub(crate) mod policy;
@@ -57,6 +58,11 @@ pub(crate) fn print_policy_summary(guard: &Guard) {
     {
         say!("warning:     {notice}");
     }
+}
+
+/// `value` as JSON, for an envelope.
+pub(crate) fn to_json(value: &impl serde::Serialize) -> Result<serde_json::Value, GuardError> {
+    serde_json::to_value(value).map_err(|e| GuardError::Policy(format!("cannot render JSON: {e}")))
 }
 
 /// A guard under that policy.

@@ -12,12 +12,12 @@ use prodguard::{Guard, GuardError, RunError, SqlRan};
 use prodguard_core::json_api::SqlAnswer;
 use prodguard_core::text::escape;
 
-use super::check::{check_json, print_decision};
+use super::check::{answer, check_json, print_decision};
 use super::{guard, load_policy, print_policy_summary, token_hint};
 use crate::cli::SqlCommand;
-use crate::output::print_json;
+use crate::envelope::{self, Envelope};
 
-pub(crate) fn run(command: SqlCommand, policy: Option<&PathBuf>) -> Result<i32, GuardError> {
+pub(crate) fn run(command: SqlCommand, policy: Option<&PathBuf>) -> Result<Envelope, GuardError> {
     match command {
         SqlCommand::Check {
             dialect,
@@ -31,6 +31,7 @@ pub(crate) fn run(command: SqlCommand, policy: Option<&PathBuf>) -> Result<i32, 
             approval,
             break_glass,
             dry_run,
+            json,
             file,
         } => exec(
             policy,
@@ -40,6 +41,7 @@ pub(crate) fn run(command: SqlCommand, policy: Option<&PathBuf>) -> Result<i32, 
                 approval,
                 break_glass,
                 dry_run,
+                json,
             },
             &file,
         ),
@@ -120,6 +122,8 @@ struct Run {
     approval: Option<String>,
     break_glass: Option<String>,
     dry_run: bool,
+    /// Answer in the envelope only.
+    json: bool,
 }
 
 fn exec(
@@ -128,7 +132,7 @@ fn exec(
     dialect: Option<&str>,
     run: Run,
     file: &Path,
-) -> Result<i32, GuardError> {
+) -> Result<Envelope, GuardError> {
     if let Some(asked) = dialect {
         let asked = dialect_for(Some(asked), None)?;
         if asked != database.dialect() {
@@ -168,7 +172,7 @@ fn exec(
             guarded.run(&mut conn)
         }
     };
-    report(&guard, ran, || {
+    report(&guard, ran, run.json, || {
         let script = sql::classify(&text, database.dialect());
         let mut operation = prodguard::Operation::new(script.operation.as_str());
         operation.target = Some(database.name().to_owned());
@@ -177,17 +181,29 @@ fn exec(
     })
 }
 
-/// Prints what the run did (or why not) and returns the exit code: 0,
-/// the refusal's 120–125, or 1 when a statement failed.
+/// Prints what the run did (or why not) and returns the answer: 0, the
+/// refusal's 120–125, or 1 when a statement failed.
 fn report(
     guard: &Guard,
     ran: Result<SqlRan, RunError<SqlExecError>>,
+    json: bool,
     operation: impl FnOnce() -> prodguard::Operation,
-) -> Result<i32, GuardError> {
+) -> Result<Envelope, GuardError> {
     match ran {
         Ok(ran) => {
+            let mut statements = Vec::new();
             for statement in &ran.script.statements {
                 let rows = ran.rows.get(statement.index).copied().unwrap_or(0);
+                statements.push(serde_json::json!({
+                    "index": statement.index,
+                    "line": statement.line,
+                    "kind": statement.kind,
+                    "tables": statement.tables,
+                    "rows": rows,
+                }));
+                if json {
+                    continue;
+                }
                 let mut line = format!(
                     "[{}] line {}: {}",
                     statement.index, statement.line, statement.kind
@@ -195,15 +211,22 @@ fn report(
                 line.push_str(&tables(statement));
                 say!("{line}: {rows} row{}", if rows == 1 { "" } else { "s" });
             }
-            if ran.committed {
-                say!("committed");
-            } else {
-                say!("dry run: rolled back, nothing was changed");
+            if !json {
+                if ran.committed {
+                    say!("committed");
+                } else {
+                    say!("dry run: rolled back, nothing was changed");
+                }
             }
-            Ok(0)
+            Ok(envelope::ok(serde_json::json!({
+                "statements": statements,
+                "committed": ran.committed,
+                "operation": ran.script.operation.as_str(),
+                "fingerprint": ran.script.fingerprint,
+            })))
         }
         Err(RunError::Refused(e)) => {
-            tell!("prodguard: {e}");
+            let refused = envelope::error(e.exit_code().code(), e.to_string()).told();
             // Classified again only for a missing confirmation, to say how
             // a token reaches this run.
             let hint = (e.exit_code() == prodguard::ExitCode::NotConfirmed)
@@ -219,12 +242,9 @@ fn report(
             if let Some(hint) = hint {
                 tell!("  {hint}");
             }
-            Ok(e.exit_code().code())
+            Ok(refused)
         }
-        Err(RunError::Failed(e)) => {
-            tell!("prodguard: {e}");
-            Ok(1)
-        }
+        Err(RunError::Failed(e)) => Ok(envelope::error(1, e.to_string()).told()),
     }
 }
 
@@ -234,7 +254,7 @@ fn check(
     target: Option<&str>,
     json: bool,
     file: &Path,
-) -> Result<i32, GuardError> {
+) -> Result<Envelope, GuardError> {
     let dialect = dialect_for(dialect, target)?;
     let text = read_script(file)?;
     let guard = guard(policy)?;
@@ -243,29 +263,27 @@ fn check(
     // operation; the row bounds are the core's too.
     let check = guard.check_sql(&script, target);
     let bounds = sql::decide(guard.policy(), guard.detection(), &script, target).bounds;
-    if json {
-        let answer = SqlAnswer::new(&script, bounds);
-        let mut json = check_json(&guard, &check);
-        // The script's answer in place of `check`'s operation.
-        json.remove("operation");
-        for (key, value) in [
-            ("dialect", serde_json::json!(answer.dialect)),
-            ("statements", serde_json::json!(answer.statements)),
-            ("operation", serde_json::json!(answer.operation)),
-            ("destructive", serde_json::json!(answer.destructive)),
-            ("fingerprint", serde_json::json!(answer.fingerprint)),
-            ("bounds", serde_json::json!(answer.bounds)),
-            ("target", serde_json::json!(check.operation.target)),
-        ] {
-            json.insert(key.to_owned(), value);
-        }
-        print_json(&json)?;
-    } else {
+    if !json {
         print_script(file, &script, &bounds);
         print_decision(&check, guard.detection());
         print_policy_summary(&guard);
     }
-    Ok(check.exit_code)
+    let classified = SqlAnswer::new(&script, bounds);
+    let mut value = check_json(&guard, &check);
+    // The script's answer in place of `check`'s operation.
+    value.remove("operation");
+    for (key, field) in [
+        ("dialect", serde_json::json!(classified.dialect)),
+        ("statements", serde_json::json!(classified.statements)),
+        ("operation", serde_json::json!(classified.operation)),
+        ("destructive", serde_json::json!(classified.destructive)),
+        ("fingerprint", serde_json::json!(classified.fingerprint)),
+        ("bounds", serde_json::json!(classified.bounds)),
+        ("target", serde_json::json!(check.operation.target)),
+    ] {
+        value.insert(key.to_owned(), field);
+    }
+    Ok(answer(&check, value))
 }
 
 /// `--dialect`, else the one the target names; never a guess.

@@ -9,6 +9,7 @@ use prodguard_core::session::{STAMP_OPERATION, Stamp};
 use prodguard_core::text::escape;
 
 use super::token_hint;
+use crate::envelope::{self, Envelope};
 
 /// Where a stamp lives: a SQLite file, or a PostgreSQL database (named
 /// without its password wherever the name is shown or recorded).
@@ -33,7 +34,12 @@ impl Target<'_> {
     }
 }
 
-pub(crate) fn run(policy: Policy, target: &str, env: &str) -> Result<i32, GuardError> {
+pub(crate) fn run(
+    policy: Policy,
+    target: &str,
+    env: &str,
+    json: bool,
+) -> Result<Envelope, GuardError> {
     let place = if prodguard::pg::is_postgres_url(target) {
         let server = prodguard::pg::PgServer::parse(target)
             .map_err(|e| GuardError::Policy(e.to_string()))?;
@@ -81,27 +87,33 @@ pub(crate) fn run(policy: Policy, target: &str, env: &str) -> Result<i32, GuardE
         .run(|| place.write(&stamp));
     match written {
         Ok(()) => {
-            let was = existing
-                .map(|s| format!(" (was {})", escape(&s.environment)))
-                .unwrap_or_default();
-            say!("{}: stamped {name} (tier {tier}){was}", escape(target));
-            Ok(0)
+            if !json {
+                let was = existing
+                    .as_ref()
+                    .map(|s| format!(" (was {})", escape(&s.environment)))
+                    .unwrap_or_default();
+                say!("{}: stamped {name} (tier {tier}){was}", escape(target));
+            }
+            Ok(envelope::ok(serde_json::json!({
+                "target": target,
+                "environment": name,
+                "tier": tier,
+                "was": existing.map(|s| s.environment),
+            })))
         }
-        Err(RunError::Failed(e)) => {
-            tell!(
-                "prodguard: cannot write the stamp into {}: {e}",
-                escape(target)
-            );
-            Ok(1)
-        }
+        Err(RunError::Failed(e)) => Ok(envelope::error(
+            1,
+            format!("cannot write the stamp into {}: {e}", escape(target)),
+        )
+        .told()),
         Err(RunError::Refused(e)) => {
-            tell!("prodguard: {e}");
+            let refused = envelope::error(e.exit_code().code(), e.to_string()).told();
             let operation = Operation::new(STAMP_OPERATION).with_target(target);
             // `stamp` has no --approval option: it reads the variable.
             if let Some(hint) = token_hint(&guard, &operation, &e, "in PRODGUARD_APPROVAL") {
                 tell!("  {hint}");
             }
-            Ok(e.exit_code().code())
+            Ok(refused)
         }
     }
 }

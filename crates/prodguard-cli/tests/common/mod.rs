@@ -96,3 +96,45 @@ pub fn stderr(output: &Output) -> String {
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// The `--json` envelope on stdout, held to its rules: one JSON document
+/// and nothing else, `v` 1, exactly one of `ok` and `error`, `ok` only
+/// with exit code 0, and `error.code` the exit code with a message.
+pub fn envelope(output: &Output) -> serde_json::Value {
+    let text = stdout(output);
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}):\n{text}\nstderr:\n{}",
+            stderr(output)
+        )
+    });
+    assert_eq!(value["v"], 1, "{value:#}");
+    let object = value.as_object().expect("an object");
+    let (ok, error) = (object.get("ok"), object.get("error"));
+    assert_eq!(object.len(), 2, "v and one of ok/error: {value:#}");
+    match (ok, error) {
+        (Some(ok), None) => {
+            assert!(ok.is_object(), "{value:#}");
+            assert_eq!(code(output), 0, "ok with a non-zero exit code: {value:#}");
+        }
+        (None, Some(error)) => {
+            assert_eq!(error["code"], code(output), "{value:#}");
+            assert_ne!(error["code"], 0, "{value:#}");
+            let message = error["message"].as_str().expect("a message");
+            assert!(!message.is_empty(), "{value:#}");
+        }
+        _ => panic!("exactly one of ok and error: {value:#}"),
+    }
+    value
+}
+
+/// A `--json` command's answer: [`envelope`]'s `ok`, or its error's
+/// `data` (what `check`, `sql check`, `audit verify` and `exec` answer
+/// when they exit non-zero).
+pub fn answer(output: &Output) -> serde_json::Value {
+    let mut value = envelope(output);
+    match value.get_mut("ok") {
+        Some(ok) => ok.take(),
+        None => value["error"]["data"].take(),
+    }
+}
