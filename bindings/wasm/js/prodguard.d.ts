@@ -309,7 +309,7 @@ interface EvaluateRequestBase {
   system_policy?: string | null;
   /**
    * `true`: `detection.evidence` lists every signal looked at, unset ones
-   * included (as `prodguard detect --json`); by default only those that were set.
+   * included (as `prodguard detect --json --explain`); by default only those that were set.
    */
   explain?: boolean;
 }
@@ -372,7 +372,7 @@ export interface Conflict {
   resolved: Tier;
 }
 
-/** What `prodguard detect --json` prints. */
+/** What `prodguard detect --json` prints as `ok`. */
 export interface Detection {
   environment: string;
   tier: Tier;
@@ -391,7 +391,7 @@ export interface RequirementView {
   how: string;
 }
 
-/** What `prodguard check --json` prints. */
+/** What `prodguard check --json` prints as `ok.decision`. */
 export interface Decision {
   result: 'allow' | 'deny' | 'require';
   /** null when no rule decided (allow, or an invalid operation name). */

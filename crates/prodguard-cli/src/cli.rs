@@ -319,7 +319,6 @@ Examples:
     /// claude-code: .claude/settings.json; codex: .codex/hooks.json;
     /// gemini: .gemini/settings.json; cursor: .cursor/hooks.json; in the
     /// project, your home directory (--user) or /etc (--system).
-    /// Takes no --json yet.
     #[command(after_help = "Examples:
   prodguard hook install claude-code
   prodguard hook install codex --user
@@ -341,6 +340,10 @@ Examples:
         /// cannot take the hook out of.
         #[arg(long)]
         system: bool,
+        /// Answer in the JSON envelope: `{"v": 1, "ok": {"file", "command",
+        /// "added"}}`.
+        #[arg(long)]
+        json: bool,
     },
 }
 

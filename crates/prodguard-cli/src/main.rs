@@ -195,7 +195,7 @@ fn run(cli: Cli) -> Result<Envelope, GuardError> {
         Command::Audit(command) => audit::run(command, policy_file),
         Command::Fleet(command) => fleet::run(command),
         Command::Sql(command) => sql::run(command, policy_file),
-        Command::Hook(command) => hook::run(command, policy_file).map(envelope::exit),
+        Command::Hook(command) => hook::run(command, policy_file),
         Command::Completions { shell } => Ok(generate::completions(shell)),
         Command::Man => generate::man(),
     }

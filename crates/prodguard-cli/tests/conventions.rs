@@ -392,7 +392,12 @@ const CASES: &[Case] = &[
     case(DEV, &["check", "--json"], 125),
     case(DEV, &["audit", "prune", "--before", "0", "--json"], 125),
     case(DEV, &["hook", "claude-code", "--json"], 125),
-    case(DEV, &["hook", "install", "codex", "--json"], 125),
+    case(DEV, &["hook", "install", "codex", "--json"], 0),
+    case(
+        DEV,
+        &["hook", "install", "codex", "--user", "--system", "--json"],
+        125,
+    ),
     case(DEV, &["completions", "bash", "--json"], 125),
     case(DEV, &["--version", "--json"], 0),
 ];

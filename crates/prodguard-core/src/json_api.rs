@@ -69,7 +69,7 @@ pub struct Request {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub now: Option<String>,
     /// List every signal detection looked at, unset ones included (as
-    /// `prodguard detect --json`); by default the answer lists only the
+    /// `prodguard detect --json --explain`); by default the answer lists only the
     /// signals that were set, which keeps it small and fast.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub explain: bool,
@@ -166,7 +166,7 @@ pub struct ApprovalEvidence {
     /// The `pga2.…` token.
     pub token: String,
     /// The identity of the ledger the host spends the token's nonce in
-    /// (what `prodguard check --json` shows as `ledger`): the `[approval]
+    /// (what `prodguard check --json` shows as `ok.ledger`): the `[approval]
     /// ledger` or `[audit] sink` URL without its password, else
     /// `file://HOST/ABS/PATH` of the host's audit log. A token minted for
     /// another ledger is refused (121), and so is one offered without it.
@@ -178,7 +178,7 @@ pub struct ApprovalEvidence {
 /// fields it does not know, as ABI.md asks of hosts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evaluation {
-    /// As `prodguard detect --json`.
+    /// As `prodguard detect --json` prints it in `ok`.
     pub detection: Detection,
     /// As `prodguard check --json`'s decision.
     pub decision: Decision,

@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 
 use super::load_policy;
 use crate::cli::HookCommand as Command;
+use crate::envelope::{self, Envelope};
 
 /// Past this, the tool call is blocked: an agent waits for the hook, and a
 /// hook that fails open when slow is no guard.
@@ -36,20 +37,23 @@ const MAX_INPUT_BYTES: u64 = 4 * shell::MAX_COMMAND_BYTES as u64;
 /// The most of an SQL file a hook reads to classify it; larger is unknown.
 const MAX_SQL_FILE_BYTES: u64 = 1 << 20;
 
-/// Runs `prodguard hook …`; returns the exit code.
-pub(crate) fn run(command: Command, policy: Option<&PathBuf>) -> Result<i32, GuardError> {
+/// Runs `prodguard hook …`. The agents' hooks answer in their agent's
+/// protocol (only their exit code goes back); `install` answers as every
+/// command does.
+pub(crate) fn run(command: Command, policy: Option<&PathBuf>) -> Result<Envelope, GuardError> {
     let agent = |name: &str| {
         Agent::from_name(name).ok_or_else(|| GuardError::Policy(format!("no agent {name}")))
     };
     match command {
-        Command::ClaudeCode => Ok(answer_call(Agent::ClaudeCode, policy)),
-        Command::Codex => Ok(answer_call(Agent::Codex, policy)),
-        Command::Gemini => Ok(answer_call(Agent::Gemini, policy)),
-        Command::Cursor => Ok(answer_call(Agent::Cursor, policy)),
+        Command::ClaudeCode => Ok(envelope::exit(answer_call(Agent::ClaudeCode, policy))),
+        Command::Codex => Ok(envelope::exit(answer_call(Agent::Codex, policy))),
+        Command::Gemini => Ok(envelope::exit(answer_call(Agent::Gemini, policy))),
+        Command::Cursor => Ok(envelope::exit(answer_call(Agent::Cursor, policy))),
         Command::Install {
             agent: name,
             user,
             system,
+            json,
             ..
         } => {
             let scope = if system {
@@ -59,7 +63,7 @@ pub(crate) fn run(command: Command, policy: Option<&PathBuf>) -> Result<i32, Gua
             } else {
                 Scope::Project
             };
-            install(agent(&name)?, &scope)
+            install(agent(&name)?, &scope, json)
         }
     }
 }
@@ -196,7 +200,7 @@ pub(crate) enum Scope {
 
 /// Merges `agent`'s hook into the scope's settings, keeping everything
 /// else; does nothing when a prodguard hook is there already.
-pub(crate) fn install(agent: Agent, scope: &Scope) -> Result<i32, GuardError> {
+pub(crate) fn install(agent: Agent, scope: &Scope, json: bool) -> Result<Envelope, GuardError> {
     let usage = GuardError::Policy;
     let file = match scope {
         Scope::Project => PathBuf::from(agent.settings_file()),
@@ -206,7 +210,7 @@ pub(crate) fn install(agent: Agent, scope: &Scope) -> Result<i32, GuardError> {
         Scope::System => PathBuf::from(agent.system_settings_file()),
     };
     let shown = escape(&file.to_string_lossy()).into_owned();
-    let mut json: Value = match std::fs::read(&file) {
+    let mut doc: Value = match std::fs::read(&file) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
             usage(format!(
                 "{shown} is not JSON ({e}); fix it by hand, nothing was changed"
@@ -225,7 +229,7 @@ pub(crate) fn install(agent: Agent, scope: &Scope) -> Result<i32, GuardError> {
         prodguard_core::text::shell_word(&exe.to_string_lossy())
     );
     let settings = agent.settings(&command);
-    let Some(root) = json.as_object_mut() else {
+    let Some(root) = doc.as_object_mut() else {
         return Err(usage(format!(
             "{shown} is not a JSON object; fix it by hand, nothing was changed"
         )));
@@ -262,12 +266,21 @@ pub(crate) fn install(agent: Agent, scope: &Scope) -> Result<i32, GuardError> {
                 .as_array()
                 .is_some_and(|handlers| handlers.iter().any(runs_prodguard))
     });
+    let answer = |added: bool| {
+        envelope::ok(json!({
+            "file": file.to_string_lossy(),
+            "command": command,
+            "added": added,
+        }))
+    };
     if installed {
-        say!("{shown}: the prodguard hook is already installed; nothing changed");
-        return Ok(0);
+        if !json {
+            say!("{shown}: the prodguard hook is already installed; nothing changed");
+        }
+        return Ok(answer(false));
     }
     entries.push(settings.entry);
-    let text = serde_json::to_string_pretty(&json)
+    let text = serde_json::to_string_pretty(&doc)
         .map_err(|e| usage(format!("cannot write {shown}: {e}")))?;
     write_atomically(&file, &format!("{text}\n")).map_err(|e| {
         let root = if matches!(scope, Scope::System) {
@@ -277,8 +290,10 @@ pub(crate) fn install(agent: Agent, scope: &Scope) -> Result<i32, GuardError> {
         };
         usage(format!("cannot write {shown}{root}: {e}"))
     })?;
-    say!("{shown}: added {}: {command}", settings.described);
-    Ok(0)
+    if !json {
+        say!("{shown}: added {}: {command}", settings.described);
+    }
+    Ok(answer(true))
 }
 
 /// Writes `text` to `file` through a temporary file in the same directory,
