@@ -33,7 +33,7 @@ backup = { provider = "program" }            # the online backup below
 
 [[rule]]
 name = "no drops from an application"
-operations = ["db.drop"]
+operations = ["db.drop", "db.drop.*"]
 tiers = ["production"]
 deny = "dropping a production database is never done by an application"
 "#;

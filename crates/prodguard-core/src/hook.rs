@@ -204,6 +204,9 @@ pub fn decide(
 ) -> HookDecision {
     let mut decided = Vec::new();
     for command in commands {
+        if !destroys(&command.kind) {
+            continue;
+        }
         let (tier, because) = tier_of(policy, detection, command, &stamp);
         let evaluation = policy.evaluate(tier, &command.kind);
         let (verdict, rule) = if let Some((rule, _)) = &evaluation.denied_by {
@@ -247,6 +250,15 @@ pub fn decide(
         reason,
         commands: decided,
     }
+}
+
+/// Whether a recognised command's kind can destroy something: every kind
+/// the analyser gives but the SQL that changes nothing already there
+/// (`db.read`, `db.insert`, `db.create`, … as the SQL classifier ranks
+/// them), which is an agent's everyday work and never asks.
+fn destroys(kind: &str) -> bool {
+    kind.parse::<crate::sql::SqlKind>()
+        .map_or(true, crate::sql::SqlKind::is_destructive)
 }
 
 /// The most sensitive tier among the process's own, each target's stamp
@@ -512,6 +524,38 @@ mod tests {
             HookVerdict::Silent
         );
         assert_eq!(blocked("an unterminated quote").verdict, HookVerdict::Block);
+    }
+
+    #[test]
+    fn sql_that_destroys_nothing_is_silent_even_on_a_production_host() {
+        let policy = Policy::builtin_default();
+        let facts = Facts {
+            explicit: Some("production".into()),
+            ..Facts::default()
+        };
+        let prod = classify(&facts, policy.environment());
+        let verdict = |kind: &str| {
+            decide(
+                &policy,
+                &prod,
+                CLAUDE,
+                &[command(kind, "sqlite:/srv/app.db")],
+                |_| Ok(None),
+            )
+            .verdict
+        };
+        for everyday in ["db.read", "db.insert", "db.create", "db.session"] {
+            assert_eq!(verdict(everyday), HookVerdict::Silent, "{everyday}");
+        }
+        for destructive in [
+            "db.delete.where",
+            "db.unknown",
+            "db.drop.table",
+            "fs.remove.recursive",
+            "shell.unknown",
+        ] {
+            assert_eq!(verdict(destructive), HookVerdict::Ask, "{destructive}");
+        }
     }
 
     #[test]
