@@ -29,7 +29,8 @@
 #define PRODGUARD_ANSWER_LEN 256
 
 /**
- * The outcome of a call; the same numbers as the CLI's exit codes for 120–125.
+ * The outcome of a call; the same numbers as the CLI's exit codes for
+ * 75 and 120–125.
  */
 typedef enum prodguard_status {
   /**
@@ -52,6 +53,11 @@ typedef enum prodguard_status {
    * An I/O error outside the guard's own refusals.
    */
   PRODGUARD_IO_ERROR = 4,
+  /**
+   * 75: another host holds the fleet lock of this operation and target;
+   * nothing ran, and running again later may work.
+   */
+  PRODGUARD_LOCK_HELD = 75,
   /**
    * 120: denied by a policy rule.
    */

@@ -7,7 +7,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use runtime::GuardError;
 
-/// The outcome of a call; the same numbers as the CLI's exit codes for 120–125.
+/// The outcome of a call; the same numbers as the CLI's exit codes for
+/// 75 and 120–125.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum prodguard_status {
@@ -21,6 +22,9 @@ pub enum prodguard_status {
     PRODGUARD_PANIC = 3,
     /// An I/O error outside the guard's own refusals.
     PRODGUARD_IO_ERROR = 4,
+    /// 75: another host holds the fleet lock of this operation and target;
+    /// nothing ran, and running again later may work.
+    PRODGUARD_LOCK_HELD = 75,
     /// 120: denied by a policy rule.
     PRODGUARD_DENIED = 120,
     /// 121: confirmation missing or declined.
@@ -71,6 +75,7 @@ impl From<GuardError> for Failure {
             ExitCode::BackupFailed => PRODGUARD_BACKUP_FAILED,
             ExitCode::AuditUnavailable => PRODGUARD_AUDIT_UNAVAILABLE,
             ExitCode::EnvMismatch => PRODGUARD_ENV_MISMATCH,
+            ExitCode::LockHeld => PRODGUARD_LOCK_HELD,
             _ => PRODGUARD_POLICY_ERROR,
         };
         Failure {

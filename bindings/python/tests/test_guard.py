@@ -208,7 +208,7 @@ def test_every_status_in_the_header_has_its_exception() -> None:
         (name, int(value)) for name, value in re.findall(r"^\s*(PRODGUARD_[A-Z_]+) = (\d+),$", header, re.M)
         if not name.startswith(("PRODGUARD_TIER_", "PRODGUARD_FIELD_"))
     )
-    assert statuses["PRODGUARD_OK"] == 0 and len(statuses) == 11, statuses
+    assert statuses["PRODGUARD_OK"] == 0 and len(statuses) == 12, statuses
     expected = {
         "PRODGUARD_OPERATION_FAILED": prodguard.OperationFailed,
         "PRODGUARD_INVALID_ARGUMENT": prodguard.InvalidArgument,
@@ -220,13 +220,14 @@ def test_every_status_in_the_header_has_its_exception() -> None:
         "PRODGUARD_AUDIT_UNAVAILABLE": prodguard.AuditUnavailable,
         "PRODGUARD_ENV_MISMATCH": prodguard.EnvMismatch,
         "PRODGUARD_POLICY_ERROR": prodguard.PolicyError,
+        "PRODGUARD_LOCK_HELD": prodguard.LockHeld,
     }
     assert set(expected) == set(statuses) - {"PRODGUARD_OK"}
     for name, cls in expected.items():
         error = error_for(statuses[name], "why")
         assert type(error) is cls, name
         assert error.status == statuses[name] and error.message == "why"
-        if statuses[name] >= 120:
+        if statuses[name] >= 120 or name == "PRODGUARD_LOCK_HELD":
             assert isinstance(error, prodguard.Refused) and error.exit_code == statuses[name]
         else:
             assert not isinstance(error, prodguard.Refused)

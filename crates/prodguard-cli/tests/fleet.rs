@@ -293,8 +293,12 @@ fn with_a_policy_lock_exec_refuses_while_another_host_holds_it() {
         .acquire("db.migrate", "orders", None)
         .unwrap();
     let out = exec();
-    assert_eq!(out.status.code(), Some(120), "{}", text(&out));
+    // Its own code (EX_TEMPFAIL): not a policy's deny, and worth a retry.
+    assert_eq!(out.status.code(), Some(75), "{}", text(&out));
     assert!(text(&out).contains("deploy 42 on web-3"), "{}", text(&out));
+    let log = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    let refusal: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(refusal["decision"]["exit_code"], 75, "{refusal}");
     assert!(!dir.path().join("ran").exists(), "the command did not run");
     held.release().unwrap();
     let out = exec();

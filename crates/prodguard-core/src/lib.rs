@@ -60,6 +60,9 @@ pub use time::Timestamp;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(into = "i32", try_from = "i32")]
 pub enum ExitCode {
+    /// 75 (EX_TEMPFAIL): another host holds the fleet lock of this
+    /// operation and target; nothing ran, and running again later may work.
+    LockHeld = 75,
     /// 120: denied by a policy rule.
     Denied = 120,
     /// 121: confirmation missing or declined.
@@ -80,7 +83,8 @@ pub enum ExitCode {
 
 impl ExitCode {
     /// Every code, in numeric order.
-    pub const ALL: [ExitCode; 8] = [
+    pub const ALL: [ExitCode; 9] = [
+        ExitCode::LockHeld,
         ExitCode::Denied,
         ExitCode::NotConfirmed,
         ExitCode::BackupFailed,
@@ -113,7 +117,7 @@ impl TryFrom<i32> for ExitCode {
 
     fn try_from(code: i32) -> Result<ExitCode, String> {
         ExitCode::from_code(code)
-            .ok_or_else(|| format!("{code} is not a prodguard exit code (120-127)"))
+            .ok_or_else(|| format!("{code} is not a prodguard exit code (75, 120-127)"))
     }
 }
 

@@ -782,7 +782,7 @@ driver_failure!(
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{missing}")]
 pub struct LockRefusal {
-    /// 120 (another host holds it) or 123 (the lock's server is unreachable,
+    /// 75 (another host holds it) or 123 (the lock's server is unreachable,
     /// or the lock was lost), or 125 (this driver cannot honour the fleet).
     pub exit_code: ExitCode,
     /// What is missing, for people.

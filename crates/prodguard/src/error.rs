@@ -34,10 +34,15 @@ pub enum GuardError {
     /// 125: the policy or the request is invalid.
     #[error("{0}")]
     Policy(String),
+    /// 75: another host holds the fleet lock of this operation and target
+    /// (fleet mode); nothing ran, and running again later may work.
+    #[error("{0}")]
+    LockHeld(Denial),
 }
 
 impl GuardError {
-    /// The exit code (120–125) shared by every face.
+    /// The exit code (120–125, or 75 for a fleet lock another host holds)
+    /// shared by every face.
     pub fn exit_code(&self) -> ExitCode {
         match self {
             GuardError::Denied(_) => ExitCode::Denied,
@@ -46,6 +51,7 @@ impl GuardError {
             GuardError::AuditUnavailable(_) => ExitCode::AuditUnavailable,
             GuardError::EnvironmentMismatch(_) => ExitCode::EnvMismatch,
             GuardError::Policy(_) => ExitCode::PolicyError,
+            GuardError::LockHeld(_) => ExitCode::LockHeld,
         }
     }
 
@@ -56,7 +62,8 @@ impl GuardError {
             | GuardError::NotConfirmed(d)
             | GuardError::BackupFailed(d)
             | GuardError::AuditUnavailable(d)
-            | GuardError::EnvironmentMismatch(d) => Some(d),
+            | GuardError::EnvironmentMismatch(d)
+            | GuardError::LockHeld(d) => Some(d),
             GuardError::Policy(_) => None,
         }
     }
@@ -68,6 +75,7 @@ impl GuardError {
             ExitCode::BackupFailed => GuardError::BackupFailed(denial),
             ExitCode::EnvMismatch => GuardError::EnvironmentMismatch(denial),
             ExitCode::PolicyError => GuardError::Policy(format!("{denial}")),
+            ExitCode::LockHeld => GuardError::LockHeld(denial),
             // Anything unexpected is treated as the audit being unavailable:
             // the operation must not run.
             _ => GuardError::AuditUnavailable(denial),

@@ -173,7 +173,7 @@ impl Locks {
                 .acquire(operation, target, Some(self.wait))
                 .map_err(|e| match e {
                     LockError::Held { .. } => LockRefusal {
-                        exit_code: prodguard_core::ExitCode::Denied,
+                        exit_code: prodguard_core::ExitCode::LockHeld,
                         missing: e.to_string(),
                         next_step: "wait until it finishes and run again, or set [fleet] wait \
                                     to queue behind it"

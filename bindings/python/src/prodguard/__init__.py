@@ -25,6 +25,7 @@ from ._errors import (
     NotConfirmed,
     OperationFailed,
     PolicyError,
+    LockHeld,
     Refused,
 )
 from ._guard import Detection, Guard, detect, evaluate, library_version, verify_audit_log
@@ -45,6 +46,7 @@ __all__ = [
     "NotConfirmed",
     "OperationFailed",
     "PolicyError",
+    "LockHeld",
     "Refused",
     "detect",
     "evaluate",

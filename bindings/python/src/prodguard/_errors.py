@@ -17,6 +17,7 @@ __all__ = [
     "AuditUnavailable",
     "EnvMismatch",
     "PolicyError",
+    "LockHeld",
     "error_for",
 ]
 
@@ -66,7 +67,7 @@ class IoError(Error):
 
 class Refused(Error):
     """The guard refused: the work did not run. ``exit_code`` is what the
-    ``prodguard`` CLI would exit with (120-125)."""
+    ``prodguard`` CLI would exit with (120-125, or 75 for a fleet lock)."""
 
     @property
     def exit_code(self) -> int:
@@ -99,11 +100,17 @@ class PolicyError(Refused):
     name or target)."""
 
 
+class LockHeld(Refused):
+    """75: another host holds the fleet lock of this operation and target
+    (fleet mode); running again later may work."""
+
+
 _BY_STATUS: Dict[int, Type[Error]] = {
     1: OperationFailed,
     2: InvalidArgument,
     3: InternalError,
     4: IoError,
+    75: LockHeld,
     120: Denied,
     121: NotConfirmed,
     122: BackupFailed,
