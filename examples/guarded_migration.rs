@@ -7,18 +7,18 @@
 //!
 //! The database, its backups and the audit log live in `./prodguard-demo/`
 //! (or the directory given as the first argument). In a protected
-//! environment the guard takes an online backup of the database, checks it
-//! with `PRAGMA integrity_check`, asks you to type the database's name at the
-//! terminal, and writes the evidence to the audit log before migrating.
-//! Without a terminal it refuses with exit code 121 and changes nothing.
+//! environment the guard asks you to type the database's path at the
+//! terminal, takes an online backup of it with the built-in SQLite provider
+//! (checked with `PRAGMA integrity_check`), and writes the evidence to the
+//! audit log before migrating. Without a terminal it refuses with exit code
+//! 121 and changes nothing.
 #![allow(clippy::print_stdout, clippy::print_stderr)] // an example talks to its user
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use prodguard::backup::{BackupError, BackupEvidence, BackupRequest, sha256_file};
 use prodguard::{Guard, Policy, RunError};
-use rusqlite::{Connection, backup::Backup};
+use rusqlite::Connection;
 
 /// Migrations and deletes in protected tiers need a backup, a typed
 /// confirmation and the audit log; drops are never done by this program.
@@ -29,7 +29,7 @@ operations = ["db.migrate", "db.delete.*"]
 tiers = ["production", "unknown"]
 require = ["confirm", "backup", "audit"]
 confirm = { mode = "typed" }
-backup = { provider = "program" }            # the online backup below
+backup = { provider = "sqlite" }             # SQLite's online backup, then PRAGMA integrity_check
 
 [[rule]]
 name = "no drops from an application"
@@ -37,8 +37,6 @@ operations = ["db.drop", "db.drop.*"]
 tiers = ["production"]
 deny = "dropping a production database is never done by an application"
 "#;
-
-const TARGET: &str = "orders";
 
 fn main() -> ExitCode {
     let dir = PathBuf::from(
@@ -87,8 +85,7 @@ impl From<rusqlite::Error> for Failure {
 
 fn run(dir: &Path) -> Result<(), Failure> {
     std::fs::create_dir_all(dir).map_err(|e| Failure::Other(format!("{}: {e}", dir.display())))?;
-    let db_path = dir.join(format!("{TARGET}.db"));
-    let backups = dir.join("backups");
+    let db_path = dir.join("orders.db");
     let audit_log = std::env::var_os("PRODGUARD_AUDIT_LOG")
         .map(PathBuf::from)
         .unwrap_or_else(|| dir.join("audit.jsonl"));
@@ -98,12 +95,10 @@ fn run(dir: &Path) -> Result<(), Failure> {
 
     let policy = Policy::parse_toml(POLICY, "guarded_migration policy")
         .map_err(|e| Failure::Other(e.to_string()))?;
+    // Backups go beside the audit log, in `backups/`.
     let guard = Guard::builder()
         .policy(policy)
         .audit_log(&audit_log)
-        .backup_provider(move |_: &BackupRequest| {
-            online_backup(&db_path, &backups).map_err(BackupError::from)
-        })
         .build()?;
 
     let d = guard.detection();
@@ -121,7 +116,7 @@ fn run(dir: &Path) -> Result<(), Failure> {
 
     let added = guard
         .operation("db.migrate")
-        .target(TARGET)
+        .target(db_path.display().to_string())
         .run(|| migrate(&db))?;
     println!(
         "migration {}; audit log: {}",
@@ -157,30 +152,4 @@ fn migrate(db: &Connection) -> rusqlite::Result<bool> {
          COMMIT;",
     )?;
     Ok(true)
-}
-
-/// SQLite's online backup API into `backups/`, then `PRAGMA integrity_check`
-/// on the copy; the evidence goes into the audit log's intent record.
-fn online_backup(db_path: &Path, backups: &Path) -> Result<BackupEvidence, String> {
-    std::fs::create_dir_all(backups).map_err(|e| format!("{}: {e}", backups.display()))?;
-    let now = prodguard::facts::now();
-    let copy_path = backups.join(format!("{TARGET}.{}.db", now.to_compact()));
-    let source = Connection::open(db_path).map_err(|e| e.to_string())?;
-    let mut copy = Connection::open(&copy_path).map_err(|e| e.to_string())?;
-    Backup::new(&source, &mut copy)
-        .and_then(|b| b.run_to_completion(64, std::time::Duration::ZERO, None))
-        .map_err(|e| format!("online backup failed: {e}"))?;
-    let check: String = copy
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .map_err(|e| format!("integrity_check failed: {e}"))?;
-    drop(copy);
-    let (sha256, bytes) = sha256_file(&copy_path).map_err(|e| e.to_string())?;
-    Ok(BackupEvidence {
-        location: copy_path.to_string_lossy().into_owned(),
-        sha256,
-        bytes,
-        created: now,
-        verified: check == "ok",
-        verification: Some(format!("PRAGMA integrity_check = {check}")),
-    })
 }

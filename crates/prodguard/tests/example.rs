@@ -138,11 +138,12 @@ fn in_production_without_a_terminal_it_refuses_and_changes_nothing() {
 #[test]
 fn in_production_a_typed_confirmation_backs_up_first_and_records_the_evidence() {
     let dir = temp_dir("prod-typed");
-    let out = run_example(dir.path(), "production", Some("orders"));
+    let db = dir.path().join("demo/orders.db");
+    let out = run_example(dir.path(), "production", Some(db.to_str().unwrap()));
     let screen = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{screen}");
     assert!(
-        screen.contains("type the target's name `orders`"),
+        screen.contains(&format!("type the target's name `{}`", db.display())),
         "{screen}"
     );
     assert!(has_shipped_at(&dir.path().join("demo/orders.db")));
@@ -168,6 +169,17 @@ fn in_production_a_typed_confirmation_backs_up_first_and_records_the_evidence() 
     assert!(
         !has_shipped_at(&location),
         "the backup holds the state before the migration"
+    );
+    // The built-in SQLite provider made it, beside the audit log.
+    assert!(
+        location.starts_with(dir.path().join("demo/backups")),
+        "{location:?}"
+    );
+    assert!(
+        backup["verification"]
+            .as_str()
+            .unwrap()
+            .contains("integrity_check")
     );
 }
 
