@@ -62,9 +62,13 @@ export type LoadSource =
 /**
  * Loads prodguard.wasm and checks it: no imports, the ABI 2.0 exports, ABI
  * major 2. A string or URL is a file in Node (a path or a `file:` URL) and
- * is fetched elsewhere.
+ * is fetched elsewhere. Without a source: the `prodguard.wasm` the package
+ * ships next to its loader (`defaultWasmUrl()`).
  */
-export declare function load(source: LoadSource): Promise<Prodguard>;
+export declare function load(source?: LoadSource): Promise<Prodguard>;
+
+/** `new URL('./prodguard.wasm', import.meta.url)` of the loader: where the package keeps its module. */
+export declare function defaultWasmUrl(): URL;
 
 /** The raw answer of `callJson`. */
 export interface RawAnswer {
