@@ -41,12 +41,15 @@ export declare const EXPORTS: Readonly<{ memory: 'memory' } & Record<Exclude<Exp
 /** The names `callJson` accepts. */
 export declare const CALLS: readonly CallName[];
 
-/** A non-zero status from prodguard.wasm. */
-export declare class ProdguardError extends Error {
-  constructor(code: ErrorCode, message: string, options?: ErrorOptions);
-  readonly name: 'ProdguardError';
-  /** The status (2, 4, 121 or 125). */
-  readonly code: ErrorCode;
+/**
+ * A non-zero status from prodguard.wasm (`Code` 2, 4, 121 or 125), or, as
+ * `GuardRefusal` of `@prodguard/wasm/node`, a guard's refusal (120–125).
+ */
+export declare class ProdguardError<Code extends ErrorCode | DenialExitCode = ErrorCode> extends Error {
+  constructor(code: Code, message: string, options?: ErrorOptions);
+  readonly name: 'ProdguardError' | 'GuardRefusal';
+  /** The status (2, 4, 121 or 125), or a refusal's exit code. */
+  readonly code: Code;
 }
 
 /** What `load` takes: bytes, a compiled module, a Response (or a promise of one), or a path / URL. */
