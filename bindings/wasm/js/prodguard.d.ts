@@ -41,12 +41,15 @@ export declare const EXPORTS: Readonly<{ memory: 'memory' } & Record<Exclude<Exp
 /** The names `callJson` accepts. */
 export declare const CALLS: readonly CallName[];
 
-/** A non-zero status from prodguard.wasm. */
-export declare class ProdguardError extends Error {
-  constructor(code: ErrorCode, message: string, options?: ErrorOptions);
-  readonly name: 'ProdguardError';
-  /** The status (2, 4, 121 or 125). */
-  readonly code: ErrorCode;
+/**
+ * A non-zero status from prodguard.wasm (`Code` 2, 4, 121 or 125), or, as
+ * `GuardRefusal` of `@prodguard/wasm/node`, a guard's refusal (120–125).
+ */
+export declare class ProdguardError<Code extends ErrorCode | DenialExitCode = ErrorCode> extends Error {
+  constructor(code: Code, message: string, options?: ErrorOptions);
+  readonly name: 'ProdguardError' | 'GuardRefusal';
+  /** The status (2, 4, 121 or 125), or a refusal's exit code. */
+  readonly code: Code;
 }
 
 /** What `load` takes: bytes, a compiled module, a Response (or a promise of one), or a path / URL. */
@@ -62,9 +65,13 @@ export type LoadSource =
 /**
  * Loads prodguard.wasm and checks it: no imports, the ABI 2.0 exports, ABI
  * major 2. A string or URL is a file in Node (a path or a `file:` URL) and
- * is fetched elsewhere.
+ * is fetched elsewhere. Without a source: the `prodguard.wasm` the package
+ * ships next to its loader (`defaultWasmUrl()`).
  */
-export declare function load(source: LoadSource): Promise<Prodguard>;
+export declare function load(source?: LoadSource): Promise<Prodguard>;
+
+/** `new URL('./prodguard.wasm', import.meta.url)` of the loader: where the package keeps its module. */
+export declare function defaultWasmUrl(): URL;
 
 /** The raw answer of `callJson`. */
 export interface RawAnswer {

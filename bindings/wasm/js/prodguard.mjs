@@ -42,12 +42,22 @@ export class ProdguardError extends Error {
 }
 
 /**
+ * Where the package keeps its module: `prodguard.wasm` next to this file
+ * (read from disk in Node, fetched in browsers; bundlers that understand
+ * `new URL(…, import.meta.url)` copy it along).
+ */
+export function defaultWasmUrl() {
+  return new URL('./prodguard.wasm', import.meta.url);
+}
+
+/**
  * Loads prodguard.wasm from bytes, a compiled `WebAssembly.Module`, a
  * `Response` (or a promise of one), or a path / URL (a file in Node,
- * fetched in browsers), and checks that it speaks ABI 2.x.
+ * fetched in browsers), and checks that it speaks ABI 2.x. Without a
+ * source, the `prodguard.wasm` shipped next to this file.
  */
 export async function load(source) {
-  const module = await compile(await source);
+  const module = source === undefined ? await compileDefault() : await compile(await source);
   const extra = checkModule(module);
   const instance = await WebAssembly.instantiate(module, {});
   const version = instance.exports.prodguard_abi_version() >>> 0;
@@ -64,6 +74,21 @@ export async function load(source) {
     throw new Error(`prodguard.wasm says ABI ${major}.0 but also exports ${extra.join(', ')}, which ABI ${major}.0 does not have`);
   }
   return new Prodguard(instance.exports, abiVersion);
+}
+
+/** The module next to the loader, with an error that says what to do when it is not there. */
+async function compileDefault() {
+  const url = defaultWasmUrl();
+  try {
+    return await compile(url);
+  } catch (cause) {
+    if (cause?.code !== 'ENOENT' && !/HTTP 404/.test(cause?.message ?? '')) throw cause;
+    throw new Error(
+      `prodguard.wasm is not next to the loader (${url.href}): the @prodguard/wasm package ships it there; ` +
+        'in a checkout, build it with scripts/build-wasm and pass its path to load()',
+      { cause },
+    );
+  }
 }
 
 async function compile(source) {

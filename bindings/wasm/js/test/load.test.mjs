@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 
-import { ABI_MAJOR, EXPORTS, load } from '../prodguard.mjs';
+import { existsSync } from 'node:fs';
+import { ABI_MAJOR, EXPORTS, defaultWasmUrl, load } from '../prodguard.mjs';
 import { fakeModule, wasmBytes, wasmPath } from '../test-support/wasm.mjs';
 
 const PROBE = { facts: { env: { APP_ENV: 'production' } }, operation: { kind: 'db.migrate', target: 'orders' } };
@@ -67,10 +68,24 @@ test('load takes a file path, a file: URL, and a file: URL string in Node', asyn
 });
 
 test('load rejects what is not a module source', async () => {
-  for (const source of [undefined, null, 42, {}, [1, 2, 3]]) {
+  for (const source of [null, 42, {}, [1, 2, 3]]) {
     await assert.rejects(load(source), TypeError, String(source));
   }
   await assert.rejects(load(new Uint8Array([1, 2, 3, 4])), WebAssembly.CompileError);
+});
+
+test('load() without a source reads prodguard.wasm next to the loader (the package ships it there)', async () => {
+  assert.equal(defaultWasmUrl().href, new URL('../prodguard.wasm', import.meta.url).href);
+  if (existsSync(defaultWasmUrl())) {
+    await assertWorks(undefined);
+  } else {
+    // In the repository the module is built into the target directory, not here.
+    await assert.rejects(load(), (error) => {
+      assert.match(error.message, /prodguard\.wasm is not next to the loader/);
+      assert.match(error.message, /scripts\/build-wasm/);
+      return true;
+    });
+  }
 });
 
 test('the stand-in module used below is accepted as ABI 2.0', async () => {

@@ -7,7 +7,10 @@ import {
   type AuditEvent, type Claims, type ErrorCode, type EvaluateRequest, type Evaluation,
   type Prodguard, type RawAnswer, type RecordLine, type SessionVerdict, type SqlKind, type StatusCode,
 } from '@prodguard/wasm';
-import { DEFAULT_MARKER_FILE, nodeFacts, load as loadFromNode, type Facts } from '@prodguard/wasm/node';
+import {
+  DEFAULT_MARKER_FILE, GuardRefusal, createGuard, nodeActor, nodeFacts, load as loadFromNode,
+  type Facts, type Guard, type GuardedOperation,
+} from '@prodguard/wasm/node';
 
 const major: 2 = ABI_MAJOR;
 const invalid: 125 = Status.INVALID_REQUEST;
@@ -106,4 +109,25 @@ async function flow(bytes: Uint8Array, response: Promise<Response>): Promise<voi
   const status: StatusCode = raw.status;
   // @ts-expect-error: only the three calls take a request
   pg.callJson('prodguard_alloc', '{}');
+}
+
+async function guarded(): Promise<void> {
+  await load(); // the package's own prodguard.wasm
+  const guard: Guard = await createGuard({ auditLog: '/tmp/audit.jsonl', terminal: null, policy: null });
+  const operation: GuardedOperation = { kind: 'db.migrate', target: 'orders', approval: null };
+  const applied: number = await guard.run(operation, async () => 3);
+  const text: string = await guard.run({ kind: 'cache.flush' }, () => 'flushed');
+  const kind: 'human' | 'ci' | 'agent' | 'service' = nodeActor().kind;
+  const ledger: string | null = guard.ledger;
+  // @ts-expect-error: work is required
+  await guard.run(operation);
+  try {
+    await guard.run(operation, () => undefined);
+  } catch (error) {
+    if (error instanceof GuardRefusal) {
+      const exit: 120 | 121 | 122 | 123 | 124 | 125 = error.code;
+      const recorded: boolean = error.recorded;
+      const next: string | undefined = error.denial?.next_step;
+    }
+  }
 }
