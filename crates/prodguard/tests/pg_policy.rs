@@ -262,13 +262,13 @@ fn the_policy_lock_refuses_a_second_run_naming_the_holder() {
         .target("orders")
         .begin()
         .unwrap();
-    let text = refused(&bob, 120);
+    let text = refused(&bob, 75);
     assert!(text.contains("already running"), "{text}");
     assert!(text.contains("ana@"), "names the holder: {text}");
     // The refusal is in bob's log like any other.
     let refused = file_records(&dir.path().join("bob.jsonl"));
     assert_eq!(kinds(&refused), ["refusal"]);
-    assert_eq!(refused[0]["decision"]["exit_code"], 120);
+    assert_eq!(refused[0]["decision"]["exit_code"], 75);
     // Another target, or the same one once ana is done, runs.
     bob.operation("db.migrate")
         .target("users")
@@ -350,7 +350,8 @@ fn one_database_is_one_lock_however_its_url_is_spelled() {
         .target(&respelled)
         .run_infallible(|| ())
         .unwrap_err();
-    assert_eq!(err.exit_code(), 120, "{err}");
+    assert_eq!(err.exit_code(), 75, "{err}");
+    assert!(matches!(err, prodguard::GuardError::LockHeld(_)), "{err}");
     permit.finish(Ok(()));
 }
 
