@@ -27,6 +27,73 @@
 //!
 //! The decisions themselves come from [`prodguard_core`], which does no I/O;
 //! this crate reads the real process and drives it.
+//!
+//! # Policies
+//!
+//! A policy says what each operation needs in each tier: a confirmation, a
+//! verified backup, an audit record, or a refusal. The guard finds it as the
+//! CLI does — `PRODGUARD_POLICY`, else `./prodguard.toml`, else the built-in
+//! default — and layers it over the system policy
+//! (`/etc/prodguard/policy.toml`, root's), which it can only tighten.
+//! [`GuardBuilder::policy`] gives one in code; every key is in the
+//! repository's `docs/POLICY.md`.
+//!
+//! ```
+//! use prodguard::{Policy, Verdict};
+//!
+//! let policy = Policy::parse_toml(
+//!     r#"
+//! [[rule]]
+//! name = "no drops in production"
+//! operations = ["db.drop", "db.drop.*"]
+//! tiers = ["production"]
+//! deny = "dropping production data is never done by this service"
+//!
+//! [[rule]]
+//! operations = ["db.migrate"]
+//! tiers = ["production", "staging"]
+//! require = ["confirm", "audit"]
+//! "#,
+//!     "inline policy",
+//! )?;
+//! let guard = prodguard::testing::guard().policy(policy).environment("production").build()?;
+//! assert_eq!(guard.verdict("db.drop.table", Some("orders")), Verdict::Deny);
+//! assert_eq!(guard.verdict("db.migrate", Some("orders")), Verdict::Require);
+//! assert_eq!(guard.verdict("db.read", Some("orders")), Verdict::Allow);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `sqlite` | yes | environment stamps on SQLite files, `backup = { provider = "sqlite" }`, guarded SQL on a `rusqlite::Connection` (a bundled SQLite) |
+//! | `postgres` | no | fleet mode (the `pg` module): one audit trail, single-use approvals and fleet locks in PostgreSQL, stamps and guarded SQL on PostgreSQL |
+//! | `tokio` | no | the async API: `GuardedOperation::run_async`, `begin_async`, `Permit::finish_async` |
+//!
+//! A policy that needs a feature this build lacks (a `postgresql://` sink
+//! without `postgres`) is refused with 125, never ignored.
+//!
+//! # Testing code that uses a guard
+//!
+//! [`testing::guard()`] builds a real guard that reads nothing of the process
+//! running the tests — no variables, no `./prodguard.toml`, no terminal —
+//! with records in memory and scripted answers, so a test says which
+//! environment it tests and `APP_ENV=production cargo test` changes nothing:
+//!
+//! ```
+//! use prodguard::testing::{self, yes};
+//!
+//! fn reset_carts(guard: &prodguard::Guard) -> Result<u64, prodguard::GuardError> {
+//!     guard.operation("db.delete.all").target("carts").run_infallible(|| 12)
+//! }
+//!
+//! let guard = testing::guard().environment("production").answer(yes()).build()?;
+//! assert_eq!(reset_carts(&guard)?, 12);
+//! assert_eq!(guard.challenges()[0].target.as_deref(), Some("carts"));
+//! assert_eq!(guard.records().len(), 2, "intent and outcome");
+//! # Ok::<(), prodguard::GuardError>(())
+//! ```
 
 pub mod approval;
 pub mod audit;
