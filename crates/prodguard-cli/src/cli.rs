@@ -16,6 +16,7 @@ Exit codes (exec passes the command's own code through when it ran):
   122  backup requirement not met        125  usage or policy error (no command given too)
   126  command not executable            127  command not found
   141  stdout's reader left (e.g. | head) before a success was printed; 74: another write error
+   75  fleet mode: another host holds the lock of this operation and target (nothing ran; retry)
 
 --json (every command but `hook …`, completions and man): one JSON document
 on stdout, {\"v\":1,\"ok\":{…}} when the exit code is 0, else
@@ -392,8 +393,8 @@ pub(crate) enum SqlCommand {
     /// run, which commits only within max_rows, the approval's --max-rows
     /// and the rows confirmed; otherwise it is rolled back and refused
     /// (120, 121), and the outcome records the rows. Exits 0 when
-    /// committed, 120–125 when refused (nothing changed), 1 when a
-    /// statement failed (rolled back).
+    /// committed, 120–125 when refused (75: a fleet lock held elsewhere;
+    /// nothing changed), 1 when a statement failed (rolled back).
     #[command(after_help = "Examples:
   prodguard sql exec --target sqlite:orders.db cleanup.sql
   prodguard sql exec --target orders.db --dry-run cleanup.sql

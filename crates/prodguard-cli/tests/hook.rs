@@ -81,14 +81,13 @@ fn corpus_commands_ask_in_production_and_pass_in_development() {
             })
             .unwrap_or_default();
         let problem = case["problem"].as_bool().unwrap_or(false);
-        // SQL that destroys nothing (a SELECT, an INSERT) is recognised but
+        // Everyday SQL (a SELECT, an INSERT, a new table) is recognised but
         // never asks; everything else the analyser recognises does.
         let recognised = case["expect"].as_array().unwrap().iter().any(|c| {
-            c["kind"]
-                .as_str()
-                .unwrap()
-                .parse::<prodguard_core::sql::SqlKind>()
-                .map_or(true, prodguard_core::sql::SqlKind::is_destructive)
+            !matches!(
+                c["kind"].as_str().unwrap(),
+                "db.read" | "db.session" | "db.insert" | "db.create"
+            )
         });
         for (vars, expected) in [
             (
@@ -349,14 +348,31 @@ fn install_writes_each_agents_own_settings_file_in_its_own_shape() {
     let read = |file: &str| -> Value {
         serde_json::from_str(&std::fs::read_to_string(sb.path(file)).unwrap()).unwrap()
     };
+    // A prodguard hook of another binary (moved, or an old install) is not
+    // this one: it would exit 127, which the agent takes as "go on".
+    std::fs::create_dir_all(sb.path(".codex")).unwrap();
+    std::fs::write(
+        sb.path(".codex/hooks.json"),
+        r#"{"hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "/opt/old/prodguard hook codex"}]}]}}"#,
+    )
+    .unwrap();
     for agent in ["codex", "gemini", "cursor"] {
         let out = sb.run(DEV, &["hook", "install", agent]);
         assert_eq!(code(&out), 0, "{agent}: {}", stderr(&out));
+        if agent == "codex" {
+            assert!(stdout(&out).contains("added"), "{}", stdout(&out));
+            assert!(
+                stderr(&out).contains("/opt/old/prodguard hook codex"),
+                "{}",
+                stderr(&out)
+            );
+        }
         let out = sb.run(DEV, &["hook", "install", agent]);
         assert!(stdout(&out).contains("already installed"), "{agent}");
     }
     let codex = read(".codex/hooks.json");
-    let handler = &codex["hooks"]["PreToolUse"][0];
+    assert_eq!(codex["hooks"]["PreToolUse"].as_array().unwrap().len(), 2);
+    let handler = &codex["hooks"]["PreToolUse"][1];
     assert_eq!(handler["matcher"], "Bash");
     assert!(
         handler["hooks"][0]["command"]

@@ -204,13 +204,12 @@ pub fn decide(
 ) -> HookDecision {
     let mut decided = Vec::new();
     for command in commands {
-        if !destroys(&command.kind) {
-            continue;
-        }
         let (tier, because) = tier_of(policy, detection, command, &stamp);
         let evaluation = policy.evaluate(tier, &command.kind);
         let (verdict, rule) = if let Some((rule, _)) = &evaluation.denied_by {
             (HookVerdict::Deny, Some(rule.clone()))
+        } else if is_everyday_sql(&command.kind) {
+            continue;
         } else if let Some((_, rule)) = evaluation.requirements.first() {
             let verdict = if evaluation.agent_deny || !agent.asks_people() {
                 HookVerdict::Deny
@@ -252,13 +251,17 @@ pub fn decide(
     }
 }
 
-/// Whether a recognised command's kind can destroy something: every kind
-/// the analyser gives but the SQL that changes nothing already there
-/// (`db.read`, `db.insert`, `db.create`, … as the SQL classifier ranks
-/// them), which is an agent's everyday work and never asks.
-fn destroys(kind: &str) -> bool {
-    kind.parse::<crate::sql::SqlKind>()
-        .map_or(true, crate::sql::SqlKind::is_destructive)
+/// SQL that neither changes nor takes away anything already there — a
+/// read, an insert, a new table, a session setting — is an agent's everyday
+/// work: the hook asks nothing about it (a `deny` rule still denies it).
+/// Grants, alters and maintenance are not in it: `REVOKE`, `ALTER ROLE`,
+/// `CREATE OR REPLACE FUNCTION` and `VACUUM FULL` ask like the rest.
+fn is_everyday_sql(kind: &str) -> bool {
+    use crate::sql::SqlKind;
+    matches!(
+        kind.parse::<SqlKind>(),
+        Ok(SqlKind::Read | SqlKind::Session | SqlKind::Insert | SqlKind::Create)
+    )
 }
 
 /// The most sensitive tier among the process's own, each target's stamp

@@ -833,6 +833,7 @@ impl Guard {
                         span,
                         started: Instant::now(),
                         finished: false,
+                        settled: None,
                         lock,
                     });
                 }
@@ -1026,6 +1027,10 @@ pub struct Permit {
     span: tracing::Span,
     started: Instant,
     finished: bool,
+    /// How the operation ended, once known but not yet recorded (the async
+    /// API records it on another thread): a permit dropped then records
+    /// this, not `abandoned`.
+    settled: Option<(&'static str, Option<String>)>,
     /// The fleet lock, released once the outcome is recorded.
     lock: Option<fleet::LockHold>,
 }
@@ -1117,11 +1122,10 @@ impl Permit {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.record(
+        let (status, error) = self.settled.take().unwrap_or((
             "abandoned",
             Some("the permit was dropped without an outcome".into()),
-            None,
-            None,
-        );
+        ));
+        self.record(status, error, None, None);
     }
 }

@@ -6,11 +6,14 @@
 //! no `PRODGUARD_APPROVAL`. The environment is what the test says (an
 //! unknown one, which the default policy protects, when it says nothing),
 //! the actor is a person called `test`, records go to memory, confirmations
-//! come from a script and backups succeed in memory. So
+//! come from a script (recorded as `scripted`), backups succeed in memory
+//! and no target's stamp is read. So
 //! `APP_ENV=production cargo test` tests the same thing as `cargo test`.
 //!
 //! A system policy (`/etc/prodguard`) still applies on a host that has one:
-//! nothing a program does can step around it.
+//! nothing a program does can step around it (and its log then records
+//! the test's runs, `scripted` as they were). The real uid's account and
+//! the hostname are read, as every guard reads them for its records.
 //!
 //! ```
 //! use prodguard::testing::{self, yes};
@@ -39,6 +42,7 @@ use sha2::{Digest, Sha256};
 use crate::audit::{AppendReceipt, AuditError, AuditSink, SpendError};
 use crate::backup::{BackupError, BackupProvider};
 use crate::confirm::Confirmer;
+use crate::stamp::{NoStamps, StampReader};
 use crate::{Actor, ActorKind, Guard, GuardBuilder, GuardError};
 
 /// A hermetic guard's builder; see the [module](self).
@@ -46,6 +50,7 @@ pub fn guard() -> TestGuardBuilder {
     TestGuardBuilder {
         inner: Guard::builder()
             .hermetic()
+            .stamp_reader(NoStamps)
             .policy(Policy::builtin_default())
             .actor(Actor {
                 user: "test".into(),
@@ -58,10 +63,11 @@ pub fn guard() -> TestGuardBuilder {
     }
 }
 
-/// A person who typed the target's name.
+/// Confirmed, by the test's script: the records say `scripted`, never
+/// that a person typed.
 pub fn yes() -> ConfirmationAnswer {
     ConfirmationAnswer::Confirmed(ConfirmEvidence {
-        method: "typed".into(),
+        method: "scripted".into(),
         approver: None,
         token_id: None,
         exp: None,
@@ -121,6 +127,13 @@ impl TestGuardBuilder {
     pub fn backup_provider(mut self, provider: impl BackupProvider + 'static) -> Self {
         self.inner = self.inner.backup_provider(provider);
         self.backup = true;
+        self
+    }
+
+    /// Reads target stamps with this reader (default: none is read, so no
+    /// test opens a real database to look for one).
+    pub fn stamp_reader(mut self, reader: impl StampReader + 'static) -> Self {
+        self.inner = self.inner.stamp_reader(reader);
         self
     }
 

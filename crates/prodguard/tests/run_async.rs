@@ -63,7 +63,7 @@ fn a_pending_prompt_does_not_hold_up_the_executor() {
             guard
                 .operation("db.drop.table")
                 .target("carts")
-                .run_async(async { Ok::<_, std::io::Error>(3) })
+                .run_async(|| async { Ok::<_, std::io::Error>(3) })
                 .await
         });
         assert_eq!(rows.await.unwrap().unwrap(), 3);
@@ -93,7 +93,7 @@ fn errors_panics_and_refusals_are_recorded_and_refused_work_never_starts() {
         let refused = guard
             .operation("db.drop.table")
             .target("carts")
-            .run_async(async move {
+            .run_async(|| async move {
                 flag.store(true, Ordering::SeqCst);
                 Ok::<_, std::io::Error>(())
             })
@@ -105,7 +105,7 @@ fn errors_panics_and_refusals_are_recorded_and_refused_work_never_starts() {
     let rt = runtime();
     let failed = rt.block_on(
         dev.operation("db.migrate")
-            .run_async(async { Err::<(), _>("column exists") }),
+            .run_async(|| async { Err::<(), _>("column exists") }),
     );
     assert!(matches!(failed, Err(RunError::Failed("column exists"))));
     assert_eq!(status(&dev), "failed");
@@ -113,7 +113,7 @@ fn errors_panics_and_refusals_are_recorded_and_refused_work_never_starts() {
         let dev = dev.guard().clone();
         tokio::spawn(async move {
             dev.operation("db.migrate")
-                .run_async(async {
+                .run_async(|| async {
                     tokio::task::yield_now().await;
                     panic!("boom");
                     #[allow(unreachable_code)]
@@ -133,4 +133,72 @@ fn errors_panics_and_refusals_are_recorded_and_refused_work_never_starts() {
         .unwrap();
     assert_eq!(status(&dev), "ok");
     let _ = guard;
+}
+
+/// Remembers which thread appended each record.
+#[derive(Clone, Default)]
+struct ThreadsSeen(MemoryAudit, Arc<Mutex<Vec<String>>>);
+
+impl prodguard::audit::AuditSink for ThreadsSeen {
+    fn append(
+        &self,
+        event: &prodguard_core::audit::AuditEvent,
+    ) -> Result<prodguard::audit::AppendReceipt, prodguard::audit::AuditError> {
+        let name = std::thread::current().name().unwrap_or("").to_owned();
+        self.1.lock().unwrap().push(name);
+        self.0.append(event)
+    }
+}
+
+#[test]
+fn work_dropped_by_a_timeout_is_recorded_abandoned_off_the_executor() {
+    let seen = ThreadsSeen::default();
+    let guard = Guard::builder()
+        .facts(Facts {
+            explicit: Some("development".into()),
+            ..Facts::default()
+        })
+        .audit_sink(seen.clone())
+        .build()
+        .unwrap();
+    let rt = runtime();
+    let started = Arc::new(AtomicBool::new(false));
+    let flag = started.clone();
+    let timed_out = rt.block_on(async {
+        tokio::spawn(async move {
+            tokio::time::timeout(
+                Duration::from_millis(50),
+                guard.operation("db.migrate").run_async(|| async move {
+                    flag.store(true, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    Ok::<(), std::io::Error>(())
+                }),
+            )
+            .await
+        })
+        .await
+        .unwrap()
+    });
+    assert!(timed_out.is_err(), "the timeout fired");
+    assert!(started.load(Ordering::SeqCst));
+    // Recorded on a thread of its own, not the worker: wait for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while seen
+        .0
+        .records()
+        .last()
+        .and_then(|r| r.outcome.clone())
+        .is_none()
+    {
+        assert!(std::time::Instant::now() < deadline, "no outcome recorded");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let last = seen.0.records().pop().unwrap();
+    assert_eq!(last.outcome.unwrap().status, "abandoned");
+    let threads = seen.1.lock().unwrap().clone();
+    assert_eq!(
+        threads.last().map(String::as_str),
+        Some("prodguard-abandoned"),
+        "{threads:?}"
+    );
 }

@@ -111,6 +111,9 @@ fn scripted_answers_are_used_in_order_and_every_run_is_recorded() {
         .collect();
     assert_eq!(statuses.len(), 4, "{statuses:?}");
     assert_eq!(statuses[1], "ok", "{statuses:?}");
+    // The record says how it was confirmed: by the script, not by a person.
+    let confirm = guard.records()[0].confirm.clone().unwrap();
+    assert_eq!(confirm.method, "scripted");
     // The rule's backup was made, in memory (its command never ran).
     let backup = guard.records().iter().find_map(|r| r.backup.clone());
     let backup = backup.unwrap_or_else(|| panic!("{:#?}", guard.records()));

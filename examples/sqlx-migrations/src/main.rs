@@ -119,7 +119,7 @@ async fn migrate(db: &Path) -> Result<(), Failure> {
         .operation("db.migrate")
         .target(db.display().to_string())
         .batch(pending)
-        .run_async(migrator.run(&pool))
+        .run_async(|| migrator.run(&pool))
         .await;
     pool.close().await;
     match outcome {

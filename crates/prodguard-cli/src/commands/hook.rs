@@ -255,22 +255,32 @@ pub(crate) fn install(agent: Agent, scope: &Scope, json: bool) -> Result<Envelop
             ))
         })?;
     // An entry runs the command itself (Cursor) or lists handlers that do.
-    let runs_prodguard = |handler: &Value| {
-        handler["command"]
-            .as_str()
-            .is_some_and(|c| c.ends_with(&suffix))
+    // Installed means this very command, on the shell tool: an entry with
+    // another binary or matcher would never run this one, so it is added,
+    // and such entries are named (not removed: they are the user's).
+    let commands_of = |entry: &Value| -> Vec<String> {
+        let handlers = entry["hooks"].as_array().cloned().unwrap_or_default();
+        std::iter::once(entry)
+            .chain(handlers.iter())
+            .filter_map(|h| h["command"].as_str().map(str::to_owned))
+            .collect()
     };
-    let installed = entries.iter().any(|entry| {
-        runs_prodguard(entry)
-            || entry["hooks"]
-                .as_array()
-                .is_some_and(|handlers| handlers.iter().any(runs_prodguard))
-    });
+    let matcher = settings.entry.get("matcher");
+    let installed = entries
+        .iter()
+        .any(|e| e.get("matcher") == matcher && commands_of(e).contains(&command));
+    let stale: Vec<String> = entries
+        .iter()
+        .flat_map(commands_of)
+        .filter(|c| c.ends_with(&suffix))
+        .filter(|_| !installed)
+        .collect();
     let answer = |added: bool| {
         envelope::ok(json!({
             "file": file.to_string_lossy(),
             "command": command,
             "added": added,
+            "other_prodguard_entries": stale,
         }))
     };
     if installed {
@@ -278,6 +288,15 @@ pub(crate) fn install(agent: Agent, scope: &Scope, json: bool) -> Result<Envelop
             say!("{shown}: the prodguard hook is already installed; nothing changed");
         }
         return Ok(answer(false));
+    }
+    if !json {
+        for other in &stale {
+            tell!(
+                "prodguard: {shown} also has `{}`, which is not this binary's hook on the \
+                 shell tool; remove it by hand if it is stale",
+                escape(other)
+            );
+        }
     }
     entries.push(settings.entry);
     let text = serde_json::to_string_pretty(&doc)

@@ -25,9 +25,14 @@ impl GuardedOperation<'_> {
     }
 
     /// [`run`](Self::run) for async work: once every guard passes (on a
-    /// blocking thread), awaits `work` here, then records how it ended —
-    /// `ok`, `failed` with the error's message, or `panicked` (the panic is
-    /// then resumed) — on a blocking thread again.
+    /// blocking thread), calls `work` and awaits its future here, then
+    /// records how it ended — `ok`, `failed` with the error's message, or
+    /// `panicked` (the panic is then resumed) — on a blocking thread again.
+    /// `work` is a closure, so nothing of it starts unless the guard passes.
+    ///
+    /// If the returned future is dropped while the work runs (a timeout, a
+    /// `select!`), the outcome `abandoned` is recorded on a thread of its
+    /// own, never on the executor.
     ///
     /// ```
     /// # async fn apply(pool: &()) -> Result<u64, std::io::Error> { Ok(3) }
@@ -38,18 +43,30 @@ impl GuardedOperation<'_> {
     /// let rows = guard
     ///     .operation("db.migrate")
     ///     .target("orders")
-    ///     .run_async(apply(&pool))
+    ///     .run_async(|| apply(&pool))
     ///     .await?;
     /// assert_eq!(rows, 3);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
     /// ```
-    pub async fn run_async<T, E: std::fmt::Display>(
-        self,
-        work: impl Future<Output = Result<T, E>>,
-    ) -> Result<T, RunError<E>> {
-        let permit = self.begin_async().await?;
-        match CatchUnwind(Box::pin(work)).await {
+    pub async fn run_async<T, E, F>(self, work: impl FnOnce() -> F) -> Result<T, RunError<E>>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: std::fmt::Display,
+    {
+        let mut permit = Pending(Some(self.begin_async().await?));
+        let ended = match catch_unwind(AssertUnwindSafe(work)) {
+            Ok(future) => CatchUnwind(Box::pin(future)).await,
+            Err(panic) => Err(panic),
+        };
+        // Only emptied here; should it ever be empty, nothing is claimed.
+        let Some(permit) = permit.0.take() else {
+            return Err(RunError::Refused(GuardError::Policy(
+                "internal error: the guarded operation's permit is gone; its outcome is unknown"
+                    .into(),
+            )));
+        };
+        match ended {
             Ok(result) => {
                 let outcome = result.as_ref().map(|_| ()).map_err(ToString::to_string);
                 permit.finish_async(outcome).await;
@@ -67,10 +84,29 @@ impl GuardedOperation<'_> {
 impl Permit {
     /// [`finish`](Self::finish) on a blocking thread (the outcome record is
     /// fsynced). Must be called from within a tokio runtime.
-    pub async fn finish_async(self, result: Result<(), String>) {
+    pub async fn finish_async(mut self, result: Result<(), String>) {
         // Should the runtime refuse the task, the permit is dropped with it
-        // and records `abandoned`: never no outcome.
+        // and records this outcome, not `abandoned`.
+        self.settled = Some(match &result {
+            Ok(()) => ("ok", None),
+            Err(e) => ("failed", Some(e.clone())),
+        });
         let _ = blocking(move || self.finish(result)).await;
+    }
+}
+
+/// A permit held across an `.await`: dropped there (the future was
+/// cancelled), it records `abandoned` on a thread of its own, since the
+/// audit append fsyncs and a fleet-mode sink may not run on an executor.
+struct Pending(Option<Permit>);
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(permit) = self.0.take() {
+            let _ = std::thread::Builder::new()
+                .name("prodguard-abandoned".into())
+                .spawn(move || drop(permit));
+        }
     }
 }
 
