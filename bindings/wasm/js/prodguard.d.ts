@@ -480,7 +480,7 @@ export interface AuditEvent {
   backup?: BackupEvidence;
   /** `approval+typed`: a token, and the person typed too (mode `both`); `callback`: a host's own prompt. The host spends `token_id` when present. */
   /** `max_rows`: the approval's bound on each statement's rows (SQL scripts). */
-  confirm?: { method: 'typed' | 'approval' | 'approval+typed' | 'callback' | 'break-glass'; approver?: string; token_id?: string; exp?: string; max_rows?: number };
+  confirm?: { method: 'typed' | 'approval' | 'approval+typed' | 'callback' | 'scripted' | 'break-glass'; approver?: string; token_id?: string; exp?: string; max_rows?: number };
   /** `rolled_back`: a SQL script went over a bound (`exit_code` is the refusal's); `dry_run`: it was only counted. `rows`: by statement index. */
   outcome?: {
     status: 'ok' | 'failed' | 'panicked' | 'abandoned' | 'rolled_back' | 'dry_run';

@@ -123,8 +123,8 @@ pub fn typed_answer(
 /// What a person's answer (the [`Route::AskPerson`] route, through the
 /// terminal, a program's confirmer or a host's callback) may record: that
 /// the acting account confirmed it, typed (or `callback`, a host's own
-/// prompt) — never a token, an expiry or someone else, whatever the
-/// confirmer claims.
+/// prompt; `scripted`, a test's script) — never a token, an expiry or
+/// someone else, whatever the confirmer claims.
 ///
 /// ```
 /// use prodguard_core::audit::{Actor, ConfirmEvidence};
@@ -140,10 +140,12 @@ pub fn typed_answer(
 pub fn from_person(answer: ConfirmationAnswer, actor: &Actor) -> ConfirmationAnswer {
     match answer {
         ConfirmationAnswer::Confirmed(claimed) => {
-            let method = if claimed.method == "callback" {
-                "callback"
-            } else {
-                "typed"
+            // A weaker claim stands (a host's own prompt, a test's
+            // script); anything else is what a person at a prompt does.
+            let method = match claimed.method.as_str() {
+                "callback" => "callback",
+                "scripted" => "scripted",
+                _ => "typed",
             };
             ConfirmationAnswer::Confirmed(ConfirmEvidence {
                 method: method.into(),

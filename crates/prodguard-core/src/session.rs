@@ -507,6 +507,28 @@ pub(crate) fn decide_also(
             break_glass_allowed: false,
         };
     }
+    // A batch's fingerprint is its steps': an approval binds them, and the
+    // record lists them, so the two must not tell different stories.
+    if !operation.batch.is_empty()
+        && operation.fingerprint.as_deref()
+            != Some(crate::audit::batch_fingerprint(&operation.batch).as_str())
+    {
+        return Decision {
+            result: Verdict::Deny,
+            rule: None,
+            requirements: Vec::new(),
+            exit_code: ExitCode::PolicyError.code(),
+            reasons: vec![
+                "the fingerprint is not the batch's: give the steps with `batch` and no \
+                 fingerprint of your own"
+                    .into(),
+            ],
+            confirm_mode: ConfirmMode::Either,
+            backup: None,
+            actors: Vec::new(),
+            break_glass_allowed: false,
+        };
+    }
     // `matched_rules` is not part of a decision: not collected.
     let evaluation = policy.evaluate_with(detection.tier, &operation.kind, also, false);
     if let Some((rule, reason)) = evaluation.denied_by {

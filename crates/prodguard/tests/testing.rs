@@ -155,6 +155,15 @@ fn a_batch_asks_once_listing_every_step_and_records_each_checksum() {
         op.fingerprint.as_deref(),
         Some(prodguard_core::audit::batch_fingerprint(&pending).as_str())
     );
+    // A fingerprint of its own would make the record and the approval tell
+    // different stories: refused.
+    let mixed = guard
+        .operation("db.migrate")
+        .target("app.db")
+        .batch(pending.clone())
+        .fingerprint("sha256:something-else")
+        .run_infallible(|| ());
+    assert_eq!(mixed.unwrap_err().exit_code().code(), 125);
     // The next batch is another operation: asked again, and nobody answers.
     let refused = guard
         .operation("db.migrate")
