@@ -392,6 +392,23 @@ fn install_writes_each_agents_own_settings_file_in_its_own_shape() {
             .unwrap()
             .ends_with(" hook cursor")
     );
+    // Settings kept elsewhere behind a symbolic link are written through it.
+    std::fs::create_dir_all(sb.path(".claude")).unwrap();
+    std::fs::write(sb.path("shared-settings.json"), "{}").unwrap();
+    std::os::unix::fs::symlink(
+        sb.path("shared-settings.json"),
+        sb.path(".claude/settings.json"),
+    )
+    .unwrap();
+    let out = sb.run(DEV, &["hook", "install", "claude-code"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        std::fs::symlink_metadata(sb.path(".claude/settings.json"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(read("shared-settings.json")["hooks"]["PreToolUse"][0]["matcher"] == "Bash");
     let out = sb.run(DEV, &["hook", "install", "copilot"]);
     assert_eq!(
         code(&out),
@@ -428,6 +445,13 @@ fn install_system_writes_the_root_owned_settings_or_says_to_be_root() {
     let out = sb.run(DEV, &["hook", "install", "cursor", "--system"]);
     if root {
         assert_eq!(code(&out), 0, "{}", stderr(&out));
+        // Readable by every user's agent, whatever root's umask.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &str| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(FILE), 0o644);
+        if created_dir {
+            assert_eq!(mode("/etc/cursor"), 0o755);
+        }
         let written: Value = serde_json::from_str(&std::fs::read_to_string(FILE).unwrap()).unwrap();
         assert!(
             written["hooks"]["beforeShellExecution"][0]["command"]

@@ -56,9 +56,6 @@ use crate::{Tier, Timestamp};
 mod sql_run;
 use sql_run::{Counted, SqlRun};
 
-/// How to get an approval token for `operation` on `target`, in words
-/// every face can say: the command an approver runs, with the real
-/// operation and target; how the token reaches the run is the face's to say.
 /// What a confirmation of a batch shows: each step, in order.
 fn batch_steps(batch: &[BatchItem]) -> Vec<String> {
     batch
@@ -77,6 +74,9 @@ fn batch_steps(batch: &[BatchItem]) -> Vec<String> {
         .collect()
 }
 
+/// How to get an approval token for `operation` on `target`, in words
+/// every face can say: the command an approver runs, with the real
+/// operation and target; how the token reaches the run is the face's to say.
 fn how_to_approve(operation: &str, target: &str, fingerprint: Option<&str>) -> String {
     // A fingerprinted operation (a SQL script) is approved only with it.
     let fingerprint = fingerprint

@@ -316,15 +316,28 @@ pub(crate) fn install(agent: Agent, scope: &Scope, json: bool) -> Result<Envelop
 }
 
 /// Writes `text` to `file` through a temporary file in the same directory,
-/// so a reader sees the old settings or the new, never half.
+/// so a reader sees the old settings or the new, never half. A symbolic
+/// link is written through (its target gets the settings), an existing
+/// file keeps its mode, and a new one is 0644 in a directory made 0755:
+/// every user's agent must read system settings, whatever root's umask.
 fn write_atomically(file: &Path, text: &str) -> std::io::Result<()> {
-    let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
-    if let Some(dir) = dir {
+    use std::os::unix::fs::PermissionsExt;
+    let file = match std::fs::symlink_metadata(file) {
+        Ok(meta) if meta.file_type().is_symlink() => std::fs::canonicalize(file)?,
+        _ => file.to_path_buf(),
+    };
+    let mode = std::fs::metadata(&file).map_or(0o644, |m| m.permissions().mode() & 0o7777);
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
         std::fs::create_dir_all(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
     }
     let temp = file.with_extension(format!("json.{}.tmp", std::process::id()));
     std::fs::write(&temp, text)?;
-    std::fs::rename(&temp, file).inspect_err(|_| {
+    let placed = std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(mode))
+        .and_then(|()| std::fs::rename(&temp, &file));
+    placed.inspect_err(|_| {
         let _ = std::fs::remove_file(&temp);
     })
 }
