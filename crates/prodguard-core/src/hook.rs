@@ -347,7 +347,8 @@ fn reason(policy: &Policy, agent: Agent, decided: &DecidedCommand) -> String {
             format!("rule `{rule}` requires {}{denied}", needs.join(" + "))
         }
     };
-    let approve = match target {
+    // No approval gets past a deny rule: say nothing of one there.
+    let approve = match target.filter(|_| evaluation.denied_by.is_none()) {
         Some(t) => format!(
             "; to run it outside the agent, a person runs it under prodguard, or approves it: \
              prodguard approve --key FILE --op {} --target {}",
@@ -508,12 +509,18 @@ mod tests {
             "{}",
             answer.reason
         );
-        let answer = decide(&policy, &prod, CLAUDE, &[delete, reset], none);
+        let answer = decide(&policy, &prod, CLAUDE, &[delete, reset.clone()], none);
         assert_eq!(answer.verdict, HookVerdict::Deny);
         assert!(
             answer.reason.contains("resets are never run in production"),
             "{}",
             answer.reason
+        );
+        let denied = decide(&policy, &prod, CLAUDE, &[reset], none);
+        assert!(
+            !denied.reason.contains("prodguard approve"),
+            "no approval gets past a deny rule: {}",
+            denied.reason
         );
         let answer = decide(&policy, &prod, CLAUDE, &[destroy], none);
         assert_eq!(answer.verdict, HookVerdict::Deny);
