@@ -28,23 +28,6 @@ const POLICY_MAX_BYTES = 4 << 20;
 const MAX_ANSWER_BYTES = 1024;
 
 /**
- * Variables set by AI coding agents (crates/prodguard/src/facts.rs,
- * AGENT_VARIABLES): any of them, truthy, makes the actor `agent`.
- */
-const AGENT_VARIABLES = Object.freeze([
-  'AI_AGENT', 'CLAUDECODE', 'CLAUDE_CODE', 'CURSOR_AGENT', 'CURSOR_TRACE_ID', 'GEMINI_CLI', 'CODEX_SANDBOX',
-  'CODEX_CI', 'AUGMENT_AGENT', 'OPENCODE', 'REPLIT_AGENT', 'GOOSE_TERMINAL', 'AMP_AGENT',
-]);
-/** Variables whose truthy presence says "a CI run" (prodguard_core::detect::ci_variables). */
-const CI_VARIABLES = Object.freeze([
-  'CI', 'GITHUB_ACTIONS', 'GITLAB_CI', 'BUILDKITE', 'CIRCLECI', 'JENKINS_URL', 'TF_BUILD', 'TRAVIS',
-  'TEAMCITY_VERSION', 'BITBUCKET_BUILD_NUMBER', 'CODEBUILD_BUILD_ID',
-]);
-
-/** Exported for the test that keeps them in step with the Rust lists. */
-export const _ACTOR_VARIABLES = Object.freeze({ agent: AGENT_VARIABLES, ci: CI_VARIABLES });
-
-/**
  * A refusal: the operation did not run. `code` is the exit code a CLI run
  * would give (120 denied, 121 not confirmed, 122 backup, 123 audit, 124
  * environment mismatch, 125 policy or usage); `denial` is the session's,
@@ -59,20 +42,20 @@ export class GuardRefusal extends ProdguardError {
   }
 }
 
-const truthy = (value) => {
-  const folded = String(value ?? '').trim().toLowerCase();
-  return !(folded === '' || folded === '0' || folded === 'false');
-};
 const nonEmpty = (value) => (typeof value === 'string' && value.trim() !== '' ? value : null);
 
 /**
  * Who is acting, as the Rust runtime says it (crates/prodguard/src/facts.rs,
  * `current_actor`): the label `PRODGUARD_ACTOR`, else `SUDO_USER`, `USER`,
- * `LOGNAME`, else the account; the OS account of this process; and the kind:
- * agent (an agent variable) beats ci (a CI variable) beats human (a
- * terminal) beats service.
+ * `LOGNAME`, else the account; the OS account of this process; and the
+ * kind, which the module decides (ABI 2.3 `actor_kind`: agent beats ci
+ * beats human, a terminal, beats service) from `env` and whether this
+ * process has a terminal.
  */
-export function nodeActor({ env = process.env, terminal = '/dev/tty' } = {}) {
+export function nodeActor({ pg, env = process.env, terminal = '/dev/tty' } = {}) {
+  if (pg === undefined || typeof pg.evaluate !== 'function') {
+    throw new TypeError('nodeActor needs the loaded module: nodeActor({ pg })');
+  }
   let account;
   try {
     account = userInfo().username;
@@ -80,11 +63,13 @@ export function nodeActor({ env = process.env, terminal = '/dev/tty' } = {}) {
     account = `uid:${process.getuid?.() ?? 'unknown'}`;
   }
   const user = nonEmpty(env.PRODGUARD_ACTOR) ?? nonEmpty(env.SUDO_USER) ?? nonEmpty(env.USER) ?? nonEmpty(env.LOGNAME) ?? account;
-  let kind;
-  if (AGENT_VARIABLES.some((name) => nonEmpty(env[name]) !== null && truthy(env[name]))) kind = 'agent';
-  else if (CI_VARIABLES.some((name) => nonEmpty(env[name]) !== null && truthy(env[name]))) kind = 'ci';
-  else if (process.stdin.isTTY || (terminal !== null && canOpen(terminal))) kind = 'human';
-  else kind = 'service';
+  const vars = Object.fromEntries(Object.entries(env).filter(([, value]) => typeof value === 'string'));
+  const hasTerminal = Boolean(process.stdin.isTTY) || (terminal !== null && canOpen(terminal));
+  const { actor_kind: kind } = pg.evaluate({
+    facts: { env: vars },
+    terminal: hasTerminal,
+    operation: { kind: 'prodguard.detect' },
+  });
   return { user, kind, account };
 }
 
@@ -308,7 +293,7 @@ export async function createGuard(options = {}) {
   const host = nonEmpty(hostname) ?? 'unknown';
   const log = logPath === null ? null : new AuditLog(logPath, pg, { host, flock });
   return new Guard({
-    pg, request, facts: gathered, actor: actor ?? nodeActor({ env, terminal }), log,
+    pg, request, facts: gathered, actor: actor ?? nodeActor({ pg, env, terminal }), log,
     ledger: logPath === null ? null : `file://${nonEmpty(hostname) ?? ''}${logPath}`,
     terminal, env, output,
   });

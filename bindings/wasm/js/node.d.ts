@@ -36,6 +36,8 @@ export declare class GuardRefusal extends ProdguardError<DenialExitCode> {
 }
 
 export interface NodeActorOptions {
+  /** The loaded module: it decides the kind (ABI 2.3 `actor_kind`). */
+  pg: Prodguard;
   /** Default: `process.env`. */
   env?: Record<string, string | undefined>;
   /** The terminal whose presence makes the actor `human`; default `/dev/tty`. */
@@ -43,7 +45,7 @@ export interface NodeActorOptions {
 }
 
 /** Who is acting, as the Rust runtime says it: label, OS account, and kind (agent > ci > human > service). */
-export declare function nodeActor(options?: NodeActorOptions): Required<Actor>;
+export declare function nodeActor(options: NodeActorOptions): Required<Actor>;
 
 /** Something `output` can write the prompt to instead of the terminal (tests). */
 export interface PromptOutput {
@@ -69,7 +71,7 @@ export interface CreateGuardOptions {
   facts?: Facts;
   /** An environment the program names itself. */
   explicit?: string | null;
-  /** Who is acting; default `nodeActor()`. */
+  /** Who is acting; default `nodeActor({ pg })`. */
   actor?: Actor;
   /** The terminal asked for a typed confirmation; default `/dev/tty`; null: nobody is ever asked. */
   terminal?: string | null;

@@ -319,6 +319,8 @@ interface EvaluateRequestBase {
    * included (as `prodguard detect --json --explain`); by default only those that were set.
    */
   explain?: boolean;
+  /** Whether the host process has a terminal (ABI 2.3): with `facts.env` it decides the answer's `actor_kind`. */
+  terminal?: boolean;
 }
 
 /** A dry run (no evidence), or a whole guard session (evidence and `now`, RFC 3339). */
@@ -453,6 +455,8 @@ export interface Evaluation {
   session?: SessionVerdict;
   /** Present when the request carried `sql` (ABI 2.1). */
   sql?: SqlAnswer;
+  /** What kind of actor a process with `facts.env` and `terminal` is (ABI 2.3): an agent variable beats a CI variable beats a terminal (human) beats none (service). */
+  actor_kind: ActorKind;
 }
 
 export type EventKind = 'intent' | 'outcome' | 'refusal' | 'note' | 'recovery' | 'seal' | 'prune';

@@ -37,7 +37,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::Tier;
-use crate::policy::{EnvironmentConfig, UnknownEnvironment};
+use crate::policy::{ActorKind, EnvironmentConfig, UnknownEnvironment};
 use crate::text::escape;
 
 /// Everything detection may look at, captured by the caller.
@@ -228,6 +228,55 @@ pub fn conventions() -> impl Iterator<Item = &'static str> {
 /// The variables whose (truthy) presence says "this is a CI run".
 pub fn ci_variables() -> impl Iterator<Item = &'static str> {
     env_signals(|read| read == Read::CiFlag)
+}
+
+/// Variables set by AI coding agents (the ones Prisma and std-env look
+/// at); any of them, truthy, makes the actor an agent.
+pub const AGENT_VARIABLES: &[&str] = &[
+    "AI_AGENT",
+    "CLAUDECODE",
+    "CLAUDE_CODE",
+    "CURSOR_AGENT",
+    "CURSOR_TRACE_ID",
+    "GEMINI_CLI",
+    "CODEX_SANDBOX",
+    "CODEX_CI",
+    "AUGMENT_AGENT",
+    "OPENCODE",
+    "REPLIT_AGENT",
+    "GOOSE_TERMINAL",
+    "AMP_AGENT",
+];
+
+/// What kind of actor a process with environment `env` is, `terminal`
+/// saying whether it has one: an AI agent (an agent variable) beats CI (a
+/// CI variable) beats a person (a terminal) beats a service. An agent
+/// inside a terminal is still an agent.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use prodguard_core::detect::actor_kind;
+/// use prodguard_core::policy::ActorKind;
+///
+/// let env = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+///     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+/// };
+/// assert_eq!(actor_kind(&env(&[("CLAUDECODE", "1"), ("CI", "true")]), true), ActorKind::Agent);
+/// assert_eq!(actor_kind(&env(&[("CI", "true")]), true), ActorKind::Ci);
+/// assert_eq!(actor_kind(&env(&[("CI", "false")]), true), ActorKind::Human);
+/// assert_eq!(actor_kind(&env(&[]), false), ActorKind::Service);
+/// ```
+pub fn actor_kind(env: &BTreeMap<String, String>, terminal: bool) -> ActorKind {
+    let set = |name: &str| env.get(name).is_some_and(|value| is_truthy(value));
+    if AGENT_VARIABLES.iter().any(|name| set(name)) {
+        ActorKind::Agent
+    } else if ci_variables().any(set) {
+        ActorKind::Ci
+    } else if terminal {
+        ActorKind::Human
+    } else {
+        ActorKind::Service
+    }
 }
 
 const OTEL_KEY: &str = "deployment.environment.name";

@@ -22,7 +22,7 @@ use crate::approval::{self, Claims, Expected};
 use crate::audit::{Actor, AuditEvent, BackupEvidence, Envelope, EventKind, encode_record};
 use crate::confirm::{self, Route, Unconfirmable};
 use crate::detect::classify_with;
-use crate::policy::ConfirmMode;
+use crate::policy::{ActorKind, ConfirmMode};
 use crate::session::{
     AuditFailure, BackupError, Challenge, ConfirmationAnswer, Decision, Denial, LockRefusal,
     Operation, Session, SessionInput, Stamp, StampError, Step, decide, shorten,
@@ -73,6 +73,11 @@ pub struct Request {
     /// signals that were set, which keeps it small and fast.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub explain: bool,
+    /// Whether the host process has a terminal (2.3): with `facts.env`, it
+    /// decides the answer's `actor_kind`, so a host never keeps its own
+    /// lists of agent and CI variables.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub terminal: bool,
 }
 
 /// The operation in a [`Request`].
@@ -188,6 +193,9 @@ pub struct Evaluation {
     /// The script's classification, when the request carried `sql`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sql: Option<SqlAnswer>,
+    /// What kind of actor a process with `facts.env` and the request's
+    /// `terminal` is (2.3): [`crate::detect::actor_kind`].
+    pub actor_kind: ActorKind,
 }
 
 /// A classified script, in an [`Evaluation`]: what [`crate::sql::classify`]
@@ -517,6 +525,7 @@ fn evaluate(request: &str, api: &mut JsonApi) -> Result<Evaluation, Response> {
         decision,
         session,
         sql: sql.map(|(_, answer)| answer),
+        actor_kind: crate::detect::actor_kind(&request.facts.env, request.terminal),
     })
 }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use prodguard_core::audit::Actor;
-use prodguard_core::detect::{ci_variables, is_truthy};
+use prodguard_core::detect::{AGENT_VARIABLES, ci_variables};
 use prodguard_core::policy::{ActorKind, EnvironmentConfig};
 use prodguard_core::{Facts, Timestamp};
 
@@ -16,24 +16,6 @@ use crate::small_file;
 /// The marker file is a name, not a document: one larger than this names
 /// no environment.
 const MARKER_MAX_BYTES: u64 = 4096;
-
-/// Variables set by AI coding agents (the ones Prisma and std-env look at);
-/// any of them makes the actor `agent`.
-const AGENT_VARIABLES: &[&str] = &[
-    "AI_AGENT",
-    "CLAUDECODE",
-    "CLAUDE_CODE",
-    "CURSOR_AGENT",
-    "CURSOR_TRACE_ID",
-    "GEMINI_CLI",
-    "CODEX_SANDBOX",
-    "CODEX_CI",
-    "AUGMENT_AGENT",
-    "OPENCODE",
-    "REPLIT_AGENT",
-    "GOOSE_TERMINAL",
-    "AMP_AGENT",
-];
 
 /// The current time from the system clock.
 pub fn now() -> Timestamp {
@@ -140,21 +122,17 @@ pub fn os_user() -> Option<String> {
     }
 }
 
-fn is_set_truthy(name: &str) -> bool {
-    non_empty_var(name).is_some_and(|v| is_truthy(&v))
-}
-
-/// Agent beats CI beats human: an agent inside a terminal is still an agent.
+/// The core decides the kind (`prodguard_core::detect::actor_kind`) from
+/// the variables that can say it and whether there is a terminal.
 fn actor_kind() -> ActorKind {
-    if AGENT_VARIABLES.iter().any(|v| is_set_truthy(v)) {
-        ActorKind::Agent
-    } else if ci_variables().any(is_set_truthy) {
-        ActorKind::Ci
-    } else if std::io::stdin().is_terminal() || std::fs::File::open("/dev/tty").is_ok() {
-        ActorKind::Human
-    } else {
-        ActorKind::Service
-    }
+    let env: BTreeMap<String, String> = AGENT_VARIABLES
+        .iter()
+        .copied()
+        .chain(ci_variables())
+        .filter_map(|name| Some((name.to_owned(), std::env::var(name).ok()?)))
+        .collect();
+    let terminal = std::io::stdin().is_terminal() || std::fs::File::open("/dev/tty").is_ok();
+    prodguard_core::detect::actor_kind(&env, terminal)
 }
 
 /// Fills `bytes` from the kernel's CSPRNG (/dev/urandom).

@@ -9,10 +9,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { _ACTOR_VARIABLES } from '../guard.mjs';
 import { GuardRefusal, ProdguardError, createGuard, nodeActor } from '../node.mjs';
 import { assertVerifies, baseOptions, cli, findCli, records, tempDir } from '../test-support/guard.mjs';
-import { repoRoot } from '../test-support/wasm.mjs';
+import { loadProdguard, repoRoot } from '../test-support/wasm.mjs';
 
 const MIGRATE = { kind: 'db.migrate', target: 'orders' };
 const refusal = (code, message) => (error) => {
@@ -221,23 +220,17 @@ test('the system policy counts only when root-owned and writable by nobody else,
   await assert.rejects(createGuard(options), refusal(125, /the directory .* is writable by its group/));
 });
 
-test('nodeActor: agent beats ci beats human beats service; the account is this process\'s', () => {
+test('nodeActor: the module decides the kind (agent beats ci beats human beats service); the account is this process\'s', async () => {
+  const pg = await loadProdguard();
   const none = '/nonexistent/tty';
-  assert.equal(nodeActor({ env: { CLAUDECODE: '1', CI: 'true' }, terminal: none }).kind, 'agent');
-  assert.equal(nodeActor({ env: { CI: 'true' }, terminal: none }).kind, 'ci');
-  assert.equal(nodeActor({ env: { CI: 'false', CLAUDECODE: '0' }, terminal: none }).kind, process.stdin.isTTY ? 'human' : 'service');
-  const actor = nodeActor({ env: { PRODGUARD_ACTOR: 'deploy-bot', USER: 'x' }, terminal: none });
+  assert.equal(nodeActor({ pg, env: { CLAUDECODE: '1', CI: 'true' }, terminal: none }).kind, 'agent');
+  assert.equal(nodeActor({ pg, env: { CURSOR_AGENT: '1' }, terminal: none }).kind, 'agent');
+  assert.equal(nodeActor({ pg, env: { CI: 'true' }, terminal: none }).kind, 'ci');
+  assert.equal(nodeActor({ pg, env: { CI: 'false', CLAUDECODE: '0' }, terminal: none }).kind, process.stdin.isTTY ? 'human' : 'service');
+  const actor = nodeActor({ pg, env: { PRODGUARD_ACTOR: 'deploy-bot', USER: 'x' }, terminal: none });
   assert.equal(actor.user, 'deploy-bot');
   assert.ok(actor.account.length > 0);
-});
-
-test('the agent and CI variables are the Rust runtime\'s (facts.rs, detect.rs)', () => {
-  const facts = readFileSync(join(repoRoot, 'crates/prodguard/src/facts.rs'), 'utf8');
-  const list = /const AGENT_VARIABLES: &\[&str\] = &\[([^\]]*)\]/.exec(facts);
-  assert.ok(list, 'AGENT_VARIABLES not found in facts.rs');
-  assert.deepEqual([..._ACTOR_VARIABLES.agent], [...list[1].matchAll(/"([A-Z_]+)"/g)].map((m) => m[1]));
-  const detect = readFileSync(join(repoRoot, 'crates/prodguard-core/src/detect.rs'), 'utf8');
-  assert.deepEqual([..._ACTOR_VARIABLES.ci], [...detect.matchAll(/env_signal!\("([A-Z_]+)", CiFlag\)/g)].map((m) => m[1]));
+  assert.throws(() => nodeActor({ env: {} }), TypeError);
 });
 
 test('guard.run checks its arguments', async (t) => {

@@ -13,7 +13,7 @@ const PROBE = { facts: { env: { APP_ENV: 'production' } }, operation: { kind: 'd
 
 async function assertWorks(source) {
   const pg = await load(source);
-  assert.deepEqual(pg.abiVersion, { major: 2, minor: 2 });
+  assert.deepEqual(pg.abiVersion, { major: 2, minor: 3 });
   assert.equal(pg.evaluate(PROBE).decision.exit_code, 121);
 }
 
@@ -26,11 +26,11 @@ test('prodguard.wasm exports exactly the ABI 2.0 set and imports nothing', () =>
   assert.deepEqual(WebAssembly.Module.imports(module), []);
 });
 
-test('prodguard_abi_version is 2.2 (0x00020002)', async () => {
+test('prodguard_abi_version is 2.3 (0x00020003)', async () => {
   const pg = await load(wasmBytes());
-  assert.equal(pg.exports.prodguard_abi_version(), 0x00020002);
+  assert.equal(pg.exports.prodguard_abi_version(), 0x00020003);
   assert.equal(ABI_MAJOR, 2);
-  assert.deepEqual(pg.abiVersion, { major: 2, minor: 2 });
+  assert.deepEqual(pg.abiVersion, { major: 2, minor: 3 });
   assert.ok(Object.isFrozen(pg.abiVersion));
 });
 

@@ -112,12 +112,13 @@ async function flow(bytes: Uint8Array, response: Promise<Response>): Promise<voi
 }
 
 async function guarded(): Promise<void> {
-  await load(); // the package's own prodguard.wasm
+  const pg = await load(); // the package's own prodguard.wasm
   const guard: Guard = await createGuard({ auditLog: '/tmp/audit.jsonl', terminal: null, policy: null });
   const operation: GuardedOperation = { kind: 'db.migrate', target: 'orders', approval: null };
   const applied: number = await guard.run(operation, async () => 3);
   const text: string = await guard.run({ kind: 'cache.flush' }, () => 'flushed');
-  const kind: 'human' | 'ci' | 'agent' | 'service' = nodeActor().kind;
+  const kind: 'human' | 'ci' | 'agent' | 'service' = nodeActor({ pg }).kind;
+  const actorKind: 'human' | 'ci' | 'agent' | 'service' = pg.evaluate({ operation: { kind: 'db.read' }, terminal: true }).actor_kind;
   const ledger: string | null = guard.ledger;
   // @ts-expect-error: work is required
   await guard.run(operation);

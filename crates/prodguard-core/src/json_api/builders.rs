@@ -30,6 +30,7 @@ impl Request {
             evidence: None,
             now: None,
             explain: false,
+            terminal: false,
         }
     }
 

@@ -283,6 +283,7 @@ fn request() -> Request {
         evidence: Some(evidence()),
         now: Some("2026-11-27T10:00:00Z".into()),
         explain: true,
+        terminal: true,
     }
 }
 
@@ -541,6 +542,7 @@ fn evaluation() -> Evaluation {
         decision: decision(),
         session: Some(session()),
         sql: Some(sql_answer()),
+        actor_kind: ActorKind::Agent,
     }
 }
 
