@@ -197,36 +197,31 @@ function checkSecure(path, dir) {
   });
 }
 
-/**
- * Whether a policy's text sets anything in its `[audit]` table (log,
- * copies, durability, seal, rotation, sink). prodguard.wasm does not answer
- * a policy's audit settings, so this host cannot honour them; it refuses
- * such a policy rather than write the trail somewhere the policy did not
- * say, unsealed or unrotated. (A textual check: see the package README.)
- */
-function setsAudit(text) {
-  return /^[ \t]*(\[[ \t]*(audit|"audit"|'audit')[ \t]*[\].]|(audit|"audit"|'audit')[ \t]*[.=])/m.test(text);
-}
 
 /**
- * The audit log, as crates/prodguard/src/config.rs `audit_logs` finds it
- * for a policy without `[audit]` keys: under a system policy, the system's
- * trail; else the `auditLog` option, `PRODGUARD_AUDIT_LOG`, else
- * `$XDG_STATE_HOME/prodguard/audit.jsonl` (or `~/.local/state/…`).
+ * The audit log, as crates/prodguard/src/config.rs `audit_logs` finds it:
+ * under a system policy, the system's trail (its `[audit] log`, else
+ * /var/log/prodguard/audit.jsonl; copies are not written here, and said
+ * so); else the `auditLog` option or `PRODGUARD_AUDIT_LOG`, else the
+ * policy's `[audit] log`, else `$XDG_STATE_HOME/prodguard/audit.jsonl` (or
+ * `~/.local/state/…`).
  */
-function auditLogPath({ auditLog, env, cwd, anchored }) {
+function auditLogPath({ auditLog, env, cwd, anchored, audit }) {
   const named = nonEmpty(auditLog ?? undefined) ?? nonEmpty(env.PRODGUARD_AUDIT_LOG);
   if (anchored) {
-    if (named !== null && resolve(cwd, named) !== SYSTEM_AUDIT_LOG) {
+    const trail = audit.log ?? SYSTEM_AUDIT_LOG;
+    const copies = [...(audit.copies ?? []), ...(named === null ? [] : [resolve(cwd, named)])].filter((c) => c !== trail);
+    for (const copy of copies) {
       process.emitWarning(
-        `prodguard: under the system policy the audit trail is ${SYSTEM_AUDIT_LOG}; ` +
-          `${named} would be a copy, which this Node host does not write`,
+        `prodguard: under the system policy the audit trail is ${trail}; ${copy} would be a copy, ` +
+          'which this Node host does not write',
         { code: 'PRODGUARD_AUDIT_COPY' },
       );
     }
-    return SYSTEM_AUDIT_LOG;
+    return trail;
   }
   if (named !== null) return resolve(cwd, named);
+  if (audit.log !== null) return resolve(cwd, audit.log);
   const absolute = (name) => {
     const value = nonEmpty(env[name]);
     return value !== null && isAbsolute(value) ? value : null;
@@ -260,17 +255,23 @@ export async function createGuard(options = {}) {
   const pg = module !== undefined && typeof module?.evaluate === 'function' ? module : await load(module);
   const local = discoverPolicy({ policy, policyFile, env, cwd });
   const systemPolicy = systemDir === null ? null : systemPolicyText(systemDir);
-  for (const [source, path] of [[systemPolicy, join(systemDir ?? SYSTEM_DIR, SYSTEM_POLICY_NAME)], [local?.text, local?.path]]) {
-    if (typeof source === 'string' && setsAudit(source)) {
-      throw policyError(
-        `${path} sets [audit] keys (log, copies, durability, seal, rotation or sink), which this Node host ` +
-          'cannot read from prodguard.wasm and so cannot honour; it refuses rather than keep the trail ' +
-          'elsewhere or unsealed. Remove the [audit] table (and name the log with auditLog or ' +
-          'PRODGUARD_AUDIT_LOG), or run the operation through the prodguard CLI (`prodguard exec`)',
-      );
-    }
-  }
   const request = { policy: local?.text ?? null, ...(systemPolicy === null ? {} : { system_policy: systemPolicy }) };
+  // The policy's [audit] settings, layered, as the module reads them (ABI
+  // 2.3): this host writes one fdatasync'ed log, so it refuses what it would
+  // otherwise leave undone.
+  const { audit } = pg.evaluate({ ...request, operation: { kind: 'prodguard.detect' } });
+  const unmet = [
+    audit.seal_key_file !== null && 'seal_key_file (seals)',
+    audit.rotate_bytes !== null && 'rotate_bytes (rotation)',
+    audit.sink !== null && 'sink (fleet mode)',
+  ].filter(Boolean);
+  if (unmet.length > 0) {
+    throw policyError(
+      `the policy sets [audit] ${unmet.join(' and ')}, which this Node host does not do; it refuses rather ` +
+        'than write a trail the policy says is otherwise. Run the operation through the prodguard CLI ' +
+        '(`prodguard exec`), or leave those keys out',
+    );
+  }
   let gathered = facts ?? nodeFacts({ env, hostname, explicit });
   if (facts === undefined) {
     // The markers the policy names (`marker_file`), which only the module
@@ -289,7 +290,7 @@ export async function createGuard(options = {}) {
     // A policy error surfaces now, not at the first run.
     pg.evaluate({ ...request, facts: gathered, operation: { kind: 'prodguard.detect' } });
   }
-  const logPath = auditLogPath({ auditLog, env, cwd, anchored: systemPolicy !== null });
+  const logPath = auditLogPath({ auditLog, env, cwd, anchored: systemPolicy !== null, audit });
   const host = nonEmpty(hostname) ?? 'unknown';
   const log = logPath === null ? null : new AuditLog(logPath, pg, { host, flock });
   return new Guard({

@@ -457,6 +457,23 @@ export interface Evaluation {
   sql?: SqlAnswer;
   /** What kind of actor a process with `facts.env` and `terminal` is (ABI 2.3): an agent variable beats a CI variable beats a terminal (human) beats none (service). */
   actor_kind: ActorKind;
+  /** The policy's `[audit]` settings, layered (ABI 2.3): a host honours them or refuses. */
+  audit: AuditSettings;
+}
+
+/** A policy's `[audit]` settings, as `evaluate` answers them (ABI 2.3). */
+export interface AuditSettings {
+  /** The log's path; null: the host's default. */
+  log: string | null;
+  durability: 'fdatasync' | 'none';
+  seal_every: number | null;
+  /** Sealing is on when set. */
+  seal_key_file: string | null;
+  rotate_bytes: number | null;
+  /** Fleet mode's PostgreSQL trail. */
+  sink: string | null;
+  /** Copies a policy layered over the system's asked for (never instead of the system's trail); absent when none. */
+  copies?: string[];
 }
 
 export type EventKind = 'intent' | 'outcome' | 'refusal' | 'note' | 'recovery' | 'seal' | 'prune';

@@ -22,7 +22,7 @@ use crate::approval::{self, Claims, Expected};
 use crate::audit::{Actor, AuditEvent, BackupEvidence, Envelope, EventKind, encode_record};
 use crate::confirm::{self, Route, Unconfirmable};
 use crate::detect::classify_with;
-use crate::policy::{ActorKind, ConfirmMode};
+use crate::policy::{ActorKind, AuditConfig, ConfirmMode};
 use crate::session::{
     AuditFailure, BackupError, Challenge, ConfirmationAnswer, Decision, Denial, LockRefusal,
     Operation, Session, SessionInput, Stamp, StampError, Step, decide, shorten,
@@ -196,6 +196,10 @@ pub struct Evaluation {
     /// What kind of actor a process with `facts.env` and the request's
     /// `terminal` is (2.3): [`crate::detect::actor_kind`].
     pub actor_kind: ActorKind,
+    /// The policy's `[audit]` settings, layered (2.3): where the trail
+    /// goes and what it asks of a writer (seals, rotation, a sink), so a
+    /// host honours them or refuses, and never guesses from the text.
+    pub audit: AuditConfig,
 }
 
 /// A classified script, in an [`Evaluation`]: what [`crate::sql::classify`]
@@ -526,6 +530,7 @@ fn evaluate(request: &str, api: &mut JsonApi) -> Result<Evaluation, Response> {
         session,
         sql: sql.map(|(_, answer)| answer),
         actor_kind: crate::detect::actor_kind(&request.facts.env, request.terminal),
+        audit: policy.audit().clone(),
     })
 }
 

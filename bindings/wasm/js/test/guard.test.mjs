@@ -190,11 +190,21 @@ test('the policy comes from PRODGUARD_POLICY, else ./prodguard.toml; one that is
   assert.equal(given.check({ kind: 'db.drop', target: 'orders' }).decision.exit_code, 0);
 });
 
-test('a policy with [audit] keys is refused (125): this host cannot honour them', async (t) => {
+test('[audit] as the module reads it: the policy\'s log is used, the default\'s durability is fine, seals, rotation and a sink are refused (125)', async (t) => {
   const dir = tempDir(t);
-  for (const text of ['[audit]\nlog = "/var/log/app.jsonl"\n', 'audit.log = "/x"\n', '[audit.x]\n']) {
-    const policy = `${text}[[rule]]\noperations = ["db.*"]\ntiers = ["production"]\nrequire = ["confirm"]\n`;
-    await assert.rejects(createGuard(baseOptions(dir, {}, { policy })), refusal(125, /\[audit\] keys/), text);
+  const rule = '[[rule]]\noperations = ["db.*"]\ntiers = ["production"]\nrequire = ["confirm"]\n';
+  // The policy names the log: written there (no auditLog option, no variable).
+  const named = join(dir, 'policy-named.jsonl');
+  const withLog = await createGuard(baseOptions(dir, { APP_ENV: 'development' }, {
+    auditLog: undefined,
+    policy: `[audit]\nlog = ${JSON.stringify(named)}\ndurability = "fdatasync"\n${rule}`,
+  }));
+  assert.equal(withLog.auditLog, named);
+  await withLog.run(MIGRATE, () => 1);
+  assertVerifies(t, named);
+  // Seals, rotation and fleet's sink: this host does none of them.
+  for (const text of ['[audit]\nseal_key_file = "/etc/prodguard/seal.key"\n', '[audit]\nrotate_bytes = 1048576\n']) {
+    await assert.rejects(createGuard(baseOptions(dir, {}, { policy: `${text}${rule}` })), refusal(125, /does not do/), text);
   }
 });
 

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Tier;
 
@@ -162,7 +162,7 @@ pub struct EnvironmentConfig {
 }
 
 /// How an audit append reaches the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Durability {
@@ -183,7 +183,7 @@ impl Durability {
 }
 
 /// `[audit]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditConfig {
     /// The log's path; `None` means the runtime's default.
     pub log: Option<String>,
@@ -203,7 +203,7 @@ pub struct AuditConfig {
     /// Logs a policy layered over the system policy asked for: copies of
     /// the system's trail, never instead of it (see
     /// [`crate::trust::combine`]); not a policy key.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub copies: Vec<String>,
 }
 

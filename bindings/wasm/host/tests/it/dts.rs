@@ -24,7 +24,7 @@ use prodguard_core::json_api::{
     ApprovalEvidence, ApprovalRequest, Evaluation, Evidence, RecordLine, RecordRequest, Request,
     RequestOperation, RequestSql, SessionStep, SessionVerdict, SqlAnswer, SqlStatement,
 };
-use prodguard_core::policy::{ActorKind, ConfirmMode, Requirement};
+use prodguard_core::policy::{ActorKind, AuditConfig, ConfirmMode, Durability, Requirement};
 use prodguard_core::session::{Challenge, Decision, Denial, RequirementView, Stamp, Verdict};
 use prodguard_core::sql::{Dialect, RowBounds, SqlKind};
 use prodguard_core::{Detection, ExitCode, Facts, Tier, Timestamp};
@@ -543,6 +543,19 @@ fn evaluation() -> Evaluation {
         session: Some(session()),
         sql: Some(sql_answer()),
         actor_kind: ActorKind::Agent,
+        audit: audit_config(),
+    }
+}
+
+fn audit_config() -> AuditConfig {
+    AuditConfig {
+        log: Some("/var/log/prodguard/audit.jsonl".into()),
+        durability: Durability::Fdatasync,
+        seal_every: Some(1000),
+        seal_key_file: Some("/etc/prodguard/seal.key".into()),
+        rotate_bytes: Some(1 << 26),
+        sink: Some("postgresql://db/fleet".into()),
+        copies: vec!["/srv/app/audit.jsonl".into()],
     }
 }
 
@@ -629,6 +642,7 @@ fn structs() -> Vec<(&'static [&'static str], BTreeSet<String>)> {
         (&["Denial"], keys(&denial())),
         (&["SessionVerdict"], keys(&session())),
         (&["Evaluation"], keys(&evaluation())),
+        (&["AuditSettings"], keys(&audit_config())),
         (&["AuditEvent"], keys(&event())),
         (&["AuditEvent.op"], keys(&operation_record())),
         (&["AuditEvent.decision"], keys(&decision_record())),
