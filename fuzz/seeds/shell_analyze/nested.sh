@@ -1,0 +1,1 @@
+cd /srv && bash -c "psql -d orders -c 'DELETE FROM orders'" && rm -rf target

@@ -1,0 +1,1 @@
+BEGIN; DELETE FROM carts WHERE id = 1; COMMIT;

@@ -1,0 +1,2 @@
+SELECT $$a;b$$, 'x''y' FROM t -- c
+/* d */ TRUNCATE t;
