@@ -68,43 +68,52 @@ fn kube_target(
 
 const KUBE_CONTEXT_ENV: [&str; 3] = ["KUBECONTEXT", "KUBE_CONTEXT", "KUBECTL_CONTEXT"];
 
+/// kubectl's short options that take a value (global, `delete`'s, `exec`'s).
+pub(super) const KUBECTL_SHORT: &str = "nlfosvc";
+
+/// kubectl's long options that take a value (global, `delete`'s, `exec`'s):
+/// one list for every reading of a kubectl command line.
+pub(super) const KUBECTL_LONG: &[&str] = &[
+    "context",
+    "namespace",
+    "kubeconfig",
+    "cluster",
+    "user",
+    "server",
+    "token",
+    "as",
+    "as-group",
+    "as-uid",
+    "cache-dir",
+    "certificate-authority",
+    "client-certificate",
+    "client-key",
+    "request-timeout",
+    "tls-server-name",
+    "profile",
+    "profile-output",
+    "v",
+    "vmodule",
+    "log-file",
+    "log-dir",
+    "selector",
+    "filename",
+    "output",
+    "field-selector",
+    "grace-period",
+    "timeout",
+    "template",
+    "username",
+    "password",
+    "container",
+    "pod-running-timeout",
+];
+
 pub(super) fn kubectl(cmd: &Cmd<'_>) -> Option<Recognized> {
     const KUBECTL: Spec = Spec {
-        short: "nlfosvc",
+        short: KUBECTL_SHORT,
         attached_short: "",
-        long: &[
-            "context",
-            "namespace",
-            "kubeconfig",
-            "cluster",
-            "user",
-            "server",
-            "token",
-            "as",
-            "as-group",
-            "as-uid",
-            "cache-dir",
-            "certificate-authority",
-            "client-certificate",
-            "client-key",
-            "request-timeout",
-            "tls-server-name",
-            "profile",
-            "profile-output",
-            "v",
-            "vmodule",
-            "log-file",
-            "log-dir",
-            "selector",
-            "filename",
-            "output",
-            "field-selector",
-            "grace-period",
-            "timeout",
-            "template",
-            "username",
-            "password",
-        ],
+        long: KUBECTL_LONG,
         stop_at_operand: false,
     };
     let opts = cmd.opts(&KUBECTL);

@@ -234,23 +234,7 @@ pub(super) fn kubectl(
     env: &dyn Fn(&str) -> Val,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Option<Exec> {
-    const SHORT: &str = "nlfosvc";
-    const LONG: [&str; 14] = [
-        "context",
-        "namespace",
-        "kubeconfig",
-        "cluster",
-        "user",
-        "server",
-        "token",
-        "as",
-        "as-group",
-        "request-timeout",
-        "container",
-        "filename",
-        "pod-running-timeout",
-        "selector",
-    ];
+    use super::infra::{KUBECTL_LONG as LONG, KUBECTL_SHORT as SHORT};
     let mut context = None;
     let mut namespace = None;
     let mut at = i + 1;
