@@ -391,6 +391,21 @@ fn file_source(cmd: &Cmd<'_>, word: &super::lex::Word, dialect: Dialect) -> (Str
     }
 }
 
+/// The server of a PostgreSQL client tool (`pg_restore`, `dropdb`): its
+/// `-h`, `-p` and `-U`, then what libpq reads from the environment.
+fn postgres_server(cmd: &Cmd<'_>, opts: &super::args::Opts, dsn: &mut Dsn) {
+    if let Some(w) = opts.last(&["h", "host"]) {
+        dsn.host.fill(cmd.field(w));
+    }
+    if let Some(w) = opts.last(&["p", "port"]) {
+        dsn.port.fill(cmd.field(w));
+    }
+    if let Some(w) = opts.last(&["U", "username"]) {
+        dsn.user.fill(cmd.field(w));
+    }
+    postgres_env(cmd, dsn, false);
+}
+
 /// Fills the fields libpq reads from the environment.
 fn postgres_env(cmd: &Cmd<'_>, dsn: &mut Dsn, with_database: bool) {
     if cmd.env("PGSERVICE") != Field::Unset {
@@ -871,16 +886,7 @@ pub(super) fn pg_restore(cmd: &Cmd<'_>) -> Option<Recognized> {
     let database = opts.last(&["d", "dbname"])?;
     let mut dsn = Dsn::default();
     postgres_dbname(cmd, &mut dsn, database);
-    if let Some(w) = opts.last(&["h", "host"]) {
-        dsn.host.fill(cmd.field(w));
-    }
-    if let Some(w) = opts.last(&["p", "port"]) {
-        dsn.port.fill(cmd.field(w));
-    }
-    if let Some(w) = opts.last(&["U", "username"]) {
-        dsn.user.fill(cmd.field(w));
-    }
-    postgres_env(cmd, &mut dsn, false);
+    postgres_server(cmd, &opts, &mut dsn);
     let targets = dsn.render("postgresql", true).into_iter().collect();
     Some(cmd.found("db.restore.clean", targets, None))
 }
@@ -899,16 +905,7 @@ pub(super) fn dropdb(cmd: &Cmd<'_>) -> Option<Recognized> {
     let database = opts.operands.first()?;
     let mut dsn = Dsn::default();
     dsn.db.fill(cmd.field(database));
-    if let Some(w) = opts.last(&["h", "host"]) {
-        dsn.host.fill(cmd.field(w));
-    }
-    if let Some(w) = opts.last(&["p", "port"]) {
-        dsn.port.fill(cmd.field(w));
-    }
-    if let Some(w) = opts.last(&["U", "username"]) {
-        dsn.user.fill(cmd.field(w));
-    }
-    postgres_env(cmd, &mut dsn, false);
+    postgres_server(cmd, &opts, &mut dsn);
     let targets = dsn.render("postgresql", false).into_iter().collect();
     Some(cmd.found("db.drop.database", targets, None))
 }
