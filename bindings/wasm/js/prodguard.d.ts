@@ -518,6 +518,8 @@ export interface AuditEvent {
   pid_ns?: number;
   /** Intents of guarded SQL runs: the script's classification and its dry run's rows. */
   sql?: SqlRecord;
+  /** Intents under a `[fleet] lock`: the lease's fencing token (larger with each grant of the same operation and target). */
+  fence?: number;
 }
 
 /** What a guarded SQL run's intent says of its script (the fingerprint is `op.fingerprint`). */

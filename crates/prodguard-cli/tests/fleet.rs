@@ -109,10 +109,37 @@ fn fleet_init_creates_the_tables_once() {
     for _ in 0..2 {
         let out = prodguard(dir.path(), "development", &["fleet", "init", &db.url]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-        assert!(text(&out).contains("schema version 1"), "{}", text(&out));
+        assert!(text(&out).contains("schema version 2"), "{}", text(&out));
     }
-    assert_eq!(db.sql("SELECT max(version) FROM prodguard_schema"), "1");
+    assert_eq!(db.sql("SELECT max(version) FROM prodguard_schema"), "2");
     assert_eq!(db.sql("SELECT count(*) FROM prodguard_audit"), "0");
+}
+
+/// Version 1 (its fleet lock was a session advisory lock, with holders in
+/// `prodguard_lock_holders`) becomes version 2 (leases); the trail stays.
+#[test]
+fn fleet_init_upgrades_a_version_1_schema() {
+    let db = Database::new("upgrade");
+    let dir = sandbox("upgrade");
+    let out = prodguard(dir.path(), "development", &["fleet", "init", &db.url]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    db.sql(
+        "DROP TABLE prodguard_lease; UPDATE prodguard_schema SET version = 1; \
+         CREATE TABLE prodguard_lock_holders (key bigint PRIMARY KEY); \
+         INSERT INTO prodguard_audit (log_id, seq, hash, record) VALUES ('l', 1, 'h', 'r')",
+    );
+    let out = prodguard(dir.path(), "development", &["fleet", "init", &db.url]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("schema version 2"), "{}", text(&out));
+    assert_eq!(
+        db.sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM prodguard_schema"),
+        "1,2"
+    );
+    assert_eq!(
+        db.sql("SELECT to_regclass('prodguard_lock_holders') IS NULL AND to_regclass('prodguard_lease') IS NOT NULL"),
+        "t"
+    );
+    assert_eq!(db.sql("SELECT count(*) FROM prodguard_audit"), "1");
 }
 
 #[test]
@@ -126,7 +153,7 @@ fn fleet_init_and_verify_answer_in_the_json_envelope() {
             &["fleet", "init", &db.url, "--json"],
         );
         let ok = common::envelope(&out)["ok"].clone();
-        assert_eq!(ok["schema_version"], 1, "{}", text(&out));
+        assert_eq!(ok["schema_version"], 2, "{}", text(&out));
     }
     let out = prodguard(
         dir.path(),

@@ -589,7 +589,7 @@ fn run_session(
     // steps; the bound only turns a state-machine bug into a refusal.
     for _ in 0..16 {
         let answered = match session.next_step() {
-            Step::AcquireLock { .. } if evidence.fleet => session.lock_acquired(Ok(())),
+            Step::AcquireLock { .. } if evidence.fleet => session.lock_acquired(Ok(None)),
             Step::AcquireLock { .. } => {
                 // The module takes no locks and writes nothing: running
                 // without the fleet's coordination would be running unguarded.

@@ -950,6 +950,8 @@ pub struct Session {
     fleet_lock: bool,
     /// A lock was taken and not yet checked again.
     lock_to_check: bool,
+    /// The fencing token of the fleet lock held, for the intent.
+    fence: Option<u64>,
     /// The policy's sources, named by the intent or refusal record.
     policy_sources: Vec<crate::trust::PolicySource>,
     /// [`crate::trust::UNPROTECTED`], where it applies.
@@ -1096,6 +1098,7 @@ impl Session {
             fleet: !input.policy.fleet_keys().is_empty(),
             fleet_lock: input.policy.fleet.lock.is_some(),
             lock_to_check: false,
+            fence: None,
             policy_sources: input.policy.provenance().to_vec(),
             unprotected: crate::trust::unprotected_notice(input.policy, detection.protected),
             declare_first: detection
@@ -1287,13 +1290,18 @@ impl Session {
         }
     }
 
-    /// Answers a [`Step::AcquireLock`]: `Ok` once the lock is held (or the
-    /// policy names no `[fleet] lock` to take), or why it cannot be.
-    pub fn lock_acquired(&mut self, result: Result<(), LockRefusal>) -> Result<(), SessionError> {
+    /// Answers a [`Step::AcquireLock`]: `Ok` once the lock is held, with
+    /// its fencing token (recorded in the intent), or `Ok(None)` where the
+    /// policy names no `[fleet] lock` to take; or why it cannot be held.
+    pub fn lock_acquired(
+        &mut self,
+        result: Result<Option<u64>, LockRefusal>,
+    ) -> Result<(), SessionError> {
         self.expect(&State::AwaitLock, "lock_acquired")?;
         self.pending = None;
         match result {
-            Ok(()) => {
+            Ok(fence) => {
+                self.fence = fence;
                 self.lock_to_check = self.fleet_lock;
                 self.after_lock();
             }
@@ -1679,6 +1687,7 @@ impl Session {
 
     fn append_intent(&mut self) {
         let mut event = self.event(EventKind::Intent);
+        event.fence = self.fence;
         let mut decision = self.decision_record("proceed", None);
         if let Some(sql) = &self.sql {
             event.sql = Some(sql.record.clone());
@@ -3155,7 +3164,7 @@ mod tests {
         let p = fleet_policy(true, false);
         let mut s = begin(&p, Tier::Production);
         assert!(matches!(s.next_step(), Step::AcquireLock { .. }));
-        s.lock_acquired(Ok(())).unwrap();
+        s.lock_acquired(Ok(None)).unwrap();
         assert_eq!(s.next_step(), Step::CheckAudit);
         s.audit_checked(Ok(())).unwrap();
         s.next_step();
@@ -3173,10 +3182,10 @@ mod tests {
         assert!(refusal.confirm.is_some(), "the refusal keeps the evidence");
         assert_eq!(refusal.decision.unwrap().exit_code, Some(123));
         expect_denial(&mut s, 123);
-        // Still held: the intent follows.
+        // Still held: the intent follows, naming the lease's fence.
         let mut s = begin(&p, Tier::Production);
         s.next_step();
-        s.lock_acquired(Ok(())).unwrap();
+        s.lock_acquired(Ok(Some(7))).unwrap();
         s.next_step();
         s.audit_checked(Ok(())).unwrap();
         s.next_step();
@@ -3185,14 +3194,15 @@ mod tests {
         s.answer_confirmation(typed()).unwrap();
         assert_eq!(s.next_step(), Step::LockStillHeld);
         s.lock_checked(Ok(())).unwrap();
-        expect_append(&mut s, EventKind::Intent, Ok(()));
+        let intent = expect_append(&mut s, EventKind::Intent, Ok(()));
+        assert_eq!(intent.fence, Some(7));
         finish_ok(&mut s);
         // A shared trail without a lock: the step is asked (a driver that
         // cannot honour the fleet refuses there), but no lock is checked.
         let p = fleet_policy(false, true);
         let mut s = begin(&p, Tier::Production);
         assert!(matches!(s.next_step(), Step::AcquireLock { .. }));
-        s.lock_acquired(Ok(())).unwrap();
+        s.lock_acquired(Ok(None)).unwrap();
         s.next_step();
         s.audit_checked(Ok(())).unwrap();
         s.next_step();
@@ -3220,7 +3230,7 @@ mod tests {
             s.stamp_checked(Ok(None)),
             s.approval_refused("x".into()),
             s.spending_unavailable("x".into()),
-            s.lock_acquired(Ok(())),
+            s.lock_acquired(Ok(None)),
         ] {
             assert!(matches!(result, Err(SessionError::OutOfOrder { .. })));
         }

@@ -160,6 +160,7 @@ impl Locks {
     }
 
     /// Takes the lock of (`operation`, `target`), waiting as the policy says.
+    /// The hold's [`fence`](crate::pg::FleetGuard::fence) goes into the intent.
     pub(crate) fn acquire(&self, operation: &str, target: &str) -> Result<LockHold, LockRefusal> {
         #[cfg(feature = "postgres")]
         {
@@ -180,6 +181,11 @@ impl Locks {
                             .to_owned(),
                     },
                     LockError::Unavailable(pg) => unavailable(&pg),
+                    LockError::Heartbeat(_) => LockRefusal {
+                        exit_code: prodguard_core::ExitCode::AuditUnavailable,
+                        missing: e.to_string(),
+                        next_step: "run it again once the host has resources to spare".to_owned(),
+                    },
                 })
         }
         #[cfg(not(feature = "postgres"))]
@@ -218,8 +224,8 @@ fn unavailable(pg: &crate::pg::PgError) -> LockRefusal {
     }
 }
 
-/// Checks that `hold` is still held (its connection may have closed while
-/// a person typed or a backup ran, and the server then freed the lock).
+/// Checks that `hold` is still held (its lease may have run out while a
+/// person typed or a backup ran, if renewals could not reach the server).
 pub(crate) fn still_held(hold: &mut LockHold) -> Result<(), LockRefusal> {
     #[cfg(feature = "postgres")]
     {
@@ -243,11 +249,21 @@ pub(crate) fn still_held(hold: &mut LockHold) -> Result<(), LockRefusal> {
     match *hold {}
 }
 
+/// The fencing token of `hold`, for the intent record.
+pub(crate) fn fence(hold: &LockHold) -> u64 {
+    #[cfg(feature = "postgres")]
+    {
+        hold.fence()
+    }
+    #[cfg(not(feature = "postgres"))]
+    match *hold {}
+}
+
 /// Releases a fleet lock after the outcome is recorded.
 pub(crate) fn release(hold: LockHold) {
     #[cfg(feature = "postgres")]
     if let Err(e) = hold.release() {
-        // The server frees it when the connection closes anyway.
+        // Its lease runs out on its own.
         tracing::warn!(error = %e, "the fleet lock could not be released cleanly");
     }
     #[cfg(not(feature = "postgres"))]

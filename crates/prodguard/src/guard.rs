@@ -485,9 +485,10 @@ impl Guard {
         let mut stamp = Ok(None);
         let refusal = loop {
             let answered = match session.next_step() {
+                // A dry run takes nothing, so no fence.
                 Step::AcquireLock { .. } => session.lock_acquired(match &self.locks {
-                    Some(locks) => locks.reachable(),
-                    None => Ok(()),
+                    Some(locks) => locks.reachable().map(|()| None),
+                    None => Ok(None),
                 }),
                 Step::LockStillHeld => session.lock_checked(Ok(())),
                 Step::CheckAudit => session.audit_checked(self.audit_check()),
@@ -667,14 +668,15 @@ impl Guard {
                     Some(locks) => {
                         match locks.acquire(&operation, target.as_deref().unwrap_or("")) {
                             Ok(hold) => {
+                                let fence = fleet::fence(&hold);
                                 lock = Some(hold);
-                                session.lock_acquired(Ok(()))
+                                session.lock_acquired(Ok(Some(fence)))
                             }
                             Err(refusal) => session.lock_acquired(Err(refusal)),
                         }
                     }
                     // Fleet mode without `[fleet] lock`: nothing to take.
-                    None => session.lock_acquired(Ok(())),
+                    None => session.lock_acquired(Ok(None)),
                 },
                 // The lock may have gone with its connection while a
                 // person typed or a backup ran: checked before the intent.

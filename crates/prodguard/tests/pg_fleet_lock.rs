@@ -1,8 +1,11 @@
-//! Fleet locks against a real PostgreSQL server: processes taking the lock
-//! of one (operation, target) never hold it at the same time; a refusal names
-//! the holder; a holder that dies frees the lock.
+//! Fleet locks against a real PostgreSQL server, directly and through
+//! PgBouncer in transaction pooling: processes taking the lock of one
+//! (operation, target) never hold it at the same time; a refusal names the
+//! holder; a holder that dies frees the lock once its lease runs out; each
+//! grant's fence is larger than the last.
 //!
-//! Needs `eval $(scripts/pg-cluster start)` first (PRODGUARD_TEST_PG).
+//! Needs `eval $(scripts/pg-cluster start)` (PRODGUARD_TEST_PG) and
+//! `eval $(scripts/pg-bouncer start)` (PRODGUARD_TEST_PGBOUNCER) first.
 #![cfg(feature = "postgres")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -69,10 +72,13 @@ fn child() {
                 println!("RESULT {from} {to}");
             }
         }
-        // Takes the lock and keeps it until killed.
+        // Takes the lock (a 1 s lease) and keeps it until killed.
         "hold-and-die" => {
-            let _held = locks.acquire("db.reset", "cache", None).unwrap();
-            println!("RESULT held");
+            let held = locks
+                .lease(Duration::from_secs(1))
+                .acquire("db.reset", "cache", None)
+                .unwrap();
+            println!("RESULT held {}", held.fence());
             std::thread::sleep(Duration::from_secs(120));
         }
         other => panic!("unknown role {other}"),
@@ -85,12 +91,42 @@ fn two_processes_on_the_same_operation_and_target_never_overlap() {
 }
 
 #[test]
+fn two_processes_through_pgbouncer_never_overlap() {
+    assert_never_overlap("hold", &through_pgbouncer(&fresh_db("lock_bouncer")));
+}
+
+/// The rig can see a broken lock: through the pooler, two clients share one
+/// server session, so a session advisory lock (fleet mode's lock before
+/// leases) is granted to both.
+#[test]
+fn through_pgbouncer_a_session_advisory_lock_is_not_exclusive() {
+    let url = through_pgbouncer(&fresh_db("lock_bouncer_advisory"));
+    let (mut a, mut b) = (connect(&url), connect(&url));
+    let take = |c: &mut postgres::Client| -> bool {
+        c.query_one("SELECT pg_try_advisory_lock(42)", &[])
+            .unwrap()
+            .get(0)
+    };
+    assert!(take(&mut a));
+    assert!(take(&mut b), "the pooler gave b its own session");
+}
+
+#[test]
 fn two_guarded_processes_under_a_fleet_policy_never_overlap() {
-    let url = fresh_db("lock_overlap_guard");
-    assert_never_overlap("guard", &url);
+    assert_guarded_runs_never_overlap(&fresh_db("lock_overlap_guard"));
+}
+
+/// The trail and the lock both through the pooler.
+#[test]
+fn two_guarded_processes_through_pgbouncer_never_overlap() {
+    assert_guarded_runs_never_overlap(&through_pgbouncer(&fresh_db("lock_bouncer_guard")));
+}
+
+fn assert_guarded_runs_never_overlap(url: &str) {
+    assert_never_overlap("guard", url);
     // The shared trail: every intent is followed by its own outcome before
     // the next intent (the lock covers intent to outcome), chain intact.
-    let rows = connect(&url)
+    let rows = connect(url)
         .query("SELECT record FROM prodguard_audit ORDER BY id", &[])
         .unwrap();
     let records: Vec<serde_json::Value> = rows
@@ -98,12 +134,20 @@ fn two_guarded_processes_under_a_fleet_policy_never_overlap() {
         .map(|r| serde_json::from_str(&r.get::<_, String>(0)).unwrap())
         .collect();
     assert_eq!(records.len(), 16);
+    let mut fences = Vec::new();
     for pair in records.chunks(2) {
         assert_eq!(pair[0]["kind"], "intent");
         assert_eq!(pair[1]["kind"], "outcome");
         assert_eq!(pair[0]["attempt_id"], pair[1]["attempt_id"]);
+        fences.push(
+            pair[0]["fence"]
+                .as_u64()
+                .expect("an intent names its fence"),
+        );
     }
-    let server = prodguard::pg::PgServer::parse(&url).unwrap();
+    // Each grant's fence is larger than the one before.
+    assert!(fences.windows(2).all(|f| f[0] < f[1]), "{fences:?}");
+    let server = prodguard::pg::PgServer::parse(url).unwrap();
     assert!(prodguard::pg::verify(&server, None).unwrap().intact());
 }
 
@@ -171,9 +215,12 @@ fn a_second_acquire_refuses_naming_the_holder_or_waits_for_it() {
     assert!(err.to_string().contains("deploy 42 on web-3"), "{err}");
     assert!(err.to_string().contains("waited"), "{err}");
 
-    // Another target or operation is not blocked.
+    // Another target or operation is not blocked; releasing is prompt
+    // (it does not wait for the lease's next renewal).
+    let started = Instant::now();
     drop(second.acquire("db.migrate", "users", None).unwrap());
     drop(second.acquire("db.seed", "orders", None).unwrap());
+    assert!(started.elapsed() < Duration::from_secs(2));
 
     // Waiting for a holder that finishes meanwhile: acquired.
     let waiter = std::thread::spawn(move || {
@@ -185,19 +232,50 @@ fn a_second_acquire_refuses_naming_the_holder_or_waits_for_it() {
     drop(held);
     assert_eq!(waiter.join().unwrap().unwrap(), "db.migrate");
 
-    // The holder row is gone once released.
+    // No lease is current once released.
     let rows: i64 = connect(&url)
-        .query_one("SELECT count(*) FROM prodguard_lock_holders", &[])
+        .query_one(
+            "SELECT count(*) FROM prodguard_lease WHERE until > now()",
+            &[],
+        )
         .unwrap()
         .get(0);
     assert_eq!(rows, 0);
 }
 
 #[test]
+fn a_held_lease_is_renewed_and_a_lost_one_is_told() {
+    let url = fresh_db("lock_lease");
+    let ana = FleetLock::new(&url)
+        .unwrap()
+        .holder("ana")
+        .lease(Duration::from_millis(600));
+    let bob = FleetLock::new(&url).unwrap().holder("bob");
+    let mut held = ana.acquire("db.migrate", "orders", None).unwrap();
+    // Three leases later it is still ana's: renewed while held.
+    std::thread::sleep(Duration::from_millis(1800));
+    let err = bob.acquire("db.migrate", "orders", None).unwrap_err();
+    assert!(err.to_string().contains("held by ana since "), "{err}");
+    assert!(held.still_held().unwrap());
+    // Its lease runs out (ana was paused, or cut off from the server) and
+    // bob takes it, with the next fence: ana is told it is gone.
+    connect(&url)
+        .execute("UPDATE prodguard_lease SET until = now()", &[])
+        .unwrap();
+    let bobs = bob.acquire("db.migrate", "orders", None).unwrap();
+    assert_eq!(bobs.fence(), held.fence() + 1);
+    assert!(!held.still_held().unwrap());
+    // Ana's release ends nothing of bob's.
+    held.release().unwrap();
+    let err = ana.acquire("db.migrate", "orders", None).unwrap_err();
+    assert!(err.to_string().contains("held by bob"), "{err}");
+}
+
+#[test]
 fn a_holder_that_dies_frees_the_lock() {
     let url = fresh_db("lock_die");
     let mut child = spawn_child("hold-and-die", &url, &[]);
-    wait_for_line(&mut child, "held");
+    let childs_fence: u64 = wait_for_line(&mut child, "held")[5..].parse().unwrap();
     let locks = FleetLock::new(&url).unwrap();
     let err = locks.acquire("db.reset", "cache", None).unwrap_err();
     assert!(
@@ -205,15 +283,17 @@ fn a_holder_that_dies_frees_the_lock() {
         "{err}"
     );
     child.kill().unwrap();
+    let killed = Instant::now();
     child.wait().unwrap();
-    // The server ends the dead process's session and with it the lock.
+    // Nobody renews its lease now: it runs out within its second.
     let mut held = locks
         .acquire("db.reset", "cache", Some(Duration::from_secs(20)))
         .unwrap();
+    assert!(killed.elapsed() < Duration::from_secs(5));
     assert!(held.still_held().unwrap());
-    // The stale holder row was replaced by ours.
+    assert_eq!(held.fence(), childs_fence + 1);
     let holder: String = connect(&url)
-        .query_one("SELECT holder FROM prodguard_lock_holders", &[])
+        .query_one("SELECT holder FROM prodguard_lease", &[])
         .unwrap()
         .get(0);
     assert!(

@@ -364,15 +364,19 @@ fn a_lock_lost_while_confirming_refuses_before_the_intent() {
     let lock_url = url.clone();
     let guard = guard(policy, "production", "ana")
         .audit_log(&log)
-        // While the person types, the lock's connection is killed (a load
-        // balancer's idle timeout, a server restart): the server frees it.
+        // While the person types, the lease runs out (the host was cut off
+        // from the server, or paused) and another host takes the lock.
         .confirmer(move |_: &Challenge| {
             connect(&lock_url)
-                .execute(
-                    "SELECT pg_terminate_backend(backend_pid) FROM prodguard_lock_holders",
-                    &[],
-                )
+                .execute("UPDATE prodguard_lease SET until = now()", &[])
                 .unwrap();
+            // Done by now or not, the lease is no longer ana's.
+            drop(
+                prodguard::pg::FleetLock::new(&lock_url)
+                    .unwrap()
+                    .acquire("db.migrate", "orders", None)
+                    .unwrap(),
+            );
             ConfirmationAnswer::Confirmed(ConfirmEvidence {
                 method: "typed".into(),
                 approver: None,

@@ -352,6 +352,12 @@ pub struct AuditEvent {
     /// A guarded SQL run's script (intent records).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub sql: Option<SqlRecord>,
+    /// The fencing token of the `[fleet] lock` lease the attempt runs
+    /// under (intent records): each grant of an (operation, target)'s lease
+    /// gets a larger one, so two runs that overlapped anyway (a holder that
+    /// lost its lease mid-run) show as a smaller fence after a larger one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub fence: Option<u64>,
 }
 
 /// What a prune record says: the rotated files it dropped, oldest first,
@@ -415,6 +421,7 @@ impl AuditEvent {
             prune: None,
             pid_ns: None,
             sql: None,
+            fence: None,
         }
     }
 

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use postgres::types::Type;
 use postgres::{Client, IsolationLevel};
 use prodguard_core::Timestamp;
 use prodguard_core::audit::{
@@ -200,13 +201,12 @@ impl PgAuditSink {
         };
         let timeout_ms = self.lock_timeout.as_millis().clamp(1, i32::MAX as u128);
         tx.batch_execute(&format!(
-            "SET LOCAL lock_timeout = {timeout_ms}; SET LOCAL synchronous_commit = {sync}"
+            "SET LOCAL lock_timeout = {timeout_ms}; SET LOCAL synchronous_commit = {sync}; \
+             SELECT pg_advisory_xact_lock({AUDIT_LOCK_KEY})"
         ))
-        .map_err(pg("configure the transaction"))?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK_KEY])
-            .map_err(pg("take the audit lock"))?;
+        .map_err(pg("take the audit lock"))?;
         let row = tx
-            .query_opt(
+            .query_typed_opt(
                 "SELECT seq, hash, log_id, record FROM prodguard_audit ORDER BY id DESC LIMIT 1",
                 &[],
             )
@@ -232,19 +232,25 @@ impl PgAuditSink {
         if let Some((token_id, issued)) = spend {
             let issued_secs = issued.unix_micros() as f64 / 1e6;
             let inserted = tx
-                .execute(
+                .execute_typed(
                     "INSERT INTO prodguard_spent (token_id, log_id, seq, host, issued) \
                      VALUES ($1, $2, $3, $4, to_timestamp($5)) ON CONFLICT (token_id) DO NOTHING",
-                    &[&token_id, &log_id, &seq_db, &self.host, &issued_secs],
+                    &[
+                        (&token_id, Type::TEXT),
+                        (&log_id, Type::TEXT),
+                        (&seq_db, Type::INT8),
+                        (&self.host, Type::TEXT),
+                        (&issued_secs, Type::FLOAT8),
+                    ],
                 )
                 .map_err(pg("record the approval as spent"))?;
             if inserted == 0 {
                 let row = tx
-                    .query_one(
+                    .query_typed_one(
                         "SELECT seq, coalesce(host, ''), \
                          to_char(spent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
                          FROM prodguard_spent WHERE token_id = $1",
-                        &[&token_id],
+                        &[(&token_id, Type::TEXT)],
                     )
                     .map_err(pg("read the spent approval"))?;
                 let seq: Option<i64> = row.try_get(0).map_err(pg("read the spent approval"))?;
@@ -269,9 +275,14 @@ impl PgAuditSink {
             encode_record(&envelope, event, &prev).map_err(|e| Fail::Corrupt(e.to_string()))?;
         let line = line.strip_suffix(b"\n").unwrap_or(&line);
         let record = std::str::from_utf8(line).map_err(|e| Fail::Corrupt(e.to_string()))?;
-        tx.execute(
+        tx.execute_typed(
             "INSERT INTO prodguard_audit (log_id, seq, hash, record) VALUES ($1, $2, $3, $4)",
-            &[&log_id, &seq_db, &hash, &record],
+            &[
+                (&log_id, Type::TEXT),
+                (&seq_db, Type::INT8),
+                (&hash, Type::TEXT),
+                (&record, Type::TEXT),
+            ],
         )
         .map_err(pg("insert the record"))?;
         tx.commit().map_err(pg("commit"))?;
@@ -365,7 +376,7 @@ impl AuditSink for PgAuditSink {
     fn check(&self) -> Result<(), AuditError> {
         self.with_client(|client| {
             let row = client
-                .query_opt(
+                .query_typed_opt(
                     "SELECT seq, hash, log_id, record FROM prodguard_audit ORDER BY id DESC LIMIT 1",
                     &[],
                 )

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use postgres::types::Type;
 use prodguard_core::Timestamp;
 use prodguard_core::audit::AuditEvent;
 
@@ -54,21 +55,25 @@ impl PgLedger {
         let mut client = self.server.connect_initialized().map_err(audit)?;
         let issued_secs = issued.unix_micros() as f64 / 1e6;
         let inserted = client
-            .execute(
+            .execute_typed(
                 "INSERT INTO prodguard_spent (token_id, host, issued) \
                  VALUES ($1, $2, to_timestamp($3)) ON CONFLICT (token_id) DO NOTHING",
-                &[&token_id, &self.host, &issued_secs],
+                &[
+                    (&token_id, Type::TEXT),
+                    (&self.host, Type::TEXT),
+                    (&issued_secs, Type::FLOAT8),
+                ],
             )
             .map_err(|e| query("record the approval as spent", e))?;
         if inserted == 1 {
             return Ok(());
         }
         let row = client
-            .query_one(
+            .query_typed_one(
                 "SELECT seq, coalesce(host, ''), \
                  to_char(spent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
                  FROM prodguard_spent WHERE token_id = $1",
-                &[&token_id],
+                &[(&token_id, Type::TEXT)],
             )
             .map_err(|e| query("read the spent approval", e))?;
         let read = |e| query("read the spent approval", e);
@@ -88,9 +93,9 @@ impl PgLedger {
     pub fn is_spent(&self, token_id: &str) -> Result<bool, PgError> {
         let mut client = self.server.connect_initialized()?;
         client
-            .query_one(
+            .query_typed_one(
                 "SELECT EXISTS (SELECT 1 FROM prodguard_spent WHERE token_id = $1)",
-                &[&token_id],
+                &[(&token_id, Type::TEXT)],
             )
             .and_then(|row| row.try_get(0))
             .map_err(|e| self.server.query_error("look up the approval", e))

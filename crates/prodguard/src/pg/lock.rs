@@ -1,9 +1,13 @@
 //! Fleet locks: one guarded operation on a target at a time, across hosts.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use postgres::Client;
 use postgres::error::SqlState;
+use postgres::types::Type;
 use sha2::{Digest, Sha256};
 
 use super::{PgError, PgServer};
@@ -12,7 +16,30 @@ use crate::facts;
 /// The domain tag of fleet lock keys.
 const LOCK_DOMAIN: &[u8] = b"prodguard.fleet.lock.v1\0";
 
-/// The advisory lock key of (`operation`, `target`): the first 8 bytes of
+/// How long a lease lasts without a heartbeat unless [`FleetLock::lease`]
+/// says otherwise: how long a holder that died (or lost its network) keeps
+/// everyone else waiting.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
+/// The shortest lease [`FleetLock::lease`] takes.
+const MIN_LEASE: Duration = Duration::from_millis(300);
+
+/// The longest pause between two tries of a waiter: a released lease is
+/// taken within about this long.
+const MAX_POLL: Duration = Duration::from_millis(20);
+
+/// Renders a timestamp column as UTC RFC 3339.
+macro_rules! utc {
+    ($column:literal) => {
+        concat!(
+            "to_char(",
+            $column,
+            " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+        )
+    };
+}
+
+/// The key of (`operation`, `target`): the first 8 bytes of
 /// `SHA-256(domain ‖ operation ‖ 0 ‖ target)`, the same on every host and
 /// every version of prodguard.
 pub fn lock_key(operation: &str, target: &str) -> i64 {
@@ -27,38 +54,33 @@ pub fn lock_key(operation: &str, target: &str) -> i64 {
     i64::from_be_bytes(first)
 }
 
-/// Who holds a fleet lock, as far as the server can tell.
+/// Who holds a fleet lock, from its lease row.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Holder {
     /// What the holder said of itself (`user@host pid N` by default).
     pub holder: Option<String>,
-    /// Since when (UTC, RFC 3339), from the holder's row.
+    /// Since when (UTC, RFC 3339).
     pub since: Option<String>,
-    /// The server process of the holder's connection.
-    pub backend_pid: Option<i32>,
-    /// The holder connection's client address, when the server shows it.
-    pub client_addr: Option<String>,
+    /// Until when the lease lasts unless its holder renews it (UTC, RFC 3339).
+    pub until: Option<String>,
+    /// The lease's fencing token.
+    pub fence: Option<u64>,
 }
 
 impl std::fmt::Display for Holder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (&self.holder, self.backend_pid) {
-            (Some(holder), _) => {
-                write!(f, "{holder}")?;
-                if let Some(since) = &self.since {
-                    write!(f, " since {since}")?;
-                }
-                Ok(())
-            }
-            (None, Some(pid)) => {
-                write!(f, "PostgreSQL backend pid {pid}")?;
-                if let Some(addr) = &self.client_addr {
-                    write!(f, " (client {addr})")?;
-                }
-                Ok(())
-            }
-            (None, None) => f.write_str("another session (it may have released the lock just now)"),
+        let Some(holder) = &self.holder else {
+            return f.write_str("another process (it may have released the lock just now)");
+        };
+        write!(f, "{holder}")?;
+        if let Some(since) = &self.since {
+            write!(f, " since {since}")?;
         }
+        if let Some(until) = &self.until {
+            write!(f, " (lease renewed until {until})")?;
+        }
+        Ok(())
     }
 }
 
@@ -84,6 +106,12 @@ pub enum LockError {
     /// The server could not be used: nothing may run (fail closed).
     #[error("{0}")]
     Unavailable(#[from] PgError),
+    /// The thread that renews the lease could not start (the lock was given
+    /// back: without renewals it would run out mid-operation).
+    #[error(
+        "cannot start the thread that renews the fleet lock's lease ({0}); the process is out of threads or memory"
+    )]
+    Heartbeat(std::io::Error),
 }
 
 fn waited_text(waited: Duration) -> String {
@@ -98,11 +126,21 @@ fn waited_text(waited: Duration) -> String {
 /// operation holds the lock of its (operation, target) for its whole run,
 /// so two hosts never run it on the same target at once.
 ///
-/// The lock is a session advisory lock (`pg_advisory_lock`) on a connection
-/// of its own, held by the returned [`FleetGuard`]: dropping the guard
-/// releases it, and if the process dies the server releases it when the
-/// connection closes. A row in `prodguard_lock_holders` says who holds it,
-/// so a refusal names the holder.
+/// The lock is a **lease**: a row of `prodguard_lease` naming its holder,
+/// a fencing token and an expiry. Taking it is one statement that claims
+/// the row only if its lease has expired; a thread of the holder renews it
+/// every third of the lease; releasing it ends the lease at once. Every
+/// statement stands alone, so the lock stays exclusive through a pooler in
+/// transaction mode (PgBouncer), where a session advisory lock would be
+/// shared by whoever gets the same server connection. A holder that dies
+/// or loses the server keeps others waiting for at most one lease
+/// ([`DEFAULT_LEASE`]); one that was paused past its lease finds it gone
+/// ([`FleetGuard::still_held`]) and stops.
+///
+/// Each grant of a key's lease gets a larger **fencing token**
+/// ([`FleetGuard::fence`]), recorded in the intent: two runs on one target
+/// that overlapped anyway (a holder that lost its lease mid-run) show up
+/// in the trail as a smaller fence after a larger one.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -117,6 +155,7 @@ fn waited_text(waited: Duration) -> String {
 pub struct FleetLock {
     server: PgServer,
     holder: String,
+    lease: Duration,
 }
 
 impl FleetLock {
@@ -133,7 +172,11 @@ impl FleetLock {
             facts::hostname().unwrap_or_else(|| "unknown".into()),
             std::process::id()
         );
-        FleetLock { server, holder }
+        FleetLock {
+            server,
+            holder,
+            lease: DEFAULT_LEASE,
+        }
     }
 
     /// Says who holds the locks taken through this value (shown to whoever
@@ -143,15 +186,23 @@ impl FleetLock {
         self
     }
 
+    /// How long a lease lasts unless renewed (default [`DEFAULT_LEASE`],
+    /// at least 300 ms): shorter frees a dead holder's lock sooner, at the
+    /// cost of a renewal every third of it.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(MIN_LEASE);
+        self
+    }
+
     /// The server, as messages name it.
     pub fn server(&self) -> &PgServer {
         &self.server
     }
 
-    /// Takes the lock of (`operation`, `target`) on a new connection.
+    /// Takes the lock of (`operation`, `target`).
     ///
     /// `wait`: `None` (or zero) refuses at once when another holds it;
-    /// `Some(d)` waits up to `d` (queued on the server, no polling);
+    /// `Some(d)` tries again (every 20 ms at most) for up to `d`;
     /// `Some(Duration::MAX)` waits as long as it takes.
     pub fn acquire(
         &self,
@@ -159,164 +210,269 @@ impl FleetLock {
         target: &str,
         wait: Option<Duration>,
     ) -> Result<FleetGuard, LockError> {
-        let client = self.server.connect_initialized()?;
-        self.acquire_on(client, operation, target, wait)
-    }
-
-    /// Like [`FleetLock::acquire`], on `client` (which the guard keeps: the
-    /// lock lives as long as that session). The prodguard tables must exist.
-    pub fn acquire_on(
-        &self,
-        mut client: Client,
-        operation: &str,
-        target: &str,
-        wait: Option<Duration>,
-    ) -> Result<FleetGuard, LockError> {
+        let mut client = self.server.connect_initialized()?;
         let key = lock_key(operation, target);
         let started = Instant::now();
-        let q = |op| {
-            let server = &self.server;
-            move |e| LockError::Unavailable(server.query_error(op, e))
-        };
-        // The session holds the lock while the operation runs, idle: a
-        // server-wide idle_session_timeout (PostgreSQL 14+) must not end it.
-        client
-            .batch_execute(
-                "SELECT set_config('idle_session_timeout', '0', false) \
-                 WHERE current_setting('idle_session_timeout', true) IS NOT NULL",
-            )
-            .map_err(q("configure the lock's session"))?;
-        let got: bool = client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
-            .and_then(|r| r.try_get(0))
-            .map_err(q("try the fleet lock"))?;
-        if !got {
-            let holder = who_holds(&mut client, key).map_err(q("find the fleet lock's holder"))?;
-            let wait = wait.unwrap_or(Duration::ZERO);
-            if wait == Duration::ZERO {
+        let wait = wait.unwrap_or(Duration::ZERO);
+        let deadline = started.checked_add(wait);
+        let mut pause = Duration::from_millis(2);
+        let mut told = false;
+        let fence = loop {
+            match take(
+                &mut client,
+                key,
+                operation,
+                target,
+                &self.holder,
+                self.lease,
+            ) {
+                Ok(Some(fence)) => break fence,
+                Ok(None) => {}
+                // Under a serializable default, a concurrent claim of the
+                // same row is a serialization failure: try again.
+                Err(e) if e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE) => {}
+                Err(e) => {
+                    return Err(self.server.query_error("take the fleet lock", e).into());
+                }
+            }
+            let now = Instant::now();
+            let left = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(now));
+            if left.is_zero() {
+                let holder = who_holds(&mut client, key)
+                    .map_err(|e| self.server.query_error("find the fleet lock's holder", e))?;
                 return Err(LockError::Held {
                     operation: operation.into(),
                     target: target.into(),
                     holder: Box::new(holder),
-                    waited: Duration::ZERO,
+                    waited: now - started,
                 });
             }
-            tracing::info!(
-                target: "prodguard::fleet",
-                operation, target, holder = %holder, wait_s = wait.as_secs_f64(),
-                "waiting for the fleet lock"
-            );
-            // lock_timeout 0 waits for ever; anything else is milliseconds.
-            let timeout_ms = if wait >= Duration::from_millis(i32::MAX as u64) {
-                0
-            } else {
-                wait.as_millis().max(1)
-            };
-            client
-                .execute(
-                    "SELECT set_config('lock_timeout', $1, false)",
-                    &[&timeout_ms.to_string()],
-                )
-                .map_err(q("set lock_timeout"))?;
-            let waited = client.execute("SELECT pg_advisory_lock($1)", &[&key]);
-            let reset = client.batch_execute("RESET lock_timeout");
-            match waited {
-                Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.code(),
-                        Some(&SqlState::LOCK_NOT_AVAILABLE) | Some(&SqlState::QUERY_CANCELED)
-                    ) =>
-                {
-                    let holder = who_holds(&mut client, key).unwrap_or_default();
-                    return Err(LockError::Held {
-                        operation: operation.into(),
-                        target: target.into(),
-                        holder: Box::new(holder),
-                        waited: started.elapsed(),
-                    });
-                }
-                Err(e) => return Err(q("wait for the fleet lock")(e)),
+            if !told {
+                told = true;
+                tracing::info!(
+                    target: "prodguard::fleet",
+                    operation, target, wait_s = wait.as_secs_f64(),
+                    "waiting for the fleet lock"
+                );
             }
-            reset.map_err(q("reset lock_timeout"))?;
-        }
-        let recorded = client.execute(
-            "INSERT INTO prodguard_lock_holders (key, operation, target, holder, backend_pid, since) \
-             VALUES ($1, $2, $3, $4, pg_backend_pid(), now()) \
-             ON CONFLICT (key) DO UPDATE SET operation = excluded.operation, \
-             target = excluded.target, holder = excluded.holder, \
-             backend_pid = excluded.backend_pid, since = excluded.since",
-            &[&key, &operation, &target, &self.holder],
-        );
-        if let Err(e) = recorded {
-            // Without the row a waiter could not be told who holds it: give the lock back.
-            let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&key]);
-            return Err(q("record the fleet lock's holder")(e));
-        }
+            std::thread::sleep(pause.min(left));
+            pause = (pause * 2).min(MAX_POLL);
+        };
         tracing::info!(
             target: "prodguard::fleet",
-            operation, target, holder = %self.holder, server = %self.server,
+            operation, target, fence, holder = %self.holder, server = %self.server,
             waited_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "fleet lock acquired"
         );
-        Ok(FleetGuard {
-            client: Some(client),
+        let lease = Arc::new(Lease {
+            server: self.server.clone(),
             key,
+            fence,
+            duration: self.lease,
             operation: operation.into(),
             target: target.into(),
-            server: self.server.clone(),
+            client: Mutex::new(Some(client)),
+            lost: AtomicBool::new(false),
+            stop: (Mutex::new(false), Condvar::new()),
+        });
+        let heartbeat = {
+            let lease = Arc::clone(&lease);
+            std::thread::Builder::new()
+                .name("prodguard-lease".into())
+                .spawn(move || lease.heartbeat())
+        };
+        let heartbeat = match heartbeat {
+            Ok(handle) => handle,
+            Err(e) => {
+                // Without renewals the lease would run out mid-operation.
+                let _ = lease.end();
+                return Err(LockError::Heartbeat(e));
+            }
+        };
+        Ok(FleetGuard {
+            lease,
+            heartbeat: Some(heartbeat),
         })
     }
 }
 
-/// Who holds the advisory lock `key` in this database: the backend holding
-/// it, and its row in `prodguard_lock_holders` when that row is current.
+/// Claims the lease of `key` if nobody holds it (no row, or its lease ran
+/// out or was released): its fence, or `None` when another holds it.
+fn take(
+    client: &mut Client,
+    key: i64,
+    operation: &str,
+    target: &str,
+    holder: &str,
+    lease: Duration,
+) -> Result<Option<u64>, postgres::Error> {
+    let row = client.query_typed_opt(
+        "INSERT INTO prodguard_lease AS l (key, operation, target, holder, fence, since, until) \
+         VALUES ($1, $2, $3, $4, 1, now(), now() + make_interval(secs => $5)) \
+         ON CONFLICT (key) DO UPDATE SET operation = excluded.operation, \
+             target = excluded.target, holder = excluded.holder, fence = l.fence + 1, \
+             since = excluded.since, until = excluded.until \
+         WHERE l.until <= now() \
+         RETURNING fence",
+        &[
+            (&key, Type::INT8),
+            (&operation, Type::TEXT),
+            (&target, Type::TEXT),
+            (&holder, Type::TEXT),
+            (&lease.as_secs_f64(), Type::FLOAT8),
+        ],
+    )?;
+    row.map(|r| r.try_get::<_, i64>(0).map(|f| f.unsigned_abs()))
+        .transpose()
+}
+
+/// Who holds the lease of `key`, if anyone does now.
 fn who_holds(client: &mut Client, key: i64) -> Result<Holder, postgres::Error> {
-    let row = client.query_opt(
-        "SELECT l.pid, h.holder, \
-                to_char(h.since AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), \
-                host(a.client_addr) \
-         FROM pg_locks l \
-         LEFT JOIN prodguard_lock_holders h ON h.key = $1 AND h.backend_pid = l.pid \
-         LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
-         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
-           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-           AND l.classid = (($1::bigint >> 32) & 4294967295)::oid \
-           AND l.objid = ($1::bigint & 4294967295)::oid \
-         LIMIT 1",
-        &[&key],
+    let row = client.query_typed_opt(
+        concat!(
+            "SELECT holder, ",
+            utc!("since"),
+            ", ",
+            utc!("until"),
+            ", fence FROM prodguard_lease WHERE key = $1 AND until > now()"
+        ),
+        &[(&key, Type::INT8)],
     )?;
     let Some(row) = row else {
         return Ok(Holder::default());
     };
     Ok(Holder {
-        backend_pid: row.try_get(0)?,
-        holder: row.try_get(1)?,
-        since: row.try_get(2)?,
-        client_addr: row.try_get(3)?,
+        holder: row.try_get(0)?,
+        since: row.try_get(1)?,
+        until: row.try_get(2)?,
+        fence: row.try_get::<_, Option<i64>>(3)?.map(i64::unsigned_abs),
     })
+}
+
+/// A held lease, shared by its [`FleetGuard`] and the thread renewing it.
+struct Lease {
+    server: PgServer,
+    key: i64,
+    fence: u64,
+    duration: Duration,
+    operation: String,
+    target: String,
+    /// The connection renewals use (`None` after one broke: the next
+    /// renewal reconnects).
+    client: Mutex<Option<Client>>,
+    /// A renewal found the lease gone: another may hold it now.
+    lost: AtomicBool,
+    /// Set when the guard is done with the lease: the heartbeat stops.
+    stop: (Mutex<bool>, Condvar),
+}
+
+impl Lease {
+    /// Extends the lease by its duration from now, if it is still ours:
+    /// `Ok(false)` when it ran out (or was ended) meanwhile.
+    fn renew(&self) -> Result<bool, PgError> {
+        if self.lost.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        let mut slot = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.as_ref().is_none_or(Client::is_closed) {
+            *slot = Some(self.server.connect()?);
+        }
+        let Some(client) = slot.as_mut() else {
+            return Ok(false);
+        };
+        let renewed = client
+            .query_typed_opt(
+                "UPDATE prodguard_lease SET until = now() + make_interval(secs => $3) \
+                 WHERE key = $1 AND fence = $2 AND until > now() RETURNING 1",
+                &[
+                    (&self.key, Type::INT8),
+                    (&self.fence_db(), Type::INT8),
+                    (&self.duration.as_secs_f64(), Type::FLOAT8),
+                ],
+            )
+            .map_err(|e| self.server.query_error("renew the fleet lock", e))?
+            .is_some();
+        if !renewed {
+            self.lost.store(true, Ordering::SeqCst);
+        }
+        Ok(renewed)
+    }
+
+    fn fence_db(&self) -> i64 {
+        i64::try_from(self.fence).unwrap_or(i64::MAX)
+    }
+
+    /// Renews the lease every third of its duration until told to stop or
+    /// until it is lost.
+    fn heartbeat(&self) {
+        let (stopped, wake) = &self.stop;
+        loop {
+            // Checks the flag before waiting: a stop set before this thread
+            // first waits is not missed.
+            let stop = stopped.lock().unwrap_or_else(|p| p.into_inner());
+            let (stop, _) = wake
+                .wait_timeout_while(stop, self.duration / 3, |stop| !*stop)
+                .unwrap_or_else(|p| p.into_inner());
+            if *stop {
+                return;
+            }
+            drop(stop);
+            match self.renew() {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(
+                        target: "prodguard::fleet",
+                        operation = %self.operation, target = %self.target, fence = self.fence,
+                        "the fleet lock's lease ran out before it was renewed; another host may take it"
+                    );
+                    return;
+                }
+                // The next beat reconnects; the lease lasts until then.
+                Err(e) => tracing::warn!(
+                    target: "prodguard::fleet",
+                    error = %e, "renewing the fleet lock failed; trying again"
+                ),
+            }
+        }
+    }
+
+    /// Ends the lease now (if it is still ours).
+    fn end(&self) -> Result<(), PgError> {
+        let mut slot = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.as_ref().is_none_or(Client::is_closed) {
+            *slot = Some(self.server.connect()?);
+        }
+        let Some(client) = slot.as_mut() else {
+            return Ok(());
+        };
+        client
+            .execute_typed(
+                "UPDATE prodguard_lease SET until = '-infinity' WHERE key = $1 AND fence = $2",
+                &[(&self.key, Type::INT8), (&self.fence_db(), Type::INT8)],
+            )
+            .map(drop)
+            .map_err(|e| self.server.query_error("release the fleet lock", e))
+    }
 }
 
 /// A held fleet lock; dropping it releases the lock.
 ///
-/// The lock lives as long as its connection: if the connection to the
-/// server is lost while the operation runs, the server releases the lock
-/// and another host may start. [`FleetGuard::still_held`] tells.
+/// A thread renews its lease while it is held. If the server cannot be
+/// reached for longer than the lease, or the process was paused that long,
+/// the lease runs out and another host may start:
+/// [`FleetGuard::still_held`] tells.
 pub struct FleetGuard {
-    client: Option<Client>,
-    key: i64,
-    operation: String,
-    target: String,
-    server: PgServer,
+    lease: Arc<Lease>,
+    heartbeat: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for FleetGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FleetGuard")
-            .field("operation", &self.operation)
-            .field("target", &self.target)
-            .field("key", &self.key)
-            .field("server", &self.server.name())
+            .field("operation", &self.lease.operation)
+            .field("target", &self.lease.target)
+            .field("fence", &self.lease.fence)
+            .field("server", &self.lease.server.name())
             .finish()
     }
 }
@@ -324,60 +480,51 @@ impl std::fmt::Debug for FleetGuard {
 impl FleetGuard {
     /// The operation the lock is held for.
     pub fn operation(&self) -> &str {
-        &self.operation
+        &self.lease.operation
     }
 
     /// The target the lock is held for.
     pub fn target(&self) -> &str {
-        &self.target
+        &self.lease.target
     }
 
-    /// The advisory lock key ([`lock_key`]).
+    /// The lock's key ([`lock_key`]).
     pub fn key(&self) -> i64 {
-        self.key
+        self.lease.key
     }
 
-    /// Whether this session still holds the lock (its connection is alive).
+    /// This grant's fencing token: larger than that of every earlier grant
+    /// of the same (operation, target) on this server.
+    pub fn fence(&self) -> u64 {
+        self.lease.fence
+    }
+
+    /// Whether the lease is still this holder's, renewing it if so.
     pub fn still_held(&mut self) -> Result<bool, PgError> {
-        let Some(client) = self.client.as_mut() else {
-            return Ok(false);
-        };
-        client
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' \
-                 AND pid = pg_backend_pid() AND granted AND objsubid = 1 \
-                 AND classid = (($1::bigint >> 32) & 4294967295)::oid \
-                 AND objid = ($1::bigint & 4294967295)::oid)",
-                &[&self.key],
-            )
-            .and_then(|r| r.try_get(0))
-            .map_err(|e| self.server.query_error("check the fleet lock", e))
+        self.lease.renew()
     }
 
-    /// Releases the lock now, reporting a failure (the server releases it
-    /// anyway when the connection closes, which this also does).
+    /// Releases the lock now, reporting a failure (the lease then runs
+    /// out on its own).
     pub fn release(mut self) -> Result<(), PgError> {
         self.release_inner()
     }
 
     fn release_inner(&mut self) -> Result<(), PgError> {
-        let Some(mut client) = self.client.take() else {
+        let Some(heartbeat) = self.heartbeat.take() else {
             return Ok(());
         };
-        let result = client
-            .execute(
-                "DELETE FROM prodguard_lock_holders WHERE key = $1 AND backend_pid = pg_backend_pid()",
-                &[&self.key],
-            )
-            .and_then(|_| client.execute("SELECT pg_advisory_unlock($1)", &[&self.key]))
-            .map(drop)
-            .map_err(|e| self.server.query_error("release the fleet lock", e));
-        // Closing the session releases every lock it still holds.
-        drop(client);
+        {
+            let (stopped, wake) = &self.lease.stop;
+            *stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
+            wake.notify_all();
+        }
+        let _ = heartbeat.join();
+        let result = self.lease.end();
         tracing::info!(
             target: "prodguard::fleet",
-            operation = %self.operation, target = %self.target,
-            "fleet lock released"
+            operation = %self.lease.operation, target = %self.lease.target,
+            fence = self.lease.fence, "fleet lock released"
         );
         result
     }
@@ -386,7 +533,7 @@ impl FleetGuard {
 impl Drop for FleetGuard {
     fn drop(&mut self) {
         if let Err(e) = self.release_inner() {
-            tracing::warn!(target: "prodguard::fleet", error = %e, "releasing the fleet lock failed; the server releases it as the connection closes");
+            tracing::warn!(target: "prodguard::fleet", error = %e, "releasing the fleet lock failed; its lease runs out on its own");
         }
     }
 }
@@ -420,8 +567,8 @@ mod tests {
             holder: Box::new(Holder {
                 holder: Some("ana@web-3 pid 12".into()),
                 since: Some("2026-01-01T00:00:00Z".into()),
-                backend_pid: Some(77),
-                client_addr: None,
+                until: Some("2026-01-01T00:00:30Z".into()),
+                fence: Some(7),
             }),
             waited: Duration::ZERO,
         };

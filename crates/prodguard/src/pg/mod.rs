@@ -12,10 +12,9 @@
 //!   transaction as the intent record that uses it, and [`PgLedger`] spends
 //!   it on its own (for an audit log kept elsewhere). A replay on any host
 //!   is refused.
-//! - **one operation at a time** ([`FleetLock`]): a session advisory lock
-//!   keyed by (operation, target) held on a dedicated connection for the
-//!   operation's whole run, with a row in `prodguard_lock_holders` saying
-//!   who holds it.
+//! - **one operation at a time** ([`FleetLock`]): a lease row per
+//!   (operation, target) in `prodguard_lease`, naming its holder, renewed
+//!   while the operation runs, with a fencing token the intent records.
 //! - **target stamps** ([`PgStamps`], [`read_stamp`], [`write_stamp`]): the
 //!   table `prodguard_stamp` inside the guarded database itself, so a
 //!   production dump restored elsewhere still says it is production.
@@ -49,8 +48,9 @@
 //! Limits worth knowing:
 //! - Connections do not use TLS (`sslmode=require` fails with a clear
 //!   error): use a Unix socket, the loopback, or a network you trust.
-//! - Session advisory locks need a real session: connect directly or through
-//!   a pooler in session mode, not PgBouncer's transaction mode.
+//! - Poolers: every statement prodguard sends outside a transaction stands
+//!   alone (unnamed, in one round trip) and no session state is relied on,
+//!   so fleet mode works through PgBouncer in transaction mode too.
 //! - The client is synchronous (rust-postgres runs a small runtime of its
 //!   own): from async code call the guard in a blocking context, e.g.
 //!   `tokio::task::spawn_blocking`.
@@ -69,7 +69,7 @@ mod stamp;
 
 pub use audit::{PgAuditSink, verify, verify_client};
 pub use ledger::{LedgerSink, PgLedger};
-pub use lock::{FleetGuard, FleetLock, Holder, LockError, lock_key};
+pub use lock::{DEFAULT_LEASE, FleetGuard, FleetLock, Holder, LockError, lock_key};
 pub use schema::{SCHEMA_VERSION, SchemaError, init, schema_version};
 pub use stamp::{DATABASE_STAMP, PgStamps, read_stamp, read_stamp_on, write_stamp};
 
@@ -206,24 +206,16 @@ impl PgServer {
         &self.name
     }
 
-    /// Opens a new connection (no TLS). Its transactions are read committed
-    /// whatever the server's default: prodguard reads the chain's head and
-    /// spent approvals after taking a lock, and must see what the holder
-    /// before it committed.
+    /// Opens a new connection (no TLS). Nothing is set on the session: a
+    /// pooler in transaction mode may give each transaction another server
+    /// connection, so each transaction says its own isolation level.
     pub fn connect(&self) -> Result<Client, PgError> {
-        let mut client = self
-            .config
+        self.config
             .connect(NoTls)
             .map_err(|source| PgError::Connect {
                 server: self.name.clone(),
                 source,
-            })?;
-        client
-            .batch_execute(
-                "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED",
-            )
-            .map_err(|source| self.query_error("set the isolation level", source))?;
-        Ok(client)
+            })
     }
 
     /// Opens a new connection and makes sure the prodguard tables exist.

@@ -1,21 +1,26 @@
 //! The prodguard tables, created on first use, with a version row for later
 //! migrations.
 
+use postgres::types::Type;
 use postgres::{Client, IsolationLevel};
 
 use super::describe;
 
-/// The schema version this prodguard creates and understands.
-pub const SCHEMA_VERSION: i32 = 1;
+/// The schema version this prodguard creates and understands. An older
+/// prodguard refuses a schema of a newer version, so hosts of a fleet
+/// that upgrades never coordinate two ways at once (version 1's fleet lock
+/// was a session advisory lock, version 2's a lease row).
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// The advisory lock (transaction-scoped) that serialises schema creation,
 /// so hosts starting at once do not race on `CREATE TABLE IF NOT EXISTS`.
 /// The keys of prodguard's own locks start with the bytes `pgd`.
 pub(crate) const SCHEMA_LOCK_KEY: i64 = 0x7067_6400_0000_0001;
 
-/// Version 1: the audit trail, spent approvals, fleet lock holders and the
-/// target stamp.
-const SCHEMA_V1: &str = "
+/// The tables: the audit trail, spent approvals, the fleet lock's leases
+/// and the target stamp. Version 1 had `prodguard_lock_holders` in place of
+/// `prodguard_lease`; version 2 drops it.
+const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS prodguard_schema (
     version integer PRIMARY KEY,
     applied_at timestamptz NOT NULL DEFAULT now()
@@ -40,16 +45,6 @@ CREATE TABLE IF NOT EXISTS prodguard_spent (
 );
 COMMENT ON TABLE prodguard_spent IS
     'prodguard approval tokens already used: a token whose nonce is here is refused on every host.';
-CREATE TABLE IF NOT EXISTS prodguard_lock_holders (
-    key bigint PRIMARY KEY,
-    operation text NOT NULL,
-    target text NOT NULL,
-    holder text NOT NULL,
-    backend_pid integer NOT NULL,
-    since timestamptz NOT NULL DEFAULT now()
-);
-COMMENT ON TABLE prodguard_lock_holders IS
-    'prodguard fleet locks: who holds the session advisory lock of an (operation, target); a row whose backend holds no lock is stale.';
 CREATE TABLE IF NOT EXISTS prodguard_stamp (
     target text PRIMARY KEY,
     environment text NOT NULL,
@@ -59,6 +54,18 @@ CREATE TABLE IF NOT EXISTS prodguard_stamp (
 );
 COMMENT ON TABLE prodguard_stamp IS
     'prodguard environment stamp: the row `database` names the environment this database belongs to.';
+CREATE TABLE IF NOT EXISTS prodguard_lease (
+    key bigint PRIMARY KEY,
+    operation text NOT NULL,
+    target text NOT NULL,
+    holder text NOT NULL,
+    fence bigint NOT NULL,
+    since timestamptz NOT NULL,
+    until timestamptz NOT NULL
+);
+COMMENT ON TABLE prodguard_lease IS
+    'prodguard fleet locks: the lease of an (operation, target), held until `until` and renewed by its holder; `fence` grows with each grant. Never delete rows: fences would start again at 1.';
+DROP TABLE IF EXISTS prodguard_lock_holders;
 ";
 
 /// Why the prodguard tables could not be set up.
@@ -84,13 +91,13 @@ pub enum SchemaError {
 /// The schema version in place, `None` when the tables do not exist yet.
 pub fn schema_version(client: &mut Client) -> Result<Option<i32>, SchemaError> {
     let exists: bool = client
-        .query_one("SELECT to_regclass('prodguard_schema') IS NOT NULL", &[])?
+        .query_typed_one("SELECT to_regclass('prodguard_schema') IS NOT NULL", &[])?
         .try_get(0)?;
     if !exists {
         return Ok(None);
     }
     Ok(client
-        .query_one("SELECT max(version) FROM prodguard_schema", &[])?
+        .query_typed_one("SELECT max(version) FROM prodguard_schema", &[])?
         .try_get::<_, Option<i32>>(0)?)
 }
 
@@ -110,17 +117,20 @@ pub fn init(client: &mut Client) -> Result<(), SchemaError> {
         .build_transaction()
         .isolation_level(IsolationLevel::ReadCommitted)
         .start()?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK_KEY])?;
-    tx.batch_execute(SCHEMA_V1)?;
+    tx.execute_typed(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[(&SCHEMA_LOCK_KEY, Type::INT8)],
+    )?;
+    tx.batch_execute(SCHEMA)?;
     let found: Option<i32> = tx
-        .query_one("SELECT max(version) FROM prodguard_schema", &[])?
+        .query_typed_one("SELECT max(version) FROM prodguard_schema", &[])?
         .try_get(0)?;
     if let Some(found) = found.filter(|&v| v > SCHEMA_VERSION) {
         return Err(SchemaError::TooNew { found });
     }
-    tx.execute(
+    tx.execute_typed(
         "INSERT INTO prodguard_schema (version) VALUES ($1) ON CONFLICT (version) DO NOTHING",
-        &[&SCHEMA_VERSION],
+        &[(&SCHEMA_VERSION, Type::INT4)],
     )?;
     tx.commit()?;
     Ok(())

@@ -2,6 +2,7 @@
 //! `ar_internal_metadata`): a production database restored elsewhere still
 //! says it is production.
 
+use postgres::types::Type;
 use postgres::{Client, IsolationLevel};
 use prodguard_core::Tier;
 use prodguard_core::session::Stamp;
@@ -55,16 +56,16 @@ pub fn read_stamp(url: &str) -> Result<Option<Stamp>, String> {
 /// The database's stamp, read on `client`.
 pub fn read_stamp_on(client: &mut Client) -> Result<Option<Stamp>, String> {
     let has_table: bool = client
-        .query_one("SELECT to_regclass('prodguard_stamp') IS NOT NULL", &[])
+        .query_typed_one("SELECT to_regclass('prodguard_stamp') IS NOT NULL", &[])
         .and_then(|r| r.try_get(0))
         .map_err(|e| describe(&e))?;
     if !has_table {
         return Ok(None);
     }
     let row = client
-        .query_opt(
+        .query_typed_opt(
             "SELECT environment, tier, stamped_at, stamped_by FROM prodguard_stamp WHERE target = $1",
-            &[&DATABASE_STAMP],
+            &[(&DATABASE_STAMP, Type::TEXT)],
         )
         .map_err(|e| describe(&e))?;
     let Some(row) = row else {
@@ -97,19 +98,22 @@ fn write_stamp_on(client: &mut Client, stamp: &Stamp) -> Result<(), postgres::Er
         .isolation_level(IsolationLevel::ReadCommitted)
         .start()?;
     // Concurrent first stamps must not race on CREATE TABLE.
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK_KEY])?;
+    tx.execute_typed(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[(&SCHEMA_LOCK_KEY, Type::INT8)],
+    )?;
     tx.batch_execute(CREATE_STAMP_TABLE)?;
-    tx.execute(
+    tx.execute_typed(
         "INSERT INTO prodguard_stamp (target, environment, tier, stamped_at, stamped_by) \
          VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (target) DO UPDATE SET environment = excluded.environment, \
          tier = excluded.tier, stamped_at = excluded.stamped_at, stamped_by = excluded.stamped_by",
         &[
-            &DATABASE_STAMP,
-            &stamp.environment,
-            &stamp.tier.as_str(),
-            &stamp.stamped_at,
-            &stamp.stamped_by,
+            (&DATABASE_STAMP, Type::TEXT),
+            (&stamp.environment, Type::TEXT),
+            (&stamp.tier.as_str(), Type::TEXT),
+            (&stamp.stamped_at, Type::TEXT),
+            (&stamp.stamped_by, Type::TEXT),
         ],
     )?;
     tx.commit()

@@ -65,6 +65,25 @@ pub fn fresh_db(name: &str) -> String {
     url_with_db(&base_url(), &db)
 }
 
+/// The URL of the same database as `url`, through the PgBouncer of
+/// `scripts/pg-bouncer` (transaction pooling, one server connection per
+/// database); the tests fail without it.
+pub fn through_pgbouncer(url: &str) -> String {
+    let bouncer = match std::env::var("PRODGUARD_TEST_PGBOUNCER") {
+        Ok(bouncer) if !bouncer.trim().is_empty() => bouncer,
+        _ => panic!(
+            "PRODGUARD_TEST_PGBOUNCER is not set: the pooler tests need a real PgBouncer; \
+             run `eval $(scripts/pg-bouncer start)` after `eval $(scripts/pg-cluster start)` \
+             (Debian: apt-get install pgbouncer)"
+        ),
+    };
+    let db = url
+        .rsplit_once('/')
+        .map(|(_, db)| db.split('?').next().unwrap_or(db))
+        .unwrap();
+    url_with_db(&bouncer, db)
+}
+
 /// A plain connection to `url`.
 pub fn connect(url: &str) -> postgres::Client {
     postgres::Client::connect(url, postgres::NoTls).unwrap()

@@ -398,6 +398,7 @@ fn event() -> AuditEvent {
     event.prune = Some(prune_info());
     event.pid_ns = Some(4026531836);
     event.sql = Some(sql_record());
+    event.fence = Some(7);
     event
 }
 
