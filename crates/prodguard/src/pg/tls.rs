@@ -144,7 +144,7 @@ pub enum TlsError {
     },
     /// The server does not offer TLS and the connection requires it.
     #[error(
-        "{server} does not offer TLS, and this connection requires it (sslmode=require or \
+        "the server does not offer TLS, and this connection requires it (sslmode=require or \
          stricter: from the URL, PGSSLMODE, or the default verify-full for a host off the \
          loopback); turn ssl on in the server, or, only on a network you trust, put \
          sslmode=prefer in the policy's URL"
@@ -156,7 +156,7 @@ pub enum TlsError {
     /// `sslrootcert` names a file that cannot be read or holds no
     /// certificate, or the platform's store is empty.
     #[error(
-        "cannot use the CA certificates of {path} for {server}: {reason}; sslrootcert (in the \
+        "cannot use the CA certificates of {path}: {reason}; sslrootcert (in the \
          URL, or PGSSLROOTCERT) must name a readable PEM file of CA certificates, or `system`"
     )]
     RootCert {
@@ -170,7 +170,7 @@ pub enum TlsError {
     /// The certificate must be checked against a host name, and the URL
     /// gives only an address (`hostaddr`).
     #[error(
-        "sslmode={mode} checks the certificate of {server} against a host name, and the URL \
+        "sslmode={mode} checks the server's certificate against a host name, and the URL \
          gives only hostaddr: add host=NAME (a name the certificate lists)"
     )]
     NoHostName {
@@ -181,7 +181,7 @@ pub enum TlsError {
     },
     /// `PGSSLMODE` asks for less than the default for this server.
     #[error(
-        "PGSSLMODE={requested} is weaker than {default}, the default for {server}: the \
+        "PGSSLMODE={requested} is weaker than {default}, the default for this server: the \
          environment may only make TLS stricter; if that is really meant, put \
          sslmode={requested} in the policy's URL"
     )]
@@ -194,10 +194,7 @@ pub enum TlsError {
         default: &'static str,
     },
     /// `PGSSLMODE` is not a mode prodguard knows.
-    #[error(
-        "PGSSLMODE={value} is not an sslmode prodguard knows ({MODES}); fix or unset it (the \
-         connection to {server} is refused meanwhile)"
-    )]
+    #[error("PGSSLMODE={value} is not an sslmode prodguard knows ({MODES}): fix or unset it")]
     BadEnvironment {
         /// The server.
         server: String,
