@@ -1315,8 +1315,9 @@ mod tests {
 
     #[test]
     fn a_root_file_that_cannot_be_used_is_named() {
-        let dir = std::env::temp_dir().join(format!("prodguard-tls-unit-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| unreachable!("{e}"));
+        // Removed with everything in it when the test ends, even by a panic.
+        let temp = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
+        let dir = temp.path();
         let empty = dir.join("empty.pem");
         std::fs::write(&empty, "no certificate here\n").unwrap_or_else(|e| unreachable!("{e}"));
         let missing = dir.join("missing.pem");
@@ -1333,6 +1334,5 @@ mod tests {
             assert!(text.contains(&path.display().to_string()), "{text}");
             assert!(text.contains(why), "{text}");
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
