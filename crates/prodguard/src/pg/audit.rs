@@ -303,6 +303,9 @@ pub(super) fn unavailable(server: &PgServer, op: &'static str, detail: String) -
 
 /// `e` as an [`AuditError`]; `key` names the policy key that gave the URL.
 pub(super) fn pg_to_audit(server: &PgServer, e: PgError, key: &str) -> AuditError {
+    if let Some(tls) = e.tls() {
+        return unavailable(server, "connect", format!("{tls} ({key})"));
+    }
     match e {
         PgError::Connect { source, .. } => unavailable(
             server,

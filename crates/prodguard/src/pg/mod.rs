@@ -45,9 +45,49 @@
 //! mode 600), as libpq does. A password in a target URL is removed before
 //! the target reaches a record, a prompt or a lock key.
 //!
+//! # TLS
+//!
+//! Connections use TLS (rustls) as libpq's `sslmode` says, from the URL
+//! (`?sslmode=verify-full`, or `sslmode=…` in the key-value form):
+//!
+//! - `disable`: none. `prefer`: TLS when the server offers it, unchecked.
+//!   `require`: TLS, the certificate unchecked. `verify-ca`: the certificate
+//!   must chain to a trusted CA. `verify-full`: and name the host (an IP
+//!   address host needs it among the certificate's IP addresses). As in
+//!   libpq, `prefer` and `require` check the chain when a root certificate
+//!   is named. `allow` is not supported.
+//! - **The default is `verify-full` for a host off the loopback**, `prefer`
+//!   on it (`localhost`, 127.0.0.0/8, ::1). Not libpq's `prefer`
+//!   everywhere: an attacker on the network could answer that the server
+//!   has no TLS, and read or rewrite the audit trail, approvals and locks
+//!   on the way. A host named beside an address (`host=NAME&hostaddr=IP`)
+//!   is connected to at the address and its certificate checked against
+//!   the name; it is on the loopback only if both are. Unix sockets never
+//!   use TLS, whatever the mode (as libpq).
+//! - `sslrootcert` names the CAs to trust: a PEM file of one or more CA
+//!   certificates, or `system`, the platform's store (which honours
+//!   `SSL_CERT_FILE` and `SSL_CERT_DIR`). Without one in the URL it comes
+//!   from `PGSSLROOTCERT`, else it is `system`. libpq's
+//!   `~/.postgresql/root.crt` is not read: name the CA in the URL. A file
+//!   that cannot be read or holds no certificate refuses the connection,
+//!   naming the file.
+//! - **The environment cannot loosen what the policy's URL leaves to the
+//!   default.** `PGSSLMODE` counts only when the URL names no `sslmode`, and
+//!   only if it is at least as strict as the default for the host (`disable`
+//!   < `prefer` < `require` < `verify-ca` < `verify-full`); a weaker or
+//!   unknown one refuses every connection, saying to put `sslmode=` in the
+//!   policy's URL if that is really meant. `PGSSLROOTCERT` chooses trust
+//!   anchors but never turns verification off; a policy that must not trust
+//!   whatever CA the application's account names puts `sslrootcert` in its
+//!   URL.
+//!
+//! A TLS failure (an untrusted certificate, a wrong name, a server without
+//! TLS under `require` or stricter) is a [`PgError::Connect`] whose
+//! [`PgError::tls`] says what and what to do; like any connection failure,
+//! a guard refuses with 123 and nothing runs. Client certificates
+//! (`sslcert`, `sslkey`) are not supported.
+//!
 //! Limits worth knowing:
-//! - Connections do not use TLS (`sslmode=require` fails with a clear
-//!   error): use a Unix socket, the loopback, or a network you trust.
 //! - Poolers: every statement prodguard sends outside a transaction stands
 //!   alone (unnamed, in one round trip) and no session state is relied on,
 //!   so fleet mode works through PgBouncer in transaction mode too.
@@ -58,7 +98,7 @@
 use std::time::Duration;
 
 use postgres::config::Host;
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, Config};
 
 mod audit;
 mod ledger;
@@ -66,12 +106,14 @@ mod lock;
 mod password;
 mod schema;
 mod stamp;
+mod tls;
 
 pub use audit::{PgAuditSink, verify, verify_client};
 pub use ledger::{LedgerSink, PgLedger};
 pub use lock::{DEFAULT_LEASE, FleetGuard, FleetLock, Holder, LockError, lock_key};
 pub use schema::{SCHEMA_VERSION, SchemaError, init, schema_version};
 pub use stamp::{DATABASE_STAMP, PgStamps, read_stamp, read_stamp_on, write_stamp};
+pub use tls::TlsError;
 
 /// How long a connection attempt may take unless the URL says otherwise
 /// (`connect_timeout`): an unreachable server must fail the guard promptly.
@@ -102,15 +144,15 @@ pub enum PgError {
         /// What is wrong with it.
         detail: String,
     },
-    /// The server could not be reached or refused the connection.
-    #[error(
-        "cannot connect to PostgreSQL at {server}: {}; check that the server is running and reachable from this host, and the URL's user, database and password",
-        describe(.source)
-    )]
+    /// The server could not be reached or refused the connection, or TLS
+    /// failed: then [`PgError::tls`] says why (an untrusted certificate, a
+    /// server without TLS, a `PGSSLMODE` weaker than the default…).
+    #[error("cannot connect to PostgreSQL at {server}: {}", connect_failure(.server, .source))]
     Connect {
         /// The server, without password.
         server: String,
-        /// The client's error.
+        /// The client's error (for a TLS failure, a [`TlsError`] is in its
+        /// chain of sources).
         source: postgres::Error,
     },
     /// A statement failed (or the connection broke during it).
@@ -133,7 +175,29 @@ pub enum PgError {
     },
 }
 
+/// Why a connection failed, and what to do: the TLS failure's own words,
+/// or the client's with the usual checks.
+fn connect_failure(server: &str, source: &postgres::Error) -> String {
+    match tls::tls_failure(source, server) {
+        Some(tls) => tls.to_string(),
+        None => format!(
+            "{}; check that the server is running and reachable from this host, and the URL's \
+             user, database and password",
+            describe(source)
+        ),
+    }
+}
+
 impl PgError {
+    /// Why TLS failed, when that is why the connection did: its message
+    /// names the server and what to do.
+    pub fn tls(&self) -> Option<TlsError> {
+        match self {
+            PgError::Connect { server, source } => tls::tls_failure(source, server),
+            _ => None,
+        }
+    }
+
     /// The server this error is about, without password (empty for a bad URL).
     pub fn server(&self) -> &str {
         match self {
@@ -156,6 +220,7 @@ impl PgError {
 pub struct PgServer {
     config: Config,
     name: String,
+    tls: tls::Plan,
 }
 
 impl std::fmt::Debug for PgServer {
@@ -180,7 +245,25 @@ impl PgServer {
     /// server shows connections as `prodguard`; without a password, it
     /// comes from `PGPASSWORD` or the password file (`PGPASSFILE`, default
     /// `~/.pgpass`, used only when no one else can read it).
+    ///
+    /// TLS follows the URL's `sslmode` and `sslrootcert`, else `PGSSLMODE`
+    /// (only if at least as strict as the default) and `PGSSLROOTCERT`, else
+    /// the defaults: `verify-full` against the platform's trust store for a
+    /// host off the loopback, `prefer` on it, none over a Unix socket (see
+    /// the [module docs](self)).
     pub fn parse(url: &str) -> Result<PgServer, PgError> {
+        Self::parse_with(url, &|name| std::env::var(name).ok())
+    }
+
+    /// [`PgServer::parse`] with the environment's TLS variables
+    /// (`PGSSLMODE`, `PGSSLROOTCERT`) read through `env`.
+    pub(crate) fn parse_with(
+        url: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<PgServer, PgError> {
+        // postgres::Config knows neither verify-* nor sslrootcert.
+        let (url, tls_params) =
+            tls::split_params(url).map_err(|detail| PgError::BadUrl { detail })?;
         let mut config: Config = url.parse().map_err(|e: postgres::Error| PgError::BadUrl {
             // The client's parse errors never echo the password.
             detail: e.to_string(),
@@ -197,7 +280,10 @@ impl PgServer {
             config.password(password);
         }
         let name = display_name(&config);
-        Ok(PgServer { config, name })
+        let tls = tls::Plan::new(&tls_params, &config, &name, env)
+            .map_err(|detail| PgError::BadUrl { detail })?;
+        config.ssl_mode(tls.client_mode(&config));
+        Ok(PgServer { config, name, tls })
     }
 
     /// The server as messages name it: `postgresql://USER@HOST:PORT/DBNAME`,
@@ -206,12 +292,14 @@ impl PgServer {
         &self.name
     }
 
-    /// Opens a new connection (no TLS). Nothing is set on the session: a
-    /// pooler in transaction mode may give each transaction another server
-    /// connection, so each transaction says its own isolation level.
+    /// Opens a new connection, with TLS as [`PgServer::parse`] decided (a
+    /// failure is [`PgError::Connect`], with [`PgError::tls`] saying why).
+    /// Nothing is set on the session: a pooler in transaction mode may give
+    /// each transaction another server connection, so each transaction says
+    /// its own isolation level.
     pub fn connect(&self) -> Result<Client, PgError> {
         self.config
-            .connect(NoTls)
+            .connect(self.tls.connector())
             .map_err(|source| PgError::Connect {
                 server: self.name.clone(),
                 source,
@@ -306,6 +394,7 @@ pub fn database_of(url: &str) -> Option<String> {
     if !is_postgres_url(url) {
         return None;
     }
+    let (url, _) = tls::split_params(url).ok()?;
     let config: Config = url.parse().ok()?;
     let name = display_name(&config);
     // Drop the `user@` that display_name puts after the scheme.
@@ -389,6 +478,37 @@ mod tests {
             PgServer::parse("postgresql://h/d?sslmode=bogus"),
             Err(PgError::BadUrl { .. })
         ));
+    }
+
+    #[test]
+    fn tls_parameters_are_understood_and_lock_keys_ignore_them() {
+        let env = |name: &str| (name == "PGSSLMODE").then(|| "verify-ca".to_owned());
+        let url = "postgresql://app:s3cret@localhost/fleet?sslrootcert=/etc/ca.pem";
+        let server = PgServer::parse_with(url, &env).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(server.tls.mode(), tls::SslMode::VerifyCa);
+        // The client is told only that TLS is required; the checks are ours.
+        assert_eq!(
+            server.config.get_ssl_mode(),
+            postgres::config::SslMode::Require
+        );
+        assert_eq!(server.name(), "postgresql://app@localhost:5432/fleet");
+        // Off the loopback verify-ca is less than the default: not taken.
+        let url = "postgresql://app@db.internal/fleet";
+        let server = PgServer::parse_with(url, &env).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(server.tls.mode(), tls::SslMode::VerifyFull);
+        let server = PgServer::parse_with("host=localhost dbname=d", &|_| None)
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(
+            server.config.get_ssl_mode(),
+            postgres::config::SslMode::Prefer
+        );
+        assert_eq!(
+            database_of(
+                "postgresql://app@db.internal/fleet?sslmode=verify-full&sslrootcert=/etc/ca.pem"
+            ),
+            database_of("postgres://ops@db.internal:5432/fleet"),
+        );
+        assert!(database_of("postgresql://db.internal/fleet?sslmode=verify-full").is_some());
     }
 
     #[test]
