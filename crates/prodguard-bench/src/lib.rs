@@ -378,7 +378,7 @@ impl Budget {
             pg_concurrent_rounds: 3,
             pg_handovers: 15,
             pg_handover_settle: Duration::from_millis(100),
-            pg_verify_rows: 200_000,
+            pg_verify_rows: 100_000,
             pg_verify_rounds: 2,
             build_prerequisites: true,
             target_dir: prereq::default_target_dir(),
