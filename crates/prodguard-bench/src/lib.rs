@@ -20,6 +20,14 @@
 //! | [`EXEC_OVERHEAD_MS`] | `prodguard exec --op app.noop -- true` | `true` | ours / baseline (time) |
 //! | [`SQL_CLASSIFY_VS_PARSE`] | `sql::classify` of a 5 MB migration | sqlparser's `parse_sql` of it | baseline time / ours |
 //! | [`HOOK_DECISION_MS`] | `prodguard hook claude-code` on a typical agent call | `true` | ours / baseline (time); goal on the hook's own ms |
+//! | [`PG_APPEND_VS_RAW_INSERT`] | `PgAuditSink::append`, 1 writer | a prepared `INSERT` of the same row in autocommit, same server | our rate / raw rate |
+//! | [`PG_APPEND_64_VS_1`] | 64 threads, each its own `PgAuditSink` | 1 thread | 64-writer rate / 1-writer rate |
+//! | [`PG_LOCK_HANDOVER_MS`] | `FleetGuard::release()` returning → a waiting `FleetLock::acquire` returning | a plain advisory lock handed between two connections | ours (from `release()` called) / baseline; goal on ours in ms |
+//! | [`PG_VERIFY_VS_RAW_READ`] | `prodguard::pg::verify` over a large trail | `SELECT record … ORDER BY id` of the same rows | our rows/s / baseline rows/s |
+//!
+//! The `pg_*` rows need a PostgreSQL server: `PRODGUARD_TEST_PG`, else a
+//! throwaway cluster that [`prereq::postgres`] starts with
+//! `scripts/pg-cluster` and deletes when the rows are done.
 //! | [`SQL_GUARDED_DELETE_VS_RAW`] | `guard.sql(DELETE …).run(&mut conn)`, 10,000 rows of a SQLite file | the same delete in a rusqlite transaction + two `fdatasync`s | ours / baseline (time) |
 //!
 //! Nothing here asserts a timing: [`Measurement::holds`] says whether the
@@ -36,6 +44,7 @@ pub mod alloc;
 pub mod audit;
 pub mod decisions;
 pub mod faces;
+pub mod fleet;
 pub mod prereq;
 pub mod sql;
 pub mod timing;
@@ -43,6 +52,9 @@ pub mod timing;
 pub use audit::{concurrent_append_8_vs_1, durable_append_vs_fdatasync, verify_vs_sha256};
 pub use decisions::{allow_decision_ns, is_production_vs_env_var, protected_decision_100_rules_ns};
 pub use faces::{c_call_vs_rust, exec_overhead_ms, hook_decision_ms, wasm_decision_us};
+pub use fleet::{
+    pg_append_64_vs_1, pg_append_vs_raw_insert, pg_lock_handover_ms, pg_verify_vs_raw_read,
+};
 pub use sql::{sql_classify_vs_parse, sql_guarded_delete_vs_raw};
 
 /// Cached `is_production()` vs reading `APP_ENV` each time.
@@ -69,9 +81,25 @@ pub const SQL_CLASSIFY_VS_PARSE: &str = "sql_classify_vs_parse";
 pub const SQL_GUARDED_DELETE_VS_RAW: &str = "sql_guarded_delete_vs_raw";
 /// One `prodguard hook claude-code` process, as an agent waits for it.
 pub const HOOK_DECISION_MS: &str = "hook_decision_ms";
+/// Durable appends to the PostgreSQL trail vs a raw INSERT, one writer.
+pub const PG_APPEND_VS_RAW_INSERT: &str = "pg_append_vs_raw_insert";
+/// Appends per second to the PostgreSQL trail with 64 writers vs 1.
+pub const PG_APPEND_64_VS_1: &str = "pg_append_64_vs_1";
+/// The fleet lock passing from its holder to a waiter.
+pub const PG_LOCK_HANDOVER_MS: &str = "pg_lock_handover_ms";
+/// Verify of the PostgreSQL trail vs reading its records.
+pub const PG_VERIFY_VS_RAW_READ: &str = "pg_verify_vs_raw_read";
+
+/// The measurements that need a PostgreSQL server.
+pub const PG_NAMES: [&str; 4] = [
+    PG_APPEND_VS_RAW_INSERT,
+    PG_APPEND_64_VS_1,
+    PG_LOCK_HANDOVER_MS,
+    PG_VERIFY_VS_RAW_READ,
+];
 
 /// Every measurement's name, in the order [`run_all`] runs them.
-pub const NAMES: [&str; 12] = [
+pub const NAMES: [&str; 16] = [
     IS_PRODUCTION_VS_ENV_VAR,
     ALLOW_DECISION_NS,
     PROTECTED_DECISION_100_RULES_NS,
@@ -84,6 +112,10 @@ pub const NAMES: [&str; 12] = [
     SQL_CLASSIFY_VS_PARSE,
     SQL_GUARDED_DELETE_VS_RAW,
     HOOK_DECISION_MS,
+    PG_APPEND_VS_RAW_INSERT,
+    PG_APPEND_64_VS_1,
+    PG_LOCK_HANDOVER_MS,
+    PG_VERIFY_VS_RAW_READ,
 ];
 
 /// One number beside its baseline, as written to `bench-summary.json`.
@@ -293,6 +325,23 @@ pub struct Budget {
     pub sql_delete_rows: usize,
     /// Deletes per side; guarded and raw alternate run by run.
     pub sql_delete_runs: usize,
+    /// Durable appends per side to the PostgreSQL trail, one writer; ours
+    /// and the raw INSERT alternate append by append.
+    pub pg_appends: usize,
+    /// Appends per writer in the 64-writer run; the 1-writer run appends
+    /// as many in total (64 times this).
+    pub pg_concurrent_appends: usize,
+    /// Rounds of (1 writer, 64 writers).
+    pub pg_concurrent_rounds: usize,
+    /// Fleet lock handovers timed (and as many raw advisory-lock ones).
+    pub pg_handovers: usize,
+    /// How long the waiter waits before the holder releases (time to
+    /// connect and queue: the handover is timed from the release).
+    pub pg_handover_settle: Duration,
+    /// Rows of the trail that verify reads (the size is 1,000,000).
+    pub pg_verify_rows: u64,
+    /// Rounds of (verify, plain read).
+    pub pg_verify_rounds: usize,
     /// Build missing or stale prerequisites (`cargo build -p prodguard-ffi`,
     /// `-p prodguard-cli`, `scripts/build-wasm`) before using them.
     pub build_prerequisites: bool,
@@ -324,6 +373,13 @@ impl Budget {
             sql_rounds: 5,
             sql_delete_rows: 10_000,
             sql_delete_runs: 30,
+            pg_appends: 300,
+            pg_concurrent_appends: 4,
+            pg_concurrent_rounds: 3,
+            pg_handovers: 15,
+            pg_handover_settle: Duration::from_millis(100),
+            pg_verify_rows: 100_000,
+            pg_verify_rounds: 2,
             build_prerequisites: true,
             target_dir: prereq::default_target_dir(),
             profile: prereq::this_profile().to_owned(),
@@ -346,6 +402,13 @@ impl Budget {
                 sql_rounds: 1,
                 sql_delete_rows: 500,
                 sql_delete_runs: 1,
+                pg_appends: 3,
+                pg_concurrent_appends: 1,
+                pg_concurrent_rounds: 1,
+                pg_handovers: 2,
+                pg_handover_settle: Duration::from_millis(100),
+                pg_verify_rows: 2_000,
+                pg_verify_rounds: 1,
                 ..base
             },
             Mode::Full => Budget {
@@ -361,6 +424,12 @@ impl Budget {
                 exec_runs: 300,
                 sql_rounds: 10,
                 sql_delete_runs: 60,
+                pg_appends: 1_000,
+                pg_concurrent_appends: 30,
+                pg_concurrent_rounds: 3,
+                pg_handovers: 40,
+                pg_verify_rows: 1_000_000,
+                pg_verify_rounds: 3,
                 ..base
             },
         }
@@ -438,6 +507,10 @@ pub fn run(name: &str, budget: &Budget) -> Result<Measurement, BenchError> {
         SQL_CLASSIFY_VS_PARSE => sql_classify_vs_parse(budget),
         SQL_GUARDED_DELETE_VS_RAW => sql_guarded_delete_vs_raw(budget),
         HOOK_DECISION_MS => hook_decision_ms(budget),
+        PG_APPEND_VS_RAW_INSERT => pg_append_vs_raw_insert(budget),
+        PG_APPEND_64_VS_1 => pg_append_64_vs_1(budget),
+        PG_LOCK_HANDOVER_MS => pg_lock_handover_ms(budget),
+        PG_VERIFY_VS_RAW_READ => pg_verify_vs_raw_read(budget),
         other => Err(BenchError::new(format!(
             "no measurement is called `{other}`; the names are: {}",
             NAMES.join(", ")
@@ -448,6 +521,9 @@ pub fn run(name: &str, budget: &Budget) -> Result<Measurement, BenchError> {
 /// Runs every measurement in [`NAMES`] order; each result stands alone
 /// (a missing prerequisite fails only its own measurement).
 pub fn run_all(budget: &Budget) -> Vec<(&'static str, Result<Measurement, BenchError>)> {
+    // One PostgreSQL cluster for all the `pg_*` rows (when it cannot start,
+    // each of them says so).
+    let _cluster = prereq::hold_postgres(budget, &NAMES);
     NAMES
         .iter()
         .map(|&name| (name, run(name, budget)))

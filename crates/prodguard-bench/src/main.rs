@@ -156,6 +156,24 @@ fn main() -> ExitCode {
             Err(e) => eprintln!("failed: {e}"),
         }
     }
+    // The `pg_*` rows share one PostgreSQL server; a throwaway cluster is
+    // started here and deleted when `_cluster` drops at the end of main.
+    let _cluster = match prodguard_bench::prereq::hold_postgres(&budget, &names) {
+        Some(Ok(cluster)) if cluster.is_throwaway() => {
+            eprintln!("PostgreSQL: a throwaway cluster at {}", cluster.url());
+            Some(cluster)
+        }
+        Some(Ok(cluster)) => {
+            eprintln!("PostgreSQL: {} (PRODGUARD_TEST_PG)", cluster.url());
+            Some(cluster)
+        }
+        // Each pg_* row reports the problem itself.
+        Some(Err(e)) => {
+            eprintln!("PostgreSQL: {e}");
+            None
+        }
+        None => None,
+    };
     let building = started.elapsed();
     let mut measurements = Vec::new();
     let mut failed = 0;

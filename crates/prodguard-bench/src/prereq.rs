@@ -1,9 +1,10 @@
 //! Finding (and building) what the faces' measurements run: the C
-//! library, the CLI and the Wasm module.
+//! library, the CLI and the Wasm module; and the PostgreSQL server of the
+//! fleet-mode rows.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::{BenchError, Budget};
 
@@ -203,4 +204,158 @@ pub fn prepare(budget: &Budget, names: &[&str]) -> Result<(), BenchError> {
         prodguard_wasm(budget)?;
     }
     Ok(())
+}
+
+/// The PostgreSQL server the `pg_*` rows run on: the one `PRODGUARD_TEST_PG`
+/// names, or a throwaway cluster of `scripts/pg-cluster` that this process
+/// started and stops when the last handle drops.
+#[derive(Debug)]
+pub struct PgCluster {
+    url: String,
+    /// The shell that owns a cluster we started (none for `PRODGUARD_TEST_PG`).
+    watchdog: Option<Watchdog>,
+}
+
+/// `scripts/pg-cluster start` in a shell that stops the cluster once its
+/// standard input closes. Dropping this handle closes it; so does this
+/// process dying in any way (even `kill -9`), so no cluster is left behind.
+#[derive(Debug)]
+struct Watchdog {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+/// The watchdog: `$1` is scripts/pg-cluster, `$2` the log its stderr
+/// goes to. A signal (Ctrl-C reaches the whole process group) ends it
+/// through the EXIT trap too. The log is removed once the cluster it
+/// started is deleted (this process may be gone by then); a failed start
+/// leaves it for the error message.
+const WATCHDOG: &str = r#"set -u
+pg_cluster=$1 log=$2 started=
+trap 'exit 130' INT TERM HUP
+trap '"$pg_cluster" stop && [ -n "$started" ] && rm -f "$log"' EXIT
+exports=$("$pg_cluster" start) || exit 1
+started=yes
+eval "$exports"
+printf 'URL %s\n' "$PRODGUARD_TEST_PG"
+read -r _ || true
+"#;
+
+impl PgCluster {
+    /// The server's URL (its `postgres` database).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Whether this process started the cluster (and will delete it).
+    pub fn is_throwaway(&self) -> bool {
+        self.watchdog.is_some()
+    }
+
+    fn start(budget: &Budget) -> Result<PgCluster, BenchError> {
+        if let Ok(url) = std::env::var("PRODGUARD_TEST_PG")
+            && !url.trim().is_empty()
+        {
+            return Ok(PgCluster {
+                url,
+                watchdog: None,
+            });
+        }
+        let dir = budget.target_dir.join("prodguard-bench");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| BenchError::io(format!("create {}", dir.display()), e))?;
+        let pid = std::process::id();
+        let log = dir.join(format!("pg-cluster-{pid}.log"));
+        let log_file = std::fs::File::create(&log)
+            .map_err(|e| BenchError::io(format!("create {}", log.display()), e))?;
+        let script = workspace_root().join("scripts/pg-cluster");
+        let mut command = Command::new("bash");
+        command
+            .args(["-c", WATCHDOG, "prodguard-bench-pg"])
+            .arg(&script)
+            .arg(&log)
+            .current_dir(workspace_root())
+            // A state file of our own: `start` must not hand back (and our
+            // `stop` must not delete) a cluster someone else started.
+            .env(
+                "PRODGUARD_PG_STATE",
+                dir.join(format!("pg-cluster-{pid}.env")),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(log_file);
+        // The cluster's files on the target directory's filesystem, which
+        // the audit rows already require to be a real disk (on a tmpfs the
+        // WAL flush is free). A deep target directory would make the
+        // server's Unix socket path too long (107 bytes): /tmp then.
+        if dir.as_os_str().len() <= 64 {
+            command.env("TMPDIR", &dir);
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| BenchError::io(format!("run {}", script.display()), e))?;
+        let url = child.stdout.take().and_then(|stdout| {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).ok()?;
+            line.trim_end().strip_prefix("URL ").map(str::to_owned)
+        });
+        let watchdog = Watchdog { child, log };
+        match url {
+            Some(url) => Ok(PgCluster {
+                url,
+                watchdog: Some(watchdog),
+            }),
+            None => {
+                let log = watchdog.log.clone();
+                // Stops whatever was started before the failure.
+                drop(watchdog);
+                let said = std::fs::read(&log).map(|b| tail(&b)).unwrap_or_default();
+                let _ = std::fs::remove_file(&log);
+                Err(BenchError::new(format!(
+                    "scripts/pg-cluster start failed (the pg_* rows need PostgreSQL's server: \
+                     Debian `apt-get install postgresql`, or set PRODGUARD_TEST_PG):\n{said}"
+                )))
+            }
+        }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        // End of input: the shell's `read` returns and its EXIT trap runs
+        // `scripts/pg-cluster stop`, which deletes the cluster.
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// The cluster every `pg_*` row shares while any holds it.
+static CLUSTER: Mutex<Weak<PgCluster>> = Mutex::new(Weak::new());
+
+/// The PostgreSQL server for the `pg_*` rows: `PRODGUARD_TEST_PG` when set,
+/// else a throwaway cluster (`scripts/pg-cluster`, about 2 s to start),
+/// shared by everyone holding a handle and deleted when the last drops.
+/// Hold one across several rows (as the binary and [`crate::run_all`] do)
+/// to start it once.
+pub fn postgres(budget: &Budget) -> Result<Arc<PgCluster>, BenchError> {
+    let mut shared = CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(cluster) = shared.upgrade() {
+        return Ok(cluster);
+    }
+    let cluster = Arc::new(PgCluster::start(budget)?);
+    *shared = Arc::downgrade(&cluster);
+    Ok(cluster)
+}
+
+/// A handle on the PostgreSQL server when any of `names` needs one, so the
+/// rows share one cluster; `None` when none does. An error is the rows'
+/// own to report, so it is returned for the caller to show.
+pub fn hold_postgres(
+    budget: &Budget,
+    names: &[&str],
+) -> Option<Result<Arc<PgCluster>, BenchError>> {
+    names
+        .iter()
+        .any(|n| crate::PG_NAMES.contains(n))
+        .then(|| postgres(budget))
 }

@@ -6,7 +6,9 @@
 //! Needs the C library, the CLI and the Wasm module; with the default
 //! budget they are built (`cargo build -p prodguard-ffi -p prodguard-cli`,
 //! `scripts/build-wasm`) when missing or stale, and a measurement whose
-//! prerequisite cannot be had fails with the command to run.
+//! prerequisite cannot be had fails with the command to run. The `pg_*`
+//! rows use `PRODGUARD_TEST_PG` (scripts/test sets it), else a throwaway
+//! cluster of `scripts/pg-cluster` that they delete when done.
 
 use std::collections::BTreeMap;
 
@@ -21,14 +23,19 @@ fn expected_unit(name: &str) -> &'static str {
         "is_production_vs_env_var" | "allow_decision_ns" | "protected_decision_100_rules_ns" => {
             "ns"
         }
-        "durable_append_vs_fdatasync" | "concurrent_append_8_vs_1" => "appends/s",
+        "durable_append_vs_fdatasync"
+        | "concurrent_append_8_vs_1"
+        | "pg_append_vs_raw_insert"
+        | "pg_append_64_vs_1" => "appends/s",
         "verify_vs_sha256" => "MB/s",
         "c_call_vs_rust" => "ns",
         "wasm_decision_us" => "us",
         "exec_overhead_ms"
         | "sql_classify_vs_parse"
         | "sql_guarded_delete_vs_raw"
-        | "hook_decision_ms" => "ms",
+        | "hook_decision_ms"
+        | "pg_lock_handover_ms" => "ms",
+        "pg_verify_vs_raw_read" => "rows/s",
         other => panic!("unexpected measurement {other}"),
     }
 }
@@ -48,6 +55,10 @@ fn expected_goal(name: &str) -> &'static str {
         "sql_classify_vs_parse" => "ratio >= 0.8",
         "sql_guarded_delete_vs_raw" => "ratio <= 1.5",
         "hook_decision_ms" => "value <= 5",
+        "pg_append_vs_raw_insert" => "ratio >= 0.7",
+        "pg_append_64_vs_1" => "ratio >= 1",
+        "pg_lock_handover_ms" => "value <= 50",
+        "pg_verify_vs_raw_read" => "ratio >= 0.3",
         other => panic!("unexpected measurement {other}"),
     }
 }
