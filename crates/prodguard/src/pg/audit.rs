@@ -31,8 +31,15 @@ const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 ///
 /// Each append is one transaction: take `pg_advisory_xact_lock` (so appends
 /// from every host are serialised), read and check the last row, build the
-/// record chained to it with [`encode_record`], insert it, commit with
-/// `synchronous_commit = on`. The receipt is returned only after the commit.
+/// record chained to it with [`encode_record`], insert it, commit. The
+/// commit does not wait for its WAL flush, so the lock passes to the next
+/// appender at once; then a second transaction, writing only a logical
+/// decoding message (prefix `prodguard`), commits with `synchronous_commit
+/// = on`: it waits until the WAL is flushed past it, which
+/// makes this record durable (WAL is flushed in order, so a crash loses
+/// only a suffix of the chain, never a record before a kept one), and the
+/// flushes of many appenders are shared (PostgreSQL's group commit). The
+/// receipt is returned only after that flush.
 /// The first record of an empty table starts a new log (a fresh `log_id`,
 /// `prev` = [`GENESIS_PREV`]).
 ///
@@ -194,14 +201,9 @@ impl PgAuditSink {
             .isolation_level(IsolationLevel::ReadCommitted)
             .start()
             .map_err(pg("begin a transaction"))?;
-        let sync = match self.durability {
-            Durability::None => "off",
-            // fdatasync, and anything newer: durable.
-            _ => "on",
-        };
         let timeout_ms = self.lock_timeout.as_millis().clamp(1, i32::MAX as u128);
         tx.batch_execute(&format!(
-            "SET LOCAL lock_timeout = {timeout_ms}; SET LOCAL synchronous_commit = {sync}; \
+            "SET LOCAL lock_timeout = {timeout_ms}; SET LOCAL synchronous_commit = off; \
              SELECT pg_advisory_xact_lock({AUDIT_LOCK_KEY})"
         ))
         .map_err(pg("take the audit lock"))?;
@@ -286,6 +288,17 @@ impl PgAuditSink {
         )
         .map_err(pg("insert the record"))?;
         tx.commit().map_err(pg("commit"))?;
+        if self.durability != Durability::None {
+            // A transaction that wrote WAL (a logical decoding message,
+            // which any role may emit) commits synchronously: the WAL is
+            // flushed up to its commit record, past the record above.
+            client
+                .batch_execute(
+                    "BEGIN; SET LOCAL synchronous_commit = on; \
+                     SELECT pg_logical_emit_message(true, 'prodguard', 'flush'); COMMIT",
+                )
+                .map_err(pg("flush the record to disk"))?;
+        }
         tracing::info!(target: "prodguard::audit", %record, server = %self.server, "audit record appended");
         Ok(Appended::Done(AppendReceipt { seq, hash }))
     }
