@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use postgres::types::Type;
-use postgres::{Client, IsolationLevel};
+use postgres::{Client, IsolationLevel, SimpleQueryMessage, SimpleQueryRow};
 use prodguard_core::Timestamp;
 use prodguard_core::audit::{
     AuditEvent, ChainVerifier, Envelope, GENESIS_PREV, Record, encode_record,
@@ -187,39 +187,53 @@ impl PgAuditSink {
         result.map_err(|e| self.fail(e))
     }
 
+    /// Appends `event` in one transaction, in three round trips: begin,
+    /// lock and read the head; insert (and spend the approval); commit and
+    /// flush. On a failure the transaction is rolled back.
     fn append_tx(
         &self,
         client: &mut Client,
         event: &AuditEvent,
         spend: Option<(&str, Timestamp)>,
     ) -> Result<Appended, Fail> {
+        let result = self.append_in_tx(client, event, spend);
+        if !matches!(result, Ok(Appended::Done(_))) && !client.is_closed() {
+            // Nothing of it may stay open on this connection (a failure, or
+            // a spent approval: nothing written). A rollback that fails
+            // leaves a broken connection, which is dropped anyway.
+            let _ = client.batch_execute("ROLLBACK");
+        }
+        result
+    }
+
+    fn append_in_tx(
+        &self,
+        client: &mut Client,
+        event: &AuditEvent,
+        spend: Option<(&str, Timestamp)>,
+    ) -> Result<Appended, Fail> {
         let pg = |op| move |e| Fail::Pg(op, e);
-        // Read committed whatever the server's default: the last row must be
-        // read with a snapshot taken after the lock is granted.
-        let mut tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::ReadCommitted)
-            .start()
-            .map_err(pg("begin a transaction"))?;
+        // Read committed whatever the server's default: the head is read
+        // with a snapshot taken after the lock is granted. The commit does
+        // not wait for its flush, so the lock passes on at once; the flush
+        // comes after (see the type's docs).
         let timeout_ms = self.lock_timeout.as_millis().clamp(1, i32::MAX as u128);
-        tx.batch_execute(&format!(
-            "SET LOCAL lock_timeout = {timeout_ms}; SET LOCAL synchronous_commit = off; \
-             SELECT pg_advisory_xact_lock({AUDIT_LOCK_KEY})"
-        ))
-        .map_err(pg("take the audit lock"))?;
-        let row = tx
-            .query_typed_opt(
-                "SELECT seq, hash, log_id, record FROM prodguard_audit ORDER BY id DESC LIMIT 1",
-                &[],
-            )
-            .map_err(pg("read the last record"))?;
-        let head = match row {
-            Some(row) => Some(check_head(
-                row.try_get(0).map_err(pg("read the last record"))?,
-                row.try_get(1).map_err(pg("read the last record"))?,
-                row.try_get(2).map_err(pg("read the last record"))?,
-                row.try_get(3).map_err(pg("read the last record"))?,
-            )?),
+        let head = client
+            .simple_query(&format!(
+                "START TRANSACTION ISOLATION LEVEL READ COMMITTED; \
+                 SET LOCAL lock_timeout = {timeout_ms}; SET LOCAL synchronous_commit = off; \
+                 SELECT pg_advisory_xact_lock({AUDIT_LOCK_KEY}); \
+                 SELECT seq, hash, log_id, record FROM prodguard_audit ORDER BY id DESC LIMIT 1"
+            ))
+            .map_err(pg("take the audit lock and read the last record"))?;
+        let head = match last_row(&head) {
+            Some(row) => {
+                let text = |i: usize| row.get(i).unwrap_or_default().to_owned();
+                let seq = text(0).parse().map_err(|_| {
+                    Fail::Corrupt(format!("the last row's seq `{}` is not a number", text(0)))
+                })?;
+                Some(check_head(seq, text(1), text(2), text(3))?)
+            }
             None => None,
         };
         let (seq, prev, log_id) = match head {
@@ -233,7 +247,7 @@ impl PgAuditSink {
         let seq_db = i64::try_from(seq).map_err(|e| Fail::Corrupt(e.to_string()))?;
         if let Some((token_id, issued)) = spend {
             let issued_secs = issued.unix_micros() as f64 / 1e6;
-            let inserted = tx
+            let inserted = client
                 .execute_typed(
                     "INSERT INTO prodguard_spent (token_id, log_id, seq, host, issued) \
                      VALUES ($1, $2, $3, $4, to_timestamp($5)) ON CONFLICT (token_id) DO NOTHING",
@@ -247,7 +261,7 @@ impl PgAuditSink {
                 )
                 .map_err(pg("record the approval as spent"))?;
             if inserted == 0 {
-                let row = tx
+                let row = client
                     .query_typed_one(
                         "SELECT seq, coalesce(host, ''), \
                          to_char(spent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
@@ -258,8 +272,7 @@ impl PgAuditSink {
                 let seq: Option<i64> = row.try_get(0).map_err(pg("read the spent approval"))?;
                 let host: String = row.try_get(1).map_err(pg("read the spent approval"))?;
                 let at: String = row.try_get(2).map_err(pg("read the spent approval"))?;
-                // Nothing was written: let the transaction roll back.
-                drop(tx);
+                // Nothing was written: the caller rolls the transaction back.
                 return Ok(Appended::AlreadySpent {
                     seq: seq.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
                     by: format!("host {host} at {at}"),
@@ -277,31 +290,46 @@ impl PgAuditSink {
             encode_record(&envelope, event, &prev).map_err(|e| Fail::Corrupt(e.to_string()))?;
         let line = line.strip_suffix(b"\n").unwrap_or(&line);
         let record = std::str::from_utf8(line).map_err(|e| Fail::Corrupt(e.to_string()))?;
-        tx.execute_typed(
-            "INSERT INTO prodguard_audit (log_id, seq, hash, record) VALUES ($1, $2, $3, $4)",
-            &[
-                (&log_id, Type::TEXT),
-                (&seq_db, Type::INT8),
-                (&hash, Type::TEXT),
-                (&record, Type::TEXT),
-            ],
-        )
-        .map_err(pg("insert the record"))?;
-        tx.commit().map_err(pg("commit"))?;
-        if self.durability != Durability::None {
-            // A transaction that wrote WAL (a logical decoding message,
-            // which any role may emit) commits synchronously: the WAL is
-            // flushed up to its commit record, past the record above.
-            client
-                .batch_execute(
-                    "BEGIN; SET LOCAL synchronous_commit = on; \
-                     SELECT pg_logical_emit_message(true, 'prodguard', 'flush'); COMMIT",
-                )
-                .map_err(pg("flush the record to disk"))?;
-        }
+        client
+            .execute_typed(
+                "INSERT INTO prodguard_audit (log_id, seq, hash, record) VALUES ($1, $2, $3, $4)",
+                &[
+                    (&log_id, Type::TEXT),
+                    (&seq_db, Type::INT8),
+                    (&hash, Type::TEXT),
+                    (&record, Type::TEXT),
+                ],
+            )
+            .map_err(pg("insert the record"))?;
+        // A transaction that writes WAL (a logical decoding message, which
+        // any role may emit) committed synchronously flushes the WAL up to
+        // its commit record, past the record above.
+        let flush = if self.durability == Durability::None {
+            ""
+        } else {
+            " BEGIN; SET LOCAL synchronous_commit = on; \
+             SELECT pg_logical_emit_message(true, 'prodguard', 'flush'); COMMIT;"
+        };
+        client
+            .batch_execute(&format!("COMMIT;{flush}"))
+            .map_err(pg("commit and flush the record"))?;
         tracing::info!(target: "prodguard::audit", %record, server = %self.server, "audit record appended");
         Ok(Appended::Done(AppendReceipt { seq, hash }))
     }
+}
+
+/// The first row the last statement of a simple query returned, if any.
+fn last_row(messages: &[SimpleQueryMessage]) -> Option<&SimpleQueryRow> {
+    // Each statement's answer ends with its CommandComplete: look after the
+    // one before the last.
+    let statement = messages
+        .split(|m| matches!(m, SimpleQueryMessage::CommandComplete(_)))
+        .rev()
+        .find(|answer| !answer.is_empty())?;
+    statement.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(row) => Some(row),
+        _ => None,
+    })
 }
 
 /// An [`AuditError`] naming `server`: any of them makes a guard that
