@@ -2,7 +2,7 @@
 //!
 //! [`read_verified`] checks a trail with the verifier `prodguard audit
 //! verify` uses — [`verify_log`] for a file and its rotated set,
-//! [`pg::verify`](crate::pg::verify) for a PostgreSQL trail — and refuses
+//! `pg::verify` (the `postgres` feature) for a PostgreSQL trail — and refuses
 //! one that does not verify ([`TrailError::Unverified`], exit 123). Then it
 //! reads the records up to the head that verified, each pushed through the
 //! core's [`ChainVerifier`] again and read as the core's [`Record`]: they
