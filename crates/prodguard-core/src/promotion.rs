@@ -23,8 +23,9 @@
 //! outcome is not a success, and neither is an intent without an outcome
 //! (it may still be running, or died unrecorded). An attempt whose records
 //! disagree — a second intent or a second outcome with its id, an outcome
-//! that names another operation than its intent, an outcome whose time
-//! cannot be read — counts as no success either ([`Attempt::conflict`]).
+//! that names another operation than its intent — counts as no success
+//! either ([`Attempt::conflict`]); an outcome that cannot be cited (no hash,
+//! a time that does not read) is passed over, leaving its intent without one.
 //!
 //! **Where it ran** is the intent's `op`: its environment name and tier.
 //! A `from` of [`PromotionQuery`] matches an attempt whose environment's
