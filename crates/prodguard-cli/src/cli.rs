@@ -33,7 +33,8 @@ Environment:
 Examples:
   prodguard detect --explain
   prodguard check --op db.migrate --target orders.db
-  prodguard exec --op db.migrate --target orders.db -- ./migrate.sh";
+  prodguard exec --op db.migrate --target orders.db -- ./migrate.sh
+  prodguard parity --from staging-audit.jsonl --to audit.jsonl";
 
 /// prodguard — know when you are in production, and guard what could hurt it.
 ///
@@ -220,6 +221,45 @@ pub(crate) enum Command {
   prodguard audit head > anchor.json"
     )]
     Audit(AuditCommand),
+    /// Compare two audit trails: the guarded operations (by fingerprint)
+    /// that succeeded in one and never in the other, newest first.
+    ///
+    /// Each TRAIL is a file log (its rotated files PATH.1, PATH.2, … are
+    /// read too, as `audit verify --log` reads them) or a postgresql:// URL
+    /// (the fleet trail). Each is verified first with `audit verify`'s
+    /// verifier; one that does not verify is no evidence: exit 123, naming
+    /// it. A success is an intent whose outcome (same attempt_id) is `ok`;
+    /// failed, abandoned, rolled-back, dry runs and intents without an
+    /// outcome are not. A batch counts by its items' fingerprints; successes
+    /// without a fingerprint are counted, not compared. When one trail holds
+    /// several environments (a fleet trail), --from-env and --to-env keep one
+    /// side's (an environment's name or a tier's).
+    ///
+    /// It is a report: it exits 0 whatever the differences. With --json:
+    /// {"v":1,"ok":{"from":{…},"to":{…},"only_in_to":[…],"only_in_from":[…],
+    /// "in_both":N,"unfingerprinted_from":N,"unfingerprinted_to":N}}, each
+    /// entry with its newest success and the records that prove it.
+    #[command(after_help = "Examples:
+  prodguard parity --from staging-audit.jsonl --to /var/log/prodguard/audit.jsonl
+  prodguard parity --from postgresql://prodguard@db.internal/fleet --from-env staging \\
+                   --to postgresql://prodguard@db.internal/fleet --to-env production
+  prodguard parity --from staging.jsonl --to prod.jsonl --json | jq '.ok.only_in_to[].fingerprint'")]
+    Parity {
+        /// The trail the operations should have succeeded in first (e.g. staging's).
+        #[arg(long, value_name = "TRAIL")]
+        from: String,
+        /// The trail to compare with it (e.g. production's).
+        #[arg(long, value_name = "TRAIL")]
+        to: String,
+        /// Keep only the FROM trail's attempts in this environment (a name or a tier).
+        #[arg(long, value_name = "NAME")]
+        from_env: Option<String>,
+        /// Keep only the TO trail's attempts in this environment (a name or a tier).
+        #[arg(long, value_name = "NAME")]
+        to_env: Option<String>,
+        #[arg(long, help = JSON)]
+        json: bool,
+    },
     /// Fleet mode: prepare the PostgreSQL database that hosts share.
     #[command(
         subcommand,

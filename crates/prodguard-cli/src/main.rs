@@ -42,8 +42,8 @@ use prodguard_core::ExitCode as Refusal;
 
 use cli::{Cli, Command};
 use commands::{
-    approve, audit, check, detect, exec, fleet, generate, hook, keygen, load_policy, policy, sql,
-    stamp,
+    approve, audit, check, detect, exec, fleet, generate, hook, keygen, load_policy, parity,
+    policy, sql, stamp,
 };
 use envelope::Envelope;
 
@@ -194,6 +194,23 @@ fn run(cli: Cli) -> Result<Envelope, GuardError> {
         Command::Policy(command) => policy::run(command, policy_file),
         Command::Audit(command) => audit::run(command, policy_file),
         Command::Fleet(command) => fleet::run(command),
+        Command::Parity {
+            from,
+            to,
+            from_env,
+            to_env,
+            json,
+        } => parity::run(
+            parity::Side {
+                trail: &from,
+                env: from_env.as_deref(),
+            },
+            parity::Side {
+                trail: &to,
+                env: to_env.as_deref(),
+            },
+            json,
+        ),
         Command::Sql(command) => sql::run(command, policy_file),
         Command::Hook(command) => hook::run(command, policy_file),
         Command::Completions { shell } => Ok(generate::completions(shell)),

@@ -387,9 +387,36 @@ const CASES: &[Case] = &[
         ],
         124,
     ),
+    // A report: 0 whatever it finds; a trail that does not verify is no
+    // evidence (123).
+    case(
+        DEV,
+        &[
+            "parity",
+            "--from",
+            "audit.jsonl",
+            "--to",
+            "audit.jsonl",
+            "--json",
+        ],
+        0,
+    ),
+    case(
+        DEV,
+        &[
+            "parity",
+            "--from",
+            "tampered.jsonl",
+            "--to",
+            "audit.jsonl",
+            "--json",
+        ],
+        123,
+    ),
     // Usage errors: the envelope too, with the usage code.
     case(DEV, &["detect", "--bogus", "--json"], 125),
     case(DEV, &["check", "--json"], 125),
+    case(DEV, &["parity", "--from", "audit.jsonl", "--json"], 125),
     case(DEV, &["audit", "prune", "--before", "0", "--json"], 125),
     case(DEV, &["hook", "claude-code", "--json"], 125),
     case(DEV, &["hook", "install", "codex", "--json"], 0),
@@ -656,6 +683,7 @@ fn every_subcommand_s_help_shows_examples() {
         &["audit", "prune"],
         &["audit", "record"],
         &["fleet", "init"],
+        &["parity"],
         &["sql", "check"],
         &["sql", "exec"],
         &["hook", "claude-code"],

@@ -436,3 +436,134 @@ fn a_password_comes_from_pgpassword_or_the_password_file() {
     db.admin_sql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name));
     db.admin_sql("DROP ROLE IF EXISTS prodguard_pw");
 }
+
+/// `prodguard parity … --json`'s fingerprints of one side.
+fn parity_fingerprints(value: &serde_json::Value, side: &str) -> Vec<String> {
+    value["ok"][side]
+        .as_array()
+        .unwrap_or_else(|| panic!("{value:#}"))
+        .iter()
+        .map(|e| e["fingerprint"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn parity_reads_the_shared_postgresql_trail_of_staging_and_production_hosts() {
+    let db = Database::new("parity");
+    let dir = sandbox("parity");
+    let policy = fleet_policy(dir.path(), &format!("[audit]\nsink = {:?}\n", db.url));
+    for (env, fingerprint) in [
+        ("staging", "aaa111"),
+        ("staging", "bbb222"),
+        ("production", "aaa111"),
+        ("production", "ddd444"),
+    ] {
+        let out = prodguard(
+            dir.path(),
+            env,
+            &[
+                "--policy",
+                &policy,
+                "exec",
+                "--op",
+                "db.migrate",
+                "--target",
+                "orders",
+                "--fingerprint",
+                fingerprint,
+                "--",
+                "true",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+    let parity = |from: &str, to: &str| {
+        prodguard(
+            dir.path(),
+            "development",
+            &[
+                "parity",
+                "--from",
+                from,
+                "--from-env",
+                "staging",
+                "--to",
+                to,
+                "--to-env",
+                "production",
+                "--json",
+            ],
+        )
+    };
+    // The PostgreSQL trail on both sides, each side one environment of it.
+    let out = parity(&db.url, &db.url);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(parity_fingerprints(&value, "only_in_to"), ["ddd444"]);
+    assert_eq!(parity_fingerprints(&value, "only_in_from"), ["bbb222"]);
+    assert_eq!(value["ok"]["in_both"], 1);
+    assert_eq!(value["ok"]["to"]["records"], 8);
+    assert!(
+        value["ok"]["to"]["trail"]
+            .as_str()
+            .unwrap()
+            .starts_with("postgresql://"),
+        "{value:#}"
+    );
+    let cited = &value["ok"]["only_in_to"][0]["last"]["outcome"]["record"];
+    assert_eq!(
+        db.sql(&format!(
+            "SELECT hash FROM prodguard_audit WHERE seq = {}",
+            cited["seq"]
+        )),
+        cited["hash"].as_str().unwrap()
+    );
+    // A file on one side: the local copy PRODGUARD_AUDIT_LOG kept.
+    let copy = dir.path().join("audit.jsonl").display().to_string();
+    let out = parity(&copy, &db.url);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let mixed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(parity_fingerprints(&mixed, "only_in_to"), ["ddd444"]);
+    assert_eq!(parity_fingerprints(&mixed, "only_in_from"), ["bbb222"]);
+    // The text report names the server, never a password.
+    let out = prodguard(
+        dir.path(),
+        "development",
+        &["parity", "--from", &copy, "--to", &db.url],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("to:   postgresql://"), "{}", text(&out));
+
+    // A staging run's failure rewritten as a success in the table: the
+    // trail does not verify, so it is no evidence.
+    let out = prodguard(
+        dir.path(),
+        "staging",
+        &[
+            "--policy",
+            &policy,
+            "exec",
+            "--op",
+            "db.migrate",
+            "--target",
+            "orders",
+            "--fingerprint",
+            "eee555",
+            "--",
+            "false",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    db.sql(
+        "UPDATE prodguard_audit SET record = replace(record, '\"status\":\"failed\"', '\"status\":\"ok\"') \
+         WHERE record LIKE '%\"status\":\"failed\"%'",
+    );
+    let out = parity(&db.url, &copy);
+    assert_eq!(out.status.code(), Some(123), "{}", text(&out));
+    let message = text(&out);
+    assert!(message.contains("does not verify (tampered"), "{message}");
+    assert!(
+        message.contains("run `prodguard audit verify --postgres postgresql://"),
+        "{message}"
+    );
+}

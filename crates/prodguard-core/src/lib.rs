@@ -26,6 +26,7 @@ pub mod detect;
 pub mod hook;
 pub mod json_api;
 pub mod policy;
+pub mod promotion;
 pub mod secret;
 pub mod session;
 pub mod shell;

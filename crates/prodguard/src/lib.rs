@@ -111,6 +111,7 @@ pub mod sql_exec;
 pub mod stamp;
 pub mod system;
 pub mod testing;
+pub mod trail;
 
 use std::sync::OnceLock;
 

@@ -10,6 +10,7 @@ pub(crate) mod fleet;
 pub(crate) mod generate;
 pub(crate) mod hook;
 pub(crate) mod keygen;
+pub(crate) mod parity;
 pub(crate) mod policy;
 pub(crate) mod sql;
 pub(crate) mod stamp;
