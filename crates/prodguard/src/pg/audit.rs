@@ -221,8 +221,9 @@ impl PgAuditSink {
         let head = client
             .simple_query(&format!(
                 "START TRANSACTION ISOLATION LEVEL READ COMMITTED; \
-                 SET LOCAL lock_timeout = {timeout_ms}; SET LOCAL synchronous_commit = off; \
-                 SELECT pg_advisory_xact_lock({AUDIT_LOCK_KEY}); \
+                 SELECT set_config('lock_timeout', '{timeout_ms}', true), \
+                     set_config('synchronous_commit', 'off', true), \
+                     pg_advisory_xact_lock({AUDIT_LOCK_KEY}); \
                  SELECT seq, hash, log_id, record FROM prodguard_audit ORDER BY id DESC LIMIT 1"
             ))
             .map_err(pg("take the audit lock and read the last record"))?;
@@ -307,8 +308,8 @@ impl PgAuditSink {
         let flush = if self.durability == Durability::None {
             ""
         } else {
-            " BEGIN; SET LOCAL synchronous_commit = on; \
-             SELECT pg_logical_emit_message(true, 'prodguard', 'flush'); COMMIT;"
+            " BEGIN; SELECT set_config('synchronous_commit', 'on', true), \
+             pg_logical_emit_message(true, 'prodguard', 'flush'); COMMIT;"
         };
         client
             .batch_execute(&format!("COMMIT;{flush}"))
