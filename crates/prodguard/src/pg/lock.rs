@@ -297,7 +297,9 @@ impl FleetLock {
 }
 
 /// Claims the lease of `key` if nobody holds it (no row, or its lease ran
-/// out or was released): its fence, or `None` when another holds it.
+/// out or was released): its fence, or `None` when another holds it. While
+/// another holds it, nothing is written (no row lock, no WAL flush): a
+/// waiter polls with reads.
 fn take(
     client: &mut Client,
     key: i64,
@@ -308,7 +310,8 @@ fn take(
 ) -> Result<Option<u64>, postgres::Error> {
     let row = client.query_typed_opt(
         "INSERT INTO prodguard_lease AS l (key, operation, target, holder, fence, since, until) \
-         VALUES ($1, $2, $3, $4, 1, now(), now() + make_interval(secs => $5)) \
+         SELECT $1, $2, $3, $4, 1, now(), now() + make_interval(secs => $5) \
+         WHERE NOT EXISTS (SELECT 1 FROM prodguard_lease WHERE key = $1 AND until > now()) \
          ON CONFLICT (key) DO UPDATE SET operation = excluded.operation, \
              target = excluded.target, holder = excluded.holder, fence = l.fence + 1, \
              since = excluded.since, until = excluded.until \
