@@ -377,7 +377,7 @@ fn a_guard_whose_sink_has_the_wrong_ca_refuses_with_123_and_runs_nothing() {
 }
 
 /// The child of the test below: a guard whose sink's URL names no sslmode,
-/// under the `PGSSLMODE` its parent set.
+/// under the `PGSSLMODE` or `PGSSLROOTCERT` its parent set.
 #[test]
 fn child() {
     let Some(role) = pg_common::child_role() else {
@@ -422,4 +422,26 @@ fn pgsslmode_may_tighten_but_not_loosen_and_a_looser_one_refuses_with_123() {
         );
     }
     assert!(run("verify-full").starts_with("exit=0 ran=true"));
+}
+
+/// The environment never chooses which CAs are trusted: with the right CA
+/// in `PGSSLROOTCERT` and none in the URL, nothing runs (an attacker who
+/// sets the environment and sits on the network could name their own).
+#[test]
+fn pgsslrootcert_never_chooses_the_cas_and_refuses_with_123() {
+    let c = cluster();
+    let run = |url: &str, root: &std::path::Path| {
+        let child = pg_common::spawn_child(
+            "guard",
+            url,
+            &[("PGSSLROOTCERT", root.display().to_string())],
+        );
+        pg_common::results(child).join("\n")
+    };
+    let out = run(&c.url(NAME, ""), &c.ca);
+    assert!(out.starts_with("exit=123 ran=false"), "{out}");
+    assert!(out.contains("PGSSLROOTCERT is set"), "{out}");
+    // Named in the URL, the CA is used and the environment is not read.
+    let out = run(&c.url(NAME, &c.ca()), &c.other_ca);
+    assert!(out.starts_with("exit=0 ran=true"), "{out}");
 }

@@ -213,6 +213,9 @@ impl PgAuditSink {
         spend: Option<(&str, Timestamp)>,
     ) -> Result<Appended, Fail> {
         let pg = |op| move |e| Fail::Pg(op, e);
+        // The audit lock is held across two client round trips: a client
+        // that stalls inside it (paused, cut off) is ended by the server
+        // after the lock timeout, so other hosts' appends go on.
         // Read committed whatever the server's default: the head is read
         // with a snapshot taken after the lock is granted. The commit does
         // not wait for its flush, so the lock passes on at once; the flush
@@ -222,6 +225,7 @@ impl PgAuditSink {
             .simple_query(&format!(
                 "START TRANSACTION ISOLATION LEVEL READ COMMITTED; \
                  SELECT set_config('lock_timeout', '{timeout_ms}', true), \
+                     set_config('idle_in_transaction_session_timeout', '{timeout_ms}', true), \
                      set_config('synchronous_commit', 'off', true), \
                      pg_advisory_xact_lock({AUDIT_LOCK_KEY}); \
                  SELECT seq, hash, log_id, record FROM prodguard_audit ORDER BY id DESC LIMIT 1"

@@ -65,21 +65,22 @@
 //!   the name; it is on the loopback only if both are. Unix sockets never
 //!   use TLS, whatever the mode (as libpq).
 //! - `sslrootcert` names the CAs to trust: a PEM file of one or more CA
-//!   certificates, or `system`, the platform's store (which honours
-//!   `SSL_CERT_FILE` and `SSL_CERT_DIR`). Without one in the URL it comes
-//!   from `PGSSLROOTCERT`, else it is `system`. libpq's
-//!   `~/.postgresql/root.crt` is not read: name the CA in the URL. A file
-//!   that cannot be read or holds no certificate refuses the connection,
-//!   naming the file.
+//!   certificates, or `system`, the public web PKI's roots built into
+//!   prodguard (Mozilla's, from webpki-roots). Without one in the URL it is
+//!   `system`. A file that cannot be read or holds no certificate refuses
+//!   the connection, naming the file. With `system`, only `verify-full`
+//!   means anything (public CAs vouch for names, not for your server), so
+//!   `verify-ca`, or `prefer`/`require` naming `system`, is refused.
 //! - **The environment cannot loosen what the policy's URL leaves to the
 //!   default.** `PGSSLMODE` counts only when the URL names no `sslmode`, and
 //!   only if it is at least as strict as the default for the host (`disable`
 //!   < `prefer` < `require` < `verify-ca` < `verify-full`); a weaker or
 //!   unknown one refuses every connection, saying to put `sslmode=` in the
-//!   policy's URL if that is really meant. `PGSSLROOTCERT` chooses trust
-//!   anchors but never turns verification off; a policy that must not trust
-//!   whatever CA the application's account names puts `sslrootcert` in its
-//!   URL.
+//!   policy's URL if that is really meant. Nothing in the environment
+//!   chooses the trust anchors: `PGSSLROOTCERT` set while the URL names no
+//!   `sslrootcert` refuses every connection (an attacker on the network who
+//!   could also set it would otherwise be trusted), and `SSL_CERT_FILE`,
+//!   `SSL_CERT_DIR` and `~/.postgresql/root.crt` are not read.
 //!
 //! A TLS failure (an untrusted certificate, a wrong name, a server without
 //! TLS under `require` or stricter) is a [`PgError::Connect`] whose
@@ -247,10 +248,11 @@ impl PgServer {
     /// `~/.pgpass`, used only when no one else can read it).
     ///
     /// TLS follows the URL's `sslmode` and `sslrootcert`, else `PGSSLMODE`
-    /// (only if at least as strict as the default) and `PGSSLROOTCERT`, else
-    /// the defaults: `verify-full` against the platform's trust store for a
-    /// host off the loopback, `prefer` on it, none over a Unix socket (see
-    /// the [module docs](self)).
+    /// (only if at least as strict as the default), else the defaults:
+    /// `verify-full` against the public web PKI's roots for a host off the
+    /// loopback, `prefer` on it, none over a Unix socket (see the [module
+    /// docs](self)). `PGSSLROOTCERT` never chooses the roots: set without
+    /// `sslrootcert` in the URL, it refuses every connection.
     pub fn parse(url: &str) -> Result<PgServer, PgError> {
         Self::parse_with(url, &|name| std::env::var(name).ok())
     }

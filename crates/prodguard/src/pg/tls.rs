@@ -7,10 +7,16 @@
 //!   connection stricter than the default: a weaker one is refused, since the
 //!   environment belongs to the application's account and the URL to the
 //!   policy.
-//! - `sslrootcert` (a PEM file of CA certificates, or `system`: the platform's
-//!   trust store) comes from the URL, else from `PGSSLROOTCERT`, else is
-//!   `system`. `~/.postgresql/root.crt` is not read. It chooses trust anchors
-//!   only: it never turns verification off.
+//! - `sslrootcert` (a PEM file of CA certificates, or `system`: the public
+//!   web PKI's roots built into prodguard, webpki-roots) comes from the URL
+//!   only, else is `system`. Nothing in the environment chooses the trust
+//!   anchors: `PGSSLROOTCERT` set without one in the URL refuses, and
+//!   `SSL_CERT_FILE`, `SSL_CERT_DIR` and `~/.postgresql/root.crt` are not
+//!   read. Whoever sets the environment of a guarded program (its account)
+//!   could otherwise make a certificate of their own trusted.
+//! - The public roots authenticate a name, never a CA alone: with them,
+//!   `verify-ca` (and `prefer`/`require` naming `sslrootcert=system`) would
+//!   accept anyone's certificate, so the URL is refused (as libpq 16 does).
 //!
 //! `postgres::Config` knows neither `verify-ca`, `verify-full` nor
 //! `sslrootcert`, so [`split_params`] takes them out of the URL before it
@@ -21,7 +27,7 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock};
 
 use postgres::Config;
 use postgres::Socket;
@@ -108,8 +114,9 @@ pub enum TlsError {
     /// (`verify-full`).
     #[error(
         "the certificate of {server} is not valid for the name {name}{presented}: connect by a \
-         name it lists (host=NAME, with hostaddr=IP to choose the address), or put \
-         sslmode=verify-ca in the URL to check only that a trusted CA signed it"
+         name it lists (host=NAME, with hostaddr=IP to choose the address), or, with \
+         sslrootcert naming your own CA's file, put sslmode=verify-ca in the URL to check \
+         only that this CA signed it"
     )]
     WrongName {
         /// The server (`host:port`).
@@ -157,7 +164,7 @@ pub enum TlsError {
     /// certificate, or the platform's store is empty.
     #[error(
         "cannot use the CA certificates of {path}: {reason}; sslrootcert (in the \
-         URL, or PGSSLROOTCERT) must name a readable PEM file of CA certificates, or `system`"
+         URL) must name a readable PEM file of CA certificates, or `system`"
     )]
     RootCert {
         /// The server.
@@ -193,6 +200,16 @@ pub enum TlsError {
         /// The default for this server.
         default: &'static str,
     },
+    /// `PGSSLROOTCERT` is set and the URL names no `sslrootcert`.
+    #[error(
+        "PGSSLROOTCERT is set, but the environment may not choose which CAs prodguard trusts \
+         (whoever sets it could make their own certificate trusted): name the CA in the \
+         policy's URL (sslrootcert=/path/to/ca.pem, or sslrootcert=system), or unset it"
+    )]
+    EnvironmentRoots {
+        /// The server.
+        server: String,
+    },
     /// `PGSSLMODE` is not a mode prodguard knows.
     #[error("PGSSLMODE={value} is not an sslmode prodguard knows ({MODES}): fix or unset it")]
     BadEnvironment {
@@ -215,7 +232,8 @@ impl TlsError {
             | TlsError::RootCert { server, .. }
             | TlsError::NoHostName { server, .. }
             | TlsError::WeakerEnvironment { server, .. }
-            | TlsError::BadEnvironment { server, .. } => server,
+            | TlsError::BadEnvironment { server, .. }
+            | TlsError::EnvironmentRoots { server } => server,
         }
     }
 }
@@ -430,7 +448,7 @@ pub(crate) struct Plan {
     mode: SslMode,
     /// Where the trust anchors come from.
     roots: Roots,
-    /// Whether the URL or `PGSSLROOTCERT` named them (so `prefer` and
+    /// Whether the URL named them (so `prefer` and
     /// `require` check the chain, as libpq).
     roots_named: bool,
     /// Why every connection is refused (the environment asked for less).
@@ -468,7 +486,11 @@ fn places(config: &Config) -> Vec<Place> {
     let (hosts, addrs) = (config.get_hosts(), config.get_hostaddrs());
     (0..hosts.len().max(addrs.len()))
         .map(|i| match (hosts.get(i), addrs.get(i)) {
-            (Some(Host::Unix(_)), _) => Place::Unix,
+            // libpq and the client connect to `hostaddr` over TCP even when
+            // `host` is a socket directory.
+            (Some(Host::Unix(_)), Some(addr)) if addr.is_loopback() => Place::Loopback,
+            (Some(Host::Unix(_)), Some(_)) => Place::Remote,
+            (Some(Host::Unix(_)), None) => Place::Unix,
             (Some(Host::Tcp(name)), addr) => {
                 if is_loopback_name(name) && addr.is_none_or(IpAddr::is_loopback) {
                     Place::Loopback
@@ -510,7 +532,7 @@ impl Plan {
         let places = places(config);
         let default = default_mode(&places);
         let mut refusal = None;
-        let mode = if !places.iter().any(|p| *p != Place::Unix) {
+        let mut mode = if !places.iter().any(|p| *p != Place::Unix) {
             // libpq never uses TLS over a Unix socket, whatever the mode.
             SslMode::Disable
         } else if let Some(text) = &params.sslmode {
@@ -537,15 +559,40 @@ impl Plan {
         } else {
             default
         };
-        let named = params
-            .sslrootcert
-            .clone()
-            .filter(|v| !v.is_empty())
-            .or_else(|| env("PGSSLROOTCERT"));
+        let named = params.sslrootcert.clone().filter(|v| !v.is_empty());
+        if named.is_none() && mode != SslMode::Disable && env("PGSSLROOTCERT").is_some() {
+            refusal.get_or_insert(TlsError::EnvironmentRoots {
+                server: server.to_owned(),
+            });
+        }
         let roots = match named.as_deref() {
             None | Some("system") => Roots::System,
             Some(path) => Roots::File(PathBuf::from(path)),
         };
+        // The public roots vouch for names, not for a CA of one's own.
+        let weak = match mode {
+            SslMode::VerifyCa => true,
+            SslMode::Prefer | SslMode::Require => named.is_some(),
+            SslMode::Disable | SslMode::VerifyFull => false,
+        };
+        if weak && roots == Roots::System {
+            let text = format!(
+                "sslmode={mode} with sslrootcert=system (the public web PKI) would accept \
+                 anyone's certificate for any name: name your own CA (sslrootcert=/path/to/ca.pem) \
+                 or use sslmode=verify-full"
+            );
+            if params.sslmode.is_some() {
+                return Err(text);
+            }
+            // From PGSSLMODE (on the loopback, where it may be stricter than
+            // prefer): with the public roots only verify-full is stricter.
+            refusal.get_or_insert(TlsError::WeakerEnvironment {
+                server: server.to_owned(),
+                requested: mode.as_str(),
+                default: SslMode::VerifyFull.as_str(),
+            });
+            mode = default;
+        }
         let ports = config.get_ports();
         let ports = config
             .get_hosts()
@@ -682,7 +729,7 @@ impl Plan {
     /// The trust anchors.
     fn root_store(&self) -> Result<Arc<RootCertStore>, TlsError> {
         match &self.roots {
-            Roots::System => system_roots().map_err(|reason| self.root_error(reason)),
+            Roots::System => Ok(system_roots()),
             Roots::File(path) => file_roots(path)
                 .map(Arc::new)
                 .map_err(|reason| self.root_error(reason)),
@@ -707,37 +754,15 @@ fn file_roots(path: &Path) -> Result<RootCertStore, String> {
     Ok(store)
 }
 
-/// The platform's trust store, read once per process (only a successful
-/// read is kept).
-fn system_roots() -> Result<Arc<RootCertStore>, String> {
-    static SYSTEM: Mutex<Option<Arc<RootCertStore>>> = Mutex::new(None);
-    let mut cached = SYSTEM
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(store) = cached.as_ref() {
-        return Ok(store.clone());
-    }
-    let found = rustls_native_certs::load_native_certs();
-    for error in &found.errors {
-        tracing::warn!(target: "prodguard::pg", %error, "reading the platform's trust store");
-    }
-    let mut store = RootCertStore::empty();
-    let (added, ignored) = store.add_parsable_certificates(found.certs);
-    tracing::debug!(target: "prodguard::pg", added, ignored, "the platform's trust store");
-    if store.is_empty() {
-        let errors: Vec<String> = found.errors.iter().map(ToString::to_string).collect();
-        return Err(format!(
-            "the platform's trust store holds no certificate{}",
-            if errors.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", errors.join("; "))
-            }
-        ));
-    }
-    let store = Arc::new(store);
-    *cached = Some(store.clone());
-    Ok(store)
+/// The public web PKI's roots (Mozilla's, built in by webpki-roots): no
+/// file or variable of the environment is read.
+fn system_roots() -> Arc<RootCertStore> {
+    static SYSTEM: LazyLock<Arc<RootCertStore>> = LazyLock::new(|| {
+        Arc::new(RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        })
+    });
+    SYSTEM.clone()
 }
 
 /// `verify-ca`: webpki's verifier, whose chain check comes before its name
@@ -1137,6 +1162,15 @@ mod tests {
             ("postgresql://localhost,db.internal/fleet", VerifyFull),
             // Unix sockets: no TLS, whatever the URL or the environment say.
             ("host=/run/postgresql dbname=fleet", Disable),
+            // ... unless hostaddr is given: then the client connects over TCP.
+            (
+                "host=/run/postgresql hostaddr=10.0.0.5 dbname=fleet",
+                VerifyFull,
+            ),
+            (
+                "host=/run/postgresql hostaddr=127.0.0.1 dbname=fleet",
+                Prefer,
+            ),
             ("postgresql://%2Frun%2Fpostgresql/fleet", Disable),
             (
                 "host=/run/postgresql dbname=fleet sslmode=verify-full",
@@ -1145,7 +1179,10 @@ mod tests {
             // The URL decides, even to loosen: the policy names it.
             ("postgresql://db.internal/fleet?sslmode=disable", Disable),
             ("postgresql://db.internal/fleet?sslmode=require", Require),
-            ("postgresql://localhost/fleet?sslmode=verify-ca", VerifyCa),
+            (
+                "postgresql://localhost/fleet?sslmode=verify-ca&sslrootcert=/ca.pem",
+                VerifyCa,
+            ),
         ] {
             assert_eq!(mode(url, &[]), expected, "{url}");
         }
@@ -1163,7 +1200,6 @@ mod tests {
         assert_eq!(mode(remote, &[("PGSSLMODE", "verify-full")]), VerifyFull);
         assert_eq!(mode(local, &[("PGSSLMODE", "prefer")]), Prefer);
         assert_eq!(mode(local, &[("PGSSLMODE", "require")]), Require);
-        assert_eq!(mode(local, &[("PGSSLMODE", "verify-ca")]), VerifyCa);
         assert_eq!(mode(local, &[("PGSSLMODE", "verify-full")]), VerifyFull);
         // Empty is unset.
         assert_eq!(mode(remote, &[("PGSSLMODE", "")]), VerifyFull);
@@ -1189,6 +1225,9 @@ mod tests {
             (remote, "require"),
             (remote, "verify-ca"),
             (local, "disable"),
+            // With the public roots, verify-ca checks nobody: only
+            // verify-full is stricter than the loopback's prefer.
+            (local, "verify-ca"),
         ] {
             let plan = plan(url, &[("PGSSLMODE", weaker)]).unwrap_or_else(|e| unreachable!("{e}"));
             let Some(refusal) = &plan.refusal else {
@@ -1208,8 +1247,8 @@ mod tests {
                 connector.make_tls_connect("db.internal").err().as_ref(),
                 Some(refusal)
             );
-            // The mode stays the default (never the weaker one).
-            assert!(plan.mode() > SslMode::parse(weaker).unwrap_or(Disable));
+            // The mode stays the default, never the one asked for.
+            assert_eq!(plan.mode(), mode(url, &[]), "{url} PGSSLMODE={weaker}");
         }
         for bogus in ["allow", "verify_full", "off"] {
             let plan =
@@ -1239,69 +1278,82 @@ mod tests {
 
     #[test]
     fn what_is_checked_follows_the_mode_and_a_named_root() {
-        let check = |url: &str, env: &[(&str, &str)]| {
-            plan(url, env)
+        let check = |url: &str| {
+            plan(url, &[])
                 .unwrap_or_else(|e| unreachable!("{e}"))
                 .check()
         };
         let remote = "postgresql://db.internal/fleet";
-        assert_eq!(check(remote, &[]), Check::ChainAndName);
+        assert_eq!(check(remote), Check::ChainAndName);
         assert_eq!(
-            check(&format!("{remote}?sslmode=verify-ca"), &[]),
+            check(&format!("{remote}?sslmode=verify-ca&sslrootcert=/ca.pem")),
             Check::Chain
         );
+        assert_eq!(check(&format!("{remote}?sslmode=require")), Check::Nothing);
         assert_eq!(
-            check(&format!("{remote}?sslmode=require"), &[]),
-            Check::Nothing
-        );
-        assert_eq!(
-            check(
-                &format!("{remote}?sslmode=require&sslrootcert=/ca.pem"),
-                &[]
-            ),
+            check(&format!("{remote}?sslmode=require&sslrootcert=/ca.pem")),
             Check::Chain
         );
+        assert_eq!(check(&format!("{remote}?sslmode=disable")), Check::Nothing);
+        assert_eq!(check("postgresql://localhost/d"), Check::Nothing);
+    }
+
+    #[test]
+    fn the_public_roots_never_vouch_for_a_ca_alone() {
+        // verify-ca (or require/prefer naming them) with the public roots
+        // would accept anyone's certificate: the URL is refused.
+        for url in [
+            "postgresql://db.internal/fleet?sslmode=verify-ca",
+            "postgresql://db.internal/fleet?sslmode=verify-ca&sslrootcert=system",
+            "postgresql://db.internal/fleet?sslmode=require&sslrootcert=system",
+            "postgresql://localhost/fleet?sslmode=prefer&sslrootcert=system",
+        ] {
+            let err = plan(url, &[])
+                .err()
+                .unwrap_or_else(|| unreachable!("{url} is accepted"));
+            assert!(err.contains("name your own CA"), "{url}: {err}");
+        }
+        // verify-full with them is what they are for.
         assert_eq!(
-            check(
-                &format!("{remote}?sslmode=require"),
-                &[("PGSSLROOTCERT", "/ca.pem")]
-            ),
-            Check::Chain
-        );
-        assert_eq!(
-            check(&format!("{remote}?sslmode=disable"), &[]),
-            Check::Nothing
-        );
-        assert_eq!(check("postgresql://localhost/d", &[]), Check::Nothing);
-        // PGSSLROOTCERT names anchors; it cannot turn the checks off.
-        assert_eq!(
-            check(remote, &[("PGSSLROOTCERT", "/dev/null")]),
+            plan("postgresql://db.internal/fleet?sslrootcert=system", &[])
+                .unwrap_or_else(|e| unreachable!("{e}"))
+                .check(),
             Check::ChainAndName
         );
     }
 
     #[test]
-    fn the_root_certificate_comes_from_the_url_then_the_environment_then_the_system() {
-        let roots = |url: &str, env: &[(&str, &str)]| {
-            plan(url, env).unwrap_or_else(|e| unreachable!("{e}")).roots
+    fn the_root_certificate_comes_from_the_url_never_the_environment() {
+        let plan_of = |url: &str, env: &[(&str, &str)]| {
+            plan(url, env).unwrap_or_else(|e| unreachable!("{e}"))
         };
         let env = [("PGSSLROOTCERT", "/env/ca.pem")];
-        assert_eq!(
-            roots("postgresql://h/d?sslrootcert=/url/ca.pem", &env),
-            Roots::File("/url/ca.pem".into())
+        // The URL names them: the environment is not read.
+        let named = plan_of("postgresql://h/d?sslrootcert=/url/ca.pem", &env);
+        assert_eq!(named.roots, Roots::File("/url/ca.pem".into()));
+        assert!(named.refusal.is_none());
+        let system = plan_of("postgresql://h/d?sslrootcert=system", &env);
+        assert_eq!(system.roots, Roots::System);
+        assert!(system.refusal.is_none());
+        // The URL names none: PGSSLROOTCERT refuses every connection.
+        let from_env = plan_of("postgresql://h/d", &env);
+        assert_eq!(from_env.roots, Roots::System);
+        let Some(refusal) = &from_env.refusal else {
+            unreachable!("PGSSLROOTCERT chose the trust anchors");
+        };
+        assert!(
+            matches!(refusal, TlsError::EnvironmentRoots { .. }),
+            "{refusal:?}"
         );
-        assert_eq!(
-            roots("postgresql://h/d?sslrootcert=system", &env),
-            Roots::System
-        );
-        assert_eq!(
-            roots("postgresql://h/d", &env),
-            Roots::File("/env/ca.pem".into())
-        );
-        assert_eq!(roots("postgresql://h/d", &[]), Roots::System);
-        assert_eq!(
-            roots("postgresql://h/d", &[("PGSSLROOTCERT", "")]),
-            Roots::System
+        assert!(refusal.to_string().contains("sslrootcert="), "{refusal}");
+        let mut connector = from_env.connector();
+        assert!(connector.make_tls_connect("h").is_err());
+        // Unset or empty: the public roots.
+        assert_eq!(plan_of("postgresql://h/d", &[]).roots, Roots::System);
+        assert!(
+            plan_of("postgresql://h/d", &[("PGSSLROOTCERT", "")])
+                .refusal
+                .is_none()
         );
     }
 
