@@ -355,7 +355,8 @@ pub struct AuditEvent {
     /// The fencing token of the `[fleet] lock` lease the attempt runs
     /// under (intent records): each grant of an (operation, target)'s lease
     /// gets a larger one, so two runs that overlapped anyway (a holder that
-    /// lost its lease mid-run) show as a smaller fence after a larger one.
+    /// lost its lease mid-run) show as an intent with a larger fence before
+    /// the outcome of the one with the smaller fence.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub fence: Option<u64>,
 }

@@ -181,7 +181,10 @@ impl PgAuditSink {
             }
         };
         let result = f(client);
-        if result.is_err() && client.is_closed() {
+        // After a failure the connection's state is unknown (a transaction
+        // still open, holding the audit lock, if its rollback failed): the
+        // next call starts on a new one.
+        if result.is_err() {
             *slot = None;
         }
         result.map_err(|e| self.fail(e))

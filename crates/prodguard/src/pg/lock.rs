@@ -139,8 +139,9 @@ fn waited_text(waited: Duration) -> String {
 ///
 /// Each grant of a key's lease gets a larger **fencing token**
 /// ([`FleetGuard::fence`]), recorded in the intent: two runs on one target
-/// that overlapped anyway (a holder that lost its lease mid-run) show up
-/// in the trail as a smaller fence after a larger one.
+/// that overlapped anyway (a holder that lost its lease mid-run) show in
+/// the trail as an intent with a larger fence before the outcome of the
+/// one with the smaller fence.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -383,18 +384,23 @@ impl Lease {
         let Some(client) = slot.as_mut() else {
             return Ok(false);
         };
-        let renewed = client
-            .query_typed_opt(
-                "UPDATE prodguard_lease SET until = now() + make_interval(secs => $3) \
-                 WHERE key = $1 AND fence = $2 AND until > now() RETURNING 1",
-                &[
-                    (&self.key, Type::INT8),
-                    (&self.fence_db(), Type::INT8),
-                    (&self.duration.as_secs_f64(), Type::FLOAT8),
-                ],
-            )
-            .map_err(|e| self.server.query_error("renew the fleet lock", e))?
-            .is_some();
+        let renewed = client.query_typed_opt(
+            "UPDATE prodguard_lease SET until = now() + make_interval(secs => $3) \
+             WHERE key = $1 AND fence = $2 AND until > now() RETURNING 1",
+            &[
+                (&self.key, Type::INT8),
+                (&self.fence_db(), Type::INT8),
+                (&self.duration.as_secs_f64(), Type::FLOAT8),
+            ],
+        );
+        let renewed = match renewed {
+            Ok(row) => row.is_some(),
+            Err(e) => {
+                // A connection that failed once is not trusted again.
+                *slot = None;
+                return Err(self.server.query_error("renew the fleet lock", e));
+            }
+        };
         if !renewed {
             self.lost.store(true, Ordering::SeqCst);
         }
@@ -409,19 +415,23 @@ impl Lease {
     /// until it is lost.
     fn heartbeat(&self) {
         let (stopped, wake) = &self.stop;
+        let beat = self.duration / 3;
+        // After a failed renewal, try again soon: the lease runs on.
+        let retry = (self.duration / 10).min(Duration::from_secs(1));
+        let mut pause = beat;
         loop {
             // Checks the flag before waiting: a stop set before this thread
             // first waits is not missed.
             let stop = stopped.lock().unwrap_or_else(|p| p.into_inner());
             let (stop, _) = wake
-                .wait_timeout_while(stop, self.duration / 3, |stop| !*stop)
+                .wait_timeout_while(stop, pause, |stop| !*stop)
                 .unwrap_or_else(|p| p.into_inner());
             if *stop {
                 return;
             }
             drop(stop);
             match self.renew() {
-                Ok(true) => {}
+                Ok(true) => pause = beat,
                 Ok(false) => {
                     tracing::warn!(
                         target: "prodguard::fleet",
@@ -430,11 +440,14 @@ impl Lease {
                     );
                     return;
                 }
-                // The next beat reconnects; the lease lasts until then.
-                Err(e) => tracing::warn!(
-                    target: "prodguard::fleet",
-                    error = %e, "renewing the fleet lock failed; trying again"
-                ),
+                // The next try reconnects; the lease lasts until it runs out.
+                Err(e) => {
+                    tracing::warn!(
+                        target: "prodguard::fleet",
+                        error = %e, "renewing the fleet lock failed; trying again"
+                    );
+                    pause = retry;
+                }
             }
         }
     }
