@@ -567,7 +567,16 @@ impl Plan {
         }
         let roots = match named.as_deref() {
             None | Some("system") => Roots::System,
-            Some(path) => Roots::File(PathBuf::from(path)),
+            Some(path) if Path::new(path).is_absolute() => Roots::File(PathBuf::from(path)),
+            // Relative to the working directory, which whoever runs the
+            // program chooses.
+            Some(path) => {
+                return Err(format!(
+                    "sslrootcert={path} is not an absolute path (a relative one is read from \
+                     whatever directory the program runs in): write the CA file's full path, \
+                     or `system`"
+                ));
+            }
         };
         // The public roots vouch for names, not for a CA of one's own.
         let weak = match mode {
@@ -1355,6 +1364,20 @@ mod tests {
                 .refusal
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_relative_root_file_is_the_urls_error() {
+        for url in [
+            "postgresql://h/d?sslrootcert=ca.pem",
+            "postgresql://h/d?sslrootcert=./ca.pem",
+            "postgresql://h/d?sslrootcert=System",
+        ] {
+            let err = plan(url, &[])
+                .err()
+                .unwrap_or_else(|| unreachable!("{url} is accepted"));
+            assert!(err.contains("not an absolute path"), "{url}: {err}");
+        }
     }
 
     #[test]
