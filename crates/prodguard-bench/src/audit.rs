@@ -239,16 +239,27 @@ pub fn ours_eight_writers(
     events: &Arc<Vec<AuditEvent>>,
     per_writer: usize,
 ) -> Result<Duration, BenchError> {
-    let barrier = Arc::new(Barrier::new(9));
-    let threads: Vec<_> = (0..8)
-        .map(|t| {
-            let sink = Arc::clone(sink);
-            let events = Arc::clone(events);
-            let barrier = Arc::clone(&barrier);
+    time_writers(vec![Arc::clone(sink); 8], events, per_writer)
+}
+
+/// One thread per sink (thread `t` appends through `sinks[t]`), each
+/// appending `per_writer` events, from a common start; returns the elapsed
+/// time, or the first failure.
+pub(crate) fn time_writers<S: AuditSink + Send + Sync + 'static>(
+    sinks: Vec<Arc<S>>,
+    events: &Arc<Vec<AuditEvent>>,
+    per_writer: usize,
+) -> Result<Duration, BenchError> {
+    let barrier = Arc::new(Barrier::new(sinks.len() + 1));
+    let threads: Vec<_> = sinks
+        .into_iter()
+        .enumerate()
+        .map(|(t, sink)| {
+            let (events, barrier) = (Arc::clone(events), Arc::clone(&barrier));
             std::thread::spawn(move || -> Result<(), AuditError> {
                 barrier.wait();
                 for i in 0..per_writer {
-                    ours_durable_append(&sink, &events[(t * per_writer + i) % events.len()])?;
+                    sink.append(&events[(t * per_writer + i) % events.len()])?;
                 }
                 Ok(())
             })

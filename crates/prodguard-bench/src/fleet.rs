@@ -763,34 +763,7 @@ pub fn ours_many_writers(
     events: &Arc<Vec<AuditEvent>>,
     per_writer: usize,
 ) -> Result<Duration, BenchError> {
-    let barrier = Arc::new(Barrier::new(sinks.len() + 1));
-    let threads: Vec<_> = sinks
-        .iter()
-        .enumerate()
-        .map(|(t, sink)| {
-            let (sink, events, barrier) =
-                (Arc::clone(sink), Arc::clone(events), Arc::clone(&barrier));
-            std::thread::spawn(move || -> Result<(), AuditError> {
-                barrier.wait();
-                for i in 0..per_writer {
-                    ours_pg_append(&sink, &events[(t * per_writer + i) % events.len()])?;
-                }
-                Ok(())
-            })
-        })
-        .collect();
-    barrier.wait();
-    let start = Instant::now();
-    let mut failure = None;
-    for thread in threads {
-        match thread.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => failure = Some(audit_err(e)),
-            Err(_) => failure = Some(BenchError::new("a writer thread panicked")),
-        }
-    }
-    let took = start.elapsed();
-    failure.map_or(Ok(took), Err)
+    crate::audit::time_writers(sinks.to_vec(), events, per_writer)
 }
 
 /// `count` sinks on `url`, each connected (and the tables checked) before

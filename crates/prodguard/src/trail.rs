@@ -63,24 +63,14 @@ impl TrailSource {
     /// assert!(matches!(TrailSource::parse("staging/audit.jsonl"), TrailSource::File(_)));
     /// ```
     pub fn parse(text: &str) -> TrailSource {
-        if is_postgres_url(text) {
+        // Also without the `pg` module: such a URL is refused as
+        // unsupported, never read as a file's path.
+        if prodguard_core::policy::is_postgres_url(text) {
             TrailSource::Postgres(text.to_owned())
         } else {
             TrailSource::File(PathBuf::from(text))
         }
     }
-}
-
-/// Whether `text` is a PostgreSQL URL: `pg::is_postgres_url`'s test, here
-/// too when this build has no `pg` module, so such a URL is refused as
-/// unsupported instead of read as a file's path.
-fn is_postgres_url(text: &str) -> bool {
-    let lower = text
-        .trim_start()
-        .get(..13)
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    lower.starts_with("postgresql://") || lower.starts_with("postgres://")
 }
 
 /// A trail that verified, and its attempts.

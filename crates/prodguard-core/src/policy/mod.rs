@@ -20,6 +20,24 @@ mod toml_src;
 mod tree;
 mod validate;
 
+/// Whether `text` names a PostgreSQL server by URL (`postgresql://` or
+/// `postgres://`, any case), as the fleet keys (`[audit] sink`,
+/// `[approval] ledger`, `[fleet] lock`), stamp targets and audit trails do.
+///
+/// ```
+/// use prodguard_core::policy::is_postgres_url;
+/// assert!(is_postgres_url("POSTGRES://db/fleet"));
+/// assert!(!is_postgres_url("/var/log/prodguard/audit.jsonl"));
+/// ```
+pub fn is_postgres_url(text: &str) -> bool {
+    let lower = text
+        .trim_start()
+        .get(..13)
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    lower.starts_with("postgresql://") || lower.starts_with("postgres://")
+}
+
 #[cfg(test)]
 mod tests;
 

@@ -112,6 +112,7 @@ mod tls;
 pub use audit::{PgAuditSink, verify, verify_client};
 pub use ledger::{LedgerSink, PgLedger};
 pub use lock::{DEFAULT_LEASE, FleetGuard, FleetLock, Holder, LockError, lock_key};
+pub use prodguard_core::policy::is_postgres_url;
 pub use schema::{SCHEMA_VERSION, SchemaError, init, schema_version};
 pub use stamp::{DATABASE_STAMP, PgStamps, read_stamp, read_stamp_on, write_stamp};
 pub use tls::TlsError;
@@ -124,18 +125,6 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// given up (`tcp_user_timeout`, unless the URL says otherwise); keepalives
 /// (every 2 s after 4 s idle, 2 missed) find a silent peer as fast.
 const DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(8);
-
-/// Whether `text` names a PostgreSQL server by URL (`postgresql://` or
-/// `postgres://`), as the policy's `sink`, `ledger` and `lock` keys and
-/// stamp targets do.
-pub fn is_postgres_url(text: &str) -> bool {
-    let lower = text
-        .trim_start()
-        .get(..13)
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    lower.starts_with("postgresql://") || lower.starts_with("postgres://")
-}
 
 /// Why a PostgreSQL server could not be used. Each names the server without
 /// its password.

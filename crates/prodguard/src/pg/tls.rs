@@ -1139,6 +1139,13 @@ mod tests {
         })
     }
 
+    /// Why the URL itself is refused (it must be).
+    fn url_error(url: &str) -> String {
+        plan(url, &[])
+            .err()
+            .unwrap_or_else(|| unreachable!("{url} is accepted"))
+    }
+
     fn mode(url: &str, env: &[(&str, &str)]) -> SslMode {
         let plan = plan(url, env).unwrap_or_else(|e| unreachable!("{url}: {e}"));
         assert!(plan.refusal.is_none(), "{url}: {:?}", plan.refusal);
@@ -1278,9 +1285,7 @@ mod tests {
             "postgresql://h/d?sslmode=allow",
             "host=h sslmode=VERIFY-FULL",
         ] {
-            let err = plan(url, &[])
-                .err()
-                .unwrap_or_else(|| unreachable!("{url}"));
+            let err = url_error(url);
             assert!(err.contains("verify-full"), "{err}");
         }
     }
@@ -1317,9 +1322,7 @@ mod tests {
             "postgresql://db.internal/fleet?sslmode=require&sslrootcert=system",
             "postgresql://localhost/fleet?sslmode=prefer&sslrootcert=system",
         ] {
-            let err = plan(url, &[])
-                .err()
-                .unwrap_or_else(|| unreachable!("{url} is accepted"));
+            let err = url_error(url);
             assert!(err.contains("name your own CA"), "{url}: {err}");
         }
         // verify-full with them is what they are for.
@@ -1373,9 +1376,7 @@ mod tests {
             "postgresql://h/d?sslrootcert=./ca.pem",
             "postgresql://h/d?sslrootcert=System",
         ] {
-            let err = plan(url, &[])
-                .err()
-                .unwrap_or_else(|| unreachable!("{url} is accepted"));
+            let err = url_error(url);
             assert!(err.contains("not an absolute path"), "{url}: {err}");
         }
     }
