@@ -567,3 +567,74 @@ fn parity_reads_the_shared_postgresql_trail_of_staging_and_production_hosts() {
         "{message}"
     );
 }
+
+#[test]
+fn staged_production_runs_find_the_staging_success_in_the_shared_postgresql_trail() {
+    let db = Database::new("staged");
+    let dir = sandbox("staged");
+    let policy = dir.path().join("prodguard.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "[audit]\nsink = {:?}\n[promotion]\nfrom = \"staging\"\n\
+             [[rule]]\nname = \"staged first\"\noperations = [\"db.migrate\"]\n\
+             tiers = [\"production\"]\nrequire = [\"audit\", \"staged\"]\n\
+             [[rule]]\noperations = [\"*\"]\ntiers = [\"staging\"]\nrequire = [\"audit\"]\n",
+            db.url
+        ),
+    )
+    .unwrap();
+    let policy = policy.display().to_string();
+    let migrate = |env: &str| {
+        prodguard(
+            dir.path(),
+            env,
+            &[
+                "--policy",
+                &policy,
+                "exec",
+                "--op",
+                "db.migrate",
+                "--target",
+                "orders",
+                "--fingerprint",
+                "ccc333",
+                "--",
+                "true",
+            ],
+        )
+    };
+    let out = migrate("production");
+    assert_eq!(out.status.code(), Some(120), "{}", text(&out));
+    assert!(
+        text(&out).contains("run it in staging first"),
+        "{}",
+        text(&out)
+    );
+    let out = migrate("staging");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = migrate("production");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // The production intent cites the staging outcome of the same trail.
+    let cited = db.sql(
+        "SELECT (record::json->'promotion'->'runs'->0->'outcome'->>'seq') || ' ' || \
+         (record::json->'promotion'->'runs'->0->>'env') FROM prodguard_audit \
+         WHERE record::json->>'kind' = 'intent' AND record::json->'op'->>'env' = 'production'",
+    );
+    let staged = db.sql(
+        "SELECT seq FROM prodguard_audit WHERE record::json->>'kind' = 'outcome' \
+         AND record::json->'op'->>'env' = 'staging'",
+    );
+    assert_eq!(cited, format!("{staged} staging"));
+    let out = prodguard(
+        dir.path(),
+        "production",
+        &["--policy", &policy, "audit", "verify"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // An edited trail is no evidence.
+    db.sql("UPDATE prodguard_audit SET record = replace(record, 'ccc333', 'ccc334') WHERE seq = 1");
+    let out = migrate("production");
+    assert_eq!(out.status.code(), Some(123), "{}", text(&out));
+    assert!(text(&out).contains("does not verify"), "{}", text(&out));
+}

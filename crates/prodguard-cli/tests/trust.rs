@@ -703,3 +703,99 @@ fn a_policy_path_that_is_not_a_small_regular_file_is_refused_at_once() {
         assert!(stderr(&out).contains(says), "{}", stderr(&out));
     }
 }
+
+#[test]
+fn promotion_evidence_is_believed_only_from_a_trail_the_guarded_account_cannot_write() {
+    let Some(host) = Host::new("production\n") else {
+        return;
+    };
+    let staging_dir = host.path("staging");
+    std::fs::create_dir(&staging_dir).unwrap();
+    std::fs::set_permissions(&staging_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let staging_log = staging_dir.join("audit.jsonl");
+    host.write_system(
+        "policy.toml",
+        &format!(
+            "[audit]\nlog = \"{}/system-audit.jsonl\"\n\
+             [promotion]\nfrom = \"staging\"\nstaging_log = \"{}\"\n\
+             [[rule]]\nname = \"system: staged first\"\noperations = [\"db.migrate\"]\n\
+             tiers = [\"production\"]\nrequire = [\"audit\", \"staged\"]\n",
+            host.dir.path().display(),
+            staging_log.display()
+        ),
+    );
+    let migrate = [
+        "exec",
+        "--op",
+        "db.migrate",
+        "--target",
+        "orders",
+        "--fingerprint",
+        "fp1",
+        "--",
+        "true",
+    ];
+    // Staging writes it, under a policy of its own, outside the namespace.
+    let staging_policy = host.home("staging.toml");
+    std::fs::write(
+        &staging_policy,
+        "[[rule]]\noperations = [\"*\"]\ntiers = [\"staging\"]\nrequire = [\"audit\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["exec", "--op", "db.migrate", "--target", "orders"])
+        .args(["--fingerprint", "fp1", "--", "true"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("APP_ENV", "staging")
+        .env("PRODGUARD_AUDIT_LOG", &staging_log)
+        .env("PRODGUARD_POLICY", &staging_policy)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    std::fs::set_permissions(&staging_log, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    // Root's trail, staged: production runs it.
+    let out = host.run(&[], &migrate);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let intent = host
+        .system_records()
+        .into_iter()
+        .rev()
+        .find(|r| r["kind"] == "intent")
+        .unwrap();
+    assert_eq!(intent["promotion"]["runs"][0]["fingerprint"], "fp1");
+
+    // A trail others could have written to is no evidence (123), whatever
+    // it says; so is one another account owns.
+    for (mode, owner, says) in [
+        (0o666, None, "writable by others"),
+        (0o644, Some(65534), "owned by uid 65534, not root"),
+    ] {
+        std::fs::set_permissions(&staging_log, std::fs::Permissions::from_mode(mode)).unwrap();
+        std::os::unix::fs::chown(&staging_log, owner.or(Some(0)), None).unwrap();
+        let out = host.run(&[], &migrate);
+        assert_eq!(code(&out), 123, "{mode:o}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(says), "{err}");
+        assert!(err.contains("[promotion] staging_log"), "{err}");
+    }
+
+    // The application's own policy cannot name another trail.
+    let forged = host.home("forged.toml");
+    std::fs::write(
+        &forged,
+        format!(
+            "[promotion]\nstaging_log = \"{}\"\n[[rule]]\noperations = [\"x\"]\nrequire = [\"audit\"]\n",
+            host.home("forged.jsonl").display()
+        ),
+    )
+    .unwrap();
+    let out = host.run(
+        &[("PRODGUARD_POLICY", &forged.display().to_string())],
+        &migrate,
+    );
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(stderr(&out).contains("staging_log"), "{}", stderr(&out));
+}

@@ -328,11 +328,7 @@ fn reason(policy: &Policy, agent: Agent, decided: &DecidedCommand) -> String {
             let needs: Vec<&str> = evaluation
                 .requirements
                 .iter()
-                .map(|(r, _)| match r {
-                    Requirement::Confirm => "confirm",
-                    Requirement::Backup => "backup",
-                    Requirement::Audit => "audit",
-                })
+                .map(|(r, _)| r.as_str())
                 .collect();
             let denied = if decided.verdict == HookVerdict::Ask {
                 String::new()

@@ -22,10 +22,11 @@ use crate::approval::{self, Claims, Expected};
 use crate::audit::{Actor, AuditEvent, BackupEvidence, Envelope, EventKind, encode_record};
 use crate::confirm::{self, Route, Unconfirmable};
 use crate::detect::classify_with;
-use crate::policy::{ActorKind, AuditConfig, ConfirmMode};
+use crate::policy::{ActorKind, AuditConfig, ConfirmMode, PromotionConfig};
+use crate::promotion;
 use crate::session::{
     AuditFailure, BackupError, Challenge, ConfirmationAnswer, Decision, Denial, LockRefusal,
-    Operation, Session, SessionInput, Stamp, StampError, Step, decide, shorten,
+    Operation, Session, SessionInput, Stamp, StampError, Step, TrailUnavailable, decide, shorten,
 };
 use crate::sql::{self, Dialect, RowBounds, Script, SqlKind};
 use crate::text::escape;
@@ -161,6 +162,15 @@ pub struct Evidence {
     /// confirmation. Without them every rule asking for one applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dry_run_rows: Option<Vec<u64>>,
+    /// Where a rule requires `staged`: the text of the trail `[promotion]
+    /// staging_log` (or `[audit] sink`) names, from its first record (a
+    /// rotated set's files in order). The core verifies its chain before
+    /// it believes a record of it, then looks for the success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion_trail: Option<String>,
+    /// Set when the host could not read that trail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion_error: Option<String>,
 }
 
 /// An approval token offered as confirmation. It is checked with the
@@ -200,6 +210,10 @@ pub struct Evaluation {
     /// goes and what it asks of a writer (seals, rotation, a sink), so a
     /// host honours them or refuses, and never guesses from the text.
     pub audit: AuditConfig,
+    /// The policy's `[promotion]` settings, layered (2.4): which trail a
+    /// `staged` requirement reads (`staging_log`, else `[audit] sink`), so a
+    /// host knows what to hand over as `evidence.promotion_trail`.
+    pub promotion: PromotionConfig,
 }
 
 /// A classified script, in an [`Evaluation`]: what [`crate::sql::classify`]
@@ -531,6 +545,7 @@ fn evaluate(request: &str, api: &mut JsonApi) -> Result<Evaluation, Response> {
         sql: sql.map(|(_, answer)| answer),
         actor_kind: crate::detect::actor_kind(&request.facts.env, request.terminal),
         audit: policy.audit().clone(),
+        promotion: policy.promotion().clone(),
     })
 }
 
@@ -620,6 +635,20 @@ fn run_session(
                 session.answer_confirmation(answer)
             }
             Step::DryRun => session.dry_ran(evidence.dry_run_rows.clone()),
+            Step::CheckPromotion { trail } => {
+                let attempts = match (&evidence.promotion_error, &evidence.promotion_trail) {
+                    (Some(e), _) => Err(e.clone()),
+                    (None, Some(text)) => promotion::attempts_from_log(text),
+                    (None, None) => Err("the host gave no trail (evidence.promotion_trail)".into()),
+                };
+                match attempts {
+                    Ok(attempts) => session.promotion_read(Ok(&attempts)),
+                    Err(why) => session.promotion_read(Err(TrailUnavailable::new(format!(
+                        "the trail {}: {why}",
+                        escape(&trail)
+                    )))),
+                }
+            }
             Step::NeedBackup(_) => {
                 session.answer_backup(match (&evidence.backup, &evidence.backup_error) {
                     (_, Some(e)) => Err(BackupError::new(e.clone())),
@@ -1308,6 +1337,92 @@ mod tests {
         assert!(missing(&refused).contains("max_ttl = 10m"), "{refused}");
         let lenient = policy.replace("10m", "11m");
         assert_eq!(attempt_as_alice(&lenient, offered)["step"], "proceed");
+    }
+
+    /// A staging trail as its writer wrote it: `db.migrate` with
+    /// fingerprint `fp1`, intent then outcome `status`, on 2026-11-20.
+    fn staging_trail(status: &str) -> String {
+        let op = crate::audit::OperationRecord {
+            kind: "db.migrate".into(),
+            target: Some("orders".into()),
+            env: "staging".into(),
+            tier: Tier::Staging,
+            decided_by: "env:APP_ENV".into(),
+            fingerprint: Some("fp1".into()),
+            batch: Vec::new(),
+        };
+        let mut intent = AuditEvent::new(EventKind::Intent);
+        intent.attempt_id = Some("s1".into());
+        intent.op = Some(op);
+        let mut outcome = intent.clone();
+        outcome.kind = EventKind::Outcome;
+        outcome.outcome = Some(crate::audit::OutcomeRecord {
+            status: status.into(),
+            duration_ms: 5,
+            error: None,
+            exit_code: None,
+            rows: None,
+        });
+        let (mut prev, mut text) = (crate::audit::GENESIS_PREV.to_owned(), String::new());
+        for (seq, event) in [(1, intent), (2, outcome)] {
+            let envelope = Envelope {
+                log_id: "staging-log".into(),
+                seq,
+                ts: Timestamp::parse_rfc3339("2026-11-20T10:00:00Z").unwrap(),
+                host: "st-1".into(),
+                pid: 7,
+            };
+            let (line, hash) = encode_record(&envelope, &event, &prev).unwrap();
+            text.push_str(std::str::from_utf8(&line).unwrap());
+            prev = hash;
+        }
+        text
+    }
+
+    #[test]
+    fn staged_evidence_is_the_hosts_trail_verified_by_the_core() {
+        let policy = "[promotion]\nfrom = \"staging\"\nstaging_log = \"/srv/staging.jsonl\"\n\
+            [[rule]]\nname = \"staged\"\noperations = [\"db.migrate\"]\ntiers = [\"production\"]\n\
+            require = [\"staged\"]\n";
+        let session = |fingerprint: Option<&str>, evidence: Value| {
+            let mut evidence = evidence;
+            evidence["actor"] = json!({"user": "alice", "kind": "human"});
+            evidence["attempt_id"] = json!("p-1");
+            evaluate(json!({
+                "facts": {"env": {"APP_ENV": "production"}},
+                "policy": policy,
+                "operation": {"kind": "db.migrate", "target": "orders", "fingerprint": fingerprint},
+                "evidence": evidence,
+                "now": NOW,
+            }))["session"]
+                .clone()
+        };
+        let ok = session(Some("fp1"), json!({"promotion_trail": staging_trail("ok")}));
+        assert_eq!(ok["step"], "proceed", "{ok}");
+        let run = &ok["record"]["promotion"]["runs"][0];
+        assert_eq!(run["outcome"]["log_id"], "staging-log", "{ok}");
+        assert_eq!(run["outcome"]["seq"], 2, "{ok}");
+        // A failure edited into a success does not verify: no evidence (123).
+        let forged = staging_trail("failed").replace("\"failed\"", "\"ok\"");
+        let refused = session(Some("fp1"), json!({"promotion_trail": forged}));
+        assert_eq!(refused["exit_code"], 123, "{refused}");
+        assert!(
+            missing(&refused).contains("/srv/staging.jsonl: line 2 does not verify"),
+            "{refused}"
+        );
+        let failed = session(
+            Some("fp1"),
+            json!({"promotion_trail": staging_trail("failed")}),
+        );
+        assert_eq!(failed["exit_code"], 120, "{failed}");
+        for (fingerprint, evidence, code) in [
+            (Some("fp1"), json!({}), 123),
+            (Some("fp1"), json!({"promotion_error": "gone"}), 123),
+            (None, json!({"promotion_trail": staging_trail("ok")}), 125),
+        ] {
+            let refused = session(fingerprint, evidence);
+            assert_eq!(refused["exit_code"], code, "{refused}");
+        }
     }
 
     #[test]

@@ -429,6 +429,44 @@ pub fn attempts<'a>(records: impl IntoIterator<Item = &'a Record>) -> Vec<Attemp
     collector.finish()
 }
 
+/// The attempts of a whole audit log given as its text (JSON lines, from
+/// its first record; a rotated set's files one after another), once every
+/// line has verified as the next link of its chain
+/// ([`ChainVerifier`](crate::audit::ChainVerifier)): how a host that reads
+/// the trail itself hands it to the core (the JSON API's
+/// `evidence.promotion_trail`). Anything that does not verify — a changed,
+/// missing or reordered record, a final line without its newline — is an
+/// error naming the line: such a trail is no evidence. Seals and anchors
+/// are not checked here; `prodguard audit verify` checks them.
+///
+/// ```
+/// use prodguard_core::promotion::attempts_from_log;
+/// assert_eq!(attempts_from_log("").unwrap().len(), 0);
+/// assert!(attempts_from_log("{\"not\":\"a record\"}\n").unwrap_err().contains("line 1"));
+/// ```
+pub fn attempts_from_log(text: &str) -> Result<Vec<Attempt>, String> {
+    let mut verifier = crate::audit::ChainVerifier::new();
+    let mut collector = AttemptCollector::new();
+    let mut rest = text;
+    let mut number = 0;
+    while !rest.is_empty() {
+        number += 1;
+        let Some((line, after)) = rest.split_once('\n') else {
+            return Err(format!(
+                "line {number} does not end with a newline (a torn or cut record)"
+            ));
+        };
+        rest = after;
+        verifier
+            .push(line.as_bytes())
+            .map_err(|e| format!("line {number} does not verify: {e}"))?;
+        let record: Record = serde_json::from_str(line)
+            .map_err(|e| format!("line {number} verifies but does not read as a record: {e}"))?;
+        collector.push(&record);
+    }
+    Ok(collector.finish())
+}
+
 /// What promotion evidence is asked for: a success of `operation` with
 /// `fingerprint` in `from` (an environment's name or a tier's), no older
 /// than `within_seconds` before `now`.
@@ -853,7 +891,7 @@ fn when(at: Timestamp) -> String {
 }
 
 /// A span for people, exactly: `14 days`, `36 hours`, `1d2h3m4s`.
-fn exact_span(seconds: u64) -> String {
+pub(crate) fn exact_span(seconds: u64) -> String {
     match seconds {
         0 => "0 seconds".to_owned(),
         s if s % 86_400 == 0 => human_span(s),

@@ -188,7 +188,7 @@ pub struct Decision {
     /// Allow, deny or require.
     pub result: Verdict,
     /// The deciding rule: the deny rule, or the rule behind the first
-    /// requirement in the order confirm, backup, audit.
+    /// requirement in the order confirm, backup, audit, staged.
     pub rule: Option<String>,
     /// What must be satisfied.
     pub requirements: Vec<RequirementView>,
@@ -601,6 +601,18 @@ pub(crate) fn decide_also(
                 Requirement::Audit => {
                     "intent and outcome durably recorded in the audit log".to_owned()
                 }
+                Requirement::Staged => match &policy.promotion().from {
+                    Some(from) => concat(&[
+                        "a successful run of it with the same fingerprint in ",
+                        &escape(from),
+                        " within ",
+                        &crate::promotion::exact_span(policy.promotion().within_seconds),
+                        ", in a trail that verifies",
+                    ]),
+                    None => "a successful run of it in [promotion] from, which the policy does \
+                             not name"
+                        .to_owned(),
+                },
             };
             RequirementView { kind, rule, how }
         })
@@ -794,6 +806,12 @@ driver_failure!(
     BackupError
 );
 driver_failure!(
+    /// The trail promotion evidence is read from cannot be believed: it
+    /// cannot be read or does not verify (the answer to a failed
+    /// [`Step::CheckPromotion`]). The session refuses with 123.
+    TrailUnavailable
+);
+driver_failure!(
     /// The approval token confirming this attempt cannot be spent (another
     /// run spent it first). The session refuses with 121.
     ApprovalUnusable
@@ -871,6 +889,15 @@ pub enum Step {
     /// the prompt shows the consequences and a `confirm_above_rows` rule
     /// can waive it.
     DryRun,
+    /// A rule requires `staged`: read the trail, verify it as `prodguard
+    /// audit verify` does, and hand its attempts (the records up to the head
+    /// that verified) to [`Session::promotion_read`], which judges them. A
+    /// trail that cannot be read or does not verify is no evidence.
+    CheckPromotion {
+        /// `[promotion] staging_log`, or else `[audit] sink`: a file log
+        /// (with its rotated set) or a `postgresql://` URL.
+        trail: String,
+    },
     /// Obtain backup evidence, then call [`Session::answer_backup`].
     NeedBackup(BackupRequest),
     /// Ask for confirmation, then call [`Session::answer_confirmation`].
@@ -912,6 +939,7 @@ enum State {
     AwaitLockCheck,
     AwaitAuditCheck,
     AwaitStamp,
+    AwaitPromotion,
     AwaitDryRun,
     AwaitConfirmation,
     AwaitBackup,
@@ -961,6 +989,10 @@ pub struct Session {
     declare_first: Option<String>,
     /// A SQL script's bounds and dry run ([`Session::begin_sql`]).
     sql: Option<SqlRun>,
+    /// `[promotion]` and the trail it reads, where a rule requires `staged`.
+    promotion: Option<(policy::PromotionConfig, Option<String>)>,
+    /// The evidence a `staged` requirement was met with, for the intent.
+    promoted: Option<crate::audit::PromotionRecord>,
 }
 
 impl Session {
@@ -1053,6 +1085,7 @@ impl Session {
             input.operation.target = Some(redacted);
         }
         let decision = decide_also(input.policy, input.detection, &input.operation, also);
+        let decision_requires_staged = decision.requires(Requirement::Staged);
         let detection = input.detection;
         let challenge = Challenge {
             operation: input.operation.kind.clone(),
@@ -1106,6 +1139,12 @@ impl Session {
                 .clone()
                 .filter(|_| detection.decided_by == "default"),
             sql: None,
+            promotion: decision_requires_staged.then(|| {
+                let promotion = input.policy.promotion().clone();
+                let trail = promotion.trail(input.policy.audit()).map(str::to_owned);
+                (promotion, trail)
+            }),
+            promoted: None,
         }
     }
 
@@ -1128,6 +1167,7 @@ impl Session {
             State::AwaitLockCheck => "waits for the fleet lock check (Step::LockStillHeld)",
             State::AwaitAuditCheck => "waits for the audit check (Step::CheckAudit)",
             State::AwaitStamp => "waits for the target's stamp (Step::CheckStamp)",
+            State::AwaitPromotion => "waits for the promotion trail (Step::CheckPromotion)",
             State::AwaitDryRun => "waits for the script's dry run (Step::DryRun)",
             State::AwaitConfirmation => "waits for a confirmation (Step::NeedConfirmation)",
             State::AwaitBackup => "waits for a backup (Step::NeedBackup)",
@@ -1472,6 +1512,174 @@ impl Session {
             self.append_intent();
             return;
         }
+        // Before anyone is asked: a run nobody staged stops here.
+        if self.promotion.is_some() && self.promoted.is_none() {
+            self.ask_promotion();
+            return;
+        }
+        self.after_promotion();
+    }
+
+    /// Asks for the promotion trail, once the operation can be looked up
+    /// in it (a fingerprint) and the policy says where and in what.
+    fn ask_promotion(&mut self) {
+        let rule = self.rule_for(Requirement::Staged);
+        let shown_rule = escape(rule.as_deref().unwrap_or_default()).into_owned();
+        let Some((promotion, trail)) = &self.promotion else {
+            return;
+        };
+        let from = escape(promotion.from.as_deref().unwrap_or("staging"));
+        let problem = if self
+            .operation
+            .fingerprint
+            .as_deref()
+            .is_none_or(|f| f.trim().is_empty())
+        {
+            Some((
+                format!(
+                    "rule `{shown_rule}` requires {} to have succeeded in {from} first, and that \
+                     is told by its fingerprint, but it has none",
+                    self.operation.kind
+                ),
+                "give it one: --fingerprint (a migration's checksum, a script's hash), \
+                 `.fingerprint(…)` in Rust, or run SQL as a script (`prodguard sql exec`), \
+                 whose fingerprint is its own"
+                    .to_owned(),
+            ))
+        } else if promotion.from.is_none() {
+            Some((
+                format!(
+                    "rule `{shown_rule}` requires `staged`, but the policy does not say where \
+                     from: it has no [promotion] from"
+                ),
+                "add [promotion] from = \"staging\" (an environment's or tier's name) to the \
+                 policy"
+                    .to_owned(),
+            ))
+        } else if trail.is_none() {
+            Some((
+                format!(
+                    "rule `{shown_rule}` requires `staged`, but the policy names no trail to find \
+                     the staging run in"
+                ),
+                "set [promotion] staging_log = PATH (an audit log exported from staging), or \
+                 run in fleet mode ([audit] sink)"
+                    .to_owned(),
+            ))
+        } else {
+            None
+        };
+        match (problem, trail) {
+            (Some((missing, next_step)), _) => {
+                self.refuse(ExitCode::PolicyError, rule, missing, next_step);
+            }
+            (None, Some(trail)) => {
+                self.pending = Some(Step::CheckPromotion {
+                    trail: trail.clone(),
+                });
+                self.state = State::AwaitPromotion;
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// Answers a [`Step::CheckPromotion`] with the attempts of the trail
+    /// (read after it verified), or why it cannot be believed (123). The
+    /// operation must have succeeded in `[promotion] from` within
+    /// `[promotion] within`, with its fingerprint; a batch with the batch's
+    /// fingerprint, or else each step with its own. Without that, 120.
+    pub fn promotion_read(
+        &mut self,
+        trail: Result<&[crate::promotion::Attempt], TrailUnavailable>,
+    ) -> Result<(), SessionError> {
+        use crate::promotion::{PromotionQuery, find_evidence};
+        self.expect(&State::AwaitPromotion, "promotion_read")?;
+        self.pending = None;
+        let rule = self.rule_for(Requirement::Staged);
+        let Some((promotion, Some(trail_name))) = self.promotion.clone() else {
+            return Err(self.out_of_order("promotion_read"));
+        };
+        let from = promotion.from.clone().unwrap_or_default();
+        let attempts = match trail {
+            Ok(attempts) => attempts,
+            Err(why) => {
+                self.refuse(
+                    ExitCode::AuditUnavailable,
+                    rule,
+                    format!("the promotion evidence cannot be checked: {why}"),
+                    "repair or replace the trail ([promotion] staging_log, or [audit] sink), \
+                     then retry"
+                        .into(),
+                );
+                return Ok(());
+            }
+        };
+        let query = |fingerprint: &str| {
+            PromotionQuery::new(
+                self.operation.kind.clone(),
+                fingerprint,
+                from.clone(),
+                promotion.within_seconds,
+                self.now,
+            )
+        };
+        let own = self.operation.fingerprint.clone().unwrap_or_default();
+        // A batch staged as the same batch, or else step by step.
+        let found = match find_evidence(attempts, &query(&own)) {
+            Ok(evidence) => Ok(vec![(own.clone(), evidence)]),
+            Err(missing) if self.operation.batch.is_empty() => Err((None, missing)),
+            Err(_) => self
+                .operation
+                .batch
+                .iter()
+                .map(|item| {
+                    find_evidence(attempts, &query(&item.fingerprint))
+                        .map(|evidence| (item.fingerprint.clone(), evidence))
+                        .map_err(|missing| (Some(item.name.clone()), missing))
+                })
+                .collect(),
+        };
+        match found {
+            Ok(found) => {
+                self.promoted = Some(crate::audit::PromotionRecord {
+                    from,
+                    within_seconds: promotion.within_seconds,
+                    trail: trail_name,
+                    runs: found
+                        .into_iter()
+                        .map(|(fingerprint, evidence)| crate::audit::PromotedRun {
+                            fingerprint,
+                            env: evidence.attempt.op.env.clone(),
+                            outcome: evidence.cited().clone(),
+                            attempt_id: evidence.attempt.attempt_id,
+                        })
+                        .collect(),
+                });
+                self.after_promotion();
+            }
+            Err((step, missing)) => {
+                let missing = match step {
+                    Some(step) => format!("step `{}`: {missing}", escape(&step)),
+                    None => missing.to_string(),
+                };
+                self.refuse(
+                    ExitCode::Denied,
+                    rule,
+                    missing,
+                    format!(
+                        "run the same {} (same fingerprint) in {} and let it succeed there, then \
+                         run it here; the trail read was {}",
+                        self.operation.kind,
+                        escape(&from),
+                        escape(&trail_name)
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn after_promotion(&mut self) {
         if let Some(reason) = self.operation.break_glass.clone() {
             self.break_glass(reason);
             return;
@@ -1688,6 +1896,7 @@ impl Session {
     fn append_intent(&mut self) {
         let mut event = self.event(EventKind::Intent);
         event.fence = self.fence;
+        event.promotion.clone_from(&self.promoted);
         let mut decision = self.decision_record("proceed", None);
         if let Some(sql) = &self.sql {
             event.sql = Some(sql.record.clone());

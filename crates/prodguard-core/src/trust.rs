@@ -174,6 +174,14 @@ fn anchor(mut policy: Policy) -> Result<Policy, LayerError> {
             "[environment] marker_file",
             Some(policy.environment.marker_file.as_str()).filter(|m| !m.is_empty()),
         ),
+        (
+            "[promotion] staging_log",
+            policy
+                .promotion
+                .staging_log
+                .as_deref()
+                .filter(|log| !crate::policy::is_postgres_url(log)),
+        ),
     ];
     if let Some((key, Some(path))) = paths
         .into_iter()
@@ -308,6 +316,14 @@ fn layer(system: Policy, local: Policy) -> Result<Policy, LayerError> {
         ),
         ("fleet.lock", local.fleet.lock != system.fleet.lock),
         (
+            "promotion.from",
+            local.promotion.from != system.promotion.from,
+        ),
+        (
+            "promotion.staging_log",
+            local.promotion.staging_log != system.promotion.staging_log,
+        ),
+        (
             "fleet.wait",
             local.fleet.wait_seconds != system.fleet.wait_seconds,
         ),
@@ -328,6 +344,14 @@ fn layer(system: Policy, local: Policy) -> Result<Policy, LayerError> {
             .min(local.approval.max_ttl_seconds);
     }
     merged.approval.four_eyes |= local.approval.four_eyes;
+
+    // [promotion]: evidence may only be required to be more recent.
+    if set("promotion.within") {
+        merged.promotion.within_seconds = system
+            .promotion
+            .within_seconds
+            .min(local.promotion.within_seconds);
+    }
 
     // [sql]: timeouts only shorten.
     if set("sql.statement_timeout") {
@@ -480,6 +504,13 @@ require = ["confirm", "audit"]
                 "[fleet]\nlock = \"postgresql://me@localhost/mine\"\n",
                 "lock",
             ),
+            // Promotion evidence from a trail the guarded account wrote, or
+            // from an environment of its choosing, would be no evidence.
+            (
+                "[promotion]\nstaging_log = \"/tmp/forged.jsonl\"\n",
+                "staging_log",
+            ),
+            ("[promotion]\nfrom = \"development\"\n", "from"),
         ];
         for (head, key) in cases {
             let message = refused(head);
@@ -514,6 +545,17 @@ require = ["confirm", "audit"]
         assert_eq!(merged.audit().copies, ["/tmp/copy.jsonl"]);
         assert_eq!(merged.approval().max_ttl_seconds, 300);
         assert!(merged.approval().four_eyes);
+    }
+
+    #[test]
+    fn promotion_evidence_may_only_be_asked_to_be_more_recent() {
+        let shorter = layer(system(), local("[promotion]\nwithin = \"1d\"\n")).unwrap();
+        assert_eq!(shorter.promotion().within_seconds, 86_400);
+        let longer = layer(system(), local("[promotion]\nwithin = \"90d\"\n")).unwrap();
+        assert_eq!(
+            longer.promotion().within_seconds,
+            crate::policy::DEFAULT_PROMOTION_WITHIN_SECONDS
+        );
     }
 
     #[test]
@@ -576,6 +618,10 @@ require = ["confirm", "audit"]
             (
                 "[environment]\nmarker_file = \"ENV\"\n",
                 "[environment] marker_file",
+            ),
+            (
+                "[promotion]\nstaging_log = \"staging/audit.jsonl\"\n",
+                "[promotion] staging_log",
             ),
         ] {
             let policy =

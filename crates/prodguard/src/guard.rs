@@ -10,9 +10,10 @@ use prodguard_core::Timestamp;
 use prodguard_core::approval::{Expected, Here};
 use prodguard_core::audit::{Actor, BatchItem, EventKind, OutcomeRecord};
 use prodguard_core::confirm::{self, Route, Unconfirmable};
+use prodguard_core::promotion::Attempt;
 use prodguard_core::session::{
     self, ApprovalUnusable, AuditFailure, ConfirmationAnswer, Decision, Denial, Operation, Session,
-    SessionInput, Stamp, StampVerdict, Step, Verdict,
+    SessionInput, Stamp, StampVerdict, Step, TrailUnavailable, Verdict,
 };
 use prodguard_core::{Detection, Facts, Policy, classify};
 
@@ -492,6 +493,13 @@ impl Guard {
                 }),
                 Step::LockStillHeld => session.lock_checked(Ok(())),
                 Step::CheckAudit => session.audit_checked(self.audit_check()),
+                // Read-only, so a check tells whether a run would be staged.
+                Step::CheckPromotion { trail } => {
+                    match promotion_trail(&trail, self.policy.is_anchored()) {
+                        Ok(attempts) => session.promotion_read(Ok(&attempts)),
+                        Err(e) => session.promotion_read(Err(e)),
+                    }
+                }
                 Step::CheckStamp { .. } => {
                     stamp = match &operation.target {
                         Some(target) => self.stamps.read(target),
@@ -694,6 +702,12 @@ impl Guard {
                     }
                 },
                 Step::CheckAudit => session.audit_checked(self.audit_check()),
+                Step::CheckPromotion { trail } => {
+                    match promotion_trail(&trail, self.policy.is_anchored()) {
+                        Ok(attempts) => session.promotion_read(Ok(&attempts)),
+                        Err(e) => session.promotion_read(Err(e)),
+                    }
+                }
                 Step::DryRun => {
                     let counted = match &mut sql {
                         Some((.., database)) => database.dry_run(),
@@ -863,6 +877,36 @@ impl Guard {
                 tracing::error!(error = %e, "the guard session was driven out of order");
                 return Err(GuardError::Policy(e.to_string()).into());
             }
+        }
+    }
+}
+
+/// The attempts of the trail a `staged` requirement reads, once it has
+/// verified as `prodguard audit verify` verifies it. Under a system policy
+/// a file trail must be root's alone, as the system layer is: whoever can
+/// write it can append a staging success that verifies.
+fn promotion_trail(trail: &str, anchored: bool) -> Result<Vec<Attempt>, TrailUnavailable> {
+    let source = crate::trail::TrailSource::parse(trail);
+    if let (crate::trail::TrailSource::File(path), true) = (&source, anchored) {
+        let what = "the staging trail of [promotion] staging_log (whoever can write it can forge a staging success)";
+        let rotated = crate::audit::rotated_files(path).map_err(|e| {
+            TrailUnavailable::new(format!(
+                "cannot list the rotated files of {}: {e}",
+                path.display()
+            ))
+        })?;
+        for file in rotated.iter().chain(std::iter::once(path)) {
+            crate::system::root_only(file, what).map_err(TrailUnavailable::new)?;
+        }
+    }
+    match crate::trail::read_verified(&source, crate::audit::VerifyOptions::default()) {
+        Ok(verified) => {
+            tracing::info!(trail = %verified.name, attempts = verified.attempts.len(), "promotion trail verified");
+            Ok(verified.attempts)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "promotion trail unavailable");
+            Err(TrailUnavailable::new(e.to_string()))
         }
     }
 }

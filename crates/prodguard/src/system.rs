@@ -94,47 +94,49 @@ fn exists(path: &Path) -> Result<bool, GuardError> {
 /// directory someone else can change), owned by root and writable by
 /// nobody else.
 fn check_secure(path: &Path) -> Result<(), GuardError> {
-    let absolute = std::path::absolute(path).map_err(|e| {
-        GuardError::Policy(format!(
-            "cannot resolve the system layer's {}: {e}",
-            path.display()
-        ))
-    })?;
+    let layer = format!("the system layer ({})", trust::SYSTEM_DIR);
+    root_only(path, &layer).map_err(GuardError::Policy)
+}
+
+/// Why `path` is not root's alone — it, or a directory above it, is a
+/// symbolic link, is owned by another account, or is writable by its group
+/// or others (a sticky directory such as /tmp excepted) — so that `what`,
+/// which relies on it, is not secure; `Ok` when it is.
+pub(crate) fn root_only(path: &Path, what: &str) -> Result<(), String> {
+    let absolute = std::path::absolute(path)
+        .map_err(|e| format!("cannot resolve {} for {what}: {e}", path.display()))?;
     for (depth, entry) in absolute.ancestors().enumerate() {
         let meta = std::fs::symlink_metadata(entry)
-            .map_err(|e| GuardError::Policy(format!("cannot inspect {}: {e}", entry.display())))?;
+            .map_err(|e| format!("cannot inspect {}: {e}", entry.display()))?;
         let shown = if depth == 0 {
             path.display().to_string()
         } else {
             format!("the directory {}", entry.display())
         };
         if meta.file_type().is_symlink() {
-            return Err(GuardError::Policy(format!(
-                "{shown} is a symbolic link, so the system layer ({}) is not secure: a link can lead through a directory someone else can change; replace it with the real file or directory",
-                trust::SYSTEM_DIR
-            )));
+            return Err(format!(
+                "{shown} is a symbolic link, so {what} is not secure: a link can lead through a directory someone else can change; replace it with the real file or directory"
+            ));
         }
         if meta.uid() != 0 {
-            return Err(GuardError::Policy(format!(
-                "{shown} is owned by uid {}, not root, so the system layer ({}) is not secure; run `chown root {}`",
+            return Err(format!(
+                "{shown} is owned by uid {}, not root, so {what} is not secure; run `chown root {}`",
                 meta.uid(),
-                trust::SYSTEM_DIR,
                 entry.display()
-            )));
+            ));
         }
         let sticky_dir = depth > 0 && meta.is_dir() && meta.mode() & 0o1000 != 0;
         if meta.mode() & 0o022 != 0 && !sticky_dir {
-            return Err(GuardError::Policy(format!(
-                "{shown} is writable by {} (mode {:o}), so the system layer ({}) is not secure; run `chmod go-w {}`",
+            return Err(format!(
+                "{shown} is writable by {} (mode {:o}), so {what} is not secure; run `chmod go-w {}`",
                 if meta.mode() & 0o002 != 0 {
                     "others"
                 } else {
                     "its group"
                 },
                 meta.mode() & 0o7777,
-                trust::SYSTEM_DIR,
                 entry.display()
-            )));
+            ));
         }
     }
     Ok(())

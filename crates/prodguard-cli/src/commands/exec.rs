@@ -102,8 +102,14 @@ fn admit_and_run(
                         format!(" --target {}", shell_word(&t))
                     })
                     .unwrap_or_default();
+                // Approvals and promotion evidence are matched by it.
+                let fingerprint = operation
+                    .fingerprint
+                    .as_deref()
+                    .map(|f| format!(" --fingerprint {}", shell_word(f)))
+                    .unwrap_or_default();
                 tell!(
-                    "  exit code {code}; `prodguard check --op {}{target}` shows what is required",
+                    "  exit code {code}; `prodguard check --op {}{target}{fingerprint}` shows what is required",
                     shell_word(&operation.kind)
                 );
             }

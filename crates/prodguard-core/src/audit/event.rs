@@ -359,6 +359,43 @@ pub struct AuditEvent {
     /// the outcome of the one with the smaller fence.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub fence: Option<u64>,
+    /// The promotion evidence a `staged` requirement was met with (intent
+    /// records): where the same operation, with the same fingerprint,
+    /// succeeded first.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub promotion: Option<PromotionRecord>,
+}
+
+/// What an intent cites for a `staged` requirement, so anyone can check
+/// the claim later: verify `trail`, then look each run's outcome up by its
+/// seq and hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PromotionRecord {
+    /// `[promotion] from`: where it had to succeed.
+    pub from: String,
+    /// `[promotion] within`, in seconds.
+    pub within_seconds: u64,
+    /// The trail the evidence was read from (a path, or a URL without a
+    /// password), after it verified.
+    pub trail: String,
+    /// The successes cited: one for the operation's fingerprint, or one per
+    /// step of a batch whose steps succeeded in other runs.
+    pub runs: Vec<PromotedRun>,
+}
+
+/// One success an intent cites as promotion evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PromotedRun {
+    /// The fingerprint it vouches for.
+    pub fingerprint: String,
+    /// Its attempt's id in the evidence trail.
+    pub attempt_id: String,
+    /// The environment it ran in.
+    pub env: String,
+    /// Its `ok` outcome record.
+    pub outcome: crate::promotion::Citation,
 }
 
 /// What a prune record says: the rotated files it dropped, oldest first,
@@ -423,6 +460,7 @@ impl AuditEvent {
             pid_ns: None,
             sql: None,
             fence: None,
+            promotion: None,
         }
     }
 

@@ -170,6 +170,8 @@ impl Evidence {
             break_glass: None,
             fleet: false,
             dry_run_rows: None,
+            promotion_trail: None,
+            promotion_error: None,
         }
     }
 }

@@ -294,6 +294,42 @@ pub struct FleetConfig {
     pub wait_seconds: u64,
 }
 
+/// `[promotion]`: where an operation must have succeeded before a rule
+/// that requires `staged` lets it run here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PromotionConfig {
+    /// `from = "staging"`: the environment's or tier's name the same
+    /// operation, with the same fingerprint, must have succeeded in.
+    pub from: Option<String>,
+    /// `within = "14d"` (the default): how old that success may be.
+    pub within_seconds: u64,
+    /// `staging_log = PATH`: the trail to look in (an audit log file with
+    /// its rotated set, or a `postgresql://` trail) when it is not this
+    /// policy's own `[audit] sink`.
+    pub staging_log: Option<String>,
+}
+
+/// How old promotion evidence may be when `[promotion] within` is not set.
+pub const DEFAULT_PROMOTION_WITHIN_SECONDS: u64 = 14 * 86_400;
+
+impl Default for PromotionConfig {
+    fn default() -> Self {
+        PromotionConfig {
+            from: None,
+            within_seconds: DEFAULT_PROMOTION_WITHIN_SECONDS,
+            staging_log: None,
+        }
+    }
+}
+
+impl PromotionConfig {
+    /// The trail promotion evidence is read from: `staging_log`, else the
+    /// fleet trail (`[audit] sink`).
+    pub fn trail<'a>(&'a self, audit: &'a AuditConfig) -> Option<&'a str> {
+        self.staging_log.as_deref().or(audit.sink.as_deref())
+    }
+}
+
 /// A requirement a rule can name.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
@@ -307,6 +343,10 @@ pub enum Requirement {
     Backup,
     /// Intent and outcome durably recorded; an unavailable log refuses.
     Audit,
+    /// The same operation, with the same fingerprint, succeeded in
+    /// `[promotion] from` within `[promotion] within`, as a verified trail
+    /// shows; the intent cites that record.
+    Staged,
 }
 
 impl Requirement {
@@ -316,6 +356,7 @@ impl Requirement {
             Requirement::Confirm => "confirm",
             Requirement::Backup => "backup",
             Requirement::Audit => "audit",
+            Requirement::Staged => "staged",
         }
     }
 }
@@ -770,6 +811,9 @@ pub struct Policy {
     pub(crate) approval: ApprovalConfig,
     /// `[fleet]`.
     pub(crate) fleet: FleetConfig,
+    /// `[promotion]`.
+    pub(crate) promotion: PromotionConfig,
+    /// `[sql]`.
     pub(crate) sql: SqlConfig,
     /// `[targets]`, in file order (the system policy's first).
     pub(crate) targets: Vec<TargetTier>,
@@ -787,6 +831,7 @@ impl PartialEq for Policy {
             && self.audit == other.audit
             && self.approval == other.approval
             && self.fleet == other.fleet
+            && self.promotion == other.promotion
             && self.sql == other.sql
             && self.targets == other.targets
             && self.rules == other.rules
@@ -819,6 +864,11 @@ impl Policy {
     /// `[fleet]`.
     pub fn fleet(&self) -> &FleetConfig {
         &self.fleet
+    }
+
+    /// `[promotion]`.
+    pub fn promotion(&self) -> &PromotionConfig {
+        &self.promotion
     }
 
     /// `[targets]`, in file order.
@@ -980,6 +1030,7 @@ impl Policy {
             audit: AuditConfig::default(),
             approval: ApprovalConfig::default(),
             fleet: FleetConfig::default(),
+            promotion: PromotionConfig::default(),
             sql: SqlConfig::default(),
             rules: vec![Rule {
                 name: "default: protected tiers".into(),

@@ -119,6 +119,22 @@ impl Policy {
             }
         }
 
+        let promotion = &self.promotion;
+        if *promotion != super::PromotionConfig::default() {
+            out.push_str("\n[promotion]\n");
+            if let Some(from) = &promotion.from {
+                line(&mut out, "from", &quote(from));
+            }
+            line(
+                &mut out,
+                "within",
+                &quote(&format_duration(promotion.within_seconds)),
+            );
+            if let Some(log) = &promotion.staging_log {
+                line(&mut out, "staging_log", &quote(log));
+            }
+        }
+
         let sql = &self.sql;
         if *sql != super::SqlConfig::default() {
             out.push_str("\n[sql]\n");

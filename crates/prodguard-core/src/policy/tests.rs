@@ -350,7 +350,7 @@ fn toml_unknown_requirement_and_duplicates() {
         3,
         23,
         &[
-            "unknown requirement \"backups\" in `require`; expected \"confirm\", \"backup\" or \"audit\"",
+            "unknown requirement \"backups\" in `require`; expected \"confirm\", \"backup\", \"audit\" or \"staged\"",
             "did you mean `backup`?",
         ],
     );

@@ -10,7 +10,7 @@ use super::tree::{Entry, Format, Kind, Locator, Node};
 use super::{
     ActorKind, ApprovalConfig, Approver, AuditConfig, BackupSource, BackupSpec, ConfirmMode,
     Durability, EnvironmentConfig, FleetConfig, HostnameHint, POSTGRES_URL_SCHEMES, Policy,
-    PolicyError, Requirement, Rule, SqlConfig, TargetTier, UnknownEnvironment,
+    PolicyError, PromotionConfig, Requirement, Rule, SqlConfig, TargetTier, UnknownEnvironment,
 };
 use crate::Tier;
 
@@ -19,6 +19,7 @@ const TOP_KEYS: &[&str] = &[
     "audit",
     "approval",
     "fleet",
+    "promotion",
     "sql",
     "targets",
     "rule",
@@ -41,6 +42,7 @@ const APPROVAL_KEYS: &[&str] = &[
 ];
 const APPROVER_KEYS: &[&str] = &["key", "user"];
 const FLEET_KEYS: &[&str] = &["lock", "wait"];
+const PROMOTION_KEYS: &[&str] = &["from", "within", "staging_log"];
 const SQL_KEYS: &[&str] = &["statement_timeout", "lock_timeout"];
 const RULE_KEYS: &[&str] = &[
     "name",
@@ -117,6 +119,7 @@ enum Place {
     Approval,
     Approver,
     Fleet,
+    Promotion,
     Sql,
     Rule,
     Confirm,
@@ -132,6 +135,7 @@ impl Place {
             Place::Approval => "in [approval]",
             Place::Approver => "in an approver of [approval] approvers",
             Place::Fleet => "in [fleet]",
+            Place::Promotion => "in [promotion]",
             Place::Sql => "in [sql]",
             Place::Rule => "in [[rule]]",
             Place::Confirm => "in `confirm` of [[rule]]",
@@ -265,6 +269,7 @@ impl Validator<'_> {
             audit: AuditConfig::default(),
             approval: ApprovalConfig::default(),
             fleet: FleetConfig::default(),
+            promotion: PromotionConfig::default(),
             sql: SqlConfig::default(),
             targets: Vec::new(),
             rules: Vec::new(),
@@ -275,6 +280,7 @@ impl Validator<'_> {
                 "audit" => policy.audit = self.audit(&entry.value)?,
                 "approval" => policy.approval = self.approval(&entry.value)?,
                 "fleet" => policy.fleet = self.fleet(&entry.value)?,
+                "promotion" => policy.promotion = self.promotion(&entry.value)?,
                 "sql" => policy.sql = self.sql(&entry.value)?,
                 "targets" => policy.targets = self.targets(&entry.value)?,
                 _ => policy.rules = self.rules(&entry.value)?,
@@ -680,6 +686,27 @@ impl Validator<'_> {
         Ok(config)
     }
 
+    fn promotion(&self, node: &Node) -> Result<PromotionConfig> {
+        let entries = self.table("promotion", node)?;
+        self.check_keys(entries, PROMOTION_KEYS, Place::Promotion)?;
+        let mut config = PromotionConfig::default();
+        for Entry { key, value, .. } in entries {
+            match key.as_str() {
+                "from" => config.from = Some(self.text("from", value)?),
+                "within" => config.within_seconds = self.duration("within", value)?,
+                _ => {
+                    config.staging_log = Some(match &value.kind {
+                        Kind::String(s) if super::is_postgres_url(s) => {
+                            self.postgres_url("staging_log", value)?
+                        }
+                        _ => self.text("staging_log", value)?,
+                    })
+                }
+            }
+        }
+        Ok(config)
+    }
+
     /// A fleet-mode server: a `postgresql://` URL (the only engine there is).
     fn postgres_url(&self, label: &str, node: &Node) -> Result<String> {
         let url = self.text(label, node)?;
@@ -1081,7 +1108,7 @@ impl Validator<'_> {
     }
 
     fn require(&self, node: &Node) -> Result<Vec<Requirement>> {
-        const EXPECTED: &str = "\"confirm\", \"backup\" or \"audit\"";
+        const EXPECTED: &str = "\"confirm\", \"backup\", \"audit\" or \"staged\"";
         let items = self.array("require", node, "requirements")?;
         if items.is_empty() {
             return Err(self.err(
@@ -1107,6 +1134,7 @@ impl Validator<'_> {
                 "confirm" => Requirement::Confirm,
                 "backup" => Requirement::Backup,
                 "audit" => Requirement::Audit,
+                "staged" => Requirement::Staged,
                 other => {
                     let mut message =
                         format!("unknown requirement {other:?} in `require`; expected {EXPECTED}");
@@ -1114,7 +1142,9 @@ impl Validator<'_> {
                         message.push_str(
                             "; to refuse the operation write deny = \"why\" instead of `require`",
                         );
-                    } else if let Some(near) = suggest(other, &["confirm", "backup", "audit"]) {
+                    } else if let Some(near) =
+                        suggest(other, &["confirm", "backup", "audit", "staged"])
+                    {
                         message.push_str(&format!("; did you mean `{near}`?"));
                     }
                     return Err(self.err(item.span.start, message));
@@ -1304,6 +1334,8 @@ fn section_of(key: &str) -> Option<&'static str> {
         Some("[approval]")
     } else if FLEET_KEYS.contains(&key) {
         Some("[fleet]")
+    } else if PROMOTION_KEYS.contains(&key) {
+        Some("[promotion]")
     } else if SQL_KEYS.contains(&key) {
         Some("[sql]")
     } else if RULE_KEYS.contains(&key) {

@@ -609,3 +609,196 @@ fn a_report_serialises_for_json() {
     let back: ParityReport = serde_json::from_value(value).unwrap();
     assert_eq!(back, report);
 }
+
+/// The staged requirement as a session meets it: the driver hands over a
+/// verified trail's attempts, and the core judges them.
+mod staged {
+    use super::*;
+    use crate::audit::{Actor, PromotionRecord};
+    use crate::policy::{ActorKind, Policy};
+    use crate::session::{Operation, Session, SessionInput, Step, TrailUnavailable};
+    use crate::{Facts, classify};
+
+    const POLICY: &str = "[promotion]\nfrom = \"staging\"\nstaging_log = \"/srv/staging/audit.jsonl\"\n\
+        [[rule]]\nname = \"staged first\"\noperations = [\"db.migrate\"]\ntiers = [\"production\"]\n\
+        require = [\"audit\", \"staged\"]\n";
+
+    /// What the session ended with: its intent's promotion record, or the
+    /// refusal's exit code and message.
+    fn run(
+        policy: &str,
+        operation: Operation,
+        trail: Result<&[Attempt], &str>,
+    ) -> Result<PromotionRecord, (i32, String)> {
+        let policy = Policy::parse_toml(policy, "p.toml").unwrap();
+        let facts = Facts {
+            explicit: Some("production".into()),
+            ..Facts::default()
+        };
+        let detection = classify(&facts, policy.environment());
+        let mut session = Session::begin(SessionInput {
+            policy: &policy,
+            detection: &detection,
+            operation,
+            actor: Actor {
+                user: "ana".into(),
+                kind: ActorKind::Human,
+                account: None,
+            },
+            attempt_id: "p1".into(),
+            now: day(20.0),
+        });
+        let mut intent = None;
+        loop {
+            match session.next_step() {
+                Step::CheckAudit => session.audit_checked(Ok(())).unwrap(),
+                Step::CheckStamp { .. } => session.stamp_checked(Ok(None)).unwrap(),
+                Step::CheckPromotion { trail: name } => {
+                    assert_eq!(name, "/srv/staging/audit.jsonl");
+                    session
+                        .promotion_read(trail.map_err(TrailUnavailable::new))
+                        .unwrap();
+                }
+                Step::Append(event) => {
+                    if event.kind == EventKind::Intent {
+                        intent = event.promotion.clone();
+                    }
+                    session.appended(Ok(())).unwrap();
+                }
+                Step::Proceed => return Ok(intent.expect("the intent cites the evidence")),
+                Step::Deny(denial) => return Err((denial.exit_code.code(), denial.missing)),
+                other => panic!("unexpected step {other:?}"),
+            }
+        }
+    }
+
+    fn migrate(fingerprint: Option<&str>) -> Operation {
+        let mut op = Operation::new("db.migrate").with_target("orders.db");
+        op.fingerprint = fingerprint.map(str::to_owned);
+        op
+    }
+
+    #[test]
+    fn the_intent_cites_the_staging_success_by_log_seq_and_hash() {
+        let mut st = Trail::new("st");
+        st.run("s1", &staging("fp1"), "ok", day(10.0));
+        let cited = run(POLICY, migrate(Some("fp1")), Ok(&st.attempts())).unwrap();
+        assert_eq!(
+            (cited.from.as_str(), cited.within_seconds),
+            ("staging", 14 * 86_400)
+        );
+        assert_eq!(cited.trail, "/srv/staging/audit.jsonl");
+        let run = &cited.runs[0];
+        assert_eq!(
+            (run.fingerprint.as_str(), run.attempt_id.as_str()),
+            ("fp1", "s1")
+        );
+        assert_eq!((run.outcome.log_id.as_str(), run.outcome.seq), ("st", 2));
+        assert_eq!(run.outcome.hash, st.records[1].hash.clone().unwrap());
+    }
+
+    #[test]
+    fn without_a_success_of_this_fingerprint_it_is_denied_with_what_the_trail_had() {
+        let mut st = Trail::new("st");
+        st.run("s1", &staging("fp1"), "failed", day(10.0));
+        st.run("s2", &production("fp2"), "ok", day(10.0));
+        let (code, why) = run(POLICY, migrate(Some("fp1")), Ok(&st.attempts())).unwrap_err();
+        assert_eq!(code, 120);
+        assert!(
+            why.contains("the last attempt there failed (exit 1)"),
+            "{why}"
+        );
+        // A success in production is not a success in staging.
+        let (code, why) = run(POLICY, migrate(Some("fp2")), Ok(&st.attempts())).unwrap_err();
+        assert_eq!(code, 120);
+        assert!(
+            why.contains("succeeded only elsewhere: production"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_batch_is_staged_as_the_same_batch_or_step_by_step() {
+        let steps = vec![BatchItem::new("m1", "fa"), BatchItem::new("m2", "fb")];
+        let batch = migrate(None).with_batch(steps.clone());
+        let mut st = Trail::new("st");
+        st.run("s1", &staging("fa"), "ok", day(10.0));
+        // Only m1 ran in staging: m2 is named.
+        let (code, why) = run(POLICY, batch.clone(), Ok(&st.attempts())).unwrap_err();
+        assert_eq!(code, 120);
+        assert!(
+            why.starts_with("step `m2`: run it in staging first"),
+            "{why}"
+        );
+        st.run("s2", &staging("fb"), "ok", day(11.0));
+        let cited = run(POLICY, batch.clone(), Ok(&st.attempts())).unwrap();
+        let fingerprints: Vec<&str> = cited.runs.iter().map(|r| r.fingerprint.as_str()).collect();
+        assert_eq!(fingerprints, ["fa", "fb"]);
+        // The same batch staged as a batch is cited once, by its own fingerprint.
+        let mut st = Trail::new("st");
+        let mut as_batch = staging(&batch_fingerprint(&steps));
+        as_batch.batch = steps;
+        st.run("s3", &as_batch, "ok", day(12.0));
+        let cited = run(POLICY, batch, Ok(&st.attempts())).unwrap();
+        assert_eq!(cited.runs.len(), 1);
+        assert_eq!(cited.runs[0].attempt_id, "s3");
+    }
+
+    #[test]
+    fn what_cannot_be_looked_up_is_a_policy_error_and_an_unreadable_trail_is_123() {
+        let (code, why) = run(POLICY, migrate(None), Ok(&[])).unwrap_err();
+        assert_eq!(code, 125);
+        assert!(why.contains("fingerprint"), "{why}");
+        let no_from = POLICY.replace("from = \"staging\"\n", "");
+        let (code, why) = run(&no_from, migrate(Some("fp1")), Ok(&[])).unwrap_err();
+        assert_eq!(code, 125);
+        assert!(why.contains("[promotion] from"), "{why}");
+        let no_trail = POLICY.replace("staging_log = \"/srv/staging/audit.jsonl\"\n", "");
+        let (code, why) = run(&no_trail, migrate(Some("fp1")), Ok(&[])).unwrap_err();
+        assert_eq!(code, 125);
+        assert!(why.contains("no trail"), "{why}");
+        let (code, why) = run(POLICY, migrate(Some("fp1")), Err("it does not verify")).unwrap_err();
+        assert_eq!(code, 123);
+        assert!(why.contains("it does not verify"), "{why}");
+    }
+
+    #[test]
+    fn a_trail_given_as_text_is_believed_only_once_every_line_verifies() {
+        let mut st = Trail::new("st");
+        st.run("s1", &staging("fp1"), "failed", day(10.0));
+        // The lines as the writer wrote them (a `Record` read back does not
+        // keep its bytes).
+        let mut prev = GENESIS_PREV.to_owned();
+        let mut written = String::new();
+        for record in &st.records {
+            let envelope = Envelope {
+                log_id: "st".into(),
+                seq: record.seq,
+                ts: Timestamp::parse_rfc3339(&record.ts).unwrap(),
+                host: "h".into(),
+                pid: 1,
+            };
+            let (line, hash) = encode_record(&envelope, &record.event, &prev).unwrap();
+            written.push_str(std::str::from_utf8(&line).unwrap());
+            prev = hash;
+        }
+        let attempts = attempts_from_log(&written).unwrap();
+        assert_eq!(attempts.len(), 1);
+        assert!(!attempts[0].succeeded());
+        // Turning the failure into a success breaks the chain.
+        let forged = written.replace("\"status\":\"failed\"", "\"status\":\"ok\"");
+        assert_ne!(forged, written);
+        assert!(
+            attempts_from_log(&forged)
+                .unwrap_err()
+                .contains("line 2 does not verify")
+        );
+        // A cut final record is not read as whole.
+        let torn = &written[..written.len() - 1];
+        assert!(attempts_from_log(torn).unwrap_err().contains("newline"));
+        // Dropping the failure's outcome breaks nothing a verifier can see
+        // from the first record on, but leaves no success either.
+        let first_only: String = written.lines().take(1).map(|l| format!("{l}\n")).collect();
+        assert!(!attempts_from_log(&first_only).unwrap()[0].succeeded());
+    }
+}
