@@ -290,6 +290,24 @@ function findSpent(path, tokenId) {
   return null;
 }
 
+/**
+ * The whole text of the file log at `path`, its rotated files first
+ * (`LOG.1`, `LOG.2`, …, `LOG`), for the module to verify and judge
+ * (`evidence.promotion_trail`). Throws an AuditLogError when a file
+ * cannot be read, the log itself included: a missing trail is no evidence.
+ */
+export function readTrail(path) {
+  return [...rotatedFiles(path), path]
+    .map((file) => {
+      try {
+        return fs.readFileSync(file, 'utf8');
+      } catch (error) {
+        throw new AuditLogError(`cannot read ${file}: ${error.message}`, { cause: error });
+      }
+    })
+    .join('');
+}
+
 /** `LOG.N` beside the log, oldest (smallest N) first. */
 function rotatedFiles(path) {
   const prefix = `${basename(path)}.`;

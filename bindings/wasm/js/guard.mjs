@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import { hostname as osHostname, userInfo } from 'node:os';
 import { isAbsolute, join, resolve, sep } from 'node:path';
 
-import { AuditLog, AuditLogError, nowRfc3339, randomHex } from './audit-log.mjs';
+import { AuditLog, AuditLogError, nowRfc3339, randomHex, readTrail } from './audit-log.mjs';
 import { nodeFacts, readMarker } from './facts.mjs';
 import { ProdguardError, load } from './prodguard.mjs';
 
@@ -348,6 +348,27 @@ class Guard {
     return this.#pg.evaluate({ ...this.#request, facts: this.#facts, operation: { kind, target, fingerprint } });
   }
 
+  /**
+   * Where a rule requires `staged`: the trail the policy's `[promotion]`
+   * names, for the module to verify and judge (ABI 2.4). A PostgreSQL
+   * trail, or one that cannot be read, is given as the reason it is not
+   * there: the module refuses (123).
+   */
+  #promotionEvidence(operation) {
+    const answer = this.#pg.evaluate({ ...this.#request, facts: this.#facts, operation });
+    if (!answer.decision.requirements.some((r) => r.kind === 'staged')) return {};
+    const trail = answer.promotion.staging_log ?? answer.audit.sink;
+    if (trail === null) return {};
+    if (/^postgres(ql)?:\/\//i.test(trail)) {
+      return { promotion_error: 'this Node host cannot read a PostgreSQL trail; run it with the prodguard CLI, or export the staging trail to a file (staging_log)' };
+    }
+    try {
+      return { promotion_trail: readTrail(trail) };
+    } catch (error) {
+      return { promotion_error: error.message };
+    }
+  }
+
   #session(operation, evidence) {
     return this.#pg.evaluate({ ...this.#request, facts: this.#facts, operation, evidence, now: nowRfc3339() }).session;
   }
@@ -375,6 +396,7 @@ class Guard {
       ...(token === null ? {} : { approval: { token, ledger: this.#ledger } }),
       ...(operation.breakGlass ? { break_glass: String(operation.breakGlass) } : {}),
     };
+    Object.assign(evidence, this.#promotionEvidence(op));
     let verdict = this.#session(op, evidence);
     let notAsked = null;
     if (verdict.step === 'deny' && verdict.exit_code === 121 && verdict.challenge) {

@@ -106,7 +106,7 @@ export interface Prodguard {
 
 export type Tier = 'production' | 'staging' | 'development' | 'test' | 'local' | 'unknown';
 export type ActorKind = 'human' | 'ci' | 'agent' | 'service';
-export type RequirementKind = 'confirm' | 'backup' | 'audit';
+export type RequirementKind = 'confirm' | 'backup' | 'audit' | 'staged';
 /** `both`: an approval token and the person typing (what rules asking for `typed` and for `approval` add up to). */
 export type ConfirmMode = 'typed' | 'approval' | 'either' | 'both';
 
@@ -302,6 +302,16 @@ export interface Evidence {
    * refuses (120); rows within `confirm_above_rows` waive the confirmation.
    */
   dry_run_rows?: number[] | null;
+  /**
+   * Where a rule requires `staged` (ABI 2.4): the text of the trail the
+   * answer's `promotion` names (`staging_log`, else `audit.sink`), from its
+   * first record (a rotated set's files oldest first). The module verifies
+   * its chain before it believes a record of it; one that does not verify
+   * refuses (123).
+   */
+  promotion_trail?: string | null;
+  /** Set when the host could not read that trail (123). */
+  promotion_error?: string | null;
 }
 
 interface EvaluateRequestBase {
@@ -405,7 +415,7 @@ export interface Decision {
   result: 'allow' | 'deny' | 'require';
   /** null when no rule decided (allow, or an invalid operation name). */
   rule: string | null;
-  /** In the order confirm, backup, audit. */
+  /** In the order confirm, backup, audit, staged. */
   requirements: RequirementView[];
   /** What a run without a terminal and without evidence would exit with. */
   exit_code: 0 | 120 | 121 | 125;
@@ -459,6 +469,46 @@ export interface Evaluation {
   actor_kind: ActorKind;
   /** The policy's `[audit]` settings, layered (ABI 2.3): a host honours them or refuses. */
   audit: AuditSettings;
+  /** The policy's `[promotion]` settings, layered (ABI 2.4): the trail a `staged` requirement reads. */
+  promotion: PromotionSettings;
+}
+
+/** A policy's `[promotion]` settings, as `evaluate` answers them (ABI 2.4). */
+export interface PromotionSettings {
+  /** The environment's or tier's name the operation must have succeeded in first. */
+  from: string | null;
+  /** How old that success may be, in seconds (default 14 days). */
+  within_seconds: number;
+  /** The trail to read (a file log, or a `postgresql://` URL); null: `audit.sink`. */
+  staging_log: string | null;
+}
+
+/** What an intent cites for a `staged` requirement (ABI 2.4). */
+export interface PromotionRecord {
+  from: string;
+  within_seconds: number;
+  /** The trail read (a path, or a URL without a password). */
+  trail: string;
+  /** One per fingerprint vouched for: the operation's, or each batch step's. */
+  runs: PromotedRun[];
+}
+
+/** One success cited as promotion evidence. */
+export interface PromotedRun {
+  fingerprint: string;
+  attempt_id: string;
+  env: string;
+  /** Its `ok` outcome record. */
+  outcome: Citation;
+}
+
+/** Where a record stands in its trail. */
+export interface Citation {
+  log_id: string;
+  seq: number;
+  hash: string;
+  /** RFC 3339. */
+  at: string;
 }
 
 /** A policy's `[audit]` settings, as `evaluate` answers them (ABI 2.3). */
@@ -520,6 +570,8 @@ export interface AuditEvent {
   sql?: SqlRecord;
   /** Intents under a `[fleet] lock`: the lease's fencing token (larger with each grant of the same operation and target). */
   fence?: number;
+  /** Intents that met a `staged` requirement (ABI 2.4): the staging successes they cite. */
+  promotion?: PromotionRecord;
 }
 
 /** What a guarded SQL run's intent says of its script (the fingerprint is `op.fingerprint`). */

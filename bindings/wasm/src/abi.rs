@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use prodguard_core::json_api::{self, JsonApi, Response};
 
 /// `major << 16 | minor`: a host refuses a major it does not know.
-const ABI_VERSION: u32 = 2 << 16 | 3;
+const ABI_VERSION: u32 = 2 << 16 | 4;
 
 /// Requests larger than this are refused with 125 (no policy is this big).
 const MAX_REQUEST_BYTES: u32 = 8 << 20;

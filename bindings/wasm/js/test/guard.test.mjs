@@ -280,3 +280,32 @@ test('an approval token is spent once: the second run with it is refused (121) a
   await assert.rejects(fromEnv.run(MIGRATE, () => assert.fail('ran')), refusal(121, /already spent/));
 });
 
+
+test('staged: production runs only what staging ran with the same fingerprint; the intent cites it; a forged staging trail is no evidence', async (t) => {
+  const dir = tempDir(t);
+  const stagingLog = join(dir, 'staging.jsonl');
+  const policy = `[promotion]\nfrom = "staging"\nstaging_log = ${JSON.stringify(stagingLog)}\n` +
+    '[[rule]]\nname = "staged first"\noperations = ["db.migrate"]\ntiers = ["production"]\nrequire = ["audit", "staged"]\n';
+  const staging = await createGuard(baseOptions(dir, { APP_ENV: 'staging' }, { policy, auditLog: stagingLog }));
+  const production = await createGuard(baseOptions(dir, { APP_ENV: 'production' }, { policy }));
+  const migrate = { ...MIGRATE, fingerprint: '3f2a9c' };
+
+  // No staging trail yet: no evidence (123), the work is not called.
+  await assert.rejects(production.run(migrate, () => assert.fail('ran')), refusal(123, /staging\.jsonl/));
+  await staging.run({ ...migrate, fingerprint: 'other' }, () => undefined);
+  await assert.rejects(production.run(migrate, () => assert.fail('ran')), refusal(120, /run it in staging first: no successful `db\.migrate` with fingerprint 3f2a9c/));
+  await assert.rejects(production.run(MIGRATE, () => assert.fail('ran')), refusal(125, /fingerprint/));
+
+  await staging.run(migrate, () => undefined);
+  assert.equal(await production.run(migrate, () => 'migrated'), 'migrated');
+  const stagingRecords = assertVerifies(t, stagingLog);
+  const outcome = stagingRecords.at(-1);
+  const intent = assertVerifies(t, production.auditLog).findLast((r) => r.kind === 'intent');
+  assert.equal(intent.promotion.from, 'staging');
+  assert.equal(intent.promotion.trail, stagingLog);
+  assert.deepEqual(intent.promotion.runs[0].outcome, { log_id: outcome.log_id, seq: outcome.seq, hash: outcome.hash, at: intent.promotion.runs[0].outcome.at });
+
+  // An edited staging record breaks the chain: no evidence (123), naming the line.
+  writeFileSync(stagingLog, readFileSync(stagingLog, 'utf8').replace('"fingerprint":"other"', '"fingerprint":"3f2a9d"'));
+  await assert.rejects(production.run(migrate, () => assert.fail('ran')), refusal(123, /line 1 does not verify/));
+});

@@ -26,9 +26,9 @@ test('prodguard.wasm exports exactly the ABI 2.0 set and imports nothing', () =>
   assert.deepEqual(WebAssembly.Module.imports(module), []);
 });
 
-test('prodguard_abi_version is 2.3 (0x00020003)', async () => {
+test('prodguard_abi_version is 2.4 (0x00020004)', async () => {
   const pg = await load(wasmBytes());
-  assert.equal(pg.exports.prodguard_abi_version(), 0x00020003);
+  assert.equal(pg.exports.prodguard_abi_version(), 0x00020004);
   assert.equal(ABI_MAJOR, 2);
   assert.deepEqual(pg.abiVersion, { major: 2, minor: 3 });
   assert.ok(Object.isFrozen(pg.abiVersion));

@@ -16,15 +16,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use prodguard_core::approval::Claims;
 use prodguard_core::audit::{
     Actor, AuditEvent, BackupEvidence, BatchItem, ConfirmEvidence, DecisionRecord, EventKind,
-    OperationRecord, OutcomeRecord, PruneInfo, PrunedFile, PrunedSeal, SealInfo, SqlRecord,
-    SqlStatementRecord,
+    OperationRecord, OutcomeRecord, PromotedRun, PromotionRecord, PruneInfo, PrunedFile,
+    PrunedSeal, SealInfo, SqlRecord, SqlStatementRecord,
 };
 use prodguard_core::detect::{Conflict, Evidence as Signal, Strength};
 use prodguard_core::json_api::{
     ApprovalEvidence, ApprovalRequest, Evaluation, Evidence, RecordLine, RecordRequest, Request,
     RequestOperation, RequestSql, SessionStep, SessionVerdict, SqlAnswer, SqlStatement,
 };
-use prodguard_core::policy::{ActorKind, AuditConfig, ConfirmMode, Durability, Requirement};
+use prodguard_core::policy::{
+    ActorKind, AuditConfig, ConfirmMode, Durability, PromotionConfig, Requirement,
+};
+use prodguard_core::promotion::Citation;
 use prodguard_core::session::{Challenge, Decision, Denial, RequirementView, Stamp, Verdict};
 use prodguard_core::sql::{Dialect, RowBounds, SqlKind};
 use prodguard_core::{Detection, ExitCode, Facts, Tier, Timestamp};
@@ -270,6 +273,8 @@ fn evidence() -> Evidence {
         break_glass: Some("the incident of today".into()),
         fleet: true,
         dry_run_rows: Some(vec![250, 0]),
+        promotion_trail: Some("{…}\n".into()),
+        promotion_error: Some("unreadable".into()),
     }
 }
 
@@ -399,6 +404,7 @@ fn event() -> AuditEvent {
     event.pid_ns = Some(4026531836);
     event.sql = Some(sql_record());
     event.fence = Some(7);
+    event.promotion = Some(promotion_record());
     event
 }
 
@@ -545,7 +551,38 @@ fn evaluation() -> Evaluation {
         sql: Some(sql_answer()),
         actor_kind: ActorKind::Agent,
         audit: audit_config(),
+        promotion: promotion_config(),
     }
+}
+
+fn promotion_config() -> PromotionConfig {
+    PromotionConfig {
+        from: Some("staging".into()),
+        within_seconds: 14 * 86_400,
+        staging_log: Some("/var/log/staging/audit.jsonl".into()),
+    }
+}
+
+fn promotion_record() -> PromotionRecord {
+    let trail = "/var/log/staging/audit.jsonl".to_owned();
+    let mut record: PromotionRecord = serde_json::from_value(serde_json::json!({
+        "from": "staging", "within_seconds": 1_209_600, "trail": trail, "runs": [],
+    }))
+    .unwrap();
+    record.runs.push(promoted_run());
+    record
+}
+
+fn promoted_run() -> PromotedRun {
+    serde_json::from_value(serde_json::json!({
+        "fingerprint": "3f2a9c", "attempt_id": "s-1", "env": "staging",
+        "outcome": {"log_id": "L", "seq": 2, "hash": "ab".repeat(32), "at": "2026-11-20T10:00:00Z"},
+    }))
+    .unwrap()
+}
+
+fn citation() -> Citation {
+    promoted_run().outcome
 }
 
 fn audit_config() -> AuditConfig {
@@ -644,6 +681,10 @@ fn structs() -> Vec<(&'static [&'static str], BTreeSet<String>)> {
         (&["SessionVerdict"], keys(&session())),
         (&["Evaluation"], keys(&evaluation())),
         (&["AuditSettings"], keys(&audit_config())),
+        (&["PromotionSettings"], keys(&promotion_config())),
+        (&["PromotionRecord"], keys(&promotion_record())),
+        (&["PromotedRun"], keys(&promoted_run())),
+        (&["Citation"], keys(&citation())),
         (&["AuditEvent"], keys(&event())),
         (&["AuditEvent.op"], keys(&operation_record())),
         (&["AuditEvent.decision"], keys(&decision_record())),

@@ -77,9 +77,9 @@ fn exports_are_exactly_the_documented_set_and_nothing_is_imported() {
 }
 
 #[test]
-fn the_abi_version_is_2_3() {
-    assert_eq!(Raw::new().abi_version(), 0x0002_0003);
-    assert_eq!(module().abi_version(), AbiVersion { major: 2, minor: 3 });
+fn the_abi_version_is_2_4() {
+    assert_eq!(Raw::new().abi_version(), 0x0002_0004);
+    assert_eq!(module().abi_version(), AbiVersion { major: 2, minor: 4 });
 }
 
 fn refused(bytes: &[u8]) -> Error {
