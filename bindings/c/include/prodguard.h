@@ -130,6 +130,12 @@ typedef enum prodguard_operation_field {
    * An approval token from `prodguard approve`.
    */
   PRODGUARD_FIELD_APPROVAL = 2,
+  /**
+   * Its way back: a command that undoes it (a down-migration, a
+   * restore), recorded in the intent; `prodguard rollback ATTEMPT_ID`
+   * runs it. A rule that requires `rollback` needs it, or a backup.
+   */
+  PRODGUARD_FIELD_ROLLBACK = 3,
 } prodguard_operation_field;
 
 /**
@@ -140,8 +146,8 @@ typedef enum prodguard_operation_field {
 typedef struct prodguard_guard prodguard_guard;
 
 /**
- * A guarded operation being described: kind, target, fingerprint and
- * approval token. Made by [`prodguard_operation_new`], released by
+ * A guarded operation being described: kind, target, fingerprint,
+ * approval token and way back. Made by [`prodguard_operation_new`], released by
  * [`prodguard_operation_free`]; run with [`prodguard_operation_run`].
  */
 typedef struct prodguard_operation prodguard_operation;

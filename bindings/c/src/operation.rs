@@ -47,14 +47,15 @@ pub unsafe extern "C" fn prodguard_run(
     })
 }
 
-/// A guarded operation being described: kind, target, fingerprint and
-/// approval token. Made by [`prodguard_operation_new`], released by
+/// A guarded operation being described: kind, target, fingerprint,
+/// approval token and way back. Made by [`prodguard_operation_new`], released by
 /// [`prodguard_operation_free`]; run with [`prodguard_operation_run`].
 pub struct prodguard_operation {
     kind: String,
     target: Option<String>,
     fingerprint: Option<String>,
     approval: Option<String>,
+    rollback: Option<String>,
 }
 
 /// Starts describing a guarded operation of `kind` (a dotted name such as
@@ -78,6 +79,7 @@ pub unsafe extern "C" fn prodguard_operation_new(
             target: None,
             fingerprint: None,
             approval: None,
+            rollback: None,
         });
         // SAFETY: not NULL and writable, by the caller's promise.
         unsafe { out.write(Box::into_raw(op)) };
@@ -95,6 +97,10 @@ pub enum prodguard_operation_field {
     PRODGUARD_FIELD_FINGERPRINT = 1,
     /// An approval token from `prodguard approve`.
     PRODGUARD_FIELD_APPROVAL = 2,
+    /// Its way back: a command that undoes it (a down-migration, a
+    /// restore), recorded in the intent; `prodguard rollback ATTEMPT_ID`
+    /// runs it. A rule that requires `rollback` needs it, or a backup.
+    PRODGUARD_FIELD_ROLLBACK = 3,
 }
 
 /// Sets field `field` (a [`prodguard_operation_field`]) of `op` to `value`
@@ -118,6 +124,7 @@ pub unsafe extern "C" fn prodguard_operation_set(
             0 => op.target = value,
             1 => op.fingerprint = value,
             2 => op.approval = value,
+            3 => op.rollback = value,
             other => {
                 return Err(Failure::invalid(format!(
                     "field {other} is not a prodguard_operation_field"
@@ -171,6 +178,9 @@ pub unsafe extern "C" fn prodguard_operation_run(
         }
         if let Some(token) = &op.approval {
             guarded = guarded.approval(token.clone());
+        }
+        if let Some(command) = &op.rollback {
+            guarded = guarded.rollback(command.clone());
         }
         run_permit(guarded.begin()?, &op.kind, callback, user_data)
     })

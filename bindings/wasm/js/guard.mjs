@@ -344,8 +344,8 @@ class Guard {
 
   /** The module's dry run for an operation: detection and decision, nothing asked or recorded. */
   check(operation) {
-    const { kind, target = null, fingerprint = null } = operation;
-    return this.#pg.evaluate({ ...this.#request, facts: this.#facts, operation: { kind, target, fingerprint } });
+    const { kind, target = null, fingerprint = null, rollback = null } = operation;
+    return this.#pg.evaluate({ ...this.#request, facts: this.#facts, operation: { kind, target, fingerprint, rollback } });
   }
 
   /**
@@ -381,10 +381,15 @@ class Guard {
    */
   async run(operation, work) {
     if (operation === null || typeof operation !== 'object' || typeof operation.kind !== 'string') {
-      throw new TypeError('guard.run(operation, work): operation must be { kind, target?, fingerprint?, approval?, breakGlass? }');
+      throw new TypeError('guard.run(operation, work): operation must be { kind, target?, fingerprint?, rollback?, approval?, breakGlass? }');
     }
     if (typeof work !== 'function') throw new TypeError('guard.run(operation, work): work must be a function');
-    const op = { kind: operation.kind, target: operation.target ?? null, fingerprint: operation.fingerprint ?? null };
+    const op = {
+      kind: operation.kind,
+      target: operation.target ?? null,
+      fingerprint: operation.fingerprint ?? null,
+      rollback: operation.rollback ?? null,
+    };
     const token = nonEmpty(operation.approval ?? undefined) ?? nonEmpty(this.#env.PRODGUARD_APPROVAL);
     const auditError = this.#log === null
       ? 'no audit log: name one with auditLog or PRODGUARD_AUDIT_LOG (or set HOME)'

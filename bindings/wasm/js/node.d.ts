@@ -91,6 +91,8 @@ export interface GuardedOperation {
   target?: string | null;
   /** What identifies its content; approval tokens bind it. */
   fingerprint?: string | null;
+  /** Its way back: a command that undoes it, recorded in the intent for `prodguard rollback`. */
+  rollback?: string | null;
   /** An approval token (`pga2.…`); default `PRODGUARD_APPROVAL`. Spent once, in this guard's ledger. */
   approval?: string | null;
   /** A break-glass reason (at least 10 characters), where the policy allows it. */
@@ -106,7 +108,7 @@ export interface Guard {
   /** The ledger approval tokens are spent in: `file://HOST/ABS/PATH` of the log. */
   readonly ledger: string | null;
   /** The module's dry run: detection and decision, nothing asked or recorded. */
-  check(operation: Pick<GuardedOperation, 'kind' | 'target' | 'fingerprint'>): Evaluation;
+  check(operation: Pick<GuardedOperation, 'kind' | 'target' | 'fingerprint' | 'rollback'>): Evaluation;
   /**
    * Runs `work` when the module's session says it may, with its intent
    * appended durably first and its outcome after; answers its value. A

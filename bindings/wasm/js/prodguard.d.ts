@@ -106,7 +106,7 @@ export interface Prodguard {
 
 export type Tier = 'production' | 'staging' | 'development' | 'test' | 'local' | 'unknown';
 export type ActorKind = 'human' | 'ci' | 'agent' | 'service';
-export type RequirementKind = 'confirm' | 'backup' | 'audit' | 'staged';
+export type RequirementKind = 'confirm' | 'backup' | 'audit' | 'staged' | 'rollback';
 /** `both`: an approval token and the person typing (what rules asking for `typed` and for `approval` add up to). */
 export type ConfirmMode = 'typed' | 'approval' | 'either' | 'both';
 
@@ -128,6 +128,8 @@ export interface Operation {
   target?: string | null;
   /** What identifies its content; approval tokens bind it. */
   fingerprint?: string | null;
+  /** Its way back (ABI 2.4): a command that undoes it, recorded in the intent. */
+  rollback?: string | null;
 }
 
 /**
@@ -140,6 +142,7 @@ export interface SqlOperation {
   /** The database the script runs on: confirmation asks for this name. */
   target?: string | null;
   fingerprint?: string | null;
+  rollback?: string | null;
 }
 
 /** An SQL dialect: a script read in another one can hide a statement in what looks like a string. */
@@ -415,7 +418,7 @@ export interface Decision {
   result: 'allow' | 'deny' | 'require';
   /** null when no rule decided (allow, or an invalid operation name). */
   rule: string | null;
-  /** In the order confirm, backup, audit, staged. */
+  /** In the order confirm, backup, audit, staged, rollback. */
   requirements: RequirementView[];
   /** What a run without a terminal and without evidence would exit with. */
   exit_code: 0 | 120 | 121 | 125;
@@ -572,6 +575,18 @@ export interface AuditEvent {
   fence?: number;
   /** Intents that met a `staged` requirement (ABI 2.4): the staging successes they cite. */
   promotion?: PromotionRecord;
+  /** Intents (ABI 2.4): the way back `prodguard rollback ATTEMPT_ID` runs. */
+  rollback?: RollbackPlan;
+  /** Intents of `prodguard rollback` (ABI 2.4): the attempt it undoes. */
+  rolls_back?: string;
+}
+
+/** An operation's way back, as its intent records it (ABI 2.4). */
+export interface RollbackPlan {
+  /** A command that undoes it, run with `sh -c`. */
+  command?: string;
+  /** Restore the intent's backup (`backup.location`, still with `backup.sha256`) over the target. */
+  restore_backup?: boolean;
 }
 
 /** What a guarded SQL run's intent says of its script (the fingerprint is `op.fingerprint`). */

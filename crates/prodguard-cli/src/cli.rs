@@ -260,6 +260,38 @@ pub(crate) enum Command {
         #[arg(long, help = JSON)]
         json: bool,
     },
+    /// Roll a guarded attempt back: run the way back its intent recorded,
+    /// guarded as `<operation>.rollback` on the same target.
+    ///
+    /// The attempt is found in this host's own audit trail (the policy's
+    /// [audit] sink, else its audit log), read only after it verifies (123
+    /// otherwise). Its plan is what the intent recorded: a command (`exec
+    /// --rollback CMD`, run with `sh -c`), or the restore of its backup — a
+    /// SQLite database with SQLite's backup API, a postgresql:// database
+    /// with `pg_restore --clean --if-exists`, another file by an atomic
+    /// rename — refused with 122, before anyone is asked, when the backup's
+    /// SHA-256 or size is no longer what the intent recorded. The rollback
+    /// is confirmed, backed up and recorded as the policy says for
+    /// `<operation>.rollback`; its intent names the attempt it undoes
+    /// (`rolls_back`). An attempt with no plan is 125. --show prints the
+    /// plan and runs nothing.
+    #[command(after_help = "Examples:
+  prodguard rollback 4f1c0e9a… --show
+  prodguard rollback 4f1c0e9a…
+  prodguard audit show --json | jq -r '.ok.records[] | select(.kind == \"intent\" and .rollback) | .attempt_id'")]
+    Rollback {
+        /// The attempt to undo: its intent record's `attempt_id`.
+        #[arg(value_name = "ATTEMPT_ID")]
+        attempt_id: String,
+        /// Print the plan; run nothing.
+        #[arg(long)]
+        show: bool,
+        /// An approval token for `<operation>.rollback` (default: PRODGUARD_APPROVAL).
+        #[arg(long, value_name = "TOKEN")]
+        approval: Option<String>,
+        #[arg(long, help = JSON)]
+        json: bool,
+    },
     /// Fleet mode: prepare the PostgreSQL database that hosts share.
     #[command(
         subcommand,
@@ -479,6 +511,10 @@ pub(crate) struct OpArgs {
     /// What exactly is done, e.g. a migration's checksum; an approval must name the same.
     #[arg(long, value_name = "TEXT")]
     pub(crate) fingerprint: Option<String>,
+    /// Its way back (a down-migration, a restore command), recorded in the
+    /// intent; `prodguard rollback ATTEMPT_ID` runs it with `sh -c`.
+    #[arg(long, value_name = "CMD")]
+    pub(crate) rollback: Option<String>,
 }
 
 impl OpArgs {
@@ -486,6 +522,7 @@ impl OpArgs {
         let mut op = Operation::new(self.kind.clone());
         op.target.clone_from(&self.target);
         op.fingerprint.clone_from(&self.fingerprint);
+        op.rollback.clone_from(&self.rollback);
         op
     }
 }

@@ -43,7 +43,7 @@ use prodguard_core::ExitCode as Refusal;
 use cli::{Cli, Command};
 use commands::{
     approve, audit, check, detect, exec, fleet, generate, hook, keygen, load_policy, parity,
-    policy, sql, stamp,
+    policy, rollback, sql, stamp,
 };
 use envelope::Envelope;
 
@@ -211,6 +211,12 @@ fn run(cli: Cli) -> Result<Envelope, GuardError> {
             },
             json,
         ),
+        Command::Rollback {
+            attempt_id,
+            show,
+            approval,
+            json,
+        } => rollback::run(policy_file, &attempt_id, show, approval, json),
         Command::Sql(command) => sql::run(command, policy_file),
         Command::Hook(command) => hook::run(command, policy_file),
         Command::Completions { shell } => Ok(generate::completions(shell)),

@@ -95,6 +95,9 @@ pub struct RequestOperation {
     /// What identifies its content (approvals bind it).
     #[serde(default)]
     pub fingerprint: Option<String>,
+    /// Its way back (2.4): a command that undoes it, recorded in the intent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<String>,
 }
 
 /// The SQL script of a [`Request`]. With it, the request's operation is
@@ -511,6 +514,7 @@ fn evaluate(request: &str, api: &mut JsonApi) -> Result<Evaluation, Response> {
             let mut operation = Operation::new(script.operation.as_str());
             operation.target = request.operation.target;
             operation.fingerprint = Some(script.fingerprint.clone());
+            operation.rollback = request.operation.rollback;
             let answer = SqlAnswer::new(&script, decided.bounds);
             (operation, decided.decision, Some((script, answer)))
         }
@@ -524,6 +528,7 @@ fn evaluate(request: &str, api: &mut JsonApi) -> Result<Evaluation, Response> {
             let mut operation = Operation::new(kind);
             operation.target = request.operation.target;
             operation.fingerprint = request.operation.fingerprint;
+            operation.rollback = request.operation.rollback;
             let decision = decide(policy, &detection, &operation);
             (operation, decision, None)
         }

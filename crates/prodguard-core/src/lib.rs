@@ -27,6 +27,7 @@ pub mod hook;
 pub mod json_api;
 pub mod policy;
 pub mod promotion;
+pub mod rollback;
 pub mod secret;
 pub mod session;
 pub mod shell;

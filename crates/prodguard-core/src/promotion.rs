@@ -160,6 +160,12 @@ pub struct Attempt {
     /// operation): such an attempt is never a success.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub conflict: Option<String>,
+    /// The way back its intent recorded.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rollback: Option<crate::audit::RollbackPlan>,
+    /// The backup its intent recorded.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub backup: Option<crate::audit::BackupEvidence>,
 }
 
 impl Attempt {
@@ -353,6 +359,8 @@ impl AttemptCollector {
                     intent: citation,
                     outcome: None,
                     conflict: None,
+                    rollback: event.rollback.clone(),
+                    backup: event.backup.clone(),
                 });
             }
             EventKind::Outcome => {

@@ -122,6 +122,13 @@ pub struct Operation {
     /// The steps it runs as one (see [`with_batch`](Self::with_batch)).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub batch: Vec<BatchItem>,
+    /// Its way back: a command that undoes it (a down-migration, a
+    /// restore), recorded in the intent for `prodguard rollback`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<String>,
+    /// The attempt it rolls back (`prodguard rollback ATTEMPT_ID`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rolls_back: Option<String>,
 }
 
 impl Operation {
@@ -133,6 +140,8 @@ impl Operation {
             fingerprint: None,
             break_glass: None,
             batch: Vec::new(),
+            rollback: None,
+            rolls_back: None,
         }
     }
 
@@ -600,6 +609,11 @@ pub(crate) fn decide_also(
                 }
                 Requirement::Audit => {
                     "intent and outcome durably recorded in the audit log".to_owned()
+                }
+                Requirement::Rollback => {
+                    "a way back recorded before it runs: its own rollback command, or the rule's \
+                     backup, restored"
+                        .to_owned()
                 }
                 Requirement::Staged => match &policy.promotion().from {
                     Some(from) => concat(&[
@@ -1512,12 +1526,49 @@ impl Session {
             self.append_intent();
             return;
         }
-        // Before anyone is asked: a run nobody staged stops here.
+        // Before anyone is asked: a run with no way back, or that nobody
+        // staged, stops here.
+        if self.decision.requires(Requirement::Rollback)
+            && self.operation.rollback.is_none()
+            && !self.decision.requires(Requirement::Backup)
+        {
+            self.refuse_without_rollback();
+            return;
+        }
         if self.promotion.is_some() && self.promoted.is_none() {
             self.ask_promotion();
             return;
         }
         self.after_promotion();
+    }
+
+    /// The way back the intent records: the operation's own command, else
+    /// (where the policy requires one) its backup, restored.
+    fn rollback_plan(&self) -> Option<crate::audit::RollbackPlan> {
+        match (&self.operation.rollback, &self.backup) {
+            (Some(command), _) => Some(crate::audit::RollbackPlan::command(command.clone())),
+            (None, Some(_)) if self.decision.requires(Requirement::Rollback) => {
+                Some(crate::audit::RollbackPlan::restore_backup())
+            }
+            _ => None,
+        }
+    }
+
+    fn refuse_without_rollback(&mut self) {
+        let rule = self.rule_for(Requirement::Rollback);
+        let missing = format!(
+            "rule `{}` requires a way back before {} runs (`rollback`), and it has none",
+            escape(rule.as_deref().unwrap_or_default()),
+            self.operation.kind
+        );
+        self.refuse(
+            ExitCode::PolicyError,
+            rule,
+            missing,
+            "give it one: --rollback CMD (a down-migration, a restore command), `.rollback(…)` \
+             in Rust, or require a backup in the rule, whose restore becomes the plan"
+                .into(),
+        );
     }
 
     /// Asks for the promotion trail, once the operation can be looked up
@@ -1894,7 +1945,18 @@ impl Session {
     }
 
     fn append_intent(&mut self) {
+        // Break glass may have skipped the backup that was to be the plan.
+        let rollback = self.rollback_plan();
+        if rollback.is_none()
+            && self.decision.requires(Requirement::Rollback)
+            && !self.only_dry_run()
+        {
+            self.refuse_without_rollback();
+            return;
+        }
         let mut event = self.event(EventKind::Intent);
+        event.rollback = rollback;
+        event.rolls_back.clone_from(&self.operation.rolls_back);
         event.fence = self.fence;
         event.promotion.clone_from(&self.promoted);
         let mut decision = self.decision_record("proceed", None);

@@ -987,6 +987,24 @@ impl<'g> GuardedOperation<'g> {
         self
     }
 
+    /// Its way back: a command that undoes it (a down-migration, a
+    /// restore), recorded in the intent; `prodguard rollback ATTEMPT_ID`
+    /// runs it, guarded as `<operation>.rollback`. A rule that requires
+    /// `rollback` refuses (125) an operation without one, unless the rule
+    /// also takes a backup, whose restore is then the plan.
+    ///
+    /// ```
+    /// let guard = prodguard::testing::guard().environment("development").build()?;
+    /// guard.operation("db.migrate").target("app.db").rollback("./migrate down 0042").run_infallible(|| ())?;
+    /// let intent = &guard.records()[0];
+    /// assert_eq!(intent.rollback.as_ref().unwrap().command.as_deref(), Some("./migrate down 0042"));
+    /// # Ok::<(), prodguard::GuardError>(())
+    /// ```
+    pub fn rollback(mut self, command: impl Into<String>) -> Self {
+        self.operation.rollback = Some(command.into());
+        self
+    }
+
     /// Break-glass: in an emergency, skip the confirmation and backup for
     /// this one run, where every matching rule says `break_glass = true`
     /// and `[approval] break_glass_users` lists the actor's OS account (never

@@ -106,6 +106,7 @@ mod fleet;
 mod guard;
 #[cfg(feature = "postgres")]
 pub mod pg;
+pub mod rollback;
 pub mod small_file;
 pub mod sql_exec;
 pub mod stamp;

@@ -75,6 +75,7 @@ lib.prodguard_string_free.restype = None
 FIELD_TARGET = 0
 FIELD_FINGERPRINT = 1
 FIELD_APPROVAL = 2
+FIELD_ROLLBACK = 3
 
 OK = 0
 

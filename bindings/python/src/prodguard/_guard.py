@@ -20,6 +20,7 @@ _FIELDS = [
     (_ffi.FIELD_TARGET, "target"),
     (_ffi.FIELD_FINGERPRINT, "fingerprint"),
     (_ffi.FIELD_APPROVAL, "approval"),
+    (_ffi.FIELD_ROLLBACK, "rollback"),
 ]
 
 __all__ = ["Detection", "Guard", "detect", "evaluate", "verify_audit_log", "library_version"]
@@ -131,6 +132,7 @@ class Guard:
         *,
         fingerprint: Optional[str] = None,
         approval: Optional[str] = None,
+        rollback: Optional[str] = None,
     ) -> T:
         """Runs ``fn()`` as the guarded ``operation`` (a dotted name such as
         ``db.migrate``) on ``target`` once every guard passes, records how
@@ -140,7 +142,9 @@ class Guard:
         not called. An exception ``fn`` raises is recorded as a failure and
         re-raised unchanged. ``fingerprint`` says what exactly is done (an
         approval binds it); ``approval`` is a token from ``prodguard
-        approve`` (None: ``PRODGUARD_APPROVAL``, if set).
+        approve`` (None: ``PRODGUARD_APPROVAL``, if set). ``rollback`` is
+        its way back, a command that undoes it (``prodguard rollback
+        ATTEMPT_ID`` runs it), recorded in the intent.
         """
         if not callable(fn):
             raise TypeError("fn must be callable")
@@ -151,6 +155,7 @@ class Guard:
             c_string(target, "target"),
             c_string(fingerprint, "fingerprint"),
             c_string(approval, "approval"),
+            c_string(rollback, "rollback"),
         ]
         # What fn did, kept on the Python side: nothing raised by fn ever
         # crosses into C (the callback returns 1 and the exception is

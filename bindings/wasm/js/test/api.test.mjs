@@ -15,7 +15,7 @@ before(async () => {
 
 test('evaluate answers the ok payload: detection and decision, no session without evidence', () => {
   const answer = pg.evaluate(REQUEST);
-  assert.deepEqual(Object.keys(answer).sort(), ['actor_kind', 'audit', 'decision', 'detection']);
+  assert.deepEqual(Object.keys(answer).sort(), ['actor_kind', 'audit', 'decision', 'detection', 'promotion']);
   assert.equal(answer.actor_kind, 'service', 'no agent or CI variable, no terminal');
   assert.equal(answer.detection.environment, 'production');
   assert.equal(answer.detection.decided_by, 'env:APP_ENV');

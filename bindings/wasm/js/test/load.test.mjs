@@ -13,7 +13,7 @@ const PROBE = { facts: { env: { APP_ENV: 'production' } }, operation: { kind: 'd
 
 async function assertWorks(source) {
   const pg = await load(source);
-  assert.deepEqual(pg.abiVersion, { major: 2, minor: 3 });
+  assert.deepEqual(pg.abiVersion, { major: 2, minor: 4 });
   assert.equal(pg.evaluate(PROBE).decision.exit_code, 121);
 }
 
@@ -30,7 +30,7 @@ test('prodguard_abi_version is 2.4 (0x00020004)', async () => {
   const pg = await load(wasmBytes());
   assert.equal(pg.exports.prodguard_abi_version(), 0x00020004);
   assert.equal(ABI_MAJOR, 2);
-  assert.deepEqual(pg.abiVersion, { major: 2, minor: 3 });
+  assert.deepEqual(pg.abiVersion, { major: 2, minor: 4 });
   assert.ok(Object.isFrozen(pg.abiVersion));
 });
 

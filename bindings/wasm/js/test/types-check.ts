@@ -39,7 +39,7 @@ async function flow(bytes: Uint8Array, response: Promise<Response>): Promise<voi
   const answer: Evaluation = pg.evaluate(dryRun);
   const tier: 'production' | 'staging' | 'development' | 'test' | 'local' | 'unknown' = answer.detection.tier;
   const result: 'allow' | 'deny' | 'require' = answer.decision.result;
-  const kinds: ('confirm' | 'backup' | 'audit' | 'staged')[] = answer.decision.requirements.map((r) => r.kind);
+  const kinds: ('confirm' | 'backup' | 'audit' | 'staged' | 'rollback')[] = answer.decision.requirements.map((r) => r.kind);
 
   const withEvidence = pg.evaluate({
     operation: { kind: 'db.migrate', target: 'orders' },

@@ -43,16 +43,20 @@ pub(crate) fn run(
     if let Some(token) = approval {
         builder = builder.approval(token);
     }
-    let stdout = if json {
-        let stderr = std::io::stderr()
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| GuardError::Policy(format!("cannot pass standard error on: {e}")))?;
-        Stdio::from(stderr)
-    } else {
-        Stdio::inherit()
-    };
-    admit_and_run(&builder.build()?, operation, command, stdout)
+    admit_and_run(&builder.build()?, operation, command, command_stdout(json)?)
+}
+
+/// The wrapped command's standard output: ours, or under `--json` our
+/// standard error, so ours carries the envelope alone.
+pub(crate) fn command_stdout(json: bool) -> Result<Stdio, GuardError> {
+    if !json {
+        return Ok(Stdio::inherit());
+    }
+    let stderr = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| GuardError::Policy(format!("cannot pass standard error on: {e}")))?;
+    Ok(Stdio::from(stderr))
 }
 
 /// Whether the command ran, for the envelope's `data`.
@@ -62,7 +66,7 @@ fn ran(ran: bool, code: i32) -> serde_json::Value {
 
 /// Admits the operation, runs the command with `stdout`, records its
 /// outcome, and returns the answer: its code is the one to leave with.
-fn admit_and_run(
+pub(crate) fn admit_and_run(
     guard: &Guard,
     operation: Operation,
     command: &[OsString],
@@ -73,48 +77,7 @@ fn admit_and_run(
     };
     let permit = match guard.begin(operation.clone()) {
         Ok(permit) => permit,
-        Err(e) => {
-            let d = guard.detection();
-            let code = e.exit_code().code();
-            let refused = envelope::error(code, e.to_string())
-                .with_data(ran(false, code))
-                .told();
-            if let Some(hint) = token_hint(
-                guard,
-                &operation,
-                &e,
-                "with --approval TOKEN or in PRODGUARD_APPROVAL",
-            ) {
-                tell!("  {hint}");
-            }
-            if e.denial().is_some() {
-                tell!(
-                    "  environment: {} (tier {}), decided by {}",
-                    escape(&d.environment),
-                    d.tier,
-                    escape(&d.decided_by)
-                );
-                let target = operation
-                    .target
-                    .as_deref()
-                    .map(|t| {
-                        let t = prodguard::redact_password(t).unwrap_or_else(|| t.to_owned());
-                        format!(" --target {}", shell_word(&t))
-                    })
-                    .unwrap_or_default();
-                // Approvals and promotion evidence are matched by it.
-                let fingerprint = operation
-                    .fingerprint
-                    .as_deref()
-                    .map(|f| format!(" --fingerprint {}", shell_word(f)))
-                    .unwrap_or_default();
-                tell!(
-                    "  exit code {code}; `prodguard check --op {}{target}{fingerprint}` shows what is required",
-                    shell_word(&operation.kind)
-                );
-            }
-            return Ok(refused);
-        }
+        Err(e) => return Ok(refusal(guard, &operation, &e)),
     };
 
     // Register before spawning so no signal meant for the child is lost;
@@ -183,6 +146,52 @@ fn admit_and_run(
     // The command's own failure, passed through as its code: not told
     // (the command said what it had to), but the envelope must say it.
     Ok(envelope::error(code, format!("the command exited with {code}")).with_data(ran(true, code)))
+}
+
+/// The answer to a refusal of `operation`: told on standard error, with
+/// how to pass an approval, where the environment was decided and the
+/// `check` that shows what is required.
+pub(crate) fn refusal(guard: &Guard, operation: &Operation, e: &GuardError) -> Envelope {
+    let d = guard.detection();
+    let code = e.exit_code().code();
+    let refused = envelope::error(code, e.to_string())
+        .with_data(ran(false, code))
+        .told();
+    if let Some(hint) = token_hint(
+        guard,
+        operation,
+        e,
+        "with --approval TOKEN or in PRODGUARD_APPROVAL",
+    ) {
+        tell!("  {hint}");
+    }
+    if e.denial().is_some() {
+        tell!(
+            "  environment: {} (tier {}), decided by {}",
+            escape(&d.environment),
+            d.tier,
+            escape(&d.decided_by)
+        );
+        let target = operation
+            .target
+            .as_deref()
+            .map(|t| {
+                let t = prodguard::redact_password(t).unwrap_or_else(|| t.to_owned());
+                format!(" --target {}", shell_word(&t))
+            })
+            .unwrap_or_default();
+        // Approvals and promotion evidence are matched by it.
+        let fingerprint = operation
+            .fingerprint
+            .as_deref()
+            .map(|f| format!(" --fingerprint {}", shell_word(f)))
+            .unwrap_or_default();
+        tell!(
+            "  exit code {code}; `prodguard check --op {}{target}{fingerprint}` shows what is required",
+            shell_word(&operation.kind)
+        );
+    }
+    refused
 }
 
 /// The command is killed if prodguard dies first: a `kill -9` of prodguard

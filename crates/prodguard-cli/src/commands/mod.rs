@@ -12,6 +12,7 @@ pub(crate) mod hook;
 pub(crate) mod keygen;
 pub(crate) mod parity;
 pub(crate) mod policy;
+pub(crate) mod rollback;
 pub(crate) mod sql;
 pub(crate) mod stamp;
 

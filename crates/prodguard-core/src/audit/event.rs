@@ -364,6 +364,45 @@ pub struct AuditEvent {
     /// succeeded first.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub promotion: Option<PromotionRecord>,
+    /// The way back an intent carries (a `rollback` requirement, or a plan
+    /// given anyway): what `prodguard rollback ATTEMPT_ID` runs.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rollback: Option<RollbackPlan>,
+    /// The attempt this one rolls back (intents of `prodguard rollback`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rolls_back: Option<String>,
+}
+
+/// An operation's way back, as its intent records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RollbackPlan {
+    /// A command that undoes it (a down-migration, a restore script), run
+    /// by `sh -c`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub command: Option<String>,
+    /// Restore the intent's backup (`backup.location`, whose bytes must
+    /// still have `backup.sha256`) over the target.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub restore_backup: bool,
+}
+
+impl RollbackPlan {
+    /// Run `command` to go back.
+    pub fn command(command: impl Into<String>) -> Self {
+        RollbackPlan {
+            command: Some(command.into()),
+            restore_backup: false,
+        }
+    }
+
+    /// Restore the intent's backup to go back.
+    pub fn restore_backup() -> Self {
+        RollbackPlan {
+            command: None,
+            restore_backup: true,
+        }
+    }
 }
 
 /// What an intent cites for a `staged` requirement, so anyone can check
@@ -461,6 +500,8 @@ impl AuditEvent {
             sql: None,
             fence: None,
             promotion: None,
+            rollback: None,
+            rolls_back: None,
         }
     }
 

@@ -28,7 +28,7 @@ pub use chain::{
 pub use event::{
     Actor, AuditEvent, BackupEvidence, BatchItem, ConfirmEvidence, DecisionRecord, Envelope,
     EventKind, OperationRecord, OutcomeRecord, PromotedRun, PromotionRecord, PruneInfo, PrunedFile,
-    PrunedSeal, Record, SqlRecord, SqlStatementRecord, batch_fingerprint,
+    PrunedSeal, Record, RollbackPlan, SqlRecord, SqlStatementRecord, batch_fingerprint,
 };
 pub use seal::{SEAL_DOMAIN, SealChecker, SealInfo, SealKey, max_unsealed};
 

@@ -124,6 +124,7 @@ impl RequestOperation {
             kind: Some(kind.into()),
             target: None,
             fingerprint: None,
+            rollback: None,
         }
     }
 
@@ -138,6 +139,13 @@ impl RequestOperation {
     #[must_use]
     pub fn fingerprint(mut self, fingerprint: impl Into<String>) -> RequestOperation {
         self.fingerprint = Some(fingerprint.into());
+        self
+    }
+
+    /// This operation with its way back: a command that undoes it.
+    #[must_use]
+    pub fn rollback(mut self, command: impl Into<String>) -> RequestOperation {
+        self.rollback = Some(command.into());
         self
     }
 }

@@ -347,6 +347,10 @@ pub enum Requirement {
     /// `[promotion] from` within `[promotion] within`, as a verified trail
     /// shows; the intent cites that record.
     Staged,
+    /// A way back before it runs: the operation's own plan (`--rollback
+    /// CMD`, `.rollback(…)`), else the rule's backup, restored; the intent
+    /// records it and `prodguard rollback ATTEMPT_ID` runs it.
+    Rollback,
 }
 
 impl Requirement {
@@ -357,6 +361,7 @@ impl Requirement {
             Requirement::Backup => "backup",
             Requirement::Audit => "audit",
             Requirement::Staged => "staged",
+            Requirement::Rollback => "rollback",
         }
     }
 }

@@ -350,7 +350,7 @@ fn toml_unknown_requirement_and_duplicates() {
         3,
         23,
         &[
-            "unknown requirement \"backups\" in `require`; expected \"confirm\", \"backup\", \"audit\" or \"staged\"",
+            "unknown requirement \"backups\" in `require`; expected \"confirm\", \"backup\", \"audit\", \"staged\" or \"rollback\"",
             "did you mean `backup`?",
         ],
     );

@@ -1108,7 +1108,7 @@ impl Validator<'_> {
     }
 
     fn require(&self, node: &Node) -> Result<Vec<Requirement>> {
-        const EXPECTED: &str = "\"confirm\", \"backup\", \"audit\" or \"staged\"";
+        const EXPECTED: &str = "\"confirm\", \"backup\", \"audit\", \"staged\" or \"rollback\"";
         let items = self.array("require", node, "requirements")?;
         if items.is_empty() {
             return Err(self.err(
@@ -1135,6 +1135,7 @@ impl Validator<'_> {
                 "backup" => Requirement::Backup,
                 "audit" => Requirement::Audit,
                 "staged" => Requirement::Staged,
+                "rollback" => Requirement::Rollback,
                 other => {
                     let mut message =
                         format!("unknown requirement {other:?} in `require`; expected {EXPECTED}");
@@ -1143,7 +1144,7 @@ impl Validator<'_> {
                             "; to refuse the operation write deny = \"why\" instead of `require`",
                         );
                     } else if let Some(near) =
-                        suggest(other, &["confirm", "backup", "audit", "staged"])
+                        suggest(other, &["confirm", "backup", "audit", "staged", "rollback"])
                     {
                         message.push_str(&format!("; did you mean `{near}`?"));
                     }

@@ -17,7 +17,7 @@ use prodguard_core::approval::Claims;
 use prodguard_core::audit::{
     Actor, AuditEvent, BackupEvidence, BatchItem, ConfirmEvidence, DecisionRecord, EventKind,
     OperationRecord, OutcomeRecord, PromotedRun, PromotionRecord, PruneInfo, PrunedFile,
-    PrunedSeal, SealInfo, SqlRecord, SqlStatementRecord,
+    PrunedSeal, RollbackPlan, SealInfo, SqlRecord, SqlStatementRecord,
 };
 use prodguard_core::detect::{Conflict, Evidence as Signal, Strength};
 use prodguard_core::json_api::{
@@ -220,7 +220,12 @@ fn operation() -> RequestOperation {
         kind: Some("db.migrate".into()),
         target: Some("orders".into()),
         fingerprint: Some("sha256:ab".into()),
+        rollback: Some("./migrate down 0042".into()),
     }
+}
+
+fn rollback_plan() -> RollbackPlan {
+    RollbackPlan::command("./migrate down 0042")
 }
 
 fn facts() -> Facts {
@@ -405,6 +410,8 @@ fn event() -> AuditEvent {
     event.sql = Some(sql_record());
     event.fence = Some(7);
     event.promotion = Some(promotion_record());
+    event.rollback = Some(rollback_plan());
+    event.rolls_back = Some("a-0".into());
     event
 }
 
@@ -684,6 +691,14 @@ fn structs() -> Vec<(&'static [&'static str], BTreeSet<String>)> {
         (&["PromotionSettings"], keys(&promotion_config())),
         (&["PromotionRecord"], keys(&promotion_record())),
         (&["PromotedRun"], keys(&promoted_run())),
+        (
+            &["RollbackPlan"],
+            keys(&{
+                let mut both = rollback_plan();
+                both.restore_backup = true;
+                both
+            }),
+        ),
         (&["Citation"], keys(&citation())),
         (&["AuditEvent"], keys(&event())),
         (&["AuditEvent.op"], keys(&operation_record())),

@@ -1,0 +1,79 @@
+//! `prodguard rollback ATTEMPT_ID`: run the way back an attempt's intent
+//! recorded, guarded as `<operation>.rollback`. The plan comes from
+//! `prodguard::rollback` (the guard's own trail, verified) and the core's
+//! `rollback` module judges it; this prints it and runs it.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use prodguard::rollback::{self, RollbackError, RollbackRun};
+use prodguard::{Guard, GuardError};
+use serde_json::json;
+
+use super::exec::{admit_and_run, command_stdout, refusal};
+use super::load_policy;
+use crate::envelope::{self, Envelope};
+
+pub(crate) fn run(
+    policy: Option<&PathBuf>,
+    attempt_id: &str,
+    show: bool,
+    approval: Option<String>,
+    json: bool,
+) -> Result<Envelope, GuardError> {
+    let mut builder = Guard::builder().policy(load_policy(policy)?);
+    if let Some(token) = approval {
+        builder = builder.approval(token);
+    }
+    let guard = builder.build()?;
+    let run = match rollback::find(&guard, attempt_id) {
+        Ok(run) => run,
+        Err(e) => return Ok(refused(&e)),
+    };
+    let plan = describe(&run);
+    if show {
+        if !json {
+            say!("{}", run.describe());
+        }
+        return Ok(envelope::ok(plan));
+    }
+    // Said before anyone is asked: what is about to be undone, and how.
+    tell!("prodguard: rolling back {}", run.describe());
+    if let Some(command) = &run.plan.command {
+        let argv: Vec<OsString> = ["sh", "-c", command.as_str()]
+            .into_iter()
+            .map(OsString::from)
+            .collect();
+        return admit_and_run(&guard, run.operation, &argv, command_stdout(json)?);
+    }
+    if let Err(e) = rollback::check_backup(&run) {
+        return Ok(refused(&e));
+    }
+    let permit = match guard.begin(run.operation.clone()) {
+        Ok(permit) => permit,
+        Err(e) => return Ok(refusal(&guard, &run.operation, &e)),
+    };
+    let restored = rollback::restore(&run);
+    permit.finish(restored.as_ref().map(|_| ()).map_err(ToString::to_string));
+    Ok(match restored {
+        Ok(()) => envelope::ok(plan),
+        Err(e) => refused(&e),
+    })
+}
+
+fn refused(e: &RollbackError) -> Envelope {
+    envelope::error(e.exit_code(), format!("rollback refused: {e}")).told()
+}
+
+/// The plan, for `--json`.
+fn describe(run: &RollbackRun) -> serde_json::Value {
+    json!({
+        "attempt_id": run.original.attempt_id,
+        "operation": run.operation.kind,
+        "target": run.operation.target,
+        "rollback": run.plan,
+        "backup": run.backup,
+        "original": run.original,
+        "description": run.describe(),
+    })
+}

@@ -1,0 +1,266 @@
+//! The `rollback` requirement and `prodguard rollback ATTEMPT_ID` through
+//! the real CLI on a real SQLite database: the way back is recorded before
+//! the operation runs, and running it brings the database back — unless
+//! its backup changed after the fact.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{Sandbox, code, envelope, stderr};
+use rusqlite::Connection;
+
+/// Production: deletes are backed up (a checked copy) and carry their way
+/// back; migrations must bring their own.
+const POLICY: &str = r#"[[rule]]
+name = "deletes can be undone"
+operations = ["db.delete.*"]
+tiers = ["production"]
+require = ["audit", "backup", "rollback"]
+backup = { command = "cp {target} {path}", verify = "test \"$(sqlite3 {path} 'PRAGMA integrity_check')\" = ok" }
+
+[[rule]]
+name = "migrations bring their way back"
+operations = ["db.migrate"]
+tiers = ["production"]
+require = ["audit", "rollback"]
+"#;
+
+fn shop(sandbox: &Sandbox) -> String {
+    let path = sandbox.path("shop.db");
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT);
+         INSERT INTO orders (item) VALUES ('tea'), ('cake'), ('jam');",
+    )
+    .unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn items(db: &str) -> Vec<String> {
+    let conn = Connection::open(db).unwrap();
+    let mut statement = conn.prepare("SELECT item FROM orders ORDER BY id").unwrap();
+    statement
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn prod(sandbox: &Sandbox, policy: &str, args: &[&str]) -> std::process::Output {
+    sandbox.run(
+        &[("APP_ENV", "production"), ("PRODGUARD_POLICY", policy)],
+        args,
+    )
+}
+
+/// The intents of the sandbox's log, newest last.
+fn intents(sandbox: &Sandbox) -> Vec<serde_json::Value> {
+    sandbox
+        .records()
+        .into_iter()
+        .filter(|r| r["kind"] == "intent")
+        .collect()
+}
+
+#[test]
+fn rolling_back_restores_the_backup_and_the_database_has_its_earlier_content() {
+    let sandbox = Sandbox::new("rollback-restore");
+    let policy = sandbox.write("prodguard.toml", POLICY.as_bytes());
+    let db = shop(&sandbox);
+    let out = prod(
+        &sandbox,
+        &policy,
+        &[
+            "exec",
+            "--op",
+            "db.delete.all",
+            "--target",
+            &db,
+            "--",
+            "sqlite3",
+            &db,
+            "DELETE FROM orders",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(items(&db).is_empty());
+    let intent = intents(&sandbox).pop().unwrap();
+    assert_eq!(intent["rollback"]["restore_backup"], true, "{intent}");
+    let attempt = intent["attempt_id"].as_str().unwrap().to_owned();
+
+    // --show runs nothing.
+    let out = prod(
+        &sandbox,
+        &policy,
+        &["rollback", &attempt, "--show", "--json"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let shown = envelope(&out);
+    assert_eq!(shown["ok"]["operation"], "db.delete.all.rollback");
+    assert!(items(&db).is_empty());
+
+    let out = prod(&sandbox, &policy, &["rollback", &attempt]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("its way back: restore the backup"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(items(&db), ["tea", "cake", "jam"]);
+    // Recorded as its own guarded operation, linked to the attempt it undid.
+    let records = sandbox.records();
+    let undo = records
+        .iter()
+        .find(|r| r["kind"] == "intent" && r["rolls_back"] == attempt.as_str())
+        .expect("the rollback's intent");
+    assert_eq!(undo["op"]["kind"], "db.delete.all.rollback");
+    let outcome = records
+        .iter()
+        .find(|r| r["kind"] == "outcome" && r["attempt_id"] == undo["attempt_id"])
+        .expect("the rollback's outcome");
+    assert_eq!(outcome["outcome"]["status"], "ok");
+    let out = sandbox.run(&[], &["audit", "verify"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+#[test]
+fn a_backup_changed_after_the_fact_is_not_restored() {
+    let sandbox = Sandbox::new("rollback-changed");
+    let policy = sandbox.write("prodguard.toml", POLICY.as_bytes());
+    let db = shop(&sandbox);
+    let out = prod(
+        &sandbox,
+        &policy,
+        &[
+            "exec",
+            "--op",
+            "db.delete.all",
+            "--target",
+            &db,
+            "--",
+            "sqlite3",
+            &db,
+            "DELETE FROM orders",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let intent = intents(&sandbox).pop().unwrap();
+    let backup = intent["backup"]["location"].as_str().unwrap().to_owned();
+    let attempt = intent["attempt_id"].as_str().unwrap().to_owned();
+    // Someone slips a row into the backup.
+    Connection::open(&backup)
+        .unwrap()
+        .execute("INSERT INTO orders (item) VALUES ('forged')", [])
+        .unwrap();
+    let before = sandbox.records().len();
+    let out = prod(&sandbox, &policy, &["rollback", &attempt]);
+    assert_eq!(code(&out), 122, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("changed after the intent recorded it"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(items(&db).is_empty(), "nothing was restored");
+    assert_eq!(
+        sandbox.records().len(),
+        before,
+        "nobody was asked, nothing ran"
+    );
+}
+
+#[test]
+fn a_migration_without_its_way_back_is_refused_and_one_with_it_is_undone_by_its_command() {
+    let sandbox = Sandbox::new("rollback-command");
+    let policy = sandbox.write("prodguard.toml", POLICY.as_bytes());
+    let db = shop(&sandbox);
+    let migrate = ["exec", "--op", "db.migrate", "--target", &db];
+    let up = [
+        "--",
+        "sqlite3",
+        &db,
+        "ALTER TABLE orders ADD COLUMN price INTEGER",
+    ];
+    let out = prod(&sandbox, &policy, &[&migrate[..], &up[..]].concat());
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(stderr(&out).contains("--rollback CMD"), "{}", stderr(&out));
+    assert!(intents(&sandbox).is_empty(), "it did not run");
+
+    let down = format!("sqlite3 '{db}' 'ALTER TABLE orders DROP COLUMN price'");
+    let out = prod(
+        &sandbox,
+        &policy,
+        &[&migrate[..], &["--rollback", &down], &up[..]].concat(),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let intent = intents(&sandbox).pop().unwrap();
+    assert_eq!(intent["rollback"]["command"], down.as_str(), "{intent}");
+    let columns = |db: &str| {
+        let conn = Connection::open(db).unwrap();
+        let mut statement = conn
+            .prepare("SELECT name FROM pragma_table_info('orders')")
+            .unwrap();
+        statement
+            .query_map([], |row| row.get::<_, String>(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>()
+    };
+    assert!(columns(&db).contains(&"price".to_owned()));
+
+    let attempt = intent["attempt_id"].as_str().unwrap();
+    let out = prod(&sandbox, &policy, &["rollback", attempt]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(columns(&db), ["id", "item"]);
+    assert_eq!(items(&db), ["tea", "cake", "jam"]);
+    let undo = intents(&sandbox).pop().unwrap();
+    assert_eq!(undo["rolls_back"], attempt, "{undo}");
+    assert_eq!(undo["op"]["kind"], "db.migrate.rollback");
+}
+
+#[test]
+fn an_attempt_the_trail_does_not_hold_or_a_trail_that_does_not_verify_is_refused() {
+    let sandbox = Sandbox::new("rollback-unknown");
+    let policy = sandbox.write("prodguard.toml", POLICY.as_bytes());
+    let out = prod(&sandbox, &policy, &["rollback", "no-such-attempt"]);
+    assert_eq!(code(&out), 123, "{}", stderr(&out));
+    // An empty log holds nothing to roll back.
+    std::fs::write(sandbox.audit_log(), b"").unwrap();
+    let out = prod(&sandbox, &policy, &["rollback", "no-such-attempt"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no attempt `no-such-attempt`"),
+        "{}",
+        stderr(&out)
+    );
+    // A plan edited into the log does not verify.
+    let db = shop(&sandbox);
+    let out = prod(
+        &sandbox,
+        &policy,
+        &[
+            "exec",
+            "--op",
+            "db.migrate",
+            "--target",
+            &db,
+            "--rollback",
+            "true",
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let attempt = intents(&sandbox).pop().unwrap()["attempt_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let log = std::fs::read_to_string(sandbox.audit_log()).unwrap();
+    std::fs::write(
+        sandbox.audit_log(),
+        log.replace("\"command\":\"true\"", "\"command\":\"rm -rf ~\""),
+    )
+    .unwrap();
+    let out = prod(&sandbox, &policy, &["rollback", &attempt]);
+    assert_eq!(code(&out), 123, "{}", stderr(&out));
+    assert!(stderr(&out).contains("does not verify"), "{}", stderr(&out));
+}
