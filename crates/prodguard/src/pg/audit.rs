@@ -365,6 +365,18 @@ pub(super) fn pg_to_audit(server: &PgServer, e: PgError, key: &str) -> AuditErro
                 describe(&source)
             ),
         ),
+        PgError::Timeout { within, .. } => unavailable(
+            server,
+            "connect",
+            format!("{} ({key})", super::unanswered(within)),
+        ),
+        PgError::NoThread { source, .. } => unavailable(
+            server,
+            "connect",
+            format!(
+                "cannot start a thread to connect on ({source}); the process is out of threads or memory"
+            ),
+        ),
         PgError::Query { op, source, .. } => unavailable(server, op, describe(&source)),
         PgError::Schema { source, .. } => {
             unavailable(server, "set up the prodguard tables", source.to_string())
