@@ -2431,6 +2431,7 @@ mod tests {
                 error: None,
                 exit_code: None,
                 rows: None,
+                lock_lost: None,
             })
             .unwrap();
         let outcome = expect_append(session, EventKind::Outcome, Ok(()));
@@ -2781,6 +2782,7 @@ mod tests {
             error: None,
             exit_code: None,
             rows: None,
+            lock_lost: None,
         })
         .unwrap_err();
         assert_eq!(s.next_step(), first);

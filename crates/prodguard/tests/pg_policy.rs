@@ -393,6 +393,58 @@ fn a_lock_lost_while_confirming_refuses_before_the_intent() {
 }
 
 #[test]
+fn a_lease_lost_during_the_run_is_recorded_in_the_outcome() {
+    let url = fresh_db("policy_lock_lost_mid_run");
+    let policy = policy(&format!(
+        "[audit]\nsink = {url:?}\n\n[fleet]\nlock = {url:?}\n"
+    ));
+    let ana = guard(policy, "production", "ana").build().unwrap();
+    let bob = prodguard::pg::FleetLock::new(&url).unwrap().holder("bob");
+    let mut bobs = ana
+        .operation("db.migrate")
+        .target("orders")
+        .run_infallible(|| {
+            // Mid-run the lease runs out (ana's host was paused, or cut off
+            // from the server) and bob takes the lock.
+            connect(&url)
+                .execute("UPDATE prodguard_lease SET until = now()", &[])
+                .unwrap();
+            bob.acquire("db.migrate", "orders", None).unwrap()
+        })
+        .unwrap();
+    let records = trail(&url);
+    assert_eq!(kinds(&records), ["intent", "outcome"]);
+    let fence = records[0]["fence"].as_u64().unwrap();
+    let outcome = &records[1]["outcome"];
+    // It ran: the status is its own; the lock's loss is beside it.
+    assert_eq!(outcome["status"], "ok");
+    let lost = outcome["lock_lost"].as_str().unwrap();
+    assert!(
+        lost.contains(&format!(
+            "lease on `db.migrate` on `orders` (fence {fence}) was lost during the run"
+        )),
+        "{lost}"
+    );
+    assert!(lost.contains("another host may have run it"), "{lost}");
+    // Ana's release left bob's lease alone.
+    assert_eq!(bobs.fence(), fence + 1);
+    assert!(bobs.still_held().unwrap());
+    bobs.release().unwrap();
+    // A run whose lease held says nothing of it.
+    ana.operation("db.migrate")
+        .target("orders")
+        .run_infallible(|| ())
+        .unwrap();
+    let records = trail(&url);
+    assert_eq!(records.len(), 4);
+    assert!(
+        records[3]["outcome"].get("lock_lost").is_none(),
+        "{}",
+        records[3]
+    );
+}
+
+#[test]
 fn an_unreachable_lock_server_refuses_with_123_and_free_operations_take_no_lock() {
     let dir = temp_dir("lock-down");
     let policy = policy(&format!("[fleet]\nlock = {:?}\n", closed_url("")));

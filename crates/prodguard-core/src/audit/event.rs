@@ -238,6 +238,12 @@ pub struct OutcomeRecord {
     /// not run); rolled back unless the status is `ok`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub rows: Option<Vec<u64>>,
+    /// Why the `[fleet] lock` lease the attempt ran under was not confirmed
+    /// as still held when it ended (lost, or the server could not say):
+    /// another host may have run the same operation on the same target
+    /// meanwhile. Absent when the lease held, or no lock was taken.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub lock_lost: Option<String>,
 }
 
 /// What a guarded SQL run's intent says of its script: how it was
