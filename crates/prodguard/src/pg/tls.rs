@@ -174,11 +174,13 @@ pub enum TlsError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The certificate must be checked against a host name, and the URL
-    /// gives only an address (`hostaddr`).
+    /// TLS is required, and the URL gives only an address (`hostaddr`):
+    /// the client starts TLS only with a host name.
     #[error(
-        "sslmode={mode} checks the server's certificate against a host name, and the URL \
-         gives only hostaddr: add host=NAME (a name the certificate lists)"
+        "sslmode={mode} requires TLS, which prodguard's PostgreSQL client starts only with a \
+         host name, and the URL gives only an address (hostaddr): add host=NAME beside \
+         hostaddr (the connection still goes to the address; with verify-full, NAME must be \
+         a name the server's certificate lists)"
     )]
     NoHostName {
         /// The server.
@@ -1378,6 +1380,28 @@ mod tests {
         ] {
             let err = url_error(url);
             assert!(err.contains("not an absolute path"), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_address_alone_cannot_start_tls_and_the_error_says_to_add_a_name() {
+        for (url, mode) in [
+            ("hostaddr=192.0.2.7 dbname=fleet", "verify-full"),
+            ("hostaddr=127.0.0.1 dbname=fleet sslmode=require", "require"),
+        ] {
+            let mut connector = plan(url, &[])
+                .unwrap_or_else(|e| unreachable!("{e}"))
+                .connector();
+            let Err(err) = connector.make_tls_connect("") else {
+                unreachable!("{url} starts TLS without a name");
+            };
+            let text = err.to_string();
+            assert!(matches!(err, TlsError::NoHostName { .. }), "{text}");
+            assert!(
+                text.contains(&format!("sslmode={mode} requires TLS")),
+                "{text}"
+            );
+            assert!(text.contains("add host=NAME beside hostaddr"), "{text}");
         }
     }
 
