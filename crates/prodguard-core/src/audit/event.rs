@@ -362,7 +362,10 @@ pub struct AuditEvent {
     /// under (intent records): each grant of an (operation, target)'s lease
     /// gets a larger one, so two runs that overlapped anyway (a holder that
     /// lost its lease mid-run) show as an intent with a larger fence before
-    /// the outcome of the one with the smaller fence.
+    /// the outcome of the one with the smaller fence. Unique per (operation,
+    /// target) only while the lock server keeps its data: a failover to an
+    /// asynchronous replica that missed the last grants, or a restore, can
+    /// hand one out again.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub fence: Option<u64>,
 }

@@ -143,6 +143,20 @@ fn waited_text(waited: Duration) -> String {
 /// the trail as an intent with a larger fence before the outcome of the
 /// one with the smaller fence.
 ///
+/// What the lease and its fences rest on:
+/// - Fences are unique per key only while the server's data survives: a
+///   failover to an asynchronous replica that had not received the last
+///   grants, a restore from a backup, or a deleted row hands out fences
+///   again.
+/// - Leases run on the server's clock (`now()`): a step of that clock
+///   lengthens or shortens the leases held at the time (a step forward can
+///   end one early, and another host may then take it).
+/// - Hosts still running a prodguard of schema version 1 (whose lock was a
+///   session advisory lock) take no lease: during a rolling upgrade, a run
+///   on such a host and one on an upgraded host can overlap (a version 1
+///   host refuses once it sees version 2, but not a run it already
+///   started). Upgrade every host before relying on the lease.
+///
 /// ```no_run
 /// use std::time::Duration;
 /// use prodguard::pg::FleetLock;
@@ -540,7 +554,8 @@ impl FleetGuard {
     }
 
     /// This grant's fencing token: larger than that of every earlier grant
-    /// of the same (operation, target) on this server.
+    /// of the same (operation, target) on this server, as long as the
+    /// server keeps its data (see [`FleetLock`] for what can reuse one).
     pub fn fence(&self) -> u64 {
         self.lease.fence
     }
