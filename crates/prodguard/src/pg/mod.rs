@@ -68,7 +68,9 @@
 //!   on the way. A host named beside an address (`host=NAME&hostaddr=IP`)
 //!   is connected to at the address and its certificate checked against
 //!   the name; it is on the loopback only if both are. Unix sockets never
-//!   use TLS, whatever the mode (as libpq).
+//!   use TLS, whatever the mode (as libpq). The client has one mode for a
+//!   whole list of hosts, so a list mixing socket directories and TCP
+//!   hosts is refused where TLS is required (a socket never offers it).
 //! - `sslrootcert` names the CAs to trust: a PEM file of one or more CA
 //!   certificates, or `system`, the public web PKI's roots built into
 //!   prodguard (Mozilla's, from webpki-roots). Without one in the URL it is

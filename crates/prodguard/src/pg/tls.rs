@@ -604,6 +604,19 @@ impl Plan {
             });
             mode = default;
         }
+        // The client has one sslmode for the whole list: one that requires
+        // TLS would ask a socket host for it, which a socket never offers.
+        if mode >= SslMode::Require
+            && places.contains(&Place::Unix)
+            && places.iter().any(|p| *p != Place::Unix)
+        {
+            return Err(format!(
+                "the URL lists both Unix-socket directories and TCP hosts, under \
+                 sslmode={mode} (from the URL, PGSSLMODE, or the default verify-full for a host \
+                 off the loopback): a socket never offers TLS, so its host could never be \
+                 connected to; list only TCP hosts, or only socket directories"
+            ));
+        }
         let ports = config.get_ports();
         let ports = config
             .get_hosts()
@@ -1403,6 +1416,42 @@ mod tests {
             );
             assert!(text.contains("add host=NAME beside hostaddr"), "{text}");
         }
+    }
+
+    #[test]
+    fn sockets_and_tcp_hosts_in_one_list_are_refused_where_tls_is_required() {
+        for url in [
+            "host=/run/postgresql,db.internal dbname=fleet",
+            "host=/run/postgresql,localhost dbname=fleet sslmode=require",
+            "postgresql://%2Frun%2Fpostgresql,db.internal/fleet",
+        ] {
+            let err = url_error(url);
+            assert!(
+                err.contains("both Unix-socket directories and TCP hosts"),
+                "{url}: {err}"
+            );
+            assert!(err.contains("list only TCP hosts"), "{url}: {err}");
+        }
+        // Where TLS is only preferred (or off), a socket host connects without it.
+        assert_eq!(
+            mode("host=/run/postgresql,localhost dbname=fleet", &[]),
+            SslMode::Prefer
+        );
+        assert_eq!(
+            mode(
+                "host=/run/postgresql,db.internal dbname=fleet sslmode=disable",
+                &[]
+            ),
+            SslMode::Disable
+        );
+        // A socket directory with hostaddr is a TCP host.
+        assert_eq!(
+            mode(
+                "host=/run/postgresql,db.internal hostaddr=10.0.0.5,10.0.0.6 dbname=fleet",
+                &[]
+            ),
+            SslMode::VerifyFull
+        );
     }
 
     #[test]
