@@ -52,8 +52,9 @@ const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 ///
 /// The server is connected on first use (creating the tables if needed) and
 /// reconnected after a broken connection; an append that fails is never
-/// retried (only its flush, as above), and every failure is an [`AuditError`], so a guard that requires
-/// audit refuses (exit 123). Messages name the server, never its password.
+/// retried (only its flush, as above), and every failure is an
+/// [`AuditError`], so a guard that requires audit refuses (exit 123).
+/// Messages name the server, never its password.
 ///
 /// ```no_run
 /// use prodguard::audit::AuditSink;

@@ -160,9 +160,9 @@ pub enum PgError {
         /// chain of sources).
         source: postgres::Error,
     },
-    /// The connection was not made within its deadline: the server (or
-    /// something in front of it) accepted the TCP connection but did not
-    /// finish the TLS handshake and the startup in time.
+    /// The connection (TCP, the TLS handshake and the startup) was not
+    /// made within its deadline: typically a server, or something in front
+    /// of it, that accepts connections and does not answer.
     #[error("cannot connect to PostgreSQL at {server}: {}", unanswered(*.within))]
     Timeout {
         /// The server, without password.
@@ -313,6 +313,8 @@ impl PgServer {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
         }
+        // The client's connect_timeout bounds each TCP connect; the whole
+        // connect is bounded by it per host, as libpq bounds each host.
         let per_host = config
             .get_connect_timeout()
             .copied()
