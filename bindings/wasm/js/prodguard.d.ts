@@ -555,13 +555,14 @@ export interface AuditEvent {
   /** `approval+typed`: a token, and the person typed too (mode `both`); `callback`: a host's own prompt. The host spends `token_id` when present. */
   /** `max_rows`: the approval's bound on each statement's rows (SQL scripts). */
   confirm?: { method: 'typed' | 'approval' | 'approval+typed' | 'callback' | 'scripted' | 'break-glass'; approver?: string; token_id?: string; exp?: string; max_rows?: number };
-  /** `rolled_back`: a SQL script went over a bound (`exit_code` is the refusal's); `dry_run`: it was only counted. `rows`: by statement index. */
+  /** `rolled_back`: a SQL script went over a bound (`exit_code` is the refusal's); `dry_run`: it was only counted. `rows`: by statement index. `lock_lost`: why the `[fleet] lock` lease was not confirmed as held through the run (another host may have run it too). */
   outcome?: {
     status: 'ok' | 'failed' | 'panicked' | 'abandoned' | 'rolled_back' | 'dry_run';
     duration_ms: number;
     error?: string;
     exit_code?: number;
     rows?: number[];
+    lock_lost?: string;
   };
   message?: string;
   seal?: { epoch: number; mac: string };

@@ -334,6 +334,45 @@ fn with_a_policy_lock_exec_refuses_while_another_host_holds_it() {
 }
 
 #[test]
+fn exec_whose_lease_is_lost_mid_run_keeps_its_code_and_says_so() {
+    let db = Database::new("lease_lost");
+    let dir = sandbox("lease-lost");
+    let policy = fleet_policy(dir.path(), &format!("[fleet]\nlock = {:?}\n", db.url));
+    // The command itself ends the lease (as if this host had been paused
+    // past it), then fails with its own code.
+    let command = format!(
+        "psql '{}' -qAtc 'UPDATE prodguard_lease SET until = now()' && exit 3",
+        db.url
+    );
+    let out = prodguard(
+        dir.path(),
+        "production",
+        &[
+            "--policy",
+            &policy,
+            "exec",
+            "--op",
+            "db.migrate",
+            "--target",
+            "orders",
+            "--",
+            "sh",
+            "-c",
+            &command,
+        ],
+    );
+    // The command ran: its code stands; stderr says the lock did not hold.
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("was lost during the run"), "{stderr}");
+    let log = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    let outcome: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(outcome["outcome"]["exit_code"], 3, "{outcome}");
+    let lost = outcome["outcome"]["lock_lost"].as_str().unwrap_or_default();
+    assert!(lost.contains("`db.migrate` on `orders`"), "{outcome}");
+}
+
+#[test]
 fn a_target_url_password_is_never_printed_or_recorded() {
     let db = Database::new("target_password");
     let dir = sandbox("target-password");

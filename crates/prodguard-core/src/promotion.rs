@@ -62,7 +62,7 @@
 //! intent.op = Some(op);
 //! let mut outcome = intent.clone();
 //! outcome.kind = EventKind::Outcome;
-//! outcome.outcome = Some(OutcomeRecord { status: "ok".into(), duration_ms: 40, error: None, exit_code: Some(0), rows: None });
+//! outcome.outcome = Some(OutcomeRecord { status: "ok".into(), duration_ms: 40, error: None, exit_code: Some(0), rows: None, lock_lost: None });
 //! let day = 86_400_000_000;
 //! let (mut prev, mut records) = (GENESIS_PREV.to_owned(), Vec::new());
 //! for (seq, event) in [(1, intent), (2, outcome)] {

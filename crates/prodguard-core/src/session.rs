@@ -2702,6 +2702,7 @@ mod tests {
                 error: None,
                 exit_code: None,
                 rows: None,
+                lock_lost: None,
             })
             .unwrap();
         let outcome = expect_append(session, EventKind::Outcome, Ok(()));
@@ -3052,6 +3053,7 @@ mod tests {
             error: None,
             exit_code: None,
             rows: None,
+            lock_lost: None,
         })
         .unwrap_err();
         assert_eq!(s.next_step(), first);

@@ -227,26 +227,61 @@ fn unavailable(pg: &crate::pg::PgError) -> LockRefusal {
 /// Checks that `hold` is still held (its lease may have run out while a
 /// person typed or a backup ran, if renewals could not reach the server).
 pub(crate) fn still_held(hold: &mut LockHold) -> Result<(), LockRefusal> {
-    #[cfg(feature = "postgres")]
-    {
-        let (operation, target) = (hold.operation().to_owned(), hold.target().to_owned());
-        let lost = |why: String| LockRefusal {
+    match doubt(hold, false) {
+        None => Ok(()),
+        Some(doubt) => Err(LockRefusal {
             exit_code: prodguard_core::ExitCode::AuditUnavailable,
-            missing: format!(
-                "the fleet lock of `{operation}` on `{target}` was lost before the operation \
-                 started ({why}); another host may be running it now"
-            ),
+            missing: format!("{doubt}; another host may be running it now"),
             next_step: "check the connection to the server named in [fleet] lock, then run again"
                 .to_owned(),
+        }),
+    }
+}
+
+/// Why the outcome must say that `hold` may not have held for the whole
+/// run (its lease lost, or not confirmed), checked as the run ends; `None`
+/// while the server confirms it.
+pub(crate) fn lost_during_run(hold: &mut LockHold) -> Option<String> {
+    doubt(hold, true).map(|doubt| format!("{doubt}; another host may have run it at the same time"))
+}
+
+/// What is wrong with `hold` now, before the operation starts or at the
+/// end of its run (`ran`): `None` while the server confirms that its lease
+/// is still this holder's.
+fn doubt(hold: &mut LockHold, ran: bool) -> Option<String> {
+    #[cfg(feature = "postgres")]
+    {
+        let lease = format!(
+            "the fleet lock's lease on `{}` on `{}` (fence {})",
+            hold.operation(),
+            hold.target(),
+            hold.fence()
+        );
+        let (lost, unconfirmed) = if ran {
+            (
+                "was lost during the run",
+                "could not be confirmed as held through the run",
+            )
+        } else {
+            (
+                "was lost before the operation started",
+                "could not be confirmed as still held before the operation started",
+            )
         };
         match hold.still_held() {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(lost("the server no longer shows it held".into())),
-            Err(e) => Err(lost(e.to_string())),
+            Ok(true) => None,
+            Ok(false) => Some(format!(
+                "{lease} {lost}: the server no longer shows it held"
+            )),
+            // A failed query says nothing of the lease itself.
+            Err(e) => Some(format!("{lease} {unconfirmed} ({e})")),
         }
     }
     #[cfg(not(feature = "postgres"))]
-    match *hold {}
+    {
+        let _ = ran;
+        match *hold {}
+    }
 }
 
 /// The fencing token of `hold`, for the intent record.

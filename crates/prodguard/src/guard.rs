@@ -1095,7 +1095,8 @@ pub struct Permit {
     /// API records it on another thread): a permit dropped then records
     /// this, not `abandoned`.
     settled: Option<(&'static str, Option<String>)>,
-    /// The fleet lock, released once the outcome is recorded.
+    /// The fleet lock, checked and then released around recording the
+    /// outcome.
     lock: Option<fleet::LockHold>,
 }
 
@@ -1150,12 +1151,20 @@ impl Permit {
         }
         self.finished = true;
         let _enter = self.span.enter();
+        let duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        // A lease lost mid-run (this host paused or cut off, another host
+        // then ran it too) must show in the outcome, not only in a log.
+        let lock_lost = self.lock.as_mut().and_then(fleet::lost_during_run);
+        if let Some(lost) = &lock_lost {
+            tracing::error!(lock_lost = %lost, "the fleet lock did not hold for the whole run");
+        }
         let finished = self.session.finish(OutcomeRecord {
             status: status.to_owned(),
-            duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            duration_ms,
             error,
             exit_code,
             rows,
+            lock_lost,
         });
         let mut recorded = finished.is_ok();
         if let Err(e) = finished {

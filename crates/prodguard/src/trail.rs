@@ -476,6 +476,7 @@ mod tests {
                 error: None,
                 exit_code: None,
                 rows: None,
+                lock_lost: None,
             });
             for event in [intent, outcome] {
                 let envelope = Envelope {

@@ -352,3 +352,73 @@ fn appends_chain_under_a_stricter_default_isolation_level() {
     assert!(report.intact(), "{report:?}");
     assert_eq!(report.records, threads * count);
 }
+
+/// Makes the flush after each append's commit fail in the database of
+/// `url` on the calls whose number `n` (from 1) meets `failing` (SQL): a
+/// `pg_logical_emit_message` of its own, found before the real one.
+fn stage_failing_flush(url: &str, failing: &str) {
+    let mut db = connect(url);
+    let name: String = db
+        .query_one("SELECT current_database()", &[])
+        .unwrap()
+        .get(0);
+    db.batch_execute(&format!(
+        "CREATE SEQUENCE flush_calls;
+         CREATE FUNCTION public.pg_logical_emit_message(boolean, text, text) RETURNS pg_lsn
+         LANGUAGE plpgsql AS $$
+         DECLARE n bigint := nextval('flush_calls');
+         BEGIN
+             IF {failing} THEN RAISE EXCEPTION 'flush % failed (staged)', n; END IF;
+             RETURN pg_catalog.pg_logical_emit_message($1, $2, $3);
+         END $$;
+         ALTER DATABASE {name} SET search_path = public, pg_catalog;"
+    ))
+    .unwrap();
+}
+
+#[test]
+fn a_flush_that_fails_after_the_commit_is_tried_again_on_a_new_connection() {
+    let url = fresh_db("audit_flush_again");
+    stage_failing_flush(&url, "n = 1");
+    let sink = PgAuditSink::new(&url).unwrap();
+    assert_eq!(sink.append(&AuditEvent::note("one")).unwrap().seq, 1);
+    assert_eq!(sink.append(&AuditEvent::note("two")).unwrap().seq, 2);
+    let calls: i64 = connect(&url)
+        .query_one("SELECT last_value FROM flush_calls", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        calls, 3,
+        "one failed flush, its second try, the next append's"
+    );
+    let report = verify(sink.server(), None).unwrap();
+    assert!(report.intact() && report.records == 2, "{report:?}");
+}
+
+#[test]
+fn a_record_committed_whose_flush_keeps_failing_is_reported_committed_but_unconfirmed() {
+    let url = fresh_db("audit_flush_fails");
+    stage_failing_flush(&url, "true");
+    let sink = PgAuditSink::new(&url).unwrap();
+    let err = sink.append(&AuditEvent::note("one")).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, AuditError::Io { .. }), "{text}");
+    assert!(
+        text.contains("the record is committed as seq 1, but its durability is unconfirmed"),
+        "{text}"
+    );
+    assert!(text.contains("flush 1 failed (staged)"), "{text}");
+    assert!(text.contains("flush 2 failed (staged)"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "`prodguard audit verify --postgres {}` shows whether seq 1 survived",
+            sink.server().name()
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("not have been written"), "{text}");
+    // It is in the trail, as it says.
+    let rows = rows(&url);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].1, 1, "{rows:?}");
+}

@@ -393,6 +393,148 @@ fn a_lock_lost_while_confirming_refuses_before_the_intent() {
 }
 
 #[test]
+fn a_lease_lost_during_the_run_is_recorded_in_the_outcome() {
+    let url = fresh_db("policy_lock_lost_mid_run");
+    let policy = policy(&format!(
+        "[audit]\nsink = {url:?}\n\n[fleet]\nlock = {url:?}\n"
+    ));
+    let ana = guard(policy, "production", "ana").build().unwrap();
+    let bob = prodguard::pg::FleetLock::new(&url).unwrap().holder("bob");
+    let mut bobs = ana
+        .operation("db.migrate")
+        .target("orders")
+        .run_infallible(|| {
+            // Mid-run the lease runs out (ana's host was paused, or cut off
+            // from the server) and bob takes the lock.
+            connect(&url)
+                .execute("UPDATE prodguard_lease SET until = now()", &[])
+                .unwrap();
+            bob.acquire("db.migrate", "orders", None).unwrap()
+        })
+        .unwrap();
+    let records = trail(&url);
+    assert_eq!(kinds(&records), ["intent", "outcome"]);
+    let fence = records[0]["fence"].as_u64().unwrap();
+    let outcome = &records[1]["outcome"];
+    // It ran: the status is its own; the lock's loss is beside it.
+    assert_eq!(outcome["status"], "ok");
+    let lost = outcome["lock_lost"].as_str().unwrap();
+    assert!(
+        lost.contains(&format!(
+            "lease on `db.migrate` on `orders` (fence {fence}) was lost during the run"
+        )),
+        "{lost}"
+    );
+    assert!(lost.contains("another host may have run it"), "{lost}");
+    // Ana's release left bob's lease alone.
+    assert_eq!(bobs.fence(), fence + 1);
+    assert!(bobs.still_held().unwrap());
+    bobs.release().unwrap();
+    // A run whose lease held says nothing of it.
+    ana.operation("db.migrate")
+        .target("orders")
+        .run_infallible(|| ())
+        .unwrap();
+    let records = trail(&url);
+    assert_eq!(records.len(), 4);
+    assert!(
+        records[3]["outcome"].get("lock_lost").is_none(),
+        "{}",
+        records[3]
+    );
+}
+
+#[test]
+fn a_lease_the_server_cannot_confirm_is_called_unconfirmed_not_lost() {
+    let url = fresh_db("policy_lock_unconfirmed");
+    PgServer::parse(&url).unwrap().init_schema().unwrap();
+    // The lock is taken as a role of its own, whose right to update the
+    // lease is then taken away: every check of the lease fails.
+    let role = format!("pgtest_unconfirmed_{}", std::process::id());
+    let _cleanup = DropWithRole {
+        url: url.clone(),
+        role: role.clone(),
+    };
+    let mut admin = connect(&url);
+    admin
+        .batch_execute(&format!(
+            "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN;
+             GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {role};"
+        ))
+        .unwrap();
+    let role_url = url.replacen("postgres@", &format!("{role}@"), 1);
+    let dir = temp_dir("lock-unconfirmed");
+    let log = dir.path().join("audit.jsonl");
+    let policy = policy(&format!("[fleet]\nlock = {role_url:?}\n"));
+    let revoke = format!("REVOKE UPDATE ON prodguard_lease FROM {role}");
+    let revoke_url = url.clone();
+    let confirming = guard(policy.clone(), "production", "ana")
+        .audit_log(&log)
+        .confirmer(move |_: &Challenge| {
+            connect(&revoke_url).batch_execute(&revoke).unwrap();
+            ConfirmationAnswer::Confirmed(ConfirmEvidence {
+                method: "typed".into(),
+                approver: None,
+                token_id: None,
+                exp: None,
+                max_rows: None,
+            })
+        })
+        .build()
+        .unwrap();
+    let err = refused(&confirming, 123);
+    assert!(
+        err.contains("could not be confirmed as still held before the operation started"),
+        "{err}"
+    );
+    assert!(err.contains("permission denied"), "{err}");
+    assert!(!err.contains("was lost"), "{err}");
+    // The same during the run: the outcome says the lease is unconfirmed.
+    // (The refused run could not end its lease either: ended here.)
+    admin
+        .batch_execute(&format!(
+            "GRANT UPDATE ON prodguard_lease TO {role}; UPDATE prodguard_lease SET until = now()"
+        ))
+        .unwrap();
+    let running = guard(policy, "production", "ana")
+        .audit_log(&log)
+        .build()
+        .unwrap();
+    running
+        .operation("db.migrate")
+        .target("orders")
+        .run_infallible(|| {
+            admin
+                .batch_execute(&format!("REVOKE UPDATE ON prodguard_lease FROM {role}"))
+                .unwrap();
+        })
+        .unwrap();
+    let outcome = file_records(&log).pop().unwrap();
+    let unconfirmed = outcome["outcome"]["lock_lost"].as_str().unwrap();
+    assert!(
+        unconfirmed.contains("could not be confirmed as held through the run"),
+        "{unconfirmed}"
+    );
+    assert!(unconfirmed.contains("permission denied"), "{unconfirmed}");
+}
+
+/// Drops the database of `url` and then `role`, which has rights in it,
+/// when the test ends, even by a panic.
+struct DropWithRole {
+    url: String,
+    role: String,
+}
+
+impl Drop for DropWithRole {
+    fn drop(&mut self) {
+        let mut admin = connect(&pg_common::base_url());
+        let db = self.url.rsplit('/').next().unwrap_or_default();
+        let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+        let _ = admin.batch_execute(&format!("DROP ROLE IF EXISTS {}", self.role));
+    }
+}
+
+#[test]
 fn an_unreachable_lock_server_refuses_with_123_and_free_operations_take_no_lock() {
     let dir = temp_dir("lock-down");
     let policy = policy(&format!("[fleet]\nlock = {:?}\n", closed_url("")));

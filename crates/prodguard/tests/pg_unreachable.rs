@@ -11,6 +11,7 @@ mod pg_common;
 
 use pg_common::confirmed_production_guard;
 
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -115,4 +116,62 @@ fn the_ledger_the_fleet_lock_and_the_stamp_fail_closed_too() {
 
     let err = PgServer::parse(&url).unwrap().init_schema().unwrap_err();
     assert_eq!(err.server(), format!("postgresql://fleet@{server}/fleet"));
+}
+
+/// A port on the loopback that accepts connections and never answers (a
+/// stopped or hung server whose kernel still accepts): what it accepted
+/// stays open, unanswered, until the test process ends.
+fn silent_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for stream in listener.incoming() {
+            open.push(stream);
+        }
+    });
+    port
+}
+
+#[test]
+fn a_server_that_accepts_and_never_answers_is_given_up_at_the_deadline() {
+    let _ = pg_common::base_url();
+    let port = silent_port();
+    let server = format!("postgresql://fleet@127.0.0.1:{port}/fleet");
+    // The TLS handshake (require), the answer to the TLS request (prefer)
+    // and the startup without TLS (disable) all wait on the server.
+    for mode in ["require", "prefer", "disable"] {
+        let url = format!(
+            "postgresql://fleet:hunter2@127.0.0.1:{port}/fleet?sslmode={mode}&connect_timeout=1"
+        );
+        let started = Instant::now();
+        let Err(err) = PgServer::parse(&url).unwrap().connect() else {
+            panic!("{mode}: connected to a server that never answers");
+        };
+        let took = started.elapsed();
+        let text = err.to_string();
+        assert!(matches!(err, PgError::Timeout { .. }), "{mode}: {text}");
+        assert!(took < Duration::from_secs(3), "{mode}: took {took:?}");
+        assert!(text.contains(&server), "{text}");
+        assert!(text.contains("did not answer within 1 s"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+    // Through a guard: refused with 123 like any unreachable server.
+    let url = format!("postgresql://fleet@127.0.0.1:{port}/fleet?connect_timeout=1");
+    let guard = confirmed_production_guard()
+        .audit_sink(PgAuditSink::new(&url).unwrap())
+        .build()
+        .unwrap();
+    let ran = AtomicBool::new(false);
+    let err = guard
+        .operation("db.migrate")
+        .target("orders")
+        .run_infallible(|| ran.store(true, Ordering::SeqCst))
+        .unwrap_err();
+    assert!(!ran.load(Ordering::SeqCst), "nothing ran");
+    assert_eq!(err.exit_code(), 123, "{err}");
+    assert!(
+        err.to_string().contains("did not answer within 1 s"),
+        "{err}"
+    );
 }

@@ -238,6 +238,12 @@ pub struct OutcomeRecord {
     /// not run); rolled back unless the status is `ok`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub rows: Option<Vec<u64>>,
+    /// Why the `[fleet] lock` lease the attempt ran under was not confirmed
+    /// as still held when it ended (lost, or the server could not say):
+    /// another host may have run the same operation on the same target
+    /// meanwhile. Absent when the lease held, or no lock was taken.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub lock_lost: Option<String>,
 }
 
 /// What a guarded SQL run's intent says of its script: how it was
@@ -356,7 +362,10 @@ pub struct AuditEvent {
     /// under (intent records): each grant of an (operation, target)'s lease
     /// gets a larger one, so two runs that overlapped anyway (a holder that
     /// lost its lease mid-run) show as an intent with a larger fence before
-    /// the outcome of the one with the smaller fence.
+    /// the outcome of the one with the smaller fence. Unique per (operation,
+    /// target) only while the lock server keeps its data: a failover to an
+    /// asynchronous replica that missed the last grants, or a restore, can
+    /// hand one out again.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub fence: Option<u64>,
     /// The promotion evidence a `staged` requirement was met with (intent

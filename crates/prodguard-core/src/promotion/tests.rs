@@ -95,6 +95,7 @@ impl Trail {
             error: None,
             exit_code: Some(if status == "ok" { 0 } else { 1 }),
             rows: None,
+            lock_lost: None,
         });
         self.append(&event, at)
     }

@@ -39,7 +39,10 @@ const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 /// makes this record durable (WAL is flushed in order, so a crash loses
 /// only a suffix of the chain, never a record before a kept one), and the
 /// flushes of many appenders are shared (PostgreSQL's group commit). The
-/// receipt is returned only after that flush.
+/// receipt is returned only after that flush. A flush that fails after
+/// the commit is tried once more on a new connection (once it sees the
+/// record committed); if that fails too, the error says that the record is
+/// committed as seq N but its durability is unconfirmed.
 /// The first record of an empty table starts a new log (a fresh `log_id`,
 /// `prev` = [`GENESIS_PREV`]).
 ///
@@ -49,8 +52,9 @@ const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 ///
 /// The server is connected on first use (creating the tables if needed) and
 /// reconnected after a broken connection; an append that fails is never
-/// retried, and every failure is an [`AuditError`], so a guard that requires
-/// audit refuses (exit 123). Messages name the server, never its password.
+/// retried (only its flush, as above), and every failure is an
+/// [`AuditError`], so a guard that requires audit refuses (exit 123).
+/// Messages name the server, never its password.
 ///
 /// ```no_run
 /// use prodguard::audit::AuditSink;
@@ -78,10 +82,21 @@ impl std::fmt::Debug for PgAuditSink {
     }
 }
 
+/// A transaction that writes WAL (a logical decoding message, which any
+/// role may emit) committed synchronously: it waits until the WAL is
+/// flushed up to its commit record, past every record committed before.
+const FLUSH: &str = "BEGIN; SELECT set_config('synchronous_commit', 'on', true), \
+     pg_logical_emit_message(true, 'prodguard', 'flush'); COMMIT;";
+
 /// A failure inside an append's transaction.
 enum Fail {
     Pg(&'static str, postgres::Error),
     Corrupt(String),
+    /// The record is committed as `seq`, but no flush past it succeeded.
+    Unflushed {
+        seq: u64,
+        why: String,
+    },
 }
 
 /// What an append did.
@@ -152,6 +167,15 @@ impl PgAuditSink {
                 ),
             ),
             Fail::Pg(op, source) => self.unavailable(op, describe(&source)),
+            Fail::Unflushed { seq, why } => self.unavailable(
+                "flush the record",
+                format!(
+                    "the record is committed as seq {seq}, but its durability is unconfirmed \
+                     ({why}): a crash of the server now could still lose it; check the server, \
+                     then `prodguard audit verify --postgres {}` shows whether seq {seq} survived",
+                    self.server.name()
+                ),
+            ),
             Fail::Corrupt(detail) => AuditError::Corrupt {
                 path: PathBuf::from(format!("{} (table prodguard_audit)", self.server.name())),
                 detail,
@@ -309,20 +333,68 @@ impl PgAuditSink {
                 ],
             )
             .map_err(pg("insert the record"))?;
-        // A transaction that writes WAL (a logical decoding message, which
-        // any role may emit) committed synchronously flushes the WAL up to
-        // its commit record, past the record above.
-        let flush = if self.durability == Durability::None {
-            ""
-        } else {
-            " BEGIN; SELECT set_config('synchronous_commit', 'on', true), \
-             pg_logical_emit_message(true, 'prodguard', 'flush'); COMMIT;"
-        };
-        client
-            .batch_execute(&format!("COMMIT;{flush}"))
-            .map_err(pg("commit and flush the record"))?;
+        if self.durability == Durability::None {
+            client
+                .batch_execute("COMMIT")
+                .map_err(pg("commit the record"))?;
+        } else if let Err(e) = client.batch_execute(&format!("COMMIT; {FLUSH}")) {
+            self.flush_again(client, (&log_id, seq, &hash), e)?;
+        }
         tracing::info!(target: "prodguard::audit", %record, server = %self.server, "audit record appended");
         Ok(Appended::Done(AppendReceipt { seq, hash }))
+    }
+
+    /// After the commit and flush of record (`log_id`, `seq`, `hash`) failed
+    /// with `failed`: if the commit went through (the record is in the
+    /// table, as a new connection sees it), flushes once more on that new
+    /// connection, which replaces `client` (the old one's state is
+    /// unknown). `Err` is the first failure when the record is not there
+    /// (or cannot be looked for), or [`Fail::Unflushed`] when it is there
+    /// but the flush failed again.
+    fn flush_again(
+        &self,
+        client: &mut Client,
+        (log_id, seq, hash): (&str, u64, &str),
+        failed: postgres::Error,
+    ) -> Result<(), Fail> {
+        let seq_db = i64::try_from(seq).unwrap_or(i64::MAX);
+        let mut fresh = match self.server.connect() {
+            Ok(fresh) => fresh,
+            Err(_) => return Err(Fail::Pg("commit and flush the record", failed)),
+        };
+        let committed = fresh.query_typed_opt(
+            "SELECT 1 FROM prodguard_audit WHERE log_id = $1 AND seq = $2 AND hash = $3",
+            &[
+                (&log_id, Type::TEXT),
+                (&seq_db, Type::INT8),
+                (&hash, Type::TEXT),
+            ],
+        );
+        if !matches!(committed, Ok(Some(_))) {
+            return Err(Fail::Pg("commit and flush the record", failed));
+        }
+        // Seen committed, so its commit record is in the WAL before this
+        // flush's.
+        let flushed = fresh.batch_execute(FLUSH);
+        *client = fresh;
+        match flushed {
+            Ok(()) => {
+                tracing::warn!(
+                    target: "prodguard::audit", seq, server = %self.server,
+                    error = %describe(&failed),
+                    "flushing the audit record failed; it was flushed on a new connection"
+                );
+                Ok(())
+            }
+            Err(again) => Err(Fail::Unflushed {
+                seq,
+                why: format!(
+                    "flushing failed: {}; again on a new connection: {}",
+                    describe(&failed),
+                    describe(&again)
+                ),
+            }),
+        }
     }
 }
 
@@ -363,6 +435,18 @@ pub(super) fn pg_to_audit(server: &PgServer, e: PgError, key: &str) -> AuditErro
                 "{}; check that the PostgreSQL server is running and reachable from this \
                  host, and the URL ({key})",
                 describe(&source)
+            ),
+        ),
+        PgError::Timeout { within, .. } => unavailable(
+            server,
+            "connect",
+            format!("{} ({key})", super::unanswered(within)),
+        ),
+        PgError::NoThread { source, .. } => unavailable(
+            server,
+            "connect",
+            format!(
+                "cannot start a thread to connect on ({source}); the process is out of threads or memory"
             ),
         ),
         PgError::Query { op, source, .. } => unavailable(server, op, describe(&source)),

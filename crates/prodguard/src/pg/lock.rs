@@ -143,6 +143,20 @@ fn waited_text(waited: Duration) -> String {
 /// the trail as an intent with a larger fence before the outcome of the
 /// one with the smaller fence.
 ///
+/// What the lease and its fences rest on:
+/// - Fences are unique per key only while the server's data survives: a
+///   failover to an asynchronous replica that had not received the last
+///   grants, a restore from a backup, or a deleted row hands out fences
+///   again.
+/// - Leases run on the server's clock (`now()`): a step of that clock
+///   lengthens or shortens the leases held at the time (a step forward can
+///   end one early, and another host may then take it).
+/// - Hosts still running a prodguard of schema version 1 (whose lock was a
+///   session advisory lock) take no lease: during a rolling upgrade, a run
+///   on such a host and one on an upgraded host can overlap (a version 1
+///   host refuses once it sees version 2, but not a run it already
+///   started). Upgrade every host before relying on the lease.
+///
 /// ```no_run
 /// use std::time::Duration;
 /// use prodguard::pg::FleetLock;
@@ -361,8 +375,8 @@ struct Lease {
     duration: Duration,
     operation: String,
     target: String,
-    /// The connection renewals use (`None` after one broke: the next
-    /// renewal reconnects).
+    /// The connection renewals and the release use, when none has it
+    /// (`None` after one broke: the next use reconnects).
     client: Mutex<Option<Client>>,
     /// A renewal found the lease gone: another may hold it now.
     lost: AtomicBool,
@@ -371,36 +385,48 @@ struct Lease {
 }
 
 impl Lease {
+    /// Runs `f` on the lease's connection, taken out of its slot meanwhile
+    /// (connecting first if there is none), and puts it back unless `f`
+    /// failed. No lock is held across the I/O: a reconnect or a slow
+    /// statement of one caller (the heartbeat, [`FleetGuard::still_held`],
+    /// the release) never blocks another, which connects its own.
+    fn with_client<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
+    ) -> Result<T, PgError> {
+        let taken = self.client.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let mut client = match taken {
+            Some(client) if !client.is_closed() => client,
+            _ => self.server.connect()?,
+        };
+        // A connection that failed once is not trusted again.
+        let result = f(&mut client).map_err(|e| self.server.query_error(op, e))?;
+        // Another caller's connection may be back first: one is kept.
+        let mut slot = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        slot.get_or_insert(client);
+        Ok(result)
+    }
+
     /// Extends the lease by its duration from now, if it is still ours:
     /// `Ok(false)` when it ran out (or was ended) meanwhile.
     fn renew(&self) -> Result<bool, PgError> {
         if self.lost.load(Ordering::SeqCst) {
             return Ok(false);
         }
-        let mut slot = self.client.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.as_ref().is_none_or(Client::is_closed) {
-            *slot = Some(self.server.connect()?);
-        }
-        let Some(client) = slot.as_mut() else {
-            return Ok(false);
-        };
-        let renewed = client.query_typed_opt(
-            "UPDATE prodguard_lease SET until = now() + make_interval(secs => $3) \
-             WHERE key = $1 AND fence = $2 AND until > now() RETURNING 1",
-            &[
-                (&self.key, Type::INT8),
-                (&self.fence_db(), Type::INT8),
-                (&self.duration.as_secs_f64(), Type::FLOAT8),
-            ],
-        );
-        let renewed = match renewed {
-            Ok(row) => row.is_some(),
-            Err(e) => {
-                // A connection that failed once is not trusted again.
-                *slot = None;
-                return Err(self.server.query_error("renew the fleet lock", e));
-            }
-        };
+        let renewed = self.with_client("renew the fleet lock", |client| {
+            client
+                .query_typed_opt(
+                    "UPDATE prodguard_lease SET until = now() + make_interval(secs => $3) \
+                     WHERE key = $1 AND fence = $2 AND until > now() RETURNING 1",
+                    &[
+                        (&self.key, Type::INT8),
+                        (&self.fence_db(), Type::INT8),
+                        (&self.duration.as_secs_f64(), Type::FLOAT8),
+                    ],
+                )
+                .map(|row| row.is_some())
+        })?;
         if !renewed {
             self.lost.store(true, Ordering::SeqCst);
         }
@@ -452,22 +478,40 @@ impl Lease {
         }
     }
 
-    /// Ends the lease now (if it is still ours).
+    /// Ends the lease now if it is still ours; when another holder took it
+    /// meanwhile, there is nothing to end, and a warning says so.
     fn end(&self) -> Result<(), PgError> {
-        let mut slot = self.client.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.as_ref().is_none_or(Client::is_closed) {
-            *slot = Some(self.server.connect()?);
-        }
-        let Some(client) = slot.as_mut() else {
-            return Ok(());
-        };
-        client
-            .execute_typed(
+        let taken_by = self.with_client("release the fleet lock", |client| {
+            let ended = client.execute_typed(
                 "UPDATE prodguard_lease SET until = '-infinity' WHERE key = $1 AND fence = $2",
                 &[(&self.key, Type::INT8), (&self.fence_db(), Type::INT8)],
-            )
-            .map(drop)
-            .map_err(|e| self.server.query_error("release the fleet lock", e))
+            )?;
+            if ended > 0 {
+                return Ok(None);
+            }
+            let row = client.query_typed_opt(
+                "SELECT fence, holder FROM prodguard_lease WHERE key = $1",
+                &[(&self.key, Type::INT8)],
+            )?;
+            Ok(Some(match row {
+                Some(row) => format!(
+                    "fence {} ({})",
+                    row.try_get::<_, i64>(0)?,
+                    row.try_get::<_, String>(1)?
+                ),
+                None => "nobody: its row is gone".to_owned(),
+            }))
+        })?;
+        if let Some(taken_by) = taken_by {
+            tracing::warn!(
+                target: "prodguard::fleet",
+                operation = %self.operation, target = %self.target, fence = self.fence,
+                "the fleet lock's lease (fence {}) was already taken by {taken_by} when it was \
+                 released: another host may have run `{}` on `{}` at the same time",
+                self.fence, self.operation, self.target
+            );
+        }
+        Ok(())
     }
 }
 
@@ -510,7 +554,8 @@ impl FleetGuard {
     }
 
     /// This grant's fencing token: larger than that of every earlier grant
-    /// of the same (operation, target) on this server.
+    /// of the same (operation, target) on this server, as long as the
+    /// server keeps its data (see [`FleetLock`] for what can reuse one).
     pub fn fence(&self) -> u64 {
         self.lease.fence
     }
@@ -521,7 +566,8 @@ impl FleetGuard {
     }
 
     /// Releases the lock now, reporting a failure (the lease then runs
-    /// out on its own).
+    /// out on its own). A lease another holder took meanwhile is left to
+    /// it, with a warning.
     pub fn release(mut self) -> Result<(), PgError> {
         self.release_inner()
     }

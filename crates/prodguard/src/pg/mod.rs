@@ -26,7 +26,12 @@
 //! key-value form `host=… dbname=…`). Every error names the server as
 //! [`PgServer::name`] shows it: host, port, database and user, never the
 //! password. A server that cannot be reached is an error, never a pass: the
-//! guard refuses (exit 123).
+//! guard refuses (exit 123). So is one that does not finish connecting (TCP,
+//! TLS and the startup together) within the URL's `connect_timeout` per host
+//! it names ([`DEFAULT_CONNECT_TIMEOUT`], 10 s, without one): a hung server
+//! whose kernel still accepts connections fails the guard in seconds. (The
+//! attempt given up on keeps a thread until that server answers or the
+//! connection breaks.)
 //!
 //! Backups of a PostgreSQL target (the target named by its URL) use the
 //! command provider with PostgreSQL's own tools: a custom-format dump,
@@ -63,7 +68,9 @@
 //!   on the way. A host named beside an address (`host=NAME&hostaddr=IP`)
 //!   is connected to at the address and its certificate checked against
 //!   the name; it is on the loopback only if both are. Unix sockets never
-//!   use TLS, whatever the mode (as libpq).
+//!   use TLS, whatever the mode (as libpq). The client has one mode for a
+//!   whole list of hosts, so a list mixing socket directories and TCP
+//!   hosts is refused where TLS is required (a socket never offers it).
 //! - `sslrootcert` names the CAs to trust: a PEM file of one or more CA
 //!   certificates, or `system`, the public web PKI's roots built into
 //!   prodguard (Mozilla's, from webpki-roots). Without one in the URL it is
@@ -96,6 +103,7 @@
 //!   own): from async code call the guard in a blocking context, e.g.
 //!   `tokio::task::spawn_blocking`.
 
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
 use postgres::config::Host;
@@ -117,8 +125,10 @@ pub use schema::{SCHEMA_VERSION, SchemaError, init, schema_version};
 pub use stamp::{DATABASE_STAMP, PgStamps, read_stamp, read_stamp_on, write_stamp};
 pub use tls::TlsError;
 
-/// How long a connection attempt may take unless the URL says otherwise
-/// (`connect_timeout`): an unreachable server must fail the guard promptly.
+/// How long connecting may take unless the URL says otherwise
+/// (`connect_timeout`, in seconds): the TCP connect, the TLS handshake and
+/// the startup together, per host the URL names (as libpq counts it). An
+/// unreachable or hung server must fail the guard promptly.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long data sent may stay unacknowledged before the connection is
@@ -150,6 +160,27 @@ pub enum PgError {
         /// chain of sources).
         source: postgres::Error,
     },
+    /// The connection (TCP, the TLS handshake and the startup) was not
+    /// made within its deadline: typically a server, or something in front
+    /// of it, that accepts connections and does not answer.
+    #[error("cannot connect to PostgreSQL at {server}: {}", unanswered(*.within))]
+    Timeout {
+        /// The server, without password.
+        server: String,
+        /// The deadline that passed.
+        within: Duration,
+    },
+    /// No thread could be started to connect on.
+    #[error(
+        "cannot connect to PostgreSQL at {server}: cannot start a thread to connect on \
+         ({source}); the process is out of threads or memory"
+    )]
+    NoThread {
+        /// The server, without password.
+        server: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// A statement failed (or the connection broke during it).
     #[error("PostgreSQL at {server}: {op} failed: {}", describe(.source))]
     Query {
@@ -168,6 +199,16 @@ pub enum PgError {
         /// What went wrong.
         source: SchemaError,
     },
+}
+
+/// What a connection that timed out after `within` means, and what to do.
+pub(crate) fn unanswered(within: Duration) -> String {
+    format!(
+        "it did not answer within {} s; check that the server is running and not overloaded \
+         (a stopped or hung server may still accept connections), or give it longer with \
+         connect_timeout=SECONDS in the URL",
+        within.as_secs_f64()
+    )
 }
 
 /// Why a connection failed, and what to do: the TLS failure's own words,
@@ -198,6 +239,8 @@ impl PgError {
         match self {
             PgError::BadUrl { .. } => "",
             PgError::Connect { server, .. }
+            | PgError::Timeout { server, .. }
+            | PgError::NoThread { server, .. }
             | PgError::Query { server, .. }
             | PgError::Schema { server, .. } => server,
         }
@@ -216,6 +259,8 @@ pub struct PgServer {
     config: Config,
     name: String,
     tls: tls::Plan,
+    /// How long [`PgServer::connect`] may take in all.
+    deadline: Duration,
 }
 
 impl std::fmt::Debug for PgServer {
@@ -235,8 +280,9 @@ impl std::fmt::Display for PgServer {
 
 impl PgServer {
     /// Parses `url` (`postgresql://…`, `postgres://…` or `key=value …`).
-    /// Without a `connect_timeout` in it, connecting gives up after
-    /// [`DEFAULT_CONNECT_TIMEOUT`]; without an `application_name`, the
+    /// Connecting (TCP, TLS and the startup together) gives up after its
+    /// `connect_timeout` per host it names, [`DEFAULT_CONNECT_TIMEOUT`]
+    /// without one; without an `application_name`, the
     /// server shows connections as `prodguard`; without a password, it
     /// comes from `PGPASSWORD` or the password file (`PGPASSFILE`, default
     /// `~/.pgpass`, used only when no one else can read it).
@@ -267,6 +313,14 @@ impl PgServer {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
         }
+        // The client's connect_timeout bounds each TCP connect; the whole
+        // connect is bounded by it per host, as libpq bounds each host.
+        let per_host = config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let hosts = config.get_hosts().len().max(config.get_hostaddrs().len());
+        let deadline = per_host.saturating_mul(u32::try_from(hosts.max(1)).unwrap_or(u32::MAX));
         // A server that goes silent mid-statement (a half-open connection
         // after a failover) fails the call in seconds instead of after the
         // kernel's 2 hours: a fleet lock's lease (30 s) must be renewed, and
@@ -292,7 +346,12 @@ impl PgServer {
         let tls = tls::Plan::new(&tls_params, &config, &name, env)
             .map_err(|detail| PgError::BadUrl { detail })?;
         config.ssl_mode(tls.client_mode(&config));
-        Ok(PgServer { config, name, tls })
+        Ok(PgServer {
+            config,
+            name,
+            tls,
+            deadline,
+        })
     }
 
     /// The server as messages name it: `postgresql://USER@HOST:PORT/DBNAME`,
@@ -302,17 +361,45 @@ impl PgServer {
     }
 
     /// Opens a new connection, with TLS as [`PgServer::parse`] decided (a
-    /// failure is [`PgError::Connect`], with [`PgError::tls`] saying why).
+    /// failure is [`PgError::Connect`], with [`PgError::tls`] saying why),
+    /// within the URL's `connect_timeout` per host ([`PgError::Timeout`]).
     /// Nothing is set on the session: a pooler in transaction mode may give
     /// each transaction another server connection, so each transaction says
     /// its own isolation level.
     pub fn connect(&self) -> Result<Client, PgError> {
-        self.config
-            .connect(self.tls.connector())
-            .map_err(|source| PgError::Connect {
+        // The client bounds only the TCP connect: a server that accepts and
+        // then never answers the TLS handshake or the startup (its kernel
+        // still acknowledging, keepalives answered) would hang the call. So
+        // the connect runs on a thread of its own, waited for until the
+        // deadline. One given up on ends when the server answers (what it
+        // got is then dropped, closing it) or the connection breaks.
+        let (sent, received) = std::sync::mpsc::sync_channel(1);
+        let (config, connector) = (self.config.clone(), self.tls.connector());
+        let attempt = std::thread::Builder::new()
+            .name("prodguard-pg-connect".into())
+            .spawn(move || {
+                let _ = sent.send(config.connect(connector));
+            })
+            .map_err(|source| PgError::NoThread {
                 server: self.name.clone(),
                 source,
-            })
+            })?;
+        match received.recv_timeout(self.deadline) {
+            Ok(connected) => connected.map_err(|source| PgError::Connect {
+                server: self.name.clone(),
+                source,
+            }),
+            Err(RecvTimeoutError::Timeout) => Err(PgError::Timeout {
+                server: self.name.clone(),
+                within: self.deadline,
+            }),
+            // Only a panic in the client ends the thread without an answer:
+            // resumed here, as if it had panicked on this thread.
+            Err(RecvTimeoutError::Disconnected) => {
+                let panic = attempt.join().err();
+                std::panic::resume_unwind(panic.unwrap_or_else(|| Box::new("no answer")))
+            }
+        }
     }
 
     /// Opens a new connection and makes sure the prodguard tables exist.
@@ -538,6 +625,10 @@ mod tests {
             own.config.get_keepalives_interval(),
             Some(Duration::from_secs(7))
         );
+        // The whole connect is bounded: connect_timeout per host named.
+        assert_eq!(default.deadline, DEFAULT_CONNECT_TIMEOUT);
+        let two = parse("postgresql://db1.internal,db2.internal/fleet?connect_timeout=3");
+        assert_eq!(two.deadline, Duration::from_secs(6));
     }
 
     #[test]

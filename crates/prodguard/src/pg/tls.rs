@@ -174,11 +174,13 @@ pub enum TlsError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The certificate must be checked against a host name, and the URL
-    /// gives only an address (`hostaddr`).
+    /// TLS is required, and the URL gives only an address (`hostaddr`):
+    /// the client starts TLS only with a host name.
     #[error(
-        "sslmode={mode} checks the server's certificate against a host name, and the URL \
-         gives only hostaddr: add host=NAME (a name the certificate lists)"
+        "sslmode={mode} requires TLS, which prodguard's PostgreSQL client starts only with a \
+         host name, and the URL gives only an address (hostaddr): add host=NAME beside \
+         hostaddr (the connection still goes to the address; with verify-full, NAME must be \
+         a name the server's certificate lists)"
     )]
     NoHostName {
         /// The server.
@@ -601,6 +603,19 @@ impl Plan {
                 default: SslMode::VerifyFull.as_str(),
             });
             mode = default;
+        }
+        // The client has one sslmode for the whole list: one that requires
+        // TLS would ask a socket host for it, which a socket never offers.
+        if mode >= SslMode::Require
+            && places.contains(&Place::Unix)
+            && places.iter().any(|p| *p != Place::Unix)
+        {
+            return Err(format!(
+                "the URL lists both Unix-socket directories and TCP hosts, under \
+                 sslmode={mode} (from the URL, PGSSLMODE, or the default verify-full for a host \
+                 off the loopback): a socket never offers TLS, so its host could never be \
+                 connected to; list only TCP hosts, or only socket directories"
+            ));
         }
         let ports = config.get_ports();
         let ports = config
@@ -1379,6 +1394,64 @@ mod tests {
             let err = url_error(url);
             assert!(err.contains("not an absolute path"), "{url}: {err}");
         }
+    }
+
+    #[test]
+    fn an_address_alone_cannot_start_tls_and_the_error_says_to_add_a_name() {
+        for (url, mode) in [
+            ("hostaddr=192.0.2.7 dbname=fleet", "verify-full"),
+            ("hostaddr=127.0.0.1 dbname=fleet sslmode=require", "require"),
+        ] {
+            let mut connector = plan(url, &[])
+                .unwrap_or_else(|e| unreachable!("{e}"))
+                .connector();
+            let Err(err) = connector.make_tls_connect("") else {
+                unreachable!("{url} starts TLS without a name");
+            };
+            let text = err.to_string();
+            assert!(matches!(err, TlsError::NoHostName { .. }), "{text}");
+            assert!(
+                text.contains(&format!("sslmode={mode} requires TLS")),
+                "{text}"
+            );
+            assert!(text.contains("add host=NAME beside hostaddr"), "{text}");
+        }
+    }
+
+    #[test]
+    fn sockets_and_tcp_hosts_in_one_list_are_refused_where_tls_is_required() {
+        for url in [
+            "host=/run/postgresql,db.internal dbname=fleet",
+            "host=/run/postgresql,localhost dbname=fleet sslmode=require",
+            "postgresql://%2Frun%2Fpostgresql,db.internal/fleet",
+        ] {
+            let err = url_error(url);
+            assert!(
+                err.contains("both Unix-socket directories and TCP hosts"),
+                "{url}: {err}"
+            );
+            assert!(err.contains("list only TCP hosts"), "{url}: {err}");
+        }
+        // Where TLS is only preferred (or off), a socket host connects without it.
+        assert_eq!(
+            mode("host=/run/postgresql,localhost dbname=fleet", &[]),
+            SslMode::Prefer
+        );
+        assert_eq!(
+            mode(
+                "host=/run/postgresql,db.internal dbname=fleet sslmode=disable",
+                &[]
+            ),
+            SslMode::Disable
+        );
+        // A socket directory with hostaddr is a TCP host.
+        assert_eq!(
+            mode(
+                "host=/run/postgresql,db.internal hostaddr=10.0.0.5,10.0.0.6 dbname=fleet",
+                &[]
+            ),
+            SslMode::VerifyFull
+        );
     }
 
     #[test]

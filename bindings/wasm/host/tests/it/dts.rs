@@ -381,6 +381,7 @@ fn outcome_record() -> OutcomeRecord {
         error: Some("exit 1".into()),
         exit_code: Some(1),
         rows: Some(vec![3, 0]),
+        lock_lost: Some("the fleet lock's lease was lost during the run".into()),
     }
 }
 

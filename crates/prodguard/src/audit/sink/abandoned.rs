@@ -116,6 +116,7 @@ impl FileSink {
             )),
             exit_code: None,
             rows: None,
+            lock_lost: None,
         });
         event
     }
