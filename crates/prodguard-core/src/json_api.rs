@@ -1367,6 +1367,7 @@ mod tests {
             error: None,
             exit_code: None,
             rows: None,
+            lock_lost: None,
         });
         let (mut prev, mut text) = (crate::audit::GENESIS_PREV.to_owned(), String::new());
         for (seq, event) in [(1, intent), (2, outcome)] {
