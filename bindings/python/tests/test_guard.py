@@ -91,6 +91,31 @@ def test_a_deny_rule_denies(development: Path, tmp_path: Path) -> None:
     assert "dropping is never done from here" in refused.value.message
 
 
+ROLLBACK_POLICY = """
+[[rule]]
+name = "migrations bring their way back"
+operations = ["db.migrate"]
+tiers = ["production"]
+require = ["audit", "rollback"]
+"""
+
+
+def test_a_rule_that_requires_a_way_back_gets_it_from_rollback(production: Path, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(ROLLBACK_POLICY)
+    called = []
+    with prodguard.Guard(policy) as guard:
+        with pytest.raises(prodguard.PolicyError) as refused:
+            guard.run("db.migrate", "orders", lambda: called.append(1))
+        assert called == []
+        assert "--rollback CMD" in refused.value.message
+        value = guard.run("db.migrate", "orders", lambda: "migrated", rollback="./migrate down 0042")
+    assert value == "migrated"
+    intent = [r for r in records(production) if r["kind"] == "intent"][-1]
+    assert intent["rollback"] == {"command": "./migrate down 0042"}
+    assert prodguard.verify_audit_log(production) == 0
+
+
 def test_a_bad_policy_file_is_a_policy_error(development: Path, tmp_path: Path) -> None:
     policy = tmp_path / "policy.toml"
     policy.write_text("[[rule]]\noperations = [\"db.*\"]\ntiers = [\"production\"]\nrequire = [\"confirm\"]\nbogus = 1\n")
@@ -138,6 +163,7 @@ def test_a_garbage_approval_token_is_refused(production: Path) -> None:
         ({"operation": "db.migrate\0x"}, "operation"),
         ({"fingerprint": b"\xfe"}, "fingerprint"),
         ({"approval": "tok\0en"}, "approval"),
+        ({"rollback": b"down\xff"}, "rollback"),
     ],
 )
 def test_bad_strings_raise_invalid_argument(development: Path, kwargs: dict, name: str) -> None:
