@@ -294,11 +294,14 @@ function findSpent(path, tokenId) {
  * The whole text of the file log at `path`, its rotated files first
  * (`LOG.1`, `LOG.2`, …, `LOG`), for the module to verify and judge
  * (`evidence.promotion_trail`). Throws an AuditLogError when a file
- * cannot be read, the log itself included: a missing trail is no evidence.
+ * cannot be read, the log itself included (a missing trail is no
+ * evidence), or when `distrust(file)` says why it cannot be believed.
  */
-export function readTrail(path) {
+export function readTrail(path, distrust = () => null) {
   return [...rotatedFiles(path), path]
     .map((file) => {
+      const problem = distrust(file);
+      if (problem !== null) throw new AuditLogError(problem);
       try {
         return fs.readFileSync(file, 'utf8');
       } catch (error) {

@@ -168,33 +168,46 @@ export function systemPolicyText(dir = SYSTEM_DIR) {
   return text;
 }
 
+/** checkSecure for the system layer's files: a failure is a policy error (125). */
 function checkSecure(path, dir) {
+  const problem = rootOnly(path, `the system layer (${dir})`);
+  if (problem !== null) throw policyError(problem);
+}
+
+/**
+ * Why `path` is not root's alone — it, or a directory above it, is a
+ * symbolic link, owned by another account, or writable by its group or
+ * others (a sticky directory such as /tmp excepted) — so that `what`, which
+ * relies on it, is not secure; null when it is (prodguard::system::root_only).
+ */
+function rootOnly(path, what) {
   const absolute = resolve(path);
   const entries = [];
   for (let entry = absolute; ; entry = resolve(entry, '..')) {
     entries.push(entry);
     if (entry === sep || entry === resolve(entry, '..')) break;
   }
-  entries.forEach((entry, depth) => {
+  for (const [depth, entry] of entries.entries()) {
     let meta;
     try {
       meta = fs.lstatSync(entry);
     } catch (error) {
-      throw policyError(`cannot inspect ${entry}: ${error.message}`, error);
+      return `cannot inspect ${entry}: ${error.message}`;
     }
     const shown = depth === 0 ? path : `the directory ${entry}`;
     if (meta.isSymbolicLink()) {
-      throw policyError(`${shown} is a symbolic link, so the system layer (${dir}) is not secure: a link can lead through a directory someone else can change; replace it with the real file or directory`);
+      return `${shown} is a symbolic link, so ${what} is not secure: a link can lead through a directory someone else can change; replace it with the real file or directory`;
     }
     if (meta.uid !== 0) {
-      throw policyError(`${shown} is owned by uid ${meta.uid}, not root, so the system layer (${dir}) is not secure; run \`chown root ${entry}\``);
+      return `${shown} is owned by uid ${meta.uid}, not root, so ${what} is not secure; run \`chown root ${entry}\``;
     }
     const stickyDir = depth > 0 && meta.isDirectory() && (meta.mode & 0o1000) !== 0;
     if ((meta.mode & 0o022) !== 0 && !stickyDir) {
       const who = (meta.mode & 0o002) !== 0 ? 'others' : 'its group';
-      throw policyError(`${shown} is writable by ${who} (mode ${(meta.mode & 0o7777).toString(8)}), so the system layer (${dir}) is not secure; run \`chmod go-w ${entry}\``);
+      return `${shown} is writable by ${who} (mode ${(meta.mode & 0o7777).toString(8)}), so ${what} is not secure; run \`chmod go-w ${entry}\``;
     }
-  });
+  }
+  return null;
 }
 
 
@@ -362,8 +375,12 @@ class Guard {
     if (/^postgres(ql)?:\/\//i.test(trail)) {
       return { promotion_error: 'this Node host cannot read a PostgreSQL trail; run it with the prodguard CLI, or export the staging trail to a file (staging_log)' };
     }
+    // Under a system policy, a trail the guarded account could write could
+    // hold a forged success: it must be root's alone, as the layer is.
+    const anchored = this.#request.system_policy !== undefined && this.#request.system_policy !== null;
+    const what = 'the staging trail of [promotion] staging_log (whoever can write it can forge a staging success)';
     try {
-      return { promotion_trail: readTrail(trail) };
+      return { promotion_trail: readTrail(trail, anchored ? (file) => rootOnly(file, what) : () => null) };
     } catch (error) {
       return { promotion_error: error.message };
     }

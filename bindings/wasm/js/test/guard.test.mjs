@@ -309,3 +309,27 @@ test('staged: production runs only what staging ran with the same fingerprint; t
   writeFileSync(stagingLog, readFileSync(stagingLog, 'utf8').replace('"fingerprint":"other"', '"fingerprint":"3f2a9d"'));
   await assert.rejects(production.run(migrate, () => assert.fail('ran')), refusal(123, /line 1 does not verify/));
 });
+
+test('staged under a system policy: the staging trail counts only when root\'s alone, as the layer is', async (t) => {
+  if (process.getuid?.() !== 0) return t.skip('needs root, to own the system layer');
+  const dir = tempDir(t);
+  chmodSync(dir, 0o755);
+  const system = join(dir, 'etc-prodguard');
+  mkdirSync(system, { mode: 0o755 });
+  const stagingDir = join(dir, 'staging');
+  mkdirSync(stagingDir, { mode: 0o755 });
+  const stagingLog = join(stagingDir, 'audit.jsonl');
+  writeFileSync(join(system, 'policy.toml'),
+    `[audit]\nlog = ${JSON.stringify(join(dir, 'system-audit.jsonl'))}\n` +
+    `[promotion]\nfrom = "staging"\nstaging_log = ${JSON.stringify(stagingLog)}\n` +
+    '[[rule]]\nname = "system: staged first"\noperations = ["db.migrate"]\ntiers = ["production"]\nrequire = ["audit", "staged"]\n',
+    { mode: 0o644 });
+  const migrate = { ...MIGRATE, fingerprint: '3f2a9c' };
+  const staging = await createGuard(baseOptions(dir, { APP_ENV: 'staging' }, { auditLog: stagingLog, policy: '[[rule]]\noperations = ["*"]\nrequire = ["audit"]\n' }));
+  await staging.run(migrate, () => undefined);
+  chmodSync(stagingLog, 0o644);
+  const production = await createGuard(baseOptions(dir, { APP_ENV: 'production' }, { systemDir: system, auditLog: undefined, policy: null }));
+  assert.equal(await production.run(migrate, () => 'ran'), 'ran');
+  chmodSync(stagingLog, 0o666);
+  await assert.rejects(production.run(migrate, () => assert.fail('ran')), refusal(123, /writable by others .*\[promotion\] staging_log/));
+});
