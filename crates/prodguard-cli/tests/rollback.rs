@@ -215,14 +215,140 @@ fn a_migration_without_its_way_back_is_refused_and_one_with_it_is_undone_by_its_
     let undo = intents(&sandbox).pop().unwrap();
     assert_eq!(undo["rolls_back"], attempt, "{undo}");
     assert_eq!(undo["op"]["kind"], "db.migrate.rollback");
+    // Undone once is undone.
+    let out = prod(&sandbox, &policy, &["rollback", attempt]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("already rolled back"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_rollback_is_guarded_by_the_rules_of_what_it_undoes() {
+    let sandbox = Sandbox::new("rollback-rules");
+    let db = shop(&sandbox);
+    // In development nothing is asked; the way back is recorded anyway.
+    let out = sandbox.run(
+        &[("APP_ENV", "development")],
+        &[
+            "exec",
+            "--op",
+            "db.migrate",
+            "--target",
+            &db,
+            "--rollback",
+            "true",
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let attempt = intents(&sandbox).pop().unwrap()["attempt_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A rule naming only `db.migrate` also guards `db.migrate.rollback`:
+    // without a terminal to confirm on, it is not run.
+    let confirm = sandbox.write(
+        "confirm.toml",
+        b"[[rule]]\noperations = [\"db.migrate\"]\ntiers = [\"production\"]\nrequire = [\"confirm\", \"audit\"]\n",
+    );
+    let out = prod(&sandbox, &confirm, &["rollback", &attempt]);
+    assert_eq!(code(&out), 121, "{}", stderr(&out));
+    assert!(intents(&sandbox).iter().all(|r| r["rolls_back"].is_null()));
+}
+
+#[test]
+fn a_plan_from_a_trail_another_account_can_write_does_not_run_and_a_relative_target_is_not_restored()
+ {
+    let sandbox = Sandbox::new("rollback-foreign");
+    let policy = sandbox.write("prodguard.toml", POLICY.as_bytes());
+    let db = shop(&sandbox);
+    let out = prod(
+        &sandbox,
+        &policy,
+        &[
+            "exec",
+            "--op",
+            "db.migrate",
+            "--target",
+            &db,
+            "--rollback",
+            "true",
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let attempt = intents(&sandbox).pop().unwrap()["attempt_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    if nix::unistd::geteuid().is_root() {
+        // Written by another account (the application's): its plans would
+        // run with this one's privileges.
+        std::os::unix::fs::chown(sandbox.audit_log(), Some(65534), None).unwrap();
+        let out = prod(&sandbox, &policy, &["rollback", &attempt]);
+        assert_eq!(code(&out), 125, "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("owned by uid 65534")
+                && stderr(&out).contains("as the account that owns the trail"),
+            "{}",
+            stderr(&out)
+        );
+        std::os::unix::fs::chown(sandbox.audit_log(), Some(0), None).unwrap();
+    }
+    // Group-writable is someone else's too.
+    let log = sandbox.audit_log();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o664)).unwrap();
+    let out = prod(&sandbox, &policy, &["rollback", &attempt]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("writable by its group"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    // A backup restored over a relative path would land wherever the
+    // rollback runs: the plan is refused.
+    let out = prod(
+        &sandbox,
+        &policy,
+        &[
+            "exec",
+            "--op",
+            "db.delete.all",
+            "--target",
+            "shop.db",
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let relative = intents(&sandbox).pop().unwrap()["attempt_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = prod(&sandbox, &policy, &["rollback", &relative]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not an absolute path"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn an_attempt_the_trail_does_not_hold_or_a_trail_that_does_not_verify_is_refused() {
     let sandbox = Sandbox::new("rollback-unknown");
     let policy = sandbox.write("prodguard.toml", POLICY.as_bytes());
+    // No log at all: nothing to read a plan from.
     let out = prod(&sandbox, &policy, &["rollback", "no-such-attempt"]);
-    assert_eq!(code(&out), 123, "{}", stderr(&out));
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
     // An empty log holds nothing to roll back.
     std::fs::write(sandbox.audit_log(), b"").unwrap();
     let out = prod(&sandbox, &policy, &["rollback", "no-such-attempt"]);

@@ -166,12 +166,21 @@ pub struct Attempt {
     /// The backup its intent recorded.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub backup: Option<crate::audit::BackupEvidence>,
+    /// The attempt it undoes, when it is a rollback (`rolls_back`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rolls_back: Option<String>,
+    /// The rollback that undid it, when one succeeded: it is then no
+    /// success any more.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rolled_back_by: Option<String>,
 }
 
 impl Attempt {
-    /// Whether it is a success: an `ok` outcome, and records that agree.
+    /// Whether it is a success: an `ok` outcome, records that agree, and
+    /// no rollback that undid it.
     pub fn succeeded(&self) -> bool {
         self.conflict.is_none()
+            && self.rolled_back_by.is_none()
             && self
                 .outcome
                 .as_ref()
@@ -267,7 +276,12 @@ impl Attempt {
             "dry_run" => "was only a dry run".to_owned(),
             other => format!("ended `{}`", escape(other)),
         };
-        format!("{what}{exit} at {}", when(ended.record.at))
+        let undone = self
+            .rolled_back_by
+            .as_deref()
+            .map(|by| format!(", then was rolled back (attempt {})", escape(by)))
+            .unwrap_or_default();
+        format!("{what}{exit} at {}{undone}", when(ended.record.at))
     }
 
     /// What it tested, for [`parity`]: each batch item's fingerprint (with
@@ -361,6 +375,8 @@ impl AttemptCollector {
                     conflict: None,
                     rollback: event.rollback.clone(),
                     backup: event.backup.clone(),
+                    rolls_back: event.rolls_back.clone(),
+                    rolled_back_by: None,
                 });
             }
             EventKind::Outcome => {
@@ -421,8 +437,23 @@ impl AttemptCollector {
         self.passed_over
     }
 
-    /// The attempts, in the order of their intents.
-    pub fn finish(self) -> Vec<Attempt> {
+    /// The attempts, in the order of their intents; one undone by a
+    /// rollback that succeeded names it in `rolled_back_by`.
+    pub fn finish(mut self) -> Vec<Attempt> {
+        let undone: Vec<(usize, String)> = self
+            .attempts
+            .iter()
+            .filter(|a| a.succeeded())
+            .filter_map(|a| {
+                let undone = a.rolls_back.as_ref()?;
+                Some((*self.by_id.get(undone)?, a.attempt_id.clone()))
+            })
+            .collect();
+        for (index, by) in undone {
+            if let Some(attempt) = self.attempts.get_mut(index) {
+                attempt.rolled_back_by.get_or_insert(by);
+            }
+        }
         self.attempts
     }
 }
@@ -590,12 +621,20 @@ impl fmt::Display for NoEvidence {
             notes.push(format!("the last attempt there {}", attempt.ending()));
         }
         if let Some(success) = &self.last_success {
-            let age = query.now.seconds_since(success.at()).max(0);
-            notes.push(format!(
-                "the last success there is {} old ({})",
-                human_span(age.unsigned_abs()),
-                when(success.at())
-            ));
+            let age = query.now.seconds_since(success.at());
+            notes.push(if age < -crate::session::MAX_CLOCK_SKEW_SECONDS {
+                format!(
+                    "the last success there is dated {}, {} s ahead of this clock; check the clocks",
+                    when(success.at()),
+                    -age
+                )
+            } else {
+                format!(
+                    "the last success there is {} old ({})",
+                    human_span(age.max(0).unsigned_abs()),
+                    when(success.at())
+                )
+            });
         }
         if !self.other_fingerprints.is_empty() {
             notes.push(format!(
@@ -655,8 +694,13 @@ pub fn find_evidence(attempts: &[Attempt], query: &PromotionQuery) -> Result<Evi
                 .map(|matched| (a, matched))
         })
     };
+    // A success dated ahead of now (a fast clock, a forged time) would
+    // count for longer than `within`: beyond the clock skew allowed, none.
+    let latest = query
+        .now
+        .plus_seconds(crate::session::MAX_CLOCK_SKEW_SECONDS);
     let best = newest(
-        matching().filter(|(a, _)| a.succeeded() && a.at() >= oldest),
+        matching().filter(|(a, _)| a.succeeded() && a.at() >= oldest && a.at() <= latest),
         |(a, _)| a.at(),
     );
     if let Some((attempt, matched)) = best {

@@ -66,12 +66,28 @@ pub fn plan(attempts: &[Attempt], attempt_id: &str) -> Result<RollbackRun, Strin
             escape(why)
         ));
     }
+    if let Some(by) = &attempt.rolled_back_by {
+        return Err(format!(
+            "attempt `{shown}` was already rolled back (attempt {}); nothing is left to undo",
+            escape(by)
+        ));
+    }
     let plan = attempt.rollback.clone().ok_or_else(|| {
         format!(
             "the intent of attempt `{shown}` ({}) recorded no way back; undo it by hand",
             escape(&attempt.op.kind)
         )
     })?;
+    let target = attempt.op.target.as_deref().unwrap_or_default();
+    let path = target.strip_prefix("sqlite:").unwrap_or(target);
+    if plan.restore_backup && !(crate::policy::is_postgres_url(target) || path.starts_with('/')) {
+        return Err(format!(
+            "the intent of attempt `{shown}` plans to restore its backup over `{}`, which is not \
+             an absolute path or a postgresql:// URL, so where it would land would depend on \
+             where the rollback runs; restore it by hand",
+            escape(target)
+        ));
+    }
     let backup = match (plan.restore_backup, &attempt.backup) {
         (true, None) => {
             return Err(format!(
@@ -162,6 +178,16 @@ mod tests {
 
     /// The intent's plan, or the refusal's code and message.
     fn run(policy: &str, operation: Operation) -> Result<RollbackPlan, (i32, String)> {
+        intent(policy, operation)
+            .map(|event| event.rollback.expect("the intent records the way back"))
+    }
+
+    /// The intent, or the refusal's code and message (121 "asked" when a
+    /// person would be asked).
+    fn intent(
+        policy: &str,
+        operation: Operation,
+    ) -> Result<crate::audit::AuditEvent, (i32, String)> {
         let policy = Policy::parse_toml(policy, "p.toml").unwrap();
         let facts = Facts {
             explicit: Some("production".into()),
@@ -195,8 +221,9 @@ mod tests {
                     }))
                     .unwrap(),
                 Step::Append(event) if event.kind == crate::audit::EventKind::Intent => {
-                    return Ok(event.rollback.expect("the intent records the way back"));
+                    return Ok(event);
                 }
+                Step::NeedConfirmation(_) => return Err((121, "asked".into())),
                 Step::Append(_) => session.appended(Ok(())).unwrap(),
                 Step::Deny(denial) => return Err((denial.exit_code.code(), denial.missing)),
                 other => panic!("unexpected step {other:?}"),
@@ -252,7 +279,7 @@ mod tests {
             attempt_id: "a1".into(),
             op: crate::audit::OperationRecord {
                 kind: "db.delete".into(),
-                target: Some("shop.db".into()),
+                target: Some("/srv/shop.db".into()),
                 env: "production".into(),
                 tier: crate::Tier::Production,
                 decided_by: "env:APP_ENV".into(),
@@ -263,6 +290,8 @@ mod tests {
             outcome: None,
             conflict: None,
             rollback,
+            rolls_back: None,
+            rolled_back_by: None,
             backup: backup.then(|| BackupEvidence {
                 location: "/b/shop.db.backup".into(),
                 sha256: "ab".repeat(32),
@@ -279,7 +308,7 @@ mod tests {
         let run =
             super::plan(&[attempt(Some(RollbackPlan::restore_backup()), true)], "a1").unwrap();
         assert_eq!(run.operation.kind, "db.delete.rollback");
-        assert_eq!(run.operation.target.as_deref(), Some("shop.db"));
+        assert_eq!(run.operation.target.as_deref(), Some("/srv/shop.db"));
         assert_eq!(run.operation.fingerprint.as_deref(), Some("fp"));
         assert_eq!(run.operation.rolls_back.as_deref(), Some("a1"));
         assert_eq!(run.backup.as_ref().unwrap().location, "/b/shop.db.backup");
@@ -309,6 +338,98 @@ mod tests {
             super::plan(&[disputed], "a1")
                 .unwrap_err()
                 .contains("disagree")
+        );
+    }
+
+    #[test]
+    fn a_rollback_answers_to_the_rules_of_what_it_undoes_but_is_not_held_up_by_staged_or_rollback()
+    {
+        // The rule names only `db.migrate`; its rollback is confirmed too.
+        let confirm = "[[rule]]\noperations = [\"db.migrate\"]\ntiers = [\"production\"]\n\
+            require = [\"confirm\", \"audit\"]\n";
+        let mut undo = Operation::new("db.migrate.rollback").with_target("shop.db");
+        undo.rolls_back = Some("a1".into());
+        assert_eq!(
+            intent(confirm, undo.clone()).unwrap_err(),
+            (121, "asked".into())
+        );
+        // Without `rolls_back` the name alone borrows nothing.
+        let named = Operation::new("db.migrate.rollback").with_target("shop.db");
+        assert!(intent(confirm, named).is_ok());
+        // Staged and way back: what it undoes was staged, and it restores
+        // the state before it.
+        let strict = "[promotion]\nfrom = \"staging\"\nstaging_log = \"/s.jsonl\"\n\
+            [[rule]]\noperations = [\"db.*\"]\ntiers = [\"production\"]\n\
+            require = [\"audit\", \"staged\", \"rollback\"]\n";
+        let event = intent(strict, undo).unwrap();
+        assert_eq!(event.rolls_back.as_deref(), Some("a1"));
+        assert!(event.promotion.is_none() && event.rollback.is_none());
+    }
+
+    #[test]
+    fn a_blank_rollback_command_is_no_way_back() {
+        let mut blank = delete();
+        blank.rollback = Some("  ".into());
+        assert_eq!(run(ONLY, blank).unwrap_err().0, 125);
+    }
+
+    #[test]
+    fn an_attempt_a_rollback_undid_is_no_success_and_is_not_rolled_back_twice() {
+        use crate::audit::{
+            AuditEvent, Envelope, EventKind, GENESIS_PREV, OutcomeRecord, encode_record,
+        };
+        let op = attempt(None, false).op;
+        let mut records = Vec::new();
+        let mut prev = GENESIS_PREV.to_owned();
+        let mut push = |event: AuditEvent| {
+            let envelope = Envelope {
+                log_id: "L".into(),
+                seq: records.len() as u64 + 1,
+                ts: Timestamp::from_unix_micros(1_000_000_000_000_000),
+                host: "h".into(),
+                pid: 1,
+            };
+            let (line, hash) = encode_record(&envelope, &event, &prev).unwrap();
+            records.push(serde_json::from_slice::<crate::audit::Record>(&line).unwrap());
+            prev = hash;
+        };
+        for (id, kind, undoes) in [
+            ("a1", "db.delete", None),
+            ("r1", "db.delete.rollback", Some("a1")),
+        ] {
+            let mut intent = AuditEvent::new(EventKind::Intent);
+            intent.attempt_id = Some(id.into());
+            intent.op = Some(crate::audit::OperationRecord {
+                kind: kind.into(),
+                ..op.clone()
+            });
+            intent.rolls_back = undoes.map(str::to_owned);
+            intent.rollback = Some(RollbackPlan::command("true"));
+            let mut outcome = intent.clone();
+            outcome.kind = EventKind::Outcome;
+            outcome.outcome = Some(OutcomeRecord {
+                status: "ok".into(),
+                duration_ms: 1,
+                error: None,
+                exit_code: Some(0),
+                rows: None,
+                lock_lost: None,
+            });
+            push(intent);
+            push(outcome);
+        }
+        let attempts = crate::promotion::attempts(&records);
+        assert_eq!(attempts[0].rolled_back_by.as_deref(), Some("r1"));
+        assert!(!attempts[0].succeeded());
+        assert!(
+            attempts[0]
+                .ending()
+                .contains("then was rolled back (attempt r1)")
+        );
+        assert!(
+            super::plan(&attempts, "a1")
+                .unwrap_err()
+                .contains("already rolled back")
         );
     }
 }

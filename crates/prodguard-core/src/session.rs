@@ -1005,6 +1005,8 @@ pub struct Session {
     sql: Option<SqlRun>,
     /// `[promotion]` and the trail it reads, where a rule requires `staged`.
     promotion: Option<(policy::PromotionConfig, Option<String>)>,
+    /// The system policy is part of the policy in force.
+    anchored: bool,
     /// The evidence a `staged` requirement was met with, for the intent.
     promoted: Option<crate::audit::PromotionRecord>,
 }
@@ -1012,7 +1014,23 @@ pub struct Session {
 impl Session {
     /// Starts an attempt: the policy is evaluated now.
     pub fn begin(input: SessionInput<'_>) -> Session {
-        Session::begin_also(input, &[])
+        // A rollback answers to the rules of what it undoes as well as its
+        // own: `db.migrate`'s confirmation also guards `db.migrate.rollback`.
+        let undone = input
+            .operation
+            .rolls_back
+            .as_ref()
+            .and(
+                input
+                    .operation
+                    .kind
+                    .strip_suffix(crate::rollback::ROLLBACK_SUFFIX),
+            )
+            .map(str::to_owned);
+        match undone {
+            Some(kind) => Session::begin_also(input, &[&kind]),
+            None => Session::begin_also(input, &[]),
+        }
     }
 
     /// Starts an attempt at running a classified SQL script: the
@@ -1159,6 +1177,7 @@ impl Session {
                 (promotion, trail)
             }),
             promoted: None,
+            anchored: input.policy.is_anchored(),
         }
     }
 
@@ -1529,24 +1548,41 @@ impl Session {
         // Before anyone is asked: a run with no way back, or that nobody
         // staged, stops here.
         if self.decision.requires(Requirement::Rollback)
-            && self.operation.rollback.is_none()
+            && self.own_rollback().is_none()
             && !self.decision.requires(Requirement::Backup)
+            && !self.undoing()
         {
             self.refuse_without_rollback();
             return;
         }
-        if self.promotion.is_some() && self.promoted.is_none() {
+        if self.promotion.is_some() && self.promoted.is_none() && !self.undoing() {
             self.ask_promotion();
             return;
         }
         self.after_promotion();
     }
 
+    /// Whether this attempt undoes another (`prodguard rollback`): it
+    /// answers to the rules of both, but the undone operation was staged
+    /// and an undo cannot wait for staging, and the state it restores is
+    /// its own way back, so `staged` and `rollback` do not hold it up.
+    fn undoing(&self) -> bool {
+        self.operation.rolls_back.is_some()
+    }
+
+    /// The operation's own rollback command (a blank one is none).
+    fn own_rollback(&self) -> Option<&str> {
+        self.operation
+            .rollback
+            .as_deref()
+            .filter(|command| !command.trim().is_empty())
+    }
+
     /// The way back the intent records: the operation's own command, else
     /// (where the policy requires one) its backup, restored.
     fn rollback_plan(&self) -> Option<crate::audit::RollbackPlan> {
-        match (&self.operation.rollback, &self.backup) {
-            (Some(command), _) => Some(crate::audit::RollbackPlan::command(command.clone())),
+        match (self.own_rollback(), &self.backup) {
+            (Some(command), _) => Some(crate::audit::RollbackPlan::command(command)),
             (None, Some(_)) if self.decision.requires(Requirement::Rollback) => {
                 Some(crate::audit::RollbackPlan::restore_backup())
             }
@@ -1615,6 +1651,20 @@ impl Session {
                 ),
                 "set [promotion] staging_log = PATH (an audit log exported from staging), or \
                  run in fleet mode ([audit] sink)"
+                    .to_owned(),
+            ))
+        } else if self.anchored && trail.as_deref().is_some_and(policy::is_postgres_url) {
+            // Every fleet host writes the shared trail with its own
+            // credentials, and the chain has no key: the guarded account
+            // could append a staging success that verifies.
+            Some((
+                format!(
+                    "rule `{shown_rule}` requires `staged`, and its trail is a PostgreSQL trail, \
+                     which the account of every host of the fleet can append to, so it is no \
+                     evidence under a system policy"
+                ),
+                "export the staging trail to a file only root can write on this host and name \
+                 it in [promotion] staging_log of the system policy"
                     .to_owned(),
             ))
         } else {
@@ -1950,6 +2000,7 @@ impl Session {
         if rollback.is_none()
             && self.decision.requires(Requirement::Rollback)
             && !self.only_dry_run()
+            && !self.undoing()
         {
             self.refuse_without_rollback();
             return;

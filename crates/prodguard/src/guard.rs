@@ -896,7 +896,7 @@ fn promotion_trail(trail: &str, anchored: bool) -> Result<Vec<Attempt>, TrailUna
             ))
         })?;
         for file in rotated.iter().chain(std::iter::once(path)) {
-            crate::system::root_only(file, what).map_err(TrailUnavailable::new)?;
+            crate::system::trail_only_writable_by(file, 0, what).map_err(TrailUnavailable::new)?;
         }
     }
     match crate::trail::read_verified(&source, crate::audit::VerifyOptions::default()) {

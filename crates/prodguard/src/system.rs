@@ -103,6 +103,17 @@ fn check_secure(path: &Path) -> Result<(), GuardError> {
 /// or others (a sticky directory such as /tmp excepted) — so that `what`,
 /// which relies on it, is not secure; `Ok` when it is.
 pub(crate) fn root_only(path: &Path, what: &str) -> Result<(), String> {
+    only_writable_by(path, 0, true, what)
+}
+
+/// [`root_only`], where `uid` may own what root may, and a trail's own
+/// directory must not be sticky either: in /tmp anyone could add a
+/// rotated file beside it (`LOG.1`) after it was checked.
+pub(crate) fn trail_only_writable_by(path: &Path, uid: u32, what: &str) -> Result<(), String> {
+    only_writable_by(path, uid, false, what)
+}
+
+fn only_writable_by(path: &Path, uid: u32, sticky_parent: bool, what: &str) -> Result<(), String> {
     let absolute = std::path::absolute(path)
         .map_err(|e| format!("cannot resolve {} for {what}: {e}", path.display()))?;
     for (depth, entry) in absolute.ancestors().enumerate() {
@@ -118,14 +129,20 @@ pub(crate) fn root_only(path: &Path, what: &str) -> Result<(), String> {
                 "{shown} is a symbolic link, so {what} is not secure: a link can lead through a directory someone else can change; replace it with the real file or directory"
             ));
         }
-        if meta.uid() != 0 {
+        if meta.uid() != 0 && meta.uid() != uid {
+            let allowed = if uid == 0 {
+                "not root".to_owned()
+            } else {
+                format!("neither root nor uid {uid}")
+            };
             return Err(format!(
-                "{shown} is owned by uid {}, not root, so {what} is not secure; run `chown root {}`",
+                "{shown} is owned by uid {}, {allowed}, so {what} is not secure; run `chown root {}`",
                 meta.uid(),
                 entry.display()
             ));
         }
-        let sticky_dir = depth > 0 && meta.is_dir() && meta.mode() & 0o1000 != 0;
+        let sticky_dir =
+            depth > 0 && (depth > 1 || sticky_parent) && meta.is_dir() && meta.mode() & 0o1000 != 0;
         if meta.mode() & 0o022 != 0 && !sticky_dir {
             return Err(format!(
                 "{shown} is writable by {} (mode {:o}), so {what} is not secure; run `chmod go-w {}`",

@@ -37,6 +37,12 @@ pub(crate) fn run(
         }
         return Ok(envelope::ok(plan));
     }
+    // Checked, and copied aside, before anyone is asked: a backup the
+    // rollback's own rule takes must not overwrite the one it restores.
+    let staged = match rollback::stage(&run) {
+        Ok(staged) => staged,
+        Err(e) => return Ok(refused(&e)),
+    };
     // Said before anyone is asked: what is about to be undone, and how.
     tell!("prodguard: rolling back {}", run.describe());
     if let Some(command) = &run.plan.command {
@@ -46,14 +52,16 @@ pub(crate) fn run(
             .collect();
         return admit_and_run(&guard, run.operation, &argv, command_stdout(json)?);
     }
-    if let Err(e) = rollback::check_backup(&run) {
-        return Ok(refused(&e));
-    }
     let permit = match guard.begin(run.operation.clone()) {
         Ok(permit) => permit,
         Err(e) => return Ok(refusal(&guard, &run.operation, &e)),
     };
-    let restored = rollback::restore(&run);
+    let restored = match staged {
+        Some(staged) => staged.restore(),
+        None => Err(RollbackError::NoPlan(
+            "the plan restores a backup, and there is none to restore".into(),
+        )),
+    };
     permit.finish(restored.as_ref().map(|_| ()).map_err(ToString::to_string));
     Ok(match restored {
         Ok(()) => envelope::ok(plan),
@@ -62,7 +70,12 @@ pub(crate) fn run(
 }
 
 fn refused(e: &RollbackError) -> Envelope {
-    envelope::error(e.exit_code(), format!("rollback refused: {e}")).told()
+    let message = match e {
+        // It ran: what it changed before failing stays changed.
+        RollbackError::Restore(_) => format!("the rollback ran and failed: {e}"),
+        _ => format!("rollback refused: {e}"),
+    };
+    envelope::error(e.exit_code(), message).told()
 }
 
 /// The plan, for `--json`.

@@ -224,8 +224,17 @@ fn a_success_older_than_within_does_not_count() {
             .ends_with("the last success there is 20 days old (2026-01-02T00:01:00Z)"),
         "{later}"
     );
-    // A writer whose clock ran ahead: a success "in the future" counts.
-    assert!(find_evidence(&attempts, &query("fp", "staging", day(0.5))).is_ok());
+    // A writer whose clock ran ahead counts within the skew allowed, and
+    // not beyond it: it would count for longer than `within`.
+    let ran = day(1.0).plus_seconds(60);
+    assert!(find_evidence(&attempts, &query("fp", "staging", ran.plus_seconds(-60))).is_ok());
+    let ahead = find_evidence(&attempts, &query("fp", "staging", day(0.5))).unwrap_err();
+    assert!(
+        ahead
+            .to_string()
+            .ends_with("the last success there is dated 2026-01-02T00:01:00Z, 43260 s ahead of this clock; check the clocks"),
+        "{ahead}"
+    );
 }
 
 #[test]
@@ -631,7 +640,18 @@ mod staged {
         operation: Operation,
         trail: Result<&[Attempt], &str>,
     ) -> Result<PromotionRecord, (i32, String)> {
-        let policy = Policy::parse_toml(policy, "p.toml").unwrap();
+        run_under(
+            Policy::parse_toml(policy, "p.toml").unwrap(),
+            operation,
+            trail,
+        )
+    }
+
+    fn run_under(
+        policy: Policy,
+        operation: Operation,
+        trail: Result<&[Attempt], &str>,
+    ) -> Result<PromotionRecord, (i32, String)> {
         let facts = Facts {
             explicit: Some("production".into()),
             ..Facts::default()
@@ -652,6 +672,7 @@ mod staged {
         let mut intent = None;
         loop {
             match session.next_step() {
+                Step::AcquireLock { .. } => session.lock_acquired(Ok(None)).unwrap(),
                 Step::CheckAudit => session.audit_checked(Ok(())).unwrap(),
                 Step::CheckStamp { .. } => session.stamp_checked(Ok(None)).unwrap(),
                 Step::CheckPromotion { trail: name } => {
@@ -761,6 +782,23 @@ mod staged {
         let (code, why) = run(POLICY, migrate(Some("fp1")), Err("it does not verify")).unwrap_err();
         assert_eq!(code, 123);
         assert!(why.contains("it does not verify"), "{why}");
+    }
+
+    #[test]
+    fn under_a_system_policy_the_fleets_shared_trail_is_no_evidence() {
+        let fleet = POLICY.replace("staging_log = \"/srv/staging/audit.jsonl\"\n", "")
+            + "[audit]\nsink = \"postgresql://db/fleet\"\n";
+        let mut st = Trail::new("st");
+        st.run("s1", &staging("fp1"), "ok", day(10.0));
+        let system = Policy::parse_toml(&fleet, "/etc/prodguard/policy.toml").unwrap();
+        let anchored = crate::trust::combine(Some(system), None).unwrap();
+        let (code, why) =
+            run_under(anchored, migrate(Some("fp1")), Ok(&st.attempts())).unwrap_err();
+        assert_eq!(code, 125);
+        assert!(
+            why.contains("every host of the fleet can append to"),
+            "{why}"
+        );
     }
 
     #[test]
