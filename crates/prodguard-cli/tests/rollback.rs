@@ -62,29 +62,39 @@ fn intents(sandbox: &Sandbox) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The newest intent's attempt id.
+fn last_attempt(sandbox: &Sandbox) -> String {
+    intents(sandbox).pop().unwrap()["attempt_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// `DELETE FROM orders` on `db` in production, guarded; its intent.
+fn delete_all(sandbox: &Sandbox, policy: &str, db: &str) -> serde_json::Value {
+    let delete = [
+        "exec",
+        "--op",
+        "db.delete.all",
+        "--target",
+        db,
+        "--",
+        "sqlite3",
+        db,
+        "DELETE FROM orders",
+    ];
+    let out = prod(sandbox, policy, &delete);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(items(db).is_empty());
+    intents(sandbox).pop().unwrap()
+}
+
 #[test]
 fn rolling_back_restores_the_backup_and_the_database_has_its_earlier_content() {
     let sandbox = Sandbox::new("rollback-restore");
     let policy = sandbox.write("prodguard.toml", POLICY.as_bytes());
     let db = shop(&sandbox);
-    let out = prod(
-        &sandbox,
-        &policy,
-        &[
-            "exec",
-            "--op",
-            "db.delete.all",
-            "--target",
-            &db,
-            "--",
-            "sqlite3",
-            &db,
-            "DELETE FROM orders",
-        ],
-    );
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert!(items(&db).is_empty());
-    let intent = intents(&sandbox).pop().unwrap();
+    let intent = delete_all(&sandbox, &policy, &db);
     assert_eq!(intent["rollback"]["restore_backup"], true, "{intent}");
     let attempt = intent["attempt_id"].as_str().unwrap().to_owned();
 
@@ -128,23 +138,7 @@ fn a_backup_changed_after_the_fact_is_not_restored() {
     let sandbox = Sandbox::new("rollback-changed");
     let policy = sandbox.write("prodguard.toml", POLICY.as_bytes());
     let db = shop(&sandbox);
-    let out = prod(
-        &sandbox,
-        &policy,
-        &[
-            "exec",
-            "--op",
-            "db.delete.all",
-            "--target",
-            &db,
-            "--",
-            "sqlite3",
-            &db,
-            "DELETE FROM orders",
-        ],
-    );
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let intent = intents(&sandbox).pop().unwrap();
+    let intent = delete_all(&sandbox, &policy, &db);
     let backup = intent["backup"]["location"].as_str().unwrap().to_owned();
     let attempt = intent["attempt_id"].as_str().unwrap().to_owned();
     // Someone slips a row into the backup.
@@ -245,10 +239,7 @@ fn a_rollback_is_guarded_by_the_rules_of_what_it_undoes() {
         ],
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let attempt = intents(&sandbox).pop().unwrap()["attempt_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let attempt = last_attempt(&sandbox);
     // A rule naming only `db.migrate` also guards `db.migrate.rollback`:
     // without a terminal to confirm on, it is not run.
     let confirm = sandbox.write(
@@ -282,10 +273,7 @@ fn a_plan_from_a_trail_another_account_can_write_does_not_run_and_a_relative_tar
         ],
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let attempt = intents(&sandbox).pop().unwrap()["attempt_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let attempt = last_attempt(&sandbox);
     if nix::unistd::geteuid().is_root() {
         // Written by another account (the application's): its plans would
         // run with this one's privileges.
@@ -329,10 +317,7 @@ fn a_plan_from_a_trail_another_account_can_write_does_not_run_and_a_relative_tar
         ],
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let relative = intents(&sandbox).pop().unwrap()["attempt_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let relative = last_attempt(&sandbox);
     let out = prod(&sandbox, &policy, &["rollback", &relative]);
     assert_eq!(code(&out), 125, "{}", stderr(&out));
     assert!(
@@ -376,10 +361,7 @@ fn an_attempt_the_trail_does_not_hold_or_a_trail_that_does_not_verify_is_refused
         ],
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let attempt = intents(&sandbox).pop().unwrap()["attempt_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let attempt = last_attempt(&sandbox);
     let log = std::fs::read_to_string(sandbox.audit_log()).unwrap();
     std::fs::write(
         sandbox.audit_log(),
