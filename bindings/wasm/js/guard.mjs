@@ -180,7 +180,7 @@ function checkSecure(path, dir) {
  * others (a sticky directory such as /tmp excepted) — so that `what`, which
  * relies on it, is not secure; null when it is (prodguard::system::root_only).
  */
-function rootOnly(path, what) {
+function rootOnly(path, what, stickyParent = true) {
   const absolute = resolve(path);
   const entries = [];
   for (let entry = absolute; ; entry = resolve(entry, '..')) {
@@ -201,7 +201,9 @@ function rootOnly(path, what) {
     if (meta.uid !== 0) {
       return `${shown} is owned by uid ${meta.uid}, not root, so ${what} is not secure; run \`chown root ${entry}\``;
     }
-    const stickyDir = depth > 0 && meta.isDirectory() && (meta.mode & 0o1000) !== 0;
+    // A trail's own directory may not be sticky: in /tmp anyone could add
+    // a rotated file (LOG.1) beside it after it was checked.
+    const stickyDir = depth > 0 && (depth > 1 || stickyParent) && meta.isDirectory() && (meta.mode & 0o1000) !== 0;
     if ((meta.mode & 0o022) !== 0 && !stickyDir) {
       const who = (meta.mode & 0o002) !== 0 ? 'others' : 'its group';
       return `${shown} is writable by ${who} (mode ${(meta.mode & 0o7777).toString(8)}), so ${what} is not secure; run \`chmod go-w ${entry}\``;
@@ -370,7 +372,7 @@ class Guard {
   #promotionEvidence(operation) {
     const answer = this.#pg.evaluate({ ...this.#request, facts: this.#facts, operation });
     if (!answer.decision.requirements.some((r) => r.kind === 'staged')) return {};
-    const trail = answer.promotion.staging_log ?? answer.audit.sink;
+    const trail = answer.promotion_trail ?? null;
     if (trail === null) return {};
     if (/^postgres(ql)?:\/\//i.test(trail)) {
       return { promotion_error: 'this Node host cannot read a PostgreSQL trail; run it with the prodguard CLI, or export the staging trail to a file (staging_log)' };
@@ -380,7 +382,7 @@ class Guard {
     const anchored = this.#request.system_policy !== undefined && this.#request.system_policy !== null;
     const what = 'the staging trail of [promotion] staging_log (whoever can write it can forge a staging success)';
     try {
-      return { promotion_trail: readTrail(trail, anchored ? (file) => rootOnly(file, what) : () => null) };
+      return { promotion_trail: readTrail(trail, anchored ? (file) => rootOnly(file, what, false) : () => null) };
     } catch (error) {
       return { promotion_error: error.message };
     }

@@ -307,7 +307,7 @@ export interface Evidence {
   dry_run_rows?: number[] | null;
   /**
    * Where a rule requires `staged` (ABI 2.4): the text of the trail the
-   * answer's `promotion` names (`staging_log`, else `audit.sink`), from its
+   * answer's `promotion_trail` names, from its
    * first record (a rotated set's files oldest first). The module verifies
    * its chain before it believes a record of it; one that does not verify
    * refuses (123).
@@ -472,8 +472,10 @@ export interface Evaluation {
   actor_kind: ActorKind;
   /** The policy's `[audit]` settings, layered (ABI 2.3): a host honours them or refuses. */
   audit: AuditSettings;
-  /** The policy's `[promotion]` settings, layered (ABI 2.4): the trail a `staged` requirement reads. */
+  /** The policy's `[promotion]` settings, layered (ABI 2.4). */
   promotion: PromotionSettings;
+  /** The trail a `staged` requirement reads (ABI 2.4): `promotion.staging_log`, else `audit.sink`; absent when neither. */
+  promotion_trail?: string;
 }
 
 /** A policy's `[promotion]` settings, as `evaluate` answers them (ABI 2.4). */

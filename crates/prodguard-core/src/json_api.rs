@@ -165,9 +165,9 @@ pub struct Evidence {
     /// confirmation. Without them every rule asking for one applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dry_run_rows: Option<Vec<u64>>,
-    /// Where a rule requires `staged`: the text of the trail `[promotion]
-    /// staging_log` (or `[audit] sink`) names, from its first record (a
-    /// rotated set's files in order). The core verifies its chain before
+    /// Where a rule requires `staged`: the text of the trail the answer's
+    /// `promotion_trail` names, from its first record (a rotated set's
+    /// files in order). The core verifies its chain before
     /// it believes a record of it, then looks for the success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promotion_trail: Option<String>,
@@ -213,10 +213,13 @@ pub struct Evaluation {
     /// goes and what it asks of a writer (seals, rotation, a sink), so a
     /// host honours them or refuses, and never guesses from the text.
     pub audit: AuditConfig,
-    /// The policy's `[promotion]` settings, layered (2.4): which trail a
-    /// `staged` requirement reads (`staging_log`, else `[audit] sink`), so a
-    /// host knows what to hand over as `evidence.promotion_trail`.
+    /// The policy's `[promotion]` settings, layered (2.4).
     pub promotion: PromotionConfig,
+    /// The trail a `staged` requirement reads (2.4): `promotion.staging_log`,
+    /// else `audit.sink` ([`PromotionConfig::trail`]); what a host hands
+    /// over as `evidence.promotion_trail`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion_trail: Option<String>,
 }
 
 /// A classified script, in an [`Evaluation`]: what [`crate::sql::classify`]
@@ -551,6 +554,7 @@ fn evaluate(request: &str, api: &mut JsonApi) -> Result<Evaluation, Response> {
         actor_kind: crate::detect::actor_kind(&request.facts.env, request.terminal),
         audit: policy.audit().clone(),
         promotion: policy.promotion().clone(),
+        promotion_trail: policy.promotion().trail(policy.audit()).map(str::to_owned),
     })
 }
 

@@ -560,6 +560,7 @@ fn evaluation() -> Evaluation {
         actor_kind: ActorKind::Agent,
         audit: audit_config(),
         promotion: promotion_config(),
+        promotion_trail: Some("/var/log/staging/audit.jsonl".into()),
     }
 }
 
