@@ -1407,6 +1407,9 @@ mod tests {
             }))["session"]
                 .clone()
         };
+        // The answer names the trail to hand over: the core's rule, not the host's.
+        let asked = evaluate(json!({"policy": policy, "operation": {"kind": "db.migrate"}}));
+        assert_eq!(asked["promotion_trail"], "/srv/staging.jsonl", "{asked}");
         let ok = session(Some("fp1"), json!({"promotion_trail": staging_trail("ok")}));
         assert_eq!(ok["step"], "proceed", "{ok}");
         let run = &ok["record"]["promotion"]["runs"][0];
