@@ -197,7 +197,7 @@ pub struct Decision {
     /// Allow, deny or require.
     pub result: Verdict,
     /// The deciding rule: the deny rule, or the rule behind the first
-    /// requirement in the order confirm, backup, audit, staged.
+    /// requirement in the order confirm, backup, audit, staged, rollback.
     pub rule: Option<String>,
     /// What must be satisfied.
     pub requirements: Vec<RequirementView>,
@@ -1568,6 +1568,10 @@ impl Session {
     /// its own way back, so `staged` and `rollback` do not hold it up.
     fn undoing(&self) -> bool {
         self.operation.rolls_back.is_some()
+            && self
+                .operation
+                .kind
+                .ends_with(crate::rollback::ROLLBACK_SUFFIX)
     }
 
     /// The operation's own rollback command (a blank one is none).

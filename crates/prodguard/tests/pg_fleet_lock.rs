@@ -260,7 +260,10 @@ fn a_held_lease_is_renewed_and_a_lost_one_is_told() {
     // Its lease runs out (ana was paused, or cut off from the server) and
     // bob takes it, with the next fence: ana is told it is gone.
     connect(&url)
-        .execute("UPDATE prodguard_lease SET until = now()", &[])
+        .execute(
+            "UPDATE prodguard_lease SET until = now() - interval '1 second'",
+            &[],
+        )
         .unwrap();
     let bobs = bob.acquire("db.migrate", "orders", None).unwrap();
     assert_eq!(bobs.fence(), held.fence() + 1);

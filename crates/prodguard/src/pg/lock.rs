@@ -417,8 +417,11 @@ impl Lease {
         let renewed = self.with_client("renew the fleet lock", |client| {
             client
                 .query_typed_opt(
-                    "UPDATE prodguard_lease SET until = now() + make_interval(secs => $3) \
-                     WHERE key = $1 AND fence = $2 AND until > now() RETURNING 1",
+                    // The clock, not the transaction's start: a renewal that
+                    // waited on the row must not revive a lease that ran out
+                    // while it waited.
+                    "UPDATE prodguard_lease SET until = clock_timestamp() + make_interval(secs => $3) \
+                     WHERE key = $1 AND fence = $2 AND until > clock_timestamp() RETURNING 1",
                     &[
                         (&self.key, Type::INT8),
                         (&self.fence_db(), Type::INT8),
