@@ -155,10 +155,17 @@ fn a_backup_changed_after_the_fact_is_not_restored() {
         stderr(&out)
     );
     assert!(items(&db).is_empty(), "nothing was restored");
-    assert_eq!(
-        sandbox.records().len(),
-        before,
-        "nobody was asked, nothing ran"
+    // Nobody was asked and nothing ran, and the trail keeps the refusal.
+    let records = sandbox.records();
+    assert_eq!(records.len(), before + 1);
+    let note = records.last().unwrap();
+    assert_eq!(note["kind"], "note", "{note}");
+    let said = note["message"].as_str().unwrap();
+    assert!(
+        said.contains(&format!(
+            "the rollback of attempt {attempt} was refused (122)"
+        )) && said.contains("changed after the intent recorded it"),
+        "{said}"
     );
 }
 

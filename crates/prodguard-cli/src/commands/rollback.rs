@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use prodguard::rollback::{self, RollbackError, RollbackRun};
 use prodguard::{Guard, GuardError};
+use prodguard_core::audit::AuditEvent;
+use prodguard_core::text::escape;
 use serde_json::json;
 
 use super::exec::{admit_and_run, command_stdout, refusal};
@@ -41,7 +43,12 @@ pub(crate) fn run(
     // rollback's own rule takes must not overwrite the one it restores.
     let staged = match rollback::stage(&run) {
         Ok(staged) => staged,
-        Err(e) => return Ok(refused(&e)),
+        Err(e) => {
+            if matches!(e, RollbackError::BackupChanged(_)) {
+                record_refusal(&guard, attempt_id, &e);
+            }
+            return Ok(refused(&e));
+        }
     };
     // Said before anyone is asked: what is about to be undone, and how.
     tell!("prodguard: rolling back {}", run.describe());
@@ -67,6 +74,20 @@ pub(crate) fn run(
         Ok(()) => envelope::ok(plan),
         Err(e) => refused(&e),
     })
+}
+
+/// A backup changed after the fact is tampering the trail should keep,
+/// though nobody was asked and nothing ran: a note says so.
+fn record_refusal(guard: &Guard, attempt_id: &str, e: &RollbackError) {
+    let mut note = AuditEvent::note(format!(
+        "the rollback of attempt {} was refused ({}): {e}",
+        escape(attempt_id),
+        e.exit_code()
+    ));
+    note.actor = Some(guard.actor().clone());
+    if let Err(failed) = guard.audit_sink().append(&note) {
+        tell!("prodguard: the refusal could not be recorded: {failed}");
+    }
 }
 
 fn refused(e: &RollbackError) -> Envelope {
