@@ -176,13 +176,7 @@ pub fn durable_append_vs_fdatasync(budget: &Budget) -> Result<Measurement, Bench
             raw_each.push(start.elapsed());
             Ok(())
         };
-        if i % 2 == 0 {
-            run_ours()?;
-            run_raw()?;
-        } else {
-            run_raw()?;
-            run_ours()?;
-        }
+        crate::timing::alternately(i, &mut run_ours, &mut run_raw)?;
     }
     let ours_time: Duration = ours_each.iter().sum();
     let raw_time: Duration = raw_each.iter().sum();
@@ -425,13 +419,7 @@ pub fn verify_vs_sha256(budget: &Budget) -> Result<Measurement, BenchError> {
             base_time += start.elapsed();
             Ok(())
         };
-        if round % 2 == 0 {
-            run_ours()?;
-            run_base()?;
-        } else {
-            run_base()?;
-            run_ours()?;
-        }
+        crate::timing::alternately(round, &mut run_ours, &mut run_base)?;
     }
     let mb = bytes * rounds as f64 / 1e6;
     let ours = mb / ours_time.as_secs_f64();

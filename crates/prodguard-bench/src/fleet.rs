@@ -700,13 +700,7 @@ pub fn pg_append_vs_raw_insert(budget: &Budget) -> Result<Measurement, BenchErro
             raw_each.push(start.elapsed());
             Ok(())
         };
-        if i % 2 == 0 {
-            run_ours()?;
-            run_raw()?;
-        } else {
-            run_raw()?;
-            run_ours()?;
-        }
+        crate::timing::alternately(i, &mut run_ours, &mut run_raw)?;
     }
     appended += n as u64;
     check_trail(db.server(), appended)?;
@@ -1231,13 +1225,7 @@ pub fn pg_verify_vs_raw_read(budget: &Budget) -> Result<Measurement, BenchError>
             }
             Ok(())
         };
-        if round % 2 == 0 {
-            run_ours()?;
-            run_base()?;
-        } else {
-            run_base()?;
-            run_ours()?;
-        }
+        crate::timing::alternately(round, &mut run_ours, &mut run_base)?;
         let start = Instant::now();
         read_as_verify_does(db.server())?;
         read_time += start.elapsed();

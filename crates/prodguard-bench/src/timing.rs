@@ -83,3 +83,20 @@ pub fn measure_ns(budget: &Budget, mut f: impl FnMut()) -> f64 {
 pub fn keep<T>(value: T) {
     drop(black_box(value));
 }
+
+/// Runs `ours` and `base` once each, the first round ours first, the next
+/// the baseline first, and so on: neither always runs on the cache the
+/// other warmed.
+pub(crate) fn alternately<E>(
+    round: usize,
+    ours: &mut impl FnMut() -> Result<(), E>,
+    base: &mut impl FnMut() -> Result<(), E>,
+) -> Result<(), E> {
+    if round.is_multiple_of(2) {
+        ours()?;
+        base()
+    } else {
+        base()?;
+        ours()
+    }
+}

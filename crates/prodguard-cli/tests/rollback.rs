@@ -70,6 +70,25 @@ fn last_attempt(sandbox: &Sandbox) -> String {
         .to_owned()
 }
 
+/// A migration of `db` in production that does nothing, with the way back
+/// `true`; its attempt id.
+fn migrated(sandbox: &Sandbox, policy: &str, db: &str) -> String {
+    let migrate = [
+        "exec",
+        "--op",
+        "db.migrate",
+        "--target",
+        db,
+        "--rollback",
+        "true",
+        "--",
+        "true",
+    ];
+    let out = prod(sandbox, policy, &migrate);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    last_attempt(sandbox)
+}
+
 /// `DELETE FROM orders` on `db` in production, guarded; its intent.
 fn delete_all(sandbox: &Sandbox, policy: &str, db: &str) -> serde_json::Value {
     let delete = [
@@ -264,23 +283,7 @@ fn a_plan_from_a_trail_another_account_can_write_does_not_run_and_a_relative_tar
     let sandbox = Sandbox::new("rollback-foreign");
     let policy = sandbox.write("prodguard.toml", POLICY.as_bytes());
     let db = shop(&sandbox);
-    let out = prod(
-        &sandbox,
-        &policy,
-        &[
-            "exec",
-            "--op",
-            "db.migrate",
-            "--target",
-            &db,
-            "--rollback",
-            "true",
-            "--",
-            "true",
-        ],
-    );
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let attempt = last_attempt(&sandbox);
+    let attempt = migrated(&sandbox, &policy, &db);
     if nix::unistd::geteuid().is_root() {
         // Written by another account (the application's): its plans would
         // run with this one's privileges.
@@ -352,23 +355,7 @@ fn an_attempt_the_trail_does_not_hold_or_a_trail_that_does_not_verify_is_refused
     );
     // A plan edited into the log does not verify.
     let db = shop(&sandbox);
-    let out = prod(
-        &sandbox,
-        &policy,
-        &[
-            "exec",
-            "--op",
-            "db.migrate",
-            "--target",
-            &db,
-            "--rollback",
-            "true",
-            "--",
-            "true",
-        ],
-    );
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let attempt = last_attempt(&sandbox);
+    let attempt = migrated(&sandbox, &policy, &db);
     let log = std::fs::read_to_string(sandbox.audit_log()).unwrap();
     std::fs::write(
         sandbox.audit_log(),

@@ -164,10 +164,10 @@ pub fn backup_unchanged(recorded: &BackupEvidence, sha256: &str, bytes: u64) -> 
 /// The `rollback` requirement through a session, and [`plan`] on a trail.
 #[cfg(test)]
 mod tests {
-    use crate::audit::{Actor, BackupEvidence, RollbackPlan};
-    use crate::policy::{ActorKind, Policy};
-    use crate::session::{Operation, Session, SessionInput, Step};
-    use crate::{Facts, Timestamp, classify};
+    use crate::Timestamp;
+    use crate::audit::{BackupEvidence, RollbackPlan};
+    use crate::policy::Policy;
+    use crate::session::{Operation, Step, in_production};
 
     const BOTH: &str = "[approval]\nbreak_glass_users = [\"ana\"]\n\
         [[rule]]\nname = \"way back\"\noperations = [\"db.*\"]\ntiers = [\"production\"]\n\
@@ -189,23 +189,8 @@ mod tests {
         operation: Operation,
     ) -> Result<crate::audit::AuditEvent, (i32, String)> {
         let policy = Policy::parse_toml(policy, "p.toml").unwrap();
-        let facts = Facts {
-            explicit: Some("production".into()),
-            ..Facts::default()
-        };
-        let detection = classify(&facts, policy.environment());
-        let mut session = Session::begin(SessionInput {
-            policy: &policy,
-            detection: &detection,
-            operation,
-            actor: Actor {
-                user: "ana".into(),
-                kind: ActorKind::Human,
-                account: Some("ana".into()),
-            },
-            attempt_id: "r1".into(),
-            now: Timestamp::from_unix_micros(1_000_000_000_000_000),
-        });
+        let now = Timestamp::from_unix_micros(1_000_000_000_000_000);
+        let mut session = in_production(&policy, operation, now);
         loop {
             match session.next_step() {
                 Step::CheckAudit => session.audit_checked(Ok(())).unwrap(),

@@ -2400,6 +2400,29 @@ impl Session {
     }
 }
 
+/// A session of `operation` on a production host (declared), for `ana`, a
+/// person with the OS account `ana`: how the core's tests start one.
+#[cfg(test)]
+pub(crate) fn in_production(policy: &Policy, operation: Operation, now: Timestamp) -> Session {
+    let facts = crate::Facts {
+        explicit: Some("production".into()),
+        ..crate::Facts::default()
+    };
+    let detection = crate::classify(&facts, policy.environment());
+    Session::begin(SessionInput {
+        policy,
+        detection: &detection,
+        operation,
+        actor: Actor {
+            user: "ana".into(),
+            kind: ActorKind::Human,
+            account: Some("ana".into()),
+        },
+        attempt_id: "a-test".into(),
+        now,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -624,10 +624,9 @@ fn a_report_serialises_for_json() {
 /// verified trail's attempts, and the core judges them.
 mod staged {
     use super::*;
-    use crate::audit::{Actor, PromotionRecord};
-    use crate::policy::{ActorKind, Policy};
-    use crate::session::{Operation, Session, SessionInput, Step, TrailUnavailable};
-    use crate::{Facts, classify};
+    use crate::audit::PromotionRecord;
+    use crate::policy::Policy;
+    use crate::session::{Operation, Step, TrailUnavailable, in_production};
 
     const POLICY: &str = "[promotion]\nfrom = \"staging\"\nstaging_log = \"/srv/staging/audit.jsonl\"\n\
         [[rule]]\nname = \"staged first\"\noperations = [\"db.migrate\"]\ntiers = [\"production\"]\n\
@@ -652,23 +651,7 @@ mod staged {
         operation: Operation,
         trail: Result<&[Attempt], &str>,
     ) -> Result<PromotionRecord, (i32, String)> {
-        let facts = Facts {
-            explicit: Some("production".into()),
-            ..Facts::default()
-        };
-        let detection = classify(&facts, policy.environment());
-        let mut session = Session::begin(SessionInput {
-            policy: &policy,
-            detection: &detection,
-            operation,
-            actor: Actor {
-                user: "ana".into(),
-                kind: ActorKind::Human,
-                account: None,
-            },
-            attempt_id: "p1".into(),
-            now: day(20.0),
-        });
+        let mut session = in_production(&policy, operation, day(20.0));
         let mut intent = None;
         loop {
             match session.next_step() {
