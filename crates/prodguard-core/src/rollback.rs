@@ -349,6 +349,11 @@ mod tests {
         let event = intent(strict, undo).unwrap();
         assert_eq!(event.rolls_back.as_deref(), Some("a1"));
         assert!(event.promotion.is_none() && event.rollback.is_none());
+        // Claiming to roll back under another name exempts nothing.
+        let mut posing = Operation::new("db.migrate").with_target("shop.db");
+        posing.rolls_back = Some("a1".into());
+        let (code, why) = intent(strict, posing).unwrap_err();
+        assert_eq!(code, 125, "{why}");
     }
 
     #[test]
